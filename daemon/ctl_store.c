@@ -1,0 +1,388 @@
+/*
+ * ctl_store: `rasctl migrate`, `rasctl ingest` and `rasctl show`.
+ *
+ * ingest reads the named files (or "-" for standard input), keeps each one
+ * verbatim in the inbox, then normalises them, in batches of INGEST_BATCH
+ * files: one transaction stores the raw payloads, the next stores what
+ * they contain.  One line per file goes to standard output:
+ *
+ *   FILE: stored fhir-bundle (payload #12): referral 000000070000 v1 #7 created
+ *   FILE: rejected (payload #13): malformed JSON at line 3 column 1: …
+ *
+ * Exit status: 0 when every file was stored (or already was), 65 when any
+ * was rejected, 66 when a file could not be read, 69 when the database is
+ * unavailable.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "ras/buf.h"
+#include "ras/crypto.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/json.h"
+#include "ras/limits.h"
+#include "ras/migrate.h"
+#include "ras/store.h"
+
+#define INGEST_BATCH 500
+
+int
+ras_ctl_migrate(struct ras_ctl *ctl, int argc, char **argv)
+{
+	struct ras_db *db;
+	int from = 0, to = 0, rc, err;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: rasctl migrate\n");
+		return CTL_USAGE;
+	}
+	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+		return rc;
+	if ((err = ras_migrate_apply(db, &from, &to)) < 0) {
+		ras_ctl_fail(ctl, "cannot migrate");
+		return err == RAS_ECONFLICT ? CTL_CONFIG : ras_ctl_exit_for(err);
+	}
+	if (from == to)
+		printf("schema is up to date (version %d)\n", to);
+	else
+		printf("schema migrated from version %d to %d\n", from, to);
+	return CTL_OK;
+}
+
+struct file_in {
+	const char *name;
+	struct ras_buf data;
+	uint64_t size;
+	char sha[RAS_SHA256_HEX_LEN];
+	int read_err;              /* 0, or an exit code */
+	char read_msg[256];
+};
+
+/* Read a file keeping at most RAS_PAYLOAD_KEEP_MAX bytes but hashing and
+ * counting all of it, so an oversized payload is still kept and known. */
+static void
+read_input(struct file_in *f)
+{
+	struct ras_sha256 *h = ras_crypto_sha256_new();
+	char chunk[65536];
+	int fd;
+	ssize_t n;
+
+	ras_buf_init(&f->data, RAS_PAYLOAD_KEEP_MAX);
+	f->size = 0;
+	if (h == NULL) {
+		f->read_err = CTL_SOFTWARE;
+		snprintf(f->read_msg, sizeof(f->read_msg), "out of memory");
+		return;
+	}
+	if (strcmp(f->name, "-") == 0) {
+		fd = STDIN_FILENO;
+	} else {
+		struct stat st;
+
+		fd = open(f->name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			f->read_err = CTL_NOINPUT;
+			snprintf(f->read_msg, sizeof(f->read_msg), "cannot open: %s", strerror(errno));
+			ras_crypto_sha256_final(h, f->sha);
+			return;
+		}
+		if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+			f->read_err = CTL_NOINPUT;
+			snprintf(f->read_msg, sizeof(f->read_msg), "not a regular file");
+			close(fd);
+			ras_crypto_sha256_final(h, f->sha);
+			return;
+		}
+	}
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			f->read_err = CTL_IOERR;
+			snprintf(f->read_msg, sizeof(f->read_msg), "cannot read: %s", strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		ras_crypto_sha256_update(h, chunk, (size_t)n);
+		f->size += (uint64_t)n;
+		if (f->data.len < RAS_PAYLOAD_KEEP_MAX) {
+			size_t room = RAS_PAYLOAD_KEEP_MAX - f->data.len;
+			size_t take = (size_t)n < room ? (size_t)n : room;
+
+			if (ras_buf_append(&f->data, chunk, take) < 0) {
+				f->read_err = CTL_SOFTWARE;
+				snprintf(f->read_msg, sizeof(f->read_msg), "out of memory");
+				break;
+			}
+		}
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	ras_crypto_sha256_final(h, f->sha);
+}
+
+static int
+ingest_batch(struct ras_ctl *ctl, struct ras_db *db, struct file_in *files, size_t n,
+    const char *service, const char *ubrn, int *worst)
+{
+	struct ras_inbox_item *items = calloc(n, sizeof(*items));
+	struct ras_inbox_put_result *put = calloc(n, sizeof(*put));
+	size_t *map = calloc(n, sizeof(*map));
+	int64_t *fresh = calloc(n, sizeof(*fresh));
+	size_t nitems = 0, nfresh = 0;
+	struct ras_normalise_report *reports = NULL;
+	size_t nreports = 0;
+	int err = 0;
+
+	if (!items || !put || !map || !fresh) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct file_in *f = &files[i];
+		const char *base;
+
+		if (f->read_err) {
+			printf("%s: error: %s\n", f->name, f->read_msg);
+			if (*worst == 0 || f->read_err > *worst)
+				*worst = f->read_err;
+			continue;
+		}
+		base = strrchr(f->name, '/');
+		items[nitems] = (struct ras_inbox_item){
+			.data = f->data.data ? f->data.data : "",
+			.len = f->data.len,
+			.full_size = f->size,
+			.sha256 = f->sha,
+			.source = strcmp(f->name, "-") == 0 ? "stdin" : "file",
+			.source_ref = base ? base + 1 : f->name,
+			.content_type = NULL,
+			.service_hint = service,
+			.ubrn_hint = ubrn,
+		};
+		map[nitems++] = i;
+	}
+	if (nitems == 0)
+		goto done;
+	if ((err = ras_store_inbox_put(db, items, nitems, put)) < 0)
+		goto done;
+	for (size_t k = 0; k < nitems; k++)
+		if (!put[k].duplicate)
+			fresh[nfresh++] = put[k].id;
+	if (nfresh && (err = ras_store_normalise(db, fresh, nfresh, nfresh, &reports, &nreports)) < 0)
+		goto done;
+	for (size_t k = 0; k < nitems; k++) {
+		const char *name = files[map[k]].name;
+		const struct ras_normalise_report *rep = NULL;
+
+		if (put[k].duplicate) {
+			char state[32], error[512];
+
+			if (ras_store_inbox_state(db, put[k].id, state, sizeof(state), error, sizeof(error)) < 0) {
+				err = RAS_EIO;
+				goto done;
+			}
+			if (strcmp(state, "rejected") == 0) {
+				printf("%s: rejected (payload #%lld, received before): %s\n", name,
+				    (long long)put[k].id, error);
+				*worst = *worst ? *worst : CTL_DATAERR;
+			} else {
+				printf("%s: duplicate: identical to payload #%lld (%s)\n", name,
+				    (long long)put[k].id, state);
+			}
+			continue;
+		}
+		for (size_t r = 0; r < nreports; r++)
+			if (reports[r].payload_id == put[k].id)
+				rep = &reports[r];
+		if (rep == NULL) {
+			printf("%s: received (payload #%lld): left for the daemon to process\n", name,
+			    (long long)put[k].id);
+			continue;
+		}
+		if (strcmp(rep->state, "rejected") == 0) {
+			printf("%s: rejected (payload #%lld kept): %s\n", name, (long long)rep->payload_id,
+			    rep->message);
+			*worst = *worst ? *worst : CTL_DATAERR;
+		} else {
+			printf("%s: %s %s (payload #%lld): %s\n", name, rep->state, rep->kind,
+			    (long long)rep->payload_id, rep->message);
+			if (strcmp(rep->state, "partial") == 0)
+				*worst = *worst ? *worst : CTL_DATAERR;
+		}
+	}
+done:
+	if (err < 0)
+		ras_ctl_fail(ctl, "cannot ingest");
+	free(reports);
+	free(items);
+	free(put);
+	free(map);
+	free(fresh);
+	return err;
+}
+
+int
+ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "service", required_argument, NULL, 's' },
+		{ "ubrn", required_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *service = NULL, *ubrn = NULL;
+	struct file_in *files = NULL;
+	struct ras_db *db;
+	int c, rc, worst = 0;
+
+	while ((c = getopt_long(argc, argv, "+s:u:", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': service = optarg; break;
+		case 'u': ubrn = optarg; break;
+		default:
+			fprintf(stderr, "usage: rasctl ingest [--service ID] [--ubrn UBRN] FILE...\n");
+			return CTL_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "usage: rasctl ingest [--service ID] [--ubrn UBRN] FILE...\n");
+		return CTL_USAGE;
+	}
+	if (argc - optind > RAS_INGEST_FILES_MAX) {
+		fprintf(stderr, "rasctl: at most %d files per call\n", RAS_INGEST_FILES_MAX);
+		return CTL_USAGE;
+	}
+	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+		return rc;
+	files = calloc(INGEST_BATCH, sizeof(*files));
+	if (files == NULL)
+		return CTL_SOFTWARE;
+	for (int i = optind; i < argc; i += INGEST_BATCH) {
+		size_t n = (size_t)(argc - i) < INGEST_BATCH ? (size_t)(argc - i) : INGEST_BATCH;
+		int err;
+
+		for (size_t k = 0; k < n; k++) {
+			memset(&files[k], 0, sizeof(files[k]));
+			files[k].name = argv[i + (int)k];
+			read_input(&files[k]);
+		}
+		err = ingest_batch(ctl, db, files, n, service, ubrn, &worst);
+		for (size_t k = 0; k < n; k++)
+			ras_buf_free(&files[k].data);
+		fflush(stdout);
+		if (err < 0) {
+			free(files);
+			return err == RAS_EIO ? CTL_UNAVAILABLE : CTL_SOFTWARE;
+		}
+	}
+	free(files);
+	return worst;
+}
+
+int
+ras_ctl_show(struct ras_ctl *ctl, int argc, char **argv)
+{
+	struct ras_buf out = RAS_BUF_INIT(0);
+	struct ras_db *db;
+	json_t *j = NULL;
+	int rc, err;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: rasctl show UBRN|ID\n");
+		return CTL_USAGE;
+	}
+	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+		return rc;
+	if ((err = ras_store_show(db, argv[1], &j)) < 0) {
+		ras_ctl_fail(ctl, "cannot show referral");
+		return err == RAS_ENOTFOUND ? CTL_DATAERR : ras_ctl_exit_for(err);
+	}
+	if ((err = ras_json_dump(j, RAS_JSON_PRETTY | RAS_JSON_SORTED, &out)) < 0) {
+		json_decref(j);
+		return CTL_SOFTWARE;
+	}
+	json_decref(j);
+	printf("%s\n", out.data);
+	ras_buf_free(&out);
+	return CTL_OK;
+}
+
+int
+ras_ctl_list(struct ras_ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *state = NULL;
+	long limit = 100;
+	bool as_json = false;
+	struct ras_db *db;
+	json_t *arr = NULL, *x;
+	size_t i;
+	int c, rc, err;
+
+	while ((c = getopt_long(argc, argv, "+s:n:j", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': state = optarg; break;
+		case 'n': {
+			char *end;
+
+			limit = strtol(optarg, &end, 10);
+			if (*end || limit < 1 || limit > 100000) {
+				fprintf(stderr, "rasctl: --limit must be 1..100000\n");
+				return CTL_USAGE;
+			}
+			break;
+		}
+		case 'j': as_json = true; break;
+		default:
+			fprintf(stderr, "usage: rasctl list [--state STATE] [--limit N] [--json]\n");
+			return CTL_USAGE;
+		}
+	}
+	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+		return rc;
+	if ((err = ras_store_list(db, state, (int)limit, &arr)) < 0) {
+		ras_ctl_fail(ctl, "cannot list referrals");
+		return ras_ctl_exit_for(err);
+	}
+	if (as_json) {
+		struct ras_buf out = RAS_BUF_INIT(0);
+
+		(void)ras_json_dump(arr, RAS_JSON_PRETTY, &out);
+		printf("%s\n", out.data ? out.data : "[]");
+		ras_buf_free(&out);
+	} else {
+		printf("%-6s %-44s %3s %-17s %-14s %-13s %-7s %s\n", "ID", "REFERRAL", "VER", "STATE",
+		    "SERVICE", "PRIORITY", "PRACTICE", "RECEIVED");
+		json_array_foreach(arr, i, x) {
+			printf("%-6lld %-44.44s %3lld %-17s %-14s %-13s %-7s %s\n",
+			    (long long)json_integer_value(json_object_get(x, "id")),
+			    ras_json_str(x, "referral_key"),
+			    (long long)json_integer_value(json_object_get(x, "version")),
+			    ras_json_str(x, "state"),
+			    ras_json_str(x, "service") ? ras_json_str(x, "service") : "-",
+			    ras_json_str(x, "priority"),
+			    ras_json_str(x, "practice") ? ras_json_str(x, "practice") : "-",
+			    ras_json_str(x, "received_at"));
+		}
+	}
+	json_decref(arr);
+	return CTL_OK;
+}

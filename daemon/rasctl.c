@@ -1,0 +1,236 @@
+/*
+ * rasctl: the operations command line for rasd.  See README.md
+ * ("Operations") for every subcommand; `rasctl help` lists them.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "ras/buf.h"
+#include "ras/config.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/log.h"
+#include "ras_config.h"
+
+struct command {
+	const char *name;
+	int (*fn)(struct ras_ctl *, int, char **);
+	const char *usage;
+};
+
+static const struct command commands[] = {
+	{ "migrate", ras_ctl_migrate, "migrate                      apply database migrations" },
+	{ "ingest", ras_ctl_ingest,
+	  "ingest [--service ID] [--ubrn UBRN] FILE...  store and normalise payloads" },
+	{ "show", ras_ctl_show, "show UBRN|ID                 print a stored referral as JSON" },
+	{ "list", ras_ctl_list, "list [--state S] [--limit N] [--json]  stored referrals, newest first" },
+	{ NULL, NULL, NULL },
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: rasctl [--db CONNINFO] [--config FILE] COMMAND [ARGS]\n\ncommands:\n");
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  %s\n", c->usage);
+	fprintf(f, "\nThe database is --db, else [database] conninfo in the config file, else\n"
+	    "libpq's environment (PGHOST, PGDATABASE, ...), else the demo cluster in ./var.\n");
+}
+
+void
+ras_ctl_fail(struct ras_ctl *ctl, const char *what)
+{
+	const char *msg = ras_error_last();
+
+	if (msg && *msg)
+		fprintf(stderr, "%s: %s: %s\n", ctl->prog, what, msg);
+	else
+		fprintf(stderr, "%s: %s\n", ctl->prog, what);
+}
+
+int
+ras_ctl_exit_for(int err)
+{
+	switch (err) {
+	case 0: return CTL_OK;
+	case RAS_EINVALID: return CTL_DATAERR;
+	case RAS_ETOOBIG: return CTL_DATAERR;
+	case RAS_ENOTFOUND: return CTL_DATAERR;
+	case RAS_ERATELIMITED: return CTL_TEMPFAIL;
+	case RAS_ECONFLICT: return CTL_TEMPFAIL;
+	case RAS_ETIMEDOUT: return CTL_TEMPFAIL;
+	case RAS_EIO: return CTL_UNAVAILABLE;
+	default: return CTL_SOFTWARE;
+	}
+}
+
+static bool
+file_exists(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0;
+}
+
+int
+ras_ctl_config(struct ras_ctl *ctl, struct ras_config **out)
+{
+	struct ras_buf problems = RAS_BUF_INIT(64 * 1024);
+	const char *path = ctl->config_path;
+	int err;
+
+	if (ctl->cfg) {
+		*out = ctl->cfg;
+		return 0;
+	}
+	if (path == NULL)
+		path = getenv("RASD_CONFIG");
+	if (path == NULL && file_exists(RAS_SYSCONFDIR "/rasd.conf"))
+		path = RAS_SYSCONFDIR "/rasd.conf";
+	if (path == NULL) {
+		if ((err = ras_config_defaults(&ctl->cfg)) < 0)
+			return CTL_SOFTWARE;
+		*out = ctl->cfg;
+		return 0;
+	}
+	err = ras_config_load(path, &ctl->cfg, &problems);
+	if (err < 0) {
+		if (problems.data)
+			fputs(problems.data, stderr);
+		ras_ctl_fail(ctl, "cannot use configuration");
+		ras_buf_free(&problems);
+		ras_config_free(ctl->cfg);
+		ctl->cfg = NULL;
+		return CTL_CONFIG;
+	}
+	ras_buf_free(&problems);
+	*out = ctl->cfg;
+	return 0;
+}
+
+static bool
+libpq_env_set(void)
+{
+	static const char *vars[] = { "PGHOST", "PGHOSTADDR", "PGDATABASE", "PGSERVICE", "PGPORT",
+		"PGUSER", NULL };
+
+	for (int i = 0; vars[i]; i++)
+		if (getenv(vars[i]) && *getenv(vars[i]))
+			return true;
+	return false;
+}
+
+int
+ras_ctl_db(struct ras_ctl *ctl, struct ras_db **out)
+{
+	char demo[PATH_MAX + 64];
+	const char *conninfo = ctl->db_conninfo;
+	int err;
+
+	if (ctl->db) {
+		*out = ctl->db;
+		return 0;
+	}
+	if (conninfo && (strstr(conninfo, "password=") || strstr(conninfo, "password ="))) {
+		fprintf(stderr, "%s: --db must not carry a password (it would show in the process list):"
+		    " use a passfile (PGPASSFILE) instead\n", ctl->prog);
+		return CTL_USAGE;
+	}
+	if (conninfo == NULL) {
+		struct ras_config *cfg;
+
+		if ((err = ras_ctl_config(ctl, &cfg)) != 0)
+			return err;
+		conninfo = ras_config_get(cfg, "database", NULL, "conninfo");
+	}
+	if (conninfo == NULL && libpq_env_set())
+		conninfo = "";
+	if (conninfo == NULL) {
+		/* The demo's private cluster: a Unix socket under ./var/run of
+		 * the current directory, else of the source checkout. */
+		char cwd[PATH_MAX];
+		const char *root = RAS_SOURCE_ROOT;
+
+		if (getcwd(cwd, sizeof(cwd)) && file_exists("var/run"))
+			root = cwd;
+		snprintf(demo, sizeof(demo), "host=%s/var/run dbname=rasd", root);
+		conninfo = demo;
+	}
+	if ((err = ras_db_connect(conninfo, &ctl->db)) < 0) {
+		ras_ctl_fail(ctl, "cannot open the database");
+		return CTL_UNAVAILABLE;
+	}
+	*out = ctl->db;
+	return 0;
+}
+
+const char *
+ras_ctl_mappings(struct ras_ctl *ctl, const char *opt)
+{
+	struct ras_config *cfg;
+	const char *m;
+
+	if (opt)
+		return opt;
+	if (ras_ctl_config(ctl, &cfg) == 0 && (m = ras_config_get(cfg, "general", NULL, "mappings")))
+		return m;
+	if (file_exists(RAS_DATADIR "/mappings/services"))
+		return RAS_DATADIR "/mappings";
+	if (file_exists(RAS_SOURCE_ROOT "/mappings"))
+		return RAS_SOURCE_ROOT "/mappings";
+	return "mappings";
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ras_ctl ctl = { .prog = "rasctl" };
+	int c, rc;
+
+	ras_log_init("rasctl");
+	/* '+': stop at the subcommand so its own options are left to it. */
+	while ((c = getopt_long(argc, argv, "+d:c:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': ctl.db_conninfo = optarg; break;
+		case 'c': ctl.config_path = optarg; break;
+		case 'h': usage(stdout); return CTL_OK;
+		case 'V': printf("rasctl %s\n", RAS_VERSION); return CTL_OK;
+		default: usage(stderr); return CTL_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		usage(stdout);
+		return CTL_OK;
+	}
+	for (const struct command *cmd = commands; cmd->name; cmd++) {
+		if (strcmp(cmd->name, argv[optind]) != 0)
+			continue;
+		argc -= optind;
+		argv += optind;
+		optind = 0;   /* reset getopt for the subcommand (glibc: 0 re-initialises) */
+		rc = cmd->fn(&ctl, argc, argv);
+		ras_db_close(ctl.db);
+		ras_config_free(ctl.cfg);
+		return rc;
+	}
+	fprintf(stderr, "rasctl: unknown command \"%s\"\n", argv[optind]);
+	usage(stderr);
+	return CTL_USAGE;
+}

@@ -1,0 +1,41 @@
+/*
+ * buf: a growable byte buffer with a ceiling.
+ *
+ * The buffer is always NUL-terminated (data[len] == 0) so text can be used
+ * directly.  Appends that would take it past `max` fail with RAS_ETOOBIG and
+ * leave the buffer as it was, which is how every buffer fed from outside
+ * enforces its limit from include/ras/limits.h.
+ */
+#ifndef RAS_BUF_H
+#define RAS_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct ras_buf {
+	char *data;    /* NULL until the first append */
+	size_t len;
+	size_t cap;
+	size_t max;    /* 0 = no ceiling (only for rasd's own output) */
+};
+
+#define RAS_BUF_INIT(limit) { NULL, 0, 0, (limit) }
+
+void ras_buf_init(struct ras_buf *b, size_t max);
+void ras_buf_free(struct ras_buf *b);
+void ras_buf_reset(struct ras_buf *b);
+
+int ras_buf_append(struct ras_buf *b, const void *data, size_t len);
+int ras_buf_puts(struct ras_buf *b, const char *s);
+int ras_buf_putc(struct ras_buf *b, char c);
+int ras_buf_printf(struct ras_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int ras_buf_vprintf(struct ras_buf *b, const char *fmt, va_list ap);
+
+/* Take ownership of the data (caller frees); the buffer becomes empty. */
+char *ras_buf_detach(struct ras_buf *b, size_t *len);
+
+/* Read a whole file into b, failing with RAS_ETOOBIG past b->max. */
+int ras_buf_read_file(struct ras_buf *b, const char *path);
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * db: the libpq adapter; the only file that includes libpq-fe.h.
+ *
+ * Statements are always parameterised (PQexecParams); SQL text is never
+ * built from data.  Errors map to RAS codes: unique violations and
+ * serialisation failures are RAS_ECONFLICT, a lost connection RAS_EIO,
+ * everything else RAS_ERROR, with the server's message.
+ *
+ * Batches: ras_db_pipeline_*() send many statements in libpq pipeline mode
+ * and read their results in order, so a batch of N referrals costs one
+ * round trip instead of N.
+ */
+#ifndef RAS_DB_H
+#define RAS_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ras_db;
+struct ras_db_res;
+
+/* A statement parameter: NULL value = SQL NULL.  len is used only for
+ * binary parameters (bytea); text parameters are NUL-terminated. */
+struct ras_db_param {
+	const char *value;
+	size_t len;
+	bool binary;
+};
+
+#define RAS_DB_TEXT(s)       ((struct ras_db_param){ (s), 0, false })
+#define RAS_DB_BYTES(p, n)   ((struct ras_db_param){ (const char *)(p), (n), true })
+
+int ras_db_connect(const char *conninfo, struct ras_db **out);
+void ras_db_close(struct ras_db *db);
+
+/* Run one statement; *out may be NULL when the caller wants no rows.
+ * Results come back in text format unless `binary_result`. */
+int ras_db_query(struct ras_db *db, struct ras_db_res **out, const char *sql, int nparams,
+    const struct ras_db_param *params);
+int ras_db_query_binary(struct ras_db *db, struct ras_db_res **out, const char *sql,
+    int nparams, const struct ras_db_param *params);
+
+/* Plain statements without parameters (BEGIN, COMMIT, SET …). */
+int ras_db_exec(struct ras_db *db, const char *sql);
+
+int ras_db_begin(struct ras_db *db);
+int ras_db_commit(struct ras_db *db);
+/* Never fails loudly; used on error paths. */
+void ras_db_rollback(struct ras_db *db);
+
+int ras_db_res_rows(const struct ras_db_res *res);
+int ras_db_res_cols(const struct ras_db_res *res);
+/* NULL for SQL NULL. */
+const char *ras_db_res_get(const struct ras_db_res *res, int row, int col);
+size_t ras_db_res_len(const struct ras_db_res *res, int row, int col);
+bool ras_db_res_isnull(const struct ras_db_res *res, int row, int col);
+/* Column by name (-1 when absent). */
+int ras_db_res_col(const struct ras_db_res *res, const char *name);
+/* Integer value of a cell; false when NULL or not an integer. */
+bool ras_db_res_int(const struct ras_db_res *res, int row, int col, int64_t *out);
+/* Rows affected by INSERT/UPDATE/DELETE. */
+int64_t ras_db_res_affected(const struct ras_db_res *res);
+void ras_db_res_free(struct ras_db_res *res);
+
+/* Pipeline mode.  enter; send N statements; sync; then read N results in
+ * order with ras_db_pipeline_result (each may fail on its own: a failed
+ * statement aborts the rest of that transaction, as in PostgreSQL); exit. */
+int ras_db_pipeline_enter(struct ras_db *db);
+int ras_db_pipeline_send(struct ras_db *db, const char *sql, int nparams,
+    const struct ras_db_param *params);
+int ras_db_pipeline_sync(struct ras_db *db);
+int ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out);
+/* Drain anything left and leave pipeline mode. */
+int ras_db_pipeline_exit(struct ras_db *db);
+
+/* Session advisory lock (poller per source). Returns 1 taken, 0 busy. */
+int ras_db_try_advisory_lock(struct ras_db *db, int64_t key);
+int ras_db_advisory_unlock(struct ras_db *db, int64_t key);
+
+/* Server-side SQLSTATE of the last failure ("" when none). */
+const char *ras_db_last_sqlstate(const struct ras_db *db);
+
+/* True when the connection is usable; tries one reset if it is not. */
+bool ras_db_ok(struct ras_db *db);
+
+#endif

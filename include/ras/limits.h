@@ -1,0 +1,63 @@
+/*
+ * limits: every ceiling on data that comes from outside rasd, in one place,
+ * each with the reason for its value.  Parsers and clients check against
+ * these and fail with RAS_ETOOBIG and a message naming the limit.
+ */
+#ifndef RAS_LIMITS_H
+#define RAS_LIMITS_H
+
+/* A referral Bundle or e-RS resource: real ones are tens of kB; forms with
+ * inline base64 attachments can reach a few MB. */
+#define RAS_PAYLOAD_MAX          (8u * 1024u * 1024u)
+
+/* A payload over RAS_PAYLOAD_MAX is still kept (rejected) for inspection,
+ * up to this many bytes; beyond it only the first RAS_PAYLOAD_KEEP_MAX bytes
+ * are kept and the row says it was truncated. */
+#define RAS_PAYLOAD_KEEP_MAX     (32u * 1024u * 1024u)
+
+/* e-RS worklists are not paginated and APIM refuses responses over 10 MB
+ * (reference/ers/NOTES.md §9); allow a little headroom over that. */
+#define RAS_WORKLIST_MAX         (11u * 1024u * 1024u)
+
+/* One stored attachment (A042/A006 download, A007 PDF). A006 caps at 5 MB;
+ * A042 has no documented cap, so rasd keeps larger files out of the DB. */
+#define RAS_ATTACHMENT_MAX       (20u * 1024u * 1024u)
+
+/* JSON nesting: FHIR resources are rarely deeper than 15; deep nesting is
+ * only ever an attack on recursive code. */
+#define RAS_JSON_DEPTH_MAX       64
+
+/* Entries in one Bundle: a referral has a handful of resources. */
+#define RAS_BUNDLE_ENTRIES_MAX   1000
+
+/* Items in one e-RS worklist (A008): a busy RAS has hundreds. */
+#define RAS_WORKLIST_ITEMS_MAX   10000
+
+/* Answers in one QuestionnaireResponse (after flattening groups). */
+#define RAS_FORM_ANSWERS_MAX     2000
+
+/* One string value kept from a payload (free text answers, names). */
+#define RAS_STRING_MAX           (64u * 1024u)
+
+/* Identifiers (UBRN, NHS number, ODS code, SDS id, ids): generous. */
+#define RAS_ID_MAX               128
+
+/* Files named on one rasctl ingest call. */
+#define RAS_INGEST_FILES_MAX     100000
+
+/* An HTTP response body held in memory when no other limit applies. */
+#define RAS_HTTP_BODY_MAX        (16u * 1024u * 1024u)
+
+/* One HTTP response header line. */
+#define RAS_HTTP_HEADER_MAX      8192
+
+/* A line of the config file. */
+#define RAS_CONFIG_LINE_MAX      4096
+
+/* A secret read from a file (keys, passwords, tokens). */
+#define RAS_SECRET_MAX           (64u * 1024u)
+
+/* A mappings file (rule set, form, practice list, calendar). */
+#define RAS_MAPPING_FILE_MAX     (4u * 1024u * 1024u)
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * store: rasd's persistent state in PostgreSQL, in batches.
+ *
+ * Two steps take a payload from the outside world to stored referrals:
+ *
+ * 1. ras_store_inbox_put() keeps the raw bytes with their hash, source and
+ *    time, in one transaction for the whole batch.  From here on nothing is
+ *    lost: a crash leaves the rows in state "received".
+ * 2. ras_store_normalise() claims "received" rows (FOR UPDATE SKIP LOCKED,
+ *    so several rasd processes share the work), parses each one, and stores
+ *    patients, referrals, answers, conditions, attachments and events,
+ *    pipelining the statements of the whole batch.  Each payload ends as
+ *    stored, duplicate, partial (some worklist items refused) or rejected
+ *    (kept, with the reason).  If the batch fails in the database, each
+ *    payload is retried on its own so one bad payload cannot block others.
+ *
+ * The (referral_key, version) pair is unique: the same referral version
+ * arriving twice stores once; two e-RS views of one version (worklist item
+ * and A005) are merged.
+ */
+#ifndef RAS_STORE_H
+#define RAS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ras/json.h"
+
+struct ras_db;
+
+struct ras_inbox_item {
+	const char *data;
+	size_t len;              /* bytes in data (≤ RAS_PAYLOAD_KEEP_MAX) */
+	uint64_t full_size;      /* size as received (> len when truncated) */
+	const char *sha256;      /* hex digest of the whole payload; computed when NULL */
+	const char *source;      /* file, http, spool, mesh, ers */
+	const char *source_ref;  /* file name, request path, MESH id: no patient data */
+	const char *content_type;
+	const char *service_hint;
+	const char *ubrn_hint;
+	const char *correlation_id;
+};
+
+struct ras_inbox_put_result {
+	int64_t id;
+	bool duplicate;          /* the same bytes were already in the inbox */
+};
+
+/* Store a batch of payloads (one transaction). out[i] answers items[i]. */
+int ras_store_inbox_put(struct ras_db *db, const struct ras_inbox_item *items, size_t n,
+    struct ras_inbox_put_result *out);
+
+/* What became of one payload in ras_store_normalise(). */
+struct ras_normalise_report {
+	int64_t payload_id;
+	const char *state;       /* stored, duplicate, partial, rejected, or received (left for later) */
+	const char *kind;        /* payload kind name */
+	char message[512];       /* one line: what was stored, or why not; no patient data */
+	int created, merged, duplicates, refused, skipped;
+	int64_t first_referral_id;
+};
+
+/*
+ * Normalise payloads.  With ids (n > 0) those inbox rows are processed (if
+ * still "received"); with ids == NULL, up to `limit` received rows are
+ * claimed oldest first.  Reports go to *out (malloc'd array, caller frees);
+ * *nout is the count.  Returns a negative code only when the database
+ * itself failed; payload problems are reports, not errors.
+ */
+int ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limit,
+    struct ras_normalise_report **out, size_t *nout);
+
+/*
+ * The stored referral named by `what`: a UBRN (latest version; all
+ * versions listed), else a numeric referral id.  *out is a new JSON object:
+ * {"id", "referral_key", "ubrn", "version", "state", "service",
+ *  "received_at", "payload_id", "versions": [...], "referral": {doc},
+ *  "attachments": [...], "events": [...]}.
+ */
+int ras_store_show(struct ras_db *db, const char *what, json_t **out);
+
+/* Stored referrals, newest first, as a JSON array of summaries (no patient
+ * data): id, referral_key, ubrn, version, state, service, priority, source,
+ * practice, received_at.  `state` filters when not NULL. */
+int ras_store_list(struct ras_db *db, const char *state, int limit, json_t **out);
+
+/* State and rejection reason of an inbox row (for duplicates). */
+int ras_store_inbox_state(struct ras_db *db, int64_t id, char *state, size_t state_size,
+    char *error, size_t error_size);
+
+/* Append an event (kind, actor, detail may be NULL). */
+int ras_store_event(struct ras_db *db, int64_t referral_id, const char *ubrn,
+    int64_t payload_id, const char *kind, const char *actor, const json_t *detail);
+
+#endif

@@ -1,0 +1,179 @@
+/* arena: block allocator with deferred cleanups (see include/ras/arena.h). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ras/arena.h"
+#include "ras/error.h"
+
+#define ARENA_BLOCK_MIN (16u * 1024u)
+#define ARENA_ALIGN     16u
+
+struct block {
+	struct block *next;
+	size_t size, used;
+	_Alignas(16) unsigned char data[];
+};
+
+struct cleanup {
+	struct cleanup *next;
+	void (*fn)(void *);
+	void *ptr;
+};
+
+struct ras_arena {
+	struct block *blocks;
+	struct cleanup *cleanups;
+	size_t total;
+};
+
+struct ras_arena *
+ras_arena_new(void)
+{
+	return calloc(1, sizeof(struct ras_arena));
+}
+
+void
+ras_arena_free(struct ras_arena *a)
+{
+	if (a == NULL)
+		return;
+	while (a->cleanups) {
+		struct cleanup *c = a->cleanups;
+
+		a->cleanups = c->next;
+		c->fn(c->ptr);
+		free(c);
+	}
+	while (a->blocks) {
+		struct block *b = a->blocks;
+
+		a->blocks = b->next;
+		free(b);
+	}
+	free(a);
+}
+
+void *
+ras_arena_alloc(struct ras_arena *a, size_t size)
+{
+	struct block *b = a->blocks;
+	size_t need, off;
+
+	if (size == 0)
+		size = 1;
+	if (size > SIZE_MAX - ARENA_ALIGN - sizeof(struct block))
+		return NULL;
+	need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	if (b == NULL || b->size - b->used < need) {
+		size_t bsize = need > ARENA_BLOCK_MIN ? need : ARENA_BLOCK_MIN;
+
+		b = malloc(sizeof(*b) + bsize);
+		if (b == NULL)
+			return NULL;
+		b->size = bsize;
+		b->used = 0;
+		/* A big one-off allocation goes behind the current block so the
+		 * current block's free space is not wasted. */
+		if (need > ARENA_BLOCK_MIN && a->blocks != NULL) {
+			b->next = a->blocks->next;
+			a->blocks->next = b;
+		} else {
+			b->next = a->blocks;
+			a->blocks = b;
+		}
+	}
+	off = b->used;
+	b->used += need;
+	a->total += need;
+	memset(b->data + off, 0, size);
+	return b->data + off;
+}
+
+void *
+ras_arena_calloc(struct ras_arena *a, size_t n, size_t size)
+{
+	if (size != 0 && n > SIZE_MAX / size)
+		return NULL;
+	return ras_arena_alloc(a, n * size);
+}
+
+char *
+ras_arena_strndup(struct ras_arena *a, const char *s, size_t n)
+{
+	char *p;
+
+	if (s == NULL)
+		return NULL;
+	if (n == SIZE_MAX)
+		return NULL;
+	p = ras_arena_alloc(a, n + 1);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *
+ras_arena_strdup(struct ras_arena *a, const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	return ras_arena_strndup(a, s, strlen(s));
+}
+
+char *
+ras_arena_vprintf(struct ras_arena *a, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	char *p;
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return NULL;
+	p = ras_arena_alloc(a, (size_t)n + 1);
+	if (p == NULL)
+		return NULL;
+	if (vsnprintf(p, (size_t)n + 1, fmt, ap) != n)
+		return NULL;
+	return p;
+}
+
+char *
+ras_arena_printf(struct ras_arena *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	p = ras_arena_vprintf(a, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+int
+ras_arena_defer(struct ras_arena *a, void (*fn)(void *), void *ptr)
+{
+	struct cleanup *c = malloc(sizeof(*c));
+
+	if (c == NULL) {
+		fn(ptr);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	c->fn = fn;
+	c->ptr = ptr;
+	c->next = a->cleanups;
+	a->cleanups = c;
+	return 0;
+}
+
+size_t
+ras_arena_used(const struct ras_arena *a)
+{
+	return a->total;
+}

@@ -1,0 +1,170 @@
+/* buf: growable byte buffer with a ceiling (see include/ras/buf.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ras/buf.h"
+#include "ras/error.h"
+
+void
+ras_buf_init(struct ras_buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+	b->max = max;
+}
+
+void
+ras_buf_free(struct ras_buf *b)
+{
+	if (b == NULL)
+		return;
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void
+ras_buf_reset(struct ras_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+static int
+grow(struct ras_buf *b, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+
+	if (extra > SIZE_MAX - b->len - 1)
+		return ras_error_code(RAS_ETOOBIG, "buffer size overflow");
+	need = b->len + extra + 1;
+	if (b->max != 0 && need - 1 > b->max)
+		return ras_error_code(RAS_ETOOBIG, "data exceeds limit of %zu bytes", b->max);
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	p = realloc(b->data, cap);
+	if (p == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int
+ras_buf_append(struct ras_buf *b, const void *data, size_t len)
+{
+	int err;
+
+	if ((err = grow(b, len)) < 0)
+		return err;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int
+ras_buf_puts(struct ras_buf *b, const char *s)
+{
+	return ras_buf_append(b, s, strlen(s));
+}
+
+int
+ras_buf_putc(struct ras_buf *b, char c)
+{
+	return ras_buf_append(b, &c, 1);
+}
+
+int
+ras_buf_vprintf(struct ras_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n, err;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return ras_error_set("could not format text");
+	if ((err = grow(b, (size_t)n)) < 0)
+		return err;
+	if (vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap) != n)
+		return ras_error_set("could not format text");
+	b->len += (size_t)n;
+	return 0;
+}
+
+int
+ras_buf_printf(struct ras_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int err;
+
+	va_start(ap, fmt);
+	err = ras_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+char *
+ras_buf_detach(struct ras_buf *b, size_t *len)
+{
+	char *p = b->data;
+
+	if (p == NULL) {
+		p = calloc(1, 1);
+		if (len)
+			*len = 0;
+		return p;
+	}
+	if (len)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+int
+ras_buf_read_file(struct ras_buf *b, const char *path)
+{
+	char chunk[65536];
+	int fd, err = 0;
+	ssize_t n;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ras_error_code(RAS_EIO, "could not open \"%s\": %s", path, strerror(errno));
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = ras_error_code(RAS_EIO, "could not read \"%s\": %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((err = ras_buf_append(b, chunk, (size_t)n)) < 0) {
+			if (err == RAS_ETOOBIG)
+				err = ras_error_code(RAS_ETOOBIG, "\"%s\" is larger than the limit of %zu bytes",
+				    path, b->max);
+			break;
+		}
+	}
+	close(fd);
+	if (err == 0 && b->data == NULL)
+		err = ras_buf_append(b, "", 0);
+	return err;
+}

@@ -1,0 +1,242 @@
+/* crypto: OpenSSL adapter (see include/ras/crypto.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "ras/buf.h"
+#include "ras/crypto.h"
+#include "ras/error.h"
+
+static void
+to_hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+void
+ras_crypto_sha256(const void *data, size_t len, unsigned char out[RAS_SHA256_LEN])
+{
+	SHA256(data, len, out);
+}
+
+void
+ras_crypto_sha256_hex(const void *data, size_t len, char out[RAS_SHA256_HEX_LEN])
+{
+	unsigned char md[RAS_SHA256_LEN];
+
+	SHA256(data, len, md);
+	to_hex(md, sizeof(md), out);
+}
+
+struct ras_sha256 {
+	EVP_MD_CTX *ctx;
+};
+
+struct ras_sha256 *
+ras_crypto_sha256_new(void)
+{
+	struct ras_sha256 *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	h->ctx = EVP_MD_CTX_new();
+	if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(h->ctx);
+		free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+ras_crypto_sha256_update(struct ras_sha256 *h, const void *data, size_t len)
+{
+	(void)EVP_DigestUpdate(h->ctx, data, len);
+}
+
+void
+ras_crypto_sha256_final(struct ras_sha256 *h, char out[RAS_SHA256_HEX_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_DigestFinal_ex(h->ctx, md, &mdlen) != 1 || mdlen != RAS_SHA256_LEN)
+		memset(md, 0, sizeof(md));
+	to_hex(md, RAS_SHA256_LEN, out);
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
+}
+
+int
+ras_crypto_hmac_sha256_hex(const void *key, size_t keylen, const void *msg, size_t msglen,
+    char out[RAS_SHA256_HEX_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (keylen > INT32_MAX)
+		return ras_error_code(RAS_EINVALID, "HMAC key too long");
+	if (HMAC(EVP_sha256(), key, (int)keylen, msg, msglen, md, &mdlen) == NULL ||
+	    mdlen != RAS_SHA256_LEN)
+		return ras_error_set("could not compute HMAC-SHA256");
+	to_hex(md, mdlen, out);
+	return 0;
+}
+
+int
+ras_crypto_random(void *out, size_t len)
+{
+	if (len > INT32_MAX || RAND_bytes(out, (int)len) != 1)
+		return ras_error_set("could not get random bytes");
+	return 0;
+}
+
+static void
+format_uuid(const unsigned char b[16], char out[RAS_UUID_STR_LEN])
+{
+	char hex[33];
+
+	to_hex(b, 16, hex);
+	memcpy(out, hex, 8);
+	out[8] = '-';
+	memcpy(out + 9, hex + 8, 4);
+	out[13] = '-';
+	memcpy(out + 14, hex + 12, 4);
+	out[18] = '-';
+	memcpy(out + 19, hex + 16, 4);
+	out[23] = '-';
+	memcpy(out + 24, hex + 20, 12);
+	out[36] = '\0';
+}
+
+int
+ras_crypto_uuid(char out[RAS_UUID_STR_LEN])
+{
+	unsigned char b[16];
+	int err;
+
+	if ((err = ras_crypto_random(b, sizeof(b))) < 0)
+		return err;
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	format_uuid(b, out);
+	return 0;
+}
+
+void
+ras_crypto_uuid_v5(const char *name, char out[RAS_UUID_STR_LEN])
+{
+	/* rasd's namespace: the v5 UUID of "urn:rasd" in the URL namespace. */
+	static const unsigned char ns[16] = {
+		0x6b, 0xa7, 0xb8, 0x11, 0x9d, 0xad, 0x11, 0xd1,
+		0x80, 0xb4, 0x00, 0xc0, 0x4f, 0xd4, 0x30, 0xc8,
+	};
+	unsigned char md[SHA_DIGEST_LENGTH];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int mdlen = 0;
+
+	static const char prefix[] = "urn:rasd:";
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, ns, sizeof(ns)) != 1 ||
+	    EVP_DigestUpdate(ctx, prefix, sizeof(prefix) - 1) != 1 ||
+	    EVP_DigestUpdate(ctx, name, strlen(name)) != 1 ||
+	    EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
+		memset(md, 0, sizeof(md));
+	EVP_MD_CTX_free(ctx);
+	md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
+	md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
+	format_uuid(md, out);
+}
+
+static int
+b64(const void *data, size_t len, struct ras_buf *out, int url)
+{
+	static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char urls[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	const char *alpha = url ? urls : std;
+	const unsigned char *p = data;
+	int err;
+
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		size_t n = len - i >= 3 ? 3 : len - i;
+		char q[4];
+
+		if (n > 1)
+			v |= (unsigned)p[i + 1] << 8;
+		if (n > 2)
+			v |= p[i + 2];
+		q[0] = alpha[(v >> 18) & 63];
+		q[1] = alpha[(v >> 12) & 63];
+		q[2] = n > 1 ? alpha[(v >> 6) & 63] : '=';
+		q[3] = n > 2 ? alpha[v & 63] : '=';
+		if (url)
+			err = ras_buf_append(out, q, n + 1);
+		else
+			err = ras_buf_append(out, q, 4);
+		if (err < 0)
+			return err;
+	}
+	return ras_buf_append(out, "", 0);
+}
+
+int
+ras_crypto_base64(const void *data, size_t len, struct ras_buf *out)
+{
+	return b64(data, len, out, 0);
+}
+
+int
+ras_crypto_base64url(const void *data, size_t len, struct ras_buf *out)
+{
+	return b64(data, len, out, 1);
+}
+
+int
+ras_crypto_base64_decode(const char *s, size_t len, struct ras_buf *out)
+{
+	unsigned v = 0;
+	int bits = 0, pad = 0, err;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		int d;
+
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad)
+			return ras_error_code(RAS_EINVALID, "invalid base64: data after padding");
+		if (c >= 'A' && c <= 'Z') d = c - 'A';
+		else if (c >= 'a' && c <= 'z') d = c - 'a' + 26;
+		else if (c >= '0' && c <= '9') d = c - '0' + 52;
+		else if (c == '+' || c == '-') d = 62;
+		else if (c == '/' || c == '_') d = 63;
+		else return ras_error_code(RAS_EINVALID, "invalid base64 character");
+		v = (v << 6) | (unsigned)d;
+		bits += 6;
+		if (bits >= 8) {
+			char byte = (char)((v >> (bits - 8)) & 0xff);
+
+			bits -= 8;
+			if ((err = ras_buf_append(out, &byte, 1)) < 0)
+				return err;
+		}
+	}
+	if (pad > 2)
+		return ras_error_code(RAS_EINVALID, "invalid base64 padding");
+	return ras_buf_append(out, "", 0);
+}

@@ -1,0 +1,385 @@
+/* db: libpq adapter (see include/ras/db.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "ras/db.h"
+#include "ras/error.h"
+
+#define DB_PARAMS_MAX 64
+
+struct ras_db {
+	PGconn *conn;
+	char sqlstate[6];
+	int pending;     /* results still to read in pipeline mode */
+};
+
+struct ras_db_res {
+	PGresult *res;
+};
+
+static void
+trim_newline(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+}
+
+int
+ras_db_connect(const char *conninfo, struct ras_db **out)
+{
+	struct ras_db *db = calloc(1, sizeof(*db));
+
+	if (db == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	db->conn = PQconnectdb(conninfo ? conninfo : "");
+	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", db->conn ? PQerrorMessage(db->conn) : "out of memory");
+		trim_newline(msg);
+		for (char *p = msg; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		PQfinish(db->conn);
+		free(db);
+		return ras_error_code(RAS_EIO, "could not connect to the database: %s", msg);
+	}
+	PQsetErrorVerbosity(db->conn, PQERRORS_DEFAULT);
+	{
+		PGresult *r = PQexec(db->conn, "SET client_min_messages = warning; SET TIME ZONE 'UTC'");
+
+		PQclear(r);
+	}
+	*out = db;
+	return 0;
+}
+
+void
+ras_db_close(struct ras_db *db)
+{
+	if (db == NULL)
+		return;
+	PQfinish(db->conn);
+	free(db);
+}
+
+static int
+fail_from_result(struct ras_db *db, PGresult *r)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	int code = RAS_ERROR;
+
+	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
+	if (msg == NULL) {
+		char buf[512];
+
+		snprintf(buf, sizeof(buf), "%s", PQerrorMessage(db->conn));
+		trim_newline(buf);
+		if (PQstatus(db->conn) != CONNECTION_OK)
+			return ras_error_code(RAS_EIO, "database connection lost: %s", buf);
+		return ras_error_code(RAS_ERROR, "database error: %s", buf);
+	}
+	if (state && (strcmp(state, "23505") == 0 || strcmp(state, "40001") == 0 ||
+	    strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0))
+		code = RAS_ECONFLICT;
+	else if (state && strncmp(state, "08", 2) == 0)
+		code = RAS_EIO;
+	else if (state && strncmp(state, "22", 2) == 0)
+		code = RAS_EINVALID;
+	return ras_error_code(code, "database error: %s (SQLSTATE %s)", msg, state ? state : "?");
+}
+
+static int
+result_ok(struct ras_db *db, PGresult *r, struct ras_db_res **out)
+{
+	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_SYNC) {
+		int err = fail_from_result(db, r);
+
+		PQclear(r);
+		return err;
+	}
+	db->sqlstate[0] = '\0';
+	if (out) {
+		struct ras_db_res *res = malloc(sizeof(*res));
+
+		if (res == NULL) {
+			PQclear(r);
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		}
+		res->res = r;
+		*out = res;
+	} else {
+		PQclear(r);
+	}
+	return 0;
+}
+
+static int
+unpack(int nparams, const struct ras_db_param *params, const char **vals, int *lens, int *fmts)
+{
+	if (nparams > DB_PARAMS_MAX)
+		return ras_error_set("too many statement parameters (%d)", nparams);
+	for (int i = 0; i < nparams; i++) {
+		vals[i] = params[i].value;
+		if (params[i].binary && params[i].len > INT32_MAX)
+			return ras_error_code(RAS_ETOOBIG, "statement parameter too large");
+		lens[i] = params[i].binary ? (int)params[i].len : 0;
+		fmts[i] = params[i].binary ? 1 : 0;
+	}
+	return 0;
+}
+
+static int
+query(struct ras_db *db, struct ras_db_res **out, const char *sql, int nparams,
+    const struct ras_db_param *params, int result_format)
+{
+	const char *vals[DB_PARAMS_MAX];
+	int lens[DB_PARAMS_MAX], fmts[DB_PARAMS_MAX];
+	int err;
+
+	if ((err = unpack(nparams, params, vals, lens, fmts)) < 0)
+		return err;
+	return result_ok(db, PQexecParams(db->conn, sql, nparams, NULL, vals, lens, fmts,
+	    result_format), out);
+}
+
+int
+ras_db_query(struct ras_db *db, struct ras_db_res **out, const char *sql, int nparams,
+    const struct ras_db_param *params)
+{
+	return query(db, out, sql, nparams, params, 0);
+}
+
+int
+ras_db_query_binary(struct ras_db *db, struct ras_db_res **out, const char *sql, int nparams,
+    const struct ras_db_param *params)
+{
+	return query(db, out, sql, nparams, params, 1);
+}
+
+int
+ras_db_exec(struct ras_db *db, const char *sql)
+{
+	return result_ok(db, PQexec(db->conn, sql), NULL);
+}
+
+int
+ras_db_begin(struct ras_db *db)
+{
+	return ras_db_exec(db, "BEGIN");
+}
+
+int
+ras_db_commit(struct ras_db *db)
+{
+	return ras_db_exec(db, "COMMIT");
+}
+
+void
+ras_db_rollback(struct ras_db *db)
+{
+	PQclear(PQexec(db->conn, "ROLLBACK"));
+}
+
+int
+ras_db_res_rows(const struct ras_db_res *res)
+{
+	return res ? PQntuples(res->res) : 0;
+}
+
+int
+ras_db_res_cols(const struct ras_db_res *res)
+{
+	return res ? PQnfields(res->res) : 0;
+}
+
+const char *
+ras_db_res_get(const struct ras_db_res *res, int row, int col)
+{
+	if (res == NULL || row >= PQntuples(res->res) || col < 0 || col >= PQnfields(res->res) ||
+	    PQgetisnull(res->res, row, col))
+		return NULL;
+	return PQgetvalue(res->res, row, col);
+}
+
+size_t
+ras_db_res_len(const struct ras_db_res *res, int row, int col)
+{
+	if (ras_db_res_get(res, row, col) == NULL)
+		return 0;
+	return (size_t)PQgetlength(res->res, row, col);
+}
+
+bool
+ras_db_res_isnull(const struct ras_db_res *res, int row, int col)
+{
+	return ras_db_res_get(res, row, col) == NULL;
+}
+
+int
+ras_db_res_col(const struct ras_db_res *res, const char *name)
+{
+	return res ? PQfnumber(res->res, name) : -1;
+}
+
+bool
+ras_db_res_int(const struct ras_db_res *res, int row, int col, int64_t *out)
+{
+	const char *v = ras_db_res_get(res, row, col);
+	char *end;
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return false;
+	n = strtoll(v, &end, 10);
+	if (*end != '\0')
+		return false;
+	*out = n;
+	return true;
+}
+
+int64_t
+ras_db_res_affected(const struct ras_db_res *res)
+{
+	const char *s = res ? PQcmdTuples(res->res) : "";
+
+	return *s ? strtoll(s, NULL, 10) : 0;
+}
+
+void
+ras_db_res_free(struct ras_db_res *res)
+{
+	if (res == NULL)
+		return;
+	PQclear(res->res);
+	free(res);
+}
+
+int
+ras_db_pipeline_enter(struct ras_db *db)
+{
+	if (PQenterPipelineMode(db->conn) != 1)
+		return ras_error_set("could not enter pipeline mode: %s", PQerrorMessage(db->conn));
+	db->pending = 0;
+	return 0;
+}
+
+int
+ras_db_pipeline_send(struct ras_db *db, const char *sql, int nparams,
+    const struct ras_db_param *params)
+{
+	const char *vals[DB_PARAMS_MAX];
+	int lens[DB_PARAMS_MAX], fmts[DB_PARAMS_MAX];
+	int err;
+
+	if ((err = unpack(nparams, params, vals, lens, fmts)) < 0)
+		return err;
+	if (PQsendQueryParams(db->conn, sql, nparams, NULL, vals, lens, fmts, 0) != 1)
+		return ras_error_code(RAS_EIO, "could not send statement: %s", PQerrorMessage(db->conn));
+	db->pending++;
+	return 0;
+}
+
+int
+ras_db_pipeline_sync(struct ras_db *db)
+{
+	if (PQpipelineSync(db->conn) != 1)
+		return ras_error_code(RAS_EIO, "could not sync pipeline: %s", PQerrorMessage(db->conn));
+	return 0;
+}
+
+int
+ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out)
+{
+	PGresult *r, *extra;
+	int err;
+
+	if (db->pending <= 0)
+		return ras_error_set("no pipeline result pending");
+	r = PQgetResult(db->conn);
+	if (r == NULL)
+		return ras_error_code(RAS_EIO, "pipeline ended early: %s", PQerrorMessage(db->conn));
+	/* Each statement's result is followed by a NULL. */
+	while ((extra = PQgetResult(db->conn)) != NULL)
+		PQclear(extra);
+	db->pending--;
+	if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
+		PQclear(r);
+		return ras_error_code(RAS_ERROR, "statement skipped: an earlier statement in the batch failed");
+	}
+	err = result_ok(db, r, out);
+	return err;
+}
+
+int
+ras_db_pipeline_exit(struct ras_db *db)
+{
+	PGresult *r;
+
+	/* Skip unread statement results, then consume the sync marker(s). */
+	while (db->pending > 0) {
+		struct ras_db_res *res = NULL;
+
+		(void)ras_db_pipeline_result(db, &res);
+		ras_db_res_free(res);
+	}
+	for (;;) {
+		r = PQgetResult(db->conn);
+		if (r == NULL) {
+			if (PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF || PQexitPipelineMode(db->conn) == 1)
+				break;
+			if (PQstatus(db->conn) != CONNECTION_OK)
+				return ras_error_code(RAS_EIO, "database connection lost in pipeline");
+			continue;
+		}
+		PQclear(r);
+	}
+	return 0;
+}
+
+int
+ras_db_try_advisory_lock(struct ras_db *db, int64_t key)
+{
+	char k[32];
+	struct ras_db_res *res;
+	int err;
+
+	snprintf(k, sizeof(k), "%lld", (long long)key);
+	if ((err = ras_db_query(db, &res, "SELECT pg_try_advisory_lock($1::bigint)", 1,
+	    &RAS_DB_TEXT(k))) < 0)
+		return err;
+	err = ras_db_res_get(res, 0, 0) && strcmp(ras_db_res_get(res, 0, 0), "t") == 0;
+	ras_db_res_free(res);
+	return err;
+}
+
+int
+ras_db_advisory_unlock(struct ras_db *db, int64_t key)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%lld", (long long)key);
+	return ras_db_query(db, NULL, "SELECT pg_advisory_unlock($1::bigint)", 1, &RAS_DB_TEXT(k));
+}
+
+const char *
+ras_db_last_sqlstate(const struct ras_db *db)
+{
+	return db->sqlstate;
+}
+
+bool
+ras_db_ok(struct ras_db *db)
+{
+	if (PQstatus(db->conn) == CONNECTION_OK)
+		return true;
+	PQreset(db->conn);
+	return PQstatus(db->conn) == CONNECTION_OK;
+}

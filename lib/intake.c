@@ -1,0 +1,100 @@
+/*
+ * intake: detect a payload's kind and dispatch to its parser (see
+ * include/ras/intake.h).
+ */
+#include <string.h>
+
+#include "ras/arena.h"
+#include "ras/error.h"
+#include "ras/fhir.h"
+#include "ras/intake.h"
+#include "ras/limits.h"
+
+static bool
+is_worklist(const json_t *list)
+{
+	json_t *prof = ras_json_arr(ras_json_obj(list, "meta"), "profile");
+	json_t *p;
+	size_t i;
+
+	json_array_foreach(prof, i, p) {
+		const char *s = json_string_value(p);
+
+		if (s && strstr(s, "eRS-FetchWorklist-List"))
+			return true;
+	}
+	/* Without the profile: a List whose entries point at ReferralRequests. */
+	{
+		json_t *e = json_array_get(ras_json_arr(list, "entry"), 0);
+		const char *ref = ras_json_str(ras_json_obj(e, "item"), "reference");
+
+		return ref && strncmp(ref, "ReferralRequest/", 16) == 0;
+	}
+}
+
+int
+ras_intake_parse(struct ras_arena *a, const char *data, size_t len, struct ras_intake *out)
+{
+	const char *type;
+	json_t *j;
+	size_t k = 0;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	while (k < len && (data[k] == ' ' || data[k] == '\n' || data[k] == '\r' || data[k] == '\t'))
+		k++;
+	if (k < len && data[k] == '<')
+		return ras_error_code(RAS_EINVALID,
+		    "payload is XML; rasd takes FHIR JSON on this route");
+	if ((err = ras_json_parse_arena(a, data, len, RAS_PAYLOAD_MAX, &j)) < 0)
+		return err;
+	out->json = j;
+	if (!json_is_object(j))
+		return ras_error_code(RAS_EINVALID, "payload is not a FHIR resource (not a JSON object)");
+	type = ras_json_str(j, "resourceType");
+	if (type == NULL)
+		return ras_error_code(RAS_EINVALID, "payload has no resourceType");
+
+	if (strcmp(type, "Bundle") == 0) {
+		out->kind = RAS_PAYLOAD_FHIR_BUNDLE;
+		out->referrals = ras_arena_calloc(a, 1, sizeof(*out->referrals));
+		if (out->referrals == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		if ((err = ras_intake_fhir_bundle(a, j, out->referrals)) < 0)
+			return err;
+		out->n_referrals = 1;
+		return 0;
+	}
+	if (strcmp(type, "List") == 0) {
+		if (!is_worklist(j))
+			return ras_error_code(RAS_EINVALID, "List is not an e-RS worklist");
+		return ras_intake_ers_worklist(a, j, out);
+	}
+	if (strcmp(type, "ReferralRequest") == 0) {
+		out->kind = RAS_PAYLOAD_ERS_REFERRAL;
+		out->referrals = ras_arena_calloc(a, 1, sizeof(*out->referrals));
+		if (out->referrals == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		if ((err = ras_intake_ers_referral(a, j, out->referrals)) < 0)
+			return err;
+		out->n_referrals = 1;
+		return 0;
+	}
+	if (strcmp(type, "DocumentReference") == 0) {
+		out->kind = RAS_PAYLOAD_ERS_DOCREF;
+		out->attachment = ras_arena_calloc(a, 1, sizeof(*out->attachment));
+		if (out->attachment == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		return ras_intake_ers_docref(a, j, out->attachment);
+	}
+	if (strcmp(type, "QuestionnaireResponse") == 0) {
+		out->kind = RAS_PAYLOAD_FORM;
+		out->form = ras_arena_calloc(a, 1, sizeof(*out->form));
+		if (out->form == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		return ras_intake_fhir_form(a, j, out->form);
+	}
+	if (strlen(type) > 64)
+		return ras_error_code(RAS_EINVALID, "unsupported resource type");
+	return ras_error_code(RAS_EINVALID, "unsupported resource type \"%s\"", type);
+}

@@ -1,0 +1,866 @@
+/* store: inbox and referral persistence in batches (see include/ras/store.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ras/arena.h"
+#include "ras/buf.h"
+#include "ras/crypto.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/intake.h"
+#include "ras/limits.h"
+#include "ras/referral_json.h"
+#include "ras/store.h"
+
+/* ---- inbox ---------------------------------------------------------------- */
+
+static const char SQL_INBOX_PUT[] =
+    "WITH ins AS ("
+    " INSERT INTO inbox (sha256, source, source_ref, content_type, body, size, truncated,"
+    "                    service_hint, ubrn_hint, correlation_id)"
+    " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::boolean, $8, $9, $10)"
+    " ON CONFLICT (sha256) DO NOTHING RETURNING id)"
+    " SELECT id, false FROM ins"
+    " UNION ALL"
+    " SELECT id, true FROM inbox WHERE sha256 = $1 AND NOT EXISTS (SELECT 1 FROM ins)";
+
+int
+ras_store_inbox_put(struct ras_db *db, const struct ras_inbox_item *items, size_t n,
+    struct ras_inbox_put_result *out)
+{
+	char (*shas)[RAS_SHA256_HEX_LEN] = NULL;
+	char (*sizes)[24] = NULL;
+	size_t sent = 0;
+	int err = 0;
+
+	if (n == 0)
+		return 0;
+	shas = calloc(n, sizeof(*shas));
+	sizes = calloc(n, sizeof(*sizes));
+	if (shas == NULL || sizes == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	if ((err = ras_db_begin(db)) < 0)
+		goto done;
+	if ((err = ras_db_pipeline_enter(db)) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const struct ras_inbox_item *it = &items[i];
+		struct ras_db_param p[10];
+
+		if (it->sha256)
+			snprintf(shas[i], sizeof(shas[i]), "%s", it->sha256);
+		else
+			ras_crypto_sha256_hex(it->data, it->len, shas[i]);
+		snprintf(sizes[i], sizeof(sizes[i]), "%llu",
+		    (unsigned long long)(it->full_size ? it->full_size : it->len));
+		p[0] = RAS_DB_TEXT(shas[i]);
+		p[1] = RAS_DB_TEXT(it->source ? it->source : "unknown");
+		p[2] = RAS_DB_TEXT(it->source_ref);
+		p[3] = RAS_DB_TEXT(it->content_type);
+		p[4] = RAS_DB_BYTES(it->data ? it->data : "", it->len);
+		p[5] = RAS_DB_TEXT(sizes[i]);
+		p[6] = RAS_DB_TEXT(it->full_size > it->len ? "true" : "false");
+		p[7] = RAS_DB_TEXT(it->service_hint);
+		p[8] = RAS_DB_TEXT(it->ubrn_hint);
+		p[9] = RAS_DB_TEXT(it->correlation_id);
+		if ((err = ras_db_pipeline_send(db, SQL_INBOX_PUT, 10, p)) < 0)
+			goto fail_pipe;
+		sent++;
+	}
+	if ((err = ras_db_pipeline_sync(db)) < 0)
+		goto fail_pipe;
+	for (size_t i = 0; i < sent; i++) {
+		struct ras_db_res *res = NULL;
+		int64_t id = 0;
+
+		if ((err = ras_db_pipeline_result(db, &res)) < 0)
+			goto fail_pipe;
+		if (ras_db_res_rows(res) != 1 || !ras_db_res_int(res, 0, 0, &id)) {
+			ras_db_res_free(res);
+			err = ras_error_set("could not store payload %zu in the inbox", i + 1);
+			goto fail_pipe;
+		}
+		out[i].id = id;
+		out[i].duplicate = strcmp(ras_db_res_get(res, 0, 1), "t") == 0;
+		ras_db_res_free(res);
+	}
+	if ((err = ras_db_pipeline_exit(db)) < 0)
+		goto fail;
+	err = ras_db_commit(db);
+	goto done;
+fail_pipe:
+	(void)ras_db_pipeline_exit(db);
+fail:
+	ras_db_rollback(db);
+done:
+	free(shas);
+	free(sizes);
+	return err;
+}
+
+/* ---- normalise --------------------------------------------------------- */
+
+/* One statement of a payload's plan. */
+enum step_kind {
+	STEP_REFERRAL,   /* SELECT referral_id, outcome FROM ras_store_referral(…) */
+	STEP_OTHER,      /* anything whose result is only checked for success */
+};
+
+struct step {
+	enum step_kind kind;
+	const char *sql;
+	int nparams;
+	struct ras_db_param params[6];
+	const char *label;   /* "referral 000000070000 v5" for messages */
+};
+
+struct plan {
+	int64_t id;
+	const char *kind;
+	const char *state;       /* final inbox state, before store outcomes */
+	const char *error;       /* rejection reason */
+	struct ras_buf notes;    /* extra message text (skipped, refused) */
+	struct step *steps;
+	size_t nsteps, capsteps;
+	struct ras_normalise_report *report;
+	const char *id_text;
+	const char *service_hint;
+};
+
+static const char SQL_STORE_REFERRAL[] =
+    "SELECT referral_id, outcome FROM ras_store_referral($1::bigint, $2::jsonb, $3, $4,"
+    " (SELECT received_at FROM inbox WHERE id = $1::bigint))";
+
+static const char SQL_STORE_DOCREF[] =
+    "INSERT INTO attachments AS t (referral_id, ubrn, url, title, content_type, declared_size,"
+    "  availability, type, attached_by, attached_by_org)"
+    " SELECT (SELECT id FROM referrals WHERE ubrn = $1 ORDER BY version DESC LIMIT 1), $1,"
+    "  d ->> 'url', d ->> 'title', d ->> 'content_type', (d ->> 'size')::bigint,"
+    "  d ->> 'availability', d ->> 'type', d ->> 'attached_by', d ->> 'attached_by_org'"
+    " FROM (SELECT $2::jsonb AS d) x"
+    " ON CONFLICT (ubrn, url) WHERE ubrn IS NOT NULL DO UPDATE SET"
+    "  availability = EXCLUDED.availability,"
+    "  referral_id = coalesce(EXCLUDED.referral_id, t.referral_id)";
+
+static const char SQL_STORE_FORM[] =
+    "SELECT ras_store_form($1, $2::jsonb, $3::bigint)";
+
+static const char SQL_EVENT[] =
+    "INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)"
+    " VALUES ($1::bigint, $2, $3::bigint, $4, $5, coalesce($6::jsonb, '{}'::jsonb))";
+
+static const char SQL_INBOX_DONE[] =
+    "UPDATE inbox SET state = $2, kind = $3, error = $4, processed_at = now() WHERE id = $1::bigint";
+
+static struct step *
+add_step(struct ras_arena *a, struct plan *p, enum step_kind kind, const char *sql)
+{
+	struct step *s;
+
+	if (p->nsteps == p->capsteps) {
+		size_t cap = p->capsteps ? p->capsteps * 2 : 4;
+		struct step *ns = ras_arena_calloc(a, cap, sizeof(*ns));
+
+		if (ns == NULL)
+			return NULL;
+		if (p->nsteps)
+			memcpy(ns, p->steps, p->nsteps * sizeof(*ns));
+		p->steps = ns;
+		p->capsteps = cap;
+	}
+	s = &p->steps[p->nsteps++];
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->sql = sql;
+	return s;
+}
+
+static const char *
+dump_compact(struct ras_arena *a, const json_t *j)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	const char *s = NULL;
+
+	if (ras_json_dump(j, RAS_JSON_COMPACT, &b) == 0)
+		s = ras_arena_strndup(a, b.data, b.len);
+	ras_buf_free(&b);
+	return s;
+}
+
+static int
+plan_event(struct ras_arena *a, struct plan *p, const char *ubrn, const char *kind,
+    const json_t *detail)
+{
+	struct step *s = add_step(a, p, STEP_OTHER, SQL_EVENT);
+
+	if (s == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	s->nparams = 6;
+	s->params[0] = RAS_DB_TEXT(NULL);
+	s->params[1] = RAS_DB_TEXT(ubrn);
+	s->params[2] = RAS_DB_TEXT(p->id_text);
+	s->params[3] = RAS_DB_TEXT(kind);
+	s->params[4] = RAS_DB_TEXT("rasd");
+	s->params[5] = RAS_DB_TEXT(detail ? dump_compact(a, detail) : NULL);
+	return 0;
+}
+
+static int
+plan_referral(struct ras_arena *a, struct plan *p, const struct ras_referral *r,
+    const char *state)
+{
+	const char *key = ras_referral_key(a, r);
+	struct step *s;
+	json_t *doc;
+	const char *text;
+	int err;
+
+	if ((err = ras_referral_to_json(r, key, &doc)) < 0)
+		return err;
+	text = dump_compact(a, doc);
+	json_decref(doc);
+	if (text == NULL || (s = add_step(a, p, STEP_REFERRAL, SQL_STORE_REFERRAL)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	s->nparams = 4;
+	s->params[0] = RAS_DB_TEXT(p->id_text);
+	s->params[1] = RAS_DB_TEXT(text);
+	s->params[2] = RAS_DB_TEXT(state);
+	s->params[3] = RAS_DB_TEXT(p->service_hint);
+	s->label = ras_arena_printf(a, "referral %s v%lld", r->ubrn ? r->ubrn : key,
+	    (long long)(r->version ? r->version : 1));
+	return 0;
+}
+
+/* Identity checks that make a referral unusable as received. */
+static const char *
+identity_problem(const struct ras_referral *r)
+{
+	if (r->patient.nhs_number_status != RAS_NHSNO_OK)
+		return ras_nhsno_reason(r->patient.nhs_number_status);
+	return NULL;
+}
+
+static void
+reject(struct plan *p, struct ras_arena *a, const char *reason)
+{
+	p->state = "rejected";
+	p->error = ras_arena_strdup(a, reason);
+	p->nsteps = 0;
+}
+
+/* Parse one payload and build its statements; never fails for bad input
+ * (that becomes a rejection), only for out-of-memory. */
+static int
+plan_payload(struct ras_arena *a, struct plan *p, const char *body, size_t len, bool truncated,
+    const char *ubrn_hint)
+{
+	struct ras_intake in;
+	int err;
+
+	p->state = "stored";
+	if (truncated) {
+		reject(p, a, ras_arena_printf(a,
+		    "payload is larger than %u bytes; only the first %u bytes were kept",
+		    RAS_PAYLOAD_KEEP_MAX, RAS_PAYLOAD_KEEP_MAX));
+		return 0;
+	}
+	ras_error_clear();
+	if ((err = ras_intake_parse(a, body, len, &in)) < 0) {
+		if (err == RAS_ENOMEM)
+			return err;
+		p->kind = in.kind != RAS_PAYLOAD_UNKNOWN ? ras_payload_kind_name(in.kind) : NULL;
+		reject(p, a, ras_error_last());
+		return 0;
+	}
+	p->kind = ras_payload_kind_name(in.kind);
+
+	switch (in.kind) {
+	case RAS_PAYLOAD_FHIR_BUNDLE:
+	case RAS_PAYLOAD_ERS_REFERRAL: {
+		const struct ras_referral *r = &in.referrals[0];
+		const char *why = identity_problem(r);
+
+		if (why) {
+			reject(p, a, why);
+			return 0;
+		}
+		return plan_referral(a, p, r, "new");
+	}
+	case RAS_PAYLOAD_ERS_WORKLIST: {
+		int skipped = 0, refused = 0;
+
+		for (size_t i = 0; i < in.n_referrals; i++) {
+			const struct ras_referral *r = &in.referrals[i];
+			const char *why;
+
+			if (r->ers_referral_type == NULL || strcmp(r->ers_referral_type, "TRIAGE_DEFERRAL") != 0) {
+				skipped++;
+				continue;
+			}
+			if (r->version == 0)
+				why = "worklist item has no referralRequestVersion";
+			else
+				why = identity_problem(r);
+			if (why) {
+				json_t *d = json_pack("{s:i, s:s}", "item", (int)i, "reason", why);
+
+				refused++;
+				(void)ras_buf_printf(&p->notes, "; item %zu (UBRN %s) refused: %s", i, r->ubrn, why);
+				err = plan_event(a, p, r->ubrn, "worklist-item-refused", d);
+				json_decref(d);
+				if (err < 0)
+					return err;
+				continue;
+			}
+			if ((err = plan_referral(a, p, r, "awaiting-details")) < 0)
+				return err;
+		}
+		p->report->skipped = skipped;
+		p->report->refused = refused;
+		if (skipped)
+			(void)ras_buf_printf(&p->notes, "; %d item(s) skipped (not TRIAGE_DEFERRAL)", skipped);
+		if (refused) {
+			p->state = refused == (int)in.n_referrals - skipped ? "rejected" : "partial";
+			p->error = ras_arena_printf(a, "%d worklist item(s) refused%s", refused,
+			    p->notes.data ? p->notes.data : "");
+		}
+		return 0;
+	}
+	case RAS_PAYLOAD_ERS_DOCREF: {
+		json_t *doc = json_object(), *x;
+		struct step *s;
+		const struct ras_attachment *at = in.attachment;
+
+		if (doc == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		(void)ras_json_set_str(doc, "url", at->url);
+		(void)ras_json_set_str(doc, "title", at->title);
+		(void)ras_json_set_str(doc, "content_type", at->content_type);
+		(void)ras_json_set_str(doc, "availability", at->availability);
+		(void)ras_json_set_str(doc, "type", at->type);
+		(void)ras_json_set_str(doc, "attached_by", at->attached_by);
+		(void)ras_json_set_str(doc, "attached_by_org", at->attached_by_org);
+		if (at->size >= 0 && (x = json_integer(at->size)) != NULL)
+			(void)json_object_set_new(doc, "size", x);
+		if ((s = add_step(a, p, STEP_OTHER, SQL_STORE_DOCREF)) == NULL) {
+			json_decref(doc);
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		}
+		s->nparams = 2;
+		s->params[0] = RAS_DB_TEXT(ubrn_hint);
+		s->params[1] = RAS_DB_TEXT(dump_compact(a, doc));
+		s->label = ras_arena_printf(a, "attachment %s", at->url);
+		json_decref(doc);
+		if (ubrn_hint == NULL)
+			(void)ras_buf_puts(&p->notes, "; not linked to a referral (no UBRN given)");
+		return 0;
+	}
+	case RAS_PAYLOAD_FORM: {
+		json_t *fj;
+		struct step *s;
+
+		if (ubrn_hint == NULL) {
+			reject(p, a, "a QuestionnaireResponse on its own needs the UBRN of its referral");
+			return 0;
+		}
+		if ((err = ras_form_to_json(in.form, &fj)) < 0)
+			return err;
+		s = add_step(a, p, STEP_OTHER, SQL_STORE_FORM);
+		if (s == NULL) {
+			json_decref(fj);
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		}
+		s->nparams = 3;
+		s->params[0] = RAS_DB_TEXT(ubrn_hint);
+		s->params[1] = RAS_DB_TEXT(dump_compact(a, fj));
+		s->params[2] = RAS_DB_TEXT(p->id_text);
+		s->label = ras_arena_printf(a, "form for referral %s", ubrn_hint);
+		json_decref(fj);
+		return 0;
+	}
+	case RAS_PAYLOAD_UNKNOWN:
+		break;
+	}
+	reject(p, a, "unsupported payload");
+	return 0;
+}
+
+static int
+send_steps(struct ras_db *db, struct plan *plans, size_t n)
+{
+	int err;
+
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < plans[i].nsteps; k++) {
+			struct step *s = &plans[i].steps[k];
+
+			if ((err = ras_db_pipeline_send(db, s->sql, s->nparams, s->params)) < 0)
+				return err;
+		}
+	return 0;
+}
+
+static int
+collect_steps(struct ras_db *db, struct plan *plans, size_t n)
+{
+	int err = 0, first_err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct plan *p = &plans[i];
+		struct ras_normalise_report *rep = p->report;
+
+		for (size_t k = 0; k < p->nsteps; k++) {
+			struct step *s = &p->steps[k];
+			struct ras_db_res *res = NULL;
+
+			if ((err = ras_db_pipeline_result(db, &res)) < 0) {
+				if (first_err == 0) {
+					first_err = err;
+					ras_error_context("%s", s->label ? s->label : "store");
+				}
+				continue;
+			}
+			if (s->kind == STEP_REFERRAL && first_err == 0) {
+				const char *outcome = ras_db_res_get(res, 0, 1);
+				int64_t rid = 0;
+
+				(void)ras_db_res_int(res, 0, 0, &rid);
+				if (rep->first_referral_id == 0)
+					rep->first_referral_id = rid;
+				if (outcome && strcmp(outcome, "created") == 0)
+					rep->created++;
+				else if (outcome && strcmp(outcome, "merged") == 0)
+					rep->merged++;
+				else
+					rep->duplicates++;
+			}
+			ras_db_res_free(res);
+		}
+	}
+	return first_err;
+}
+
+static void
+finish_report(struct plan *p)
+{
+	struct ras_normalise_report *rep = p->report;
+	int nref = rep->created + rep->merged + rep->duplicates;
+	char *m = rep->message;
+	size_t sz = sizeof(rep->message);
+
+	rep->state = p->state;
+	rep->kind = p->kind ? p->kind : "unknown";
+	if (strcmp(p->state, "rejected") == 0 && p->error) {
+		snprintf(m, sz, "%s", p->error);
+		return;
+	}
+	if (strcmp(p->state, "stored") == 0 && nref > 0 && rep->duplicates == nref)
+		rep->state = p->state = "duplicate";
+	if (strcmp(rep->kind, "ers-worklist") == 0)
+		snprintf(m, sz, "%d RAS referral(s): %d new, %d merged, %d already stored%s", nref,
+		    rep->created, rep->merged, rep->duplicates, p->notes.data ? p->notes.data : "");
+	else if (nref == 1)
+		snprintf(m, sz, "%s #%lld %s%s", p->steps[0].label, (long long)rep->first_referral_id,
+		    rep->created ? "created" : rep->merged ? "merged with the stored version" :
+		    "already stored", p->notes.data ? p->notes.data : "");
+	else if (p->nsteps > 0)
+		snprintf(m, sz, "%s stored%s", p->steps[0].label ? p->steps[0].label : "payload",
+		    p->notes.data ? p->notes.data : "");
+	else
+		snprintf(m, sz, "nothing to store%s", p->notes.data ? p->notes.data : "");
+}
+
+static int
+mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
+{
+	int err;
+
+	if ((err = ras_db_pipeline_enter(db)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct plan *p = &plans[i];
+		struct ras_db_param prm[4] = {
+			RAS_DB_TEXT(p->id_text), RAS_DB_TEXT(p->state), RAS_DB_TEXT(p->kind),
+			RAS_DB_TEXT(p->error),
+		};
+
+		if ((err = ras_db_pipeline_send(db, SQL_INBOX_DONE, 4, prm)) < 0)
+			goto out;
+		if (strcmp(p->state, "rejected") == 0) {
+			struct ras_db_param ev[6] = {
+				RAS_DB_TEXT(NULL), RAS_DB_TEXT(NULL), RAS_DB_TEXT(p->id_text),
+				RAS_DB_TEXT("payload-rejected"), RAS_DB_TEXT("rasd"), RAS_DB_TEXT(NULL),
+			};
+
+			if ((err = ras_db_pipeline_send(db, SQL_EVENT, 6, ev)) < 0)
+				goto out;
+		}
+	}
+	if ((err = ras_db_pipeline_sync(db)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		int k = strcmp(plans[i].state, "rejected") == 0 ? 2 : 1;
+
+		while (k--) {
+			struct ras_db_res *res = NULL;
+
+			if ((err = ras_db_pipeline_result(db, &res)) < 0)
+				goto out;
+			ras_db_res_free(res);
+		}
+	}
+out:
+	{
+		int e2 = ras_db_pipeline_exit(db);
+
+		return err < 0 ? err : e2;
+	}
+}
+
+struct claimed {
+	int64_t id;
+	const char *body;
+	size_t len;
+	bool truncated;
+	const char *service_hint, *ubrn_hint;
+};
+
+static const char SQL_CLAIM[] =
+    "SELECT id::text, body, truncated::text, service_hint, ubrn_hint FROM inbox"
+    " WHERE state = 'received' AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))"
+    " ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED";
+
+static int
+claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size_t limit,
+    struct claimed **out, size_t *nout)
+{
+	struct ras_buf arr = RAS_BUF_INIT(0);
+	struct ras_db_res *res = NULL;
+	char lim[24];
+	int err, rows;
+
+	*nout = 0;
+	if (ids) {
+		(void)ras_buf_putc(&arr, '{');
+		for (size_t i = 0; i < n; i++)
+			(void)ras_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
+		if ((err = ras_buf_putc(&arr, '}')) < 0)
+			goto done;
+		limit = n;
+	}
+	snprintf(lim, sizeof(lim), "%zu", limit);
+	/* Binary results: the body comes back as raw bytes, the rest as text. */
+	if ((err = ras_db_query_binary(db, &res, SQL_CLAIM, 2,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(ids ? arr.data : NULL), RAS_DB_TEXT(lim) })) < 0)
+		goto done;
+	rows = ras_db_res_rows(res);
+	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
+	if (*out == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < rows; i++) {
+		struct claimed *c = &(*out)[i];
+		const char *idtxt = ras_arena_strndup(a, ras_db_res_get(res, i, 0), ras_db_res_len(res, i, 0));
+
+		c->id = strtoll(idtxt, NULL, 10);
+		c->len = ras_db_res_len(res, i, 1);
+		c->body = ras_arena_strndup(a, ras_db_res_get(res, i, 1), c->len);
+		c->truncated = ras_db_res_get(res, i, 2)[0] == 't';
+		if (!ras_db_res_isnull(res, i, 3))
+			c->service_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 3), ras_db_res_len(res, i, 3));
+		if (!ras_db_res_isnull(res, i, 4))
+			c->ubrn_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 4), ras_db_res_len(res, i, 4));
+		if (c->body == NULL) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			goto done;
+		}
+	}
+	*nout = (size_t)rows;
+done:
+	ras_db_res_free(res);
+	ras_buf_free(&arr);
+	return err;
+}
+
+/* Process claimed rows as one transaction (already begun). */
+static int
+run_batch(struct ras_db *db, struct ras_arena *a, struct claimed *rows, size_t n,
+    struct ras_normalise_report *reports, struct plan *plans)
+{
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		struct plan *p = &plans[i];
+
+		memset(p, 0, sizeof(*p));
+		ras_buf_init(&p->notes, 4096);
+		memset(&reports[i], 0, sizeof(reports[i]));
+		reports[i].payload_id = rows[i].id;
+		p->report = &reports[i];
+		p->id = rows[i].id;
+		p->id_text = ras_arena_printf(a, "%lld", (long long)rows[i].id);
+		p->service_hint = rows[i].service_hint;
+		if ((err = plan_payload(a, p, rows[i].body, rows[i].len, rows[i].truncated,
+		    rows[i].ubrn_hint)) < 0)
+			return err;
+	}
+	if ((err = ras_db_pipeline_enter(db)) < 0)
+		return err;
+	if ((err = send_steps(db, plans, n)) < 0 || (err = ras_db_pipeline_sync(db)) < 0) {
+		(void)ras_db_pipeline_exit(db);
+		return err;
+	}
+	err = collect_steps(db, plans, n);
+	{
+		int e2 = ras_db_pipeline_exit(db);
+
+		if (err == 0)
+			err = e2;
+	}
+	if (err < 0)
+		return err;
+	for (size_t i = 0; i < n; i++)
+		finish_report(&plans[i]);
+	return mark_inbox(db, plans, n);
+}
+
+static void
+free_plans(struct plan *plans, size_t n)
+{
+	for (size_t i = 0; plans && i < n; i++)
+		ras_buf_free(&plans[i].notes);
+}
+
+int
+ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limit,
+    struct ras_normalise_report **out, size_t *nout)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_normalise_report *reports = NULL;
+	struct plan *plans = NULL;
+	struct claimed *rows = NULL;
+	size_t nrows = 0;
+	int err;
+
+	*out = NULL;
+	*nout = 0;
+	if (a == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if ((err = ras_db_begin(db)) < 0)
+		goto done;
+	if ((err = claim(db, a, ids, n, limit, &rows, &nrows)) < 0)
+		goto rollback;
+	reports = calloc(nrows ? nrows : 1, sizeof(*reports));
+	plans = calloc(nrows ? nrows : 1, sizeof(*plans));
+	if (reports == NULL || plans == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto rollback;
+	}
+	if (nrows == 0) {
+		ras_db_rollback(db);
+		goto done;
+	}
+	err = run_batch(db, a, rows, nrows, reports, plans);
+	if (err == 0 && (err = ras_db_commit(db)) == 0) {
+		*out = reports;
+		*nout = nrows;
+		reports = NULL;
+		goto done;
+	}
+	ras_db_rollback(db);
+	free_plans(plans, nrows);
+	if (err == RAS_EIO || err == RAS_ENOMEM)
+		goto done;
+
+	/* The batch failed in the database: take the payloads one at a time so
+	 * that one bad payload does not hold up the others. */
+	for (size_t i = 0; i < nrows; i++) {
+		struct claimed *one = NULL;
+		size_t got = 0;
+
+		if ((err = ras_db_begin(db)) < 0)
+			goto done;
+		if ((err = claim(db, a, &rows[i].id, 1, 1, &one, &got)) < 0) {
+			ras_db_rollback(db);
+			goto done;
+		}
+		if (got == 0) {
+			ras_db_rollback(db);
+			memset(&reports[i], 0, sizeof(reports[i]));
+			reports[i].payload_id = rows[i].id;
+			reports[i].state = "received";
+			reports[i].kind = "unknown";
+			snprintf(reports[i].message, sizeof(reports[i].message),
+			    "taken by another process");
+			continue;
+		}
+		err = run_batch(db, a, one, 1, &reports[i], &plans[i]);
+		free_plans(&plans[i], 1);
+		if (err == 0 && (err = ras_db_commit(db)) == 0)
+			continue;
+		ras_db_rollback(db);
+		if (err == RAS_EIO || err == RAS_ENOMEM)
+			goto done;
+		/* Keep the payload, marked with the database's reason. */
+		{
+			char reason[400];
+
+			snprintf(reason, sizeof(reason), "could not store: %s", ras_error_last());
+			memset(&reports[i], 0, sizeof(reports[i]));
+			reports[i].payload_id = rows[i].id;
+			reports[i].state = "rejected";
+			reports[i].kind = "unknown";
+			snprintf(reports[i].message, sizeof(reports[i].message), "%s", reason);
+			if ((err = ras_db_query(db, NULL, SQL_INBOX_DONE, 4, (struct ras_db_param[]){
+			    RAS_DB_TEXT(ras_arena_printf(a, "%lld", (long long)rows[i].id)),
+			    RAS_DB_TEXT("rejected"), RAS_DB_TEXT(NULL), RAS_DB_TEXT(reason) })) < 0)
+				goto done;
+		}
+	}
+	*out = reports;
+	*nout = nrows;
+	reports = NULL;
+	err = 0;
+	goto done;
+rollback:
+	ras_db_rollback(db);
+done:
+	free(plans);
+	free(reports);
+	ras_arena_free(a);
+	return err;
+}
+
+/* ---- show ---------------------------------------------------------------- */
+
+static int
+query_json(struct ras_db *db, const char *sql, const char *arg, json_t **out)
+{
+	struct ras_db_res *res = NULL;
+	const char *v;
+	int err;
+
+	*out = NULL;
+	if ((err = ras_db_query(db, &res, sql, 1, &RAS_DB_TEXT(arg))) < 0)
+		return err;
+	v = ras_db_res_get(res, 0, 0);
+	if (v != NULL)
+		err = ras_json_parse(v, strlen(v), 0, out);
+	ras_db_res_free(res);
+	return err;
+}
+
+int
+ras_store_show(struct ras_db *db, const char *what, json_t **out)
+{
+	static const char find[] =
+	    "SELECT coalesce("
+	    " (SELECT id FROM referrals WHERE ubrn = $1 ORDER BY version DESC LIMIT 1),"
+	    " (SELECT id FROM referrals WHERE referral_key = $1 ORDER BY version DESC LIMIT 1),"
+	    " (SELECT id FROM referrals WHERE $1 ~ '^[0-9]{1,18}$' AND id = $1::bigint))::text";
+	static const char show[] =
+	    "SELECT jsonb_build_object("
+	    " 'id', r.id, 'referral_key', r.referral_key, 'ubrn', r.ubrn, 'version', r.version,"
+	    " 'state', r.state, 'service', r.service, 'source', r.source,"
+	    " 'received_at', to_char(r.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+	    " 'payload_id', r.payload_id,"
+	    " 'versions', (SELECT jsonb_agg(jsonb_build_object('id', v.id, 'version', v.version,"
+	    "     'state', v.state) ORDER BY v.version) FROM referrals v"
+	    "     WHERE v.referral_key = r.referral_key),"
+	    " 'attachments', (SELECT coalesce(jsonb_agg(jsonb_build_object('url', t.url,"
+	    "     'title', t.title, 'content_type', t.content_type, 'availability', t.availability,"
+	    "     'state', t.state, 'content_size', t.content_size) ORDER BY t.id), '[]')"
+	    "     FROM attachments t WHERE t.referral_id = r.id),"
+	    " 'events', (SELECT coalesce(jsonb_agg(jsonb_build_object('at',"
+	    "     to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'kind', e.kind,"
+	    "     'actor', e.actor, 'detail', e.detail) ORDER BY e.id), '[]')"
+	    "     FROM events e WHERE e.referral_id = r.id),"
+	    " 'referral', r.doc)::text"
+	    " FROM referrals r WHERE r.id = $1::bigint";
+	struct ras_db_res *res = NULL;
+	const char *id;
+	char idbuf[32];
+	int err;
+
+	if ((err = ras_db_query(db, &res, find, 1, &RAS_DB_TEXT(what))) < 0)
+		return err;
+	id = ras_db_res_get(res, 0, 0);
+	if (id == NULL) {
+		ras_db_res_free(res);
+		return ras_error_code(RAS_ENOTFOUND, "no referral with UBRN or id \"%.40s\"", what);
+	}
+	snprintf(idbuf, sizeof(idbuf), "%s", id);
+	ras_db_res_free(res);
+	return query_json(db, show, idbuf, out);
+}
+
+int
+ras_store_event(struct ras_db *db, int64_t referral_id, const char *ubrn, int64_t payload_id,
+    const char *kind, const char *actor, const json_t *detail)
+{
+	struct ras_buf d = RAS_BUF_INIT(0);
+	char rid[24], pid[24];
+	int err;
+
+	snprintf(rid, sizeof(rid), "%lld", (long long)referral_id);
+	snprintf(pid, sizeof(pid), "%lld", (long long)payload_id);
+	if (detail && (err = ras_json_dump(detail, RAS_JSON_COMPACT, &d)) < 0)
+		return err;
+	err = ras_db_query(db, NULL, SQL_EVENT, 6, (struct ras_db_param[]){
+	    RAS_DB_TEXT(referral_id ? rid : NULL), RAS_DB_TEXT(ubrn),
+	    RAS_DB_TEXT(payload_id ? pid : NULL), RAS_DB_TEXT(kind),
+	    RAS_DB_TEXT(actor ? actor : "rasd"), RAS_DB_TEXT(d.data) });
+	ras_buf_free(&d);
+	return err;
+}
+
+int
+ras_store_inbox_state(struct ras_db *db, int64_t id, char *state, size_t state_size,
+    char *error, size_t error_size)
+{
+	struct ras_db_res *res = NULL;
+	char idt[24];
+	int err;
+
+	snprintf(idt, sizeof(idt), "%lld", (long long)id);
+	if ((err = ras_db_query(db, &res, "SELECT state, coalesce(error, '') FROM inbox WHERE id = $1::bigint",
+	    1, &RAS_DB_TEXT(idt))) < 0)
+		return err;
+	if (ras_db_res_rows(res) != 1) {
+		ras_db_res_free(res);
+		return ras_error_code(RAS_ENOTFOUND, "no payload #%lld", (long long)id);
+	}
+	snprintf(state, state_size, "%s", ras_db_res_get(res, 0, 0));
+	snprintf(error, error_size, "%s", ras_db_res_get(res, 0, 1));
+	ras_db_res_free(res);
+	return 0;
+}
+
+int
+ras_store_list(struct ras_db *db, const char *state, int limit, json_t **out)
+{
+	static const char sql[] =
+	    "SELECT coalesce(jsonb_agg(x ORDER BY x.id DESC), '[]')::text FROM ("
+	    " SELECT r.id, r.referral_key, r.ubrn, r.version, r.state, r.service, r.priority,"
+	    "  r.source, r.registered_practice AS practice,"
+	    "  to_char(r.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS received_at"
+	    " FROM referrals r WHERE ($1::text IS NULL OR r.state = $1)"
+	    " ORDER BY r.id DESC LIMIT $2::int) x";
+	struct ras_db_res *res = NULL;
+	char lim[16];
+	const char *v;
+	int err;
+
+	snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 100);
+	if ((err = ras_db_query(db, &res, sql, 2,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(state), RAS_DB_TEXT(lim) })) < 0)
+		return err;
+	v = ras_db_res_get(res, 0, 0);
+	err = ras_json_parse(v, strlen(v), 0, out);
+	ras_db_res_free(res);
+	return err;
+}

@@ -1,0 +1,66 @@
+/*
+ * fake_http: a loopback HTTP server for protocol tests and the demo.
+ *
+ * It runs libmicrohttpd on 127.0.0.1 with an ephemeral port, passes each
+ * request to a handler that fills in the response, and records every
+ * request (method, path with query, headers, body) so tests can assert on
+ * exactly what rasd sent.  The e-RS, MESH and FHIR fakes are handlers on
+ * top of this.
+ */
+#ifndef RAS_FAKE_HTTP_H
+#define RAS_FAKE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FAKE_HEADERS_MAX 64
+#define FAKE_BODY_MAX (64u * 1024u * 1024u)
+
+struct fake_header {
+	char *name;
+	char *value;
+};
+
+struct fake_req {
+	char *method;
+	char *path;        /* URL path and query, e.g. "/STU3/Task?focus=…" */
+	char *body;        /* NUL-terminated (may contain NULs before body_len) */
+	size_t body_len;
+	struct fake_header headers[FAKE_HEADERS_MAX];
+	size_t nheaders;
+};
+
+struct fake_resp {
+	int status;                          /* 0 = 200 */
+	const char *content_type;
+	struct fake_header headers[16];      /* extra response headers (not freed) */
+	size_t nheaders;
+	const char *body;                    /* copied; NULL = empty */
+	size_t body_len;                     /* 0 = strlen(body) */
+	bool drop;                           /* close the connection without answering */
+	int delay_ms;                        /* wait before answering */
+};
+
+typedef void (*fake_handler)(void *ctx, const struct fake_req *req, struct fake_resp *resp);
+
+struct fake_http;
+
+struct fake_http *fake_http_start(fake_handler handler, void *ctx);
+void fake_http_stop(struct fake_http *f);
+
+unsigned fake_http_port(const struct fake_http *f);
+/* "http://127.0.0.1:PORT" */
+const char *fake_http_url(const struct fake_http *f);
+
+/* Recorded requests (copies owned by the server until reset/stop). */
+size_t fake_http_count(struct fake_http *f);
+const struct fake_req *fake_http_req(struct fake_http *f, size_t i);
+void fake_http_reset(struct fake_http *f);
+
+/* Case-insensitive header lookup; NULL when absent. */
+const char *fake_req_header(const struct fake_req *r, const char *name);
+
+/* Add a response header. */
+void fake_resp_header(struct fake_resp *r, const char *name, const char *value);
+
+#endif

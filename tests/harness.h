@@ -1,0 +1,68 @@
+/*
+ * harness: what every CUnit suite shares.
+ *
+ * - ras_test_run_suites(): runs the registered suites and exits non-zero on
+ *   any failure (meson test reads the exit code).
+ * - Databases: ras_test_db() creates a fresh, migrated database in the
+ *   private cluster that scripts/test starts (RAS_TEST_PGHOST); a test
+ *   without that cluster fails, it does not skip.
+ * - Fixtures, golden files, and running the built binaries as subprocesses.
+ */
+#ifndef RAS_TEST_HARNESS_H
+#define RAS_TEST_HARNESS_H
+
+#include <CUnit/CUnit.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ras_db;
+
+struct ras_test_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+struct ras_test_suite {
+	const char *name;
+	const struct ras_test_case *cases;   /* terminated by {NULL, NULL} */
+	int (*init)(void);
+	int (*cleanup)(void);
+};
+
+/* Run suites (terminated by a zeroed entry); returns the process exit code. */
+int ras_test_run_suites(const struct ras_test_suite *suites);
+
+/* A fresh migrated database; *conninfo (static buffer per call, strdup'd)
+ * may be passed to subprocesses. Aborts the test run when unavailable. */
+struct ras_db *ras_test_db(const char *name, char **conninfo);
+
+/* Path of tests/fixtures/<rel> (static buffer, valid until next call). */
+const char *ras_test_fixture(const char *rel);
+
+/* Read a whole file (malloc'd, NUL-terminated); aborts on failure. */
+char *ras_test_read(const char *path, size_t *len);
+
+/* A temporary directory for this test process (created on first use). */
+const char *ras_test_tmpdir(void);
+
+/* Write data to <tmpdir>/<name>; returns the path (malloc'd). */
+char *ras_test_write_tmp(const char *name, const char *data, size_t len);
+
+/* Compare with tests/golden/<rel>. On mismatch writes <rel>.actual beside it
+ * and returns false. RAS_UPDATE_GOLDEN=1 rewrites the golden file instead. */
+bool ras_test_golden(const char *rel, const char *actual, size_t len);
+
+/* Path of a built program (build dir from the RAS_BUILD_ROOT environment
+ * variable that meson sets for tests), e.g. "daemon/rasctl". */
+const char *ras_test_program(const char *rel);
+
+/* Run argv (argv[0] a path) with optional stdin data and extra environment
+ * ("NAME=value", NULL-terminated, may be NULL); capture output. Returns the
+ * exit status (or 128+signal). out/err are malloc'd (may be NULL). */
+int ras_test_spawn(char *const argv[], const char *const *env, const char *in,
+    char **out, char **err);
+
+/* Count occurrences of needle in haystack. */
+size_t ras_test_count(const char *haystack, const char *needle);
+
+#endif
