@@ -61,5 +61,13 @@ int ras_ctl_migrate(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_show(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_list(struct ras_ctl *ctl, int argc, char **argv);
+/* triage (issue 3) */
+
+/* e-RS (issue 4) */
+
+/* documents and delivery (issue 5) */
+
+/* daemon and operations (issue 6) */
+
 
 #endif

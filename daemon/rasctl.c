@@ -30,6 +30,14 @@ static const struct command commands[] = {
 	  "ingest [--service ID] [--ubrn UBRN] FILE...  store and normalise payloads" },
 	{ "show", ras_ctl_show, "show UBRN|ID                 print a stored referral as JSON" },
 	{ "list", ras_ctl_list, "list [--state S] [--limit N] [--json]  stored referrals, newest first" },
+	/* triage (issue 3) */
+
+	/* e-RS (issue 4) */
+
+	/* documents and delivery (issue 5) */
+
+	/* daemon and operations (issue 6) */
+
 	{ NULL, NULL, NULL },
 };
 

@@ -43,6 +43,14 @@ const struct ras_option ras_options[] = {
 	  "directory of rule sets, forms, practice lists and the bank-holiday file" },
 	{ "general", "instance", RAS_OPT_STRING, NULL, 0, 0, false, false, NULL,
 	  "name of this rasd instance in logs and metrics (default: host name)" },
+	/* triage (issue 3): [service ID] … */
+
+	/* e-RS (issue 4): [ers] … */
+
+	/* documents and delivery (issue 5): [mesh], [fhir], [routing], [outbox] … */
+
+	/* daemon (issue 6): [http], [spool], [daemon] … */
+
 	{ NULL, NULL, 0, NULL, 0, 0, false, false, NULL, NULL },
 };
 

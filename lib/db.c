@@ -99,7 +99,8 @@ result_ok(struct ras_db *db, PGresult *r, struct ras_db_res **out)
 {
 	ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_SYNC) {
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_PIPELINE_SYNC &&
+	    st != PGRES_EMPTY_QUERY) {
 		int err = fail_from_result(db, r);
 
 		PQclear(r);

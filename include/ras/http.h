@@ -1,0 +1,94 @@
+/*
+ * http: the libcurl adapter; the only file that includes curl.h.
+ *
+ * One struct ras_http per process (or thread) holds a curl multi handle,
+ * so connections are reused across calls and HTTP/2 is negotiated where
+ * the server offers it.  ras_http_perform() runs a batch of requests
+ * concurrently and fills in each one's response; a failure of one request
+ * never fails the others.
+ *
+ * Policy, always on: TLS peer and host verification (CA bundle
+ * configurable, client certificate optional), https only (plain http is
+ * allowed only to loopback addresses and only when the client was created
+ * with allow_http_loopback, for tests and local fakes), redirects never
+ * followed (callers follow a 307 themselves and decide which headers go
+ * with it), response bodies bounded by max_body, gzip/deflate decoded.
+ *
+ * A failed transfer says whether the request may have reached the server:
+ * RAS_EIO means it certainly did not (DNS, connect, TLS handshake), so a
+ * retry is safe; RAS_ETIMEDOUT means the outcome is unknown (timeout,
+ * connection dropped after sending), so a write must be checked before it
+ * is retried.
+ */
+#ifndef RAS_HTTP_H
+#define RAS_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ras/buf.h"
+
+struct ras_http;
+
+struct ras_http_opts {
+	const char *ca_file;          /* PEM bundle; NULL = system default */
+	const char *client_cert;      /* PEM client certificate (mTLS), optional */
+	const char *client_key;       /* PEM private key file for client_cert */
+	bool allow_http_loopback;     /* permit http:// to 127.0.0.1 / ::1 / localhost */
+	long connect_timeout_ms;      /* 0 = 10 s */
+	long max_host_connections;    /* 0 = 6 */
+	const char *user_agent;       /* NULL = "rasd/<version>" */
+};
+
+struct ras_http_header {
+	const char *name;
+	const char *value;
+};
+
+#define RAS_HTTP_MAX_REQ_HEADERS 24
+
+struct ras_http_request {
+	/* in */
+	const char *method;           /* GET, POST, PUT, HEAD, DELETE */
+	const char *url;
+	struct ras_http_header headers[RAS_HTTP_MAX_REQ_HEADERS];
+	size_t nheaders;
+	const void *body;
+	size_t body_len;
+	long timeout_ms;              /* whole transfer; 0 = 60 s */
+	size_t max_body;              /* response ceiling; 0 = RAS_HTTP_BODY_MAX */
+
+	/* out */
+	int err;                      /* 0, or RAS_EIO / RAS_ETIMEDOUT / RAS_ETOOBIG / RAS_EINVALID */
+	char errmsg[256];
+	long status;                  /* HTTP status, 0 when no response */
+	struct ras_buf body_out;      /* response body (NUL-terminated) */
+	struct ras_buf headers_out;   /* raw response header block of the final response */
+	double seconds;               /* total time */
+	char http_version[8];         /* "1.1", "2" */
+};
+
+int ras_http_new(const struct ras_http_opts *opts, struct ras_http **out);
+void ras_http_free(struct ras_http *h);
+
+/* Initialise a request (zeroes it). */
+void ras_http_request_init(struct ras_http_request *r, const char *method, const char *url);
+
+/* Add a request header; RAS_ETOOBIG past RAS_HTTP_MAX_REQ_HEADERS. The
+ * strings must outlive the perform call. */
+int ras_http_request_header(struct ras_http_request *r, const char *name, const char *value);
+
+/* Free the response parts; the request can then be reused. */
+void ras_http_request_release(struct ras_http_request *r);
+
+/* Run n requests concurrently. Returns 0 when every request ran (each has
+ * its own err/status), negative only when the batch could not start. */
+int ras_http_perform(struct ras_http *h, struct ras_http_request *reqs, size_t n);
+
+/* A response header value (case-insensitive name) copied into buf; NULL
+ * when absent. */
+const char *ras_http_response_header(const struct ras_http_request *r, const char *name,
+    char *buf, size_t size);
+
+#endif
