@@ -66,6 +66,7 @@ int ras_ctl_list(struct ras_ctl *ctl, int argc, char **argv);
 /* e-RS (issue 4) */
 
 /* documents and delivery (issue 5) */
+int ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv);
 
 /* daemon and operations (issue 6) */
 

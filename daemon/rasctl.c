@@ -35,6 +35,8 @@ static const struct command commands[] = {
 	/* e-RS (issue 4) */
 
 	/* documents and delivery (issue 5) */
+	{ "render", ras_ctl_render, "render --kind KIND --service ID --referral FILE [--episode FILE] "
+	  "[--decision FILE] [--at DATETIME] [--format json|xml|html]  build one document (no database)" },
 
 	/* daemon and operations (issue 6) */
 
