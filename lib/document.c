@@ -351,8 +351,12 @@ sec_advice(struct b *b, struct ras_xhtml *x)
 	ras_xhtml_open(x, "ul", NULL);
 	for (size_t i = 0; i < b->d->n_reasons; i++) {
 		const struct ras_reason *r = &b->d->reasons[i];
-		const char *text = r->advice ? r->advice : r->rule;
+		const char *text = r->advice;
 
+		if (text == NULL && b->d->outcome == RAS_OUTCOME_ACCEPT)
+			text = "The referral meets the service's referral criteria";
+		else if (text == NULL && r->rule)
+			text = ras_arena_printf(b->a, "Rule %s", r->rule);
 		if (text == NULL)
 			continue;
 		ras_xhtml_open(x, "li", NULL);
