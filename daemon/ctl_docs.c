@@ -12,6 +12,7 @@
  * items are listed on stderr); 66 a file unreadable; 64 bad usage.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "ras/intake.h"
 #include "ras/json.h"
 #include "ras/limits.h"
+#include "ras/outbox.h"
 #include "ras/xml.h"
 
 static const char render_usage[] =
@@ -217,5 +219,249 @@ done:
 	ras_buf_free(&db);
 	ras_buf_free(&out);
 	ras_arena_free(a);
+	return rc;
+}
+
+
+/*
+ * rasctl outbox list [--state S] [--limit N] [--json]
+ * rasctl outbox dead [--limit N] [--json]
+ * rasctl outbox retry ID...
+ * rasctl outbox run [--at DATETIME]   one pass: render, deliver, poll the MESH inbox
+ */
+static void
+print_rows(json_t *arr, bool as_json)
+{
+	json_t *x;
+	size_t i;
+
+	if (as_json) {
+		struct ras_buf out = RAS_BUF_INIT(0);
+
+		(void)ras_json_dump(arr, RAS_JSON_PRETTY, &out);
+		printf("%s\n", out.data ? out.data : "[]");
+		ras_buf_free(&out);
+		return;
+	}
+	printf("%-6s %-22s %-20s %-3s %-8s %-8s %-9s %-3s %s\n", "ID", "REFERRAL", "KIND", "VER",
+	    "TO", "ODS", "STATE", "TRY", "ROUTE | LAST ERROR");
+	json_array_foreach(arr, i, x) {
+		const char *err = ras_json_str(x, "last_error");
+		const char *addr = ras_json_str(x, "address"), *tr = ras_json_str(x, "transport");
+
+		printf("%-6lld %-22.22s %-20s %-3lld %-8s %-8s %-9s %-3lld %s%s%s%s%s\n",
+		    (long long)json_integer_value(json_object_get(x, "id")), ras_json_str(x, "referral_key"),
+		    ras_json_str(x, "kind"), (long long)json_integer_value(json_object_get(x, "version")),
+		    ras_json_str(x, "recipient"), ras_json_str(x, "ods") ? ras_json_str(x, "ods") : "-",
+		    ras_json_str(x, "state"), (long long)json_integer_value(json_object_get(x, "attempts")),
+		    tr ? tr : "-", tr ? ":" : "", addr ? addr : "", err ? " | " : "", err ? err : "");
+	}
+}
+
+static int
+outbox_new(struct ras_ctl *ctl, const char *mappings, struct ras_outbox **o)
+{
+	struct ras_config *cfg;
+	int rc;
+
+	if ((rc = ras_ctl_config(ctl, &cfg)) != 0)
+		return rc;
+	if (ras_outbox_new(cfg, ras_ctl_mappings(ctl, mappings), o) < 0) {
+		ras_ctl_fail(ctl, "cannot set up delivery");
+		return CTL_CONFIG;
+	}
+	return 0;
+}
+
+static void
+print_stats(const char *stage, const struct ras_outbox_stats *s)
+{
+	printf("%s: claimed %d, rendered %d, delivered %d, retry %d, unknown %d, dead %d, cancelled %d, "
+	    "reports %d, received %d, acknowledged %d\n", stage, s->claimed, s->rendered, s->delivered,
+	    s->retried, s->unknown, s->dead, s->cancelled, s->reports, s->received, s->acknowledged);
+}
+
+int
+ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "at", required_argument, NULL, 't' },
+		{ "mappings", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char usage[] = "usage: rasctl outbox list [--state S] [--limit N] [--json]\n"
+	    "       rasctl outbox dead [--limit N] [--json]\n"
+	    "       rasctl outbox retry ID...\n"
+	    "       rasctl outbox run [--at DATETIME]\n";
+	const char *sub, *state = NULL, *mappings = NULL;
+	long limit = 100;
+	bool as_json = false;
+	int64_t now = ras_time_now();
+	struct ras_db *db;
+	int c, rc, err;
+
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return CTL_USAGE;
+	}
+	sub = argv[1];
+	argc--;
+	argv++;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+s:n:jt:m:", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': state = optarg; break;
+		case 'j': as_json = true; break;
+		case 'm': mappings = optarg; break;
+		case 't':
+			if (ras_time_parse(optarg, true, &now) < 0) {
+				fprintf(stderr, "rasctl: --at must be an ISO date or date-time\n");
+				return CTL_USAGE;
+			}
+			break;
+		case 'n': {
+			char *end;
+
+			limit = strtol(optarg, &end, 10);
+			if (*end || limit < 1 || limit > 100000) {
+				fprintf(stderr, "rasctl: --limit must be 1..100000\n");
+				return CTL_USAGE;
+			}
+			break;
+		}
+		default:
+			fputs(usage, stderr);
+			return CTL_USAGE;
+		}
+	}
+	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+		return rc;
+	if (strcmp(sub, "list") == 0 || strcmp(sub, "dead") == 0) {
+		json_t *arr = NULL;
+
+		if (optind != argc) {
+			fputs(usage, stderr);
+			return CTL_USAGE;
+		}
+		if ((err = ras_outbox_list(db, strcmp(sub, "dead") == 0 ? "dead" : state, (int)limit,
+		    &arr)) < 0) {
+			ras_ctl_fail(ctl, "cannot list the outbox");
+			return ras_ctl_exit_for(err);
+		}
+		print_rows(arr, as_json);
+		json_decref(arr);
+		return CTL_OK;
+	}
+	if (strcmp(sub, "retry") == 0) {
+		int worst = CTL_OK;
+
+		if (optind >= argc) {
+			fputs(usage, stderr);
+			return CTL_USAGE;
+		}
+		for (int i = optind; i < argc; i++) {
+			char *end;
+			long long id = strtoll(argv[i], &end, 10);
+
+			if (*end || id < 1) {
+				fprintf(stderr, "rasctl: \"%s\" is not an outbox id\n", argv[i]);
+				worst = CTL_USAGE;
+				continue;
+			}
+			if ((err = ras_outbox_retry(db, id, now)) < 0) {
+				ras_ctl_fail(ctl, "cannot retry");
+				worst = err == RAS_ENOTFOUND || err == RAS_ECONFLICT ? CTL_DATAERR :
+				    ras_ctl_exit_for(err);
+				continue;
+			}
+			printf("outbox %lld requeued\n", id);
+		}
+		return worst;
+	}
+	if (strcmp(sub, "run") == 0) {
+		struct ras_outbox *o = NULL;
+		struct ras_outbox_stats s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+
+		if ((rc = outbox_new(ctl, mappings, &o)) != 0)
+			return rc;
+		if ((err = ras_outbox_render_pending(o, db, now, &s1)) < 0 ||
+		    (err = ras_outbox_deliver_pending(o, db, now, &s2)) < 0 ||
+		    (err = ras_outbox_mesh_poll(o, db, now, &s3)) < 0) {
+			ras_ctl_fail(ctl, "outbox pass failed");
+			ras_outbox_free(o);
+			return ras_ctl_exit_for(err);
+		}
+		print_stats("render", &s1);
+		print_stats("deliver", &s2);
+		print_stats("mesh-poll", &s3);
+		ras_outbox_free(o);
+		return CTL_OK;
+	}
+	fputs(usage, stderr);
+	return CTL_USAGE;
+}
+
+/*
+ * rasctl episode --kind contact|discharge [--at DATETIME] UBRN|ID FILE
+ *
+ * Stores an episode summary from the EPR for a referral and enqueues its
+ * document (the daemon's EPR route calls ras_outbox_episode_put too).
+ */
+int
+ras_ctl_episode(struct ras_ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kind", required_argument, NULL, 'k' },
+		{ "at", required_argument, NULL, 't' },
+		{ "mappings", required_argument, NULL, 'm' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char usage[] =
+	    "usage: rasctl episode --kind contact|discharge [--at DATETIME] UBRN|ID FILE\n";
+	const char *kind = NULL, *mappings = NULL;
+	int64_t now = ras_time_now(), id = 0;
+	struct ras_buf b = { 0 };
+	struct ras_outbox *o = NULL;
+	struct ras_db *db;
+	int c, rc, err;
+
+	while ((c = getopt_long(argc, argv, "+k:t:m:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k': kind = optarg; break;
+		case 'm': mappings = optarg; break;
+		case 't':
+			if (ras_time_parse(optarg, true, &now) < 0) {
+				fprintf(stderr, "rasctl: --at must be an ISO date or date-time\n");
+				return CTL_USAGE;
+			}
+			break;
+		default:
+			fputs(usage, stderr);
+			return CTL_USAGE;
+		}
+	}
+	if (kind == NULL || argc - optind != 2) {
+		fputs(usage, stderr);
+		return CTL_USAGE;
+	}
+	if ((rc = read_file(ctl, argv[optind + 1], RAS_PAYLOAD_MAX, &b)) != 0)
+		return rc;
+	if ((rc = ras_ctl_db(ctl, &db)) != 0 || (rc = outbox_new(ctl, mappings, &o)) != 0)
+		goto done;
+	if ((err = ras_outbox_episode_put(o, db, argv[optind], kind, b.data ? b.data : "", b.len,
+	    "rasctl", now, &id)) < 0) {
+		ras_ctl_fail(ctl, "cannot store the episode summary");
+		rc = err == RAS_EINVALID || err == RAS_ENOTFOUND || err == RAS_ETOOBIG ? CTL_DATAERR :
+		    ras_ctl_exit_for(err);
+		goto done;
+	}
+	printf("episode %lld stored for %s; its %s is queued\n", (long long)id, argv[optind],
+	    strcmp(kind, "contact") == 0 ? "notification letter" : "discharge summary");
+done:
+	ras_outbox_free(o);
+	ras_buf_free(&b);
 	return rc;
 }

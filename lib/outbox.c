@@ -649,6 +649,7 @@ struct job {
 	size_t chunks_done, nchunks;
 	enum step step;
 	bool finished;
+	bool gave_up;
 	/* outcome */
 	const char *state;          /* delivered, ready, unknown, dead */
 	const char *error;
@@ -675,8 +676,7 @@ outcome(struct ras_outbox *o, struct job *j, int err, const char *action, long s
 		j->state = "dead";
 	} else if (j->attempts >= o->max_attempts) {
 		j->state = "dead";
-		j->error = NULL;   /* filled by the caller with the attempt count */
-		j->delay = err;    /* remembers the kind of failure */
+		j->gave_up = true;
 	} else if (err == RAS_ETIMEDOUT && strcmp(j->transport, "mesh") == 0 && j->mesh_id[0] == '\0') {
 		j->state = "unknown";
 		j->delay = ras_outbox_backoff((int)j->attempts, o->backoff_base, o->backoff_max);
@@ -961,8 +961,9 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		struct job *j = &jobs[i];
 		const char *outc = j->state;
 
-		if (strcmp(j->state, "dead") == 0 && j->error == NULL)
-			j->error = ras_arena_printf(a, "gave up after %lld attempts", (long long)j->attempts);
+		if (j->gave_up)
+			j->error = ras_arena_printf(a, "gave up after %lld attempts: %s", (long long)j->attempts,
+			    j->error ? j->error : "unknown error");
 		w_add(&w, SQL_RESULT, 7, j->id, j->state, j->error, at,
 		    num(a, strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0 ? 0 : j->delay),
 		    j->mesh_id[0] ? j->mesh_id : NULL, num(a, (int64_t)j->chunks_done));
