@@ -926,7 +926,7 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		if (ras_db_res_get(res, (int)i, 11))
 			snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", ras_db_res_get(res, (int)i, 11));
 		(void)ras_db_res_int(res, (int)i, 12, &v);
-		j->chunks_done = (size_t)v;
+		j->chunks_done = j->mesh_id[0] ? (size_t)v : 0;
 		j->kind = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 13));
 		j->message_id = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 14));
 		if (j->transport == NULL || j->payload == NULL)
@@ -1021,11 +1021,12 @@ static const char SQL_MESH_ACKED[] =
 	"UPDATE mesh_inbox SET acknowledged_at = $2 WHERE message_id = $1";
 
 static const char SQL_REPORT_FOLLOWUP[] =
-	"SELECT ras_outbox_deadline_check(o.deadline_id, $2), "
-	"(SELECT count(*) FROM (INSERT INTO events (referral_id, kind, actor, detail) "
-	"SELECT referral_id, 'document-mesh-report', 'rasd', jsonb_build_object('outbox_id', id, "
-	"'state', state, 'error', last_error) FROM outbox WHERE id = o.id RETURNING 1) x) "
-	"FROM outbox o WHERE o.id IN (SELECT outbox_id FROM mesh_inbox WHERE message_id = $1)";
+	"WITH o AS (SELECT id, referral_id, state, last_error, deadline_id FROM outbox "
+	"WHERE id IN (SELECT outbox_id FROM mesh_inbox WHERE message_id = $1)), "
+	"ev AS (INSERT INTO events (referral_id, kind, actor, detail) SELECT referral_id, "
+	"'document-mesh-report', 'rasd', jsonb_build_object('outbox_id', id, 'state', state, "
+	"'error', last_error) FROM o RETURNING 1) "
+	"SELECT ras_outbox_deadline_check(o.deadline_id, $2) FROM o";
 
 int
 ras_outbox_mesh_poll(struct ras_outbox *o, struct ras_db *db, int64_t now,
