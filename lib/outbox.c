@@ -1199,7 +1199,7 @@ ras_outbox_episode_put(struct ras_outbox *o, struct ras_db *db, const char *what
 	struct ras_doc_missing missing;
 	struct ras_date event, due;
 	json_t *rj, *bundle;
-	const char *service, *doc_kind, *qr;
+	const char *service, *doc_kind, *qr, *referral_id;
 	char event_s[RAS_DATE_STR_MAX], due_s[RAS_DATE_STR_MAX];
 	int err;
 
@@ -1225,9 +1225,15 @@ ras_outbox_episode_put(struct ras_outbox *o, struct ras_db *db, const char *what
 		err = ras_error_code(RAS_ENOTFOUND, "no stored referral \"%.40s\"", what);
 		goto done;
 	}
-	service = ras_db_res_get(res, 0, 1);
+	/* copies: the result is freed before the insert */
+	service = ras_arena_strdup(a, ras_db_res_get(res, 0, 1));
 	if (*service == '\0' && ras_db_res_get(res, 0, 4))
-		service = ras_db_res_get(res, 0, 4);
+		service = ras_arena_strdup(a, ras_db_res_get(res, 0, 4));
+	referral_id = ras_arena_strdup(a, ras_db_res_get(res, 0, 0));
+	if (service == NULL || referral_id == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
 	if ((prof = profile(o, *service ? service : NULL)) == NULL) {
 		err = RAS_EINVALID;
 		goto done;
@@ -1273,7 +1279,7 @@ ras_outbox_episode_put(struct ras_outbox *o, struct ras_db *db, const char *what
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto done;
 	}
-	p[0] = RAS_DB_TEXT(ras_db_res_get(res, 0, 0));
+	p[0] = RAS_DB_TEXT(referral_id);
 	p[1] = RAS_DB_TEXT(service);
 	p[2] = RAS_DB_TEXT(kind);
 	p[3] = RAS_DB_TEXT(event_s);
