@@ -26,6 +26,8 @@ struct fake_mesh {
 	size_t n, cap;
 	char **tokens;
 	size_t ntok, captok;
+	char **kept;             /* response bodies built per request, freed at stop */
+	size_t nkept, capkept;
 	int64_t now;
 	int drop, fail, auth_failures, sends;
 	unsigned seq;
@@ -77,6 +79,18 @@ add_msg(struct fake_mesh *m)
 	snprintf(x->type, sizeof(x->type), "DATA");
 	x->nchunks = 1;
 	return x;
+}
+
+/* Keep a response body alive until the server stops (called under the lock). */
+static const char *
+keep(struct fake_mesh *m, char *s)
+{
+	if (m->nkept == m->capkept) {
+		m->capkept = m->capkept ? m->capkept * 2 : 64;
+		m->kept = realloc(m->kept, m->capkept * sizeof(*m->kept));
+	}
+	m->kept[m->nkept++] = s;
+	return s;
 }
 
 static void
@@ -282,7 +296,6 @@ admin_messages(struct fake_mesh *m, struct fake_resp *resp)
 {
 	json_t *arr = json_array();
 	struct ras_buf b = RAS_BUF_INIT(0);
-	static __thread char *out;
 
 	for (size_t i = 0; i < m->n; i++) {
 		struct fake_mesh_msg *x = m->msgs[i];
@@ -295,9 +308,7 @@ admin_messages(struct fake_mesh *m, struct fake_resp *resp)
 	}
 	ras_json_dump(arr, RAS_JSON_PRETTY, &b);
 	json_decref(arr);
-	free(out);
-	out = b.data;
-	json_resp(resp, 200, out ? out : "[]");
+	json_resp(resp, 200, b.data ? keep(m, b.data) : "[]");
 }
 
 static void
@@ -374,7 +385,6 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 	    strcmp(req->method, "GET") == 0) {
 		json_t *ids = json_array();
 		struct ras_buf b = RAS_BUF_INIT(0);
-		static __thread char *out;
 
 		for (size_t i = 0; i < m->n; i++) {
 			struct fake_mesh_msg *x = m->msgs[i];
@@ -386,9 +396,7 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 		    (json_int_t)json_array_size(ids));
 		ras_json_dump(o, RAS_JSON_COMPACT, &b);
 		json_decref(o);
-		free(out);
-		out = b.data;
-		json_resp(resp, 200, out);
+		json_resp(resp, 200, keep(m, b.data));
 	} else if (strncmp(p, "/inbox/", 7) == 0) {
 		char id[64] = "", tail[64] = "";
 		struct fake_mesh_msg *x;
@@ -470,6 +478,9 @@ fake_mesh_stop(struct fake_mesh *m)
 	}
 	for (size_t i = 0; i < m->ntok; i++)
 		free(m->tokens[i]);
+	for (size_t i = 0; i < m->nkept; i++)
+		free(m->kept[i]);
+	free(m->kept);
 	free(m->tokens);
 	free(m->msgs);
 	pthread_mutex_destroy(&m->lock);
