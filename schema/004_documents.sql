@@ -118,8 +118,10 @@ CREATE TABLE mesh_inbox (
 -- Enqueue one document for a referral: a row for the referrer, and one for
 -- the GP practice when the referrer is not the GP (p_gp_only: the GP alone,
 -- or the referrer when no practice is known), plus the patient's printable
--- copy when asked.  Documents are versioned per (referral, kind): a new
--- decision's letter is version 2, replacing version 1.
+-- copy when asked.  A referrer without an ODS code (a bare Practitioner as
+-- requester) is taken to be at the patient's registered practice.
+-- Documents are versioned per (referral, kind): a new decision's letter is
+-- version 2, replacing version 1.
 CREATE FUNCTION ras_outbox_enqueue(p_referral bigint, p_service text, p_kind text,
                                    p_decision bigint, p_episode bigint, p_deadline bigint,
                                    p_gp_only boolean, p_patient boolean)
@@ -128,6 +130,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r      referrals%ROWTYPE;
     v_ver  int;
+    v_ref  text;
     n      int := 0;
 BEGIN
     SELECT * INTO r FROM referrals WHERE id = p_referral FOR UPDATE;
@@ -136,15 +139,16 @@ BEGIN
     END IF;
     SELECT coalesce(max(doc_version), 0) + 1 INTO v_ver
       FROM outbox WHERE referral_key = r.referral_key AND kind = p_kind;
+    v_ref := coalesce(r.referrer_ods, r.registered_practice);
     IF NOT p_gp_only OR r.registered_practice IS NULL THEN
         INSERT INTO outbox (referral_id, referral_key, service, kind, doc_version, recipient_role,
                             recipient_ods, decision_id, episode_id, deadline_id)
-        VALUES (p_referral, r.referral_key, p_service, p_kind, v_ver, 'referrer', r.referrer_ods,
+        VALUES (p_referral, r.referral_key, p_service, p_kind, v_ver, 'referrer', v_ref,
                 p_decision, p_episode, p_deadline);
         n := n + 1;
     END IF;
     IF r.registered_practice IS NOT NULL
-       AND (p_gp_only OR r.referrer_ods IS DISTINCT FROM r.registered_practice) THEN
+       AND (p_gp_only OR v_ref IS DISTINCT FROM r.registered_practice) THEN
         INSERT INTO outbox (referral_id, referral_key, service, kind, doc_version, recipient_role,
                             recipient_ods, decision_id, episode_id, deadline_id)
         VALUES (p_referral, r.referral_key, p_service, p_kind, v_ver, 'gp', r.registered_practice,
