@@ -29,6 +29,7 @@ struct fake_mesh {
 	char **kept;             /* response bodies built per request, freed at stop */
 	size_t nkept, capkept;
 	int64_t now;
+	bool need_client_cert;
 	int drop, fail, auth_failures, sends;
 	unsigned seq;
 };
@@ -320,6 +321,11 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 	size_t l;
 
 	pthread_mutex_lock(&m->lock);
+	if (m->need_client_cert && !req->client_cert_verified) {
+		resp->status = 403;
+		resp->body = "client certificate required";
+		goto out;
+	}
 	if (strcmp(path, "/admin/messages") == 0) {
 		admin_messages(m, resp);
 		goto out;
@@ -433,8 +439,8 @@ out:
 	pthread_mutex_unlock(&m->lock);
 }
 
-struct fake_mesh *
-fake_mesh_start(const char *mailboxes_json)
+static struct fake_mesh *
+mesh_new(const char *mailboxes_json)
 {
 	struct fake_mesh *m = calloc(1, sizeof(*m));
 	char path[4096];
@@ -461,7 +467,25 @@ fake_mesh_start(const char *mailboxes_json)
 	}
 	json_decref(arr);
 	ras_buf_free(&b);
+	return m;
+}
+
+struct fake_mesh *
+fake_mesh_start(const char *mailboxes_json)
+{
+	struct fake_mesh *m = mesh_new(mailboxes_json);
+
 	m->http = fake_http_start(handler, m);
+	return m;
+}
+
+struct fake_mesh *
+fake_mesh_start_tls(const char *mailboxes_json, const struct fake_tls *tls)
+{
+	struct fake_mesh *m = mesh_new(mailboxes_json);
+
+	m->need_client_cert = tls->client_ca_pem != NULL;
+	m->http = fake_http_start_tls(handler, m, tls);
 	return m;
 }
 

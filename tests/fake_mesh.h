@@ -42,6 +42,10 @@ struct fake_mesh_msg {
 
 /* Start on 127.0.0.1 (ephemeral port). NULL mailboxes file: the fixture. */
 struct fake_mesh *fake_mesh_start(const char *mailboxes_json);
+/* Over TLS; with tls->client_ca_pem every request without a client
+ * certificate signed by that CA is refused (403), as MESH refuses it. */
+struct fake_tls;
+struct fake_mesh *fake_mesh_start_tls(const char *mailboxes_json, const struct fake_tls *tls);
 void fake_mesh_stop(struct fake_mesh *m);
 const char *fake_mesh_url(const struct fake_mesh *m);
 struct fake_http *fake_mesh_http(struct fake_mesh *m);

@@ -266,6 +266,121 @@ refusals_are_classified(void)
 }
 
 static int
+openssl(const char *const *args)
+{
+	char *argv[32];
+	int n = 0, rc;
+	char *out = NULL, *err = NULL;
+
+	argv[n++] = "/usr/bin/openssl";
+	for (; *args && n < 31; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+	if (rc != 0)
+		fprintf(stderr, "openssl failed: %s\n", err);
+	free(out);
+	free(err);
+	return rc;
+}
+
+static char *
+tmp_path(const char *name)
+{
+	char *p = malloc(4096);
+
+	snprintf(p, 4096, "%s/%s", ras_test_tmpdir(), name);
+	return p;
+}
+
+/* mTLS: a throw-away CA signs the fake's server certificate (IP SAN
+ * 127.0.0.1) and rasd's client certificate; the fake checks the client's. */
+static void
+mutual_tls(void)
+{
+	char *ca = tmp_path("ca.pem"), *cakey = tmp_path("ca.key"), *srv = tmp_path("server.pem");
+	char *srvkey = tmp_path("server.key"), *srvcsr = tmp_path("server.csr"), *cli = tmp_path("client.pem");
+	char *clikey = tmp_path("client.key"), *clicsr = tmp_path("client.csr"), *ext = tmp_path("san.ext");
+	char *rogue = tmp_path("rogue.pem"), *roguekey = tmp_path("rogue.key");
+	struct fake_tls tls;
+	struct fake_mesh *tm;
+	struct ras_http *h;
+	struct ras_http_request r;
+	struct ras_arena *a = ras_arena_new();
+	struct ras_mesh *m;
+	struct ras_mesh_opts mo = { .mailbox = "X26ABC1", .password = "password",
+		.shared_key = FAKE_MESH_SHARED_KEY };
+	struct ras_http_opts ho = { 0 };
+	char *ca_pem, *srv_pem, *srv_key;
+	FILE *f = fopen(ext, "w");
+
+	fputs("subjectAltName=IP:127.0.0.1\n", f);
+	fclose(f);
+	CU_ASSERT_FATAL(openssl((const char *[]){ "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+	    cakey, "-out", ca, "-days", "2", "-subj", "/CN=rasd test CA", NULL }) == 0);
+	CU_ASSERT_FATAL(openssl((const char *[]){ "req", "-newkey", "rsa:2048", "-nodes", "-keyout", srvkey,
+	    "-out", srvcsr, "-subj", "/CN=127.0.0.1", NULL }) == 0);
+	CU_ASSERT_FATAL(openssl((const char *[]){ "x509", "-req", "-in", srvcsr, "-CA", ca, "-CAkey", cakey,
+	    "-CAcreateserial", "-out", srv, "-days", "2", "-extfile", ext, NULL }) == 0);
+	CU_ASSERT_FATAL(openssl((const char *[]){ "req", "-newkey", "rsa:2048", "-nodes", "-keyout", clikey,
+	    "-out", clicsr, "-subj", "/CN=X26ABC1.X26.api.mesh-client.nhs.uk", NULL }) == 0);
+	CU_ASSERT_FATAL(openssl((const char *[]){ "x509", "-req", "-in", clicsr, "-CA", ca, "-CAkey", cakey,
+	    "-CAcreateserial", "-out", cli, "-days", "2", NULL }) == 0);
+	CU_ASSERT_FATAL(openssl((const char *[]){ "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+	    roguekey, "-out", rogue, "-days", "2", "-subj", "/CN=rogue", NULL }) == 0);
+	ca_pem = ras_test_read(ca, NULL);
+	srv_pem = ras_test_read(srv, NULL);
+	srv_key = ras_test_read(srvkey, NULL);
+	tls = (struct fake_tls){ .cert_pem = srv_pem, .key_pem = srv_key, .client_ca_pem = ca_pem };
+	tm = fake_mesh_start_tls(NULL, &tls);
+	mo.url = fake_mesh_url(tm);
+	CU_ASSERT_FATAL(ras_mesh_new(&mo, &m) == 0);
+
+	/* with the client certificate: the handshake goes through */
+	ho.ca_file = ca;
+	ho.client_cert = cli;
+	ho.client_key = clikey;
+	CU_ASSERT_FATAL(ras_http_new(&ho, &h) == 0);
+	CU_ASSERT_EQUAL(ras_mesh_prep_handshake(m, a, ras_time_now(), &r), 0);
+	CU_ASSERT_EQUAL(ras_http_perform(h, &r, 1), 0);
+	CU_ASSERT_EQUAL(r.err, 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_TRUE(fake_http_req(fake_mesh_http(tm), 0)->client_cert_verified);
+	ras_http_request_release(&r);
+	ras_http_free(h);
+
+	/* without one: refused */
+	ho.client_cert = ho.client_key = NULL;
+	CU_ASSERT_FATAL(ras_http_new(&ho, &h) == 0);
+	CU_ASSERT_EQUAL(ras_mesh_prep_handshake(m, a, ras_time_now(), &r), 0);
+	CU_ASSERT_EQUAL(ras_http_perform(h, &r, 1), 0);
+	CU_ASSERT_EQUAL(r.status, 403);
+	ras_http_request_release(&r);
+	ras_http_free(h);
+
+	/* a server the configured CA did not sign: never reached (safe to retry) */
+	ho.ca_file = rogue;
+	ho.client_cert = cli;
+	ho.client_key = clikey;
+	CU_ASSERT_FATAL(ras_http_new(&ho, &h) == 0);
+	CU_ASSERT_EQUAL(ras_mesh_prep_handshake(m, a, ras_time_now(), &r), 0);
+	CU_ASSERT_EQUAL(ras_http_perform(h, &r, 1), 0);
+	CU_ASSERT_EQUAL(r.err, RAS_EIO);
+	CU_ASSERT_EQUAL(r.status, 0);
+	ras_http_request_release(&r);
+	ras_http_free(h);
+
+	ras_mesh_free(m);
+	fake_mesh_stop(tm);
+	ras_arena_free(a);
+	free(ca_pem);
+	free(srv_pem);
+	free(srv_key);
+	free(ca); free(cakey); free(srv); free(srvkey); free(srvcsr); free(cli); free(clikey);
+	free(clicsr); free(ext); free(rogue); free(roguekey);
+}
+
+static int
 setup(void)
 {
 	struct ras_http_opts o = { .allow_http_loopback = true };
@@ -292,6 +407,7 @@ main(void)
 		{ "chunked send reassembles", chunked_send_reassembles },
 		{ "bad key, clock skew and replayed tokens are refused", bad_tokens_are_refused },
 		{ "refusals are classified", refusals_are_classified },
+		{ "mutual TLS: client certificate presented and checked", mutual_tls },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {
