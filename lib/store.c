@@ -729,6 +729,8 @@ ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limi
 rollback:
 	ras_db_rollback(db);
 done:
+	/* ras_buf_free leaves an empty buffer, so freeing twice is harmless. */
+	free_plans(plans, plans ? nrows : 0);
 	free(plans);
 	free(reports);
 	ras_arena_free(a);
