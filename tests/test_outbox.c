@@ -569,6 +569,63 @@ backoff_is_bounded_and_jittered(void)
 	}
 }
 
+/* rasctl render: the same bytes as the library's golden file; refusals
+ * exit 65 with the list; bad usage 64; an unreadable file 66. */
+static void
+rasctl_render(void)
+{
+	char ref[4096], ep[4096], minimal[4096], *out = NULL, *err = NULL, *want;
+	char *argv[20];
+	int n = 0;
+
+	snprintf(ref, sizeof(ref), "%s", ras_test_fixture("r4/referral-collection-urn.json"));
+	snprintf(ep, sizeof(ep), "%s", ras_test_fixture("documents/episode-discharge-full.json"));
+	snprintf(minimal, sizeof(minimal), "%s", ras_test_fixture("documents/episode-discharge-minimal.json"));
+	argv[n++] = (char *)ras_test_program("daemon/rasctl");
+	argv[n++] = "render";
+	argv[n++] = "--mappings";
+	argv[n++] = RAS_SOURCE_ROOT "/mappings";
+	argv[n++] = "--kind";
+	argv[n++] = "discharge-summary";
+	argv[n++] = "--service";
+	argv[n++] = "midnotts";
+	argv[n++] = "--referral";
+	argv[n++] = ref;
+	argv[n++] = "--at";
+	argv[n++] = "2026-07-20T10:00:00Z";
+	argv[n++] = "--episode";
+	argv[n++] = ep;
+	argv[n] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+	want = ras_test_read(RAS_SOURCE_ROOT "/tests/golden/documents/midnotts-discharge-summary.json", NULL);
+	CU_ASSERT_STRING_EQUAL(out, want);
+	free(want);
+	free(out);
+	free(err);
+	argv[n - 1] = minimal;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "missing required items: outcomes, management-plan, key-worker, "
+	    "test-results, re-referral-indicators (004 §3.12)"));
+	CU_ASSERT_STRING_EQUAL(out, "");
+	free(out);
+	free(err);
+	argv[n - 1] = "/nonexistent/episode.json";
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 66);
+	free(out);
+	free(err);
+	argv[5] = "letter";
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 64);
+	free(out);
+	free(err);
+	/* a triage letter with no decision and no rules engine: refused, and says why */
+	argv[5] = "triage-outcome";
+	argv[n - 2] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "--decision"));
+	free(out);
+	free(err);
+}
+
 static void
 write_file(const char *path, const char *text)
 {
@@ -660,6 +717,7 @@ main(void)
 		  gp_auto_routing_keeps_patient_data_out_of_listings },
 		{ "claims skip rows locked elsewhere", claims_skip_rows_locked_elsewhere },
 		{ "back-off is bounded and jittered", backoff_is_bounded_and_jittered },
+		{ "rasctl render: golden bytes, refusals and exit codes", rasctl_render },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {
