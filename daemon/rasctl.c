@@ -35,6 +35,11 @@ static const struct command commands[] = {
 	/* e-RS (issue 4) */
 
 	/* documents and delivery (issue 5) */
+	{ "render", ras_ctl_render, "render --kind KIND --service ID --referral FILE [--episode FILE] "
+	  "[--decision FILE] [--at DATETIME] [--format json|xml|html]  build one document (no database)" },
+	{ "outbox", ras_ctl_outbox, "outbox list [--state S]|dead|retry ID...|run [--at T]  documents to send" },
+	{ "episode", ras_ctl_episode, "episode --kind contact|discharge [--at T] UBRN|ID FILE  store an "
+	  "EPR episode summary and queue its letter" },
 
 	/* daemon and operations (issue 6) */
 

@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@ struct fake_http {
 	struct MHD_Daemon *d;
 	fake_handler handler;
 	void *ctx;
+	bool tls;
 	unsigned port;
 	char url[64];
 	pthread_mutex_t lock;
@@ -78,6 +81,16 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		if (cn->req->path == NULL)
 			cn->req->path = strdup(url);
 		MHD_get_connection_values(c, MHD_HEADER_KIND, (MHD_KeyValueIterator)collect_header, cn->req);
+		if (f->tls) {
+			const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c,
+			    MHD_CONNECTION_INFO_GNUTLS_SESSION);
+			unsigned status = 1, n = 0;
+
+			if (ci && ci->tls_session &&
+			    gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session, &n) && n > 0 &&
+			    gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status) == 0)
+				cn->req->client_cert_verified = status == 0;
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -260,4 +273,41 @@ fake_resp_header(struct fake_resp *r, const char *name, const char *value)
 		r->headers[r->nheaders].value = (char *)value;
 		r->nheaders++;
 	}
+}
+
+/* TLS variant (documents and delivery, issue 5: the MESH client's mTLS). */
+struct fake_http *
+fake_http_start_tls(fake_handler handler, void *ctx, const struct fake_tls *tls)
+{
+	struct fake_http *f = calloc(1, sizeof(*f));
+	const union MHD_DaemonInfo *info;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+
+	f->handler = handler;
+	f->ctx = ctx;
+	f->tls = true;
+	pthread_mutex_init(&f->lock, NULL);
+	if (tls->client_ca_pem)
+		f->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+		    MHD_USE_ERROR_LOG | MHD_USE_TLS, 0, NULL, NULL, handle, f,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, f, MHD_OPTION_URI_LOG_CALLBACK, uri_log, f,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		    MHD_OPTION_HTTPS_MEM_CERT, tls->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem,
+		    MHD_OPTION_HTTPS_MEM_TRUST, tls->client_ca_pem, MHD_OPTION_END);
+	else
+		f->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+		    MHD_USE_ERROR_LOG | MHD_USE_TLS, 0, NULL, NULL, handle, f,
+		    MHD_OPTION_NOTIFY_COMPLETED, completed, f, MHD_OPTION_URI_LOG_CALLBACK, uri_log, f,
+		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+		    MHD_OPTION_HTTPS_MEM_CERT, tls->cert_pem, MHD_OPTION_HTTPS_MEM_KEY, tls->key_pem,
+		    MHD_OPTION_END);
+	if (f->d == NULL) {
+		fprintf(stderr, "fake_http: cannot start TLS server\n");
+		exit(1);
+	}
+	info = MHD_get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT);
+	f->port = info ? info->port : 0;
+	snprintf(f->url, sizeof(f->url), "https://127.0.0.1:%u", f->port);
+	return f;
 }

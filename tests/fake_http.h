@@ -28,6 +28,7 @@ struct fake_req {
 	size_t body_len;
 	struct fake_header headers[FAKE_HEADERS_MAX];
 	size_t nheaders;
+	bool client_cert_verified;   /* TLS server: the client presented a certificate the CA signed */
 };
 
 struct fake_resp {
@@ -47,6 +48,14 @@ struct fake_http;
 
 struct fake_http *fake_http_start(fake_handler handler, void *ctx);
 void fake_http_stop(struct fake_http *f);
+
+/* The same over TLS (PEM strings); with client_ca_pem, client certificates
+ * are requested and checked against it (fake_req.client_cert_verified).
+ * The URL is then "https://127.0.0.1:PORT". */
+struct fake_tls {
+	const char *cert_pem, *key_pem, *client_ca_pem;
+};
+struct fake_http *fake_http_start_tls(fake_handler handler, void *ctx, const struct fake_tls *tls);
 
 unsigned fake_http_port(const struct fake_http *f);
 /* "http://127.0.0.1:PORT" */

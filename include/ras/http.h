@@ -57,6 +57,11 @@ struct ras_http_request {
 	const void *body;
 	size_t body_len;
 	long timeout_ms;              /* whole transfer; 0 = 60 s */
+	/* Send on a new connection and never reuse it.  libcurl silently
+	 * re-sends a request whose reused connection died before any answer;
+	 * a write that must never be repeated (a MESH first chunk, an e-RS
+	 * write) sets this so that cannot happen. */
+	bool fresh_connection;
 	size_t max_body;              /* response ceiling; 0 = RAS_HTTP_BODY_MAX */
 
 	/* out */

@@ -14,11 +14,63 @@
 
 #include <stddef.h>
 
+#include "ras/json.h"
+
 struct ras_buf;
 struct ras_arena;
 
 /* --- reading ------------------------------------------------------------ */
 
 /* --- writing ------------------------------------------------------------ */
+
+/*
+ * An XHTML tree under construction: a FHIR narrative <div> in the XHTML
+ * namespace, or a whole printable page.  Calls add to the current element;
+ * open() descends into a new child, close() goes back up.  Errors are
+ * sticky: after the first failure every call is a no-op and dump() returns
+ * the error, so a builder can make many calls and check once.  Text is
+ * always added as text nodes (escaped on output); bytes that are not valid
+ * UTF-8, and characters XML 1.0 forbids, are replaced by U+FFFD.  The tree
+ * is released with the arena.
+ */
+struct ras_xhtml;
+
+/* A narrative: root <div xmlns="http://www.w3.org/1999/xhtml">. */
+int ras_xhtml_new_div(struct ras_arena *a, struct ras_xhtml **out);
+
+/* A page: root <html lang="en"> (dumped with <!DOCTYPE html>). */
+int ras_xhtml_new_page(struct ras_arena *a, struct ras_xhtml **out);
+
+/* Open a child element (cls: optional class attribute) and descend into it. */
+void ras_xhtml_open(struct ras_xhtml *x, const char *tag, const char *cls);
+/* Back to the parent element. */
+void ras_xhtml_close(struct ras_xhtml *x);
+/* A child element holding text (NULL text: empty element). */
+void ras_xhtml_leaf(struct ras_xhtml *x, const char *tag, const char *cls, const char *text);
+/* Text in the current element. */
+void ras_xhtml_text(struct ras_xhtml *x, const char *text);
+/* An attribute on the current element. */
+void ras_xhtml_attr(struct ras_xhtml *x, const char *name, const char *value);
+/* Parse a well-formed XHTML fragment (e.g. a narrative div) and append
+ * it to the current element. */
+void ras_xhtml_embed(struct ras_xhtml *x, const char *fragment);
+/* First error so far (0 when none). */
+int ras_xhtml_error(const struct ras_xhtml *x);
+
+/* Serialise the whole tree (XHTML rules: <td></td>, never <td/>); a page
+ * gets "<!DOCTYPE html>\n" first.  Returns the sticky error if any. */
+int ras_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out);
+
+/*
+ * FHIR XML from FHIR JSON (R4 rules): the resourceType names the element,
+ * in the namespace http://hl7.org/fhir; primitives become value
+ * attributes; arrays repeat the element; "url" of an extension and "id" of
+ * a non-resource element are attributes; nested resources (Bundle entries,
+ * contained) are wrapped in an element named by their type; narrative
+ * "div" strings are parsed and embedded as XHTML; "_name" primitive
+ * extensions are merged.  Element order is the JSON key order, so builders
+ * must insert keys in the order the FHIR specification defines.
+ */
+int ras_xml_fhir_from_json(const json_t *resource, struct ras_buf *out);
 
 #endif

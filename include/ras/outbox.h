@@ -1,0 +1,98 @@
+/*
+ * outbox: delivering documents, in stages the daemon calls on its loop (and
+ * rasctl and the tests call directly).  Every stage takes `now`
+ * explicitly, claims its rows with FOR UPDATE SKIP LOCKED in batches of
+ * [outbox] batch_size, so any number of rasd processes can share one
+ * database, and runs its HTTP transfers concurrently.
+ *
+ *   ras_outbox_render_pending   pending -> ready (document built, route
+ *                               resolved, exact payload stored), or dead
+ *                               (missing items, no route) or cancelled (the
+ *                               service's spec has no such document)
+ *   ras_outbox_deliver_pending  ready/unknown -> delivered, or back to ready
+ *                               with jittered exponential back-off, or dead
+ *                               after [outbox] max_attempts; a MESH send whose
+ *                               outcome is unknown is checked by tracking
+ *                               (mex-LocalID) before anything is resent
+ *   ras_outbox_mesh_poll        rasd's own MESH inbox: error reports mark
+ *                               their document dead (and reopen its deadline),
+ *                               delivery reports acknowledge it, other
+ *                               messages go into the intake inbox; then
+ *                               every collected message is acknowledged
+ *
+ * Rows are created by the database: the AFTER INSERT trigger on decisions
+ * (schema/004_documents.sql) and ras_outbox_episode_put().
+ */
+#ifndef RAS_OUTBOX_H
+#define RAS_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ras/json.h"
+#include "ras/timeutil.h"
+
+struct ras_config;
+struct ras_db;
+struct ras_outbox;
+
+struct ras_outbox_stats {
+	int claimed;      /* rows the stage took */
+	int rendered;     /* -> ready */
+	int delivered;
+	int retried;      /* back to ready, later */
+	int unknown;      /* outcome unknown: tracking next time */
+	int dead;
+	int cancelled;
+	int reports;      /* MESH reports processed */
+	int received;     /* MESH messages put into the intake inbox */
+	int acknowledged; /* MESH messages acknowledged */
+};
+
+/* Build the delivery context from [mesh], [fhir], [routing] and [outbox]
+ * (secrets read from their files or credentials) and the mappings
+ * directory (document profiles). */
+int ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_outbox **out);
+void ras_outbox_free(struct ras_outbox *o);
+
+int ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
+    struct ras_outbox_stats *st);
+int ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
+    struct ras_outbox_stats *st);
+int ras_outbox_mesh_poll(struct ras_outbox *o, struct ras_db *db, int64_t now,
+    struct ras_outbox_stats *st);
+
+/*
+ * Store an episode summary (an episode-summary QuestionnaireResponse, JSON)
+ * for the referral named by `what` (a UBRN, latest version, or a referral
+ * id) and enqueue its document: kind "contact" -> notification letter
+ * (deadline: [profile] working days after the contact, the day of `now`),
+ * "discharge" -> discharge summary (+ the patient's copy; deadline from the
+ * discharge-date).  Refused with RAS_EINVALID, nothing stored, when the
+ * summary is malformed, the service's spec has no such document, or a
+ * required item is missing (the message lists them); RAS_ENOTFOUND when
+ * there is no such referral.
+ */
+int ras_outbox_episode_put(struct ras_outbox *o, struct ras_db *db, const char *what,
+    const char *kind, const char *data, size_t len, const char *actor, int64_t now,
+    int64_t *episode_id);
+
+/* Outbox rows, newest first, without patient data (GPPROVIDER addresses
+ * masked): a JSON array.  `state` filters when not NULL. */
+int ras_outbox_list(struct ras_db *db, const char *state, int limit, json_t **out);
+
+/* Requeue a dead row (re-rendered, attempts reset). RAS_ENOTFOUND: no such
+ * row; RAS_ECONFLICT: not dead (an 'unknown' send is left to tracking). */
+int ras_outbox_retry(struct ras_db *db, int64_t id, int64_t now);
+
+/* The delay before retry number `attempts` (1-based): base * 2^(attempts-1)
+ * capped at max, then jittered uniformly into [delay/2, delay]. */
+int64_t ras_outbox_backoff(int attempts, int64_t base, int64_t max);
+
+/* d plus n working days (Monday to Friday).  Bank holidays are not yet
+ * skipped: that is the calendar module's (triage branch), wired in when it
+ * lands; until then a deadline can fall one day early over a holiday. */
+void ras_outbox_add_working_days(const struct ras_date *d, int n, struct ras_date *out);
+
+#endif

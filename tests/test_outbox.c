@@ -1,0 +1,729 @@
+/*
+ * Outbox against the real database and the loopback fakes: the decision
+ * trigger, rendering, delivery over MESH and FHIR REST, unknown outcomes
+ * resolved by tracking, back-off and dead letters, MESH error reports,
+ * episode summaries and their deadlines, SKIP LOCKED, and rasctl outbox.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fake_fhir.h"
+#include "fake_http.h"
+#include "fake_mesh.h"
+#include "harness.h"
+#include "ras/buf.h"
+#include "ras/config.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/outbox.h"
+#include "ras/store.h"
+#include "ras_config.h"
+
+static struct ras_db *db;
+static char *conninfo, *config_path;
+static struct fake_mesh *fm;
+static struct fake_fhir *ff;
+static struct ras_config *cfg;
+static struct ras_outbox *ob;
+static int64_t T0;   /* 2026-04-07T10:00:00Z */
+static char print_dir[4096];
+
+static char last_ubrn[32];
+
+/* Store a fixture referral under a fresh UBRN (each test its own referral). */
+static int64_t
+referral(const char *fixture, const char *service)
+{
+	static const char *const ubrns[] = { "100000000101", "100000000102", "100000000201" };
+	static int counter;
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture(fixture), &len);
+	struct ras_inbox_item it = { .len = len, .source = "file", .service_hint = service };
+	struct ras_inbox_put_result put;
+	struct ras_normalise_report *rep = NULL;
+	size_t n = 0;
+	int64_t id;
+
+	snprintf(last_ubrn, sizeof(last_ubrn), "3000000%05d", ++counter);
+	for (size_t u = 0; u < 3; u++)
+		for (char *p = strstr(data, ubrns[u]); p; p = strstr(p + 12, ubrns[u]))
+			memcpy(p, last_ubrn, 12);
+	it.data = data;
+	CU_ASSERT_FATAL(ras_store_inbox_put(db, &it, 1, &put) == 0);
+	CU_ASSERT_FATAL(!put.duplicate);
+	CU_ASSERT_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n) == 0 && n == 1);
+	id = rep[0].first_referral_id;
+	free(rep);
+	free(data);
+	return id;
+}
+
+static int64_t
+q_int(const char *sql, const char *p1)
+{
+	struct ras_db_res *res = NULL;
+	struct ras_db_param p[1] = { RAS_DB_TEXT(p1) };
+	int64_t v = -1;
+
+	CU_ASSERT_FATAL(ras_db_query(db, &res, sql, p1 ? 1 : 0, p) == 0);
+	if (ras_db_res_rows(res) > 0 && !ras_db_res_int(res, 0, 0, &v))
+		v = -1;
+	ras_db_res_free(res);
+	return v;
+}
+
+static char *
+q_str(const char *sql, const char *p1)
+{
+	struct ras_db_res *res = NULL;
+	struct ras_db_param p[1] = { RAS_DB_TEXT(p1) };
+	char *v = NULL;
+
+	CU_ASSERT_FATAL(ras_db_query(db, &res, sql, p1 ? 1 : 0, p) == 0);
+	if (ras_db_res_rows(res) > 0 && ras_db_res_get(res, 0, 0))
+		v = strdup(ras_db_res_get(res, 0, 0));
+	ras_db_res_free(res);
+	return v;
+}
+
+static void
+decide(int64_t referral_id, const char *fixture, const char *outcome, const char *target, bool final,
+    const char *by, const char *at)
+{
+	size_t len;
+	char *doc = ras_test_read(ras_test_fixture(fixture), &len), rid[32];
+	struct ras_db_param p[7];
+
+	snprintf(rid, sizeof(rid), "%lld", (long long)referral_id);
+	p[0] = RAS_DB_TEXT(rid);
+	p[1] = RAS_DB_TEXT(outcome);
+	p[2] = RAS_DB_TEXT(target);
+	p[3] = RAS_DB_TEXT(final ? "true" : "false");
+	p[4] = RAS_DB_TEXT(by);
+	p[5] = RAS_DB_TEXT(at);
+	p[6] = RAS_DB_TEXT(doc);
+	CU_ASSERT_FATAL(ras_db_query(db, NULL, "INSERT INTO decisions (referral_id, service, outcome, "
+	    "onward_target, final, reasons, facts, ruleset_version, decided_by, decided_at, doc) "
+	    "SELECT $1, coalesce(service, 'midnotts'), $2, $3, $4, '[]', '{}', 'test', $5, $6, $7::jsonb "
+	    "FROM referrals WHERE id = $1", 7, p) == 0);
+	free(doc);
+}
+
+static void
+stats_zero(struct ras_outbox_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+static const char *
+rid_s(int64_t id)
+{
+	static char b[4][32];
+	static int k;
+
+	k = (k + 1) % 4;
+	snprintf(b[k], sizeof(b[k]), "%lld", (long long)id);
+	return b[k];
+}
+
+/* --- the decision trigger ------------------------------------------------ */
+
+static void
+trigger_enqueues_the_letters_a_decision_calls_for(void)
+{
+	int64_t r = referral("documents/referral-consultant-midnotts.json", "midnotts");
+	const char *rs = rid_s(r);
+
+	/* a recommendation by the rules, or a review, sends nothing */
+	decide(r, "documents/decision-midnotts-accept.json", "accept", NULL, false, "rules",
+	    "2026-04-07T09:00:00Z");
+	decide(r, "documents/decision-midnotts-review.json", "review", NULL, false, "rules",
+	    "2026-04-07T09:05:00Z");
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1", rs), 0);
+	/* a final decision: the referrer, and the GP because the referrer is not the GP */
+	decide(r, "documents/decision-midnotts-accept.json", "accept", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
+	    "'triage-outcome' AND doc_version = 1 AND state = 'pending'", rs), 2);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND recipient_role = "
+	    "'referrer' AND recipient_ods = 'RK5'", rs), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND recipient_role = "
+	    "'gp' AND recipient_ods = 'C84009'", rs), 1);
+	/* a clinician changes it: the unsent letters are superseded by version 2 */
+	decide(r, "documents/decision-midnotts-onward.json", "onward", "secondary-care", true,
+	    "555999888777", "2026-04-07T11:00:00Z");
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND doc_version = 1 "
+	    "AND state = 'cancelled'", rs), 2);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND doc_version = 2 "
+	    "AND state = 'pending'", rs), 2);
+	CU_ASSERT_TRUE(q_int("SELECT count(*) FROM outbox WHERE local_id ~ '^rasd-[0-9]+-[0-9a-f]{8}$' "
+	    "AND referral_id = $1", rs) == 4);
+}
+
+static void
+twoww_notice_same_day_to_the_gp_once(void)
+{
+	int64_t r = referral("r4/referral-collection-urn.json", "midnotts");
+	const char *rs = rid_s(r);
+
+	/* 23:30 UTC on 7 April is 00:30 on 8 April in London (BST) */
+	decide(r, "documents/decision-midnotts-2ww.json", "onward", "two-week-wait", false, "rules",
+	    "2026-04-07T23:30:00Z");
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
+	    "'gp-2ww-notice' AND recipient_role = 'gp'", rs), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
+	    "'triage-outcome'", rs), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE referral_id = $1 AND kind = "
+	    "'gp-2ww-notice' AND due_date = '2026-04-08' AND due_at = '2026-04-08T23:00:00Z'", rs), 1);
+	decide(r, "documents/decision-midnotts-2ww.json", "onward", "two-week-wait", true, "rules",
+	    "2026-04-08T08:00:00Z");
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
+	    "'gp-2ww-notice'", rs), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
+	    "'triage-outcome'", rs), 1);
+}
+
+/* --- render and deliver ------------------------------------------------- */
+
+static void
+render_and_deliver_over_fhir_and_mesh(void)
+{
+	struct ras_outbox_stats s;
+	size_t mesh_before = fake_mesh_count(fm), nreq;
+	const struct fake_mesh_msg *m;
+	const struct fake_req *fr = NULL;
+	char *local_id, *doc_id, *payload;
+
+	stats_zero(&s);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.rendered, 4);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE state = 'pending'", NULL), 0);
+	/* both copies of one letter are the same document */
+	CU_ASSERT_EQUAL(q_int("SELECT count(DISTINCT document_id) FROM outbox WHERE kind = "
+	    "'triage-outcome' AND doc_version = 2", NULL), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE state = 'ready' AND transport = 'fhir' "
+	    "AND fhir_mode = 'document' AND recipient_ods = 'RK5'", NULL), 1);
+	payload = q_str("SELECT convert_from(payload, 'UTF8') FROM outbox WHERE recipient_ods = 'C84009' "
+	    "AND kind = 'gp-2ww-notice'", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(payload);
+	CU_ASSERT_PTR_NOT_NULL(strstr(payload, "\"type\":\"message\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(payload, "urn:nhs-uk:addressing:mesh:X26ABC2"));
+	free(payload);
+
+	stats_zero(&s);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_deliver_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.dead, 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE state NOT IN ('delivered', 'cancelled')",
+	    NULL), 0);
+	/* FHIR: conditional create on the document identifier */
+	doc_id = q_str("SELECT document_id FROM outbox WHERE recipient_ods = 'RK5' AND doc_version = 2", NULL);
+	nreq = fake_http_count(fake_fhir_http(ff));
+	for (size_t i = 0; i < nreq; i++) {
+		const struct fake_req *x = fake_http_req(fake_fhir_http(ff), i);
+
+		if (strcmp(x->path, "/fhir/Bundle") == 0 && strstr(x->body, doc_id))
+			fr = x;
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fr);
+	CU_ASSERT_PTR_NOT_NULL(strstr(fake_req_header(fr, "If-None-Exist"), doc_id));
+	CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "Content-Type"), "application/fhir+json");
+	CU_ASSERT_EQUAL(fake_fhir_created(ff), 1);
+	/* MESH: one message per GP copy, mex-LocalID from the outbox row */
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), mesh_before + 3);
+	local_id = q_str("SELECT local_id FROM outbox WHERE kind = 'gp-2ww-notice'", NULL);
+	for (size_t i = mesh_before; i < fake_mesh_count(fm); i++) {
+		m = fake_mesh_msg(fm, i);
+		CU_ASSERT_STRING_EQUAL(m->to, "X26ABC2");
+		CU_ASSERT_STRING_EQUAL(m->workflow, "RASD_LETTERS");
+		CU_ASSERT_STRING_EQUAL(m->from, "X26ABC1");
+		CU_ASSERT_STRING_EQUAL(m->content_type, "application/fhir+json");
+		if (strcmp(m->local_id, local_id) == 0)
+			CU_ASSERT_PTR_NOT_NULL(strstr(m->body, "gp-2ww-notice"));
+	}
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE transport = 'mesh' AND state = "
+	    "'delivered' AND mesh_message_id IS NOT NULL", NULL), 3);
+	CU_ASSERT_EQUAL(fake_mesh_auth_failures(fm), 0);
+	/* the 2WW deadline is met by the delivered notice */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE kind = 'gp-2ww-notice' AND met_at IS "
+	    "NOT NULL AND met_by LIKE 'outbox %'", NULL), 1);
+	CU_ASSERT_TRUE(q_int("SELECT count(*) FROM deliveries WHERE outcome = 'delivered'", NULL) >= 4);
+	CU_ASSERT_TRUE(q_int("SELECT count(*) FROM events WHERE kind = 'document-delivered'", NULL) >= 4);
+	/* a resend of the same document creates nothing new at the endpoint */
+	CU_ASSERT_EQUAL(ras_db_exec(db, "UPDATE outbox SET state = 'ready' WHERE recipient_ods = 'RK5' "
+	    "AND doc_version = 2"), 0);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 1, &s), 0);
+	CU_ASSERT_EQUAL(fake_fhir_created(ff), 1);
+	CU_ASSERT_EQUAL(fake_fhir_duplicates(ff), 1);
+	free(local_id);
+	free(doc_id);
+}
+
+static int64_t
+new_letter_to(const char *fixture, const char *service, const char *decision)
+{
+	int64_t r = referral(fixture, service);
+
+	decide(r, decision, "accept", NULL, true, "rules", "2026-04-07T09:30:00Z");
+	return r;
+}
+
+static void
+unknown_mesh_outcome_is_tracked_never_resent(void)
+{
+	struct ras_outbox_stats s;
+	int sends;
+	int64_t r = new_letter_to("r4/referral-message.json", "dorset-2019",
+	    "documents/decision-dorset-2019-accept.json");
+	const char *rs = rid_s(r);
+	char *local_id, *mesh_id;
+	size_t before;
+
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
+	fake_mesh_drop_sends(fm, 1);
+	sends = fake_mesh_sends(fm);
+	before = fake_mesh_count(fm);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.unknown, 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND state = 'unknown'",
+	    rs), 1);
+	/* MESH did store it */
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
+	/* too early: nothing happens */
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 1, NULL), 0);
+	CU_ASSERT_EQUAL(fake_mesh_sends(fm), sends + 1);
+	/* later: tracking by mex-LocalID finds it, and it is not sent again */
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 3600, &s), 0);
+	CU_ASSERT_EQUAL(s.delivered, 1);
+	CU_ASSERT_EQUAL(fake_mesh_sends(fm), sends + 1);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
+	local_id = q_str("SELECT local_id FROM outbox WHERE referral_id = $1", rs);
+	mesh_id = q_str("SELECT mesh_message_id FROM outbox WHERE referral_id = $1", rs);
+	CU_ASSERT_STRING_EQUAL(mesh_id, fake_mesh_msg(fm, before)->id);
+	{
+		const struct fake_req *last = fake_http_req(fake_mesh_http(fm),
+		    fake_http_count(fake_mesh_http(fm)) - 1);
+		char want[256];
+
+		snprintf(want, sizeof(want), "/messageexchange/X26ABC1/outbox/tracking/%s", local_id);
+		CU_ASSERT_STRING_EQUAL(last->path, want);
+	}
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id "
+	    "WHERE o.referral_id = $1 AND d.action = 'track' AND d.outcome = 'delivered'", rs), 1);
+	free(local_id);
+	free(mesh_id);
+
+	/* a send that never reached MESH: tracking says so, and it goes now */
+	CU_ASSERT_EQUAL(ras_db_exec(db, "UPDATE outbox SET state = 'unknown', mesh_message_id = NULL, mesh_chunks_done = 0, "
+	    "local_id = local_id || 'x', next_attempt_at = '2026-04-07T09:00:00Z' WHERE id = (SELECT max(id) "
+	    "FROM outbox WHERE transport = 'mesh')"), 0);
+	sends = fake_mesh_sends(fm);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 7200, &s), 0);
+	CU_ASSERT_EQUAL(s.delivered, 1);
+	CU_ASSERT_EQUAL(fake_mesh_sends(fm), sends + 1);
+}
+
+static void
+retries_back_off_then_dead_letter_and_requeue(void)
+{
+	struct ras_outbox_stats s;
+	int64_t r = new_letter_to("documents/referral-consultant-midnotts.json", "bassetlaw-2022",
+	    "documents/decision-bassetlaw-2022-accept.json");
+	const char *rs = rid_s(r);
+	int64_t wait;
+	char *out = NULL, *err = NULL;
+	char *argv[8];
+	int rc;
+
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
+	/* only the referrer's copy goes to the FHIR endpoint (RK5) */
+	fake_fhir_fail(ff, 1, 503);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.retried, 1);
+	wait = q_int("SELECT extract(epoch FROM next_attempt_at - '2026-04-07T10:00:00Z')::bigint "
+	    "FROM outbox WHERE referral_id = $1 AND recipient_ods = 'RK5'", rs);
+	/* [outbox] backoff_base = 60: first retry jittered into [30, 60] seconds */
+	CU_ASSERT_TRUE(wait >= 30 && wait <= 60);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 61, &s), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND recipient_ods = "
+	    "'RK5' AND state = 'delivered' AND attempts = 2", rs), 1);
+
+	/* max_attempts = 3: three failures and it is dead */
+	r = new_letter_to("documents/referral-consultant-midnotts.json", "dorset-2013",
+	    "documents/decision-dorset-2013-accept.json");
+	rs = rid_s(r);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
+	fake_fhir_fail(ff, 100, 500);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 100000 * (i + 1), NULL), 0);
+	fake_fhir_fail(ff, 0, 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND recipient_ods = 'RK5' "
+	    "AND state = 'dead' AND last_error LIKE 'gave up after 3 attempts: FHIR endpoint answered 500%'",
+	    rs), 1);
+	/* rasctl outbox dead shows it; retry requeues it; then it goes */
+	argv[0] = (char *)ras_test_program("daemon/rasctl");
+	argv[1] = "--db";
+	argv[2] = conninfo;
+	argv[3] = "outbox";
+	argv[4] = "dead";
+	argv[5] = NULL;
+	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "gave up after 3 attempts"));
+	free(out);
+	free(err);
+	argv[4] = "retry";
+	argv[5] = q_str("SELECT id::text FROM outbox WHERE referral_id = $1 AND recipient_ods = 'RK5'", rs);
+	argv[6] = NULL;
+	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "requeued"));
+	free(out);
+	free(err);
+	/* retrying a delivered row is refused */
+	free(argv[5]);
+	argv[5] = q_str("SELECT min(id)::text FROM outbox WHERE state = 'delivered'", NULL);
+	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+	CU_ASSERT_EQUAL(rc, 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not dead"));
+	free(out);
+	free(err);
+	free(argv[5]);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0 + 400000, NULL), 0);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 400000, NULL), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND recipient_ods = 'RK5' "
+	    "AND state = 'delivered'", rs), 1);
+	/* a refusal (400) is not retried */
+	r = new_letter_to("documents/referral-consultant-midnotts.json", "dorset-2019",
+	    "documents/decision-dorset-2019-accept.json");
+	rs = rid_s(r);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
+	fake_fhir_fail(ff, 1, 400);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 500000, NULL), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND recipient_ods = 'RK5' "
+	    "AND state = 'dead' AND attempts = 1", rs), 1);
+}
+
+static void
+mesh_reports_and_inbox(void)
+{
+	struct ras_outbox_stats s;
+	char *mesh_id = q_str("SELECT mesh_message_id FROM outbox WHERE kind = 'gp-2ww-notice'", NULL);
+	char *local_id = q_str("SELECT local_id FROM outbox WHERE kind = 'gp-2ww-notice'", NULL);
+	size_t len;
+	char *bundle = ras_test_read(ras_test_fixture("r4/referral-transaction-relative.json"), &len);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mesh_id);
+	/* the GP's mailbox never collected it: MESH reports error 14 to us */
+	fake_mesh_report(fm, "X26ABC1", mesh_id, local_id, "RASD_LETTERS", "14",
+	    "Undelivered message");
+	fake_mesh_deliver(fm, "X26ABC3", "X26ABC1", "RASD_REFERRAL", "application/fhir+json", bundle);
+	stats_zero(&s);
+	/* a day later (the fake's clock too: tokens must be within 2 hours) */
+	fake_mesh_set_time(fm, T0 + 86400);
+	if (ras_outbox_mesh_poll(ob, db, T0 + 86400, &s) < 0)
+		CU_FAIL(ras_error_last());
+	CU_ASSERT_EQUAL(s.reports, 1);
+	CU_ASSERT_EQUAL(s.received, 1);
+	CU_ASSERT_EQUAL(s.acknowledged, 2);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE kind = 'gp-2ww-notice' AND state = 'dead' "
+	    "AND last_error = 'MESH report 14 TRANSFER: Undelivered message'", NULL), 1);
+	/* the notice was not delivered after all: the deadline is open again */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE kind = 'gp-2ww-notice' AND met_at IS "
+	    "NULL", NULL), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM inbox WHERE source = 'mesh'", NULL), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM mesh_inbox WHERE acknowledged_at IS NOT NULL", NULL), 2);
+	for (size_t i = 0; i < fake_mesh_count(fm); i++)
+		if (strcmp(fake_mesh_msg(fm, i)->to, "X26ABC1") == 0)
+			CU_ASSERT_TRUE(fake_mesh_msg(fm, i)->acked);
+	/* an empty inbox next time */
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_mesh_poll(ob, db, T0 + 86500, &s), 0);
+	CU_ASSERT_EQUAL(s.reports + s.received, 0);
+	fake_mesh_set_time(fm, T0);
+	free(bundle);
+	free(mesh_id);
+	free(local_id);
+}
+
+static void
+episode_discharge_and_patient_copy(void)
+{
+	int64_t r = referral("r4/referral-collection-urn.json", "midnotts"), ep = 0;
+	const char *rs = rid_s(r);
+	size_t len;
+	char *full = ras_test_read(ras_test_fixture("documents/episode-discharge-full.json"), &len);
+	char *minimal, path[4096], *lid, *html;
+	struct stat stt;
+
+	decide(r, "documents/decision-midnotts-accept.json", "accept", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	minimal = ras_test_read(ras_test_fixture("documents/episode-discharge-minimal.json"), NULL);
+	CU_ASSERT_EQUAL(ras_outbox_episode_put(ob, db, last_ubrn, "discharge", minimal,
+	    strlen(minimal), "test", T0, &ep), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "missing required items: outcomes"));
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM episodes", NULL), 0);
+	CU_ASSERT_EQUAL(ras_outbox_episode_put(ob, db, last_ubrn, "contact", full, len, "test", T0, &ep),
+	    0);
+	CU_ASSERT_EQUAL(ras_outbox_episode_put(ob, db, last_ubrn, "discharge", full, len, "test",
+	    T0, &ep), 0);
+	CU_ASSERT_TRUE(ep > 0);
+	/* discharged Friday 17 July 2026: due within 5 working days, Friday 24 July */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE referral_id = $1 AND kind = "
+	    "'discharge-summary' AND due_date = '2026-07-24' AND clause = '004 §3.12'", rs), 1);
+	/* the referrer is the GP: one letter, plus the patient's copy */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
+	    "'discharge-summary' AND recipient_role = 'referrer'", rs), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
+	    "'patient-copy' AND recipient_role = 'patient'", rs), 1);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind IN "
+	    "('discharge-summary', 'patient-copy', 'notification-letter') AND state = 'delivered'", rs), 3);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE referral_id = $1 AND kind = "
+	    "'discharge-summary' AND met_at IS NOT NULL", rs), 1);
+	/* the admission date defaulted to the acceptance? the episode gave one */
+	lid = q_str("SELECT local_id FROM outbox WHERE referral_id = $1 AND kind = 'patient-copy'", rs);
+	snprintf(path, sizeof(path), "%s/%s-patient-copy.html", print_dir, lid);
+	CU_ASSERT_EQUAL(stat(path, &stt), 0);
+	html = ras_test_read(path, NULL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(html, "This is your own copy"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(html, "<!DOCTYPE html>"));
+	free(html);
+	free(lid);
+	free(full);
+	free(minimal);
+}
+
+static void
+gp_auto_routing_keeps_patient_data_out_of_listings(void)
+{
+	int64_t r = referral("r4/referral-message.json", "dorset-2013");
+	const char *rs = rid_s(r);
+	char *argv[8], *out = NULL, *err = NULL;
+	const struct fake_mesh_msg *m;
+
+	/* J81002 has no route: GP auto-routing (the referrer is that GP) */
+	decide(r, "documents/decision-dorset-2013-return.json", "return", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND address = "
+	    "'GPPROVIDER_9990000034_19620130_Person' AND workflow = 'RASD_LETTERS'", rs), 1);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0, NULL), 0);
+	m = fake_mesh_msg(fm, fake_mesh_count(fm) - 1);
+	CU_ASSERT_STRING_EQUAL(m->to, "GPPROVIDER_9990000034_19620130_Person");
+	/* GPPROVIDER routing: the message has no destination (GPCM-SD-049) */
+	CU_ASSERT_PTR_NULL(strstr(m->body, "\"destination\""));
+	argv[0] = (char *)ras_test_program("daemon/rasctl");
+	argv[1] = "--db";
+	argv[2] = conninfo;
+	argv[3] = "outbox";
+	argv[4] = "list";
+	argv[5] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "GPPROVIDER_(patient)"));
+	CU_ASSERT_PTR_NULL(strstr(out, "9990000034"));
+	CU_ASSERT_PTR_NULL(strstr(out, "Person"));
+	free(out);
+	free(err);
+}
+
+static void
+claims_skip_rows_locked_elsewhere(void)
+{
+	struct ras_db *other;
+	struct ras_outbox_stats s;
+	int64_t r = new_letter_to("documents/referral-consultant-midnotts.json", "midnotts",
+	    "documents/decision-midnotts-return.json");
+	const char *rs = rid_s(r);
+	struct ras_db_param p[1] = { RAS_DB_TEXT(rs) };
+
+	CU_ASSERT_FATAL(ras_db_connect(conninfo, &other) == 0);
+	CU_ASSERT_FATAL(ras_db_begin(other) == 0);
+	CU_ASSERT_FATAL(ras_db_query(other, NULL, "SELECT id FROM outbox WHERE referral_id = $1 FOR UPDATE",
+	    1, p) == 0);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.claimed, 0);
+	ras_db_rollback(other);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.claimed, 2);
+	ras_db_close(other);
+}
+
+static void
+backoff_is_bounded_and_jittered(void)
+{
+	for (int i = 0; i < 200; i++) {
+		int64_t d1 = ras_outbox_backoff(1, 60, 3600), d5 = ras_outbox_backoff(5, 60, 3600);
+		int64_t d20 = ras_outbox_backoff(20, 60, 3600);
+
+		CU_ASSERT_TRUE(d1 >= 30 && d1 <= 60);
+		CU_ASSERT_TRUE(d5 >= 480 && d5 <= 960);
+		CU_ASSERT_TRUE(d20 >= 1800 && d20 <= 3600);
+	}
+}
+
+/* rasctl render: the same bytes as the library's golden file; refusals
+ * exit 65 with the list; bad usage 64; an unreadable file 66. */
+static void
+rasctl_render(void)
+{
+	char ref[4096], ep[4096], minimal[4096], *out = NULL, *err = NULL, *want;
+	char *argv[20];
+	int n = 0;
+
+	snprintf(ref, sizeof(ref), "%s", ras_test_fixture("r4/referral-collection-urn.json"));
+	snprintf(ep, sizeof(ep), "%s", ras_test_fixture("documents/episode-discharge-full.json"));
+	snprintf(minimal, sizeof(minimal), "%s", ras_test_fixture("documents/episode-discharge-minimal.json"));
+	argv[n++] = (char *)ras_test_program("daemon/rasctl");
+	argv[n++] = "render";
+	argv[n++] = "--mappings";
+	argv[n++] = RAS_SOURCE_ROOT "/mappings";
+	argv[n++] = "--kind";
+	argv[n++] = "discharge-summary";
+	argv[n++] = "--service";
+	argv[n++] = "midnotts";
+	argv[n++] = "--referral";
+	argv[n++] = ref;
+	argv[n++] = "--at";
+	argv[n++] = "2026-07-20T10:00:00Z";
+	argv[n++] = "--episode";
+	argv[n++] = ep;
+	argv[n] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+	want = ras_test_read(RAS_SOURCE_ROOT "/tests/golden/documents/midnotts-discharge-summary.json", NULL);
+	CU_ASSERT_STRING_EQUAL(out, want);
+	free(want);
+	free(out);
+	free(err);
+	argv[n - 1] = minimal;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "missing required items: outcomes, management-plan, key-worker, "
+	    "test-results, re-referral-indicators (004 §3.12)"));
+	CU_ASSERT_STRING_EQUAL(out, "");
+	free(out);
+	free(err);
+	argv[n - 1] = "/nonexistent/episode.json";
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 66);
+	free(out);
+	free(err);
+	argv[5] = "letter";
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 64);
+	free(out);
+	free(err);
+	/* a triage letter with no decision and no rules engine: refused, and says why */
+	argv[5] = "triage-outcome";
+	argv[n - 2] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "--decision"));
+	free(out);
+	free(err);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL) {
+		perror(path);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+static int
+setup(void)
+{
+	const char *tmp;
+	char buf[8192], routes[4096], pw[4096], key[4096];
+	struct ras_buf problems = RAS_BUF_INIT(8192);
+
+	db = ras_test_db("outbox", &conninfo);
+	fm = fake_mesh_start(NULL);
+	ff = fake_fhir_start();
+	if (ras_time_parse("2026-04-07T10:00:00Z", false, &T0) < 0)
+		return 1;
+	fake_mesh_set_time(fm, T0);
+	tmp = ras_test_tmpdir();
+	snprintf(print_dir, sizeof(print_dir), "%s/print", tmp);
+	mkdir(print_dir, 0755);
+	snprintf(routes, sizeof(routes), "%s/routes.json", tmp);
+	snprintf(pw, sizeof(pw), "%s/mesh-password", tmp);
+	snprintf(key, sizeof(key), "%s/mesh-shared-key", tmp);
+	snprintf(buf, sizeof(buf), "{\"routes\": [\n"
+	    " {\"ods\": \"RK5\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"document\"},\n"
+	    " {\"ods\": \"C84009\", \"transport\": \"mesh\", \"mailbox\": \"X26ABC2\"},\n"
+	    " {\"ods\": \"C84001\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"message\"}]}\n",
+	    fake_fhir_base(ff), fake_fhir_base(ff));
+	write_file(routes, buf);
+	write_file(pw, "password\n");
+	write_file(key, FAKE_MESH_SHARED_KEY "\n");
+	config_path = malloc(4096);
+	snprintf(config_path, 4096, "%s/rasd.conf", tmp);
+	snprintf(buf, sizeof(buf), "[mesh]\nenabled = yes\nurl = %s\nmailbox = X26ABC1\npassword = %s\n"
+	    "shared_key = %s\nworkflow_triage_outcome = RASD_LETTERS\nworkflow_gp_2ww_notice = RASD_LETTERS\n"
+	    "workflow_notification_letter = RASD_LETTERS\nworkflow_discharge_summary = RASD_LETTERS\n"
+	    "[routing]\ntable = %s\ngp_auto_routing = yes\n[outbox]\nallow_http_loopback = yes\n"
+	    "max_attempts = 3\nbackoff_base = 60\nprint_dir = %s\n", fake_mesh_url(fm), pw, key, routes,
+	    print_dir);
+	write_file(config_path, buf);
+	if (ras_config_load(config_path, &cfg, &problems) < 0) {
+		fprintf(stderr, "config: %s %s\n", problems.data ? problems.data : "", ras_error_last());
+		return 1;
+	}
+	ras_buf_free(&problems);
+	if (ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &ob) < 0) {
+		fprintf(stderr, "outbox: %s\n", ras_error_last());
+		return 1;
+	}
+	return 0;
+}
+
+static int
+teardown(void)
+{
+	ras_outbox_free(ob);
+	ras_config_free(cfg);
+	fake_fhir_stop(ff);
+	fake_mesh_stop(fm);
+	ras_db_close(db);
+	free(conninfo);
+	free(config_path);
+	return 0;
+}
+
+int
+main(void)
+{
+	static const struct ras_test_case cases[] = {
+		{ "trigger enqueues the letters a decision calls for",
+		  trigger_enqueues_the_letters_a_decision_calls_for },
+		{ "2WW notice: same day, to the GP, once", twoww_notice_same_day_to_the_gp_once },
+		{ "render and deliver over FHIR and MESH", render_and_deliver_over_fhir_and_mesh },
+		{ "unknown MESH outcome is tracked, never resent", unknown_mesh_outcome_is_tracked_never_resent },
+		{ "retries back off, then dead letter and requeue",
+		  retries_back_off_then_dead_letter_and_requeue },
+		{ "MESH error reports and inbox", mesh_reports_and_inbox },
+		{ "episode: discharge summary, deadline, patient copy", episode_discharge_and_patient_copy },
+		{ "GP auto-routing keeps patient data out of listings",
+		  gp_auto_routing_keeps_patient_data_out_of_listings },
+		{ "claims skip rows locked elsewhere", claims_skip_rows_locked_elsewhere },
+		{ "back-off is bounded and jittered", backoff_is_bounded_and_jittered },
+		{ "rasctl render: golden bytes, refusals and exit codes", rasctl_render },
+		{ NULL, NULL },
+	};
+	static const struct ras_test_suite suites[] = {
+		{ "outbox", cases, setup, teardown },
+		{ NULL, NULL, NULL, NULL },
+	};
+
+	return ras_test_run_suites(suites);
+}
