@@ -176,7 +176,12 @@ setup(struct ras_http *h, struct xfer *x, CURL **out)
 	for (size_t i = 0; i < r->nheaders; i++) {
 		struct curl_slist *n;
 
-		snprintf(line, sizeof(line), "%s: %s", r->headers[i].name, r->headers[i].value);
+		/* "Name:" with nothing after the colon removes a header libcurl
+		 * would add by itself (e.g. Content-Type on a body-less POST). */
+		if (r->headers[i].value == NULL || r->headers[i].value[0] == '\0')
+			snprintf(line, sizeof(line), "%s:", r->headers[i].name);
+		else
+			snprintf(line, sizeof(line), "%s: %s", r->headers[i].name, r->headers[i].value);
 		n = curl_slist_append(x->hdrs, line);
 		if (n == NULL) {
 			curl_easy_cleanup(e);
@@ -205,6 +210,10 @@ setup(struct ras_http *h, struct xfer *x, CURL **out)
 	if (h->opts.client_cert) {
 		curl_easy_setopt(e, CURLOPT_SSLCERT, h->opts.client_cert);
 		curl_easy_setopt(e, CURLOPT_SSLKEY, h->opts.client_key);
+	}
+	if (r->no_replay) {
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 	}
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 	    h->opts.connect_timeout_ms ? h->opts.connect_timeout_ms : 10000L);

@@ -58,6 +58,10 @@ struct ras_http_request {
 	size_t body_len;
 	long timeout_ms;              /* whole transfer; 0 = 60 s */
 	size_t max_body;              /* response ceiling; 0 = RAS_HTTP_BODY_MAX */
+	bool no_replay;               /* a write that must never be sent twice: use a new
+	                                 connection and close it after, because libcurl
+	                                 silently re-sends a request whose reused
+	                                 connection died before any answer */
 
 	/* out */
 	int err;                      /* 0, or RAS_EIO / RAS_ETIMEDOUT / RAS_ETOOBIG / RAS_EINVALID */
@@ -76,7 +80,9 @@ void ras_http_free(struct ras_http *h);
 void ras_http_request_init(struct ras_http_request *r, const char *method, const char *url);
 
 /* Add a request header; RAS_ETOOBIG past RAS_HTTP_MAX_REQ_HEADERS. The
- * strings must outlive the perform call. */
+ * strings must outlive the perform call.  An empty (or NULL) value removes
+ * a header libcurl would otherwise add itself (Content-Type on a POST
+ * without a body, Accept). */
 int ras_http_request_header(struct ras_http_request *r, const char *name, const char *value);
 
 /* Free the response parts; the request can then be reused. */
