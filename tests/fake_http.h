@@ -46,6 +46,8 @@ typedef void (*fake_handler)(void *ctx, const struct fake_req *req, struct fake_
 struct fake_http;
 
 struct fake_http *fake_http_start(fake_handler handler, void *ctx);
+/* The same on a given loopback port (0 = any free one). */
+struct fake_http *fake_http_start_port(fake_handler handler, void *ctx, unsigned port);
 void fake_http_stop(struct fake_http *f);
 
 unsigned fake_http_port(const struct fake_http *f);
