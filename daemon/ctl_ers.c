@@ -413,17 +413,17 @@ static const struct {
 	const char *sql;
 } sections[] = {
 	{ "outcomes", "review outcomes not (yet) recorded on e-RS",
-	  "SELECT coalesce(jsonb_agg(x ORDER BY x.id), '[]')::text FROM ("
-	  " SELECT o.id, o.ubrn, o.version, o.review_outcome, o.state, o.attempts,"
+	  "SELECT coalesce(json_agg(x ORDER BY x.id), '[]'::json)::text FROM ("
+	  " SELECT o.ubrn, o.version, o.review_outcome, o.state, o.id, o.attempts,"
 	  "  to_char(o.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS next_attempt,"
 	  "  o.last_status, o.error_code, o.error, o.ers_state, o.ers_reason"
 	  " FROM ers_outcomes o WHERE o.state NOT IN ('done', 'superseded')) x" },
 	{ "waiting", "e-RS referrals waiting for a person (onward, review, or a recommendation)",
-	  "SELECT coalesce(jsonb_agg(x ORDER BY x.decision), '[]')::text FROM ("
-	  " SELECT r.ubrn, r.version, d.id AS decision, d.outcome, d.onward_target, d.final,"
-	  "  d.decided_by,"
+	  "SELECT coalesce(json_agg(x ORDER BY x.decision), '[]'::json)::text FROM ("
+	  " SELECT r.ubrn, r.version, d.outcome, d.onward_target, d.final, d.decided_by,"
+	  "  d.id AS decision,"
 	  "  CASE WHEN d.outcome = 'onward' THEN 'onward referral: act in the e-RS Professional Application'"
-	  "       WHEN d.outcome = 'review' THEN 'clinician or MDT review: rasctl decide'"
+	  "       WHEN d.outcome = 'review' THEN 'a clinician or MDT must decide'"
 	  "       ELSE 'recommendation: a clinician must decide' END AS action"
 	  " FROM current_decisions d JOIN referrals r ON r.id = d.referral_id"
 	  " WHERE r.ubrn IS NOT NULL AND r.source IN ('ers-worklist', 'ers-referral')"
@@ -431,14 +431,14 @@ static const struct {
 	  "   AND NOT EXISTS (SELECT 1 FROM decisions n JOIN referrals r2 ON r2.id = n.referral_id"
 	  "                   WHERE r2.ubrn = r.ubrn AND n.id > d.id)) x" },
 	{ "fetches", "referrals e-RS could not give rasd",
-	  "SELECT coalesce(jsonb_agg(x ORDER BY x.ubrn), '[]')::text FROM ("
+	  "SELECT coalesce(json_agg(x ORDER BY x.ubrn), '[]'::json)::text FROM ("
 	  " SELECT e.ubrn, e.service_id, e.worklist_version, e.fetch_state, e.attempts,"
 	  "  to_char(e.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS next_attempt,"
 	  "  e.error_code, e.error"
 	  " FROM ers_referrals e WHERE e.fetch_state IN ('failed', 'parked')) x" },
 	{ "attachments", "attachments not fetched",
-	  "SELECT coalesce(jsonb_agg(x ORDER BY x.id), '[]')::text FROM ("
-	  " SELECT t.id, t.ubrn, t.url, t.availability, t.state, t.attempts, t.attached_by_org,"
+	  "SELECT coalesce(json_agg(x ORDER BY x.id), '[]'::json)::text FROM ("
+	  " SELECT t.ubrn, t.url, t.availability, t.state, t.id, t.attempts, t.attached_by_org,"
 	  "  to_char(t.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS next_attempt,"
 	  "  t.error"
 	  " FROM attachments t WHERE t.ubrn IS NOT NULL"

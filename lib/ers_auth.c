@@ -15,8 +15,6 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 
-/* A token response is a small JSON object. */
-#define TOKEN_RESPONSE_MAX (64u * 1024u)
 /* APIM refuses exp more than 300 s ahead (310 with its own slack); stay
  * 10 s inside that for clock differences. */
 #define ASSERTION_LIFETIME 290
@@ -218,7 +216,7 @@ fetch_token(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
 	r.body = body.data;
 	r.body_len = body.len;
 	r.timeout_ms = a->timeout_ms;
-	r.max_body = TOKEN_RESPONSE_MAX;
+	r.max_body = RAS_TOKEN_RESPONSE_MAX;
 	(void)ras_http_request_header(&r, "Content-Type", "application/x-www-form-urlencoded");
 	(void)ras_http_request_header(&r, "Accept", "application/json");
 	(void)ras_http_request_header(&r, "X-Correlation-ID", cid);
@@ -244,7 +242,7 @@ fetch_token(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
 		/* {"error": …, "error_description": …}: safe to show (no secrets). */
 		const char *e = NULL, *d = NULL;
 
-		if (ras_json_parse(r.body_out.data, r.body_out.len, TOKEN_RESPONSE_MAX, &j) == 0) {
+		if (ras_json_parse(r.body_out.data, r.body_out.len, RAS_TOKEN_RESPONSE_MAX, &j) == 0) {
 			e = ras_json_str(j, "error");
 			d = ras_json_str(j, "error_description");
 		}
@@ -252,7 +250,7 @@ fetch_token(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
 		    r.status, e ? e : "", d ? ": " : "", d ? d : "");
 		goto done;
 	}
-	if ((err = ras_json_parse(r.body_out.data, r.body_out.len, TOKEN_RESPONSE_MAX, &j)) < 0) {
+	if ((err = ras_json_parse(r.body_out.data, r.body_out.len, RAS_TOKEN_RESPONSE_MAX, &j)) < 0) {
 		ras_error_context("token response");
 		goto done;
 	}

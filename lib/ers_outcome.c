@@ -590,7 +590,7 @@ process(struct run *r, struct intent *t, struct ras_ers_outcome_result *res)
 				if (strncmp(et, "W/\"", 3) == 0)
 					after.version = strtoll(et + 3, NULL, 10);
 			}
-			snprintf(msg, sizeof(msg), "%s recorded on e-RS (version %lld -> %lld)", t->outcome,
+			snprintf(msg, sizeof(msg), "recorded on e-RS (version %lld -> %lld)",
 			    (long long)v.version, (long long)after.version);
 			err = set_state(r, t, res, "done", -1, &after, &k, msg);
 			goto done;

@@ -19,8 +19,8 @@
 /* e-RS says a PENDING attachment may be fetched again after 5 minutes. */
 #define PENDING_RETRY_S 300
 /* Give up on an attachment that is still PENDING after this many tries
- * (with the back-off below, about a day). */
-#define PENDING_TRIES_MAX 30
+ * (5, 10, 20 … minutes, then every 4 hours: about a day). */
+#define PENDING_TRIES_MAX 12
 /* A lease: how long a claimed fetch is reserved for the instance that took
  * it (longer than any single call can take). */
 #define LEASE_S 900

@@ -201,6 +201,8 @@ BEGIN
     ON CONFLICT (decision_id) DO NOTHING
     RETURNING id INTO v_id;
     IF v_id IS NOT NULL THEN
+        -- wakes the daemon's outcome stage (LISTEN rasd_ers_outcome)
+        PERFORM pg_notify('rasd_ers_outcome', v_id::text);
         INSERT INTO events (referral_id, ubrn, kind, actor, detail)
         VALUES (d.referral_id, v_ubrn, 'ers-outcome-queued', 'rasd',
                 jsonb_build_object('intent', v_id, 'decision', d.id, 'outcome', v_outcome,

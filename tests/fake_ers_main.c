@@ -4,15 +4,19 @@
  *
  *   build/tests/fake-ers [--port N] [--store-port M] [--fixtures DIR]
  *                        [--stateful] [--require-auth] [--public-key PEM]
- *                        [--port-file FILE]
+ *                        [--port-file FILE] [--exit-with PID]
  *
  * It prints the base URL, token URL and object-store URL, writes the e-RS
  * port to --port-file when given (handy with --port 0), and serves until
- * SIGINT or SIGTERM.  Every request is printed on standard error (method,
+ * SIGINT or SIGTERM, or until process PID (--exit-with, e.g. the demo
+ * script) has gone, so it is never left behind.  Every request is printed on standard error (method,
  * path, status), never bodies.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/types.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +49,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: fake-ers [--port N] [--store-port M] [--fixtures DIR] [--stateful]\n"
-	    "                [--require-auth] [--public-key PEM] [--port-file FILE]\n");
+	    "                [--require-auth] [--public-key PEM] [--port-file FILE] [--exit-with PID]\n");
 }
 
 static unsigned
@@ -72,11 +76,13 @@ main(int argc, char **argv)
 		{ "require-auth", no_argument, NULL, 'a' },
 		{ "public-key", required_argument, NULL, 'k' },
 		{ "port-file", required_argument, NULL, 'P' },
+		{ "exit-with", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fake_ers_opts o = { 0 };
 	const char *port_file = NULL;
+	long watch = 0;
 	char *key = NULL;
 	struct fake_ers *f;
 	sigset_t set;
@@ -97,6 +103,16 @@ main(int argc, char **argv)
 			o.public_key_pem = key;
 			break;
 		case 'P': port_file = optarg; break;
+		case 'x': {
+			char *end;
+
+			watch = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || watch < 1) {
+				fprintf(stderr, "fake-ers: bad pid \"%s\"\n", optarg);
+				return 64;
+			}
+			break;
+		}
 		case 'h': usage(); return 0;
 		default: usage(); return 64;
 		}
@@ -125,7 +141,15 @@ main(int argc, char **argv)
 			return 73;
 		}
 	}
-	sigwait(&set, &sig);
+	for (;;) {
+		struct timespec one = { 1, 0 };
+
+		sig = sigtimedwait(&set, NULL, &one);
+		if (sig > 0)
+			break;
+		if (watch > 0 && kill((pid_t)watch, 0) < 0 && errno == ESRCH)
+			break;
+	}
 	{
 		struct fake_http *h = fake_ers_http(f);
 		size_t n = fake_http_count(h);
