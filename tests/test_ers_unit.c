@@ -10,9 +10,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "ers_support.h"
 #include "fake_ers.h"
@@ -286,6 +290,146 @@ headers_by_mode(void)
 	ras_ers_call_release(&k, 1);
 	ras_ers_free(c);
 	fake_ers_stop(f);
+}
+
+/* --- TLS: always verified, CA bundle configurable -------------------------- */
+
+static char *
+pem_of_cert(X509 *x)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *s;
+	long n;
+
+	PEM_write_bio_X509(b, x);
+	n = BIO_get_mem_data(b, &data);
+	s = strndup(data, (size_t)n);
+	BIO_free(b);
+	return s;
+}
+
+static char *
+pem_of_key(EVP_PKEY *k)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data, *s;
+	long n;
+
+	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
+	n = BIO_get_mem_data(b, &data);
+	s = strndup(data, (size_t)n);
+	BIO_free(b);
+	return s;
+}
+
+static X509 *
+make_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, bool ca)
+{
+	X509 *x = X509_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *e;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)cn,
+	    -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	e = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, ca ? "critical,CA:TRUE" : "CA:FALSE");
+	X509_add_ext(x, e, -1);
+	X509_EXTENSION_free(e);
+	if (ca) {
+		e = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
+		X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	} else {
+		e = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "IP:127.0.0.1");
+		X509_add_ext(x, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256());
+	return x;
+}
+
+static enum MHD_Result
+tls_answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+    const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	static const char body[] = "{\"resourceType\":\"OperationOutcome\"}";
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	(void)cls; (void)url; (void)method; (void)version; (void)upload; (void)upload_size;
+	if (*con_cls == NULL) {
+		*con_cls = (void *)1;
+		return MHD_YES;
+	}
+	r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void
+tls_verified(void)
+{
+	EVP_PKEY *cakey = EVP_RSA_gen(2048), *srvkey = EVP_RSA_gen(2048);
+	X509 *ca = make_cert(cakey, "rasd test CA", NULL, NULL, true);
+	X509 *srv = make_cert(srvkey, "127.0.0.1", ca, cakey, false);
+	char *ca_pem = pem_of_cert(ca), *srv_pem = pem_of_cert(srv), *key_pem = pem_of_key(srvkey);
+	char *ca_file = ras_test_write_tmp("tls-ca.pem", ca_pem, strlen(ca_pem));
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct MHD_Daemon *d;
+	const union MHD_DaemonInfo *info;
+	struct ras_ers_opts o = { 0 };
+	struct ras_ers *c = NULL;
+	struct ras_ers_call k;
+	char base[128];
+
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_TLS, 0, NULL, NULL, tls_answer, NULL,
+	    MHD_OPTION_HTTPS_MEM_KEY, key_pem, MHD_OPTION_HTTPS_MEM_CERT, srv_pem,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_END);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	snprintf(base, sizeof(base), "https://127.0.0.1:%u/referrals/FHIR", info->port);
+	o.base_url = base;
+	o.mode = RAS_ERS_SANDBOX;
+	/* the system CAs do not know this server: the call never happens */
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, time(NULL), "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.err, RAS_EIO);
+	CU_ASSERT_EQUAL(k.http.status, 0);
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	/* with the configured CA bundle it is verified and used */
+	o.ca_file = ca_file;
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, time(NULL), "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.err, 0);
+	CU_ASSERT_EQUAL(k.http.status, 200);
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	/* plain http goes only to loopback */
+	o.base_url = "http://int.api.service.nhs.uk/referrals/FHIR";
+	o.ca_file = NULL;
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, time(NULL), "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.err, RAS_EINVALID);
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	MHD_stop_daemon(d);
+	free(ca_file);
+	free(ca_pem);
+	free(srv_pem);
+	free(key_pem);
+	X509_free(ca);
+	X509_free(srv);
+	EVP_PKEY_free(cakey);
+	EVP_PKEY_free(srvkey);
 }
 
 /* --- back-off, rate limit, transport -------------------------------------- */
@@ -757,6 +901,7 @@ static const struct ras_test_case transport_cases[] = {
 	{ "429 back-off, 503 Retry-After, writes, dropped connection", backoff_429_503 },
 	{ "rate limit: 10 calls a second", rate_limit },
 	{ "gzip and OperationOutcome parsing", gzip_and_outcomes },
+	{ "TLS verified; CA bundle configurable; http only to loopback", tls_verified },
 	{ NULL, NULL },
 };
 
