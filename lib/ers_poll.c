@@ -180,17 +180,18 @@ struct claim {
 	int64_t call_id;
 };
 
-static int
-schedule_passed(const struct ras_ers *c, int minutes_now)
+/* The latest schedule time of `day` that is not after `now` (0 = none). */
+static int64_t
+latest_schedule(const struct ras_ers *c, const struct ras_date *day, int64_t now)
 {
 	const int *sched;
 	size_t n = ras_ers_schedule(c, &sched);
-	int passed = 0;
+	int64_t latest = 0, midnight = ras_time_uk_midnight(day);
 
 	for (size_t i = 0; i < n; i++)
-		if (sched[i] <= minutes_now)
-			passed++;
-	return passed;
+		if (midnight + (int64_t)sched[i] * 60 <= now)
+			latest = midnight + (int64_t)sched[i] * 60;
+	return latest;
 }
 
 static int
@@ -203,7 +204,8 @@ claim_slot(struct ras_ers *c, struct ras_db *db, const struct ras_ers_service *s
 	static const char lock[] = "SELECT 1 FROM ers_services WHERE service_id = $1 FOR UPDATE";
 	static const char used[] =
 	    "SELECT count(*) FILTER (WHERE slot IS NOT NULL), count(*),"
-	    " coalesce(bool_or(slot = 1), false)::text"
+	    " coalesce(bool_or(slot = 1), false)::text,"
+	    " coalesce(extract(epoch FROM max(started_at))::bigint, 0)"
 	    " FROM ers_worklist_calls WHERE service_id = $1 AND day = $2::date";
 	static const char ins[] =
 	    "INSERT INTO ers_worklist_calls (service_id, day, slot, mode, forced, base_url, started_at,"
@@ -214,7 +216,7 @@ claim_slot(struct ras_ers *c, struct ras_db *db, const struct ras_ers_service *s
 	struct ras_db_res *res = NULL;
 	bool limited = ras_ers_mode(c) == RAS_ERS_APPLICATION && !(flags & RAS_ERS_POLL_FORCE);
 	bool slot1 = false;
-	int64_t nbudget = 0, ncalls = 0;
+	int64_t nbudget = 0, ncalls = 0, last = 0;
 	int secs, err;
 
 	memset(cl, 0, sizeof(*cl));
@@ -232,13 +234,18 @@ claim_slot(struct ras_ers *c, struct ras_db *db, const struct ras_ers_service *s
 	(void)ras_db_res_int(res, 0, 0, &nbudget);
 	(void)ras_db_res_int(res, 0, 1, &ncalls);
 	slot1 = strcmp(ras_db_res_get(res, 0, 2), "true") == 0;
+	(void)ras_db_res_int(res, 0, 3, &last);
 	ras_db_res_free(res);
 	res = NULL;
 	cl->used = (int)nbudget;
+	(void)ncalls;
 	if (flags & RAS_ERS_POLL_SCHEDULED) {
-		int passed = ras_ers_working_day(c, &day) ? schedule_passed(c, secs / 60) : 0;
+		/* due when the latest schedule time of a working day has passed
+		 * with no worklist call since (a missed 08:00 is caught up once,
+		 * not twice) */
+		int64_t latest = ras_ers_working_day(c, &day) ? latest_schedule(c, &day, now) : 0;
 
-		if ((limited ? nbudget : ncalls) >= passed) {
+		if (latest == 0 || (ncalls > 0 && last >= latest)) {
 			ras_db_rollback(db);
 			return 0;
 		}
@@ -1295,6 +1302,10 @@ ras_ers_poll_service(struct ras_ers *c, struct ras_db *db, const char *service_i
 	if (cl.exhausted) {
 		rep->outcome = "budget-exhausted";
 		rep->budget_left = 0;
+		/* a scheduled poll whose slot a manual one already used: nothing
+		 * to retry, the outcome says it */
+		if (flags & RAS_ERS_POLL_SCHEDULED)
+			goto done;
 		err = ras_error_code(RAS_ERATELIMITED,
 		    "the A008 budget of e-RS service %s is used up for today (2 calls a day in "
 		    "application-restricted mode)", s->id);

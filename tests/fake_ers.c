@@ -609,9 +609,9 @@ referral(struct fake_ers *f, struct fake_resp *resp, const char *ubrn, const cha
 	}
 	if (f->o.stateful && st)
 		patch_referral(rr, st);
-	version = atoi(ras_json_str(ras_json_obj(rr, "meta"), "versionId") ?
-	    ras_json_str(ras_json_obj(rr, "meta"), "versionId") : "0");
-	if (history && atoi(history) != version) {
+	version = (int)strtol(ras_json_str(ras_json_obj(rr, "meta"), "versionId") ?
+	    ras_json_str(ras_json_obj(rr, "meta"), "versionId") : "0", NULL, 10);
+	if (history && strtol(history, NULL, 10) != version) {
 		/* only the latest version can be read (NOTES §11) */
 		json_decref(rr);
 		set_outcome(f, resp, 404, "HISTORY_NOT_SUPPORTED", "Only the latest version is available", false);

@@ -299,7 +299,7 @@ budget(void)
 	CU_ASSERT_EQUAL(poll(c, db, AT(12, 11, 0), 0, &out, NULL), RAS_ERATELIMITED);
 	CU_ASSERT_STRING_EQUAL(out, "budget-exhausted");
 	CU_ASSERT_EQUAL(poll(c, db, AT(12, 13, 5), RAS_ERS_POLL_SCHEDULED, &out, NULL), 0);
-	CU_ASSERT_STRING_EQUAL(out, "not-due");
+	CU_ASSERT_STRING_EQUAL(out, "budget-exhausted");
 	CU_ASSERT_EQUAL(fake_ers_count(f, "POST", "fetchworklist"), 2);
 	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", AT(12, 13, 5), &b), 0);
 	CU_ASSERT_STRING_EQUAL(b.day, "2026-05-12");
@@ -326,6 +326,30 @@ budget(void)
 	CU_ASSERT_STRING_EQUAL(out, "not-due");
 	CU_ASSERT_EQUAL(poll(c, db, AT(16, 9, 1), 0, &out, NULL), 0);
 	CU_ASSERT_STRING_EQUAL(out, "polled");
+	/* a missed 08:00 is caught up once, not twice */
+	CU_ASSERT_EQUAL(poll(c, db, AT(14, 11, 0), RAS_ERS_POLL_SCHEDULED, &out, &slot), 0);
+	CU_ASSERT_STRING_EQUAL(out, "polled");
+	CU_ASSERT_EQUAL(poll(c, db, AT(14, 12, 59), RAS_ERS_POLL_SCHEDULED, &out, NULL), 0);
+	CU_ASSERT_STRING_EQUAL(out, "not-due");
+	CU_ASSERT_EQUAL(poll(c, db, AT(14, 13, 0), RAS_ERS_POLL_SCHEDULED, &out, &slot), 0);
+	CU_ASSERT_STRING_EQUAL(out, "polled");
+	CU_ASSERT_EQUAL(slot, 2);
+	/* the daemon's stage polls every configured service that is due */
+	{
+		struct ras_ers_poll_report *reps = NULL;
+		size_t n = 0;
+
+		CU_ASSERT_EQUAL(ras_ers_poll_due(c, db, AT(15, 13, 1), &reps, &n), 0);
+		CU_ASSERT_EQUAL_FATAL(n, 1);
+		CU_ASSERT_STRING_EQUAL(reps[0].service, "11012");
+		CU_ASSERT_STRING_EQUAL(reps[0].outcome, "polled");
+		ras_ers_poll_report_free(&reps[0]);
+		free(reps);
+		CU_ASSERT_EQUAL(ras_ers_poll_due(c, db, AT(15, 13, 30), &reps, &n), 0);
+		CU_ASSERT_STRING_EQUAL(reps[0].outcome, "not-due");
+		ras_ers_poll_report_free(&reps[0]);
+		free(reps);
+	}
 	/* the working-day test is injectable (the calendar, when it lands) */
 	ras_ers_set_workday(c, no_working_days, NULL);
 	CU_ASSERT_EQUAL(poll(c, db, AT(18, 8, 30), RAS_ERS_POLL_SCHEDULED, &out, NULL), 0);
@@ -875,6 +899,19 @@ outcome_lost_answer(void)
 	CU_ASSERT_EQUAL(fake_ers_count(e.f, "POST", "000000070000/$ers.recordReviewOutcome"), 2);
 	CU_ASSERT_EQUAL(fake_ers_writes(e.f, "000000070000"), 1);
 	CU_ASSERT_EQUAL(fake_ers_count(e.f, "GET", "STU3/ReferralRequest/000000070000"), 2);
+
+	/* an instance died with an A028 in flight: after the lease the intent is
+	 * treated as unknown, read first, then sent (it had not been applied) */
+	ref = stored_referral(e.db, "DeferredToProvider.json", "000000070003");
+	fake_ers_referral(e.f, "000000070003", 5, "AWAITING_TRIAGE", "TRIAGE", NULL);
+	decide(e.db, ref, "accept", true, "rules", "Accepted for assessment.");
+	CU_ASSERT_EQUAL(ras_db_exec(e.db, "UPDATE ers_outcomes SET state = 'sending', attempts = 1,"
+	    " next_attempt_at = to_timestamp(1) + interval '0' WHERE ubrn = '000000070003'"), 0);
+	rep = run(&e, e.now + 30);
+	CU_ASSERT_EQUAL(rep.done, 1);
+	ras_ers_outcome_report_free(&rep);
+	CU_ASSERT_EQUAL(fake_ers_writes(e.f, "000000070003"), 1);
+	CU_ASSERT_EQUAL(fake_ers_count(e.f, "POST", "000000070003/$ers.recordReviewOutcome"), 1);
 	env_stop(&e);
 }
 

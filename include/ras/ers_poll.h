@@ -94,9 +94,13 @@ void ras_ers_poll_report_free(struct ras_ers_poll_report *rep);
 
 /*
  * One poll cycle for e-RS service `service_id` (one of ers.service_ids).
- * Returns 0 when the cycle ran or was not due (rep->outcome says which;
- * per-referral failures are in rep->items), RAS_ERATELIMITED when the
- * day's budget is used up, RAS_ECONFLICT when another instance is polling
+ * With RAS_ERS_POLL_SCHEDULED it runs only when the latest schedule time of
+ * a working day has passed with no worklist call since (a missed 08:00 is
+ * caught up once, not twice).  Returns 0 when the cycle ran or had nothing
+ * to do (rep->outcome: polled, not-due, or budget-exhausted for a scheduled
+ * poll whose slot was already used; per-referral failures are in
+ * rep->items), RAS_ERATELIMITED when a manual poll finds the day's budget
+ * used up, RAS_ECONFLICT when another instance is polling
  * this service, RAS_EIO/RAS_ETIMEDOUT when e-RS could not be reached or
  * failed, RAS_EINVALID for a refused request (unknown service, --force
  * against production, the worklist payload rejected).  The database must
