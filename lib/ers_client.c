@@ -657,7 +657,8 @@ classify(struct ras_ers *c, struct ras_ers_call *k, bool *auth_failed, int64_t *
 	if (k->attempts >= c->max_attempts)
 		return DONE;
 	if (k->http.err == RAS_EIO) {
-		/* never reached the server: safe to repeat, writes included */
+		/* never reached the server (DNS, connect): safe to repeat, writes
+		 * included; a TLS trust failure (RAS_EINVALID) is not repeated */
 		*wait_ms = ras_ers_backoff_ms(k->attempts, 1000, 30000);
 		return RETRY_WAIT;
 	}

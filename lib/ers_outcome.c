@@ -595,7 +595,7 @@ process(struct run *r, struct intent *t, struct ras_ers_outcome_result *res)
 			err = set_state(r, t, res, "done", -1, &after, &k, msg);
 			goto done;
 		}
-		if (k.http.err == RAS_EIO) {
+		if (k.http.err == RAS_EIO || k.http.err == RAS_EINVALID) {
 			/* certainly not sent */
 			err = set_state(r, t, res, "retry", ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000,
 			    NULL, &k, msg);

@@ -393,6 +393,8 @@ call_code(const struct ras_ers_call *k)
 		return RAS_ETIMEDOUT;
 	if (k->http.err == RAS_ETOOBIG)
 		return RAS_ETOOBIG;
+	if (k->http.err == RAS_EINVALID)
+		return RAS_EINVALID;   /* refused before sending: TLS trust, configuration */
 	if (k->http.err)
 		return RAS_EIO;
 	if (k->http.status == 429)

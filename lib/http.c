@@ -267,13 +267,18 @@ finish(struct xfer *x, CURL *e, CURLcode rc)
 			r->err = RAS_ETIMEDOUT;
 		}
 		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+		/* never sent, and retrying will not help until the trust or
+		 * client-certificate configuration changes */
+		r->err = RAS_EINVALID;
+		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		/* the request never reached the server */
 		r->err = RAS_EIO;

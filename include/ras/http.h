@@ -16,9 +16,12 @@
  *
  * A failed transfer says whether the request may have reached the server:
  * RAS_EIO means it certainly did not (DNS, connect, TLS handshake), so a
- * retry is safe; RAS_ETIMEDOUT means the outcome is unknown (timeout,
- * connection dropped after sending), so a write must be checked before it
- * is retried.
+ * retry is safe; RAS_EINVALID means it was refused before sending and a
+ * retry will not help until configuration changes (plain http to a host
+ * that is not loopback, a server certificate that does not verify, an
+ * unreadable CA bundle or client certificate); RAS_ETIMEDOUT means the
+ * outcome is unknown (timeout, connection dropped after sending), so a
+ * write must be checked before it is retried.
  */
 #ifndef RAS_HTTP_H
 #define RAS_HTTP_H
