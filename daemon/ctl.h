@@ -64,6 +64,7 @@ int ras_ctl_list(struct ras_ctl *ctl, int argc, char **argv);
 /* triage (issue 3) */
 
 /* e-RS (issue 4) */
+int ras_ctl_ers(struct ras_ctl *ctl, int argc, char **argv);
 
 /* documents and delivery (issue 5) */
 int ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv);

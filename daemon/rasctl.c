@@ -33,6 +33,8 @@ static const struct command commands[] = {
 	/* triage (issue 3) */
 
 	/* e-RS (issue 4) */
+	{ "ers", ras_ctl_ers,
+	  "ers poll|fetch|outcome|budget|pending  the e-RS client by hand (rasctl ers for usage)" },
 
 	/* documents and delivery (issue 5) */
 	{ "render", ras_ctl_render, "render --kind KIND --service ID --referral FILE [--episode FILE] "

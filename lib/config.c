@@ -34,6 +34,76 @@ no_password(const char *v, char *buf, size_t size)
 	return NULL;
 }
 
+/* e-RS (issue 4) validators */
+static const char *
+ers_mode_ok(const char *v, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	if (strcmp(v, "application") && strcmp(v, "user") && strcmp(v, "sandbox"))
+		return "must be application, user or sandbox";
+	return NULL;
+}
+
+static const char *
+ers_token_ok(const char *v, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	if (*v == '\0' || strlen(v) > RAS_ID_MAX)
+		return "must be 1 to 128 characters";
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '"' || *p == '\\')
+			return "must be printable characters without spaces or quotes";
+	return NULL;
+}
+
+static const char *
+ers_business_function_ok(const char *v, char *buf, size_t size)
+{
+	static const char *const ok[] = { "SERVICE_PROVIDER_CLINICIAN", "SERVICE_PROVIDER_CLINICIAN_ADMIN",
+		"SERVICE_PROVIDER_ADMIN", NULL };
+
+	for (int i = 0; ok[i]; i++)
+		if (strcmp(v, ok[i]) == 0)
+			return NULL;
+	snprintf(buf, size, "must be a provider business function: SERVICE_PROVIDER_CLINICIAN, "
+	    "SERVICE_PROVIDER_CLINICIAN_ADMIN or SERVICE_PROVIDER_ADMIN");
+	return buf;
+}
+
+static const char *
+ers_schedule_ok(const char *v, char *buf, size_t size)
+{
+	int prev = -1, n = 0;
+	const char *p = v;
+
+	while (*p) {
+		int hh, mm, used = 0;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		if (sscanf(p, "%2d:%2d%n", &hh, &mm, &used) != 2 || used != 5 || hh > 23 || mm > 59 ||
+		    hh < 0 || mm < 0)
+			return "must be HH:MM times separated by commas";
+		if (hh * 60 + mm <= prev)
+			return "times must be in ascending order";
+		prev = hh * 60 + mm;
+		if (++n > 2) {
+			snprintf(buf, size, "lists more than two times: e-RS allows two worklist calls a day");
+			return buf;
+		}
+		p += used;
+		while (*p == ' ')
+			p++;
+		if (*p && *p != ',')
+			return "must be HH:MM times separated by commas";
+	}
+	return NULL;
+}
+
 const struct ras_option ras_options[] = {
 	{ "database", "conninfo", RAS_OPT_STRING, NULL, 0, 0, false, false, no_password,
 	  "libpq connection string (no password: use passfile= or a credential)" },
@@ -46,6 +116,44 @@ const struct ras_option ras_options[] = {
 	/* triage (issue 3): [service ID] … */
 
 	/* e-RS (issue 4): [ers] … */
+	{ "ers", "base_url", RAS_OPT_URL, NULL, 0, 0, true, false, NULL,
+	  "e-RS FHIR base, e.g. https://api.service.nhs.uk/referrals/FHIR (unset: e-RS off)" },
+	{ "ers", "token_url", RAS_OPT_URL, NULL, 0, 0, true, false, NULL,
+	  "OAuth2 token endpoint; the JWT aud is exactly this (application mode)" },
+	{ "ers", "mode", RAS_OPT_STRING, "application", 0, 0, true, false, ers_mode_ok,
+	  "application (signed JWT), user (CIS2 bearer token file) or sandbox (no auth)" },
+	{ "ers", "api_key", RAS_OPT_STRING, NULL, 0, 0, true, false, ers_token_ok,
+	  "APIM application API key: iss and sub of the client assertion" },
+	{ "ers", "kid", RAS_OPT_STRING, NULL, 0, 0, true, false, ers_token_ok,
+	  "key id of the signing key in the application's JWKS" },
+	{ "ers", "private_key", RAS_OPT_SECRET, NULL, 0, 0, true, false, NULL,
+	  "RSA private key (PEM) file or systemd credential name, for RS512 signing" },
+	{ "ers", "bearer_token_file", RAS_OPT_SECRET, NULL, 0, 0, true, false, NULL,
+	  "user mode: file (or credential) holding the CIS2 access token; re-read when it changes" },
+	{ "ers", "business_function", RAS_OPT_STRING, NULL, 0, 0, true, false, ers_business_function_ok,
+	  "user mode: NHSD-eRS-Business-Function (SERVICE_PROVIDER_CLINICIAN, …)" },
+	{ "ers", "ods_code", RAS_OPT_STRING, NULL, 0, 0, true, false, ers_token_ok,
+	  "user mode: NHSD-End-User-Organisation-ODS" },
+	{ "ers", "obo_user_id", RAS_OPT_STRING, NULL, 0, 0, true, false, ers_token_ok,
+	  "user mode with SERVICE_PROVIDER_CLINICIAN_ADMIN: NHSD-eRS-On-Behalf-Of-User-ID" },
+	{ "ers", "ca_file", RAS_OPT_PATH, NULL, 0, 0, true, false, NULL,
+	  "PEM CA bundle for the e-RS and token hosts (default: the system bundle)" },
+	{ "ers", "client_cert", RAS_OPT_PATH, NULL, 0, 0, true, false, NULL,
+	  "PEM client certificate, when the network path needs mutual TLS" },
+	{ "ers", "client_key", RAS_OPT_PATH, NULL, 0, 0, true, false, NULL,
+	  "PEM key of client_cert (a file or a path under $CREDENTIALS_DIRECTORY)" },
+	{ "ers", "service_ids", RAS_OPT_LIST, NULL, 0, 0, true, false, NULL,
+	  "e-RS service ids to poll, each optionally =rasd-service: 21012=midnotts, 11002" },
+	{ "ers", "schedule", RAS_OPT_LIST, "08:00,13:00", 0, 0, true, false, ers_schedule_ok,
+	  "working-day times (UK) of the worklist polls; at most two" },
+	{ "ers", "rate_limit", RAS_OPT_INT, "10", 1, 10, true, false, NULL,
+	  "e-RS calls started per second by this process (e-RS allows 10 per application)" },
+	{ "ers", "timeout", RAS_OPT_INT, "200", 181, 900, true, false, NULL,
+	  "seconds an e-RS call may take (the gateway gives up at 180)" },
+	{ "ers", "max_attempts", RAS_OPT_INT, "5", 1, 50, true, false, NULL,
+	  "attempts per call on 429/503, and per fetch or outcome before it is parked" },
+	{ "ers", "accept_comment", RAS_OPT_STRING, NULL, 0, 0, true, false, NULL,
+	  "reviewComments of an acceptance whose decision gives no advice" },
 
 	/* documents and delivery (issue 5): [mesh], [fhir], [routing], [outbox] … */
 	{ "mesh", "enabled", RAS_OPT_BOOL, "false", 0, 0, true, false, NULL,

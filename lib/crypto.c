@@ -2,8 +2,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -239,4 +242,116 @@ ras_crypto_base64_decode(const char *s, size_t len, struct ras_buf *out)
 	if (pad > 2)
 		return ras_error_code(RAS_EINVALID, "invalid base64 padding");
 	return ras_buf_append(out, "", 0);
+}
+
+/* --- signing ---------------------------------------------------------------- */
+
+static int
+load_key(const char *pem, size_t pem_len, EVP_PKEY **out)
+{
+	BIO *bio;
+	EVP_PKEY *k;
+
+	if (pem_len > INT32_MAX)
+		return ras_error_code(RAS_ETOOBIG, "private key file too large");
+	bio = BIO_new_mem_buf(pem, (int)pem_len);
+	if (bio == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	/* No password callback: an encrypted key is refused rather than
+	 * prompting on a terminal the daemon does not have. */
+	k = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+	BIO_free(bio);
+	ERR_clear_error();
+	if (k == NULL)
+		return ras_error_code(RAS_EINVALID,
+		    "private key is not an unencrypted PEM private key");
+	if (EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA) {
+		EVP_PKEY_free(k);
+		return ras_error_code(RAS_EINVALID, "private key is not an RSA key (RS512 needs RSA)");
+	}
+	if (EVP_PKEY_get_bits(k) < 2048) {
+		int bits = EVP_PKEY_get_bits(k);
+
+		EVP_PKEY_free(k);
+		return ras_error_code(RAS_EINVALID, "RSA key of %d bits is too short (at least 2048)",
+		    bits);
+	}
+	*out = k;
+	return 0;
+}
+
+int
+ras_crypto_rsa_key_check(const char *pem, size_t pem_len)
+{
+	EVP_PKEY *k = NULL;
+	int err;
+
+	if ((err = load_key(pem, pem_len, &k)) < 0)
+		return err;
+	EVP_PKEY_free(k);
+	return 0;
+}
+
+int
+ras_crypto_rs512_sign(const char *pem, size_t pem_len, const void *msg, size_t len,
+    struct ras_buf *sig)
+{
+	EVP_PKEY *k = NULL;
+	EVP_MD_CTX *ctx = NULL;
+	unsigned char *s = NULL;
+	size_t slen = 0;
+	int err;
+
+	if ((err = load_key(pem, pem_len, &k)) < 0)
+		return err;
+	ctx = EVP_MD_CTX_new();
+	if (ctx == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	/* EVP_PKEY_RSA defaults to PKCS#1 v1.5 padding: RS512 as in RFC 7518. */
+	if (EVP_DigestSignInit(ctx, NULL, EVP_sha512(), NULL, k) != 1 ||
+	    EVP_DigestSign(ctx, NULL, &slen, msg, len) != 1) {
+		err = ras_error_set("could not sign with the RSA key");
+		goto done;
+	}
+	s = malloc(slen);
+	if (s == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (EVP_DigestSign(ctx, s, &slen, msg, len) != 1) {
+		err = ras_error_set("could not sign with the RSA key");
+		goto done;
+	}
+	err = ras_buf_append(sig, s, slen);
+done:
+	ERR_clear_error();
+	free(s);
+	EVP_MD_CTX_free(ctx);
+	EVP_PKEY_free(k);
+	return err;
+}
+
+int
+ras_crypto_jwt_rs512(const char *pem, size_t pem_len, const char *header_json,
+    const char *claims_json, struct ras_buf *out)
+{
+	struct ras_buf input = RAS_BUF_INIT(0), sig = RAS_BUF_INIT(0);
+	int err;
+
+	if ((err = ras_crypto_base64url(header_json, strlen(header_json), &input)) < 0 ||
+	    (err = ras_buf_putc(&input, '.')) < 0 ||
+	    (err = ras_crypto_base64url(claims_json, strlen(claims_json), &input)) < 0)
+		goto done;
+	if ((err = ras_crypto_rs512_sign(pem, pem_len, input.data, input.len, &sig)) < 0)
+		goto done;
+	if ((err = ras_buf_append(out, input.data, input.len)) < 0 ||
+	    (err = ras_buf_putc(out, '.')) < 0 ||
+	    (err = ras_crypto_base64url(sig.data, sig.len, out)) < 0)
+		goto done;
+done:
+	ras_buf_free(&input);
+	ras_buf_free(&sig);
+	return err;
 }

@@ -176,7 +176,12 @@ setup(struct ras_http *h, struct xfer *x, CURL **out)
 	for (size_t i = 0; i < r->nheaders; i++) {
 		struct curl_slist *n;
 
-		snprintf(line, sizeof(line), "%s: %s", r->headers[i].name, r->headers[i].value);
+		/* "Name:" with nothing after the colon removes a header libcurl
+		 * would add by itself (e.g. Content-Type on a body-less POST). */
+		if (r->headers[i].value == NULL || r->headers[i].value[0] == '\0')
+			snprintf(line, sizeof(line), "%s:", r->headers[i].name);
+		else
+			snprintf(line, sizeof(line), "%s: %s", r->headers[i].name, r->headers[i].value);
 		n = curl_slist_append(x->hdrs, line);
 		if (n == NULL) {
 			curl_easy_cleanup(e);
@@ -206,6 +211,10 @@ setup(struct ras_http *h, struct xfer *x, CURL **out)
 		curl_easy_setopt(e, CURLOPT_SSLCERT, h->opts.client_cert);
 		curl_easy_setopt(e, CURLOPT_SSLKEY, h->opts.client_key);
 	}
+	if (r->no_replay) {
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	}
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 	    h->opts.connect_timeout_ms ? h->opts.connect_timeout_ms : 10000L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms ? r->timeout_ms : 60000L);
@@ -216,10 +225,6 @@ setup(struct ras_http *h, struct xfer *x, CURL **out)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-	if (r->fresh_connection) {
-		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-	}
 	if (strcmp(r->method, "GET") == 0) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(r->method, "HEAD") == 0) {
@@ -262,13 +267,18 @@ finish(struct xfer *x, CURL *e, CURLcode rc)
 			r->err = RAS_ETIMEDOUT;
 		}
 		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+		/* never sent, and retrying will not help until the trust or
+		 * client-certificate configuration changes */
+		r->err = RAS_EINVALID;
+		break;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		/* the request never reached the server */
 		r->err = RAS_EIO;

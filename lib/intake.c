@@ -9,6 +9,19 @@
 #include "ras/fhir.h"
 #include "ras/intake.h"
 #include "ras/limits.h"
+#include "ras/xmlform.h"
+
+/* The XML form maps in use (see ras_intake_set_form_maps). */
+static const struct ras_xmlform_maps *form_maps;
+
+const struct ras_xmlform_maps *
+ras_intake_set_form_maps(const struct ras_xmlform_maps *maps)
+{
+	const struct ras_xmlform_maps *old = form_maps;
+
+	form_maps = maps;
+	return old;
+}
 
 static bool
 is_worklist(const json_t *list)
@@ -43,9 +56,20 @@ ras_intake_parse(struct ras_arena *a, const char *data, size_t len, struct ras_i
 	memset(out, 0, sizeof(*out));
 	while (k < len && (data[k] == ' ' || data[k] == '\n' || data[k] == '\r' || data[k] == '\t'))
 		k++;
-	if (k < len && data[k] == '<')
-		return ras_error_code(RAS_EINVALID,
-		    "payload is XML; rasd takes FHIR JSON on this route");
+	if (k < len && data[k] == '<') {
+		/* XML is taken only as a referral form: a FHIR XML
+		 * QuestionnaireResponse, or a form a mappings/form-maps map reads. */
+		json_t *qr;
+
+		out->kind = RAS_PAYLOAD_FORM;
+		if ((err = ras_xmlform_read(a, form_maps, data, len, &qr, NULL)) < 0)
+			return err;
+		out->json = qr;
+		out->form = ras_arena_calloc(a, 1, sizeof(*out->form));
+		if (out->form == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		return ras_intake_fhir_form(a, qr, out->form);
+	}
 	if ((err = ras_json_parse_arena(a, data, len, RAS_PAYLOAD_MAX, &j)) < 0)
 		return err;
 	out->json = j;

@@ -248,7 +248,7 @@ ras_mesh_prep_send(struct ras_mesh *m, struct ras_arena *a, int64_t now,
 		return err;
 	/* A first chunk creates a message: it must never be sent twice, not
 	 * even by libcurl retrying on a reused connection that died. */
-	r->fresh_connection = s->chunk == 1;
+	r->no_replay = s->chunk == 1;
 	off = (s->chunk - 1) * m->chunk_size;
 	len = s->len - off < m->chunk_size ? s->len - off : m->chunk_size;
 	r->body = (const char *)s->body + off;

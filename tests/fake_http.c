@@ -173,6 +173,12 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 struct fake_http *
 fake_http_start(fake_handler handler, void *ctx)
 {
+	return fake_http_start_port(handler, ctx, 0);
+}
+
+struct fake_http *
+fake_http_start_port(fake_handler handler, void *ctx, unsigned port)
+{
 	struct fake_http *f = calloc(1, sizeof(*f));
 	const union MHD_DaemonInfo *info;
 
@@ -180,7 +186,7 @@ fake_http_start(fake_handler handler, void *ctx)
 	f->ctx = ctx;
 	pthread_mutex_init(&f->lock, NULL);
 	/* Port 0: the kernel picks a free one; bound to loopback only. */
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0,
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 
 	f->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
@@ -190,7 +196,7 @@ fake_http_start(fake_handler handler, void *ctx)
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 	    MHD_OPTION_END);
 	if (f->d == NULL) {
-		fprintf(stderr, "fake_http: cannot start server\n");
+		fprintf(stderr, "fake_http: cannot start server on port %u\n", port);
 		exit(1);
 	}
 	info = MHD_get_daemon_info(f->d, MHD_DAEMON_INFO_BIND_PORT);

@@ -47,6 +47,8 @@ typedef void (*fake_handler)(void *ctx, const struct fake_req *req, struct fake_
 struct fake_http;
 
 struct fake_http *fake_http_start(fake_handler handler, void *ctx);
+/* The same on a given loopback port (0 = any free one). */
+struct fake_http *fake_http_start_port(fake_handler handler, void *ctx, unsigned port);
 void fake_http_stop(struct fake_http *f);
 
 /* The same over TLS (PEM strings); with client_ca_pem, client certificates

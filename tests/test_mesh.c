@@ -358,14 +358,15 @@ mutual_tls(void)
 	ras_http_request_release(&r);
 	ras_http_free(h);
 
-	/* a server the configured CA did not sign: never reached (safe to retry) */
+	/* a server the configured CA did not sign: never reached, and refused as
+	 * a configuration problem (RAS_EINVALID), not retried as a transient one */
 	ho.ca_file = rogue;
 	ho.client_cert = cli;
 	ho.client_key = clikey;
 	CU_ASSERT_FATAL(ras_http_new(&ho, &h) == 0);
 	CU_ASSERT_EQUAL(ras_mesh_prep_handshake(m, a, ras_time_now(), &r), 0);
 	CU_ASSERT_EQUAL(ras_http_perform(h, &r, 1), 0);
-	CU_ASSERT_EQUAL(r.err, RAS_EIO);
+	CU_ASSERT_EQUAL(r.err, RAS_EINVALID);
 	CU_ASSERT_EQUAL(r.status, 0);
 	ras_http_request_release(&r);
 	ras_http_free(h);

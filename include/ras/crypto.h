@@ -48,4 +48,20 @@ int ras_crypto_base64url(const void *data, size_t len, struct ras_buf *out);
 /* Decode standard base64 (whitespace ignored) into out. RAS_EINVALID on bad input. */
 int ras_crypto_base64_decode(const char *s, size_t len, struct ras_buf *out);
 
+/* --- signing (e-RS application-restricted access) ----------------------- */
+
+/* Check that pem holds an unencrypted RSA private key (PKCS#8 or PKCS#1)
+ * of at least 2048 bits, as NHS APIM requires for RS512. */
+int ras_crypto_rsa_key_check(const char *pem, size_t pem_len);
+
+/* Append the RS512 signature (RSASSA-PKCS1-v1_5 with SHA-512) of msg under
+ * the PEM private key to sig (raw bytes). */
+int ras_crypto_rs512_sign(const char *pem, size_t pem_len, const void *msg, size_t len,
+    struct ras_buf *sig);
+
+/* Append a compact JWS "b64url(header).b64url(claims).b64url(sig)" signed
+ * with RS512; header and claims are the exact JSON texts to encode. */
+int ras_crypto_jwt_rs512(const char *pem, size_t pem_len, const char *header_json,
+    const char *claims_json, struct ras_buf *out);
+
 #endif

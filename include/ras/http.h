@@ -16,9 +16,12 @@
  *
  * A failed transfer says whether the request may have reached the server:
  * RAS_EIO means it certainly did not (DNS, connect, TLS handshake), so a
- * retry is safe; RAS_ETIMEDOUT means the outcome is unknown (timeout,
- * connection dropped after sending), so a write must be checked before it
- * is retried.
+ * retry is safe; RAS_EINVALID means it was refused before sending and a
+ * retry will not help until configuration changes (plain http to a host
+ * that is not loopback, a server certificate that does not verify, an
+ * unreadable CA bundle or client certificate); RAS_ETIMEDOUT means the
+ * outcome is unknown (timeout, connection dropped after sending), so a
+ * write must be checked before it is retried.
  */
 #ifndef RAS_HTTP_H
 #define RAS_HTTP_H
@@ -57,12 +60,12 @@ struct ras_http_request {
 	const void *body;
 	size_t body_len;
 	long timeout_ms;              /* whole transfer; 0 = 60 s */
-	/* Send on a new connection and never reuse it.  libcurl silently
-	 * re-sends a request whose reused connection died before any answer;
-	 * a write that must never be repeated (a MESH first chunk, an e-RS
-	 * write) sets this so that cannot happen. */
-	bool fresh_connection;
 	size_t max_body;              /* response ceiling; 0 = RAS_HTTP_BODY_MAX */
+	bool no_replay;               /* a write that must never be sent twice (an e-RS
+	                                 A028, a MESH first chunk): use a new connection
+	                                 and close it after, because libcurl silently
+	                                 re-sends a request whose reused connection died
+	                                 before any answer */
 
 	/* out */
 	int err;                      /* 0, or RAS_EIO / RAS_ETIMEDOUT / RAS_ETOOBIG / RAS_EINVALID */
@@ -81,7 +84,9 @@ void ras_http_free(struct ras_http *h);
 void ras_http_request_init(struct ras_http_request *r, const char *method, const char *url);
 
 /* Add a request header; RAS_ETOOBIG past RAS_HTTP_MAX_REQ_HEADERS. The
- * strings must outlive the perform call. */
+ * strings must outlive the perform call.  An empty (or NULL) value removes
+ * a header libcurl would otherwise add itself (Content-Type on a POST
+ * without a body, Accept). */
 int ras_http_request_header(struct ras_http_request *r, const char *name, const char *value);
 
 /* Free the response parts; the request can then be reused. */

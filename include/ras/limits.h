@@ -48,6 +48,9 @@
 /* An HTTP response body held in memory when no other limit applies. */
 #define RAS_HTTP_BODY_MAX        (16u * 1024u * 1024u)
 
+/* An OAuth2 token response (a small JSON object; APIM's is ~200 bytes). */
+#define RAS_TOKEN_RESPONSE_MAX   (64u * 1024u)
+
 /* One HTTP response header line. */
 #define RAS_HTTP_HEADER_MAX      8192
 

@@ -7,7 +7,7 @@ RAS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 RAS_DEB_PACKAGES=(
   gcc pkg-config meson ninja-build
   libjansson-dev libpq-dev libcurl4-openssl-dev libxml2-dev libssl-dev
-  libcunit1-dev libmicrohttpd-dev libsystemd-dev
+  libcunit1-dev libmicrohttpd-dev libsystemd-dev zlib1g-dev
   postgresql-15 postgresql-client-15 openssl
 )
 
