@@ -7,6 +7,7 @@
 #include "ras/buf.h"
 #include "ras/db.h"
 #include "ras/error.h"
+#include "ras/ops.h"
 #include "ras/timeutil.h"
 #include "ras_config.h"
 
@@ -16,24 +17,6 @@ struct family {
 	const char *help;
 	const char *labels[3];   /* label names, NULL-terminated; the SQL returns these columns first */
 	const char *sql;         /* … then the value */
-};
-
-/* Work waiting per stage: depth and age of the oldest item. */
-struct queue {
-	const char *stage;
-	const char *sql;         /* one row: count, oldest age in seconds */
-};
-
-static const struct queue queues[] = {
-	{ "normalise", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
-	  " FROM inbox WHERE state = 'received'" },
-	{ "triage", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
-	  " FROM referrals WHERE state = 'new'" },
-	/* e-RS (issue 4): record-outcome intents waiting */
-
-	/* documents and delivery (issue 5): render and deliver queues */
-
-	{ NULL, NULL },
 };
 
 static const struct family families[] = {
@@ -176,15 +159,26 @@ db_metrics(struct ras_db *db, struct ras_buf *b)
 	struct ras_db_res *res = NULL;
 	int err;
 
-	head(b, "rasd_queue_depth", "gauge", "Items waiting for each stage.");
-	head(b, "rasd_queue_oldest_seconds", "gauge", "Age of the oldest item waiting for each stage.");
-	for (const struct queue *q = queues; q->stage; q++) {
-		if ((err = ras_db_query(db, &res, q->sql, 0, NULL)) < 0)
-			return err;
-		sample1(b, "rasd_queue_depth", "stage", q->stage, ras_db_res_get(res, 0, 0));
-		sample1(b, "rasd_queue_oldest_seconds", "stage", q->stage, ras_db_res_get(res, 0, 1));
-		ras_db_res_free(res);
-		res = NULL;
+	{
+		struct ras_ops_queue q[16];
+		int n = ras_ops_queues(db, q, 16);
+
+		if (n < 0)
+			return n;
+		head(b, "rasd_queue_depth", "gauge", "Items waiting for each stage.");
+		for (int i = 0; i < n; i++) {
+			char num[32];
+
+			snprintf(num, sizeof(num), "%lld", (long long)q[i].depth);
+			sample1(b, "rasd_queue_depth", "stage", q[i].stage, num);
+		}
+		head(b, "rasd_queue_oldest_seconds", "gauge", "Age of the oldest item waiting for each stage.");
+		for (int i = 0; i < n; i++) {
+			char num[32];
+
+			snprintf(num, sizeof(num), "%.3f", q[i].oldest_seconds);
+			sample1(b, "rasd_queue_oldest_seconds", "stage", q[i].stage, num);
+		}
 	}
 	for (const struct family *f = families; f->name; f++) {
 		int nl = 0;
