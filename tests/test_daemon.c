@@ -20,6 +20,7 @@
 #include "ras/http.h"
 #include "ras/json.h"
 #include "ras/store.h"
+#include "ras_config.h"
 #include "rasd_proc.h"
 
 #define TOKEN "test-token-0123456789abcdef"
@@ -322,6 +323,15 @@ check_config_reports_everything(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs token"));
 	free(out);
 	free(bad);
+	/* The shipped example parses: only what this machine lacks is reported
+	 * (the credential, the installed mappings, the spool). */
+	argv[2] = (char *)RAS_SOURCE_ROOT "/systemd/rasd.conf.example";
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, NULL), 78);
+	CU_ASSERT_PTR_NULL(strstr(out, "unknown"));
+	CU_ASSERT_PTR_NULL(strstr(out, " must "));
+	CU_ASSERT_PTR_NULL(strstr(out, "expected"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "secret http.token"));
+	free(out);
 	bad = rasd_config("bad2.conf", "[http]\nlisten = 127.0.0.1\n");
 	argv[2] = bad;
 	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, NULL), 78);
@@ -380,8 +390,11 @@ ready_health_and_clean_stop(void)
 	char *log;
 
 	env_new(&e, "ready", NULL);
-	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL,
+	    (const char *[]){ "WATCHDOG_USEC=200000", NULL }), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	/* The loop pings the watchdog every WATCHDOG_USEC / 2. */
+	CU_ASSERT(rasd_wait_notify(&p, "WATCHDOG=1", 2000));
 	CU_ASSERT_PTR_NOT_NULL(strstr(p.notes, "MAINPID="));
 	CU_ASSERT_PTR_NOT_NULL(strstr(p.notes, "STATUS=ready: 1 unit(s)"));
 	CU_ASSERT_STRING_NOT_EQUAL(p.http, "");
@@ -795,6 +808,112 @@ two_processes_share_the_work(void)
 	env_free(&e);
 }
 
+static void
+background_start(void)
+{
+	struct rasd_proc p;
+	struct env e;
+	char *log, *h, pidq[128];
+	int64_t pid;
+
+	/* Not under systemd and without --foreground: rasd leaves the
+	 * terminal, and the command returns 0 once the daemon is ready. */
+	env_new(&e, "background", NULL);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, (const char *[]){ "NOTIFY_SOCKET=", NULL }), 0);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, START_MS), 0);
+	pid = count(e.db, "SELECT pid FROM daemon_instances WHERE stopped_at IS NULL");
+	CU_ASSERT_FATAL(pid > 0);
+	CU_ASSERT_NOT_EQUAL(pid, p.pid);
+	log = rasd_log(&p);
+	h = strstr(log, "http 127.0.0.1:");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	snprintf(p.http, sizeof(p.http), "%.*s", (int)strcspn(h + 5, ","), h + 5);
+	free(log);
+	{
+		struct resp r = post_fixture(&p, "/fhir/Bundle", "r4/referral-collection-urn.json");
+
+		CU_ASSERT_EQUAL(r.status, 201);
+		free(r.body);
+	}
+	CU_ASSERT_EQUAL(kill((pid_t)pid, SIGTERM), 0);
+	snprintf(pidq, sizeof(pidq), "SELECT count(*) FROM daemon_instances WHERE pid = %lld"
+	    " AND stopped_at IS NOT NULL", (long long)pid);
+	CU_ASSERT(wait_count(e.db, pidq, 1, 5000));
+	rasd_free(&p);
+	env_free(&e);
+}
+
+static void
+mutual_tls(void)
+{
+	const char *dir = ras_test_tmpdir();
+	char script[4096], *out = NULL, *argv[] = { "/bin/sh", "-c", script, NULL };
+	char cfg[8192], url[128], path[3][600];
+	struct rasd_proc p;
+	struct env e;
+	int rc;
+
+	snprintf(script, sizeof(script),
+	    "set -e; cd '%s'; mkdir -p tls; cd tls;"
+	    "q() { openssl \"$@\" >/dev/null 2>&1; };"
+	    "q req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=rasd-test-ca;"
+	    "q req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=other-ca;"
+	    "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext;"
+	    "q req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1;"
+	    "q x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext;"
+	    "for c in client:ca rogue:other; do n=${c%%:*}; a=${c#*:};"
+	    " q req -newkey rsa:2048 -nodes -keyout $n.key -out $n.csr -subj /CN=$n;"
+	    " q x509 -req -in $n.csr -CA $a.pem -CAkey $a.key -CAcreateserial -out $n.pem -days 2; done;"
+	    "chmod 644 *; echo ok", dir);
+	rc = ras_test_spawn(argv, NULL, NULL, &out, NULL);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	free(out);
+	env_new(&e, "mtls", NULL);
+	snprintf(cfg, sizeof(cfg),
+	    "[database]\nconninfo = %s\n[http]\nlisten = 127.0.0.1:0\n"
+	    "tls_certificate = %s/tls/server.pem\ntls_key = %s/tls/server.key\nclient_ca = %s/tls/ca.pem\n",
+	    e.conninfo, dir, dir, dir);
+	free(e.config);
+	e.config = rasd_config("mtls.conf", cfg);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	snprintf(url, sizeof(url), "https://%s/fhir/Bundle", p.http);
+	snprintf(path[0], sizeof(path[0]), "%s/tls/ca.pem", dir);
+	for (int who = 0; who < 3; who++) {
+		static const char *names[] = { "client", "rogue", NULL };
+		struct ras_http_opts o = { .ca_file = path[0] };
+		struct ras_http *h = NULL;
+		struct ras_http_request r;
+		size_t len;
+		char *body = ras_test_read(ras_test_fixture("r4/referral-message.json"), &len);
+
+		if (names[who]) {
+			snprintf(path[1], sizeof(path[1]), "%s/tls/%s.pem", dir, names[who]);
+			snprintf(path[2], sizeof(path[2]), "%s/tls/%s.key", dir, names[who]);
+			o.client_cert = path[1];
+			o.client_key = path[2];
+		}
+		CU_ASSERT_EQUAL_FATAL(ras_http_new(&o, &h), 0);
+		ras_http_request_init(&r, "POST", url);
+		(void)ras_http_request_header(&r, "Content-Type", "application/fhir+json");
+		r.body = body;
+		r.body_len = len;
+		CU_ASSERT_EQUAL(ras_http_perform(h, &r, 1), 0);
+		if (r.err)
+			fprintf(stderr, "[mTLS %s: %s]\n", names[who] ? names[who] : "no cert", r.errmsg);
+		/* Signed by the configured CA: taken; another CA or none: 403. */
+		CU_ASSERT_EQUAL(r.status, who == 0 ? 201 : 403);
+		ras_http_request_release(&r);
+		ras_http_free(h);
+		free(body);
+	}
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 1);
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
+	rasd_free(&p);
+	env_free(&e);
+}
+
 /* Runs last: every log written by every rasd in this file. */
 static void
 logs_carry_no_patient_data(void)
@@ -873,6 +992,8 @@ main(void)
 		{ "SIGHUP keeps the config unless valid", sighup_keeps_config_unless_valid },
 		{ "kill -9 mid-batch loses nothing", kill9_mid_batch_loses_nothing },
 		{ "two processes share the work", two_processes_share_the_work },
+		{ "starts in the background", background_start },
+		{ "mutual TLS", mutual_tls },
 		{ "logs carry no patient data", logs_carry_no_patient_data },
 		{ NULL, NULL },
 	};
