@@ -729,6 +729,8 @@ ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limi
 rollback:
 	ras_db_rollback(db);
 done:
+	/* The plans' note buffers are heap memory; free_plans is idempotent. */
+	free_plans(plans, nrows);
 	free(plans);
 	free(reports);
 	ras_arena_free(a);
