@@ -6,9 +6,10 @@
  * database, read at scrape time, so every rasd instance reports the same
  * queue depths, decisions, deadlines and poll times.  Database families
  * are declared in one table in metrics.c (name, type, help, SQL returning
- * label values then the value); the later stages add their rows there
- * (e-RS budget per service, deliveries and failures per destination,
- * outbox dead letters).  No series carries patient data.
+ * label values then the value), the queues in lib/ops.c (shared with
+ * rasctl status); the later stages add their rows there (e-RS budget per
+ * service, deliveries and failures per destination, outbox dead letters).
+ * No series carries patient data.
  */
 #ifndef RAS_DAEMON_METRICS_H
 #define RAS_DAEMON_METRICS_H

@@ -45,6 +45,7 @@ struct ras_spool {
 struct cand {
 	char *name;
 	int64_t mtime;
+	int64_t size;
 };
 
 struct file_in {
@@ -220,6 +221,7 @@ pass(struct ras_spool *s, bool *more, bool *waiting)
 		}
 		c[nc].name = strdup(de->d_name);
 		c[nc].mtime = (int64_t)st.st_mtime;
+		c[nc].size = (int64_t)st.st_size;
 		if (c[nc].name)
 			nc++;
 	}
@@ -228,9 +230,22 @@ pass(struct ras_spool *s, bool *more, bool *waiting)
 	if (nc == 0)
 		goto done;
 	qsort(c, nc, sizeof(*c), cmp_cand);
-	if (nc > limit)
-		*more = true;
 	nf = nc < limit ? nc : limit;
+	{
+		/* Bound the memory of one pass (RAS_SPOOL_PASS_BYTES), always
+		 * taking at least one file. */
+		uint64_t bytes = 0;
+
+		for (size_t i = 0; i < nf; i++) {
+			bytes += (uint64_t)(c[i].size < RAS_PAYLOAD_KEEP_MAX ? c[i].size : RAS_PAYLOAD_KEEP_MAX);
+			if (i > 0 && bytes > RAS_SPOOL_PASS_BYTES) {
+				nf = i;
+				break;
+			}
+		}
+	}
+	if (nc > nf)
+		*more = true;
 	files = calloc(nf, sizeof(*files));
 	items = calloc(nf, sizeof(*items));
 	rec = calloc(nf, sizeof(*rec));
