@@ -72,6 +72,13 @@ int ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_episode(struct ras_ctl *ctl, int argc, char **argv);
 
 /* daemon and operations (issue 6) */
+int ras_ctl_decide(struct ras_ctl *ctl, int argc, char **argv);
+int ras_ctl_record(struct ras_ctl *ctl, int argc, char **argv);
+int ras_ctl_epr(struct ras_ctl *ctl, int argc, char **argv);
+int ras_ctl_events(struct ras_ctl *ctl, int argc, char **argv);
+int ras_ctl_status(struct ras_ctl *ctl, int argc, char **argv);
+int ras_ctl_report(struct ras_ctl *ctl, int argc, char **argv);
+int ras_ctl_replay(struct ras_ctl *ctl, int argc, char **argv);
 
 
 #endif

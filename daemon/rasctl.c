@@ -44,6 +44,19 @@ static const struct command commands[] = {
 	  "EPR episode summary and queue its letter" },
 
 	/* daemon and operations (issue 6) */
+	{ "decide", ras_ctl_decide,
+	  "decide UBRN --outcome accept|return|onward [--target T] --advice TEXT --by SDS_USER_ID\n"
+	  "                               record a clinician's triage decision" },
+	{ "record", ras_ctl_record,
+	  "record KIND UBRN --at TIME --by SDS_USER_ID [...]  record an EPR event (see README)" },
+	{ "epr", ras_ctl_epr, "epr FILE...                  record EPR event messages (FHIR R4)" },
+	{ "events", ras_ctl_events, "events UBRN [--json]         the audit trail of a referral" },
+	{ "status", ras_ctl_status,
+	  "status [--json] [--risk-hours N]  instances, queues, pollers, budgets, deadlines, dead letters" },
+	{ "report", ras_ctl_report,
+	  "report kpi --service ID --from DATE --to DATE [--format csv|html]  quality requirements" },
+	{ "replay", ras_ctl_replay,
+	  "replay --service ID [--mappings DIR] --from DATE --to DATE  decisions a rule set would change" },
 
 	{ NULL, NULL, NULL },
 };

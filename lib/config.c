@@ -104,6 +104,38 @@ ers_schedule_ok(const char *v, char *buf, size_t size)
 	return NULL;
 }
 
+/* daemon (issue 6) validators */
+static const char *
+listen_address(const char *v, char *buf, size_t size)
+{
+	/* host:port, [v6]:port, or a Unix socket path is not supported. */
+	const char *colon = strrchr(v, ':');
+	char *end;
+	long port;
+
+	if (colon == NULL || colon == v)
+		return "must be HOST:PORT, e.g. 127.0.0.1:8443 or [::1]:8443";
+	if (v[0] == '[' && colon[-1] != ']')
+		return "must be [IPv6]:PORT";
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || end == colon + 1 || port < 0 || port > 65535) {
+		snprintf(buf, size, "has a bad port \"%.16s\" (0..65535)", colon + 1);
+		return buf;
+	}
+	return NULL;
+}
+
+static const char *
+log_level(const char *v, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	if (strcmp(v, "debug") && strcmp(v, "info") && strcmp(v, "notice") && strcmp(v, "warning") &&
+	    strcmp(v, "err"))
+		return "must be debug, info, notice, warning or err";
+	return NULL;
+}
+
 const struct ras_option ras_options[] = {
 	{ "database", "conninfo", RAS_OPT_STRING, NULL, 0, 0, false, false, no_password,
 	  "libpq connection string (no password: use passfile= or a credential)" },
@@ -215,6 +247,38 @@ const struct ras_option ras_options[] = {
 	  "tests and demo only: allow plain http:// MESH/FHIR URLs on 127.0.0.1" },
 
 	/* daemon (issue 6): [http], [spool], [daemon] … */
+	{ "daemon", "stage_interval", RAS_OPT_INT, "2", 1, 3600, true, false, NULL,
+	  "seconds between looks for new work when a stage is idle" },
+	{ "daemon", "log_level", RAS_OPT_STRING, "info", 0, 0, true, false, log_level,
+	  "debug, info, notice, warning or err" },
+	{ "daemon", "heartbeat", RAS_OPT_INT, "30", 5, 3600, true, false, NULL,
+	  "seconds between heartbeats in daemon_instances (rasctl status)" },
+	{ "http", "listen", RAS_OPT_STRING, NULL, 0, 0, false, false, listen_address,
+	  "HOST:PORT of the intake endpoint and /metrics (unset: no HTTP listener)" },
+	{ "http", "token", RAS_OPT_SECRET, NULL, 0, 0, true, false, NULL,
+	  "file or credential holding the bearer token senders present" },
+	{ "http", "tls_certificate", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
+	  "PEM certificate chain: serve HTTPS" },
+	{ "http", "tls_key", RAS_OPT_SECRET, NULL, 0, 0, false, false, NULL,
+	  "file or credential holding the PEM private key of tls_certificate" },
+	{ "http", "client_ca", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
+	  "PEM CA bundle: require a client certificate it signed (mTLS)" },
+	{ "http", "max_body", RAS_OPT_INT, "8388608", 1024, 8388608, true, false, NULL,
+	  "largest request body accepted, in bytes (413 above)" },
+	{ "http", "max_connections", RAS_OPT_INT, "64", 1, 4096, false, false, NULL,
+	  "concurrent connections" },
+	{ "http", "timeout", RAS_OPT_INT, "30", 1, 3600, false, false, NULL,
+	  "seconds an idle connection is kept" },
+	{ "spool", "directory", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
+	  "directory watched for payload files (unset: no spool)" },
+	{ "spool", "done", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
+	  "where stored files go (default DIRECTORY/done)" },
+	{ "spool", "rejected", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
+	  "where rejected files go, each with a .reason file (default DIRECTORY/rejected)" },
+	{ "spool", "service", RAS_OPT_STRING, NULL, 0, 0, true, false, NULL,
+	  "rasd service id recorded for referrals that arrive through the spool" },
+	{ "spool", "rescan", RAS_OPT_INT, "60", 1, 86400, true, false, NULL,
+	  "seconds between full scans (inotify picks files up at once; this is the safety net)" },
 
 	{ NULL, NULL, 0, NULL, 0, 0, false, false, NULL, NULL },
 };

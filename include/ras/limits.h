@@ -63,4 +63,9 @@
 /* A mappings file (rule set, form, practice list, calendar). */
 #define RAS_MAPPING_FILE_MAX     (4u * 1024u * 1024u)
 
+/* Spool files read into memory for one pass (one inbox transaction): a
+ * pass stops taking files past this many bytes, so a directory of large
+ * files is worked through a few at a time instead of all at once. */
+#define RAS_SPOOL_PASS_BYTES     (64u * 1024u * 1024u)
+
 #endif

@@ -1,0 +1,204 @@
+/* receive: intake of payloads from the HTTP listener and the spool (see receive.h). */
+#define _GNU_SOURCE   /* memmem */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "ras/arena.h"
+#include "ras/buf.h"
+#include "ras/db.h"
+#include "ras/epr.h"
+#include "ras/error.h"
+#include "ras/intake.h"
+#include "ras/json.h"
+#include "ras/limits.h"
+#include "ras/log.h"
+#include "ras/store.h"
+#include "receive.h"
+#include "stage.h"
+#include "stages.h"
+
+/* Cheap test first (the code system must appear in the bytes), then the
+ * real one on the parsed JSON. */
+static bool
+is_epr(const struct ras_inbox_item *it)
+{
+	static const char needle[] = RAS_SYS_EPR_EVENT;
+	json_t *j = NULL;
+	bool yes;
+
+	if (it->len > RAS_PAYLOAD_MAX || it->full_size > it->len ||
+	    memmem(it->data, it->len, needle, sizeof(needle) - 1) == NULL)
+		return false;
+	if (ras_json_parse(it->data, it->len, RAS_PAYLOAD_MAX, &j) < 0)
+		return false;
+	yes = ras_epr_detect(j);
+	json_decref(j);
+	return yes;
+}
+
+static void
+receive_epr(struct ras_daemon *d, struct ras_db *db, const struct ras_inbox_item *it,
+    struct ras_receipt *r, int *err)
+{
+	struct ras_epr_result res;
+	char pid[24];
+
+	*err = ras_epr_receive(db, it, &res);
+	if (*err < 0)
+		return;
+	r->epr = true;
+	r->payload_id = res.payload_id;
+	r->new_payload = !(res.duplicate && res.event_id == 0);
+	r->state = strcmp(res.state, "recorded") == 0 ? "recorded" : res.state;
+	r->kind = res.kind ? res.kind : "epr-event";
+	snprintf(r->ubrn, sizeof(r->ubrn), "%s", res.ubrn);
+	snprintf(r->message, sizeof(r->message), "%s", res.message);
+	snprintf(pid, sizeof(pid), "%lld", (long long)res.payload_id);
+	{
+		struct ras_log_field f[] = { { "STAGE", "epr" }, { "PAYLOAD_ID", pid },
+			{ "UBRN", res.ubrn[0] ? res.ubrn : NULL },
+			{ "CORRELATION_ID", it->correlation_id }, { NULL, NULL } };
+
+		ras_log_fields(strcmp(res.state, "rejected") == 0 ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
+		    "EPR message #%s %s: %s", pid, res.state, res.message);
+	}
+	if (strcmp(res.state, "recorded") == 0)
+		d->stats.epr_recorded++;
+}
+
+/* The static name of a payload kind read back from the database. */
+static const char *
+static_kind(const char *k)
+{
+	for (int i = RAS_PAYLOAD_UNKNOWN; i <= RAS_PAYLOAD_FORM; i++)
+		if (strcmp(ras_payload_kind_name((enum ras_payload_kind)i), k) == 0)
+			return ras_payload_kind_name((enum ras_payload_kind)i);
+	return "unknown";
+}
+
+static const char SQL_FINAL[] =
+    "SELECT i.id::text, i.state, coalesce(i.kind, ''), coalesce(i.error, ''),"
+    " (SELECT r.ubrn FROM referrals r WHERE r.payload_id = i.id ORDER BY r.id LIMIT 1)"
+    " FROM inbox i WHERE i.id = ANY ($1::bigint[])";
+
+int
+ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
+    struct ras_receipt *out)
+{
+	struct ras_db *db = ras_daemon_db(d);
+	struct ras_inbox_item *refs = NULL;
+	struct ras_inbox_put_result *put = NULL;
+	struct ras_normalise_report *rep = NULL;
+	struct ras_db_res *res = NULL;
+	struct ras_buf ids = RAS_BUF_INIT(0);
+	size_t *map = NULL, nref = 0, nrep = 0;
+	int64_t *pids = NULL;
+	int err = 0;
+
+	memset(out, 0, n * sizeof(*out));
+	if (db == NULL)
+		return RAS_EIO;
+	refs = calloc(n ? n : 1, sizeof(*refs));
+	map = calloc(n ? n : 1, sizeof(*map));
+	put = calloc(n ? n : 1, sizeof(*put));
+	pids = calloc(n ? n : 1, sizeof(*pids));
+	if (refs == NULL || map == NULL || put == NULL || pids == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (is_epr(&items[i])) {
+			receive_epr(d, db, &items[i], &out[i], &err);
+			if (err < 0)
+				goto done;
+			continue;
+		}
+		map[nref] = i;
+		refs[nref++] = items[i];
+	}
+	if (nref == 0)
+		goto done;
+
+	/* Referral payloads: kept first (one transaction), then normalised
+	 * here so that the sender learns the outcome. */
+	if ((err = ras_store_inbox_put(db, refs, nref, put)) < 0)
+		goto done;
+	d->stats.received += nref;
+	for (size_t k = 0; k < nref; k++) {
+		struct ras_receipt *r = &out[map[k]];
+
+		r->payload_id = pids[k] = put[k].id;
+		r->new_payload = !put[k].duplicate;
+		r->state = "queued";
+		snprintf(r->message, sizeof(r->message), "kept as payload #%lld; waiting to be normalised",
+		    (long long)put[k].id);
+	}
+	if (ras_store_normalise(db, pids, nref, nref, &rep, &nrep) < 0) {
+		/* Kept but not normalised (the database went away between
+		 * the two): the normalise stage takes them later. */
+		ras_log(RAS_LOG_WARNING, "received payloads kept but not yet normalised: %s",
+		    ras_error_last());
+		goto done;
+	}
+	if (nrep)
+		ras_stages_log_normalised(db, rep, nrep);
+
+	(void)ras_buf_putc(&ids, '{');
+	for (size_t k = 0; k < nref; k++)
+		(void)ras_buf_printf(&ids, "%s%lld", k ? "," : "", (long long)pids[k]);
+	(void)ras_buf_putc(&ids, '}');
+	if (ids.data && ras_db_query(db, &res, SQL_FINAL, 1, &RAS_DB_TEXT(ids.data)) == 0) {
+		for (size_t k = 0; k < nref; k++) {
+			struct ras_receipt *r = &out[map[k]];
+			char pid[24];
+
+			snprintf(pid, sizeof(pid), "%lld", (long long)pids[k]);
+			for (int row = 0; row < ras_db_res_rows(res); row++) {
+				const char *st, *kind, *error, *ubrn;
+
+				if (strcmp(ras_db_res_get(res, row, 0), pid) != 0)
+					continue;
+				st = ras_db_res_get(res, row, 1);
+				kind = ras_db_res_get(res, row, 2);
+				error = ras_db_res_get(res, row, 3);
+				ubrn = ras_db_res_get(res, row, 4);
+				r->state = strcmp(st, "stored") == 0 ? "stored" :
+				    strcmp(st, "partial") == 0 ? "partial" :
+				    strcmp(st, "duplicate") == 0 ? "duplicate" :
+				    strcmp(st, "rejected") == 0 ? "rejected" : "queued";
+				if (!r->new_payload && strcmp(r->state, "queued") != 0)
+					r->state = strcmp(st, "rejected") == 0 ? "rejected" : "duplicate";
+				r->kind = *kind ? static_kind(kind) : NULL;
+				if (ubrn)
+					snprintf(r->ubrn, sizeof(r->ubrn), "%s", ubrn);
+				if (strcmp(st, "rejected") == 0 || strcmp(st, "partial") == 0)
+					snprintf(r->message, sizeof(r->message), "%s", error);
+			}
+			for (size_t q = 0; q < nrep; q++)
+				if (rep[q].payload_id == pids[k] && strcmp(rep[q].state, "received") != 0 &&
+				    strcmp(rep[q].state, "rejected") != 0)
+					snprintf(r->message, sizeof(r->message), "%s", rep[q].message);
+			if (!r->new_payload && strcmp(r->state, "queued") != 0) {
+				char prev[sizeof(r->message)];
+
+				snprintf(prev, sizeof(prev), "%s", r->message);
+				snprintf(r->message, sizeof(r->message),
+				    "the same payload was received before (payload #%lld)%s%s", (long long)pids[k],
+				    prev[0] && strcmp(r->state, "rejected") == 0 ? ": " : "",
+				    strcmp(r->state, "rejected") == 0 ? prev : "");
+			}
+		}
+	}
+	ras_units_kick_next(d->units, "normalise");
+done:
+	ras_db_res_free(res);
+	ras_buf_free(&ids);
+	free(rep);
+	free(refs);
+	free(map);
+	free(put);
+	free(pids);
+	return err;
+}

@@ -1,0 +1,525 @@
+/* spool: the watched payload directory (see spool.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "loop.h"
+#include "ras/buf.h"
+#include "ras/config.h"
+#include "ras/crypto.h"
+#include "ras/error.h"
+#include "ras/limits.h"
+#include "ras/log.h"
+#include "ras/store.h"
+#include "ras/timeutil.h"
+#include "receive.h"
+#include "spool.h"
+
+/* Names remembered between inotify events and the scan they trigger. */
+#define READY_MAX 1024
+/* Files taken per pass (each pass is one inbox transaction). */
+#define SPOOL_BATCH_MAX 200
+/* A file found by a scan must be this old (seconds) to be taken. */
+#define SETTLE_S 1
+
+struct ras_spool {
+	struct ras_daemon *d;
+	char *dir, *done, *rejected, *service;
+	int dirfd, donefd, rejfd, ifd, wd;
+	int rescan_s;
+	struct ras_loop_timer *scan;
+	char *ready[READY_MAX];
+	size_t nready;
+	int failures;
+};
+
+struct cand {
+	char *name;
+	int64_t mtime;
+	int64_t size;
+};
+
+struct file_in {
+	char *name;
+	struct ras_buf data;
+	uint64_t size;
+	char sha[RAS_SHA256_HEX_LEN];
+	char corr[RAS_UUID_STR_LEN];
+	int err;                 /* errno of a failed read, 0 when read */
+};
+
+static bool
+skipped_name(const char *n)
+{
+	size_t l = strlen(n);
+
+	if (n[0] == '.')
+		return true;
+	if ((l > 4 && strcmp(n + l - 4, ".tmp") == 0) || (l > 5 && strcmp(n + l - 5, ".part") == 0) ||
+	    (l > 7 && strcmp(n + l - 7, ".reason") == 0))
+		return true;
+	return false;
+}
+
+static bool
+is_ready(struct ras_spool *s, const char *name)
+{
+	for (size_t i = 0; i < s->nready; i++)
+		if (strcmp(s->ready[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void
+forget_ready(struct ras_spool *s)
+{
+	for (size_t i = 0; i < s->nready; i++)
+		free(s->ready[i]);
+	s->nready = 0;
+}
+
+static int
+cmp_cand(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->mtime != y->mtime)
+		return x->mtime < y->mtime ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Read a file keeping at most RAS_PAYLOAD_KEEP_MAX bytes but hashing and
+ * counting all of it (an oversized payload is still kept, and known). */
+static void
+read_file(struct ras_spool *s, struct file_in *f)
+{
+	struct ras_sha256 *h = ras_crypto_sha256_new();
+	char chunk[65536];
+	struct stat st;
+	int fd;
+
+	ras_buf_init(&f->data, RAS_PAYLOAD_KEEP_MAX);
+	f->size = 0;
+	f->err = 0;
+	if (h == NULL) {
+		f->err = ENOMEM;
+		return;
+	}
+	fd = openat(s->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		f->err = fd < 0 ? errno : EINVAL;
+		if (fd >= 0)
+			close(fd);
+		ras_crypto_sha256_final(h, f->sha);
+		return;
+	}
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			f->err = errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		ras_crypto_sha256_update(h, chunk, (size_t)n);
+		f->size += (uint64_t)n;
+		if (f->data.len < RAS_PAYLOAD_KEEP_MAX) {
+			size_t room = RAS_PAYLOAD_KEEP_MAX - f->data.len;
+
+			if (ras_buf_append(&f->data, chunk, (size_t)n < room ? (size_t)n : room) < 0) {
+				f->err = ENOMEM;
+				break;
+			}
+		}
+	}
+	close(fd);
+	ras_crypto_sha256_final(h, f->sha);
+	(void)ras_crypto_uuid(f->corr);
+}
+
+static int
+move_to(struct ras_spool *s, int dstfd, const char *name, int64_t id, char *dst, size_t dstsize)
+{
+	snprintf(dst, dstsize, "%lld-%s", (long long)id, name);
+	if (renameat(s->dirfd, name, dstfd, dst) < 0)
+		return -errno;
+	return 0;
+}
+
+static void
+write_reason(struct ras_spool *s, const char *moved, const char *reason)
+{
+	char path[NAME_MAX + 16];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s.reason", moved);
+	fd = openat(s->rejfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return;
+	(void)!write(fd, reason, strlen(reason));
+	(void)!write(fd, "\n", 1);
+	close(fd);
+}
+
+/* One pass: up to SPOOL_BATCH_MAX files.  Returns how many were taken. */
+static int
+pass(struct ras_spool *s, bool *more, bool *waiting)
+{
+	struct ras_daemon *d = s->d;
+	struct cand *c = NULL;
+	struct file_in *files = NULL;
+	struct ras_inbox_item *items = NULL;
+	struct ras_receipt *rec = NULL;
+	size_t nc = 0, capc = 0, nf = 0, limit = ras_daemon_batch(d);
+	int64_t now = ras_time_now();
+	struct dirent *de;
+	DIR *dir;
+	int dupfd, taken = 0, err;
+
+	*more = false;
+	*waiting = false;
+	if (limit > SPOOL_BATCH_MAX)
+		limit = SPOOL_BATCH_MAX;
+	if ((dupfd = dup(s->dirfd)) < 0 || (dir = fdopendir(dupfd)) == NULL) {
+		if (dupfd >= 0)
+			close(dupfd);
+		ras_log(RAS_LOG_ERR, "could not read the spool directory: %s", strerror(errno));
+		return -1;
+	}
+	rewinddir(dir);
+	while ((de = readdir(dir)) != NULL) {
+		struct stat st;
+
+		if (skipped_name(de->d_name))
+			continue;
+		if (fstatat(s->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (st.st_mtime > now - SETTLE_S && !is_ready(s, de->d_name)) {
+			*waiting = true;
+			continue;
+		}
+		if (nc == capc) {
+			size_t cap = capc ? capc * 2 : 64;
+			struct cand *nv = realloc(c, cap * sizeof(*nv));
+
+			if (nv == NULL)
+				break;
+			c = nv;
+			capc = cap;
+		}
+		c[nc].name = strdup(de->d_name);
+		c[nc].mtime = (int64_t)st.st_mtime;
+		c[nc].size = (int64_t)st.st_size;
+		if (c[nc].name)
+			nc++;
+	}
+	closedir(dir);
+	forget_ready(s);
+	if (nc == 0)
+		goto done;
+	qsort(c, nc, sizeof(*c), cmp_cand);
+	nf = nc < limit ? nc : limit;
+	{
+		/* Bound the memory of one pass (RAS_SPOOL_PASS_BYTES), always
+		 * taking at least one file. */
+		uint64_t bytes = 0;
+
+		for (size_t i = 0; i < nf; i++) {
+			bytes += (uint64_t)(c[i].size < RAS_PAYLOAD_KEEP_MAX ? c[i].size : RAS_PAYLOAD_KEEP_MAX);
+			if (i > 0 && bytes > RAS_SPOOL_PASS_BYTES) {
+				nf = i;
+				break;
+			}
+		}
+	}
+	if (nc > nf)
+		*more = true;
+	files = calloc(nf, sizeof(*files));
+	items = calloc(nf, sizeof(*items));
+	rec = calloc(nf, sizeof(*rec));
+	if (files == NULL || items == NULL || rec == NULL)
+		goto done;
+	for (size_t i = 0; i < nf; i++) {
+		files[i].name = c[i].name;
+		read_file(s, &files[i]);
+		items[i] = (struct ras_inbox_item){
+			.data = files[i].data.data ? files[i].data.data : "",
+			.len = files[i].data.len, .full_size = files[i].size, .sha256 = files[i].sha,
+			.source = "spool", .source_ref = files[i].name, .service_hint = s->service,
+			.correlation_id = files[i].corr,
+		};
+	}
+	/* Unreadable files are not sent to the database; the rest are. */
+	{
+		size_t k = 0;
+		struct ras_inbox_item *ok = calloc(nf, sizeof(*ok));
+		struct ras_receipt *okrec = calloc(nf, sizeof(*okrec));
+		size_t *idx = calloc(nf, sizeof(*idx));
+
+		if (ok == NULL || okrec == NULL || idx == NULL) {
+			free(ok);
+			free(okrec);
+			free(idx);
+			goto done;
+		}
+		for (size_t i = 0; i < nf; i++)
+			if (files[i].err == 0) {
+				idx[k] = i;
+				ok[k++] = items[i];
+			}
+		err = k ? ras_receive(d, ok, k, okrec) : 0;
+		for (size_t q = 0; err == 0 && q < k; q++)
+			rec[idx[q]] = okrec[q];
+		free(ok);
+		free(okrec);
+		free(idx);
+		if (err < 0) {
+			if (s->failures++ == 0)
+				ras_log(RAS_LOG_ERR, "could not keep spool files (left in place): %s",
+				    ras_error_last());
+			goto done;
+		}
+	}
+	s->failures = 0;
+	for (size_t i = 0; i < nf; i++) {
+		struct file_in *f = &files[i];
+		struct ras_receipt *r = &rec[i];
+		char moved[NAME_MAX + 32], pid[24];
+		int e;
+
+		if (f->err) {
+			/* Not kept: a person must look.  Move it out of the way so
+			 * it is not read again, without touching the database. */
+			char reason[128];
+
+			snprintf(reason, sizeof(reason), "could not read the file: %s", strerror(f->err));
+			if (move_to(s, s->rejfd, f->name, 0, moved, sizeof(moved)) == 0)
+				write_reason(s, moved, reason);
+			d->stats.spool_failed++;
+			ras_log_fields(RAS_LOG_ERR, (struct ras_log_field[]){ { "STAGE", "spool" }, { NULL, NULL } },
+			    "a spool file could not be read (moved to rejected/ as 0-…): %s", strerror(f->err));
+			continue;
+		}
+		snprintf(pid, sizeof(pid), "%lld", (long long)r->payload_id);
+		if (r->state == NULL || strcmp(r->state, "queued") == 0) {
+			/* Kept, but another process is normalising it: the next
+			 * pass sees the outcome and moves the file. */
+			*waiting = true;
+			continue;
+		}
+		taken++;
+		if (strcmp(r->state, "rejected") == 0) {
+			e = move_to(s, s->rejfd, f->name, r->payload_id, moved, sizeof(moved));
+			if (e == 0)
+				write_reason(s, moved, r->message);
+			d->stats.spool_rejected++;
+		} else {
+			e = move_to(s, s->donefd, f->name, r->payload_id, moved, sizeof(moved));
+			d->stats.spool_done++;
+		}
+		{
+			struct ras_log_field fl[] = { { "STAGE", "spool" }, { "PAYLOAD_ID", pid },
+				{ "UBRN", r->ubrn[0] ? r->ubrn : NULL }, { "CORRELATION_ID", f->corr },
+				{ NULL, NULL } };
+
+			if (e == -ENOENT)
+				ras_log_fields(RAS_LOG_DEBUG, fl,
+				    "spool file for payload #%s was moved by another process", pid);
+			else if (e < 0)
+				ras_log_fields(RAS_LOG_ERR, fl,
+				    "spool file kept as payload #%s (%s) but could not be moved: %s", pid,
+				    r->state, strerror(-e));
+			else
+				ras_log_fields(strcmp(r->state, "rejected") == 0 ? RAS_LOG_WARNING : RAS_LOG_INFO,
+				    fl, "spool file kept as payload #%s: %s, moved to %s/", pid, r->state,
+				    strcmp(r->state, "rejected") == 0 ? "rejected" : "done");
+		}
+	}
+done:
+	for (size_t i = 0; i < nc; i++)
+		free(c[i].name);
+	for (size_t i = 0; files && i < nf; i++)
+		ras_buf_free(&files[i].data);
+	free(c);
+	free(files);
+	free(items);
+	free(rec);
+	return taken;
+}
+
+static void
+on_scan(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
+{
+	struct ras_spool *s = ctx;
+	bool more = false, waiting = false;
+
+	(void)l;
+	if (s->d->stopping)
+		return;
+	(void)pass(s, &more, &waiting);
+	if (more)
+		ras_loop_timer_after(t, 0);
+	else if (s->failures)
+		ras_loop_timer_after(t, 5000);
+	else if (waiting)
+		ras_loop_timer_after(t, (SETTLE_S + 1) * 1000);
+	else
+		ras_loop_timer_after(t, (int64_t)s->rescan_s * 1000);
+}
+
+static void
+on_inotify(struct ras_loop *l, int fd, uint32_t events, void *ctx)
+{
+	struct ras_spool *s = ctx;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool kick = false;
+
+	(void)l;
+	(void)events;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+
+			if (ev->mask & IN_Q_OVERFLOW)
+				kick = true;
+			if (ev->mask & IN_IGNORED)
+				ras_log(RAS_LOG_ERR, "the spool directory was removed or unmounted");
+			if (ev->len && !skipped_name(ev->name) && (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))) {
+				if (s->nready < READY_MAX && !is_ready(s, ev->name)) {
+					char *dup = strdup(ev->name);
+
+					if (dup)
+						s->ready[s->nready++] = dup;
+				}
+				kick = true;
+			}
+			p += sizeof(struct inotify_event) + ev->len;
+		}
+	}
+	if (kick)
+		ras_loop_timer_within(s->scan, 0);
+}
+
+static int
+open_dir(const char *path, bool create, int *fd)
+{
+	if (create && mkdir(path, 0750) < 0 && errno != EEXIST)
+		return ras_error_code(RAS_EIO, "could not create \"%s\": %s", path, strerror(errno));
+	*fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*fd < 0)
+		return ras_error_code(RAS_EIO, "could not open directory \"%s\": %s", path, strerror(errno));
+	return 0;
+}
+
+void
+ras_spool_reconfigure(struct ras_spool *s, const struct ras_config *cfg)
+{
+	const char *svc;
+
+	if (s == NULL)
+		return;
+	s->rescan_s = (int)ras_config_int(cfg, "spool", NULL, "rescan");
+	svc = ras_config_get(cfg, "spool", NULL, "service");
+	free(s->service);
+	s->service = svc ? strdup(svc) : NULL;
+}
+
+int
+ras_spool_open(struct ras_daemon *d, const struct ras_config *cfg, struct ras_spool **out)
+{
+	const char *dir = ras_config_get(cfg, "spool", NULL, "directory");
+	const char *done = ras_config_get(cfg, "spool", NULL, "done");
+	const char *rej = ras_config_get(cfg, "spool", NULL, "rejected");
+	struct ras_spool *s;
+	char path[PATH_MAX];
+	int err;
+
+	*out = NULL;
+	if (dir == NULL)
+		return 0;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	s->d = d;
+	s->dirfd = s->donefd = s->rejfd = s->ifd = -1;
+	s->dir = strdup(dir);
+	snprintf(path, sizeof(path), "%s/done", dir);
+	s->done = strdup(done ? done : path);
+	snprintf(path, sizeof(path), "%s/rejected", dir);
+	s->rejected = strdup(rej ? rej : path);
+	if (!s->dir || !s->done || !s->rejected) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((err = open_dir(s->dir, false, &s->dirfd)) < 0 ||
+	    (err = open_dir(s->done, true, &s->donefd)) < 0 ||
+	    (err = open_dir(s->rejected, true, &s->rejfd)) < 0)
+		goto fail;
+	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->ifd < 0 || (s->wd = inotify_add_watch(s->ifd, s->dir,
+	    IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)) < 0) {
+		err = ras_error_code(RAS_EIO, "could not watch the spool directory \"%s\": %s", s->dir,
+		    strerror(errno));
+		goto fail;
+	}
+	if ((err = ras_loop_add_fd(d->loop, s->ifd, EPOLLIN, on_inotify, s)) < 0)
+		goto fail;
+	s->scan = ras_loop_timer_new(d->loop, "spool", on_scan, s);
+	if (s->scan == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto fail;
+	}
+	ras_spool_reconfigure(s, cfg);
+	*out = s;
+	return 0;
+fail:
+	ras_spool_close(d, s);
+	return err;
+}
+
+void
+ras_spool_kick(struct ras_spool *s)
+{
+	if (s)
+		ras_loop_timer_within(s->scan, 0);
+}
+
+void
+ras_spool_close(struct ras_daemon *d, struct ras_spool *s)
+{
+	if (s == NULL)
+		return;
+	if (s->ifd >= 0) {
+		ras_loop_del_fd(d->loop, s->ifd);
+		close(s->ifd);
+	}
+	if (s->scan)
+		ras_loop_timer_free(d->loop, s->scan);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	if (s->donefd >= 0)
+		close(s->donefd);
+	if (s->rejfd >= 0)
+		close(s->rejfd);
+	forget_ready(s);
+	free(s->dir);
+	free(s->done);
+	free(s->rejected);
+	free(s->service);
+	free(s);
+}

@@ -1,0 +1,47 @@
+/*
+ * ops: what operations staff look at, read from the shared database, so
+ * that `rasctl status`, `rasctl events` and rasd's /metrics agree.
+ *
+ * Queues are declared once (stage name, SQL giving depth and age of the
+ * oldest item); the later stages add their rows in ops.c.  Everything
+ * returned is free of patient data: ids, UBRNs, states, times, counts.
+ */
+#ifndef RAS_OPS_H
+#define RAS_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ras/json.h"
+
+struct ras_db;
+
+struct ras_ops_queue {
+	const char *stage;
+	int64_t depth;
+	double oldest_seconds;   /* 0 when empty */
+};
+
+/* Fill up to max queues (in pipeline order); returns the count or a
+ * negative code. */
+int ras_ops_queues(struct ras_db *db, struct ras_ops_queue *out, size_t max);
+
+/*
+ * The whole status as JSON:
+ * {"instances": [{instance, host, pid, version, started_at, heartbeat_age_seconds, running}],
+ *  "queues": [{stage, depth, oldest_seconds}],
+ *  "pollers": [{source, last_success_at, last_attempt_at, last_error}],
+ *  "budgets": [...],            (e-RS, when that client is installed)
+ *  "deadlines": {"breached": N, "due_today": N, "at_risk": [{ubrn, kind, due, hours_left}]},
+ *  "dead_letters": {"inbox_rejected_7d": N, "inbox_partial_7d": N, "outbox": N?}}
+ * `risk_hours`: open deadlines due within this many hours are listed.
+ */
+int ras_ops_status(struct ras_db *db, int risk_hours, json_t **out);
+
+/* The audit trail of the referral named by UBRN or storage key:
+ * {"referral_key", "versions": [...], "events": [{at, kind, actor, detail}],
+ *  "decisions": [...], "deadlines": [...], "epr_events": [...]}.
+ * RAS_ENOTFOUND when there is no such referral. */
+int ras_ops_trail(struct ras_db *db, const char *what, json_t **out);
+
+#endif

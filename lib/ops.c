@@ -1,0 +1,176 @@
+/* ops: status, queues and the audit trail (see include/ras/ops.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/ops.h"
+
+/* Work waiting per stage: one row of (count, age of the oldest in seconds). */
+static const struct {
+	const char *stage;
+	const char *sql;
+} queues[] = {
+	{ "normalise", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
+	  " FROM inbox WHERE state = 'received'" },
+	{ "triage", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
+	  " FROM referrals WHERE state = 'new'" },
+	/* e-RS (issue 4): record-outcome intents waiting */
+
+	/* documents and delivery (issue 5): render and deliver queues */
+
+	{ NULL, NULL },
+};
+
+int
+ras_ops_queues(struct ras_db *db, struct ras_ops_queue *out, size_t max)
+{
+	size_t n = 0;
+	int err;
+
+	for (int i = 0; queues[i].stage && n < max; i++) {
+		struct ras_db_res *res = NULL;
+
+		if ((err = ras_db_query(db, &res, queues[i].sql, 0, NULL)) < 0)
+			return err;
+		out[n].stage = queues[i].stage;
+		out[n].depth = 0;
+		(void)ras_db_res_int(res, 0, 0, &out[n].depth);
+		out[n].oldest_seconds = strtod(ras_db_res_get(res, 0, 1), NULL);
+		ras_db_res_free(res);
+		n++;
+	}
+	return (int)n;
+}
+
+static int
+query_json(struct ras_db *db, const char *sql, int n, const struct ras_db_param *p, json_t **out)
+{
+	struct ras_db_res *res = NULL;
+	const char *v;
+	int err;
+
+	*out = NULL;
+	if ((err = ras_db_query(db, &res, sql, n, p)) < 0)
+		return err;
+	v = ras_db_res_get(res, 0, 0);
+	err = v ? ras_json_parse(v, strlen(v), 0, out) : ras_error_code(RAS_ERROR, "no result");
+	ras_db_res_free(res);
+	return err;
+}
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static const char SQL_STATUS[] =
+    "SELECT jsonb_build_object("
+    " 'instances', (SELECT coalesce(jsonb_agg(jsonb_build_object('instance', instance, 'host', host,"
+    "     'pid', pid, 'version', version, 'started_at', " TS("started_at") ","
+    "     'heartbeat_age_seconds', round(extract(epoch FROM now() - heartbeat_at)),"
+    "     'running', stopped_at IS NULL AND heartbeat_at > now() - interval '3 minutes')"
+    "     ORDER BY instance, started_at), '[]')"
+    "   FROM daemon_instances WHERE stopped_at IS NULL OR stopped_at > now() - interval '1 day'),"
+    " 'pollers', (SELECT coalesce(jsonb_agg(jsonb_build_object('source', source,"
+    "     'last_success_at', " TS("last_success_at") ", 'last_attempt_at', " TS("last_attempt_at") ","
+    "     'last_error', last_error) ORDER BY source), '[]') FROM pollers),"
+    " 'deadlines', jsonb_build_object("
+    "   'breached', (SELECT count(*) FROM deadlines WHERE met_at IS NULL AND cancelled_at IS NULL"
+    "                AND due_at < now()),"
+    "   'due_today', (SELECT count(*) FROM deadlines WHERE met_at IS NULL AND cancelled_at IS NULL"
+    "                AND due_date = (now() AT TIME ZONE 'Europe/London')::date),"
+    "   'at_risk', (SELECT coalesce(jsonb_agg(x ORDER BY x.due), '[]') FROM ("
+    "     SELECT coalesce(r.ubrn, r.referral_key) AS ubrn, d.kind, d.clause, " TS("d.due_at") " AS due,"
+    "       round(extract(epoch FROM d.due_at - now()) / 3600.0, 1) AS hours_left"
+    "     FROM deadlines d JOIN referrals r ON r.id = d.referral_id"
+    "     WHERE d.met_at IS NULL AND d.cancelled_at IS NULL"
+    "       AND d.due_at < now() + make_interval(hours => $1::int)"
+    "     ORDER BY d.due_at LIMIT 50) x)),"
+    " 'dead_letters', jsonb_build_object("
+    "   'inbox_rejected_7d', (SELECT count(*) FROM inbox WHERE state = 'rejected'"
+    "                         AND received_at > now() - interval '7 days'),"
+    "   'inbox_partial_7d', (SELECT count(*) FROM inbox WHERE state = 'partial'"
+    "                        AND received_at > now() - interval '7 days'),"
+    "   'inbox_received_over_1h', (SELECT count(*) FROM inbox WHERE state = 'received'"
+    "                              AND received_at < now() - interval '1 hour')"
+    "   /* documents and delivery (issue 5): outbox dead letters */"
+    " ),"
+    " 'budgets', '[]'::jsonb"
+    "   /* e-RS (issue 4): A008 budget used per service today */"
+    ")::text";
+
+int
+ras_ops_status(struct ras_db *db, int risk_hours, json_t **out)
+{
+	struct ras_ops_queue q[16];
+	json_t *st = NULL, *arr;
+	char hours[16];
+	int n, err;
+
+	snprintf(hours, sizeof(hours), "%d", risk_hours > 0 ? risk_hours : 24);
+	if ((err = query_json(db, SQL_STATUS, 1, &RAS_DB_TEXT(hours), &st)) < 0)
+		return err;
+	if ((n = ras_ops_queues(db, q, 16)) < 0) {
+		json_decref(st);
+		return n;
+	}
+	arr = json_array();
+	for (int i = 0; arr && i < n; i++)
+		(void)ras_json_append_new(arr, json_pack("{s:s, s:I, s:f}", "stage", q[i].stage,
+		    "depth", (json_int_t)q[i].depth, "oldest_seconds", q[i].oldest_seconds));
+	if ((err = ras_json_set_new(st, "queues", arr)) < 0) {
+		json_decref(st);
+		return err;
+	}
+	*out = st;
+	return 0;
+}
+
+static const char SQL_TRAIL[] =
+    "WITH v AS (SELECT * FROM referrals WHERE referral_key = $1 OR ubrn = $1)"
+    " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM v) THEN NULL ELSE jsonb_build_object("
+    " 'referral_key', (SELECT referral_key FROM v LIMIT 1),"
+    " 'ubrn', (SELECT ubrn FROM v LIMIT 1),"
+    " 'versions', (SELECT jsonb_agg(jsonb_build_object('id', id, 'version', version, 'state', state,"
+    "     'service', service, 'source', source, 'payload_id', payload_id,"
+    "     'received_at', " TS("received_at") ") ORDER BY version) FROM v),"
+    " 'events', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'at', " TS("e.at") ","
+    "     'kind', e.kind, 'actor', e.actor, 'payload_id', e.payload_id, 'detail', e.detail)"
+    "     ORDER BY e.at, e.id), '[]') FROM events e"
+    "     WHERE e.referral_id IN (SELECT id FROM v) OR (e.referral_id IS NULL AND e.ubrn = $1)),"
+    " 'decisions', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', d.id, 'at', " TS("d.decided_at") ","
+    "     'outcome', d.outcome, 'onward_target', d.onward_target, 'final', d.final,"
+    "     'decided_by', d.decided_by, 'ruleset_version', d.ruleset_version,"
+    "     'reasons', (SELECT jsonb_agg(jsonb_build_object('rule', x ->> 'rule', 'clause', x ->> 'clause',"
+    "                  'stage', x ->> 'stage')) FROM jsonb_array_elements(d.reasons) x))"
+    "     ORDER BY d.id), '[]') FROM decisions d WHERE d.referral_id IN (SELECT id FROM v)),"
+    " 'deadlines', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', dl.id, 'kind', dl.kind,"
+    "     'clause', dl.clause, 'due', " TS("dl.due_at") ", 'met_at', " TS("dl.met_at") ","
+    "     'met_by', dl.met_by, 'cancelled_at', " TS("dl.cancelled_at") ","
+    "     'late', dl.met_at > dl.due_at OR (dl.met_at IS NULL AND dl.cancelled_at IS NULL"
+    "                                       AND dl.due_at < now()))"
+    "     ORDER BY dl.due_at, dl.id), '[]') FROM deadlines dl WHERE dl.referral_id IN (SELECT id FROM v)),"
+    " 'epr_events', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', p.id, 'kind', p.kind,"
+    "     'at', " TS("p.occurred_at") ", 'mode', p.mode, 'first_appointment', p.first_appointment,"
+    "     'patient_choice', p.patient_choice, 'target', p.target, 'actor', p.actor,"
+    "     'message_id', p.message_id, 'decision_id', p.decision_id)"
+    "     ORDER BY p.occurred_at, p.id), '[]') FROM epr_events p WHERE p.referral_id IN (SELECT id FROM v))"
+    ") END::text";
+
+int
+ras_ops_trail(struct ras_db *db, const char *what, json_t **out)
+{
+	struct ras_db_res *res = NULL;
+	const char *v;
+	int err;
+
+	*out = NULL;
+	if ((err = ras_db_query(db, &res, SQL_TRAIL, 1, &RAS_DB_TEXT(what))) < 0)
+		return err;
+	v = ras_db_res_get(res, 0, 0);
+	if (v == NULL)
+		err = ras_error_code(RAS_ENOTFOUND, "no referral with UBRN or key \"%.60s\"", what);
+	else
+		err = ras_json_parse(v, strlen(v), 0, out);
+	ras_db_res_free(res);
+	return err;
+}
