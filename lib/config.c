@@ -512,6 +512,13 @@ ras_config_load(const char *path, struct ras_config **out, struct ras_buf *probl
 			*eq = '\0';
 			name = trim(l);
 			value = trim(eq + 1);
+			/* A comment may follow a value after whitespace: "x = 1  # why". */
+			for (char *c = value; *c; c++)
+				if ((*c == '#' || *c == ';') && c > value && (c[-1] == ' ' || c[-1] == '\t')) {
+					*c = '\0';
+					value = trim(value);
+					break;
+				}
 			if (!section_ok)
 				continue;
 			if (section[0] == '\0') {

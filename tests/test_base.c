@@ -274,7 +274,7 @@ config_problems(void)
 	    "[nosuch]\n"
 	    "x = 1\n"
 	    "[general]\n"
-	    "mappings = /opt/rasd/mappings\n";
+	    "mappings = /opt/rasd/mappings   # where the rule sets live\n";
 	char *path = ras_test_write_tmp("bad.conf", text, strlen(text));
 	struct ras_buf problems = RAS_BUF_INIT(0);
 	struct ras_config *cfg = NULL;
