@@ -44,6 +44,12 @@ const struct ras_option ras_options[] = {
 	{ "general", "instance", RAS_OPT_STRING, NULL, 0, 0, false, false, NULL,
 	  "name of this rasd instance in logs and metrics (default: host name)" },
 	/* triage (issue 3): [service ID] … */
+	{ "service", "ers_service_ids", RAS_OPT_LIST, NULL, 0, 0, true, true, NULL,
+	  "e-RS service ids whose referrals belong to this rasd service (mappings/services/ID.json)" },
+	{ "service", "automation", RAS_OPT_STRING, NULL, 0, 0, true, true, NULL,
+	  "overrides the rule set's automation: administrative (default), all or none (checked with the rule sets)" },
+	{ "triage", "default_service", RAS_OPT_STRING, NULL, 0, 0, true, false, NULL,
+	  "rasd service for referrals that arrive with no service and no configured e-RS service id" },
 
 	/* e-RS (issue 4): [ers] … */
 
