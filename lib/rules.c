@@ -783,8 +783,8 @@ ras_rules_parse(struct ras_arena *a, const char *data, size_t len, struct ras_ru
 	json_array_foreach(rules, i, x) {
 		if ((err = parse_rule(a, rs, x, &rs->rules[i], false)) < 0)
 			return err;
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(rs->rules[k].id, rs->rules[i].id) == 0 ||
+		for (size_t k = 0; k <= i; k++)
+			if ((k < i && strcmp(rs->rules[k].id, rs->rules[i].id) == 0) ||
 			    strcmp(rs->accept.id, rs->rules[i].id) == 0)
 				return ras_error_code(RAS_EINVALID, "rule \"%s\" is defined twice", rs->rules[i].id);
 		rs->n_rules++;
