@@ -13,6 +13,7 @@ struct ras_calendar {
 	int64_t *days;       /* bank holidays, days since the epoch, sorted, unique */
 	size_t n;
 	int first_year, last_year;
+	int64_t first_day, last_day;   /* 1 January of first_year, 31 December of last_year */
 	char sha256[RAS_SHA256_HEX_LEN];
 };
 
@@ -80,6 +81,8 @@ ras_calendar_parse(const char *data, size_t len, struct ras_calendar **out)
 	for (i = 0; i < n; i++)
 		if (cal->n == 0 || cal->days[cal->n - 1] != cal->days[i])
 			cal->days[cal->n++] = cal->days[i];
+	cal->first_day = ras_date_to_days(&(struct ras_date){ cal->first_year, 1, 1 });
+	cal->last_day = ras_date_to_days(&(struct ras_date){ cal->last_year, 12, 31 });
 	ras_crypto_sha256_hex(data, len, cal->sha256);
 	*out = cal;
 	cal = NULL;
@@ -153,10 +156,7 @@ working_day(const struct ras_calendar *cal, int64_t day)
 static bool
 year_covered(const struct ras_calendar *cal, int64_t day)
 {
-	struct ras_date d;
-
-	ras_date_from_days(day, &d);
-	return d.year >= cal->first_year && d.year <= cal->last_year;
+	return day >= cal->first_day && day <= cal->last_day;
 }
 
 bool

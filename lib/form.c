@@ -186,14 +186,13 @@ ras_form_answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
 	return false;
 }
 
-/* Append s to a list unless already there. */
-static void
-add_unique(const char **list, size_t *n, const char *s)
+static bool
+listed(const char *const *list, size_t n, const char *s)
 {
-	for (size_t i = 0; i < *n; i++)
+	for (size_t i = 0; i < n; i++)
 		if (strcmp(list[i], s) == 0)
-			return;
-	list[(*n)++] = s;
+			return true;
+	return false;
 }
 
 static int
@@ -201,42 +200,56 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
     const char *const *extra_required, size_t n_extra, struct ras_form_check *out)
 {
 	size_t cap = f->n_answers + q->n_items + n_extra + 1;
+	int *item_of, *count, *ok_count;
 
 	out->q = q;
 	out->missing = ras_arena_calloc(a, cap, sizeof(char *));
 	out->invalid = ras_arena_calloc(a, cap, sizeof(char *));
 	out->unknown = ras_arena_calloc(a, cap, sizeof(char *));
-	if (out->missing == NULL || out->invalid == NULL || out->unknown == NULL)
+	item_of = ras_arena_calloc(a, f->n_answers + 1, sizeof(int));
+	count = ras_arena_calloc(a, q->n_items + 1, sizeof(int));
+	ok_count = ras_arena_calloc(a, q->n_items + 1, sizeof(int));
+	if (!out->missing || !out->invalid || !out->unknown || !item_of || !count || !ok_count)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 
+	/* One pass: which item each answer belongs to, and how many there are. */
 	for (size_t i = 0; i < f->n_answers; i++) {
 		const struct ras_answer *ans = &f->answers[i];
-		const struct ras_qitem *item = ras_form_item(q, ans->link_id);
 
-		if (item == NULL) {
-			add_unique(out->unknown, &out->n_unknown, ans->link_id);
+		item_of[i] = -1;
+		for (size_t k = 0; k < q->n_items; k++)
+			if (strcmp(q->items[k].link_id, ans->link_id) == 0) {
+				item_of[i] = (int)k;
+				break;
+			}
+		if (item_of[i] < 0) {
+			if (!listed(out->unknown, out->n_unknown, ans->link_id))
+				out->unknown[out->n_unknown++] = ans->link_id;
 			continue;
 		}
-		if (!ras_form_answer_ok(item, ans) ||
-		    (!item->repeats && ras_form_count(f, ans->link_id) > 1))
-			add_unique(out->invalid, &out->n_invalid, item->link_id);
+		count[item_of[i]]++;
+		if (ras_form_answer_ok(&q->items[item_of[i]], ans))
+			ok_count[item_of[i]]++;
 	}
+	out->item_of = item_of;
+	/* Invalid: any unacceptable answer, or several answers to an item that
+	 * does not repeat.  In form order. */
+	for (size_t k = 0; k < q->n_items; k++)
+		if (count[k] > ok_count[k] || (!q->items[k].repeats && count[k] > 1))
+			out->invalid[out->n_invalid++] = q->items[k].link_id;
 	/* Required items, in form order, then the service's extra ones.  An
 	 * item answered only unacceptably is listed as invalid, not missing. */
-	for (size_t i = 0; i < q->n_items + n_extra; i++) {
-		const char *lid = i < q->n_items ? q->items[i].link_id : extra_required[i - q->n_items];
-		const struct ras_qitem *item = ras_form_item(q, lid);
-		bool answered = false, listed_invalid = false;
+	for (size_t k = 0; k < q->n_items; k++)
+		if (q->items[k].required && ok_count[k] == 0 && count[k] == 0)
+			out->missing[out->n_missing++] = q->items[k].link_id;
+	for (size_t e = 0; e < n_extra; e++) {
+		const struct ras_qitem *item = ras_form_item(q, extra_required[e]);
+		size_t k = item ? (size_t)(item - q->items) : 0;
 
-		if (i < q->n_items && !q->items[i].required)
+		if (item && (ok_count[k] > 0 || count[k] > 0))
 			continue;
-		for (size_t k = 0; item && k < f->n_answers && !answered; k++)
-			answered = strcmp(f->answers[k].link_id, lid) == 0 &&
-			    ras_form_answer_ok(item, &f->answers[k]);
-		for (size_t k = 0; k < out->n_invalid; k++)
-			listed_invalid = listed_invalid || strcmp(out->invalid[k], lid) == 0;
-		if (!answered && !listed_invalid)
-			add_unique(out->missing, &out->n_missing, lid);
+		if (!listed(out->missing, out->n_missing, extra_required[e]))
+			out->missing[out->n_missing++] = extra_required[e];
 	}
 	return 0;
 }

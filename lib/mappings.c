@@ -308,6 +308,21 @@ ras_mappings_dir(const struct ras_mappings *m)
 }
 
 int
+ras_mappings_link_ruleset(const struct ras_mappings *m, struct ras_arena *a, struct ras_ruleset *rs,
+    const char *version)
+{
+	const struct ras_practice_list *pop = NULL;
+
+	for (size_t i = 0; i < m->n_lists; i++)
+		if (strcmp(m->lists[i].file, ras_rules_population_file(rs)) == 0)
+			pop = &m->lists[i].list;
+	if (pop == NULL)
+		return ras_error_code(RAS_EINVALID, "rule set %s: population file %s is not in %s/practices",
+		    ras_rules_service(rs), ras_rules_population_file(rs), m->dir);
+	return ras_rules_link(a, rs, m->form_ptrs, m->n_forms, pop, m->list_ptrs, m->n_lists, version);
+}
+
+int
 ras_mappings_set_automation(struct ras_mappings *m, const char *service, enum ras_automation a)
 {
 	for (size_t i = 0; i < m->n_services; i++)

@@ -1060,27 +1060,41 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	q = interp.q;
 	fset(f, "form.invalid", str_array(interp.invalid, interp.n_invalid));
 	fset(f, "form.unknown_items", str_array(interp.unknown, interp.n_unknown));
-	for (size_t i = 0; i < q->n_items; i++) {
-		const struct ras_qitem *it = &q->items[i];
-		json_t *v = NULL;
+	{
+		json_t **vals = ras_arena_calloc(a, q->n_items + 1, sizeof(json_t *));
+		bool *bad = ras_arena_calloc(a, q->n_items + 1, sizeof(bool));
 		char key[RAS_ID_MAX + 8];
 
+		if (vals == NULL || bad == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t k = 0; k < interp.n_invalid; k++) {
+			const struct ras_qitem *it = ras_form_item(q, interp.invalid[k]);
+
+			if (it)
+				bad[it - q->items] = true;
+		}
 		for (size_t k = 0; k < form->n_answers; k++) {
 			const struct ras_answer *ans = &form->answers[k];
+			int idx = interp.item_of[k];
+			const struct ras_qitem *it;
+			json_t *v = NULL;
 
-			if (strcmp(ans->link_id, it->link_id) != 0 || !ras_form_answer_ok(it, ans))
+			if (idx < 0)
+				continue;
+			it = &q->items[idx];
+			if (!ras_form_answer_ok(it, ans))
 				continue;
 			if (it->type == RAS_QITEM_CHOICE && it->repeats) {
-				if (v == NULL && (v = json_array()) == NULL)
+				/* a repeating choice keeps the codes that were acceptable */
+				if (vals[idx] == NULL && (vals[idx] = json_array()) == NULL)
 					return ras_error_code(RAS_ENOMEM, "out of memory");
-				if (json_array_append_new(v, json_string(ans->code)) < 0) {
-					json_decref(v);
+				if (json_array_append_new(vals[idx], json_string(ans->code)) < 0)
 					return ras_error_code(RAS_ENOMEM, "out of memory");
-				}
 				continue;
 			}
-			if (v != NULL)
-				break;   /* a repeated answer to a single item is invalid: keep the first */
+			/* an item with an unacceptable answer (or two answers) is no fact */
+			if (bad[idx] || vals[idx] != NULL)
+				continue;
 			switch (it->type) {
 			case RAS_QITEM_BOOLEAN: v = json_boolean(ans->b); break;
 			case RAS_QITEM_INTEGER: v = json_integer(ans->i); break;
@@ -1092,23 +1106,16 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 			}
 			if (v == NULL)
 				return ras_error_code(RAS_ENOMEM, "out of memory");
+			vals[idx] = v;
 		}
-		/* An item with an unacceptable answer is not a fact, except that a
-		 * repeating choice keeps the codes that were acceptable. */
-		if (v == NULL)
-			continue;
-		snprintf(key, sizeof(key), "form.%s", it->link_id);
-		if (!(it->type == RAS_QITEM_CHOICE && it->repeats)) {
-			bool bad = false;
-
-			for (size_t k = 0; k < interp.n_invalid; k++)
-				bad = bad || strcmp(interp.invalid[k], it->link_id) == 0;
-			if (bad) {
-				json_decref(v);
+		for (size_t i = 0; i < q->n_items; i++) {
+			if (vals[i] == NULL)
 				continue;
-			}
+			snprintf(key, sizeof(key), "form.%s", q->items[i].link_id);
+			fset(f, key, vals[i]);
 		}
-		fset(f, key, v);
+		if (f->oom)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
 	}
 	return 0;
 }

@@ -84,6 +84,7 @@ struct ras_form_check {
 	const char **invalid;
 	size_t n_unknown;             /* linkIds the form does not have */
 	const char **unknown;
+	const int *item_of;           /* per answer: index of its item in q->items, or -1 */
 };
 
 /*

@@ -26,6 +26,8 @@
 
 #include "ras/rules.h"
 
+struct ras_arena;
+
 struct ras_calendar;
 struct ras_mappings;
 
@@ -42,6 +44,12 @@ const struct ras_calendar *ras_mappings_calendar(const struct ras_mappings *m);
 
 /* The directory the mappings came from. */
 const char *ras_mappings_dir(const struct ras_mappings *m);
+
+/* Link a rule set parsed elsewhere (a candidate file being checked, the
+ * fuzzer) to these mappings' forms and practice lists; its version is
+ * `version`.  The rule set lives in `a`, which must outlive its use. */
+int ras_mappings_link_ruleset(const struct ras_mappings *m, struct ras_arena *a,
+    struct ras_ruleset *rs, const char *version);
 
 /* Override a service's automation level; RAS_ENOTFOUND for an unknown service. */
 int ras_mappings_set_automation(struct ras_mappings *m, const char *service,
