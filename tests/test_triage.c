@@ -881,6 +881,24 @@ deadlines_for_a_clinician(void)
 	ras_arena_free(a);
 }
 
+/* Found by fuzz_triage: an e-RS ReferralRequest whose supportingInfo points
+ * at a contained resource without a resourceType crashed intake. */
+static void
+intake_contained_without_type(void)
+{
+	static const char rr[] =
+	    "{\"resourceType\": \"ReferralRequest\", \"id\": \"000000070001\","
+	    " \"meta\": {\"versionId\": \"2\"}, \"contained\": [{\"id\": \"x\"}],"
+	    " \"supportingInfo\": [{\"reference\": \"#x\"}]}";
+	struct ras_arena *a = ras_arena_new();
+	struct ras_intake in;
+
+	CU_ASSERT_EQUAL(ras_intake_parse(a, rr, strlen(rr), &in), 0);
+	CU_ASSERT_EQUAL(in.n_referrals, 1);
+	CU_ASSERT_EQUAL(in.referrals[0].n_attachments, 0);
+	ras_arena_free(a);
+}
+
 /* ---- main ------------------------------------------------------------------- */
 
 int
@@ -899,6 +917,7 @@ main(void)
 		{ "rules: facts carry no patient-identifiable data", facts_carry_no_patient_data },
 		{ "rules: golden decisions for the sample referrals", golden_decisions },
 		{ "rules: the clocks of a clinician's decision", deadlines_for_a_clinician },
+		{ "intake: a contained resource without a type (fuzz regression)", intake_contained_without_type },
 		{ NULL, NULL },
 	};
 	size_t n = sizeof(scenarios) / sizeof(scenarios[0]);
