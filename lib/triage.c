@@ -301,18 +301,23 @@ struct plan {
 	struct ras_db_param params[4];
 };
 
+/* The ids first (index on (state, id), LIMIT, SKIP LOCKED), then their
+ * documents: reading the documents of the whole backlog to sort it would
+ * make every batch cost as much as the backlog. */
 static const char SQL_CLAIM[] =
-    "SELECT r.id::text, r.service, r.ers_service_id,"
+    "WITH c AS ("
+    "  SELECT r.id FROM referrals r"
+    "  WHERE r.state = 'new'"
+    "   AND ($1::bigint[] IS NULL OR r.id IN (SELECT e.referral_id FROM events e"
+    "        WHERE e.payload_id = ANY ($1::bigint[]) AND e.referral_id IS NOT NULL))"
+    "   AND ($3::bigint IS NULL OR r.id = $3::bigint)"
+    "  ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED)"
+    " SELECT r.id::text, r.service, r.ers_service_id,"
     "  floor(extract(epoch FROM r.received_at))::bigint::text, r.doc::text, r.ubrn,"
     "  r.referral_key, r.version::text,"
     "  (SELECT max(e.payload_id) FROM events e WHERE e.referral_id = r.id"
     "    AND e.payload_id = ANY ($1::bigint[]))::text"
-    " FROM referrals r"
-    " WHERE r.state = 'new'"
-    "  AND ($1::bigint[] IS NULL OR r.id IN (SELECT e.referral_id FROM events e"
-    "       WHERE e.payload_id = ANY ($1::bigint[]) AND e.referral_id IS NOT NULL))"
-    "  AND ($3::bigint IS NULL OR r.id = $3::bigint)"
-    " ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED";
+    " FROM c JOIN referrals r ON r.id = c.id ORDER BY r.id";
 
 static const char *
 cell(struct ras_arena *a, struct ras_db_res *res, int r, int c)

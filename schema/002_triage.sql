@@ -62,6 +62,11 @@ CREATE INDEX deadlines_referral ON deadlines (referral_id, kind);
 
 CREATE INDEX decisions_version ON decisions (service, ruleset_version);
 CREATE INDEX deadlines_decision ON deadlines (decision_id);
+-- A new decision supersedes the open clocks of its referral: without this,
+-- a plan made while the table was small walks deadlines_open (every open
+-- clock) for each decision, and the stage slows as the backlog grows.
+CREATE INDEX deadlines_open_referral ON deadlines (referral_id)
+    WHERE met_at IS NULL AND cancelled_at IS NULL;
 -- rasctl ingest triages the referrals its payloads touched (events.payload_id).
 CREATE INDEX events_payload ON events (payload_id) WHERE payload_id IS NOT NULL;
 
@@ -80,6 +85,7 @@ DECLARE
     v_final  boolean := coalesce((p_doc ->> 'final')::boolean, false);
     v_at     timestamptz := coalesce((p_doc ->> 'decided_at')::timestamptz, now());
     v_by     text := coalesce(p_doc ->> 'decided_by', 'rules');
+    v_version bigint;
 BEGIN
     SELECT * INTO v_ref FROM referrals WHERE id = p_referral FOR UPDATE;
     IF NOT FOUND THEN
@@ -95,9 +101,14 @@ BEGIN
             coalesce(p_doc ->> 'ruleset_version', 'clinician'), v_by, v_at, p_doc)
     RETURNING id INTO v_id;
 
-    UPDATE deadlines d SET cancelled_at = v_at
-     WHERE d.referral_id IN (SELECT r.id FROM referrals r WHERE r.referral_key = v_ref.referral_key)
-       AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+    -- One version at a time, by equality: a join or "= ANY" here gets a plan,
+    -- cached while the table was small, that walks every open deadline for
+    -- each decision, and the stage slows down as the backlog grows.
+    FOREACH v_version IN ARRAY ARRAY(SELECT r.id FROM referrals r
+                                      WHERE r.referral_key = v_ref.referral_key) LOOP
+        UPDATE deadlines d SET cancelled_at = v_at
+         WHERE d.referral_id = v_version AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+    END LOOP;
     INSERT INTO deadlines (referral_id, decision_id, kind, clause, due_date, due_at, met_at, met_by)
     SELECT p_referral, v_id, x.kind, x.clause, x.due_date, x.due_at,
            CASE WHEN x.kind = 'triage' AND v_final THEN v_at END,
