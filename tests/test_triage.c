@@ -447,6 +447,24 @@ config_assignment(void)
 	CU_ASSERT_EQUAL(ras_triage_new(cfg, MAPPINGS, &t), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "listed for both"));
 	ras_config_free(cfg);
+	/* An unknown automation level, or a service without a rule set, is refused. */
+	{
+		static const char c1[] = "[service midnotts]\nautomation = sometimes\n";
+		static const char c2[] = "[service atlantis]\ners_service_ids = 5\n";
+		char *p1 = ras_test_write_tmp("autom.conf", c1, strlen(c1));
+		char *p2 = ras_test_write_tmp("atlantis.conf", c2, strlen(c2));
+
+		CU_ASSERT_EQUAL_FATAL(ras_config_load(p1, &cfg, &problems), 0);
+		CU_ASSERT_EQUAL(ras_triage_new(cfg, MAPPINGS, &t), RAS_EINVALID);
+		CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "administrative, all or none"));
+		ras_config_free(cfg);
+		CU_ASSERT_EQUAL_FATAL(ras_config_load(p2, &cfg, &problems), 0);
+		CU_ASSERT_EQUAL(ras_triage_new(cfg, MAPPINGS, &t), RAS_EINVALID);
+		CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "no rule set"));
+		ras_config_free(cfg);
+		free(p1);
+		free(p2);
+	}
 	/* Without a configuration nothing is assigned by default. */
 	CU_ASSERT_EQUAL_FATAL(ras_triage_new(NULL, MAPPINGS, &t), 0);
 	CU_ASSERT_PTR_NULL(ras_triage_assign(t, NULL, "21012", &why));
