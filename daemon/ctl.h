@@ -62,6 +62,7 @@ int ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_show(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_list(struct ras_ctl *ctl, int argc, char **argv);
 /* triage (issue 3) */
+int ras_ctl_triage(struct ras_ctl *ctl, int argc, char **argv);
 
 /* e-RS (issue 4) */
 int ras_ctl_ers(struct ras_ctl *ctl, int argc, char **argv);

@@ -9,9 +9,17 @@
  *   FILE: stored fhir-bundle (payload #12): referral 000000070000 v1 #7 created
  *   FILE: rejected (payload #13): malformed JSON at line 3 column 1: …
  *
+ * Then it triages what it stored (referrals in state "new" that these
+ * payloads created or completed) and adds the decision to the file's line,
+ * without patient data:
+ *
+ *   FILE: stored …: referral 100000000301 v1 #7 created; triage: midnotts:
+ *         accept (recommendation) midnotts.accept [004 §3.4]; triage 2026-04-08, …
+ *
  * Exit status: 0 when every file was stored (or already was), 65 when any
  * was rejected, 66 when a file could not be read, 69 when the database is
- * unavailable.
+ * unavailable, 78 when the mappings (rule sets) do not load, in which case
+ * the referrals stay in state "new" for the daemon to triage.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +40,7 @@
 #include "ras/limits.h"
 #include "ras/migrate.h"
 #include "ras/store.h"
+#include "ras/triage.h"
 
 #define INGEST_BATCH 500
 
@@ -134,9 +143,73 @@ read_input(struct file_in *f)
 	ras_crypto_sha256_final(h, f->sha);
 }
 
+/* Triage what the fresh payloads stored; reports in *out (caller frees). */
+static int
+triage_fresh(struct ras_db *db, const struct ras_triage *t, const int64_t *fresh, size_t nfresh,
+    struct ras_triage_report **out, size_t *nout)
+{
+	struct ras_triage_report *all = NULL;
+	size_t n = 0;
+	int err = 0;
+
+	*out = NULL;
+	*nout = 0;
+	for (;;) {
+		struct ras_triage_report *reps = NULL, *grown;
+		size_t got = 0;
+
+		if ((err = ras_triage_pending(db, t, ras_time_now(), 500, fresh, nfresh, &reps, &got)) < 0)
+			break;
+		if (got == 0)
+			break;
+		grown = realloc(all, (n + got) * sizeof(*all));
+		if (grown == NULL) {
+			free(reps);
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			break;
+		}
+		all = grown;
+		memcpy(all + n, reps, got * sizeof(*reps));
+		n += got;
+		free(reps);
+		if (got < 500)
+			break;
+	}
+	if (err < 0) {
+		free(all);
+		return err;
+	}
+	*out = all;
+	*nout = n;
+	return 0;
+}
+
+/* "; triage: …" for every referral of payload `id`. */
+static void
+triage_suffix(const struct ras_triage_report *tr, size_t ntr, int64_t id, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ntr && used < size; i++) {
+		int w;
+
+		if (tr[i].payload_id != id)
+			continue;
+		if (tr[i].outcome)
+			w = snprintf(buf + used, size - used, "; triage: %s", tr[i].message);
+		else
+			w = snprintf(buf + used, size - used, "; triage: referral %s %s: %s", tr[i].referral,
+			    tr[i].state, tr[i].message);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
 static int
 ingest_batch(struct ras_ctl *ctl, struct ras_db *db, struct file_in *files, size_t n,
-    const char *service, const char *ubrn, int *worst)
+    const char *service, const char *ubrn, const struct ras_triage *triage, int *worst)
 {
 	struct ras_inbox_item *items = calloc(n, sizeof(*items));
 	struct ras_inbox_put_result *put = calloc(n, sizeof(*put));
@@ -144,7 +217,9 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, struct file_in *files, size
 	int64_t *fresh = calloc(n, sizeof(*fresh));
 	size_t nitems = 0, nfresh = 0;
 	struct ras_normalise_report *reports = NULL;
-	size_t nreports = 0;
+	struct ras_triage_report *treps = NULL;
+	size_t nreports = 0, ntreps = 0;
+	char suffix[2048];
 	int err = 0;
 
 	if (!items || !put || !map || !fresh) {
@@ -184,6 +259,8 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, struct file_in *files, size
 			fresh[nfresh++] = put[k].id;
 	if (nfresh && (err = ras_store_normalise(db, fresh, nfresh, nfresh, &reports, &nreports)) < 0)
 		goto done;
+	if (nfresh && triage && (err = triage_fresh(db, triage, fresh, nfresh, &treps, &ntreps)) < 0)
+		goto done;
 	for (size_t k = 0; k < nitems; k++) {
 		const char *name = files[map[k]].name;
 		const struct ras_normalise_report *rep = NULL;
@@ -218,8 +295,9 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, struct file_in *files, size
 			    rep->message);
 			*worst = *worst ? *worst : CTL_DATAERR;
 		} else {
-			printf("%s: %s %s (payload #%lld): %s\n", name, rep->state, rep->kind,
-			    (long long)rep->payload_id, rep->message);
+			triage_suffix(treps, ntreps, rep->payload_id, suffix, sizeof(suffix));
+			printf("%s: %s %s (payload #%lld): %s%s\n", name, rep->state, rep->kind,
+			    (long long)rep->payload_id, rep->message, suffix);
 			if (strcmp(rep->state, "partial") == 0)
 				*worst = *worst ? *worst : CTL_DATAERR;
 		}
@@ -228,6 +306,7 @@ done:
 	if (err < 0)
 		ras_ctl_fail(ctl, "cannot ingest");
 	free(reports);
+	free(treps);
 	free(items);
 	free(put);
 	free(map);
@@ -245,8 +324,10 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 	};
 	const char *service = NULL, *ubrn = NULL;
 	struct file_in *files = NULL;
+	struct ras_triage *triage = NULL;
+	struct ras_config *cfg = NULL;
 	struct ras_db *db;
-	int c, rc, worst = 0;
+	int c, rc, worst = 0, triage_rc = 0;
 
 	while ((c = getopt_long(argc, argv, "+s:u:", opts, NULL)) != -1) {
 		switch (c) {
@@ -267,9 +348,19 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	if ((rc = ras_ctl_db(ctl, &db)) != 0)
 		return rc;
+	/* Triage what is stored; if the rule sets do not load, say so once and
+	 * store anyway: the referrals wait in state "new" for the daemon. */
+	if ((rc = ras_ctl_config(ctl, &cfg)) != 0)
+		return rc;
+	if (ras_triage_new(cfg, ras_ctl_mappings(ctl, NULL), &triage) < 0) {
+		ras_ctl_fail(ctl, "cannot triage (referrals are stored in state \"new\")");
+		triage_rc = CTL_CONFIG;
+	}
 	files = calloc(INGEST_BATCH, sizeof(*files));
-	if (files == NULL)
+	if (files == NULL) {
+		ras_triage_free(triage);
 		return CTL_SOFTWARE;
+	}
 	for (int i = optind; i < argc; i += INGEST_BATCH) {
 		size_t n = (size_t)(argc - i) < INGEST_BATCH ? (size_t)(argc - i) : INGEST_BATCH;
 		int err;
@@ -279,17 +370,19 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 			files[k].name = argv[i + (int)k];
 			read_input(&files[k]);
 		}
-		err = ingest_batch(ctl, db, files, n, service, ubrn, &worst);
+		err = ingest_batch(ctl, db, files, n, service, ubrn, triage, &worst);
 		for (size_t k = 0; k < n; k++)
 			ras_buf_free(&files[k].data);
 		fflush(stdout);
 		if (err < 0) {
 			free(files);
+			ras_triage_free(triage);
 			return err == RAS_EIO ? CTL_UNAVAILABLE : CTL_SOFTWARE;
 		}
 	}
 	free(files);
-	return worst;
+	ras_triage_free(triage);
+	return worst ? worst : triage_rc;
 }
 
 int

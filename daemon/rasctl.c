@@ -31,6 +31,8 @@ static const struct command commands[] = {
 	{ "show", ras_ctl_show, "show UBRN|ID                 print a stored referral as JSON" },
 	{ "list", ras_ctl_list, "list [--state S] [--limit N] [--json]  stored referrals, newest first" },
 	/* triage (issue 3) */
+	{ "triage", ras_ctl_triage,
+	  "triage --service ID [--at DATETIME] [--mappings DIR] FILE  decide one referral (no database)" },
 
 	/* e-RS (issue 4) */
 	{ "ers", ras_ctl_ers,

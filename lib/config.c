@@ -146,6 +146,12 @@ const struct ras_option ras_options[] = {
 	{ "general", "instance", RAS_OPT_STRING, NULL, 0, 0, false, false, NULL,
 	  "name of this rasd instance in logs and metrics (default: host name)" },
 	/* triage (issue 3): [service ID] … */
+	{ "service", "ers_service_ids", RAS_OPT_LIST, NULL, 0, 0, true, true, NULL,
+	  "e-RS service ids whose referrals belong to this rasd service (mappings/services/ID.json)" },
+	{ "service", "automation", RAS_OPT_STRING, NULL, 0, 0, true, true, NULL,
+	  "overrides the rule set's automation: administrative (default), all or none (checked with the rule sets)" },
+	{ "triage", "default_service", RAS_OPT_STRING, NULL, 0, 0, true, false, NULL,
+	  "rasd service for referrals that arrive with no service and no configured e-RS service id" },
 
 	/* e-RS (issue 4): [ers] … */
 	{ "ers", "base_url", RAS_OPT_URL, NULL, 0, 0, true, false, NULL,
@@ -513,9 +519,9 @@ ras_config_load(const char *path, struct ras_config **out, struct ras_buf *probl
 			name = trim(l);
 			value = trim(eq + 1);
 			/* A comment may follow a value after whitespace: "x = 1  # why". */
-			for (char *c = value; *c; c++)
-				if ((*c == '#' || *c == ';') && c > value && (c[-1] == ' ' || c[-1] == '\t')) {
-					*c = '\0';
+			for (char *h = value; *h; h++)
+				if ((*h == '#' || *h == ';') && h > value && (h[-1] == ' ' || h[-1] == '\t')) {
+					*h = '\0';
 					value = trim(value);
 					break;
 				}

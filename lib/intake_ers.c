@@ -342,7 +342,9 @@ ras_intake_ers_referral(struct ras_arena *a, json_t *rr, struct ras_referral *r)
 			if (dr == NULL)
 				return ras_error_code(RAS_EINVALID,
 				    "ReferralRequest.supportingInfo \"%.60s\" is not contained", ref);
-			if (strcmp(ras_json_str(dr, "resourceType"), "DocumentReference") != 0)
+			/* A contained resource need not say what it is (found by fuzzing). */
+			if (ras_json_str(dr, "resourceType") == NULL ||
+			    strcmp(ras_json_str(dr, "resourceType"), "DocumentReference") != 0)
 				continue;
 			if ((err = ras_intake_ers_docref(a, dr, &r->attachments[n_docs])) < 0) {
 				ras_error_context("attachment %zu", n_docs + 1);

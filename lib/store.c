@@ -666,6 +666,7 @@ ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limi
 	}
 	err = run_batch(db, a, rows, nrows, reports, plans);
 	if (err == 0 && (err = ras_db_commit(db)) == 0) {
+		free_plans(plans, nrows);
 		*out = reports;
 		*nout = nrows;
 		reports = NULL;

@@ -67,5 +67,35 @@
  * pass stops taking files past this many bytes, so a directory of large
  * files is worked through a few at a time instead of all at once. */
 #define RAS_SPOOL_PASS_BYTES     (64u * 1024u * 1024u)
+/* --- triage (issue 3) ------------------------------------------------- */
+
+/* Events in a bank-holiday file: GOV.UK publishes ~8 a year per division
+ * for about a decade; 2000 is a century of them. */
+#define RAS_CALENDAR_EVENTS_MAX  2000
+
+/* A working-day or week clock in a rule set: the longest spec clock is
+ * 26 weeks (002 §3.2); a year of working days is a generous ceiling. */
+#define RAS_CLOCK_DAYS_MAX       400
+
+/* Rules in one rule set, and nesting of a rule's condition: a service has
+ * a few dozen rules of depth 2 or 3. */
+#define RAS_RULES_MAX            500
+#define RAS_RULE_DEPTH_MAX       16
+
+/* Clocks in one rule set. */
+#define RAS_CLOCKS_MAX           64
+
+/* Items in one Questionnaire (the referral form has 28). */
+#define RAS_QUESTIONNAIRE_ITEMS_MAX 500
+
+/* GP practices in one practice list: England has about 6,500. */
+#define RAS_PRACTICES_MAX        20000
+
+/* Advice text of one rule after placeholders are filled in: e-RS
+ * reviewComments and letters take a paragraph, not an essay. */
+#define RAS_ADVICE_MAX           4000
+
+/* Services (rule sets) in one mappings directory. */
+#define RAS_SERVICES_MAX         64
 
 #endif

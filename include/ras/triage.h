@@ -1,0 +1,111 @@
+/*
+ * triage: the triage stage, between the store (referrals in state "new")
+ * and everything that acts on decisions (e-RS, letters), in batches.
+ *
+ * A struct ras_triage holds what the stage needs and what stays the same
+ * between batches: the loaded mappings (rule sets, forms, practice lists,
+ * calendar) and how a referral is given its rasd service:
+ *
+ *   1. the service the referral was stored with (referrals.service, from
+ *      the route's service hint: `rasctl ingest --service`, a spool
+ *      directory or MESH mailbox configured per service, the e-RS poller
+ *      of a service);
+ *   2. else its e-RS service id, matched against `[service ID]
+ *      ers_service_ids` in the configuration;
+ *   3. else `[triage] default_service`;
+ *   4. else none: the referral goes to state "unassigned" with an event
+ *      saying why, and ras_triage_requeue() retries it after the
+ *      configuration is fixed.
+ *
+ * ras_triage_pending() claims referrals in state "new" with FOR UPDATE
+ * SKIP LOCKED (so any number of rasd processes share the work), decides
+ * each with ras_rules_decide(), and stores every decision with its
+ * deadlines and an event in one pipelined transaction per batch
+ * (ras_store_decision() in schema/002_triage.sql).  If the batch fails in
+ * the database each referral is retried on its own; one that still fails
+ * goes to "triage-failed" with the reason, so it cannot block the others.
+ *
+ * Decisions are never overwritten: a re-triage (a new version of the
+ * referral, its form arriving later, changed rules) adds a decisions row
+ * and supersedes the open deadlines of the referral.
+ */
+#ifndef RAS_TRIAGE_H
+#define RAS_TRIAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ras/decision.h"
+
+struct ras_config;
+struct ras_db;
+struct ras_mappings;
+struct ras_triage;
+
+/*
+ * Load the mappings in `mappings_dir` and apply the configuration (`cfg`
+ * may be NULL: defaults): [service ID] automation overrides,
+ * [service ID] ers_service_ids, [triage] default_service.  RAS_EINVALID
+ * when a configured service has no rule set or an e-RS service id is
+ * claimed by two services.
+ */
+int ras_triage_new(const struct ras_config *cfg, const char *mappings_dir, struct ras_triage **out);
+void ras_triage_free(struct ras_triage *t);
+
+const struct ras_mappings *ras_triage_mappings(const struct ras_triage *t);
+
+/* The service for a referral (see the order above), or NULL with *why set
+ * to a one-line reason. */
+const char *ras_triage_assign(const struct ras_triage *t, const char *stored_service,
+    const char *ers_service_id, const char **why);
+
+/* What became of one referral. */
+struct ras_triage_report {
+	int64_t referral_id;
+	int64_t payload_id;       /* the payload (of the filter) that brought it; 0 otherwise */
+	int64_t decision_id;      /* 0 when no decision was stored */
+	char referral[96];        /* "UBRN vN" or the local key: no patient data */
+	char service[64];         /* "" when unassigned */
+	const char *state;        /* decided, review, unassigned, triage-failed, new (left) */
+	enum ras_outcome outcome; /* 0 when no decision */
+	bool final;
+	char onward_target[48];
+	char message[512];        /* one line: rules and clauses, deadlines, or why not */
+};
+
+/*
+ * Triage up to `limit` referrals in state "new", oldest first, deciding at
+ * time `now`.  With payload_ids (n > 0) only referrals those payloads
+ * created, merged or gave a form to are taken (rasctl ingest triages what
+ * it stored).  Reports go to *out (malloc'd; caller frees), *n_out their
+ * count.  Returns a negative code only when the database failed.
+ */
+int ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, struct ras_triage_report **out,
+    size_t *n_out);
+
+/*
+ * Store one decision of referral `referral_id` with its deadlines, in its
+ * own statement (ras_store_decision): a decisions row, superseded open
+ * deadlines cancelled, the new ones inserted, the referral moved to
+ * "decided" (final) or "review", an event with the rules, clauses and
+ * facts.  Used by the stage and for a clinician's decision (decided_by =
+ * the clinician's SDS user id; ras_rules_deadlines() gives its clocks).
+ */
+int ras_triage_store_decision(struct ras_db *db, int64_t referral_id,
+    const struct ras_decision *d, int64_t *decision_id);
+
+/*
+ * Send back to triage the referrals whose current decision was made by an
+ * older version of their service's rule set and is still awaiting a
+ * clinician (state "review"), and every "unassigned" referral.  Final
+ * decisions are not reopened.  *n is how many were requeued.
+ */
+int ras_triage_requeue(struct ras_db *db, const struct ras_triage *t, int64_t *n);
+
+/* The compact one-line summary used in reports and rasctl output:
+ * "midnotts: return (final) midnotts.population [004 §3.4]; triage 2026-04-08, …" */
+void ras_triage_summary(const struct ras_decision *d, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,661 @@
+/* triage: the batch triage stage and decision storage (see include/ras/triage.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ras/arena.h"
+#include "ras/buf.h"
+#include "ras/config.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/json.h"
+#include "ras/limits.h"
+#include "ras/mappings.h"
+#include "ras/referral_json.h"
+#include "ras/rules.h"
+#include "ras/triage.h"
+
+struct ers_map {
+	char *ers_service_id;
+	char *service;
+};
+
+struct ras_triage {
+	struct ras_mappings *m;
+	char *default_service;
+	size_t n_ers, cap_ers;
+	struct ers_map *ers;
+};
+
+/* ---- setup ------------------------------------------------------------------ */
+
+struct list_ctx {
+	struct ras_triage *t;
+	const char *service;
+};
+
+static int
+add_ers(const char *item, void *vctx)
+{
+	struct list_ctx *c = vctx;
+	struct ras_triage *t = c->t;
+
+	if (strlen(item) > RAS_ID_MAX)
+		return ras_error_code(RAS_EINVALID, "[service %s] ers_service_ids: an id is too long", c->service);
+	for (size_t i = 0; i < t->n_ers; i++)
+		if (strcmp(t->ers[i].ers_service_id, item) == 0) {
+			if (strcmp(t->ers[i].service, c->service) == 0)
+				return 0;
+			return ras_error_code(RAS_EINVALID,
+			    "e-RS service id %s is listed for both [service %s] and [service %s]", item,
+			    t->ers[i].service, c->service);
+		}
+	if (t->n_ers == t->cap_ers) {
+		size_t cap = t->cap_ers ? t->cap_ers * 2 : 8;
+		struct ers_map *nv = realloc(t->ers, cap * sizeof(*nv));
+
+		if (nv == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		t->ers = nv;
+		t->cap_ers = cap;
+	}
+	t->ers[t->n_ers].ers_service_id = strdup(item);
+	t->ers[t->n_ers].service = strdup(c->service);
+	if (t->ers[t->n_ers].ers_service_id == NULL || t->ers[t->n_ers].service == NULL) {
+		free(t->ers[t->n_ers].ers_service_id);
+		free(t->ers[t->n_ers].service);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	t->n_ers++;
+	return 0;
+}
+
+int
+ras_triage_new(const struct ras_config *cfg, const char *mappings_dir, struct ras_triage **out)
+{
+	struct ras_triage *t = calloc(1, sizeof(*t));
+	const char *names[RAS_SERVICES_MAX], *def;
+	size_t n;
+	int err;
+
+	if (t == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if ((err = ras_mappings_load(mappings_dir, &t->m)) < 0)
+		goto fail;
+	n = ras_config_instances(cfg, "service", names, RAS_SERVICES_MAX);
+	if (n > RAS_SERVICES_MAX) {
+		err = ras_error_code(RAS_ETOOBIG, "more than %d [service] sections", RAS_SERVICES_MAX);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *autom = ras_config_get(cfg, "service", names[i], "automation");
+		const char *ids = ras_config_get(cfg, "service", names[i], "ers_service_ids");
+		struct list_ctx lc = { t, names[i] };
+
+		if (ras_mappings_ruleset(t->m, names[i]) == NULL) {
+			err = ras_error_code(RAS_EINVALID, "[service %s]: no rule set %s/services/%s.json",
+			    names[i], mappings_dir, names[i]);
+			goto fail;
+		}
+		if (autom) {
+			int a = ras_automation_parse(autom);
+
+			if (a < 0) {
+				err = ras_error_code(RAS_EINVALID,
+				    "[service %s] automation must be administrative, all or none", names[i]);
+				goto fail;
+			}
+			if ((err = ras_mappings_set_automation(t->m, names[i], (enum ras_automation)a)) < 0)
+				goto fail;
+		}
+		if (ids && (err = ras_config_list_each(ids, add_ers, &lc)) < 0)
+			goto fail;
+	}
+	def = ras_config_get(cfg, "triage", NULL, "default_service");
+	if (def && *def) {
+		if (ras_mappings_ruleset(t->m, def) == NULL) {
+			err = ras_error_code(RAS_EINVALID, "[triage] default_service \"%s\" has no rule set", def);
+			goto fail;
+		}
+		if ((t->default_service = strdup(def)) == NULL) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	*out = t;
+	return 0;
+fail:
+	ras_triage_free(t);
+	return err;
+}
+
+void
+ras_triage_free(struct ras_triage *t)
+{
+	if (t == NULL)
+		return;
+	ras_mappings_free(t->m);
+	for (size_t i = 0; i < t->n_ers; i++) {
+		free(t->ers[i].ers_service_id);
+		free(t->ers[i].service);
+	}
+	free(t->ers);
+	free(t->default_service);
+	free(t);
+}
+
+const struct ras_mappings *
+ras_triage_mappings(const struct ras_triage *t)
+{
+	return t->m;
+}
+
+const char *
+ras_triage_assign(const struct ras_triage *t, const char *stored, const char *ers_service_id,
+    const char **why)
+{
+	*why = NULL;
+	if (stored && *stored) {
+		if (ras_mappings_ruleset(t->m, stored))
+			return ras_rules_service(ras_mappings_ruleset(t->m, stored));
+		*why = "the referral's service has no rule set in the mappings";
+		return NULL;
+	}
+	for (size_t i = 0; ers_service_id && i < t->n_ers; i++)
+		if (strcmp(t->ers[i].ers_service_id, ers_service_id) == 0)
+			return ras_rules_service(ras_mappings_ruleset(t->m, t->ers[i].service));
+	if (t->default_service)
+		return ras_rules_service(ras_mappings_ruleset(t->m, t->default_service));
+	*why = ers_service_id ?
+	    "its e-RS service id is in no [service ID] ers_service_ids and there is no [triage] default_service" :
+	    "it came with no service and there is no [triage] default_service";
+	return NULL;
+}
+
+/* ---- summaries -------------------------------------------------------------- */
+
+void
+ras_triage_summary(const struct ras_decision *d, char *buf, size_t size)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+
+	(void)ras_buf_printf(&b, "%s: %s", d->service ? d->service : "?", ras_outcome_name(d->outcome));
+	if (d->onward_target)
+		(void)ras_buf_printf(&b, " to %s", d->onward_target);
+	(void)ras_buf_puts(&b, d->final ? " (final)" : " (recommendation)");
+	for (size_t i = 0; i < d->n_reasons; i++)
+		(void)ras_buf_printf(&b, "%s%s [%s]", i ? ", " : " ", d->reasons[i].rule,
+		    d->reasons[i].clause);
+	for (size_t i = 0; i < d->n_deadlines; i++) {
+		char due[RAS_TIME_STR_MAX];
+
+		if (d->deadlines[i].hours)
+			ras_time_format_uk(d->deadlines[i].due_at, due);
+		else
+			ras_date_format(&d->deadlines[i].due_date, due);
+		(void)ras_buf_printf(&b, "%s%s %s", i ? ", " : "; ", d->deadlines[i].kind, due);
+	}
+	snprintf(buf, size, "%s", b.data ? b.data : "");
+	ras_buf_free(&b);
+}
+
+/* ---- storing a decision ------------------------------------------------------ */
+
+static const char SQL_STORE_DECISION[] =
+    "SELECT ras_store_decision($1::bigint, $2::jsonb, $3::jsonb)";
+
+static const char SQL_MARK[] =
+    "WITH u AS (UPDATE referrals SET state = $2, updated_at = now() WHERE id = $1::bigint"
+    "           RETURNING id, ubrn)"
+    " INSERT INTO events (referral_id, ubrn, kind, actor, detail)"
+    " SELECT id, ubrn, $3, 'rasd', jsonb_build_object('reason', $4::text) FROM u";
+
+/* The two JSON parameters of ras_store_decision(). */
+static int
+decision_params(struct ras_arena *a, const struct ras_decision *d, const char **doc_text,
+    const char **deadlines_text)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	json_t *doc = NULL, *dls = json_array();
+	int err;
+
+	if (dls == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if ((err = ras_decision_to_json(d, true, &doc)) < 0)
+		goto done;
+	for (size_t i = 0; i < d->n_deadlines; i++) {
+		const struct ras_deadline *dl = &d->deadlines[i];
+		char date[RAS_DATE_STR_MAX], at[RAS_TIME_STR_MAX];
+		json_t *x;
+
+		ras_date_format(&dl->due_date, date);
+		ras_time_format_utc(dl->due_at, at);
+		x = json_pack("{s:s, s:s?, s:s, s:s}", "kind", dl->kind, "clause", dl->clause,
+		    "due_date", date, "due_at", at);
+		if ((err = ras_json_append_new(dls, x)) < 0)
+			goto done;
+	}
+	if ((err = ras_json_dump(doc, RAS_JSON_COMPACT, &b)) < 0)
+		goto done;
+	*doc_text = ras_arena_strndup(a, b.data, b.len);
+	ras_buf_reset(&b);
+	if ((err = ras_json_dump(dls, RAS_JSON_COMPACT, &b)) < 0)
+		goto done;
+	*deadlines_text = ras_arena_strndup(a, b.data, b.len);
+	if (*doc_text == NULL || *deadlines_text == NULL)
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+done:
+	ras_buf_free(&b);
+	json_decref(doc);
+	json_decref(dls);
+	return err;
+}
+
+int
+ras_triage_store_decision(struct ras_db *db, int64_t referral_id, const struct ras_decision *d,
+    int64_t *decision_id)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_db_res *res = NULL;
+	const char *doc, *dls;
+	char rid[24];
+	int64_t id = 0;
+	int err;
+
+	if (a == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (d->service == NULL || d->outcome == 0 || d->decided_by == NULL) {
+		err = ras_error_code(RAS_EINVALID, "a decision needs a service, an outcome and who decided");
+		goto done;
+	}
+	if ((err = decision_params(a, d, &doc, &dls)) < 0)
+		goto done;
+	snprintf(rid, sizeof(rid), "%lld", (long long)referral_id);
+	if ((err = ras_db_query(db, &res, SQL_STORE_DECISION, 3, (struct ras_db_param[]){
+	    RAS_DB_TEXT(rid), RAS_DB_TEXT(doc), RAS_DB_TEXT(dls) })) < 0)
+		goto done;
+	if (!ras_db_res_int(res, 0, 0, &id)) {
+		err = ras_error_set("storing the decision returned no id");
+		goto done;
+	}
+	if (decision_id)
+		*decision_id = id;
+done:
+	ras_db_res_free(res);
+	ras_arena_free(a);
+	return err;
+}
+
+/* ---- the stage -------------------------------------------------------------- */
+
+struct row {
+	int64_t id, received, payload, version;
+	const char *id_text, *service, *ers_service, *doc, *ubrn, *key;
+};
+
+struct plan {
+	struct row *row;
+	struct ras_triage_report *rep;
+	const char *sql;            /* SQL_STORE_DECISION or SQL_MARK */
+	int nparams;
+	struct ras_db_param params[4];
+};
+
+/* The ids first (index on (state, id), LIMIT, SKIP LOCKED), then their
+ * documents: reading the documents of the whole backlog to sort it would
+ * make every batch cost as much as the backlog. */
+static const char SQL_CLAIM[] =
+    "WITH c AS ("
+    "  SELECT r.id FROM referrals r"
+    "  WHERE r.state = 'new'"
+    "   AND ($1::bigint[] IS NULL OR r.id IN (SELECT e.referral_id FROM events e"
+    "        WHERE e.payload_id = ANY ($1::bigint[]) AND e.referral_id IS NOT NULL))"
+    "   AND ($3::bigint IS NULL OR r.id = $3::bigint)"
+    "  ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED)"
+    " SELECT r.id::text, r.service, r.ers_service_id,"
+    "  floor(extract(epoch FROM r.received_at))::bigint::text, r.doc::text, r.ubrn,"
+    "  r.referral_key, r.version::text,"
+    "  (SELECT max(e.payload_id) FROM events e WHERE e.referral_id = r.id"
+    "    AND e.payload_id = ANY ($1::bigint[]))::text"
+    " FROM c JOIN referrals r ON r.id = c.id ORDER BY r.id";
+
+static const char *
+cell(struct ras_arena *a, struct ras_db_res *res, int r, int c)
+{
+	return ras_db_res_isnull(res, r, c) ? NULL : ras_arena_strdup(a, ras_db_res_get(res, r, c));
+}
+
+static int
+claim(struct ras_db *db, struct ras_arena *a, const char *payloads, size_t limit,
+    const char *only_id, struct row **out, size_t *n)
+{
+	struct ras_db_res *res = NULL;
+	char lim[24];
+	int err, rows;
+
+	*n = 0;
+	snprintf(lim, sizeof(lim), "%zu", limit);
+	if ((err = ras_db_query(db, &res, SQL_CLAIM, 3, (struct ras_db_param[]){
+	    RAS_DB_TEXT(payloads), RAS_DB_TEXT(lim), RAS_DB_TEXT(only_id) })) < 0)
+		return err;
+	rows = ras_db_res_rows(res);
+	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
+	if (*out == NULL) {
+		ras_db_res_free(res);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < rows; i++) {
+		struct row *w = &(*out)[i];
+
+		(void)ras_db_res_int(res, i, 0, &w->id);
+		(void)ras_db_res_int(res, i, 3, &w->received);
+		(void)ras_db_res_int(res, i, 7, &w->version);
+		(void)ras_db_res_int(res, i, 8, &w->payload);
+		w->id_text = cell(a, res, i, 0);
+		w->service = cell(a, res, i, 1);
+		w->ers_service = cell(a, res, i, 2);
+		w->doc = cell(a, res, i, 4);
+		w->ubrn = cell(a, res, i, 5);
+		w->key = cell(a, res, i, 6);
+		if (w->id_text == NULL || w->doc == NULL || w->key == NULL) {
+			ras_db_res_free(res);
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		}
+	}
+	*n = (size_t)rows;
+	ras_db_res_free(res);
+	return 0;
+}
+
+static void
+mark(struct ras_arena *a, struct plan *p, const char *state, const char *event, const char *why)
+{
+	p->rep->state = state;
+	snprintf(p->rep->message, sizeof(p->rep->message), "%s", why);
+	p->sql = SQL_MARK;
+	p->nparams = 4;
+	p->params[0] = RAS_DB_TEXT(p->row->id_text);
+	p->params[1] = RAS_DB_TEXT(state);
+	p->params[2] = RAS_DB_TEXT(event);
+	p->params[3] = RAS_DB_TEXT(ras_arena_strdup(a, why));
+}
+
+/* Decide one claimed referral and build its statement.  Bad data becomes a
+ * triage-failed or unassigned plan; only out-of-memory is an error. */
+static int
+plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct row *w,
+    struct ras_triage_report *rep, struct plan *p)
+{
+	struct ras_referral r;
+	struct ras_decision d;
+	const struct ras_ruleset *rs;
+	const char *service, *why, *doc, *dls;
+	json_t *j = NULL;
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	memset(rep, 0, sizeof(*rep));
+	p->row = w;
+	p->rep = rep;
+	rep->referral_id = w->id;
+	rep->payload_id = w->payload;
+	if (w->ubrn)
+		snprintf(rep->referral, sizeof(rep->referral), "%s v%lld", w->ubrn, (long long)w->version);
+	else
+		snprintf(rep->referral, sizeof(rep->referral), "%.80s", w->key);
+
+	ras_error_clear();
+	if ((err = ras_json_parse(w->doc, strlen(w->doc), 0, &j)) < 0 ||
+	    (err = ras_referral_from_json(a, j, &r)) < 0) {
+		json_decref(j);
+		if (err == RAS_ENOMEM)
+			return err;
+		mark(a, p, "triage-failed", "triage-failed",
+		    ras_arena_printf(a, "cannot read the stored referral: %s", ras_error_last()));
+		return 0;
+	}
+	json_decref(j);   /* the arena holds its own reference */
+	service = ras_triage_assign(t, w->service, w->ers_service ? w->ers_service : r.ers_service_id, &why);
+	if (service == NULL) {
+		mark(a, p, "unassigned", "triage-unassigned",
+		    ras_arena_printf(a, "no rasd service: %s", why));
+		return 0;
+	}
+	snprintf(rep->service, sizeof(rep->service), "%s", service);
+	rs = ras_mappings_ruleset(t->m, service);
+	if ((err = ras_rules_decide(a, rs, &r, w->received, ras_mappings_calendar(t->m), now, &d)) < 0) {
+		if (err == RAS_ENOMEM)
+			return err;
+		mark(a, p, "triage-failed", "triage-failed",
+		    ras_arena_printf(a, "cannot decide: %s", ras_error_last()));
+		return 0;
+	}
+	if ((err = decision_params(a, &d, &doc, &dls)) < 0)
+		return err;
+	rep->state = d.final ? "decided" : "review";
+	rep->outcome = d.outcome;
+	rep->final = d.final;
+	if (d.onward_target)
+		snprintf(rep->onward_target, sizeof(rep->onward_target), "%s", d.onward_target);
+	ras_triage_summary(&d, rep->message, sizeof(rep->message));
+	p->sql = SQL_STORE_DECISION;
+	p->nparams = 3;
+	p->params[0] = RAS_DB_TEXT(w->id_text);
+	p->params[1] = RAS_DB_TEXT(doc);
+	p->params[2] = RAS_DB_TEXT(dls);
+	return 0;
+}
+
+/* Send the plans in one pipeline (the transaction is already open). */
+static int
+run_plans(struct ras_db *db, struct plan *plans, size_t n)
+{
+	int err = 0, first = 0;
+
+	if ((err = ras_db_pipeline_enter(db)) < 0)
+		return err;
+	for (size_t i = 0; i < n && err == 0; i++)
+		err = ras_db_pipeline_send(db, plans[i].sql, plans[i].nparams, plans[i].params);
+	if (err == 0)
+		err = ras_db_pipeline_sync(db);
+	for (size_t i = 0; i < n && err == 0; i++) {
+		struct ras_db_res *res = NULL;
+		int e = ras_db_pipeline_result(db, &res);
+
+		if (e < 0 && first == 0) {
+			first = e;
+			ras_error_context("referral %s", plans[i].rep->referral);
+		}
+		if (e == 0 && plans[i].sql == SQL_STORE_DECISION)
+			(void)ras_db_res_int(res, 0, 0, &plans[i].rep->decision_id);
+		ras_db_res_free(res);
+	}
+	{
+		int e2 = ras_db_pipeline_exit(db);
+
+		if (err == 0)
+			err = first ? first : e2;
+	}
+	return err;
+}
+
+static char *
+payload_array(const int64_t *ids, size_t n)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+
+	(void)ras_buf_putc(&b, '{');
+	for (size_t i = 0; i < n; i++)
+		(void)ras_buf_printf(&b, "%s%lld", i ? "," : "", (long long)ids[i]);
+	if (ras_buf_putc(&b, '}') < 0) {
+		ras_buf_free(&b);
+		return NULL;
+	}
+	return ras_buf_detach(&b, NULL);
+}
+
+int
+ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, struct ras_triage_report **out,
+    size_t *n_out)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_triage_report *reps = NULL;
+	struct plan *plans = NULL;
+	struct row *rows = NULL;
+	char *payloads = NULL;
+	size_t n = 0;
+	int err;
+
+	*out = NULL;
+	*n_out = 0;
+	if (a == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (payload_ids && n_payload_ids && (payloads = payload_array(payload_ids, n_payload_ids)) == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	if (limit == 0)
+		limit = 1;
+	if ((err = ras_db_begin(db)) < 0)
+		goto done;
+	if ((err = claim(db, a, payloads, limit, NULL, &rows, &n)) < 0)
+		goto rollback;
+	if (n == 0) {
+		ras_db_rollback(db);
+		goto done;
+	}
+	reps = calloc(n, sizeof(*reps));
+	plans = calloc(n, sizeof(*plans));
+	if (reps == NULL || plans == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto rollback;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((err = plan_row(a, t, now, &rows[i], &reps[i], &plans[i])) < 0)
+			goto rollback;
+	err = run_plans(db, plans, n);
+	if (err == 0 && (err = ras_db_commit(db)) == 0)
+		goto report;
+	ras_db_rollback(db);
+	if (err == RAS_EIO || err == RAS_ENOMEM)
+		goto done;
+
+	/* The batch failed in the database (say a trigger of a later stage
+	 * refused one decision): take the referrals one at a time so that one
+	 * cannot hold up the rest. */
+	for (size_t i = 0; i < n; i++) {
+		struct row *one = NULL;
+		size_t got = 0;
+
+		reps[i].decision_id = 0;
+		if ((err = ras_db_begin(db)) < 0)
+			goto done;
+		if ((err = claim(db, a, NULL, 1, rows[i].id_text, &one, &got)) < 0) {
+			ras_db_rollback(db);
+			goto done;
+		}
+		if (got == 0) {
+			ras_db_rollback(db);
+			reps[i].state = "new";
+			snprintf(reps[i].message, sizeof(reps[i].message), "taken by another process");
+			continue;
+		}
+		err = run_plans(db, &plans[i], 1);
+		if (err == 0 && (err = ras_db_commit(db)) == 0)
+			continue;
+		ras_db_rollback(db);
+		if (err == RAS_EIO || err == RAS_ENOMEM)
+			goto done;
+		{
+			char why[400];
+			struct plan fail;
+
+			snprintf(why, sizeof(why), "could not store the decision: %s", ras_error_last());
+			memset(&fail, 0, sizeof(fail));
+			fail.row = &rows[i];
+			fail.rep = &reps[i];
+			mark(a, &fail, "triage-failed", "triage-failed", why);
+			reps[i].outcome = 0;
+			if ((err = ras_db_begin(db)) < 0)
+				goto done;
+			if ((err = run_plans(db, &fail, 1)) < 0 || (err = ras_db_commit(db)) < 0) {
+				ras_db_rollback(db);
+				goto done;
+			}
+		}
+	}
+report:
+	*out = reps;
+	*n_out = n;
+	reps = NULL;
+	err = 0;
+	goto done;
+rollback:
+	ras_db_rollback(db);
+done:
+	free(plans);
+	free(reps);
+	free(payloads);
+	ras_arena_free(a);
+	return err;
+}
+
+/* ---- re-triage ------------------------------------------------------------- */
+
+static const char SQL_REQUEUE_STALE[] =
+    "WITH stale AS ("
+    "  UPDATE referrals r SET state = 'new', updated_at = now()"
+    "  FROM (SELECT DISTINCT ON (referral_id) referral_id, service, ruleset_version, decided_by"
+    "        FROM decisions ORDER BY referral_id, id DESC) d"
+    "  WHERE d.referral_id = r.id AND r.state = 'review' AND d.decided_by = 'rules'"
+    "    AND d.service = $1 AND d.ruleset_version <> $2"
+    "  RETURNING r.id, r.ubrn, d.ruleset_version AS old)"
+    " INSERT INTO events (referral_id, ubrn, kind, actor, detail)"
+    " SELECT id, ubrn, 'triage-requeued', 'rasd',"
+    "   jsonb_build_object('reason', 'rule set changed', 'from', old, 'to', $2::text) FROM stale";
+
+static const char SQL_REQUEUE_UNASSIGNED[] =
+    "WITH u AS (UPDATE referrals SET state = 'new', updated_at = now()"
+    "           WHERE state = 'unassigned' RETURNING id, ubrn)"
+    " INSERT INTO events (referral_id, ubrn, kind, actor, detail)"
+    " SELECT id, ubrn, 'triage-requeued', 'rasd', jsonb_build_object('reason', 'retry service assignment')"
+    " FROM u";
+
+int
+ras_triage_requeue(struct ras_db *db, const struct ras_triage *t, int64_t *n)
+{
+	const char *ids[RAS_SERVICES_MAX];
+	size_t ns = ras_mappings_services(t->m, ids, RAS_SERVICES_MAX);
+	int64_t total = 0;
+	int err;
+
+	if ((err = ras_db_begin(db)) < 0)
+		return err;
+	for (size_t i = 0; i < ns && i < RAS_SERVICES_MAX; i++) {
+		struct ras_db_res *res = NULL;
+		const struct ras_ruleset *rs = ras_mappings_ruleset(t->m, ids[i]);
+
+		if ((err = ras_db_query(db, &res, SQL_REQUEUE_STALE, 2, (struct ras_db_param[]){
+		    RAS_DB_TEXT(ids[i]), RAS_DB_TEXT(ras_rules_version(rs)) })) < 0)
+			goto fail;
+		total += ras_db_res_affected(res);
+		ras_db_res_free(res);
+	}
+	{
+		struct ras_db_res *res = NULL;
+
+		if ((err = ras_db_query(db, &res, SQL_REQUEUE_UNASSIGNED, 0, NULL)) < 0)
+			goto fail;
+		total += ras_db_res_affected(res);
+		ras_db_res_free(res);
+	}
+	if ((err = ras_db_commit(db)) < 0)
+		return err;
+	if (n)
+		*n = total;
+	return 0;
+fail:
+	ras_db_rollback(db);
+	return err;
+}

@@ -1,0 +1,300 @@
+/*
+ * bench_triage: decisions per second of the rule engine over a batch of
+ * referrals (default 100,000), spread over the four services and over
+ * outcomes (accept, return for age/area/duration/form, onward 2WW and
+ * emergency, review).  A benchmark, not a test: it prints numbers.
+ *
+ *   build/tests/bench_triage [N] [MAPPINGS_DIR]
+ *   build/tests/bench_triage --db CONNINFO [N]
+ *
+ * With --db it measures the whole stage instead: N referrals (default
+ * 20,000) are stored in the (migrated, preferably empty) database, then
+ * ras_triage_pending() decides and stores them in batches of 500
+ * (decisions, deadlines, events, state changes, one pipelined transaction
+ * per batch).
+ *
+ * Every decision is made as the stage makes it: facts computed, every rule
+ * evaluated, advice rendered, clocks counted, the decision serialised to
+ * the JSON stored in decisions.doc, in an arena freed per referral.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ras/arena.h"
+#include "ras/buf.h"
+#include "ras/db.h"
+#include "ras/store.h"
+#include "ras/triage.h"
+#include "ras/error.h"
+#include "ras/json.h"
+#include "ras/mappings.h"
+#include "ras/rules.h"
+#include "ras_config.h"
+
+#define FORM_URL "urn:rasd:questionnaire:community-pain-referral"
+
+static const struct {
+	const char *link;
+	char type;
+	const char *v;
+} base_answers[] = {
+	{ "pain-duration-weeks", 'i', "26" }, { "pain-daily", 'b', "t" }, { "diagnosis", 's', "Low back pain" },
+	{ "investigations-complete", 'b', "t" }, { "red-flags-screened", 'b', "t" },
+	{ "suspected-cancer", 'b', "f" }, { "cancer-related-pain", 'b', "f" },
+	{ "medication-optimised", 'b', "t" }, { "treatments-tried", 's', "Physiotherapy" },
+	{ "accepts-chronic-pain", 'b', "t" }, { "motivated-to-engage", 'b', "t" },
+	{ "acute-mental-illness", 'b', "f" }, { "severe-mental-health", 'b', "f" },
+	{ "substance-misuse", 'b', "f" }, { "cognitive-impairment", 'c', "none" },
+	{ "medically-stable", 'b', "t" }, { "under-investigation", 'b', "f" },
+	{ "requires-surgical-opinion", 'b', "f" }, { "post-op-or-trauma-complication", 'b', "f" },
+	{ "pregnancy-related-pain", 'b', "f" }, { "cfs-me", 'b', "f" },
+	{ "secondary-care-advice-sought", 'b', "f" }, { "opioids", 'b', "t" },
+	{ "patient-expectations", 's', "Return to work" }, { "booking-assistance", 'b', "f" },
+	{ "dependants", 'b', "f" },
+};
+#define N_BASE (sizeof(base_answers) / sizeof(base_answers[0]))
+
+struct sample {
+	struct ras_referral r;
+	struct ras_answer ans[N_BASE + 2];
+	const struct ras_ruleset *rs;
+};
+
+static const char *practices[] = { "C84009", "C84001", "J81002", "C84012", "Y05346", "J81010" };
+static const char *services[] = { "midnotts", "bassetlaw-2022", "dorset-2019", "dorset-2013" };
+
+static void
+make_sample(const struct ras_mappings *m, unsigned i, struct sample *s)
+{
+	struct ras_referral *r = &s->r;
+	size_t n = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->rs = ras_mappings_ruleset(m, services[i % 4]);
+	r->source = (i % 17 == 0) ? RAS_PAYLOAD_ERS_REFERRAL : RAS_PAYLOAD_FHIR_BUNDLE;
+	r->priority = RAS_PRIORITY_ROUTINE;
+	r->patient.nhs_number = (i % 97 == 0) ? "9990000019" : "9990000018";
+	r->patient.has_birth_date = r->source != RAS_PAYLOAD_ERS_REFERRAL;
+	r->patient.birth_date = (struct ras_date){ 1940 + (int)(i % 80), 1 + (int)(i % 12), 1 + (int)(i % 28) };
+	r->patient.practice_ods = r->source == RAS_PAYLOAD_ERS_REFERRAL ? NULL : practices[(i / 4) % 6];
+	r->referrer.org_ods = (i % 11 == 0) ? "RX1" : practices[(i / 4) % 6];
+	r->has_form = r->source != RAS_PAYLOAD_ERS_REFERRAL;
+	r->form.questionnaire = FORM_URL;
+	r->form.version = (i % 23 == 0) ? "1" : "2";
+	r->form.status = "completed";
+	for (size_t k = 0; k < N_BASE; k++) {
+		struct ras_answer *a = &s->ans[n++];
+
+		a->link_id = base_answers[k].link;
+		switch (base_answers[k].type) {
+		case 'i':
+			a->type = RAS_ANSWER_INTEGER;
+			a->i = 6 + (int64_t)(i % 30);
+			break;
+		case 'b':
+			a->type = RAS_ANSWER_BOOLEAN;
+			a->b = base_answers[k].v[0] == 't';
+			break;
+		case 'c':
+			a->type = RAS_ANSWER_CODING;
+			a->system = FORM_URL;
+			a->code = base_answers[k].v;
+			break;
+		default:
+			a->type = RAS_ANSWER_STRING;
+			a->s = base_answers[k].v;
+			break;
+		}
+	}
+	if (i % 29 == 0)
+		s->ans[n++] = (struct ras_answer){ .link_id = "red-flags", .type = RAS_ANSWER_CODING,
+			.system = FORM_URL, .code = (i % 58 == 0) ? "cauda-equina" : "suspected-cancer" };
+	if (i % 31 == 0)
+		s->ans[n++] = (struct ras_answer){ .link_id = "red-flags", .type = RAS_ANSWER_CODING,
+			.system = FORM_URL, .code = "fracture" };
+	r->form.answers = s->ans;
+	r->form.n_answers = n;
+}
+
+static double
+seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The stage against a real database. */
+static int
+bench_db(const char *conninfo, unsigned long n)
+{
+	struct ras_db *db = NULL;
+	struct ras_triage *t = NULL;
+	size_t len, done = 0;
+	char path[4096], *data;
+	FILE *f;
+	double t0, t1;
+	unsigned long stored = 0;
+
+	snprintf(path, sizeof(path), "%s/tests/fixtures/triage/midnotts-accept.json", RAS_SOURCE_ROOT);
+	if ((f = fopen(path, "rb")) == NULL)
+		return 66;
+	data = malloc(1 << 20);
+	len = fread(data, 1, (1 << 20) - 1, f);
+	fclose(f);
+	data[len] = '\0';
+	if (ras_db_connect(conninfo, &db) < 0 || ras_triage_new(NULL, RAS_SOURCE_ROOT "/mappings", &t) < 0) {
+		fprintf(stderr, "bench_triage: %s\n", ras_error_last());
+		return 69;
+	}
+	/* Store n referrals (distinct UBRNs), 500 payloads a batch. */
+	while (stored < n) {
+		struct ras_inbox_item items[500];
+		struct ras_inbox_put_result put[500];
+		int64_t ids[500];
+		char *bufs[500];
+		size_t k = 0;
+		struct ras_normalise_report *rep = NULL;
+		size_t nrep = 0;
+
+		for (; k < 500 && stored + k < n; k++) {
+			char ubrn[16], *p;
+
+			bufs[k] = malloc(len + 1);
+			memcpy(bufs[k], data, len + 1);
+			snprintf(ubrn, sizeof(ubrn), "%012lu", 200000000000UL + stored + k);
+			while ((p = strstr(bufs[k], "100000000301")) != NULL)
+				memcpy(p, ubrn, 12);
+			items[k] = (struct ras_inbox_item){ .data = bufs[k], .len = len, .source = "bench",
+				.service_hint = "midnotts" };
+		}
+		if (ras_store_inbox_put(db, items, k, put) < 0) {
+			fprintf(stderr, "bench_triage: %s\n", ras_error_last());
+			return 69;
+		}
+		for (size_t i = 0; i < k; i++)
+			ids[i] = put[i].id;
+		if (ras_store_normalise(db, ids, k, k, &rep, &nrep) < 0) {
+			fprintf(stderr, "bench_triage: %s\n", ras_error_last());
+			return 69;
+		}
+		free(rep);
+		for (size_t i = 0; i < k; i++)
+			free(bufs[i]);
+		stored += k;
+	}
+	t0 = seconds();
+	for (;;) {
+		struct ras_triage_report *reps = NULL;
+		size_t got = 0;
+
+		if (ras_triage_pending(db, t, ras_time_now(), 500, NULL, 0, &reps, &got) < 0) {
+			fprintf(stderr, "bench_triage: %s\n", ras_error_last());
+			return 69;
+		}
+		free(reps);
+		if (got == 0)
+			break;
+		done += got;
+	}
+	t1 = seconds();
+	printf("bench_triage --db: %zu referrals triaged and stored in %.3f s: %.0f decisions/s "
+	    "(batches of 500, one connection)\n", done, t1 - t0, (double)done / (t1 - t0));
+	free(data);
+	ras_triage_free(t);
+	ras_db_close(db);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	unsigned long n = 100000;
+	const char *dir = argc > 2 ? argv[2] : RAS_SOURCE_ROOT "/mappings";
+	struct ras_mappings *m = NULL;
+	struct sample *samples;
+	unsigned long outcomes[5] = { 0 }, finals = 0;
+	size_t json_bytes = 0;
+	double t0, t1;
+
+	if (argc > 2 && strcmp(argv[1], "--db") == 0) {
+		char *end = NULL;
+
+		if (argc > 3)
+			n = strtoul(argv[3], &end, 10);
+		if (argc > 3 && (*end || n == 0 || n > 10000000)) {
+			fprintf(stderr, "usage: bench_triage --db CONNINFO [N]\n");
+			return 64;
+		}
+		return bench_db(argv[2], argc > 3 ? n : 20000);
+	}
+	if (argc > 1) {
+		char *end;
+
+		n = strtoul(argv[1], &end, 10);
+		if (*end || n == 0 || n > 10000000) {
+			fprintf(stderr, "usage: bench_triage [N (1..10000000)] [MAPPINGS_DIR]\n");
+			return 64;
+		}
+	}
+	if (ras_mappings_load(dir, &m) < 0) {
+		fprintf(stderr, "bench_triage: cannot load %s: %s\n", dir, ras_error_last());
+		return 78;
+	}
+	samples = calloc(n, sizeof(*samples));
+	if (samples == NULL)
+		return 70;
+	for (unsigned long i = 0; i < n; i++)
+		make_sample(m, (unsigned)i, &samples[i]);
+
+	/* The engine alone: facts, rules, advice, clocks. */
+	t0 = seconds();
+	for (unsigned long i = 0; i < n; i++) {
+		struct ras_arena *a = ras_arena_new();
+		struct ras_decision d;
+
+		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
+		    ras_mappings_calendar(m), 1775000000, &d) < 0) {
+			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
+			return 70;
+		}
+		ras_arena_free(a);
+	}
+	t1 = seconds();
+	printf("bench_triage: %lu decisions in %.3f s: %.0f decisions/s (%.1f us each, one core, engine only)\n",
+	    n, t1 - t0, (double)n / (t1 - t0), (t1 - t0) * 1e6 / (double)n);
+
+	/* As the stage does it: plus the decision JSON stored in decisions.doc. */
+	t0 = seconds();
+	for (unsigned long i = 0; i < n; i++) {
+		struct ras_arena *a = ras_arena_new();
+		struct ras_decision d;
+		struct ras_buf b = RAS_BUF_INIT(0);
+		json_t *j = NULL;
+
+		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
+		    ras_mappings_calendar(m), 1775000000, &d) < 0 ||
+		    ras_decision_to_json(&d, true, &j) < 0 || ras_json_dump(j, RAS_JSON_COMPACT, &b) < 0) {
+			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
+			return 70;
+		}
+		outcomes[d.outcome]++;
+		finals += d.final;
+		json_bytes += b.len;
+		json_decref(j);
+		ras_buf_free(&b);
+		ras_arena_free(a);
+	}
+	t1 = seconds();
+	printf("bench_triage: %lu decisions in %.3f s: %.0f decisions/s (%.1f us each, one core, "
+	    "with the stored JSON)\n", n, t1 - t0, (double)n / (t1 - t0), (t1 - t0) * 1e6 / (double)n);
+	printf("  outcomes: accept %lu, return %lu, onward %lu, review %lu; final %lu; "
+	    "decision JSON %.0f bytes on average\n", outcomes[RAS_OUTCOME_ACCEPT], outcomes[RAS_OUTCOME_RETURN],
+	    outcomes[RAS_OUTCOME_ONWARD], outcomes[RAS_OUTCOME_REVIEW], finals, (double)json_bytes / (double)n);
+	free(samples);
+	ras_mappings_free(m);
+	return 0;
+}

@@ -1,0 +1,701 @@
+/*
+ * Integration tests for the triage stage against a real PostgreSQL: the
+ * decisions it records (facts, rule-set version, deadlines, events, states),
+ * re-triage adding rows, SKIP LOCKED batching, a failing decision not
+ * blocking the batch, clinicians' decisions; and `rasctl triage` and
+ * `rasctl ingest` as subprocesses.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ras/arena.h"
+#include "ras/buf.h"
+#include "ras/config.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/json.h"
+#include "ras/mappings.h"
+#include "ras/rules.h"
+#include "ras/store.h"
+#include "ras/triage.h"
+#include "ras_config.h"
+
+#define MAPPINGS RAS_SOURCE_ROOT "/mappings"
+
+static struct ras_db *db;
+static char *conninfo;
+static struct ras_triage *tri;
+static int64_t now;
+
+static int64_t
+count(const char *sql)
+{
+	struct ras_db_res *res = NULL;
+	int64_t n = -1;
+
+	if (ras_db_query(db, &res, sql, 0, NULL) == 0)
+		(void)ras_db_res_int(res, 0, 0, &n);
+	else
+		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
+	ras_db_res_free(res);
+	return n;
+}
+
+static char *
+text(const char *sql)
+{
+	struct ras_db_res *res = NULL;
+	char *s = NULL;
+
+	if (ras_db_query(db, &res, sql, 0, NULL) < 0)
+		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
+	else if (ras_db_res_rows(res) > 0 && !ras_db_res_isnull(res, 0, 0))
+		s = strdup(ras_db_res_get(res, 0, 0));
+	ras_db_res_free(res);
+	return s;
+}
+
+/* Keep a payload and normalise it, as the intake routes do; returns the payload id. */
+static int64_t
+store_payload(const char *data, size_t len, const char *ref, const char *service, const char *ubrn)
+{
+	struct ras_inbox_item it = { .data = data, .len = len, .source = "file", .source_ref = ref,
+		.service_hint = service, .ubrn_hint = ubrn };
+	struct ras_inbox_put_result put;
+	struct ras_normalise_report *rep = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
+	CU_ASSERT_FALSE(put.duplicate);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	if (strcmp(rep[0].state, "stored") != 0)
+		fprintf(stderr, "%s: %s %s\n", ref, rep[0].state, rep[0].message);
+	CU_ASSERT_STRING_EQUAL(rep[0].state, "stored");
+	free(rep);
+	return put.id;
+}
+
+static int64_t
+store_fixture(const char *rel, const char *service)
+{
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture(rel), &len);
+	int64_t id = store_payload(data, len, rel, service, NULL);
+
+	free(data);
+	return id;
+}
+
+/* The fixture with its UBRN (and NHS number) replaced, so one file gives
+ * many referrals. */
+static void
+store_variant(const char *rel, const char *old_ubrn, const char *new_ubrn, const char *service,
+    const char *version)
+{
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture(rel), &len);
+	char *out = malloc(len + 128), *p;
+	size_t n = 0;
+	const char *s = data;
+
+	while ((p = strstr(s, old_ubrn)) != NULL) {
+		memcpy(out + n, s, (size_t)(p - s));
+		n += (size_t)(p - s);
+		memcpy(out + n, new_ubrn, strlen(new_ubrn));
+		n += strlen(new_ubrn);
+		s = p + strlen(old_ubrn);
+	}
+	memcpy(out + n, s, strlen(s) + 1);
+	n += strlen(s);
+	if (version) {
+		/* meta.versionId on the ServiceRequest: a new version of the referral */
+		char *sr = strstr(out, "\"resourceType\": \"ServiceRequest\",");
+		char *copy = malloc(n + 64);
+		size_t at;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sr);
+		at = (size_t)(sr - out) + strlen("\"resourceType\": \"ServiceRequest\",");
+		n = (size_t)snprintf(copy, n + 64, "%.*s \"meta\": {\"versionId\": \"%s\"},%s", (int)at, out,
+		    version, out + at);
+		free(out);
+		out = copy;
+	}
+	(void)store_payload(out, n, rel, service, NULL);
+	free(out);
+	free(data);
+}
+
+static struct ras_triage_report *
+triage_all(size_t limit, size_t *n)
+{
+	struct ras_triage_report *reps = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(ras_triage_pending(db, tri, now, limit, NULL, 0, &reps, n), 0);
+	return reps;
+}
+
+/* The report of a UBRN; a blank one (and a failure) when there is none. */
+static const struct ras_triage_report *
+report_for(const struct ras_triage_report *reps, size_t n, const char *ubrn)
+{
+	static const struct ras_triage_report none = { .state = "(no report)" };
+
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(reps[i].referral, ubrn, strlen(ubrn)) == 0)
+			return &reps[i];
+	CU_FAIL("no triage report for the referral");
+	return &none;
+}
+
+/* ---- the stage ------------------------------------------------------------- */
+
+static void
+stage_records_decisions(void)
+{
+	struct ras_triage_report *reps;
+	const struct ras_triage_report *r;
+	size_t n = 0;
+	char sql[512], *v;
+
+	store_fixture("triage/midnotts-accept.json", "midnotts");
+	store_fixture("triage/midnotts-out-of-area.json", "midnotts");
+	store_fixture("triage/midnotts-2ww.json", "midnotts");
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE state = 'new'"), 3);
+	reps = triage_all(100, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+
+	r = report_for(reps, n, "100000000301");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(r->outcome, RAS_OUTCOME_ACCEPT);
+	CU_ASSERT_FALSE(r->final);
+	CU_ASSERT_STRING_EQUAL(r->state, "review");
+	CU_ASSERT_TRUE(r->decision_id > 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r->message, "midnotts.accept [004 \xc2\xa7" "3.4]"));
+	r = report_for(reps, n, "100000000302");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(r->outcome, RAS_OUTCOME_RETURN);
+	CU_ASSERT_TRUE(r->final);
+	CU_ASSERT_STRING_EQUAL(r->state, "decided");
+	r = report_for(reps, n, "100000000303");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(r->outcome, RAS_OUTCOME_ONWARD);
+	CU_ASSERT_STRING_EQUAL(r->onward_target, "two-week-wait");
+	free(reps);
+
+	/* The decisions: facts, rule-set version, reasons with clauses. */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions"), 3);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions WHERE ruleset_version = '%s'"
+	    " AND decided_by = 'rules' AND facts ? 'patient.age' AND facts ? 'findings'",
+	    ras_rules_version(ras_mappings_ruleset(ras_triage_mappings(tri), "midnotts")));
+	CU_ASSERT_EQUAL(count(sql), 3);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000000302' AND d.outcome = 'return' AND d.final"
+	    " AND d.reasons @> '[{\"rule\": \"midnotts.population\", \"clause\": \"004 \xc2\xa7" "3.4\"}]'"
+	    " AND (d.facts ->> 'patient.practice_in_area')::boolean = false"), 1);
+	/* The clocks ran from the time the payload was received. */
+	v = text("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND (d.doc ->> 'received_at')::timestamptz"
+	    "  = date_trunc('second', r.received_at)");
+	CU_ASSERT_PTR_NOT_NULL(v);
+	CU_ASSERT_STRING_EQUAL(v ? v : "", "1");
+	free(v);
+	/* The clocks: the 2WW has onward and same-day GP notification; a final
+	 * return meets its own triage clock. */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines dl JOIN referrals r ON r.id = dl.referral_id"
+	    " WHERE r.ubrn = '100000000303' AND dl.kind IN ('onward', 'gp-notification', 'triage')"
+	    " AND dl.clause LIKE '004 %'"), 3);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines dl JOIN referrals r ON r.id = dl.referral_id"
+	    " WHERE r.ubrn = '100000000302' AND dl.kind = 'triage' AND dl.met_at IS NOT NULL"
+	    " AND dl.met_by LIKE 'decision:%'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines dl JOIN referrals r ON r.id = dl.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND dl.kind = 'contact' AND dl.met_at IS NULL"
+	    " AND dl.due_at > r.received_at"), 1);
+	/* The events carry the rules, clauses and facts. */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM events WHERE kind = 'triage-decided'"
+	    " AND detail -> 'reasons' -> 0 ? 'clause' AND detail -> 'facts' ? 'form.present'"
+	    " AND detail ? 'ruleset_version'"), 3);
+	/* Nothing left to do. */
+	reps = triage_all(100, &n);
+	CU_ASSERT_EQUAL(n, 0);
+	free(reps);
+}
+
+static void
+decisions_are_append_only(void)
+{
+	CU_ASSERT_NOT_EQUAL(ras_db_exec(db, "UPDATE decisions SET outcome = 'accept'"), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_exec(db, "DELETE FROM decisions"), 0);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions"), 3);
+}
+
+static void
+new_version_adds_a_decision(void)
+{
+	struct ras_triage_report *reps;
+	size_t n = 0;
+	char *first;
+
+	first = text("SELECT d.doc::text FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000000302'");
+	/* Version 2 of the out-of-area referral. */
+	store_variant("triage/midnotts-out-of-area.json", "100000000302", "100000000302", "midnotts", "2");
+	reps = triage_all(100, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_STRING_EQUAL(reps[0].referral, "100000000302 v2");
+	free(reps);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000000302'"), 2);
+	/* The first decision is untouched; its open clocks were superseded. */
+	{
+		char *again = text("SELECT d.doc::text FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+		    " WHERE r.ubrn = '100000000302' AND r.version = 1");
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(first);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+		CU_ASSERT_STRING_EQUAL(first, again);
+		free(again);
+	}
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines dl JOIN referrals r ON r.id = dl.referral_id"
+	    " WHERE r.ubrn = '100000000302' AND r.version = 1 AND dl.kind = 'return'"
+	    " AND dl.cancelled_at IS NOT NULL"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines dl JOIN referrals r ON r.id = dl.referral_id"
+	    " WHERE r.ubrn = '100000000302' AND r.version = 2 AND dl.cancelled_at IS NULL"), 2);
+	free(first);
+}
+
+static void
+form_arrival_retriages(void)
+{
+	struct ras_triage_report *reps;
+	size_t n = 0, len;
+	char *bundle = ras_test_read(ras_test_fixture("triage/midnotts-accept.json"), &len);
+	const char *qr, *end;
+	json_t *j = NULL, *e;
+	size_t i;
+	struct ras_buf b = RAS_BUF_INIT(0);
+
+	/* An e-RS referral: only an NHS number, so a person must review it. */
+	store_fixture("ers/referral-Unbooked.json", "midnotts");
+	reps = triage_all(100, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_REVIEW);
+	CU_ASSERT_PTR_NOT_NULL(strstr(reps[0].message, "midnotts.form.awaited"));
+	free(reps);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '000000070000' AND state = 'review'"), 1);
+
+	/* Its referral form arrives as an e-RS attachment (a bare QuestionnaireResponse). */
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse(bundle, len, 0, &j), 0);
+	json_array_foreach(json_object_get(j, "entry"), i, e)
+		if (strcmp(ras_json_str(json_object_get(e, "resource"), "resourceType"),
+		    "QuestionnaireResponse") == 0)
+			CU_ASSERT_EQUAL(ras_json_dump(json_object_get(e, "resource"), RAS_JSON_COMPACT, &b), 0);
+	json_decref(j);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b.data);
+	{
+		int64_t pid = store_payload(b.data, b.len, "form.json", NULL, "000000070000");
+		struct ras_triage_report *r2 = NULL;
+		size_t n2 = 0;
+
+		CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '000000070000' AND state = 'new'"), 1);
+		CU_ASSERT_EQUAL(count("SELECT count(*) FROM events WHERE kind = 'triage-requeued'"
+		    " AND detail ->> 'reason' LIKE 'referral form%'"), 1);
+		/* As rasctl ingest does: only what this payload touched. */
+		CU_ASSERT_EQUAL_FATAL(ras_triage_pending(db, tri, now, 10, &pid, 1, &r2, &n2), 0);
+		CU_ASSERT_EQUAL_FATAL(n2, 1);
+		CU_ASSERT_EQUAL(r2[0].payload_id, pid);
+		/* Still a review (no birth date or practice from e-RS), but the form
+		 * is no longer what is missing. */
+		CU_ASSERT_EQUAL(r2[0].outcome, RAS_OUTCOME_REVIEW);
+		CU_ASSERT_PTR_NULL(strstr(r2[0].message, "form.awaited"));
+		free(r2);
+	}
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '000000070000'"), 2);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM current_decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '000000070000' AND (d.facts ->> 'form.present')::boolean"), 1);
+	ras_buf_free(&b);
+	free(bundle);
+	(void)end;
+	(void)qr;
+}
+
+static void
+skip_locked_batches(void)
+{
+	struct ras_db *other = NULL;
+	struct ras_triage_report *reps;
+	size_t n = 0;
+	char ubrn[16];
+
+	for (int i = 0; i < 6; i++) {
+		snprintf(ubrn, sizeof(ubrn), "1000000004%02d", i);
+		store_variant("triage/bassetlaw-short-duration.json", "100000000305", ubrn, "bassetlaw-2022", NULL);
+	}
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE state = 'new'"), 6);
+	/* Another rasd holds two of them. */
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(conninfo, &other), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(other), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_query(other, NULL, "SELECT id FROM referrals"
+	    " WHERE ubrn IN ('100000000400', '100000000401') FOR UPDATE", 0, NULL), 0);
+	reps = triage_all(3, &n);
+	CU_ASSERT_EQUAL(n, 3);   /* a batch is at most `limit` */
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_PTR_NULL(strstr(reps[i].referral, "100000000400"));
+		CU_ASSERT_PTR_NULL(strstr(reps[i].referral, "100000000401"));
+	}
+	free(reps);
+	reps = triage_all(3, &n);
+	CU_ASSERT_EQUAL(n, 1);
+	free(reps);
+	reps = triage_all(3, &n);
+	CU_ASSERT_EQUAL(n, 0);   /* the locked ones are skipped, not waited for */
+	free(reps);
+	CU_ASSERT_EQUAL_FATAL(ras_db_commit(other), 0);
+	ras_db_close(other);
+	reps = triage_all(3, &n);
+	CU_ASSERT_EQUAL(n, 2);
+	free(reps);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn LIKE '1000000004%' AND state = 'decided'"), 0);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn LIKE '1000000004%' AND state = 'review'"), 6);
+}
+
+static void
+failing_decision_does_not_block_the_batch(void)
+{
+	struct ras_triage_report *reps;
+	size_t n = 0;
+	char ubrn[16];
+
+	/* A later stage's trigger that refuses one decision. */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db,
+	    "CREATE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+	    " IF NEW.doc -> 'facts' ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER t_refuse AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION t_refuse()"), 0);
+	for (int i = 0; i < 3; i++) {
+		snprintf(ubrn, sizeof(ubrn), "1000000005%02d", i);
+		store_variant("triage/bassetlaw-short-duration.json", "100000000305", ubrn, "bassetlaw-2022", NULL);
+	}
+	/* The middle one is registered at another Bassetlaw practice. */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "UPDATE referrals SET doc = jsonb_set(doc, '{patient,practice_ods}',"
+	    " '\"C84008\"') WHERE ubrn = '100000000501'"), 0);
+	reps = triage_all(10, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	CU_ASSERT_STRING_EQUAL(report_for(reps, n, "100000000500")->state, "review");
+	CU_ASSERT_STRING_EQUAL(report_for(reps, n, "100000000501")->state, "triage-failed");
+	CU_ASSERT_PTR_NOT_NULL(strstr(report_for(reps, n, "100000000501")->message, "refused by test"));
+	CU_ASSERT_STRING_EQUAL(report_for(reps, n, "100000000502")->state, "review");
+	free(reps);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '100000000501' AND state = 'triage-failed'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM events e JOIN referrals r ON r.id = e.referral_id"
+	    " WHERE r.ubrn = '100000000501' AND e.kind = 'triage-failed'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn LIKE '1000000005%'"), 2);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "DROP TRIGGER t_refuse ON decisions; DROP FUNCTION t_refuse()"), 0);
+}
+
+static void
+unassigned_then_requeued(void)
+{
+	struct ras_triage_report *reps;
+	struct ras_triage *t2 = NULL;
+	struct ras_config *cfg = NULL;
+	struct ras_buf problems = RAS_BUF_INIT(0);
+	static const char conf[] = "[triage]\ndefault_service = bassetlaw-2022\n";
+	char *path = ras_test_write_tmp("default.conf", conf, strlen(conf));
+	int64_t moved = 0;
+	size_t n = 0;
+
+	/* No service hint, no e-RS service id, no default: unassigned. */
+	store_variant("triage/bassetlaw-short-duration.json", "100000000305", "100000000600", NULL, NULL);
+	reps = triage_all(10, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_STRING_EQUAL(reps[0].state, "unassigned");
+	CU_ASSERT_PTR_NOT_NULL(strstr(reps[0].message, "default_service"));
+	free(reps);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM events WHERE kind = 'triage-unassigned'"), 1);
+	/* The configuration gets a default service; requeue and triage again. */
+	CU_ASSERT_EQUAL_FATAL(ras_config_load(path, &cfg, &problems), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_new(cfg, MAPPINGS, &t2), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_requeue(db, t2, &moved), 0);
+	CU_ASSERT_EQUAL(moved, 1);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_pending(db, t2, now, 10, NULL, 0, &reps, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_STRING_EQUAL(reps[0].service, "bassetlaw-2022");
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_RETURN);
+	free(reps);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '100000000600'"
+	    " AND service = 'bassetlaw-2022'"), 1);
+	ras_triage_free(t2);
+	ras_config_free(cfg);
+	ras_buf_free(&problems);
+	free(path);
+}
+
+static void
+changed_rules_retriage_recommendations(void)
+{
+	struct ras_triage *t2 = NULL;
+	struct ras_triage_report *reps;
+	char dir[4096], cmd[8192], sql[512];
+	int64_t moved = 0, reviews;
+	size_t n = 0;
+
+	/* Edit the Bassetlaw rule set (a comment): its version changes. */
+	snprintf(dir, sizeof(dir), "%s/mappings-edited", ras_test_tmpdir());
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && sed -i "
+	    "'s/\"comment\": \"An e-RS Referral/\"comment\": \"Edited. An e-RS Referral/' '%s/services/bassetlaw-2022.json'",
+	    dir, MAPPINGS, dir, dir);
+	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_new(NULL, dir, &t2), 0);
+	reviews = count("SELECT count(*) FROM referrals WHERE service = 'bassetlaw-2022' AND state = 'review'");
+	CU_ASSERT_TRUE(reviews >= 6);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_requeue(db, t2, &moved), 0);
+	CU_ASSERT_EQUAL(moved, reviews);   /* final decisions (the returns) are not reopened */
+	CU_ASSERT_EQUAL_FATAL(ras_triage_pending(db, t2, now, 100, NULL, 0, &reps, &n), 0);
+	CU_ASSERT_EQUAL((int64_t)n, reviews);
+	free(reps);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM current_decisions WHERE service = 'bassetlaw-2022'"
+	    " AND ruleset_version = '%s'", ras_rules_version(ras_mappings_ruleset(ras_triage_mappings(t2),
+	    "bassetlaw-2022")));
+	CU_ASSERT_EQUAL(count(sql), reviews);
+	/* A second requeue with the same rules moves nothing. */
+	CU_ASSERT_EQUAL_FATAL(ras_triage_requeue(db, t2, &moved), 0);
+	CU_ASSERT_EQUAL(moved, 0);
+	ras_triage_free(t2);
+}
+
+static void
+clinician_decision(void)
+{
+	struct ras_arena *a = ras_arena_new();
+	const struct ras_ruleset *rs = ras_mappings_ruleset(ras_triage_mappings(tri), "midnotts");
+	struct ras_reason reason = { "clinician", "004 \xc2\xa7" "3.4", NULL, "clinical" };
+	struct ras_decision d = { 0 };
+	int64_t rid = 0, did = 0, received;
+	char *s;
+
+	s = text("SELECT id FROM referrals WHERE ubrn = '100000000301'");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	rid = strtoll(s, NULL, 10);
+	free(s);
+	s = text("SELECT floor(extract(epoch FROM received_at))::bigint FROM referrals WHERE ubrn = '100000000301'");
+	received = strtoll(s, NULL, 10);
+	free(s);
+	d.service = "midnotts";
+	d.outcome = RAS_OUTCOME_ACCEPT;
+	d.final = true;
+	d.reasons = &reason;
+	d.n_reasons = 1;
+	d.facts = NULL;
+	d.decided_by = "555111222333";
+	d.decided_at = now + 3600;
+	d.received_at = received;
+	CU_ASSERT_EQUAL_FATAL(ras_rules_deadlines(a, rs, d.outcome, NULL, false, true, received,
+	    ras_mappings_calendar(ras_triage_mappings(tri)), &d.deadlines, &d.n_deadlines, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(db, rid, &d, &did), 0);
+	CU_ASSERT_TRUE(did > 0);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM current_decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND d.decided_by = '555111222333' AND d.final"
+	    " AND d.ruleset_version = 'clinician'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '100000000301' AND state = 'decided'"), 1);
+	/* The rules' clocks were superseded by the clinician's, and the triage clock is met. */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines dl JOIN referrals r ON r.id = dl.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND dl.cancelled_at IS NULL AND dl.met_at IS NULL"), 3);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines dl JOIN referrals r ON r.id = dl.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND dl.kind = 'triage' AND dl.met_by IS NOT NULL"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM events e JOIN referrals r ON r.id = e.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND e.kind = 'triage-decided' AND e.actor = '555111222333'"), 1);
+	/* A decision without who made it is refused. */
+	d.decided_by = NULL;
+	CU_ASSERT_EQUAL(ras_triage_store_decision(db, rid, &d, &did), RAS_EINVALID);
+	ras_arena_free(a);
+}
+
+/* ---- rasctl -------------------------------------------------------------- */
+
+static int
+rasctl(const char *const *args, char **out, char **err)
+{
+	char *argv[32];
+	int n = 0;
+
+	argv[n++] = (char *)ras_test_program("daemon/rasctl");
+	for (int i = 0; args[i] && n < 31; i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	return ras_test_spawn(argv, NULL, NULL, out, err);
+}
+
+static void
+rasctl_triage_contract(void)
+{
+	char f[4096], *out = NULL, *err = NULL;
+	json_t *j = NULL, *r, *dl;
+	const char *key;
+	json_t *v;
+	int rc, nkeys = 0;
+
+	snprintf(f, sizeof(f), "%s", ras_test_fixture("triage/midnotts-out-of-area.json"));
+	rc = rasctl((const char *[]){ "triage", "--service", "midnotts", "--at", "2026-04-02T09:30:00+01:00",
+	    "--mappings", MAPPINGS, f, NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(ras_test_count(out, "\n"), 1);
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse(out, strlen(out), 0, &j), 0);
+	json_object_foreach(j, key, v)
+		nkeys++;
+	CU_ASSERT_EQUAL(nkeys, 6);
+	CU_ASSERT_STRING_EQUAL(ras_json_str(j, "service"), "midnotts");
+	CU_ASSERT_STRING_EQUAL(ras_json_str(j, "outcome"), "return");
+	CU_ASSERT_TRUE(json_is_null(json_object_get(j, "onward_target")));
+	CU_ASSERT_TRUE(json_is_true(json_object_get(j, "final")));
+	r = json_array_get(json_object_get(j, "reasons"), 0);
+	CU_ASSERT_STRING_EQUAL(ras_json_str(r, "rule"), "midnotts.population");
+	CU_ASSERT_STRING_EQUAL(ras_json_str(r, "clause"), "004 \xc2\xa7" "3.4");
+	CU_ASSERT_PTR_NOT_NULL(ras_json_str(r, "advice"));
+	CU_ASSERT_EQUAL(json_object_size(r), 3);
+	dl = json_object_get(j, "deadlines");
+	CU_ASSERT_EQUAL(json_array_size(dl), 2);
+	CU_ASSERT_STRING_EQUAL(ras_json_str(json_array_get(dl, 0), "kind"), "triage");
+	CU_ASSERT_STRING_EQUAL(ras_json_str(json_array_get(dl, 0), "due"), "2026-04-08");
+	CU_ASSERT_STRING_EQUAL(ras_json_str(json_array_get(dl, 1), "kind"), "return");
+	CU_ASSERT_STRING_EQUAL(ras_json_str(json_array_get(dl, 1), "due"), "2026-04-08");
+	CU_ASSERT_EQUAL(json_object_size(json_array_get(dl, 0)), 2);
+	/* no patient data on stdout */
+	CU_ASSERT_PTR_NULL(strstr(out, "9990000034"));
+	CU_ASSERT_PTR_NULL(strstr(out, "1980-07-21"));
+	json_decref(j);
+	free(out);
+	free(err);
+
+	/* An invalid NHS number is a return, not an exit 65. */
+	snprintf(f, sizeof(f), "%s", ras_test_fixture("bad/nhs-invalid.json"));
+	rc = rasctl((const char *[]){ "triage", "--service", "midnotts", "--at", "2026-04-02", f, NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"midnotts.nhs-number\""));
+	free(out);
+	free(err);
+}
+
+static void
+rasctl_triage_exit_codes(void)
+{
+	static const struct { const char *service, *at, *file; int rc; const char *msg; } cases[] = {
+		{ "midnotts", NULL, "bad/malformed.json", 65, "malformed JSON" },
+		{ "midnotts", NULL, "bad/no-servicerequest.json", 65, "cannot triage" },
+		{ "midnotts", NULL, "ers/worklist-referrals-for-review.json", 65, "not a single referral" },
+		{ "midnotts", NULL, "does-not-exist.json", 65, "cannot open" },
+		{ "atlantis", NULL, "triage/midnotts-accept.json", 64, "unknown service" },
+		{ "midnotts", "yesterday", "triage/midnotts-accept.json", 64, "--at" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char f[4096], *out = NULL, *err = NULL;
+		const char *args[12];
+		int n = 0, rc;
+
+		snprintf(f, sizeof(f), "%s", ras_test_fixture(cases[i].file));
+		args[n++] = "triage";
+		args[n++] = "--service";
+		args[n++] = cases[i].service;
+		if (cases[i].at) {
+			args[n++] = "--at";
+			args[n++] = cases[i].at;
+		}
+		args[n++] = f;
+		args[n] = NULL;
+		rc = rasctl(args, &out, &err);
+		CU_ASSERT_EQUAL(rc, cases[i].rc);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].msg));
+		CU_ASSERT_EQUAL(ras_test_count(err, "\n"), 1);   /* one line on stderr */
+		CU_ASSERT_STRING_EQUAL(out, "");
+		free(out);
+		free(err);
+	}
+	{
+		char *out = NULL, *err = NULL;
+		int rc = rasctl((const char *[]){ "triage", "--service", "midnotts", "--mappings", "/nonexistent",
+		    ras_test_fixture("triage/midnotts-accept.json"), NULL }, &out, &err);
+
+		CU_ASSERT_EQUAL(rc, 78);
+		free(out);
+		free(err);
+	}
+}
+
+static void
+rasctl_ingest_triages(void)
+{
+	char f1[4096], f2[4096], *out = NULL, *err = NULL;
+	int rc;
+
+	snprintf(f1, sizeof(f1), "%s", ras_test_fixture("triage/dorset-2019-old-form.json"));
+	snprintf(f2, sizeof(f2), "%s", ras_test_fixture("triage/bassetlaw-surgical-opinion.json"));
+	rc = rasctl((const char *[]){ "--db", conninfo, "ingest", "--service", "dorset-2019", f1, NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(ras_test_count(out, "\n"), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "dorset-2019-old-form.json: stored fhir-bundle"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "; triage: dorset-2019: return (final) dorset-2019.form.out-of-date [002 \xc2\xa7" "3.2]"));
+	CU_ASSERT_PTR_NULL(strstr(out, "9990000085"));
+	CU_ASSERT_PTR_NULL(strstr(out, "Testpatient"));
+	free(out);
+	free(err);
+	rc = rasctl((const char *[]){ "--db", conninfo, "ingest", "--service", "bassetlaw-2022", f2, NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "onward to secondary-care (recommendation) bassetlaw-2022.surgical-opinion"));
+	free(out);
+	free(err);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn IN ('100000000307', '100000000306')"
+	    " AND state IN ('decided', 'review')"), 2);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int
+setup(void)
+{
+	db = ras_test_db("triage", &conninfo);
+	now = ras_time_now();
+	if (ras_triage_new(NULL, MAPPINGS, &tri) < 0) {
+		fprintf(stderr, "cannot load %s: %s\n", MAPPINGS, ras_error_last());
+		return 1;
+	}
+	return 0;
+}
+
+static int
+teardown(void)
+{
+	ras_triage_free(tri);
+	ras_db_close(db);
+	return 0;
+}
+
+int
+main(void)
+{
+	static const struct ras_test_case cases[] = {
+		{ "the stage records decisions, facts, rule-set version, clocks and events", stage_records_decisions },
+		{ "decisions are append-only", decisions_are_append_only },
+		{ "a new referral version adds a decision and supersedes the old clocks", new_version_adds_a_decision },
+		{ "an e-RS referral's form arriving later sends it back to triage", form_arrival_retriages },
+		{ "batches claim with SKIP LOCKED and respect the limit", skip_locked_batches },
+		{ "a decision refused by the database does not block the batch", failing_decision_does_not_block_the_batch },
+		{ "no service: unassigned, then requeued once configured", unassigned_then_requeued },
+		{ "changed rules re-triage recommendations, never final decisions", changed_rules_retriage_recommendations },
+		{ "a clinician's decision is stored with its clocks", clinician_decision },
+		{ "rasctl triage prints exactly the contract object", rasctl_triage_contract },
+		{ "rasctl triage exit codes and one-line errors", rasctl_triage_exit_codes },
+		{ "rasctl ingest triages what it stored", rasctl_ingest_triages },
+		{ NULL, NULL },
+	};
+	static const struct ras_test_suite suites[] = {
+		{ "triage-store", cases, setup, teardown },
+		{ NULL, NULL, NULL, NULL },
+	};
+
+	return ras_test_run_suites(suites);
+}
