@@ -30,6 +30,19 @@ depth_ok(const json_t *j, int depth)
 	return 1;
 }
 
+/* jansson's messages quote the text near the error ("'}' expected near
+ * 'Smith'"), which may be patient data that would then reach a log or an
+ * OperationOutcome: keep the kind of error and drop the quoted text. */
+static const char *
+scrub(char *text)
+{
+	char *near = strstr(text, " near ");
+
+	if (near)
+		*near = '\0';
+	return text;
+}
+
 int
 ras_json_parse(const char *data, size_t len, size_t max, json_t **out)
 {
@@ -42,10 +55,10 @@ ras_json_parse(const char *data, size_t len, size_t max, json_t **out)
 	j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL) {
 		if (json_error_code(&jerr) == json_error_duplicate_key)
-			return ras_error_code(RAS_EINVALID, "duplicate JSON key at line %d column %d: %s",
-			    jerr.line, jerr.column, jerr.text);
+			return ras_error_code(RAS_EINVALID, "duplicate JSON key at line %d column %d",
+			    jerr.line, jerr.column);
 		return ras_error_code(RAS_EINVALID, "malformed JSON at line %d column %d: %s",
-		    jerr.line, jerr.column, jerr.text);
+		    jerr.line, jerr.column, scrub(jerr.text));
 	}
 	if (!depth_ok(j, 1)) {
 		json_decref(j);

@@ -149,6 +149,17 @@ json_policy(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "duplicate"));
 	CU_ASSERT_EQUAL(ras_json_parse("{\"a\":", 5, 0, &j), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "line 1"));
+	/* the message never quotes the payload (it may be patient data) */
+	CU_ASSERT_EQUAL(ras_json_parse("{\"name\": Smith}", 15, 0, &j), RAS_EINVALID);
+	CU_ASSERT_PTR_NULL(strstr(ras_error_last(), "Smith"));
+	{
+		const char *dup = "{\"family\":\"Jones\",\"family\":\"Jones\"}";
+
+		CU_ASSERT_EQUAL(ras_json_parse(dup, strlen(dup), 0, &j), RAS_EINVALID);
+		CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "duplicate"));
+	}
+	CU_ASSERT_PTR_NULL(strstr(ras_error_last(), "Jones"));
+	CU_ASSERT_PTR_NULL(strstr(ras_error_last(), "family"));
 	CU_ASSERT_EQUAL(ras_json_parse("{\"a\":1}", 7, 3, &j), RAS_ETOOBIG);
 	for (int i = 0; i < 100; i++)
 		deep[n++] = '[';
