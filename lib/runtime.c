@@ -213,3 +213,11 @@ ras_runtime_ers(const struct ras_runtime *rt)
 {
 	return rt->ers;
 }
+
+struct ras_epr_ctx
+ras_runtime_epr(const struct ras_runtime *rt)
+{
+	struct ras_epr_ctx ctx = { rt->triage, rt->outbox };
+
+	return ctx;
+}

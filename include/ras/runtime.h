@@ -18,13 +18,15 @@
  *              (ras_ers_set_triage)
  *
  * The objects are owned by the runtime and live until ras_runtime_free();
- * borrowers (the stages) must not outlive it.  Loading does
+ * borrowers (the EPR route, the stages) must not outlive it.  Loading does
  * no network or database I/O.  The XML form maps are process-wide once in
  * use: the caller installs them with ras_intake_set_form_maps() (and
  * uninstalls them before freeing the runtime that owns them).
  */
 #ifndef RAS_RUNTIME_H
 #define RAS_RUNTIME_H
+
+#include "ras/epr.h"
 
 struct ras_buf;
 struct ras_calendar;
@@ -61,5 +63,8 @@ struct ras_outbox *ras_runtime_outbox(const struct ras_runtime *rt);
 const struct ras_xmlform_maps *ras_runtime_form_maps(const struct ras_runtime *rt);
 /* NULL when e-RS is not configured. */
 struct ras_ers *ras_runtime_ers(const struct ras_runtime *rt);
+
+/* What the EPR route needs (ras_epr_record, ras_epr_receive). */
+struct ras_epr_ctx ras_runtime_epr(const struct ras_runtime *rt);
 
 #endif
