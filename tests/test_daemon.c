@@ -626,7 +626,7 @@ epr_events_over_http(void)
 		/* Triaged (as a triage stage would), so that a clinician has a
 		 * recommendation to decide and the discharge a service. */
 		struct ras_triage *t = ras_test_triage("[triage]\ndefault_service = bassetlaw-2022\n"
-		    "[service bassetlaw-2022]\nautomation = none\n");
+		    "[service bassetlaw-2022]\nautomation = none\n", NULL);
 
 		CU_ASSERT_EQUAL(ras_test_triage_pending(e.db, t, ras_time_now()), 1);
 		ras_triage_free(t);

@@ -291,7 +291,7 @@ static void
 build_midnotts(void)
 {
 	db = ras_test_db("kpi", &conninfo);
-	tri = ras_test_triage("[service midnotts]\nautomation = none\n");
+	tri = ras_test_triage("[service midnotts]\nautomation = none\n", NULL);
 	/* Six midnotts referrals over two months. */
 	store("r4/referral-collection-urn.json", "200000000001", "2026-03-02 09:00Z");
 	store("r4/referral-collection-urn.json", "200000000002", "2026-03-03 10:00Z");

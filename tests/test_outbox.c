@@ -712,7 +712,7 @@ setup(void)
 		fprintf(stderr, "outbox: %s\n", ras_error_last());
 		return 1;
 	}
-	tri = ras_test_triage(NULL);
+	tri = ras_test_triage(NULL, NULL);
 	return 0;
 }
 
