@@ -7,6 +7,8 @@
  *
  * The report is computed from stored events (kpi.h) and rendered by
  * report.h; it goes to standard output unless --output names a file.
+ * Working days are the mappings' calendar (--holidays FILE: another
+ * GOV.UK-format file).
  */
 #include <getopt.h>
 #include <stdbool.h>
@@ -18,81 +20,15 @@
 #include "ctl.h"
 #include "ras/arena.h"
 #include "ras/buf.h"
+#include "ras/calendar.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/kpi.h"
 #include "ras/limits.h"
+#include "ras/mappings.h"
 #include "ras/report.h"
 #include "ras/timeutil.h"
-
-/*
- * Bank holidays (England and Wales) from a GOV.UK-format file.  Until the
- * triage work's calendar module is merged this small reader stands in for
- * it; afterwards the report uses that module and the same file.
- */
-struct holidays {
-	size_t n;
-	int64_t days[512];
-};
-
-static bool
-workday(const struct ras_date *d, void *ctx)
-{
-	const struct holidays *h = ctx;
-	int64_t day = ras_date_to_days(d);
-
-	if (ras_date_weekday(d) > 5)
-		return false;
-	for (size_t i = 0; h && i < h->n; i++)
-		if (h->days[i] == day)
-			return false;
-	return true;
-}
-
-static int
-load_holidays(const char *path, struct holidays *h)
-{
-	struct ras_buf b = RAS_BUF_INIT(RAS_MAPPING_FILE_MAX);
-	json_t *j = NULL, *ev;
-	size_t i;
-	int err;
-
-	h->n = 0;
-	if ((err = ras_buf_read_file(&b, path)) < 0 ||
-	    (err = ras_json_parse(b.data, b.len, RAS_MAPPING_FILE_MAX, &j)) < 0) {
-		ras_buf_free(&b);
-		return err;
-	}
-	json_array_foreach(ras_json_arr(ras_json_obj(j, "england-and-wales"), "events"), i, ev) {
-		struct ras_date d;
-
-		if (h->n < sizeof(h->days) / sizeof(h->days[0]) &&
-		    ras_date_parse(ras_json_str(ev, "date"), &d) == 0)
-			h->days[h->n++] = ras_date_to_days(&d);
-	}
-	json_decref(j);
-	ras_buf_free(&b);
-	if (h->n == 0)
-		return ras_error_code(RAS_EINVALID, "%s has no england-and-wales events", path);
-	return 0;
-}
-
-static const char *
-find_holidays(struct ras_ctl *ctl)
-{
-	static char path[4096];
-	static const char *const names[] = { "bank-holidays.json", "calendar/bank-holidays.json",
-		"calendar/gov-uk-bank-holidays.json", NULL };
-	const char *m = ras_ctl_mappings(ctl, NULL);
-
-	for (int i = 0; names[i]; i++) {
-		snprintf(path, sizeof(path), "%s/%s", m, names[i]);
-		if (access(path, R_OK) == 0)
-			return path;
-	}
-	return NULL;
-}
 
 static int
 parse_date_arg(struct ras_ctl *ctl, const char *what, const char *s, struct ras_date *d)
@@ -120,7 +56,7 @@ ras_ctl_report(struct ras_ctl *ctl, int argc, char **argv)
 	const char *hol_path = NULL;
 	struct ras_buf out = RAS_BUF_INIT(0);
 	struct ras_arena *a = NULL;
-	struct holidays *hol = NULL;
+	struct ras_calendar *cal = NULL;
 	struct ras_kpi_data data;
 	struct ras_kpi_report rep;
 	struct ras_date from, to;
@@ -155,30 +91,24 @@ ras_ctl_report(struct ras_ctl *ctl, int argc, char **argv)
 		    "bassetlaw-2022, dorset-2019, midnotts, dorset-2013)\n", ctl->prog, service);
 		return CTL_DATAERR;
 	}
-	if ((hol = calloc(1, sizeof(*hol))) == NULL)
-		return CTL_SOFTWARE;
-	if (hol_path == NULL)
-		hol_path = find_holidays(ctl);
-	if (hol_path && load_holidays(hol_path, hol) < 0) {
+	/* The working-day calendar every clock in rasd counts in (the
+	 * mappings' bank-holiday file), or --holidays FILE for another one. */
+	if ((hol_path ? ras_calendar_load(hol_path, &cal) :
+	    ras_mappings_load_calendar(ras_ctl_mappings(ctl, NULL), &cal)) < 0) {
 		ras_ctl_fail(ctl, "cannot read the bank holidays");
-		free(hol);
-		return CTL_NOINPUT;
+		return hol_path ? CTL_NOINPUT : CTL_CONFIG;
 	}
-	if (hol_path == NULL)
-		fprintf(stderr, "%s: no bank-holiday file in the mappings (--holidays FILE): counting "
-		    "Monday to Friday only\n", ctl->prog);
 	if ((rc = ras_ctl_db(ctl, &db)) != 0) {
-		free(hol);
+		ras_calendar_free(cal);
 		return rc;
 	}
 	a = ras_arena_new();
 	if (a == NULL) {
-		free(hol);
+		ras_calendar_free(cal);
 		return CTL_SOFTWARE;
 	}
 	if ((err = ras_kpi_load(db, a, service, &from, &to, &data)) < 0 ||
-	    (err = ras_kpi_compute(a, &data, service, &from, &to, ras_time_now(), workday, hol,
-	    hol_path != NULL, &rep)) < 0) {
+	    (err = ras_kpi_compute(a, &data, service, &from, &to, ras_time_now(), cal, &rep)) < 0) {
 		ras_ctl_fail(ctl, "cannot compute the report");
 		rc = err == RAS_EINVALID ? CTL_USAGE : ras_ctl_exit_for(err);
 		goto done;
@@ -206,7 +136,7 @@ ras_ctl_report(struct ras_ctl *ctl, int argc, char **argv)
 done:
 	ras_buf_free(&out);
 	ras_arena_free(a);
-	free(hol);
+	ras_calendar_free(cal);
 	return rc;
 usage:
 	fprintf(stderr, "usage: rasctl report kpi --service ID --from DATE --to DATE [--format csv|html] "
