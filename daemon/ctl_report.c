@@ -29,6 +29,7 @@
 #include "ras/mappings.h"
 #include "ras/report.h"
 #include "ras/timeutil.h"
+#include "ras/triage.h"
 
 static int
 parse_date_arg(struct ras_ctl *ctl, const char *what, const char *s, struct ras_date *d)
@@ -145,13 +146,24 @@ usage:
 }
 
 /*
- * replay: re-run a rule set over stored referrals and list the decisions
- * that would change, changing nothing.  The referrals and their current
- * decisions are read here; evaluating them needs the triage engine
- * (issue 3), which plugs in through `replay_evaluate` when it is merged.
+ * replay: re-run a rule set (the service's in the mappings, or a changed
+ * copy with --mappings DIR) over the stored referrals received in the
+ * period and list the decisions that would change, changing nothing
+ * (ras_triage_replay reads in a READ ONLY transaction).  One line per
+ * change, then a summary:
+ *
+ *   100000000101 v1: return (final) -> accept (recommendation): bassetlaw-2022: accept …
+ *   1 decision(s) would change, 3 would stay the same
+ *
+ * Exit 0; 65 when some referrals could not be decided (listed); 64 usage;
+ * 78 the mappings do not load or have no rule set for the service.
  */
-static int (*replay_evaluate)(struct ras_db *db, const char *mappings, const char *service,
-    const char *doc, json_t **decision) = NULL;
+static void
+print_outcome(enum ras_outcome o, const char *target, bool fin)
+{
+	printf("%s%s%s (%s)", ras_outcome_name(o), target[0] ? " to " : "", target,
+	    fin ? "final" : "recommendation");
+}
 
 int
 ras_ctl_replay(struct ras_ctl *ctl, int argc, char **argv)
@@ -161,20 +173,25 @@ ras_ctl_replay(struct ras_ctl *ctl, int argc, char **argv)
 		{ "mappings", required_argument, NULL, 'm' },
 		{ "from", required_argument, NULL, 'f' },
 		{ "to", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *service = NULL, *mappings = NULL, *from_s = NULL, *to_s = NULL;
+	struct ras_triage_replay *v = NULL;
+	struct ras_triage *t;
 	struct ras_date from, to;
 	struct ras_db *db;
-	struct ras_db_res *res = NULL;
-	int c, rc, err, changed = 0, same = 0, failed = 0;
+	size_t n = 0, same = 0, failed = 0;
+	bool as_json = false;
+	int c, rc, err;
 
-	while ((c = getopt_long(argc, argv, "s:m:f:t:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:m:f:t:j", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': service = optarg; break;
 		case 'm': mappings = optarg; break;
 		case 'f': from_s = optarg; break;
 		case 't': to_s = optarg; break;
+		case 'j': as_json = true; break;
 		default: goto usage;
 		}
 	}
@@ -183,63 +200,58 @@ ras_ctl_replay(struct ras_ctl *ctl, int argc, char **argv)
 	if ((rc = parse_date_arg(ctl, "--from", from_s, &from)) != 0 ||
 	    (rc = parse_date_arg(ctl, "--to", to_s, &to)) != 0)
 		return rc;
-	mappings = ras_ctl_mappings(ctl, mappings);
-	if (replay_evaluate == NULL) {
-		fprintf(stderr, "%s: replay needs the triage engine, which is not in this build yet\n",
-		    ctl->prog);
-		return CTL_UNAVAILABLE;
-	}
-	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+	if ((rc = ras_ctl_triage_load(ctl, mappings, &t)) != 0 || (rc = ras_ctl_db(ctl, &db)) != 0)
 		return rc;
-	{
-		struct ras_date end_day;
-		char start[RAS_TIME_STR_MAX], end[RAS_TIME_STR_MAX];
-
-		ras_date_add_days(&to, 1, &end_day);
-		ras_time_format_utc(ras_time_uk_midnight(&from), start);
-		ras_time_format_utc(ras_time_uk_midnight(&end_day), end);
-		err = ras_db_query(db, &res,
-		    "SELECT coalesce(r.ubrn, r.referral_key), r.doc::text, d.outcome, d.onward_target"
-		    " FROM referrals r LEFT JOIN current_decisions d ON d.referral_id = r.id"
-		    " WHERE r.service = $1 AND r.received_at >= $2::timestamptz AND r.received_at < $3::timestamptz"
-		    "   AND r.version = (SELECT max(version) FROM referrals v WHERE v.referral_key = r.referral_key)"
-		    " ORDER BY r.received_at, r.id", 3,
-		    (struct ras_db_param[]){ RAS_DB_TEXT(service), RAS_DB_TEXT(start), RAS_DB_TEXT(end) });
-		if (err < 0) {
-			ras_ctl_fail(ctl, "cannot read the referrals");
-			return ras_ctl_exit_for(err);
-		}
+	if ((err = ras_triage_replay(db, t, service, &from, &to, ras_time_now(), &v, &n, &same)) < 0) {
+		ras_ctl_fail(ctl, "cannot replay");
+		return err == RAS_ENOTFOUND ? CTL_CONFIG : ras_ctl_exit_for(err);
 	}
-	for (int i = 0; i < ras_db_res_rows(res); i++) {
-		const char *key = ras_db_res_get(res, i, 0), *was = ras_db_res_get(res, i, 2);
-		const char *was_target = ras_db_res_get(res, i, 3);
-		json_t *dec = NULL;
-		const char *now, *now_target;
+	if (as_json) {
+		struct ras_buf out = RAS_BUF_INIT(0);
+		json_t *arr = json_array(), *j;
 
-		if (replay_evaluate(db, mappings, service, ras_db_res_get(res, i, 1), &dec) < 0) {
-			printf("%s: cannot evaluate: %s\n", key, ras_error_last());
-			failed++;
-			continue;
+		for (size_t i = 0; i < n; i++) {
+			json_t *x = json_pack("{s:s, s:I, s:s?, s:s?, s:b, s:s, s:s?, s:s?, s:b, s:s}",
+			    "referral", v[i].referral, "referral_id", (json_int_t)v[i].referral_id,
+			    "was", v[i].had ? ras_outcome_name(v[i].was) : NULL,
+			    "was_target", v[i].was_target[0] ? v[i].was_target : NULL, "was_final", v[i].was_final,
+			    "current_decision_by", v[i].was_by,
+			    "now", v[i].now ? ras_outcome_name(v[i].now) : NULL,
+			    "now_target", v[i].now_target[0] ? v[i].now_target : NULL, "now_final", v[i].now_final,
+			    v[i].now ? "decision" : "error", v[i].message);
+
+			(void)ras_json_append_new(arr, x);
+			failed += v[i].now == 0;
 		}
-		now = ras_json_str(dec, "outcome");
-		now_target = ras_json_str(dec, "onward_target");
-		if (was && now && strcmp(was, now) == 0 &&
-		    ((was_target == NULL && now_target == NULL) ||
-		    (was_target && now_target && strcmp(was_target, now_target) == 0))) {
-			same++;
-		} else {
-			printf("%s: %s%s%s -> %s%s%s\n", key, was ? was : "(no decision)", was_target ? " " : "",
-			    was_target ? was_target : "", now ? now : "?", now_target ? " " : "",
-			    now_target ? now_target : "");
-			changed++;
+		j = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}", "service", service, "from", from_s, "to", to_s,
+		    "changes", arr, "same", (json_int_t)same, "failed", (json_int_t)failed);
+		(void)ras_json_dump(j, RAS_JSON_PRETTY | RAS_JSON_SORTED, &out);
+		printf("%s\n", out.data ? out.data : "{}");
+		ras_buf_free(&out);
+		json_decref(j);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			printf("%s: ", v[i].referral);
+			if (v[i].now == 0) {
+				printf("%s\n", v[i].message);
+				failed++;
+				continue;
+			}
+			if (v[i].had)
+				print_outcome(v[i].was, v[i].was_target, v[i].was_final);
+			else
+				printf("(no decision by the rules)");
+			printf(" -> ");
+			print_outcome(v[i].now, v[i].now_target, v[i].now_final);
+			printf("%s: %s\n", strcmp(v[i].was_by, "rules") ? " (a clinician has decided since)" : "",
+			    v[i].message);
 		}
-		json_decref(dec);
+		printf("%zu decision(s) would change, %zu would stay the same%s; nothing was changed\n",
+		    n - failed, same, failed ? " (some referrals could not be decided)" : "");
 	}
-	ras_db_res_free(res);
-	printf("%d decision(s) would change, %d would stay the same%s\n", changed, same,
-	    failed ? " (some referrals could not be evaluated)" : "");
+	free(v);
 	return failed ? CTL_DATAERR : CTL_OK;
 usage:
-	fprintf(stderr, "usage: rasctl replay --service ID [--mappings DIR] --from DATE --to DATE\n");
+	fprintf(stderr, "usage: rasctl replay --service ID [--mappings DIR] --from DATE --to DATE [--json]\n");
 	return CTL_USAGE;
 }
