@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "harness.h"
-#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"

@@ -4,7 +4,6 @@
 
 #include "harness.h"
 #include "ras/arena.h"
-#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"
