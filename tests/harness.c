@@ -14,9 +14,13 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "ras/buf.h"
+#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/migrate.h"
+#include "ras/outbox.h"
+#include "ras/triage.h"
 #include "ras_config.h"
 
 extern char **environ;
@@ -338,4 +342,132 @@ ras_test_count(const char *haystack, const char *needle)
 	for (const char *p = strstr(haystack, needle); p; p = strstr(p + l, needle))
 		n++;
 	return n;
+}
+
+/* ---- SQL, rasctl and triage helpers shared by the database suites -------- */
+
+int64_t
+ras_test_sql_int(struct ras_db *db, const char *sql, const char *arg)
+{
+	struct ras_db_res *res = NULL;
+	int64_t n = -1;
+
+	if (ras_db_query(db, &res, sql, arg ? 1 : 0, arg ? &RAS_DB_TEXT(arg) : NULL) < 0)
+		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
+	else if (ras_db_res_rows(res) > 0)
+		(void)ras_db_res_int(res, 0, 0, &n);
+	ras_db_res_free(res);
+	return n;
+}
+
+char *
+ras_test_sql_text(struct ras_db *db, const char *sql, const char *arg)
+{
+	struct ras_db_res *res = NULL;
+	char *s = NULL;
+
+	if (ras_db_query(db, &res, sql, arg ? 1 : 0, arg ? &RAS_DB_TEXT(arg) : NULL) < 0)
+		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
+	else if (ras_db_res_rows(res) > 0 && !ras_db_res_isnull(res, 0, 0))
+		s = strdup(ras_db_res_get(res, 0, 0));
+	ras_db_res_free(res);
+	return s;
+}
+
+int
+ras_test_rasctl(const char *conninfo, const char *config, const char *const *args, char **out,
+    char **err)
+{
+	char *argv[64];
+	int n = 0;
+
+	argv[n++] = (char *)ras_test_program("daemon/rasctl");
+	if (conninfo) {
+		argv[n++] = "--db";
+		argv[n++] = (char *)conninfo;
+	}
+	if (config) {
+		argv[n++] = "--config";
+		argv[n++] = (char *)config;
+	}
+	for (; *args && n < 63; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	return ras_test_spawn(argv, NULL, NULL, out, err);
+}
+
+struct ras_config *
+ras_test_config(const char *text)
+{
+	struct ras_buf problems = RAS_BUF_INIT(0);
+	struct ras_config *cfg = NULL;
+	static unsigned k;
+	char name[64], *path;
+
+	snprintf(name, sizeof(name), "test-%u.conf", k++);
+	path = ras_test_write_tmp(name, text, strlen(text));
+	if (ras_config_load(path, &cfg, &problems) < 0) {
+		fprintf(stderr, "test configuration: %s%s\n", problems.data ? problems.data : "",
+		    ras_error_last());
+		exit(1);
+	}
+	ras_buf_free(&problems);
+	free(path);
+	return cfg;
+}
+
+struct ras_triage *
+ras_test_triage(const char *conf, const char *mappings)
+{
+	struct ras_config *cfg = conf ? ras_test_config(conf) : NULL;
+	struct ras_triage *t = NULL;
+
+	if (ras_triage_new(cfg, mappings ? mappings : RAS_SOURCE_ROOT "/mappings", &t) < 0) {
+		fprintf(stderr, "test rule sets: %s\n", ras_error_last());
+		exit(1);
+	}
+	ras_config_free(cfg);
+	return t;
+}
+
+size_t
+ras_test_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now)
+{
+	struct ras_triage_report *reps = NULL;
+	size_t n = 0;
+
+	if (ras_triage_pending(db, t, now, 10000, NULL, 0, &reps, &n) < 0) {
+		fprintf(stderr, "triage failed: %s\n", ras_error_last());
+		return 0;
+	}
+	free(reps);
+	return n;
+}
+
+char *
+ras_test_mappings_copy(const char *name)
+{
+	char dir[PATH_MAX], cmd[3 * PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s/%s", ras_test_tmpdir(), name);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s/mappings' '%s'", dir, RAS_SOURCE_ROOT, dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "cannot copy the mappings to %s\n", dir);
+		exit(1);
+	}
+	return strdup(dir);
+}
+
+struct ras_outbox *
+ras_test_outbox(void)
+{
+	struct ras_config *cfg = NULL;
+	struct ras_outbox *o = NULL;
+
+	if (ras_config_defaults(&cfg) < 0 || ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &o) < 0) {
+		fprintf(stderr, "test outbox: %s\n", ras_error_last());
+		exit(1);
+	}
+	ras_config_free(cfg);
+	return o;
 }

@@ -14,8 +14,12 @@
 #include <CUnit/CUnit.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+struct ras_config;
 struct ras_db;
+struct ras_outbox;
+struct ras_triage;
 
 struct ras_test_case {
 	const char *name;
@@ -64,5 +68,41 @@ int ras_test_spawn(char *const argv[], const char *const *env, const char *in,
 
 /* Count occurrences of needle in haystack. */
 size_t ras_test_count(const char *haystack, const char *needle);
+
+/* The first column of the first row of a query with at most one text
+ * parameter ($1 = arg, none when NULL): as an integer (-1 when the query
+ * fails or returns nothing; the failure is printed), or as text (malloc'd;
+ * NULL for no row, NULL or a failure). */
+int64_t ras_test_sql_int(struct ras_db *db, const char *sql, const char *arg);
+char *ras_test_sql_text(struct ras_db *db, const char *sql, const char *arg);
+
+/* A configuration from its text (written to the temporary directory);
+ * aborts the run when it does not load.  Free with ras_config_free. */
+struct ras_config *ras_test_config(const char *text);
+
+/* Run the built rasctl with --db conninfo and --config file when not NULL,
+ * then args (NULL-terminated); as ras_test_spawn. */
+int ras_test_rasctl(const char *conninfo, const char *config, const char *const *args, char **out,
+    char **err);
+
+/* The rule sets of `mappings` (NULL: the source tree's) with a
+ * configuration given as text (NULL: defaults), such as
+ * "[service midnotts]\nautomation = none\n".  Aborts the run when they do
+ * not load.  Free with ras_triage_free. */
+struct ras_triage *ras_test_triage(const char *conf, const char *mappings);
+
+/* A copy of the source tree's mappings in the test's temporary directory
+ * (named `name`), to edit; returns its path (malloc'd). */
+char *ras_test_mappings_copy(const char *name);
+
+/* A delivery context with the default configuration and the source tree's
+ * mappings (document profiles, calendar): what storing an episode summary
+ * needs.  Aborts the run when it cannot be built.  Free with
+ * ras_outbox_free. */
+struct ras_outbox *ras_test_outbox(void);
+
+/* Triage every referral in state "new" at time `now`, as the daemon's
+ * stage would; returns how many were taken. */
+size_t ras_test_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now);
 
 #endif
