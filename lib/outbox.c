@@ -1379,3 +1379,32 @@ fail:
 	ras_db_rollback(db);
 	return err;
 }
+
+/* --- recovery ----------------------------------------------------------- */
+
+/* 'sending' rows whose claiming session (schema/005) is gone.  A session
+ * whose start time is hidden (another role) counts as alive: such rows
+ * wait for the lease instead. */
+static const char SQL_RECOVER[] =
+	"UPDATE outbox o SET state = 'unknown', next_attempt_at = $1, updated_at = $1, "
+	"last_error = 'the rasd that was sending it stopped before the answer: checked before any resend' "
+	"WHERE o.state = 'sending' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+	"WHERE a.pid = o.claimed_pid AND (a.backend_start IS NULL OR a.backend_start <= o.claimed_txn_at)) "
+	"RETURNING o.id";
+
+int
+ras_outbox_recover(struct ras_db *db, int64_t now, int *n)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_db_res *res = NULL;
+	int err;
+
+	*n = 0;
+	if (a == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if ((err = ras_db_query(db, &res, SQL_RECOVER, 1, &RAS_DB_TEXT(ts(a, now)))) == 0)
+		*n = ras_db_res_rows(res);
+	ras_db_res_free(res);
+	ras_arena_free(a);
+	return err;
+}
