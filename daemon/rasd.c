@@ -216,6 +216,22 @@ warn_restart_only(const struct ras_config *old, const struct ras_config *neu)
 	}
 }
 
+/* "normalise, triage, ers-poll ers:11012, …" for the logs. */
+static void
+unit_names(const struct ras_units *u, char *buf, size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ras_units_count(u) && off < size; i++) {
+		int n = snprintf(buf + off, size - off, "%s%s", i ? ", " : "", ras_units_name(u, i));
+
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
 /* ---- status and systemd ------------------------------------------------------ */
 
 static void
@@ -316,7 +332,13 @@ reload(struct ras_daemon *d)
 	ras_spool_kick(d->spool);
 	d->stats.reload_ok++;
 	d->stats.reload_last_ok = ras_time_now();
-	ras_log(RAS_LOG_NOTICE, "configuration reloaded: %zu unit(s)", ras_units_count(units));
+	{
+		char names[1024];
+
+		unit_names(units, names, sizeof(names));
+		ras_log(RAS_LOG_NOTICE, "configuration reloaded: %zu unit(s) (%s)", ras_units_count(units),
+		    names);
+	}
 	ras_buf_free(&problems);
 	(void)ras_notify("READY=1");
 	send_status(d, "running (configuration reloaded)");
@@ -553,8 +575,13 @@ main(int argc, char **argv)
 
 	/* Configuration, database and schema are checked: ready. */
 	d->ready = true;
-	ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s), http %s, spool %s", ras_units_count(d->units),
-	    d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off");
+	{
+		char names[1024];
+
+		unit_names(d->units, names, sizeof(names));
+		ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s) (%s), http %s, spool %s", ras_units_count(d->units),
+		    names, d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off");
+	}
 	(void)ras_notify("READY=1\nMAINPID=%d", (int)getpid());
 	send_status(d, "ready");
 	if (ready_pipe >= 0) {
