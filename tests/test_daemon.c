@@ -952,7 +952,8 @@ struct world {
 	struct fake_fhir *fhir;
 	char *dir;
 	char print[PATH_MAX];
-	char conf[8192];
+	char conf[8192];        /* all of it */
+	char conf_nodocs[4096]; /* the same without delivery (letters wait in the outbox) */
 };
 
 static void
@@ -1011,6 +1012,9 @@ world_new(struct world *w, const char *name, const char *mappings, bool ers)
 		    "service_ids = 11012=midnotts, 21013=dorset-2019\nschedule = 00:00\npoll_days = all\n",
 		    fake_ers_base_url(w->ers), fake_ers_token_url(w->ers), ers_key_path);
 	}
+	snprintf(w->conf_nodocs, sizeof(w->conf_nodocs),
+	    "[general]\nmappings = %s\n[triage]\ndefault_service = midnotts\n%s",
+	    mappings ? mappings : RAS_SOURCE_ROOT "/mappings", ersconf);
 	snprintf(w->conf, sizeof(w->conf),
 	    "[general]\nmappings = %s\n[triage]\ndefault_service = midnotts\n%s"
 	    "[mesh]\nenabled = yes\nurl = %s\nmailbox = X26ABC1\npassword = %s/mesh-password\n"
@@ -1483,6 +1487,179 @@ sighup_broken_rules_keep_old_rules(void)
 	env_free(&e);
 }
 
+/* Put n copies of a sample into the inbox, each under its own UBRN. */
+static void
+load_samples(struct ras_db *db, const char *rel, const char *old_ubrn, int n, int base)
+{
+	for (int i = 0; i < n;) {
+		struct ras_inbox_item items[50];
+		struct ras_inbox_put_result out[50];
+		char *bodies[50];
+		int k = 0;
+
+		for (; k < 50 && i < n; k++, i++) {
+			char ubrn[16];
+			size_t len;
+
+			snprintf(ubrn, sizeof(ubrn), "%012d", base + i);
+			bodies[k] = fixture_with_ubrn(rel, old_ubrn, ubrn, &len);
+			items[k] = (struct ras_inbox_item){ .data = bodies[k], .len = len, .source = "test",
+				.source_ref = "burst" };
+		}
+		CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, items, (size_t)k, out), 0);
+		for (int q = 0; q < k; q++)
+			free(bodies[q]);
+	}
+}
+
+static size_t
+mesh_data_count(struct fake_mesh *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < fake_mesh_count(m); i++)
+		if (strcmp(fake_mesh_msg(m, i)->type, "DATA") == 0)
+			n++;
+	return n;
+}
+
+/* Spin (finely: the point is to stop rasd at this moment) until cond. */
+static bool
+spin_until(bool (*cond)(void *), void *ctx, int ms)
+{
+	for (int waited = 0; waited < ms * 10; waited++) {
+		if (cond(ctx))
+			return true;
+		usleep(100);
+	}
+	return false;
+}
+
+static bool
+a028_arrived(void *ctx)
+{
+	return fake_ers_count(ctx, "POST", "$ers.recordReviewOutcome") >= 1;
+}
+
+static bool
+mesh_sends_arrived(void *ctx)
+{
+	return mesh_data_count(ctx) >= 5;
+}
+
+/*
+ * kill -9 twice, at the two moments where a crash could make rasd send
+ * something twice: while e-RS is answering an A028 (the write happened, the
+ * answer is lost), and while a batch of MESH sends is being answered (the
+ * messages arrived, rasd never heard).  After each restart rasd settles
+ * what was in flight first (the intent is read back from e-RS, the sends
+ * are looked up by MESH tracking) and then finishes the rest: every
+ * referral decided once, every letter in MESH once, one A028 per UBRN, and
+ * the FHIR endpoint (which de-duplicates re-posts by document or message
+ * id, DESIGN §5) has created each document once.
+ */
+static void
+kill9_mid_send_sends_nothing_twice(void)
+{
+	enum { N = 160 };
+	struct rasd_proc p;
+	struct world w;
+	struct env e;
+	char conf[10000], *nodocs;
+	int64_t inflight, in_mesh, tracked;
+
+	world_new(&w, "kill9send", NULL, true);
+	snprintf(conf, sizeof(conf), "%s[daemon]\nlog_level = notice\n", w.conf_nodocs);
+	env_new(&e, "kill9send", conf);
+	nodocs = strdup(e.config);
+	/* Half the letters go over MESH (C84014), half over FHIR (C84001). */
+	load_samples(e.db, "triage/midnotts-incomplete.json", "100000000304", N / 2, 510000);
+	load_samples(e.db, "triage/midnotts-out-of-area.json", "100000000302", N / 2, 520000);
+	/* e-RS answers the first A028 three seconds late (after recording it) */
+	fake_ers_script(w.ers, &(struct fake_ers_script){ .method = "POST", .path_has = "recordReviewOutcome",
+	    .delay_ms = 3000 });
+
+	/* 1: killed while the A028 of 000000070020 is unanswered */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, nodocs, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	CU_ASSERT_FATAL(spin_until(a028_arrived, w.ers, 30000));
+	rasd_kill(&p, SIGKILL);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	rasd_free(&p);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM ers_outcomes WHERE state = 'sending'"), 1);
+	CU_ASSERT_EQUAL(fake_ers_writes(w.ers, "000000070020"), 1);
+
+	/* 2: restarted; the intent is read back from e-RS, not sent again;
+	 * triage finishes (delivery is not configured yet: letters wait) */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, nodocs, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM ers_outcomes WHERE ubrn = '000000070020'"
+	    " AND state = 'done'", 1, 20000));
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM outbox WHERE kind = 'triage-outcome'"
+	    " AND state = 'pending'", N, 30000));
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
+	rasd_free(&p);
+	CU_ASSERT_EQUAL(fake_ers_count(w.ers, "POST", "$ers.recordReviewOutcome"), 1);
+
+	/* 3: delivery on, MESH slow to answer: killed while a batch of sends
+	 * waits for its answers (the messages are in MESH already) */
+	snprintf(conf, sizeof(conf), "%s[daemon]\nlog_level = notice\n", w.conf);
+	free(e.config);
+	{
+		char text[16384], name[64];
+
+		snprintf(text, sizeof(text),
+		    "[database]\nconninfo = %s\nbatch_size = 20\n[daemon]\nstage_interval = 1\nheartbeat = 5\n%s",
+		    e.conninfo, conf);
+		snprintf(name, sizeof(name), "kill9send-docs.conf");
+		e.config = rasd_config(name, text);
+	}
+	fake_mesh_delay_sends(w.mesh, 3000);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	CU_ASSERT_FATAL(spin_until(mesh_sends_arrived, w.mesh, 30000));
+	usleep(300000);   /* the rest of the batch arrives; its answers are 3 s away */
+	rasd_kill(&p, SIGKILL);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	rasd_free(&p);
+	inflight = count(e.db, "SELECT count(*) FROM outbox WHERE state = 'sending' AND transport = 'mesh'");
+	fprintf(stderr, "[kill -9 with %lld MESH send(s) unanswered, %zu message(s) in MESH]\n",
+	    (long long)inflight, mesh_data_count(w.mesh));
+	in_mesh = (int64_t)mesh_data_count(w.mesh);
+	CU_ASSERT(inflight >= 5);
+	CU_ASSERT(in_mesh >= 5 && in_mesh <= inflight);
+
+	/* 4: the rest, with prompt answers; then everything is checked */
+	fake_mesh_delay_sends(w.mesh, 0);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM outbox WHERE state = 'delivered'"
+	    " AND kind = 'triage-outcome' AND recipient_role = 'referrer'", N, 60000));
+	CU_ASSERT(rasd_until(outbox_settled, e.db, 30000));
+	/* in flight was settled first: what had reached MESH was found by
+	 * tracking and not sent again; the rest was sent once */
+	tracked = count(e.db, "SELECT count(*) FROM deliveries WHERE action = 'track' AND outcome = 'delivered'");
+	CU_ASSERT_EQUAL(tracked, in_mesh);
+	/* the FHIR posts of the killed batch had been answered, and recorded
+	 * before MESH was waited for: none is posted again */
+	check_deliveries(e.db, &w, false);
+	CU_ASSERT_EQUAL(fake_ers_count(w.ers, "POST", "$ers.recordReviewOutcome"), 1);
+	CU_ASSERT_EQUAL(fake_ers_writes(w.ers, "000000070020"), 1);
+	/* nothing lost, nothing decided twice */
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn ~ '^0000005[12]'"), N);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn ~ '^0000005[12]'"), N);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+	    " WHERE r.ubrn ~ '^0000005[12]' AND o.kind = 'triage-outcome'"), N);
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
+	rasd_free(&p);
+	free(nodocs);
+	env_free(&e);
+	world_free(&w);
+}
+
 /* Runs last: every log written by every rasd in this file. */
 static void
 logs_carry_no_patient_data(void)
@@ -1565,6 +1742,7 @@ main(void)
 		{ "mutual TLS", mutual_tls },
 		{ "the whole pipeline end to end", pipeline_end_to_end },
 		{ "SIGHUP with a broken rule file keeps the old rules", sighup_broken_rules_keep_old_rules },
+		{ "kill -9 mid-send: restart sends nothing twice", kill9_mid_send_sends_nothing_twice },
 		{ "logs carry no patient data", logs_carry_no_patient_data },
 		{ NULL, NULL },
 	};
