@@ -14,6 +14,9 @@
 
 struct ras_config;
 struct ras_db;
+struct ras_epr_ctx;
+struct ras_outbox;
+struct ras_triage;
 
 /* sysexits.h values, named for what rasctl means by them. */
 enum {
@@ -33,6 +36,8 @@ struct ras_ctl {
 	const char *config_path;    /* --config */
 	struct ras_config *cfg;     /* loaded lazily */
 	struct ras_db *db;          /* opened lazily */
+	struct ras_triage *triage;  /* loaded lazily (ras_ctl_triage_load) */
+	struct ras_outbox *outbox;  /* built lazily (ras_ctl_outbox_load) */
 	const char *prog;
 };
 
@@ -47,8 +52,18 @@ int ras_ctl_db(struct ras_ctl *ctl, struct ras_db **out);
 int ras_ctl_config(struct ras_ctl *ctl, struct ras_config **out);
 
 /* Mappings directory: `opt` if given, else [general] mappings, else the
- * installed one, else the source checkout's mappings/. */
+ * installed one, else the source checkout's mappings/
+ * (ras_runtime_mappings_dir, as rasd decides). */
 const char *ras_ctl_mappings(struct ras_ctl *ctl, const char *opt);
+
+/* The rule sets with the configuration applied, and the delivery context,
+ * loaded once per command (freed when rasctl exits).  Print the problem and
+ * return the exit code on failure. */
+int ras_ctl_triage_load(struct ras_ctl *ctl, const char *mappings, struct ras_triage **out);
+int ras_ctl_outbox_load(struct ras_ctl *ctl, const char *mappings, struct ras_outbox **out);
+
+/* What recording EPR events needs (decide, record, epr): both of the above. */
+int ras_ctl_epr_ctx(struct ras_ctl *ctl, struct ras_epr_ctx *out);
 
 /* Print "rasctl: <msg>: <ras_error_last()>" on stderr. */
 void ras_ctl_fail(struct ras_ctl *ctl, const char *what);

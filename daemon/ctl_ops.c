@@ -2,6 +2,7 @@
  * ctl_ops: the operations subcommands of rasctl (README "Operations"):
  *
  *   decide UBRN --outcome accept|return|onward [--target T] --advice TEXT --by SDS_USER_ID
+ *          [--override]
  *   record KIND UBRN --at TIME --by SDS_USER_ID [--mode virtual|face-to-face]
  *          [--first|--follow-up] [--patient-choice] [--slot TIME] [--target T]
  *          [--summary FILE]
@@ -56,12 +57,13 @@ static int
 record_and_print(struct ras_ctl *ctl, struct ras_epr_event *ev)
 {
 	struct ras_epr_result r;
+	struct ras_epr_ctx ctx;
 	struct ras_db *db;
 	int rc, err;
 
-	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+	if ((rc = ras_ctl_epr_ctx(ctl, &ctx)) != 0 || (rc = ras_ctl_db(ctl, &db)) != 0)
 		return rc;
-	if ((err = ras_epr_record(db, ev, 0, false, &r)) < 0) {
+	if ((err = ras_epr_record(db, &ctx, ev, 0, false, &r)) < 0) {
 		ras_ctl_fail(ctl, ev->kind == RAS_EPR_DECISION ? "cannot record the decision" :
 		    "cannot record the event");
 		return ras_ctl_exit_for(err);
@@ -78,6 +80,7 @@ ras_ctl_decide(struct ras_ctl *ctl, int argc, char **argv)
 		{ "target", required_argument, NULL, 't' },
 		{ "advice", required_argument, NULL, 'a' },
 		{ "by", required_argument, NULL, 'b' },
+		{ "override", no_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ras_epr_event ev;
@@ -87,12 +90,13 @@ ras_ctl_decide(struct ras_ctl *ctl, int argc, char **argv)
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = RAS_EPR_DECISION;
 	ev.first_appointment = -1;
-	while ((c = getopt_long(argc, argv, "o:t:a:b:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:t:a:b:O", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': outcome = optarg; break;
 		case 't': ev.target = optarg; break;
 		case 'a': ev.advice = optarg; break;
 		case 'b': ev.actor = optarg; break;
+		case 'O': ev.override = true; break;
 		default: goto usage;
 		}
 	}
@@ -120,7 +124,7 @@ ras_ctl_decide(struct ras_ctl *ctl, int argc, char **argv)
 	return record_and_print(ctl, &ev);
 usage:
 	fprintf(stderr, "usage: rasctl decide UBRN --outcome accept|return|onward [--target T] "
-	    "--advice TEXT --by SDS_USER_ID\n");
+	    "--advice TEXT --by SDS_USER_ID [--override]\n");
 	return CTL_USAGE;
 }
 
@@ -208,16 +212,23 @@ ras_ctl_record(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	if ((rc = parse_time_arg(ctl, "--at", at, &ev.occurred_at)) != 0)
 		goto done;
-	if (ev.kind == RAS_EPR_DISCHARGED) {
+	if (ev.kind == RAS_EPR_DISCHARGED && summary == NULL) {
+		fprintf(stderr, "%s: a discharge needs --summary FILE (the episode-summary "
+		    "QuestionnaireResponse)\n", ctl->prog);
+		rc = CTL_USAGE;
+		goto done;
+	}
+	if (summary && ev.kind != RAS_EPR_DISCHARGED && ev.kind != RAS_EPR_CONTACTED &&
+	    ev.kind != RAS_EPR_ATTENDED) {
+		fprintf(stderr, "%s: --summary goes with discharged, patient-contacted or "
+		    "appointment-attended\n", ctl->prog);
+		rc = CTL_USAGE;
+		goto done;
+	}
+	if (summary) {
 		struct ras_buf b = RAS_BUF_INIT(RAS_PAYLOAD_MAX);
 		struct ras_intake in;
 
-		if (summary == NULL) {
-			fprintf(stderr, "%s: a discharge needs --summary FILE (the episode-summary "
-			    "QuestionnaireResponse)\n", ctl->prog);
-			rc = CTL_USAGE;
-			goto done;
-		}
 		if (ras_buf_read_file(&b, summary) < 0) {
 			ras_ctl_fail(ctl, "cannot read the summary");
 			ras_buf_free(&b);
@@ -234,11 +245,13 @@ ras_ctl_record(struct ras_ctl *ctl, int argc, char **argv)
 			goto done;
 		}
 		ev.summary = in.form;
+		ev.summary_text = ras_arena_strndup(a, b.data, b.len);
+		ev.summary_len = b.len;
 		ras_buf_free(&b);
-	} else if (summary) {
-		fprintf(stderr, "%s: --summary goes with discharged\n", ctl->prog);
-		rc = CTL_USAGE;
-		goto done;
+		if (ev.summary_text == NULL) {
+			rc = CTL_SOFTWARE;
+			goto done;
+		}
 	}
 	name_referral(&ev, argv[optind + 1]);
 	rc = record_and_print(ctl, &ev);
@@ -255,6 +268,7 @@ done:
 int
 ras_ctl_epr(struct ras_ctl *ctl, int argc, char **argv)
 {
+	struct ras_epr_ctx ctx;
 	struct ras_db *db;
 	int rc, worst = CTL_OK;
 
@@ -262,7 +276,7 @@ ras_ctl_epr(struct ras_ctl *ctl, int argc, char **argv)
 		fprintf(stderr, "usage: rasctl epr FILE...   (EPR event messages, as POSTed to rasd)\n");
 		return CTL_USAGE;
 	}
-	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+	if ((rc = ras_ctl_epr_ctx(ctl, &ctx)) != 0 || (rc = ras_ctl_db(ctl, &db)) != 0)
 		return rc;
 	for (int i = 1; i < argc; i++) {
 		struct ras_buf b = RAS_BUF_INIT(RAS_PAYLOAD_KEEP_MAX);
@@ -281,7 +295,7 @@ ras_ctl_epr(struct ras_ctl *ctl, int argc, char **argv)
 		it.len = b.len;
 		it.source = "file";
 		it.source_ref = argv[i];
-		if ((err = ras_epr_receive(db, &it, &r)) < 0) {
+		if ((err = ras_epr_receive(db, &ctx, &it, &r)) < 0) {
 			ras_ctl_fail(ctl, "cannot store the message");
 			ras_buf_free(&b);
 			return ras_ctl_exit_for(err);

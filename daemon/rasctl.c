@@ -14,8 +14,12 @@
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/db.h"
+#include "ras/epr.h"
 #include "ras/error.h"
 #include "ras/log.h"
+#include "ras/outbox.h"
+#include "ras/runtime.h"
+#include "ras/triage.h"
 #include "ras_config.h"
 
 struct command {
@@ -203,18 +207,64 @@ ras_ctl_db(struct ras_ctl *ctl, struct ras_db **out)
 const char *
 ras_ctl_mappings(struct ras_ctl *ctl, const char *opt)
 {
-	struct ras_config *cfg;
-	const char *m;
+	struct ras_config *cfg = NULL;
 
 	if (opt)
 		return opt;
-	if (ras_ctl_config(ctl, &cfg) == 0 && (m = ras_config_get(cfg, "general", NULL, "mappings")))
-		return m;
-	if (file_exists(RAS_DATADIR "/mappings/services"))
-		return RAS_DATADIR "/mappings";
-	if (file_exists(RAS_SOURCE_ROOT "/mappings"))
-		return RAS_SOURCE_ROOT "/mappings";
-	return "mappings";
+	if (ras_ctl_config(ctl, &cfg) != 0)
+		cfg = NULL;
+	return ras_runtime_mappings_dir(cfg);
+}
+
+int
+ras_ctl_triage_load(struct ras_ctl *ctl, const char *mappings, struct ras_triage **out)
+{
+	struct ras_config *cfg;
+	int rc;
+
+	if (ctl->triage == NULL) {
+		if ((rc = ras_ctl_config(ctl, &cfg)) != 0)
+			return rc;
+		if (ras_triage_new(cfg, ras_ctl_mappings(ctl, mappings), &ctl->triage) < 0) {
+			ras_ctl_fail(ctl, "cannot load the rule sets");
+			return CTL_CONFIG;
+		}
+	}
+	*out = ctl->triage;
+	return 0;
+}
+
+int
+ras_ctl_outbox_load(struct ras_ctl *ctl, const char *mappings, struct ras_outbox **out)
+{
+	struct ras_config *cfg;
+	int rc;
+
+	if (ctl->outbox == NULL) {
+		if ((rc = ras_ctl_config(ctl, &cfg)) != 0)
+			return rc;
+		if (ras_outbox_new(cfg, ras_ctl_mappings(ctl, mappings), &ctl->outbox) < 0) {
+			ras_ctl_fail(ctl, "cannot set up delivery");
+			return CTL_CONFIG;
+		}
+	}
+	*out = ctl->outbox;
+	return 0;
+}
+
+int
+ras_ctl_epr_ctx(struct ras_ctl *ctl, struct ras_epr_ctx *out)
+{
+	struct ras_triage *t;
+	struct ras_outbox *o;
+	int rc;
+
+	if ((rc = ras_ctl_triage_load(ctl, NULL, &t)) != 0 ||
+	    (rc = ras_ctl_outbox_load(ctl, NULL, &o)) != 0)
+		return rc;
+	out->triage = t;
+	out->outbox = o;
+	return 0;
 }
 
 int
@@ -256,6 +306,8 @@ main(int argc, char **argv)
 		argv += optind;
 		optind = 0;   /* reset getopt for the subcommand (glibc: 0 re-initialises) */
 		rc = cmd->fn(&ctl, argc, argv);
+		ras_outbox_free(ctl.outbox);
+		ras_triage_free(ctl.triage);
 		ras_db_close(ctl.db);
 		ras_config_free(ctl.cfg);
 		return rc;

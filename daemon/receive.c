@@ -14,7 +14,10 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/log.h"
+#include "ras/outbox.h"
+#include "ras/runtime.h"
 #include "ras/store.h"
+#include "ras/triage.h"
 #include "receive.h"
 #include "stage.h"
 #include "stages.h"
@@ -43,9 +46,27 @@ receive_epr(struct ras_daemon *d, struct ras_db *db, const struct ras_inbox_item
     struct ras_receipt *r, int *err)
 {
 	struct ras_epr_result res;
+	struct ras_epr_ctx ctx = { NULL, NULL };
+	struct ras_triage *t = NULL;
+	struct ras_outbox *o = NULL;
+	const char *dir = ras_runtime_mappings_dir(d->cfg);
 	char pid[24];
 
-	*err = ras_epr_receive(db, it, &res);
+	/* What a clinician's decision and an episode summary need: the rule
+	 * sets and the outbox of the configuration in use, loaded for this
+	 * message (EPR messages are few; a daemon-wide runtime can replace
+	 * this).  Without them those events fail and nothing is kept. */
+	if (ras_triage_new(d->cfg, dir, &t) == 0)
+		ctx.triage = t;
+	else
+		ras_log(RAS_LOG_ERR, "EPR: cannot load the rule sets: %s", ras_error_last());
+	if (ras_outbox_new(d->cfg, dir, &o) == 0)
+		ctx.outbox = o;
+	else
+		ras_log(RAS_LOG_ERR, "EPR: cannot set up the outbox: %s", ras_error_last());
+	*err = ras_epr_receive(db, &ctx, it, &res);
+	ras_outbox_free(o);
+	ras_triage_free(t);
 	if (*err < 0)
 		return;
 	r->epr = true;

@@ -135,6 +135,8 @@ ras_calendar_sha256(const struct ras_calendar *cal)
 static bool
 holiday_day(const struct ras_calendar *cal, int64_t day)
 {
+	if (cal == NULL)
+		return false;
 	return bsearch(&day, cal->days, cal->n, sizeof(int64_t), cmp_i64) != NULL;
 }
 
@@ -156,6 +158,8 @@ working_day(const struct ras_calendar *cal, int64_t day)
 static bool
 year_covered(const struct ras_calendar *cal, int64_t day)
 {
+	if (cal == NULL)
+		return false;
 	return day >= cal->first_day && day <= cal->last_day;
 }
 
@@ -167,6 +171,12 @@ ras_calendar_is_bank_holiday(const struct ras_calendar *cal, const struct ras_da
 
 bool
 ras_calendar_is_working_day(const struct ras_calendar *cal, const struct ras_date *d)
+{
+	return working_day(cal, ras_date_to_days(d));
+}
+
+bool
+ras_calendar_workday(const struct ras_date *d, void *cal)
 {
 	return working_day(cal, ras_date_to_days(d));
 }

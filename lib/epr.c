@@ -12,8 +12,12 @@
 #include "ras/fhir.h"
 #include "ras/intake.h"
 #include "ras/limits.h"
+#include "ras/mappings.h"
+#include "ras/outbox.h"
 #include "ras/referral_json.h"
+#include "ras/rules.h"
 #include "ras/store.h"
+#include "ras/triage.h"
 
 static const char *const kind_names[] = {
 	[RAS_EPR_CONTACTED] = "patient-contacted",
@@ -311,6 +315,7 @@ parse_focus(struct ras_arena *a, const struct ras_fhir_bundle *b, json_t *res,
 			return bad("a clinician decision needs Task.owner with the clinician's SDS user id (%s)",
 			    RAS_SYS_SDS_USER);
 		ev->advice = ras_json_str(json_array_get(ras_json_arr(res, "note"), 0), "text");
+		ev->override = ext_bool(res, RAS_URL_OVERRIDE) == 1;
 		outs = ras_json_arr(res, "output");
 		json_array_foreach(outs, i, o) {
 			const char *c = ras_fhir_cc_code(ras_json_obj(o, "type"), NULL);
@@ -388,10 +393,12 @@ ras_epr_parse(struct ras_arena *a, json_t *bundle, struct ras_epr_event *out)
 		return ras_error_code(RAS_ETOOBIG, "the advice is longer than %u bytes", RAS_STRING_MAX);
 	if (ev.target && strlen(ev.target) > RAS_ID_MAX)
 		return ras_error_code(RAS_ETOOBIG, "the onward target is longer than %d characters", RAS_ID_MAX);
-	if (ev.kind == RAS_EPR_DISCHARGED) {
-		/* The episode summary (discharge content) travels in the same
-		 * message as a QuestionnaireResponse. */
+	if (ev.kind == RAS_EPR_DISCHARGED || ev.kind == RAS_EPR_CONTACTED || ev.kind == RAS_EPR_ATTENDED) {
+		/* The episode summary (what happened: the discharge content, or
+		 * what a contact decided) travels in the same message as a
+		 * QuestionnaireResponse: required for a discharge. */
 		for (size_t i = 0; i < b.n; i++) {
+			struct ras_buf text = RAS_BUF_INIT(RAS_PAYLOAD_MAX);
 			const char *q;
 
 			if (strcmp(b.entries[i].type, "QuestionnaireResponse") != 0)
@@ -404,9 +411,16 @@ ras_epr_parse(struct ras_arena *a, json_t *bundle, struct ras_epr_event *out)
 				return ras_error_code(RAS_ENOMEM, "out of memory");
 			if ((err = ras_intake_fhir_form(a, b.entries[i].resource, ev.summary)) < 0)
 				return err;
+			if ((err = ras_json_dump(b.entries[i].resource, RAS_JSON_COMPACT, &text)) < 0)
+				return err;
+			ev.summary_text = ras_arena_strndup(a, text.data, text.len);
+			ev.summary_len = text.len;
+			ras_buf_free(&text);
+			if (ev.summary_text == NULL)
+				return ras_error_code(RAS_ENOMEM, "out of memory");
 			break;
 		}
-		if (ev.summary == NULL)
+		if (ev.summary == NULL && ev.kind == RAS_EPR_DISCHARGED)
 			return bad("a discharge needs the episode summary (QuestionnaireResponse %s)",
 			    RAS_Q_EPISODE_SUMMARY);
 	}
@@ -416,106 +430,65 @@ ras_epr_parse(struct ras_arena *a, json_t *bundle, struct ras_epr_event *out)
 
 /* ---- recording (database) ---------------------------------------------- */
 
+/* The referral (latest version) with what a clinician's decision needs:
+ * its current decision, and whether any decision of any version found a
+ * red flag or meant the two-week-wait pathway. */
 static const char SQL_REFERRAL[] =
-    "SELECT r.id::text, r.ubrn, r.priority, coalesce(r.service, d.service), r.state,"
+    "SELECT r.id::text, r.ubrn, r.priority, coalesce(d.service, r.service), r.state,"
     "  d.id::text, d.outcome, d.final::text, d.onward_target,"
-    "  coalesce((SELECT bool_or(x ->> 'stage' = 'safety')"
-    "            FROM jsonb_array_elements(d.reasons) x), false)::text"
+    "  EXISTS (SELECT 1 FROM decisions dd JOIN referrals rv ON rv.id = dd.referral_id,"
+    "          jsonb_array_elements(dd.reasons) x"
+    "          WHERE rv.referral_key = r.referral_key AND x ->> 'stage' = 'safety')::text,"
+    "  floor(extract(epoch FROM r.received_at))::bigint::text,"
+    "  coalesce(d.facts ->> 'urgent' = 'true', false)::text, d.decided_by,"
+    "  EXISTS (SELECT 1 FROM decisions dd JOIN referrals rv ON rv.id = dd.referral_id"
+    "          WHERE rv.referral_key = r.referral_key"
+    "            AND dd.onward_target = 'two-week-wait')::text"
     " FROM referrals r"
     " LEFT JOIN LATERAL (SELECT dd.* FROM decisions dd JOIN referrals rv ON rv.id = dd.referral_id"
     "                    WHERE rv.referral_key = r.referral_key ORDER BY dd.id DESC LIMIT 1) d ON true"
     " WHERE r.referral_key = $1"
     " ORDER BY r.version DESC LIMIT 1 FOR UPDATE OF r";
 
+enum { C_ID, C_UBRN, C_PRIORITY, C_SERVICE, C_STATE, C_DEC_ID, C_DEC_OUTCOME, C_DEC_FINAL,
+	C_DEC_TARGET, C_SAFETY, C_RECEIVED, C_URGENT, C_DEC_BY, C_EVER_2WW };
+
 static const char SQL_RECORD[] =
     "SELECT event_id::text, created::text, deadlines_met::text FROM ras_epr_record("
     " $1::bigint, $2, to_timestamp($3::bigint), $4, $5::boolean, $6::boolean,"
     " to_timestamp($7::bigint), $8, $9, $10::bigint, $11, $12::bigint, $13::jsonb, $14::jsonb)";
 
-/*
- * The clinician's decision as a new row in decisions.  This is the one
- * place rasd writes a decision outside the triage engine: when the triage
- * store function lands (issue 3), this becomes a call to it.  The referral
- * leaves state "new" so the triage stage does not triage it again.
- */
-static const char SQL_DECISION[] =
-    "WITH d AS ("
-    " INSERT INTO decisions (referral_id, service, outcome, onward_target, final, reasons, facts,"
-    "   ruleset_version, decided_by, decided_at, doc)"
-    " VALUES ($1::bigint, $2, $3, $4, true, $5::jsonb, $6::jsonb, 'clinician', $7,"
-    "   to_timestamp($8::bigint), $9::jsonb) RETURNING id),"
-    " s AS (UPDATE referrals SET state = 'decided', updated_at = now()"
-    "   WHERE id = $1::bigint AND state = 'new')"
-    " SELECT id::text FROM d";
-
-static int
-store_decision(struct ras_db *db, struct ras_arena *a, const struct ras_epr_event *ev,
-    const char *rid, const char *service, const char *prev_id, const char *prev_outcome,
-    char *idbuf, size_t idsize)
-{
-	struct ras_decision dec;
-	struct ras_reason reason;
-	struct ras_db_res *res = NULL;
-	struct ras_buf doc = RAS_BUF_INIT(0), reasons = RAS_BUF_INIT(0), facts = RAS_BUF_INIT(0);
-	json_t *dj = NULL, *fj = NULL;
-	char at[24];
-	int err;
-
-	memset(&dec, 0, sizeof(dec));
-	memset(&reason, 0, sizeof(reason));
-	reason.rule = "clinician";
-	reason.clause = NULL;
-	reason.advice = ev->advice;
-	reason.stage = "clinical";
-	fj = json_pack("{s:s, s:s?, s:s?}", "decided_via", ev->message_id ? "epr" : "rasctl",
-	    "previous_decision", prev_id, "previous_outcome", prev_outcome);
-	if (fj == NULL || ras_json_arena_own(a, fj) < 0)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	dec.service = service;
-	dec.outcome = ev->outcome;
-	dec.onward_target = ev->target;
-	dec.final = true;
-	dec.n_reasons = 1;
-	dec.reasons = &reason;
-	dec.facts = fj;
-	dec.ruleset_version = "clinician";
-	dec.decided_at = ev->occurred_at;
-	dec.decided_by = ev->actor;
-	if ((err = ras_decision_to_json(&dec, true, &dj)) < 0)
-		goto done;
-	if ((err = ras_json_dump(dj, RAS_JSON_COMPACT | RAS_JSON_SORTED, &doc)) < 0 ||
-	    (err = ras_json_dump(json_object_get(dj, "reasons"), RAS_JSON_COMPACT, &reasons)) < 0 ||
-	    (err = ras_json_dump(fj, RAS_JSON_COMPACT | RAS_JSON_SORTED, &facts)) < 0)
-		goto done;
-	snprintf(at, sizeof(at), "%lld", (long long)ev->occurred_at);
-	if ((err = ras_db_query(db, &res, SQL_DECISION, 9, (struct ras_db_param[]){
-	    RAS_DB_TEXT(rid), RAS_DB_TEXT(service), RAS_DB_TEXT(ras_outcome_name(ev->outcome)),
-	    RAS_DB_TEXT(ev->target), RAS_DB_TEXT(reasons.data), RAS_DB_TEXT(facts.data),
-	    RAS_DB_TEXT(ev->actor), RAS_DB_TEXT(at), RAS_DB_TEXT(doc.data) })) < 0)
-		goto done;
-	snprintf(idbuf, idsize, "%s", ras_db_res_get(res, 0, 0));
-done:
-	json_decref(dj);
-	ras_db_res_free(res);
-	ras_buf_free(&doc);
-	ras_buf_free(&reasons);
-	ras_buf_free(&facts);
-	return err;
-}
-
 /* May this clinician decision be made?  NULL when yes, else why not. */
 static const char *
-decision_refused(const struct ras_epr_event *ev, const char *priority, const char *prev_outcome,
-    const char *prev_final, const char *prev_target, bool safety)
+decision_refused(const struct ras_epr_event *ev, struct ras_db_res *res)
 {
-	if (prev_outcome && strcmp(prev_final, "true") == 0 && strcmp(prev_outcome, "review") != 0)
-		return "the referral already has a final decision";
+	const char *state = ras_db_res_get(res, 0, C_STATE);
+	const char *priority = ras_db_res_get(res, 0, C_PRIORITY);
+	const char *prev_outcome = ras_db_res_get(res, 0, C_DEC_OUTCOME);
+	bool safety = strcmp(ras_db_res_get(res, 0, C_SAFETY), "true") == 0;
+	bool ever_2ww = strcmp(ras_db_res_get(res, 0, C_EVER_2WW), "true") == 0;
+
+	if (prev_outcome == NULL || strcmp(state, "new") == 0) {
+		if (strcmp(state, "new") == 0)
+			return "the referral is waiting for triage (state new): decide once the rules have seen it";
+		if (strcmp(state, "unassigned") == 0)
+			return "the referral has no service (state unassigned): configure its service so that "
+			    "triage can see it first";
+		if (strcmp(state, "triage-failed") == 0)
+			return "the referral could not be triaged (state triage-failed): see rasctl events";
+		return "the referral has no decision to act on";
+	}
+	if (strcmp(state, "decided") == 0 && !ev->override)
+		return "the referral already has a final decision: replace it with --override (or the "
+		    "Task extension " RAS_URL_OVERRIDE ") if that is what you mean";
+	if (strcmp(state, "decided") != 0 && strcmp(state, "review") != 0)
+		return "the referral is not awaiting a decision";
 	if (ev->outcome == RAS_OUTCOME_RETURN) {
 		if (safety)
 			return "cannot return a referral with a red flag: decide accept or onward";
 		if (priority && strcmp(priority, "two-week-wait") == 0)
 			return "cannot return a suspected cancer (two-week-wait) referral: decide accept or onward";
-		if (prev_target && strcmp(prev_target, "two-week-wait") == 0)
+		if (ever_2ww)
 			return "cannot return a referral recommended for the two-week-wait pathway: decide accept or onward";
 	}
 	if (ev->outcome == RAS_OUTCOME_ONWARD && (ev->target == NULL || *ev->target == '\0'))
@@ -526,6 +499,98 @@ decision_refused(const struct ras_epr_event *ev, const char *priority, const cha
 	return NULL;
 }
 
+/*
+ * The clinician's decision, stored the way triage stores its own
+ * (ras_triage_store_decision): the clocks of the outcome come from the
+ * service's rule set (ras_rules_deadlines, from the referral's receipt,
+ * on the triage calendar), the reason carries the clinician's advice and
+ * the clause of the spec's triage clock, the facts say what it replaced.
+ */
+static int
+store_decision(struct ras_db *db, struct ras_arena *a, const struct ras_epr_ctx *ctx,
+    const struct ras_epr_event *ev, struct ras_db_res *res, int64_t *decision_id)
+{
+	const struct ras_mappings *m;
+	const struct ras_ruleset *rs;
+	const char *service = ras_db_res_get(res, 0, C_SERVICE);
+	struct ras_decision dec;
+	struct ras_reason *reason;
+	int64_t rid = 0, received = 0, prev = 0;
+	bool urgent, covered = true, prev_final;
+	json_t *facts;
+	int err;
+
+	if (ctx == NULL || ctx->triage == NULL)
+		return ras_error_set("cannot record a clinician's decision: the rule sets are not loaded");
+	m = ras_triage_mappings(ctx->triage);
+	if (service == NULL || (rs = ras_mappings_ruleset(m, service)) == NULL)
+		return ras_error_code(RAS_EINVALID, "service \"%.40s\" has no rule set: its clocks cannot be "
+		    "started", service ? service : "");
+	(void)ras_db_res_int(res, 0, C_ID, &rid);
+	(void)ras_db_res_int(res, 0, C_RECEIVED, &received);
+	(void)ras_db_res_int(res, 0, C_DEC_ID, &prev);
+	urgent = strcmp(ras_db_res_get(res, 0, C_URGENT), "true") == 0;
+	prev_final = strcmp(ras_db_res_get(res, 0, C_DEC_FINAL), "true") == 0;
+
+	memset(&dec, 0, sizeof(dec));
+	if ((reason = ras_arena_calloc(a, 1, sizeof(*reason))) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	reason->rule = "clinician";
+	reason->clause = ras_rules_clock_clause(rs, "triage");
+	reason->advice = ev->advice;
+	reason->stage = "clinical";
+	dec.service = ras_rules_service(rs);
+	dec.outcome = ev->outcome;
+	dec.onward_target = ev->outcome == RAS_OUTCOME_ONWARD ? ev->target : NULL;
+	dec.final = true;
+	dec.n_reasons = 1;
+	dec.reasons = reason;
+	dec.ruleset_version = "clinician";
+	dec.received_at = received;
+	dec.decided_at = ev->occurred_at;
+	dec.decided_by = ev->actor;
+	if ((err = ras_rules_deadlines(a, rs, dec.outcome, dec.onward_target, urgent, true, received,
+	    ras_mappings_calendar(m), &dec.deadlines, &dec.n_deadlines, &covered)) < 0)
+		return err;
+	facts = json_pack("{s:s, s:I, s:s, s:b, s:b, s:s, s:b, s:b}",
+	    "decided_via", ev->message_id ? "epr" : "rasctl",
+	    "previous_decision", (json_int_t)prev,
+	    "previous_outcome", ras_db_res_get(res, 0, C_DEC_OUTCOME),
+	    "previous_final", prev_final,
+	    "override", prev_final,
+	    "clocks_ruleset_version", ras_rules_version(rs),
+	    "urgent", urgent,
+	    "calendar_covers_deadlines", covered);
+	if (facts == NULL || ras_json_arena_own(a, facts) < 0)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	dec.facts = facts;
+	return ras_triage_store_decision(db, rid, &dec, decision_id);
+}
+
+/*
+ * The episode summary an event carries, stored with its letter: a
+ * discharge always (the discharge summary; refused with the list of
+ * missing items), a contact when the service's specification has a
+ * notification letter.  *episode_id stays 0 when nothing was stored.
+ */
+static int
+store_episode(struct ras_db *db, const struct ras_epr_ctx *ctx, const struct ras_epr_event *ev,
+    const char *rid, const char *service, int64_t *episode_id)
+{
+	bool discharge = ev->kind == RAS_EPR_DISCHARGED;
+
+	*episode_id = 0;
+	if (ev->summary_text == NULL)
+		return 0;
+	if (ctx == NULL || ctx->outbox == NULL)
+		return ras_error_set("cannot turn the episode summary into its letter: the document "
+		    "profiles are not loaded");
+	if (!discharge && !ras_outbox_has_document(ctx->outbox, service, "notification-letter"))
+		return 0;
+	return ras_outbox_episode_put(ctx->outbox, db, rid, discharge ? "discharge" : "contact",
+	    ev->summary_text, ev->summary_len, ev->actor, ev->occurred_at, episode_id);
+}
+
 static const char *
 int_text(struct ras_arena *a, int64_t v)
 {
@@ -533,8 +598,8 @@ int_text(struct ras_arena *a, int64_t v)
 }
 
 static int
-record(struct ras_db *db, struct ras_arena *a, const struct ras_epr_event *ev, int64_t payload_id,
-    struct ras_epr_result *out)
+record(struct ras_db *db, const struct ras_epr_ctx *ctx, struct ras_arena *a,
+    const struct ras_epr_event *ev, int64_t payload_id, struct ras_epr_result *out)
 {
 	struct ras_db_res *res = NULL;
 	const char *key = ev->ubrn ? ev->ubrn : ev->referral_key, *content = NULL, *detail = NULL;
@@ -548,32 +613,32 @@ record(struct ras_db *db, struct ras_arena *a, const struct ras_epr_event *ev, i
 		    ev->ubrn ? "with UBRN" : "with key", key);
 		goto done;
 	}
-	snprintf(rid, sizeof(rid), "%s", ras_db_res_get(res, 0, 0));
+	snprintf(rid, sizeof(rid), "%s", ras_db_res_get(res, 0, C_ID));
 	out->referral_id = strtoll(rid, NULL, 10);
-	snprintf(out->ubrn, sizeof(out->ubrn), "%s", ras_db_res_get(res, 0, 1) ? ras_db_res_get(res, 0, 1) : "");
+	snprintf(out->ubrn, sizeof(out->ubrn), "%s",
+	    ras_db_res_get(res, 0, C_UBRN) ? ras_db_res_get(res, 0, C_UBRN) : "");
 	if (ev->kind == RAS_EPR_DECISION) {
-		const char *service = ras_db_res_get(res, 0, 3);
-		const char *prev_id = ras_db_res_get(res, 0, 5), *prev_outcome = ras_db_res_get(res, 0, 6);
-		const char *why = decision_refused(ev, ras_db_res_get(res, 0, 2), prev_outcome,
-		    ras_db_res_get(res, 0, 7), ras_db_res_get(res, 0, 8),
-		    strcmp(ras_db_res_get(res, 0, 9), "true") == 0);
+		const char *why = decision_refused(ev, res);
 
 		if (why) {
 			err = ras_error_code(RAS_EINVALID, "%s", why);
 			goto done;
 		}
-		if ((err = store_decision(db, a, ev, rid, service ? service : "unassigned",
-		    prev_id ? ras_arena_strdup(a, prev_id) : NULL,
-		    prev_outcome ? ras_arena_strdup(a, prev_outcome) : NULL, decision,
-		    sizeof(decision))) < 0)
+		if ((err = store_decision(db, a, ctx, ev, res, &out->decision_id)) < 0)
 			goto done;
-		out->decision_id = strtoll(decision, NULL, 10);
-		detail = ras_arena_printf(a, "{\"outcome\":\"%s\"}", ras_outcome_name(ev->outcome));
+		snprintf(decision, sizeof(decision), "%lld", (long long)out->decision_id);
+		detail = ras_arena_printf(a, "{\"outcome\":\"%s\",\"override\":%s}",
+		    ras_outcome_name(ev->outcome),
+		    strcmp(ras_db_res_get(res, 0, C_STATE), "decided") == 0 ? "true" : "false");
 	}
 	if (ev->summary) {
+		const char *service = ras_db_res_get(res, 0, C_SERVICE);
 		struct ras_buf b = RAS_BUF_INIT(0);
 		json_t *fj;
 
+		if ((err = store_episode(db, ctx, ev, rid, service ? ras_arena_strdup(a, service) : NULL,
+		    &out->episode_id)) < 0)
+			goto done;
 		if ((err = ras_form_to_json(ev->summary, &fj)) < 0)
 			goto done;
 		err = ras_json_dump(fj, RAS_JSON_COMPACT, &b);
@@ -583,6 +648,8 @@ record(struct ras_db *db, struct ras_arena *a, const struct ras_epr_event *ev, i
 		ras_buf_free(&b);
 		if (err < 0)
 			goto done;
+		if (out->episode_id)
+			detail = ras_arena_printf(a, "{\"episode_id\":%lld}", (long long)out->episode_id);
 	}
 	ras_db_res_free(res);
 	res = NULL;
@@ -605,10 +672,10 @@ record(struct ras_db *db, struct ras_arena *a, const struct ras_epr_event *ev, i
 	out->deadlines_met = (int)strtol(ras_db_res_get(res, 0, 2), NULL, 10);
 	out->state = out->duplicate ? "duplicate" : "recorded";
 	out->kind = ras_epr_kind_name(ev->kind);
-	if (out->duplicate && out->decision_id) {
-		/* A resent decision message: the decision row above must not
-		 * stand on its own.  Undo by failing; the caller's retry sees
-		 * the duplicate before deciding again. */
+	if (out->duplicate && (out->decision_id || out->episode_id)) {
+		/* A resent message: the decision or episode written above must
+		 * not stand on its own.  Undo by failing; the caller's retry sees
+		 * the duplicate before writing again. */
 		err = ras_error_code(RAS_ECONFLICT, "message \"%.60s\" was recorded before", ev->message_id);
 		goto done;
 	}
@@ -622,8 +689,10 @@ record(struct ras_db *db, struct ras_arena *a, const struct ras_epr_event *ev, i
 		    (long long)out->decision_id, (long long)out->event_id);
 	else
 		snprintf(out->message, sizeof(out->message),
-		    "%s for referral %s recorded (event #%lld, %d deadline(s) met)", out->kind,
-		    out->ubrn[0] ? out->ubrn : key, (long long)out->event_id, out->deadlines_met);
+		    "%s for referral %s recorded (event #%lld, %d deadline(s) met%s%s)", out->kind,
+		    out->ubrn[0] ? out->ubrn : key, (long long)out->event_id, out->deadlines_met,
+		    out->episode_id ? ", " : "", out->episode_id ?
+		    (ev->kind == RAS_EPR_DISCHARGED ? "discharge summary queued" : "notification letter queued") : "");
 done:
 	ras_db_res_free(res);
 	return err;
@@ -660,8 +729,8 @@ already(struct ras_db *db, const struct ras_epr_event *ev, struct ras_epr_result
 }
 
 int
-ras_epr_record(struct ras_db *db, const struct ras_epr_event *ev, int64_t payload_id, bool in_txn,
-    struct ras_epr_result *out)
+ras_epr_record(struct ras_db *db, const struct ras_epr_ctx *ctx, const struct ras_epr_event *ev,
+    int64_t payload_id, bool in_txn, struct ras_epr_result *out)
 {
 	struct ras_arena *a = ras_arena_new();
 	int err;
@@ -678,7 +747,7 @@ ras_epr_record(struct ras_db *db, const struct ras_epr_event *ev, int64_t payloa
 			err = 0;
 		goto finish;
 	}
-	err = record(db, a, ev, payload_id, out);
+	err = record(db, ctx, a, ev, payload_id, out);
 finish:
 	if (!in_txn) {
 		if (err == 0)
@@ -737,7 +806,8 @@ set_inbox(struct ras_db *db, int64_t id, const char *state, const char *error)
 }
 
 int
-ras_epr_receive(struct ras_db *db, const struct ras_inbox_item *it, struct ras_epr_result *out)
+ras_epr_receive(struct ras_db *db, const struct ras_epr_ctx *ctx, const struct ras_inbox_item *it,
+    struct ras_epr_result *out)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_epr_event ev;
@@ -807,7 +877,7 @@ ras_epr_receive(struct ras_db *db, const struct ras_inbox_item *it, struct ras_e
 	}
 	if ((err = ras_db_exec(db, "SAVEPOINT epr")) < 0)
 		goto rollback;
-	err = record(db, a, &ev, id, out);
+	err = record(db, ctx, a, &ev, id, out);
 	if (err == 0 && strcmp(prev, "rejected") == 0)
 		err = set_inbox(db, id, "stored", NULL);
 	if (err == RAS_ENOTFOUND || err == RAS_EINVALID || err == RAS_ETOOBIG) {

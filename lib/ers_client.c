@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "ras/buf.h"
+#include "ras/calendar.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
@@ -16,6 +17,8 @@
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/limits.h"
+#include "ras/mappings.h"
+#include "ras/triage.h"
 
 /* Longest a batch waits in total for 429/503 back-off before handing the
  * failure back to its caller (who retries in a later cycle). */
@@ -58,6 +61,7 @@ struct ras_ers {
 	struct ras_ers_clock clock;
 	ras_ers_workday_fn workday;
 	void *workday_ctx;
+	const struct ras_triage *triage;   /* triages what a poll stores (borrowed) */
 	/* rate limiter: start times (monotonic ms) of the last `rate` calls */
 	int64_t starts[RATE_MAX];
 	size_t nstarts, startpos;
@@ -358,6 +362,22 @@ ras_ers_set_workday(struct ras_ers *c, ras_ers_workday_fn fn, void *ctx)
 {
 	c->workday = fn;
 	c->workday_ctx = ctx;
+}
+
+void
+ras_ers_set_triage(struct ras_ers *c, const struct ras_triage *t)
+{
+	c->triage = t;
+	if (t) {
+		c->workday = ras_calendar_workday;
+		c->workday_ctx = (void *)ras_mappings_calendar(ras_triage_mappings(t));
+	}
+}
+
+const struct ras_triage *
+ras_ers_triage(const struct ras_ers *c)
+{
+	return c->triage;
 }
 
 enum ras_ers_mode

@@ -38,7 +38,21 @@ struct ras_mappings {
 	const struct ras_practice_list **list_ptrs;
 	size_t n_services;
 	struct ras_ruleset **services;
+	struct ras_buf *problems;  /* ras_mappings_check: collect, do not stop */
+	int n_problems;
 };
+
+/* A problem with one file: stop loading (ras_mappings_load), or note it and
+ * go on with the next file (ras_mappings_check).  Out of memory always stops. */
+static int
+problem(struct ras_mappings *m, int err)
+{
+	if (m->problems == NULL || err == RAS_ENOMEM)
+		return err;
+	(void)ras_buf_printf(m->problems, "%s\n", ras_error_last());
+	m->n_problems++;
+	return 0;
+}
 
 static int
 cmp_name(const void *a, const void *b)
@@ -124,20 +138,32 @@ load_forms(struct ras_mappings *m)
 		json_t *j;
 		struct named_form *f = &m->forms[m->n_forms];
 
+		bool twice = false;
+
 		snprintf(rel, sizeof(rel), "forms/%s", names[i]);
-		if ((err = read_file(m->a, m->dir, rel, &data, &len, f->sha)) < 0)
-			return err;
+		if ((err = read_file(m->a, m->dir, rel, &data, &len, f->sha)) < 0) {
+			if ((err = problem(m, err)) < 0)
+				return err;
+			continue;
+		}
 		if ((err = ras_json_parse_arena(m->a, data, len, RAS_MAPPING_FILE_MAX, &j)) < 0 ||
 		    (err = ras_form_questionnaire_parse(m->a, j, &f->q)) < 0) {
 			ras_error_context("%s/%s", m->dir, rel);
-			return err;
+			if ((err = problem(m, err)) < 0)
+				return err;
+			continue;
 		}
-		for (size_t k = 0; k < m->n_forms; k++)
+		for (size_t k = 0; k < m->n_forms && !twice; k++)
 			if (strcmp(m->forms[k].q.url, f->q.url) == 0 &&
-			    strcmp(m->forms[k].q.version, f->q.version) == 0)
-				return ras_error_code(RAS_EINVALID, "%s/%s: form %s|%s is defined twice", m->dir,
+			    strcmp(m->forms[k].q.version, f->q.version) == 0) {
+				err = ras_error_code(RAS_EINVALID, "%s/%s: form %s|%s is defined twice", m->dir,
 				    rel, f->q.url, f->q.version);
-		m->form_ptrs[m->n_forms++] = &f->q;
+				if ((err = problem(m, err)) < 0)
+					return err;
+				twice = true;
+			}
+		if (!twice)
+			m->form_ptrs[m->n_forms++] = &f->q;
 	}
 	return 0;
 }
@@ -156,21 +182,25 @@ load_lists(struct ras_mappings *m)
 	if (m->lists == NULL || m->list_ptrs == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
-		struct named_list *l = &m->lists[i];
+		struct named_list *l = &m->lists[m->n_lists];
 		char *data;
 		size_t len;
 
 		l->file = ras_arena_printf(m->a, "practices/%s", names[i]);
 		if (l->file == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
-		if ((err = read_file(m->a, m->dir, l->file, &data, &len, l->sha)) < 0)
-			return err;
+		if ((err = read_file(m->a, m->dir, l->file, &data, &len, l->sha)) < 0) {
+			if ((err = problem(m, err)) < 0)
+				return err;
+			continue;
+		}
 		if ((err = ras_rules_practices_parse(m->a, l->file, data, len, &l->list)) < 0) {
 			ras_error_context("%s", m->dir);
-			return err;
+			if ((err = problem(m, err)) < 0)
+				return err;
+			continue;
 		}
-		m->list_ptrs[i] = &l->list;
-		m->n_lists++;
+		m->list_ptrs[m->n_lists++] = &l->list;
 	}
 	return 0;
 }
@@ -222,18 +252,29 @@ load_services(struct ras_mappings *m)
 		struct ras_ruleset *rs;
 
 		snprintf(rel, sizeof(rel), "services/%s", names[i]);
-		if ((err = read_file(m->a, m->dir, rel, &data, &len, sha)) < 0)
-			return err;
+		if ((err = read_file(m->a, m->dir, rel, &data, &len, sha)) < 0) {
+			if ((err = problem(m, err)) < 0)
+				return err;
+			continue;
+		}
 		if ((err = ras_rules_parse(m->a, data, len, &rs)) < 0) {
 			ras_error_context("%s/%s", m->dir, rel);
-			return err;
+			if ((err = problem(m, err)) < 0)
+				return err;
+			continue;
 		}
-		if (strlen(ras_rules_service(rs)) != l || strncmp(ras_rules_service(rs), names[i], l) != 0)
-			return ras_error_code(RAS_EINVALID, "%s/%s: the file of service \"%s\" must be named %s.json",
+		if (strlen(ras_rules_service(rs)) != l || strncmp(ras_rules_service(rs), names[i], l) != 0) {
+			err = ras_error_code(RAS_EINVALID, "%s/%s: the file of service \"%s\" must be named %s.json",
 			    m->dir, rel, ras_rules_service(rs), ras_rules_service(rs));
+			if ((err = problem(m, err)) < 0)
+				return err;
+			continue;
+		}
 		if ((err = link_service(m, rs, sha)) < 0) {
 			ras_error_context("%s/%s", m->dir, rel);
-			return err;
+			if ((err = problem(m, err)) < 0)
+				return err;
+			continue;
 		}
 		m->services[m->n_services++] = rs;
 	}
@@ -241,30 +282,59 @@ load_services(struct ras_mappings *m)
 }
 
 int
-ras_mappings_load(const char *dir, struct ras_mappings **out)
+ras_mappings_load_calendar(const char *dir, struct ras_calendar **out)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s/" RAS_MAPPINGS_CALENDAR, dir) >= (int)sizeof(path))
+		return ras_error_code(RAS_EINVALID, "mappings path is too long");
+	return ras_calendar_load(path, out);
+}
+
+static int
+load(const char *dir, struct ras_buf *problems, struct ras_mappings **out)
 {
 	struct ras_mappings *m = calloc(1, sizeof(*m));
-	char path[4096];
 	int err;
 
 	if (m == NULL || (m->a = ras_arena_new()) == NULL || (m->dir = strdup(dir)) == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (snprintf(path, sizeof(path), "%s/calendar/bank-holidays.json", dir) >= (int)sizeof(path)) {
-		err = ras_error_code(RAS_EINVALID, "mappings path is too long");
+	m->problems = problems;
+	if ((err = ras_mappings_load_calendar(dir, &m->cal)) < 0 && (err = problem(m, err)) < 0)
 		goto fail;
-	}
-	if ((err = ras_calendar_load(path, &m->cal)) < 0 ||
-	    (err = load_forms(m)) < 0 ||
-	    (err = load_lists(m)) < 0 ||
-	    (err = load_services(m)) < 0)
+	if ((err = load_forms(m)) < 0 && (err = problem(m, err)) < 0)
 		goto fail;
+	if ((err = load_lists(m)) < 0 && (err = problem(m, err)) < 0)
+		goto fail;
+	if ((err = load_services(m)) < 0 && (err = problem(m, err)) < 0)
+		goto fail;
+	m->problems = NULL;
 	*out = m;
 	return 0;
 fail:
 	ras_mappings_free(m);
 	return err;
+}
+
+int
+ras_mappings_load(const char *dir, struct ras_mappings **out)
+{
+	return load(dir, NULL, out);
+}
+
+int
+ras_mappings_check(const char *dir, struct ras_buf *problems)
+{
+	struct ras_mappings *m = NULL;
+	int err, n;
+
+	if ((err = load(dir, problems, &m)) < 0)
+		return err;
+	n = m->n_problems;
+	ras_mappings_free(m);
+	return n;
 }
 
 void

@@ -10,6 +10,7 @@
 
 #include "ras/arena.h"
 #include "ras/buf.h"
+#include "ras/calendar.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
@@ -22,6 +23,7 @@
 #include "ras/http.h"
 #include "ras/intake.h"
 #include "ras/limits.h"
+#include "ras/mappings.h"
 #include "ras/mesh_client.h"
 #include "ras/outbox.h"
 #include "ras/referral_json.h"
@@ -40,6 +42,7 @@ struct profile_slot {
 struct ras_outbox {
 	struct ras_arena *a;          /* lives as long as the context */
 	const char *mappings;
+	struct ras_calendar *cal;     /* working days of the episode deadlines */
 	struct ras_routing routing;
 	bool gp_auto;
 	struct profile_slot profiles[MAX_PROFILES];
@@ -56,19 +59,6 @@ struct ras_outbox {
 };
 
 /* --- helpers ------------------------------------------------------------- */
-
-void
-ras_outbox_add_working_days(const struct ras_date *d, int n, struct ras_date *out)
-{
-	struct ras_date x = *d;
-
-	while (n > 0) {
-		ras_date_add_days(&x, 1, &x);
-		if (ras_date_weekday(&x) <= 5)
-			n--;
-	}
-	*out = x;
-}
 
 int64_t
 ras_outbox_backoff(int attempts, int64_t base, int64_t max)
@@ -150,6 +140,8 @@ ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_ou
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	}
 	o->mappings = ras_arena_strdup(o->a, mappings);
+	if ((err = ras_mappings_load_calendar(mappings, &o->cal)) < 0)
+		goto fail;
 	o->batch = (int)ras_config_int(cfg, "outbox", NULL, "batch_size");
 	o->max_attempts = (int)ras_config_int(cfg, "outbox", NULL, "max_attempts");
 	o->backoff_base = ras_config_int(cfg, "outbox", NULL, "backoff_base");
@@ -212,6 +204,7 @@ ras_outbox_free(struct ras_outbox *o)
 {
 	if (o == NULL)
 		return;
+	ras_calendar_free(o->cal);
 	ras_mesh_free(o->mesh);
 	ras_http_free(o->mesh_http);
 	ras_http_free(o->fhir_http);
@@ -331,7 +324,7 @@ static const char SQL_EVENT[] =
 	"'recipient', recipient_role, 'detail', $3::text) FROM outbox WHERE id = $1";
 
 static const char SQL_DEADLINE[] =
-	"SELECT ras_outbox_deadline_check(deadline_id, $2) FROM outbox WHERE id = $1";
+	"SELECT ras_outbox_deadlines_check($1, $2)";
 
 /* --- render ------------------------------------------------------------- */
 
@@ -1066,7 +1059,7 @@ static const char SQL_REPORT_FOLLOWUP[] =
 	"ev AS (INSERT INTO events (referral_id, kind, actor, detail) SELECT referral_id, "
 	"'document-mesh-report', 'rasd', jsonb_build_object('outbox_id', id, 'state', state, "
 	"'error', last_error) FROM o RETURNING 1) "
-	"SELECT ras_outbox_deadline_check(o.deadline_id, $2) FROM o";
+	"SELECT ras_outbox_deadlines_check(o.id, $2) FROM o";
 
 int
 ras_outbox_mesh_poll(struct ras_outbox *o, struct ras_db *db, int64_t now,
@@ -1308,10 +1301,11 @@ ras_outbox_episode_put(struct ras_outbox *o, struct ras_db *db, const char *what
 	}
 	ras_date_format(&event, event_s);
 	if (dk->has_deadline) {
-		if (dk->same_day)
-			due = event;
-		else
-			ras_outbox_add_working_days(&event, dk->working_days, &due);
+		/* The triage calendar's working days (bank holidays skipped); the
+		 * day of the event is day 0. */
+		if ((err = ras_calendar_add_working_days(o->cal, &event, dk->same_day ? 0 : dk->working_days,
+		    &due, NULL)) < 0)
+			goto done;
 		ras_date_format(&due, due_s);
 	}
 	qr = json_dumps(in.json, JSON_COMPACT);
@@ -1340,6 +1334,14 @@ done:
 	ras_db_res_free(res);
 	ras_arena_free(a);
 	return err;
+}
+
+bool
+ras_outbox_has_document(struct ras_outbox *o, const char *service, const char *doc_kind)
+{
+	const struct ras_docprofile *prof = profile(o, service);
+
+	return prof && ras_docprofile_kind(prof, doc_kind) != NULL;
 }
 
 /* --- operations ---------------------------------------------------------- */

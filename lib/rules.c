@@ -683,6 +683,10 @@ parse_clock(struct ras_arena *a, const struct ras_ruleset *rs, json_t *j, size_t
 	snprintf(where, sizeof(where), "clock \"%.40s\"", c->kind);
 	if (!valid_token(c->kind))
 		return ras_error_code(RAS_EINVALID, "%s: kind must be a lower-case token", where);
+	if (!ras_rules_clock_kind_known(c->kind))
+		return ras_error_code(RAS_EINVALID, "%s: no clock of that kind can be met (kinds: "
+		    "triage, clinical-review, return, gp-notification, onward, contact, assessment, "
+		    "first-appointment, first-appointment-limit, treatment, pathway-end)", where);
 	if ((err = parse_clause(rs, j, where, &c->clause)) < 0)
 		return err;
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -1255,6 +1259,50 @@ end_of_day(const struct ras_date *d)
 
 	ras_date_add_days(d, 1, &next);
 	return ras_time_uk_midnight(&next) - 1;
+}
+
+/*
+ * The clock kinds a rule set may start, each with what meets it in the
+ * database (so no clock is started that nothing can meet; mappings/README
+ * "CLOCK" and tests/test_deadlines.c):
+ */
+static const char *const clock_kinds[] = {
+	"triage",                  /* a final decision (002 ras_store_decision) */
+	"clinical-review",         /* a clinician's decision (002) */
+	"return",                  /* the return letter delivered (004), or e-RS A028 done (003) */
+	"gp-notification",         /* the 2WW notice or the triage letter delivered to the GP (004) */
+	"onward",                  /* EPR onward-referral (005 epr_deadline_closes) */
+	"contact",                 /* EPR patient-contacted, appointment-offered or -attended */
+	"assessment",              /* EPR first appointment attended */
+	"first-appointment",       /* EPR first appointment attended */
+	"first-appointment-limit", /* EPR first appointment attended */
+	"treatment",               /* EPR treatment-started */
+	"pathway-end",             /* EPR discharged or pifu */
+	NULL,
+};
+
+bool
+ras_rules_clock_kind_known(const char *kind)
+{
+	for (size_t i = 0; kind && clock_kinds[i]; i++)
+		if (strcmp(clock_kinds[i], kind) == 0)
+			return true;
+	return false;
+}
+
+const char *const *
+ras_rules_clock_kinds(void)
+{
+	return clock_kinds;
+}
+
+const char *
+ras_rules_clock_clause(const struct ras_ruleset *rs, const char *kind)
+{
+	for (size_t i = 0; i < rs->n_clocks; i++)
+		if (strcmp(rs->clocks[i].kind, kind) == 0)
+			return rs->clocks[i].clause;
+	return NULL;
 }
 
 int

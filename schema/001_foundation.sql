@@ -60,7 +60,19 @@ CREATE TABLE referrals (
     form_version        text,
     ers_state           text,
     ers_referral_type   text,
-    state               text NOT NULL,
+    -- Every referral state, and who sets it (README "Referral states"):
+    --   awaiting-details  an e-RS worklist item whose referral is not fetched yet (store)
+    --   new               ready for triage (store; a re-triage sends a referral back)
+    --   review            its current decision awaits a clinician: a review or a
+    --                     recommendation (triage, 002)
+    --   decided           its current decision is final: the rules under the
+    --                     service's automation level, or a clinician (triage, 002)
+    --   unassigned        no rasd service could be given to it (triage)
+    --   triage-failed     it could not be triaged; the event log says why (triage)
+    --   related           fetched only because another e-RS referral names it (e-RS, 003)
+    --   superseded        a worklist stub of a version e-RS no longer serves (e-RS, 003)
+    state               text NOT NULL CHECK (state IN ('awaiting-details', 'new', 'review',
+                            'decided', 'unassigned', 'triage-failed', 'related', 'superseded')),
     doc                 jsonb NOT NULL,          -- the normalised referral (rasctl show)
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),

@@ -49,7 +49,7 @@ CREATE INDEX deadlines_referral ON deadlines (referral_id, kind);
 
 -- ---- triage (issue 3): storing decisions, referral states, re-triage ------
 --
--- Referral states after triage (see README "Triage"):
+-- Referral states after triage (001 lists every state; README "Triage"):
 --   new          ready for triage (set by the store, or by a re-triage)
 --   decided      the current decision is final (made by the rules under the
 --                service's automation level, or by a clinician)
@@ -72,10 +72,22 @@ CREATE INDEX events_payload ON events (payload_id) WHERE payload_id IS NOT NULL;
 
 -- Store one decision with its clocks, in one statement the triage stage can
 -- pipeline.  p_doc is ras_decision_to_json(full); p_deadlines is
--- [{kind, clause, due_date, due_at}].  The open clocks of every version of
--- the referral are cancelled (superseded), the new ones inserted; a final
--- decision meets its own triage clock.  The referral moves to 'decided'
+-- [{kind, clause, due_date, due_at}].  The referral moves to 'decided'
 -- (final) or 'review', and the event log gets the rules, clauses and facts.
+--
+-- Clocks.  Every clock runs from the receipt of its referral version, so a
+-- later decision on the same version mostly starts the same clocks again;
+-- what was already met or is still running must not be started twice:
+--   * a clinician's decision (decided_by is not 'rules') is the clinical
+--     review that the open 'clinical-review' clocks of the referral waited for;
+--   * open clocks of the referral's other versions are superseded (cancelled);
+--   * open clocks of this version that the new decision does not start
+--     (same kind and due time) are cancelled; the ones it starts again keep
+--     running as they are (a letter or event already on its way still meets
+--     them);
+--   * a clock kind this version has already met is not started again (a
+--     delivered 2WW notice, a contact the EPR reported);
+--   * a final decision meets the triage clock.
 CREATE FUNCTION ras_store_decision(p_referral bigint, p_doc jsonb, p_deadlines jsonb)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -106,15 +118,34 @@ BEGIN
     -- each decision, and the stage slows down as the backlog grows.
     FOREACH v_version IN ARRAY ARRAY(SELECT r.id FROM referrals r
                                       WHERE r.referral_key = v_ref.referral_key) LOOP
-        UPDATE deadlines d SET cancelled_at = v_at
-         WHERE d.referral_id = v_version AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+        IF v_by <> 'rules' THEN
+            UPDATE deadlines d SET met_at = v_at, met_by = 'decision:' || v_id
+             WHERE d.referral_id = v_version AND d.kind = 'clinical-review'
+               AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+        END IF;
+        IF v_version <> p_referral THEN
+            UPDATE deadlines d SET cancelled_at = v_at
+             WHERE d.referral_id = v_version AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+        END IF;
     END LOOP;
-    INSERT INTO deadlines (referral_id, decision_id, kind, clause, due_date, due_at, met_at, met_by)
-    SELECT p_referral, v_id, x.kind, x.clause, x.due_date, x.due_at,
-           CASE WHEN x.kind = 'triage' AND v_final THEN v_at END,
-           CASE WHEN x.kind = 'triage' AND v_final THEN 'decision:' || v_id END
+    UPDATE deadlines d SET cancelled_at = v_at
+     WHERE d.referral_id = p_referral AND d.met_at IS NULL AND d.cancelled_at IS NULL
+       AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(coalesce(p_deadlines, '[]'))
+                              AS x(kind text, due_at timestamptz)
+                        WHERE x.kind = d.kind AND x.due_at = d.due_at);
+    INSERT INTO deadlines (referral_id, decision_id, kind, clause, due_date, due_at)
+    SELECT p_referral, v_id, x.kind, x.clause, x.due_date, x.due_at
       FROM jsonb_to_recordset(coalesce(p_deadlines, '[]'))
-           AS x(kind text, clause text, due_date date, due_at timestamptz);
+           AS x(kind text, clause text, due_date date, due_at timestamptz)
+     WHERE NOT EXISTS (SELECT 1 FROM deadlines d
+                        WHERE d.referral_id = p_referral AND d.kind = x.kind
+                          AND d.cancelled_at IS NULL
+                          AND (d.met_at IS NOT NULL OR d.due_at = x.due_at));
+    IF v_final THEN
+        UPDATE deadlines d SET met_at = v_at, met_by = 'decision:' || v_id
+         WHERE d.referral_id = p_referral AND d.kind = 'triage'
+           AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+    END IF;
 
     UPDATE referrals SET state = CASE WHEN v_final THEN 'decided' ELSE 'review' END,
                          service = p_doc ->> 'service', updated_at = now()

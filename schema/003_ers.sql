@@ -237,6 +237,25 @@ END $$;
 CREATE TRIGGER decisions_ers_outcome AFTER INSERT ON decisions
     FOR EACH ROW EXECUTE FUNCTION ras_ers_decision_intent();
 
+-- A return recorded on e-RS (A028 RETURN_TO_REFERRER_WITH_ADVICE done) is
+-- the referral returned: it meets the return clock of its referral version
+-- (the triage outcome letter meets it too, whichever comes first: 004).
+CREATE FUNCTION ras_ers_outcome_done() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.review_outcome = 'RETURN_TO_REFERRER_WITH_ADVICE' THEN
+        UPDATE deadlines SET met_at = coalesce(NEW.done_at, NEW.updated_at),
+                             met_by = 'ers-outcome:' || NEW.id
+         WHERE referral_id = NEW.referral_id AND kind = 'return'
+           AND met_at IS NULL AND cancelled_at IS NULL;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER ers_outcomes_done AFTER UPDATE OF state ON ers_outcomes
+    FOR EACH ROW WHEN (NEW.state = 'done' AND OLD.state IS DISTINCT FROM 'done')
+    EXECUTE FUNCTION ras_ers_outcome_done();
+
 -- Every call rasd made to e-RS (and to the object store it was sent to),
 -- with the correlation id it sent and the X-Request-ID e-RS answered: what
 -- NHS support asks for.  No bodies, no patient data.

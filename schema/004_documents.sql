@@ -172,29 +172,22 @@ END $$;
 -- The letters a decision calls for.
 --  * A potential two-week-wait referral (onward to two-week-wait): the GP
 --    is told the same day (004 §3.6 2(d)), whether or not the decision is
---    final yet; once per referral.  The deadline is the end of the day of
---    the decision (UK civil time), met when the notice is delivered.  A
---    service whose specification has no such notice cancels the row (and
---    the deadline) when it is rendered.
+--    final yet; once per referral version.  The same-day clock is the rule
+--    set's own `gp-notification` deadline (one clock, started by triage),
+--    met when the notice is delivered (outbox_deadline_meets).  A service
+--    whose specification has no such notice cancels the row when it is
+--    rendered; its GP is then told by the triage outcome letter.
 --  * A final decision, or any decision a clinician made, that is not
 --    "review": the triage outcome letter.  Letters of an earlier decision
 --    that have not gone yet are cancelled: the newer decision supersedes.
 CREATE FUNCTION ras_outbox_on_decision() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_deadline bigint;
-    v_due      date;
 BEGIN
     IF NEW.outcome = 'onward' AND NEW.onward_target = 'two-week-wait'
        AND NOT EXISTS (SELECT 1 FROM outbox WHERE referral_id = NEW.referral_id
                           AND kind = 'gp-2ww-notice' AND state <> 'cancelled') THEN
-        v_due := (NEW.decided_at AT TIME ZONE 'Europe/London')::date;
-        INSERT INTO deadlines (referral_id, decision_id, kind, clause, due_date, due_at)
-        VALUES (NEW.referral_id, NEW.id, 'gp-2ww-notice', NULL, v_due,
-                (v_due + 1)::timestamp AT TIME ZONE 'Europe/London')
-        RETURNING id INTO v_deadline;
         PERFORM ras_outbox_enqueue(NEW.referral_id, NEW.service, 'gp-2ww-notice', NEW.id, NULL,
-                                   v_deadline, true, false);
+                                   NULL, true, false);
     END IF;
     IF NEW.outcome <> 'review' AND (NEW.final OR NEW.decided_by <> 'rules') THEN
         UPDATE outbox SET state = 'cancelled', last_error = 'superseded by decision ' || NEW.id,
@@ -231,7 +224,8 @@ BEGIN
     IF p_due IS NOT NULL THEN
         INSERT INTO deadlines (referral_id, kind, clause, due_date, due_at)
         VALUES (p_referral, v_doc_kind, p_clause, p_due,
-                (p_due + 1)::timestamp AT TIME ZONE 'Europe/London')
+                -- the last second of the due day, as the rule sets' clocks (002)
+                (p_due + 1)::timestamp AT TIME ZONE 'Europe/London' - interval '1 second')
         RETURNING id INTO v_deadline;
     END IF;
     PERFORM ras_outbox_enqueue(p_referral, p_service, v_doc_kind, NULL, v_episode, v_deadline,
@@ -244,7 +238,8 @@ END $$;
 
 -- A deadline is met when every letter it is waiting for (patient copies
 -- aside) has been delivered or cancelled; a letter that later fails (a
--- MESH error report) reopens it.
+-- MESH error report) reopens it.  Cancelled (superseded) deadlines are
+-- left alone.
 CREATE FUNCTION ras_outbox_deadline_check(p_deadline bigint, p_at timestamptz) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -253,14 +248,82 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM outbox WHERE deadline_id = p_deadline AND recipient_role <> 'patient'
                   AND state NOT IN ('delivered', 'cancelled')) THEN
-        UPDATE deadlines SET met_at = NULL, met_by = NULL WHERE id = p_deadline AND met_by LIKE 'outbox%';
+        UPDATE deadlines SET met_at = NULL, met_by = NULL
+         WHERE id = p_deadline AND met_by LIKE 'outbox%' AND cancelled_at IS NULL;
     ELSIF EXISTS (SELECT 1 FROM outbox WHERE deadline_id = p_deadline AND state = 'delivered') THEN
         UPDATE deadlines SET met_at = p_at,
                met_by = 'outbox ' || (SELECT string_agg(id::text, ',' ORDER BY id) FROM outbox
                                         WHERE deadline_id = p_deadline AND state = 'delivered')
-         WHERE id = p_deadline AND met_at IS NULL;
+         WHERE id = p_deadline AND met_at IS NULL AND cancelled_at IS NULL;
     ELSE
         UPDATE deadlines SET cancelled_at = p_at WHERE id = p_deadline AND met_at IS NULL
            AND cancelled_at IS NULL;
+    END IF;
+END $$;
+
+-- Which clocks of the rule sets a decision's letter meets once it has
+-- reached everyone it is addressed to (data, like epr_deadline_closes):
+--   gp-notification  the GP told the same day of a potential 2WW (004 §3.6
+--                    2(d)) or an emergency: by the 2WW notice, or else by the
+--                    triage outcome letter (which reaches the GP: the GP is
+--                    the referrer or gets a copy)
+--   return           a referral returned to the referrer: by the triage
+--                    outcome letter of the return (for an e-RS referral the
+--                    A028 RETURN_TO_REFERRER_WITH_ADVICE meets it too, 003)
+-- Episode documents (notification letter, discharge summary) carry their
+-- own deadline (outbox.deadline_id, ras_outbox_deadline_check).
+CREATE TABLE outbox_deadline_meets (
+    doc_kind       text NOT NULL,
+    deadline_kind  text NOT NULL,
+    PRIMARY KEY (doc_kind, deadline_kind)
+);
+INSERT INTO outbox_deadline_meets (doc_kind, deadline_kind) VALUES
+    ('gp-2ww-notice',  'gp-notification'),
+    ('triage-outcome', 'gp-notification'),
+    ('triage-outcome', 'return');
+
+-- What a change of state of outbox row p_outbox means for the clocks: its
+-- own deadline (episode documents), and the rule-set clocks its kind meets
+-- (outbox_deadline_meets) on its referral version.  A triage outcome letter
+-- of a superseded decision meets nothing.  Met when every non-patient row
+-- of the letter (same referral, kind and version) is delivered or
+-- cancelled and at least one was delivered; reopened when one of the rows
+-- that met it fails later.
+CREATE FUNCTION ras_outbox_deadlines_check(p_outbox bigint, p_at timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    o      outbox%ROWTYPE;
+    v_open boolean;
+    v_ids  text;
+BEGIN
+    SELECT * INTO o FROM outbox WHERE id = p_outbox;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM ras_outbox_deadline_check(o.deadline_id, p_at);
+    IF o.recipient_role = 'patient'
+       OR NOT EXISTS (SELECT 1 FROM outbox_deadline_meets WHERE doc_kind = o.kind) THEN
+        RETURN;
+    END IF;
+    IF o.kind = 'triage-outcome' AND o.decision_id IS DISTINCT FROM
+           (SELECT max(id) FROM decisions WHERE referral_id = o.referral_id) THEN
+        RETURN;
+    END IF;
+    SELECT bool_or(state NOT IN ('delivered', 'cancelled')),
+           string_agg(CASE WHEN state = 'delivered' THEN id::text END, ',' ORDER BY id)
+      INTO v_open, v_ids
+      FROM outbox
+     WHERE referral_key = o.referral_key AND kind = o.kind AND doc_version = o.doc_version
+       AND recipient_role <> 'patient';
+    IF NOT v_open AND v_ids IS NOT NULL THEN
+        UPDATE deadlines d SET met_at = p_at, met_by = 'outbox ' || v_ids
+         WHERE d.referral_id = o.referral_id AND d.met_at IS NULL AND d.cancelled_at IS NULL
+           AND d.kind IN (SELECT deadline_kind FROM outbox_deadline_meets WHERE doc_kind = o.kind);
+    ELSIF v_open THEN
+        UPDATE deadlines d SET met_at = NULL, met_by = NULL
+         WHERE d.referral_id = o.referral_id AND d.cancelled_at IS NULL
+           AND d.met_by LIKE 'outbox %'
+           AND (',' || substr(d.met_by, 8) || ',') LIKE ('%,' || o.id || ',%')
+           AND d.kind IN (SELECT deadline_kind FROM outbox_deadline_meets WHERE doc_kind = o.kind);
     END IF;
 END $$;

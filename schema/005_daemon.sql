@@ -35,26 +35,38 @@ CREATE INDEX epr_events_kind ON epr_events (kind, occurred_at);
 CREATE TRIGGER epr_events_no_update BEFORE UPDATE OR DELETE ON epr_events
     FOR EACH ROW EXECUTE FUNCTION ras_events_append_only();
 
--- Which open deadlines an EPR event meets.  `first_only`: only an event
--- about the first appointment meets it.  Data, not code, so the kinds can
--- follow the rule sets' clock names.
+-- Which open deadlines (the rule sets' clock kinds, mappings/README) an EPR
+-- event meets.  `first_only`: only an event about the first appointment
+-- (or one that does not say) meets it.  `ends`: the event does not meet
+-- the clock but makes it moot, so it is cancelled (a patient discharged
+-- before treatment has no treatment clock left).  Data, not code; the
+-- other clock kinds are met elsewhere: triage and clinical-review by
+-- decisions (002), gp-notification and return by letters (004) and e-RS
+-- returns (003), notification-letter and discharge-summary by their
+-- letters (004).  tests/test_deadlines.c checks every kind has a meeting.
 CREATE TABLE epr_deadline_closes (
     event_kind     text NOT NULL,
     deadline_kind  text NOT NULL,
     first_only     boolean NOT NULL DEFAULT false,
+    ends           boolean NOT NULL DEFAULT false,
     PRIMARY KEY (event_kind, deadline_kind)
 );
-INSERT INTO epr_deadline_closes (event_kind, deadline_kind, first_only) VALUES
-    ('patient-contacted',    'contact',                   false),
-    ('appointment-offered',  'contact',                   false),
-    ('appointment-offered',  'first-appointment-offered', true),
-    ('appointment-attended', 'contact',                   false),
-    ('appointment-attended', 'first-appointment-offered', true),
-    ('appointment-attended', 'first-appointment',         true),
-    ('appointment-attended', 'assessment',                true),
-    ('treatment-started',    'treatment',                 false),
-    ('onward-referral',      'onward',                    false),
-    ('clinician-decision',   'triage',                    false);
+INSERT INTO epr_deadline_closes (event_kind, deadline_kind, first_only, ends) VALUES
+    ('patient-contacted',    'contact',                 false, false),
+    ('appointment-offered',  'contact',                 false, false),
+    ('appointment-attended', 'contact',                 false, false),
+    ('appointment-attended', 'first-appointment',       true,  false),
+    ('appointment-attended', 'first-appointment-limit', true,  false),
+    ('appointment-attended', 'assessment',              true,  false),
+    ('treatment-started',    'treatment',               false, false),
+    ('onward-referral',      'onward',                  false, false),
+    ('discharged',           'pathway-end',             false, false),
+    ('pifu',                 'pathway-end',             false, false),
+    ('discharged',           'contact',                 false, true),
+    ('discharged',           'first-appointment',       false, true),
+    ('discharged',           'first-appointment-limit', false, true),
+    ('discharged',           'assessment',              false, true),
+    ('discharged',           'treatment',               false, true);
 
 -- Record one EPR event and meet the deadlines it closes, in one statement.
 -- Returns the event id and whether it was new (false: the same message_id
@@ -90,10 +102,17 @@ BEGIN
      WHERE mine.id = p_referral
        AND r.referral_key = mine.referral_key
        AND d.referral_id = r.id
-       AND c.event_kind = p_kind AND c.deadline_kind = d.kind
+       AND c.event_kind = p_kind AND c.deadline_kind = d.kind AND NOT c.ends
        AND (NOT c.first_only OR p_first IS NOT FALSE)
        AND d.met_at IS NULL AND d.cancelled_at IS NULL;
     GET DIAGNOSTICS v_met = ROW_COUNT;
+    UPDATE deadlines d SET cancelled_at = p_at
+      FROM epr_deadline_closes c, referrals r, referrals mine
+     WHERE mine.id = p_referral
+       AND r.referral_key = mine.referral_key
+       AND d.referral_id = r.id
+       AND c.event_kind = p_kind AND c.deadline_kind = d.kind AND c.ends
+       AND d.met_at IS NULL AND d.cancelled_at IS NULL;
     INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)
     VALUES (p_referral, v_ubrn, p_payload, 'epr-' || p_kind, p_actor,
             jsonb_strip_nulls(jsonb_build_object('epr_event', v_id, 'occurred_at', p_at,

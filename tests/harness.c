@@ -14,9 +14,12 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "ras/buf.h"
+#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/migrate.h"
+#include "ras/triage.h"
 #include "ras_config.h"
 
 extern char **environ;
@@ -344,5 +347,99 @@ ras_test_count(const char *haystack, const char *needle)
 		return 0;
 	for (const char *p = strstr(haystack, needle); p; p = strstr(p + l, needle))
 		n++;
+	return n;
+}
+
+/* ---- SQL, rasctl and triage helpers shared by the database suites -------- */
+
+int64_t
+ras_test_sql_int(struct ras_db *db, const char *sql)
+{
+	struct ras_db_res *res = NULL;
+	int64_t n = -1;
+
+	if (ras_db_query(db, &res, sql, 0, NULL) < 0)
+		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
+	else if (ras_db_res_rows(res) > 0)
+		(void)ras_db_res_int(res, 0, 0, &n);
+	ras_db_res_free(res);
+	return n;
+}
+
+char *
+ras_test_sql_text(struct ras_db *db, const char *sql)
+{
+	struct ras_db_res *res = NULL;
+	char *s = NULL;
+
+	if (ras_db_query(db, &res, sql, 0, NULL) < 0)
+		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
+	else if (ras_db_res_rows(res) > 0 && !ras_db_res_isnull(res, 0, 0))
+		s = strdup(ras_db_res_get(res, 0, 0));
+	ras_db_res_free(res);
+	return s;
+}
+
+int
+ras_test_rasctl(const char *conninfo, const char *config, const char *const *args, char **out,
+    char **err)
+{
+	char *argv[64];
+	int n = 0;
+
+	argv[n++] = (char *)ras_test_program("daemon/rasctl");
+	if (conninfo) {
+		argv[n++] = "--db";
+		argv[n++] = (char *)conninfo;
+	}
+	if (config) {
+		argv[n++] = "--config";
+		argv[n++] = (char *)config;
+	}
+	for (; *args && n < 63; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	return ras_test_spawn(argv, NULL, NULL, out, err);
+}
+
+struct ras_triage *
+ras_test_triage(const char *conf)
+{
+	struct ras_config *cfg = NULL;
+	struct ras_buf problems = RAS_BUF_INIT(0);
+	struct ras_triage *t = NULL;
+	static unsigned k;
+	char name[64], *path = NULL;
+
+	if (conf) {
+		snprintf(name, sizeof(name), "triage-%u.conf", k++);
+		path = ras_test_write_tmp(name, conf, strlen(conf));
+		if (ras_config_load(path, &cfg, &problems) < 0) {
+			fprintf(stderr, "test configuration: %s%s\n", problems.data ? problems.data : "",
+			    ras_error_last());
+			exit(1);
+		}
+	}
+	if (ras_triage_new(cfg, RAS_SOURCE_ROOT "/mappings", &t) < 0) {
+		fprintf(stderr, "test rule sets: %s\n", ras_error_last());
+		exit(1);
+	}
+	ras_config_free(cfg);
+	ras_buf_free(&problems);
+	free(path);
+	return t;
+}
+
+size_t
+ras_test_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now)
+{
+	struct ras_triage_report *reps = NULL;
+	size_t n = 0;
+
+	if (ras_triage_pending(db, t, now, 10000, NULL, 0, &reps, &n) < 0) {
+		fprintf(stderr, "triage failed: %s\n", ras_error_last());
+		return 0;
+	}
+	free(reps);
 	return n;
 }

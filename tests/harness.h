@@ -14,8 +14,10 @@
 #include <CUnit/CUnit.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ras_db;
+struct ras_triage;
 
 struct ras_test_case {
 	const char *name;
@@ -64,5 +66,28 @@ int ras_test_spawn(char *const argv[], const char *const *env, const char *in,
 
 /* Count occurrences of needle in haystack. */
 size_t ras_test_count(const char *haystack, const char *needle);
+
+/* The first column of the first row of a query: as an integer (-1 when the
+ * query fails or returns nothing; the failure is printed), or as text
+ * (malloc'd; NULL for no row, NULL or a failure). */
+int64_t ras_test_sql_int(struct ras_db *db, const char *sql);
+char *ras_test_sql_text(struct ras_db *db, const char *sql);
+
+/* Run the built rasctl with --db conninfo and --config file when not NULL,
+ * then args (NULL-terminated); as ras_test_spawn. */
+int ras_test_rasctl(const char *conninfo, const char *config, const char *const *args, char **out,
+    char **err);
+
+/* The shipped rule sets (the source tree's mappings) with a configuration
+ * given as text (NULL: defaults), e.g. "[service midnotts]
+automation =
+ * none
+".  Aborts the run when they do not load.  Free with
+ * ras_triage_free. */
+struct ras_triage *ras_test_triage(const char *conf);
+
+/* Triage every referral in state "new" at time `now`, as the daemon's
+ * stage would; returns how many were taken. */
+size_t ras_test_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now);
 
 #endif

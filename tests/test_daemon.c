@@ -25,6 +25,7 @@
 #include "ras/http.h"
 #include "ras/json.h"
 #include "ras/store.h"
+#include "ras/triage.h"
 #include "ras_config.h"
 #include "rasd_proc.h"
 
@@ -643,6 +644,15 @@ epr_events_over_http(void)
 	r = post_fixture(&p, "/fhir/Bundle", "r4/referral-collection-urn.json");
 	CU_ASSERT_EQUAL(r.status, 201);
 	free(r.body);
+	{
+		/* Triaged (as a triage stage would), so that a clinician has a
+		 * recommendation to decide and the discharge a service. */
+		struct ras_triage *t = ras_test_triage("[triage]\ndefault_service = bassetlaw-2022\n"
+		    "[service bassetlaw-2022]\nautomation = none\n");
+
+		CU_ASSERT_EQUAL(ras_test_triage_pending(e.db, t, ras_time_now()), 1);
+		ras_triage_free(t);
+	}
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(e.db, "INSERT INTO deadlines (referral_id, kind, due_date, due_at)"
 	    " SELECT id, 'contact', '2026-04-15', '2026-04-15 23:00Z' FROM referrals"), 0);
 	/* Resent after the referral arrived: recorded, the contact clock met. */

@@ -4,24 +4,44 @@
 
 #include "harness.h"
 #include "ras/arena.h"
+#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"
 #include "ras/json.h"
+#include "ras/outbox.h"
 #include "ras/store.h"
+#include "ras/triage.h"
+#include "ras_config.h"
+
+/* Every service's decisions await a clinician, so that the tests decide. */
+#define AUTOMATION_NONE "[service midnotts]\nautomation = none\n" \
+	"[service bassetlaw-2022]\nautomation = none\n"
 
 static struct ras_db *db;
+static struct ras_triage *tri;
+static struct ras_outbox *ob;
+static struct ras_config *cfg;
+static struct ras_epr_ctx ctx;
 
 static int
 setup(void)
 {
 	db = ras_test_db("epr", NULL);
+	tri = ras_test_triage(AUTOMATION_NONE);
+	if (ras_config_defaults(&cfg) < 0 || ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &ob) < 0)
+		return 1;
+	ctx.triage = tri;
+	ctx.outbox = ob;
 	return 0;
 }
 
 static int
 teardown(void)
 {
+	ras_outbox_free(ob);
+	ras_config_free(cfg);
+	ras_triage_free(tri);
 	ras_db_close(db);
 	return 0;
 }
@@ -29,26 +49,13 @@ teardown(void)
 static int64_t
 count(const char *sql)
 {
-	struct ras_db_res *res = NULL;
-	int64_t n = -1;
-
-	if (ras_db_query(db, &res, sql, 0, NULL) == 0)
-		(void)ras_db_res_int(res, 0, 0, &n);
-	ras_db_res_free(res);
-	return n;
+	return ras_test_sql_int(db, sql);
 }
 
 static char *
 text(const char *sql)
 {
-	struct ras_db_res *res = NULL;
-	char *v = NULL;
-
-	if (ras_db_query(db, &res, sql, 0, NULL) == 0 && ras_db_res_rows(res) > 0 &&
-	    ras_db_res_get(res, 0, 0))
-		v = strdup(ras_db_res_get(res, 0, 0));
-	ras_db_res_free(res);
-	return v;
+	return ras_test_sql_text(db, sql);
 }
 
 static void
@@ -57,7 +64,8 @@ exec(const char *sql)
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, sql), 0);
 }
 
-/* Store a fixture referral; returns its payload id. */
+/* Store a fixture referral and triage it (a recommendation: automation
+ * none); returns its payload id. */
 static int64_t
 store_referral(const char *rel, const char *service)
 {
@@ -73,6 +81,7 @@ store_referral(const char *rel, const char *service)
 	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
 	free(rep);
 	free(data);
+	CU_ASSERT_EQUAL(ras_test_triage_pending(db, tri, ras_time_now()), 1);
 	return put.id;
 }
 
@@ -98,7 +107,7 @@ receive_text(const char *data, size_t len)
 	struct ras_inbox_item it = { .data = data, .len = len, .source = "http", .source_ref = "/fhir/Bundle" };
 	struct ras_epr_result r;
 
-	CU_ASSERT_EQUAL_FATAL(ras_epr_receive(db, &it, &r), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_epr_receive(db, &ctx, &it, &r), 0);
 	return r;
 }
 
@@ -184,12 +193,35 @@ parse_every_shape(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ev.summary);
 	CU_ASSERT_STRING_EQUAL(ev.summary->questionnaire, RAS_Q_EPISODE_SUMMARY);
 	CU_ASSERT_EQUAL(ras_form_bool(ev.summary, "opioid"), 1);
+	/* the summary also as JSON text, for its letter */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ev.summary_text);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ev.summary_text, "\"discharge-date\""));
+	CU_ASSERT_EQUAL(ev.summary_len, strlen(ev.summary_text));
+	/* a contact may carry one too (its notification letter); without one it has none */
+	CU_ASSERT_EQUAL(parse_fixture(a, "epr/patient-contacted.json", &ev), 0);
+	CU_ASSERT_PTR_NULL(ev.summary);
+	CU_ASSERT_PTR_NULL(ev.summary_text);
 
 	CU_ASSERT_EQUAL(parse_fixture(a, "epr/clinician-decision.json", &ev), 0);
 	CU_ASSERT_EQUAL(ev.outcome, RAS_OUTCOME_ACCEPT);
 	CU_ASSERT_STRING_EQUAL(ev.actor, "687001000002");
 	CU_ASSERT_STRING_EQUAL(ev.advice, "Accepted after MDT review.");
+	CU_ASSERT_FALSE(ev.override);
 	ras_arena_free(a);
+	/* The override extension on the Task. */
+	{
+		char *m = fixture_with("epr/clinician-decision.json", "\"status\": \"completed\",",
+		    "\"status\": \"completed\", \"extension\": [{\"url\": \"" RAS_URL_OVERRIDE "\","
+		    " \"valueBoolean\": true}],");
+		json_t *j = NULL;
+
+		a = ras_arena_new();
+		CU_ASSERT_EQUAL_FATAL(ras_json_parse_arena(a, m, strlen(m), 0, &j), 0);
+		CU_ASSERT_EQUAL(ras_epr_parse(a, j, &ev), 0);
+		CU_ASSERT_TRUE(ev.override);
+		free(m);
+		ras_arena_free(a);
+	}
 }
 
 static void
@@ -250,18 +282,52 @@ detect_only_epr(void)
 
 /* --- recording -------------------------------------------------------------- */
 
+/* Deadlines of a referral: "kind:open|met|cancelled" sorted, one string. */
+static char *
+clocks(const char *ubrn)
+{
+	char sql[512];
+
+	snprintf(sql, sizeof(sql), "SELECT string_agg(dl.kind || ':' || CASE WHEN dl.met_at IS NOT NULL"
+	    " THEN 'met' WHEN dl.cancelled_at IS NOT NULL THEN 'cancelled' ELSE 'open' END, ' '"
+	    " ORDER BY dl.kind, dl.id) FROM deadlines dl JOIN referrals r ON r.id = dl.referral_id"
+	    " WHERE r.ubrn = '%s'", ubrn);
+	return text(sql);
+}
+
 static void
 events_meet_deadlines(void)
 {
 	struct ras_epr_result r;
 	char *s;
 
+	/* Triage recommends returning it (out of area; automation none). */
 	store_referral("r4/referral-collection-urn.json", "bassetlaw-2022");
-	/* Clocks as triage would have started them. */
-	exec("INSERT INTO deadlines (referral_id, kind, due_date, due_at)"
-	     " SELECT id, k, '2026-04-15', '2026-04-15 23:00Z' FROM referrals,"
-	     " unnest(ARRAY['contact','first-appointment-offered','first-appointment','treatment','return']) k"
-	     " WHERE ubrn = '100000000101'");
+	s = clocks("100000000101");
+	CU_ASSERT_STRING_EQUAL(s, "return:open triage:open");
+	free(s);
+	/* The EPR's Task: the clinician accepts it.  The clocks are the rule
+	 * set's for an acceptance; the triage clock is met by the decision. */
+	r = receive_fixture("epr/clinician-decision.json");
+	CU_ASSERT_STRING_EQUAL(r.state, "recorded");
+	CU_ASSERT_TRUE(r.decision_id > 0);
+	s = text("SELECT d.decided_by || ' ' || d.outcome || ' ' || d.final::text || ' '"
+	    " || (e.decision_id = d.id)::text || ' ' || (d.reasons -> 0 ->> 'advice') || ' '"
+	    " || (d.reasons -> 0 ->> 'clause') FROM decisions d"
+	    " JOIN epr_events e ON e.decision_id = d.id WHERE e.kind = 'clinician-decision'");
+	CU_ASSERT_STRING_EQUAL(s, "687001000002 accept true true Accepted after MDT review. 003 \xc2\xa7" "5.1");
+	free(s);
+	s = clocks("100000000101");
+	CU_ASSERT_STRING_EQUAL(s, "contact:open first-appointment:open pathway-end:open return:cancelled "
+	    "treatment:open triage:met");
+	free(s);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines WHERE kind = 'triage' AND met_by LIKE 'decision:%'"), 1);
+	/* It flows on: an e-RS intent is not made (no UBRN source), the triage letter is. */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox WHERE kind = 'triage-outcome'"), 1);
+	/* Resent: no second decision. */
+	r = receive_fixture("epr/clinician-decision.json");
+	CU_ASSERT_STRING_EQUAL(r.state, "duplicate");
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions WHERE decided_by <> 'rules'"), 1);
 
 	r = receive_fixture("epr/patient-contacted.json");
 	CU_ASSERT_STRING_EQUAL(r.state, "recorded");
@@ -269,32 +335,76 @@ events_meet_deadlines(void)
 	CU_ASSERT_EQUAL(r.deadlines_met, 1);
 	CU_ASSERT_FALSE(r.duplicate);
 	CU_ASSERT_TRUE(r.payload_id > 0);
-	s = text("SELECT to_char(met_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM deadlines WHERE kind = 'contact'");
+	s = text("SELECT to_char(met_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM deadlines"
+	    " WHERE kind = 'contact' AND met_at IS NOT NULL");
 	CU_ASSERT_STRING_EQUAL(s, "2026-04-08 08:00");
 	free(s);
-	s = text("SELECT met_by FROM deadlines WHERE kind = 'contact'");
+	s = text("SELECT met_by FROM deadlines WHERE kind = 'contact' AND met_at IS NOT NULL");
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "epr-event:"));
 	free(s);
-	CU_ASSERT_EQUAL(count("SELECT count(*) FROM inbox WHERE kind = 'epr-event' AND state = 'stored'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM inbox WHERE kind = 'epr-event' AND state = 'stored'"), 2);
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM events WHERE kind = 'epr-patient-contacted'"), 1);
 
-	/* The offer meets the first-appointment-offered clock; contact is already met. */
+	/* The offer meets nothing new (contact is met); the first attendance
+	 * meets the first-appointment clock; treatment its own. */
 	r = receive_fixture("epr/appointment-offered.json");
-	CU_ASSERT_EQUAL(r.deadlines_met, 1);
+	CU_ASSERT_EQUAL(r.deadlines_met, 0);
 	r = receive_fixture("epr/appointment-attended.json");
 	CU_ASSERT_EQUAL(r.deadlines_met, 1);
-	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines WHERE met_at IS NULL"), 2);
 	r = receive_fixture("epr/treatment-started.json");
 	CU_ASSERT_EQUAL(r.deadlines_met, 1);
-	/* "return" is not met by any EPR event. */
-	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines WHERE met_at IS NULL AND kind = 'return'"), 1);
+	s = clocks("100000000101");
+	CU_ASSERT_STRING_EQUAL(s, "contact:met first-appointment:met pathway-end:open return:cancelled "
+	    "treatment:met triage:met");
+	free(s);
 
+	/* Discharged: the summary is stored and its discharge summary queued
+	 * with its 5-working-day clock (003 §5.1); the pathway clock is met. */
 	r = receive_fixture("epr/discharged.json");
 	CU_ASSERT_STRING_EQUAL(r.state, "recorded");
+	CU_ASSERT_TRUE(r.episode_id > 0);
+	CU_ASSERT_EQUAL(r.deadlines_met, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "discharge summary queued"));
 	s = text("SELECT content -> 'questionnaire' #>> '{}' FROM epr_events WHERE kind = 'discharged'");
 	CU_ASSERT_STRING_EQUAL(s, "urn:rasd:questionnaire:episode-summary");
 	free(s);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM episodes WHERE kind = 'discharge'"
+	    " AND event_date = '2026-07-01' AND actor = '687001000001'"), 1);
+	/* 2026-07-01 is a Wednesday: 5 working days on is Wednesday 8 July. */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines WHERE kind = 'discharge-summary'"
+	    " AND due_date = '2026-07-08' AND clause = '003 \xc2\xa7" "5.1' AND met_at IS NULL"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox WHERE kind = 'discharge-summary'"
+	    " AND state = 'pending' AND episode_id IS NOT NULL"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox WHERE kind = 'patient-copy'"), 1);
+	s = clocks("100000000101");
+	CU_ASSERT_STRING_EQUAL(s, "contact:met discharge-summary:open first-appointment:met pathway-end:met "
+	    "return:cancelled treatment:met triage:met");
+	free(s);
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM epr_events WHERE mode = 'face-to-face' AND first_appointment"), 2);
+}
+
+static void
+discharge_missing_items_refused(void)
+{
+	char *m1 = fixture_with("epr/discharged.json", "5b0c1d2e-0007-", "5b0c1d2e-1007-");
+	char *m2 = replace(m1, "\"linkId\": \"test-results\"", "\"linkId\": \"peer-support\"");
+	char *msg = replace(m2, "\"linkId\": \"key-worker\"", "\"linkId\": \"fit-for-procedure\"");
+	struct ras_epr_result r;
+	int64_t episodes = count("SELECT count(*) FROM episodes");
+
+	free(m1);
+	free(m2);
+	r = receive_text(msg, strlen(msg));
+	/* Kept, refused with the list of what the Bassetlaw discharge summary
+	 * cannot go without; nothing else recorded. */
+	CU_ASSERT_STRING_EQUAL(r.state, "rejected");
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "test-results"));
+	CU_ASSERT_PTR_NULL(strstr(r.message, "key-worker"));   /* not required by 003 */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM inbox WHERE kind = 'epr-event' AND state = 'rejected'"
+	    " AND error LIKE '%test-results%'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM episodes"), episodes);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM epr_events WHERE message_id LIKE '5b0c1d2e-1007-%'"), 0);
+	free(msg);
 }
 
 static void
@@ -313,6 +423,10 @@ resends_change_nothing(void)
 	r = receive_text(again, strlen(again));
 	CU_ASSERT_STRING_EQUAL(r.state, "duplicate");
 	free(again);
+	/* A resent discharge stores no second summary. */
+	r = receive_fixture("epr/discharged.json");
+	CU_ASSERT_STRING_EQUAL(r.state, "duplicate");
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM episodes"), 1);
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM epr_events"), before);
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM inbox WHERE kind = 'epr-event' AND state = 'duplicate'"), 1);
 }
@@ -335,7 +449,8 @@ unknown_referral_kept_then_retried(void)
 	store_referral("r4/referral-message.json", "midnotts");
 	r = receive_text(msg, strlen(msg));
 	CU_ASSERT_STRING_EQUAL(r.state, "recorded");
-	CU_ASSERT_EQUAL(count("SELECT count(*) FROM inbox WHERE kind = 'epr-event' AND state = 'rejected'"), 0);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM inbox WHERE kind = 'epr-event' AND state = 'rejected'"
+	    " AND error LIKE 'no stored referral%'"), 0);
 	free(msg);
 
 	/* Not JSON at all: kept, rejected. */
@@ -366,25 +481,32 @@ clinician_decisions(void)
 {
 	struct ras_epr_result r;
 	struct ras_epr_event ev;
+	struct ras_epr_ctx none = { NULL, NULL };
 	char *s;
+	int64_t first;
 
-	/* 100000000102 has no decision yet; its triage clock is met by the decision. */
-	exec("INSERT INTO deadlines (referral_id, kind, due_date, due_at) SELECT id, 'triage',"
-	     " '2026-04-08', '2026-04-08 23:00Z' FROM referrals WHERE ubrn = '100000000102'");
+	/* 100000000102 (midnotts) awaits a clinician: triage recommended a return. */
+	s = text("SELECT state FROM referrals WHERE ubrn = '100000000102'");
+	CU_ASSERT_STRING_EQUAL(s, "review");
+	free(s);
 	ev = decision_event("100000000102", RAS_OUTCOME_ONWARD, NULL, "Refer to secondary care");
-	CU_ASSERT_EQUAL(ras_epr_record(db, &ev, 0, false, &r), RAS_EINVALID);
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "needs a target"));
 	ev = decision_event("100000000102", RAS_OUTCOME_RETURN, NULL, NULL);
-	CU_ASSERT_EQUAL(ras_epr_record(db, &ev, 0, false, &r), RAS_EINVALID);
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "needs advice"));
-
+	/* Without the rule sets a decision cannot get its clocks: an error, not a refusal. */
 	ev = decision_event("100000000102", RAS_OUTCOME_RETURN, NULL, "Please try physiotherapy first.");
-	CU_ASSERT_EQUAL_FATAL(ras_epr_record(db, &ev, 0, false, &r), 0);
+	CU_ASSERT_EQUAL(ras_epr_record(db, &none, &ev, 0, false, &r), RAS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "rule sets are not loaded"));
+
+	CU_ASSERT_EQUAL_FATAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), 0);
 	CU_ASSERT_TRUE(r.decision_id > 0);
-	CU_ASSERT_EQUAL(r.deadlines_met, 1);
+	first = r.decision_id;
 	s = text("SELECT decided_by || ' ' || outcome || ' ' || final::text || ' ' || ruleset_version"
+	    " || ' ' || (facts ->> 'previous_outcome') || ' ' || (facts ->> 'override')"
 	    " FROM decisions ORDER BY id DESC LIMIT 1");
-	CU_ASSERT_STRING_EQUAL(s, "687001000009 return true clinician");
+	CU_ASSERT_STRING_EQUAL(s, "687001000009 return true clinician return false");
 	free(s);
 	s = text("SELECT reasons -> 0 ->> 'advice' FROM decisions ORDER BY id DESC LIMIT 1");
 	CU_ASSERT_STRING_EQUAL(s, "Please try physiotherapy first.");
@@ -392,12 +514,66 @@ clinician_decisions(void)
 	s = text("SELECT state FROM referrals WHERE ubrn = '100000000102'");
 	CU_ASSERT_STRING_EQUAL(s, "decided");
 	free(s);
-	/* A final decision stands: a second one is refused. */
-	ev = decision_event("100000000102", RAS_OUTCOME_ACCEPT, NULL, NULL);
-	CU_ASSERT_EQUAL(ras_epr_record(db, &ev, 0, false, &r), RAS_EINVALID);
+	/* The return clocks of the midnotts rule set: triage met by the decision,
+	 * return open until the return letter goes (or e-RS records it). */
+	s = clocks("100000000102");
+	CU_ASSERT_STRING_EQUAL(s, "return:open triage:met");
+	free(s);
+	/* A final decision stands unless the clinician means to replace it. */
+	ev = decision_event("100000000102", RAS_OUTCOME_ACCEPT, NULL, "Seen the new letter: accept");
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "already has a final decision"));
+	ev.override = true;
+	CU_ASSERT_EQUAL_FATAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), 0);
+	CU_ASSERT_TRUE(r.decision_id > first);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM current_decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000000102' AND d.outcome = 'accept' AND d.final"
+	    " AND (d.facts ->> 'override')::boolean AND d.facts ->> 'previous_outcome' = 'return'"), 1);
+	/* The return clock is superseded, the acceptance's start; the triage
+	 * clock stays met (not started again). */
+	s = clocks("100000000102");
+	CU_ASSERT_STRING_EQUAL(s, "assessment:open contact:open return:cancelled treatment:open triage:met");
+	free(s);
+	/* The unsent return letter is replaced by the acceptance's. */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+	    " WHERE r.ubrn = '100000000102' AND o.kind = 'triage-outcome' AND o.state = 'cancelled'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+	    " WHERE r.ubrn = '100000000102' AND o.kind = 'triage-outcome' AND o.state = 'pending'"
+	    " AND o.doc_version = 2"), 1);
 	ev = decision_event("999999999999", RAS_OUTCOME_ACCEPT, NULL, NULL);
-	CU_ASSERT_EQUAL(ras_epr_record(db, &ev, 0, false, &r), RAS_ENOTFOUND);
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_ENOTFOUND);
+}
+
+static void
+undecidable_states(void)
+{
+	struct ras_epr_result r;
+	struct ras_epr_event ev;
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture("r4/referral-message.json"), &len);
+	char *v1 = replace(data, "100000000102", "100000000777");   /* Bundle.id */
+	char *v = replace(v1, "100000000102", "100000000777");      /* the UBRN */
+	struct ras_inbox_item it = { .data = v, .len = strlen(v), .source = "file", .source_ref = "t" };
+	struct ras_inbox_put_result put;
+	struct ras_normalise_report *rep = NULL;
+	size_t n = 0;
+
+	/* Stored, not triaged yet: the rules must see it first. */
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	free(rep);
+	ev = decision_event("100000000777", RAS_OUTCOME_ACCEPT, NULL, "ok");
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "waiting for triage"));
+	/* Triaged without a service (no hint, no default): unassigned. */
+	CU_ASSERT_EQUAL(ras_test_triage_pending(db, tri, ras_time_now()), 1);
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "unassigned"));
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals x ON x.id = d.referral_id"
+	    " WHERE x.ubrn = '100000000777'"), 0);
+	free(v);
+	free(v1);
+	free(data);
 }
 
 static void
@@ -405,49 +581,84 @@ red_flags_never_returned(void)
 {
 	struct ras_epr_result r;
 	struct ras_epr_event ev;
+	char *key;
 
 	store_referral("r4/referral-transaction-relative.json", "midnotts");
-	/* Triage recommended review because of a red flag (safety stage). */
+	key = text("SELECT referral_key FROM referrals WHERE referral_key LIKE 'local:%'");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(key);
+	/* Say triage had found a red flag (safety stage) in an earlier decision. */
 	exec("INSERT INTO decisions (referral_id, service, outcome, final, reasons, facts, ruleset_version,"
 	     " decided_by, doc) SELECT id, 'midnotts', 'review', false,"
 	     " '[{\"rule\":\"midnotts.red-flags\",\"clause\":\"004 §3.4\",\"advice\":null,\"stage\":\"safety\"}]',"
-	     " '{}', 'test', 'rules', '{}' FROM referrals WHERE ubrn IS NULL OR referral_key LIKE 'local:%'");
-	{
-		char *key = text("SELECT referral_key FROM referrals WHERE referral_key LIKE 'local:%'");
-
-		CU_ASSERT_PTR_NOT_NULL_FATAL(key);
-		ev = decision_event(NULL, RAS_OUTCOME_RETURN, NULL, "Not for us");
-		ev.referral_key = key;
-		CU_ASSERT_EQUAL(ras_epr_record(db, &ev, 0, false, &r), RAS_EINVALID);
-		CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "red flag"));
-		ev = decision_event(NULL, RAS_OUTCOME_ONWARD, "two-week-wait", "Urgent suspected cancer referral");
-		ev.referral_key = key;
-		CU_ASSERT_EQUAL(ras_epr_record(db, &ev, 0, false, &r), 0);
-		CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions WHERE onward_target = 'two-week-wait'"
-		    " AND decided_by = '687001000009'"), 1);
-		free(key);
-	}
+	     " '{}', 'test', 'rules', '{}' FROM referrals WHERE referral_key LIKE 'local:%'");
+	ev = decision_event(NULL, RAS_OUTCOME_RETURN, NULL, "Not for us");
+	ev.referral_key = key;
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "red flag"));
+	ev = decision_event(NULL, RAS_OUTCOME_ACCEPT, NULL, "Seen by the consultant: no red flag after all");
+	ev.referral_key = key;
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), 0);
+	/* Even overriding a later, clinician's decision cannot return it: the
+	 * red flag of any earlier decision counts. */
+	ev = decision_event(NULL, RAS_OUTCOME_RETURN, NULL, "Not for us");
+	ev.referral_key = key;
+	ev.override = true;
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "red flag"));
+	ev = decision_event(NULL, RAS_OUTCOME_ONWARD, "two-week-wait", "Urgent suspected cancer referral");
+	ev.referral_key = key;
+	ev.override = true;
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), 0);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions WHERE onward_target = 'two-week-wait'"
+	    " AND decided_by = '687001000009'"), 1);
+	/* Meant for the two-week-wait pathway once: never returned either. */
+	ev = decision_event(NULL, RAS_OUTCOME_RETURN, NULL, "Not for us");
+	ev.referral_key = key;
+	ev.override = true;
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
+	free(key);
 }
 
 static void
-decision_by_message(void)
+contact_summary_makes_notification_letter(void)
 {
+	char *m1 = fixture_with("epr/patient-contacted.json", "5b0c1d2e-0001-", "5b0c1d2e-2001-");
+	char *m2, *msg, *qr = ras_test_read(ras_test_fixture("documents/episode-notification.json"), NULL);
+	const char *entry_end = "\n  ]\n}";
 	struct ras_epr_result r;
-	char *s;
+	size_t cut;
 
-	/* 100000000101 has no decision: the EPR's Task records one. */
-	r = receive_fixture("epr/clinician-decision.json");
+	/* The contact message for 100000000102 (midnotts, accepted above),
+	 * on the Thursday before Easter 2026, carrying an episode summary: its
+	 * notification letter (004 §3.11). */
+	m2 = replace(m1, "100000000101", "100000000102");
+	{
+		char *m3 = replace(m2, "\"start\": \"2026-04-08T09:00:00+01:00\"",
+		    "\"start\": \"2026-04-02T09:00:00+01:00\"");
+
+		free(m2);
+		m2 = m3;
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(strstr(m2, entry_end));
+	cut = (size_t)(strstr(m2, entry_end) - m2);
+	msg = malloc(cut + strlen(qr) + 64);
+	snprintf(msg, cut + strlen(qr) + 64, "%.*s,\n{\"resource\": %s}\n  ]\n}", (int)cut, m2, qr);
+	r = receive_text(msg, strlen(msg));
 	CU_ASSERT_STRING_EQUAL(r.state, "recorded");
-	CU_ASSERT_TRUE(r.decision_id > 0);
-	s = text("SELECT d.decided_by || ' ' || d.outcome || ' ' || (e.decision_id = d.id)::text FROM decisions d"
-	    " JOIN epr_events e ON e.decision_id = d.id WHERE e.kind = 'clinician-decision'");
-	CU_ASSERT_STRING_EQUAL(s, "687001000002 accept true");
-	free(s);
-	/* Resent: no second decision. */
-	r = receive_fixture("epr/clinician-decision.json");
-	CU_ASSERT_STRING_EQUAL(r.state, "duplicate");
-	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals x ON x.id = d.referral_id"
-	    " WHERE x.ubrn = '100000000101'"), 1);
+	CU_ASSERT_TRUE(r.episode_id > 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.message, "notification letter queued"));
+	/* Contact on Thursday 2 April 2026: Good Friday and Easter Monday are
+	 * not operational days, so 3 of them run to Thursday 9 April (counting
+	 * weekends only would say Tuesday 7). */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM deadlines dl JOIN referrals x ON x.id = dl.referral_id"
+	    " WHERE x.ubrn = '100000000102' AND dl.kind = 'notification-letter'"
+	    " AND dl.due_date = '2026-04-09'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox o JOIN referrals x ON x.id = o.referral_id"
+	    " WHERE x.ubrn = '100000000102' AND o.kind = 'notification-letter'"), 1);
+	free(msg);
+	free(m2);
+	free(m1);
+	free(qr);
 }
 
 static void
@@ -468,11 +679,13 @@ main(void)
 	};
 	static const struct ras_test_case record_cases[] = {
 		{ "events meet their deadlines", events_meet_deadlines },
+		{ "a discharge missing a required item is refused with the list", discharge_missing_items_refused },
 		{ "resends change nothing", resends_change_nothing },
 		{ "unknown referral kept, retried", unknown_referral_kept_then_retried },
-		{ "clinician decisions", clinician_decisions },
+		{ "clinician decisions, and overriding a final one", clinician_decisions },
+		{ "referrals not triaged cannot be decided", undecidable_states },
 		{ "red flags are never returned", red_flags_never_returned },
-		{ "decision by EPR message", decision_by_message },
+		{ "a contact summary makes the notification letter", contact_summary_makes_notification_letter },
 		{ "epr_events is append-only", events_are_append_only },
 		{ NULL, NULL },
 	};

@@ -16,6 +16,7 @@
 #include "ras/kpi.h"
 #include "ras/report.h"
 #include "ras/store.h"
+#include "ras/triage.h"
 
 /* England and Wales bank holidays of 2026 (from the fixture calendar). */
 static bool
@@ -224,6 +225,9 @@ dorset_access_times(void)
 
 static struct ras_db *db;
 static char *conninfo;
+/* The rules' decisions are recommendations (automation none): the first
+ * final decision, what the measures count, is the clinician's. */
+static struct ras_triage *tri;
 
 static void
 exec(const char *sql)
@@ -251,6 +255,7 @@ store(const char *rel, const char *ubrn, const char *received)
 	free(data);
 	snprintf(sql, sizeof(sql), "UPDATE referrals SET received_at = '%s' WHERE ubrn = '%s'", received, ubrn);
 	exec(sql);
+	CU_ASSERT_EQUAL(ras_test_triage_pending(db, tri, ras_time_now()), 1);
 }
 
 static void
@@ -275,13 +280,18 @@ event(const char *ubrn, enum ras_epr_kind kind, const char *at, const char *mode
 			ev.target = ev.outcome == RAS_OUTCOME_ONWARD ? "two-week-wait" : NULL;
 		}
 	}
-	CU_ASSERT_EQUAL(ras_epr_record(db, &ev, 0, false, &r), 0);
+	{
+		struct ras_epr_ctx ctx = { tri, NULL };
+
+		CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), 0);
+	}
 }
 
 static void
 build_midnotts(void)
 {
 	db = ras_test_db("kpi", &conninfo);
+	tri = ras_test_triage("[service midnotts]\nautomation = none\n");
 	/* Six midnotts referrals over two months. */
 	store("r4/referral-collection-urn.json", "200000000001", "2026-03-02 09:00Z");
 	store("r4/referral-collection-urn.json", "200000000002", "2026-03-03 10:00Z");
@@ -403,6 +413,7 @@ rasctl_report(void)
 	CU_ASSERT_EQUAL(rc, 64);
 	free(out);
 	free(err);
+	ras_triage_free(tri);
 	ras_db_close(db);
 	free(conninfo);
 }

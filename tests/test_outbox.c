@@ -16,8 +16,14 @@
 #include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
+#include "ras/arena.h"
+#include "ras/decision.h"
+#include "ras/json.h"
+#include "ras/mappings.h"
 #include "ras/outbox.h"
+#include "ras/rules.h"
 #include "ras/store.h"
+#include "ras/triage.h"
 #include "ras_config.h"
 
 static struct ras_db *db;
@@ -26,6 +32,7 @@ static struct fake_mesh *fm;
 static struct fake_fhir *ff;
 static struct ras_config *cfg;
 static struct ras_outbox *ob;
+static struct ras_triage *tri;     /* the shipped rule sets: decisions get their clocks */
 static int64_t T0;   /* 2026-04-07T10:00:00Z */
 static char print_dir[4096];
 
@@ -87,27 +94,38 @@ q_str(const char *sql, const char *p1)
 	return v;
 }
 
+/* Store a decision as triage or a clinician does (ras_triage_store_decision):
+ * the fixture's reasons, this outcome, and the clocks the service's rule set
+ * starts for it, run from `at` (the referral counts as received then). */
 static void
 decide(int64_t referral_id, const char *fixture, const char *outcome, const char *target, bool final,
     const char *by, const char *at)
 {
+	struct ras_arena *a = ras_arena_new();
 	size_t len;
-	char *doc = ras_test_read(ras_test_fixture(fixture), &len), rid[32];
-	struct ras_db_param p[7];
+	char *doc = ras_test_read(ras_test_fixture(fixture), &len);
+	const struct ras_ruleset *rs;
+	struct ras_decision d;
+	json_t *j = NULL;
 
-	snprintf(rid, sizeof(rid), "%lld", (long long)referral_id);
-	p[0] = RAS_DB_TEXT(rid);
-	p[1] = RAS_DB_TEXT(outcome);
-	p[2] = RAS_DB_TEXT(target);
-	p[3] = RAS_DB_TEXT(final ? "true" : "false");
-	p[4] = RAS_DB_TEXT(by);
-	p[5] = RAS_DB_TEXT(at);
-	p[6] = RAS_DB_TEXT(doc);
-	CU_ASSERT_FATAL(ras_db_query(db, NULL, "INSERT INTO decisions (referral_id, service, outcome, "
-	    "onward_target, final, reasons, facts, ruleset_version, decided_by, decided_at, doc) "
-	    "SELECT $1, coalesce(service, 'midnotts'), $2, $3, $4, '[]', '{}', 'test', $5, $6, $7::jsonb "
-	    "FROM referrals WHERE id = $1", 7, p) == 0);
+	CU_ASSERT_FATAL(ras_json_parse_arena(a, doc, len, 0, &j) == 0);
+	CU_ASSERT_FATAL(ras_decision_from_json(a, j, &d) == 0);
+	if (d.service == NULL)
+		d.service = "midnotts";
+	d.outcome = ras_outcome_parse(outcome);
+	d.onward_target = target;
+	d.final = final;
+	d.decided_by = by;
+	CU_ASSERT_FATAL(ras_time_parse(at, false, &d.decided_at) == 0);
+	d.received_at = d.decided_at;
+	rs = ras_mappings_ruleset(ras_triage_mappings(tri), d.service);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+	CU_ASSERT_FATAL(ras_rules_deadlines(a, rs, d.outcome, d.onward_target, false, d.final,
+	    d.received_at, ras_mappings_calendar(ras_triage_mappings(tri)), &d.deadlines,
+	    &d.n_deadlines, NULL) == 0);
+	CU_ASSERT_FATAL(ras_triage_store_decision(db, referral_id, &d, NULL) == 0);
 	free(doc);
+	ras_arena_free(a);
 }
 
 static void
@@ -174,10 +192,18 @@ twoww_notice_same_day_to_the_gp_once(void)
 	    "'gp-2ww-notice' AND recipient_role = 'gp'", rs), 1);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
 	    "'triage-outcome'", rs), 0);
+	/* Exactly one same-day clock tells the GP: the rule set's gp-notification
+	 * (004 §3.6 2(d)), which the notice meets when delivered. */
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE referral_id = $1 AND kind = "
-	    "'gp-2ww-notice' AND due_date = '2026-04-08' AND due_at = '2026-04-08T23:00:00Z'", rs), 1);
+	    "'gp-notification' AND due_date = '2026-04-08' AND due_at = '2026-04-08T22:59:59Z'"
+	    " AND clause = '004 \xc2\xa7" "3.6(2d)' AND met_at IS NULL", rs), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE referral_id = $1 AND kind <> 'gp-notification'"
+	    " AND due_date = '2026-04-08'", rs), 0);
 	decide(r, "documents/decision-midnotts-2ww.json", "onward", "two-week-wait", true, "rules",
-	    "2026-04-08T08:00:00Z");
+	    "2026-04-07T23:30:00Z");
+	/* Confirmed: the clock keeps running (one clock, not two). */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE referral_id = $1 AND kind = "
+	    "'gp-notification' AND cancelled_at IS NULL", rs), 1);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
 	    "'gp-2ww-notice'", rs), 1);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
@@ -244,9 +270,10 @@ render_and_deliver_over_fhir_and_mesh(void)
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE transport = 'mesh' AND state = "
 	    "'delivered' AND mesh_message_id IS NOT NULL", NULL), 3);
 	CU_ASSERT_EQUAL(fake_mesh_auth_failures(fm), 0);
-	/* the 2WW deadline is met by the delivered notice */
-	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE kind = 'gp-2ww-notice' AND met_at IS "
-	    "NOT NULL AND met_by LIKE 'outbox %'", NULL), 1);
+	/* the GP-notification clock is met by the delivered notice */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines d JOIN outbox o ON o.referral_id = d.referral_id"
+	    " AND o.kind = 'gp-2ww-notice' WHERE d.kind = 'gp-notification' AND d.met_at IS NOT NULL"
+	    " AND d.met_by = 'outbox ' || o.id", NULL), 1);
 	CU_ASSERT_TRUE(q_int("SELECT count(*) FROM deliveries WHERE outcome = 'delivered'", NULL) >= 4);
 	CU_ASSERT_TRUE(q_int("SELECT count(*) FROM events WHERE kind = 'document-delivered'", NULL) >= 4);
 	/* a resend of the same document creates nothing new at the endpoint */
@@ -433,8 +460,9 @@ mesh_reports_and_inbox(void)
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE kind = 'gp-2ww-notice' AND state = 'dead' "
 	    "AND last_error = 'MESH report 14 TRANSFER: Undelivered message'", NULL), 1);
 	/* the notice was not delivered after all: the deadline is open again */
-	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines WHERE kind = 'gp-2ww-notice' AND met_at IS "
-	    "NULL", NULL), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines d JOIN outbox o ON o.referral_id = d.referral_id"
+	    " AND o.kind = 'gp-2ww-notice' WHERE d.kind = 'gp-notification' AND d.met_at IS NULL"
+	    " AND d.cancelled_at IS NULL", NULL), 1);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM inbox WHERE source = 'mesh'", NULL), 1);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM mesh_inbox WHERE acknowledged_at IS NOT NULL", NULL), 2);
 	for (size_t i = 0; i < fake_mesh_count(fm); i++)
@@ -684,6 +712,7 @@ setup(void)
 		fprintf(stderr, "outbox: %s\n", ras_error_last());
 		return 1;
 	}
+	tri = ras_test_triage(NULL);
 	return 0;
 }
 
@@ -691,6 +720,7 @@ static int
 teardown(void)
 {
 	ras_outbox_free(ob);
+	ras_triage_free(tri);
 	ras_config_free(cfg);
 	fake_fhir_stop(ff);
 	fake_mesh_stop(fm);

@@ -49,8 +49,19 @@ void ras_calendar_span(const struct ras_calendar *cal, int *first_year, int *las
 /* Lower-case hex SHA-256 of the file the calendar was parsed from. */
 const char *ras_calendar_sha256(const struct ras_calendar *cal);
 
+/* In the functions below a NULL calendar means Monday to Friday with no
+ * bank holidays (and never `covered`). */
 bool ras_calendar_is_bank_holiday(const struct ras_calendar *cal, const struct ras_date *d);
 bool ras_calendar_is_working_day(const struct ras_calendar *cal, const struct ras_date *d);
+
+/*
+ * ras_calendar_is_working_day() in the shape of the working-day callbacks
+ * other modules take (`cal` is a const struct ras_calendar *, or NULL):
+ * the e-RS poll schedule (ras_ers_set_workday), the daemon's pollers
+ * (ras_schedule_prev/next), so that every clock and schedule in rasd
+ * counts the same working days.
+ */
+bool ras_calendar_workday(const struct ras_date *d, void *cal);
 
 /*
  * The date by the end of which "within n working days of `from`" falls due

@@ -13,10 +13,27 @@
  * Parsing (ras_epr_parse) is pure.  Recording (ras_epr_record,
  * ras_epr_receive) writes, in one transaction: the payload to the inbox
  * (verbatim, hashed), the event to epr_events, the deadlines it meets
- * (epr_deadline_closes), an event in the audit trail, and for a
- * clinician's decision a new row in decisions.  A resent message (same
- * MessageHeader.id) is recognised and changes nothing.  A message that
- * cannot be used is still kept in the inbox, rejected, with the reason.
+ * (epr_deadline_closes), an event in the audit trail; for a clinician's
+ * decision a new decision with its service's clocks, stored as triage
+ * stores its own (ras_triage_store_decision); for a discharge, or a
+ * contact that carries an episode summary, the summary and its letter
+ * (ras_outbox_episode_put: the discharge summary, or the notification
+ * letter where the service's specification has one).  A resent message
+ * (same MessageHeader.id) is recognised and changes nothing.  A message
+ * that cannot be used is still kept in the inbox, rejected, with the
+ * reason (an episode summary missing an item its letter requires is
+ * refused with the list).
+ *
+ * Who may decide what (README "Clinicians' decisions"): a clinician decides
+ * a referral whose current decision awaits one (state "review": a review or
+ * a recommendation).  A final decision (the rules' under the service's
+ * automation, or an earlier clinician's) is replaced only when the
+ * clinician says so explicitly (rasctl decide --override, or the Task
+ * extension RAS_URL_OVERRIDE): e-RS and the letters then act on the new
+ * decision.  A referral not triaged yet (new, unassigned, triage-failed)
+ * cannot be decided: the rules must have seen it first.  Whatever the
+ * state, a referral any decision found a red flag in, or that was ever
+ * meant for the two-week-wait pathway, is never returned.
  */
 #ifndef RAS_EPR_H
 #define RAS_EPR_H
@@ -33,11 +50,14 @@
 struct ras_arena;
 struct ras_db;
 struct ras_inbox_item;
+struct ras_outbox;
+struct ras_triage;
 
 #define RAS_SYS_EPR_EVENT        "urn:rasd:epr-event"
 #define RAS_SYS_TRIAGE_OUTCOME   "urn:rasd:triage-outcome"
 #define RAS_URL_FIRST_APPOINTMENT "urn:rasd:extension:first-appointment"
 #define RAS_URL_PATIENT_CHOICE   "urn:rasd:extension:patient-choice"
+#define RAS_URL_OVERRIDE         "urn:rasd:extension:override"
 #define RAS_SYS_EPISODE_TYPE     "urn:rasd:episode-type"
 #define RAS_SYS_V3_ACTCODE       "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 #define RAS_Q_EPISODE_SUMMARY    "urn:rasd:questionnaire:episode-summary"
@@ -73,8 +93,26 @@ struct ras_epr_event {
 	/* clinician-decision */
 	enum ras_outcome outcome;
 	const char *advice;
-	/* discharged: the episode summary */
+	bool override;               /* replace a final decision (RAS_URL_OVERRIDE) */
+	/* discharged (required), patient-contacted and appointment-attended
+	 * (optional): the episode-summary QuestionnaireResponse, flattened and
+	 * as JSON text */
 	struct ras_form *summary;
+	const char *summary_text;
+	size_t summary_len;
+};
+
+/*
+ * What recording needs besides the database: the rule sets and calendar
+ * (a clinician's decision starts its service's clocks) and the outbox (an
+ * episode summary becomes its letter).  A member may be NULL when the
+ * caller has no such events to record; an event that needs it then fails
+ * with RAS_ERROR (a configuration problem: nothing is kept, the sender
+ * retries).  Both are borrowed for the duration of the call.
+ */
+struct ras_epr_ctx {
+	const struct ras_triage *triage;
+	struct ras_outbox *outbox;
 };
 
 /* True when j is an EPR message (a Bundle of type message whose
@@ -90,6 +128,7 @@ struct ras_epr_result {
 	int64_t event_id;            /* epr_events row */
 	int64_t referral_id;
 	int64_t decision_id;         /* clinician-decision: the new decisions row */
+	int64_t episode_id;          /* an episode summary stored (its letter queued) */
 	bool duplicate;              /* the same message (id or bytes) was recorded before */
 	int deadlines_met;
 	const char *state;           /* "recorded", "duplicate", "rejected" */
@@ -100,15 +139,14 @@ struct ras_epr_result {
 
 /*
  * Record an event: find the referral (latest version by UBRN or key),
- * check it (a clinician's decision needs a referral whose current
- * decision is a recommendation or review; a red flag or suspected cancer
- * is never returned), write it, meet the deadlines it closes.
+ * check it (who may decide what: above), write it, meet the deadlines it
+ * closes.
  * payload_id is the inbox row it came in (0 for none).  Runs in the
  * caller's transaction when `in_txn`, else in its own.  RAS_ENOTFOUND
  * (unknown referral) and RAS_EINVALID (refused) carry a one-line reason.
  */
-int ras_epr_record(struct ras_db *db, const struct ras_epr_event *ev, int64_t payload_id,
-    bool in_txn, struct ras_epr_result *out);
+int ras_epr_record(struct ras_db *db, const struct ras_epr_ctx *ctx,
+    const struct ras_epr_event *ev, int64_t payload_id, bool in_txn, struct ras_epr_result *out);
 
 /*
  * Receive one EPR message as sent: keep it in the inbox and record it in
@@ -116,7 +154,7 @@ int ras_epr_record(struct ras_db *db, const struct ras_epr_event *ev, int64_t pa
  * negative code only when the database failed (nothing was kept: the
  * sender must retry); a refused message is out->state "rejected".
  */
-int ras_epr_receive(struct ras_db *db, const struct ras_inbox_item *item,
-    struct ras_epr_result *out);
+int ras_epr_receive(struct ras_db *db, const struct ras_epr_ctx *ctx,
+    const struct ras_inbox_item *item, struct ras_epr_result *out);
 
 #endif

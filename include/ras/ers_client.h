@@ -32,6 +32,7 @@
 #include "ras/timeutil.h"
 
 struct ras_config;
+struct ras_triage;
 struct ras_db;
 struct ras_ers;
 
@@ -51,8 +52,8 @@ struct ras_ers_clock {
 	void *ctx;
 };
 
-/* Is date d a working day?  Until the calendar module lands this is a
- * parameter; NULL means Monday to Friday. */
+/* Is date d a working day?  NULL means Monday to Friday; rasd uses the
+ * triage calendar (ras_calendar_workday, set by ras_ers_set_triage). */
 typedef bool (*ras_ers_workday_fn)(const struct ras_date *d, void *ctx);
 
 struct ras_ers_service {
@@ -102,8 +103,21 @@ int ras_ers_from_config(const struct ras_config *cfg, struct ras_ers **out);
 
 void ras_ers_free(struct ras_ers *c);
 
-/* Replace the working-day test (the calendar, once it exists). */
+/* Replace the working-day test of the poll schedule. */
 void ras_ers_set_workday(struct ras_ers *c, ras_ers_workday_fn fn, void *ctx);
+
+/*
+ * Triage with `t` what a poll cycle or a fetch retry stores (the "triage
+ * hook" of ers_poll.c: ras_triage_pending over the payloads the cycle
+ * stored, before it returns), and count the schedule's working days on
+ * t's calendar (mappings/calendar), the one every clock in rasd uses.  t is
+ * borrowed: it must outlive its use, or be replaced (again after a
+ * reload) or cleared with NULL (which leaves the working days as they are).
+ * Without a triage, stored referrals wait in state "new" for the daemon's
+ * triage stage.
+ */
+void ras_ers_set_triage(struct ras_ers *c, const struct ras_triage *t);
+const struct ras_triage *ras_ers_triage(const struct ras_ers *c);
 
 /* True for the production e-RS host (api.service.nhs.uk), where --force
  * and sandbox mode are refused. */

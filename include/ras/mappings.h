@@ -27,12 +27,31 @@
 #include "ras/rules.h"
 
 struct ras_arena;
-
+struct ras_buf;
 struct ras_calendar;
 struct ras_mappings;
 
+/* Where the calendar lives under the mappings directory. */
+#define RAS_MAPPINGS_CALENDAR "calendar/bank-holidays.json"
+
 int ras_mappings_load(const char *dir, struct ras_mappings **out);
 void ras_mappings_free(struct ras_mappings *m);
+
+/*
+ * Load the whole directory the way ras_mappings_load() does, but note
+ * every problem in `problems` (one line each, naming the file) instead of
+ * stopping at the first: what `rasd --check-config` prints.  Returns the
+ * number of problems (0: the directory loads), or a negative code when
+ * checking itself failed (out of memory).
+ */
+int ras_mappings_check(const char *dir, struct ras_buf *problems);
+
+/*
+ * The working-day calendar alone (RAS_MAPPINGS_CALENDAR under `dir`): for
+ * the modules that count working days without the rule sets (document
+ * deadlines, KPI reports), so every clock in rasd uses the same file.
+ */
+int ras_mappings_load_calendar(const char *dir, struct ras_calendar **out);
 
 /* The rule set of a service (NULL when there is none). */
 const struct ras_ruleset *ras_mappings_ruleset(const struct ras_mappings *m, const char *service);

@@ -52,7 +52,8 @@ struct ras_outbox_stats {
 
 /* Build the delivery context from [mesh], [fhir], [routing] and [outbox]
  * (secrets read from their files or credentials) and the mappings
- * directory (document profiles). */
+ * directory (document profiles, and the working-day calendar the episode
+ * deadlines count in: mappings/calendar/bank-holidays.json). */
 int ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_outbox **out);
 void ras_outbox_free(struct ras_outbox *o);
 
@@ -81,7 +82,8 @@ int ras_outbox_recover(struct ras_db *db, int64_t now, int *n);
  * id) and enqueue its document: kind "contact" -> notification letter
  * (deadline: [profile] working days after the contact, the day of `now`),
  * "discharge" -> discharge summary (+ the patient's copy; deadline from the
- * discharge-date).  Refused with RAS_EINVALID, nothing stored, when the
+ * discharge-date).  Working days are the calendar's (bank holidays
+ * skipped), the day of the event being day 0.  Refused with RAS_EINVALID, nothing stored, when the
  * summary is malformed, the service's spec has no such document, or a
  * required item is missing (the message lists them); RAS_ENOTFOUND when
  * there is no such referral.
@@ -102,9 +104,8 @@ int ras_outbox_retry(struct ras_db *db, int64_t id, int64_t now);
  * capped at max, then jittered uniformly into [delay/2, delay]. */
 int64_t ras_outbox_backoff(int attempts, int64_t base, int64_t max);
 
-/* d plus n working days (Monday to Friday).  Bank holidays are not yet
- * skipped: that is the calendar module's (triage branch), wired in when it
- * lands; until then a deadline can fall one day early over a holiday. */
-void ras_outbox_add_working_days(const struct ras_date *d, int n, struct ras_date *out);
+/* True when the service's specification calls for documents of `doc_kind`
+ * (its profile in mappings/documents has that kind). */
+bool ras_outbox_has_document(struct ras_outbox *o, const char *service, const char *doc_kind);
 
 #endif

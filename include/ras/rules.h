@@ -132,6 +132,19 @@ int ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs,
     int64_t now, struct ras_decision *out);
 
 /*
+ * Clock kinds.  A rule set may only start a clock something in rasd can
+ * meet (a decision, a delivered letter, an EPR event: rules.c lists which
+ * meets which); any other kind is refused when the rule set loads.
+ * ras_rules_clock_kinds() is the NULL-terminated list.
+ */
+bool ras_rules_clock_kind_known(const char *kind);
+const char *const *ras_rules_clock_kinds(void);
+
+/* The clause of the rule set's first clock of `kind` (NULL when it has
+ * none): e.g. the spec's triage clause for a clinician's decision. */
+const char *ras_rules_clock_clause(const struct ras_ruleset *rs, const char *kind);
+
+/*
  * The deadlines the rule set starts for an outcome (decide uses this; a
  * clinician's decision recorded later gets its clocks the same way).
  * *covered (may be NULL) is false when a clock ran past the years the
