@@ -5,7 +5,6 @@
  *   normalise    inbox rows "received" -> referrals (foundation); installs
  *                the XML form maps intake reads (mappings/form-maps)
  *   triage       referrals "new" -> decisions with reasons and deadlines
- *                (needs a mappings directory)
  *   ers-outcome  decisions -> A029/A028 on e-RS (needs [ers] base_url)
  *   render       outbox "pending" -> documents built and routed
  *   deliver      outbox "ready"/"unknown" -> MESH, FHIR REST, patient copies
@@ -20,16 +19,16 @@
  *   mesh:<box>   poller of rasd's MESH inbox, every 5 minutes (MESH asks
  *                for no more)
  *
- * Everything these units share is one struct pipeline per configuration:
- * the triage engine (rule sets, calendar), the e-RS client, the outbox
- * (with its MESH session) and the form maps.  A reload builds a whole new
- * one; if any part fails, the configuration is refused and the running one
- * stays (stage.h).
+ * Everything these units share is one runtime per configuration
+ * (runtime.h): the triage engine (rule sets, calendar), the e-RS client,
+ * the outbox (with its MESH session) and the form maps, loaded and checked
+ * as one.  A reload builds a whole new one; if any part fails, the
+ * configuration is refused with every problem and the running one stays
+ * (stage.h).  The EPR route (receive.c) borrows the same runtime.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ras/buf.h"
 #include "ras/calendar.h"
@@ -43,10 +42,10 @@
 #include "ras/log.h"
 #include "ras/mappings.h"
 #include "ras/outbox.h"
+#include "ras/runtime.h"
 #include "ras/store.h"
 #include "ras/triage.h"
 #include "ras/xmlform.h"
-#include "ras_config.h"
 #include "stage.h"
 #include "stages.h"
 
@@ -59,11 +58,7 @@
 /* ---- what the units of one configuration share ------------------------ */
 
 struct pipeline {
-	char *mappings;                 /* NULL: no mappings directory (triage off) */
-	struct ras_xmlform_maps *maps;
-	struct ras_triage *triage;
-	struct ras_ers *ers;
-	struct ras_outbox *outbox;
+	struct ras_runtime *rt;         /* NULL when it failed to load (problems reported) */
 	bool documents;                 /* a delivery route is configured */
 };
 
@@ -77,77 +72,39 @@ pipeline_free(void *v)
 		return;
 	/* Intake must never read maps that are gone: unset them if they are
 	 * ours (a newer configuration may have installed its own already). */
-	cur = ras_intake_set_form_maps(NULL);
-	if (cur != p->maps)
-		(void)ras_intake_set_form_maps(cur);
-	ras_xmlform_maps_free(p->maps);
-	ras_outbox_free(p->outbox);
-	ras_ers_free(p->ers);
-	ras_triage_free(p->triage);
-	free(p->mappings);
+	if (p->rt) {
+		cur = ras_intake_set_form_maps(NULL);
+		if (cur != ras_runtime_form_maps(p->rt))
+			(void)ras_intake_set_form_maps(cur);
+	}
+	ras_runtime_free(p->rt);
 	free(p);
 }
 
-static bool
-is_dir(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-const char *
-ras_stages_mappings_dir(const struct ras_config *cfg)
-{
-	const char *m = ras_config_get(cfg, "general", NULL, "mappings");
-
-	if (m)
-		return m;
-	if (is_dir(RAS_DATADIR "/mappings/services"))
-		return RAS_DATADIR "/mappings";
-	return NULL;
-}
-
-/* The configuration's pipeline, made empty on first use (normalise, the
- * first stage, makes it; each later stage fills in its part). */
+/* The configuration's pipeline: normalise, the first stage, loads the
+ * runtime (every problem into `problems`); the later stages find it. */
 static struct pipeline *
-pipeline_of(const struct ras_config *cfg, struct ras_unit_sink *sink)
+pipeline_of(const struct ras_config *cfg, struct ras_unit_sink *sink, struct ras_buf *problems)
 {
 	struct pipeline *p = ras_unit_sink_shared(sink);
-	const char *m;
+	int err;
 
 	if (p)
 		return p;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
-	if ((m = ras_stages_mappings_dir(cfg)) != NULL && (p->mappings = strdup(m)) == NULL) {
-		free(p);
-		return NULL;
-	}
 	ras_unit_sink_set_shared(sink, p, pipeline_free);
+	if ((err = ras_runtime_new(cfg, &p->rt, problems)) == RAS_ENOMEM)
+		return NULL;
 	return p;
 }
 
-const struct ras_triage *
-ras_stages_triage(const struct ras_units *u)
+const struct ras_runtime *
+ras_stages_runtime(const struct ras_units *u)
 {
 	const struct pipeline *p = ras_units_shared(u);
 
-	return p ? p->triage : NULL;
-}
-
-struct ras_outbox *
-ras_stages_outbox(const struct ras_units *u)
-{
-	struct pipeline *p = ras_units_shared(u);
-
-	return p ? p->outbox : NULL;
-}
-
-static bool
-calendar_workday(const struct ras_date *d, void *ctx)
-{
-	return ras_calendar_is_working_day(ctx, d);
+	return p ? p->rt : NULL;
 }
 
 /* [ers] poll_days = all: a service that triages at weekends too. */
@@ -157,19 +114,6 @@ every_day(const struct ras_date *d, void *ctx)
 	(void)d;
 	(void)ctx;
 	return true;
-}
-
-/* The bank-holiday calendar of the configuration (NULL: Monday to Friday). */
-static const struct ras_calendar *
-pipeline_calendar(const struct pipeline *p)
-{
-	return p->triage ? ras_mappings_calendar(ras_triage_mappings(p->triage)) : NULL;
-}
-
-static void
-problem(struct ras_buf *problems, const char *what)
-{
-	(void)ras_buf_printf(problems, "%s: %s\n", what, ras_error_last());
 }
 
 /* ---- normalise ------------------------------------------------------- */
@@ -244,32 +188,22 @@ normalise_start(void *state)
 {
 	struct pipeline *p = state;
 
-	(void)ras_intake_set_form_maps(p->maps);
+	(void)ras_intake_set_form_maps(ras_runtime_form_maps(p->rt));
 }
 
 static int
 normalise_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
     struct ras_buf *problems)
 {
-	struct pipeline *p = pipeline_of(cfg, sink);
+	struct pipeline *p = pipeline_of(cfg, sink, problems);
 	struct ras_unit_spec spec = { .name = "normalise", .run = normalise_run,
 		.start = normalise_start };
-	char dir[4096];
 
 	if (p == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (p->rt == NULL)
+		return RAS_EINVALID;   /* every problem is in `problems` already */
 	spec.state = p;
-	if (p->mappings) {
-		int n = snprintf(dir, sizeof(dir), "%s/form-maps", p->mappings);
-
-		if (n < 0 || (size_t)n >= sizeof(dir)) {
-			(void)ras_buf_printf(problems, "[general] mappings: the path is too long\n");
-			return RAS_EINVALID;
-		}
-		/* Each bad map is a line of its own in problems. */
-		if (ras_xmlform_maps_load(dir, &p->maps, problems) < 0)
-			return RAS_EINVALID;
-	}
 	return ras_unit_add(sink, &spec);
 }
 
@@ -283,7 +217,7 @@ triage_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	size_t n = 0;
 	int err, moved = 0;
 
-	if ((err = ras_triage_pending(db, p->triage, now, limit, NULL, 0, &rep, &n)) < 0)
+	if ((err = ras_triage_pending(db, ras_runtime_triage(p->rt), now, limit, NULL, 0, &rep, &n)) < 0)
 		return err;
 	for (size_t i = 0; i < n; i++) {
 		const struct ras_triage_report *r = &rep[i];
@@ -310,17 +244,13 @@ static int
 triage_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
     struct ras_buf *problems)
 {
-	struct pipeline *p = pipeline_of(cfg, sink);
+	struct pipeline *p = pipeline_of(cfg, sink, problems);
 	struct ras_unit_spec spec = { .name = "triage", .run = triage_run };
 
 	if (p == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (p->mappings == NULL)
-		return 0;   /* no rule sets: referrals wait in state "new" (README) */
-	if (ras_triage_new(cfg, p->mappings, &p->triage) < 0) {
-		problem(problems, "mappings (rule sets, forms, practices, calendar)");
-		return RAS_EINVALID;
-	}
+	if (p->rt == NULL)
+		return 0;   /* reported by normalise */
 	spec.state = p;
 	return ras_unit_add(sink, &spec);
 }
@@ -343,7 +273,7 @@ ers_poll_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	(void)limit;
 	memset(&rep, 0, sizeof(rep));
 	snprintf(src, sizeof(src), "ers:%s", x->service);
-	err = ras_ers_poll_service(x->p->ers, db, x->service, now, RAS_ERS_POLL_SCHEDULED, &rep);
+	err = ras_ers_poll_service(ras_runtime_ers(x->p->rt), db, x->service, now, RAS_ERS_POLL_SCHEDULED, &rep);
 	{
 		struct ras_log_field f[] = { { "STAGE", "ers-poll" }, { "SOURCE", src },
 			{ "CORRELATION_ID", rep.correlation_id[0] ? rep.correlation_id : NULL },
@@ -383,7 +313,7 @@ ers_fetch_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	int err;
 
 	memset(&rep, 0, sizeof(rep));
-	err = ras_ers_fetch_due(p->ers, db, now, limit, &rep);
+	err = ras_ers_fetch_due(ras_runtime_ers(p->rt), db, now, limit, &rep);
 	if (rep.referrals_fetched || rep.referrals_failed || rep.fetched || rep.failed || rep.blocked ||
 	    rep.too_big) {
 		struct ras_log_field f[] = { { "STAGE", "ers-fetch" }, { NULL, NULL } };
@@ -445,7 +375,7 @@ ers_outcome_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	if ((err = ers_outcome_recover(db, now, state)) < 0)
 		return err;
 	memset(&rep, 0, sizeof(rep));
-	err = ras_ers_outcomes_pending(p->ers, db, now, limit, &rep);
+	err = ras_ers_outcomes_pending(ras_runtime_ers(p->rt), db, now, limit, &rep);
 	log_outcomes(&rep);
 	n = (int)rep.n;
 	ras_ers_outcome_report_free(&rep);
@@ -461,30 +391,25 @@ ers_poller_free(void *v)
 static int
 ers_configure(const struct ras_config *cfg, struct ras_unit_sink *sink, struct ras_buf *problems)
 {
-	struct pipeline *p = pipeline_of(cfg, sink);
+	struct pipeline *p = pipeline_of(cfg, sink, problems);
 	const struct ras_ers_service *svcs = NULL;
-	const struct ras_calendar *cal;
-	ras_unit_workday_fn workday = NULL;
+	struct ras_ers *ers;
+	ras_unit_workday_fn workday = ras_calendar_workday;
+	void *cal;
 	size_t nsvc;
 	int err;
 
 	if (p == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if ((err = ras_ers_from_config(cfg, &p->ers)) == RAS_ENOTFOUND)
-		return 0;   /* [ers] base_url unset: e-RS is off */
-	if (err < 0) {
-		problem(problems, "[ers]");
-		return err == RAS_ENOMEM ? err : RAS_EINVALID;
-	}
-	/* One working-day calendar: the e-RS schedule skips bank holidays
-	 * (unless the service polls every day). */
-	cal = pipeline_calendar(p);
-	if (strcmp(ras_config_get(cfg, "ers", NULL, "poll_days"), "all") == 0)
+	if (p->rt == NULL || (ers = ras_runtime_ers(p->rt)) == NULL)
+		return 0;   /* reported by normalise, or [ers] base_url unset: e-RS is off */
+	/* One working-day calendar (the runtime gave the client the triage
+	 * calendar), unless the service polls every day. */
+	cal = (void *)ras_runtime_calendar(p->rt);
+	if (strcmp(ras_config_get(cfg, "ers", NULL, "poll_days"), "all") == 0) {
 		workday = every_day;
-	else if (cal)
-		workday = calendar_workday;
-	if (workday)
-		ras_ers_set_workday(p->ers, workday, (void *)cal);
+		ras_ers_set_workday(ers, every_day, NULL);
+	}
 	{
 		struct ras_unit_spec o = { .name = "ers-outcome", .run = ers_outcome_run,
 			.recover = ers_outcome_recover, .state = p };
@@ -492,14 +417,13 @@ ers_configure(const struct ras_config *cfg, struct ras_unit_sink *sink, struct r
 		if ((err = ras_unit_add(sink, &o)) < 0)
 			return err;
 	}
-	nsvc = ras_ers_services(p->ers, &svcs);
+	nsvc = ras_ers_services(ers, &svcs);
 	for (size_t i = 0; i < nsvc; i++) {
 		struct ers_poller *x = calloc(1, sizeof(*x));
 		char src[RAS_ID_MAX + 8];
 		struct ras_unit_spec s = { .name = "ers-poll", .source = src,
 			.schedule = ras_config_get(cfg, "ers", NULL, "schedule"), .run = ers_poll_run,
-			.workday = workday, .workday_ctx = (void *)cal,
-			.free_state = ers_poller_free };
+			.workday = workday, .workday_ctx = cal, .free_state = ers_poller_free };
 
 		if (x == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -519,14 +443,13 @@ static int
 ers_fetch_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
     struct ras_buf *problems)
 {
-	struct pipeline *p = pipeline_of(cfg, sink);
+	struct pipeline *p = pipeline_of(cfg, sink, problems);
 	struct ras_unit_spec s = { .name = "ers-fetch", .run = ers_fetch_run, .own_pace = true,
 		.interval_s = ERS_FETCH_INTERVAL_S };
 
-	(void)problems;
 	if (p == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (p->ers == NULL)
+	if (p->rt == NULL || ras_runtime_ers(p->rt) == NULL)
 		return 0;
 	s.state = p;
 	return ras_unit_add(sink, &s);
@@ -572,7 +495,7 @@ render_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 
 	(void)limit;
 	memset(&st, 0, sizeof(st));
-	if ((err = ras_outbox_render_pending(p->outbox, db, now, &st)) < 0)
+	if ((err = ras_outbox_render_pending(ras_runtime_outbox(p->rt), db, now, &st)) < 0)
 		return err;
 	if (st.claimed) {
 		struct ras_log_field f[] = { { "STAGE", "render" }, { NULL, NULL } };
@@ -613,7 +536,7 @@ deliver_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	if ((err = deliver_recover(db, now, state)) < 0)
 		return err;
 	memset(&st, 0, sizeof(st));
-	if ((err = ras_outbox_deliver_pending(p->outbox, db, now, &st)) < 0)
+	if ((err = ras_outbox_deliver_pending(ras_runtime_outbox(p->rt), db, now, &st)) < 0)
 		return err;
 	if (st.claimed) {
 		struct ras_log_field f[] = { { "STAGE", "deliver" }, { NULL, NULL } };
@@ -636,7 +559,7 @@ mesh_poll_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 
 	(void)limit;
 	memset(&st, 0, sizeof(st));
-	err = ras_outbox_mesh_poll(p->outbox, db, now, &st);
+	err = ras_outbox_mesh_poll(ras_runtime_outbox(p->rt), db, now, &st);
 	if (st.reports || st.received || st.acknowledged) {
 		struct ras_log_field f[] = { { "STAGE", "mesh-poll" }, { NULL, NULL } };
 
@@ -655,27 +578,20 @@ static int
 documents_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
     struct ras_buf *problems)
 {
-	struct pipeline *p = pipeline_of(cfg, sink);
+	struct pipeline *p = pipeline_of(cfg, sink, problems);
 	int64_t batch = ras_config_int(cfg, "outbox", NULL, "batch_size");
 	bool mesh = ras_config_bool(cfg, "mesh", NULL, "enabled");
 	int err;
 
 	if (p == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (p->rt == NULL)
+		return 0;
 	p->documents = mesh || ras_config_get(cfg, "routing", NULL, "table") ||
 	    ras_config_bool(cfg, "routing", NULL, "gp_auto_routing") ||
 	    ras_config_get(cfg, "outbox", NULL, "print_dir");
 	if (!p->documents)
 		return 0;   /* no delivery route: letters wait in the outbox (README) */
-	if (p->mappings == NULL) {
-		(void)ras_buf_printf(problems, "documents and delivery need the mappings"
-		    " (document profiles): set [general] mappings\n");
-		return RAS_EINVALID;
-	}
-	if ((err = ras_outbox_new(cfg, p->mappings, &p->outbox)) < 0) {
-		problem(problems, "documents and delivery");
-		return err == RAS_ENOMEM ? err : RAS_EINVALID;
-	}
 	{
 		struct ras_unit_spec r = { .name = "render", .run = render_run, .state = p,
 			.limit = (size_t)batch };

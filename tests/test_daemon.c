@@ -419,7 +419,8 @@ ready_health_and_clean_stop(void)
 	/* The loop pings the watchdog every WATCHDOG_USEC / 2. */
 	CU_ASSERT(rasd_wait_notify(&p, "WATCHDOG=1", 2000));
 	CU_ASSERT_PTR_NOT_NULL(strstr(p.notes, "MAINPID="));
-	CU_ASSERT_PTR_NOT_NULL(strstr(p.notes, "STATUS=ready: 1 unit(s)"));
+	/* normalise and triage; no e-RS, no delivery route configured */
+	CU_ASSERT_PTR_NOT_NULL(strstr(p.notes, "STATUS=ready: 2 unit(s)"));
 	CU_ASSERT_STRING_NOT_EQUAL(p.http, "");
 	r = request(&p, "GET", "/healthz", NULL, 0, NULL, NULL);
 	CU_ASSERT_EQUAL(r.status, 200);
@@ -633,7 +634,11 @@ epr_events_over_http(void)
 	struct resp r;
 	struct env e;
 
-	env_new(&e, "eprhttp", NULL);
+	/* rasd's triage stage decides the referral (a recommendation, so that
+	 * a clinician has something to decide, and a service for the
+	 * discharge summary). */
+	env_new(&e, "eprhttp", "[triage]\ndefault_service = bassetlaw-2022\n"
+	    "[service bassetlaw-2022]\nautomation = none\n");
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
 	/* Before the referral: kept, refused with the reason. */
@@ -644,15 +649,8 @@ epr_events_over_http(void)
 	r = post_fixture(&p, "/fhir/Bundle", "r4/referral-collection-urn.json");
 	CU_ASSERT_EQUAL(r.status, 201);
 	free(r.body);
-	{
-		/* Triaged (as a triage stage would), so that a clinician has a
-		 * recommendation to decide and the discharge a service. */
-		struct ras_triage *t = ras_test_triage("[triage]\ndefault_service = bassetlaw-2022\n"
-		    "[service bassetlaw-2022]\nautomation = none\n");
-
-		CU_ASSERT_EQUAL(ras_test_triage_pending(e.db, t, ras_time_now()), 1);
-		ras_triage_free(t);
-	}
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM referrals WHERE state = 'review'"
+	    " AND service = 'bassetlaw-2022'", 1, 10000));
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(e.db, "INSERT INTO deadlines (referral_id, kind, due_date, due_at)"
 	    " SELECT id, 'contact', '2026-04-15', '2026-04-15 23:00Z' FROM referrals"), 0);
 	/* Resent after the referral arrived: recorded, the contact clock met. */
@@ -810,7 +808,7 @@ two_processes_share_the_work(void)
 	    " WHERE kind = 'referral-received' GROUP BY payload_id HAVING count(*) > 1) x"), 0);
 	/* Every spool file ends up moved exactly once. */
 	snprintf(done, sizeof(done), "%s/done", e.spool);
-	for (int tries = 0; tries < 100; tries++) {
+	for (int tries = 0; tries < 300; tries++) {
 		char cmd[PATH_MAX + 64], *out = NULL, *argv[] = { "/bin/sh", "-c", cmd, NULL };
 		int n;
 
@@ -1150,6 +1148,19 @@ query_text(struct ras_db *db, const char *sql, const char *arg)
 	return v;
 }
 
+/* An EPR message fixture about `ubrn` (instead of 100000000101), with a
+ * MessageHeader id of its own (`tag`: 12 hex digits). */
+static char *
+epr_message(const char *rel, const char *ubrn, const char *tag, size_t *len)
+{
+	char *data = fixture_with_ubrn(rel, "100000000101", ubrn, len), *p;
+
+	/* MessageHeader ids are 5b0c1d2e-000N-4a00-9000-000000000001 */
+	CU_ASSERT_PTR_NOT_NULL_FATAL((p = strstr(data, "-4a00-9000-")));
+	memcpy(p + 11, tag, 12);
+	return data;
+}
+
 #define SQL_OUTCOME_OF "SELECT d.outcome || ' ' || d.final::text || ' ' || coalesce(d.onward_target, '-')" \
 	" || ' ' || r.state FROM current_decisions d JOIN referrals r ON r.id = d.referral_id" \
 	" WHERE r.ubrn = $1"
@@ -1268,7 +1279,7 @@ pipeline_end_to_end(void)
 	 * with who decided, then A028 ACCEPT_REFER_BOOK_LATER on e-RS. */
 	{
 		size_t len;
-		char *msg = fixture_with_ubrn("epr/clinician-decision.json", "100000000101", "000000070012", &len);
+		char *msg = epr_message("epr/clinician-decision.json", "000000070012", "0000000a0012", &len);
 
 		r = post(&p, "/fhir/$process-message", msg, len);
 		CU_ASSERT_EQUAL(r.status, 201);
@@ -1280,6 +1291,33 @@ pipeline_end_to_end(void)
 	CU_ASSERT_EQUAL(fake_ers_writes(w.ers, "000000070012"), 1);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM current_decisions d JOIN referrals r"
 	    " ON r.id = d.referral_id WHERE r.ubrn = '000000070012' AND d.decided_by = '687001000002'"), 1);
+
+	/* The midnotts acceptance: a clinician confirms it, the patient is
+	 * seen and discharged; the discharge summary (and the patient's
+	 * printable copy) follow the EPR's discharge event. */
+	{
+		size_t len;
+		char *msg = epr_message("epr/clinician-decision.json", "100000000301", "0000000b0301", &len);
+
+		r = post(&p, "/fhir/$process-message", msg, len);
+		CU_ASSERT_EQUAL(r.status, 201);
+		free(r.body);
+		free(msg);
+		msg = epr_message("epr/discharged.json", "100000000301", "0000000c0301", &len);
+		r = post(&p, "/fhir/$process-message", msg, len);
+		CU_ASSERT_EQUAL(r.status, 201);
+		if (r.status != 201)
+			fprintf(stderr, "discharge: %s\n", r.body);
+		free(r.body);
+		free(msg);
+	}
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND o.kind = 'discharge-summary' AND o.state = 'delivered'", 1, 20000));
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND o.kind = 'patient-copy' AND o.state = 'delivered'"
+	    " AND o.transport = 'file'", 1, 20000));
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+	    " WHERE r.ubrn = '100000000301' AND o.kind = 'triage-outcome' AND o.state = 'delivered'"), 1);
 
 	/* Letters: everything rendered is delivered or (with what it lacks
 	 * named) dead; the fakes got each one once. */
@@ -1310,7 +1348,7 @@ pipeline_end_to_end(void)
 			{ "rasd_ers_outcomes{state=\"done\"}", "SELECT 2" },
 			{ "rasd_decisions_made{outcome=\"return\",decided_by=\"rules\"}",
 			  "SELECT count(*) FROM decisions WHERE outcome = 'return' AND decided_by = 'rules'" },
-			{ "rasd_decisions_made{outcome=\"accept\",decided_by=\"clinician\"}", "SELECT 1" },
+			{ "rasd_decisions_made{outcome=\"accept\",decided_by=\"clinician\"}", "SELECT 2" },
 			{ "rasd_documents_delivered{transport=\"mesh\",destination=\"X26ABC2\"}",
 			  "SELECT count(*) FROM outbox WHERE state = 'delivered' AND address = 'X26ABC2'" },
 			{ "rasd_dead_letters{queue=\"outbox\"}", "SELECT count(*) FROM outbox WHERE state = 'dead'" },
