@@ -522,6 +522,24 @@ http_intake(void)
 	CU_ASSERT_EQUAL(metric(&p, "rasd_http_responses_total{class=\"4xx\"}"), 8);
 	/* three POSTs and the /metrics scrape just above */
 	CU_ASSERT_EQUAL(metric(&p, "rasd_http_responses_total{class=\"2xx\"}"), 4);
+	/* ?service= names the rasd service (one URL per service on a
+	 * referral portal); an unknown one is refused and nothing kept. */
+	r = post_fixture(&p, "/fhir/Bundle?service=no-such-service", "r4/referral-transaction-relative.json");
+	CU_ASSERT_EQUAL(r.status, 400);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "has no rule set"));
+	free(r.body);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 4);
+	{
+		size_t len;
+		char *body = referral_with_ubrn("100000000901", &len);
+
+		r = post(&p, "/fhir/Bundle?service=bassetlaw-2022", body, len);
+		CU_ASSERT_EQUAL(r.status, 201);
+		free(r.body);
+		free(body);
+	}
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn = '100000000901'"
+	    " AND service = 'bassetlaw-2022'"), 1);
 
 	rasd_kill(&p, SIGTERM);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
