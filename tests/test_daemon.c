@@ -20,6 +20,7 @@
 #include "fake_mesh.h"
 #include "harness.h"
 #include "ras/buf.h"
+#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/http.h"
@@ -362,6 +363,47 @@ check_config_reports_everything(void)
 	free(out);
 	free(bad);
 	env_free(&e);
+}
+
+/* The shipped example names every option of every section (set, or as a
+ * commented-out "# name = value" line), so operators see all of them. */
+static void
+example_config_covers_every_option(void)
+{
+	char *text = ras_test_read(RAS_SOURCE_ROOT "/systemd/rasd.conf.example", NULL);
+	struct ras_buf seen = RAS_BUF_INIT(0);
+	char section[64] = "";
+	int missing = 0;
+
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		char buf[256];
+
+		snprintf(buf, sizeof(buf), "%.*s", (int)(len < 255 ? len : 255), line);
+		if (buf[0] == '[')
+			snprintf(section, sizeof(section), "%.*s", (int)strcspn(buf + 1, " ]"), buf + 1);
+		else {
+			const char *p = strncmp(buf, "# ", 2) == 0 ? buf + 2 : buf;
+			size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+			if (n && strncmp(p + n, " =", 2) == 0)
+				(void)ras_buf_printf(&seen, "|%s.%.*s|", section, (int)n, p);
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	for (const struct ras_option *o = ras_options; o->name; o++) {
+		char key[128];
+
+		snprintf(key, sizeof(key), "|%s.%s|", o->section, o->name);
+		if (seen.data == NULL || strstr(seen.data, key) == NULL) {
+			fprintf(stderr, "systemd/rasd.conf.example lacks [%s] %s\n", o->section, o->name);
+			missing++;
+		}
+	}
+	CU_ASSERT_EQUAL(missing, 0);
+	ras_buf_free(&seen);
+	free(text);
 }
 
 static void
@@ -1933,6 +1975,7 @@ main(void)
 {
 	static const struct ras_test_case cases[] = {
 		{ "--check-config reports every problem", check_config_reports_everything },
+		{ "the example configuration names every option", example_config_covers_every_option },
 		{ "refuses to run as root", refuses_root },
 		{ "refuses a schema it does not know", refuses_other_schema },
 		{ "READY, health, SIGTERM", ready_health_and_clean_stop },
