@@ -6,10 +6,13 @@
  *                 [--format json|xml|html]
  *
  * The referral is an R4 referral Bundle (as `rasctl ingest` takes); the
- * episode an episode-summary QuestionnaireResponse; the decision the JSON
- * `rasctl triage` prints.  A triage letter without --decision asks the
- * rules engine (render_decide()).  Exit 0 printed; 65 refused (missing
- * items are listed on stderr); 66 a file unreadable; 64 bad usage.
+ * episode an episode-summary QuestionnaireResponse.  A triage letter or 2WW
+ * notice is built from the decision the rules engine makes for the
+ * referral (render_decide(): as `rasctl triage` would, --at being the
+ * receipt time); --decision FILE (the JSON `rasctl triage` prints, say a
+ * clinician's) replaces it.  Exit 0 printed; 65 refused (missing items are
+ * listed on stderr); 66 a file unreadable; 64 bad usage; 78 the mappings
+ * do not load.
  */
 #include <getopt.h>
 #include <stdbool.h>
@@ -28,7 +31,10 @@
 #include "ras/intake.h"
 #include "ras/json.h"
 #include "ras/limits.h"
+#include "ras/mappings.h"
 #include "ras/outbox.h"
+#include "ras/rules.h"
+#include "ras/triage.h"
 #include "ras/xml.h"
 
 static const char render_usage[] =
@@ -51,22 +57,40 @@ read_file(struct ras_ctl *ctl, const char *path, size_t max, struct ras_buf *out
 }
 
 /*
- * The decision for a triage letter when none was given: the rules engine's
- * decide(referral, service, at).  The engine lives on the triage branch;
- * until it is merged this build has none and says so.
+ * The decision for a triage letter when none was given: the rules engine
+ * decides the referral as triage would (the service's rule set with the
+ * configuration applied, received at `at`, clocks on the triage calendar).
+ * Returns 0, or an exit code (the problem printed).  A triage letter for a
+ * recommendation (not final) is rendered too, with a note on stderr: it is
+ * the letter a clinician's confirmation would send (the 2WW notice goes
+ * whether or not the decision is final).
  */
 static int
-render_decide(struct ras_arena *a, const char *mappings, const struct ras_referral *r,
-    const char *service, int64_t at, struct ras_decision *out)
+render_decide(struct ras_ctl *ctl, struct ras_arena *a, const char *mappings,
+    const struct ras_referral *r, const char *service, int64_t at, enum ras_doc_kind kind,
+    struct ras_decision *out)
 {
-	(void)a;
-	(void)mappings;
-	(void)r;
-	(void)service;
-	(void)at;
-	(void)out;
-	return ras_error_code(RAS_ENOTFOUND,
-	    "this build has no rules engine: pass the decision with --decision FILE");
+	const struct ras_ruleset *rs;
+	struct ras_triage *t;
+	int rc;
+
+	if ((rc = ras_ctl_triage_load(ctl, mappings, &t)) != 0)
+		return rc;
+	rs = ras_mappings_ruleset(ras_triage_mappings(t), service);
+	if (rs == NULL) {
+		fprintf(stderr, "%s: cannot render: service \"%s\" has no rule set to decide with "
+		    "(or give --decision FILE)\n", ctl->prog, service);
+		return CTL_DATAERR;
+	}
+	if (ras_rules_decide(a, rs, r, at, ras_mappings_calendar(ras_triage_mappings(t)), at, out) < 0) {
+		ras_ctl_fail(ctl, "cannot render: cannot decide");
+		return CTL_DATAERR;
+	}
+	if (!out->final && kind == RAS_DOC_TRIAGE_OUTCOME)
+		fprintf(stderr, "%s: note: the rules' decision (%s) is a recommendation awaiting a clinician;"
+		    " this is the letter a clinician's confirmation would send\n", ctl->prog,
+		    ras_outcome_name(out->outcome));
+	return 0;
 }
 
 int
@@ -184,12 +208,9 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 		}
 		di.decision = &dec;
 	} else if (di.kind == RAS_DOC_TRIAGE_OUTCOME || di.kind == RAS_DOC_GP_2WW_NOTICE) {
-		if ((err = render_decide(a, ras_ctl_mappings(ctl, mappings_opt), di.referral, service,
-		    di.at, &dec)) < 0) {
-			ras_ctl_fail(ctl, "cannot render");
-			rc = CTL_DATAERR;
+		if ((rc = render_decide(ctl, a, mappings_opt, di.referral, service, di.at, di.kind,
+		    &dec)) != 0)
 			goto done;
-		}
 		di.decision = &dec;
 	}
 	if (di.decision && di.decision->outcome == RAS_OUTCOME_ACCEPT && di.decision->decided_at) {

@@ -28,6 +28,7 @@
 #include "ras/intake.h"
 #include "ras/json.h"
 #include "ras/timeutil.h"
+#include "ras/triage.h"
 #include "ras/xmlform.h"
 
 struct ers_env {
@@ -57,11 +58,22 @@ env_open(struct ras_ctl *ctl, struct ers_env *e, bool need_client)
 	if ((rc = ras_ctl_config(ctl, &cfg)) != 0)
 		return rc;
 	if (need_client || ras_config_get(cfg, "ers", NULL, "base_url")) {
+		struct ras_triage *t;
+
 		if ((err = ras_ers_from_config(cfg, &e->c)) < 0) {
 			ras_ctl_fail(ctl, "cannot use the e-RS configuration");
 			return err == RAS_ENOTFOUND && need_client ? CTL_CONFIG :
 			    err == RAS_EIO ? CTL_NOINPUT : CTL_CONFIG;
 		}
+		/* What a poll or fetch stores is triaged at once, and the
+		 * schedule counts the triage calendar's working days.  Without
+		 * the rule sets nothing is polled: no budget slot is spent on a
+		 * configuration that must be fixed first. */
+		if ((rc = ras_ctl_triage_load(ctl, NULL, &t)) != 0) {
+			env_free(e);
+			return rc;
+		}
+		ras_ers_set_triage(e->c, t);
 	}
 	snprintf(dir, sizeof(dir), "%s/form-maps", ras_ctl_mappings(ctl, NULL));
 	if ((err = ras_xmlform_maps_load(dir, &e->maps, &problems)) < 0) {
@@ -117,15 +129,17 @@ poll_json(const struct ras_ers_poll_report *r)
 
 		if (o && it->error[0])
 			(void)ras_json_set_str(o, "error", it->error);
+		if (o && it->triage[0])
+			(void)ras_json_set_str(o, "triage", it->triage);
 		(void)ras_json_append_new(items, o);
 	}
-	j = json_pack("{s:s, s:s, s:i, s:b, s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i,"
+	j = json_pack("{s:s, s:s, s:i, s:b, s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i,"
 	    " s:{s:i, s:i, s:i, s:i, s:i, s:i}, s:o}",
 	    "service", r->service, "outcome", r->outcome, "slot", r->slot, "forced", r->forced,
 	    "budget_left", r->budget_left, "payload_id", (json_int_t)r->payload_id,
 	    "entries", r->entries, "kept", r->kept, "skipped", r->skipped, "unchanged", r->unchanged,
 	    "fetched", r->fetched, "related", r->related, "failed", r->failed, "parked", r->parked,
-	    "attachments", "fetched", r->files.fetched, "pending", r->files.pending,
+	    "triaged", r->triaged, "attachments", "fetched", r->files.fetched, "pending", r->files.pending,
 	    "blocked", r->files.blocked, "failed", r->files.failed, "too_big", r->files.too_big,
 	    "forms", r->files.forms, "items", items);
 	if (j && r->request_id[0])
@@ -169,6 +183,8 @@ print_poll(const struct ras_ers_poll_report *r)
 		if (it->error[0])
 			printf(": %s", it->error);
 		printf("\n");
+		if (it->triage[0])
+			printf("    triage: %s\n", it->triage);
 	}
 	printf("  attachments: %d fetched, %d pending, %d blocked, %d failed, %d too big; %d form(s) read\n",
 	    r->files.fetched, r->files.pending, r->files.blocked, r->files.failed, r->files.too_big,
@@ -279,8 +295,9 @@ cmd_fetch(struct ras_ctl *ctl, int argc, char **argv)
 	if ((rc = env_open(ctl, &e, true)) != 0)
 		return rc;
 	err = ras_ers_fetch_due(e.c, e.db, ras_time_now(), (size_t)limit, &rep);
-	printf("referrals: %d fetched, %d failed; attachments: %d fetched, %d pending, %d blocked, %d failed,"
-	    " %d too big; %d form(s) read\n", rep.referrals_fetched, rep.referrals_failed, rep.fetched,
+	printf("referrals: %d fetched, %d failed, %d triaged; attachments: %d fetched, %d pending, %d blocked,"
+	    " %d failed, %d too big; %d form(s) read\n", rep.referrals_fetched, rep.referrals_failed,
+	    rep.triaged, rep.fetched,
 	    rep.pending, rep.blocked, rep.failed, rep.too_big, rep.forms);
 	if (err < 0)
 		ras_ctl_fail(ctl, "e-RS fetch");

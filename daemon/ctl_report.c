@@ -7,6 +7,8 @@
  *
  * The report is computed from stored events (kpi.h) and rendered by
  * report.h; it goes to standard output unless --output names a file.
+ * Working days are the mappings' calendar (--holidays FILE: another
+ * GOV.UK-format file).
  */
 #include <getopt.h>
 #include <stdbool.h>
@@ -18,81 +20,16 @@
 #include "ctl.h"
 #include "ras/arena.h"
 #include "ras/buf.h"
+#include "ras/calendar.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/kpi.h"
 #include "ras/limits.h"
+#include "ras/mappings.h"
 #include "ras/report.h"
 #include "ras/timeutil.h"
-
-/*
- * Bank holidays (England and Wales) from a GOV.UK-format file.  Until the
- * triage work's calendar module is merged this small reader stands in for
- * it; afterwards the report uses that module and the same file.
- */
-struct holidays {
-	size_t n;
-	int64_t days[512];
-};
-
-static bool
-workday(const struct ras_date *d, void *ctx)
-{
-	const struct holidays *h = ctx;
-	int64_t day = ras_date_to_days(d);
-
-	if (ras_date_weekday(d) > 5)
-		return false;
-	for (size_t i = 0; h && i < h->n; i++)
-		if (h->days[i] == day)
-			return false;
-	return true;
-}
-
-static int
-load_holidays(const char *path, struct holidays *h)
-{
-	struct ras_buf b = RAS_BUF_INIT(RAS_MAPPING_FILE_MAX);
-	json_t *j = NULL, *ev;
-	size_t i;
-	int err;
-
-	h->n = 0;
-	if ((err = ras_buf_read_file(&b, path)) < 0 ||
-	    (err = ras_json_parse(b.data, b.len, RAS_MAPPING_FILE_MAX, &j)) < 0) {
-		ras_buf_free(&b);
-		return err;
-	}
-	json_array_foreach(ras_json_arr(ras_json_obj(j, "england-and-wales"), "events"), i, ev) {
-		struct ras_date d;
-
-		if (h->n < sizeof(h->days) / sizeof(h->days[0]) &&
-		    ras_date_parse(ras_json_str(ev, "date"), &d) == 0)
-			h->days[h->n++] = ras_date_to_days(&d);
-	}
-	json_decref(j);
-	ras_buf_free(&b);
-	if (h->n == 0)
-		return ras_error_code(RAS_EINVALID, "%s has no england-and-wales events", path);
-	return 0;
-}
-
-static const char *
-find_holidays(struct ras_ctl *ctl)
-{
-	static char path[4096];
-	static const char *const names[] = { "bank-holidays.json", "calendar/bank-holidays.json",
-		"calendar/gov-uk-bank-holidays.json", NULL };
-	const char *m = ras_ctl_mappings(ctl, NULL);
-
-	for (int i = 0; names[i]; i++) {
-		snprintf(path, sizeof(path), "%s/%s", m, names[i]);
-		if (access(path, R_OK) == 0)
-			return path;
-	}
-	return NULL;
-}
+#include "ras/triage.h"
 
 static int
 parse_date_arg(struct ras_ctl *ctl, const char *what, const char *s, struct ras_date *d)
@@ -120,7 +57,7 @@ ras_ctl_report(struct ras_ctl *ctl, int argc, char **argv)
 	const char *hol_path = NULL;
 	struct ras_buf out = RAS_BUF_INIT(0);
 	struct ras_arena *a = NULL;
-	struct holidays *hol = NULL;
+	struct ras_calendar *cal = NULL;
 	struct ras_kpi_data data;
 	struct ras_kpi_report rep;
 	struct ras_date from, to;
@@ -155,30 +92,24 @@ ras_ctl_report(struct ras_ctl *ctl, int argc, char **argv)
 		    "bassetlaw-2022, dorset-2019, midnotts, dorset-2013)\n", ctl->prog, service);
 		return CTL_DATAERR;
 	}
-	if ((hol = calloc(1, sizeof(*hol))) == NULL)
-		return CTL_SOFTWARE;
-	if (hol_path == NULL)
-		hol_path = find_holidays(ctl);
-	if (hol_path && load_holidays(hol_path, hol) < 0) {
+	/* The working-day calendar every clock in rasd counts in (the
+	 * mappings' bank-holiday file), or --holidays FILE for another one. */
+	if ((hol_path ? ras_calendar_load(hol_path, &cal) :
+	    ras_mappings_load_calendar(ras_ctl_mappings(ctl, NULL), &cal)) < 0) {
 		ras_ctl_fail(ctl, "cannot read the bank holidays");
-		free(hol);
-		return CTL_NOINPUT;
+		return hol_path ? CTL_NOINPUT : CTL_CONFIG;
 	}
-	if (hol_path == NULL)
-		fprintf(stderr, "%s: no bank-holiday file in the mappings (--holidays FILE): counting "
-		    "Monday to Friday only\n", ctl->prog);
 	if ((rc = ras_ctl_db(ctl, &db)) != 0) {
-		free(hol);
+		ras_calendar_free(cal);
 		return rc;
 	}
 	a = ras_arena_new();
 	if (a == NULL) {
-		free(hol);
+		ras_calendar_free(cal);
 		return CTL_SOFTWARE;
 	}
 	if ((err = ras_kpi_load(db, a, service, &from, &to, &data)) < 0 ||
-	    (err = ras_kpi_compute(a, &data, service, &from, &to, ras_time_now(), workday, hol,
-	    hol_path != NULL, &rep)) < 0) {
+	    (err = ras_kpi_compute(a, &data, service, &from, &to, ras_time_now(), cal, &rep)) < 0) {
 		ras_ctl_fail(ctl, "cannot compute the report");
 		rc = err == RAS_EINVALID ? CTL_USAGE : ras_ctl_exit_for(err);
 		goto done;
@@ -206,7 +137,7 @@ ras_ctl_report(struct ras_ctl *ctl, int argc, char **argv)
 done:
 	ras_buf_free(&out);
 	ras_arena_free(a);
-	free(hol);
+	ras_calendar_free(cal);
 	return rc;
 usage:
 	fprintf(stderr, "usage: rasctl report kpi --service ID --from DATE --to DATE [--format csv|html] "
@@ -215,13 +146,24 @@ usage:
 }
 
 /*
- * replay: re-run a rule set over stored referrals and list the decisions
- * that would change, changing nothing.  The referrals and their current
- * decisions are read here; evaluating them needs the triage engine
- * (issue 3), which plugs in through `replay_evaluate` when it is merged.
+ * replay: re-run a rule set (the service's in the mappings, or a changed
+ * copy with --mappings DIR) over the stored referrals received in the
+ * period and list the decisions that would change, changing nothing
+ * (ras_triage_replay reads in a READ ONLY transaction).  One line per
+ * change, then a summary:
+ *
+ *   100000000101 v1: return (final) -> accept (recommendation): bassetlaw-2022: accept …
+ *   1 decision(s) would change, 3 would stay the same
+ *
+ * Exit 0; 65 when some referrals could not be decided (listed); 64 usage;
+ * 78 the mappings do not load or have no rule set for the service.
  */
-static int (*replay_evaluate)(struct ras_db *db, const char *mappings, const char *service,
-    const char *doc, json_t **decision) = NULL;
+static void
+print_outcome(enum ras_outcome o, const char *target, bool fin)
+{
+	printf("%s%s%s (%s)", ras_outcome_name(o), target[0] ? " to " : "", target,
+	    fin ? "final" : "recommendation");
+}
 
 int
 ras_ctl_replay(struct ras_ctl *ctl, int argc, char **argv)
@@ -231,20 +173,25 @@ ras_ctl_replay(struct ras_ctl *ctl, int argc, char **argv)
 		{ "mappings", required_argument, NULL, 'm' },
 		{ "from", required_argument, NULL, 'f' },
 		{ "to", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *service = NULL, *mappings = NULL, *from_s = NULL, *to_s = NULL;
+	struct ras_triage_replay *v = NULL;
+	struct ras_triage *t;
 	struct ras_date from, to;
 	struct ras_db *db;
-	struct ras_db_res *res = NULL;
-	int c, rc, err, changed = 0, same = 0, failed = 0;
+	size_t n = 0, same = 0, failed = 0;
+	bool as_json = false;
+	int c, rc, err;
 
-	while ((c = getopt_long(argc, argv, "s:m:f:t:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:m:f:t:j", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': service = optarg; break;
 		case 'm': mappings = optarg; break;
 		case 'f': from_s = optarg; break;
 		case 't': to_s = optarg; break;
+		case 'j': as_json = true; break;
 		default: goto usage;
 		}
 	}
@@ -253,63 +200,58 @@ ras_ctl_replay(struct ras_ctl *ctl, int argc, char **argv)
 	if ((rc = parse_date_arg(ctl, "--from", from_s, &from)) != 0 ||
 	    (rc = parse_date_arg(ctl, "--to", to_s, &to)) != 0)
 		return rc;
-	mappings = ras_ctl_mappings(ctl, mappings);
-	if (replay_evaluate == NULL) {
-		fprintf(stderr, "%s: replay needs the triage engine, which is not in this build yet\n",
-		    ctl->prog);
-		return CTL_UNAVAILABLE;
-	}
-	if ((rc = ras_ctl_db(ctl, &db)) != 0)
+	if ((rc = ras_ctl_triage_load(ctl, mappings, &t)) != 0 || (rc = ras_ctl_db(ctl, &db)) != 0)
 		return rc;
-	{
-		struct ras_date end_day;
-		char start[RAS_TIME_STR_MAX], end[RAS_TIME_STR_MAX];
-
-		ras_date_add_days(&to, 1, &end_day);
-		ras_time_format_utc(ras_time_uk_midnight(&from), start);
-		ras_time_format_utc(ras_time_uk_midnight(&end_day), end);
-		err = ras_db_query(db, &res,
-		    "SELECT coalesce(r.ubrn, r.referral_key), r.doc::text, d.outcome, d.onward_target"
-		    " FROM referrals r LEFT JOIN current_decisions d ON d.referral_id = r.id"
-		    " WHERE r.service = $1 AND r.received_at >= $2::timestamptz AND r.received_at < $3::timestamptz"
-		    "   AND r.version = (SELECT max(version) FROM referrals v WHERE v.referral_key = r.referral_key)"
-		    " ORDER BY r.received_at, r.id", 3,
-		    (struct ras_db_param[]){ RAS_DB_TEXT(service), RAS_DB_TEXT(start), RAS_DB_TEXT(end) });
-		if (err < 0) {
-			ras_ctl_fail(ctl, "cannot read the referrals");
-			return ras_ctl_exit_for(err);
-		}
+	if ((err = ras_triage_replay(db, t, service, &from, &to, ras_time_now(), &v, &n, &same)) < 0) {
+		ras_ctl_fail(ctl, "cannot replay");
+		return err == RAS_ENOTFOUND ? CTL_CONFIG : ras_ctl_exit_for(err);
 	}
-	for (int i = 0; i < ras_db_res_rows(res); i++) {
-		const char *key = ras_db_res_get(res, i, 0), *was = ras_db_res_get(res, i, 2);
-		const char *was_target = ras_db_res_get(res, i, 3);
-		json_t *dec = NULL;
-		const char *now, *now_target;
+	if (as_json) {
+		struct ras_buf out = RAS_BUF_INIT(0);
+		json_t *arr = json_array(), *j;
 
-		if (replay_evaluate(db, mappings, service, ras_db_res_get(res, i, 1), &dec) < 0) {
-			printf("%s: cannot evaluate: %s\n", key, ras_error_last());
-			failed++;
-			continue;
+		for (size_t i = 0; i < n; i++) {
+			json_t *x = json_pack("{s:s, s:I, s:s?, s:s?, s:b, s:s, s:s?, s:s?, s:b, s:s}",
+			    "referral", v[i].referral, "referral_id", (json_int_t)v[i].referral_id,
+			    "was", v[i].had ? ras_outcome_name(v[i].was) : NULL,
+			    "was_target", v[i].was_target[0] ? v[i].was_target : NULL, "was_final", v[i].was_final,
+			    "current_decision_by", v[i].was_by,
+			    "now", v[i].now ? ras_outcome_name(v[i].now) : NULL,
+			    "now_target", v[i].now_target[0] ? v[i].now_target : NULL, "now_final", v[i].now_final,
+			    v[i].now ? "decision" : "error", v[i].message);
+
+			(void)ras_json_append_new(arr, x);
+			failed += v[i].now == 0;
 		}
-		now = ras_json_str(dec, "outcome");
-		now_target = ras_json_str(dec, "onward_target");
-		if (was && now && strcmp(was, now) == 0 &&
-		    ((was_target == NULL && now_target == NULL) ||
-		    (was_target && now_target && strcmp(was_target, now_target) == 0))) {
-			same++;
-		} else {
-			printf("%s: %s%s%s -> %s%s%s\n", key, was ? was : "(no decision)", was_target ? " " : "",
-			    was_target ? was_target : "", now ? now : "?", now_target ? " " : "",
-			    now_target ? now_target : "");
-			changed++;
+		j = json_pack("{s:s, s:s, s:s, s:o, s:I, s:I}", "service", service, "from", from_s, "to", to_s,
+		    "changes", arr, "same", (json_int_t)same, "failed", (json_int_t)failed);
+		(void)ras_json_dump(j, RAS_JSON_PRETTY | RAS_JSON_SORTED, &out);
+		printf("%s\n", out.data ? out.data : "{}");
+		ras_buf_free(&out);
+		json_decref(j);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			printf("%s: ", v[i].referral);
+			if (v[i].now == 0) {
+				printf("%s\n", v[i].message);
+				failed++;
+				continue;
+			}
+			if (v[i].had)
+				print_outcome(v[i].was, v[i].was_target, v[i].was_final);
+			else
+				printf("(no decision by the rules)");
+			printf(" -> ");
+			print_outcome(v[i].now, v[i].now_target, v[i].now_final);
+			printf("%s: %s\n", strcmp(v[i].was_by, "rules") ? " (a clinician has decided since)" : "",
+			    v[i].message);
 		}
-		json_decref(dec);
+		printf("%zu decision(s) would change, %zu would stay the same%s; nothing was changed\n",
+		    n - failed, same, failed ? " (some referrals could not be decided)" : "");
 	}
-	ras_db_res_free(res);
-	printf("%d decision(s) would change, %d would stay the same%s\n", changed, same,
-	    failed ? " (some referrals could not be evaluated)" : "");
+	free(v);
 	return failed ? CTL_DATAERR : CTL_OK;
 usage:
-	fprintf(stderr, "usage: rasctl replay --service ID [--mappings DIR] --from DATE --to DATE\n");
+	fprintf(stderr, "usage: rasctl replay --service ID [--mappings DIR] --from DATE --to DATE [--json]\n");
 	return CTL_USAGE;
 }

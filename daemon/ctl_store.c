@@ -16,10 +16,13 @@
  *   FILE: stored …: referral 100000000301 v1 #7 created; triage: midnotts:
  *         accept (recommendation) midnotts.accept [004 §3.4]; triage 2026-04-08, …
  *
+ * XML and XHTML referral forms (a form for --ubrn) are read through the
+ * XPath field maps of mappings/form-maps.
+ *
  * Exit status: 0 when every file was stored (or already was), 65 when any
  * was rejected, 66 when a file could not be read, 69 when the database is
- * unavailable, 78 when the mappings (rule sets) do not load, in which case
- * the referrals stay in state "new" for the daemon to triage.
+ * unavailable, 78 when the mappings (rule sets, form maps) do not load, in
+ * which case the referrals stay in state "new" for the daemon to triage.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +43,9 @@
 #include "ras/limits.h"
 #include "ras/migrate.h"
 #include "ras/store.h"
+#include "ras/intake.h"
 #include "ras/triage.h"
+#include "ras/xmlform.h"
 
 #define INGEST_BATCH 500
 
@@ -325,6 +330,7 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 	const char *service = NULL, *ubrn = NULL;
 	struct file_in *files = NULL;
 	struct ras_triage *triage = NULL;
+	struct ras_xmlform_maps *maps = NULL;
 	struct ras_config *cfg = NULL;
 	struct ras_db *db;
 	int c, rc, worst = 0, triage_rc = 0;
@@ -356,10 +362,27 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 		ras_ctl_fail(ctl, "cannot triage (referrals are stored in state \"new\")");
 		triage_rc = CTL_CONFIG;
 	}
+	/* XML and XHTML referral forms are read through the XPath field maps
+	 * (mappings/form-maps), as the daemon and the e-RS client read them. */
+	{
+		struct ras_buf problems = RAS_BUF_INIT(64 * 1024);
+		char dir[4096];
+
+		snprintf(dir, sizeof(dir), "%s/form-maps", ras_ctl_mappings(ctl, NULL));
+		if (ras_xmlform_maps_load(dir, &maps, &problems) < 0) {
+			if (problems.data)
+				fputs(problems.data, stderr);
+			fprintf(stderr, "%s: some form maps do not load: XML forms they read are rejected\n",
+			    ctl->prog);
+			triage_rc = CTL_CONFIG;
+		}
+		ras_buf_free(&problems);
+		(void)ras_intake_set_form_maps(maps);
+	}
 	files = calloc(INGEST_BATCH, sizeof(*files));
 	if (files == NULL) {
-		ras_triage_free(triage);
-		return CTL_SOFTWARE;
+		rc = CTL_SOFTWARE;
+		goto done;
 	}
 	for (int i = optind; i < argc; i += INGEST_BATCH) {
 		size_t n = (size_t)(argc - i) < INGEST_BATCH ? (size_t)(argc - i) : INGEST_BATCH;
@@ -375,14 +398,17 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 			ras_buf_free(&files[k].data);
 		fflush(stdout);
 		if (err < 0) {
-			free(files);
-			ras_triage_free(triage);
-			return err == RAS_EIO ? CTL_UNAVAILABLE : CTL_SOFTWARE;
+			rc = err == RAS_EIO ? CTL_UNAVAILABLE : CTL_SOFTWARE;
+			goto done;
 		}
 	}
+	rc = worst ? worst : triage_rc;
+done:
 	free(files);
+	(void)ras_intake_set_form_maps(NULL);
+	ras_xmlform_maps_free(maps);
 	ras_triage_free(triage);
-	return worst ? worst : triage_rc;
+	return rc;
 }
 
 int

@@ -15,6 +15,7 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/store.h"
+#include "ras/triage.h"
 
 /* e-RS says a PENDING attachment may be fetched again after 5 minutes. */
 #define PENDING_RETRY_S 300
@@ -28,6 +29,8 @@
 #define ATTACH_BATCH 8
 /* Referrals fetched at once. */
 #define REFERRAL_BATCH 50
+/* Referrals one triage batch takes (one transaction, pipelined). */
+#define TRIAGE_BATCH 500
 /* Rounds of related-UBRN fetching (a pathway rarely spans more). */
 #define RELATED_DEPTH 3
 
@@ -420,7 +423,66 @@ struct fetch_ctx {
 	struct ras_ers_fetch_report *files;
 	struct fetched *done;              /* referrals fetched this cycle */
 	size_t ndone, capdone;
+	int64_t *stored;                   /* payloads (A005s, forms) stored: what to triage */
+	size_t nstored, capstored;
 };
+
+static int
+note_stored(struct fetch_ctx *fx, int64_t payload_id)
+{
+	if (fx->nstored == fx->capstored) {
+		size_t cap = fx->capstored ? fx->capstored * 2 : 16;
+		int64_t *n = realloc(fx->stored, cap * sizeof(*n));
+
+		if (n == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		fx->stored = n;
+		fx->capstored = cap;
+	}
+	fx->stored[fx->nstored++] = payload_id;
+	return 0;
+}
+
+/*
+ * The triage hook: triage the referrals in state "new" that this cycle's
+ * payloads created or completed (ras_triage_pending with their payload
+ * ids), when the client has a triage (ras_ers_set_triage); each poll item
+ * gets its referral's decision summary.  Referrals left over (another
+ * process took them) are the daemon's triage stage's.
+ */
+static int
+triage_stored(struct fetch_ctx *fx, int *triaged)
+{
+	const struct ras_triage *t = ras_ers_triage(fx->c);
+	int err = 0;
+
+	if (t == NULL || fx->nstored == 0)
+		return 0;
+	for (;;) {
+		struct ras_triage_report *reps = NULL;
+		size_t n = 0;
+
+		if ((err = ras_triage_pending(fx->db, t, fx->now, TRIAGE_BATCH, fx->stored, fx->nstored,
+		    &reps, &n)) < 0)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (reps[i].decision_id)
+				(*triaged)++;
+			for (size_t k = 0; fx->rep && k < fx->rep->nitems; k++) {
+				struct ras_ers_poll_item *it = &fx->rep->items[k];
+
+				if (it->referral_id == reps[i].referral_id)
+					snprintf(it->triage, sizeof(it->triage), "%s%s%s",
+					    reps[i].decision_id ? "" : reps[i].state,
+					    reps[i].decision_id ? "" : ": ", reps[i].message);
+			}
+		}
+		free(reps);
+		if (n < TRIAGE_BATCH)
+			break;
+	}
+	return err;
+}
 
 static int
 note_done(struct fetch_ctx *fx, const char *ubrn, int64_t version)
@@ -676,7 +738,8 @@ fetch_referrals(struct fetch_ctx *fx, const struct leased *ubrns, size_t n, bool
 		if ((err = after_referral(fx, &in.referrals[0], ids[j], etag[0] ? etag : NULL,
 		    &referral_id)) < 0)
 			goto done;
-		if ((err = note_done(fx, ubrn, in.referrals[0].version)) < 0)
+		if ((err = note_done(fx, ubrn, in.referrals[0].version)) < 0 ||
+		    (err = note_stored(fx, ids[j])) < 0)
 			goto done;
 		if (fx->files)
 			fx->files->referrals_fetched++;
@@ -957,8 +1020,10 @@ att_store(struct fetch_ctx *fx, const struct att *t, const struct ras_http_reque
 		it.ubrn_hint = t->ubrn;
 		it.service_hint = fx->rasd_service && *fx->rasd_service ? fx->rasd_service : NULL;
 		if ((err = store_payloads(fx->db, &it, 1, &pid, state, NULL)) == 0 &&
-		    strcmp(state[0], "stored") == 0)
+		    strcmp(state[0], "stored") == 0) {
 			fx->files->forms++;
+			err = note_stored(fx, pid);
+		}
 	}
 	ras_arena_free(a);
 	return err;
@@ -1393,13 +1458,11 @@ ras_ers_poll_service(struct ras_ers *c, struct ras_db *db, const char *service_i
 		if (err < 0)
 			goto done;
 	}
-	/*
-	 * triage hook: the referrals stored in state 'new' by this cycle are
-	 * rep->items[i].referral_id (state "fetched", !related).  When the
-	 * triage stage (issue 3) lands, triage them here, in one batch, before
-	 * the cycle returns; until then the daemon's triage stage picks them up
-	 * from referrals.state = 'new'.
-	 */
+	/* triage hook: what this cycle stored, triaged before it returns. */
+	if ((err = triage_stored(&fx, &rep->triaged)) < 0) {
+		snprintf(rep->error, sizeof(rep->error), "stored, but could not triage: %s", ras_error_last());
+		goto done;
+	}
 	rep->outcome = "polled";
 done:
 	{
@@ -1421,6 +1484,7 @@ done:
 		free((char *)due[i]);
 	free(due);
 	free(fx.done);
+	free(fx.stored);
 	free(body);
 	ras_arena_free(a);
 	return err;
@@ -1461,11 +1525,14 @@ ras_ers_fetch_due(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limi
 	fx.files = rep;
 	if ((err = fetch_due_referrals(&fx, NULL, 0, limit)) < 0)
 		goto done;
-	/* triage hook: referrals fetched here (rep->referrals_fetched) are
-	 * stored in state 'new' like those of a poll cycle. */
-	err = fetch_due_attachments(&fx, NULL, 0, limit);
+	if ((err = fetch_due_attachments(&fx, NULL, 0, limit)) < 0)
+		goto done;
+	/* triage hook: referrals fetched here, and referrals whose form
+	 * arrived, are triaged like those of a poll cycle. */
+	err = triage_stored(&fx, &rep->triaged);
 done:
 	(void)ras_ers_flush_calls(c, db);
 	free(fx.done);
+	free(fx.stored);
 	return err;
 }

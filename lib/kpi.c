@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ras/arena.h"
+#include "ras/calendar.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/kpi.h"
@@ -156,26 +157,12 @@ uk_date(int64_t t)
 	return d;
 }
 
-static bool
-is_workday(const struct ras_date *d, ras_workday_fn fn, void *ctx)
-{
-	return fn ? fn(d, ctx) : ras_date_weekday(d) <= 5;
-}
-
-/* Working days in (a, b]: 0 when b is on or before a. */
+/* Working days in (a, b] on the calendar (NULL: Monday to Friday); 0 when
+ * b is on or before a. */
 static int64_t
-wd_after(const struct ras_date *a, const struct ras_date *b, ras_workday_fn fn, void *ctx)
+wd_after(const struct ras_date *a, const struct ras_date *b, const struct ras_calendar *cal)
 {
-	int64_t da = ras_date_to_days(a), db = ras_date_to_days(b), n = 0;
-
-	for (int64_t d = da + 1; d <= db; d++) {
-		struct ras_date x;
-
-		ras_date_from_days(d, &x);
-		if (is_workday(&x, fn, ctx))
-			n++;
-	}
-	return n;
+	return ras_calendar_working_days_between(cal, a, b);
 }
 
 /* ---- computing -------------------------------------------------------------- */
@@ -184,8 +171,7 @@ struct ctx {
 	int64_t start, end;        /* period [start, end) as instants */
 	int64_t as_of;             /* deadlines of absent events are judged here: now */
 	int64_t snapshot;          /* "waiting at the end": min(end, now) */
-	ras_workday_fn workday;
-	void *wctx;
+	const struct ras_calendar *cal;
 };
 
 static void
@@ -282,7 +268,7 @@ within(const struct def *d, const struct ctx *c, const struct ras_kpi_data *data
 			case WITHIN_WD: {
 				struct ras_date wd = uk_date(when);
 
-				late = wd_after(&fd, &wd, c->workday, c->wctx) > d->n;
+				late = wd_after(&fd, &wd, c->cal) > d->n;
 				break;
 			}
 			case WITHIN_HOURS:
@@ -374,7 +360,7 @@ summaries(const struct def *d, const struct ctx *c, const struct ras_kpi_data *d
 			continue;
 		dd = uk_date(f->discharged);
 		sd = uk_date(f->summary_sent ? f->summary_sent : c->as_of);
-		late = wd_after(&dd, &sd, c->workday, c->wctx) > d->n;
+		late = wd_after(&dd, &sd, c->cal) > d->n;
 		if (f->summary_sent == 0 && !late) {
 			r->pending++;
 			continue;
@@ -407,8 +393,8 @@ waiting(const struct def *d, const struct ctx *c, const struct ras_kpi_data *dat
 
 int
 ras_kpi_compute(struct ras_arena *a, const struct ras_kpi_data *data, const char *service,
-    const struct ras_date *from, const struct ras_date *to, int64_t now, ras_workday_fn workday,
-    void *wctx, bool holidays, struct ras_kpi_report *out)
+    const struct ras_date *from, const struct ras_date *to, int64_t now,
+    const struct ras_calendar *cal, struct ras_kpi_report *out)
 {
 	const struct service_def *s = find_service(service);
 	struct ras_kpi_report rep;
@@ -432,14 +418,13 @@ ras_kpi_compute(struct ras_arena *a, const struct ras_kpi_data *data, const char
 	rep.from = *from;
 	rep.to = *to;
 	rep.generated_at = now;
-	rep.holidays = holidays;
+	rep.holidays = cal != NULL;
 	ras_date_add_days(to, 1, &end_day);
 	c.start = ras_time_uk_midnight(from);
 	c.end = ras_time_uk_midnight(&end_day);
 	c.as_of = now;
 	c.snapshot = now < c.end ? now : c.end;
-	c.workday = workday;
-	c.wctx = wctx;
+	c.cal = cal;
 	rep.as_of = c.as_of;
 	for (size_t i = 0; i < data->nref; i++)
 		if (data->ref[i].received >= c.start && data->ref[i].received < c.end)

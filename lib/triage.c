@@ -659,3 +659,121 @@ fail:
 	ras_db_rollback(db);
 	return err;
 }
+
+/* ---- replay ---------------------------------------------------------------- */
+
+static const char SQL_REPLAY[] =
+    "SELECT r.id::text, r.ubrn, r.referral_key, r.version::text,"
+    "  floor(extract(epoch FROM r.received_at))::bigint::text, r.doc::text,"
+    "  d.outcome, d.onward_target, d.final::text,"
+    "  (SELECT c.decided_by <> 'rules' FROM current_decisions c WHERE c.referral_id = r.id)::text"
+    " FROM referrals r"
+    " LEFT JOIN LATERAL (SELECT dd.* FROM decisions dd WHERE dd.referral_id = r.id"
+    "                    AND dd.decided_by = 'rules' ORDER BY dd.id DESC LIMIT 1) d ON true"
+    " WHERE r.service = $1 AND r.received_at >= $2::timestamptz AND r.received_at < $3::timestamptz"
+    "   AND r.version = (SELECT max(v.version) FROM referrals v WHERE v.referral_key = r.referral_key)"
+    " ORDER BY r.received_at, r.id";
+
+static bool
+same_target(const char *a, const char *b)
+{
+	return (a == NULL || *a == '\0') ? (b == NULL || *b == '\0') : (b && strcmp(a, b) == 0);
+}
+
+int
+ras_triage_replay(struct ras_db *db, const struct ras_triage *t, const char *service,
+    const struct ras_date *from, const struct ras_date *to, int64_t now,
+    struct ras_triage_replay **out, size_t *n, size_t *same)
+{
+	const struct ras_ruleset *rs = ras_mappings_ruleset(t->m, service);
+	struct ras_triage_replay *v = NULL;
+	struct ras_db_res *res = NULL;
+	struct ras_date end_day;
+	char start[RAS_TIME_STR_MAX], end[RAS_TIME_STR_MAX];
+	size_t k = 0, unchanged = 0;
+	int err, rows;
+
+	*out = NULL;
+	*n = 0;
+	*same = 0;
+	if (rs == NULL)
+		return ras_error_code(RAS_ENOTFOUND, "no rule set for service \"%.60s\"", service);
+	ras_date_add_days(to, 1, &end_day);
+	ras_time_format_utc(ras_time_uk_midnight(from), start);
+	ras_time_format_utc(ras_time_uk_midnight(&end_day), end);
+	/* Read-only: a replay must not change anything, whatever goes wrong. */
+	if ((err = ras_db_exec(db, "BEGIN TRANSACTION READ ONLY")) < 0)
+		return err;
+	if ((err = ras_db_query(db, &res, SQL_REPLAY, 3, (struct ras_db_param[]){
+	    RAS_DB_TEXT(service), RAS_DB_TEXT(start), RAS_DB_TEXT(end) })) < 0)
+		goto done;
+	rows = ras_db_res_rows(res);
+	if ((v = calloc(rows ? (size_t)rows : 1, sizeof(*v))) == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < rows; i++) {
+		struct ras_triage_replay *x = &v[k];
+		struct ras_arena *a = ras_arena_new();
+		const char *doc = ras_db_res_get(res, i, 5), *ubrn = ras_db_res_get(res, i, 1);
+		struct ras_referral r;
+		struct ras_decision d;
+		int64_t received = 0;
+		json_t *j = NULL;
+
+		if (a == NULL) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			goto done;
+		}
+		memset(x, 0, sizeof(*x));
+		(void)ras_db_res_int(res, i, 0, &x->referral_id);
+		(void)ras_db_res_int(res, i, 4, &received);
+		if (ubrn)
+			snprintf(x->referral, sizeof(x->referral), "%s v%s", ubrn, ras_db_res_get(res, i, 3));
+		else
+			snprintf(x->referral, sizeof(x->referral), "%.80s", ras_db_res_get(res, i, 2));
+		if (ras_db_res_get(res, i, 6)) {
+			x->had = true;
+			x->was = ras_outcome_parse(ras_db_res_get(res, i, 6));
+			snprintf(x->was_target, sizeof(x->was_target), "%s",
+			    ras_db_res_get(res, i, 7) ? ras_db_res_get(res, i, 7) : "");
+			x->was_final = strcmp(ras_db_res_get(res, i, 8), "true") == 0;
+		}
+		x->was_by = ras_db_res_get(res, i, 9) && strcmp(ras_db_res_get(res, i, 9), "true") == 0 ?
+		    "clinician" : "rules";
+		ras_error_clear();
+		if ((err = ras_json_parse(doc, strlen(doc), 0, &j)) < 0 ||
+		    (err = ras_referral_from_json(a, j, &r)) < 0 ||
+		    (err = ras_rules_decide(a, rs, &r, received, ras_mappings_calendar(t->m), now, &d)) < 0) {
+			json_decref(j);
+			ras_arena_free(a);
+			if (err == RAS_ENOMEM)
+				goto done;
+			snprintf(x->message, sizeof(x->message), "cannot decide: %s", ras_error_last());
+			err = 0;
+			k++;
+			continue;
+		}
+		json_decref(j);
+		x->now = d.outcome;
+		x->now_final = d.final;
+		snprintf(x->now_target, sizeof(x->now_target), "%s", d.onward_target ? d.onward_target : "");
+		ras_triage_summary(&d, x->message, sizeof(x->message));
+		ras_arena_free(a);
+		if (x->had && x->was == x->now && x->was_final == x->now_final &&
+		    same_target(x->was_target, x->now_target))
+			unchanged++;
+		else
+			k++;
+	}
+	*out = v;
+	*n = k;
+	*same = unchanged;
+	v = NULL;
+	err = 0;
+done:
+	ras_db_res_free(res);
+	(void)ras_db_exec(db, "ROLLBACK");
+	free(v);
+	return err;
+}

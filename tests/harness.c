@@ -403,7 +403,7 @@ ras_test_rasctl(const char *conninfo, const char *config, const char *const *arg
 }
 
 struct ras_triage *
-ras_test_triage(const char *conf)
+ras_test_triage(const char *conf, const char *mappings)
 {
 	struct ras_config *cfg = NULL;
 	struct ras_buf problems = RAS_BUF_INIT(0);
@@ -420,7 +420,7 @@ ras_test_triage(const char *conf)
 			exit(1);
 		}
 	}
-	if (ras_triage_new(cfg, RAS_SOURCE_ROOT "/mappings", &t) < 0) {
+	if (ras_triage_new(cfg, mappings ? mappings : RAS_SOURCE_ROOT "/mappings", &t) < 0) {
 		fprintf(stderr, "test rule sets: %s\n", ras_error_last());
 		exit(1);
 	}
@@ -442,4 +442,18 @@ ras_test_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t n
 	}
 	free(reps);
 	return n;
+}
+
+char *
+ras_test_mappings_copy(const char *name)
+{
+	char dir[PATH_MAX], cmd[3 * PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s/%s", ras_test_tmpdir(), name);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s/mappings' '%s'", dir, RAS_SOURCE_ROOT, dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "cannot copy the mappings to %s\n", dir);
+		exit(1);
+	}
+	return strdup(dir);
 }

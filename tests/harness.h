@@ -78,13 +78,15 @@ char *ras_test_sql_text(struct ras_db *db, const char *sql);
 int ras_test_rasctl(const char *conninfo, const char *config, const char *const *args, char **out,
     char **err);
 
-/* The shipped rule sets (the source tree's mappings) with a configuration
- * given as text (NULL: defaults), e.g. "[service midnotts]
-automation =
- * none
-".  Aborts the run when they do not load.  Free with
- * ras_triage_free. */
-struct ras_triage *ras_test_triage(const char *conf);
+/* The rule sets of `mappings` (NULL: the source tree's) with a
+ * configuration given as text (NULL: defaults), such as
+ * "[service midnotts]\nautomation = none\n".  Aborts the run when they do
+ * not load.  Free with ras_triage_free. */
+struct ras_triage *ras_test_triage(const char *conf, const char *mappings);
+
+/* A copy of the source tree's mappings in the test's temporary directory
+ * (named `name`), to edit; returns its path (malloc'd). */
+char *ras_test_mappings_copy(const char *name);
 
 /* Triage every referral in state "new" at time `now`, as the daemon's
  * stage would; returns how many were taken. */

@@ -28,7 +28,7 @@ static int
 setup(void)
 {
 	db = ras_test_db("epr", NULL);
-	tri = ras_test_triage(AUTOMATION_NONE);
+	tri = ras_test_triage(AUTOMATION_NONE, NULL);
 	if (ras_config_defaults(&cfg) < 0 || ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &ob) < 0)
 		return 1;
 	ctx.triage = tri;

@@ -12,6 +12,7 @@
 #include "ers_support.h"
 #include "fake_ers.h"
 #include "harness.h"
+#include "ras/buf.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
 #include "ras/ers_client.h"
@@ -19,8 +20,10 @@
 #include "ras/ers_poll.h"
 #include "ras/error.h"
 #include "ras/intake.h"
+#include "ras/json.h"
 #include "ras/store.h"
 #include "ras/timeutil.h"
+#include "ras/triage.h"
 #include "ras/xmlform.h"
 #include "ras_config.h"
 
@@ -810,6 +813,156 @@ outcome_bodies(void)
 	env_stop(&e);
 }
 
+/* ---- the triage hook: poll, triage, record ------------------------------------- */
+
+/* The shipped mappings with one more midnotts rule: e-RS referrals are
+ * returned (administrative, so final) with exactly the advice of the
+ * official RETURN_TO_REFERRER_WITH_ADVICE example. */
+static struct ras_triage *
+returning_triage(void)
+{
+	char *dir = ras_test_mappings_copy("mappings-ers-return"), *text, *path;
+	struct ras_buf b = RAS_BUF_INIT(0);
+	struct ras_triage *t;
+	json_t *rs = NULL;
+	size_t len;
+
+	path = malloc(strlen(dir) + 64);
+	snprintf(path, strlen(dir) + 64, "%s/services/midnotts.json", dir);
+	text = ras_test_read(path, &len);
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse(text, len, 0, &rs), 0);
+	CU_ASSERT_EQUAL_FATAL(json_array_insert_new(json_object_get(rs, "rules"), 0,
+	    json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:b}, s:s, s:s, s:s}",
+	    "id", "midnotts.test-ers-return", "stage", "eligibility", "kind", "administrative",
+	    "clause", "004 \xc2\xa7" "3.4", "when", "fact", "referral.from_ers", "eq", 1,
+	    "outcome", "return", "advice", "Condition not serious. No further action needed",
+	    "comment", "test only: every e-RS referral is returned")), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_json_dump(rs, RAS_JSON_PRETTY, &b), 0);
+	free(ras_test_write_tmp("mappings-ers-return/services/midnotts.json", b.data, b.len));
+	t = ras_test_triage(NULL, dir);
+	ras_buf_free(&b);
+	json_decref(rs);
+	free(text);
+	free(path);
+	free(dir);
+	return t;
+}
+
+static void
+poll_triages_and_records(void)
+{
+	struct ras_db *db = ras_test_db("ers_triage", NULL);
+	struct fake_ers *f = fake(true);
+	struct ras_triage *t = returning_triage();
+	struct ers_clock clk;
+	struct ras_ers *c;
+	struct ras_ers_poll_report rep;
+	struct ras_ers_fetch_report fr;
+	struct ras_ers_outcome_report orep;
+	const struct fake_req *r;
+	int64_t now = uk(2026, 5, 12, 9, 0);
+	char etag[32];
+
+	ers_clock_init(&clk);
+	fake_ers_set_now(f, now);
+	c = ers_client(f, RAS_ERS_APPLICATION, "11012=midnotts", &clk);
+	ras_ers_set_triage(c, t);
+	CU_ASSERT_PTR_EQUAL(ras_ers_triage(c), t);
+
+	/* One poll cycle stores the example worklist's RAS referral with its
+	 * attachments, and triages it before it returns. */
+	CU_ASSERT_EQUAL_FATAL(ras_ers_poll_service(c, db, "11012", now, 0, &rep), 0);
+	CU_ASSERT_STRING_EQUAL(rep.outcome, "polled");
+	CU_ASSERT_EQUAL(rep.fetched, 1);
+	CU_ASSERT_EQUAL(rep.files.fetched, 2);
+	CU_ASSERT_EQUAL(rep.triaged, 1);
+	CU_ASSERT_EQUAL_FATAL(rep.nitems, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(rep.items[0].triage,
+	    "midnotts: return (final) midnotts.test-ers-return [004 \xc2\xa7" "3.4]"));
+	ras_ers_poll_report_free(&rep);
+	CU_ASSERT_STRING_EQUAL(qs(db, "SELECT state FROM referrals WHERE ubrn = '000000070002'"
+	    " ORDER BY version DESC LIMIT 1", NULL), "decided");
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM attachments a JOIN referrals r ON r.id = a.referral_id"
+	    " JOIN current_decisions d ON d.referral_id = r.id WHERE r.ubrn = '000000070002'"
+	    " AND a.state = 'fetched' AND d.outcome = 'return' AND d.final", NULL), 2);
+	/* the decision became an outcome intent (the trigger on decisions) */
+	CU_ASSERT_STRING_EQUAL(intent_state(db, "000000070002"), "pending");
+
+	/* ... recorded on e-RS with exactly the official example's body */
+	fake_ers_set_now(f, now + 60);
+	CU_ASSERT_EQUAL(ras_ers_outcomes_pending(c, db, now + 60, 100, &orep), 0);
+	CU_ASSERT_EQUAL(orep.done, 1);
+	ras_ers_outcome_report_free(&orep);
+	r = find_req(fake_ers_http(f), "POST",
+	    "/referrals/FHIR/STU3/ReferralRequest/000000070002/$ers.recordReviewOutcome", 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
+	    "sandbox/stu3/recordTriageOutcome/requests/ReturnToReferrerWithAdvice.json"));
+	snprintf(etag, sizeof(etag), "%s", qs(db, "SELECT etag FROM ers_referrals WHERE ubrn = '000000070002'",
+	    NULL));
+	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "If-Match"), etag);
+	CU_ASSERT_EQUAL(fake_ers_writes(f, "000000070002"), 1);
+	/* e-RS has it back with the referrer: the return clock is met */
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM deadlines d JOIN referrals x ON x.id = d.referral_id"
+	    " WHERE x.ubrn = '000000070002' AND d.kind = 'return' AND d.met_by LIKE 'ers-outcome:%'", NULL), 1);
+	ras_ers_free(c);
+	fake_ers_stop(f);
+	ras_db_close(db);
+
+	/* A referral whose A005 failed in the cycle is triaged by the retry stage. */
+	db = ras_test_db("ers_triage_retry", NULL);
+	f = fake(true);
+	fake_ers_set_now(f, now);
+	c = ers_client(f, RAS_ERS_APPLICATION, "11012=midnotts", &clk);
+	ras_ers_set_triage(c, t);
+	fake_ers_script(f, &(struct fake_ers_script){ .method = "GET",
+	    .path_has = "STU3/ReferralRequest/000000070002", .status = 500 });
+	CU_ASSERT_EQUAL_FATAL(ras_ers_poll_service(c, db, "11012", now, 0, &rep), 0);
+	CU_ASSERT_EQUAL(rep.failed, 1);
+	CU_ASSERT_EQUAL(rep.triaged, 0);
+	ras_ers_poll_report_free(&rep);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM decisions", NULL), 0);
+	fake_ers_set_now(f, now + 7200);
+	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 7200, 100, &fr), 0);
+	CU_ASSERT_EQUAL(fr.referrals_fetched, 1);
+	CU_ASSERT_EQUAL(fr.triaged, 1);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM current_decisions WHERE outcome = 'return' AND final", NULL), 1);
+	ras_ers_free(c);
+	fake_ers_stop(f);
+	ras_db_close(db);
+	ras_triage_free(t);
+}
+
+/* The poll schedule counts the triage calendar's working days: no
+ * scheduled poll on Good Friday or Easter Monday. */
+static void
+schedule_uses_the_calendar(void)
+{
+	struct ras_db *db = ras_test_db("ers_calendar", NULL);
+	struct fake_ers *f = fake(false);
+	struct ras_triage *t = ras_test_triage(NULL, NULL);
+	struct ers_clock clk;
+	struct ras_ers_budget b;
+	struct ras_ers *c;
+
+	ers_clock_init(&clk);
+	c = ers_client(f, RAS_ERS_APPLICATION, "11012=midnotts", &clk);
+	/* Monday to Friday only (no calendar): Good Friday is a working day */
+	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", uk(2026, 4, 2, 14, 0), &b), 0);
+	CU_ASSERT_EQUAL(b.next_scheduled, uk(2026, 4, 3, 8, 0));
+	ras_ers_set_triage(c, t);
+	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", uk(2026, 4, 3, 9, 0), &b), 0);
+	CU_ASSERT_FALSE(b.working_day);
+	/* Thursday 2 April after 13:00: next is Tuesday 7 April 08:00 */
+	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", uk(2026, 4, 2, 14, 0), &b), 0);
+	CU_ASSERT_TRUE(b.working_day);
+	CU_ASSERT_EQUAL(b.next_scheduled, uk(2026, 4, 7, 8, 0));
+	ras_ers_free(c);
+	ras_triage_free(t);
+	fake_ers_stop(f);
+	ras_db_close(db);
+}
+
 static void
 outcome_which_decisions(void)
 {
@@ -1088,6 +1241,9 @@ rasctl_ers(void)
 		fprintf(stderr, "%s%s", out, err);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "e-RS service 11012: polled (budget slot 1 of 2)"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "000000070002 v7: fetched"));
+	/* triaged at once: an e-RS referral with no form yet waits for a clinician */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "    triage: midnotts: review (recommendation)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "midnotts.form.awaited"));
 	free(out);
 	free(err);
 	rc = rasctl(cfg, &out, &err, "budget", NULL, NULL, NULL, NULL);
@@ -1122,11 +1278,13 @@ rasctl_ers(void)
 	free(out);
 	free(err);
 
-	/* a return recorded by hand; a review waits for a person */
-	decide(db, q1(db, "SELECT id FROM referrals WHERE ubrn = '000000070002' AND state = 'new'", NULL),
+	/* the polls triaged everything they stored: nothing is left for the stage */
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM referrals WHERE state = 'new'", NULL), 0);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM referrals WHERE ubrn = '000000070005' AND state = 'review'",
+	    NULL), 1);
+	/* a return recorded by hand; the reviews wait for a person */
+	decide(db, q1(db, "SELECT id FROM referrals WHERE ubrn = '000000070002' AND state = 'review'", NULL),
 	    "return", true, "rules", "Please use the electronic referral form (004 §3.8).");
-	decide(db, q1(db, "SELECT id FROM referrals WHERE ubrn = '000000070005' AND state = 'new'", NULL),
-	    "review", false, "rules", NULL);
 	rc = rasctl(cfg, &out, &err, "outcome", "000000070002", NULL, NULL, NULL);
 	CU_ASSERT_EQUAL(rc, 0);
 	if (rc != 0)
@@ -1135,16 +1293,32 @@ rasctl_ers(void)
 	free(out);
 	free(err);
 	CU_ASSERT_EQUAL(fake_ers_writes(f, "000000070002"), 1);
+	/* triage sent 000000070005 onward to the 2WW pathway: e-RS has no call for it */
 	CU_ASSERT_EQUAL(rasctl(cfg, &out, &err, "outcome", "000000070005", NULL, NULL, NULL), 65);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"review\""));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"onward\""));
 	free(out);
 	free(err);
 	CU_ASSERT_EQUAL(rasctl(cfg, &out, &err, "pending", "--json", NULL, NULL, NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_json_parse(out, strlen(out), 0, &j), 0);
-	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "waiting")), 1);
-	CU_ASSERT_STRING_EQUAL(ras_json_str(json_array_get(json_object_get(j, "waiting"), 0), "ubrn"), "000000070005");
+	CU_ASSERT_EQUAL((int64_t)json_array_size(json_object_get(j, "waiting")),
+	    q1(db, "SELECT count(*) FROM current_decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.source LIKE 'ers%' AND (d.outcome IN ('onward', 'review') OR NOT d.final)", NULL));
+	CU_ASSERT_TRUE(json_array_size(json_object_get(j, "waiting")) >= 2);
+	{
+		bool seen = false;
+		json_t *w;
+		size_t i;
+
+		json_array_foreach(json_object_get(j, "waiting"), i, w) {
+			CU_ASSERT_STRING_NOT_EQUAL(ras_json_str(w, "ubrn"), "000000070002");
+			seen = seen || strcmp(ras_json_str(w, "ubrn"), "000000070005") == 0;
+		}
+		CU_ASSERT_TRUE(seen);
+	}
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "attachments")), 3);
-	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "outcomes")), 0);
+	/* the rules' own final decisions are outcomes to record, until the stage sends them */
+	CU_ASSERT_EQUAL((int64_t)json_array_size(json_object_get(j, "outcomes")),
+	    q1(db, "SELECT count(*) FROM ers_outcomes WHERE state = 'pending'", NULL));
 	json_decref(j);
 	free(out);
 	free(err);
@@ -1186,6 +1360,9 @@ static const struct ras_test_case poll_cases[] = {
 
 static const struct ras_test_case outcome_cases[] = {
 	{ "A028 bodies equal the official examples", outcome_bodies },
+	{ "a poll cycle triages what it stored; the outcome is recorded as the official example",
+	  poll_triages_and_records },
+	{ "the poll schedule counts the triage calendar's working days", schedule_uses_the_calendar },
 	{ "which decisions are recorded", outcome_which_decisions },
 	{ "a retried A028 that had succeeded: no second write", outcome_lost_answer },
 	{ "409 someone else's review, 423, stale, not offered", outcome_conflicts },

@@ -3,6 +3,7 @@
  * whole report from a database of referrals, decisions and EPR events
  * (golden CSV and HTML, and `rasctl report kpi`).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,26 +15,25 @@
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/kpi.h"
+#include "ras/mappings.h"
 #include "ras/report.h"
 #include "ras/store.h"
 #include "ras/triage.h"
+#include "ras_config.h"
 
-/* England and Wales bank holidays of 2026 (from the fixture calendar). */
-static bool
-workday_2026(const struct ras_date *d, void *ctx)
+/* The shipped working-day calendar (mappings/calendar), the one every
+ * clock in rasd counts in: 2026 has Good Friday (3 April) and Easter
+ * Monday (6 April). */
+static const struct ras_calendar *
+calendar(void)
 {
-	static const char *hol[] = { "2026-01-01", "2026-04-03", "2026-04-06", "2026-05-04",
-		"2026-05-25", "2026-08-31", "2026-12-25", "2026-12-28", NULL };
-	char s[RAS_DATE_STR_MAX];
+	static struct ras_calendar *cal;
 
-	(void)ctx;
-	if (ras_date_weekday(d) > 5)
-		return false;
-	ras_date_format(d, s);
-	for (int i = 0; hol[i]; i++)
-		if (strcmp(s, hol[i]) == 0)
-			return false;
-	return true;
+	if (cal == NULL && ras_mappings_load_calendar(RAS_SOURCE_ROOT "/mappings", &cal) < 0) {
+		fprintf(stderr, "calendar: %s\n", ras_error_last());
+		exit(1);
+	}
+	return cal;
 }
 
 static int64_t
@@ -120,7 +120,7 @@ measures_from_made_up_data(void)
 	april_events[2].at = t("2026-04-29T10:00:00Z");
 	april_events[3].at = t("2026-04-30T10:00:00Z");
 	CU_ASSERT_EQUAL_FATAL(ras_kpi_compute(a, &data, "bassetlaw-2022", &from, &to,
-	    t("2026-04-30T12:00:00Z"), workday_2026, NULL, true, &r), 0);
+	    t("2026-04-30T12:00:00Z"), calendar(), &r), 0);
 	CU_ASSERT_EQUAL(r.referrals, 5);
 	m = measure(&r, "assessment-3wd");
 	CU_ASSERT_EQUAL(m->den, 4);       /* A, B, C, E; D pending */
@@ -157,21 +157,20 @@ measures_from_made_up_data(void)
 
 	/* Without the bank holidays, A (4 working days) and B (5) are late. */
 	CU_ASSERT_EQUAL_FATAL(ras_kpi_compute(a, &data, "bassetlaw-2022", &from, &to,
-	    t("2026-04-30T12:00:00Z"), NULL, NULL, false, &r), 0);
+	    t("2026-04-30T12:00:00Z"), NULL, &r), 0);
 	CU_ASSERT_EQUAL(measure(&r, "assessment-3wd")->num, 0);
 	CU_ASSERT_FALSE(r.holidays);
 
 	/* Made a month later, D's deadline has passed: missed, not pending. */
 	CU_ASSERT_EQUAL_FATAL(ras_kpi_compute(a, &data, "bassetlaw-2022", &from, &to,
-	    t("2026-05-30T12:00:00Z"), workday_2026, NULL, true, &r), 0);
+	    t("2026-05-30T12:00:00Z"), calendar(), &r), 0);
 	m = measure(&r, "assessment-3wd");
 	CU_ASSERT_EQUAL(m->pending, 0);
 	CU_ASSERT_EQUAL(m->den, 5);
 
-	CU_ASSERT_EQUAL(ras_kpi_compute(a, &data, "no-such-service", &from, &to, 0, NULL, NULL, false,
-	    &r), RAS_ENOTFOUND);
+	CU_ASSERT_EQUAL(ras_kpi_compute(a, &data, "no-such-service", &from, &to, 0, NULL, &r), RAS_ENOTFOUND);
 	to = d("2026-03-01");
-	CU_ASSERT_EQUAL(ras_kpi_compute(a, &data, "midnotts", &from, &to, 0, NULL, NULL, false, &r),
+	CU_ASSERT_EQUAL(ras_kpi_compute(a, &data, "midnotts", &from, &to, 0, NULL, &r),
 	    RAS_EINVALID);
 	ras_arena_free(a);
 }
@@ -199,7 +198,7 @@ dorset_access_times(void)
 	ref[2] = (struct ras_kpi_referral){ .key = "c", .received = t("2026-06-01T09:00:00Z"),
 		.decided = t("2026-06-02T09:00:00Z"), .outcome = "accept" };
 	CU_ASSERT_EQUAL_FATAL(ras_kpi_compute(a, &data, "dorset-2019", &from, &to,
-	    t("2026-07-15T00:00:00Z"), NULL, NULL, false, &r), 0);
+	    t("2026-07-15T00:00:00Z"), NULL, &r), 0);
 	m = measure(&r, "triage-48h");
 	CU_ASSERT_EQUAL(m->den, 3);
 	CU_ASSERT_EQUAL(m->num, 2);          /* b took 72 hours */
@@ -214,7 +213,7 @@ dorset_access_times(void)
 	CU_ASSERT_TRUE(m->met);
 	to = d("2026-07-31");
 	CU_ASSERT_EQUAL_FATAL(ras_kpi_compute(a, &data, "dorset-2019", &from, &to,
-	    t("2026-08-15T00:00:00Z"), NULL, NULL, false, &r), 0);
+	    t("2026-08-15T00:00:00Z"), NULL, &r), 0);
 	m = measure(&r, "waiting-over-26w");
 	CU_ASSERT_EQUAL(m->num, 1);
 	CU_ASSERT_FALSE(m->met);
@@ -291,7 +290,7 @@ static void
 build_midnotts(void)
 {
 	db = ras_test_db("kpi", &conninfo);
-	tri = ras_test_triage("[service midnotts]\nautomation = none\n");
+	tri = ras_test_triage("[service midnotts]\nautomation = none\n", NULL);
 	/* Six midnotts referrals over two months. */
 	store("r4/referral-collection-urn.json", "200000000001", "2026-03-02 09:00Z");
 	store("r4/referral-collection-urn.json", "200000000002", "2026-03-03 10:00Z");
@@ -332,7 +331,7 @@ report_from_database(void)
 	CU_ASSERT_EQUAL(data.nev, 2);
 	/* Made at a fixed instant so that the output is the same every run. */
 	CU_ASSERT_EQUAL_FATAL(ras_kpi_compute(a, &data, "midnotts", &from, &to,
-	    t("2026-05-11T09:00:00Z"), workday_2026, NULL, true, &r), 0);
+	    t("2026-05-11T09:00:00Z"), calendar(), &r), 0);
 	CU_ASSERT_EQUAL(r.referrals, 6);
 	m = measure(&r, "triage-2wd");
 	CU_ASSERT_EQUAL(m->den, 6);      /* 200000000006 never decided: missed */
@@ -368,7 +367,7 @@ report_from_database(void)
 static void
 rasctl_report(void)
 {
-	char *out = NULL, *err = NULL, *argv[16];
+	char *out = NULL, *err = NULL, *with_file = NULL, *argv[16];
 	int n = 0, rc;
 
 	argv[n++] = (char *)ras_test_program("daemon/rasctl");
@@ -390,7 +389,7 @@ rasctl_report(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "service,from,to,month,measure"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "midnotts,2026-03-01,2026-04-30,,triage-2wd,"));
 	CU_ASSERT_EQUAL(ras_test_count(out, "\r\n"), 1 + 7 + 7 * 2);
-	free(out);
+	with_file = out;
 	free(err);
 	argv[n++] = "--format";
 	argv[n++] = "html";
@@ -411,6 +410,33 @@ rasctl_report(void)
 	argv[8] = "2026-02-30";
 	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
 	CU_ASSERT_EQUAL(rc, 64);
+	free(out);
+	free(err);
+	argv[8] = "2026-03-01";
+	/* Without --holidays: the mappings' calendar (the same file), the same
+	 * figures; 200000000004 was decided over Easter in 2 working days. */
+	argv[11] = NULL;
+	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+	CU_ASSERT_EQUAL(rc, 0);
+	{
+		const char *row = "midnotts,2026-03-01,2026-04-30,,triage-2wd,";
+		const char *p1 = strstr(with_file, row), *p2 = strstr(out, row);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p1);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p2);
+		CU_ASSERT_EQUAL(strcspn(p1, "\r"), strcspn(p2, "\r"));
+		CU_ASSERT_EQUAL(strncmp(p1, p2, strcspn(p1, "\r")), 0);
+	}
+	free(out);
+	free(err);
+	free(with_file);
+	/* An unreadable --holidays file is an error, not weekends only. */
+	argv[11] = "--holidays";
+	argv[12] = "/nonexistent/bank-holidays.json";
+	argv[13] = NULL;
+	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+	CU_ASSERT_EQUAL(rc, 66);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot read the bank holidays"));
 	free(out);
 	free(err);
 	ras_triage_free(tri);

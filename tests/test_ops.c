@@ -3,8 +3,10 @@
 #include <string.h>
 
 #include "harness.h"
+#include "ras/buf.h"
 #include "ras/db.h"
 #include "ras/json.h"
+#include "ras/timeutil.h"
 
 static char *conninfo;
 static struct ras_db *db;
@@ -259,20 +261,99 @@ status(void)
 	free(err);
 }
 
-static void
-replay_needs_triage(void)
+/* Everything replay could touch, as one string. */
+static char *
+fingerprint(void)
 {
-	char *out, *err;
+	return ras_test_sql_text(db, "SELECT concat_ws('|',"
+	    " (SELECT count(*) FROM decisions), (SELECT count(*) FROM deadlines),"
+	    " (SELECT count(*) FROM deadlines WHERE met_at IS NOT NULL OR cancelled_at IS NOT NULL),"
+	    " (SELECT count(*) FROM events), (SELECT count(*) FROM outbox), (SELECT count(*) FROM ers_outcomes),"
+	    " (SELECT string_agg(id || ':' || state || ':' || updated_at, ',' ORDER BY id) FROM referrals))");
+}
 
-	/* The frame is built; evaluating needs the triage engine (issue 3). */
-	CU_ASSERT_EQUAL(rasctl((const char *[]){ "replay", "--service", "midnotts", "--from", "2026-01-01",
-	    "--to", "2026-03-31", NULL }, &out, &err), 69);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "needs the triage engine"));
+static void
+replay(void)
+{
+	char *out, *err, *before, *after, *dir, path[4096], *text;
+	char today[RAS_DATE_STR_MAX], tomorrow[RAS_DATE_STR_MAX];
+	struct ras_buf b = RAS_BUF_INIT(0);
+	struct ras_date d;
+	json_t *rs = NULL, *rules, *r, *kept;
+	size_t i, len;
+
+	ras_time_uk_date(ras_time_now(), &d, NULL);
+	ras_date_format(&d, today);
+	ras_date_add_days(&d, 1, &d);
+	ras_date_format(&d, tomorrow);
+	before = fingerprint();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(before);
+
+	/* The shipped rule set decides 100000000101 as it did. */
+	CU_ASSERT_EQUAL(rasctl((const char *[]){ "replay", "--service", "bassetlaw-2022", "--from", today,
+	    "--to", tomorrow, NULL }, &out, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "0 decision(s) would change, 1 would stay the same; nothing was changed"));
+	free(out);
+	free(err);
+
+	/* A changed rule set (the registered-population rule taken out) would
+	 * accept it: listed, with what the rules decided before. */
+	dir = ras_test_mappings_copy("mappings-replay");
+	snprintf(path, sizeof(path), "%s/services/bassetlaw-2022.json", dir);
+	text = ras_test_read(path, &len);
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse(text, len, 0, &rs), 0);
+	rules = json_object_get(rs, "rules");
+	kept = json_array();
+	json_array_foreach(rules, i, r)
+		if (strcmp(ras_json_str(r, "id"), "bassetlaw-2022.population") != 0)
+			json_array_append(kept, r);
+	CU_ASSERT_EQUAL(json_array_size(kept) + 1, json_array_size(rules));
+	json_object_set_new(rs, "rules", kept);
+	CU_ASSERT_EQUAL_FATAL(ras_json_dump(rs, RAS_JSON_PRETTY, &b), 0);
+	free(ras_test_write_tmp("mappings-replay/services/bassetlaw-2022.json", b.data, b.len));
+	CU_ASSERT_EQUAL(rasctl((const char *[]){ "replay", "--service", "bassetlaw-2022", "--mappings", dir,
+	    "--from", today, "--to", tomorrow, NULL }, &out, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "100000000101 v1: return (final) -> accept (recommendation)"
+	    " (a clinician has decided since): bassetlaw-2022: accept (recommendation) bassetlaw-2022.accept"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "1 decision(s) would change, 0 would stay the same"));
+	no_patient_data(out);
+	free(out);
+	free(err);
+	CU_ASSERT_EQUAL(rasctl((const char *[]){ "replay", "--service", "bassetlaw-2022", "--mappings", dir,
+	    "--from", today, "--to", tomorrow, "--json", NULL }, &out, &err), 0);
+	{
+		json_t *j = NULL;
+
+		CU_ASSERT_EQUAL_FATAL(ras_json_parse(out, strlen(out), 0, &j), 0);
+		CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "changes")), 1);
+		CU_ASSERT_STRING_EQUAL(ras_json_str(json_array_get(json_object_get(j, "changes"), 0), "now"), "accept");
+		json_decref(j);
+	}
+	free(out);
+	free(err);
+	/* Outside the period: nothing to replay. */
+	CU_ASSERT_EQUAL(rasctl((const char *[]){ "replay", "--service", "bassetlaw-2022", "--mappings", dir,
+	    "--from", "2020-01-01", "--to", "2020-12-31", NULL }, &out, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "0 decision(s) would change, 0 would stay the same"));
+	free(out);
+	free(err);
+	/* Changing nothing. */
+	after = fingerprint();
+	CU_ASSERT_STRING_EQUAL(before, after);
+
+	CU_ASSERT_EQUAL(rasctl((const char *[]){ "replay", "--service", "atlantis", "--from", today, "--to",
+	    tomorrow, NULL }, &out, &err), 78);
 	free(out);
 	free(err);
 	CU_ASSERT_EQUAL(rasctl((const char *[]){ "replay", "--service", "midnotts", NULL }, &out, &err), 64);
 	free(out);
 	free(err);
+	ras_buf_free(&b);
+	json_decref(rs);
+	free(text);
+	free(dir);
+	free(before);
+	free(after);
 }
 
 int
@@ -283,7 +364,7 @@ main(void)
 		{ "record and epr", record_and_epr },
 		{ "events", events_trail },
 		{ "status", status },
-		{ "replay", replay_needs_triage },
+		{ "replay lists what a rule set would change, changing nothing", replay },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {

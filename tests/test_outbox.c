@@ -645,13 +645,53 @@ rasctl_render(void)
 	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 64);
 	free(out);
 	free(err);
-	/* a triage letter with no decision and no rules engine: refused, and says why */
-	argv[5] = "triage-outcome";
-	argv[n - 2] = NULL;
-	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 65);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "--decision"));
-	free(out);
-	free(err);
+	/* A triage letter with no --decision: rasctl triages the referral itself,
+	 * as `rasctl triage` decides it (--at is the receipt): the same outcome
+	 * and clocks, and the rule-set version the letter cites. */
+	{
+		char *dec = NULL, *dpath, *with = NULL, version[64];
+		char *targv[] = { (char *)ras_test_program("daemon/rasctl"), "triage", "--mappings",
+			RAS_SOURCE_ROOT "/mappings", "--service", "midnotts", "--at", "2026-07-20T10:00:00Z",
+			ref, NULL };
+
+		argv[5] = "triage-outcome";
+		argv[n - 2] = NULL;
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+		CU_ASSERT_EQUAL(ras_test_spawn(targv, NULL, NULL, &dec, NULL), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(dec, "\"outcome\":\"accept\""));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "Accepted into the service"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, "appointment: by Monday 27 July 2026"));
+		snprintf(version, sizeof(version), "(rule set %.12s)",
+		    ras_rules_version(ras_mappings_ruleset(ras_triage_mappings(tri), "midnotts")));
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, version));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "recommendation awaiting a clinician"));
+		/* --decision still replaces it: the same decision given as a file */
+		dpath = ras_test_write_tmp("rules-decision.json", dec, strlen(dec));
+		argv[n - 2] = "--decision";
+		argv[n - 1] = dpath;
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &with, NULL), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(with, "Accepted into the service"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(with, "appointment: by Monday 27 July 2026"));
+		CU_ASSERT_PTR_NULL(strstr(with, version));
+		free(with);
+		free(out);
+		free(err);
+		free(dec);
+		free(dpath);
+		/* the 2WW notice of a referral the rules do not send to 2WW: refused, with why */
+		argv[5] = "gp-2ww-notice";
+		argv[n - 2] = NULL;
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 65);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "two-week-wait pathway"));
+		free(out);
+		free(err);
+		/* a service with no rule set cannot be decided for */
+		argv[5] = "triage-outcome";
+		argv[7] = "atlantis";
+		CU_ASSERT_NOT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+		free(out);
+		free(err);
+	}
 }
 
 static void
@@ -712,7 +752,7 @@ setup(void)
 		fprintf(stderr, "outbox: %s\n", ras_error_last());
 		return 1;
 	}
-	tri = ras_test_triage(NULL);
+	tri = ras_test_triage(NULL, NULL);
 	return 0;
 }
 

@@ -22,6 +22,9 @@
  *      and VALIDATION_FAILED never.  An attachment that is a referral form
  *      (QuestionnaireResponse JSON or FHIR XML, or XML a form map reads) also
  *      goes through the inbox as the referral's form.
+ *   4. triage: with a triage set on the client (ras_ers_set_triage), the
+ *      referrals this cycle stored or completed are triaged before it
+ *      returns (their decisions then flow to ers_outcomes and the outbox).
  * Fetch failures are per referral and per attachment and are retried by
  * ras_ers_fetch_due(); PATIENT_ERROR and other permanent refusals park the
  * referral for a person (rasctl ers pending).
@@ -55,6 +58,7 @@ struct ras_ers_poll_item {
 	bool related;                /* fetched because another referral names it */
 	int64_t referral_id;         /* stored referral row (0 when none) */
 	int64_t payload_id;          /* inbox row of the A005 */
+	char triage[256];            /* its decision ("" when not triaged here): ras_triage_summary */
 	char error[256];
 };
 
@@ -68,6 +72,7 @@ struct ras_ers_fetch_report {
 	int forms;                   /* attachments read as the referral's form */
 	int referrals_fetched;       /* A005s stored by ras_ers_fetch_due */
 	int referrals_failed;
+	int triaged;                 /* decisions made by the triage hook (ras_ers_set_triage) */
 };
 
 struct ras_ers_poll_report {
@@ -82,6 +87,7 @@ struct ras_ers_poll_report {
 	int kept;                    /* TRIAGE_DEFERRAL items of this service */
 	int skipped;                 /* other entries */
 	int unchanged, fetched, failed, parked, related;
+	int triaged;                 /* decisions made by the triage hook (ras_ers_set_triage) */
 	struct ras_ers_fetch_report files;
 	size_t nitems;
 	struct ras_ers_poll_item *items;   /* malloc'd: ras_ers_poll_report_free */

@@ -35,10 +35,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ras/schedule.h"
 #include "ras/timeutil.h"
 
 struct ras_arena;
+struct ras_calendar;
 struct ras_db;
 
 /* One referral (all its versions) as the measures see it.  Instants are
@@ -123,11 +123,12 @@ struct ras_kpi_report {
 bool ras_kpi_known(const char *service);
 
 /* Compute the service's measures over [from, to] (UK dates) as of
- * `now` (deadlines after now are pending).  `workday` says what a working
- * day is (NULL: Monday to Friday); `holidays` is recorded in the report.
- * RAS_ENOTFOUND for a service without a measure table. */
+ * `now` (deadlines after now are pending).  Working days are the
+ * calendar's, the one every clock in rasd counts in (mappings/calendar;
+ * NULL: Monday to Friday, and the report says bank holidays were not
+ * known).  RAS_ENOTFOUND for a service without a measure table. */
 int ras_kpi_compute(struct ras_arena *a, const struct ras_kpi_data *data, const char *service,
-    const struct ras_date *from, const struct ras_date *to, int64_t now, ras_workday_fn workday,
-    void *ctx, bool holidays, struct ras_kpi_report *out);
+    const struct ras_date *from, const struct ras_date *to, int64_t now,
+    const struct ras_calendar *cal, struct ras_kpi_report *out);
 
 #endif

@@ -104,6 +104,36 @@ int ras_triage_store_decision(struct ras_db *db, int64_t referral_id,
  */
 int ras_triage_requeue(struct ras_db *db, const struct ras_triage *t, int64_t *n);
 
+/* What replaying a rule set says about one stored referral. */
+struct ras_triage_replay {
+	int64_t referral_id;
+	char referral[96];          /* "UBRN vN" or the local key: no patient data */
+	bool had;                   /* the rules decided it before */
+	enum ras_outcome was;       /* the latest decision the rules made (0 when none) */
+	char was_target[48];
+	bool was_final;
+	const char *was_by;         /* "rules"; "clinician" when a clinician decided since */
+	enum ras_outcome now;       /* what the rule set decides now (0 when it could not) */
+	char now_target[48];
+	bool now_final;
+	char message[512];          /* the new decision (ras_triage_summary), or why it failed */
+};
+
+/*
+ * Re-run the rule set of `service` (in t, configuration applied) over the
+ * stored referrals of that service received on the UK dates from..to
+ * (inclusive; the latest version of each), deciding each as triage would
+ * (received_at its own receipt, decided at `now`), and compare with the
+ * latest decision the rules made for it: outcome, onward target and
+ * finality.  Nothing is written: the reads run in a READ ONLY transaction.
+ * *out (malloc'd) holds the referrals whose decision would change and
+ * those that could not be decided (now == 0); *same counts the others.
+ * RAS_ENOTFOUND when t has no rule set for the service.
+ */
+int ras_triage_replay(struct ras_db *db, const struct ras_triage *t, const char *service,
+    const struct ras_date *from, const struct ras_date *to, int64_t now,
+    struct ras_triage_replay **out, size_t *n, size_t *same);
+
 /* The compact one-line summary used in reports and rasctl output:
  * "midnotts: return (final) midnotts.population [004 §3.4]; triage 2026-04-08, …" */
 void ras_triage_summary(const struct ras_decision *d, char *buf, size_t size);

@@ -57,6 +57,11 @@ for svc in midnotts bassetlaw-2022 dorset-2013 dorset-2019; do
 done
 render midnotts-2ww.json --kind gp-2ww-notice --service midnotts --referral "$fx/documents/referral-consultant-midnotts.json" --decision "$fx/documents/decision-midnotts-2ww.json"
 render midnotts-notification.json --kind notification-letter --service midnotts --referral "$fx/documents/referral-consultant-midnotts.json" --episode "$fx/documents/episode-notification.json"
+# without --decision: rasctl triages the referral itself (a recommendation to
+# accept; a potential 2WW sent on with the GP told)
+render midnotts-triage-rules.json --kind triage-outcome --service midnotts --referral "$fx/triage/midnotts-accept.json"
+render midnotts-triage-rules.xml --kind triage-outcome --service midnotts --referral "$fx/triage/midnotts-accept.json" --format xml
+render midnotts-2ww-rules.json --kind gp-2ww-notice --service midnotts --referral "$fx/triage/midnotts-2ww.json"
 render bassetlaw-notification.json --kind notification-letter --service bassetlaw-2022 --referral "$fx/r4/referral-transaction-relative.json" --episode "$fx/documents/episode-notification.json"
 echo "rendered $n documents"
 
