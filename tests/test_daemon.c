@@ -1809,7 +1809,9 @@ two_processes_share_the_pipeline(void)
 		body = fixture_with_ubrn(i % 2 ? "triage/midnotts-out-of-area.json" : "triage/midnotts-incomplete.json",
 		    i % 2 ? "100000000302" : "100000000304", ubrn, &len);
 		r = post(i % 4 < 2 ? &a : &b, "/fhir/Bundle", body, len);
-		CU_ASSERT_EQUAL(r.status, 201);
+		/* 202: kept, and the other process's normalise stage took it
+		 * first (README "Intake: HTTP") */
+		CU_ASSERT(r.status == 201 || r.status == 202);
 		free(r.body);
 		free(body);
 	}
@@ -1849,14 +1851,15 @@ two_processes_share_the_pipeline(void)
 	CU_ASSERT_EQUAL(fake_ers_writes(w.ers, "000000070020"), 1);
 	/* letters: once each, wherever they went */
 	check_deliveries(e.db, &w, false);
-	/* both processes worked, and between them decided each sample once
-	 * (the e-RS poll triages what it fetches itself) */
+	/* both processes worked; every decision their triage stages report
+	 * is one stored (the e-RS poll also triages what it fetches, and an
+	 * e-RS referral whose form arrives later is decided again) */
 	ra = metric(&a, "rasd_stage_rows_total{unit=\"triage\"}");
 	rb = metric(&b, "rasd_stage_rows_total{unit=\"triage\"}");
 	fprintf(stderr, "[triage stage rows: a=%.0f b=%.0f; deliver: a=%.0f b=%.0f]\n", ra, rb,
 	    metric(&a, "rasd_stage_rows_total{unit=\"deliver\"}"), metric(&b, "rasd_stage_rows_total{unit=\"deliver\"}"));
-	CU_ASSERT_EQUAL(ra + rb, (double)count(e.db, "SELECT count(*) FROM decisions d JOIN referrals r"
-	    " ON r.id = d.referral_id WHERE r.source NOT LIKE 'ers%'"));
+	CU_ASSERT(ra + rb >= N + FILES);
+	CU_ASSERT(ra + rb <= (double)count(e.db, "SELECT count(*) FROM decisions WHERE decided_by = 'rules'"));
 	CU_ASSERT(ra > 0);
 	CU_ASSERT(rb > 0);
 	rasd_kill(&a, SIGTERM);
