@@ -9,7 +9,7 @@
 
 static _Thread_local char errmsg[RAS_ERROR_MSG_MAX];
 
-static void
+static void __attribute__((format(printf, 1, 0)))
 vset(const char *fmt, va_list ap)
 {
 	int n = vsnprintf(errmsg, sizeof(errmsg), fmt, ap);

@@ -1,4 +1,6 @@
 /* runtime: everything rasd loads, loaded and checked as one (see include/ras/runtime.h). */
+#include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "ras/limits.h"
 #include "ras/mappings.h"
 #include "ras/outbox.h"
+#include "ras/rules.h"
 #include "ras/runtime.h"
 #include "ras/triage.h"
 #include "ras/xmlform.h"
@@ -46,39 +49,105 @@ ras_runtime_mappings_dir(const struct ras_config *cfg)
 	return RAS_SOURCE_ROOT "/mappings";
 }
 
-/* One problem: its line, and the count. */
-static int
-note(struct ras_buf *problems, int *n, const char *what)
+/* One problem, one line; returns 1 (the count). */
+static int __attribute__((format(printf, 2, 3)))
+note(struct ras_buf *problems, const char *fmt, ...)
 {
-	const char *msg = ras_error_last();
+	va_list ap;
 
-	(void)ras_buf_printf(problems, "%s%s%s\n", what, msg && *msg ? ": " : "", msg ? msg : "");
-	(*n)++;
-	return 0;
+	va_start(ap, fmt);
+	(void)ras_buf_vprintf(problems, fmt, ap);
+	va_end(ap);
+	(void)ras_buf_putc(problems, '\n');
+	return 1;
 }
 
-/* Every service with a rule set must have a document profile that parses:
- * a decision of any service becomes a letter. */
+/* A load that failed: what it was, and why. */
 static int
-check_profiles(const char *mappings, const struct ras_triage *t, struct ras_buf *problems, int *n)
+failed(struct ras_buf *problems, const char *what)
 {
-	const char *ids[RAS_SERVICES_MAX];
-	size_t ns = ras_mappings_services(ras_triage_mappings(t), ids, RAS_SERVICES_MAX);
+	return note(problems, "%s: %s", what, ras_error_last());
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The service ids of the rule-set files (services/<id>.json), sorted. */
+static size_t
+service_files(const char *dir, char ids[][RAS_ID_MAX + 1], size_t max)
+{
+	char path[4096];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	if (snprintf(path, sizeof(path), "%s/services", dir) >= (int)sizeof(path) ||
+	    (d = opendir(path)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL && n < max) {
+		size_t l = strlen(e->d_name);
+
+		if (e->d_name[0] == '.' || l < 6 || l - 5 > RAS_ID_MAX || strcmp(e->d_name + l - 5, ".json") != 0)
+			continue;
+		snprintf(ids[n++], RAS_ID_MAX + 1, "%.*s", (int)(l - 5), e->d_name);
+	}
+	closedir(d);
+	qsort(ids, n, sizeof(ids[0]), cmp_id);
+	return n;
+}
+
+static bool
+listed(char ids[][RAS_ID_MAX + 1], size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * What the configuration says about services, checked against the rule-set
+ * files without loading them (so that these problems are reported beside
+ * broken files): [service ID] has a rule set and a known automation level,
+ * [triage] default_service has a rule set.  Every service with a rule set
+ * must also have a document profile that parses: any decision becomes a
+ * letter.  Returns the number of problems.
+ */
+static int
+check_services(const struct ras_config *cfg, const char *dir, struct ras_buf *problems)
+{
+	char ids[RAS_SERVICES_MAX][RAS_ID_MAX + 1];
+	const char *names[RAS_SERVICES_MAX], *def;
+	size_t ns = service_files(dir, ids, RAS_SERVICES_MAX);
+	size_t nc = ras_config_instances(cfg, "service", names, RAS_SERVICES_MAX);
 	struct ras_arena *a = ras_arena_new();
+	int n = 0;
 
 	if (a == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	for (size_t i = 0; i < ns && i < RAS_SERVICES_MAX; i++) {
-		struct ras_docprofile p;
-		char what[128];
+	for (size_t i = 0; i < nc && i < RAS_SERVICES_MAX; i++) {
+		const char *autom = ras_config_get(cfg, "service", names[i], "automation");
 
-		if (ras_docprofile_load(a, mappings, ids[i], &p) < 0) {
-			snprintf(what, sizeof(what), "document profile of service \"%s\"", ids[i]);
-			note(problems, n, what);
-		}
+		if (!listed(ids, ns, names[i]))
+			n += note(problems, "[service %s]: no rule set %s/services/%s.json", names[i], dir, names[i]);
+		if (autom && ras_automation_parse(autom) < 0)
+			n += note(problems, "[service %s] automation must be administrative, all or none, not "
+			    "\"%.40s\"", names[i], autom);
+	}
+	def = ras_config_get(cfg, "triage", NULL, "default_service");
+	if (def && *def && !listed(ids, ns, def))
+		n += note(problems, "[triage] default_service \"%s\" has no rule set in %s/services", def, dir);
+	for (size_t i = 0; i < ns; i++) {
+		struct ras_docprofile p;
+
+		if (ras_docprofile_load(a, dir, ids[i], &p) < 0)
+			n += note(problems, "document profile of service \"%s\": %s", ids[i], ras_error_last());
 	}
 	ras_arena_free(a);
-	return 0;
+	return n;
 }
 
 int
@@ -108,17 +177,20 @@ ras_runtime_new(const struct ras_config *cfg, struct ras_runtime **out, struct r
 		goto fail;
 	}
 	n += m;
-	/* Then as triage uses them, with the configuration applied ([service
-	 * ID] automation and ers_service_ids, [triage] default_service). */
-	if (m == 0 && ras_triage_new(cfg, dir, &rt->triage) < 0)
-		note(problems, &n, "triage configuration");
-	if (rt->triage && (err = check_profiles(dir, rt->triage, problems, &n)) < 0)
+	if ((m = check_services(cfg, dir, problems)) < 0) {
+		err = m;
 		goto fail;
+	}
+	n += m;
+	/* Then as triage uses them, with the configuration applied ([service
+	 * ID] automation and ers_service_ids, [triage] default_service), when
+	 * nothing above already failed (it would say the same again). */
+	if (n == 0 && ras_triage_new(cfg, dir, &rt->triage) < 0)
+		n += failed(problems, "triage configuration");
 	if (ras_outbox_new(cfg, dir, &rt->outbox) < 0)
-		note(problems, &n, "delivery configuration ([outbox], [routing], [mesh], [fhir])");
+		n += failed(problems, "delivery configuration ([outbox], [routing], [mesh], [fhir])");
 	if (snprintf(maps, sizeof(maps), "%s/form-maps", dir) >= (int)sizeof(maps)) {
-		ras_error_code(RAS_EINVALID, "path too long");
-		note(problems, &n, "form maps");
+		n += note(problems, "form maps: the mappings path is too long");
 	} else if ((err = ras_xmlform_maps_load(maps, &rt->form_maps, problems)) < 0) {
 		if (err == RAS_ENOMEM)
 			goto fail;
@@ -127,7 +199,7 @@ ras_runtime_new(const struct ras_config *cfg, struct ras_runtime **out, struct r
 	err = 0;
 	if (ras_config_get(cfg, "ers", NULL, "base_url")) {
 		if (ras_ers_from_config(cfg, &rt->ers) < 0)
-			note(problems, &n, "e-RS configuration ([ers])");
+			n += failed(problems, "e-RS configuration ([ers])");
 		else if (rt->triage)
 			ras_ers_set_triage(rt->ers, rt->triage);
 	}

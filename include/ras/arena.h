@@ -30,7 +30,8 @@ char *ras_arena_strdup(struct ras_arena *a, const char *s);
 char *ras_arena_strndup(struct ras_arena *a, const char *s, size_t n);
 char *ras_arena_printf(struct ras_arena *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-char *ras_arena_vprintf(struct ras_arena *a, const char *fmt, va_list ap);
+char *ras_arena_vprintf(struct ras_arena *a, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 /* Run fn(ptr) when the arena is freed. Returns 0 or RAS_ENOMEM (in which
  * case fn(ptr) has already been called). */

@@ -30,7 +30,8 @@ int ras_buf_puts(struct ras_buf *b, const char *s);
 int ras_buf_putc(struct ras_buf *b, char c);
 int ras_buf_printf(struct ras_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int ras_buf_vprintf(struct ras_buf *b, const char *fmt, va_list ap);
+int ras_buf_vprintf(struct ras_buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 /* Take ownership of the data (caller frees); the buffer becomes empty. */
 char *ras_buf_detach(struct ras_buf *b, size_t *len);

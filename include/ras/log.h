@@ -43,7 +43,7 @@ void ras_log_fields(enum ras_log_prio prio, const struct ras_log_field *fields,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void ras_log_vfields(enum ras_log_prio prio, const struct ras_log_field *fields,
-    const char *fmt, va_list ap);
+    const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* "9434765919" -> "943***5919" into buf (>= 11 bytes); other input -> "***". */
 const char *ras_log_mask_nhsno(const char *nhsno, char *buf, unsigned size);
