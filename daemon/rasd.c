@@ -38,7 +38,6 @@
 #include "ras/error.h"
 #include "ras/log.h"
 #include "ras/migrate.h"
-#include "ras/runtime.h"
 #include "ras/timeutil.h"
 #include "ras_config.h"
 #include "spool.h"
@@ -173,19 +172,11 @@ load_all(const char *path, struct ras_config **cfgp, struct ras_units **unitsp,
 	}
 	n += check_dir(problems, "[general] mappings", ras_config_get(cfg, "general", NULL, "mappings"),
 	    false);
-	/* Everything the stages load, each problem on its own line: the
+	/* Everything the stages load, each problem on its own line (the
 	 * mappings file by file, the rule sets with the configuration applied,
-	 * document profiles, routing, delivery and e-RS settings, form maps. */
-	{
-		int m = ras_runtime_check(cfg, problems);
-
-		if (m < 0) {
-			(void)ras_buf_printf(problems, "cannot check the mappings: %s\n", ras_error_last());
-			n++;
-		} else {
-			n += m;
-		}
-	}
+	 * document profiles, routing, delivery and e-RS settings, form maps):
+	 * the stages' configure() loads the runtime (ras_runtime_new), which
+	 * reports them, and the units are built only when it loads. */
 	if (ras_units_build(cfg, &units, problems) < 0)
 		n++;
 	if (n) {
