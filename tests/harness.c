@@ -353,12 +353,12 @@ ras_test_count(const char *haystack, const char *needle)
 /* ---- SQL, rasctl and triage helpers shared by the database suites -------- */
 
 int64_t
-ras_test_sql_int(struct ras_db *db, const char *sql)
+ras_test_sql_int(struct ras_db *db, const char *sql, const char *arg)
 {
 	struct ras_db_res *res = NULL;
 	int64_t n = -1;
 
-	if (ras_db_query(db, &res, sql, 0, NULL) < 0)
+	if (ras_db_query(db, &res, sql, arg ? 1 : 0, arg ? &RAS_DB_TEXT(arg) : NULL) < 0)
 		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
 	else if (ras_db_res_rows(res) > 0)
 		(void)ras_db_res_int(res, 0, 0, &n);
@@ -367,12 +367,12 @@ ras_test_sql_int(struct ras_db *db, const char *sql)
 }
 
 char *
-ras_test_sql_text(struct ras_db *db, const char *sql)
+ras_test_sql_text(struct ras_db *db, const char *sql, const char *arg)
 {
 	struct ras_db_res *res = NULL;
 	char *s = NULL;
 
-	if (ras_db_query(db, &res, sql, 0, NULL) < 0)
+	if (ras_db_query(db, &res, sql, arg ? 1 : 0, arg ? &RAS_DB_TEXT(arg) : NULL) < 0)
 		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
 	else if (ras_db_res_rows(res) > 0 && !ras_db_res_isnull(res, 0, 0))
 		s = strdup(ras_db_res_get(res, 0, 0));
@@ -402,31 +402,37 @@ ras_test_rasctl(const char *conninfo, const char *config, const char *const *arg
 	return ras_test_spawn(argv, NULL, NULL, out, err);
 }
 
+struct ras_config *
+ras_test_config(const char *text)
+{
+	struct ras_buf problems = RAS_BUF_INIT(0);
+	struct ras_config *cfg = NULL;
+	static unsigned k;
+	char name[64], *path;
+
+	snprintf(name, sizeof(name), "test-%u.conf", k++);
+	path = ras_test_write_tmp(name, text, strlen(text));
+	if (ras_config_load(path, &cfg, &problems) < 0) {
+		fprintf(stderr, "test configuration: %s%s\n", problems.data ? problems.data : "",
+		    ras_error_last());
+		exit(1);
+	}
+	ras_buf_free(&problems);
+	free(path);
+	return cfg;
+}
+
 struct ras_triage *
 ras_test_triage(const char *conf, const char *mappings)
 {
-	struct ras_config *cfg = NULL;
-	struct ras_buf problems = RAS_BUF_INIT(0);
+	struct ras_config *cfg = conf ? ras_test_config(conf) : NULL;
 	struct ras_triage *t = NULL;
-	static unsigned k;
-	char name[64], *path = NULL;
 
-	if (conf) {
-		snprintf(name, sizeof(name), "triage-%u.conf", k++);
-		path = ras_test_write_tmp(name, conf, strlen(conf));
-		if (ras_config_load(path, &cfg, &problems) < 0) {
-			fprintf(stderr, "test configuration: %s%s\n", problems.data ? problems.data : "",
-			    ras_error_last());
-			exit(1);
-		}
-	}
 	if (ras_triage_new(cfg, mappings ? mappings : RAS_SOURCE_ROOT "/mappings", &t) < 0) {
 		fprintf(stderr, "test rule sets: %s\n", ras_error_last());
 		exit(1);
 	}
 	ras_config_free(cfg);
-	ras_buf_free(&problems);
-	free(path);
 	return t;
 }
 

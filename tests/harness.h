@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ras_config;
 struct ras_db;
 struct ras_triage;
 
@@ -67,11 +68,16 @@ int ras_test_spawn(char *const argv[], const char *const *env, const char *in,
 /* Count occurrences of needle in haystack. */
 size_t ras_test_count(const char *haystack, const char *needle);
 
-/* The first column of the first row of a query: as an integer (-1 when the
- * query fails or returns nothing; the failure is printed), or as text
- * (malloc'd; NULL for no row, NULL or a failure). */
-int64_t ras_test_sql_int(struct ras_db *db, const char *sql);
-char *ras_test_sql_text(struct ras_db *db, const char *sql);
+/* The first column of the first row of a query with at most one text
+ * parameter ($1 = arg, none when NULL): as an integer (-1 when the query
+ * fails or returns nothing; the failure is printed), or as text (malloc'd;
+ * NULL for no row, NULL or a failure). */
+int64_t ras_test_sql_int(struct ras_db *db, const char *sql, const char *arg);
+char *ras_test_sql_text(struct ras_db *db, const char *sql, const char *arg);
+
+/* A configuration from its text (written to the temporary directory);
+ * aborts the run when it does not load.  Free with ras_config_free. */
+struct ras_config *ras_test_config(const char *text);
 
 /* Run the built rasctl with --db conninfo and --config file when not NULL,
  * then args (NULL-terminated); as ras_test_spawn. */

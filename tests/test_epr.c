@@ -49,19 +49,35 @@ teardown(void)
 static int64_t
 count(const char *sql)
 {
-	return ras_test_sql_int(db, sql);
+	return ras_test_sql_int(db, sql, NULL);
 }
 
 static char *
 text(const char *sql)
 {
-	return ras_test_sql_text(db, sql);
+	return ras_test_sql_text(db, sql, NULL);
 }
 
 static void
 exec(const char *sql)
 {
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, sql), 0);
+}
+
+/* Store a referral payload as intake does; returns its payload id. */
+static int64_t
+store_text(const char *data, size_t len, const char *ref, const char *service)
+{
+	struct ras_inbox_item it = { .data = data, .len = len, .source = "file", .source_ref = ref,
+		.service_hint = service };
+	struct ras_inbox_put_result put;
+	struct ras_normalise_report *rep = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	free(rep);
+	return put.id;
 }
 
 /* Store a fixture referral and triage it (a recommendation: automation
@@ -71,18 +87,11 @@ store_referral(const char *rel, const char *service)
 {
 	size_t len;
 	char *data = ras_test_read(ras_test_fixture(rel), &len);
-	struct ras_inbox_item it = { .data = data, .len = len, .source = "file", .source_ref = rel,
-		.service_hint = service };
-	struct ras_inbox_put_result put;
-	struct ras_normalise_report *rep = NULL;
-	size_t n = 0;
+	int64_t id = store_text(data, len, rel, service);
 
-	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
-	free(rep);
 	free(data);
 	CU_ASSERT_EQUAL(ras_test_triage_pending(db, tri, ras_time_now()), 1);
-	return put.id;
+	return id;
 }
 
 static int
@@ -553,15 +562,9 @@ undecidable_states(void)
 	char *data = ras_test_read(ras_test_fixture("r4/referral-message.json"), &len);
 	char *v1 = replace(data, "100000000102", "100000000777");   /* Bundle.id */
 	char *v = replace(v1, "100000000102", "100000000777");      /* the UBRN */
-	struct ras_inbox_item it = { .data = v, .len = strlen(v), .source = "file", .source_ref = "t" };
-	struct ras_inbox_put_result put;
-	struct ras_normalise_report *rep = NULL;
-	size_t n = 0;
 
 	/* Stored, not triaged yet: the rules must see it first. */
-	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
-	free(rep);
+	(void)store_text(v, strlen(v), "t", NULL);
 	ev = decision_event("100000000777", RAS_OUTCOME_ACCEPT, NULL, "ok");
 	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "waiting for triage"));

@@ -40,16 +40,7 @@ uk(int y, int m, int d, int hh, int mm)
 static int64_t
 q1(struct ras_db *db, const char *sql, const char *arg)
 {
-	struct ras_db_res *res = NULL;
-	int64_t n = -1;
-
-	if (ras_db_query(db, &res, sql, arg ? 1 : 0, arg ? &RAS_DB_TEXT(arg) : NULL) == 0 &&
-	    ras_db_res_rows(res) > 0)
-		(void)ras_db_res_int(res, 0, 0, &n);
-	else if (res == NULL)
-		fprintf(stderr, "query failed: %s\n", ras_error_last());
-	ras_db_res_free(res);
-	return n;
+	return ras_test_sql_int(db, sql, arg);
 }
 
 /* First column of the first row as text (static buffer; "" for none). */
@@ -57,13 +48,10 @@ static const char *
 qs(struct ras_db *db, const char *sql, const char *arg)
 {
 	static char buf[8192];
-	struct ras_db_res *res = NULL;
+	char *s = ras_test_sql_text(db, sql, arg);
 
-	buf[0] = '\0';
-	if (ras_db_query(db, &res, sql, arg ? 1 : 0, arg ? &RAS_DB_TEXT(arg) : NULL) == 0 &&
-	    ras_db_res_rows(res) > 0 && !ras_db_res_isnull(res, 0, 0))
-		snprintf(buf, sizeof(buf), "%s", ras_db_res_get(res, 0, 0));
-	ras_db_res_free(res);
+	snprintf(buf, sizeof(buf), "%s", s ? s : "");
+	free(s);
 	return buf;
 }
 
@@ -1219,10 +1207,9 @@ static int
 rasctl(const char *cfg, char **out, char **err, const char *a1, const char *a2, const char *a3,
     const char *a4, const char *a5)
 {
-	char *argv[12] = { (char *)ras_test_program("daemon/rasctl"), "--config", (char *)cfg, "ers",
-		(char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
+	const char *args[] = { "ers", a1, a2, a3, a4, a5, NULL };
 
-	return ras_test_spawn(argv, NULL, NULL, out, err);
+	return ras_test_rasctl(NULL, cfg, args, out, err);
 }
 
 static void

@@ -35,7 +35,7 @@ rasctl(const char *const *args, char **out, char **err)
 static int64_t
 count(const char *sql)
 {
-	return ras_test_sql_int(db, sql);
+	return ras_test_sql_int(db, sql, NULL);
 }
 
 static void
@@ -269,7 +269,8 @@ fingerprint(void)
 	    " (SELECT count(*) FROM decisions), (SELECT count(*) FROM deadlines),"
 	    " (SELECT count(*) FROM deadlines WHERE met_at IS NOT NULL OR cancelled_at IS NOT NULL),"
 	    " (SELECT count(*) FROM events), (SELECT count(*) FROM outbox), (SELECT count(*) FROM ers_outcomes),"
-	    " (SELECT string_agg(id || ':' || state || ':' || updated_at, ',' ORDER BY id) FROM referrals))");
+	    " (SELECT string_agg(id || ':' || state || ':' || updated_at, ',' ORDER BY id) FROM referrals))",
+	    NULL);
 }
 
 static void

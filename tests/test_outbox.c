@@ -69,29 +69,13 @@ referral(const char *fixture, const char *service)
 static int64_t
 q_int(const char *sql, const char *p1)
 {
-	struct ras_db_res *res = NULL;
-	struct ras_db_param p[1] = { RAS_DB_TEXT(p1) };
-	int64_t v = -1;
-
-	CU_ASSERT_FATAL(ras_db_query(db, &res, sql, p1 ? 1 : 0, p) == 0);
-	if (ras_db_res_rows(res) > 0 && !ras_db_res_int(res, 0, 0, &v))
-		v = -1;
-	ras_db_res_free(res);
-	return v;
+	return ras_test_sql_int(db, sql, p1);
 }
 
 static char *
 q_str(const char *sql, const char *p1)
 {
-	struct ras_db_res *res = NULL;
-	struct ras_db_param p[1] = { RAS_DB_TEXT(p1) };
-	char *v = NULL;
-
-	CU_ASSERT_FATAL(ras_db_query(db, &res, sql, p1 ? 1 : 0, p) == 0);
-	if (ras_db_res_rows(res) > 0 && ras_db_res_get(res, 0, 0))
-		v = strdup(ras_db_res_get(res, 0, 0));
-	ras_db_res_free(res);
-	return v;
+	return ras_test_sql_text(db, sql, p1);
 }
 
 /* Store a decision as triage or a clinician does (ras_triage_store_decision):

@@ -26,16 +26,7 @@ teardown(void)
 static int
 rasctl(const char *const *args, char **out, char **err)
 {
-	char *argv[64];
-	int n = 0;
-
-	argv[n++] = (char *)ras_test_program("daemon/rasctl");
-	argv[n++] = "--db";
-	argv[n++] = conninfo;
-	for (; *args && n < 63; args++)
-		argv[n++] = (char *)*args;
-	argv[n] = NULL;
-	return ras_test_spawn(argv, NULL, NULL, out, err);
+	return ras_test_rasctl(conninfo, NULL, args, out, err);
 }
 
 static void

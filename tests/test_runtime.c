@@ -17,22 +17,6 @@
 #include "ras/triage.h"
 #include "ras_config.h"
 
-static struct ras_config *
-config(const char *name, const char *text)
-{
-	struct ras_buf problems = RAS_BUF_INIT(0);
-	struct ras_config *cfg = NULL;
-	char *path = ras_test_write_tmp(name, text, strlen(text));
-
-	if (ras_config_load(path, &cfg, &problems) < 0) {
-		fprintf(stderr, "%s: %s%s\n", name, problems.data ? problems.data : "", ras_error_last());
-		exit(1);
-	}
-	ras_buf_free(&problems);
-	free(path);
-	return cfg;
-}
-
 /* Replace the contents of a file of a mappings copy. */
 static void
 put(const char *dir, const char *rel, const char *text)
@@ -53,7 +37,7 @@ good_configuration_loads(void)
 
 	snprintf(text, sizeof(text), "[general]\nmappings = %s/mappings\n[service midnotts]\n"
 	    "automation = none\n[triage]\ndefault_service = midnotts\n", RAS_SOURCE_ROOT);
-	cfg = config("good.conf", text);
+	cfg = ras_test_config(text);
 	CU_ASSERT_EQUAL(ras_runtime_check(cfg, &problems), 0);
 	CU_ASSERT_PTR_NULL(problems.data && *problems.data ? problems.data : NULL);
 	CU_ASSERT_EQUAL_FATAL(ras_runtime_new(cfg, &rt, &problems), 0);
@@ -89,7 +73,7 @@ every_problem_is_reported(void)
 	put(dir, "forms/community-pain-referral-v1.json", "{\"resourceType\": \"Patient\"}");
 	snprintf(text, sizeof(text), "[general]\nmappings = %s\n[service midnotts]\nautomation = sometimes\n"
 	    "[service atlantis]\nautomation = all\n[routing]\ntable = /nonexistent/routes.json\n", dir);
-	cfg = config("broken.conf", text);
+	cfg = ras_test_config(text);
 	n = ras_runtime_check(cfg, &problems);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(problems.data);
 	CU_ASSERT_TRUE(n >= 8);
@@ -114,7 +98,7 @@ every_problem_is_reported(void)
 	dir = ras_test_mappings_copy("broken-mappings");
 	snprintf(text, sizeof(text), "[general]\nmappings = %s\n[service midnotts]\ners_service_ids = 11012\n"
 	    "[service dorset-2019]\ners_service_ids = 11012\n", dir);
-	cfg = config("twice.conf", text);
+	cfg = ras_test_config(text);
 	CU_ASSERT_EQUAL(ras_runtime_check(cfg, &problems), 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "11012 is listed for both"));
 	ras_config_free(cfg);
@@ -134,7 +118,7 @@ ers_gets_the_triage_and_its_calendar(void)
 	snprintf(text, sizeof(text), "[general]\nmappings = %s/mappings\n[ers]\n"
 	    "base_url = http://127.0.0.1:9/referrals/FHIR\nmode = sandbox\nservice_ids = 11012=midnotts\n",
 	    RAS_SOURCE_ROOT);
-	cfg = config("ers.conf", text);
+	cfg = ras_test_config(text);
 	CU_ASSERT_EQUAL_FATAL(ras_runtime_new(cfg, &rt, &problems), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ras_runtime_ers(rt));
 	CU_ASSERT_PTR_EQUAL(ras_ers_triage(ras_runtime_ers(rt)), ras_runtime_triage(rt));

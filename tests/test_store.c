@@ -27,13 +27,7 @@ teardown(void)
 static int64_t
 count(const char *sql)
 {
-	struct ras_db_res *res = NULL;
-	int64_t n = -1;
-
-	if (ras_db_query(db, &res, sql, 0, NULL) == 0)
-		(void)ras_db_res_int(res, 0, 0, &n);
-	ras_db_res_free(res);
-	return n;
+	return ras_test_sql_int(db, sql, NULL);
 }
 
 static struct ras_normalise_report

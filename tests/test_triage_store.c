@@ -32,29 +32,13 @@ static int64_t now;
 static int64_t
 count(const char *sql)
 {
-	struct ras_db_res *res = NULL;
-	int64_t n = -1;
-
-	if (ras_db_query(db, &res, sql, 0, NULL) == 0)
-		(void)ras_db_res_int(res, 0, 0, &n);
-	else
-		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
-	ras_db_res_free(res);
-	return n;
+	return ras_test_sql_int(db, sql, NULL);
 }
 
 static char *
 text(const char *sql)
 {
-	struct ras_db_res *res = NULL;
-	char *s = NULL;
-
-	if (ras_db_query(db, &res, sql, 0, NULL) < 0)
-		fprintf(stderr, "query failed: %s: %s\n", sql, ras_error_last());
-	else if (ras_db_res_rows(res) > 0 && !ras_db_res_isnull(res, 0, 0))
-		s = strdup(ras_db_res_get(res, 0, 0));
-	ras_db_res_free(res);
-	return s;
+	return ras_test_sql_text(db, sql, NULL);
 }
 
 /* Keep a payload and normalise it, as the intake routes do; returns the payload id. */
@@ -520,14 +504,7 @@ clinician_decision(void)
 static int
 rasctl(const char *const *args, char **out, char **err)
 {
-	char *argv[32];
-	int n = 0;
-
-	argv[n++] = (char *)ras_test_program("daemon/rasctl");
-	for (int i = 0; args[i] && n < 31; i++)
-		argv[n++] = (char *)args[i];
-	argv[n] = NULL;
-	return ras_test_spawn(argv, NULL, NULL, out, err);
+	return ras_test_rasctl(NULL, NULL, args, out, err);
 }
 
 static void
