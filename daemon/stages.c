@@ -403,13 +403,12 @@ ers_configure(const struct ras_config *cfg, struct ras_unit_sink *sink, struct r
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if (p->rt == NULL || (ers = ras_runtime_ers(p->rt)) == NULL)
 		return 0;   /* reported by normalise, or [ers] base_url unset: e-RS is off */
-	/* One working-day calendar (the runtime gave the client the triage
-	 * calendar), unless the service polls every day. */
+	/* The pollers' slots fall on the days the client polls: the triage
+	 * calendar's working days (the runtime gave it to the client), or
+	 * every day with [ers] poll_days = all. */
 	cal = (void *)ras_runtime_calendar(p->rt);
-	if (strcmp(ras_config_get(cfg, "ers", NULL, "poll_days"), "all") == 0) {
+	if (ras_ers_every_day(ers))
 		workday = every_day;
-		ras_ers_set_workday(ers, every_day, NULL);
-	}
 	{
 		struct ras_unit_spec o = { .name = "ers-outcome", .run = ers_outcome_run,
 			.recover = ers_outcome_recover, .state = p };
