@@ -11,11 +11,12 @@
  *                (render and deliver need a delivery route: [mesh] enabled,
  *                [routing] table or gp_auto_routing, or [outbox] print_dir)
  *   ers-fetch    failed e-RS fetches and PENDING attachments, again (own
- *                pace: every [daemon] ers_fetch_interval seconds)
+ *                pace: every ERS_FETCH_INTERVAL_S seconds)
  *
  *   ers:<id>     poller, one per [ers] service_ids entry, on [ers] schedule
- *                (working days of the bank-holiday calendar); the e-RS
- *                client enforces the A008 budget itself
+ *                (working days of the bank-holiday calendar, or every day
+ *                with [ers] poll_days = all); the e-RS client enforces the
+ *                A008 budget itself and triages what it stores
  *   mesh:<box>   poller of rasd's MESH inbox, every 5 minutes (MESH asks
  *                for no more)
  *
@@ -40,12 +41,10 @@
 #include "ras/ers_poll.h"
 #include "ras/intake.h"
 #include "ras/log.h"
-#include "ras/mappings.h"
 #include "ras/outbox.h"
 #include "ras/runtime.h"
 #include "ras/store.h"
 #include "ras/triage.h"
-#include "ras/xmlform.h"
 #include "stage.h"
 #include "stages.h"
 
