@@ -29,8 +29,10 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/ops.h"
+#include "ras/outbox.h"
 #include "ras/store.h"
 #include "ras/timeutil.h"
+#include "ras/triage.h"
 
 /* SDS user ids are 12 digits. */
 static bool
@@ -53,15 +55,30 @@ name_referral(struct ras_epr_event *ev, const char *what)
 		ev->ubrn = what;
 }
 
+/* Record one event.  A decision needs the rule sets (its clocks), an
+ * episode summary the outbox (its letter); nothing else needs either, so
+ * a delivery misconfiguration cannot stop a clinician's decision. */
 static int
 record_and_print(struct ras_ctl *ctl, struct ras_epr_event *ev)
 {
 	struct ras_epr_result r;
-	struct ras_epr_ctx ctx;
+	struct ras_epr_ctx ctx = { NULL, NULL };
+	struct ras_triage *t;
+	struct ras_outbox *o;
 	struct ras_db *db;
 	int rc, err;
 
-	if ((rc = ras_ctl_epr_ctx(ctl, &ctx)) != 0 || (rc = ras_ctl_db(ctl, &db)) != 0)
+	if (ev->kind == RAS_EPR_DECISION) {
+		if ((rc = ras_ctl_triage_load(ctl, NULL, &t)) != 0)
+			return rc;
+		ctx.triage = t;
+	}
+	if (ev->summary_text) {
+		if ((rc = ras_ctl_outbox_load(ctl, NULL, &o)) != 0)
+			return rc;
+		ctx.outbox = o;
+	}
+	if ((rc = ras_ctl_db(ctl, &db)) != 0)
 		return rc;
 	if ((err = ras_epr_record(db, &ctx, ev, 0, false, &r)) < 0) {
 		ras_ctl_fail(ctl, ev->kind == RAS_EPR_DECISION ? "cannot record the decision" :
