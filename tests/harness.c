@@ -19,6 +19,7 @@
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/migrate.h"
+#include "ras/outbox.h"
 #include "ras/triage.h"
 #include "ras_config.h"
 
@@ -462,4 +463,18 @@ ras_test_mappings_copy(const char *name)
 		exit(1);
 	}
 	return strdup(dir);
+}
+
+struct ras_outbox *
+ras_test_outbox(void)
+{
+	struct ras_config *cfg = NULL;
+	struct ras_outbox *o = NULL;
+
+	if (ras_config_defaults(&cfg) < 0 || ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &o) < 0) {
+		fprintf(stderr, "test outbox: %s\n", ras_error_last());
+		exit(1);
+	}
+	ras_config_free(cfg);
+	return o;
 }

@@ -18,6 +18,7 @@
 
 struct ras_config;
 struct ras_db;
+struct ras_outbox;
 struct ras_triage;
 
 struct ras_test_case {
@@ -93,6 +94,12 @@ struct ras_triage *ras_test_triage(const char *conf, const char *mappings);
 /* A copy of the source tree's mappings in the test's temporary directory
  * (named `name`), to edit; returns its path (malloc'd). */
 char *ras_test_mappings_copy(const char *name);
+
+/* A delivery context with the default configuration and the source tree's
+ * mappings (document profiles, calendar): what storing an episode summary
+ * needs.  Aborts the run when it cannot be built.  Free with
+ * ras_outbox_free. */
+struct ras_outbox *ras_test_outbox(void);
 
 /* Triage every referral in state "new" at time `now`, as the daemon's
  * stage would; returns how many were taken. */

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "harness.h"
-#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"
@@ -24,7 +23,6 @@
 static struct ras_db *db;
 static struct ras_triage *tri;     /* automation none: decisions await a clinician */
 static struct ras_outbox *ob;
-static struct ras_config *cfg;
 static struct ras_epr_ctx ctx;
 static int serial;
 
@@ -266,8 +264,7 @@ setup(void)
 	db = ras_test_db("deadlines", NULL);
 	tri = ras_test_triage("[service midnotts]\nautomation = none\n[service dorset-2013]\nautomation = none\n",
 	    NULL);
-	if (ras_config_defaults(&cfg) < 0 || ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &ob) < 0)
-		return 1;
+	ob = ras_test_outbox();
 	ctx.triage = tri;
 	ctx.outbox = ob;
 	return 0;
@@ -277,7 +274,6 @@ static int
 teardown(void)
 {
 	ras_outbox_free(ob);
-	ras_config_free(cfg);
 	ras_triage_free(tri);
 	ras_db_close(db);
 	return 0;

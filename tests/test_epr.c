@@ -4,7 +4,6 @@
 
 #include "harness.h"
 #include "ras/arena.h"
-#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"
@@ -21,7 +20,6 @@
 static struct ras_db *db;
 static struct ras_triage *tri;
 static struct ras_outbox *ob;
-static struct ras_config *cfg;
 static struct ras_epr_ctx ctx;
 
 static int
@@ -29,8 +27,7 @@ setup(void)
 {
 	db = ras_test_db("epr", NULL);
 	tri = ras_test_triage(AUTOMATION_NONE, NULL);
-	if (ras_config_defaults(&cfg) < 0 || ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &ob) < 0)
-		return 1;
+	ob = ras_test_outbox();
 	ctx.triage = tri;
 	ctx.outbox = ob;
 	return 0;
@@ -40,7 +37,6 @@ static int
 teardown(void)
 {
 	ras_outbox_free(ob);
-	ras_config_free(cfg);
 	ras_triage_free(tri);
 	ras_db_close(db);
 	return 0;
