@@ -522,7 +522,7 @@ ras_ctl_status(struct ras_ctl *ctl, int argc, char **argv)
 		double age = json_real_value(json_object_get(x, "oldest_seconds"));
 
 		(void)ras_json_int(x, "depth", &depth);
-		printf("  %-12s %6lld waiting", s_or(x, "stage", "?"), (long long)depth);
+		printf("  %-16s %6lld waiting", s_or(x, "stage", "?"), (long long)depth);
 		if (depth)
 			printf(", oldest %.0f s", age);
 		printf("\n");
@@ -536,6 +536,29 @@ ras_ctl_status(struct ras_ctl *ctl, int argc, char **argv)
 	printf("\nbudgets:\n");
 	if (json_array_size(ras_json_arr(st, "budgets")) == 0)
 		printf("  (no e-RS budgets recorded)\n");
+	json_array_foreach(ras_json_arr(st, "budgets"), i, x) {
+		int64_t used = 0, calls = 0;
+
+		(void)ras_json_int(x, "used", &used);
+		(void)ras_json_int(x, "calls", &calls);
+		printf("  e-RS %-15s %lld of 2 worklist calls used today (%lld made), last poll %s %s\n",
+		    s_or(x, "service", "?"), (long long)used, (long long)calls, s_or(x, "last_poll_at", "never"),
+		    s_or(x, "last_poll_outcome", ""));
+	}
+	printf("\ndeliveries:\n");
+	if (json_array_size(ras_json_arr(st, "deliveries")) == 0)
+		printf("  (no documents routed)\n");
+	json_array_foreach(ras_json_arr(st, "deliveries"), i, x) {
+		int64_t ok = 0, wait = 0, dd = 0, failed = 0;
+
+		(void)ras_json_int(x, "delivered", &ok);
+		(void)ras_json_int(x, "waiting", &wait);
+		(void)ras_json_int(x, "dead", &dd);
+		(void)ras_json_int(x, "failed_attempts", &failed);
+		printf("  %-4s %-40s %lld delivered, %lld waiting, %lld dead, %lld failed attempt(s)\n",
+		    s_or(x, "transport", "?"), s_or(x, "destination", "?"), (long long)ok, (long long)wait,
+		    (long long)dd, (long long)failed);
+	}
 	dl = ras_json_obj(st, "deadlines");
 	{
 		int64_t breached = 0, today = 0;
@@ -555,14 +578,18 @@ ras_ctl_status(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	dead = ras_json_obj(st, "dead_letters");
 	{
-		int64_t rej = 0, part = 0, stuck = 0;
+		int64_t rej = 0, part = 0, stuck = 0, odead = 0, parked = 0;
 
 		(void)ras_json_int(dead, "inbox_rejected_7d", &rej);
 		(void)ras_json_int(dead, "inbox_partial_7d", &part);
 		(void)ras_json_int(dead, "inbox_received_over_1h", &stuck);
+		(void)ras_json_int(dead, "outbox_dead", &odead);
+		(void)ras_json_int(dead, "ers_parked", &parked);
 		printf("\ndead letters: %lld payload(s) rejected and %lld partial in the last 7 days; "
 		    "%lld waiting over an hour to be normalised\n", (long long)rej, (long long)part,
 		    (long long)stuck);
+		printf("  %lld document(s) dead (rasctl outbox dead), %lld e-RS outcome(s) parked for a person"
+		    " (rasctl ers pending)\n", (long long)odead, (long long)parked);
 	}
 	json_decref(st);
 	return CTL_OK;

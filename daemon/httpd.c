@@ -23,9 +23,14 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/log.h"
+#include "ras/mappings.h"
 #include "ras/migrate.h"
+#include "ras/runtime.h"
 #include "ras/store.h"
+#include "ras/triage.h"
 #include "receive.h"
+#include "stage.h"
+#include "stages.h"
 
 /* X-Correlation-ID values taken from senders: printable, this long at most. */
 #define CORRELATION_MAX 64
@@ -251,6 +256,18 @@ status_for(const struct ras_receipt *rc, const char **severity, const char **cod
 	return MHD_HTTP_UNPROCESSABLE_CONTENT;
 }
 
+/* A service id this configuration has a rule set for. */
+static bool
+known_service(struct ras_daemon *d, const char *id)
+{
+	const struct ras_runtime *rt = ras_stages_runtime(d->units);
+	size_t n = strlen(id);
+
+	if (n == 0 || n > RAS_ID_MAX || strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789-") != n)
+		return false;
+	return rt && ras_mappings_ruleset(ras_triage_mappings(ras_runtime_triage(rt)), id) != NULL;
+}
+
 static enum MHD_Result
 handle_intake(struct ras_httpd *h, struct MHD_Connection *c, const char *url, struct req *r)
 {
@@ -274,6 +291,12 @@ handle_intake(struct ras_httpd *h, struct MHD_Connection *c, const char *url, st
 	it.correlation_id = r->corr;
 	if (it.content_type && strlen(it.content_type) > 200)
 		it.content_type = NULL;
+	/* ?service=ID: the rasd service the sender refers to (one URL per
+	 * service on a referral portal), as [spool] service is for files. */
+	it.service_hint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "service");
+	if (it.service_hint && !known_service(d, it.service_hint))
+		return outcome(c, h, MHD_HTTP_BAD_REQUEST, "error", "not-supported", NULL, 0,
+		    "the service named by ?service= has no rule set here: nothing was stored", r);
 	h->d->stats.http_bytes += r->body.len;
 	err = ras_receive(d, &it, 1, &rc);
 	if (err < 0) {

@@ -48,9 +48,44 @@ static const struct family families[] = {
 	{ "rasd_poll_failures", "gauge", "Failed polls per source since it was first polled.",
 	  { "source", NULL },
 	  "SELECT source, attempts - successes FROM pollers ORDER BY source" },
-	/* e-RS (issue 4): rasd_ers_budget_used{service} */
+	{ "rasd_decisions_made", "gauge",
+	  "Decisions recorded (every version, never overwritten) by outcome and who made them.",
+	  { "outcome", "decided_by", NULL },
+	  "SELECT outcome, CASE WHEN decided_by = 'rules' THEN 'rules' ELSE 'clinician' END, count(*)"
+	  " FROM decisions GROUP BY 1, 2 ORDER BY 1, 2" },
+	/* e-RS (issue 4) */
+	{ "rasd_ers_budget_used", "gauge",
+	  "A008 worklist calls today (UK date) that took one of the service's two budget slots.",
+	  { "service", NULL },
+	  "SELECT s.service_id, (SELECT count(*) FROM ers_worklist_calls c WHERE c.service_id = s.service_id"
+	  " AND c.day = (now() AT TIME ZONE 'Europe/London')::date AND c.slot IS NOT NULL)"
+	  " FROM ers_services s ORDER BY 1" },
+	{ "rasd_ers_last_worklist_timestamp_seconds", "gauge",
+	  "When each e-RS service's worklist was last fetched successfully (Unix time).", { "service", NULL },
+	  "SELECT service_id, extract(epoch FROM max(finished_at)) FROM ers_worklist_calls"
+	  " WHERE outcome = 'ok' GROUP BY 1 ORDER BY 1" },
+	{ "rasd_ers_outcomes", "gauge", "e-RS review-outcome intents by state.", { "state", NULL },
+	  "SELECT state, count(*) FROM ers_outcomes GROUP BY 1 ORDER BY 1" },
 
-	/* documents and delivery (issue 5): deliveries and failures per destination, dead letters */
+	/* documents and delivery (issue 5) */
+	{ "rasd_documents", "gauge", "Outbox documents by kind and state.", { "kind", "state", NULL },
+	  "SELECT kind, state, count(*) FROM outbox GROUP BY 1, 2 ORDER BY 1, 2" },
+	{ "rasd_documents_delivered", "gauge", "Documents delivered, per transport and destination.",
+	  { "transport", "destination", NULL },
+	  "SELECT o.transport, " RAS_OPS_DESTINATION("o") ", count(*) FROM outbox o"
+	  " WHERE o.state = 'delivered' GROUP BY 1, 2 ORDER BY 1, 2" },
+	{ "rasd_delivery_failures", "gauge",
+	  "Failed delivery attempts (retried, outcome unknown, or given up), per transport and destination.",
+	  { "transport", "destination", NULL },
+	  "SELECT o.transport, " RAS_OPS_DESTINATION("o") ", count(*) FROM deliveries v"
+	  " JOIN outbox o ON o.id = v.outbox_id WHERE v.outcome IN ('retry', 'unknown', 'dead')"
+	  " GROUP BY 1, 2 ORDER BY 1, 2" },
+	{ "rasd_dead_letters", "gauge",
+	  "Items that need a person: dead documents, parked e-RS outcomes, rejected or partial payloads.",
+	  { "queue", NULL },
+	  "SELECT 'outbox', count(*) FROM outbox WHERE state = 'dead'"
+	  " UNION ALL SELECT 'ers-outcome', count(*) FROM ers_outcomes WHERE state = 'parked'"
+	  " UNION ALL SELECT 'inbox', count(*) FROM inbox WHERE state IN ('rejected', 'partial')" },
 
 	{ NULL, NULL, NULL, { NULL }, NULL },
 };

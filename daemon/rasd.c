@@ -38,7 +38,6 @@
 #include "ras/error.h"
 #include "ras/log.h"
 #include "ras/migrate.h"
-#include "ras/runtime.h"
 #include "ras/timeutil.h"
 #include "ras_config.h"
 #include "spool.h"
@@ -173,19 +172,11 @@ load_all(const char *path, struct ras_config **cfgp, struct ras_units **unitsp,
 	}
 	n += check_dir(problems, "[general] mappings", ras_config_get(cfg, "general", NULL, "mappings"),
 	    false);
-	/* Everything the stages load, each problem on its own line: the
+	/* Everything the stages load, each problem on its own line (the
 	 * mappings file by file, the rule sets with the configuration applied,
-	 * document profiles, routing, delivery and e-RS settings, form maps. */
-	{
-		int m = ras_runtime_check(cfg, problems);
-
-		if (m < 0) {
-			(void)ras_buf_printf(problems, "cannot check the mappings: %s\n", ras_error_last());
-			n++;
-		} else {
-			n += m;
-		}
-	}
+	 * document profiles, routing, delivery and e-RS settings, form maps):
+	 * the stages' configure() loads the runtime (ras_runtime_new), which
+	 * reports them, and the units are built only when it loads. */
 	if (ras_units_build(cfg, &units, problems) < 0)
 		n++;
 	if (n) {
@@ -227,6 +218,22 @@ warn_restart_only(const struct ras_config *old, const struct ras_config *neu)
 		if ((a == NULL) != (b == NULL) || (a && b && strcmp(a, b) != 0))
 			ras_log(RAS_LOG_WARNING, "[%s] %s changed: it takes effect when rasd restarts",
 			    o->section, o->name);
+	}
+}
+
+/* "normalise, triage, ers-poll ers:11012, …" for the logs. */
+static void
+unit_names(const struct ras_units *u, char *buf, size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ras_units_count(u) && off < size; i++) {
+		int n = snprintf(buf + off, size - off, "%s%s", i ? ", " : "", ras_units_name(u, i));
+
+		if (n < 0)
+			break;
+		off += (size_t)n;
 	}
 }
 
@@ -330,7 +337,13 @@ reload(struct ras_daemon *d)
 	ras_spool_kick(d->spool);
 	d->stats.reload_ok++;
 	d->stats.reload_last_ok = ras_time_now();
-	ras_log(RAS_LOG_NOTICE, "configuration reloaded: %zu unit(s)", ras_units_count(units));
+	{
+		char names[1024];
+
+		unit_names(units, names, sizeof(names));
+		ras_log(RAS_LOG_NOTICE, "configuration reloaded: %zu unit(s) (%s)", ras_units_count(units),
+		    names);
+	}
 	ras_buf_free(&problems);
 	(void)ras_notify("READY=1");
 	send_status(d, "running (configuration reloaded)");
@@ -567,8 +580,13 @@ main(int argc, char **argv)
 
 	/* Configuration, database and schema are checked: ready. */
 	d->ready = true;
-	ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s), http %s, spool %s", ras_units_count(d->units),
-	    d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off");
+	{
+		char names[1024];
+
+		unit_names(d->units, names, sizeof(names));
+		ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s) (%s), http %s, spool %s", ras_units_count(d->units),
+		    names, d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off");
+	}
 	(void)ras_notify("READY=1\nMAINPID=%d", (int)getpid());
 	send_status(d, "ready");
 	if (ready_pipe >= 0) {

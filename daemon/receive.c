@@ -14,10 +14,8 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/log.h"
-#include "ras/outbox.h"
 #include "ras/runtime.h"
 #include "ras/store.h"
-#include "ras/triage.h"
 #include "receive.h"
 #include "stage.h"
 #include "stages.h"
@@ -46,27 +44,16 @@ receive_epr(struct ras_daemon *d, struct ras_db *db, const struct ras_inbox_item
     struct ras_receipt *r, int *err)
 {
 	struct ras_epr_result res;
+	const struct ras_runtime *rt = ras_stages_runtime(d->units);
 	struct ras_epr_ctx ctx = { NULL, NULL };
-	struct ras_triage *t = NULL;
-	struct ras_outbox *o = NULL;
-	const char *dir = ras_runtime_mappings_dir(d->cfg);
 	char pid[24];
 
-	/* What a clinician's decision and an episode summary need: the rule
-	 * sets and the outbox of the configuration in use, loaded for this
-	 * message (EPR messages are few; a daemon-wide runtime can replace
-	 * this).  Without them those events fail and nothing is kept. */
-	if (ras_triage_new(d->cfg, dir, &t) == 0)
-		ctx.triage = t;
-	else
-		ras_log(RAS_LOG_ERR, "EPR: cannot load the rule sets: %s", ras_error_last());
-	if (ras_outbox_new(d->cfg, dir, &o) == 0)
-		ctx.outbox = o;
-	else
-		ras_log(RAS_LOG_ERR, "EPR: cannot set up the outbox: %s", ras_error_last());
+	/* A clinician's decision takes its clocks from the rule sets, an
+	 * episode summary goes to the outbox: those of the configuration in
+	 * use (the runtime the stages run on). */
+	if (rt)
+		ctx = ras_runtime_epr(rt);
 	*err = ras_epr_receive(db, &ctx, it, &res);
-	ras_outbox_free(o);
-	ras_triage_free(t);
 	if (*err < 0)
 		return;
 	r->epr = true;
@@ -85,8 +72,12 @@ receive_epr(struct ras_daemon *d, struct ras_db *db, const struct ras_inbox_item
 		ras_log_fields(strcmp(res.state, "rejected") == 0 ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
 		    "EPR message #%s %s: %s", pid, res.state, res.message);
 	}
-	if (strcmp(res.state, "recorded") == 0)
+	if (strcmp(res.state, "recorded") == 0) {
 		d->stats.epr_recorded++;
+		/* a clinician's decision or an episode summary: work for e-RS
+		 * and the letters now */
+		ras_units_kick_all(d->units);
+	}
 }
 
 /* The static name of a payload kind read back from the database. */

@@ -31,7 +31,7 @@ struct unit {
 	int interval_s;
 	size_t limit;
 	int failures;
-	size_t next_stage;           /* index of the unit woken after this one did work; SIZE_MAX none */
+	size_t index;                /* position in the pipeline */
 	struct ras_loop_timer *timer;
 	struct ras_daemon *d;
 	struct ras_units *owner;
@@ -40,6 +40,8 @@ struct unit {
 struct ras_units {
 	struct unit *v;
 	size_t n, cap;
+	void *shared;
+	void (*free_shared)(void *);
 };
 
 struct ras_unit_sink {
@@ -107,7 +109,7 @@ ras_unit_add(struct ras_unit_sink *sink, const struct ras_unit_spec *spec)
 	x->name = strdup(spec->name);
 	x->source = spec->source ? strdup(spec->source) : NULL;
 	x->schedule = spec->schedule ? strdup(spec->schedule) : NULL;
-	x->next_stage = SIZE_MAX;
+	x->index = u->n;
 	u->n++;
 	if (x->name == NULL || (spec->source && x->source == NULL) ||
 	    (spec->schedule && x->schedule == NULL))
@@ -137,6 +139,25 @@ ras_unit_add(struct ras_unit_sink *sink, const struct ras_unit_spec *spec)
 	return 0;
 }
 
+void *
+ras_unit_sink_shared(struct ras_unit_sink *sink)
+{
+	return sink->u->shared;
+}
+
+void
+ras_unit_sink_set_shared(struct ras_unit_sink *sink, void *shared, void (*free_fn)(void *))
+{
+	sink->u->shared = shared;
+	sink->u->free_shared = free_fn;
+}
+
+void *
+ras_units_shared(const struct ras_units *u)
+{
+	return u ? u->shared : NULL;
+}
+
 int
 ras_units_build(const struct ras_config *cfg, struct ras_units **out, struct ras_buf *problems)
 {
@@ -155,16 +176,6 @@ ras_units_build(const struct ras_config *cfg, struct ras_units **out, struct ras
 		}
 		if (e < 0)
 			sink.nprob++;
-	}
-	/* Each stage (not poller) wakes the next stage after it. */
-	for (size_t i = 0; i < u->n; i++) {
-		if (u->v[i].source)
-			continue;
-		for (size_t k = i + 1; k < u->n; k++)
-			if (u->v[k].source == NULL) {
-				u->v[i].next_stage = k;
-				break;
-			}
 	}
 	if (sink.nprob) {
 		err = ras_error_code(RAS_EINVALID, "%d problem(s) with the stages' configuration",
@@ -185,8 +196,25 @@ ras_units_free(struct ras_units *u)
 		return;
 	for (size_t i = 0; i < u->n; i++)
 		unit_free_fields(&u->v[i]);
+	/* What the units shared goes last: their free_state may still use it. */
+	if (u->free_shared && u->shared)
+		u->free_shared(u->shared);
 	free(u->v);
 	free(u);
+}
+
+/* Wake the stages from index `from` on (pollers and own-pace units are
+ * left to their own timers). */
+static void
+wake_from(struct ras_units *u, size_t from, size_t except)
+{
+	for (size_t k = from; u && k < u->n; k++) {
+		struct unit *y = &u->v[k];
+
+		if (k == except || y->source || y->spec.own_pace || y->timer == NULL)
+			continue;
+		ras_loop_timer_within(y->timer, 0);
+	}
 }
 
 size_t
@@ -261,8 +289,10 @@ run_stage(struct unit *x)
 	x->failures = 0;
 	st->rows += (uint64_t)n;
 	st->last_ok = now;
-	if (n > 0 && x->next_stage != SIZE_MAX)
-		ras_loop_timer_within(x->owner->v[x->next_stage].timer, 0);
+	/* Work done here is work for the stages after it; a unit with its
+	 * own pace (a retry sweep) may have brought in work for any stage. */
+	if (n > 0)
+		wake_from(x->owner, x->spec.own_pace ? 0 : x->index + 1, x->index);
 	/* A full batch means there is probably more: go again on the next
 	 * turn of the loop (after any I/O that is waiting). */
 	ras_loop_timer_after(x->timer, (size_t)n >= x->limit ? 0 : (int64_t)x->interval_s * 1000);
@@ -286,7 +316,7 @@ arm_next_slot(struct unit *x, int64_t now, bool failed)
 {
 	int64_t next = 0, wait;
 
-	if (ras_schedule_next(&x->sched, now, NULL, NULL, &next) < 0)
+	if (ras_schedule_next(&x->sched, now, x->spec.workday, x->spec.workday_ctx, &next) < 0)
 		next = now + 86400;
 	wait = next - now;
 	if (failed && wait > POLL_RETRY_S)
@@ -313,7 +343,7 @@ run_poller(struct unit *x)
 		arm_next_slot(x, now, true);
 		return;
 	}
-	if (ras_schedule_prev(&x->sched, now, NULL, NULL, &slot) < 0) {
+	if (ras_schedule_prev(&x->sched, now, x->spec.workday, x->spec.workday_ctx, &slot) < 0) {
 		arm_next_slot(x, now, false);
 		return;
 	}
@@ -363,7 +393,7 @@ run_poller(struct unit *x)
 	}
 	(void)ras_db_advisory_unlock(db, x->lock_key);
 	if (n > 0)
-		ras_units_kick(x->owner, ras_stage_defs[0].name);
+		wake_from(x->owner, 0, SIZE_MAX);
 	arm_next_slot(x, now, n < 0);
 }
 
@@ -396,6 +426,11 @@ ras_units_start(struct ras_daemon *d, struct ras_units *u, bool recover)
 		if (x->timer == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
 	}
+	/* Process-wide settings of this configuration (the form maps intake
+	 * reads) are installed before any unit runs. */
+	for (size_t i = 0; i < u->n; i++)
+		if (u->v[i].spec.start)
+			u->v[i].spec.start(u->v[i].spec.state);
 	/* In-flight work first: whatever a stopped or killed process left
 	 * half done is settled before any unit takes new work. */
 	for (size_t i = 0; i < u->n; i++) {
@@ -444,7 +479,14 @@ void
 ras_units_kick_next(struct ras_units *u, const char *name)
 {
 	for (size_t i = 0; u && i < u->n; i++)
-		if (u->v[i].source == NULL && strcmp(u->v[i].name, name) == 0 &&
-		    u->v[i].next_stage != SIZE_MAX && u->v[u->v[i].next_stage].timer)
-			ras_loop_timer_within(u->v[u->v[i].next_stage].timer, 0);
+		if (u->v[i].source == NULL && strcmp(u->v[i].name, name) == 0) {
+			wake_from(u, i + 1, i);
+			return;
+		}
+}
+
+void
+ras_units_kick_all(struct ras_units *u)
+{
+	wake_from(u, 0, SIZE_MAX);
 }

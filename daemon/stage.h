@@ -19,8 +19,14 @@
  * Stages are registered in ras_stage_defs[] (stages.c) in pipeline order;
  * each def's configure() adds its units for a given configuration, or
  * reports why that configuration is unusable (so SIGHUP can refuse it).
- * When a stage processes rows, the next stage in the pipeline is woken at
- * once.
+ * What several units of one configuration share (the triage engine, the
+ * e-RS client, the outbox) is the sink's shared object: it lives as long as
+ * those units and is freed after them, so a reload builds a whole new set
+ * and the old one goes only once the new one is in place.
+ *
+ * When a stage processes rows, the stages after it in the pipeline are
+ * woken at once; when a poller (or a unit with its own pace) brings in
+ * work, every stage is.
  */
 #ifndef RAS_DAEMON_STAGE_H
 #define RAS_DAEMON_STAGE_H
@@ -31,11 +37,15 @@
 
 struct ras_buf;
 struct ras_config;
+struct ras_date;
 struct ras_daemon;
 struct ras_db;
 
 typedef int (*ras_unit_run_fn)(struct ras_db *db, int64_t now, size_t limit, void *state);
 typedef int (*ras_unit_recover_fn)(struct ras_db *db, int64_t now, void *state);
+typedef void (*ras_unit_start_fn)(void *state);
+/* Working days of a poller's schedule (schedule.h); NULL = Monday to Friday. */
+typedef bool (*ras_unit_workday_fn)(const struct ras_date *d, void *ctx);
 
 struct ras_unit_spec {
 	const char *name;             /* "normalise", "ers-poll" (copied) */
@@ -45,6 +55,11 @@ struct ras_unit_spec {
 	size_t limit;                 /* rows per call; 0 = [database] batch_size */
 	ras_unit_run_fn run;
 	ras_unit_recover_fn recover;  /* may be NULL */
+	ras_unit_start_fn start;      /* may be NULL: run each time the units start (start-up
+	                               * and every reload that installs them), before recover */
+	bool own_pace;                /* stages: run on the interval only, never woken by others */
+	ras_unit_workday_fn workday;  /* pollers: working days of the schedule (NULL: Mon-Fri) */
+	void *workday_ctx;
 	void *state;                  /* owned by the unit from here on */
 	void (*free_state)(void *state);
 };
@@ -52,6 +67,11 @@ struct ras_unit_spec {
 /* The sink configure() adds units to. */
 struct ras_unit_sink;
 int ras_unit_add(struct ras_unit_sink *sink, const struct ras_unit_spec *spec);
+
+/* The object the units of this configuration share (NULL until set), and
+ * setting it: it is freed with free_fn after every unit has been freed. */
+void *ras_unit_sink_shared(struct ras_unit_sink *sink);
+void ras_unit_sink_set_shared(struct ras_unit_sink *sink, void *shared, void (*free_fn)(void *));
 
 struct ras_stage_def {
 	const char *name;
@@ -81,9 +101,15 @@ void ras_units_stop(struct ras_daemon *d, struct ras_units *u);
 /* Wake a stage by name (after intake, or after the stage before it). */
 void ras_units_kick(struct ras_units *u, const char *name);
 
-/* Wake the stage after `name` in the pipeline (intake normalised rows
- * itself, so the next stage has work). */
+/* Wake the stages after `name` in the pipeline (intake normalised rows
+ * itself, so the stages after normalise have work). */
 void ras_units_kick_next(struct ras_units *u, const char *name);
+
+/* Wake every stage (not the pollers, not the units with their own pace). */
+void ras_units_kick_all(struct ras_units *u);
+
+/* The shared object of a set of units (see ras_unit_sink_set_shared). */
+void *ras_units_shared(const struct ras_units *u);
 
 /* Number of units, and each one's name/source (for logs and tests). */
 size_t ras_units_count(const struct ras_units *u);

@@ -4,12 +4,19 @@
 
 #include <stddef.h>
 
+struct ras_config;
 struct ras_db;
 struct ras_normalise_report;
+struct ras_units;
 
 /* One log line per normalised payload (warning when rejected), with
  * STAGE=, PAYLOAD_ID=, UBRN= and CORRELATION_ID= fields. */
 void ras_stages_log_normalised(struct ras_db *db, const struct ras_normalise_report *rep,
     size_t n);
+
+/* The runtime of the units' configuration (rule sets, outbox, e-RS client,
+ * form maps; runtime.h), for the EPR route of intake. */
+struct ras_runtime;
+const struct ras_runtime *ras_stages_runtime(const struct ras_units *u);
 
 #endif

@@ -73,6 +73,14 @@ ers_business_function_ok(const char *v, char *buf, size_t size)
 }
 
 static const char *
+ers_poll_days_ok(const char *v, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return strcmp(v, "working") == 0 || strcmp(v, "all") == 0 ? NULL : "must be working or all";
+}
+
+static const char *
 ers_schedule_ok(const char *v, char *buf, size_t size)
 {
 	int prev = -1, n = 0;
@@ -192,6 +200,8 @@ const struct ras_option ras_options[] = {
 	  "attempts per call on 429/503, and per fetch or outcome before it is parked" },
 	{ "ers", "accept_comment", RAS_OPT_STRING, NULL, 0, 0, true, false, NULL,
 	  "reviewComments of an acceptance whose decision gives no advice" },
+	{ "ers", "poll_days", RAS_OPT_STRING, "working", 0, 0, true, false, ers_poll_days_ok,
+	  "days the daemon polls the worklists on schedule: working (Mon-Fri less bank holidays) or all" },
 
 	/* documents and delivery (issue 5): [mesh], [fhir], [routing], [outbox] … */
 	{ "mesh", "enabled", RAS_OPT_BOOL, "false", 0, 0, true, false, NULL,

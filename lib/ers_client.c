@@ -61,6 +61,7 @@ struct ras_ers {
 	struct ras_ers_clock clock;
 	ras_ers_workday_fn workday;
 	void *workday_ctx;
+	bool every_day;                    /* [ers] poll_days = all */
 	const struct ras_triage *triage;   /* triages what a poll stores (borrowed) */
 	/* rate limiter: start times (monotonic ms) of the last `rate` calls */
 	int64_t starts[RATE_MAX];
@@ -255,6 +256,7 @@ ras_ers_new(const struct ras_ers_opts *o, struct ras_ers **out)
 		c->clock.sleep_ms = real_sleep_ms;
 	c->workday = o->is_working_day;
 	c->workday_ctx = o->workday_ctx;
+	c->every_day = o->every_day;
 	if ((err = parse_schedule(c, o->schedule ? o->schedule : "08:00,13:00")) < 0)
 		goto fail;
 	if (o->services && (err = ras_config_list_each(o->services, add_service, c)) < 0)
@@ -343,6 +345,8 @@ ras_ers_from_config(const struct ras_config *cfg, struct ras_ers **out)
 	o.services = ras_config_get(cfg, "ers", NULL, "service_ids");
 	o.accept_comment = ras_config_get(cfg, "ers", NULL, "accept_comment");
 	o.instance = ras_config_get(cfg, "general", NULL, "instance");
+	o.every_day = ras_config_get(cfg, "ers", NULL, "poll_days") &&
+	    strcmp(ras_config_get(cfg, "ers", NULL, "poll_days"), "all") == 0;
 	if (o.mode == RAS_ERS_APPLICATION) {
 		if ((err = ras_config_secret(cfg, "ers", NULL, "private_key", &key)) < 0)
 			goto done;
@@ -355,6 +359,12 @@ done:
 		memset(key.data, 0, key.len);
 	ras_buf_free(&key);
 	return err;
+}
+
+bool
+ras_ers_every_day(const struct ras_ers *c)
+{
+	return c->every_day;
 }
 
 void
@@ -436,6 +446,8 @@ ras_ers_schedule(const struct ras_ers *c, const int **minutes)
 bool
 ras_ers_working_day(const struct ras_ers *c, const struct ras_date *d)
 {
+	if (c->every_day)
+		return true;
 	if (c->workday)
 		return c->workday(d, c->workday_ctx);
 	return ras_date_weekday(d) <= 5;

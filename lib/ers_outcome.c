@@ -750,6 +750,45 @@ ras_ers_outcomes_pending(struct ras_ers *c, struct ras_db *db, int64_t now, size
 }
 
 int
+ras_ers_outcomes_recover(struct ras_db *db, int64_t now, int *n)
+{
+	static const char sql[] =
+	    "SELECT id::text, ubrn FROM ers_outcomes WHERE state = 'sending' ORDER BY id";
+	static const char settle[] =
+	    "UPDATE ers_outcomes SET state = 'unknown', next_attempt_at = to_timestamp($2::bigint),"
+	    " error = 'the rasd that was recording it stopped before the answer: e-RS is read before"
+	    " anything is sent again', updated_at = now()"
+	    " WHERE id = $1::bigint AND state = 'sending'";
+	struct ras_db_res *res = NULL;
+	char nowb[24];
+	int err, count = 0;
+
+	*n = 0;
+	snprintf(nowb, sizeof(nowb), "%lld", (long long)now);
+	if ((err = ras_db_query(db, &res, sql, 0, NULL)) < 0)
+		return err;
+	for (int i = 0; i < ras_db_res_rows(res) && err == 0; i++) {
+		const char *ubrn = ras_db_res_get(res, i, 1);
+		bool got = false;
+
+		/* The writer holds the UBRN's lock for the whole A005-A029-A028
+		 * exchange: a lock we can take is one nobody holds, so the intent
+		 * was left behind by a process that is gone. */
+		if ((err = write_lock(db, ubrn, true, &got)) < 0 || !got)
+			continue;
+		err = ras_db_query(db, NULL, settle, 2, (struct ras_db_param[]){
+		    RAS_DB_TEXT(ras_db_res_get(res, i, 0)), RAS_DB_TEXT(nowb) });
+		if (err == 0)
+			count++;
+		(void)write_lock(db, ubrn, false, &got);
+	}
+	ras_db_res_free(res);
+	if (err == 0)
+		*n = count;
+	return err;
+}
+
+int
 ras_ers_outcome_record(struct ras_ers *c, struct ras_db *db, const char *ubrn, int64_t now,
     struct ras_ers_outcome_report *rep)
 {

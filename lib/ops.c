@@ -16,9 +16,18 @@ static const struct {
 	  " FROM inbox WHERE state = 'received'" },
 	{ "triage", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
 	  " FROM referrals WHERE state = 'new'" },
-	/* e-RS (issue 4): record-outcome intents waiting */
+	/* a person's turn: recommendations and reviews awaiting a clinician's decision */
+	{ "clinician-review", "SELECT count(*), coalesce(extract(epoch FROM now() - min(d.decided_at)), 0)"
+	  " FROM referrals r JOIN current_decisions d ON d.referral_id = r.id WHERE r.state = 'review'" },
+	/* e-RS (issue 4): record-outcome intents waiting (in flight and due retries included) */
+	{ "ers-outcome", "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+	  " FROM ers_outcomes WHERE state IN ('pending', 'retry', 'unknown', 'sending')" },
 
 	/* documents and delivery (issue 5): render and deliver queues */
+	{ "render", "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+	  " FROM outbox WHERE state = 'pending'" },
+	{ "deliver", "SELECT count(*), coalesce(extract(epoch FROM now() - min(coalesce(rendered_at,"
+	  " created_at))), 0) FROM outbox WHERE state IN ('ready', 'sending', 'unknown')" },
 
 	{ NULL, NULL },
 };
@@ -61,6 +70,8 @@ query_json(struct ras_db *db, const char *sql, int n, const struct ras_db_param 
 }
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define TODAY_UK "(now() AT TIME ZONE 'Europe/London')::date"
+
 
 static const char SQL_STATUS[] =
     "SELECT jsonb_build_object("
@@ -91,11 +102,27 @@ static const char SQL_STATUS[] =
     "   'inbox_partial_7d', (SELECT count(*) FROM inbox WHERE state = 'partial'"
     "                        AND received_at > now() - interval '7 days'),"
     "   'inbox_received_over_1h', (SELECT count(*) FROM inbox WHERE state = 'received'"
-    "                              AND received_at < now() - interval '1 hour')"
-    "   /* documents and delivery (issue 5): outbox dead letters */"
+    "                              AND received_at < now() - interval '1 hour'),"
+    "   'outbox_dead', (SELECT count(*) FROM outbox WHERE state = 'dead'),"
+    "   'ers_parked', (SELECT count(*) FROM ers_outcomes WHERE state = 'parked')"
     " ),"
-    " 'budgets', '[]'::jsonb"
-    "   /* e-RS (issue 4): A008 budget used per service today */"
+    " 'budgets', (SELECT coalesce(jsonb_agg(jsonb_build_object('service', s.service_id,"
+    "     'rasd_service', s.rasd_service, 'day', " TODAY_UK ","
+    "     'used', (SELECT count(*) FROM ers_worklist_calls c WHERE c.service_id = s.service_id"
+    "              AND c.day = " TODAY_UK " AND c.slot IS NOT NULL),"
+    "     'calls', (SELECT count(*) FROM ers_worklist_calls c WHERE c.service_id = s.service_id"
+    "               AND c.day = " TODAY_UK "),"
+    "     'last_poll_at', " TS("s.last_poll_at") ", 'last_poll_outcome', s.last_poll_outcome)"
+    "     ORDER BY s.service_id), '[]') FROM ers_services s),"
+    " 'deliveries', (SELECT coalesce(jsonb_agg(x ORDER BY x.transport, x.destination), '[]') FROM ("
+    "     SELECT transport, destination, sum(delivered) AS delivered, sum(waiting) AS waiting,"
+    "       sum(dead) AS dead, sum(failed) AS failed_attempts FROM ("
+    "       SELECT o.transport, " RAS_OPS_DESTINATION("o") " AS destination,"
+    "         (o.state = 'delivered')::int AS delivered,"
+    "         (o.state IN ('ready', 'sending', 'unknown'))::int AS waiting, (o.state = 'dead')::int AS dead,"
+    "         (SELECT count(*) FROM deliveries v WHERE v.outbox_id = o.id"
+    "           AND v.outcome IN ('retry', 'unknown', 'dead')) AS failed"
+    "       FROM outbox o WHERE o.transport IS NOT NULL) y GROUP BY 1, 2) x)"
     ")::text";
 
 int

@@ -642,6 +642,7 @@ struct job {
 	size_t chunks_done, nchunks;
 	enum step step;
 	bool finished;
+	bool written;               /* its result is committed */
 	bool gave_up;
 	/* outcome */
 	const char *state;          /* delivered, ready, unknown, dead */
@@ -734,10 +735,16 @@ handshake_if_due(struct ras_outbox *o, struct ras_arena *a, int64_t now)
 	return err;
 }
 
-/* One concurrent round of transfers for the jobs that have a next step. */
+/* The transfers of a round, in two groups whose results are committed
+ * separately: files and FHIR posts first, then MESH (whose answers can take
+ * long), so that a crash while MESH answers never repeats a FHIR post that
+ * had already been answered. */
+enum group { GROUP_DIRECT, GROUP_MESH };
+
+/* One concurrent round of transfers of `group` for the jobs that have a next step. */
 static int
 run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n, int64_t now,
-    bool mesh_ok)
+    bool mesh_ok, enum group group)
 {
 	struct ras_http_request *mreq = ras_arena_calloc(a, n + 1, sizeof(*mreq));
 	struct ras_http_request *freq = ras_arena_calloc(a, n + 1, sizeof(*freq));
@@ -752,6 +759,8 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 		struct job *j = &jobs[i];
 
 		if (j->finished)
+			continue;
+		if ((strcmp(j->transport, "mesh") == 0) != (group == GROUP_MESH))
 			continue;
 		if (strcmp(j->transport, "file") == 0) {
 			err = write_file(o, j, a);
@@ -859,12 +868,78 @@ static const char SQL_DELIVERY[] =
 	"INSERT INTO deliveries (outbox_id, attempt, at, transport, action, http_status, outcome, detail, "
 	"mesh_message_id, seconds) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
+/* Commit the outcome of every finished job not yet recorded, in one
+ * transaction. */
+static int
+write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, struct job *jobs,
+    size_t n, const char *at, struct ras_outbox_stats *st)
+{
+	struct writes w = { .a = a };
+	size_t todo = 0;
+	int err;
+
+	(void)o;
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].finished && !jobs[i].written)
+			todo++;
+	if (todo == 0)
+		return 0;
+	if ((err = ras_db_begin(db)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+		const char *outc = j->state;
+
+		if (!j->finished || j->written)
+			continue;
+		if (j->gave_up)
+			j->error = ras_arena_printf(a, "gave up after %lld attempts: %s", (long long)j->attempts,
+			    j->error ? j->error : "unknown error");
+		w_add(&w, SQL_RESULT, 7, j->id, j->state, j->error, at,
+		    num(a, strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0 ? 0 : j->delay),
+		    j->mesh_id[0] ? j->mesh_id : NULL, num(a, (int64_t)j->chunks_done));
+		if (strcmp(outc, "ready") == 0)
+			outc = "retry";
+		w_add(&w, SQL_DELIVERY, 10, j->id, num(a, j->attempts), at, j->transport,
+		    j->action ? j->action : "send", j->http_status ? num(a, j->http_status) : NULL, outc,
+		    j->error, j->mesh_id[0] ? j->mesh_id : NULL, ras_arena_printf(a, "%.3f", j->seconds));
+		if (strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0) {
+			w_add(&w, SQL_DEADLINE, 2, j->id, at);
+			w_add(&w, SQL_EVENT, 3, j->id, strcmp(j->state, "delivered") == 0 ?
+			    "document-delivered" : "document-dead", j->error);
+		}
+	}
+	if ((err = w_run(db, &w)) < 0) {
+		ras_db_rollback(db);
+		return err;
+	}
+	if ((err = ras_db_commit(db)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+
+		if (!j->finished || j->written)
+			continue;
+		j->written = true;
+		if (st) {
+			if (strcmp(j->state, "delivered") == 0)
+				st->delivered++;
+			else if (strcmp(j->state, "dead") == 0)
+				st->dead++;
+			else if (strcmp(j->state, "unknown") == 0)
+				st->unknown++;
+			else
+				st->retried++;
+		}
+	}
+	return 0;
+}
+
 int
 ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st)
 {
 	struct ras_arena *a = ras_arena_new();
-	struct writes w = { .a = a };
 	struct ras_db_res *res = NULL;
 	struct ras_db_param p[3];
 	struct job *jobs = NULL;
@@ -938,54 +1013,19 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		mesh_ok = false;
 	}
 	/* Rounds: first sends (or tracking), then further chunks, and sends of
-	 * rows tracking found MESH never received. */
+	 * rows tracking found MESH never received.  What is known is committed
+	 * after each group of transfers. */
 	do {
-		if ((err = run_round(o, a, jobs, n, now, mesh_ok)) < 0)
+		if ((err = run_round(o, a, jobs, n, now, mesh_ok, GROUP_DIRECT)) < 0 ||
+		    (err = write_results(o, db, a, jobs, n, at, st)) < 0 ||
+		    (err = run_round(o, a, jobs, n, now, mesh_ok, GROUP_MESH)) < 0 ||
+		    (err = write_results(o, db, a, jobs, n, at, st)) < 0)
 			goto done;
 		more = false;
 		for (size_t i = 0; i < n; i++)
 			if (!jobs[i].finished)
 				more = true;
 	} while (more);
-
-	if ((err = ras_db_begin(db)) < 0)
-		goto done;
-	for (size_t i = 0; i < n; i++) {
-		struct job *j = &jobs[i];
-		const char *outc = j->state;
-
-		if (j->gave_up)
-			j->error = ras_arena_printf(a, "gave up after %lld attempts: %s", (long long)j->attempts,
-			    j->error ? j->error : "unknown error");
-		w_add(&w, SQL_RESULT, 7, j->id, j->state, j->error, at,
-		    num(a, strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0 ? 0 : j->delay),
-		    j->mesh_id[0] ? j->mesh_id : NULL, num(a, (int64_t)j->chunks_done));
-		if (strcmp(outc, "ready") == 0)
-			outc = "retry";
-		w_add(&w, SQL_DELIVERY, 10, j->id, num(a, j->attempts), at, j->transport,
-		    j->action ? j->action : "send", j->http_status ? num(a, j->http_status) : NULL, outc,
-		    j->error, j->mesh_id[0] ? j->mesh_id : NULL, ras_arena_printf(a, "%.3f", j->seconds));
-		if (strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0) {
-			w_add(&w, SQL_DEADLINE, 2, j->id, at);
-			w_add(&w, SQL_EVENT, 3, j->id, strcmp(j->state, "delivered") == 0 ?
-			    "document-delivered" : "document-dead", j->error);
-		}
-		if (st) {
-			if (strcmp(j->state, "delivered") == 0)
-				st->delivered++;
-			else if (strcmp(j->state, "dead") == 0)
-				st->dead++;
-			else if (strcmp(j->state, "unknown") == 0)
-				st->unknown++;
-			else
-				st->retried++;
-		}
-	}
-	if ((err = w_run(db, &w)) < 0) {
-		ras_db_rollback(db);
-		goto done;
-	}
-	err = ras_db_commit(db);
 done:
 	ras_db_res_free(res);
 	ras_arena_free(a);
@@ -1379,5 +1419,34 @@ ras_outbox_retry(struct ras_db *db, int64_t id, int64_t now)
 fail:
 	ras_db_res_free(res);
 	ras_db_rollback(db);
+	return err;
+}
+
+/* --- recovery ----------------------------------------------------------- */
+
+/* 'sending' rows whose claiming session (schema/005) is gone.  A session
+ * whose start time is hidden (another role) counts as alive: such rows
+ * wait for the lease instead. */
+static const char SQL_RECOVER[] =
+	"UPDATE outbox o SET state = 'unknown', next_attempt_at = $1, updated_at = $1, "
+	"last_error = 'the rasd that was sending it stopped before the answer: checked before any resend' "
+	"WHERE o.state = 'sending' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+	"WHERE a.pid = o.claimed_pid AND (a.backend_start IS NULL OR a.backend_start <= o.claimed_txn_at)) "
+	"RETURNING o.id";
+
+int
+ras_outbox_recover(struct ras_db *db, int64_t now, int *n)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_db_res *res = NULL;
+	int err;
+
+	*n = 0;
+	if (a == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if ((err = ras_db_query(db, &res, SQL_RECOVER, 1, &RAS_DB_TEXT(ts(a, now)))) == 0)
+		*n = ras_db_res_rows(res);
+	ras_db_res_free(res);
+	ras_arena_free(a);
 	return err;
 }

@@ -145,3 +145,23 @@ CREATE TABLE daemon_instances (
     stopped_at    timestamptz,
     PRIMARY KEY (host, pid, started_at)
 );
+
+-- In-flight sends and the session that made them.  The deliver stage marks
+-- outbox rows 'sending' in a short transaction and transfers outside it; a
+-- process that dies mid-transfer leaves them 'sending'.  Recording which
+-- database session claimed a row lets a restarted (or any other) rasd tell
+-- an abandoned send from one still in progress at once, instead of waiting
+-- for [outbox] lease: the claiming session is alive while its backend is
+-- (ras_outbox_recover in lib/outbox.c).  now() is the database's clock, so
+-- the comparison with pg_stat_activity.backend_start needs no clock sync.
+ALTER TABLE outbox ADD COLUMN claimed_pid int, ADD COLUMN claimed_txn_at timestamptz;
+
+CREATE FUNCTION ras_outbox_claimer() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.claimed_pid := pg_backend_pid();
+    NEW.claimed_txn_at := now();
+    RETURN NEW;
+END $$;
+CREATE TRIGGER outbox_claimer BEFORE UPDATE OF state ON outbox
+    FOR EACH ROW WHEN (NEW.state = 'sending') EXECUTE FUNCTION ras_outbox_claimer();

@@ -889,6 +889,11 @@ play(struct fake_ers *f, struct script *s, const struct fake_req *req, struct fa
 			set_ref(f, ubrn, st->version + 1, "TRIAGED_PROVIDER_TO_ACTION", s->other_reason,
 			    s->other_comments);
 	}
+	if (s->s.delay_ms && s->s.status == 0 && !s->s.drop && s->error_code == NULL && s->body == NULL) {
+		answer(f, req, resp);
+		resp->delay_ms = s->s.delay_ms;
+		return;
+	}
 	if (s->s.apply) {
 		struct fake_resp ignored = { 0 };
 

@@ -79,6 +79,10 @@ struct fake_ers_script {
 	const char *other_reason;
 	const char *other_comments;
 	int times;                   /* 0 = once */
+	/* With no status, body, error_code or drop: answer as usual, but only
+	 * after this many milliseconds (a slow e-RS; the daemon's kill -9
+	 * test stops rasd while it waits). */
+	int delay_ms;
 };
 
 void fake_ers_script(struct fake_ers *f, const struct fake_ers_script *s);

@@ -31,6 +31,7 @@ struct fake_mesh {
 	int64_t now;
 	bool need_client_cert;
 	int drop, fail, auth_failures, sends;
+	int delay_ms;            /* answer each send this late (after storing it) */
 	unsigned seq;
 };
 
@@ -270,6 +271,7 @@ handle_send(struct fake_mesh *m, const struct fake_req *req, const char *mb, con
 	x->chunk_off[x->chunks_got] = x->len;
 	snprintf(body, sizeof(body), "{\"message_id\":\"%s\"}", x->id);
 	json_resp(resp, 202, body);
+	resp->delay_ms = m->delay_ms;
 	if (*rest == '\0' && m->drop > 0) {
 		/* stored, but the answer never arrives: the sender cannot know */
 		m->drop--;
@@ -536,6 +538,14 @@ fake_mesh_drop_sends(struct fake_mesh *m, int n)
 {
 	pthread_mutex_lock(&m->lock);
 	m->drop = n;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+fake_mesh_delay_sends(struct fake_mesh *m, int ms)
+{
+	pthread_mutex_lock(&m->lock);
+	m->delay_ms = ms;
 	pthread_mutex_unlock(&m->lock);
 }
 

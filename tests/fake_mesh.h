@@ -54,6 +54,9 @@ struct fake_http *fake_mesh_http(struct fake_mesh *m);
 void fake_mesh_set_time(struct fake_mesh *m, int64_t t);
 void fake_mesh_drop_sends(struct fake_mesh *m, int n);
 void fake_mesh_fail_sends(struct fake_mesh *m, int n);
+/* Store each send at once but answer it `ms` later (0: at once): a slow
+ * MESH, so that a test can stop the sender while answers are on their way. */
+void fake_mesh_delay_sends(struct fake_mesh *m, int ms);
 
 /* Counters and messages (under the lock; copies are stable until stop). */
 size_t fake_mesh_count(struct fake_mesh *m);

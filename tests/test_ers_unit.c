@@ -720,6 +720,34 @@ config_options(void)
 	ras_config_free(cfg);
 	ras_buf_free(&problems);
 	free(p);
+
+	/* poll_days: working (default) or all; a Saturday polls only with all */
+	{
+		struct ras_date sat = { 2026, 4, 4 }, mon = { 2026, 4, 6 };
+		struct ras_ers *c = NULL;
+
+		cfg = ras_test_config("[ers]\nbase_url = https://int.api.service.nhs.uk/referrals/FHIR\n"
+		    "mode = sandbox\nservice_ids = 21012\n");
+		CU_ASSERT_EQUAL_FATAL(ras_ers_from_config(cfg, &c), 0);
+		CU_ASSERT_FALSE(ras_ers_every_day(c));
+		CU_ASSERT_FALSE(ras_ers_working_day(c, &sat));
+		CU_ASSERT_TRUE(ras_ers_working_day(c, &mon));
+		ras_ers_free(c);
+		ras_config_free(cfg);
+		cfg = ras_test_config("[ers]\nbase_url = https://int.api.service.nhs.uk/referrals/FHIR\n"
+		    "mode = sandbox\nservice_ids = 21012\npoll_days = all\n");
+		CU_ASSERT_EQUAL_FATAL(ras_ers_from_config(cfg, &c), 0);
+		CU_ASSERT_TRUE(ras_ers_every_day(c));
+		CU_ASSERT_TRUE(ras_ers_working_day(c, &sat));
+		ras_ers_free(c);
+		ras_config_free(cfg);
+		p = ras_test_write_tmp("ers-days.conf", "[ers]\npoll_days = weekends\n", 26);
+		CU_ASSERT_EQUAL(ras_config_load(p, &cfg, &problems), RAS_EINVALID);
+		CU_ASSERT_PTR_NOT_NULL(strstr(problems.data ? problems.data : "", "must be working or all"));
+		ras_config_free(cfg);
+		ras_buf_free(&problems);
+		free(p);
+	}
 }
 
 /* --- XML ------------------------------------------------------------------ */

@@ -92,6 +92,7 @@ struct ras_ers_opts {
 	struct ras_ers_clock clock;
 	ras_ers_workday_fn is_working_day;
 	void *workday_ctx;
+	bool every_day;                   /* [ers] poll_days = all: every day is a polling day */
 };
 
 int ras_ers_new(const struct ras_ers_opts *opts, struct ras_ers **out);
@@ -136,7 +137,10 @@ const struct ras_ers_service *ras_ers_service_find(const struct ras_ers *c, cons
 /* Schedule times in minutes after UK midnight, ascending. */
 size_t ras_ers_schedule(const struct ras_ers *c, const int **minutes);
 
+/* A day the schedule polls on: every day with [ers] poll_days = all, else
+ * a working day (the triage calendar once ras_ers_set_triage is called). */
 bool ras_ers_working_day(const struct ras_ers *c, const struct ras_date *d);
+bool ras_ers_every_day(const struct ras_ers *c);
 
 /* --- calls -------------------------------------------------------------- */
 

@@ -71,6 +71,17 @@ int ras_ers_outcomes_pending(struct ras_ers *c, struct ras_db *db, int64_t now, 
     struct ras_ers_outcome_report *rep);
 
 /*
+ * Settle intents another process left 'sending' (it died between
+ * persisting the intent and hearing e-RS's answer): each one whose UBRN
+ * write lock nobody holds becomes 'unknown', due at `now`, so the next run
+ * reads A005 before anything is sent again (never a second blind A028).
+ * An intent whose writer is still alive is left alone.  *n is how many were
+ * settled.  The daemon calls this at start-up, before taking new work, and
+ * before each run of its outcome stage.
+ */
+int ras_ers_outcomes_recover(struct ras_db *db, int64_t now, int *n);
+
+/*
  * `rasctl ers outcome UBRN`: record the stored decision of the referral
  * now.  Makes the intent from the current decision if the trigger did not
  * (a decision stored before this migration), then processes it ignoring its

@@ -16,6 +16,14 @@
 
 struct ras_db;
 
+/* Where a document goes, as ops name it (SQL over outbox row `o`): the MESH
+ * mailbox or FHIR endpoint; GP auto-routing addresses carry the patient's
+ * NHS number, so they are all "GPPROVIDER"; patient copies are "print". */
+#define RAS_OPS_DESTINATION(o) \
+	"CASE WHEN " o ".transport = 'file' THEN 'print'" \
+	" WHEN " o ".address LIKE 'GPPROVIDER\\_%' THEN 'GPPROVIDER'" \
+	" ELSE coalesce(" o ".address, '-') END"
+
 struct ras_ops_queue {
 	const char *stage;
 	int64_t depth;
@@ -31,9 +39,12 @@ int ras_ops_queues(struct ras_db *db, struct ras_ops_queue *out, size_t max);
  * {"instances": [{instance, host, pid, version, started_at, heartbeat_age_seconds, running}],
  *  "queues": [{stage, depth, oldest_seconds}],
  *  "pollers": [{source, last_success_at, last_attempt_at, last_error}],
- *  "budgets": [...],            (e-RS, when that client is installed)
+ *  "budgets": [{service, rasd_service, day, used, calls, last_poll_at, last_poll_outcome}],
+ *               (e-RS A008 worklist calls today, UK date: used = budgeted ones)
+ *  "deliveries": [{transport, destination, delivered, waiting, dead, failed_attempts}],
  *  "deadlines": {"breached": N, "due_today": N, "at_risk": [{ubrn, kind, due, hours_left}]},
- *  "dead_letters": {"inbox_rejected_7d": N, "inbox_partial_7d": N, "outbox": N?}}
+ *  "dead_letters": {"inbox_rejected_7d": N, "inbox_partial_7d": N, "inbox_received_over_1h": N,
+ *                   "outbox_dead": N, "ers_parked": N}}
  * `risk_hours`: open deadlines due within this many hours are listed.
  */
 int ras_ops_status(struct ras_db *db, int risk_hours, json_t **out);

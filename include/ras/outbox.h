@@ -65,6 +65,18 @@ int ras_outbox_mesh_poll(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st);
 
 /*
+ * Settle sends a dead process left in flight: rows still 'sending' whose
+ * claiming database session is gone become 'unknown', due at `now`, so the
+ * next delivery checks them first (MESH: tracking by mex-LocalID, resent
+ * only if MESH never received it; FHIR: the same conditional create or
+ * message id, which the receiver de-duplicates).  Rows of a process that is
+ * still sending are left alone.  *n is how many were settled.  The daemon
+ * calls this at start-up, before taking new work, and before each delivery
+ * run; [outbox] lease remains the safety net.
+ */
+int ras_outbox_recover(struct ras_db *db, int64_t now, int *n);
+
+/*
  * Store an episode summary (an episode-summary QuestionnaireResponse, JSON)
  * for the referral named by `what` (a UBRN, latest version, or a referral
  * id) and enqueue its document: kind "contact" -> notification letter
