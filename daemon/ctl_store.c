@@ -87,65 +87,32 @@ struct file_in {
 static void
 read_input(struct file_in *f)
 {
-	struct ras_sha256 *h = ras_crypto_sha256_new();
-	char chunk[65536];
-	int fd;
-	ssize_t n;
+	int fd = STDIN_FILENO;
 
-	ras_buf_init(&f->data, RAS_PAYLOAD_KEEP_MAX);
-	f->size = 0;
-	if (h == NULL) {
-		f->read_err = CTL_SOFTWARE;
-		snprintf(f->read_msg, sizeof(f->read_msg), "out of memory");
-		return;
-	}
-	if (strcmp(f->name, "-") == 0) {
-		fd = STDIN_FILENO;
-	} else {
+	if (strcmp(f->name, "-") != 0) {
 		struct stat st;
 
 		fd = open(f->name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			f->read_err = CTL_NOINPUT;
 			snprintf(f->read_msg, sizeof(f->read_msg), "cannot open: %s", strerror(errno));
-			ras_crypto_sha256_final(h, f->sha);
+			ras_buf_init(&f->data, 0);
 			return;
 		}
 		if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
 			f->read_err = CTL_NOINPUT;
 			snprintf(f->read_msg, sizeof(f->read_msg), "not a regular file");
+			ras_buf_init(&f->data, 0);
 			close(fd);
-			ras_crypto_sha256_final(h, f->sha);
 			return;
 		}
 	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			f->read_err = CTL_IOERR;
-			snprintf(f->read_msg, sizeof(f->read_msg), "cannot read: %s", strerror(errno));
-			break;
-		}
-		if (n == 0)
-			break;
-		ras_crypto_sha256_update(h, chunk, (size_t)n);
-		f->size += (uint64_t)n;
-		if (f->data.len < RAS_PAYLOAD_KEEP_MAX) {
-			size_t room = RAS_PAYLOAD_KEEP_MAX - f->data.len;
-			size_t take = (size_t)n < room ? (size_t)n : room;
-
-			if (ras_buf_append(&f->data, chunk, take) < 0) {
-				f->read_err = CTL_SOFTWARE;
-				snprintf(f->read_msg, sizeof(f->read_msg), "out of memory");
-				break;
-			}
-		}
+	if (ras_store_read_payload(fd, &f->data, &f->size, f->sha) < 0) {
+		f->read_err = CTL_IOERR;
+		snprintf(f->read_msg, sizeof(f->read_msg), "%s", ras_error_last());
 	}
 	if (fd != STDIN_FILENO)
 		close(fd);
-	ras_crypto_sha256_final(h, f->sha);
 }
 
 /* Triage what the fresh payloads stored; reports in *out (caller frees). */

@@ -102,50 +102,22 @@ cmp_cand(const void *a, const void *b)
 static void
 read_file(struct ras_spool *s, struct file_in *f)
 {
-	struct ras_sha256 *h = ras_crypto_sha256_new();
-	char chunk[65536];
 	struct stat st;
-	int fd;
+	int fd, err;
 
-	ras_buf_init(&f->data, RAS_PAYLOAD_KEEP_MAX);
-	f->size = 0;
 	f->err = 0;
-	if (h == NULL) {
-		f->err = ENOMEM;
-		return;
-	}
 	fd = openat(s->dirfd, f->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		f->err = fd < 0 ? errno : EINVAL;
 		if (fd >= 0)
 			close(fd);
-		ras_crypto_sha256_final(h, f->sha);
+		ras_buf_init(&f->data, 0);
+		f->size = 0;
 		return;
 	}
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			f->err = errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		ras_crypto_sha256_update(h, chunk, (size_t)n);
-		f->size += (uint64_t)n;
-		if (f->data.len < RAS_PAYLOAD_KEEP_MAX) {
-			size_t room = RAS_PAYLOAD_KEEP_MAX - f->data.len;
-
-			if (ras_buf_append(&f->data, chunk, (size_t)n < room ? (size_t)n : room) < 0) {
-				f->err = ENOMEM;
-				break;
-			}
-		}
-	}
+	if ((err = ras_store_read_payload(fd, &f->data, &f->size, f->sha)) < 0)
+		f->err = err == RAS_ENOMEM ? ENOMEM : EIO;
 	close(fd);
-	ras_crypto_sha256_final(h, f->sha);
 	(void)ras_crypto_uuid(f->corr);
 }
 

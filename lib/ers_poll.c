@@ -508,6 +508,27 @@ struct leased {
 	char rasd_service[RAS_ID_MAX + 1];
 };
 
+/* Run a lease query: $1 the UBRNs to restrict to (JSON array, or NULL for
+ * any), $2 now, $3 the lease in seconds, $4 the row limit. */
+static int
+run_lease(struct fetch_ctx *fx, const char *sql, const char *const *ubrns, size_t n,
+    size_t limit, struct ras_db_res **res)
+{
+	char *list = ubrns ? json_strings(ubrns, n) : NULL;
+	char nowb[24], lease[16], lim[16];
+	int err;
+
+	if (ubrns && list == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	fmt_i64(nowb, sizeof(nowb), fx->now);
+	snprintf(lease, sizeof(lease), "%d", LEASE_S);
+	snprintf(lim, sizeof(lim), "%zu", limit);
+	err = ras_db_query(fx->db, res, sql, 4, (struct ras_db_param[]){ RAS_DB_TEXT(list),
+	    RAS_DB_TEXT(nowb), RAS_DB_TEXT(lease), RAS_DB_TEXT(lim) });
+	free(list);
+	return err;
+}
+
 static int
 lease_referrals(struct fetch_ctx *fx, const char *const *ubrns, size_t n, size_t limit,
     struct leased **out, size_t *nout)
@@ -524,21 +545,11 @@ lease_referrals(struct fetch_ctx *fx, const char *const *ubrns, size_t n, size_t
 	    "   WHERE v.service_id = e.service_id), '') AS rasd_service)"
 	    " SELECT * FROM leased ORDER BY ubrn";
 	struct ras_db_res *res = NULL;
-	char *list = ubrns ? json_strings(ubrns, n) : NULL;
-	char nowb[24], lease[16], lim[16];
 	int err, rows;
 
 	*out = NULL;
 	*nout = 0;
-	if (ubrns && list == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	fmt_i64(nowb, sizeof(nowb), fx->now);
-	snprintf(lease, sizeof(lease), "%d", LEASE_S);
-	snprintf(lim, sizeof(lim), "%zu", limit);
-	err = ras_db_query(fx->db, &res, sql, 4, (struct ras_db_param[]){ RAS_DB_TEXT(list),
-	    RAS_DB_TEXT(nowb), RAS_DB_TEXT(lease), RAS_DB_TEXT(lim) });
-	free(list);
-	if (err < 0)
+	if ((err = run_lease(fx, sql, ubrns, n, limit, &res)) < 0)
 		return err;
 	rows = ras_db_res_rows(res);
 	*out = calloc(rows ? (size_t)rows : 1, sizeof(**out));
@@ -878,21 +889,11 @@ lease_attachments(struct fetch_ctx *fx, const char *const *ubrns, size_t n, size
 	     * the last one listed is the referral's form */
 	    " SELECT * FROM leased ORDER BY id";
 	struct ras_db_res *res = NULL;
-	char *list = ubrns ? json_strings(ubrns, n) : NULL;
-	char nowb[24], lease[16], lim[16];
 	int err, rows;
 
 	*out = NULL;
 	*nout = 0;
-	if (ubrns && list == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	fmt_i64(nowb, sizeof(nowb), fx->now);
-	snprintf(lease, sizeof(lease), "%d", LEASE_S);
-	snprintf(lim, sizeof(lim), "%zu", limit);
-	err = ras_db_query(fx->db, &res, sql, 4, (struct ras_db_param[]){ RAS_DB_TEXT(list),
-	    RAS_DB_TEXT(nowb), RAS_DB_TEXT(lease), RAS_DB_TEXT(lim) });
-	free(list);
-	if (err < 0)
+	if ((err = run_lease(fx, sql, ubrns, n, limit, &res)) < 0)
 		return err;
 	rows = ras_db_res_rows(res);
 	*out = calloc(rows ? (size_t)rows : 1, sizeof(**out));

@@ -1,7 +1,9 @@
 /* store: inbox and referral persistence in batches (see include/ras/store.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ras/arena.h"
 #include "ras/buf.h"
@@ -98,6 +100,41 @@ fail:
 done:
 	free(shas);
 	free(sizes);
+	return err;
+}
+
+int
+ras_store_read_payload(int fd, struct ras_buf *data, uint64_t *size, char *sha256_hex)
+{
+	struct ras_sha256 *h = ras_crypto_sha256_new();
+	char chunk[65536];
+	int err = 0;
+
+	ras_buf_init(data, RAS_PAYLOAD_KEEP_MAX);
+	*size = 0;
+	if (h == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = ras_error_code(RAS_EIO, "cannot read: %s", strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		ras_crypto_sha256_update(h, chunk, (size_t)n);
+		*size += (uint64_t)n;
+		if (data->len < RAS_PAYLOAD_KEEP_MAX) {
+			size_t room = RAS_PAYLOAD_KEEP_MAX - data->len;
+
+			if ((err = ras_buf_append(data, chunk, (size_t)n < room ? (size_t)n : room)) < 0)
+				break;
+		}
+	}
+	ras_crypto_sha256_final(h, sha256_hex);
 	return err;
 }
 

@@ -27,6 +27,8 @@
 
 #include "ras/json.h"
 
+struct ras_buf;
+
 struct ras_db;
 
 struct ras_inbox_item {
@@ -50,6 +52,13 @@ struct ras_inbox_put_result {
 /* Store a batch of payloads (one transaction). out[i] answers items[i]. */
 int ras_store_inbox_put(struct ras_db *db, const struct ras_inbox_item *items, size_t n,
     struct ras_inbox_put_result *out);
+
+/* Read a payload from an open descriptor as the inbox keeps it: at most
+ * RAS_PAYLOAD_KEEP_MAX bytes into `data` (initialised here; the caller
+ * frees it), while the size and SHA-256 cover all of it, so an oversized
+ * payload is still kept and known.  RAS_EIO (with the reason) on a read
+ * error, RAS_ENOMEM.  The descriptor is not closed. */
+int ras_store_read_payload(int fd, struct ras_buf *data, uint64_t *size, char *sha256_hex);
 
 /* What became of one payload in ras_store_normalise(). */
 struct ras_normalise_report {
