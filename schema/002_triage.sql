@@ -44,7 +44,13 @@ CREATE TABLE deadlines (
     cancelled_at  timestamptz,                   -- superseded by a later decision
     created_at    timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX deadlines_open ON deadlines (due_at) WHERE met_at IS NULL AND cancelled_at IS NULL;
+-- Open clocks by due time (status, metrics, breach checks: their WHERE always
+-- bounds due_at).  "due_at IS NOT NULL" is always true but keeps this index
+-- out of plans that select a referral's open clocks: with stale statistics
+-- (a young table) the planner otherwise walks every open clock for each
+-- decision instead of using deadlines_open_referral below.
+CREATE INDEX deadlines_open ON deadlines (due_at)
+    WHERE met_at IS NULL AND cancelled_at IS NULL AND due_at IS NOT NULL;
 CREATE INDEX deadlines_referral ON deadlines (referral_id, kind);
 
 -- ---- triage (issue 3): storing decisions, referral states, re-triage ------
