@@ -280,6 +280,18 @@ identity_problem(const struct ras_referral *r)
 	return NULL;
 }
 
+/* Does the referral itself say it is urgent (whatever else is wrong)? */
+static bool
+urgent_content(const struct ras_referral *r)
+{
+	if (r->priority == RAS_PRIORITY_TWO_WEEK_WAIT)
+		return true;
+	if (!r->has_form)
+		return false;
+	return ras_form_count(&r->form, "red-flags") > 0 ||
+	    ras_form_bool(&r->form, "suspected-cancer") == 1;
+}
+
 static void
 reject(struct plan *p, struct ras_arena *a, const char *reason)
 {
@@ -321,6 +333,12 @@ plan_payload(struct ras_arena *a, struct plan *p, const char *body, size_t len, 
 		const char *why = identity_problem(r);
 
 		if (why) {
+			/* A referral that cannot be stored may still be urgent: say so
+			 * in the reason, so the person who picks up rejected payloads
+			 * (rasctl status, the OperationOutcome, the log) acts today. */
+			if (urgent_content(r))
+				why = ras_arena_printf(a, "%s; URGENT: the referral reports a red flag, suspected "
+				    "cancer or a two-week-wait priority: a person must act on it today", why);
 			reject(p, a, why);
 			return 0;
 		}

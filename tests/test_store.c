@@ -204,6 +204,34 @@ bad_payloads_kept(void)
 }
 
 static void
+urgent_rejection_says_so(void)
+{
+	/* An invalid NHS number on a referral that reports suspected cancer is
+	 * still rejected (it cannot be matched to a patient), but the reason
+	 * says a person must act today. */
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture("bad/nhs-invalid.json"), &len);
+	char *p = strstr(data, "\"suspected-cancer\"");
+	struct ras_inbox_item it;
+	struct ras_inbox_put_result put;
+	struct ras_normalise_report *rep = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	p = strstr(p, "false");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	memcpy(p, "true ", 5);
+	it = (struct ras_inbox_item){ .data = data, .len = len, .source = "file" };
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_STRING_EQUAL(rep[0].state, "rejected");
+	CU_ASSERT_PTR_NOT_NULL(strstr(rep[0].message, "Modulus 11"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(rep[0].message, "URGENT"));
+	free(rep);
+	free(data);
+}
+
+static void
 batch_with_bad_ones(void)
 {
 	/* One transaction of mixed payloads: good ones stored, bad ones kept. */
@@ -305,6 +333,7 @@ static const struct ras_test_case cases[] = {
 	{ "e-RS views of one version merge", ers_merge_same_version },
 	{ "bad payloads are kept, marked, with reasons", bad_payloads_kept },
 	{ "a batch with bad payloads stores the good ones", batch_with_bad_ones },
+	{ "a rejected urgent referral says it is urgent", urgent_rejection_says_so },
 	{ "claiming received rows", claim_mode },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
