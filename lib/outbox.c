@@ -428,6 +428,19 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 	}
 	if (accepted && ras_date_parse(accepted, &in.accepted_date) == 0)
 		in.has_accepted_date = true;
+	/* An e-RS referrer hears a final accept or return through e-RS itself:
+	 * the review outcome (A028) carries the advice to their worklist, and
+	 * schema 003 queues it for exactly these decisions.  A letter would
+	 * repeat it, and could not be built anyway: e-RS gives rasd the NHS
+	 * number only, not the name and birth date a letter needs.  (If e-RS
+	 * refuses the outcome, `rasctl ers pending` lists it for a person.) */
+	if (in.kind == RAS_DOC_TRIAGE_OUTCOME && strcmp(role, "referrer") == 0 && ddoc &&
+	    ref.ubrn && (ref.source == RAS_PAYLOAD_ERS_REFERRAL || ref.source == RAS_PAYLOAD_ERS_WORKLIST) &&
+	    dec.final && (dec.outcome == RAS_OUTCOME_ACCEPT || dec.outcome == RAS_OUTCOME_RETURN)) {
+		*cancel = true;
+		return ras_error_code(RAS_EINVALID,
+		    "the referrer is answered through e-RS (review outcome recorded by A028)");
+	}
 	(void)ras_db_res_int(res, row, 2, &ver);
 	in.profile = prof;
 	in.referral = &ref;

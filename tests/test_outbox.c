@@ -678,6 +678,38 @@ rasctl_render(void)
 	}
 }
 
+/* An e-RS referrer hears a final accept or return through e-RS (A028), so
+ * the triage letter to them is cancelled, with the reason; an onward
+ * decision, which e-RS has no call for, still gets its letter. */
+static void
+ers_referrer_answered_through_ers(void)
+{
+	int64_t r = referral("ers/referral-Unbooked.json", "midnotts");
+	const char *rs = rid_s(r);
+	struct ras_outbox_stats s;
+	char *why;
+
+	decide(r, "documents/decision-midnotts-return.json", "return", NULL, true, "rules",
+	    "2026-04-07T09:00:00Z");
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND kind = "
+	    "'triage-outcome' AND recipient_role = 'referrer'", rs), 1);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.cancelled, 1);
+	why = q_str("SELECT last_error FROM outbox WHERE referral_id = $1 AND state = 'cancelled'", rs);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(why);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "answered through e-RS"));
+	free(why);
+	/* a clinician sends it on instead: e-RS cannot say so, the letter is not cancelled */
+	decide(r, "documents/decision-midnotts-onward.json", "onward", "secondary-care", true,
+	    "555999888777", "2026-04-07T11:00:00Z");
+	stats_zero(&s);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.cancelled, 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND doc_version = 2 "
+	    "AND state <> 'cancelled'", rs), 1);
+}
+
 static void
 write_file(const char *path, const char *text)
 {
@@ -772,6 +804,7 @@ main(void)
 		{ "claims skip rows locked elsewhere", claims_skip_rows_locked_elsewhere },
 		{ "back-off is bounded and jittered", backoff_is_bounded_and_jittered },
 		{ "rasctl render: golden bytes, refusals and exit codes", rasctl_render },
+		{ "an e-RS referrer is answered through e-RS", ers_referrer_answered_through_ers },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {
