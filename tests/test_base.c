@@ -307,22 +307,36 @@ static void
 config_secret(void)
 {
 	char *secret = ras_test_write_tmp("pw", "s3cret\n", 7);
+	char *cred = ras_test_write_tmp("mesh-shared-key", "k3y", 3);
 	char text[600];
 	char *path;
 	struct ras_config *cfg = NULL;
 	struct ras_buf out = RAS_BUF_INIT(0);
 
-	/* No SECRET option exists in the foundation table yet; the reader is
-	 * exercised through a path given to an existing option. */
-	snprintf(text, sizeof(text), "[general]\nmappings = %s\n", secret);
+	/* A secret option names a file by absolute path, or a systemd credential
+	 * by bare name (read from $CREDENTIALS_DIRECTORY); the trailing newline
+	 * is not part of the secret. */
+	snprintf(text, sizeof(text), "[mesh]\npassword = %s\nshared_key = mesh-shared-key\n", secret);
 	path = ras_test_write_tmp("ok.conf", text, strlen(text));
-	CU_ASSERT_EQUAL(ras_config_load(path, &cfg, NULL), 0);
-	CU_ASSERT_EQUAL(ras_config_secret(cfg, "general", NULL, "mappings", &out), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_config_load(path, &cfg, NULL), 0);
+	CU_ASSERT_EQUAL(ras_config_secret(cfg, "mesh", NULL, "password", &out), 0);
 	CU_ASSERT_STRING_EQUAL(out.data, "s3cret");
-	ras_config_free(cfg);
 	ras_buf_free(&out);
+	setenv("CREDENTIALS_DIRECTORY", ras_test_tmpdir(), 1);
+	CU_ASSERT_EQUAL(ras_config_secret(cfg, "mesh", NULL, "shared_key", &out), 0);
+	CU_ASSERT_STRING_EQUAL(out.data, "k3y");
+	ras_buf_free(&out);
+	unsetenv("CREDENTIALS_DIRECTORY");
+	/* without the credentials directory the bare name is not found */
+	CU_ASSERT_NOT_EQUAL(ras_config_secret(cfg, "mesh", NULL, "shared_key", &out), 0);
+	ras_buf_free(&out);
+	/* an unset secret is reported, not read from somewhere else */
+	CU_ASSERT_EQUAL(ras_config_secret(cfg, "mesh", NULL, "client_key", &out), RAS_ENOTFOUND);
+	ras_buf_free(&out);
+	ras_config_free(cfg);
 	free(path);
 	free(secret);
+	free(cred);
 }
 
 static const struct ras_test_case nhsno_cases[] = {
