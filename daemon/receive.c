@@ -85,8 +85,8 @@ static const char *
 static_kind(const char *k)
 {
 	for (int i = RAS_PAYLOAD_UNKNOWN; i <= RAS_PAYLOAD_FORM; i++)
-		if (strcmp(ras_payload_kind_name((enum ras_payload_kind)i), k) == 0)
-			return ras_payload_kind_name((enum ras_payload_kind)i);
+		if (strcmp(ras_referral_payload_kind_name((enum ras_payload_kind)i), k) == 0)
+			return ras_referral_payload_kind_name((enum ras_payload_kind)i);
 	return "unknown";
 }
 

@@ -36,7 +36,7 @@
 #include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
 #include "ras/intake.h"
@@ -312,7 +312,7 @@ ers_fetch_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	int err;
 
 	memset(&rep, 0, sizeof(rep));
-	err = ras_ers_fetch_due(ras_runtime_ers(p->rt), db, now, limit, &rep);
+	err = ras_ers_poll_fetch_due(ras_runtime_ers(p->rt), db, now, limit, &rep);
 	if (rep.referrals_fetched || rep.referrals_failed || rep.fetched || rep.failed || rep.blocked ||
 	    rep.too_big) {
 		struct ras_log_field f[] = { { "STAGE", "ers-fetch" }, { NULL, NULL } };
@@ -352,7 +352,7 @@ ers_outcome_recover(struct ras_db *db, int64_t now, void *state)
 	int n = 0, err;
 
 	(void)state;
-	if ((err = ras_ers_outcomes_recover(db, now, &n)) < 0)
+	if ((err = ras_ers_outcome_recover(db, now, &n)) < 0)
 		return err;
 	if (n) {
 		struct ras_log_field f[] = { { "STAGE", "ers-outcome" }, { NULL, NULL } };
@@ -374,7 +374,7 @@ ers_outcome_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	if ((err = ers_outcome_recover(db, now, state)) < 0)
 		return err;
 	memset(&rep, 0, sizeof(rep));
-	err = ras_ers_outcomes_pending(ras_runtime_ers(p->rt), db, now, limit, &rep);
+	err = ras_ers_outcome_pending(ras_runtime_ers(p->rt), db, now, limit, &rep);
 	log_outcomes(&rep);
 	n = (int)rep.n;
 	ras_ers_outcome_report_free(&rep);

@@ -306,7 +306,7 @@ parse_focus(struct ras_arena *a, const struct ras_fhir_bundle *b, json_t *res,
 			if ((err = referral_of(a, b, focus ? focus : ras_json_arr(res, "basedOn"), ev)) < 0)
 				return err == RAS_ENOTFOUND ? bad("%s.focus must name the referral", "Task") : err;
 		}
-		ev->outcome = ras_outcome_parse(ras_fhir_cc_code(bs, RAS_SYS_TRIAGE_OUTCOME));
+		ev->outcome = ras_decision_outcome_parse(ras_fhir_cc_code(bs, RAS_SYS_TRIAGE_OUTCOME));
 		if (ev->outcome == 0 || ev->outcome == RAS_OUTCOME_REVIEW)
 			return bad("a clinician decision needs Task.businessStatus %s#accept|return|onward",
 			    RAS_SYS_TRIAGE_OUTCOME);
@@ -628,7 +628,7 @@ record(struct ras_db *db, const struct ras_epr_ctx *ctx, struct ras_arena *a,
 			goto done;
 		snprintf(decision, sizeof(decision), "%lld", (long long)out->decision_id);
 		detail = ras_arena_printf(a, "{\"outcome\":\"%s\",\"override\":%s}",
-		    ras_outcome_name(ev->outcome),
+		    ras_decision_outcome_name(ev->outcome),
 		    strcmp(ras_db_res_get(res, 0, C_STATE), "decided") == 0 ? "true" : "false");
 	}
 	if (ev->summary) {
@@ -685,7 +685,7 @@ record(struct ras_db *db, const struct ras_epr_ctx *ctx, struct ras_arena *a,
 	else if (out->decision_id)
 		snprintf(out->message, sizeof(out->message),
 		    "clinician decision %s for referral %s recorded (decision #%lld, event #%lld)",
-		    ras_outcome_name(ev->outcome), out->ubrn[0] ? out->ubrn : key,
+		    ras_decision_outcome_name(ev->outcome), out->ubrn[0] ? out->ubrn : key,
 		    (long long)out->decision_id, (long long)out->event_id);
 	else
 		snprintf(out->message, sizeof(out->message),

@@ -10,7 +10,7 @@
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/docprofile.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/error.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
@@ -133,7 +133,7 @@ check_services(const struct ras_config *cfg, const char *dir, struct ras_buf *pr
 
 		if (!listed(ids, ns, names[i]))
 			n += note(problems, "[service %s]: no rule set %s/services/%s.json", names[i], dir, names[i]);
-		if (autom && ras_automation_parse(autom) < 0)
+		if (autom && ras_rules_automation_parse(autom) < 0)
 			n += note(problems, "[service %s] automation must be administrative, all or none, not "
 			    "\"%.40s\"", names[i], autom);
 	}

@@ -89,7 +89,7 @@ render_decide(struct ras_ctl *ctl, struct ras_arena *a, const char *mappings,
 	if (!out->final && kind == RAS_DOC_TRIAGE_OUTCOME)
 		fprintf(stderr, "%s: note: the rules' decision (%s) is a recommendation awaiting a clinician;"
 		    " this is the letter a clinician's confirmation would send\n", ctl->prog,
-		    ras_outcome_name(out->outcome));
+		    ras_decision_outcome_name(out->outcome));
 	return 0;
 }
 
@@ -151,7 +151,7 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 			goto done;
 		}
 	}
-	di.kind = ras_doc_kind_parse(kind_s);
+	di.kind = ras_document_kind_parse(kind_s);
 	if (optind != argc || di.kind == 0 || service == NULL || referral_path == NULL ||
 	    (strcmp(format, "json") && strcmp(format, "xml") && strcmp(format, "html"))) {
 		fputs(render_usage, stderr);

@@ -21,7 +21,7 @@
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/db.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
 #include "ras/error.h"
@@ -294,7 +294,7 @@ cmd_fetch(struct ras_ctl *ctl, int argc, char **argv)
 		goto usage;
 	if ((rc = env_open(ctl, &e, true)) != 0)
 		return rc;
-	err = ras_ers_fetch_due(e.c, e.db, ras_time_now(), (size_t)limit, &rep);
+	err = ras_ers_poll_fetch_due(e.c, e.db, ras_time_now(), (size_t)limit, &rep);
 	printf("referrals: %d fetched, %d failed, %d triaged; attachments: %d fetched, %d pending, %d blocked,"
 	    " %d failed, %d too big; %d form(s) read\n", rep.referrals_fetched, rep.referrals_failed,
 	    rep.triaged, rep.fetched,
@@ -380,10 +380,10 @@ cmd_budget(struct ras_ctl *ctl, int argc, char **argv)
 		printf("%-12s %-11s %-6s %-6s %-5s %-25s %s\n", "service", "day", "used", "left", "calls",
 		    "next scheduled poll", "last");
 	for (size_t i = 0; i < (service ? 1 : n); i++) {
-		struct ras_ers_budget b;
+		struct ras_ers_poll_budget b;
 		char next[RAS_TIME_STR_MAX], last[RAS_TIME_STR_MAX];
 
-		if ((err = ras_ers_budget(e.c, e.db, service ? service : svcs[i].id, ras_time_now(), &b)) < 0)
+		if ((err = ras_ers_poll_budget(e.c, e.db, service ? service : svcs[i].id, ras_time_now(), &b)) < 0)
 			break;
 		fmt_time(b.next_scheduled, next);
 		fmt_time(b.last_at, last);

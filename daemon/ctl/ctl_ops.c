@@ -119,7 +119,7 @@ ras_ctl_decide(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	if (optind + 1 != argc || outcome == NULL || ev.advice == NULL || ev.actor == NULL)
 		goto usage;
-	ev.outcome = ras_outcome_parse(outcome);
+	ev.outcome = ras_decision_outcome_parse(outcome);
 	if (ev.outcome == 0 || ev.outcome == RAS_OUTCOME_REVIEW) {
 		fprintf(stderr, "%s: --outcome must be accept, return or onward\n", ctl->prog);
 		return CTL_USAGE;

@@ -161,7 +161,7 @@ usage:
 static void
 print_outcome(enum ras_outcome o, const char *target, bool fin)
 {
-	printf("%s%s%s (%s)", ras_outcome_name(o), target[0] ? " to " : "", target,
+	printf("%s%s%s (%s)", ras_decision_outcome_name(o), target[0] ? " to " : "", target,
 	    fin ? "final" : "recommendation");
 }
 
@@ -213,10 +213,10 @@ ras_ctl_replay(struct ras_ctl *ctl, int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			json_t *x = json_pack("{s:s, s:I, s:s?, s:s?, s:b, s:s, s:s?, s:s?, s:b, s:s}",
 			    "referral", v[i].referral, "referral_id", (json_int_t)v[i].referral_id,
-			    "was", v[i].had ? ras_outcome_name(v[i].was) : NULL,
+			    "was", v[i].had ? ras_decision_outcome_name(v[i].was) : NULL,
 			    "was_target", v[i].was_target[0] ? v[i].was_target : NULL, "was_final", v[i].was_final,
 			    "current_decision_by", v[i].was_by,
-			    "now", v[i].now ? ras_outcome_name(v[i].now) : NULL,
+			    "now", v[i].now ? ras_decision_outcome_name(v[i].now) : NULL,
 			    "now_target", v[i].now_target[0] ? v[i].now_target : NULL, "now_final", v[i].now_final,
 			    v[i].now ? "decision" : "error", v[i].message);
 

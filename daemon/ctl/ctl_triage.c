@@ -152,7 +152,7 @@ ras_ctl_triage(struct ras_ctl *ctl, int argc, char **argv)
 	if ((intake.kind != RAS_PAYLOAD_FHIR_BUNDLE && intake.kind != RAS_PAYLOAD_ERS_REFERRAL) ||
 	    intake.n_referrals != 1) {
 		fprintf(stderr, "%s: cannot triage \"%s\": it is a payload of kind \"%s\", not a single referral\n", ctl->prog,
-		    argv[optind], ras_payload_kind_name(intake.kind));
+		    argv[optind], ras_referral_payload_kind_name(intake.kind));
 		rc = CTL_DATAERR;
 		goto done;
 	}

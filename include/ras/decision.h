@@ -29,8 +29,8 @@ enum ras_outcome {
 };
 
 /* "accept", "return", "onward", "review"; parse returns 0 when unknown. */
-const char *ras_outcome_name(enum ras_outcome o);
-enum ras_outcome ras_outcome_parse(const char *s);
+const char *ras_decision_outcome_name(enum ras_outcome o);
+enum ras_outcome ras_decision_outcome_parse(const char *s);
 
 /* One reason: the rule that fired, the clause of the spec it implements,
  * and plain-English advice for the referrer (may be NULL for reasons that

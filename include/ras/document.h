@@ -41,11 +41,11 @@ enum ras_doc_kind {
 	RAS_DOC_PATIENT_COPY,
 };
 
-const char *ras_doc_kind_name(enum ras_doc_kind k);
-enum ras_doc_kind ras_doc_kind_parse(const char *s);   /* 0 when unknown */
+const char *ras_document_kind_name(enum ras_doc_kind k);
+enum ras_doc_kind ras_document_kind_parse(const char *s);   /* 0 when unknown */
 
 /* True when the kind is built from an episode summary (needs --episode). */
-bool ras_doc_kind_needs_episode(enum ras_doc_kind k);
+bool ras_document_kind_needs_episode(enum ras_doc_kind k);
 
 struct ras_doc_input {
 	enum ras_doc_kind kind;

@@ -36,7 +36,7 @@ enum ras_med_change {
 };
 
 /* "start", "stop", "dose-change", "continue" */
-const char *ras_med_change_name(enum ras_med_change c);
+const char *ras_episode_med_change_name(enum ras_med_change c);
 
 struct ras_med_change_item {
 	const char *medication;

@@ -67,7 +67,7 @@ void ras_ers_outcome_report_free(struct ras_ers_outcome_report *rep);
  * negative code only when the database failed; e-RS failures are per
  * intent.
  */
-int ras_ers_outcomes_pending(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limit,
+int ras_ers_outcome_pending(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limit,
     struct ras_ers_outcome_report *rep);
 
 /*
@@ -79,7 +79,7 @@ int ras_ers_outcomes_pending(struct ras_ers *c, struct ras_db *db, int64_t now, 
  * settled.  The daemon calls this at start-up, before taking new work, and
  * before each run of its outcome stage.
  */
-int ras_ers_outcomes_recover(struct ras_db *db, int64_t now, int *n);
+int ras_ers_outcome_recover(struct ras_db *db, int64_t now, int *n);
 
 /*
  * `rasctl ers outcome UBRN`: record the stored decision of the referral
@@ -94,7 +94,7 @@ int ras_ers_outcome_record(struct ras_ers *c, struct ras_db *db, const char *ubr
 
 /* The A028 body (JSON text, malloc'd).  priority may be NULL; it is left
  * out of a return. */
-int ras_ers_review_body(const char *review_outcome, const char *comments, const char *priority,
+int ras_ers_outcome_review_body(const char *review_outcome, const char *comments, const char *priority,
     char **out);
 
 #endif

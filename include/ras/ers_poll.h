@@ -26,7 +26,7 @@
  *      referrals this cycle stored or completed are triaged before it
  *      returns (their decisions then flow to ers_outcomes and the outbox).
  * Fetch failures are per referral and per attachment and are retried by
- * ras_ers_fetch_due(); PATIENT_ERROR and other permanent refusals park the
+ * ras_ers_poll_fetch_due(); PATIENT_ERROR and other permanent refusals park the
  * referral for a person (rasctl ers pending).
  *
  * `now` (wall-clock seconds) is always explicit, so tests control time.
@@ -70,7 +70,7 @@ struct ras_ers_fetch_report {
 	int failed;                  /* failed now (retried later) or given up */
 	int too_big;
 	int forms;                   /* attachments read as the referral's form */
-	int referrals_fetched;       /* A005s stored by ras_ers_fetch_due */
+	int referrals_fetched;       /* A005s stored by ras_ers_poll_fetch_due */
 	int referrals_failed;
 	int triaged;                 /* decisions made by the triage hook (ras_ers_set_triage) */
 };
@@ -131,11 +131,11 @@ int ras_ers_poll_due(struct ras_ers *c, struct ras_db *db, int64_t now,
  * `limit` of each.  Rows are leased (next_attempt_at moved ahead) before
  * any call, so instances never fetch the same thing at once.
  */
-int ras_ers_fetch_due(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limit,
+int ras_ers_poll_fetch_due(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limit,
     struct ras_ers_fetch_report *rep);
 
 /* The A008 budget of one service on the UK day of `now`. */
-struct ras_ers_budget {
+struct ras_ers_poll_budget {
 	char service[RAS_ID_MAX + 1];
 	char day[RAS_DATE_STR_MAX];  /* UK civil date */
 	bool limited;                /* application-restricted mode */
@@ -149,11 +149,11 @@ struct ras_ers_budget {
 	int64_t last_at;
 };
 
-int ras_ers_budget(struct ras_ers *c, struct ras_db *db, const char *service_id, int64_t now,
-    struct ras_ers_budget *out);
+int ras_ers_poll_budget(struct ras_ers *c, struct ras_db *db, const char *service_id, int64_t now,
+    struct ras_ers_poll_budget *out);
 
 /* The A008 request body for a service (JSON text, malloc'd): the official
  * eRS-FetchWorklist-Parameters-1 shape. */
-int ras_ers_worklist_request(const char *service_id, char **out);
+int ras_ers_poll_worklist_request(const char *service_id, char **out);
 
 #endif

@@ -33,7 +33,7 @@ enum ras_payload_kind {
 };
 
 /* Stable lower-case name: "fhir-bundle", "ers-worklist", … */
-const char *ras_payload_kind_name(enum ras_payload_kind k);
+const char *ras_referral_payload_kind_name(enum ras_payload_kind k);
 
 enum ras_priority {
 	RAS_PRIORITY_UNKNOWN = 0,
@@ -42,7 +42,7 @@ enum ras_priority {
 	RAS_PRIORITY_TWO_WEEK_WAIT,  /* e-RS TWO_WEEK_WAIT: suspected cancer pathway */
 };
 
-const char *ras_priority_name(enum ras_priority p);   /* "routine", "urgent", "two-week-wait", "unknown" */
+const char *ras_referral_priority_name(enum ras_priority p);   /* "routine", "urgent", "two-week-wait", "unknown" */
 
 enum ras_answer_type {
 	RAS_ANSWER_BOOLEAN = 1,
@@ -54,7 +54,7 @@ enum ras_answer_type {
 	RAS_ANSWER_OTHER,      /* a value type rasd does not interpret; `s` says which */
 };
 
-const char *ras_answer_type_name(enum ras_answer_type t);
+const char *ras_referral_answer_type_name(enum ras_answer_type t);
 
 /*
  * One answer of a QuestionnaireResponse, flattened.  A repeating item gives

@@ -65,8 +65,8 @@ enum ras_automation {
 };
 
 /* "administrative", "all", "none"; parse returns -1 when unknown. */
-const char *ras_automation_name(enum ras_automation a);
-int ras_automation_parse(const char *s);
+const char *ras_rules_automation_name(enum ras_automation a);
+int ras_rules_automation_parse(const char *s);
 
 /*
  * A practice list (mappings/practices/<id>.json): `practices` is the

@@ -83,30 +83,30 @@ int ras_xml_xpath_check(const char *expr);
 struct ras_xhtml;
 
 /* A narrative: root <div xmlns="http://www.w3.org/1999/xhtml">. */
-int ras_xhtml_new_div(struct ras_arena *a, struct ras_xhtml **out);
+int ras_xml_xhtml_new_div(struct ras_arena *a, struct ras_xhtml **out);
 
 /* A page: root <html lang="en"> (dumped with <!DOCTYPE html>). */
-int ras_xhtml_new_page(struct ras_arena *a, struct ras_xhtml **out);
+int ras_xml_xhtml_new_page(struct ras_arena *a, struct ras_xhtml **out);
 
 /* Open a child element (cls: optional class attribute) and descend into it. */
-void ras_xhtml_open(struct ras_xhtml *x, const char *tag, const char *cls);
+void ras_xml_xhtml_open(struct ras_xhtml *x, const char *tag, const char *cls);
 /* Back to the parent element. */
-void ras_xhtml_close(struct ras_xhtml *x);
+void ras_xml_xhtml_close(struct ras_xhtml *x);
 /* A child element holding text (NULL text: empty element). */
-void ras_xhtml_leaf(struct ras_xhtml *x, const char *tag, const char *cls, const char *text);
+void ras_xml_xhtml_leaf(struct ras_xhtml *x, const char *tag, const char *cls, const char *text);
 /* Text in the current element. */
-void ras_xhtml_text(struct ras_xhtml *x, const char *text);
+void ras_xml_xhtml_text(struct ras_xhtml *x, const char *text);
 /* An attribute on the current element. */
-void ras_xhtml_attr(struct ras_xhtml *x, const char *name, const char *value);
+void ras_xml_xhtml_attr(struct ras_xhtml *x, const char *name, const char *value);
 /* Parse a well-formed XHTML fragment (e.g. a narrative div) and append
  * it to the current element. */
-void ras_xhtml_embed(struct ras_xhtml *x, const char *fragment);
+void ras_xml_xhtml_embed(struct ras_xhtml *x, const char *fragment);
 /* First error so far (0 when none). */
-int ras_xhtml_error(const struct ras_xhtml *x);
+int ras_xml_xhtml_error(const struct ras_xhtml *x);
 
 /* Serialise the whole tree (XHTML rules: <td></td>, never <td/>); a page
  * gets "<!DOCTYPE html>\n" first.  Returns the sticky error if any. */
-int ras_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out);
+int ras_xml_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out);
 
 /*
  * FHIR XML from FHIR JSON (R4 rules): the resourceType names the element,

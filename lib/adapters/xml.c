@@ -378,13 +378,13 @@ xhtml_new(struct ras_arena *a, const char *root, bool page, struct ras_xhtml **o
 }
 
 int
-ras_xhtml_new_div(struct ras_arena *a, struct ras_xhtml **out)
+ras_xml_xhtml_new_div(struct ras_arena *a, struct ras_xhtml **out)
 {
 	return xhtml_new(a, "div", false, out);
 }
 
 int
-ras_xhtml_new_page(struct ras_arena *a, struct ras_xhtml **out)
+ras_xml_xhtml_new_page(struct ras_arena *a, struct ras_xhtml **out)
 {
 	return xhtml_new(a, "html", true, out);
 }
@@ -417,7 +417,7 @@ add_element(struct ras_xhtml *x, const char *tag, const char *cls)
 }
 
 void
-ras_xhtml_open(struct ras_xhtml *x, const char *tag, const char *cls)
+ras_xml_xhtml_open(struct ras_xhtml *x, const char *tag, const char *cls)
 {
 	xmlNodePtr n = add_element(x, tag, cls);
 
@@ -426,7 +426,7 @@ ras_xhtml_open(struct ras_xhtml *x, const char *tag, const char *cls)
 }
 
 void
-ras_xhtml_close(struct ras_xhtml *x)
+ras_xml_xhtml_close(struct ras_xhtml *x)
 {
 	if (x->err)
 		return;
@@ -455,7 +455,7 @@ add_text(struct ras_xhtml *x, xmlNodePtr to, const char *text)
 }
 
 void
-ras_xhtml_leaf(struct ras_xhtml *x, const char *tag, const char *cls, const char *text)
+ras_xml_xhtml_leaf(struct ras_xhtml *x, const char *tag, const char *cls, const char *text)
 {
 	xmlNodePtr n = add_element(x, tag, cls);
 
@@ -464,14 +464,14 @@ ras_xhtml_leaf(struct ras_xhtml *x, const char *tag, const char *cls, const char
 }
 
 void
-ras_xhtml_text(struct ras_xhtml *x, const char *text)
+ras_xml_xhtml_text(struct ras_xhtml *x, const char *text)
 {
 	if (x->err == 0)
 		add_text(x, x->cur, text);
 }
 
 void
-ras_xhtml_attr(struct ras_xhtml *x, const char *name, const char *value)
+ras_xml_xhtml_attr(struct ras_xhtml *x, const char *name, const char *value)
 {
 	xmlChar *v;
 
@@ -510,7 +510,7 @@ parse_fragment(xmlDocPtr doc, const char *fragment, int *err)
 }
 
 void
-ras_xhtml_embed(struct ras_xhtml *x, const char *fragment)
+ras_xml_xhtml_embed(struct ras_xhtml *x, const char *fragment)
 {
 	xmlNodePtr n;
 	int err = 0;
@@ -529,7 +529,7 @@ ras_xhtml_embed(struct ras_xhtml *x, const char *fragment)
 }
 
 int
-ras_xhtml_error(const struct ras_xhtml *x)
+ras_xml_xhtml_error(const struct ras_xhtml *x)
 {
 	return x->err;
 }
@@ -559,7 +559,7 @@ save_node(xmlNodePtr node, int options, struct ras_buf *out)
 }
 
 int
-ras_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out)
+ras_xml_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out)
 {
 	int err;
 

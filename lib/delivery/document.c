@@ -22,13 +22,13 @@ static const char *const kind_names[] = { NULL, "triage-outcome", "gp-2ww-notice
 	"notification-letter", "discharge-summary", "patient-copy" };
 
 const char *
-ras_doc_kind_name(enum ras_doc_kind k)
+ras_document_kind_name(enum ras_doc_kind k)
 {
 	return (k >= RAS_DOC_TRIAGE_OUTCOME && k <= RAS_DOC_PATIENT_COPY) ? kind_names[k] : "unknown";
 }
 
 enum ras_doc_kind
-ras_doc_kind_parse(const char *s)
+ras_document_kind_parse(const char *s)
 {
 	for (int k = RAS_DOC_TRIAGE_OUTCOME; s && k <= RAS_DOC_PATIENT_COPY; k++)
 		if (strcmp(kind_names[k], s) == 0)
@@ -37,7 +37,7 @@ ras_doc_kind_parse(const char *s)
 }
 
 bool
-ras_doc_kind_needs_episode(enum ras_doc_kind k)
+ras_document_kind_needs_episode(enum ras_doc_kind k)
 {
 	return k == RAS_DOC_NOTIFICATION_LETTER || k == RAS_DOC_DISCHARGE_SUMMARY ||
 	    k == RAS_DOC_PATIENT_COPY;
@@ -226,7 +226,7 @@ paragraphs(struct b *b, struct ras_xhtml *x, const char *text, const char *none)
 	const char *p = text;
 
 	if (text == NULL || *text == '\0') {
-		ras_xhtml_leaf(x, "p", "none", none);
+		ras_xml_xhtml_leaf(x, "p", "none", none);
 		return;
 	}
 	while (p && *p) {
@@ -234,7 +234,7 @@ paragraphs(struct b *b, struct ras_xhtml *x, const char *text, const char *none)
 		size_t len = nl ? (size_t)(nl - p) : strlen(p);
 
 		if (len)
-			ras_xhtml_leaf(x, "p", NULL, ras_arena_strndup(b->a, p, len));
+			ras_xml_xhtml_leaf(x, "p", NULL, ras_arena_strndup(b->a, p, len));
 		p = nl ? nl + 1 : NULL;
 	}
 }
@@ -244,10 +244,10 @@ row(struct ras_xhtml *x, const char *th, const char *td)
 {
 	if (td == NULL)
 		return;
-	ras_xhtml_open(x, "tr", NULL);
-	ras_xhtml_leaf(x, "th", NULL, th);
-	ras_xhtml_leaf(x, "td", NULL, td);
-	ras_xhtml_close(x);
+	ras_xml_xhtml_open(x, "tr", NULL);
+	ras_xml_xhtml_leaf(x, "th", NULL, th);
+	ras_xml_xhtml_leaf(x, "td", NULL, td);
+	ras_xml_xhtml_close(x);
 }
 
 /* --- sections ------------------------------------------------------------ */
@@ -309,37 +309,37 @@ sec_actions(struct b *b, struct ras_xhtml *x)
 {
 	const struct ras_decision *d = b->d;
 
-	ras_xhtml_open(x, "ul", "actions");
+	ras_xml_xhtml_open(x, "ul", "actions");
 	if (b->kind == RAS_DOC_GP_2WW_NOTICE) {
-		ras_xhtml_leaf(x, "li", "alert",
+		ras_xml_xhtml_leaf(x, "li", "alert",
 		    "This referral has been assessed as a potential two-week-wait (suspected cancer) "
 		    "referral and is being referred on to the two-week-wait pathway.");
-		ras_xhtml_leaf(x, "li", NULL,
+		ras_xml_xhtml_leaf(x, "li", NULL,
 		    "Please make sure the patient knows about the urgent referral and check that it is "
 		    "received; contact the service if you have any concern.");
 	} else if (d->outcome == RAS_OUTCOME_RETURN) {
-		ras_xhtml_leaf(x, "li", "alert",
+		ras_xml_xhtml_leaf(x, "li", "alert",
 		    "The referral has not been accepted and is returned to you with the advice below.");
-		ras_xhtml_leaf(x, "li", NULL,
+		ras_xml_xhtml_leaf(x, "li", NULL,
 		    "Please review the advice and, when the referral criteria are met, refer again using "
 		    "the current referral form.");
 	} else if (d->outcome == RAS_OUTCOME_ONWARD) {
-		ras_xhtml_leaf(x, "li", NULL, ras_arena_printf(b->a,
+		ras_xml_xhtml_leaf(x, "li", NULL, ras_arena_printf(b->a,
 		    "No action is needed to refer the patient on: %s.", outcome_text(b->a, d)));
-		ras_xhtml_leaf(x, "li", NULL, "Please tell the patient about the onward referral.");
+		ras_xml_xhtml_leaf(x, "li", NULL, "Please tell the patient about the onward referral.");
 	} else {
-		ras_xhtml_leaf(x, "li", NULL, "No action is needed: the patient has been accepted and the "
+		ras_xml_xhtml_leaf(x, "li", NULL, "No action is needed: the patient has been accepted and the "
 		    "service will contact them.");
 	}
-	ras_xhtml_close(x);
+	ras_xml_xhtml_close(x);
 }
 
 static void
 sec_outcome(struct b *b, struct ras_xhtml *x)
 {
-	ras_xhtml_leaf(x, "p", "outcome", outcome_text(b->a, b->d));
+	ras_xml_xhtml_leaf(x, "p", "outcome", outcome_text(b->a, b->d));
 	if (b->d->decided_at)
-		ras_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a, "Decided on %s.",
+		ras_xml_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a, "Decided on %s.",
 		    human_instant(b->a, b->d->decided_at)));
 }
 
@@ -348,7 +348,7 @@ sec_advice(struct b *b, struct ras_xhtml *x)
 {
 	size_t shown = 0;
 
-	ras_xhtml_open(x, "ul", NULL);
+	ras_xml_xhtml_open(x, "ul", NULL);
 	for (size_t i = 0; i < b->d->n_reasons; i++) {
 		const struct ras_reason *r = &b->d->reasons[i];
 		const char *text = r->advice;
@@ -359,16 +359,16 @@ sec_advice(struct b *b, struct ras_xhtml *x)
 			text = ras_arena_printf(b->a, "Rule %s", r->rule);
 		if (text == NULL)
 			continue;
-		ras_xhtml_open(x, "li", NULL);
-		ras_xhtml_text(x, text);
+		ras_xml_xhtml_open(x, "li", NULL);
+		ras_xml_xhtml_text(x, text);
 		if (r->clause)
-			ras_xhtml_leaf(x, "span", "clause", ras_arena_printf(b->a, " (%s)", r->clause));
-		ras_xhtml_close(x);
+			ras_xml_xhtml_leaf(x, "span", "clause", ras_arena_printf(b->a, " (%s)", r->clause));
+		ras_xml_xhtml_close(x);
 		shown++;
 	}
 	if (shown == 0)
-		ras_xhtml_leaf(x, "li", NULL, "No further advice.");
-	ras_xhtml_close(x);
+		ras_xml_xhtml_leaf(x, "li", NULL, "No further advice.");
+	ras_xml_xhtml_close(x);
 }
 
 static void
@@ -376,23 +376,23 @@ sec_next_steps(struct b *b, struct ras_xhtml *x)
 {
 	size_t shown = 0;
 
-	ras_xhtml_open(x, "ul", NULL);
+	ras_xml_xhtml_open(x, "ul", NULL);
 	for (size_t i = 0; i < b->d->n_deadlines; i++) {
 		const struct ras_deadline *dl = &b->d->deadlines[i];
 
 		if (dl->kind == NULL || strcmp(dl->kind, "triage") == 0)
 			continue;
-		ras_xhtml_open(x, "li", NULL);
-		ras_xhtml_text(x, ras_arena_printf(b->a, "%s: by %s", deadline_label(dl->kind),
+		ras_xml_xhtml_open(x, "li", NULL);
+		ras_xml_xhtml_text(x, ras_arena_printf(b->a, "%s: by %s", deadline_label(dl->kind),
 		    human_date(b->a, &dl->due_date, true)));
 		if (dl->clause)
-			ras_xhtml_leaf(x, "span", "clause", ras_arena_printf(b->a, " (%s)", dl->clause));
-		ras_xhtml_close(x);
+			ras_xml_xhtml_leaf(x, "span", "clause", ras_arena_printf(b->a, " (%s)", dl->clause));
+		ras_xml_xhtml_close(x);
 		shown++;
 	}
 	if (shown == 0)
-		ras_xhtml_leaf(x, "li", NULL, "No further steps are scheduled by the service.");
-	ras_xhtml_close(x);
+		ras_xml_xhtml_leaf(x, "li", NULL, "No further steps are scheduled by the service.");
+	ras_xml_xhtml_close(x);
 }
 
 static void
@@ -406,16 +406,16 @@ sec_referral_details(struct b *b, struct ras_xhtml *x)
 		who = who ? ras_arena_printf(b->a, "%s, %s", who, rf->org_name) : rf->org_name;
 	if (rf->org_ods)
 		who = ras_arena_printf(b->a, "%s (%s)", who ? who : "Organisation", rf->org_ods);
-	ras_xhtml_open(x, "table", NULL);
-	ras_xhtml_open(x, "tbody", NULL);
+	ras_xml_xhtml_open(x, "table", NULL);
+	ras_xml_xhtml_open(x, "tbody", NULL);
 	row(x, "e-RS UBRN", r->ubrn);
 	row(x, "Referral reference", r->ubrn ? NULL : r->local_id);
-	row(x, "Priority", r->priority ? ras_priority_name(r->priority) : NULL);
+	row(x, "Priority", r->priority ? ras_referral_priority_name(r->priority) : NULL);
 	row(x, "Date referred", r->has_authored ? human_instant(b->a, r->authored) : NULL);
 	row(x, "Referred by", who);
 	row(x, "Service requested", r->ers_service_name);
-	ras_xhtml_close(x);
-	ras_xhtml_close(x);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_close(x);
 }
 
 static void
@@ -425,23 +425,23 @@ sec_reason(struct b *b, struct ras_xhtml *x)
 	const struct ras_answer *diag = r->has_form ? ras_form_answer(&r->form, "diagnosis") : NULL;
 	size_t shown = 0;
 
-	ras_xhtml_open(x, "ul", NULL);
+	ras_xml_xhtml_open(x, "ul", NULL);
 	for (size_t i = 0; i < r->n_conditions; i++)
 		if (r->conditions[i].display) {
-			ras_xhtml_leaf(x, "li", NULL, r->conditions[i].display);
+			ras_xml_xhtml_leaf(x, "li", NULL, r->conditions[i].display);
 			shown++;
 		}
 	if (diag && diag->type == RAS_ANSWER_STRING) {
-		ras_xhtml_leaf(x, "li", NULL, diag->s);
+		ras_xml_xhtml_leaf(x, "li", NULL, diag->s);
 		shown++;
 	}
 	if (b->ep && b->ep->diagnosis) {
-		ras_xhtml_leaf(x, "li", NULL, b->ep->diagnosis);
+		ras_xml_xhtml_leaf(x, "li", NULL, b->ep->diagnosis);
 		shown++;
 	}
 	if (shown == 0)
-		ras_xhtml_leaf(x, "li", NULL, "As described in the referral.");
-	ras_xhtml_close(x);
+		ras_xml_xhtml_leaf(x, "li", NULL, "As described in the referral.");
+	ras_xml_xhtml_close(x);
 }
 
 static void
@@ -452,16 +452,16 @@ sec_patient(struct b *b, struct ras_xhtml *x)
 
 	if (p->practice_ods)
 		gp = ras_arena_printf(b->a, "%s (%s)", gp ? gp : "Practice", p->practice_ods);
-	ras_xhtml_open(x, "table", NULL);
-	ras_xhtml_open(x, "tbody", NULL);
+	ras_xml_xhtml_open(x, "table", NULL);
+	ras_xml_xhtml_open(x, "tbody", NULL);
 	row(x, "Name", patient_name(b));
 	row(x, "Date of birth", p->has_birth_date ? human_date(b->a, &p->birth_date, false) : NULL);
 	row(x, "NHS number", nhs_spaced(b->a, p->nhs_number));
 	row(x, "Gender", p->gender);
 	row(x, "Postcode", p->postcode);
 	row(x, "Registered GP practice", gp);
-	ras_xhtml_close(x);
-	ras_xhtml_close(x);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_close(x);
 }
 
 static void
@@ -474,12 +474,12 @@ sec_person(struct b *b, struct ras_xhtml *x)
 		return;
 	}
 	if (d->decided_by == NULL || strcmp(d->decided_by, "rules") == 0)
-		ras_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a,
+		ras_xml_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a,
 		    "%s: triage against the service specification's published criteria, applied by "
 		    "rasd (rule set %.12s).", b->in->profile->provider.name,
 		    d->ruleset_version ? d->ruleset_version : "unknown"));
 	else
-		ras_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a,
+		ras_xml_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a,
 		    "A clinician of %s (SDS user id %s).", b->in->profile->provider.name, d->decided_by));
 }
 
@@ -488,14 +488,14 @@ sec_contact(struct b *b, struct ras_xhtml *x)
 {
 	const struct ras_docprovider *p = &b->in->profile->provider;
 
-	ras_xhtml_open(x, "table", NULL);
-	ras_xhtml_open(x, "tbody", NULL);
+	ras_xml_xhtml_open(x, "table", NULL);
+	ras_xml_xhtml_open(x, "tbody", NULL);
 	row(x, "Service", p->name);
 	row(x, "Telephone", p->telephone);
 	row(x, "Email", p->email);
 	row(x, "Address", p->address);
-	ras_xhtml_close(x);
-	ras_xhtml_close(x);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_close(x);
 }
 
 static bool
@@ -511,21 +511,21 @@ sec_distribution(struct b *b, struct ras_xhtml *x)
 	const struct ras_referral *r = b->r;
 	const struct ras_referrer *rf = &r->referrer;
 
-	ras_xhtml_open(x, "ul", NULL);
+	ras_xml_xhtml_open(x, "ul", NULL);
 	if (b->kind != RAS_DOC_GP_2WW_NOTICE || referrer_is_gp(r) || r->patient.practice_ods == NULL)
-		ras_xhtml_leaf(x, "li", NULL, ras_arena_printf(b->a, "Referrer: %s%s%s%s%s%s",
+		ras_xml_xhtml_leaf(x, "li", NULL, ras_arena_printf(b->a, "Referrer: %s%s%s%s%s%s",
 		    rf->name ? rf->name : "", rf->name && rf->org_name ? ", " : "",
 		    rf->org_name ? rf->org_name : "", rf->org_ods ? " (" : "", rf->org_ods ? rf->org_ods : "",
 		    rf->org_ods ? ")" : ""));
 	if (r->patient.practice_ods && (!referrer_is_gp(r) || b->kind == RAS_DOC_GP_2WW_NOTICE) &&
 	    !(b->kind == RAS_DOC_GP_2WW_NOTICE && referrer_is_gp(r)))
-		ras_xhtml_leaf(x, "li", NULL, ras_arena_printf(b->a, "GP practice%s: %s (%s)",
+		ras_xml_xhtml_leaf(x, "li", NULL, ras_arena_printf(b->a, "GP practice%s: %s (%s)",
 		    b->kind == RAS_DOC_GP_2WW_NOTICE ? "" : " (copy)",
 		    r->patient.practice_name ? r->patient.practice_name : "registered practice",
 		    r->patient.practice_ods));
 	if (ras_docprofile_kind(b->in->profile, "patient-copy") && b->kind == RAS_DOC_DISCHARGE_SUMMARY)
-		ras_xhtml_leaf(x, "li", NULL, "Patient (paper copy)");
-	ras_xhtml_close(x);
+		ras_xml_xhtml_leaf(x, "li", NULL, "Patient (paper copy)");
+	ras_xml_xhtml_close(x);
 }
 
 static void
@@ -534,22 +534,22 @@ sec_gp_actions(struct b *b, struct ras_xhtml *x)
 	const struct ras_episode *e = b->ep;
 	bool any = false;
 
-	ras_xhtml_open(x, "ol", "actions");
+	ras_xml_xhtml_open(x, "ol", "actions");
 	if (e && ras_episode_has_opioid(e)) {
-		ras_xhtml_open(x, "li", "opioid");
-		ras_xhtml_leaf(x, "strong", NULL, "Opioid medicine: ");
-		ras_xhtml_text(x, "this letter recommends or changes opioid medication; see the medication "
+		ras_xml_xhtml_open(x, "li", "opioid");
+		ras_xml_xhtml_leaf(x, "strong", NULL, "Opioid medicine: ");
+		ras_xml_xhtml_text(x, "this letter recommends or changes opioid medication; see the medication "
 		    "changes below for the prescription and the dependency issues addressed.");
-		ras_xhtml_close(x);
+		ras_xml_xhtml_close(x);
 		any = true;
 	}
 	for (size_t i = 0; e && i < e->n_gp_actions; i++) {
-		ras_xhtml_leaf(x, "li", NULL, e->gp_actions[i]);
+		ras_xml_xhtml_leaf(x, "li", NULL, e->gp_actions[i]);
 		any = true;
 	}
 	if (!any)
-		ras_xhtml_leaf(x, "li", NULL, "No actions are required of the GP.");
-	ras_xhtml_close(x);
+		ras_xml_xhtml_leaf(x, "li", NULL, "No actions are required of the GP.");
+	ras_xml_xhtml_close(x);
 }
 
 static bool
@@ -574,8 +574,8 @@ sec_dates(struct b *b, struct ras_xhtml *x)
 	struct ras_date adm;
 	bool defaulted;
 
-	ras_xhtml_open(x, "table", NULL);
-	ras_xhtml_open(x, "tbody", NULL);
+	ras_xml_xhtml_open(x, "table", NULL);
+	ras_xml_xhtml_open(x, "tbody", NULL);
 	if (admission_date(b, &adm, &defaulted))
 		row(x, "Date of admission into the service", defaulted ?
 		    ras_arena_printf(b->a, "%s (date the referral was accepted)",
@@ -584,8 +584,8 @@ sec_dates(struct b *b, struct ras_xhtml *x)
 		row(x, "Date of admission into the service", "Not recorded");
 	row(x, "Date of discharge", b->ep && b->ep->has_discharge_date ?
 	    human_date(b->a, &b->ep->discharge_date, false) : "Not discharged");
-	ras_xhtml_close(x);
-	ras_xhtml_close(x);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_close(x);
 }
 
 static void
@@ -594,44 +594,44 @@ sec_meds(struct b *b, struct ras_xhtml *x)
 	const struct ras_episode *e = b->ep;
 
 	if (e == NULL || e->n_meds == 0) {
-		ras_xhtml_leaf(x, "p", "none", "No medication changes.");
+		ras_xml_xhtml_leaf(x, "p", "none", "No medication changes.");
 		return;
 	}
 	if (ras_episode_has_opioid(e)) {
-		ras_xhtml_open(x, "p", "opioid");
-		ras_xhtml_leaf(x, "strong", NULL, "Opioids: ");
-		ras_xhtml_text(x, "rows marked OPIOID recommend or change an opioid prescription; the reason "
+		ras_xml_xhtml_open(x, "p", "opioid");
+		ras_xml_xhtml_leaf(x, "strong", NULL, "Opioids: ");
+		ras_xml_xhtml_text(x, "rows marked OPIOID recommend or change an opioid prescription; the reason "
 		    "column records the potential dependency issues and how they were addressed.");
-		ras_xhtml_close(x);
+		ras_xml_xhtml_close(x);
 	}
-	ras_xhtml_open(x, "table", NULL);
-	ras_xhtml_open(x, "thead", NULL);
-	ras_xhtml_open(x, "tr", NULL);
-	ras_xhtml_leaf(x, "th", NULL, "Medicine");
-	ras_xhtml_leaf(x, "th", NULL, "Change");
-	ras_xhtml_leaf(x, "th", NULL, "Reason");
-	ras_xhtml_close(x);
-	ras_xhtml_close(x);
-	ras_xhtml_open(x, "tbody", NULL);
+	ras_xml_xhtml_open(x, "table", NULL);
+	ras_xml_xhtml_open(x, "thead", NULL);
+	ras_xml_xhtml_open(x, "tr", NULL);
+	ras_xml_xhtml_leaf(x, "th", NULL, "Medicine");
+	ras_xml_xhtml_leaf(x, "th", NULL, "Change");
+	ras_xml_xhtml_leaf(x, "th", NULL, "Reason");
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_open(x, "tbody", NULL);
 	for (size_t i = 0; i < e->n_meds; i++) {
 		const struct ras_med_change_item *m = &e->meds[i];
 		static const char *const change[] = { "", "Start", "Stop", "Dose change", "Continue" };
 
-		ras_xhtml_open(x, "tr", m->opioid ? "opioid" : NULL);
-		ras_xhtml_open(x, "td", NULL);
+		ras_xml_xhtml_open(x, "tr", m->opioid ? "opioid" : NULL);
+		ras_xml_xhtml_open(x, "td", NULL);
 		if (m->opioid) {
-			ras_xhtml_leaf(x, "strong", NULL, m->medication);
-			ras_xhtml_leaf(x, "strong", "flag", " OPIOID");
+			ras_xml_xhtml_leaf(x, "strong", NULL, m->medication);
+			ras_xml_xhtml_leaf(x, "strong", "flag", " OPIOID");
 		} else {
-			ras_xhtml_text(x, m->medication);
+			ras_xml_xhtml_text(x, m->medication);
 		}
-		ras_xhtml_close(x);
-		ras_xhtml_leaf(x, "td", NULL, change[m->change]);
-		ras_xhtml_leaf(x, "td", NULL, m->reason ? m->reason : "");
-		ras_xhtml_close(x);
+		ras_xml_xhtml_close(x);
+		ras_xml_xhtml_leaf(x, "td", NULL, change[m->change]);
+		ras_xml_xhtml_leaf(x, "td", NULL, m->reason ? m->reason : "");
+		ras_xml_xhtml_close(x);
 	}
-	ras_xhtml_close(x);
-	ras_xhtml_close(x);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_close(x);
 }
 
 static void
@@ -715,7 +715,7 @@ narrative(struct b *b, struct ras_xhtml *x)
 	json_t *t;
 	int err;
 
-	if ((err = ras_xhtml_dump(x, &out)) < 0) {
+	if ((err = ras_xml_xhtml_dump(x, &out)) < 0) {
 		if (b->err == 0)
 			b->err = err;
 		ras_buf_free(&out);
@@ -738,7 +738,7 @@ build_section(struct b *b, const struct ras_docsection *s)
 		b->err = ras_error_code(RAS_EINVALID, "no builder for section \"%s\"", s->id);
 		return NULL;
 	}
-	if ((b->err = b->err ? b->err : ras_xhtml_new_div(b->a, &x)) < 0)
+	if ((b->err = b->err ? b->err : ras_xml_xhtml_new_div(b->a, &x)) < 0)
 		return NULL;
 	render_section(b, s->id, x);
 	sec = json_object();
@@ -947,8 +947,8 @@ doc_type(struct b *b)
 	/* No SNOMED "Record composition type" exists for these letters
 	 * (reference/mesh/NOTES.md §4.3): rasd's own code, and the text. */
 	return json_pack("{s:[{s:s,s:s,s:s}],s:s}", "coding", "system", SYS_KIND, "code",
-	    ras_doc_kind_name(b->kind), "display", b->dk->title ? b->dk->title : ras_doc_kind_name(b->kind),
-	    "text", b->dk->title ? b->dk->title : ras_doc_kind_name(b->kind));
+	    ras_document_kind_name(b->kind), "display", b->dk->title ? b->dk->title : ras_document_kind_name(b->kind),
+	    "text", b->dk->title ? b->dk->title : ras_document_kind_name(b->kind));
 }
 
 static json_t *
@@ -967,14 +967,14 @@ composition(struct b *b, int version)
 	json_t *res = json_object(), *sections = json_array(), *authors = json_array();
 	struct ras_xhtml *x = NULL;
 	char at[RAS_TIME_STR_MAX];
-	const char *title = b->dk->title ? b->dk->title : ras_doc_kind_name(b->kind);
+	const char *title = b->dk->title ? b->dk->title : ras_document_kind_name(b->kind);
 
 	ras_time_format_uk(b->in->at, at);
 	put(b, res, "resourceType", json_string("Composition"));
 	put(b, res, "id", json_string(b->comp));
-	if (b->err == 0 && (b->err = ras_xhtml_new_div(b->a, &x)) == 0) {
-		ras_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a, "%s: %s", b->in->profile->name, title));
-		ras_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a, "Patient: %s, NHS number %s",
+	if (b->err == 0 && (b->err = ras_xml_xhtml_new_div(b->a, &x)) == 0) {
+		ras_xml_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a, "%s: %s", b->in->profile->name, title));
+		ras_xml_xhtml_leaf(x, "p", NULL, ras_arena_printf(b->a, "Patient: %s, NHS number %s",
 		    patient_name(b) ? patient_name(b) : "(name not given)",
 		    b->r->patient.nhs_number ? nhs_spaced(b->a, b->r->patient.nhs_number) : "not given"));
 		put(b, res, "text", narrative(b, x));
@@ -996,7 +996,7 @@ composition(struct b *b, int version)
 	if (version > 1) {
 		char prev[37];
 
-		ras_document_uuid(prev, "rasd:document|%s|%s|%d", b->key, ras_doc_kind_name(b->kind),
+		ras_document_uuid(prev, "rasd:document|%s|%s|%d", b->key, ras_document_kind_name(b->kind),
 		    version - 1);
 		put(b, res, "relatesTo", json_pack("[{s:s,s:{s:s,s:s}}]", "code", "replaces",
 		    "targetIdentifier", "system", SYS_RFC4122, "value", prev));
@@ -1062,15 +1062,15 @@ ras_document_build(struct ras_arena *a, const struct ras_doc_input *in, json_t *
 	const struct ras_referrer *rf = &in->referral->referrer;
 
 	memset(missing, 0, sizeof(*missing));
-	asked = ras_docprofile_kind(in->profile, ras_doc_kind_name(in->kind));
+	asked = ras_docprofile_kind(in->profile, ras_document_kind_name(in->kind));
 	if (asked == NULL)
 		return ras_error_code(RAS_EINVALID,
-		    "the %s specification calls for no %s document", service, ras_doc_kind_name(in->kind));
+		    "the %s specification calls for no %s document", service, ras_document_kind_name(in->kind));
 	b.dk = asked;
 	b.kind = in->kind;
 	if (asked->of) {
 		b.dk = ras_docprofile_kind(in->profile, asked->of);
-		b.kind = ras_doc_kind_parse(asked->of);
+		b.kind = ras_document_kind_parse(asked->of);
 	}
 	missing->clause = b.dk->clause;
 	b.key = in->referral_key ? in->referral_key : ras_referral_key(a, in->referral);
@@ -1079,7 +1079,7 @@ ras_document_build(struct ras_arena *a, const struct ras_doc_input *in, json_t *
 	if (b.kind == RAS_DOC_TRIAGE_OUTCOME || b.kind == RAS_DOC_GP_2WW_NOTICE) {
 		if (b.d == NULL)
 			return ras_error_code(RAS_EINVALID, "a %s needs a triage decision",
-			    ras_doc_kind_name(b.kind));
+			    ras_document_kind_name(b.kind));
 		if (b.kind == RAS_DOC_TRIAGE_OUTCOME && b.d->outcome == RAS_OUTCOME_REVIEW)
 			return ras_error_code(RAS_EINVALID,
 			    "the decision is awaiting clinical review: there is no outcome to send yet");
@@ -1099,7 +1099,7 @@ ras_document_build(struct ras_arena *a, const struct ras_doc_input *in, json_t *
 		return RAS_EINVALID;
 	}
 
-	ras_document_uuid(b.doc, "rasd:document|%s|%s|%d", b.key, ras_doc_kind_name(b.kind), version);
+	ras_document_uuid(b.doc, "rasd:document|%s|%s|%d", b.key, ras_document_kind_name(b.kind), version);
 	ras_document_uuid(b.comp, "%s|Composition", b.doc);
 	ras_document_uuid(b.patient, "%s|Patient", b.doc);
 	ras_document_uuid(b.provider, "%s|Organization|provider", b.doc);
@@ -1201,41 +1201,41 @@ ras_document_html(struct ras_arena *a, const json_t *bundle, const struct ras_do
 	if (ras_json_str(comp, "date"))
 		(void)ras_time_parse(ras_json_str(comp, "date"), false, &t);
 	ras_time_uk_date(t, &d, NULL);
-	if ((err = ras_xhtml_new_page(a, &x)) < 0)
+	if ((err = ras_xml_xhtml_new_page(a, &x)) < 0)
 		return err;
 	/* libxml2's XHTML serialiser adds the content-type <meta> itself. */
-	ras_xhtml_open(x, "head", NULL);
-	ras_xhtml_leaf(x, "title", NULL, title);
-	ras_xhtml_leaf(x, "style", NULL, page_css);
-	ras_xhtml_close(x);
-	ras_xhtml_open(x, "body", NULL);
-	ras_xhtml_open(x, "header", NULL);
-	ras_xhtml_leaf(x, "p", "service", p->provider.name);
-	ras_xhtml_leaf(x, "h1", NULL, title);
-	ras_xhtml_leaf(x, "p", "meta", ras_arena_printf(a, "Date: %s. Document reference: %s.",
+	ras_xml_xhtml_open(x, "head", NULL);
+	ras_xml_xhtml_leaf(x, "title", NULL, title);
+	ras_xml_xhtml_leaf(x, "style", NULL, page_css);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_open(x, "body", NULL);
+	ras_xml_xhtml_open(x, "header", NULL);
+	ras_xml_xhtml_leaf(x, "p", "service", p->provider.name);
+	ras_xml_xhtml_leaf(x, "h1", NULL, title);
+	ras_xml_xhtml_leaf(x, "p", "meta", ras_arena_printf(a, "Date: %s. Document reference: %s.",
 	    human_date(a, &d, false), ras_document_identifier(bundle) ? ras_document_identifier(bundle) :
 	    "-"));
-	ras_xhtml_close(x);
+	ras_xml_xhtml_close(x);
 	if (patient)
-		ras_xhtml_leaf(x, "p", "note", "This is your own copy of the letter sent to your GP and "
+		ras_xml_xhtml_leaf(x, "p", "note", "This is your own copy of the letter sent to your GP and "
 		    "to the person who referred you. Please keep it. If anything in it is wrong or unclear, "
 		    "contact the service using the details at the end.");
 	json_array_foreach(sections, i, s) {
 		const char *div = ras_json_str(ras_json_obj(s, "text"), "div");
 
-		ras_xhtml_open(x, "section", NULL);
-		ras_xhtml_leaf(x, "h2", NULL, ras_json_str(s, "title"));
+		ras_xml_xhtml_open(x, "section", NULL);
+		ras_xml_xhtml_leaf(x, "h2", NULL, ras_json_str(s, "title"));
 		if (div)
-			ras_xhtml_embed(x, div);
-		ras_xhtml_close(x);
+			ras_xml_xhtml_embed(x, div);
+		ras_xml_xhtml_close(x);
 	}
-	ras_xhtml_open(x, "footer", NULL);
-	ras_xhtml_leaf(x, "p", NULL, ras_arena_printf(a, "%s%s%s%s%s", p->provider.name,
+	ras_xml_xhtml_open(x, "footer", NULL);
+	ras_xml_xhtml_leaf(x, "p", NULL, ras_arena_printf(a, "%s%s%s%s%s", p->provider.name,
 	    p->provider.telephone ? ". Telephone " : "", p->provider.telephone ? p->provider.telephone : "",
 	    p->provider.email ? ". Email " : "", p->provider.email ? p->provider.email : ""));
-	ras_xhtml_close(x);
-	ras_xhtml_close(x);
-	return ras_xhtml_dump(x, out);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_close(x);
+	return ras_xml_xhtml_dump(x, out);
 }
 
 /* --- message wrapper ---------------------------------------------------- */

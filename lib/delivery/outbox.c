@@ -24,7 +24,7 @@
 #include "ras/intake.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
-#include "ras/mesh_client.h"
+#include "ras/mesh.h"
 #include "ras/outbox.h"
 #include "ras/referral_json.h"
 #include "ras/routing.h"
@@ -403,13 +403,13 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 	*cancel = false;
 	if ((prof = profile(o, service)) == NULL)
 		return RAS_EINVALID;
-	in.kind = ras_doc_kind_parse(kind_s);
+	in.kind = ras_document_kind_parse(kind_s);
 	if (ras_docprofile_kind(prof, kind_s) == NULL) {
 		*cancel = true;
 		return ras_error_code(RAS_EINVALID, "the %s specification calls for no %s", service, kind_s);
 	}
 	if ((err = ras_json_parse_arena(a, rdoc, strlen(rdoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
-	    (err = ras_referral_from_json(a, j, &ref)) < 0)
+	    (err = ras_referral_json_load(a, j, &ref)) < 0)
 		return err;
 	if (ddoc) {
 		if ((err = ras_json_parse_arena(a, ddoc, strlen(ddoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
@@ -1290,11 +1290,11 @@ ras_outbox_episode_put(struct ras_outbox *o, struct ras_db *db, const char *what
 		goto done;
 	}
 	if ((err = ras_json_parse_arena(a, ras_db_res_get(res, 0, 2), ras_db_res_len(res, 0, 2),
-	    RAS_PAYLOAD_MAX, &rj)) < 0 || (err = ras_referral_from_json(a, rj, &ref)) < 0)
+	    RAS_PAYLOAD_MAX, &rj)) < 0 || (err = ras_referral_json_load(a, rj, &ref)) < 0)
 		goto done;
 	/* The same checks the render stage will make, now, while the EPR (or
 	 * the operator) can still fix the summary. */
-	di.kind = ras_doc_kind_parse(doc_kind);
+	di.kind = ras_document_kind_parse(doc_kind);
 	di.profile = prof;
 	di.referral = &ref;
 	di.episode = &ep;

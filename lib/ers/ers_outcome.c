@@ -6,7 +6,7 @@
 #include "ras/buf.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/error.h"
 #include "ras/fhir.h"
@@ -30,7 +30,7 @@ ras_ers_outcome_report_free(struct ras_ers_outcome_report *rep)
 }
 
 int
-ras_ers_review_body(const char *review_outcome, const char *comments, const char *priority,
+ras_ers_outcome_review_body(const char *review_outcome, const char *comments, const char *priority,
     char **out)
 {
 	bool ret = strcmp(review_outcome, "RETURN_TO_REFERRER_WITH_ADVICE") == 0;
@@ -538,7 +538,7 @@ process(struct run *r, struct intent *t, struct ras_ers_outcome_result *res)
 		/* the intent is persisted as in flight before the write */
 		free(body);
 		body = NULL;
-		if ((err = ras_ers_review_body(t->outcome, t->comments, v.priority[0] ? v.priority : NULL,
+		if ((err = ras_ers_outcome_review_body(t->outcome, t->comments, v.priority[0] ? v.priority : NULL,
 		    &body)) < 0) {
 			snprintf(msg, sizeof(msg), "%s", ras_error_last());
 			err = set_state(r, t, res, "parked", -1, &v, NULL, msg);
@@ -716,7 +716,7 @@ done:
 }
 
 int
-ras_ers_outcomes_pending(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limit,
+ras_ers_outcome_pending(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limit,
     struct ras_ers_outcome_report *rep)
 {
 	static const char sql[] =
@@ -750,7 +750,7 @@ ras_ers_outcomes_pending(struct ras_ers *c, struct ras_db *db, int64_t now, size
 }
 
 int
-ras_ers_outcomes_recover(struct ras_db *db, int64_t now, int *n)
+ras_ers_outcome_recover(struct ras_db *db, int64_t now, int *n)
 {
 	static const char sql[] =
 	    "SELECT id::text, ubrn FROM ers_outcomes WHERE state = 'sending' ORDER BY id";

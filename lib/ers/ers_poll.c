@@ -8,7 +8,7 @@
 #include "ras/buf.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/ers_poll.h"
 #include "ras/error.h"
 #include "ras/intake.h"
@@ -279,8 +279,8 @@ fail:
 }
 
 int
-ras_ers_budget(struct ras_ers *c, struct ras_db *db, const char *service_id, int64_t now,
-    struct ras_ers_budget *out)
+ras_ers_poll_budget(struct ras_ers *c, struct ras_db *db, const char *service_id, int64_t now,
+    struct ras_ers_poll_budget *out)
 {
 	static const char sql[] =
 	    "SELECT count(*) FILTER (WHERE slot IS NOT NULL), count(*),"
@@ -338,7 +338,7 @@ ras_ers_budget(struct ras_ers *c, struct ras_db *db, const char *service_id, int
 /* ---- A008 ---------------------------------------------------------------- */
 
 int
-ras_ers_worklist_request(const char *service_id, char **out)
+ras_ers_poll_worklist_request(const char *service_id, char **out)
 {
 	json_t *j = json_pack("{s:s, s:{s:[s]}, s:[{s:s, s:{s:[{s:s, s:s}]}}, {s:s, s:{s:s, s:s}}]}",
 	    "resourceType", "Parameters",
@@ -1386,7 +1386,7 @@ ras_ers_poll_service(struct ras_ers *c, struct ras_db *db, const char *service_i
 	rep->slot = cl.slot;
 	rep->call_id = cl.call_id;
 
-	if ((err = ras_ers_worklist_request(s->id, &body)) < 0)
+	if ((err = ras_ers_poll_worklist_request(s->id, &body)) < 0)
 		goto done;
 	snprintf(k.url, sizeof(k.url), "/STU3/ReferralRequest/$ers.fetchworklist");
 	k.body = body;
@@ -1516,7 +1516,7 @@ ras_ers_poll_due(struct ras_ers *c, struct ras_db *db, int64_t now,
 }
 
 int
-ras_ers_fetch_due(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limit,
+ras_ers_poll_fetch_due(struct ras_ers *c, struct ras_db *db, int64_t now, size_t limit,
     struct ras_ers_fetch_report *rep)
 {
 	struct fetch_ctx fx = { .c = c, .db = db, .now = now };

@@ -255,7 +255,7 @@ plan_referral(struct ras_arena *a, struct plan *p, const struct ras_referral *r,
 	const char *text;
 	int err;
 
-	if ((err = ras_referral_to_json(r, key, &doc)) < 0)
+	if ((err = ras_referral_json_dump(r, key, &doc)) < 0)
 		return err;
 	text = dump_compact(a, doc);
 	json_decref(doc);
@@ -320,11 +320,11 @@ plan_payload(struct ras_arena *a, struct plan *p, const char *body, size_t len, 
 	if ((err = ras_intake_parse(a, body, len, &in)) < 0) {
 		if (err == RAS_ENOMEM)
 			return err;
-		p->kind = in.kind != RAS_PAYLOAD_UNKNOWN ? ras_payload_kind_name(in.kind) : NULL;
+		p->kind = in.kind != RAS_PAYLOAD_UNKNOWN ? ras_referral_payload_kind_name(in.kind) : NULL;
 		reject(p, a, ras_error_last());
 		return 0;
 	}
-	p->kind = ras_payload_kind_name(in.kind);
+	p->kind = ras_referral_payload_kind_name(in.kind);
 
 	switch (in.kind) {
 	case RAS_PAYLOAD_FHIR_BUNDLE:

@@ -6,7 +6,7 @@
 #include "ras/error.h"
 
 const char *
-ras_outcome_name(enum ras_outcome o)
+ras_decision_outcome_name(enum ras_outcome o)
 {
 	switch (o) {
 	case RAS_OUTCOME_ACCEPT: return "accept";
@@ -18,7 +18,7 @@ ras_outcome_name(enum ras_outcome o)
 }
 
 enum ras_outcome
-ras_outcome_parse(const char *s)
+ras_decision_outcome_parse(const char *s)
 {
 	if (s == NULL)
 		return 0;
@@ -84,7 +84,7 @@ ras_decision_to_json(const struct ras_decision *d, bool full, json_t **out)
 	if (err == 0)
 		err = ras_json_set_new(o, "service", str_or_null(d->service));
 	if (err == 0)
-		err = ras_json_set_new(o, "outcome", json_string(ras_outcome_name(d->outcome)));
+		err = ras_json_set_new(o, "outcome", json_string(ras_decision_outcome_name(d->outcome)));
 	if (err == 0)
 		err = ras_json_set_new(o, "onward_target", str_or_null(d->onward_target));
 	if (err == 0)
@@ -138,7 +138,7 @@ ras_decision_from_json(struct ras_arena *a, json_t *doc, struct ras_decision *d)
 	if ((err = ras_json_arena_own(a, doc)) < 0)
 		return err;
 	d->service = ras_json_str(doc, "service");
-	d->outcome = ras_outcome_parse(ras_json_str(doc, "outcome"));
+	d->outcome = ras_decision_outcome_parse(ras_json_str(doc, "outcome"));
 	if (d->outcome == 0)
 		return ras_error_code(RAS_EINVALID, "decision has no valid outcome");
 	d->onward_target = ras_json_str(doc, "onward_target");

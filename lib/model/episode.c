@@ -31,7 +31,7 @@ ras_episode_item_known(const char *link_id)
 }
 
 const char *
-ras_med_change_name(enum ras_med_change c)
+ras_episode_med_change_name(enum ras_med_change c)
 {
 	switch (c) {
 	case RAS_MED_START: return "start";

@@ -5,7 +5,7 @@
 #include "ras/referral.h"
 
 const char *
-ras_payload_kind_name(enum ras_payload_kind k)
+ras_referral_payload_kind_name(enum ras_payload_kind k)
 {
 	switch (k) {
 	case RAS_PAYLOAD_FHIR_BUNDLE: return "fhir-bundle";
@@ -19,7 +19,7 @@ ras_payload_kind_name(enum ras_payload_kind k)
 }
 
 const char *
-ras_priority_name(enum ras_priority p)
+ras_referral_priority_name(enum ras_priority p)
 {
 	switch (p) {
 	case RAS_PRIORITY_ROUTINE: return "routine";
@@ -31,7 +31,7 @@ ras_priority_name(enum ras_priority p)
 }
 
 const char *
-ras_answer_type_name(enum ras_answer_type t)
+ras_referral_answer_type_name(enum ras_answer_type t)
 {
 	switch (t) {
 	case RAS_ANSWER_BOOLEAN: return "boolean";

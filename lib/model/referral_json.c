@@ -73,7 +73,7 @@ ras_form_to_json(const struct ras_form *f, json_t **out)
 		    (err = put(x, "group", a->group)) < 0 ||
 		    (a->group && (err = ras_json_set_new(x, "group_index",
 		    json_integer(a->group_index))) < 0) ||
-		    (err = put(x, "type", ras_answer_type_name(a->type))) < 0)
+		    (err = put(x, "type", ras_referral_answer_type_name(a->type))) < 0)
 			goto done;
 		switch (a->type) {
 		case RAS_ANSWER_BOOLEAN:
@@ -110,7 +110,7 @@ done:
 }
 
 int
-ras_referral_to_json(const struct ras_referral *r, const char *key, json_t **out)
+ras_referral_json_dump(const struct ras_referral *r, const char *key, json_t **out)
 {
 	json_t *o = json_object(), *ers = json_object(), *pat = json_object(), *ref = json_object();
 	json_t *conds = json_array(), *atts = json_array(), *rel = json_array();
@@ -121,13 +121,13 @@ ras_referral_to_json(const struct ras_referral *r, const char *key, json_t **out
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto done;
 	}
-	if ((err = put(o, "source", ras_payload_kind_name(r->source))) < 0 ||
+	if ((err = put(o, "source", ras_referral_payload_kind_name(r->source))) < 0 ||
 	    (err = put(o, "key", key)) < 0 ||
 	    (err = put(o, "ubrn", r->ubrn)) < 0 ||
 	    (err = ras_json_set_new(o, "version", json_integer(r->version ? r->version : 1))) < 0 ||
 	    (err = put(o, "local_id", r->local_id)) < 0 ||
 	    (err = put(o, "status", r->status)) < 0 ||
-	    (err = put(o, "priority", ras_priority_name(r->priority))) < 0 ||
+	    (err = put(o, "priority", ras_referral_priority_name(r->priority))) < 0 ||
 	    (err = put(o, "priority_raw", r->priority_raw)) < 0 ||
 	    (err = put_time(o, "authored", r->has_authored, r->authored)) < 0 ||
 	    (err = put_time(o, "pathway_start", r->has_pathway_start, r->pathway_start)) < 0 ||
@@ -254,7 +254,7 @@ answer_type_from(const char *s)
 		RAS_ANSWER_OTHER };
 
 	for (size_t i = 0; s && i < sizeof(all) / sizeof(all[0]); i++)
-		if (strcmp(s, ras_answer_type_name(all[i])) == 0)
+		if (strcmp(s, ras_referral_answer_type_name(all[i])) == 0)
 			return all[i];
 	return RAS_ANSWER_OTHER;
 }
@@ -310,7 +310,7 @@ kind_from(const char *s)
 		RAS_PAYLOAD_FORM };
 
 	for (size_t i = 0; s && i < sizeof(all) / sizeof(all[0]); i++)
-		if (strcmp(s, ras_payload_kind_name(all[i])) == 0)
+		if (strcmp(s, ras_referral_payload_kind_name(all[i])) == 0)
 			return all[i];
 	return RAS_PAYLOAD_UNKNOWN;
 }
@@ -322,7 +322,7 @@ priority_from(const char *s)
 		RAS_PRIORITY_TWO_WEEK_WAIT };
 
 	for (size_t i = 0; s && i < sizeof(all) / sizeof(all[0]); i++)
-		if (strcmp(s, ras_priority_name(all[i])) == 0)
+		if (strcmp(s, ras_referral_priority_name(all[i])) == 0)
 			return all[i];
 	return RAS_PRIORITY_UNKNOWN;
 }
@@ -341,7 +341,7 @@ get_time(const json_t *o, const char *k, bool *has, int64_t *t)
 }
 
 int
-ras_referral_from_json(struct ras_arena *a, json_t *doc, struct ras_referral *r)
+ras_referral_json_load(struct ras_arena *a, json_t *doc, struct ras_referral *r)
 {
 	json_t *ers = ras_json_obj(doc, "ers"), *pat = ras_json_obj(doc, "patient");
 	json_t *ref = ras_json_obj(doc, "referrer"), *x;

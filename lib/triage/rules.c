@@ -106,7 +106,7 @@ struct ras_ruleset {
 };
 
 const char *
-ras_automation_name(enum ras_automation a)
+ras_rules_automation_name(enum ras_automation a)
 {
 	switch (a) {
 	case RAS_AUTOMATION_ADMINISTRATIVE: return "administrative";
@@ -117,7 +117,7 @@ ras_automation_name(enum ras_automation a)
 }
 
 int
-ras_automation_parse(const char *s)
+ras_rules_automation_parse(const char *s)
 {
 	if (s == NULL)
 		return -1;
@@ -640,7 +640,7 @@ parse_rule(struct ras_arena *a, const struct ras_ruleset *rs, json_t *j, struct 
 		    where, kind);
 	if ((r->kind == KIND_SAFETY) != (r->stage == STAGE_SAFETY))
 		return ras_error_code(RAS_EINVALID, "%s: safety rules, and only they, are of kind \"safety\"", where);
-	r->outcome = ras_outcome_parse(outcome);
+	r->outcome = ras_decision_outcome_parse(outcome);
 	if (r->outcome == 0 || r->outcome == RAS_OUTCOME_ACCEPT)
 		return ras_error_code(RAS_EINVALID, "%s: outcome must be return, onward or review", where);
 	/* Clinical safety: a safety rule never returns a referral. */
@@ -744,9 +744,9 @@ ras_rules_parse(struct ras_arena *a, const char *data, size_t len, struct ras_ru
 		return ras_error_code(RAS_EINVALID, "rule set: population must be a path inside the mappings directory");
 	if ((err = opt_str(root, "automation", "rule set", &s)) < 0)
 		return err;
-	if (s && ras_automation_parse(s) < 0)
+	if (s && ras_rules_automation_parse(s) < 0)
 		return ras_error_code(RAS_EINVALID, "rule set: automation must be administrative, all or none");
-	rs->automation = s ? (enum ras_automation)ras_automation_parse(s) : RAS_AUTOMATION_ADMINISTRATIVE;
+	rs->automation = s ? (enum ras_automation)ras_rules_automation_parse(s) : RAS_AUTOMATION_ADMINISTRATIVE;
 
 	x = json_object_get(root, "form");
 	if (!json_is_object(x))
@@ -1134,10 +1134,10 @@ build_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_
 	f->j = json_object();
 	if (f->j == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	fset(f, "referral.source", json_string(ras_payload_kind_name(r->source)));
+	fset(f, "referral.source", json_string(ras_referral_payload_kind_name(r->source)));
 	fset(f, "referral.from_ers", json_boolean(r->source == RAS_PAYLOAD_ERS_REFERRAL ||
 	    r->source == RAS_PAYLOAD_ERS_WORKLIST));
-	fset(f, "referral.priority", json_string(ras_priority_name(r->priority)));
+	fset(f, "referral.priority", json_string(ras_referral_priority_name(r->priority)));
 	fset(f, "referral.has_attachments", json_boolean(r->n_attachments > 0));
 	{
 		/* Recheck rather than trust the stored status: the engine may be fed
@@ -1321,7 +1321,7 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 	*n_out = 0;
 	if (cf == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (json_object_set_new(cf, "outcome", json_string(ras_outcome_name(outcome))) < 0 ||
+	if (json_object_set_new(cf, "outcome", json_string(ras_decision_outcome_name(outcome))) < 0 ||
 	    (onward_target && json_object_set_new(cf, "onward_target", json_string(onward_target)) < 0) ||
 	    json_object_set_new(cf, "urgent", json_boolean(urgent)) < 0 ||
 	    json_object_set_new(cf, "final", json_boolean(final)) < 0) {
@@ -1381,7 +1381,7 @@ static int
 add_finding(json_t *findings, const struct rule *r)
 {
 	json_t *x = json_pack("{s:s, s:s, s:s, s:s}", "rule", r->id, "clause", r->clause,
-	    "stage", stage_names[r->stage], "outcome", ras_outcome_name(r->outcome));
+	    "stage", stage_names[r->stage], "outcome", ras_decision_outcome_name(r->outcome));
 
 	if (x == NULL || json_array_append_new(findings, x) < 0)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -1513,7 +1513,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 		return err;
 	}
 	fset(&f, "findings", findings);
-	fset(&f, "automation", json_string(ras_automation_name(rs->automation)));
+	fset(&f, "automation", json_string(ras_rules_automation_name(rs->automation)));
 	fset(&f, "urgent", json_boolean(urgent));
 	fset(&f, "calendar_covers_deadlines", json_boolean(covered));
 	if (f.oom)

@@ -98,7 +98,7 @@ ras_triage_new(const struct ras_config *cfg, const char *mappings_dir, struct ra
 			goto fail;
 		}
 		if (autom) {
-			int a = ras_automation_parse(autom);
+			int a = ras_rules_automation_parse(autom);
 
 			if (a < 0) {
 				err = ras_error_code(RAS_EINVALID,
@@ -179,7 +179,7 @@ ras_triage_summary(const struct ras_decision *d, char *buf, size_t size)
 {
 	struct ras_buf b = RAS_BUF_INIT(0);
 
-	(void)ras_buf_printf(&b, "%s: %s", d->service ? d->service : "?", ras_outcome_name(d->outcome));
+	(void)ras_buf_printf(&b, "%s: %s", d->service ? d->service : "?", ras_decision_outcome_name(d->outcome));
 	if (d->onward_target)
 		(void)ras_buf_printf(&b, " to %s", d->onward_target);
 	(void)ras_buf_puts(&b, d->final ? " (final)" : " (recommendation)");
@@ -406,7 +406,7 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 
 	ras_error_clear();
 	if ((err = ras_json_parse(w->doc, strlen(w->doc), 0, &j)) < 0 ||
-	    (err = ras_referral_from_json(a, j, &r)) < 0) {
+	    (err = ras_referral_json_load(a, j, &r)) < 0) {
 		json_decref(j);
 		if (err == RAS_ENOMEM)
 			return err;
@@ -734,7 +734,7 @@ ras_triage_replay(struct ras_db *db, const struct ras_triage *t, const char *ser
 			snprintf(x->referral, sizeof(x->referral), "%.80s", ras_db_res_get(res, i, 2));
 		if (ras_db_res_get(res, i, 6)) {
 			x->had = true;
-			x->was = ras_outcome_parse(ras_db_res_get(res, i, 6));
+			x->was = ras_decision_outcome_parse(ras_db_res_get(res, i, 6));
 			snprintf(x->was_target, sizeof(x->was_target), "%s",
 			    ras_db_res_get(res, i, 7) ? ras_db_res_get(res, i, 7) : "");
 			x->was_final = strcmp(ras_db_res_get(res, i, 8), "true") == 0;
@@ -743,7 +743,7 @@ ras_triage_replay(struct ras_db *db, const struct ras_triage *t, const char *ser
 		    "clinician" : "rules";
 		ras_error_clear();
 		if ((err = ras_json_parse(doc, strlen(doc), 0, &j)) < 0 ||
-		    (err = ras_referral_from_json(a, j, &r)) < 0 ||
+		    (err = ras_referral_json_load(a, j, &r)) < 0 ||
 		    (err = ras_rules_decide(a, rs, &r, received, ras_mappings_calendar(t->m), now, &d)) < 0) {
 			json_decref(j);
 			ras_arena_free(a);

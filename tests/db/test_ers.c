@@ -15,7 +15,7 @@
 #include "ras/buf.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
 #include "ras/error.h"
@@ -267,7 +267,7 @@ budget(void)
 	struct fake_ers *f = fake(false);
 	struct ers_clock clk;
 	struct ras_ers *c;
-	struct ras_ers_budget b;
+	struct ras_ers_poll_budget b;
 	const char *out;
 	int slot;
 
@@ -292,7 +292,7 @@ budget(void)
 	CU_ASSERT_EQUAL(poll(c, db, AT(12, 13, 5), RAS_ERS_POLL_SCHEDULED, &out, NULL), 0);
 	CU_ASSERT_STRING_EQUAL(out, "budget-exhausted");
 	CU_ASSERT_EQUAL(fake_ers_count(f, "POST", "fetchworklist"), 2);
-	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", AT(12, 13, 5), &b), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_budget(c, db, "11012", AT(12, 13, 5), &b), 0);
 	CU_ASSERT_STRING_EQUAL(b.day, "2026-05-12");
 	CU_ASSERT_TRUE(b.limited);
 	CU_ASSERT_EQUAL(b.used, 2);
@@ -303,7 +303,7 @@ budget(void)
 	CU_ASSERT_EQUAL(poll(c, db, AT(13, 8, 1), RAS_ERS_POLL_SCHEDULED, &out, &slot), 0);
 	CU_ASSERT_STRING_EQUAL(out, "polled");
 	CU_ASSERT_EQUAL(slot, 1);
-	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", AT(13, 8, 2), &b), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_budget(c, db, "11012", AT(13, 8, 2), &b), 0);
 	CU_ASSERT_EQUAL(b.left, 1);
 	/* --force bypasses it against a non-production e-RS, recorded as forced */
 	CU_ASSERT_EQUAL(poll(c, db, AT(13, 12, 0), 0, &out, &slot), 0);
@@ -513,17 +513,17 @@ forms_and_attachments(void)
 	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM inbox WHERE source_ref LIKE 'A042 Binary/19eb%'", NULL), 0);
 
 	/* PENDING: not before 5 minutes; then A042 says PENDING again; later it comes */
-	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 60, 100, &fr), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_fetch_due(c, db, now + 60, 100, &fr), 0);
 	CU_ASSERT_EQUAL(fr.fetched + fr.pending, 0);
 	fake_ers_script(f, &(struct fake_ers_script){ .method = "GET", .path_has = "R4/Binary/19eb7224",
 	    .status = 422, .error_code = "PENDING" });
 	fake_ers_set_now(f, now + 301);
-	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 301, 100, &fr), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_fetch_due(c, db, now + 301, 100, &fr), 0);
 	CU_ASSERT_EQUAL(fr.pending, 1);
 	CU_ASSERT(q1(db, "SELECT extract(epoch FROM next_attempt_at)::bigint FROM attachments"
 	    " WHERE ubrn = '000000070012' AND url LIKE 'Binary/19eb%'", NULL) >= now + 301 + 300);
 	fake_ers_set_now(f, now + 86400);
-	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 86400, 100, &fr), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_fetch_due(c, db, now + 86400, 100, &fr), 0);
 	CU_ASSERT_EQUAL(fr.fetched, 1);
 	CU_ASSERT_STRING_EQUAL(qs(db, "SELECT state FROM attachments WHERE ubrn = '000000070012'"
 	    " AND url LIKE 'Binary/19eb%'", NULL), "fetched");
@@ -564,7 +564,7 @@ fetch_failures(void)
 	    " AND fetch_state = 'parked'", NULL), "PATIENT_ERROR");
 	CU_ASSERT_EQUAL(fake_ers_count(f, "POST", "000000070002/$ers.generateCRI"), 0);
 	/* parked stays parked: not asked again, by the poll or the retry stage */
-	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 86400, 100, &fr), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_fetch_due(c, db, now + 86400, 100, &fr), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_ers_poll_service(c, db, "11012", now + 60, 0, &rep), 0);
 	CU_ASSERT_EQUAL(rep.parked, 1);
 	ras_ers_poll_report_free(&rep);
@@ -599,7 +599,7 @@ fetch_failures(void)
 	CU_ASSERT_EQUAL(fake_ers_count(f, "GET", "R4/Binary/80245c92"), 1);
 	/* the retry stage picks both up once their time has come */
 	fake_ers_set_now(f, now + 7200);
-	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 7200, 100, &fr), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_fetch_due(c, db, now + 7200, 100, &fr), 0);
 	CU_ASSERT_EQUAL(fr.referrals_fetched, 1);
 	CU_ASSERT_STRING_EQUAL(qs(db, "SELECT fetch_state FROM ers_referrals WHERE ubrn = '000000070012'", NULL),
 	    "fetched");
@@ -611,12 +611,12 @@ fetch_failures(void)
 	    .status = 422, .error_code = "THREATS_FOUND" });
 	CU_ASSERT_EQUAL(ras_db_exec(db, "UPDATE attachments SET state = 'listed', next_attempt_at = NULL,"
 	    " content = NULL WHERE ubrn = '000000070003' AND url LIKE 'Binary/19eb%'"), 0);
-	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 7300, 100, &fr), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_fetch_due(c, db, now + 7300, 100, &fr), 0);
 	CU_ASSERT_EQUAL(fr.blocked, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(qs(db, "SELECT error FROM attachments WHERE ubrn = '000000070003'"
 	    " AND url LIKE 'Binary/19eb%'", NULL), "THREATS_FOUND"));
 	fake_ers_set_now(f, now + 90000);
-	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 90000, 100, &fr), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_fetch_due(c, db, now + 90000, 100, &fr), 0);
 	CU_ASSERT_EQUAL(fr.blocked + fr.failed, 0);
 	CU_ASSERT_STRING_EQUAL(qs(db, "SELECT state FROM attachments WHERE ubrn = '000000070003'"
 	    " AND url LIKE 'Binary/19eb%'", NULL), "blocked");
@@ -720,7 +720,7 @@ run(struct outcome_env *e, int64_t at)
 	struct ras_ers_outcome_report rep;
 
 	fake_ers_set_now(e->f, at);
-	CU_ASSERT_EQUAL(ras_ers_outcomes_pending(e->c, e->db, at, 100, &rep), 0);
+	CU_ASSERT_EQUAL(ras_ers_outcome_pending(e->c, e->db, at, 100, &rep), 0);
 	return rep;
 }
 
@@ -878,7 +878,7 @@ poll_triages_and_records(void)
 
 	/* ... recorded on e-RS with exactly the official example's body */
 	fake_ers_set_now(f, now + 60);
-	CU_ASSERT_EQUAL(ras_ers_outcomes_pending(c, db, now + 60, 100, &orep), 0);
+	CU_ASSERT_EQUAL(ras_ers_outcome_pending(c, db, now + 60, 100, &orep), 0);
 	CU_ASSERT_EQUAL(orep.done, 1);
 	ras_ers_outcome_report_free(&orep);
 	r = find_req(fake_ers_http(f), "POST",
@@ -911,7 +911,7 @@ poll_triages_and_records(void)
 	ras_ers_poll_report_free(&rep);
 	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM decisions", NULL), 0);
 	fake_ers_set_now(f, now + 7200);
-	CU_ASSERT_EQUAL(ras_ers_fetch_due(c, db, now + 7200, 100, &fr), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_fetch_due(c, db, now + 7200, 100, &fr), 0);
 	CU_ASSERT_EQUAL(fr.referrals_fetched, 1);
 	CU_ASSERT_EQUAL(fr.triaged, 1);
 	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM current_decisions WHERE outcome = 'return' AND final", NULL), 1);
@@ -930,19 +930,19 @@ schedule_uses_the_calendar(void)
 	struct fake_ers *f = fake(false);
 	struct ras_triage *t = ras_test_triage(NULL, NULL);
 	struct ers_clock clk;
-	struct ras_ers_budget b;
+	struct ras_ers_poll_budget b;
 	struct ras_ers *c;
 
 	ers_clock_init(&clk);
 	c = ers_client(f, RAS_ERS_APPLICATION, "11012=midnotts", &clk);
 	/* Monday to Friday only (no calendar): Good Friday is a working day */
-	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", uk(2026, 4, 2, 14, 0), &b), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_budget(c, db, "11012", uk(2026, 4, 2, 14, 0), &b), 0);
 	CU_ASSERT_EQUAL(b.next_scheduled, uk(2026, 4, 3, 8, 0));
 	ras_ers_set_triage(c, t);
-	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", uk(2026, 4, 3, 9, 0), &b), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_budget(c, db, "11012", uk(2026, 4, 3, 9, 0), &b), 0);
 	CU_ASSERT_FALSE(b.working_day);
 	/* Thursday 2 April after 13:00: next is Tuesday 7 April 08:00 */
-	CU_ASSERT_EQUAL(ras_ers_budget(c, db, "11012", uk(2026, 4, 2, 14, 0), &b), 0);
+	CU_ASSERT_EQUAL(ras_ers_poll_budget(c, db, "11012", uk(2026, 4, 2, 14, 0), &b), 0);
 	CU_ASSERT_TRUE(b.working_day);
 	CU_ASSERT_EQUAL(b.next_scheduled, uk(2026, 4, 7, 8, 0));
 	ras_ers_free(c);

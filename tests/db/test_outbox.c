@@ -96,7 +96,7 @@ decide(int64_t referral_id, const char *fixture, const char *outcome, const char
 	CU_ASSERT_FATAL(ras_decision_from_json(a, j, &d) == 0);
 	if (d.service == NULL)
 		d.service = "midnotts";
-	d.outcome = ras_outcome_parse(outcome);
+	d.outcome = ras_decision_outcome_parse(outcome);
 	d.onward_target = target;
 	d.final = final;
 	d.decided_by = by;

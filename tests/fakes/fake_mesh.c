@@ -9,7 +9,7 @@
 #include "fake_mesh.h"
 #include "ras/crypto.h"
 #include "ras/json.h"
-#include "ras/mesh_client.h"
+#include "ras/mesh.h"
 #include "ras/timeutil.h"
 #include "ras_config.h"
 

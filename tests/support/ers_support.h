@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "fake_ers.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/json.h"
 
 /* A clock whose sleeps only advance it, recording each one. */

@@ -426,23 +426,23 @@ xhtml_builder(void)
 	struct ras_xhtml *x;
 	struct ras_buf out = RAS_BUF_INIT(0);
 
-	CU_ASSERT_FATAL(ras_xhtml_new_div(A, &x) == 0);
-	ras_xhtml_open(x, "table", NULL);
-	ras_xhtml_leaf(x, "td", "c", NULL);
-	ras_xhtml_close(x);
-	ras_xhtml_leaf(x, "p", NULL, "a<b");
-	CU_ASSERT_EQUAL(ras_xhtml_dump(x, &out), 0);
+	CU_ASSERT_FATAL(ras_xml_xhtml_new_div(A, &x) == 0);
+	ras_xml_xhtml_open(x, "table", NULL);
+	ras_xml_xhtml_leaf(x, "td", "c", NULL);
+	ras_xml_xhtml_close(x);
+	ras_xml_xhtml_leaf(x, "p", NULL, "a<b");
+	CU_ASSERT_EQUAL(ras_xml_xhtml_dump(x, &out), 0);
 	CU_ASSERT_STRING_EQUAL(out.data, "<div xmlns=\"http://www.w3.org/1999/xhtml\"><table>"
 	    "<td class=\"c\"></td></table><p>a&lt;b</p></div>");
 	/* a close() too many is a sticky error */
-	ras_xhtml_close(x);
-	CU_ASSERT_NOT_EQUAL(ras_xhtml_error(x), 0);
+	ras_xml_xhtml_close(x);
+	CU_ASSERT_NOT_EQUAL(ras_xml_xhtml_error(x), 0);
 	ras_buf_reset(&out);
-	CU_ASSERT_NOT_EQUAL(ras_xhtml_dump(x, &out), 0);
+	CU_ASSERT_NOT_EQUAL(ras_xml_xhtml_dump(x, &out), 0);
 	/* a fragment that is not well formed is refused */
-	CU_ASSERT_FATAL(ras_xhtml_new_div(A, &x) == 0);
-	ras_xhtml_embed(x, "<div><p>unclosed</div>");
-	CU_ASSERT_EQUAL(ras_xhtml_error(x), RAS_EINVALID);
+	CU_ASSERT_FATAL(ras_xml_xhtml_new_div(A, &x) == 0);
+	ras_xml_xhtml_embed(x, "<div><p>unclosed</div>");
+	CU_ASSERT_EQUAL(ras_xml_xhtml_error(x), RAS_EINVALID);
 	ras_buf_free(&out);
 }
 

@@ -26,7 +26,7 @@
 #include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/ers_auth.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
 #include "ras/error.h"
@@ -598,28 +598,28 @@ request_bodies(void)
 	char *b = NULL;
 
 	/* A008 with the service filter: the official example, for its service */
-	CU_ASSERT_EQUAL_FATAL(ras_ers_worklist_request("21012", &b), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_ers_poll_worklist_request("21012", &b), 0);
 	CU_ASSERT_TRUE(ers_body_equals(b, strlen(b), "sandbox/stu3/retrieveWorklist/requests/FilteringByService.json"));
 	free(b);
 	/* A028: the official return and accept examples, exactly */
-	CU_ASSERT_EQUAL_FATAL(ras_ers_review_body("RETURN_TO_REFERRER_WITH_ADVICE",
+	CU_ASSERT_EQUAL_FATAL(ras_ers_outcome_review_body("RETURN_TO_REFERRER_WITH_ADVICE",
 	    "Condition not serious. No further action needed", NULL, &b), 0);
 	CU_ASSERT_TRUE(ers_body_equals(b, strlen(b),
 	    "sandbox/stu3/recordTriageOutcome/requests/ReturnToReferrerWithAdvice.json"));
 	free(b);
-	CU_ASSERT_EQUAL_FATAL(ras_ers_review_body("ACCEPT_REFER_BOOK_LATER",
+	CU_ASSERT_EQUAL_FATAL(ras_ers_outcome_review_body("ACCEPT_REFER_BOOK_LATER",
 	    "Urgent action needed. To be booked ASAP", "URGENT", &b), 0);
 	CU_ASSERT_TRUE(ers_body_equals(b, strlen(b),
 	    "sandbox/stu3/recordTriageOutcome/requests/AcceptReferBookLater.json"));
 	free(b);
 	/* never a priority on a return */
-	CU_ASSERT_EQUAL_FATAL(ras_ers_review_body("RETURN_TO_REFERRER_WITH_ADVICE",
+	CU_ASSERT_EQUAL_FATAL(ras_ers_outcome_review_body("RETURN_TO_REFERRER_WITH_ADVICE",
 	    "Condition not serious. No further action needed", "URGENT", &b), 0);
 	CU_ASSERT_PTR_NULL(strstr(b, "reviewPriority"));
 	free(b);
 	/* never empty comments */
-	CU_ASSERT_EQUAL(ras_ers_review_body("RETURN_TO_REFERRER_WITH_ADVICE", "", NULL, &b), RAS_EINVALID);
-	CU_ASSERT_EQUAL(ras_ers_review_body("ACCEPT_REFER_BOOK_LATER", NULL, NULL, &b), RAS_EINVALID);
+	CU_ASSERT_EQUAL(ras_ers_outcome_review_body("RETURN_TO_REFERRER_WITH_ADVICE", "", NULL, &b), RAS_EINVALID);
+	CU_ASSERT_EQUAL(ras_ers_outcome_review_body("ACCEPT_REFER_BOOK_LATER", NULL, NULL, &b), RAS_EINVALID);
 }
 
 static void

@@ -299,13 +299,13 @@ json_roundtrip(void)
 	json_t *doc, *doc2;
 
 	CU_ASSERT_EQUAL_FATAL(parse_fixture("r4/referral-collection-urn.json", &in), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_referral_to_json(&in.referrals[0], "100000000101", &doc), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_referral_from_json(A, doc, &back), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_referral_json_dump(&in.referrals[0], "100000000101", &doc), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_referral_json_load(A, doc, &back), 0);
 	CU_ASSERT_STRING_EQUAL(back.patient.nhs_number, "9990000018");
 	CU_ASSERT_EQUAL(back.form.n_answers, 25);
 	CU_ASSERT_EQUAL(ras_form_answer(&back.form, "pain-duration-weeks")->i, 26);
 	CU_ASSERT_EQUAL(back.authored, in.referrals[0].authored);
-	CU_ASSERT_EQUAL_FATAL(ras_referral_to_json(&back, "100000000101", &doc2), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_referral_json_dump(&back, "100000000101", &doc2), 0);
 	CU_ASSERT(ras_json_equal(doc, doc2));
 	json_decref(doc);
 	json_decref(doc2);

@@ -9,7 +9,7 @@
 #include "ras/arena.h"
 #include "ras/error.h"
 #include "ras/json.h"
-#include "ras/mesh_client.h"
+#include "ras/mesh.h"
 #include "ras/timeutil.h"
 
 static struct fake_mesh *fm;

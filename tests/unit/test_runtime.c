@@ -10,7 +10,7 @@
 #include "harness.h"
 #include "ras/buf.h"
 #include "ras/config.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/error.h"
 #include "ras/outbox.h"
 #include "ras/runtime.h"

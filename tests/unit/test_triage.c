@@ -642,7 +642,7 @@ apply_edit(struct ras_arena *a, struct ras_referral *r, const char *service, cha
 	} else if (strcmp(e, "status") == 0) {
 		f->status = ras_arena_strdup(a, arg);
 	} else if (strcmp(e, "automation") == 0) {
-		int v = ras_automation_parse(arg);
+		int v = ras_rules_automation_parse(arg);
 
 		if (v < 0)
 			return false;
@@ -747,9 +747,9 @@ run_scenario(void)
 		ras_arena_free(a);
 		return;
 	}
-	check(strcmp(ras_outcome_name(d.outcome), s->outcome) == 0, __LINE__,
+	check(strcmp(ras_decision_outcome_name(d.outcome), s->outcome) == 0, __LINE__,
 	    "[%s %s] %s: outcome %s, expected %s (first reason %s)", s->service, s->clause, s->name,
-	    ras_outcome_name(d.outcome), s->outcome, d.n_reasons ? d.reasons[0].rule : "-");
+	    ras_decision_outcome_name(d.outcome), s->outcome, d.n_reasons ? d.reasons[0].rule : "-");
 	check((s->target == NULL && d.onward_target == NULL) ||
 	    (s->target && d.onward_target && strcmp(s->target, d.onward_target) == 0), __LINE__,
 	    "[%s %s] %s: onward target %s, expected %s", s->service, s->clause, s->name,
@@ -782,7 +782,7 @@ run_scenario(void)
 	if (json_array_size(json_object_get(d.facts, "form.red-flags")) > 0 ||
 	    json_is_true(json_object_get(d.facts, "form.suspected-cancer")))
 		check(d.outcome == RAS_OUTCOME_ONWARD || d.outcome == RAS_OUTCOME_REVIEW, __LINE__,
-		    "[%s] a red flag was %s", s->name, ras_outcome_name(d.outcome));
+		    "[%s] a red flag was %s", s->name, ras_decision_outcome_name(d.outcome));
 	CU_ASSERT_STRING_EQUAL(d.ruleset_version, ras_rules_version(rs));
 	CU_ASSERT_STRING_EQUAL(d.decided_by, "rules");
 	CU_ASSERT_EQUAL(d.received_at, at);

@@ -1,4 +1,4 @@
-/* mesh_client: the MESH API (see include/ras/mesh_client.h). */
+/* mesh: the MESH API client (see include/ras/mesh.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/limits.h"
-#include "ras/mesh_client.h"
+#include "ras/mesh.h"
 #include "ras/timeutil.h"
 #include "ras_config.h"
 

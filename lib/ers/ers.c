@@ -1,4 +1,4 @@
-/* ers_client: the e-RS API client core (see include/ras/ers_client.h). */
+/* ers: the e-RS API client core (see include/ras/ers.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 #include "ras/crypto.h"
 #include "ras/db.h"
 #include "ras/ers_auth.h"
-#include "ras/ers_client.h"
+#include "ras/ers.h"
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/limits.h"

@@ -1,5 +1,5 @@
 /*
- * ers_client: rasd's connection to the NHS e-Referral Service FHIR API
+ * ers: rasd's connection to the NHS e-Referral Service FHIR API
  * (reference/ers/NOTES.md).  It owns what every e-RS call shares:
  *
  * - configuration ([ers] in the config file) and the HTTP client;
@@ -19,8 +19,8 @@
  * the ers_calls table by ras_ers_flush_calls() and failures are returned.
  * One struct ras_ers per process (or thread); it is not thread-safe.
  */
-#ifndef RAS_ERS_CLIENT_H
-#define RAS_ERS_CLIENT_H
+#ifndef RAS_ERS_H
+#define RAS_ERS_H
 
 #include <stdbool.h>
 #include <stddef.h>

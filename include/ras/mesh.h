@@ -1,5 +1,5 @@
 /*
- * mesh_client: the NHS England MESH API (v2), as reference/mesh/NOTES.md
+ * mesh: the NHS England MESH API (v2), as reference/mesh/NOTES.md
  * describes it: the NHSMESH authorization header (HMAC-SHA256, a fresh
  * nonce count on every request, retries included), handshake, send
  * (chunked above the configured size), tracking, inbox, download (with
@@ -15,8 +15,8 @@
  * have created a message, so the caller checks with tracking first
  * (ras_mesh_prep_track_local) and never blindly resends.
  */
-#ifndef RAS_MESH_CLIENT_H
-#define RAS_MESH_CLIENT_H
+#ifndef RAS_MESH_H
+#define RAS_MESH_H
 
 #include <stdbool.h>
 #include <stddef.h>
