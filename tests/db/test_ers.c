@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "ers_support.h"
 #include "fake_ers.h"
@@ -1212,6 +1213,97 @@ rasctl(const char *cfg, char **out, char **err, const char *a1, const char *a2, 
 	return ras_test_rasctl(NULL, cfg, args, out, err);
 }
 
+/* e-RS lists 000000070002 at version 7 on the worklist while A005 serves
+ * version 5 (the official examples disagree): the version-7 worklist stub
+ * is superseded, and nothing that picks "the" referral of a UBRN may take
+ * it (issue 15): not rasctl show, not a clinician's decision, not a form
+ * arriving on its own, not an episode and its letters. */
+static void
+superseded_stub_never_wins(void)
+{
+	char *conninfo = NULL, *out = NULL, *err = NULL, *cfg, at[32];
+	struct ras_db *db = ras_test_db("ers_superseded", &conninfo);
+	struct fake_ers *f = fake(false);   /* serves the examples as they are */
+	json_t *j = NULL;
+	time_t t = time(NULL);
+	int rc;
+
+	cfg = write_config("ers-superseded.conf", f, conninfo, "11012=midnotts");
+	rc = rasctl(cfg, &out, &err, "poll", "--service", "11012", "--once", NULL);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	free(out);
+	free(err);
+	CU_ASSERT_EQUAL_FATAL(q1(db, "SELECT count(*) FROM referrals WHERE ubrn = '000000070002' AND version = 7"
+	    " AND state = 'superseded'", NULL), 1);
+	CU_ASSERT_EQUAL_FATAL(q1(db, "SELECT count(*) FROM referrals WHERE ubrn = '000000070002' AND version = 5"
+	    " AND state = 'review'", NULL), 1);
+
+	/* show */
+	{
+		const char *args[] = { "show", "000000070002", NULL };
+
+		CU_ASSERT_EQUAL(ras_test_rasctl(NULL, cfg, args, &out, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_json_parse(out, strlen(out), 0, &j), 0);
+		CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "version")), 5);
+		CU_ASSERT_STRING_EQUAL(ras_json_str(j, "state"), "review");
+		json_decref(j);
+		free(out);
+		free(err);
+	}
+	/* decide: the clinician decides the version e-RS serves */
+	{
+		const char *args[] = { "decide", "000000070002", "--outcome", "accept", "--advice",
+			"Accepted after triage.", "--by", "687001000009", NULL };
+
+		rc = ras_test_rasctl(NULL, cfg, args, &out, &err);
+		CU_ASSERT_EQUAL(rc, 0);
+		if (rc != 0)
+			fprintf(stderr, "%s%s", out, err);
+		free(out);
+		free(err);
+		CU_ASSERT_EQUAL(q1(db, "SELECT r.version FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+		    " WHERE r.ubrn = '000000070002' AND d.outcome = 'accept'", NULL), 5);
+	}
+	/* letters: the discharge and its summary go on version 5 */
+	{
+		struct tm tm;
+		const char *args[] = { "record", "discharged", "000000070002", "--at", at, "--by", "687001000001",
+			"--summary", ras_test_fixture("documents/episode-discharge-full.json"), NULL };
+
+		gmtime_r(&t, &tm);
+		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		/* the e-RS example carries no name or birth date, which a letter
+		 * needs (004 §3.12): give both versions the same */
+		CU_ASSERT_EQUAL(q1(db, "WITH u AS (UPDATE referrals SET doc = jsonb_set(jsonb_set(jsonb_set(doc,"
+		    " '{patient,family}', '\"Example\"'), '{patient,given}', '\"Alex\"'),"
+		    " '{patient,birth_date}', '\"1970-05-14\"') WHERE ubrn = $1 RETURNING 1)"
+		    " SELECT count(*) FROM u", "000000070002"), 2);
+		rc = ras_test_rasctl(NULL, cfg, args, &out, &err);
+		CU_ASSERT_EQUAL(rc, 0);
+		if (rc != 0)
+			fprintf(stderr, "%s%s", out, err);
+		free(out);
+		free(err);
+		CU_ASSERT_EQUAL(q1(db, "SELECT r.version FROM episodes e JOIN referrals r ON r.id = e.referral_id"
+		    " WHERE r.ubrn = '000000070002'", NULL), 5);
+		CU_ASSERT(q1(db, "SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+		    " WHERE r.ubrn = '000000070002' AND r.version = 5", NULL) >= 1);
+		CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+		    " WHERE r.ubrn = '000000070002' AND r.version = 7", NULL), 0);
+	}
+	/* forms: a form arriving on its own attaches to version 5, and so does a
+	 * DocumentReference naming the UBRN */
+	CU_ASSERT_EQUAL(q1(db, "SELECT version FROM referrals WHERE id = ras_store_form('000000070002',"
+	    " '{\"questionnaire\": \"urn:rasd:test\", \"answers\": []}'::jsonb, NULL)", NULL), 5);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM events e JOIN referrals r ON r.id = e.referral_id"
+	    " WHERE e.kind = 'form-received' AND r.ubrn = '000000070002' AND r.version = 7", NULL), 0);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM attachments a JOIN referrals r ON r.id = a.referral_id"
+	    " WHERE a.ubrn = '000000070002' AND r.version = 7", NULL), 0);
+	free(cfg);
+	free(conninfo);
+	fake_ers_stop(f);
+}
+
 static void
 rasctl_ers(void)
 {
@@ -1359,6 +1451,7 @@ static const struct ras_test_case outcome_cases[] = {
 
 static const struct ras_test_case rasctl_cases[] = {
 	{ "rasctl ers poll, budget, outcome, pending, fetch", rasctl_ers },
+	{ "a superseded worklist stub never wins: show, decide, letters, forms", superseded_stub_never_wins },
 	{ NULL, NULL },
 };
 

@@ -586,6 +586,22 @@ gzip_and_outcomes(void)
 	CU_ASSERT_STRING_EQUAL(code, "");
 	ras_ers_parse_outcome("not json", 8, code, sizeof(code), diag, sizeof(diag));
 	CU_ASSERT_STRING_EQUAL(code, "");
+	/* a plain-text 403 keeps its reason (issue 15): the first line */
+	{
+		static const char txt[] = "Forbidden: ASID 200000000001 is not authorised for A008\r\nmore";
+		static const char html[] = "<html><body>403 Forbidden</body></html>";
+		static const char fault[] = "{\"fault\": {\"faultstring\": \"Invalid ApiKey\"}}";
+
+		ras_ers_parse_outcome(txt, sizeof(txt) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(code, "");
+		CU_ASSERT_STRING_EQUAL(diag, "Forbidden: ASID 200000000001 is not authorised for A008");
+		ras_ers_parse_outcome(html, sizeof(html) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "");
+		ras_ers_parse_outcome("bad\x01bytes", 9, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "");
+		ras_ers_parse_outcome(fault, sizeof(fault) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "Invalid ApiKey");
+	}
 	ras_ers_free(c);
 	fake_ers_stop(f);
 }
