@@ -64,6 +64,13 @@ static const struct family families[] = {
 	  "When each e-RS service's worklist was last fetched successfully (Unix time).", { "service", NULL },
 	  "SELECT service_id, extract(epoch FROM max(finished_at)) FROM ers_worklist_calls"
 	  " WHERE outcome = 'ok' GROUP BY 1 ORDER BY 1" },
+	{ "rasd_ers_worklist_calls_failed", "gauge",
+	  "A008 worklist calls that failed, or were left unanswered by a rasd that stopped, per service"
+	  " (today, UK date; each one cost a budget slot).",
+	  { "service", "reason", NULL },
+	  "SELECT service_id, CASE WHEN error LIKE 'left unanswered%' THEN 'unanswered' ELSE 'failed' END,"
+	  " count(*) FROM ers_worklist_calls WHERE outcome = 'failed'"
+	  " AND day = (now() AT TIME ZONE 'Europe/London')::date GROUP BY 1, 2 ORDER BY 1, 2" },
 	{ "rasd_ers_outcomes", "gauge", "e-RS review-outcome intents by state.", { "state", NULL },
 	  "SELECT state, count(*) FROM ers_outcomes GROUP BY 1 ORDER BY 1" },
 

@@ -27,3 +27,14 @@ END $$;
 --    killed with SIGKILL drops its connection at once, so its backend is
 --    gone from pg_stat_activity long before the heartbeat goes stale).
 ALTER TABLE daemon_instances ADD COLUMN heartbeat_seconds int, ADD COLUMN backend_pid int;
+
+-- What `rasctl status` shows: running while not stopped, the last heartbeat
+-- younger than two intervals (plus 5 s of slack; 90 s for a rasd that did
+-- not record its interval), and its database backend alive.
+CREATE VIEW daemon_instances_live AS
+SELECT i.*,
+       i.stopped_at IS NULL
+       AND i.heartbeat_at > now() - make_interval(secs => 2 * coalesce(i.heartbeat_seconds, 90) + 5)
+       AND (i.backend_pid IS NULL
+            OR EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = i.backend_pid)) AS running
+  FROM daemon_instances i;
