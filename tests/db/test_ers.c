@@ -1381,6 +1381,7 @@ superseded_stub_never_wins(void)
 	free(cfg);
 	free(conninfo);
 	fake_ers_stop(f);
+	ras_db_close(db);
 }
 
 static void
