@@ -22,6 +22,7 @@ for u in rasd.service rasd@.service; do
   grep -q '^ExecReload=/usr/sbin/rasd --reload \$MAINPID$' "$f" || bad "$u: ExecReload= is not rasd --reload \$MAINPID"
   grep -q '/bin/kill\|^ExecReload=.*\bkill\b' "$f" && bad "$u: reload uses kill(1), absent without procps"
   grep -q '^RestartPreventExitStatus=78$' "$f" || bad "$u: no RestartPreventExitStatus=78 (a bad configuration restarts forever)"
+  grep -q '^ExecStartPre=.*--check-config' "$f" && bad "$u: a failing ExecStartPre is restarted whatever RestartPreventExitStatus= says"
   grep -q '^ConfigurationDirectory' "$f" && bad "$u: ConfigurationDirectory= makes /etc/rasd root:root, closed to rasd"
   wd=$(sed -n 's/^WatchdogSec=\([0-9]*\)s*$/\1/p' "$f")
   hb=$(sed -n 's/^heartbeat = \([0-9]*\)$/\1/p' "$root/systemd/rasd.conf.example")
