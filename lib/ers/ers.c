@@ -12,7 +12,7 @@
 #include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
-#include "ras/ers_auth.h"
+#include "ras/nhsapi_auth.h"
 #include "ras/ers.h"
 #include "ras/error.h"
 #include "ras/json.h"

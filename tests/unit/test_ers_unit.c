@@ -25,7 +25,7 @@
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
-#include "ras/ers_auth.h"
+#include "ras/nhsapi_auth.h"
 #include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"

@@ -8,7 +8,7 @@
 
 #include "ras/buf.h"
 #include "ras/crypto.h"
-#include "ras/ers_auth.h"
+#include "ras/nhsapi_auth.h"
 #include "ras/ers.h"
 #include "ras/error.h"
 #include "ras/http.h"
