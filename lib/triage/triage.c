@@ -11,6 +11,7 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
+#include "ras/pds_store.h"
 #include "ras/referral_json.h"
 #include "ras/rules.h"
 #include "ras/triage.h"
@@ -291,6 +292,7 @@ done:
 struct row {
 	int64_t id, received, payload, version;
 	const char *id_text, *service, *ers_service, *doc, *ubrn, *key;
+	const char *pds;            /* the referral's PDS answer (pds_store.h), NULL when none */
 };
 
 struct plan {
@@ -316,7 +318,10 @@ static const char SQL_CLAIM[] =
     "  floor(extract(epoch FROM r.received_at))::bigint::text, r.doc::text, r.ubrn,"
     "  r.referral_key, r.version::text,"
     "  (SELECT max(e.payload_id) FROM events e WHERE e.referral_id = r.id"
-    "    AND e.payload_id = ANY ($1::bigint[]))::text"
+    "    AND e.payload_id = ANY ($1::bigint[]))::text,"
+    "  (SELECT jsonb_build_object('result', k.result, 'version', l.version_id, 'summary', l.summary,"
+    "    'lookup_id', l.id) FROM pds_checks k LEFT JOIN pds_lookups l ON l.id = k.lookup_id"
+    "    WHERE k.referral_id = r.id AND k.state = 'done')::text"
     " FROM c JOIN referrals r ON r.id = c.id ORDER BY r.id";
 
 static const char *
@@ -357,6 +362,7 @@ claim(struct ras_db *db, struct ras_arena *a, const char *payloads, size_t limit
 		w->doc = cell(a, res, i, 4);
 		w->ubrn = cell(a, res, i, 5);
 		w->key = cell(a, res, i, 6);
+		w->pds = cell(a, res, i, 9);
 		if (w->id_text == NULL || w->doc == NULL || w->key == NULL) {
 			ras_db_res_free(res);
 			return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -388,6 +394,7 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 {
 	struct ras_referral r;
 	struct ras_decision d;
+	struct ras_pds_findings pf;
 	const struct ras_ruleset *rs;
 	const char *service, *why, *doc, *dls;
 	json_t *j = NULL;
@@ -415,6 +422,14 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 		return 0;
 	}
 	json_decref(j);   /* the arena holds its own reference */
+	/* PDS demographics fill what the referral lacks (pds_store.h) */
+	if ((err = ras_pds_store_overlay(a, w->pds, &r, &pf)) < 0) {
+		if (err == RAS_ENOMEM)
+			return err;
+		mark(a, p, "triage-failed", "triage-failed",
+		    ras_arena_printf(a, "cannot read the PDS answer: %s", ras_error_last()));
+		return 0;
+	}
 	service = ras_triage_assign(t, w->service, w->ers_service ? w->ers_service : r.ers_service_id, &why);
 	if (service == NULL) {
 		mark(a, p, "unassigned", "triage-unassigned",
@@ -429,6 +444,20 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 		mark(a, p, "triage-failed", "triage-failed",
 		    ras_arena_printf(a, "cannot decide: %s", ras_error_last()));
 		return 0;
+	}
+	if (ras_pds_store_findings_apply(a, &pf, &d)) {
+		/* sent to review on what PDS said: the clocks of a review */
+		bool urgent = r.priority == RAS_PRIORITY_URGENT || r.priority == RAS_PRIORITY_TWO_WEEK_WAIT;
+		bool covered;
+
+		if ((err = ras_rules_deadlines(a, rs, d.outcome, NULL, urgent, false, w->received,
+		    ras_mappings_calendar(t->m), &d.deadlines, &d.n_deadlines, &covered)) < 0) {
+			if (err == RAS_ENOMEM)
+				return err;
+			mark(a, p, "triage-failed", "triage-failed",
+			    ras_arena_printf(a, "cannot set the clocks: %s", ras_error_last()));
+			return 0;
+		}
 	}
 	if ((err = decision_params(a, &d, &doc, &dls)) < 0)
 		return err;
