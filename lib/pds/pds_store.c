@@ -204,7 +204,7 @@ count(struct ras_pds_stage_report *rep, const struct ras_pds_lookup *l)
 static int
 check_one(struct ras_db *db, struct ras_pds *c, int64_t now, const char *rid_text,
     const char *nhs, int64_t attempts, const char *ref_patient, const char *reuse,
-    struct ras_pds_stage_report *rep)
+    bool *down, struct ras_pds_stage_report *rep)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_pds_lookup l;
@@ -228,6 +228,15 @@ check_one(struct ras_db *db, struct ras_pds *c, int64_t now, const char *rid_tex
 		if (ras_db_res_rows(res) == 1 && !ras_db_res_isnull(res, 0, 0))
 			(void)ras_json_parse(ras_db_res_get(res, 0, 0), ras_db_res_len(res, 0, 0), RAS_PAYLOAD_MAX, &sum);
 		ras_db_res_free(res);
+	} else if (*down) {
+		/* PDS failed a lookup of this run already: do not spend the
+		 * back-off on every one of the batch; they wait too */
+		char next[24];
+
+		snprintf(next, sizeof(next), "%lld", (long long)(now + wait_s(attempts)));
+		err = ras_db_query(db, NULL, SQL_WAIT, 4, (struct ras_db_param[]){ RAS_DB_TEXT(rid_text),
+		    RAS_DB_TEXT("unavailable"), RAS_DB_TEXT(NULL), RAS_DB_TEXT(next) });
+		goto done;
 	} else {
 		if ((err = ras_pds_get(c, a, nhs, &today, &l)) < 0)
 			goto done;
@@ -238,6 +247,7 @@ check_one(struct ras_db *db, struct ras_pds *c, int64_t now, const char *rid_tex
 		if (l.result == RAS_PDS_UNAVAILABLE || l.result == RAS_PDS_REFUSED) {
 			char lids[24], next[24];
 
+			*down = true;
 			snprintf(lids, sizeof(lids), "%lld", (long long)lid);
 			snprintf(next, sizeof(next), "%lld", (long long)(now + wait_s(attempts)));
 			err = ras_db_query(db, NULL, SQL_WAIT, 4, (struct ras_db_param[]){ RAS_DB_TEXT(rid_text),
@@ -264,6 +274,7 @@ ras_pds_store_demographics(struct ras_db *db, struct ras_pds *c, bool verify, in
 {
 	struct ras_db_res *res = NULL;
 	char lim[24], nowb[24], lease[16], reuse[16];
+	bool down = false;
 	int err;
 
 	memset(rep, 0, sizeof(*rep));
@@ -286,7 +297,7 @@ ras_pds_store_demographics(struct ras_db *db, struct ras_pds *c, bool verify, in
 		(void)ras_db_res_int(res, i, 2, &attempts);
 		err = check_one(db, c, now, ras_db_res_get(res, i, 0), ras_db_res_get(res, i, 1), attempts,
 		    ras_db_res_isnull(res, i, 3) ? NULL : ras_db_res_get(res, i, 3),
-		    ras_db_res_isnull(res, i, 4) ? NULL : ras_db_res_get(res, i, 4), rep);
+		    ras_db_res_isnull(res, i, 4) ? NULL : ras_db_res_get(res, i, 4), &down, rep);
 	}
 	ras_db_res_free(res);
 	return err;

@@ -26,6 +26,9 @@ struct ras_triage {
 	char *default_service;
 	size_t n_ers, cap_ers;
 	struct ers_map *ers;
+	/* [pds] base_url set: referrals that need demographics wait for them
+	 * (the demographics stage, pds_store.h); with verify, every referral */
+	bool pds, pds_verify;
 };
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -112,6 +115,8 @@ ras_triage_new(const struct ras_config *cfg, const char *mappings_dir, struct ra
 		if (ids && (err = ras_config_list_each(ids, add_ers, &lc)) < 0)
 			goto fail;
 	}
+	t->pds = cfg && ras_config_get(cfg, "pds", NULL, "base_url") != NULL;
+	t->pds_verify = t->pds && ras_config_bool(cfg, "pds", NULL, "verify");
 	def = ras_config_get(cfg, "triage", NULL, "default_service");
 	if (def && *def) {
 		if (ras_mappings_ruleset(t->m, def) == NULL) {
@@ -313,6 +318,11 @@ static const char SQL_CLAIM[] =
     "   AND ($1::bigint[] IS NULL OR r.id IN (SELECT e.referral_id FROM events e"
     "        WHERE e.payload_id = ANY ($1::bigint[]) AND e.referral_id IS NOT NULL))"
     "   AND ($3::bigint IS NULL OR r.id = $3::bigint)"
+    /* with PDS on, a referral that needs demographics waits for its answer */
+    "   AND NOT ($4::boolean AND r.doc -> 'patient' ->> 'nhs_number_status' = 'valid'"
+    "        AND ($5::boolean OR r.doc -> 'patient' ->> 'birth_date' IS NULL"
+    "             OR r.doc -> 'patient' ->> 'family' IS NULL OR r.doc -> 'patient' ->> 'practice_ods' IS NULL)"
+    "        AND NOT EXISTS (SELECT 1 FROM pds_checks k WHERE k.referral_id = r.id AND k.state = 'done'))"
     "  ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED)"
     " SELECT r.id::text, r.service, r.ers_service_id,"
     "  floor(extract(epoch FROM r.received_at))::bigint::text, r.doc::text, r.ubrn,"
@@ -331,8 +341,8 @@ cell(struct ras_arena *a, struct ras_db_res *res, int r, int c)
 }
 
 static int
-claim(struct ras_db *db, struct ras_arena *a, const char *payloads, size_t limit,
-    const char *only_id, struct row **out, size_t *n)
+claim(struct ras_db *db, const struct ras_triage *t, struct ras_arena *a, const char *payloads,
+    size_t limit, const char *only_id, struct row **out, size_t *n)
 {
 	struct ras_db_res *res = NULL;
 	char lim[24];
@@ -340,8 +350,9 @@ claim(struct ras_db *db, struct ras_arena *a, const char *payloads, size_t limit
 
 	*n = 0;
 	snprintf(lim, sizeof(lim), "%zu", limit);
-	if ((err = ras_db_query(db, &res, SQL_CLAIM, 3, (struct ras_db_param[]){
-	    RAS_DB_TEXT(payloads), RAS_DB_TEXT(lim), RAS_DB_TEXT(only_id) })) < 0)
+	if ((err = ras_db_query(db, &res, SQL_CLAIM, 5, (struct ras_db_param[]){
+	    RAS_DB_TEXT(payloads), RAS_DB_TEXT(lim), RAS_DB_TEXT(only_id),
+	    RAS_DB_TEXT(t->pds ? "true" : "false"), RAS_DB_TEXT(t->pds_verify ? "true" : "false") })) < 0)
 		return err;
 	rows = ras_db_res_rows(res);
 	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
@@ -548,7 +559,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 		limit = 1;
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
-	if ((err = claim(db, a, payloads, limit, NULL, &rows, &n)) < 0)
+	if ((err = claim(db, t, a, payloads, limit, NULL, &rows, &n)) < 0)
 		goto rollback;
 	if (n == 0) {
 		ras_db_rollback(db);
@@ -580,7 +591,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 		reps[i].decision_id = 0;
 		if ((err = ras_db_begin(db)) < 0)
 			goto done;
-		if ((err = claim(db, a, NULL, 1, rows[i].id_text, &one, &got)) < 0) {
+		if ((err = claim(db, t, a, NULL, 1, rows[i].id_text, &one, &got)) < 0) {
 			ras_db_rollback(db);
 			goto done;
 		}
