@@ -76,6 +76,12 @@ int ras_pds_store_waiting(struct ras_db *db, int64_t *n, int64_t *oldest_receive
 /* Lookups by result since the database began (for /metrics). */
 int ras_pds_store_counts(struct ras_db *db, int64_t counts[RAS_PDS_UNAVAILABLE + 1]);
 
+/* The demographics of a referral (by UBRN, its newest version, or id) for
+ * rasctl show: {"source": "pds"|"referral", "pds_version", "pds_checked_at",
+ * name, birth_date, gender, address (never for a restricted patient),
+ * practice_ods, deceased, "referral": what the referrer sent, "differences"}. */
+int ras_pds_store_show(struct ras_db *db, const char *ref, json_t **out);
+
 /* What triage makes of a referral's PDS answer. */
 struct ras_pds_findings {
 	bool have;                 /* a done check was given */

@@ -517,3 +517,51 @@ ras_pds_store_findings_apply(struct ras_arena *a, const struct ras_pds_findings 
 	}
 	return review;
 }
+
+/* ---- rasctl show ---------------------------------------------------------------- */
+
+static const char SQL_DEMOGRAPHICS[] =
+    "SELECT jsonb_strip_nulls(jsonb_build_object("
+    "  'source', CASE WHEN l.result = 'found' THEN 'pds' ELSE 'referral' END,"
+    "  'pds_result', k.result, 'pds_check', k.state, 'pds_attempts', k.attempts,"
+    "  'pds_next_attempt_at', CASE WHEN k.state = 'waiting' THEN k.next_attempt_at END,"
+    "  'pds_version', l.version_id, 'pds_checked_at', l.looked_up_at, 'pds_lookup_id', l.id,"
+    "  'pds_request_id', l.request_id,"
+    "  'nhs_number', coalesce(l.summary ->> 'nhs_number', r.doc -> 'patient' ->> 'nhs_number'),"
+    "  'superseded_from', l.summary ->> 'superseded_from',"
+    "  'restricted', (l.summary ->> 'restricted')::boolean, 'security', l.summary ->> 'security',"
+    "  'name', CASE WHEN l.result = 'found' THEN l.summary -> 'name' ELSE jsonb_build_object("
+    "    'family', r.doc -> 'patient' ->> 'family', 'given', r.doc -> 'patient' ->> 'given') END,"
+    "  'birth_date', CASE WHEN l.result = 'found' THEN l.summary ->> 'birth_date'"
+    "    ELSE r.doc -> 'patient' ->> 'birth_date' END,"
+    "  'gender', CASE WHEN l.result = 'found' THEN l.summary ->> 'gender' ELSE r.doc -> 'patient' ->> 'gender' END,"
+    "  'address', CASE WHEN (l.summary ->> 'restricted')::boolean THEN NULL ELSE l.summary -> 'address' END,"
+    "  'practice_ods', CASE WHEN l.result = 'found' THEN l.summary ->> 'practice_ods'"
+    "    ELSE r.doc -> 'patient' ->> 'practice_ods' END,"
+    "  'deceased', l.summary ->> 'deceased',"
+    "  'referral', jsonb_build_object('family', r.doc -> 'patient' ->> 'family',"
+    "    'given', r.doc -> 'patient' ->> 'given', 'birth_date', r.doc -> 'patient' ->> 'birth_date',"
+    "    'practice_ods', r.doc -> 'patient' ->> 'practice_ods',"
+    "    'postcode', CASE WHEN (l.summary ->> 'restricted')::boolean THEN NULL"
+    "      ELSE r.doc -> 'patient' ->> 'postcode' END),"
+    "  'differences', CASE WHEN k.differences = '{}' THEN NULL ELSE k.differences END))::text"
+    " FROM referrals r LEFT JOIN pds_checks k ON k.referral_id = r.id"
+    " LEFT JOIN pds_lookups l ON l.id = k.lookup_id"
+    " WHERE r.ubrn = $1 OR r.id::text = $1 ORDER BY r.version DESC, r.id DESC LIMIT 1";
+
+int
+ras_pds_store_show(struct ras_db *db, const char *ref, json_t **out)
+{
+	struct ras_db_res *res = NULL;
+	int err;
+
+	*out = NULL;
+	if ((err = ras_db_query(db, &res, SQL_DEMOGRAPHICS, 1, &RAS_DB_TEXT(ref))) < 0)
+		return err;
+	if (ras_db_res_rows(res) == 1)
+		err = ras_json_parse(ras_db_res_get(res, 0, 0), ras_db_res_len(res, 0, 0), RAS_PAYLOAD_MAX, out);
+	else
+		err = ras_error_code(RAS_ENOTFOUND, "no referral \"%s\"", ref);
+	ras_db_res_free(res);
+	return err;
+}
