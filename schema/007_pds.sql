@@ -124,7 +124,13 @@ BEGIN
     IF p_referral IS NOT NULL THEN
         SELECT ubrn INTO v_ubrn FROM referrals WHERE id = p_referral;
         IF v_pat IS NOT NULL THEN
-            UPDATE referrals SET patient_id = v_pat, updated_at = now() WHERE id = p_referral;
+            -- the practice letters go to: PDS's when the referral named none
+            -- (never for a restricted patient, NOTES §7)
+            UPDATE referrals SET patient_id = v_pat,
+                   registered_practice = coalesce(registered_practice,
+                       CASE WHEN (s ->> 'restricted')::boolean THEN NULL ELSE s ->> 'practice_ods' END),
+                   updated_at = now()
+             WHERE id = p_referral;
         END IF;
         INSERT INTO pds_checks AS k (referral_id, nhs_number, state, result, lookup_id, attempts,
                                      differences)

@@ -26,6 +26,7 @@
 #include "ras/mappings.h"
 #include "ras/mesh.h"
 #include "ras/outbox.h"
+#include "ras/pds_store.h"
 #include "ras/referral_json.h"
 #include "ras/routing.h"
 #include "ras/store.h"
@@ -332,7 +333,11 @@ static const char SQL_CLAIM_PENDING[] =
 	"SELECT o.id, o.kind, o.doc_version, o.recipient_role, o.recipient_ods, o.service, "
 	"o.referral_key, o.local_id, r.doc::text, d.doc::text, e.doc::text, "
 	"to_char((SELECT max(a.decided_at) FROM decisions a WHERE a.referral_id = o.referral_id "
-	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD') "
+	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
+	/* PDS (issue 10): the referral's PDS answer (pds_store.h) */
+	"(SELECT jsonb_build_object('result', k.result, 'version', l.version_id, 'summary', l.summary) "
+	"FROM pds_checks k LEFT JOIN pds_lookups l ON l.id = k.lookup_id "
+	"WHERE k.referral_id = o.referral_id AND k.state = 'done')::text "
 	"FROM outbox o JOIN referrals r ON r.id = o.referral_id "
 	"LEFT JOIN decisions d ON d.id = o.decision_id LEFT JOIN episodes e ON e.id = o.episode_id "
 	"WHERE o.state = 'pending' ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
@@ -411,6 +416,19 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 	if ((err = ras_json_parse_arena(a, rdoc, strlen(rdoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
 	    (err = ras_referral_json_load(a, j, &ref)) < 0)
 		return err;
+	/* PDS demographics: name, birth date, address, practice (pds_store.h);
+	 * never a patient copy for a deceased or restricted patient */
+	{
+		struct ras_pds_findings pf;
+
+		if ((err = ras_pds_store_overlay(a, ras_db_res_get(res, row, 12), &ref, &pf)) < 0)
+			return err;
+		if (strcmp(role, "patient") == 0 && (pf.deceased || pf.restricted)) {
+			*cancel = true;
+			return ras_error_code(RAS_EINVALID, "no patient copy: PDS records the patient as %s",
+			    pf.deceased ? "deceased" : "restricted (a person decides where letters go)");
+		}
+	}
 	if (ddoc) {
 		if ((err = ras_json_parse_arena(a, ddoc, strlen(ddoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
 		    (err = ras_decision_from_json(a, j, &dec)) < 0)

@@ -14,6 +14,10 @@ static const struct {
 } queues[] = {
 	{ "normalise", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
 	  " FROM inbox WHERE state = 'received'" },
+	/* PDS (issue 10): referrals waiting for their demographics; the age is
+	 * their triage clock (from receipt), which keeps running while PDS is down */
+	{ "demographics", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
+	  " FROM referrals WHERE state = 'demographics'" },
 	{ "triage", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
 	  " FROM referrals WHERE state = 'new'" },
 	/* a person's turn: recommendations and reviews awaiting a clinician's decision */

@@ -451,8 +451,17 @@ ras_pds_store_overlay(struct ras_arena *a, const char *check_json, struct ras_re
 		p->practice_ods = ras_arena_strdup(a, v);
 	}
 	ad = ras_json_obj(s, "address");
-	if (p->postcode == NULL && ras_json_str(ad, "postcode"))
-		p->postcode = jstr(a, ad, "postcode");
+	if (ad && p->n_address_lines == 0) {
+		/* the correspondence address, lines and postcode together */
+		size_t i;
+		json_t *l;
+
+		json_array_foreach(ras_json_arr(ad, "lines"), i, l)
+			if (json_is_string(l) && p->n_address_lines < 5)
+				p->address_lines[p->n_address_lines++] = ras_arena_strdup(a, json_string_value(l));
+		if (ras_json_str(ad, "postcode"))
+			p->postcode = jstr(a, ad, "postcode");
+	}
 	return 0;
 }
 
