@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_fhir.h"
 #include "fake_http.h"
 #include "fake_pds.h"
 #include "harness.h"
@@ -19,6 +20,7 @@
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/json.h"
+#include "ras/outbox.h"
 #include "ras/pds.h"
 #include "ras/pds_store.h"
 #include "ras/store.h"
@@ -386,6 +388,64 @@ verify_keeps_differences_beside_pds(void)
 	    " AND doc -> 'patient' ->> 'birth_date' = '1962-01-30'", idtext(id)), 1);
 }
 
+/* Letters of an e-RS referral: built from the PDS name, birth date,
+ * address and practice; never a patient copy for a restricted patient. */
+static void
+letters_use_pds_demographics(void)
+{
+	struct fake_fhir *ff = fake_fhir_start();
+	struct ras_config *cfg;
+	struct ras_outbox *o = NULL;
+	struct ras_outbox_stats st;
+	char routes[4096], conf[8192], buf[2048], *s;
+	const char *tmp = ras_test_tmpdir();
+	int64_t found = count("SELECT max(id) FROM referrals WHERE ubrn = $1", "100000000001");
+	int64_t restricted = count("SELECT max(id) FROM referrals WHERE ubrn = $1", "100000000002");
+
+	snprintf(buf, sizeof(buf), "{\"routes\": [\n"
+	    " {\"ods\": \"A20047\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"document\"},\n"
+	    " {\"ods\": \"R69\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"document\"}]}\n",
+	    fake_fhir_base(ff), fake_fhir_base(ff));
+	snprintf(routes, sizeof(routes), "%s", ras_test_write_tmp("pds-routes.json", buf, strlen(buf)));
+	snprintf(conf, sizeof(conf), "[routing]\ntable = %s\n[outbox]\nallow_http_loopback = yes\n"
+	    "print_dir = %s\n", routes, tmp);
+	cfg = ras_test_config(conf);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_new(cfg, MAPPINGS, &o), 0);
+	/* the practice letters go to is PDS's: the e-RS referral named none */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE id = $1::bigint"
+	    " AND registered_practice = 'A20047'", idtext(found)), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE id = $1::bigint"
+	    " AND registered_practice IS NULL", idtext(restricted)), 1);
+	CU_ASSERT_EQUAL(count("SELECT ras_outbox_enqueue(r.id, 'midnotts', 'triage-outcome', d.id, NULL, NULL,"
+	    " true, true) FROM referrals r JOIN current_decisions d ON d.referral_id = r.id"
+	    " WHERE r.id = $1::bigint", idtext(found)), 2);
+	CU_ASSERT(count("SELECT ras_outbox_enqueue(r.id, 'midnotts', 'triage-outcome', d.id, NULL, NULL,"
+	    " false, true) FROM referrals r JOIN current_decisions d ON d.referral_id = r.id"
+	    " WHERE r.id = $1::bigint", idtext(restricted)) >= 1);
+	memset(&st, 0, sizeof(st));
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(o, db, now, &st), 0);
+	/* the GP's letter: PDS name, birth date, address; addressed to A20047 */
+	s = text("SELECT doc::text FROM outbox WHERE referral_id = $1::bigint AND recipient_role = 'gp'"
+	    " AND state = 'ready'", idtext(found));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "1946-06-23"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "1 MOUNT AVENUE"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "DN18 5DW"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, "A20047"));
+	free(s);
+	/* restricted (and, in this sandbox record, deceased): no patient copy,
+	 * and no address in anything built */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox WHERE referral_id = $1::bigint"
+	    " AND recipient_role = 'patient' AND state = 'cancelled' AND last_error LIKE 'no patient copy: PDS records%'",
+	    idtext(restricted)), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox WHERE referral_id = $1::bigint"
+	    " AND (doc::text LIKE '%\"address\"%' OR convert_from(coalesce(payload, ''), 'UTF8') LIKE '%ddress%')",
+	    idtext(restricted)), 0);
+	ras_outbox_free(o);
+	ras_config_free(cfg);
+	fake_fhir_stop(ff);
+}
+
 /* ---- rasctl ------------------------------------------------------------------------- */
 
 static char *
@@ -502,6 +562,7 @@ main(void)
 		{ "not found: review, not retried", not_found_and_invalid_are_not_retried },
 		{ "unavailable: waits, clock visible, nothing dropped", unavailable_waits_and_nothing_is_dropped },
 		{ "verify: differences kept beside PDS, review", verify_keeps_differences_beside_pds },
+		{ "letters use PDS demographics; none to a restricted patient", letters_use_pds_demographics },
 		{ "rasctl pds lookup, refresh and show", rasctl_lookup_and_refresh },
 		{ NULL, NULL },
 	};
