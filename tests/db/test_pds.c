@@ -343,6 +343,27 @@ unavailable_waits_and_nothing_is_dropped(void)
 	CU_ASSERT_EQUAL(ras_pds_store_waiting(db, &n, &oldest), 0);
 	CU_ASSERT_EQUAL(n, 1);
 	CU_ASSERT_TRUE(oldest > 0 && oldest <= now + 1);
+	{
+		/* rasctl status shows the queue and the age of its oldest */
+		char *out = NULL, *err = NULL;
+		json_t *st, *q;
+		size_t i;
+		bool seen = false;
+
+		CU_ASSERT_EQUAL(ras_test_rasctl(conninfo, NULL, (const char *[]){ "status", "--json", NULL },
+		    &out, &err), 0);
+		st = json_loads(out ? out : "", 0, NULL);
+		json_array_foreach(ras_json_arr(st, "queues"), i, q)
+			if (strcmp(ras_json_str(q, "stage"), "demographics") == 0) {
+				seen = true;
+				CU_ASSERT_EQUAL(json_integer_value(json_object_get(q, "depth")), 1);
+				CU_ASSERT_TRUE(json_real_value(json_object_get(q, "oldest_seconds")) >= 0);
+			}
+		CU_ASSERT_TRUE(seen);
+		json_decref(st);
+		free(out);
+		free(err);
+	}
 	/* not due yet: no call */
 	{
 		size_t before = fake_http_count(fake_pds_http(fake));
