@@ -41,6 +41,7 @@
 #include "ras/ers_poll.h"
 #include "ras/intake.h"
 #include "ras/log.h"
+#include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
 #include "ras/runtime.h"
 #include "ras/store.h"
@@ -552,21 +553,19 @@ static int
 mesh_poll_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 {
 	struct pipeline *p = state;
-	struct ras_outbox_stats st;
+	struct ras_mesh_inbox_stats st;
 	int err;
 
 	(void)limit;
 	memset(&st, 0, sizeof(st));
-	err = ras_outbox_mesh_poll(ras_runtime_outbox(p->rt), db, now, &st);
+	err = ras_mesh_inbox_poll(ras_runtime_mesh_inbox(p->rt), db, now, &st);
 	if (st.reports || st.received || st.acknowledged) {
 		struct ras_log_field f[] = { { "STAGE", "mesh-poll" }, { NULL, NULL } };
 
-		ras_log_fields(st.dead ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
-		    "MESH inbox: %d report(s), %d message(s) into intake, %d acknowledged, %d document(s) dead",
-		    st.reports, st.received, st.acknowledged, st.dead);
+		ras_log_fields(RAS_LOG_INFO, f,
+		    "MESH inbox: %d report(s), %d message(s) into intake, %d acknowledged",
+		    st.reports, st.received, st.acknowledged);
 	}
-	if (st.dead)
-		log_dead(db, now, "mesh-poll");
 	if (err < 0)
 		return err;
 	return st.reports + st.received;

@@ -14,6 +14,7 @@
 #include "ras/error.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
+#include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
 #include "ras/rules.h"
 #include "ras/runtime.h"
@@ -25,6 +26,7 @@ struct ras_runtime {
 	char *mappings;
 	struct ras_triage *triage;
 	struct ras_outbox *outbox;
+	struct ras_mesh_inbox *mesh_inbox;
 	struct ras_xmlform_maps *form_maps;
 	struct ras_ers *ers;
 };
@@ -189,6 +191,8 @@ ras_runtime_new(const struct ras_config *cfg, struct ras_runtime **out, struct r
 		n += failed(problems, "triage configuration");
 	if (ras_outbox_new(cfg, dir, &rt->outbox) < 0)
 		n += failed(problems, "delivery configuration ([outbox], [routing], [mesh], [fhir])");
+	if (ras_mesh_inbox_new(cfg, &rt->mesh_inbox) < 0)
+		n += failed(problems, "MESH inbox configuration ([mesh])");
 	if (snprintf(maps, sizeof(maps), "%s/form-maps", dir) >= (int)sizeof(maps)) {
 		n += note(problems, "form maps: the mappings path is too long");
 	} else if ((err = ras_xmlform_maps_load(maps, &rt->form_maps, problems)) < 0) {
@@ -224,6 +228,7 @@ ras_runtime_free(struct ras_runtime *rt)
 		return;
 	ras_ers_free(rt->ers);
 	ras_xmlform_maps_free(rt->form_maps);
+	ras_mesh_inbox_free(rt->mesh_inbox);
 	ras_outbox_free(rt->outbox);
 	ras_triage_free(rt->triage);
 	free(rt->mappings);
@@ -272,6 +277,12 @@ struct ras_outbox *
 ras_runtime_outbox(const struct ras_runtime *rt)
 {
 	return rt->outbox;
+}
+
+struct ras_mesh_inbox *
+ras_runtime_mesh_inbox(const struct ras_runtime *rt)
+{
+	return rt->mesh_inbox;
 }
 
 const struct ras_xmlform_maps *

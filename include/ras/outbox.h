@@ -14,11 +14,9 @@
  *                               after [outbox] max_attempts; a MESH send whose
  *                               outcome is unknown is checked by tracking
  *                               (mex-LocalID) before anything is resent
- *   ras_outbox_mesh_poll        rasd's own MESH inbox: error reports mark
- *                               their document dead (and reopen its deadline),
- *                               delivery reports acknowledge it, other
- *                               messages go into the intake inbox; then
- *                               every collected message is acknowledged
+ *
+ * The MESH reports about these sends come in through rasd's MESH inbox,
+ * an intake source (include/ras/mesh_inbox.h).
  *
  * Rows are created by the database: the AFTER INSERT trigger on decisions
  * (schema/004_documents.sql) and ras_outbox_episode_put().
@@ -45,9 +43,6 @@ struct ras_outbox_stats {
 	int unknown;      /* outcome unknown: tracking next time */
 	int dead;
 	int cancelled;
-	int reports;      /* MESH reports processed */
-	int received;     /* MESH messages put into the intake inbox */
-	int acknowledged; /* MESH messages acknowledged */
 };
 
 /* Build the delivery context from [mesh], [fhir], [routing] and [outbox]
@@ -60,8 +55,6 @@ void ras_outbox_free(struct ras_outbox *o);
 int ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st);
 int ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
-    struct ras_outbox_stats *st);
-int ras_outbox_mesh_poll(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st);
 
 /*

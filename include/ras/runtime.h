@@ -12,6 +12,7 @@
  *              (mappings/documents/<service>.json)
  *   outbox     [outbox], [routing] (the routing table), [mesh], [fhir],
  *              their secrets
+ *   MESH inbox [mesh] again: rasd's mailbox polled as an intake source
  *   form maps  mappings/form-maps (XML and XHTML referral forms)
  *   e-RS       [ers], when base_url is set: its schedule counts the triage
  *              calendar's working days and what it polls is triaged
@@ -32,6 +33,7 @@ struct ras_buf;
 struct ras_calendar;
 struct ras_config;
 struct ras_ers;
+struct ras_mesh_inbox;
 struct ras_outbox;
 struct ras_runtime;
 struct ras_triage;
@@ -60,6 +62,7 @@ const char *ras_runtime_mappings(const struct ras_runtime *rt);
 const struct ras_triage *ras_runtime_triage(const struct ras_runtime *rt);
 const struct ras_calendar *ras_runtime_calendar(const struct ras_runtime *rt);
 struct ras_outbox *ras_runtime_outbox(const struct ras_runtime *rt);
+struct ras_mesh_inbox *ras_runtime_mesh_inbox(const struct ras_runtime *rt);
 const struct ras_xmlform_maps *ras_runtime_form_maps(const struct ras_runtime *rt);
 /* NULL when e-RS is not configured. */
 struct ras_ers *ras_runtime_ers(const struct ras_runtime *rt);

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +27,6 @@
 #include "ras/outbox.h"
 #include "ras/referral_json.h"
 #include "ras/routing.h"
-#include "ras/store.h"
 #include "ras/xml.h"
 
 #define MAX_PROFILES 32
@@ -52,7 +50,7 @@ struct ras_outbox {
 	const char *workflow[RAS_DOC_PATIENT_COPY + 1];
 	const char *fhir_token;
 	long fhir_timeout_ms;
-	int64_t handshake_interval, last_handshake;
+	int64_t handshake_interval;
 	int batch, max_attempts;
 	int64_t backoff_base, backoff_max, lease;
 	const char *print_dir;
@@ -91,47 +89,10 @@ num(struct ras_arena *a, int64_t v)
 	return ras_arena_printf(a, "%lld", (long long)v);
 }
 
-/* A secret option that names a file for a library (a key): its path. */
-static const char *
-secret_path(struct ras_arena *a, const struct ras_config *cfg, const char *section,
-    const char *name)
-{
-	const char *v = ras_config_get(cfg, section, NULL, name);
-	const char *creds = getenv("CREDENTIALS_DIRECTORY");
-
-	if (v == NULL || *v == '\0')
-		return NULL;
-	if (v[0] != '/' && creds && strchr(v, '/') == NULL)
-		return ras_arena_printf(a, "%s/%s", creds, v);
-	return ras_arena_strdup(a, v);
-}
-
-static int
-secret(struct ras_arena *a, const struct ras_config *cfg, const char *section, const char *name,
-    const char **out)
-{
-	struct ras_buf b = RAS_BUF_INIT(RAS_SECRET_MAX);
-	int err;
-
-	*out = NULL;
-	if (ras_config_get(cfg, section, NULL, name) == NULL)
-		return 0;
-	if ((err = ras_config_secret(cfg, section, NULL, name, &b)) < 0) {
-		ras_buf_free(&b);
-		return err;
-	}
-	*out = ras_arena_strdup(a, b.data ? b.data : "");
-	if (b.data)
-		memset(b.data, 0, b.len);
-	ras_buf_free(&b);
-	return *out ? 0 : ras_error_code(RAS_ENOMEM, "out of memory");
-}
-
 int
 ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_outbox **out)
 {
 	struct ras_outbox *o = calloc(1, sizeof(*o));
-	bool loopback = ras_config_bool(cfg, "outbox", NULL, "allow_http_loopback");
 	const char *table;
 	int err = 0;
 
@@ -164,33 +125,20 @@ ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_ou
 			o->workflow[k] = ras_arena_strdup(o->a, o->workflow[k]);
 	o->handshake_interval = ras_config_int(cfg, "mesh", NULL, "handshake_interval");
 	o->fhir_timeout_ms = (long)ras_config_int(cfg, "fhir", NULL, "timeout") * 1000;
-	if ((err = secret(o->a, cfg, "fhir", "token", &o->fhir_token)) < 0)
+	if ((err = ras_config_secret_string(cfg, o->a, "fhir", "token", &o->fhir_token)) < 0)
 		goto fail;
 	{
 		struct ras_http_opts ho = { .ca_file = ras_config_get(cfg, "fhir", NULL, "ca_file"),
 			.client_cert = ras_config_get(cfg, "fhir", NULL, "client_cert"),
-			.client_key = secret_path(o->a, cfg, "fhir", "client_key"),
-			.allow_http_loopback = loopback };
+			.client_key = ras_config_secret_path(cfg, o->a, "fhir", "client_key"),
+			.allow_http_loopback = ras_config_bool(cfg, "outbox", NULL,
+			    "allow_http_loopback") };
 
 		if ((err = ras_http_new(&ho, &o->fhir_http)) < 0)
 			goto fail;
 	}
-	if (ras_config_bool(cfg, "mesh", NULL, "enabled")) {
-		struct ras_mesh_opts mo = { .url = ras_config_get(cfg, "mesh", NULL, "url"),
-			.mailbox = ras_config_get(cfg, "mesh", NULL, "mailbox"),
-			.chunk_size = (size_t)ras_config_int(cfg, "mesh", NULL, "chunk_size"),
-			.timeout_ms = (long)ras_config_int(cfg, "mesh", NULL, "timeout") * 1000 };
-		struct ras_http_opts ho = { .ca_file = ras_config_get(cfg, "mesh", NULL, "ca_file"),
-			.client_cert = ras_config_get(cfg, "mesh", NULL, "client_cert"),
-			.client_key = secret_path(o->a, cfg, "mesh", "client_key"),
-			.allow_http_loopback = loopback };
-
-		if ((err = secret(o->a, cfg, "mesh", "password", &mo.password)) < 0 ||
-		    (err = secret(o->a, cfg, "mesh", "shared_key", &mo.shared_key)) < 0)
-			goto fail;
-		if ((err = ras_mesh_new(&mo, &o->mesh)) < 0 || (err = ras_http_new(&ho, &o->mesh_http)) < 0)
-			goto fail;
-	}
+	if ((err = ras_mesh_new_config(cfg, &o->mesh, &o->mesh_http)) < 0)
+		goto fail;
 	*out = o;
 	return 0;
 fail:
@@ -238,84 +186,6 @@ profile(struct ras_outbox *o, const char *service)
 	s->service = ras_arena_strdup(o->a, service);
 	s->err = ras_docprofile_load(o->a, o->mappings, service, &s->p);
 	return s->err ? NULL : &s->p;
-}
-
-/* --- batched writes: one transaction, one pipeline ---------------------- */
-
-struct stmt {
-	const char *sql;
-	int n;
-	struct ras_db_param p[12];
-};
-
-struct writes {
-	struct ras_arena *a;
-	struct stmt *v;
-	size_t n, cap;
-	int err;
-};
-
-static void
-w_add(struct writes *w, const char *sql, int n, ...)
-{
-	va_list ap;
-	struct stmt *s;
-
-	if (w->err)
-		return;
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		struct stmt *nv = ras_arena_calloc(w->a, cap, sizeof(*nv));
-
-		if (nv == NULL) {
-			w->err = ras_error_code(RAS_ENOMEM, "out of memory");
-			return;
-		}
-		if (w->n)
-			memcpy(nv, w->v, w->n * sizeof(*nv));
-		w->v = nv;
-		w->cap = cap;
-	}
-	s = &w->v[w->n++];
-	s->sql = sql;
-	s->n = n;
-	va_start(ap, n);
-	for (int i = 0; i < n; i++)
-		s->p[i] = RAS_DB_TEXT(va_arg(ap, const char *));
-	va_end(ap);
-}
-
-/* Run the statements in the open transaction. */
-static int
-w_run(struct ras_db *db, struct writes *w)
-{
-	int err;
-
-	if (w->err)
-		return w->err;
-	if (w->n == 0)
-		return 0;
-	if ((err = ras_db_pipeline_enter(db)) < 0)
-		return err;
-	for (size_t i = 0; i < w->n; i++)
-		if ((err = ras_db_pipeline_send(db, w->v[i].sql, w->v[i].n, w->v[i].p)) < 0)
-			goto out;
-	if ((err = ras_db_pipeline_sync(db)) < 0)
-		goto out;
-	for (size_t i = 0; i < w->n; i++) {
-		struct ras_db_res *res = NULL;
-
-		err = ras_db_pipeline_result(db, &res);
-		ras_db_res_free(res);
-		if (err < 0)
-			goto out;
-	}
-out:
-	{
-		int e2 = ras_db_pipeline_exit(db);
-
-		return err ? err : e2;
-	}
 }
 
 static const char SQL_EVENT[] =
@@ -559,7 +429,7 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st)
 {
 	struct ras_arena *a = ras_arena_new();
-	struct writes w = { .a = a };
+	struct ras_db_writes w = { .a = a };
 	struct ras_db_res *res = NULL;
 	struct ras_db_param p[1];
 	const char *at;
@@ -595,30 +465,30 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		if (rerr < 0) {
 			const char *why = ras_arena_strdup(a, ras_error_last());
 
-			w_add(&w, cancel ? SQL_CANCEL : SQL_DEAD, 3, id, why, at);
-			w_add(&w, SQL_EVENT, 3, id, cancel ? "document-cancelled" : "document-dead", why);
-			w_add(&w, SQL_DEADLINE, 2, id, at);
+			ras_db_writes_add(&w, cancel ? SQL_CANCEL : SQL_DEAD, 3, id, why, at);
+			ras_db_writes_add(&w, SQL_EVENT, 3, id, cancel ? "document-cancelled" : "document-dead", why);
+			ras_db_writes_add(&w, SQL_DEADLINE, 2, id, at);
 			if (st && cancel)
 				st->cancelled++;
 			else if (st)
 				st->dead++;
 			continue;
 		}
-		w_add(&w, SQL_READY, 11, id, r.transport, r.address, r.workflow, r.fhir_mode, r.document_id,
+		ras_db_writes_add(&w, SQL_READY, 11, id, r.transport, r.address, r.workflow, r.fhir_mode, r.document_id,
 		    r.message_id, r.content_type, r.payload, r.doc, at);
 		{
 			const struct ras_docprofile *pr = profile(o, ras_db_res_get(res, i, 5));
 			const struct ras_dockind *k = pr ? ras_docprofile_kind(pr, ras_db_res_get(res, i, 1)) : NULL;
 
 			if (k && k->deadline_clause)
-				w_add(&w, SQL_DEADLINE_CLAUSE, 2, id, k->deadline_clause);
+				ras_db_writes_add(&w, SQL_DEADLINE_CLAUSE, 2, id, k->deadline_clause);
 		}
 		if (st)
 			st->rendered++;
 	}
 	ras_db_res_free(res);
 	res = NULL;
-	if ((err = w_run(db, &w)) < 0)
+	if ((err = ras_db_writes_run(db, &w)) < 0)
 		goto fail;
 	err = ras_db_commit(db);
 	goto done;
@@ -724,28 +594,6 @@ write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
 		return ras_error_code(RAS_EIO, "could not write to %s: %s", o->print_dir, strerror(errno));
 	}
 	return 0;
-}
-
-static int
-handshake_if_due(struct ras_outbox *o, struct ras_arena *a, int64_t now)
-{
-	struct ras_http_request r;
-	int err;
-
-	if (o->last_handshake && now - o->last_handshake < o->handshake_interval)
-		return 0;
-	if ((err = ras_mesh_prep_handshake(o->mesh, a, now, &r)) < 0)
-		return err;
-	if ((err = ras_http_perform(o->mesh_http, &r, 1)) < 0)
-		return err;
-	if (r.err)
-		err = ras_error_code(r.err, "MESH handshake failed: %s", r.errmsg);
-	else if (r.status != 200)
-		err = ras_error_code(RAS_EIO, "MESH handshake answered %ld", r.status);
-	else
-		o->last_handshake = now;
-	ras_http_request_release(&r);
-	return err;
 }
 
 /* The transfers of a round, in two groups whose results are committed
@@ -887,7 +735,7 @@ static int
 write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, struct job *jobs,
     size_t n, const char *at, struct ras_outbox_stats *st)
 {
-	struct writes w = { .a = a };
+	struct ras_db_writes w = { .a = a };
 	size_t todo = 0;
 	int err;
 
@@ -908,21 +756,21 @@ write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, stru
 		if (j->gave_up)
 			j->error = ras_arena_printf(a, "gave up after %lld attempts: %s", (long long)j->attempts,
 			    j->error ? j->error : "unknown error");
-		w_add(&w, SQL_RESULT, 7, j->id, j->state, j->error, at,
+		ras_db_writes_add(&w, SQL_RESULT, 7, j->id, j->state, j->error, at,
 		    num(a, strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0 ? 0 : j->delay),
 		    j->mesh_id[0] ? j->mesh_id : NULL, num(a, (int64_t)j->chunks_done));
 		if (strcmp(outc, "ready") == 0)
 			outc = "retry";
-		w_add(&w, SQL_DELIVERY, 10, j->id, num(a, j->attempts), at, j->transport,
+		ras_db_writes_add(&w, SQL_DELIVERY, 10, j->id, num(a, j->attempts), at, j->transport,
 		    j->action ? j->action : "send", j->http_status ? num(a, j->http_status) : NULL, outc,
 		    j->error, j->mesh_id[0] ? j->mesh_id : NULL, ras_arena_printf(a, "%.3f", j->seconds));
 		if (strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0) {
-			w_add(&w, SQL_DEADLINE, 2, j->id, at);
-			w_add(&w, SQL_EVENT, 3, j->id, strcmp(j->state, "delivered") == 0 ?
+			ras_db_writes_add(&w, SQL_DEADLINE, 2, j->id, at);
+			ras_db_writes_add(&w, SQL_EVENT, 3, j->id, strcmp(j->state, "delivered") == 0 ?
 			    "document-delivered" : "document-dead", j->error);
 		}
 	}
-	if ((err = w_run(db, &w)) < 0) {
+	if ((err = ras_db_writes_run(db, &w)) < 0) {
 		ras_db_rollback(db);
 		return err;
 	}
@@ -1018,7 +866,8 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	if (o->mesh) {
 		for (size_t i = 0; i < n; i++)
 			if (!jobs[i].finished && strcmp(jobs[i].transport, "mesh") == 0) {
-				if (handshake_if_due(o, a, now) < 0)
+				if (ras_mesh_handshake_if_due(o->mesh, o->mesh_http, a, now,
+				    o->handshake_interval) < 0)
 					mesh_ok = false;
 				break;
 			}
@@ -1041,177 +890,6 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	} while (more);
 done:
 	ras_db_res_free(res);
-	ras_arena_free(a);
-	return err;
-}
-
-/* --- MESH inbox ----------------------------------------------------------- */
-
-static const char SQL_REPORT[] =
-	"WITH m AS (INSERT INTO mesh_inbox (message_id, mailbox, message_type, workflow, local_id, "
-	"linked_message_id, status_code, status_event, status_success, description, outbox_id, "
-	"received_at) VALUES ($1, $2, 'REPORT', $3, $4, $5, $6, $7, $8, $9, "
-	"(SELECT id FROM outbox WHERE local_id = $4 OR (mesh_message_id IS NOT NULL AND mesh_message_id = $5) "
-	"ORDER BY id DESC LIMIT 1), $10) ON CONFLICT (message_id) DO NOTHING RETURNING outbox_id) "
-	"UPDATE outbox o SET state = CASE WHEN $11 THEN 'dead' ELSE o.state END, "
-	"last_error = CASE WHEN $11 THEN 'MESH report ' || coalesce($6, '') || ' ' || coalesce($7, '') || ': ' "
-	"|| coalesce($9, '') ELSE o.last_error END, "
-	"acknowledged_at = CASE WHEN $11 THEN o.acknowledged_at ELSE $10::timestamptz END, updated_at = $10 "
-	"FROM m WHERE o.id = m.outbox_id RETURNING o.id";
-
-static const char SQL_MESH_DATA[] =
-	"INSERT INTO mesh_inbox (message_id, mailbox, message_type, workflow, local_id, payload_id, "
-	"received_at) VALUES ($1, $2, 'DATA', $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING";
-
-static const char SQL_MESH_ACKED[] =
-	"UPDATE mesh_inbox SET acknowledged_at = $2 WHERE message_id = $1";
-
-static const char SQL_REPORT_FOLLOWUP[] =
-	"WITH o AS (SELECT id, referral_id, state, last_error, deadline_id FROM outbox "
-	"WHERE id IN (SELECT outbox_id FROM mesh_inbox WHERE message_id = $1)), "
-	"ev AS (INSERT INTO events (referral_id, kind, actor, detail) SELECT referral_id, "
-	"'document-mesh-report', 'rasd', jsonb_build_object('outbox_id', id, 'state', state, "
-	"'error', last_error) FROM o RETURNING 1) "
-	"SELECT ras_outbox_deadlines_check(o.id, $2) FROM o";
-
-int
-ras_outbox_mesh_poll(struct ras_outbox *o, struct ras_db *db, int64_t now,
-    struct ras_outbox_stats *st)
-{
-	struct ras_arena *a = ras_arena_new();
-	struct writes w = { .a = a };
-	struct ras_http_request lr, *dl = NULL, *ack = NULL;
-	const char **ids = NULL, *at;
-	struct ras_mesh_meta *meta = NULL;
-	bool *keep = NULL;
-	size_t n = 0, nack = 0;
-	int err;
-
-	if (a == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	memset(&lr, 0, sizeof(lr));
-	if (o->mesh == NULL) {
-		ras_arena_free(a);
-		return 0;
-	}
-	at = ts(a, now);
-	if ((err = handshake_if_due(o, a, now)) < 0)
-		goto done;
-	if ((err = ras_mesh_prep_inbox(o->mesh, a, now, &lr)) < 0 ||
-	    (err = ras_http_perform(o->mesh_http, &lr, 1)) < 0 ||
-	    (err = ras_mesh_inbox_result(a, &lr, &ids, &n)) < 0)
-		goto done;
-	if (n > (size_t)o->batch)
-		n = (size_t)o->batch;
-	if (n == 0)
-		goto done;
-	dl = ras_arena_calloc(a, n, sizeof(*dl));
-	ack = ras_arena_calloc(a, n, sizeof(*ack));
-	meta = ras_arena_calloc(a, n, sizeof(*meta));
-	keep = ras_arena_calloc(a, n, sizeof(*keep));
-	if (!dl || !ack || !meta || !keep) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++)
-		if ((err = ras_mesh_prep_download(o->mesh, a, now, ids[i], 1, &dl[i])) < 0)
-			goto done;
-	if ((err = ras_http_perform(o->mesh_http, dl, n)) < 0)
-		goto done;
-	for (size_t i = 0; i < n; i++) {
-		ras_mesh_meta(&dl[i], &meta[i]);
-		keep[i] = dl[i].err == 0 && (dl[i].status == 200 || dl[i].status == 206);
-		/* further chunks, one after another (rare for rasd's inbox) */
-		for (size_t c = 2; keep[i] && c <= meta[i].nchunks; c++) {
-			struct ras_http_request cr;
-
-			if ((err = ras_mesh_prep_download(o->mesh, a, now, ids[i], c, &cr)) < 0 ||
-			    (err = ras_http_perform(o->mesh_http, &cr, 1)) < 0)
-				goto done;
-			if (cr.err || (cr.status != 200 && cr.status != 206) ||
-			    ras_buf_append(&dl[i].body_out, cr.body_out.data, cr.body_out.len) < 0)
-				keep[i] = false;
-			ras_http_request_release(&cr);
-		}
-	}
-	/* Data messages into the intake inbox first (its own transaction;
-	 * the inbox de-duplicates by hash if we see one again). */
-	for (size_t i = 0; i < n; i++) {
-		size_t wl = strlen(meta[i].workflow);
-		struct ras_inbox_item item = { 0 };
-		struct ras_inbox_put_result put;
-
-		if (!keep[i] || strcmp(meta[i].message_type, "REPORT") == 0)
-			continue;
-		if (wl > 4 && strcmp(meta[i].workflow + wl - 4, "_ACK") == 0) {
-			/* ITK3 acknowledgements: logged, not referrals */
-			w_add(&w, SQL_MESH_DATA, 6, ids[i], ras_mesh_mailbox(o->mesh), meta[i].workflow,
-			    meta[i].local_id, NULL, at);
-			continue;
-		}
-		item.data = dl[i].body_out.data ? dl[i].body_out.data : "";
-		item.len = dl[i].body_out.len;
-		item.full_size = dl[i].body_out.len;
-		item.source = "mesh";
-		item.source_ref = ids[i];
-		item.content_type = meta[i].content_type[0] ? meta[i].content_type : NULL;
-		if ((err = ras_store_inbox_put(db, &item, 1, &put)) < 0)
-			goto done;
-		w_add(&w, SQL_MESH_DATA, 6, ids[i], ras_mesh_mailbox(o->mesh), meta[i].workflow,
-		    meta[i].local_id, num(a, put.id), at);
-		if (st)
-			st->received++;
-	}
-	for (size_t i = 0; i < n; i++) {
-		bool error;
-
-		if (!keep[i] || strcmp(meta[i].message_type, "REPORT") != 0)
-			continue;
-		error = strcmp(meta[i].status_success, "SUCCESS") != 0 ||
-		    (meta[i].status_code[0] && strcmp(meta[i].status_code, "00") != 0);
-		w_add(&w, SQL_REPORT, 11, ids[i], ras_mesh_mailbox(o->mesh), meta[i].workflow,
-		    meta[i].local_id, meta[i].linked_id, meta[i].status_code, meta[i].status_event,
-		    meta[i].status_success, meta[i].status_description, at, error ? "true" : "false");
-		w_add(&w, SQL_REPORT_FOLLOWUP, 2, ids[i], at);
-		if (st)
-			st->reports++;
-	}
-	if ((err = ras_db_begin(db)) < 0)
-		goto done;
-	if ((err = w_run(db, &w)) < 0) {
-		ras_db_rollback(db);
-		goto done;
-	}
-	if ((err = ras_db_commit(db)) < 0)
-		goto done;
-	/* Acknowledge only what is safely stored. */
-	for (size_t i = 0; i < n; i++)
-		if (keep[i] && (err = ras_mesh_prep_ack(o->mesh, a, now, ids[i], &ack[nack++])) < 0)
-			goto done;
-	if (nack && (err = ras_http_perform(o->mesh_http, ack, nack)) < 0)
-		goto done;
-	w.n = 0;
-	for (size_t i = 0, k = 0; i < n; i++) {
-		if (!keep[i])
-			continue;
-		if (ack[k].err == 0 && ack[k].status == 200) {
-			w_add(&w, SQL_MESH_ACKED, 2, ids[i], at);
-			if (st)
-				st->acknowledged++;
-		}
-		ras_http_request_release(&ack[k++]);
-	}
-	if ((err = ras_db_begin(db)) < 0)
-		goto done;
-	if ((err = w_run(db, &w)) < 0) {
-		ras_db_rollback(db);
-		goto done;
-	}
-	err = ras_db_commit(db);
-done:
-	ras_http_request_release(&lr);
-	for (size_t i = 0; dl && i < n; i++)
-		ras_http_request_release(&dl[i]);
 	ras_arena_free(a);
 	return err;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ras/arena.h"
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/error.h"
@@ -668,6 +669,41 @@ ras_config_secret(const struct ras_config *c, const char *section, const char *i
 	while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
 		out->data[--out->len] = '\0';
 	return 0;
+}
+
+int
+ras_config_secret_string(const struct ras_config *c, struct ras_arena *a, const char *section,
+    const char *name, const char **out)
+{
+	struct ras_buf b = RAS_BUF_INIT(RAS_SECRET_MAX);
+	int err;
+
+	*out = NULL;
+	if (ras_config_get(c, section, NULL, name) == NULL)
+		return 0;
+	if ((err = ras_config_secret(c, section, NULL, name, &b)) < 0) {
+		ras_buf_free(&b);
+		return err;
+	}
+	*out = ras_arena_strdup(a, b.data ? b.data : "");
+	if (b.data)
+		memset(b.data, 0, b.len);
+	ras_buf_free(&b);
+	return *out ? 0 : ras_error_code(RAS_ENOMEM, "out of memory");
+}
+
+const char *
+ras_config_secret_path(const struct ras_config *c, struct ras_arena *a, const char *section,
+    const char *name)
+{
+	const char *v = ras_config_get(c, section, NULL, name);
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+	if (v == NULL || *v == '\0')
+		return NULL;
+	if (v[0] != '/' && creds && strchr(v, '/') == NULL)
+		return ras_arena_printf(a, "%s/%s", creds, v);
+	return ras_arena_strdup(a, v);
 }
 
 const char *
