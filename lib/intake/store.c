@@ -10,6 +10,7 @@
 #include "ras/crypto.h"
 #include "ras/db.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/limits.h"
 #include "ras/referral_json.h"

@@ -7,6 +7,7 @@
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/json.h"
 #include "ras/outbox.h"
 #include "ras/store.h"

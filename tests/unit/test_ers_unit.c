@@ -30,6 +30,7 @@
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/xml.h"
 #include "ras/xmlform.h"

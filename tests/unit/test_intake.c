@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "ras/arena.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/json.h"
 #include "ras/referral_json.h"
