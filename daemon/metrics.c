@@ -5,10 +5,10 @@
 #include "daemon.h"
 #include "metrics.h"
 #include "ras/buf.h"
+#include "ras/date.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/ops.h"
-#include "ras/timeutil.h"
 #include "ras_config.h"
 
 struct family {

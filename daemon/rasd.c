@@ -38,7 +38,7 @@
 #include "ras/error.h"
 #include "ras/log.h"
 #include "ras/migrate.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras_config.h"
 #include "spool.h"
 #include "stage.h"

@@ -31,7 +31,7 @@
 #include "ras/ops.h"
 #include "ras/outbox.h"
 #include "ras/store.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 
 /* SDS user ids are 12 digits. */

@@ -29,7 +29,7 @@
 #include "ras/crypto.h"
 #include "ras/http.h"
 #include "ras/limits.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_config;
 struct ras_triage;

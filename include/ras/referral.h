@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "ras/nhsno.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_arena;
 

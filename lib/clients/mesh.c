@@ -11,7 +11,7 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/mesh.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras_config.h"
 
 struct ras_mesh {

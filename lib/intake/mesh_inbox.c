@@ -12,7 +12,7 @@
 #include "ras/mesh.h"
 #include "ras/mesh_inbox.h"
 #include "ras/store.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_mesh_inbox {
 	struct ras_mesh *mesh;        /* NULL: [mesh] is not enabled */

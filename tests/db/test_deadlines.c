@@ -16,7 +16,7 @@
 #include "ras/outbox.h"
 #include "ras/rules.h"
 #include "ras/store.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 #include "ras_config.h"
 
