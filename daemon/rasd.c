@@ -174,7 +174,7 @@ log_problems(const struct ras_buf *problems)
 static void
 warn_restart_only(const struct ras_config *old, const struct ras_config *neu)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++) {
+	for (const struct ras_option *o = ras_config_options; o->name; o++) {
 		const char *a, *b;
 
 		if (o->reloadable || o->instanced)

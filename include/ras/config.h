@@ -51,7 +51,7 @@ struct ras_option {
 };
 
 /* The table (terminated by a NULL name). */
-extern const struct ras_option ras_options[];
+extern const struct ras_option ras_config_options[];
 
 /* Load and validate. Problems are appended to `problems` one per line;
  * returns RAS_EINVALID when there are any (the config is still returned so

@@ -1,7 +1,7 @@
 /*
  * config: INI parser, option table and secrets (see include/ras/config.h).
  *
- * To add an option, add a row to ras_options[] and document it in the
+ * To add an option, add a row to ras_config_options[] and document it in the
  * README's configuration section; nothing else reads the file.
  */
 #include <errno.h>
@@ -145,7 +145,7 @@ log_level(const char *v, char *buf, size_t size)
 	return NULL;
 }
 
-const struct ras_option ras_options[] = {
+const struct ras_option ras_config_options[] = {
 	{ "database", "conninfo", RAS_OPT_STRING, NULL, 0, 0, false, false, no_password,
 	  "libpq connection string (no password: use passfile= or a credential)" },
 	{ "database", "batch_size", RAS_OPT_INT, "200", 1, 10000, true, false, NULL,
@@ -317,7 +317,7 @@ struct ras_config {
 static const struct ras_option *
 find_option(const char *section, const char *name)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++)
+	for (const struct ras_option *o = ras_config_options; o->name; o++)
 		if (strcmp(o->section, section) == 0 && strcmp(o->name, name) == 0)
 			return o;
 	return NULL;
@@ -326,7 +326,7 @@ find_option(const char *section, const char *name)
 static bool
 section_known(const char *section, bool instanced)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++)
+	for (const struct ras_option *o = ras_config_options; o->name; o++)
 		if (strcmp(o->section, section) == 0 && o->instanced == instanced)
 			return true;
 	return false;
