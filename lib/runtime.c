@@ -1,5 +1,6 @@
 /* runtime: everything rasd loads, loaded and checked as one (see include/ras/runtime.h). */
 #include <dirent.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,24 +32,22 @@ struct ras_runtime {
 	struct ras_ers *ers;
 };
 
-static bool
-is_dir(const char *p)
-{
-	struct stat st;
-
-	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 const char *
 ras_runtime_mappings_dir(const struct ras_config *cfg)
 {
 	const char *m = cfg ? ras_config_get(cfg, "general", NULL, "mappings") : NULL;
 
+	static char env_dir[PATH_MAX];
+	const char *data = getenv("RAS_DATADIR");
+
 	if (m && *m)
 		return m;
-	if (is_dir(RAS_DATADIR "/mappings/services"))
-		return RAS_DATADIR "/mappings";
-	return RAS_SOURCE_ROOT "/mappings";
+	/* $RAS_DATADIR: a data directory other than the installed one (a
+	 * build run in place: the source checkout, which has mappings/). */
+	if (data && *data && snprintf(env_dir, sizeof(env_dir), "%s/mappings", data) <
+	    (int)sizeof(env_dir))
+		return env_dir;
+	return RAS_DATADIR "/mappings";
 }
 
 /* One problem, one line; returns 1 (the count). */

@@ -135,13 +135,17 @@ ras_ctl_db(struct ras_ctl *ctl, struct ras_db **out)
 		conninfo = "";
 	if (conninfo == NULL) {
 		/* The demo's private cluster: a Unix socket under ./var/run of
-		 * the current directory, else of the source checkout. */
+		 * the current directory, else of $RAS_DATADIR (the checkout the
+		 * demo ran in). */
 		char cwd[PATH_MAX];
-		const char *root = RAS_SOURCE_ROOT;
+		const char *root = getenv("RAS_DATADIR");
 
-		if (getcwd(cwd, sizeof(cwd)) && file_exists("var/run"))
-			root = cwd;
-		snprintf(demo, sizeof(demo), "host=%s/var/run dbname=rasd", root);
+		if (file_exists("var/run") || root == NULL || *root == '\0')
+			root = getcwd(cwd, sizeof(cwd)) ? cwd : ".";
+		if (snprintf(demo, sizeof(demo), "host=%s/var/run dbname=rasd", root) >= (int)sizeof(demo)) {
+			fprintf(stderr, "%s: the demo cluster's path is too long\n", ctl->prog);
+			return CTL_USAGE;
+		}
 		conninfo = demo;
 	}
 	if ((err = ras_db_connect(conninfo, &ctl->db)) < 0) {

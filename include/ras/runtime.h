@@ -39,9 +39,9 @@ struct ras_runtime;
 struct ras_triage;
 struct ras_xmlform_maps;
 
-/* The mappings directory of a configuration: [general] mappings, else the
- * installed one (DATADIR/mappings) when it exists, else the source
- * checkout's (a build run in place). */
+/* The mappings directory of a configuration: [general] mappings, else
+ * $RAS_DATADIR/mappings when that variable is set (a build run in place
+ * sets it to the source checkout), else the installed DATADIR/mappings. */
 const char *ras_runtime_mappings_dir(const struct ras_config *cfg);
 
 /*

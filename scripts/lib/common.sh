@@ -2,6 +2,9 @@
 # PostgreSQL clusters.  Source it; it defines functions only.
 
 RAS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# rasd and rasctl run from build/ read the checkout's mappings/ (installed
+# ones read DATADIR; a config's [general] mappings wins over both).
+export RAS_DATADIR="$RAS_ROOT"
 
 # Debian packages the build, the tests and the demo need.
 RAS_DEB_PACKAGES=(
