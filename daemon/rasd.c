@@ -1,5 +1,5 @@
 /*
- * rasd: the integration daemon.  See README.md ("The daemon").
+ * rasd: the integration daemon.  See rasd(8) and docs/operations.md.
  *
  *   rasd [--config FILE] [--check-config] [--foreground]
  *

@@ -588,7 +588,7 @@ documents_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
 	    ras_config_bool(cfg, "routing", NULL, "gp_auto_routing") ||
 	    ras_config_get(cfg, "outbox", NULL, "print_dir");
 	if (!p->documents)
-		return 0;   /* no delivery route: letters wait in the outbox (README) */
+		return 0;   /* no delivery route: letters wait in the outbox (docs/design/delivery.md) */
 	{
 		struct ras_unit_spec r = { .name = "render", .run = render_run, .state = p,
 			.limit = (size_t)batch };

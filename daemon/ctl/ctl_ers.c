@@ -1,5 +1,5 @@
 /*
- * ctl_ers: `rasctl ers …`, the e-RS client by hand (README "e-RS").
+ * ctl_ers: `rasctl ers …`, the e-RS client by hand (rasctl(8); docs/design/ers.md).
  *
  *   rasctl ers poll [--service ID] --once [--force] [--json]
  *   rasctl ers fetch [--limit N]            retry due referral and attachment fetches now

@@ -1,5 +1,5 @@
 /*
- * ctl_ops: the operations subcommands of rasctl (README "Operations"):
+ * ctl_ops: the operations subcommands of rasctl (rasctl(8); docs/operations.md):
  *
  *   decide UBRN --outcome accept|return|onward [--target T] --advice TEXT --by SDS_USER_ID
  *          [--override]

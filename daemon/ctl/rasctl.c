@@ -1,6 +1,6 @@
 /*
- * rasctl: the operations command line for rasd.  See README.md
- * ("Operations") for every subcommand; `rasctl help` lists them.
+ * rasctl: the operations command line for rasd.  See rasctl(8) for every
+ * subcommand; `rasctl help` lists them.
  */
 #include <getopt.h>
 #include <limits.h>

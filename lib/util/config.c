@@ -1,8 +1,9 @@
 /*
  * config: INI parser, option table and secrets (see include/ras/config.h).
  *
- * To add an option, add a row to ras_config_options[] and document it in the
- * README's configuration section; nothing else reads the file.
+ * To add an option, add a row to ras_config_options[]: its help text is its
+ * entry in rasd.conf(5), whose options table is generated from this table at
+ * build time (scripts/gen-conf-options), and in systemd/rasd.conf.example.
  */
 #include <errno.h>
 #include <limits.h>
