@@ -200,11 +200,16 @@ ras_runtime_new(const struct ras_config *cfg, struct ras_runtime **out, struct r
 		n++;   /* each bad map is already a line */
 	}
 	err = 0;
+	if (rt->outbox)
+		ras_outbox_set_form_maps(rt->outbox, rt->form_maps);
 	if (ras_config_get(cfg, "ers", NULL, "base_url")) {
-		if (ras_ers_from_config(cfg, &rt->ers) < 0)
+		if (ras_ers_from_config(cfg, &rt->ers) < 0) {
 			n += failed(problems, "e-RS configuration ([ers])");
-		else if (rt->triage)
-			ras_ers_set_triage(rt->ers, rt->triage);
+		} else {
+			ras_ers_set_form_maps(rt->ers, rt->form_maps);
+			if (rt->triage)
+				ras_ers_set_triage(rt->ers, rt->triage);
+		}
 	}
 	if (n) {
 		err = RAS_EINVALID;

@@ -172,7 +172,7 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	if ((rc = read_file(ctl, referral_path, RAS_PAYLOAD_MAX, &rb)) != 0)
 		goto done;
-	if ((err = ras_intake_parse(a, rb.data ? rb.data : "", rb.len, &in)) < 0 ||
+	if ((err = ras_intake_parse(a, NULL, rb.data ? rb.data : "", rb.len, &in)) < 0 ||
 	    in.n_referrals != 1 || in.kind == RAS_PAYLOAD_ERS_WORKLIST) {
 		if (err == 0)
 			ras_error_code(RAS_EINVALID, "%s is not one referral", referral_path);
@@ -186,7 +186,7 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 	if (episode_path) {
 		if ((rc = read_file(ctl, episode_path, RAS_PAYLOAD_MAX, &eb)) != 0)
 			goto done;
-		if ((err = ras_intake_parse(a, eb.data ? eb.data : "", eb.len, &ein)) < 0 ||
+		if ((err = ras_intake_parse(a, NULL, eb.data ? eb.data : "", eb.len, &ein)) < 0 ||
 		    ein.kind != RAS_PAYLOAD_FORM || (err = ras_episode_from_form(a, ein.form, &ep)) < 0) {
 			if (err == 0)
 				ras_error_code(RAS_EINVALID, "%s is not a QuestionnaireResponse", episode_path);

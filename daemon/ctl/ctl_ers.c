@@ -41,7 +41,6 @@ struct ers_env {
 static void
 env_free(struct ers_env *e)
 {
-	(void)ras_intake_set_form_maps(NULL);
 	ras_xmlform_maps_free(e->maps);
 	ras_ers_free(e->c);
 }
@@ -86,7 +85,8 @@ env_open(struct ras_ctl *ctl, struct ers_env *e, bool need_client)
 		return CTL_CONFIG;
 	}
 	ras_buf_free(&problems);
-	(void)ras_intake_set_form_maps(e->maps);
+	if (e->c)
+		ras_ers_set_form_maps(e->c, e->maps);
 	if ((rc = ras_ctl_db(ctl, &e->db)) != 0) {
 		env_free(e);
 		return rc;

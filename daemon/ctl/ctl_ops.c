@@ -252,7 +252,7 @@ ras_ctl_record(struct ras_ctl *ctl, int argc, char **argv)
 			rc = CTL_NOINPUT;
 			goto done;
 		}
-		if (ras_intake_parse(a, b.data, b.len, &in) < 0 || in.kind != RAS_PAYLOAD_FORM ||
+		if (ras_intake_parse(a, NULL, b.data, b.len, &in) < 0 || in.kind != RAS_PAYLOAD_FORM ||
 		    in.form->questionnaire == NULL ||
 		    strcmp(in.form->questionnaire, RAS_Q_EPISODE_SUMMARY) != 0) {
 			fprintf(stderr, "%s: %s is not an episode-summary QuestionnaireResponse (%s)\n",

@@ -97,6 +97,11 @@ int ras_outbox_retry(struct ras_db *db, int64_t id, int64_t now);
  * capped at max, then jittered uniformly into [delay/2, delay]. */
 int64_t ras_outbox_backoff(int attempts, int64_t base, int64_t max);
 
+/* The XML form maps an episode summary in XML is read through (the
+ * runtime's; NULL: none, the default).  Not owned. */
+struct ras_xmlform_maps;
+void ras_outbox_set_form_maps(struct ras_outbox *o, const struct ras_xmlform_maps *maps);
+
 /* True when the service's specification calls for documents of `doc_kind`
  * (its profile in mappings/documents has that kind). */
 bool ras_outbox_has_document(struct ras_outbox *o, const char *service, const char *doc_kind);

@@ -20,9 +20,9 @@
  *
  * The objects are owned by the runtime and live until ras_runtime_free();
  * borrowers (the EPR route, the stages) must not outlive it.  Loading does
- * no network or database I/O.  The XML form maps are process-wide once in
- * use: the caller installs them with ras_intake_set_form_maps() (and
- * uninstalls them before freeing the runtime that owns them).
+ * no network or database I/O.  The XML form maps are given to the e-RS
+ * client and the outbox here, and to intake by whoever normalises
+ * (ras_store_normalise(db, ras_runtime_form_maps(rt), ...)).
  */
 #ifndef RAS_RUNTIME_H
 #define RAS_RUNTIME_H

@@ -202,7 +202,7 @@ ras_outbox_episode_put(struct ras_outbox *o, struct ras_db *db, const char *what
 		goto done;
 	}
 	doc_kind = strcmp(kind, "contact") == 0 ? "notification-letter" : "discharge-summary";
-	if ((err = ras_intake_parse(a, data, len, &in)) < 0)
+	if ((err = ras_intake_parse(a, o->form_maps, data, len, &in)) < 0)
 		goto done;
 	if (in.kind != RAS_PAYLOAD_FORM) {
 		err = ras_error_code(RAS_EINVALID, "an episode summary is a QuestionnaireResponse");
@@ -293,6 +293,12 @@ done:
 	ras_db_res_free(res);
 	ras_arena_free(a);
 	return err;
+}
+
+void
+ras_outbox_set_form_maps(struct ras_outbox *o, const struct ras_xmlform_maps *maps)
+{
+	o->form_maps = maps;
 }
 
 bool

@@ -21,6 +21,7 @@ struct ras_arena;
 struct ras_calendar;
 struct ras_http;
 struct ras_mesh;
+struct ras_xmlform_maps;
 
 #define MAX_PROFILES 32
 
@@ -47,6 +48,7 @@ struct ras_outbox {
 	int batch, max_attempts;
 	int64_t backoff_base, backoff_max, lease;
 	const char *print_dir;
+	const struct ras_xmlform_maps *form_maps;   /* episode summaries in XML (borrowed) */
 };
 
 /* The service's document profile, loaded once; NULL (error set) when the

@@ -61,7 +61,7 @@ referral(const char *fixture, const char *service)
 	it.data = data;
 	CU_ASSERT_FATAL(ras_store_inbox_put(db, &it, 1, &put) == 0);
 	CU_ASSERT_FATAL(!put.duplicate);
-	CU_ASSERT_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n) == 0 && n == 1);
+	CU_ASSERT_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n) == 0 && n == 1);
 	id = rep[0].first_referral_id;
 	free(rep);
 	free(data);
