@@ -54,7 +54,7 @@ static const struct command commands[] = {
 	  "decide UBRN --outcome accept|return|onward [--target T] --advice TEXT --by SDS_USER_ID\n"
 	  "                               record a clinician's triage decision" },
 	{ "record", ras_ctl_record,
-	  "record KIND UBRN --at TIME --by SDS_USER_ID [...]  record an EPR event (see README)" },
+	  "record KIND UBRN --at TIME --by SDS_USER_ID [...]  record an EPR event (see rasctl(8))" },
 	{ "epr", ras_ctl_epr, "epr FILE...                  record EPR event messages (FHIR R4)" },
 	{ "events", ras_ctl_events, "events UBRN [--json]         the audit trail of a referral" },
 	{ "status", ras_ctl_status,
@@ -114,6 +114,11 @@ main(int argc, char **argv)
 			continue;
 		argc -= optind;
 		argv += optind;
+		if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+			/* every command the same way: its synopsis (rasctl(8) has the rest) */
+			printf("usage: rasctl %s\n", cmd->usage);
+			return CTL_OK;
+		}
 		optind = 0;   /* reset getopt for the subcommand (glibc: 0 re-initialises) */
 		rc = cmd->fn(&ctl, argc, argv);
 		ras_outbox_free(ctl.outbox);

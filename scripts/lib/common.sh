@@ -12,6 +12,7 @@ RAS_DEB_PACKAGES=(
   libjansson-dev libpq-dev libcurl4-openssl-dev libxml2-dev libssl-dev
   libcunit1-dev libmicrohttpd-dev libsystemd-dev zlib1g-dev
   postgresql-15 postgresql-client-15 openssl
+  scdoc groff-base python3
 )
 
 say() { printf '==> %s\n' "$*"; }
