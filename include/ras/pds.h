@@ -35,7 +35,8 @@
 #include "ras/buf.h"
 #include "ras/json.h"
 #include "ras/nhsapi_auth.h"
-#include "ras/timeutil.h"
+#include "ras/date.h"
+#include "ras/time.h"
 
 struct ras_arena;
 struct ras_config;

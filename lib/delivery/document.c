@@ -9,6 +9,7 @@
 #include "ras/document.h"
 #include "ras/error.h"
 #include "ras/fhir.h"
+#include "ras/form.h"
 #include "ras/limits.h"
 #include "ras/xml.h"
 

@@ -14,7 +14,8 @@
 #include "ras/pds.h"
 #include "ras/pds_store.h"
 #include "ras/referral.h"
-#include "ras/timeutil.h"
+#include "ras/date.h"
+#include "ras/time.h"
 
 /* A lookup PDS did not answer is tried again after this, doubling up to
  * the cap; the lease keeps two rasd processes off the same check. */

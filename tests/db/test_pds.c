@@ -94,7 +94,7 @@ store_ers(const char *ubrn, const char *nhs)
 	size_t n = 0;
 
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	CU_ASSERT_STRING_EQUAL(rep[0].state, "stored");
 	free(rep);
@@ -119,7 +119,7 @@ store_r4(const char *nhs, const char *key)
 	size_t n = 0;
 
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	free(rep);
 	free(data);
