@@ -205,16 +205,16 @@ demographics_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	struct ras_pds_stage_report rep;
 	int err;
 
-	err = ras_pds_store_demographics(db, c, set.verify, now, limit, &rep);
+	err = ras_pds_store_demographics(db, c, set.verify, set.max_age_s, now, limit, &rep);
 	if (rep.queued || rep.looked_up) {
 		struct ras_log_field f[] = { { "STAGE", "demographics" }, { NULL, NULL } };
 		bool bad = rep.by_result[RAS_PDS_UNAVAILABLE] || rep.by_result[RAS_PDS_REFUSED];
 
 		/* counts and the error of a failed call: never patient data */
 		ras_log_fields(bad ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
-		    "%d referral(s) wait for demographics; %d PDS lookup(s): %d found (%d restricted,"
+		    "%d referral(s) wait for demographics; %d PDS lookup(s) (%d for letters): %d found (%d restricted,"
 		    " %d superseded, %d deceased, %d differing), %d not found, %d invalidated, %d invalid,"
-		    " %d refused, %d unavailable%s%s", rep.queued, rep.looked_up, rep.by_result[RAS_PDS_FOUND],
+		    " %d refused, %d unavailable%s%s", rep.queued, rep.looked_up, rep.refreshed, rep.by_result[RAS_PDS_FOUND],
 		    rep.restricted, rep.superseded, rep.deceased, rep.differing, rep.by_result[RAS_PDS_NOT_FOUND],
 		    rep.by_result[RAS_PDS_INVALIDATED], rep.by_result[RAS_PDS_INVALID],
 		    rep.by_result[RAS_PDS_REFUSED], rep.by_result[RAS_PDS_UNAVAILABLE],

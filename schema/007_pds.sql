@@ -79,10 +79,11 @@ ALTER TABLE patients
 -- Store one PDS answer for a patient (and its referral, when there is
 -- one): the patient row of the number PDS answered with gets the PDS
 -- values; a superseded number's row is marked and its referrals move to
--- the new row; the check is done and the referral goes back to triage.
+-- the new row; the check is done and (p_retriage) the referral goes back
+-- to triage.
 -- Returns the patient id.
 CREATE FUNCTION ras_pds_apply(p_lookup bigint, p_referral bigint, p_actor text,
-                              p_differences jsonb)
+                              p_differences jsonb, p_retriage boolean)
 RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -140,8 +141,9 @@ BEGIN
             nhs_number = coalesce(l.answered_id, k.nhs_number), state = 'done', result = l.result,
             lookup_id = l.id, attempts = k.attempts + 1,
             differences = coalesce(p_differences, '{}'), updated_at = now();
+        -- back to triage (not when the record is only read again for letters)
         UPDATE referrals SET state = 'new', updated_at = now()
-         WHERE id = p_referral AND state IN ('demographics', 'new', 'review');
+         WHERE id = p_referral AND p_retriage AND state IN ('demographics', 'new', 'review');
         INSERT INTO events (referral_id, ubrn, kind, actor, detail)
         VALUES (p_referral, v_ubrn, 'pds-lookup', p_actor,
                 jsonb_strip_nulls(jsonb_build_object('lookup', l.id, 'result', l.result,

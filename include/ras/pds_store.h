@@ -18,7 +18,10 @@
  *      in "demographics", its receipt clock running (rasctl status,
  *      /metrics ras_pds_waiting_*).  Not found, invalidated and invalid
  *      are answers: the check is done and triage sends the referral to
- *      review, so nothing is retried forever.
+ *      review, so nothing is retried forever;
+ *   4. with max_age_s > 0: a referral with letters pending whose PDS
+ *      record is older than that is read again (stored and applied, no
+ *      re-triage); its letters wait for it (outbox_render.c).
  *
  * Triage reads the done check of each referral it claims (the JSON of
  * ras_pds_store_check_json's shape) and calls ras_pds_store_overlay().
@@ -45,7 +48,7 @@ int ras_pds_store_lookup(struct ras_db *db, const struct ras_pds_lookup *l, int6
 /* Apply a stored lookup (ras_pds_apply): patient row, check, referral back
  * to "new", events.  `differences` JSON object text or NULL. */
 int ras_pds_store_apply(struct ras_db *db, int64_t lookup_id, int64_t referral_id,
-    const char *actor, const char *differences);
+    const char *actor, const char *differences, bool retriage);
 
 /* What one run of the stage did (counts by result; no patient data). */
 struct ras_pds_stage_report {
@@ -53,11 +56,12 @@ struct ras_pds_stage_report {
 	int looked_up;
 	int by_result[RAS_PDS_UNAVAILABLE + 1];
 	int restricted, superseded, deceased, differing;
+	int refreshed;             /* records read again for letters (max_age) */
 	char first_error[256];     /* of a lookup that failed (no patient data) */
 };
 
-int ras_pds_store_demographics(struct ras_db *db, struct ras_pds *c, bool verify, int64_t now,
-    size_t limit, struct ras_pds_stage_report *rep);
+int ras_pds_store_demographics(struct ras_db *db, struct ras_pds *c, bool verify, int64_t max_age_s,
+    int64_t now, size_t limit, struct ras_pds_stage_report *rep);
 
 /*
  * Look the patient of one referral up again now (rasctl pds refresh): the

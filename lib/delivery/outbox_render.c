@@ -35,7 +35,14 @@ static const char SQL_CLAIM_PENDING[] =
 	"WHERE k.referral_id = o.referral_id AND k.state = 'done')::text "
 	"FROM outbox o JOIN referrals r ON r.id = o.referral_id "
 	"LEFT JOIN decisions d ON d.id = o.decision_id LEFT JOIN episodes e ON e.id = o.episode_id "
-	"WHERE o.state = 'pending' ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
+	"WHERE o.state = 'pending' "
+	/* PDS (issue 10): a letter waits while its patient's PDS record is older
+	 * than [pds] max_age; the demographics stage reads it again */
+	"AND NOT ($2::bigint > 0 AND EXISTS (SELECT 1 FROM pds_checks k "
+	"JOIN pds_lookups l ON l.id = k.lookup_id WHERE k.referral_id = o.referral_id "
+	"AND k.state = 'done' AND l.result = 'found' "
+	"AND l.looked_up_at < to_timestamp($3::bigint) - $2::bigint * interval '1 second')) "
+	"ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
 
 static const char SQL_READY[] =
 	"UPDATE outbox SET state = 'ready', transport = $2, address = $3, workflow = $4, "
@@ -274,7 +281,7 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	struct ras_arena *a = ras_arena_new();
 	struct ras_db_writes w = { .a = a };
 	struct ras_db_res *res = NULL;
-	struct ras_db_param p[1];
+	struct ras_db_param p[3];
 	const char *at;
 	int err, rows;
 
@@ -284,7 +291,9 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
 	p[0] = RAS_DB_TEXT(ras_outbox_num(a, o->batch));
-	if ((err = ras_db_query(db, &res, SQL_CLAIM_PENDING, 1, p)) < 0)
+	p[1] = RAS_DB_TEXT(ras_outbox_num(a, o->pds_max_age));
+	p[2] = RAS_DB_TEXT(ras_outbox_num(a, now));
+	if ((err = ras_db_query(db, &res, SQL_CLAIM_PENDING, 3, p)) < 0)
 		goto fail;
 	rows = ras_db_res_rows(res);
 	if (st)

@@ -74,16 +74,16 @@ ras_pds_store_lookup(struct ras_db *db, const struct ras_pds_lookup *l, int64_t 
 
 int
 ras_pds_store_apply(struct ras_db *db, int64_t lookup_id, int64_t referral_id, const char *actor,
-    const char *differences)
+    const char *differences, bool retriage)
 {
 	char lid[24], rid[24];
 	int err;
 
 	snprintf(lid, sizeof(lid), "%lld", (long long)lookup_id);
 	snprintf(rid, sizeof(rid), "%lld", (long long)referral_id);
-	err = ras_db_query(db, NULL, "SELECT ras_pds_apply($1::bigint, $2::bigint, $3, $4::jsonb)", 4,
-	    (struct ras_db_param[]){ RAS_DB_TEXT(lid), RAS_DB_TEXT(referral_id ? rid : NULL),
-	    RAS_DB_TEXT(actor), RAS_DB_TEXT(differences) });
+	err = ras_db_query(db, NULL, "SELECT ras_pds_apply($1::bigint, $2::bigint, $3, $4::jsonb, $5::boolean)",
+	    5, (struct ras_db_param[]){ RAS_DB_TEXT(lid), RAS_DB_TEXT(referral_id ? rid : NULL),
+	    RAS_DB_TEXT(actor), RAS_DB_TEXT(differences), RAS_DB_TEXT(retriage ? "true" : "false") });
 	if (err < 0)
 		ras_error_context("applying PDS lookup %s", lid);
 	return err;
@@ -260,7 +260,7 @@ check_one(struct ras_db *db, struct ras_pds *c, int64_t now, const char *rid_tex
 	}
 	if (sum && (diff = differences_text(ref_patient, sum)) != NULL)
 		rep->differing++;
-	err = ras_pds_store_apply(db, lid, rid, "rasd", diff);
+	err = ras_pds_store_apply(db, lid, rid, "rasd", diff, true);
 done:
 	free(diff);
 	json_decref(sum);
@@ -269,9 +269,59 @@ done:
 	return err;
 }
 
+static const char SQL_STALE[] =
+    "SELECT k.referral_id::text, k.nhs_number FROM pds_checks k JOIN pds_lookups l ON l.id = k.lookup_id"
+    " WHERE k.state = 'done' AND l.result = 'found'"
+    "  AND l.looked_up_at < to_timestamp($1::bigint) - $2::bigint * interval '1 second'"
+    "  AND EXISTS (SELECT 1 FROM outbox o WHERE o.referral_id = k.referral_id AND o.state = 'pending')"
+    " ORDER BY k.referral_id LIMIT $3::int";
+
+/* Letters wait while their patient's PDS record is older than max_age
+ * (outbox_render.c): read those records again, without re-triage. */
+static int
+refresh_stale(struct ras_db *db, struct ras_pds *c, int64_t now, int64_t max_age_s, const char *lim,
+    struct ras_pds_stage_report *rep)
+{
+	struct ras_db_res *res = NULL;
+	struct ras_date today;
+	char nowb[24], age[24];
+	int err, secs;
+
+	snprintf(nowb, sizeof(nowb), "%lld", (long long)now);
+	snprintf(age, sizeof(age), "%lld", (long long)max_age_s);
+	if ((err = ras_db_query(db, &res, SQL_STALE, 3, (struct ras_db_param[]){ RAS_DB_TEXT(nowb),
+	    RAS_DB_TEXT(age), RAS_DB_TEXT(lim) })) < 0)
+		return err;
+	ras_time_uk_date(now, &today, &secs);
+	for (int i = 0; i < ras_db_res_rows(res) && err == 0; i++) {
+		struct ras_arena *a = ras_arena_new();
+		struct ras_pds_lookup l;
+		int64_t rid = 0, lid = 0;
+
+		if (a == NULL) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			break;
+		}
+		(void)ras_db_res_int(res, i, 0, &rid);
+		if ((err = ras_pds_get(c, a, ras_db_res_get(res, i, 1), &today, &l)) == 0) {
+			count(rep, &l);
+			rep->refreshed++;
+			if ((err = ras_pds_store_lookup(db, &l, rid, "rasd", &lid)) == 0 &&
+			    l.result != RAS_PDS_UNAVAILABLE && l.result != RAS_PDS_REFUSED)
+				err = ras_pds_store_apply(db, lid, rid, "rasd", NULL, false);
+		}
+		ras_pds_lookup_release(&l);
+		ras_arena_free(a);
+		if (err == 0 && (l.result == RAS_PDS_UNAVAILABLE || l.result == RAS_PDS_REFUSED))
+			break;   /* the letters wait; try again next run */
+	}
+	ras_db_res_free(res);
+	return err;
+}
+
 int
-ras_pds_store_demographics(struct ras_db *db, struct ras_pds *c, bool verify, int64_t now,
-    size_t limit, struct ras_pds_stage_report *rep)
+ras_pds_store_demographics(struct ras_db *db, struct ras_pds *c, bool verify, int64_t max_age_s,
+    int64_t now, size_t limit, struct ras_pds_stage_report *rep)
 {
 	struct ras_db_res *res = NULL;
 	char lim[24], nowb[24], lease[16], reuse[16];
@@ -301,6 +351,8 @@ ras_pds_store_demographics(struct ras_db *db, struct ras_pds *c, bool verify, in
 		    ras_db_res_isnull(res, i, 4) ? NULL : ras_db_res_get(res, i, 4), &down, rep);
 	}
 	ras_db_res_free(res);
+	if (err == 0 && !down && max_age_s > 0)
+		err = refresh_stale(db, c, now, max_age_s, lim, rep);
 	return err;
 }
 
@@ -345,7 +397,7 @@ ras_pds_store_refresh(struct ras_db *db, struct ras_pds *c, struct ras_arena *a,
 		return 0;   /* stored; the referral keeps what it had */
 	if (l->have_patient && (sum = ras_pds_patient_to_json(&l->patient, l->asked)) != NULL)
 		diff = differences_text(pat, sum);
-	err = ras_pds_store_apply(db, *lookup_id, *referral_id, actor, diff);
+	err = ras_pds_store_apply(db, *lookup_id, *referral_id, actor, diff, true);
 	free(diff);
 	json_decref(sum);
 	return err;

@@ -131,7 +131,7 @@ store_r4(const char *nhs, const char *key)
 static void
 stage(bool verify, int64_t at, struct ras_pds_stage_report *rep)
 {
-	CU_ASSERT_EQUAL_FATAL(ras_pds_store_demographics(db, pds, verify, at, 50, rep), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_pds_store_demographics(db, pds, verify, 0, at, 50, rep), 0);
 }
 
 static size_t
@@ -429,7 +429,8 @@ letters_use_pds_demographics(void)
 	    fake_fhir_base(ff), fake_fhir_base(ff));
 	snprintf(routes, sizeof(routes), "%s", ras_test_write_tmp("pds-routes.json", buf, strlen(buf)));
 	snprintf(conf, sizeof(conf), "[routing]\ntable = %s\n[outbox]\nallow_http_loopback = yes\n"
-	    "print_dir = %s\n", routes, tmp);
+	    "print_dir = %s\n[pds]\nbase_url = %s\nmode = sandbox\nmax_age = 24\n", routes, tmp,
+	    fake_pds_base(fake));
 	cfg = ras_test_config(conf);
 	CU_ASSERT_EQUAL_FATAL(ras_outbox_new(cfg, MAPPINGS, &o), 0);
 	/* the practice letters go to is PDS's: the e-RS referral named none */
@@ -462,6 +463,37 @@ letters_use_pds_demographics(void)
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox WHERE referral_id = $1::bigint"
 	    " AND (doc::text LIKE '%\"address\"%' OR convert_from(coalesce(payload, ''), 'UTF8') LIKE '%ddress%')",
 	    idtext(restricted)), 0);
+
+	/* [pds] max_age: two days on, a new letter waits while the record is
+	 * read again (no re-triage), then goes with the fresh one */
+	{
+		struct ras_pds_stage_report rep;
+		size_t before = fake_http_count(fake_pds_http(fake));
+		char *state_before = state(found), *state_after;
+		int64_t later = now + 2 * 86400;
+
+		CU_ASSERT_EQUAL(count("SELECT ras_outbox_enqueue(r.id, 'midnotts', 'triage-outcome', d.id, NULL, NULL,"
+		    " true, false) FROM referrals r JOIN current_decisions d ON d.referral_id = r.id"
+		    " WHERE r.id = $1::bigint", idtext(found)), 1);
+		memset(&st, 0, sizeof(st));
+		CU_ASSERT_EQUAL(ras_outbox_render_pending(o, db, later, &st), 0);
+		CU_ASSERT_EQUAL(st.claimed, 0);
+		CU_ASSERT_EQUAL(ras_pds_store_demographics(db, pds, false, 24 * 3600, later, 50, &rep), 0);
+		CU_ASSERT_EQUAL(rep.refreshed, 1);
+		CU_ASSERT_EQUAL(fake_http_count(fake_pds_http(fake)), before + 1);
+		CU_ASSERT_EQUAL(count("SELECT count(*) FROM pds_lookups WHERE referral_id = $1::bigint", idtext(found)), 2);
+		state_after = state(found);
+		CU_ASSERT_STRING_EQUAL(state_after, state_before);
+		free(state_before);
+		free(state_after);
+		/* the fresh record is the one of "now": still stale two days on, so
+		 * render at the time of the new lookup */
+		memset(&st, 0, sizeof(st));
+		CU_ASSERT_EQUAL(ras_outbox_render_pending(o, db, now, &st), 0);
+		CU_ASSERT_EQUAL(st.claimed, 1);
+		CU_ASSERT_EQUAL(count("SELECT count(*) FROM outbox WHERE referral_id = $1::bigint AND recipient_role = 'gp'"
+		    " AND state = 'ready' AND doc_version = 2", idtext(found)), 1);
+	}
 	ras_outbox_free(o);
 	ras_config_free(cfg);
 	fake_fhir_stop(ff);
