@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ers_support.h"
+#include "fake_ers.h"
 #include "fake_http.h"
 #include "fake_pds.h"
 #include "harness.h"
@@ -383,6 +385,67 @@ user_mode_sends_the_token_file(void)
 	fake_pds_stop(f);
 }
 
+/* Application-restricted: the NHS API platform token (the module e-RS uses;
+ * the fake e-RS's token endpoint checks the RS512 client assertion), sent as
+ * Bearer; a 401 fetches a new token once, then the lookup is refused. */
+static void
+application_mode_token(void)
+{
+	const char *priv, *pub;
+	struct fake_ers_opts eo = { 0 };
+	struct fake_ers *fe;
+	struct fake_pds *f = fake_pds_start();
+	struct clk c = { 1000, 0, 0 };
+	struct ras_pds_opts o = { 0 };
+	struct ras_pds *p = NULL;
+	struct ras_arena *a = ras_arena_new();
+	struct ras_pds_lookup l;
+	struct ras_date t = today();
+	const char *h0, *h1;
+	char token[128];
+
+	ers_keypair(&priv, &pub);
+	eo.public_key_pem = pub;
+	fe = fake_ers_start(&eo);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fe);
+	o.base_url = fake_pds_base(f);
+	o.mode = RAS_NHSAPI_APPLICATION;
+	o.token_url = fake_ers_token_url(fe);
+	o.api_key = "pds-test-api-key";
+	o.kid = "pds-test-1";
+	o.private_key_pem = priv;
+	o.private_key_len = strlen(priv);
+	o.clock.mono_ms = clk_mono;
+	o.clock.sleep_ms = clk_sleep;
+	o.clock.ctx = &c;
+	CU_ASSERT_EQUAL_FATAL(ras_pds_new(&o, &p), 0);
+	fake_pds_require_token(f, "not-the-token");
+	CU_ASSERT_EQUAL_FATAL(ras_pds_get(p, a, "9693632109", &t, &l), 0);
+	CU_ASSERT_EQUAL(l.result, RAS_PDS_REFUSED);
+	CU_ASSERT_EQUAL(l.status, 401);
+	CU_ASSERT_EQUAL(ras_nhsapi_auth_token_requests(ras_pds_auth_of(p)), 2);
+	CU_ASSERT_EQUAL_FATAL(fake_http_count(fake_pds_http(f)), 2);
+	h0 = fake_req_header(fake_http_req(fake_pds_http(f), 0), "Authorization");
+	h1 = fake_req_header(fake_http_req(fake_pds_http(f), 1), "Authorization");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h1);
+	CU_ASSERT_EQUAL(strncmp(h0, "Bearer fake-token-", 18), 0);
+	CU_ASSERT_STRING_NOT_EQUAL(h0, h1);    /* a new token after the 401 */
+	CU_ASSERT_STRING_EQUAL(fake_req_header(fake_http_req(fake_pds_http(f), 1), "X-Request-ID"), l.request_id);
+	snprintf(token, sizeof(token), "%s", h1 + 7);
+	ras_pds_lookup_release(&l);
+	/* PDS takes the token now: found, and the cached token is reused */
+	fake_pds_require_token(f, token);
+	CU_ASSERT_EQUAL_FATAL(ras_pds_get(p, a, "9693632109", &t, &l), 0);
+	CU_ASSERT_EQUAL(l.result, RAS_PDS_FOUND);
+	CU_ASSERT_EQUAL(ras_nhsapi_auth_token_requests(ras_pds_auth_of(p)), 2);
+	ras_pds_lookup_release(&l);
+	ras_pds_free(p);
+	ras_arena_free(a);
+	fake_pds_stop(f);
+	fake_ers_stop(fe);
+}
+
 static void
 configuration(void)
 {
@@ -427,6 +490,7 @@ main(void)
 		{ "rate limit", rate_limit_paces_requests },
 		{ "superseded NHS number", superseded_number },
 		{ "user mode token file", user_mode_sends_the_token_file },
+		{ "application mode: platform token, one renewal on 401", application_mode_token },
 		{ "configuration", configuration },
 		{ NULL, NULL },
 	};
