@@ -314,6 +314,21 @@ not_found_and_invalid_are_not_retried(void)
 	s = text("SELECT reasons::text FROM current_decisions WHERE referral_id = $1::bigint", idtext(id));
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "pds.not-found"));
 	free(s);
+	/* invalidated (withdrawn, not superseded): review too */
+	{
+		int64_t inv;
+
+		fake_pds_invalidate(fake, "9990003343");
+		inv = store_ers("100000000015", "9990003343");
+		stage(false, now, &rep);
+		CU_ASSERT_EQUAL(rep.by_result[RAS_PDS_INVALIDATED], 1);
+		CU_ASSERT_EQUAL(count("SELECT count(*) FROM pds_lookups WHERE referral_id = $1::bigint"
+		    " AND status = 404 AND code = 'INVALIDATED_RESOURCE' AND result = 'invalidated'", idtext(inv)), 1);
+		CU_ASSERT_EQUAL(triage(tri), 1);
+		s = text("SELECT reasons::text FROM current_decisions WHERE referral_id = $1::bigint", idtext(inv));
+		CU_ASSERT_PTR_NOT_NULL(strstr(s, "pds.invalidated"));
+		free(s);
+	}
 	/* hours later: nothing more is asked */
 	before = fake_http_count(fake_pds_http(fake));
 	stage(false, now + 86400, &rep);

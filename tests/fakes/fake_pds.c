@@ -30,7 +30,9 @@ struct fake_pds {
 	size_t n;
 	char supersede_old[PATIENTS_MAX][11], supersede_new[PATIENTS_MAX][11];
 	size_t nsup;
-	char *not_found, *invalid_id, *missing, *invalid_value, *denied;
+	char invalidated[PATIENTS_MAX][11];
+	size_t ninv;
+	char *not_found, *invalid_id, *missing, *invalid_value, *denied, *invalidated_body;
 	char token[256];
 	int fail, fail_status, delay, delay_ms;
 };
@@ -257,6 +259,11 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 		outcome(resp, 400, f->invalid_id, NULL, NULL);
 		goto done;
 	}
+	for (size_t i = 0; i < f->ninv; i++)
+		if (strcmp(f->invalidated[i], id) == 0) {
+			outcome(resp, 404, f->invalidated_body, NULL, NULL);
+			goto done;
+		}
 	for (size_t i = 0; i < f->nsup; i++)
 		if (strcmp(f->supersede_old[i], id) == 0)
 			snprintf(id, sizeof(id), "%s", f->supersede_new[i]);
@@ -293,6 +300,7 @@ fake_pds_start(void)
 	f->missing = fixture("MISSING_VALUE.json");
 	f->invalid_value = fixture("INVALID_VALUE.json");
 	f->denied = fixture("ACCESS_DENIED.json");
+	f->invalidated_body = fixture("INVALIDATED_RESOURCE.json");
 	f->http = fake_http_start(handler, f);
 	snprintf(f->base, sizeof(f->base), "%s%s", fake_http_url(f->http), BASE_PATH);
 	return f;
@@ -311,6 +319,7 @@ fake_pds_stop(struct fake_pds *f)
 	free(f->missing);
 	free(f->invalid_value);
 	free(f->denied);
+	free(f->invalidated_body);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -354,6 +363,15 @@ fake_pds_supersede(struct fake_pds *f, const char *old, const char *now)
 		snprintf(f->supersede_new[f->nsup], sizeof(f->supersede_new[0]), "%s", now);
 		f->nsup++;
 	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+void
+fake_pds_invalidate(struct fake_pds *f, const char *nhs)
+{
+	pthread_mutex_lock(&f->lock);
+	if (f->ninv < PATIENTS_MAX)
+		snprintf(f->invalidated[f->ninv++], sizeof(f->invalidated[0]), "%s", nhs);
 	pthread_mutex_unlock(&f->lock);
 }
 

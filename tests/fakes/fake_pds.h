@@ -39,6 +39,8 @@ void fake_pds_fail(struct fake_pds *f, int n, int status);
 void fake_pds_delay(struct fake_pds *f, int n, int delay_ms);
 /* GET /Patient/old answers with the record of `now` (merged numbers). */
 void fake_pds_supersede(struct fake_pds *f, const char *old, const char *now);
+/* GET /Patient/nhs answers 404 INVALIDATED_RESOURCE (INT's 9990003343). */
+void fake_pds_invalidate(struct fake_pds *f, const char *nhs);
 /* Only "Bearer <token>" is accepted (application mode tests). */
 void fake_pds_require_token(struct fake_pds *f, const char *token);
 /* Serve `json` (a Patient) for `nhs` (replaces any stub of that number). */
