@@ -5,6 +5,9 @@
 # log and prints that log when the step fails.
 
 RAS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# rasd and rasctl run from build/ read the checkout's mappings/ (installed
+# ones read DATADIR; a config's [general] mappings wins over both).
+export RAS_DATADIR="$RAS_ROOT"
 
 # Debian packages the build, the tests and the demo need.
 RAS_DEB_PACKAGES=(
@@ -12,6 +15,7 @@ RAS_DEB_PACKAGES=(
   libjansson-dev libpq-dev libcurl4-openssl-dev libxml2-dev libssl-dev
   libcunit1-dev libmicrohttpd-dev libsystemd-dev zlib1g-dev
   postgresql-15 postgresql-client-15 openssl
+  scdoc groff-base python3
 )
 # The libFuzzer targets (scripts/test's first phase, scripts/fuzz): clang and
 # its sanitizer/libFuzzer runtime, which is only a Recommends of clang-14 and

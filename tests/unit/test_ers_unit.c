@@ -25,11 +25,12 @@
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
-#include "ras/ers_auth.h"
+#include "ras/nhsapi_auth.h"
 #include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/xml.h"
 #include "ras/xmlform.h"
@@ -81,8 +82,8 @@ jwt_assertion(void)
 	int64_t now = time(NULL);
 
 	ers_keypair(&priv, &pub);
-	CU_ASSERT_EQUAL_FATAL(ras_ers_auth_assertion(ras_ers_auth_of(c), now, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_ers_auth_assertion(ras_ers_auth_of(c), now, &b), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_nhsapi_auth_assertion(ras_ers_auth_of(c), now, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_nhsapi_auth_assertion(ras_ers_auth_of(c), now, &b), 0);
 	why = ers_check_jwt(a.data, pub, fake_ers_token_url(f), now, jti1, sizeof(jti1));
 	if (why)
 		fprintf(stderr, "JWT: %s\n", why);
@@ -201,7 +202,7 @@ token_flow(void)
 
 	/* a refused assertion is a clear error, not a retry loop */
 	fake_ers_set_now(f, now + 100000);
-	ras_ers_auth_invalidate(ras_ers_auth_of(c));
+	ras_nhsapi_auth_invalidate(ras_ers_auth_of(c));
 	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "JWT has expired"));
 	ras_ers_call_release(&k, 1);
@@ -894,7 +895,7 @@ xml_forms(void)
 	CU_ASSERT_EQUAL(ras_xmlform_maps_count(maps), 1);
 	/* FHIR XML: no map needed */
 	t = ras_test_read(ras_test_fixture("ers/local/objectstore/7a2e3d4b-2c3d-4e5f-9a01-1b2c3d4e5f60.xml"), &len);
-	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, t, len, &in), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, NULL, t, len, &in), 0);
 	CU_ASSERT_EQUAL(in.kind, RAS_PAYLOAD_FORM);
 	CU_ASSERT_STRING_EQUAL(in.form->questionnaire, "urn:rasd:questionnaire:community-pain-referral");
 	CU_ASSERT_STRING_EQUAL(in.form->version, "2");
@@ -911,11 +912,9 @@ xml_forms(void)
 
 	/* XHTML: only through a map */
 	t = ras_test_read(ras_test_fixture("ers/local/objectstore/8b3f4e5c-3d4e-4f60-8b12-2c3d4e5f6071.xhtml"), &len);
-	(void)ras_intake_set_form_maps(NULL);
-	CU_ASSERT_EQUAL(ras_intake_parse(a, t, len, &in), RAS_EINVALID);
+	CU_ASSERT_EQUAL(ras_intake_parse(a, NULL, t, len, &in), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "no form map"));
-	(void)ras_intake_set_form_maps(maps);
-	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, t, len, &in), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, maps, t, len, &in), 0);
 	CU_ASSERT_EQUAL(in.kind, RAS_PAYLOAD_FORM);
 	CU_ASSERT_STRING_EQUAL(in.form->questionnaire, "urn:rasd:questionnaire:community-pain-referral");
 	CU_ASSERT_STRING_EQUAL(in.form->authored, "2026-04-08T11:00:00+01:00");
@@ -936,18 +935,17 @@ xml_forms(void)
 		char *bad = strdup(t), *p = strstr(bad, "> 14 <");
 
 		memcpy(p, ">lots<", 6);
-		CU_ASSERT_EQUAL(ras_intake_parse(a, bad, strlen(bad), &in), RAS_EINVALID);
+		CU_ASSERT_EQUAL(ras_intake_parse(a, maps, bad, strlen(bad), &in), RAS_EINVALID);
 		CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "pain-duration-weeks"));
 		CU_ASSERT_PTR_NULL(strstr(ras_error_last(), "lots"));
 		free(bad);
 	}
 	free(t);
 	/* XML that is not a form */
-	CU_ASSERT_EQUAL(ras_intake_parse(a, "<letter><p>Dear</p></letter>", strlen("<letter><p>Dear</p></letter>"), &in), RAS_EINVALID);
+	CU_ASSERT_EQUAL(ras_intake_parse(a, maps, "<letter><p>Dear</p></letter>", strlen("<letter><p>Dear</p></letter>"), &in), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "no form map"));
-	CU_ASSERT_EQUAL(ras_intake_parse(a, "<Bundle xmlns=\"http://hl7.org/fhir\"/>",
+	CU_ASSERT_EQUAL(ras_intake_parse(a, maps, "<Bundle xmlns=\"http://hl7.org/fhir\"/>",
 	    strlen("<Bundle xmlns=\"http://hl7.org/fhir\"/>"), &in), RAS_EINVALID);
-	(void)ras_intake_set_form_maps(NULL);
 
 	/* maps are checked when loaded */
 	{
