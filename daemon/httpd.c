@@ -817,7 +817,8 @@ ras_httpd_stop(struct ras_daemon *d, struct ras_httpd *h)
 	 * answered if MHD can still write to them */
 	if (h->ngroup && h->mhd) {
 		group_commit(h);
-		(void)MHD_run(h->mhd);
+		for (int i = 0; i < 3; i++)   /* resume, answer, write */
+			(void)MHD_run(h->mhd);
 	}
 	if (h->epfd >= 0)
 		ras_loop_del_fd(d->loop, h->epfd);

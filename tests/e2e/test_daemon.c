@@ -735,6 +735,30 @@ http_group_commit_answers_only_committed(void)
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(DISTINCT xmin::text) FROM inbox"), 1);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000031000_'"), K);
 	rasd_free(&p);
+
+	/* 3: SIGTERM while a group waits: it is kept, and answered, before
+	 * rasd stops */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	for (int i = 0; i < K; i++) {
+		char ubrn[16];
+
+		free(bodies[i]);
+		snprintf(ubrn, sizeof(ubrn), "%012d", 320000 + i);
+		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+	}
+	usleep(300 * 1000);
+	rasd_kill(&p, SIGTERM);
+	for (int i = 0; i < K; i++) {
+		char *a = raw_answer(fds[i], 10000);
+
+		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
+		free(a);
+	}
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 2 * K);
+	rasd_free(&p);
 	for (int i = 0; i < K; i++)
 		free(bodies[i]);
 	env_free(&e);
