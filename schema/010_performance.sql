@@ -14,6 +14,13 @@ CREATE INDEX referrals_payload ON referrals (payload_id, id) WHERE payload_id IS
 -- ready or waiting to be delivered
 CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending';
 
+-- the deliver stage's claim: rows due ('ready', 'unknown') OR left
+-- 'sending' past the lease.  outbox_work cannot serve the OR (the planner
+-- reads the whole table, delivered letters included, for every batch);
+-- one small index per arm gives a BitmapOr over the working set only.
+CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE state IN ('ready', 'unknown');
+CREATE INDEX outbox_sending ON outbox (claimed_at) WHERE state = 'sending';
+
 -- ---- write less (issue 14) -------------------------------------------------
 -- Measured with scripts/bench --profile: each stored referral wrote a second
 -- version of its referrals row only to set the form columns the INSERT had
