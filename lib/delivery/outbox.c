@@ -738,14 +738,34 @@ handshake_if_due(struct ras_outbox *o, struct ras_arena *a, int64_t now)
 		return err;
 	if ((err = ras_http_perform(o->mesh_http, &r, 1)) < 0)
 		return err;
-	if (r.err)
+	if (r.err) {
 		err = ras_error_code(r.err, "MESH handshake failed: %s", r.errmsg);
-	else if (r.status != 200)
-		err = ras_error_code(RAS_EIO, "MESH handshake answered %ld", r.status);
-	else
+	} else if (r.status != 200) {
+		char why[256];
+
+		/* MESH's own reason (a 403 says which check failed) */
+		ras_mesh_error_reason(&r, why, sizeof(why));
+		err = ras_error_code(RAS_EIO, "MESH handshake answered %ld%s%s", r.status,
+		    why[0] ? ": " : "", why);
+	} else
 		o->last_handshake = now;
 	ras_http_request_release(&r);
 	return err;
+}
+
+/* mex-FileName: the local id (never patient data) and the payload's kind. */
+static const char *
+mesh_filename(struct ras_arena *a, const struct job *j)
+{
+	const char *ext = "dat";
+
+	if (j->content_type && strstr(j->content_type, "xml"))
+		ext = "xml";
+	else if (j->content_type && strstr(j->content_type, "json"))
+		ext = "json";
+	else if (j->content_type && strstr(j->content_type, "pdf"))
+		ext = "pdf";
+	return ras_arena_printf(a, "%s.%s", j->local_id, ext);
 }
 
 /* The transfers of a round, in two groups whose results are committed
@@ -801,8 +821,8 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 		} else {
 			struct ras_mesh_send s = { .to = j->address, .workflow = j->workflow,
 				.local_id = j->local_id, .subject = j->kind, .content_type = j->content_type,
-				.body = j->payload, .len = strlen(j->payload), .chunk = j->chunks_done + 1,
-				.message_id = j->mesh_id[0] ? j->mesh_id : NULL };
+				.filename = mesh_filename(a, j), .body = j->payload, .len = strlen(j->payload),
+				.chunk = j->chunks_done + 1, .message_id = j->mesh_id[0] ? j->mesh_id : NULL };
 
 			j->step = STEP_SEND;
 			j->nchunks = ras_mesh_chunks(o->mesh, s.len);
@@ -834,10 +854,24 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 			struct ras_mesh_tracking t;
 
 			err = ras_mesh_track_result(r, &t);
-			if (err == 0 && t.found) {
-				/* it did arrive: never send it again */
+			if (err == 0 && t.found && ras_mesh_track_state(&t) == RAS_MESH_TRACK_DELIVERED) {
+				/* it did arrive whole: never send it again */
 				snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", t.message_id);
 				outcome(o, j, 0, "track", r->status, r->seconds);
+			} else if (err == 0 && t.found && ras_mesh_track_state(&t) == RAS_MESH_TRACK_FAILED) {
+				snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", t.message_id);
+				outcome(o, j, ras_error_code(RAS_EINVALID, "MESH tracking says the message is %s",
+				    t.status), "track", r->status, r->seconds);
+			} else if (err == 0 && t.found) {
+				/* `uploading`: some chunks never arrived, and MESH never
+				 * delivers an incomplete message.  Which ones did is not
+				 * known (progress is committed per attempt), so it is
+				 * treated as unsent, as the specification allows: sent
+				 * again whole, same pass; the partial one expires. */
+				j->unknown = false;
+				j->mesh_id[0] = '\0';
+				j->chunks_done = 0;
+				j->action = "track";
 			} else if (err == 0) {
 				/* MESH never received it: safe to send now, same pass */
 				j->unknown = false;
@@ -847,9 +881,10 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 				j->state = strcmp(j->state, "dead") == 0 ? "dead" : "unknown";
 			}
 		} else {
-			char id[RAS_MESH_ID_MAX];
+			char id[RAS_MESH_ID_MAX] = "";
 
-			err = ras_mesh_send_result(r, id, sizeof(id));
+			/* chunks after the first answer 202 with no id (`null`) */
+			err = j->chunks_done ? ras_mesh_chunk_result(r) : ras_mesh_send_result(r, id, sizeof(id));
 			if (err == 0) {
 				if (j->mesh_id[0] == '\0')
 					snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", id);
@@ -1162,25 +1197,47 @@ ras_outbox_mesh_poll(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		if (st)
 			st->received++;
 	}
+	if ((err = ras_db_begin(db)) < 0)
+		goto done;
+	if ((err = w_run(db, &w)) < 0) {
+		ras_db_rollback(db);
+		goto done;
+	}
+	/* Reports one by one: each says how many documents it killed, and
+	 * those are counted (and logged by the caller) as dead letters. */
 	for (size_t i = 0; i < n; i++) {
+		struct ras_db_param rp[11];
+		struct ras_db_res *rr = NULL;
 		bool error;
 
 		if (!keep[i] || strcmp(meta[i].message_type, "REPORT") != 0)
 			continue;
 		error = strcmp(meta[i].status_success, "SUCCESS") != 0 ||
 		    (meta[i].status_code[0] && strcmp(meta[i].status_code, "00") != 0);
-		w_add(&w, SQL_REPORT, 11, ids[i], ras_mesh_mailbox(o->mesh), meta[i].workflow,
-		    meta[i].local_id, meta[i].linked_id, meta[i].status_code, meta[i].status_event,
-		    meta[i].status_success, meta[i].status_description, at, error ? "true" : "false");
-		w_add(&w, SQL_REPORT_FOLLOWUP, 2, ids[i], at);
-		if (st)
+		rp[0] = RAS_DB_TEXT(ids[i]);
+		rp[1] = RAS_DB_TEXT(ras_mesh_mailbox(o->mesh));
+		rp[2] = RAS_DB_TEXT(meta[i].workflow);
+		rp[3] = RAS_DB_TEXT(meta[i].local_id);
+		rp[4] = RAS_DB_TEXT(meta[i].linked_id);
+		rp[5] = RAS_DB_TEXT(meta[i].status_code);
+		rp[6] = RAS_DB_TEXT(meta[i].status_event);
+		rp[7] = RAS_DB_TEXT(meta[i].status_success);
+		rp[8] = RAS_DB_TEXT(meta[i].status_description);
+		rp[9] = RAS_DB_TEXT(at);
+		rp[10] = RAS_DB_TEXT(error ? "true" : "false");
+		if ((err = ras_db_query(db, &rr, SQL_REPORT, 11, rp)) < 0 ||
+		    (err = ras_db_query(db, NULL, SQL_REPORT_FOLLOWUP, 2, (struct ras_db_param[]){
+		    RAS_DB_TEXT(ids[i]), RAS_DB_TEXT(at) })) < 0) {
+			ras_db_res_free(rr);
+			ras_db_rollback(db);
+			goto done;
+		}
+		if (st) {
 			st->reports++;
-	}
-	if ((err = ras_db_begin(db)) < 0)
-		goto done;
-	if ((err = w_run(db, &w)) < 0) {
-		ras_db_rollback(db);
-		goto done;
+			if (error)
+				st->dead += ras_db_res_rows(rr);
+		}
+		ras_db_res_free(rr);
 	}
 	if ((err = ras_db_commit(db)) < 0)
 		goto done;

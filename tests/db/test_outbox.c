@@ -38,6 +38,19 @@ static char print_dir[4096];
 
 static char last_ubrn[32];
 
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL) {
+		perror(path);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
 /* Store a fixture referral under a fresh UBRN (each test its own referral). */
 static int64_t
 referral(const char *fixture, const char *service)
@@ -337,6 +350,104 @@ unknown_mesh_outcome_is_tracked_never_resent(void)
 	CU_ASSERT_EQUAL(fake_mesh_sends(fm), sends + 1);
 }
 
+/* An outbox like the suite's but sending in 1024-byte chunks. */
+static struct ras_outbox *
+small_chunk_outbox(struct ras_config **c2)
+{
+	struct ras_buf b = RAS_BUF_INIT(1 << 20), problems = RAS_BUF_INIT(8192);
+	struct ras_buf out = RAS_BUF_INIT(1 << 20);
+	struct ras_outbox *o = NULL;
+	char path[4096];
+	const char *at;
+
+	CU_ASSERT_FATAL(ras_buf_read_file(&b, config_path) == 0);
+	at = strstr(b.data, "[mesh]\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	ras_buf_append(&out, b.data, (size_t)(at - b.data) + 7);
+	ras_buf_append(&out, "chunk_size = 1024\n", 18);
+	ras_buf_append(&out, at + 7, strlen(at + 7));
+	ras_buf_append(&out, "", 0);
+	snprintf(path, sizeof(path), "%s/rasd-chunks.conf", ras_test_tmpdir());
+	write_file(path, out.data);
+	CU_ASSERT_FATAL(ras_config_load(path, c2, &problems) == 0);
+	CU_ASSERT_FATAL(ras_outbox_new(*c2, RAS_SOURCE_ROOT "/mappings", &o) == 0);
+	ras_buf_free(&b);
+	ras_buf_free(&out);
+	ras_buf_free(&problems);
+	return o;
+}
+
+/* A letter larger than a chunk goes in several (3 and more used to go dead:
+ * the sandbox answers chunks after the first with `null`); one whose first
+ * answer was lost and that tracking finds `uploading` is never called
+ * delivered but sent again whole. */
+static void
+chunked_letters_and_uploading_sends(void)
+{
+	struct ras_config *c2 = NULL;
+	struct ras_outbox *o2 = small_chunk_outbox(&c2);
+	struct ras_outbox_stats s;
+	int64_t r = new_letter_to("r4/referral-message.json", "dorset-2019",
+	    "documents/decision-dorset-2019-accept.json");
+	const char *rs = rid_s(r);
+	const struct fake_mesh_msg *m, *abandoned;
+	size_t before = fake_mesh_count(fm);
+	char *payload, *mesh_id;
+	int64_t chunks;
+
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(o2, db, T0, NULL), 0);
+	payload = q_str("SELECT convert_from(payload, 'UTF8') FROM outbox WHERE referral_id = $1 "
+	    "AND transport = 'mesh'", rs);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(payload);
+	CU_ASSERT_TRUE_FATAL(strlen(payload) > 2 * 1024);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.dead, 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND transport = 'mesh' "
+	    "AND state = 'delivered'", rs), 1);
+	chunks = q_int("SELECT mesh_chunks_done FROM outbox WHERE referral_id = $1 AND transport = 'mesh'", rs);
+	CU_ASSERT_EQUAL(chunks, (int64_t)((strlen(payload) + 1023) / 1024));
+	CU_ASSERT_TRUE(chunks >= 3);
+	m = fake_mesh_msg(fm, before);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL((int64_t)m->nchunks, chunks);
+	CU_ASSERT_EQUAL(m->chunks_got, m->nchunks);
+	CU_ASSERT_TRUE(m->gzip);
+	CU_ASSERT_EQUAL(m->len, strlen(payload));
+	CU_ASSERT_EQUAL(memcmp(m->body, payload, m->len), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->filename, ".json"));
+	free(payload);
+
+	/* the first chunk's answer is lost: rasd cannot know the id */
+	r = new_letter_to("r4/referral-message.json", "dorset-2019",
+	    "documents/decision-dorset-2019-accept.json");
+	rs = rid_s(r);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(o2, db, T0, NULL), 0);
+	before = fake_mesh_count(fm);
+	fake_mesh_drop_sends(fm, 1);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.unknown, 1);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
+	abandoned = fake_mesh_msg(fm, before);
+	CU_ASSERT_TRUE(abandoned->chunks_got < abandoned->nchunks);
+	/* tracking by mex-LocalID: `uploading`, so sent again whole */
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0 + 3600, &s), 0);
+	CU_ASSERT_EQUAL(s.delivered, 1);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 2);
+	m = fake_mesh_msg(fm, before + 1);
+	CU_ASSERT_EQUAL(m->chunks_got, m->nchunks);
+	mesh_id = q_str("SELECT mesh_message_id FROM outbox WHERE referral_id = $1 AND transport = 'mesh'", rs);
+	CU_ASSERT_STRING_EQUAL(mesh_id, m->id);
+	CU_ASSERT_STRING_NOT_EQUAL(mesh_id, abandoned->id);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id "
+	    "WHERE o.referral_id = $1 AND d.action = 'track' AND d.outcome = 'delivered'", rs), 0);
+	free(mesh_id);
+	ras_outbox_free(o2);
+	ras_config_free(c2);
+}
+
 static void
 retries_back_off_then_dead_letter_and_requeue(void)
 {
@@ -439,6 +550,8 @@ mesh_reports_and_inbox(void)
 	if (ras_outbox_mesh_poll(ob, db, T0 + 86400, &s) < 0)
 		CU_FAIL(ras_error_last());
 	CU_ASSERT_EQUAL(s.reports, 1);
+	/* the document the report killed is counted (and logged) as dead */
+	CU_ASSERT_EQUAL(s.dead, 1);
 	CU_ASSERT_EQUAL(s.received, 1);
 	CU_ASSERT_EQUAL(s.acknowledged, 2);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE kind = 'gp-2ww-notice' AND state = 'dead' "
@@ -710,18 +823,6 @@ ers_referrer_answered_through_ers(void)
 	    "AND state <> 'cancelled'", rs), 1);
 }
 
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL) {
-		perror(path);
-		exit(1);
-	}
-	fputs(text, f);
-	fclose(f);
-}
 
 static int
 setup(void)
@@ -795,6 +896,7 @@ main(void)
 		{ "2WW notice: same day, to the GP, once", twoww_notice_same_day_to_the_gp_once },
 		{ "render and deliver over FHIR and MESH", render_and_deliver_over_fhir_and_mesh },
 		{ "unknown MESH outcome is tracked, never resent", unknown_mesh_outcome_is_tracked_never_resent },
+		{ "chunked letters, and uploading sends sent again", chunked_letters_and_uploading_sends },
 		{ "retries back off, then dead letter and requeue",
 		  retries_back_off_then_dead_letter_and_requeue },
 		{ "MESH error reports and inbox", mesh_reports_and_inbox },
