@@ -398,6 +398,10 @@ ras_mesh_error_reason(const struct ras_http_request *r, char *buf, size_t size)
 	}
 	json_decref(j);
 	ras_error_clear();
+	/* one line for the log and last_error */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
 }
 
 /* The error class of a refused send or chunk. */
