@@ -33,6 +33,7 @@
 #include "ras/limits.h"
 #include "ras/mappings.h"
 #include "ras/outbox.h"
+#include "ras/pdf.h"
 #include "ras/rules.h"
 #include "ras/triage.h"
 #include "ras/xml.h"
@@ -41,7 +42,7 @@ static const char render_usage[] =
 	"usage: rasctl render --kind triage-outcome|gp-2ww-notice|notification-letter|"
 	"discharge-summary|patient-copy\n"
 	"                     --service ID --referral FILE [--episode FILE] [--decision FILE]\n"
-	"                     [--at DATETIME] [--version N] [--format json|xml|html]\n";
+	"                     [--at DATETIME] [--version N] [--format json|xml|html|pdf]\n";
 
 static int
 read_file(struct ras_ctl *ctl, const char *path, size_t max, struct ras_buf *out)
@@ -153,7 +154,8 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	di.kind = ras_document_kind_parse(kind_s);
 	if (optind != argc || di.kind == 0 || service == NULL || referral_path == NULL ||
-	    (strcmp(format, "json") && strcmp(format, "xml") && strcmp(format, "html"))) {
+	    (strcmp(format, "json") && strcmp(format, "xml") && strcmp(format, "html") &&
+	    strcmp(format, "pdf"))) {
 		fputs(render_usage, stderr);
 		rc = CTL_USAGE;
 		goto done;
@@ -222,7 +224,17 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 		rc = err == RAS_EINVALID || err == RAS_ETOOBIG ? CTL_DATAERR : CTL_SOFTWARE;
 		goto done;
 	}
-	if (strcmp(format, "html") == 0 || di.kind == RAS_DOC_PATIENT_COPY)
+	if (strcmp(format, "pdf") == 0) {
+		/* the letter as the GP practice gets it (the patient's copy: as the patient does) */
+		const struct ras_patient *pt = &di.referral->patient;
+		struct ras_pdf_opts po = { .patient_copy = di.kind == RAS_DOC_PATIENT_COPY };
+
+		if (!po.patient_copy && (pt->practice_name || pt->practice_ods))
+			po.recipient = ras_arena_printf(a, "%s%s%s%s", pt->practice_name ? pt->practice_name :
+			    "GP practice", pt->practice_ods ? " (" : "", pt->practice_ods ? pt->practice_ods : "",
+			    pt->practice_ods ? ")" : "");
+		err = ras_pdf_document(a, bundle, &prof, &po, &out);
+	} else if (strcmp(format, "html") == 0 || di.kind == RAS_DOC_PATIENT_COPY)
 		err = ras_document_html(a, bundle, &prof, di.kind == RAS_DOC_PATIENT_COPY, &out);
 	else if (strcmp(format, "xml") == 0)
 		err = ras_xml_fhir_from_json(bundle, &out);

@@ -10,6 +10,7 @@
 #include "ras/episode.h"
 #include "ras/error.h"
 #include "ras/intake.h"
+#include "ras/pdf.h"
 #include "ras/xml.h"
 #include "ras_config.h"
 
@@ -460,6 +461,248 @@ teardown(void)
 	return 0;
 }
 
+/* --- PDF letters ---------------------------------------------------------- */
+
+static char *
+pdf_of(const json_t *bundle, const struct ras_docprofile *p, const struct ras_pdf_opts *o,
+    const char *name, size_t *len)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	char *path;
+
+	CU_ASSERT_FATAL(ras_pdf_document(A, bundle, p, o, &b) == 0);
+	CU_ASSERT_FATAL(b.len > 1000 && memcmp(b.data, "%PDF-", 5) == 0);
+	path = ras_test_write_tmp(name, b.data, b.len);
+	if (len)
+		*len = b.len;
+	ras_buf_free(&b);
+	return path;
+}
+
+/* pdftotext (poppler-utils) of pages first..last (0: all). */
+static char *
+pdf_text(const char *path, int first, int last)
+{
+	char f[16], l[16], *out = NULL, *err = NULL;
+	char *argv[] = { "/usr/bin/pdftotext", "-f", f, "-l", l, (char *)path, "-", NULL };
+	int rc;
+
+	snprintf(f, sizeof(f), "%d", first ? first : 1);
+	snprintf(l, sizeof(l), "%d", last ? last : 9999);
+	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+	if (rc != 0)
+		fprintf(stderr, "pdftotext: %s\n", err ? err : "");
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	free(err);
+	return out;
+}
+
+static int
+pdf_pages(const char *path)
+{
+	char *out = NULL, *err = NULL, *p;
+	char *argv[] = { "/usr/bin/pdfinfo", (char *)path, NULL };
+	int n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+	if ((p = strstr(out, "\nPages:")) != NULL)
+		n = atoi(p + 7);
+	free(out);
+	free(err);
+	return n;
+}
+
+/* Every page carries the banner and its own "Page N of M". */
+static void
+banner_on_every_page(const char *path, int pages, const char *name, const char *nhs, const char *dob)
+{
+	for (int k = 1; k <= pages; k++) {
+		char *t = pdf_text(path, k, k), want[32];
+
+		snprintf(want, sizeof(want), "Page %d of %d", k, pages);
+		CU_ASSERT_PTR_NOT_NULL(strstr(t, name));
+		CU_ASSERT_PTR_NOT_NULL(strstr(t, nhs));
+		CU_ASSERT_PTR_NOT_NULL(strstr(t, dob));
+		CU_ASSERT_PTR_NOT_NULL(strstr(t, want));
+		if (!strstr(t, want))
+			fprintf(stderr, "page %d lacks \"%s\":\n%s\n", k, want, t);
+		free(t);
+	}
+}
+
+/* The letter's text is the document's: every section heading in order,
+ * the narrative's words, the recipient and date; same bytes every time;
+ * the creation date is the document's. */
+static void
+pdf_letters_carry_the_document(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_DISCHARGE_SUMMARY, "midnotts", "r4/referral-collection-urn.json");
+	struct ras_pdf_opts po = { .recipient = "BARNBY GATE SURGERY (C84009)" };
+	json_t *b, *sec;
+	char *path, *again, *text, *info = NULL, *err = NULL;
+	const char *at;
+	size_t i, len1, len2;
+
+	in.episode = episode("episode-discharge-full.json");
+	b = build_ok(&in);
+	path = pdf_of(b, in.profile, &po, "ds.pdf", &len1);
+	again = pdf_of(b, in.profile, &po, "ds-again.pdf", &len2);
+	{
+		char *x = ras_test_read(path, NULL), *y = ras_test_read(again, NULL);
+
+		CU_ASSERT_EQUAL(len1, len2);
+		CU_ASSERT_EQUAL(memcmp(x, y, len1), 0);
+		free(x);
+		free(y);
+	}
+	text = pdf_text(path, 0, 0);
+	CU_ASSERT_TRUE(ras_test_golden("pdf/midnotts-discharge-summary.txt", text, strlen(text)));
+	/* section headings in the Composition's order, GP actions first */
+	at = text;
+	json_array_foreach(ras_json_arr(ras_json_obj(json_array_get(ras_json_arr(b, "entry"), 0),
+	    "resource"), "section"), i, sec) {
+		const char *h = strstr(at, ras_json_str(sec, "title"));
+
+		CU_ASSERT_PTR_NOT_NULL(h);
+		if (h == NULL)
+			fprintf(stderr, "section \"%s\" missing or out of order\n", ras_json_str(sec, "title"));
+		else
+			at = h;
+		if (i == 0)
+			CU_ASSERT_STRING_EQUAL(ras_json_str(sec, "title"), "Actions for the GP");
+	}
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "To: BARNBY GATE SURGERY (C84009)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Date: 20 July 2026"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Discharge summary"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Morphine sulfate modified"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "OPIOID"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Telephone 0800 0000001"));
+	banner_on_every_page(path, pdf_pages(path), "EXAMPLE, Jane", "NHS number: 999 000 0018",
+	    "Date of birth: 14-May-1970");
+	free(text);
+	{
+		char *argv[] = { "/usr/bin/pdfinfo", "-isodates", path, NULL };
+
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &info, &err), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(info, "CreationDate:    2026-07-20T10:00:00"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(info, "Title:           Discharge summary"));
+		/* no patient data in the PDF's metadata */
+		CU_ASSERT_PTR_NULL(strstr(info, "Example"));
+		CU_ASSERT_PTR_NULL(strstr(info, "999"));
+		free(info);
+		free(err);
+	}
+	free(path);
+	free(again);
+
+	/* every kind of letter, every service: its title, banner and pages */
+	for (size_t s = 0; services[s]; s++) {
+		static const enum ras_doc_kind kinds[] = { RAS_DOC_TRIAGE_OUTCOME, RAS_DOC_NOTIFICATION_LETTER,
+			RAS_DOC_PATIENT_COPY };
+
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			struct ras_doc_input di = input(kinds[k], services[s], ref_for(services[s]));
+			struct ras_pdf_opts o = { .patient_copy = kinds[k] == RAS_DOC_PATIENT_COPY };
+			struct ras_doc_missing m;
+			const char *title;
+			char *p, *t;
+
+			if (kinds[k] == RAS_DOC_TRIAGE_OUTCOME)
+				di.decision = decision(ras_arena_printf(A, "decision-%s-accept.json", services[s]));
+			else
+				di.episode = episode(kinds[k] == RAS_DOC_PATIENT_COPY ? "episode-discharge-full.json" :
+				    "episode-notification.json");
+			b = NULL;
+			if (ras_document_build(A, &di, &b, &m) != 0)
+				continue;   /* a kind this service does not send */
+			title = ras_json_str(ras_json_obj(json_array_get(ras_json_arr(b, "entry"), 0), "resource"),
+			    "title");
+			p = pdf_of(b, di.profile, &o, ras_arena_printf(A, "%s-%zu.pdf", services[s], k), NULL);
+			t = pdf_text(p, 0, 0);
+			CU_ASSERT_PTR_NOT_NULL(strstr(t, title));
+			CU_ASSERT_PTR_NOT_NULL(strstr(t, "NHS number:"));
+			if (kinds[k] == RAS_DOC_PATIENT_COPY)
+				CU_ASSERT_PTR_NOT_NULL(strstr(t, "This is your own copy"));
+			banner_on_every_page(p, pdf_pages(p), "NHS number:", "Date of birth:", "Document reference");
+			free(t);
+			free(p);
+		}
+	}
+}
+
+/* A discharge summary long enough for three pages: the banner and page
+ * numbers on each, headings never alone at a page's foot, and a page image
+ * a developer can look at (build/tests/pdf/). */
+static void
+pdf_three_page_discharge_summary(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_DISCHARGE_SUMMARY, "midnotts", "r4/referral-collection-urn.json");
+	struct ras_pdf_opts po = { .recipient = "BARNBY GATE SURGERY (C84009)" };
+	struct ras_buf div = RAS_BUF_INIT(0);
+	json_t *b, *sec;
+	char *path, *text, *out = NULL, *err = NULL, dir[4096], prefix[4200];
+	size_t i;
+
+	in.episode = episode("episode-discharge-full.json");
+	b = build_ok(&in);
+	/* a long treatment summary: 25 paragraphs */
+	ras_buf_puts(&div, "<div xmlns=\"http://www.w3.org/1999/xhtml\">");
+	for (int k = 1; k <= 25; k++)
+		ras_buf_puts(&div, ras_arena_printf(A, "<p>Session %d: graded activity, pacing and relaxation "
+		    "practice; goals reviewed with the patient, who reports steady progress and fewer flare-ups "
+		    "than at the start of the programme.</p>", k));
+	ras_buf_puts(&div, "</div>");
+	json_array_foreach(ras_json_arr(ras_json_obj(json_array_get(ras_json_arr(b, "entry"), 0),
+	    "resource"), "section"), i, sec)
+		if (strcmp(ras_json_str(sec, "title"), "Summary of treatment") == 0)
+			json_object_set_new(json_object_get(sec, "text"), "div", json_string(div.data));
+	ras_buf_free(&div);
+	path = pdf_of(b, in.profile, &po, "ds-long.pdf", NULL);
+	CU_ASSERT_EQUAL_FATAL(pdf_pages(path), 3);
+	banner_on_every_page(path, 3, "EXAMPLE, Jane", "NHS number: 999 000 0018",
+	    "Date of birth: 14-May-1970");
+	/* page 1 opens with the GP's actions; the paragraphs run on over the breaks */
+	text = pdf_text(path, 1, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Actions for the GP"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Session 1:"));
+	free(text);
+	text = pdf_text(path, 2, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Session 25:"));
+	CU_ASSERT_PTR_NULL(strstr(text, "Session 1:"));
+	free(text);
+	text = pdf_text(path, 3, 3);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Copies sent to"));
+	free(text);
+	text = pdf_text(path, 0, 0);
+	for (int k = 1; k <= 25; k++)
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, ras_arena_printf(A, "Session %d:", k)));
+	free(text);
+	/* the first page as an image, kept in the build tree for a person to look at */
+	snprintf(dir, sizeof(dir), "%s/tests/pdf", getenv("RAS_BUILD_ROOT") ? getenv("RAS_BUILD_ROOT") :
+	    ras_test_tmpdir());
+	{
+		char *mk[] = { "/bin/mkdir", "-p", dir, NULL };
+
+		CU_ASSERT_EQUAL(ras_test_spawn(mk, NULL, NULL, NULL, NULL), 0);
+	}
+	snprintf(prefix, sizeof(prefix), "%s/discharge-summary", dir);
+	{
+		char *argv[] = { "/usr/bin/pdftoppm", "-r", "72", "-png", path, prefix, NULL };
+		char *png = ras_arena_printf(A, "%s-1.png", prefix);
+		char *data;
+		size_t len = 0;
+
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+		data = ras_test_read(png, &len);
+		CU_ASSERT_TRUE(len > 1000 && memcmp(data, "\x89PNG", 4) == 0);
+		free(data);
+		printf("\n  page images: %s-{1,2,3}.png\n", prefix);
+	}
+	free(out);
+	free(err);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -475,6 +718,8 @@ main(void)
 		{ "narrative escapes hostile text", narrative_escapes_hostile_text },
 		{ "message wrapper", message_wrapper },
 		{ "xhtml builder", xhtml_builder },
+		{ "PDF letters carry the document", pdf_letters_carry_the_document },
+		{ "PDF: a 3-page discharge summary paginates", pdf_three_page_discharge_summary },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {
