@@ -34,6 +34,7 @@
 #include "ras/mappings.h"
 #include "ras/outbox.h"
 #include "ras/pdf.h"
+#include "ras/itk3.h"
 #include "ras/rules.h"
 #include "ras/triage.h"
 #include "ras/xml.h"
@@ -42,7 +43,8 @@ static const char render_usage[] =
 	"usage: rasctl render --kind triage-outcome|gp-2ww-notice|notification-letter|"
 	"discharge-summary|patient-copy\n"
 	"                     --service ID --referral FILE [--episode FILE] [--decision FILE]\n"
-	"                     [--at DATETIME] [--version N] [--format json|xml|html|pdf]\n";
+	"                     [--at DATETIME] [--version N]\n"
+	"                     [--format json|xml|html|pdf|gp-connect-send-document|toc-outpatient-letter]\n";
 
 static int
 read_file(struct ras_ctl *ctl, const char *path, size_t max, struct ras_buf *out)
@@ -155,7 +157,7 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 	di.kind = ras_document_kind_parse(kind_s);
 	if (optind != argc || di.kind == 0 || service == NULL || referral_path == NULL ||
 	    (strcmp(format, "json") && strcmp(format, "xml") && strcmp(format, "html") &&
-	    strcmp(format, "pdf"))) {
+	    strcmp(format, "pdf") && ras_itk3_kind_parse(format) == RAS_ITK3_NONE)) {
 		fputs(render_usage, stderr);
 		rc = CTL_USAGE;
 		goto done;
@@ -224,7 +226,26 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 		rc = err == RAS_EINVALID || err == RAS_ETOOBIG ? CTL_DATAERR : CTL_SOFTWARE;
 		goto done;
 	}
-	if (strcmp(format, "pdf") == 0) {
+	if (ras_itk3_kind_parse(format) != RAS_ITK3_NONE) {
+		/* the ITK3 message as a GP practice would get it by GPPROVIDER
+		 * routing; the message id and sender reference are derived from
+		 * the document, the source mailbox is a placeholder */
+		struct ras_buf pdf = RAS_BUF_INIT(0);
+		struct ras_itk3_msg m = { .kind = ras_itk3_kind_parse(format), .at = di.at,
+			.sender_ods = prof.provider.ods, .sender_name = prof.provider.name,
+			.source_mailbox = "RASCTL-RENDER" };
+		char mid[37];
+
+		ras_document_uuid(mid, "rasctl:itk3|%s", ras_document_identifier(bundle));
+		m.message_id = mid;
+		m.sender_reference = ras_document_identifier(bundle);
+		if ((err = ras_pdf_document(a, bundle, &prof, NULL, &pdf)) == 0) {
+			m.pdf = pdf.data;
+			m.pdf_len = pdf.len;
+			err = ras_itk3_message(a, bundle, &m, &out);
+		}
+		ras_buf_free(&pdf);
+	} else if (strcmp(format, "pdf") == 0) {
 		/* the letter as the GP practice gets it (the patient's copy: as the patient does) */
 		const struct ras_patient *pt = &di.referral->patient;
 		struct ras_pdf_opts po = { .patient_copy = di.kind == RAS_DOC_PATIENT_COPY };

@@ -10,6 +10,8 @@
 #include "ras/episode.h"
 #include "ras/error.h"
 #include "ras/intake.h"
+#include "ras/itk3.h"
+#include "ras/crypto.h"
 #include "ras/pdf.h"
 #include "ras/xml.h"
 #include "ras_config.h"
@@ -703,6 +705,182 @@ pdf_three_page_discharge_summary(void)
 	free(path);
 }
 
+/* --- ITK3 messages ------------------------------------------------------- */
+
+/* A stand-in PDF for the golden messages (a real one depends on the fonts
+ * and Cairo of the machine); itk3_carries_the_real_pdf embeds a real one. */
+static const char GOLDEN_PDF[] = "%PDF-1.5\n% rasd golden stand-in\n%%EOF\n";
+
+static const char *
+itk3_xml(const json_t *doc, enum ras_itk3_kind kind, const char *dest, const void *pdf, size_t len)
+{
+	struct ras_itk3_msg m = { .kind = kind, .message_id = "5b7a4c2e-1f0d-5c8e-9a3b-2d4e6f8a0b1c",
+		.sender_reference = "rasd-42-triage-outcome-2", .sender_ods = "RASMN",
+		.sender_name = "Mid Notts Community Pain Management Service", .source_mailbox = "X26ABC1",
+		.dest_mailbox = dest, .receiver_ods = dest ? "C84009" : NULL, .pdf = pdf, .pdf_len = len };
+	struct ras_buf xml = RAS_BUF_INIT(0);
+	const char *out;
+
+	CU_ASSERT_FATAL(ras_time_parse(AT, false, &m.at) == 0);
+	if (ras_itk3_message(A, doc, &m, &xml) != 0)
+		fprintf(stderr, "itk3: %s\n", ras_error_last());
+	CU_ASSERT_FATAL(xml.len > 0);
+	out = ras_arena_strdup(A, xml.data);
+	ras_buf_free(&xml);
+	return out;
+}
+
+/* The structure of the reference Send Document message, checked with XPath. */
+static void
+itk3_structure(const char *xml, enum ras_itk3_kind kind, bool gpprovider)
+{
+	static const char *const ns[] = { "f", "http://hl7.org/fhir", NULL };
+	static const struct { const char *xpath, *want; } send_doc[] = {
+		{ "local-name(/f:Bundle/f:entry[1]/f:resource/*)", "MessageHeader" },
+		{ "/f:Bundle/f:type/@value", "message" },
+		{ "/f:Bundle/f:meta/f:profile/@value",
+		  "https://fhir.nhs.uk/STU3/StructureDefinition/ITK-Message-Bundle-1" },
+		{ "count(//f:MessageHeader/f:extension[@url='https://fhir.nhs.uk/STU3/StructureDefinition/"
+		  "Extension-ITK-MessageHandling-2']/f:extension)", "6" },
+		{ "//f:MessageHeader//f:extension[@url='BusAckRequested']/f:valueBoolean/@value", "true" },
+		{ "//f:MessageHeader//f:extension[@url='InfAckRequested']/f:valueBoolean/@value", "true" },
+		{ "//f:MessageHeader//f:extension[@url='RecipientType']/f:valueCoding/f:code/@value", "FA" },
+		{ "//f:MessageHeader//f:extension[@url='SenderReference']/f:valueString/@value",
+		  "rasd-42-triage-outcome-2" },
+		{ "//f:MessageHeader/f:source/f:endpoint/@value", "X26ABC1" },
+		/* focus: the document bundle */
+		{ "local-name(//f:entry[f:fullUrl/@value = //f:MessageHeader/f:focus/f:reference/@value]"
+		  "/f:resource/*)", "Bundle" },
+		{ "//f:entry[f:fullUrl/@value = //f:MessageHeader/f:focus/f:reference/@value]/f:resource/"
+		  "f:Bundle/f:type/@value", "document" },
+		{ "//f:Binary/f:contentType/@value", "application/pdf" },
+		{ "count(//f:Binary/f:content)", "1" },
+		{ "//f:Patient/f:identifier[f:system/@value='https://fhir.nhs.uk/Id/nhs-number']/f:value/@value",
+		  "9990000018" },
+		{ "//f:Patient/f:birthDate/@value", "1970-05-14" },
+		/* the Composition's first section entry is the PDF */
+		{ "count(//f:Binary[concat('urn:uuid:', f:id/@value) = "
+		  "//f:Composition/f:section[f:entry][1]/f:entry[1]/f:reference/@value])", "1" },
+	};
+	struct ras_xml_doc *d;
+	const char **v;
+	size_t n;
+
+	CU_ASSERT_FATAL(ras_xml_parse(A, xml, strlen(xml), 1 << 26, &d) == 0);
+	for (size_t i = 0; i < sizeof(send_doc) / sizeof(send_doc[0]); i++) {
+		CU_ASSERT_EQUAL_FATAL(ras_xml_xpath(A, d, send_doc[i].xpath, ns, &v, &n), 0);
+		CU_ASSERT_TRUE(n >= 1 && strcmp(v[0], send_doc[i].want) == 0);
+		if (n < 1 || strcmp(v[0], send_doc[i].want) != 0)
+			fprintf(stderr, "%s: \"%s\", want \"%s\"\n", send_doc[i].xpath, n ? v[0] : "(none)",
+			    send_doc[i].want);
+	}
+	CU_ASSERT_EQUAL(ras_xml_xpath(A, d, "//f:MessageHeader/f:event/f:code/@value", ns, &v, &n), 0);
+	CU_ASSERT_STRING_EQUAL(v[0], ras_itk3_event(kind));
+	/* with GPPROVIDER routing there is no destination (GPCM-SD-049) */
+	CU_ASSERT_EQUAL(ras_xml_xpath(A, d, "count(//f:MessageHeader/f:destination)", ns, &v, &n), 0);
+	CU_ASSERT_STRING_EQUAL(v[0], gpprovider ? "0" : "1");
+	if (kind == RAS_ITK3_TOC_OUTPATIENT) {
+		/* the mandatory outpatient letter sections, GP actions first */
+		static const char *const mandatory[] = { "886921000000105", "1077881000000105",
+			"887181000000106", "886711000000101", "886731000000109", "887231000000104" };
+
+		for (size_t i = 0; i < 6; i++) {
+			CU_ASSERT_EQUAL(ras_xml_xpath(A, d, ras_arena_printf(A, "count(//f:Composition/f:section"
+			    "[f:code/f:coding/f:code/@value='%s'])", mandatory[i]), ns, &v, &n), 0);
+			CU_ASSERT_STRING_EQUAL(v[0], "1");
+		}
+		CU_ASSERT_EQUAL(ras_xml_xpath(A, d, "//f:Composition/f:section[1]/f:code/f:coding/f:code/@value",
+		    ns, &v, &n), 0);
+		CU_ASSERT_STRING_EQUAL(v[0], "887201000000105");
+		CU_ASSERT_EQUAL(ras_xml_xpath(A, d, "//f:Composition/f:type/f:coding/f:code/@value", ns, &v, &n), 0);
+		CU_ASSERT_STRING_EQUAL(v[0], "823681000000100");
+	}
+}
+
+/* Golden ITK3 messages for every letter kind and route. */
+static void
+golden_itk3_messages(void)
+{
+	static const struct { const char *name; enum ras_doc_kind kind; const char *ref, *extra; } letters[] = {
+		{ "triage-outcome", RAS_DOC_TRIAGE_OUTCOME, "r4/referral-collection-urn.json",
+		  "decision-midnotts-accept.json" },
+		{ "gp-2ww-notice", RAS_DOC_GP_2WW_NOTICE, "r4/referral-collection-urn.json",
+		  "decision-midnotts-2ww.json" },
+		{ "notification-letter", RAS_DOC_NOTIFICATION_LETTER, "r4/referral-collection-urn.json",
+		  "episode-notification.json" },
+		{ "discharge-summary", RAS_DOC_DISCHARGE_SUMMARY, "r4/referral-collection-urn.json",
+		  "episode-discharge-full.json" },
+	};
+
+	for (size_t i = 0; i < sizeof(letters) / sizeof(letters[0]); i++) {
+		struct ras_doc_input in = input(letters[i].kind, "midnotts", letters[i].ref);
+		json_t *b;
+		const char *x;
+
+		if (strncmp(letters[i].extra, "decision", 8) == 0)
+			in.decision = decision(letters[i].extra);
+		else
+			in.episode = episode(letters[i].extra);
+		b = build_ok(&in);
+		x = itk3_xml(b, RAS_ITK3_SEND_DOCUMENT, NULL, GOLDEN_PDF, sizeof(GOLDEN_PDF) - 1);
+		itk3_structure(x, RAS_ITK3_SEND_DOCUMENT, true);
+		CU_ASSERT_TRUE(ras_test_golden(ras_arena_printf(A, "itk3/midnotts-%s-send-document-gpprovider.xml",
+		    letters[i].name), x, strlen(x)));
+		x = itk3_xml(b, RAS_ITK3_SEND_DOCUMENT, "X26ABC2", GOLDEN_PDF, sizeof(GOLDEN_PDF) - 1);
+		itk3_structure(x, RAS_ITK3_SEND_DOCUMENT, false);
+		CU_ASSERT_TRUE(ras_test_golden(ras_arena_printf(A, "itk3/midnotts-%s-send-document-mailbox.xml",
+		    letters[i].name), x, strlen(x)));
+		x = itk3_xml(b, RAS_ITK3_TOC_OUTPATIENT, "X26ABC2", GOLDEN_PDF, sizeof(GOLDEN_PDF) - 1);
+		itk3_structure(x, RAS_ITK3_TOC_OUTPATIENT, false);
+		CU_ASSERT_TRUE(ras_test_golden(ras_arena_printf(A, "itk3/midnotts-%s-toc-outpatient-letter.xml",
+		    letters[i].name), x, strlen(x)));
+	}
+}
+
+/* The real letter PDF goes in whole (base64) and the subject is the Send
+ * Document format; the same input gives the same message. */
+static void
+itk3_carries_the_real_pdf(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_DISCHARGE_SUMMARY, "midnotts", "r4/referral-collection-urn.json");
+	struct ras_buf pdf = RAS_BUF_INIT(0), back = RAS_BUF_INIT(0);
+	static const char *const ns[] = { "f", "http://hl7.org/fhir", NULL };
+	struct ras_xml_doc *d;
+	const char *x, *y, **v;
+	json_t *b;
+	size_t n;
+
+	in.episode = episode("episode-discharge-full.json");
+	b = build_ok(&in);
+	CU_ASSERT_FATAL(ras_pdf_document(A, b, in.profile, NULL, &pdf) == 0);
+	x = itk3_xml(b, RAS_ITK3_SEND_DOCUMENT, NULL, pdf.data, pdf.len);
+	y = itk3_xml(b, RAS_ITK3_SEND_DOCUMENT, NULL, pdf.data, pdf.len);
+	CU_ASSERT_STRING_EQUAL(x, y);
+	CU_ASSERT_FATAL(ras_xml_parse(A, x, strlen(x), 1 << 26, &d) == 0);
+	CU_ASSERT_FATAL(ras_xml_xpath(A, d, "//f:Binary/f:content/@value", ns, &v, &n) == 0 && n == 1);
+	CU_ASSERT_FATAL(ras_crypto_base64_decode(v[0], strlen(v[0]), &back) == 0);
+	CU_ASSERT_EQUAL(back.len, pdf.len);
+	CU_ASSERT_EQUAL(memcmp(back.data, pdf.data, pdf.len), 0);
+	CU_ASSERT_STRING_EQUAL(ras_itk3_subject(A, b, "Mid Notts Community Pain Management Service", "RASMN", 2),
+	    "Discharge summary for Mrs Jane Example, NHS Number: 9990000018, seen at Mid Notts Community "
+	    "Pain Management Service, RASMN, Version: 2");
+	CU_ASSERT_EQUAL(ras_itk3_kind_parse("gp-connect-send-document"), RAS_ITK3_SEND_DOCUMENT);
+	CU_ASSERT_STRING_EQUAL(ras_itk3_workflow(RAS_ITK3_SEND_DOCUMENT), "GPCONNECT_SEND_DOCUMENT");
+	CU_ASSERT_STRING_EQUAL(ras_itk3_workflow(RAS_ITK3_TOC_OUTPATIENT), "TOC_FHIR_OP_ATTEN");
+	CU_ASSERT_EQUAL(ras_itk3_kind_parse("r4"), RAS_ITK3_NONE);
+	/* no PDF, no message */
+	{
+		struct ras_itk3_msg m = { .kind = RAS_ITK3_SEND_DOCUMENT, .message_id = "x",
+			.sender_reference = "r", .sender_ods = "RASMN", .source_mailbox = "X26ABC1" };
+		struct ras_buf xml = RAS_BUF_INIT(0);
+
+		CU_ASSERT_EQUAL(ras_itk3_message(A, b, &m, &xml), RAS_EINVALID);
+		ras_buf_free(&xml);
+	}
+	ras_buf_free(&pdf);
+	ras_buf_free(&back);
+}
+
 int
 main(void)
 {
@@ -719,6 +897,8 @@ main(void)
 		{ "message wrapper", message_wrapper },
 		{ "xhtml builder", xhtml_builder },
 		{ "PDF letters carry the document", pdf_letters_carry_the_document },
+		{ "golden ITK3 messages (every letter kind and route)", golden_itk3_messages },
+		{ "ITK3 carries the real PDF", itk3_carries_the_real_pdf },
 		{ "PDF: a 3-page discharge summary paginates", pdf_three_page_discharge_summary },
 		{ NULL, NULL },
 	};
