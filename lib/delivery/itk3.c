@@ -10,7 +10,8 @@
 #include "ras/error.h"
 #include "ras/itk3.h"
 #include "ras/limits.h"
-#include "ras/timeutil.h"
+#include "ras/date.h"
+#include "ras/time.h"
 #include "ras/xml.h"
 
 #define SYS_RFC4122     "https://tools.ietf.org/html/rfc4122"

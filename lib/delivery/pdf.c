@@ -12,7 +12,8 @@
 #include "ras/error.h"
 #include "ras/limits.h"
 #include "ras/pdf.h"
-#include "ras/timeutil.h"
+#include "ras/date.h"
+#include "ras/time.h"
 #include "ras/xml.h"
 
 /* A4 in points, margins */

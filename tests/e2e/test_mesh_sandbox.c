@@ -30,7 +30,7 @@
 #include "ras/http.h"
 #include "ras/json.h"
 #include "ras/mesh.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras_config.h"
 
 static const char *url, *client_src;
