@@ -74,7 +74,7 @@ struct ras_mesh_send {
 	const char *to;           /* mailbox, or GPPROVIDER_<nhs>_<yyyymmdd>_<surname> */
 	const char *workflow;
 	const char *local_id;     /* mex-LocalID: never patient data */
-	const char *subject;      /* mex-Subject: never patient data */
+	const char *subject;      /* mex-Subject (the Send Document format names the patient: never logged) */
 	const char *content_type; /* of the whole payload */
 	const char *filename;     /* mex-FileName: never patient data */
 	const void *body;         /* the whole payload */
@@ -129,6 +129,11 @@ enum ras_mesh_track_state {
 };
 enum ras_mesh_track_state ras_mesh_track_state(const struct ras_mesh_tracking *t);
 int ras_mesh_track_result(const struct ras_http_request *r, struct ras_mesh_tracking *out);
+/* The same for tracking by a local id several messages share (an ITK3
+ * sender's ODS code): only the message with this mex-FileName counts;
+ * none is *found false. */
+int ras_mesh_track_result_file(const struct ras_http_request *r, const char *filename,
+    struct ras_mesh_tracking *out);
 
 /* Inbox: message ids (arena strings). */
 int ras_mesh_inbox_result(struct ras_arena *a, const struct ras_http_request *r,

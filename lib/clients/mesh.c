@@ -587,6 +587,51 @@ ras_mesh_track_result(const struct ras_http_request *r, struct ras_mesh_tracking
 	return 0;
 }
 
+int
+ras_mesh_track_result_file(const struct ras_http_request *r, const char *filename,
+    struct ras_mesh_tracking *out)
+{
+	json_t *j = NULL, *x, *hit = NULL;
+	size_t i;
+	int err;
+
+	if ((err = ras_mesh_track_result(r, out)) < 0 || !out->found)
+		return err;
+	if (ras_json_parse(r->body_out.data, r->body_out.len, 1 << 20, &j) < 0)
+		return ras_error_code(RAS_EIO, "MESH tracking answer is not JSON");
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, x) {
+			const char *f = ras_json_str(x, "filename") ? ras_json_str(x, "filename") :
+			    ras_json_str(x, "fileName");
+
+			if (f && strcmp(f, filename) == 0 && (hit == NULL || strcasecmp(ras_json_str(hit,
+			    "status") ? ras_json_str(hit, "status") : "", "uploading") == 0))
+				hit = x;
+		}
+	} else {
+		const char *f = ras_json_str(j, "filename") ? ras_json_str(j, "filename") :
+		    ras_json_str(j, "fileName");
+
+		if (f && strcmp(f, filename) == 0)
+			hit = j;
+	}
+	memset(out, 0, sizeof(*out));
+	if (hit) {
+		const char *id = track_id(hit), *st = ras_json_str(hit, "status");
+
+		out->found = true;
+		snprintf(out->message_id, sizeof(out->message_id), "%s", id ? id : "");
+		snprintf(out->status, sizeof(out->status), "%s", st ? st : "");
+		for (char *p = out->status; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	}
+	json_decref(j);
+	if (out->message_id[0] && check_segment("message id", out->message_id) < 0)
+		return ras_error_code(RAS_EIO, "MESH tracking answer has a malformed message id");
+	return 0;
+}
+
 enum ras_mesh_track_state
 ras_mesh_track_state(const struct ras_mesh_tracking *t)
 {

@@ -77,6 +77,10 @@ ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_ou
 	if (ras_config_get(cfg, "outbox", NULL, "print_dir"))
 		o->print_dir = ras_arena_strdup(o->a, ras_config_get(cfg, "outbox", NULL, "print_dir"));
 	o->gp_auto = ras_config_bool(cfg, "routing", NULL, "gp_auto_routing");
+	o->gpprovider_ddmmyyyy = ras_config_get(cfg, "routing", NULL, "gpprovider_dob_format") &&
+	    strcmp(ras_config_get(cfg, "routing", NULL, "gpprovider_dob_format"), "DDMMYYYY") == 0;
+	o->ack_inf_timeout = ras_config_int(cfg, "outbox", NULL, "ack_infrastructure_timeout");
+	o->ack_bus_days = (int)ras_config_int(cfg, "outbox", NULL, "ack_business_working_days");
 	if ((table = ras_config_get(cfg, "routing", NULL, "table")) != NULL &&
 	    (err = ras_routing_load(o->a, table, &o->routing)) < 0)
 		goto fail;

@@ -29,13 +29,14 @@ static const char SQL_CLAIM_READY[] =
 	"RETURNING o.id, c.prev, o.transport, "
 	"o.address, o.workflow, o.fhir_mode, o.document_id, o.local_id, o.content_type, "
 	"convert_from(o.payload, 'UTF8'), o.attempts, o.mesh_message_id, o.mesh_chunks_done, o.kind, "
-	"o.message_id";
+	"o.message_id, o.mex_subject, o.mex_local_id";
 
 enum step { STEP_NONE, STEP_SEND, STEP_TRACK, STEP_POST, STEP_WRITE };
 
 struct job {
 	const char *id, *transport, *address, *workflow, *fhir_mode, *document_id, *local_id;
 	const char *content_type, *payload, *kind, *message_id;
+	const char *mex_subject, *mex_local_id;   /* 008: ITK3 rows' MESH headers (NULL: kind, local id) */
 	bool unknown;               /* the last attempt's outcome is not known */
 	int64_t attempts;
 	char mesh_id[RAS_MESH_ID_MAX];
@@ -173,14 +174,16 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 			outcome(o, j, RAS_EIO, "send", 0, 0);
 		} else if (j->unknown && j->mesh_id[0] == '\0') {
 			j->step = STEP_TRACK;
-			if ((err = ras_mesh_prep_track_local(o->mesh, a, now, j->local_id, &mreq[nm])) < 0) {
+			if ((err = ras_mesh_prep_track_local(o->mesh, a, now, j->mex_local_id ? j->mex_local_id :
+			    j->local_id, &mreq[nm])) < 0) {
 				outcome(o, j, RAS_EINVALID, "track", 0, 0);
 				continue;
 			}
 			mmap[nm++] = i;
 		} else {
 			struct ras_mesh_send s = { .to = j->address, .workflow = j->workflow,
-				.local_id = j->local_id, .subject = j->kind, .content_type = j->content_type,
+				.local_id = j->mex_local_id ? j->mex_local_id : j->local_id,
+				.subject = j->mex_subject ? j->mex_subject : j->kind, .content_type = j->content_type,
 				.filename = mesh_filename(a, j), .body = j->payload, .len = strlen(j->payload),
 				.chunk = j->chunks_done + 1, .message_id = j->mesh_id[0] ? j->mesh_id : NULL };
 
@@ -213,7 +216,10 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 		if (j->step == STEP_TRACK) {
 			struct ras_mesh_tracking t;
 
-			err = ras_mesh_track_result(r, &t);
+			/* an ITK3 row's mex-LocalID is the sender's ODS code, shared by
+			 * every letter: its own is the one with its file name */
+			err = j->mex_local_id ? ras_mesh_track_result_file(r, mesh_filename(a, j), &t) :
+			    ras_mesh_track_result(r, &t);
 			if (err == 0 && t.found && ras_mesh_track_state(&t) == RAS_MESH_TRACK_DELIVERED) {
 				/* it did arrive whole: never send it again */
 				snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", t.message_id);
@@ -270,6 +276,8 @@ static const char SQL_RESULT[] =
 	"UPDATE outbox SET state = $2, last_error = $3, "
 	"next_attempt_at = $4::timestamptz + make_interval(secs => $5), mesh_message_id = $6, "
 	"mesh_chunks_done = $7, delivered_at = CASE WHEN $2 = 'delivered' THEN $4::timestamptz END, "
+	"ack_state = CASE WHEN $2 = 'delivered' AND message_format IN ('gp-connect-send-document', "
+	"'toc-outpatient-letter') THEN 'awaiting' ELSE ack_state END, "
 	"updated_at = $4 WHERE id = $1";
 
 static const char SQL_DELIVERY[] =
@@ -405,6 +413,8 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		j->chunks_done = j->mesh_id[0] ? (size_t)v : 0;
 		j->kind = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 13));
 		j->message_id = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 14));
+		j->mex_subject = ras_db_res_get(res, (int)i, 15) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 15)) : NULL;
+		j->mex_local_id = ras_db_res_get(res, (int)i, 16) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 16)) : NULL;
 		if (j->transport == NULL || j->payload == NULL)
 			outcome(o, j, ras_error_code(RAS_EINVALID, "row has no rendered payload"), "send", 0, 0);
 		if (strcmp(j->transport ? j->transport : "", "mesh") != 0)

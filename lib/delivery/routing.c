@@ -53,6 +53,13 @@ ras_routing_parse(struct ras_arena *a, const char *data, size_t len, struct ras_
 		} else {
 			return ras_error_code(RAS_EINVALID, "route for %s: transport is mesh or fhir", r->ods);
 		}
+		r->message = ras_json_str(x, "message");
+		if (r->message && strcmp(r->message, "fhir-r4") && strcmp(r->message, "gp-connect-send-document") &&
+		    strcmp(r->message, "toc-outpatient-letter"))
+			return ras_error_code(RAS_EINVALID, "route for %s: message is gp-connect-send-document, "
+			    "toc-outpatient-letter or fhir-r4", r->ods);
+		if (r->message && strcmp(r->message, "fhir-r4") && strcmp(r->transport, "mesh"))
+			return ras_error_code(RAS_EINVALID, "route for %s: ITK3 messages go by MESH", r->ods);
 		if (strcmp(r->format, "json") && strcmp(r->format, "xml"))
 			return ras_error_code(RAS_EINVALID, "route for %s: format is json or xml", r->ods);
 		out->n++;

@@ -44,6 +44,7 @@ int
 main(int argc, char **argv)
 {
 	FILE *out;
+	long prev = 0;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: embed OUTPUT.c FILE.sql...\n");
@@ -64,11 +65,14 @@ main(int argc, char **argv)
 
 		base = base ? base + 1 : argv[i];
 		num = strtol(base, &end, 10);
-		if (end == base || *end != '_' || num != i - 1) {
+		/* numbers go up; a gap is allowed (numbers are handed out to work
+		 * in progress, which may land in any order) */
+		if (end == base || *end != '_' || num <= prev) {
 			fprintf(stderr, "embed: %s: migrations must be numbered 001_, 002_, … in order\n",
 			    argv[i]);
 			return 1;
 		}
+		prev = num;
 		fprintf(out, "\t{ %ld, \"%s\",\n", num, base);
 		if (emit_file(out, argv[i]) < 0)
 			return 1;

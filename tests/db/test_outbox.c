@@ -325,7 +325,10 @@ unknown_mesh_outcome_is_tracked_never_resent(void)
 	CU_ASSERT_EQUAL(s.delivered, 1);
 	CU_ASSERT_EQUAL(fake_mesh_sends(fm), sends + 1);
 	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
-	local_id = q_str("SELECT local_id FROM outbox WHERE referral_id = $1", rs);
+	/* tracked by the mex-LocalID it was sent with (an ITK3 letter's: the
+	 * sender's ODS code, shared by every letter, its own found by its
+	 * mex-FileName) */
+	local_id = q_str("SELECT coalesce(mex_local_id, local_id) FROM outbox WHERE referral_id = $1", rs);
 	mesh_id = q_str("SELECT mesh_message_id FROM outbox WHERE referral_id = $1", rs);
 	CU_ASSERT_STRING_EQUAL(mesh_id, fake_mesh_msg(fm, before)->id);
 	{
@@ -417,7 +420,13 @@ chunked_letters_and_uploading_sends(void)
 	CU_ASSERT_TRUE(m->gzip);
 	CU_ASSERT_EQUAL(m->len, strlen(payload));
 	CU_ASSERT_EQUAL(memcmp(m->body, payload, m->len), 0);
-	CU_ASSERT_PTR_NOT_NULL(strstr(m->filename, ".json"));
+	{
+		char *lid = q_str("SELECT local_id || '.' FROM outbox WHERE referral_id = $1 AND transport = 'mesh'",
+		    rs);
+
+		CU_ASSERT_EQUAL(strncmp(m->filename, lid, strlen(lid)), 0);
+		free(lid);
+	}
 	free(payload);
 
 	/* the first chunk's answer is lost: rasd cannot know the id */
@@ -639,7 +648,8 @@ gp_auto_routing_keeps_patient_data_out_of_listings(void)
 	    "2026-04-07T09:30:00Z");
 	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND address = "
-	    "'GPPROVIDER_9990000034_19620130_Person' AND workflow = 'RASD_LETTERS'", rs), 1);
+	    "'GPPROVIDER_9990000034_19620130_Person' AND workflow = 'GPCONNECT_SEND_DOCUMENT' "
+	    "AND message_format = 'gp-connect-send-document'", rs), 1);
 	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0, NULL), 0);
 	m = fake_mesh_msg(fm, fake_mesh_count(fm) - 1);
 	CU_ASSERT_STRING_EQUAL(m->to, "GPPROVIDER_9990000034_19620130_Person");
@@ -847,7 +857,7 @@ setup(void)
 	snprintf(key, sizeof(key), "%s/mesh-shared-key", tmp);
 	snprintf(buf, sizeof(buf), "{\"routes\": [\n"
 	    " {\"ods\": \"RK5\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"document\"},\n"
-	    " {\"ods\": \"C84009\", \"transport\": \"mesh\", \"mailbox\": \"X26ABC2\"},\n"
+	    " {\"ods\": \"C84009\", \"transport\": \"mesh\", \"mailbox\": \"X26ABC2\", \"message\": \"fhir-r4\"},\n"
 	    " {\"ods\": \"C84001\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"message\"}]}\n",
 	    fake_fhir_base(ff), fake_fhir_base(ff));
 	write_file(routes, buf);

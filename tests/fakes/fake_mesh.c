@@ -532,11 +532,33 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 		}
 	} else if (strncmp(p, "/outbox/tracking/", 17) == 0) {
 		struct fake_mesh_msg *found = NULL;
+		size_t nfound = 0;
 
 		for (size_t i = 0; i < m->n; i++)
-			if (strcmp(m->msgs[i]->from, mb) == 0 && strcmp(m->msgs[i]->local_id, p + 17) == 0)
+			if (strcmp(m->msgs[i]->from, mb) == 0 && strcmp(m->msgs[i]->local_id, p + 17) == 0) {
 				found = m->msgs[i];
-		tracking(m, req, found, resp);
+				nfound++;
+			}
+		if (nfound > 1) {
+			/* several messages share the local id: 300 and a list of them */
+			struct ras_buf b = RAS_BUF_INIT(0);
+
+			ras_buf_puts(&b, "[");
+			for (size_t i = 0, k = 0; i < m->n; i++) {
+				struct fake_resp r1 = { 0 };
+
+				if (strcmp(m->msgs[i]->from, mb) || strcmp(m->msgs[i]->local_id, p + 17))
+					continue;
+				tracking(m, req, m->msgs[i], &r1);
+				if (k++)
+					ras_buf_puts(&b, ",");
+				ras_buf_puts(&b, r1.body);
+			}
+			ras_buf_puts(&b, "]");
+			json_resp(resp, 300, keep(m, b.data));
+		} else {
+			tracking(m, req, found, resp);
+		}
 	} else if (strncmp(p, "/outbox/tracking?messageID=", 27) == 0) {
 		tracking(m, req, find_msg(m, p + 27), resp);
 	} else if (strncmp(p, "/outbox", 7) == 0 && strcmp(req->method, "POST") == 0) {
