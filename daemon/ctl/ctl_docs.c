@@ -298,18 +298,27 @@ print_rows(json_t *arr, bool as_json)
 		ras_buf_free(&out);
 		return;
 	}
-	printf("%-6s %-22s %-20s %-3s %-8s %-8s %-9s %-3s %s\n", "ID", "REFERRAL", "KIND", "VER",
-	    "TO", "ODS", "STATE", "TRY", "ROUTE | LAST ERROR");
+	printf("%-6s %-22s %-20s %-3s %-8s %-8s %-9s %-3s %-18s %s\n", "ID", "REFERRAL", "KIND", "VER",
+	    "TO", "ODS", "STATE", "TRY", "ACK (INF/BUS)", "ROUTE | LAST ERROR");
 	json_array_foreach(arr, i, x) {
 		const char *err = ras_json_str(x, "last_error");
 		const char *addr = ras_json_str(x, "address"), *tr = ras_json_str(x, "transport");
+		const char *ack = ras_json_str(x, "ack");
+		char acks[64];
 
-		printf("%-6lld %-22.22s %-20s %-3lld %-8s %-8s %-9s %-3lld %s%s%s%s%s\n",
+		/* ITK3 letters: awaiting, acknowledged, negative or missing, with the codes */
+		if (ack)
+			snprintf(acks, sizeof(acks), "%s %s/%s", ack, ras_json_str(x, "inf_ack") ?
+			    ras_json_str(x, "inf_ack") : "-", ras_json_str(x, "bus_ack") ?
+			    ras_json_str(x, "bus_ack") : "-");
+		else
+			snprintf(acks, sizeof(acks), "-");
+		printf("%-6lld %-22.22s %-20s %-3lld %-8s %-8s %-9s %-3lld %-18s %s%s%s%s%s\n",
 		    (long long)json_integer_value(json_object_get(x, "id")), ras_json_str(x, "referral_key"),
 		    ras_json_str(x, "kind"), (long long)json_integer_value(json_object_get(x, "version")),
 		    ras_json_str(x, "recipient"), ras_json_str(x, "ods") ? ras_json_str(x, "ods") : "-",
 		    ras_json_str(x, "state"), (long long)json_integer_value(json_object_get(x, "attempts")),
-		    tr ? tr : "-", tr ? ":" : "", addr ? addr : "", err ? " | " : "", err ? err : "");
+		    acks, tr ? tr : "-", tr ? ":" : "", addr ? addr : "", err ? " | " : "", err ? err : "");
 	}
 }
 
@@ -440,6 +449,7 @@ ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
 		struct ras_mesh_inbox *in = NULL;
 		struct ras_outbox_stats s1 = { 0 }, s2 = { 0 };
 		struct ras_mesh_inbox_stats s3 = { 0 };
+		struct ras_outbox_ack_stats s4 = { 0 };
 		struct ras_config *cfg;
 
 		if ((rc = outbox_new(ctl, mappings, &o)) != 0)
@@ -454,7 +464,8 @@ ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
 		}
 		if ((err = ras_outbox_render_pending(o, db, now, &s1)) < 0 ||
 		    (err = ras_outbox_deliver_pending(o, db, now, &s2)) < 0 ||
-		    (err = ras_mesh_inbox_poll(in, db, now, &s3)) < 0) {
+		    (err = ras_mesh_inbox_poll(in, db, now, &s3)) < 0 ||
+		    (err = ras_outbox_acks(o, db, now, &s4)) < 0) {
 			ras_ctl_fail(ctl, "outbox pass failed");
 			ras_mesh_inbox_free(in);
 			ras_outbox_free(o);
@@ -462,8 +473,10 @@ ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
 		}
 		print_stats("render", &s1);
 		print_stats("deliver", &s2);
-		printf("mesh-poll: reports %d, received %d, acknowledged %d\n", s3.reports, s3.received,
-		    s3.acknowledged);
+		printf("mesh-poll: reports %d, received %d, acknowledged %d, dead %d\n", s3.reports,
+		    s3.received, s3.acknowledged, s3.dead);
+		printf("itk3-acks: responses %d, matched %d, negative %d, unmatched %d, missing %d\n",
+		    s4.responses, s4.matched, s4.negative, s4.unmatched, s4.missing);
 		ras_mesh_inbox_free(in);
 		ras_outbox_free(o);
 		return CTL_OK;

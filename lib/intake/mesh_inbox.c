@@ -9,6 +9,7 @@
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/http.h"
+#include "ras/limits.h"
 #include "ras/mesh.h"
 #include "ras/mesh_inbox.h"
 #include "ras/store.h"
@@ -66,6 +67,13 @@ static const char SQL_REPORT[] =
 static const char SQL_MESH_DATA[] =
 	"INSERT INTO mesh_inbox (message_id, mailbox, message_type, workflow, local_id, payload_id, "
 	"received_at) VALUES ($1, $2, 'DATA', $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING";
+
+/* An ITK3 response (*_ACK workflow): kept until the delivery stage has
+ * matched it to its letter (ras_outbox_acks). */
+static const char SQL_MESH_ITK3_ACK[] =
+	"INSERT INTO mesh_inbox (message_id, mailbox, message_type, workflow, local_id, payload, "
+	"received_at) VALUES ($1, $2, 'DATA', $3, $4, convert_to($5, 'UTF8'), $6) "
+	"ON CONFLICT (message_id) DO NOTHING";
 
 static const char SQL_MESH_ACKED[] =
 	"UPDATE mesh_inbox SET acknowledged_at = $2 WHERE message_id = $1";
@@ -149,9 +157,18 @@ ras_mesh_inbox_poll(struct ras_mesh_inbox *in, struct ras_db *db, int64_t now,
 		if (!keep[i] || strcmp(meta[i].message_type, "REPORT") == 0)
 			continue;
 		if (wl > 4 && strcmp(meta[i].workflow + wl - 4, "_ACK") == 0) {
-			/* ITK3 acknowledgements: logged, not referrals */
-			ras_db_writes_add(&w, SQL_MESH_DATA, 6, ids[i], ras_mesh_mailbox(in->mesh),
-			    meta[i].workflow, meta[i].local_id, NULL, at);
+			/* ITK3 acknowledgements: not referrals; kept for the delivery
+			 * stage to match to their letters (bounded like any payload) */
+			if (dl[i].body_out.len > RAS_PAYLOAD_MAX || memchr(dl[i].body_out.data ? dl[i].body_out.data :
+			    "", '\0', dl[i].body_out.len))
+				ras_db_writes_add(&w, SQL_MESH_DATA, 6, ids[i], ras_mesh_mailbox(in->mesh),
+				    meta[i].workflow, meta[i].local_id, NULL, at);
+			else
+				ras_db_writes_add(&w, SQL_MESH_ITK3_ACK, 6, ids[i], ras_mesh_mailbox(in->mesh),
+				    meta[i].workflow, meta[i].local_id, dl[i].body_out.data ? dl[i].body_out.data : "",
+				    at);
+			if (st)
+				st->itk3_responses++;
 			continue;
 		}
 		item.data = dl[i].body_out.data ? dl[i].body_out.data : "";

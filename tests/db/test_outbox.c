@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "fake_fhir.h"
+#include "fake_gp.h"
 #include "fake_http.h"
 #include "fake_mesh.h"
 #include "harness.h"
@@ -669,6 +670,132 @@ gp_auto_routing_keeps_patient_data_out_of_listings(void)
 	free(err);
 }
 
+/* --- ITK3 acknowledgements ------------------------------------------------ */
+
+/* A letter to the GP by GPPROVIDER auto-routing (GP Connect Send Document):
+ * its outbox id, and the index of its message in the fake MESH. */
+static int64_t
+itk3_letter(size_t *msg)
+{
+	int64_t r = referral("r4/referral-message.json", "dorset-2013"), id = 0;
+	char *lid;
+
+	decide(r, "documents/decision-dorset-2013-return.json", "return", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_deliver_pending(ob, db, T0, NULL), 0);
+	id = q_int("SELECT id FROM outbox WHERE referral_id = $1 AND message_format = "
+	    "'gp-connect-send-document' AND state = 'delivered' AND ack_state = 'awaiting'", rid_s(r));
+	CU_ASSERT_FATAL(id > 0);
+	lid = q_str("SELECT local_id || '.xml' FROM outbox WHERE id = $1", rid_s(id));
+	*msg = (size_t)-1;
+	for (size_t i = 0; i < fake_mesh_count(fm); i++)
+		if (strcmp(fake_mesh_msg(fm, i)->filename, lid) == 0)
+			*msg = i;
+	CU_ASSERT_FATAL(*msg != (size_t)-1);
+	free(lid);
+	return id;
+}
+
+static void
+poll_and_match(int64_t at, struct ras_outbox_ack_stats *as)
+{
+	struct ras_mesh_inbox_stats s;
+
+	memset(&s, 0, sizeof(s));
+	memset(as, 0, sizeof(*as));
+	fake_mesh_set_time(fm, at);
+	CU_ASSERT_EQUAL(ras_mesh_inbox_poll(mi, db, at, &s), 0);
+	CU_ASSERT_EQUAL(ras_outbox_acks(ob, db, at, as), 0);
+	fake_mesh_set_time(fm, T0);
+}
+
+/* The fake GP answers 20013 and 30001; 20013 and 30002 (patient not known);
+ * a fatal infrastructure error; nothing at all; and an infrastructure ack
+ * with no business ack.  The letters' states and the alerts follow. */
+static void
+itk3_acknowledgements(void)
+{
+	size_t ma, mb, mc, md, me;
+	int64_t a = itk3_letter(&ma), b = itk3_letter(&mb), c = itk3_letter(&mc), d = itk3_letter(&md);
+	int64_t e = itk3_letter(&me);
+	struct ras_outbox_ack_stats as;
+	char *err_b, *out = NULL, *errout = NULL, *argv[8];
+
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, ma, "20013"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, ma, "30001"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, mb, "20013"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, mb, "30002"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, mc, "20009"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, me, "20013"), 0);
+	/* and a message on an _ACK workflow that is no ITK3 response */
+	fake_mesh_deliver(fm, "X26ABC2", "X26ABC1", "GPCONNECT_SEND_DOCUMENT_ACK", "application/fhir+xml",
+	    "<Bundle xmlns=\"http://hl7.org/fhir\"><type value=\"message\"/></Bundle>");
+	poll_and_match(T0 + 600, &as);
+	CU_ASSERT_EQUAL(as.responses, 7);
+	CU_ASSERT_EQUAL(as.matched, 6);
+	CU_ASSERT_EQUAL(as.negative, 2);
+	CU_ASSERT_EQUAL(as.unmatched, 1);
+	CU_ASSERT_EQUAL(as.missing, 0);
+	/* 20013 + 30001: acknowledged, still delivered */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'delivered' AND "
+	    "ack_state = 'acknowledged' AND inf_ack_code = '20013' AND bus_ack_code = '30001'", rid_s(a)), 1);
+	/* 30002: in front of a person, with the meaning */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'dead' AND "
+	    "ack_state = 'negative' AND bus_ack_code = '30002'", rid_s(b)), 1);
+	err_b = q_str("SELECT last_error FROM outbox WHERE id = $1", rid_s(b));
+	CU_ASSERT_STRING_EQUAL(err_b, "ITK3 business acknowledgement 30002: Patient not known here");
+	free(err_b);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM events WHERE kind = 'document-ack-negative' AND "
+	    "(detail->>'outbox_id')::bigint = $1 AND detail->>'code' = '30002'", rid_s(b)), 1);
+	/* the clocks the delivery met stay met */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND delivered_at IS NOT NULL",
+	    rid_s(b)), 1);
+	/* a fatal infrastructure error */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'dead' AND "
+	    "ack_state = 'negative' AND inf_ack_code = '20009' AND last_error = "
+	    "'ITK3 infrastructure acknowledgement 20009: Payload validation failure'", rid_s(c)), 1);
+	/* the stray response is kept with its reason */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM mesh_inbox WHERE workflow = 'GPCONNECT_SEND_DOCUMENT_ACK' "
+	    "AND processed_at IS NOT NULL AND process_error LIKE 'not an ITK3 response%'", NULL), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM mesh_inbox WHERE workflow = 'GPCONNECT_SEND_DOCUMENT_ACK' "
+	    "AND processed_at IS NULL", NULL), 0);
+	/* silence: nothing yet after 23 h, then dead after 24 h */
+	poll_and_match(T0 + 23 * 3600, &as);
+	CU_ASSERT_EQUAL(as.missing, 0);
+	poll_and_match(T0 + 25 * 3600, &as);
+	CU_ASSERT_TRUE(as.missing >= 1);   /* letters of earlier tests wait too */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'dead' AND "
+	    "ack_state = 'missing' AND last_error LIKE 'no ITK3 infrastructure acknowledgement within 24 h%'",
+	    rid_s(d)), 1);
+	/* an infrastructure ack but no business ack: 5 working days (Tuesday 7
+	 * April 2026: due by the end of Tuesday 14 April) */
+	poll_and_match(T0 + 6 * 86400, &as);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND ack_state = 'awaiting'",
+	    rid_s(e)), 1);
+	poll_and_match(T0 + 8 * 86400, &as);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'dead' AND "
+	    "ack_state = 'missing' AND inf_ack_code = '20013' AND last_error LIKE "
+	    "'no ITK3 business acknowledgement within 5 working days%'", rid_s(e)), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM events WHERE kind = 'document-ack-missing' AND "
+	    "(detail->>'outbox_id')::bigint IN ($1::bigint, " "(SELECT max(id) FROM outbox))", rid_s(d)) >= 1, 1);
+	/* rasctl outbox list shows the acknowledgement state */
+	argv[0] = (char *)ras_test_program("daemon/rasctl");
+	argv[1] = "--db";
+	argv[2] = conninfo;
+	argv[3] = "outbox";
+	argv[4] = "list";
+	argv[5] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &errout), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ACK (INF/BUS)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "acknowledged 20013/30001"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "negative 20013/30002"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Patient not known here"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "missing -/-"));
+	free(out);
+	free(errout);
+}
+
 static void
 claims_skip_rows_locked_elsewhere(void)
 {
@@ -920,6 +1047,7 @@ main(void)
 		{ "episode: discharge summary, deadline, patient copy", episode_discharge_and_patient_copy },
 		{ "GP auto-routing keeps patient data out of listings",
 		  gp_auto_routing_keeps_patient_data_out_of_listings },
+		{ "ITK3 acknowledgements: 20013, 30002, fatal error, silence", itk3_acknowledgements },
 		{ "claims skip rows locked elsewhere", claims_skip_rows_locked_elsewhere },
 		{ "back-off is bounded and jittered", backoff_is_bounded_and_jittered },
 		{ "rasctl render: golden bytes, refusals and exit codes", rasctl_render },
