@@ -20,6 +20,7 @@
 #include "ras/arena.h"
 #include "ras/decision.h"
 #include "ras/json.h"
+#include "ras/kpi.h"
 #include "ras/mappings.h"
 #include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
@@ -779,6 +780,21 @@ itk3_acknowledgements(void)
 	    "'no ITK3 business acknowledgement within 5 working days%'", rid_s(e)), 1);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM events WHERE kind = 'document-ack-missing' AND "
 	    "(detail->>'outbox_id')::bigint IN ($1::bigint, " "(SELECT max(id) FROM outbox))", rid_s(d)) >= 1, 1);
+	/* the KPI report counts them beside the clocks */
+	{
+		struct ras_arena *ka = ras_arena_new();
+		struct ras_kpi_data kd;
+		struct ras_date from = { 2026, 4, 1 }, to = { 2026, 4, 30 };
+
+		CU_ASSERT_EQUAL_FATAL(ras_kpi_load(db, ka, "dorset-2013", &from, &to, &kd), 0);
+		CU_ASSERT_TRUE(kd.acks.delivered >= 5);
+		CU_ASSERT_EQUAL(kd.acks.delivered, kd.acks.acknowledged + kd.acks.awaiting + kd.acks.negative +
+		    kd.acks.missing);
+		CU_ASSERT_TRUE(kd.acks.acknowledged >= 1);
+		CU_ASSERT_TRUE(kd.acks.negative >= 2);
+		CU_ASSERT_TRUE(kd.acks.missing >= 2);
+		ras_arena_free(ka);
+	}
 	/* rasctl outbox list shows the acknowledgement state */
 	argv[0] = (char *)ras_test_program("daemon/rasctl");
 	argv[1] = "--db";
