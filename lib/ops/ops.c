@@ -105,6 +105,8 @@ static const char SQL_STATUS[] =
     "   'inbox_received_over_1h', (SELECT count(*) FROM inbox WHERE state = 'received'"
     "                              AND received_at < now() - interval '1 hour'),"
     "   'outbox_dead', (SELECT count(*) FROM outbox WHERE state = 'dead'),"
+    "   'itk3_acks', (SELECT jsonb_object_agg(ack_state, n) FROM (SELECT ack_state, count(*) n"
+    "     FROM outbox WHERE ack_state IS NOT NULL GROUP BY 1) k),"
     "   'ers_parked', (SELECT count(*) FROM ers_outcomes WHERE state = 'parked')"
     " ),"
     " 'budgets', (SELECT coalesce(jsonb_agg(jsonb_build_object('service', s.service_id,"
@@ -275,6 +277,17 @@ static const struct family families[] = {
 	  "SELECT o.transport, " RAS_OPS_DESTINATION("o") ", count(*) FROM deliveries v"
 	  " JOIN outbox o ON o.id = v.outbox_id WHERE v.outcome IN ('retry', 'unknown', 'dead')"
 	  " GROUP BY 1, 2 ORDER BY 1, 2" },
+	/* ITK3 (issue 11): acknowledgements of the letters GP systems file */
+	{ "rasd_documents_acknowledgement", "gauge",
+	  "ITK3 letters by acknowledgement state (awaiting, acknowledged, negative, missing).",
+	  { "state", NULL },
+	  "SELECT ack_state, count(*) FROM outbox WHERE ack_state IS NOT NULL GROUP BY 1 ORDER BY 1" },
+	{ "rasd_documents_ack_codes", "gauge",
+	  "ITK3 acknowledgements received, by kind (infrastructure, business) and ITK response code.",
+	  { "ack", "code", NULL },
+	  "SELECT 'infrastructure', inf_ack_code, count(*) FROM outbox WHERE inf_ack_code IS NOT NULL"
+	  " GROUP BY 2 UNION ALL SELECT 'business', bus_ack_code, count(*) FROM outbox"
+	  " WHERE bus_ack_code IS NOT NULL GROUP BY 2 ORDER BY 1, 2" },
 	{ "rasd_dead_letters", "gauge",
 	  "Items that need a person: dead documents, parked e-RS outcomes, rejected or partial payloads.",
 	  { "queue", NULL },

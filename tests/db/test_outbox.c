@@ -810,6 +810,13 @@ itk3_acknowledgements(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "missing -/-"));
 	free(out);
 	free(errout);
+	/* and rasctl status counts them among the dead letters */
+	argv[3] = "status";
+	argv[4] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &errout), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "letter(s) a GP system answered negatively"));
+	free(out);
+	free(errout);
 }
 
 static void
