@@ -22,6 +22,25 @@ struct ras_mesh_inbox {
 	int batch;
 };
 
+/* The GPPROVIDER auto-routing errors MESH reports asynchronously
+ * (reference/fhir/itk3-stu3/itk3-events-and-mesh-workflows.json). */
+static const char *
+epl_meaning(const char *code)
+{
+	static const struct { const char *code, *meaning; } epl[] = {
+		{ "EPL-150", "GPPROVIDER routing: several mailboxes match the patient's GP practice" },
+		{ "EPL-151", "GPPROVIDER routing: no mailbox matches the patient's GP practice" },
+		{ "EPL-152", "GPPROVIDER routing: invalid NHS number" },
+		{ "EPL-153", "GPPROVIDER routing: NHS number not found" },
+		{ "EPL-154", "GPPROVIDER routing: the NHS number does not match the date of birth and surname" },
+	};
+
+	for (size_t i = 0; code && i < sizeof(epl) / sizeof(epl[0]); i++)
+		if (strcmp(code, epl[i].code) == 0)
+			return epl[i].meaning;
+	return NULL;
+}
+
 int
 ras_mesh_inbox_new(const struct ras_config *cfg, struct ras_mesh_inbox **out)
 {
@@ -209,7 +228,11 @@ ras_mesh_inbox_poll(struct ras_mesh_inbox *in, struct ras_db *db, int64_t now,
 		rp[5] = RAS_DB_TEXT(meta[i].status_code);
 		rp[6] = RAS_DB_TEXT(meta[i].status_event);
 		rp[7] = RAS_DB_TEXT(meta[i].status_success);
-		rp[8] = RAS_DB_TEXT(meta[i].status_description);
+		/* an EPL-15x report says why GPPROVIDER routing failed: its meaning goes
+		 * into the dead letter beside MESH's own words */
+		rp[8] = RAS_DB_TEXT(epl_meaning(meta[i].status_code) ? ras_arena_printf(a, "%s%s%s",
+		    epl_meaning(meta[i].status_code), meta[i].status_description[0] ? " - " : "",
+		    meta[i].status_description) : meta[i].status_description);
 		rp[9] = RAS_DB_TEXT(at);
 		rp[10] = RAS_DB_TEXT(error ? "true" : "false");
 		fp[0] = RAS_DB_TEXT(ids[i]);

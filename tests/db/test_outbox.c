@@ -669,6 +669,22 @@ gp_auto_routing_keeps_patient_data_out_of_listings(void)
 	CU_ASSERT_PTR_NULL(strstr(out, "Person"));
 	free(out);
 	free(err);
+	/* MESH cannot route it: an EPL-153 report kills it with its meaning */
+	fake_mesh_report(fm, "X26ABC1", m->id, m->local_id, m->workflow, "EPL-153", "NHS Number not found");
+	{
+		struct ras_mesh_inbox_stats ms = { 0 };
+		char *why;
+
+		fake_mesh_set_time(fm, T0 + 60);
+		CU_ASSERT_EQUAL(ras_mesh_inbox_poll(mi, db, T0 + 60, &ms), 0);
+		fake_mesh_set_time(fm, T0);
+		CU_ASSERT_EQUAL(ms.dead, 1);
+		why = q_str("SELECT last_error FROM outbox WHERE referral_id = $1 AND state = 'dead'", rs);
+		CU_ASSERT_PTR_NOT_NULL(why);
+		CU_ASSERT_STRING_EQUAL(why ? why : "", "MESH report EPL-153 TRANSFER: GPPROVIDER routing: NHS "
+		    "number not found - NHS Number not found");
+		free(why);
+	}
 }
 
 /* --- ITK3 acknowledgements ------------------------------------------------ */
