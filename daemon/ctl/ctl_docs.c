@@ -298,7 +298,7 @@ print_rows(json_t *arr, bool as_json)
 		ras_buf_free(&out);
 		return;
 	}
-	printf("%-6s %-22s %-20s %-3s %-8s %-8s %-9s %-3s %-18s %s\n", "ID", "REFERRAL", "KIND", "VER",
+	printf("%-6s %-22s %-20s %-3s %-8s %-8s %-9s %-3s %-24s %s\n", "ID", "REFERRAL", "KIND", "VER",
 	    "TO", "ODS", "STATE", "TRY", "ACK (INF/BUS)", "ROUTE | LAST ERROR");
 	json_array_foreach(arr, i, x) {
 		const char *err = ras_json_str(x, "last_error");
@@ -313,7 +313,7 @@ print_rows(json_t *arr, bool as_json)
 			    ras_json_str(x, "bus_ack") : "-");
 		else
 			snprintf(acks, sizeof(acks), "-");
-		printf("%-6lld %-22.22s %-20s %-3lld %-8s %-8s %-9s %-3lld %-18s %s%s%s%s%s\n",
+		printf("%-6lld %-22.22s %-20s %-3lld %-8s %-8s %-9s %-3lld %-24s %s%s%s%s%s\n",
 		    (long long)json_integer_value(json_object_get(x, "id")), ras_json_str(x, "referral_key"),
 		    ras_json_str(x, "kind"), (long long)json_integer_value(json_object_get(x, "version")),
 		    ras_json_str(x, "recipient"), ras_json_str(x, "ods") ? ras_json_str(x, "ods") : "-",
