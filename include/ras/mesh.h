@@ -97,6 +97,9 @@ int ras_mesh_prep_download(struct ras_mesh *m, struct ras_arena *a, int64_t now,
     const char *message_id, size_t chunk, struct ras_http_request *r);
 int ras_mesh_prep_ack(struct ras_mesh *m, struct ras_arena *a, int64_t now,
     const char *message_id, struct ras_http_request *r);
+/* MESH endpoint lookup: GET /messageexchange/endpointlookup/{ods}/{workflow}. */
+int ras_mesh_prep_lookup(struct ras_mesh *m, struct ras_arena *a, int64_t now, const char *ods,
+    const char *workflow, struct ras_http_request *r);
 
 /* Send (or chunk) accepted (202): message id copied out.  Otherwise the
  * MESH error as a message (v1 or v2 body) and RAS_EINVALID for a business
@@ -134,6 +137,12 @@ int ras_mesh_track_result(const struct ras_http_request *r, struct ras_mesh_trac
  * none is *found false. */
 int ras_mesh_track_result_file(const struct ras_http_request *r, const char *filename,
     struct ras_mesh_tracking *out);
+
+/* The mailbox an endpoint lookup found (v2 results[].mailbox_id, v1
+ * results[].address): RAS_ENOTFOUND when none is registered for the ODS
+ * code and workflow, RAS_ECONFLICT when several are (a person chooses),
+ * RAS_EIO/RAS_ETIMEDOUT when MESH could not answer. */
+int ras_mesh_lookup_result(const struct ras_http_request *r, char *mailbox, size_t size);
 
 /* Inbox: message ids (arena strings). */
 int ras_mesh_inbox_result(struct ras_arena *a, const struct ras_http_request *r,

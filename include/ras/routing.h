@@ -13,7 +13,9 @@
  * [mesh] workflow for the document kind), and the message:
  *   "message": "gp-connect-send-document" | "toc-outpatient-letter" | "fhir-r4"
  * (ITK3 STU3 XML, or the R4 message Bundle; default: gp-connect-send-document
- * for letters to GP practices, fhir-r4 for others).  fhir: the endpoint base URL;
+ * for letters to GP practices, fhir-r4 for others).  "lookup": true instead
+ * of a mailbox: the MESH endpoint lookup finds it by the route's ODS code
+ * and the workflow when the letter is sent (none or several: dead letter).  fhir: the endpoint base URL;
  * mode "message" POSTs a message Bundle to $process-message, "document"
  * POSTs the document Bundle to /Bundle with If-None-Exist on its
  * identifier; format json (default) or xml.  Pure: no I/O but the load.
@@ -35,6 +37,7 @@ struct ras_route {
 	const char *mode;        /* message, document */
 	const char *format;      /* json, xml */
 	const char *message;     /* mesh: gp-connect-send-document, toc-outpatient-letter, fhir-r4; NULL default */
+	bool lookup;             /* mesh: the mailbox found by MESH endpoint lookup (ODS code, workflow) */
 };
 
 struct ras_routing {

@@ -425,6 +425,59 @@ ras_mesh_prep_ack(struct ras_mesh *m, struct ras_arena *a, int64_t now, const ch
 	    "%s/messageexchange/%s/inbox/%s/status/acknowledged", m->url, m->mailbox, message_id), r);
 }
 
+int
+ras_mesh_prep_lookup(struct ras_mesh *m, struct ras_arena *a, int64_t now, const char *ods,
+    const char *workflow, struct ras_http_request *r)
+{
+	int err;
+
+	if ((err = check_segment("ODS code", ods)) < 0 || (err = check_segment("workflow id", workflow)) < 0)
+		return err;
+	return base(m, a, now, "GET", ras_arena_printf(a, "%s/messageexchange/endpointlookup/%s/%s", m->url,
+	    ods, workflow), r);
+}
+
+int
+ras_mesh_lookup_result(const struct ras_http_request *r, char *mailbox, size_t size)
+{
+	json_t *j = NULL, *res, *x;
+	const char *found = NULL;
+	size_t i, n = 0;
+	char why[256];
+
+	mailbox[0] = '\0';
+	if (r->err)
+		return ras_error_code(r->err, "MESH endpoint lookup failed: %s", r->errmsg);
+	if (r->status != 200) {
+		ras_mesh_error_reason(r, why, sizeof(why));
+		return ras_error_code(r->status >= 500 ? RAS_ETIMEDOUT : RAS_EIO,
+		    "MESH endpoint lookup answered %ld%s%s", r->status, why[0] ? ": " : "", why);
+	}
+	if (ras_json_parse(r->body_out.data, r->body_out.len, 1 << 20, &j) < 0)
+		return ras_error_code(RAS_EIO, "MESH endpoint lookup answer is not JSON");
+	res = ras_json_arr(j, "results");
+	json_array_foreach(res, i, x) {
+		const char *id = ras_json_str(x, "mailbox_id") ? ras_json_str(x, "mailbox_id") :
+		    ras_json_str(x, "address");
+
+		if (id && check_segment("mailbox", id) == 0) {
+			if (found == NULL || strcasecmp(found, id) != 0)
+				n++;
+			if (found == NULL)
+				found = id;
+		}
+	}
+	if (n == 1)
+		snprintf(mailbox, size, "%s", found);
+	json_decref(j);
+	if (n == 0)
+		return ras_error_code(RAS_ENOTFOUND, "no mailbox is registered for this ODS code and workflow");
+	if (n > 1)
+		return ras_error_code(RAS_ECONFLICT, "%zu mailboxes are registered for this ODS code and "
+		    "workflow", n);
+	return 0;
+}
+
 void
 ras_mesh_error_reason(const struct ras_http_request *r, char *buf, size_t size)
 {

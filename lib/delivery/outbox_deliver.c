@@ -31,12 +31,13 @@ static const char SQL_CLAIM_READY[] =
 	"convert_from(o.payload, 'UTF8'), o.attempts, o.mesh_message_id, o.mesh_chunks_done, o.kind, "
 	"o.message_id, o.mex_subject, o.mex_local_id";
 
-enum step { STEP_NONE, STEP_SEND, STEP_TRACK, STEP_POST, STEP_WRITE };
+enum step { STEP_NONE, STEP_SEND, STEP_TRACK, STEP_LOOKUP, STEP_POST, STEP_WRITE };
 
 struct job {
 	const char *id, *transport, *address, *workflow, *fhir_mode, *document_id, *local_id;
 	const char *content_type, *payload, *kind, *message_id;
 	const char *mex_subject, *mex_local_id;   /* 008: ITK3 rows' MESH headers (NULL: kind, local id) */
+	const char *resolved;       /* the mailbox an endpoint lookup found (address "lookup:<ODS>") */
 	bool unknown;               /* the last attempt's outcome is not known */
 	int64_t attempts;
 	char mesh_id[RAS_MESH_ID_MAX];
@@ -172,6 +173,14 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 			fmap[nf++] = i;
 		} else if (!mesh_ok) {
 			outcome(o, j, RAS_EIO, "send", 0, 0);
+		} else if (strncmp(j->address, "lookup:", 7) == 0 && j->resolved == NULL) {
+			/* MESH endpoint lookup names the mailbox, then it is sent */
+			j->step = STEP_LOOKUP;
+			if ((err = ras_mesh_prep_lookup(o->mesh, a, now, j->address + 7, j->workflow, &mreq[nm])) < 0) {
+				outcome(o, j, RAS_EINVALID, "lookup", 0, 0);
+				continue;
+			}
+			mmap[nm++] = i;
 		} else if (j->unknown && j->mesh_id[0] == '\0') {
 			j->step = STEP_TRACK;
 			if ((err = ras_mesh_prep_track_local(o->mesh, a, now, j->mex_local_id ? j->mex_local_id :
@@ -181,7 +190,7 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 			}
 			mmap[nm++] = i;
 		} else {
-			struct ras_mesh_send s = { .to = j->address, .workflow = j->workflow,
+			struct ras_mesh_send s = { .to = j->resolved ? j->resolved : j->address, .workflow = j->workflow,
 				.local_id = j->mex_local_id ? j->mex_local_id : j->local_id,
 				.subject = j->mex_subject ? j->mex_subject : j->kind, .content_type = j->content_type,
 				.filename = mesh_filename(a, j), .body = j->payload, .len = strlen(j->payload),
@@ -213,7 +222,21 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 		struct job *j = &jobs[mmap[k]];
 		struct ras_http_request *r = &mreq[k];
 
-		if (j->step == STEP_TRACK) {
+		if (j->step == STEP_LOOKUP) {
+			char mb[RAS_MESH_ID_MAX];
+
+			err = ras_mesh_lookup_result(r, mb, sizeof(mb));
+			if (err == 0) {
+				/* found: sent in the next round of this pass */
+				j->resolved = ras_arena_strdup(a, mb);
+				j->action = "lookup";
+			} else {
+				ras_error_context("MESH endpoint lookup for %s, workflow %s", j->address + 7, j->workflow);
+				/* none or several mailboxes: a person decides */
+				outcome(o, j, err == RAS_ENOTFOUND || err == RAS_ECONFLICT ? RAS_EINVALID : err, "lookup",
+				    r->status, r->seconds);
+			}
+		} else if (j->step == STEP_TRACK) {
 			struct ras_mesh_tracking t;
 
 			/* an ITK3 row's mex-LocalID is the sender's ODS code, shared by
@@ -276,6 +299,7 @@ static const char SQL_RESULT[] =
 	"UPDATE outbox SET state = $2, last_error = $3, "
 	"next_attempt_at = $4::timestamptz + make_interval(secs => $5), mesh_message_id = $6, "
 	"mesh_chunks_done = $7, delivered_at = CASE WHEN $2 = 'delivered' THEN $4::timestamptz END, "
+	"address = coalesce($8, address), "
 	"ack_state = CASE WHEN $2 = 'delivered' AND message_format IN ('gp-connect-send-document', "
 	"'toc-outpatient-letter') THEN 'awaiting' ELSE ack_state END, "
 	"updated_at = $4 WHERE id = $1";
@@ -311,9 +335,10 @@ write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, stru
 		if (j->gave_up)
 			j->error = ras_arena_printf(a, "gave up after %lld attempts: %s", (long long)j->attempts,
 			    j->error ? j->error : "unknown error");
-		ras_db_writes_add(&w, SQL_RESULT, 7, j->id, j->state, j->error, at,
+		ras_db_writes_add(&w, SQL_RESULT, 8, j->id, j->state, j->error, at,
 		    ras_outbox_num(a, strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0 ? 0 : j->delay),
-		    j->mesh_id[0] ? j->mesh_id : NULL, ras_outbox_num(a, (int64_t)j->chunks_done));
+		    j->mesh_id[0] ? j->mesh_id : NULL, ras_outbox_num(a, (int64_t)j->chunks_done),
+		    j->mesh_id[0] ? j->resolved : NULL);
 		if (strcmp(outc, "ready") == 0)
 			outc = "retry";
 		ras_db_writes_add(&w, SQL_DELIVERY, 10, j->id, ras_outbox_num(a, j->attempts), at, j->transport,

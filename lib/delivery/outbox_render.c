@@ -207,7 +207,8 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 		out->workflow = ras_itk3_workflow(itk3);
 	} else if (strcmp(route->transport, "mesh") == 0) {
 		out->transport = "mesh";
-		out->address = route->mailbox;
+		/* "lookup:<ODS>": the delivery asks MESH endpoint lookup first */
+		out->address = route->lookup ? ras_arena_printf(a, "lookup:%s", route->ods) : route->mailbox;
 		if (route->message)
 			itk3 = ras_itk3_kind_parse(route->message);
 		else if (gp)
@@ -242,7 +243,9 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 			.sender_name = prof->provider.name, .source_mailbox = ras_mesh_mailbox(o->mesh) };
 		char hdr[RAS_UUID_STR_LEN];
 
-		if (strncmp(out->address, "GPPROVIDER_", 11) != 0) {
+		/* no destination with GPPROVIDER routing (GPCM-SD-049), nor before a
+		 * lookup has named the mailbox */
+		if (strncmp(out->address, "GPPROVIDER_", 11) != 0 && strncmp(out->address, "lookup:", 7) != 0) {
 			m.dest_mailbox = out->address;
 			m.receiver_ods = ods;
 		}
@@ -272,7 +275,7 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 		if (strcmp(out->transport, "mesh") == 0) {
 			m.source_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:mesh:%s",
 			    ras_mesh_mailbox(o->mesh));
-			if (strncmp(out->address, "GPPROVIDER_", 11) != 0) {
+			if (strncmp(out->address, "GPPROVIDER_", 11) != 0 && strncmp(out->address, "lookup:", 7) != 0) {
 				m.dest_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:mesh:%s", out->address);
 				m.receiver_ods = ods;
 			}

@@ -835,6 +835,68 @@ itk3_acknowledgements(void)
 	free(errout);
 }
 
+/* A route whose mailbox MESH endpoint lookup finds (ODS code and workflow),
+ * at delivery; none or several mailboxes: a dead letter with the reason. */
+static void
+mesh_endpoint_lookup_route(void)
+{
+	struct ras_buf b = RAS_BUF_INIT(1 << 20), problems = RAS_BUF_INIT(8192);
+	struct ras_config *c2 = NULL;
+	struct ras_outbox *o2 = NULL;
+	char routes[4096], conf[4096], *text, *addr, *why;
+	int64_t r;
+	const char *at;
+	size_t before = fake_mesh_count(fm);
+
+	snprintf(routes, sizeof(routes), "%s/routes-lookup.json", ras_test_tmpdir());
+	write_file(routes, "{\"routes\": [{\"ods\": \"J81002\", \"transport\": \"mesh\", \"lookup\": true}]}\n");
+	CU_ASSERT_FATAL(ras_buf_read_file(&b, config_path) == 0);
+	at = strstr(b.data, "table = ");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	text = malloc(b.len + 4096);
+	snprintf(text, b.len + 4096, "%.*stable = %s%s", (int)(at - b.data), b.data, routes,
+	    strchr(at, '\n'));
+	snprintf(conf, sizeof(conf), "%s/rasd-lookup.conf", ras_test_tmpdir());
+	write_file(conf, text);
+	free(text);
+	CU_ASSERT_FATAL(ras_config_load(conf, &c2, &problems) == 0);
+	CU_ASSERT_FATAL(ras_outbox_new(c2, RAS_SOURCE_ROOT "/mappings", &o2) == 0);
+	fake_mesh_register(fm, "J81002", "GPCONNECT_SEND_DOCUMENT", "X26ABC3");
+
+	r = referral("r4/referral-message.json", "dorset-2013");
+	decide(r, "documents/decision-dorset-2013-return.json", "return", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(o2, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND address = 'lookup:J81002' "
+	    "AND state = 'ready'", rid_s(r)), 1);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0, NULL), 0);
+	addr = q_str("SELECT address FROM outbox WHERE referral_id = $1 AND state = 'delivered'", rid_s(r));
+	CU_ASSERT_STRING_EQUAL(addr ? addr : "", "X26ABC3");
+	free(addr);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
+	CU_ASSERT_STRING_EQUAL(fake_mesh_msg(fm, before)->to, "X26ABC3");
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id "
+	    "WHERE o.referral_id = $1 AND o.state = 'delivered'", rid_s(r)), 1);
+
+	/* a second mailbox registered for the practice: not rasd's to choose */
+	fake_mesh_register(fm, "J81002", "GPCONNECT_SEND_DOCUMENT", "X26ABC2");
+	r = referral("r4/referral-message.json", "dorset-2013");
+	decide(r, "documents/decision-dorset-2013-return.json", "return", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(o2, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0, NULL), 0);
+	why = q_str("SELECT last_error FROM outbox WHERE referral_id = $1 AND state = 'dead'", rid_s(r));
+	CU_ASSERT_PTR_NOT_NULL(why);
+	CU_ASSERT_PTR_NOT_NULL(why && strstr(why, "MESH endpoint lookup for J81002, workflow "
+	    "GPCONNECT_SEND_DOCUMENT: 2 mailboxes are registered"));
+	free(why);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
+	ras_outbox_free(o2);
+	ras_config_free(c2);
+	ras_buf_free(&b);
+	ras_buf_free(&problems);
+}
+
 static void
 claims_skip_rows_locked_elsewhere(void)
 {
@@ -1087,6 +1149,7 @@ main(void)
 		{ "GP auto-routing keeps patient data out of listings",
 		  gp_auto_routing_keeps_patient_data_out_of_listings },
 		{ "ITK3 acknowledgements: 20013, 30002, fatal error, silence", itk3_acknowledgements },
+		{ "MESH endpoint lookup routes", mesh_endpoint_lookup_route },
 		{ "claims skip rows locked elsewhere", claims_skip_rows_locked_elsewhere },
 		{ "back-off is bounded and jittered", backoff_is_bounded_and_jittered },
 		{ "rasctl render: golden bytes, refusals and exit codes", rasctl_render },

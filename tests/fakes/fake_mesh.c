@@ -34,6 +34,8 @@ struct fake_mesh {
 	bool need_client_cert;
 	int drop, fail, auth_failures, sends;
 	int delay_ms;            /* answer each send this late (after storing it) */
+	struct { char ods[32], workflow[128], mailbox[32]; } reg[32];   /* endpoint lookup */
+	size_t nreg;
 	unsigned seq;
 };
 
@@ -493,6 +495,26 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 		json_decref(j);
 		goto out;
 	}
+	if (strncmp(path, "/messageexchange/endpointlookup/", 32) == 0 && strcmp(req->method, "GET") == 0) {
+		char ods[64] = "", wf[160] = "";
+		struct ras_buf b = RAS_BUF_INIT(0);
+		size_t k = 0;
+
+		sscanf(path + 32, "%63[^/]/%159s", ods, wf);
+		ras_buf_puts(&b, "{\"results\": [");
+		for (size_t i = 0; i < m->nreg; i++)
+			if (strcasecmp(m->reg[i].ods, ods) == 0 && strcmp(m->reg[i].workflow, wf) == 0) {
+				struct mailbox *x = find_mb(m, m->reg[i].mailbox);
+
+				ras_buf_printf(&b, "%s{\"mailbox_id\": \"%s\", \"mailbox_name\": \"%s\"}", k++ ? ", " : "",
+				    m->reg[i].mailbox, x ? x->id : "");
+			}
+		ras_buf_puts(&b, "]}");
+		resp->status = 200;
+		resp->content_type = "application/json";
+		resp->body = keep(m, b.data);
+		goto out;
+	}
 	if (strncmp(path, "/messageexchange/", 17) != 0) {
 		error_resp(resp, 404, "404", "not found");
 		goto out;
@@ -829,5 +851,18 @@ fake_mesh_deliver(struct fake_mesh *m, const char *from, const char *to, const c
 	x->chunks_got = 1;
 	x->chunk_off = calloc(2, sizeof(*x->chunk_off));
 	x->chunk_off[1] = x->len;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+fake_mesh_register(struct fake_mesh *m, const char *ods, const char *workflow, const char *mailbox)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->nreg < sizeof(m->reg) / sizeof(m->reg[0])) {
+		snprintf(m->reg[m->nreg].ods, sizeof(m->reg[m->nreg].ods), "%s", ods);
+		snprintf(m->reg[m->nreg].workflow, sizeof(m->reg[m->nreg].workflow), "%s", workflow);
+		snprintf(m->reg[m->nreg].mailbox, sizeof(m->reg[m->nreg].mailbox), "%s", mailbox);
+		m->nreg++;
+	}
 	pthread_mutex_unlock(&m->lock);
 }

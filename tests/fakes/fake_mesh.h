@@ -81,6 +81,11 @@ int fake_mesh_sends(struct fake_mesh *m);   /* first-chunk POSTs to /outbox */
 /* Put a REPORT into `mailbox`'s inbox about linked_id (error when code != "00"). */
 void fake_mesh_report(struct fake_mesh *m, const char *mailbox, const char *linked_id,
     const char *local_id, const char *workflow, const char *code, const char *description);
+/* Register `mailbox` for (ods, workflow): what endpoint lookup
+ * (GET /messageexchange/endpointlookup/{ods}/{workflow}, v2 shape, as the
+ * sandbox answers it) finds. */
+void fake_mesh_register(struct fake_mesh *m, const char *ods, const char *workflow, const char *mailbox);
+
 /* Put a DATA message into `mailbox`'s inbox. */
 void fake_mesh_deliver(struct fake_mesh *m, const char *from, const char *to,
     const char *workflow, const char *content_type, const char *body);

@@ -436,6 +436,62 @@ tracking_prefers_a_complete_send(void)
 	ras_http_request_release(&r);
 }
 
+/* MESH endpoint lookup: one mailbox, none, several; and the sandbox's shapes. */
+static void
+endpoint_lookup(void)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_mesh *s = client("X26ABC1", FAKE_MESH_SHARED_KEY, 1 << 20);
+	struct ras_http_request r;
+	char mb[RAS_MESH_ID_MAX];
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture("mesh/sandbox-captured-exchange.json"), &len);
+	json_t *all, *e;
+	size_t i;
+
+	fake_mesh_register(fm, "Y01234", "GPCONNECT_SEND_DOCUMENT", "X26ABC2");
+	fake_mesh_register(fm, "Y05678", "GPCONNECT_SEND_DOCUMENT", "X26ABC2");
+	fake_mesh_register(fm, "Y05678", "GPCONNECT_SEND_DOCUMENT", "X26ABC3");
+	CU_ASSERT_EQUAL(ras_mesh_prep_lookup(s, a, ras_time_now(), "Y01234", "GPCONNECT_SEND_DOCUMENT", &r), 0);
+	CU_ASSERT_EQUAL(one(&r), 200);
+	CU_ASSERT_EQUAL(ras_mesh_lookup_result(&r, mb, sizeof(mb)), 0);
+	CU_ASSERT_STRING_EQUAL(mb, "X26ABC2");
+	CU_ASSERT_STRING_EQUAL(fake_http_req(fake_mesh_http(fm), fake_http_count(fake_mesh_http(fm)) - 1)->path,
+	    "/messageexchange/endpointlookup/Y01234/GPCONNECT_SEND_DOCUMENT");
+	ras_http_request_release(&r);
+	CU_ASSERT_EQUAL(ras_mesh_prep_lookup(s, a, ras_time_now(), "Y09999", "GPCONNECT_SEND_DOCUMENT", &r), 0);
+	one(&r);
+	CU_ASSERT_EQUAL(ras_mesh_lookup_result(&r, mb, sizeof(mb)), RAS_ENOTFOUND);
+	ras_http_request_release(&r);
+	CU_ASSERT_EQUAL(ras_mesh_prep_lookup(s, a, ras_time_now(), "Y05678", "GPCONNECT_SEND_DOCUMENT", &r), 0);
+	one(&r);
+	CU_ASSERT_EQUAL(ras_mesh_lookup_result(&r, mb, sizeof(mb)), RAS_ECONFLICT);
+	ras_http_request_release(&r);
+	/* an ODS code that would change the path is refused */
+	CU_ASSERT_EQUAL(ras_mesh_prep_lookup(s, a, ras_time_now(), "../X", "W", &r), RAS_EINVALID);
+	/* the sandbox's own answers, v2 and v1 */
+	CU_ASSERT_FATAL(ras_json_parse(data, len, 1 << 22, &all) == 0);
+	json_array_foreach(ras_json_arr(all, "exchanges"), i, e) {
+		const char *step = ras_json_str(e, "step");
+		char *body;
+
+		if (strncmp(step, "endpoint lookup", 15) != 0)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.status = 200;
+		body = json_dumps(json_object_get(json_object_get(e, "response"), "body"), 0);
+		ras_buf_append(&r.body_out, body, strlen(body));
+		free(body);
+		CU_ASSERT_EQUAL(ras_mesh_lookup_result(&r, mb, sizeof(mb)), 0);
+		CU_ASSERT_STRING_EQUAL(mb, "X26ABC2");
+		ras_http_request_release(&r);
+	}
+	json_decref(all);
+	free(data);
+	ras_mesh_free(s);
+	ras_arena_free(a);
+}
+
 static void
 bad_tokens_are_refused(void)
 {
@@ -646,6 +702,7 @@ main(void)
 		{ "chunked sends of 1, 2, 3 and 7 chunks", chunked_sends_of_1_2_3_and_7_chunks },
 		{ "parsers read the sandbox capture", parsers_read_the_sandbox_capture },
 		{ "tracking prefers a complete send", tracking_prefers_a_complete_send },
+		{ "endpoint lookup: one mailbox, none, several", endpoint_lookup },
 		{ "bad key, clock skew and replayed tokens are refused", bad_tokens_are_refused },
 		{ "refusals are classified", refusals_are_classified },
 		{ "mutual TLS: client certificate presented and checked", mutual_tls },
