@@ -657,6 +657,12 @@ gp_auto_routing_keeps_patient_data_out_of_listings(void)
 	CU_ASSERT_STRING_EQUAL(m->to, "GPPROVIDER_9990000034_19620130_Person");
 	/* GPPROVIDER routing: the message has no destination (GPCM-SD-049) */
 	CU_ASSERT_PTR_NULL(strstr(m->body, "\"destination\""));
+	CU_ASSERT_PTR_NULL(strstr(m->body, "<destination>"));
+	/* and its Patient says what mex-To says (GPCM-SD-038) */
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->body, "<value value=\"9990000034\"/>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->body, "<birthDate value=\"1962-01-30\"/>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->body, "<family value=\"Person\"/>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->subject, ", NHS Number: 9990000034, seen at "));
 	argv[0] = (char *)ras_test_program("daemon/rasctl");
 	argv[1] = "--db";
 	argv[2] = conninfo;
