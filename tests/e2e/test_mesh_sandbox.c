@@ -18,7 +18,10 @@
  * and gunzipping the chunks) and acknowledges both, and the bytes must be
  * the letter's; rasd then tracks them as acknowledged.  Last, an error
  * REPORT injected through the sandbox's admin endpoint is downloaded and
- * read by rasd.
+ * read by rasd.  Then an ITK3 message (the golden GP Connect Send Document)
+ * goes in 3 chunks, mesh-client receives it and answers as a GP system
+ * would (an ITK3 response, 20013, on GPCONNECT_SEND_DOCUMENT_ACK), and rasd
+ * reads that response.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@
 #include "ras/arena.h"
 #include "ras/error.h"
 #include "ras/http.h"
+#include "ras/itk3.h"
 #include "ras/json.h"
 #include "ras/mesh.h"
 #include "ras/time.h"
@@ -35,6 +39,37 @@
 
 static const char *url, *client_src;
 static struct ras_http *http;
+
+/* mesh-client as a GP practice system: each ITK3 message it received is
+ * answered on <workflow>_ACK with an ITK3 response (20013), built here
+ * from the request's MessageHeader id and SenderReference. */
+static const char PY_GP_ACK[] =
+	"import sys, re, uuid, warnings\n"
+	"warnings.simplefilter('ignore')\n"
+	"sys.path.insert(0, sys.argv[1])\n"
+	"from mesh_client import MeshClient\n"
+	"c = MeshClient(sys.argv[2], 'X26ABC2', 'password', shared_key=b'TestKey', verify=False,\n"
+	"               application_name='rasd-sandbox-check')\n"
+	"req = open(sys.argv[3]).read()\n"
+	"hdr = re.search(r'<MessageHeader>\\s*<id value=\"([^\"]+)\"', req).group(1)\n"
+	"ref = re.search(r'<extension url=\"SenderReference\">\\s*<valueString value=\"([^\"]+)\"', req).group(1)\n"
+	"u = lambda: str(uuid.uuid4())\n"
+	"oo = u()\n"
+	"resp = ('<Bundle xmlns=\"http://hl7.org/fhir\"><id value=\"%s\"/><type value=\"message\"/>'\n"
+	"  '<entry><fullUrl value=\"urn:uuid:%s\"/><resource><MessageHeader><id value=\"%s\"/>'\n"
+	"  '<extension url=\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-ITK-MessageHandling-2\">'\n"
+	"  '<extension url=\"SenderReference\"><valueString value=\"%s\"/></extension></extension>'\n"
+	"  '<event><system value=\"https://fhir.nhs.uk/STU3/CodeSystem/ITK-MessageEvent-2\"/><code value=\"ITK008M\"/></event>'\n"
+	"  '<source><endpoint value=\"X26ABC2\"/></source><response><identifier value=\"%s\"/><code value=\"ok\"/>'\n"
+	"  '</response></MessageHeader></resource></entry><entry><fullUrl value=\"urn:uuid:%s\"/><resource>'\n"
+	"  '<OperationOutcome><id value=\"%s\"/><issue><severity value=\"information\"/><code value=\"informational\"/>'\n"
+	"  '<details><coding><system value=\"https://fhir.nhs.uk/STU3/CodeSystem/ITK-ResponseCodes-1\"/>'\n"
+	"  '<code value=\"20013\"/></coding></details></issue></OperationOutcome></resource></entry></Bundle>'\n"
+	"  ) % (u(), hdr, hdr, ref, hdr, oo, oo)\n"
+	"hdr_ = hdr\n"
+	"mid = c.send_message('X26ABC1', resp.encode(), workflow_id='GPCONNECT_SEND_DOCUMENT_ACK',\n"
+	"                     content_type='application/fhir+xml')\n"
+	"print(mid)\n";
 
 static const char PY_RECEIVE[] =
 	"import json, sys, warnings\n"
@@ -230,6 +265,100 @@ rasd_sends_mesh_client_receives(void)
 		}
 		CU_ASSERT_TRUE(found);
 		ras_http_request_release(&lr);
+	}
+	free(out);
+	free(err);
+	out = err = NULL;
+
+	/* An ITK3 letter (GP Connect Send Document, the golden message) in 3
+	 * chunks; mesh-client receives it and answers as the GP system (20013);
+	 * rasd downloads the answer and reads it as an ITK3 response. */
+	{
+		size_t xlen;
+		char *xml = ras_test_read(RAS_SOURCE_ROOT "/tests/golden/itk3/"
+		    "midnotts-discharge-summary-send-document-gpprovider.xml", &xlen);
+		struct ras_mesh *x3 = client("X26ABC1", xlen / 3 + 1);
+		char idx[RAS_MESH_ID_MAX], path[4200];
+		struct ras_http_request lr, dl;
+		const char **ids;
+		size_t n;
+		bool ack_seen = false;
+
+		printf("send an ITK3 message (%zu bytes) in 3 chunks\n", xlen);
+		for (size_t k = 1; k <= 3; k++) {
+			struct ras_mesh_send snd = { .to = "X26ABC2", .workflow = "GPCONNECT_SEND_DOCUMENT",
+				.local_id = "RASMN", .subject = "Discharge summary", .filename = "rasd-itk3.xml",
+				.content_type = "application/fhir+xml", .body = xml, .len = xlen, .chunk = k,
+				.message_id = k > 1 ? idx : NULL };
+
+			CU_ASSERT_EQUAL_FATAL(ras_mesh_prep_send(x3, a, ras_time_now(), &snd, &r), 0);
+			CU_ASSERT_EQUAL(one(&r), 202);
+			if (k == 1) {
+				CU_ASSERT_EQUAL_FATAL(ras_mesh_send_result(&r, idx, sizeof(idx)), 0);
+			} else {
+				CU_ASSERT_EQUAL(ras_mesh_chunk_result(&r), 0);
+			}
+			ras_http_request_release(&r);
+		}
+		track(x3, a, idx, "accepted");
+		{
+			char *argv[] = { "/usr/bin/python3", "-c", (char *)PY_RECEIVE, (char *)client_src, (char *)url,
+				dir, NULL };
+
+			CU_ASSERT_EQUAL_FATAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+			free(out);
+			free(err);
+		}
+		snprintf(path, sizeof(path), "%s/%s.bin", dir, idx);
+		{
+			size_t blen;
+			char *body = ras_test_read(path, &blen);
+
+			CU_ASSERT_EQUAL(blen, xlen);
+			CU_ASSERT_EQUAL(memcmp(body, xml, xlen < blen ? xlen : blen), 0);
+			free(body);
+		}
+		{
+			char *argv[] = { "/usr/bin/python3", "-c", (char *)PY_GP_ACK, (char *)client_src, (char *)url,
+				path, NULL };
+			int rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+
+			printf("mesh-client (X26ABC2) answers as the GP system on GPCONNECT_SEND_DOCUMENT_ACK: exit %d "
+			    "%s%s", rc, out ? out : "", err ? err : "");
+			CU_ASSERT_EQUAL_FATAL(rc, 0);
+		}
+		CU_ASSERT_EQUAL_FATAL(ras_mesh_prep_inbox(one_chunk, a, ras_time_now(), &lr), 0);
+		CU_ASSERT_EQUAL(one(&lr), 200);
+		CU_ASSERT_EQUAL_FATAL(ras_mesh_inbox_result(a, &lr, &ids, &n), 0);
+		for (size_t k = 0; k < n; k++) {
+			struct ras_mesh_meta meta;
+			struct ras_itk3_response resp;
+
+			CU_ASSERT_EQUAL_FATAL(ras_mesh_prep_download(one_chunk, a, ras_time_now(), ids[k], 1, &dl), 0);
+			one(&dl);
+			ras_mesh_meta(&dl, &meta);
+			if (strcmp(meta.workflow, "GPCONNECT_SEND_DOCUMENT_ACK") == 0) {
+				char hid[37];
+
+				CU_ASSERT_EQUAL(ras_itk3_parse_response(a, dl.body_out.data, dl.body_out.len, &resp), 0);
+				ras_itk3_header_id(hid, "5b7a4c2e-1f0d-5c8e-9a3b-2d4e6f8a0b1c");
+				CU_ASSERT_STRING_EQUAL(resp.request_id, hid);
+				CU_ASSERT_STRING_EQUAL(resp.sender_reference, "rasd-42-triage-outcome-2");
+				CU_ASSERT_STRING_EQUAL(resp.itk_code, "20013");
+				CU_ASSERT_TRUE(resp.success);
+				printf("  rasd read the ITK3 response: %s %s for MessageHeader %s, SenderReference %s\n",
+				    resp.itk_code, resp.itk_display, resp.request_id, resp.sender_reference);
+				ack_seen = true;
+			}
+			ras_http_request_release(&dl);
+			CU_ASSERT_EQUAL(ras_mesh_prep_ack(one_chunk, a, ras_time_now(), ids[k], &dl), 0);
+			one(&dl);
+			ras_http_request_release(&dl);
+		}
+		CU_ASSERT_TRUE(ack_seen);
+		ras_http_request_release(&lr);
+		ras_mesh_free(x3);
+		free(xml);
 	}
 	free(out);
 	free(err);
