@@ -13,7 +13,9 @@
 #include "ras/http.h"
 #include "ras/limits.h"
 #include "ras/mesh.h"
+#include "ras/json.h"
 #include "ras/outbox.h"
+#include "ras/pdf.h"
 
 #define MAX_PROFILES 32
 
@@ -29,7 +31,8 @@ static const char SQL_CLAIM_READY[] =
 	"RETURNING o.id, c.prev, o.transport, "
 	"o.address, o.workflow, o.fhir_mode, o.document_id, o.local_id, o.content_type, "
 	"convert_from(o.payload, 'UTF8'), o.attempts, o.mesh_message_id, o.mesh_chunks_done, o.kind, "
-	"o.message_id, o.mex_subject, o.mex_local_id";
+	"o.message_id, o.mex_subject, o.mex_local_id, o.service, "
+	"CASE WHEN o.transport = 'file' THEN o.doc::text END";
 
 enum step { STEP_NONE, STEP_SEND, STEP_TRACK, STEP_LOOKUP, STEP_POST, STEP_WRITE };
 
@@ -38,6 +41,7 @@ struct job {
 	const char *content_type, *payload, *kind, *message_id;
 	const char *mex_subject, *mex_local_id;   /* 008: ITK3 rows' MESH headers (NULL: kind, local id) */
 	const char *resolved;       /* the mailbox an endpoint lookup found (address "lookup:<ODS>") */
+	const char *service, *doc;  /* a patient's copy: its PDF is made from the document */
 	bool unknown;               /* the last attempt's outcome is not known */
 	int64_t attempts;
 	char mesh_id[RAS_MESH_ID_MAX];
@@ -82,12 +86,14 @@ outcome(struct ras_outbox *o, struct job *j, int err, const char *action, long s
 	}
 }
 
+/* Write data to <print_dir>/<local id>-<kind>.<ext> (tmp, fsync, rename). */
 static int
-write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
+write_one(struct ras_outbox *o, struct job *j, struct ras_arena *a, const char *ext, const char *data,
+    size_t len)
 {
-	const char *path = ras_arena_printf(a, "%s/%s-%s.html", o->print_dir, j->local_id, j->kind);
+	const char *path = ras_arena_printf(a, "%s/%s-%s.%s", o->print_dir, j->local_id, j->kind, ext);
 	const char *tmp = ras_arena_printf(a, "%s.tmp", path);
-	size_t len = strlen(j->payload), off = 0;
+	size_t off = 0;
 	int fd;
 
 	if (path == NULL || tmp == NULL)
@@ -96,7 +102,7 @@ write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
 	if (fd < 0)
 		return ras_error_code(RAS_EIO, "could not write to %s: %s", o->print_dir, strerror(errno));
 	while (off < len) {
-		ssize_t n = write(fd, j->payload + off, len - off);
+		ssize_t n = write(fd, data + off, len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -113,6 +119,29 @@ write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
 		return ras_error_code(RAS_EIO, "could not write to %s: %s", o->print_dir, strerror(errno));
 	}
 	return 0;
+}
+
+/* A patient's copy: the printable page and the letter as PDF (the same
+ * layout GP practices get), both from the stored document. */
+static int
+write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
+{
+	const struct ras_docprofile *prof;
+	struct ras_buf pdf = RAS_BUF_INIT(0);
+	json_t *doc;
+	int err;
+
+	if ((err = write_one(o, j, a, "html", j->payload, strlen(j->payload))) < 0)
+		return err;
+	if (j->doc == NULL || j->service == NULL)
+		return 0;
+	if ((prof = ras_outbox_profile(o, j->service)) == NULL ||
+	    (err = ras_json_parse_arena(a, j->doc, strlen(j->doc), RAS_PAYLOAD_MAX, &doc)) < 0 ||
+	    (err = ras_pdf_document(a, doc, prof, &(struct ras_pdf_opts){ .patient_copy = true }, &pdf)) < 0)
+		return err < 0 ? err : RAS_EINVALID;
+	err = write_one(o, j, a, "pdf", pdf.data, pdf.len);
+	ras_buf_free(&pdf);
+	return err;
 }
 
 /* The transfers of a round, in two groups whose results are committed
@@ -440,6 +469,8 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		j->message_id = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 14));
 		j->mex_subject = ras_db_res_get(res, (int)i, 15) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 15)) : NULL;
 		j->mex_local_id = ras_db_res_get(res, (int)i, 16) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 16)) : NULL;
+		j->service = ras_db_res_get(res, (int)i, 17) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 17)) : NULL;
+		j->doc = ras_db_res_get(res, (int)i, 18) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 18)) : NULL;
 		if (j->transport == NULL || j->payload == NULL)
 			outcome(o, j, ras_error_code(RAS_EINVALID, "row has no rendered payload"), "send", 0, 0);
 		if (strcmp(j->transport ? j->transport : "", "mesh") != 0)

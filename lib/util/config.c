@@ -280,7 +280,7 @@ const struct ras_option ras_config_options[] = {
 	{ "outbox", "lease", RAS_OPT_INT, "900", 30, 86400, true, false, NULL,
 	  "seconds after which a send left 'sending' (a crash) is treated as unknown" },
 	{ "outbox", "print_dir", RAS_OPT_PATH, NULL, 0, 0, true, false, NULL,
-	  "directory where patients' printable copies (HTML) are written; unset: none" },
+	  "directory where patients' printable copies (HTML, and the letter as PDF) are written; unset: none" },
 	{ "outbox", "allow_http_loopback", RAS_OPT_BOOL, "false", 0, 0, false, false, NULL,
 	  "tests and demo only: allow plain http:// MESH/FHIR URLs on 127.0.0.1" },
 

@@ -632,6 +632,18 @@ episode_discharge_and_patient_copy(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "This is your own copy"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "<!DOCTYPE html>"));
 	free(html);
+	/* and the letter as PDF beside it, framed as the patient's own copy */
+	snprintf(path, sizeof(path), "%s/%s-patient-copy.pdf", print_dir, lid);
+	CU_ASSERT_EQUAL(stat(path, &stt), 0);
+	{
+		char *argv[] = { "/usr/bin/pdftotext", path, "-", NULL }, *out = NULL, *err = NULL;
+
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+		CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "This is your own copy"));
+		CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "Page 1 of"));
+		free(out);
+		free(err);
+	}
 	free(lid);
 	free(full);
 	free(minimal);
