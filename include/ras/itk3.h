@@ -95,8 +95,9 @@ struct ras_itk3_response {
 	bool success;                 /* 20013 (infrastructure) or 30001 (business) */
 };
 
-/* Parse an ITK3 response (STU3 XML; a JSON one is read too). RAS_EINVALID
- * with a reason for anything else. */
+/* Parse an ITK3 response (STU3 XML, as ITK3 requires). RAS_EINVALID with
+ * a reason for anything else (not XML, a DTD with entities, not ITK008M,
+ * nothing to match it by, no ITK response code). */
 int ras_itk3_parse_response(struct ras_arena *a, const char *data, size_t len,
     struct ras_itk3_response *out);
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_gp.h"
 #include "harness.h"
 #include "ras/arena.h"
 #include "ras/buf.h"
@@ -881,6 +882,52 @@ itk3_carries_the_real_pdf(void)
 	ras_buf_free(&back);
 }
 
+/* ITK3 responses as the fake GP writes them, and what is refused. */
+static void
+itk3_responses_parsed_and_refused(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_TRIAGE_OUTCOME, "midnotts", "r4/referral-collection-urn.json");
+	struct ras_itk3_response r;
+	const char *req;
+	char hid[37], *x;
+	static const struct { const char *code; enum ras_itk3_ack_type type; bool ok; const char *meaning; } c[] = {
+		{ "20013", RAS_ITK3_ACK_INFRASTRUCTURE, true, "Success" },
+		{ "20009", RAS_ITK3_ACK_INFRASTRUCTURE, false, "Payload validation failure" },
+		{ "30001", RAS_ITK3_ACK_BUSINESS, true, "Patient known here" },
+		{ "30002", RAS_ITK3_ACK_BUSINESS, false, "Patient not known here" },
+		{ "30003", RAS_ITK3_ACK_BUSINESS, false, "Patient no longer at this clinical setting" },
+		{ "30004", RAS_ITK3_ACK_BUSINESS, false, "Patient known here and recently deceased" },
+	};
+
+	in.decision = decision("decision-midnotts-accept.json");
+	req = itk3_xml(build_ok(&in), RAS_ITK3_SEND_DOCUMENT, NULL, GOLDEN_PDF, sizeof(GOLDEN_PDF) - 1);
+	ras_itk3_header_id(hid, "5b7a4c2e-1f0d-5c8e-9a3b-2d4e6f8a0b1c");
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		x = fake_gp_response(req, c[i].code, "X26ABC2");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+		CU_ASSERT_EQUAL(ras_itk3_parse_response(A, x, strlen(x), &r), 0);
+		CU_ASSERT_STRING_EQUAL(r.itk_code, c[i].code);
+		CU_ASSERT_EQUAL(r.type, c[i].type);
+		CU_ASSERT_EQUAL(r.success, c[i].ok);
+		CU_ASSERT_STRING_EQUAL(r.request_id, hid);
+		CU_ASSERT_STRING_EQUAL(r.sender_reference, "rasd-42-triage-outcome-2");
+		CU_ASSERT_STRING_EQUAL(r.response_code, c[i].code[0] == '2' && !c[i].ok ? "fatal-error" : "ok");
+		CU_ASSERT_STRING_EQUAL(ras_itk3_code_meaning(c[i].code), c[i].meaning);
+		free(x);
+	}
+	/* refused, with a reason */
+	CU_ASSERT_EQUAL(ras_itk3_parse_response(A, "{\"resourceType\":\"Bundle\"}", 26, &r), RAS_EINVALID);
+	x = "<?xml version=\"1.0\"?><!DOCTYPE b [<!ENTITY x \"y\">]><Bundle xmlns=\"http://hl7.org/fhir\"/>";
+	CU_ASSERT_EQUAL(ras_itk3_parse_response(A, x, strlen(x), &r), RAS_EINVALID);
+	/* the request itself is no response */
+	CU_ASSERT_EQUAL(ras_itk3_parse_response(A, req, strlen(req), &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "not an ITK3 response (event ITK007C)"));
+	x = "<Bundle xmlns=\"http://hl7.org/fhir\"><entry><resource><MessageHeader><event><code value=\"ITK008M\"/>"
+	    "</event><response><code value=\"ok\"/></response></MessageHeader></resource></entry></Bundle>";
+	CU_ASSERT_EQUAL(ras_itk3_parse_response(A, x, strlen(x), &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "cannot be matched"));
+}
+
 int
 main(void)
 {
@@ -899,6 +946,7 @@ main(void)
 		{ "PDF letters carry the document", pdf_letters_carry_the_document },
 		{ "golden ITK3 messages (every letter kind and route)", golden_itk3_messages },
 		{ "ITK3 carries the real PDF", itk3_carries_the_real_pdf },
+		{ "ITK3 responses parsed, bad ones refused", itk3_responses_parsed_and_refused },
 		{ "PDF: a 3-page discharge summary paginates", pdf_three_page_discharge_summary },
 		{ NULL, NULL },
 	};
