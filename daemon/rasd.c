@@ -499,14 +499,20 @@ main(int argc, char **argv)
 
 		if (inst == NULL || *inst == '\0')
 			inst = ras_config_get(d->cfg, "general", NULL, "instance");
-		snprintf(d->instance, sizeof(d->instance), "%s", inst ? inst : d->host);
+		if (snprintf(d->instance, sizeof(d->instance), "%s", inst ? inst : d->host) >=
+		    (int)sizeof(d->instance)) {
+			ras_log(RAS_LOG_ERR, "cannot start: the instance name (RASD_INSTANCE, [general] "
+			    "instance or the host name) is longer than %zu characters",
+			    sizeof(d->instance) - 1);
+			return EXIT_CONFIG;
+		}
 	}
 	/* Name the connections so that pg_stat_activity shows which rasd. */
 	if (getenv("PGAPPNAME") == NULL) {
 		char app[80];
 
-		snprintf(app, sizeof(app), "rasd %s", d->instance);
-		setenv("PGAPPNAME", app, 0);
+		if (snprintf(app, sizeof(app), "rasd %s", d->instance) < (int)sizeof(app))
+			setenv("PGAPPNAME", app, 0);
 	}
 	ras_log(RAS_LOG_NOTICE, "rasd %s starting (instance %s, configuration %s)", RAS_VERSION,
 	    d->instance, path ? path : "built-in defaults");

@@ -728,7 +728,7 @@ ras_ers_outcome_pending(struct ras_ers *c, struct ras_db *db, int64_t now, size_
 	    " ORDER BY o.id LIMIT $2::int";
 	struct run r = { .c = c, .db = db, .now = now, .rep = rep };
 	struct ras_db_res *res = NULL;
-	char nowb[24], lim[16];
+	char nowb[24], lim[24];
 	int err, rows;
 
 	memset(rep, 0, sizeof(*rep));

@@ -37,12 +37,15 @@ ras_need_packages() {
   fi
 }
 
-# Configure (once) and build into $1 (default build/) with extra meson options.
+# Configure and build into $1 (default build/) with extra meson options
+# (applied to an existing build directory too).
 ras_build() {
   local dir=${1:-build}; shift || true
   if [ ! -f "$RAS_ROOT/$dir/build.ninja" ]; then
     say "configuring $dir"
     meson setup "$RAS_ROOT/$dir" "$RAS_ROOT" "$@" >/dev/null
+  elif [ $# -gt 0 ]; then
+    meson configure "$RAS_ROOT/$dir" "$@" >/dev/null
   fi
   say "building $dir"
   ninja -C "$RAS_ROOT/$dir" >/dev/null || { ninja -C "$RAS_ROOT/$dir"; exit 1; }

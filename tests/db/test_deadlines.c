@@ -45,7 +45,7 @@ referral(const char *rel, const char *old_ubrn, const char *service, const char 
 	struct ras_normalise_report *rep = NULL;
 	size_t n = 0;
 
-	snprintf(ubrn, 13, "4000000%05d", ++serial);
+	ras_test_fmt(ubrn, 13, "4000000%05d", ++serial);
 	for (p = strstr(data, old_ubrn); p; p = strstr(p + 12, old_ubrn))
 		memcpy(p, ubrn, 12);
 	if (from) {

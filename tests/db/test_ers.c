@@ -885,7 +885,7 @@ poll_triages_and_records(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "sandbox/stu3/recordTriageOutcome/requests/ReturnToReferrerWithAdvice.json"));
-	snprintf(etag, sizeof(etag), "%s", qs(db, "SELECT etag FROM ers_referrals WHERE ubrn = '000000070002'",
+	ras_test_fmt(etag, sizeof(etag), "%s", qs(db, "SELECT etag FROM ers_referrals WHERE ubrn = '000000070002'",
 	    NULL));
 	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "If-Match"), etag);
 	CU_ASSERT_EQUAL(fake_ers_writes(f, "000000070002"), 1);

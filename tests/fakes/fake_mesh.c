@@ -168,7 +168,7 @@ auth_ok(struct fake_mesh *m, const struct fake_req *req, const char *path_mb)
 static void
 msg_headers(struct fake_resp *resp, struct fake_mesh_msg *x, size_t chunk)
 {
-	static __thread char range[32];
+	static __thread char range[48];
 
 	fake_resp_header(resp, "mex-messageid", x->id);
 	fake_resp_header(resp, "mex-messagetype", x->type);

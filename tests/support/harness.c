@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,4 +478,19 @@ ras_test_outbox(void)
 	}
 	ras_config_free(cfg);
 	return o;
+}
+
+void
+ras_test_fmt(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size) {
+		fprintf(stderr, "test: %d bytes do not fit in %zu (\"%.60s...\")\n", n, size, buf);
+		exit(1);
+	}
 }

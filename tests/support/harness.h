@@ -49,6 +49,11 @@ char *ras_test_read(const char *path, size_t *len);
 /* A temporary directory for this test process (created on first use). */
 const char *ras_test_tmpdir(void);
 
+/* snprintf for paths, commands and identifiers a test builds: text that
+ * does not fit stops the test program with a message (exit 1), never cuts
+ * a path silently. */
+void ras_test_fmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Write data to <tmpdir>/<name>; returns the path (malloc'd). */
 char *ras_test_write_tmp(const char *name, const char *data, size_t len);
 
