@@ -1,8 +1,11 @@
 /*
  * harness: what every CUnit suite shares.
  *
- * - ras_test_run_suites(): runs the registered suites and exits non-zero on
- *   any failure (meson test reads the exit code).
+ * - ras_test_run_suites(): runs the registered suites; the exit code is what
+ *   meson test reads: 1 on any failure, 77 (SKIP) when every case that ran
+ *   was skipped (ras_test_skip), else 0.  RAS_TEST_ONLY=text runs only the
+ *   cases whose name has it, RAS_TEST_EXCLUDE=text all the others (meson
+ *   runs a case that may skip as a test of its own).
  * - Databases: ras_test_db() creates a fresh, migrated database in the
  *   private cluster that scripts/test starts (RAS_TEST_PGHOST); a test
  *   without that cluster fails, it does not skip.
@@ -35,6 +38,10 @@ struct ras_test_suite {
 
 /* Run suites (terminated by a zeroed entry); returns the process exit code. */
 int ras_test_run_suites(const struct ras_test_suite *suites);
+
+/* The running case cannot run here (why: one line); call it and return.
+ * It is reported as skipped, not passed. */
+void ras_test_skip(const char *why);
 
 /* A fresh migrated database; *conninfo (static buffer per call, strdup'd)
  * may be passed to subprocesses. Aborts the test run when unavailable. */
