@@ -73,143 +73,99 @@ gpprovider(struct ras_arena *a, const struct ras_referral *r)
 	    dob + 8, sur);
 }
 
-static int
-render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row, int64_t now,
-    struct rendered *out, bool *cancel)
-{
-	const char *kind_s = ras_db_res_get(res, row, 1), *role = ras_db_res_get(res, row, 3);
-	const char *ods = ras_db_res_get(res, row, 4), *service = ras_db_res_get(res, row, 5);
-	const char *local_id = ras_db_res_get(res, row, 7);
-	const char *rdoc = ras_db_res_get(res, row, 8), *ddoc = ras_db_res_get(res, row, 9);
-	const char *edoc = ras_db_res_get(res, row, 10), *accepted = ras_db_res_get(res, row, 11);
-	const struct ras_docprofile *prof;
-	const struct ras_route *route = NULL;
-	struct ras_doc_input in = { 0 };
-	struct ras_doc_missing missing;
+/* What a claimed row's document is built from, parsed from the stored
+ * JSON: the referral, the decision and the episode (when the row has
+ * them), the date the referral was accepted. */
+struct inputs {
+	struct ras_doc_input in;
 	struct ras_referral ref;
 	struct ras_decision dec;
 	struct ras_episode ep;
-	struct ras_buf body = RAS_BUF_INIT(0);
-	json_t *j, *bundle, *wrapped = NULL;
-	int64_t ver = 1;
+};
+
+static int
+render_inputs(struct ras_arena *a, struct ras_db_res *res, int row, struct inputs *x)
+{
+	const char *rdoc = ras_db_res_get(res, row, 8), *ddoc = ras_db_res_get(res, row, 9);
+	const char *edoc = ras_db_res_get(res, row, 10), *accepted = ras_db_res_get(res, row, 11);
+	json_t *j;
 	int err;
 
-	memset(out, 0, sizeof(*out));
-	*cancel = false;
-	if ((prof = ras_outbox_profile(o, service)) == NULL)
-		return RAS_EINVALID;
-	in.kind = ras_document_kind_parse(kind_s);
-	if (ras_docprofile_kind(prof, kind_s) == NULL) {
-		*cancel = true;
-		return ras_error_code(RAS_EINVALID, "the %s specification calls for no %s", service, kind_s);
-	}
 	if ((err = ras_json_parse_arena(a, rdoc, strlen(rdoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
-	    (err = ras_referral_json_load(a, j, &ref)) < 0)
+	    (err = ras_referral_json_load(a, j, &x->ref)) < 0)
 		return err;
 	if (ddoc) {
 		if ((err = ras_json_parse_arena(a, ddoc, strlen(ddoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
-		    (err = ras_decision_from_json(a, j, &dec)) < 0)
+		    (err = ras_decision_from_json(a, j, &x->dec)) < 0)
 			return err;
-		in.decision = &dec;
+		x->in.decision = &x->dec;
 	}
 	if (edoc) {
 		struct ras_form form;
 
 		if ((err = ras_json_parse_arena(a, edoc, strlen(edoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
 		    (err = ras_intake_fhir_form(a, j, &form)) < 0 ||
-		    (err = ras_episode_from_form(a, &form, &ep)) < 0)
+		    (err = ras_episode_from_form(a, &form, &x->ep)) < 0)
 			return err;
-		in.episode = &ep;
+		x->in.episode = &x->ep;
 	}
-	if (accepted && ras_date_parse(accepted, &in.accepted_date) == 0)
-		in.has_accepted_date = true;
-	/* An e-RS referrer hears a final accept or return through e-RS itself:
-	 * the review outcome (A028) carries the advice to their worklist, and
-	 * schema 003 queues it for exactly these decisions.  A letter would
-	 * repeat it, and could not be built anyway: e-RS gives rasd the NHS
-	 * number only, not the name and birth date a letter needs.  (If e-RS
-	 * refuses the outcome, `rasctl ers pending` lists it for a person.) */
-	if (in.kind == RAS_DOC_TRIAGE_OUTCOME && strcmp(role, "referrer") == 0 && ddoc &&
-	    ref.ubrn && (ref.source == RAS_PAYLOAD_ERS_REFERRAL || ref.source == RAS_PAYLOAD_ERS_WORKLIST) &&
-	    dec.final && (dec.outcome == RAS_OUTCOME_ACCEPT || dec.outcome == RAS_OUTCOME_RETURN)) {
-		*cancel = true;
-		return ras_error_code(RAS_EINVALID,
-		    "the referrer is answered through e-RS (review outcome recorded by A028)");
-	}
-	(void)ras_db_res_int(res, row, 2, &ver);
-	in.profile = prof;
-	in.referral = &ref;
-	in.referral_key = ras_db_res_get(res, row, 6);
-	in.version = (int)ver;
-	in.at = now;
-	if ((err = ras_document_build(a, &in, &bundle, &missing)) < 0)
-		return err;
-	out->document_id = ras_document_identifier(bundle);
-	out->message_id = ras_arena_alloc(a, RAS_UUID_STR_LEN);
-	if (out->message_id == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	ras_document_uuid((char *)out->message_id, "rasd:message|%s", local_id);
-	{
-		struct ras_buf d = RAS_BUF_INIT(0);
+	if (accepted && ras_date_parse(accepted, &x->in.accepted_date) == 0)
+		x->in.has_accepted_date = true;
+	return 0;
+}
 
-		if ((err = ras_json_dump(bundle, RAS_JSON_COMPACT, &d)) < 0)
-			return err;
-		out->doc = ras_arena_strdup(a, d.data);
-		ras_buf_free(&d);
-	}
+/* Where the document goes: the routing table's entry for the recipient's
+ * ODS code, else the patient's GP by GP auto-routing (MESH), else nowhere
+ * (an error that names why).  *route is the table's entry, or NULL. */
+static int
+render_route(struct ras_outbox *o, struct ras_arena *a, const char *role, const char *ods,
+    const char *kind_s, const struct inputs *x, struct rendered *out, const struct ras_route **route)
+{
+	*route = ras_routing_find(&o->routing, ods);
+	if (*route == NULL) {
+		bool gp = strcmp(role, "gp") == 0 || (ods && x->ref.patient.practice_ods &&
+		    strcmp(ods, x->ref.patient.practice_ods) == 0);
 
-	if (strcmp(role, "patient") == 0) {
-		if (o->print_dir == NULL) {
-			*cancel = true;
-			return ras_error_code(RAS_EINVALID,
-			    "patients' copies are not printed here ([outbox] print_dir is not set)");
-		}
-		if ((err = ras_document_html(a, bundle, prof, true, &body)) < 0)
-			goto done;
-		out->transport = "file";
-		out->address = o->print_dir;
-		out->content_type = "text/html; charset=utf-8";
-		out->payload = ras_arena_strdup(a, body.data);
-		goto done;
-	}
-	route = ras_routing_find(&o->routing, ods);
-	if (route == NULL) {
-		bool gp = strcmp(role, "gp") == 0 || (ods && ref.patient.practice_ods &&
-		    strcmp(ods, ref.patient.practice_ods) == 0);
-
-		if (!(gp && o->gp_auto && o->mesh)) {
-			err = ras_error_code(RAS_EINVALID, "no route for %s %s in the routing table%s", role,
+		if (!(gp && o->gp_auto && o->mesh))
+			return ras_error_code(RAS_EINVALID, "no route for %s %s in the routing table%s", role,
 			    ods ? ods : "(no ODS code)", gp && !o->gp_auto ? " (GP auto-routing is off)" : "");
-			goto done;
-		}
 		out->transport = "mesh";
-		out->address = gpprovider(a, &ref);
-		if (out->address == NULL) {
-			err = ras_error_code(RAS_EINVALID, "GP auto-routing needs the patient's NHS number, "
+		out->address = gpprovider(a, &x->ref);
+		if (out->address == NULL)
+			return ras_error_code(RAS_EINVALID, "GP auto-routing needs the patient's NHS number, "
 			    "date of birth and surname");
-			goto done;
-		}
-		out->workflow = o->workflow[in.kind];
-	} else if (strcmp(route->transport, "mesh") == 0) {
+		out->workflow = o->workflow[x->in.kind];
+	} else if (strcmp((*route)->transport, "mesh") == 0) {
 		out->transport = "mesh";
-		out->address = route->mailbox;
-		out->workflow = route->workflow ? route->workflow : o->workflow[in.kind];
+		out->address = (*route)->mailbox;
+		out->workflow = (*route)->workflow ? (*route)->workflow : o->workflow[x->in.kind];
 	} else {
 		out->transport = "fhir";
-		out->address = route->endpoint;
-		out->fhir_mode = route->mode;
+		out->address = (*route)->endpoint;
+		out->fhir_mode = (*route)->mode;
 	}
 	if (strcmp(out->transport, "mesh") == 0) {
-		if (o->mesh == NULL) {
-			err = ras_error_code(RAS_EINVALID, "the route is MESH but [mesh] is not enabled");
-			goto done;
-		}
-		if (out->workflow == NULL) {
-			err = ras_error_code(RAS_EINVALID, "no MESH workflow id for %s ([mesh] workflow_%s)",
+		if (o->mesh == NULL)
+			return ras_error_code(RAS_EINVALID, "the route is MESH but [mesh] is not enabled");
+		if (out->workflow == NULL)
+			return ras_error_code(RAS_EINVALID, "no MESH workflow id for %s ([mesh] workflow_%s)",
 			    kind_s, kind_s);
-			goto done;
-		}
 	}
+	return 0;
+}
+
+/* The exact bytes sent: the document itself (FHIR document mode) or
+ * wrapped in a FHIR message addressed for its transport, as JSON or XML
+ * (the route's format). */
+static int
+render_payload(struct ras_outbox *o, struct ras_arena *a, json_t *bundle,
+    const struct ras_docprofile *prof, const struct ras_route *route, const char *ods, int64_t now,
+    struct rendered *out)
+{
+	struct ras_buf body = RAS_BUF_INIT(0);
+	json_t *wrapped = NULL;
+	int err;
+
 	if (out->fhir_mode && strcmp(out->fhir_mode, "document") == 0) {
 		wrapped = json_incref(bundle);
 	} else {
@@ -244,6 +200,94 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 		out->payload = ras_arena_strdup(a, body.data);
 done:
 	ras_buf_free(&body);
+	return err;
+}
+
+/* Render one claimed row: its inputs, the document, its route and the
+ * payload.  *cancel when the row must be cancelled rather than made dead
+ * (the service's spec calls for no such document, or it is not for
+ * rasd to send). */
+static int
+render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row, int64_t now,
+    struct rendered *out, bool *cancel)
+{
+	const char *kind_s = ras_db_res_get(res, row, 1), *role = ras_db_res_get(res, row, 3);
+	const char *ods = ras_db_res_get(res, row, 4), *service = ras_db_res_get(res, row, 5);
+	const char *local_id = ras_db_res_get(res, row, 7);
+	const struct ras_docprofile *prof;
+	const struct ras_route *route = NULL;
+	struct ras_doc_missing missing;
+	struct inputs x;
+	json_t *bundle;
+	int64_t ver = 1;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	memset(&x, 0, sizeof(x));
+	*cancel = false;
+	if ((prof = ras_outbox_profile(o, service)) == NULL)
+		return RAS_EINVALID;
+	x.in.kind = ras_document_kind_parse(kind_s);
+	if (ras_docprofile_kind(prof, kind_s) == NULL) {
+		*cancel = true;
+		return ras_error_code(RAS_EINVALID, "the %s specification calls for no %s", service, kind_s);
+	}
+	if ((err = render_inputs(a, res, row, &x)) < 0)
+		return err;
+	/* An e-RS referrer hears a final accept or return through e-RS itself:
+	 * the review outcome (A028) carries the advice to their worklist, and
+	 * schema 003 queues it for exactly these decisions.  A letter would
+	 * repeat it, and could not be built anyway: e-RS gives rasd the NHS
+	 * number only, not the name and birth date a letter needs.  (If e-RS
+	 * refuses the outcome, `rasctl ers pending` lists it for a person.) */
+	if (x.in.kind == RAS_DOC_TRIAGE_OUTCOME && strcmp(role, "referrer") == 0 && x.in.decision &&
+	    x.ref.ubrn && (x.ref.source == RAS_PAYLOAD_ERS_REFERRAL ||
+	    x.ref.source == RAS_PAYLOAD_ERS_WORKLIST) && x.dec.final &&
+	    (x.dec.outcome == RAS_OUTCOME_ACCEPT || x.dec.outcome == RAS_OUTCOME_RETURN)) {
+		*cancel = true;
+		return ras_error_code(RAS_EINVALID,
+		    "the referrer is answered through e-RS (review outcome recorded by A028)");
+	}
+	(void)ras_db_res_int(res, row, 2, &ver);
+	x.in.profile = prof;
+	x.in.referral = &x.ref;
+	x.in.referral_key = ras_db_res_get(res, row, 6);
+	x.in.version = (int)ver;
+	x.in.at = now;
+	if ((err = ras_document_build(a, &x.in, &bundle, &missing)) < 0)
+		return err;
+	out->document_id = ras_document_identifier(bundle);
+	out->message_id = ras_arena_alloc(a, RAS_UUID_STR_LEN);
+	if (out->message_id == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	ras_document_uuid((char *)out->message_id, "rasd:message|%s", local_id);
+	{
+		struct ras_buf d = RAS_BUF_INIT(0);
+
+		if ((err = ras_json_dump(bundle, RAS_JSON_COMPACT, &d)) < 0)
+			return err;
+		out->doc = ras_arena_strdup(a, d.data);
+		ras_buf_free(&d);
+	}
+
+	if (strcmp(role, "patient") == 0) {
+		struct ras_buf body = RAS_BUF_INIT(0);
+
+		if (o->print_dir == NULL) {
+			*cancel = true;
+			return ras_error_code(RAS_EINVALID,
+			    "patients' copies are not printed here ([outbox] print_dir is not set)");
+		}
+		if ((err = ras_document_html(a, bundle, prof, true, &body)) == 0) {
+			out->transport = "file";
+			out->address = o->print_dir;
+			out->content_type = "text/html; charset=utf-8";
+			out->payload = ras_arena_strdup(a, body.data);
+		}
+		ras_buf_free(&body);
+	} else if ((err = render_route(o, a, role, ods, kind_s, &x, out, &route)) == 0) {
+		err = render_payload(o, a, bundle, prof, route, ods, now, out);
+	}
 	if (err == 0 && out->payload == NULL)
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 	return err;
