@@ -21,6 +21,7 @@
 #include "ras/error.h"
 #include "ras/migrate.h"
 #include "ras/outbox.h"
+#include "ras/store.h"
 #include "ras/triage.h"
 #include "ras_config.h"
 
@@ -515,4 +516,17 @@ ras_test_fmt(char *buf, size_t size, const char *fmt, ...)
 		fprintf(stderr, "test: %d bytes do not fit in %zu (\"%.60s...\")\n", n, size, buf);
 		exit(1);
 	}
+}
+
+int64_t
+ras_test_ingest(struct ras_db *db, const struct ras_inbox_item *it)
+{
+	struct ras_inbox_put_result put;
+	struct ras_normalise_report *rep = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, it, 1, &put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
+	free(rep);
+	return put.id;
 }

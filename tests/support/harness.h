@@ -56,6 +56,12 @@ char *ras_test_read(const char *path, size_t *len);
 /* A temporary directory for this test process (created on first use). */
 const char *ras_test_tmpdir(void);
 
+/* Keep one payload in the inbox and normalise it, as intake does (no XML
+ * form maps); a failure of either step fails the running case.  Returns
+ * the payload id. */
+struct ras_inbox_item;
+int64_t ras_test_ingest(struct ras_db *db, const struct ras_inbox_item *it);
+
 /* snprintf for paths, commands and identifiers a test builds: text that
  * does not fit stops the test program with a message (exit 1), never cuts
  * a path silently. */
