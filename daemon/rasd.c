@@ -589,12 +589,12 @@ main(int argc, char **argv)
 
 	/* ---- run: services, ready, in-flight work first, then the loop ---- */
 	if ((rc = open_services(d, sfd)) != 0)
-		goto out;
+		goto done;
 	announce_ready(d);
 	if ((err = ras_units_start(d, d->units, true)) < 0) {
 		ras_log(RAS_LOG_ERR, "cannot start the stages: %s", ras_error_last());
 		rc = EXIT_RUNTIME;
-		goto out;
+		goto done;
 	}
 	ras_spool_kick(d->spool);
 	if ((err = ras_loop_run(d->loop)) < 0) {
@@ -603,7 +603,7 @@ main(int argc, char **argv)
 	}
 
 	/* ---- stop ---- */
-out:
+done:
 	d->stopping = true;
 	if (d->loop) {
 		ras_httpd_stop(d, d->httpd);
