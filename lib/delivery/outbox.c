@@ -74,6 +74,8 @@ ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_ou
 	o->backoff_base = ras_config_int(cfg, "outbox", NULL, "backoff_base");
 	o->backoff_max = ras_config_int(cfg, "outbox", NULL, "backoff_max");
 	o->lease = ras_config_int(cfg, "outbox", NULL, "lease");
+	if (ras_config_get(cfg, "pds", NULL, "base_url"))
+		o->pds_max_age = ras_config_int(cfg, "pds", NULL, "max_age") * 3600;
 	if (ras_config_get(cfg, "outbox", NULL, "print_dir"))
 		o->print_dir = ras_arena_strdup(o->a, ras_config_get(cfg, "outbox", NULL, "print_dir"));
 	o->gp_auto = ras_config_bool(cfg, "routing", NULL, "gp_auto_routing");

@@ -15,6 +15,10 @@ static const struct {
 } queues[] = {
 	{ "normalise", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
 	  " FROM inbox WHERE state = 'received'" },
+	/* PDS (issue 10): referrals waiting for their demographics; the age is
+	 * their triage clock (from receipt), which keeps running while PDS is down */
+	{ "demographics", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
+	  " FROM referrals WHERE state = 'demographics'" },
 	{ "triage", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
 	  " FROM referrals WHERE state = 'new'" },
 	/* a person's turn: recommendations and reviews awaiting a clinician's decision */
@@ -261,6 +265,17 @@ static const struct family families[] = {
 	  " WHERE outcome = 'ok' GROUP BY 1 ORDER BY 1" },
 	{ "rasd_ers_outcomes", "gauge", "e-RS review-outcome intents by state.", { "state", NULL },
 	  "SELECT state, count(*) FROM ers_outcomes GROUP BY 1 ORDER BY 1" },
+
+	/* PDS (issue 10) */
+	{ "rasd_pds_lookups", "gauge", "PDS lookups made (every one stored), by result.", { "result", NULL },
+	  "SELECT result, count(*) FROM pds_lookups GROUP BY 1 ORDER BY 1" },
+	{ "rasd_pds_waiting_referrals", "gauge",
+	  "Referrals waiting for PDS (PDS unavailable or refusing): their triage clocks keep running.",
+	  { NULL }, "SELECT count(*) FROM pds_checks WHERE state = 'waiting'" },
+	{ "rasd_pds_oldest_waiting_seconds", "gauge",
+	  "Age (from receipt) of the oldest referral waiting for PDS, 0 when none.",
+	  { NULL }, "SELECT coalesce(extract(epoch FROM now() - min(waiting_since)), 0) FROM pds_checks"
+	  " WHERE state = 'waiting'" },
 
 	/* documents and delivery (issue 5) */
 	{ "rasd_documents", "gauge", "Outbox documents by kind and state.", { "kind", "state", NULL },

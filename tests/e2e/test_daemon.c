@@ -17,7 +17,9 @@
 
 #include "fake_ers.h"
 #include "fake_fhir.h"
+#include "fake_http.h"
 #include "fake_mesh.h"
+#include "fake_pds.h"
 #include "harness.h"
 #include "ras/buf.h"
 #include "ras/config.h"
@@ -589,6 +591,50 @@ http_intake(void)
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
 	rasd_free(&p);
 	env_free(&e);
+}
+
+/* PDS (issue 10): while PDS is unavailable a referral waits in state
+ * "demographics" (nothing dropped, nothing triaged without it), and
+ * /metrics shows the wait and the lookups by result. */
+static void
+pds_unavailable_waits_visibly(void)
+{
+	struct fake_pds *f = fake_pds_start();
+	struct rasd_proc p;
+	struct resp r;
+	struct env e;
+	char extra[512];
+	int waited = 0;
+
+	fake_pds_fail(f, 100000, 503);
+	snprintf(extra, sizeof(extra), "[pds]\nbase_url = %s\nmode = sandbox\nverify = true\n"
+	    "max_attempts = 2\ntimeout = 2\n", fake_pds_base(f));
+	env_new(&e, "pds", extra);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	r = post_fixture(&p, "/fhir/$process-message?service=midnotts", "r4/referral-message.json");
+	CU_ASSERT_EQUAL(r.status, 201);
+	free(r.body);
+	while (waited < 15000 && count(e.db, "SELECT count(*) FROM pds_lookups WHERE result = 'unavailable'") < 1) {
+		usleep(100000);
+		waited += 100;
+	}
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE state = 'demographics'"), 1);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM decisions"), 0);
+	CU_ASSERT_EQUAL(metric(&p, "rasd_pds_waiting_referrals"), 1);
+	CU_ASSERT_EQUAL(metric(&p, "rasd_queue_depth{stage=\"demographics\"}"), 1);
+	CU_ASSERT(metric(&p, "rasd_queue_oldest_seconds{stage=\"demographics\"}") >= 0);
+	CU_ASSERT(metric(&p, "rasd_pds_oldest_waiting_seconds") >= 0);
+	CU_ASSERT_EQUAL(metric(&p, "rasd_pds_lookups{result=\"unavailable\"}"), 1);
+	/* what rasd sent: one X-Request-ID for the retry of that lookup */
+	CU_ASSERT_EQUAL_FATAL(fake_http_count(fake_pds_http(f)), 2);
+	CU_ASSERT_STRING_EQUAL(fake_req_header(fake_http_req(fake_pds_http(f), 0), "X-Request-ID"),
+	    fake_req_header(fake_http_req(fake_pds_http(f), 1), "X-Request-ID"));
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
+	rasd_free(&p);
+	env_free(&e);
+	fake_pds_stop(f);
 }
 
 static void
@@ -1991,6 +2037,7 @@ main(void)
 		{ "READY, health, SIGTERM", ready_health_and_clean_stop },
 		{ "HTTP intake", http_intake },
 		{ "HTTP concurrent senders", http_concurrent_senders },
+		{ "PDS unavailable: the referral waits, visibly", pds_unavailable_waits_visibly },
 		{ "spool intake", spool_intake },
 		{ "EPR events over HTTP", epr_events_over_http },
 		{ "SIGHUP keeps the config unless valid", sighup_keeps_config_unless_valid },

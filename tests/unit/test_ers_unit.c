@@ -25,7 +25,7 @@
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
-#include "ras/ers_auth.h"
+#include "ras/nhsapi_auth.h"
 #include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
@@ -69,8 +69,8 @@ jwt_assertion(void)
 	int64_t now = time(NULL);
 
 	ers_keypair(&priv, &pub);
-	CU_ASSERT_EQUAL_FATAL(ras_ers_auth_assertion(ras_ers_auth_of(c), now, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_ers_auth_assertion(ras_ers_auth_of(c), now, &b), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_nhsapi_auth_assertion(ras_ers_auth_of(c), now, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_nhsapi_auth_assertion(ras_ers_auth_of(c), now, &b), 0);
 	why = ers_check_jwt(a.data, pub, fake_ers_token_url(f), now, jti1, sizeof(jti1));
 	if (why)
 		fprintf(stderr, "JWT: %s\n", why);
@@ -189,7 +189,7 @@ token_flow(void)
 
 	/* a refused assertion is a clear error, not a retry loop */
 	fake_ers_set_now(f, now + 100000);
-	ras_ers_auth_invalidate(ras_ers_auth_of(c));
+	ras_nhsapi_auth_invalidate(ras_ers_auth_of(c));
 	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "JWT has expired"));
 	ras_ers_call_release(&k, 1);
