@@ -172,7 +172,7 @@ static const char SQL_FIND_REFERRAL[] =
 	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
 	"(SELECT d.service FROM decisions d WHERE d.referral_id = r.id ORDER BY d.id DESC LIMIT 1) "
 	"FROM referrals r WHERE r.ubrn = $1 OR r.referral_key = $1 OR r.id::text = $1 "
-	"ORDER BY r.version DESC LIMIT 1";
+	"ORDER BY (r.state = 'superseded'), r.version DESC LIMIT 1";
 
 static const char SQL_EPISODE[] =
 	"SELECT ras_outbox_episode($1, $2, $3, $4::date, $5::jsonb, $6::date, $7, $8::boolean, $9, $10)";

@@ -828,7 +828,13 @@ sighup_keeps_config_unless_valid(void)
 	f = fopen(e.config, "w");
 	fputs(text, f);
 	fclose(f);
-	rasd_kill(&p, SIGHUP);
+	/* as systemctl reload does it: ExecReload=/usr/sbin/rasd --reload $MAINPID */
+	{
+		char pid[16], *argv[] = { (char *)ras_test_program("daemon/rasd"), "--reload", pid, NULL };
+
+		snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, NULL, NULL), 0);
+	}
 	CU_ASSERT(rasd_wait_notify(&p, "configuration reloaded", 5000));
 	CU_ASSERT_EQUAL(metric(&p, "rasd_config_reloads_total{result=\"ok\"}"), 1);
 	log = rasd_log(&p);
@@ -856,8 +862,13 @@ kill9_mid_batch_loses_nothing(void)
 	/* While it works through the burst, in a batch transaction. */
 	inflight = count(e.db, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'rasd%'"
 	    " AND state <> 'idle'");
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM daemon_instances_live WHERE running"), 1);
 	rasd_kill(&p, SIGKILL);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	/* rasctl status sees it dead at once (its database backend is gone),
+	 * not after minutes of a stale heartbeat */
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM daemon_instances_live WHERE NOT running"
+	    " AND stopped_at IS NULL", 1, 5000));
 	stored = count(e.db, "SELECT count(*) FROM inbox WHERE state <> 'received'");
 	fprintf(stderr, "[kill -9 after %lld of %d payloads; rasd connection busy: %lld]\n",
 	    (long long)stored, N, (long long)inflight);
