@@ -321,6 +321,8 @@ const struct ras_option ras_config_options[] = {
 	  "concurrent connections" },
 	{ "http", "timeout", RAS_OPT_INT, "30", 1, 3600, false, false, NULL,
 	  "seconds an idle connection is kept" },
+	{ "http", "commit_delay", RAS_OPT_INT, "2", 0, 5000, true, false, NULL,
+	  "milliseconds an intake POST waits for others to share its commit (group commit)" },
 	{ "spool", "directory", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
 	  "directory watched for payload files (unset: no spool)" },
 	{ "spool", "done", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,

@@ -151,13 +151,13 @@ full_poll_cycle(void)
 
 	/* what was sent: the A008 asks for this service's RFR worklist */
 	r = find_req(h, "POST", "/referrals/FHIR/STU3/ReferralRequest/$ers.fetchworklist", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "local/stu3/retrieveWorklist/requests/RfrService11012.json"));
 	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "Content-Type"), "application/fhir+json");
 	/* A007 is a POST without a body and without a form Content-Type */
 	r = find_req(h, "POST", "/STU3/ReferralRequest/000000070002/$ers.generateCRI", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_EQUAL(r->body_len, 0);
 	CU_ASSERT_PTR_NULL(fake_req_header(r, "Content-Type"));
 	CU_ASSERT_PTR_NOT_NULL(find_req(h, "GET", "/referrals/FHIR/STU3/ReferralRequest/000000070002", 0));
@@ -182,7 +182,7 @@ full_poll_cycle(void)
 	CU_ASSERT_FALSE(has_prefix_header(r, "x-ers-"));
 	/* the client assertion, checked independently */
 	r = find_req(h, "POST", "/oauth2/token", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	assertion = ers_form_value(r->body, "client_assertion");
 	CU_ASSERT_PTR_NULL(ers_check_jwt(assertion, pub, fake_ers_token_url(f), now, jti, sizeof(jti)));
 	free(assertion);
@@ -208,7 +208,7 @@ full_poll_cycle(void)
 	/* service 21012: the official "filter by service" request, exactly */
 	CU_ASSERT_EQUAL_FATAL(ras_ers_poll_service(c, db, "21012", now, 0, &rep), 0);
 	r = find_req(h, "POST", "$ers.fetchworklist", 2);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "sandbox/stu3/retrieveWorklist/requests/FilteringByService.json"));
 	CU_ASSERT_EQUAL(rep.entries, 1);
@@ -816,7 +816,7 @@ outcome_bodies(void)
 	CU_ASSERT_PTR_NOT_NULL(find_req(fake_ers_http(e.f), "GET",
 	    "/referrals/FHIR/STU3/Task?focus=ReferralRequest/000000070000/_history/5&intent=proposal&status=ready", 0));
 	r = find_req(fake_ers_http(e.f), "POST", "/referrals/FHIR/STU3/ReferralRequest/000000070000/$ers.recordReviewOutcome", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "If-Match"), "W/\"5\"");
 	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "Content-Type"), "application/fhir+json");
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
@@ -834,7 +834,7 @@ outcome_bodies(void)
 	CU_ASSERT_EQUAL(rep.done, 1);
 	ras_ers_outcome_report_free(&rep);
 	r = find_req(fake_ers_http(e.f), "POST", "000000070003/$ers.recordReviewOutcome", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "sandbox/stu3/recordTriageOutcome/requests/AcceptReferBookLater.json"));
 
@@ -846,7 +846,7 @@ outcome_bodies(void)
 	CU_ASSERT_EQUAL(rep.done, 1);
 	ras_ers_outcome_report_free(&rep);
 	r = find_req(fake_ers_http(e.f), "POST", "000000070001/$ers.recordReviewOutcome", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r->body, ras_ers_accept_comment(e.c)));
 
 	/* a return without advice is never sent */
@@ -944,7 +944,7 @@ poll_triages_and_records(void)
 	ras_ers_outcome_report_free(&orep);
 	r = find_req(fake_ers_http(f), "POST",
 	    "/referrals/FHIR/STU3/ReferralRequest/000000070002/$ers.recordReviewOutcome", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "sandbox/stu3/recordTriageOutcome/requests/ReturnToReferrerWithAdvice.json"));
 	ras_test_fmt(etag, sizeof(etag), "%s", qs(db, "SELECT etag FROM ers_referrals WHERE ubrn = '000000070002'",

@@ -7,10 +7,14 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -673,6 +677,138 @@ http_concurrent_senders(void)
 	rasd_kill(&p, SIGTERM);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
 	rasd_free(&p);
+	env_free(&e);
+}
+
+/* A POST written on a socket of its own (Connection: close), not read:
+ * the test decides when to look for the answer. */
+static int
+raw_post(const struct rasd_proc *p, const char *body, size_t len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	const char *colon = strrchr(p->http, ':');
+	char head[512];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), n;
+
+	CU_ASSERT_FATAL(fd >= 0 && colon != NULL);
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	n = snprintf(head, sizeof(head), "POST /fhir/Bundle HTTP/1.1\r\nHost: %s\r\n"
+	    "Authorization: Bearer %s\r\nContent-Type: application/fhir+json\r\n"
+	    "Connection: close\r\nContent-Length: %zu\r\n\r\n", p->http, TOKEN, len);
+	CU_ASSERT_EQUAL_FATAL(write(fd, head, (size_t)n), n);
+	CU_ASSERT_EQUAL_FATAL(write(fd, body, len), (ssize_t)len);
+	return fd;
+}
+
+/* Everything the server wrote before closing (empty: no answer). */
+static char *
+raw_answer(int fd, int timeout_ms)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	char chunk[4096];
+	ssize_t n;
+
+	while (poll(&pf, 1, timeout_ms) > 0 && (n = read(fd, chunk, sizeof(chunk))) > 0)
+		(void)ras_buf_append(&b, chunk, (size_t)n);
+	(void)ras_buf_putc(&b, '\0');
+	close(fd);
+	return ras_buf_detach(&b, NULL);
+}
+
+/*
+ * Group commit ([http] commit_delay): concurrent POSTs wait together and
+ * are kept by one transaction; none is answered before that commit.  Here
+ * the delay is long (3 s) so that the test can kill rasd while a group is
+ * gathered and not yet committed: no sender has an answer then, and after
+ * a normal group every answered payload is stored, all in one commit.
+ */
+static void
+http_group_commit_answers_only_committed(void)
+{
+	enum { K = 6 };
+	struct rasd_proc p;
+	struct env e;
+	int fds[K];
+	char *bodies[K];
+	size_t lens[K];
+
+	env_new(&e, "groupcommit", "[http]\ncommit_delay = 3000\n");
+	for (int i = 0; i < K; i++) {
+		char ubrn[16];
+
+		snprintf(ubrn, sizeof(ubrn), "%012d", 310000 + i);
+		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+	}
+	/* 1: killed while the group waits for its commit */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	for (int i = 0; i < K; i++)
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+	usleep(300 * 1000);
+	for (int i = 0; i < K; i++) {
+		struct pollfd pf = { .fd = fds[i], .events = POLLIN };
+
+		CU_ASSERT_EQUAL(poll(&pf, 1, 0), 0);    /* not answered yet */
+	}
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 0);
+	rasd_kill(&p, SIGKILL);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	for (int i = 0; i < K; i++) {
+		char *a = raw_answer(fds[i], 2000);
+
+		CU_ASSERT_STRING_EQUAL(a, "");          /* never told "kept" */
+		free(a);
+	}
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 0);
+	rasd_free(&p);
+
+	/* 2: the group committed: every sender answered 201, each payload
+	 * stored, all by one transaction; nothing lost to a kill after */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	for (int i = 0; i < K; i++)
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+	for (int i = 0; i < K; i++) {
+		char *a = raw_answer(fds[i], 10000);
+
+		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
+		free(a);
+	}
+	rasd_kill(&p, SIGKILL);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), K);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(DISTINCT xmin::text) FROM inbox"), 1);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000031000_'"), K);
+	rasd_free(&p);
+
+	/* 3: SIGTERM while a group waits: it is kept, and answered, before
+	 * rasd stops */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	for (int i = 0; i < K; i++) {
+		char ubrn[16];
+
+		free(bodies[i]);
+		snprintf(ubrn, sizeof(ubrn), "%012d", 320000 + i);
+		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+	}
+	usleep(300 * 1000);
+	rasd_kill(&p, SIGTERM);
+	for (int i = 0; i < K; i++) {
+		char *a = raw_answer(fds[i], 10000);
+
+		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
+		free(a);
+	}
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 2 * K);
+	rasd_free(&p);
+	for (int i = 0; i < K; i++)
+		free(bodies[i]);
 	env_free(&e);
 }
 
@@ -2048,6 +2184,7 @@ main(void)
 		{ "READY, health, SIGTERM", ready_health_and_clean_stop },
 		{ "HTTP intake", http_intake },
 		{ "HTTP concurrent senders", http_concurrent_senders },
+		{ "HTTP group commit: answered only once committed", http_group_commit_answers_only_committed },
 		{ "PDS unavailable: the referral waits, visibly", pds_unavailable_waits_visibly },
 		{ "spool intake", spool_intake },
 		{ "EPR events over HTTP", epr_events_over_http },
