@@ -15,6 +15,7 @@
 #ifndef RAS_INTAKE_H
 #define RAS_INTAKE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "ras/json.h"
@@ -43,6 +44,15 @@ int ras_intake_parse(struct ras_arena *a, const char *data, size_t len, struct r
  */
 struct ras_xmlform_maps;
 const struct ras_xmlform_maps *ras_intake_set_form_maps(const struct ras_xmlform_maps *maps);
+
+/*
+ * Does a payload that cannot be used (it did not parse, or its identity is
+ * unusable) report danger anywhere: a red-flags answer, suspected cancer, a
+ * cauda-equina or suspected-cancer code, an urgent or two-week-wait
+ * priority?  Read without trusting the parsers (any JSON tree; the text of
+ * anything else), so a rejection can say URGENT.
+ */
+bool ras_intake_reports_danger(const char *data, size_t len);
 
 /* The per-format parsers, for callers that already hold parsed JSON. */
 int ras_intake_fhir_bundle(struct ras_arena *a, json_t *bundle, struct ras_referral *out);

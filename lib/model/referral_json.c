@@ -99,6 +99,18 @@ ras_form_to_json(const struct ras_form *f, json_t **out)
 	}
 	err = ras_json_set_new(o, "answers", answers);
 	answers = NULL;
+	if (err == 0 && f->n_unmapped) {
+		json_t *um = json_array();
+
+		for (size_t i = 0; um && i < f->n_unmapped && err == 0; i++)
+			err = ras_json_append_new(um, json_string(f->unmapped[i]));
+		if (um == NULL)
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+		else if (err < 0)
+			json_decref(um);
+		else
+			err = ras_json_set_new(o, "unmapped", um);
+	}
 done:
 	json_decref(answers);
 	if (err < 0) {
@@ -218,6 +230,28 @@ ras_referral_json_dump(const struct ras_referral *r, const char *key, json_t **o
 		if ((err = ras_form_to_json(&r->form, &f)) < 0 || (err = ras_json_set_new(o, "form", f)) < 0)
 			goto done;
 	}
+	if (r->n_other_forms) {
+		json_t *of = json_array();
+
+		if ((err = ras_json_set_new(o, "other_forms", of)) < 0)
+			goto done;
+		for (size_t i = 0; i < r->n_other_forms; i++) {
+			json_t *f;
+
+			if ((err = ras_form_to_json(&r->other_forms[i], &f)) < 0 ||
+			    (err = ras_json_append_new(of, f)) < 0)
+				goto done;
+		}
+	}
+	if (r->n_doubts) {
+		json_t *dj = json_array();
+
+		if ((err = ras_json_set_new(o, "doubts", dj)) < 0)
+			goto done;
+		for (size_t i = 0; i < r->n_doubts; i++)
+			if ((err = ras_json_append_new(dj, json_string(r->doubts[i]))) < 0)
+				goto done;
+	}
 	err = ras_json_set_new(o, "conditions", conds);
 	conds = NULL;
 	if (err < 0)
@@ -299,6 +333,16 @@ ras_form_from_json(struct ras_arena *a, const json_t *doc, struct ras_form *f)
 		}
 	}
 	f->n_answers = json_array_size(answers);
+	{
+		json_t *um = ras_json_arr(doc, "unmapped");
+
+		f->unmapped = ras_arena_calloc(a, json_array_size(um) + 1, sizeof(char *));
+		if (f->unmapped == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		json_array_foreach(um, i, x)
+			if (json_string_value(x))
+				f->unmapped[f->n_unmapped++] = json_string_value(x);
+	}
 	return 0;
 }
 
@@ -403,6 +447,22 @@ ras_referral_json_load(struct ras_arena *a, json_t *doc, struct ras_referral *r)
 		if ((err = ras_form_from_json(a, x, &r->form)) < 0)
 			return err;
 		r->has_form = true;
+	}
+	{
+		json_t *of = ras_json_arr(doc, "other_forms"), *dj = ras_json_arr(doc, "doubts");
+
+		r->other_forms = ras_arena_calloc(a, json_array_size(of) + 1, sizeof(*r->other_forms));
+		r->doubts = ras_arena_calloc(a, json_array_size(dj) + 1, sizeof(char *));
+		if (r->other_forms == NULL || r->doubts == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		json_array_foreach(of, i, x) {
+			if ((err = ras_form_from_json(a, x, &r->other_forms[r->n_other_forms])) < 0)
+				return err;
+			r->n_other_forms++;
+		}
+		json_array_foreach(dj, i, x)
+			if (json_string_value(x))
+				r->doubts[r->n_doubts++] = json_string_value(x);
 	}
 	r->conditions = ras_arena_calloc(a, json_array_size(conds) + 1, sizeof(*r->conditions));
 	r->attachments = ras_arena_calloc(a, json_array_size(atts) + 1, sizeof(*r->attachments));
