@@ -1,0 +1,299 @@
+/*
+ * Clinical safety (issue 12) against a real PostgreSQL: resubmissions as
+ * revisions (old kept, audited, triaged again, new danger the urgent way),
+ * questionnaires that are not the form kept beside it, rejections that
+ * report danger saying URGENT, and the clinician register on decisions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "ras/arena.h"
+#include "ras/buf.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/json.h"
+#include "ras/store.h"
+#include "ras/triage.h"
+#include "ras_config.h"
+
+#define MAPPINGS RAS_SOURCE_ROOT "/mappings"
+
+static struct ras_db *db;
+static char *conninfo;
+static struct ras_triage *tri;
+static int64_t now;
+
+static int64_t
+count(const char *sql)
+{
+	return ras_test_sql_int(db, sql, NULL);
+}
+
+/* Keep a payload and normalise it; returns the report's state. */
+static const char *
+store_text(const char *data, size_t len, const char *service, const char *ubrn, char *msg,
+    size_t msg_size)
+{
+	static char state[32];
+	struct ras_inbox_item it = { .data = data, .len = len, .source = "file", .source_ref = "test",
+		.service_hint = service, .ubrn_hint = ubrn };
+	struct ras_inbox_put_result put;
+	struct ras_normalise_report *rep = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
+	if (put.duplicate)
+		return "inbox-duplicate";
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	snprintf(state, sizeof(state), "%s", rep[0].state);
+	if (msg)
+		snprintf(msg, msg_size, "%s", rep[0].message);
+	free(rep);
+	return state;
+}
+
+static json_t *
+fixture_json(const char *rel)
+{
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture(rel), &len);
+	json_t *j = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse(data, len, 0, &j), 0);
+	free(data);
+	return j;
+}
+
+static char *
+dump(const json_t *j, bool pretty)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+
+	CU_ASSERT_EQUAL_FATAL(ras_json_dump(j, RAS_JSON_COMPACT, &b), 0);
+	if (pretty)
+		CU_ASSERT_EQUAL_FATAL(ras_buf_puts(&b, "\n\n"), 0);
+	return ras_buf_detach(&b, NULL);
+}
+
+static json_t *
+resource(json_t *bundle, const char *type)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(bundle, "entry"), i, e)
+		if (strcmp(ras_json_str(json_object_get(e, "resource"), "resourceType"), type) == 0)
+			return json_object_get(e, "resource");
+	return NULL;
+}
+
+static void
+add_red_flag(json_t *bundle, const char *code)
+{
+	json_t *qr = resource(bundle, "QuestionnaireResponse");
+
+	json_array_append_new(json_object_get(qr, "item"), json_pack("{s:s, s:[{s:{s:s, s:s}}]}",
+	    "linkId", "red-flags", "answer", "valueCoding", "system",
+	    "urn:rasd:questionnaire:community-pain-referral", "code", code));
+}
+
+static void
+set_ubrn(json_t *bundle, const char *ubrn)
+{
+	json_t *sr = resource(bundle, "ServiceRequest");
+
+	json_object_set_new(sr, "identifier", json_pack("[{s:s, s:s}]", "system",
+	    "https://fhir.nhs.uk/Id/UBRN", "value", ubrn));
+}
+
+static size_t
+triage(struct ras_triage_report **reps)
+{
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_triage_pending(db, tri, now, 100, NULL, 0, reps, &n), 0);
+	return n;
+}
+
+/* ---- revisions ------------------------------------------------------------ */
+
+/* Issue 12's third defect: a GP's corrected re-send with the same UBRN and
+ * version newly reporting suspected cancer was a duplicate, never triaged. */
+static void
+resubmission_is_a_revision(void)
+{
+	json_t *b = fixture_json("triage/midnotts-accept.json");
+	struct ras_triage_report *reps = NULL;
+	char *text, msg[512];
+	size_t n;
+
+	set_ubrn(b, "100000012001");
+	text = dump(b, false);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, NULL, 0), "stored");
+	/* the very same bytes: the inbox knows them */
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, NULL, 0), "inbox-duplicate");
+	free(text);
+	/* the same content laid out differently: still a duplicate */
+	text = dump(b, true);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, msg, sizeof(msg)), "duplicate");
+	if (strstr(msg, "already stored") == NULL)
+		fprintf(stderr, "%s\n", msg);
+	free(text);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_ACCEPT);
+	free(reps);
+
+	/* corrected: suspected cancer, same UBRN and version */
+	add_red_flag(b, "suspected-cancer");
+	text = dump(b, false);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, msg, sizeof(msg)), "stored");
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "revised"));
+	free(text);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '100000012001'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT revision FROM referrals WHERE ubrn = '100000012001'"), 2);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referral_revisions v JOIN referrals r ON r.id = v.referral_id"
+	    " WHERE r.ubrn = '100000012001' AND v.revision = 1 AND NOT v.doc::text LIKE '%\"red-flags\"%'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM events WHERE ubrn = '100000012001' AND kind = 'referral-revised'"
+	    " AND (detail ->> 'revision')::int = 2"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '100000012001' AND state = 'new'"), 1);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_ONWARD);
+	CU_ASSERT_STRING_EQUAL(reps[0].onward_target, "two-week-wait");
+	free(reps);
+	/* both decisions kept */
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000012001'"), 2);
+	json_decref(b);
+}
+
+/* The same for an R4 referral without a UBRN, keyed by its ServiceRequest
+ * identifier. */
+static void
+r4_resubmission_by_identifier(void)
+{
+	json_t *b = fixture_json("triage/midnotts-accept.json");
+	json_t *sr = resource(b, "ServiceRequest");
+	struct ras_triage_report *reps = NULL;
+	char *text;
+	size_t n;
+
+	json_object_set_new(sr, "identifier", json_pack("[{s:s, s:s}]", "system",
+	    "https://gp.example.org/referrals", "value", "R-12-7"));
+	text = dump(b, false);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, NULL, 0), "stored");
+	free(text);
+	free(reps = NULL);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL(n, 1);
+	free(reps);
+	add_red_flag(b, "cauda-equina");
+	text = dump(b, false);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, NULL, 0), "stored");
+	free(text);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE referral_key ="
+	    " 'local:https://gp.example.org/referrals|R-12-7' AND revision = 2 AND state = 'new'"), 1);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_ONWARD);
+	CU_ASSERT_STRING_EQUAL(reps[0].onward_target, "emergency");
+	free(reps);
+	json_decref(b);
+}
+
+/* ---- forms beside the form --------------------------------------------- */
+
+/* An e-RS referral's PHQ-9 attachment is kept beside it, never read as its
+ * form; a red flag in it still reaches triage. */
+static void
+other_questionnaire_kept_beside(void)
+{
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture("ers/referral-BookedDBS.json"), &len);
+	static const char phq9[] = "{\"resourceType\": \"QuestionnaireResponse\","
+	    " \"questionnaire\": \"http://example.org/fhir/Questionnaire/phq-9|1\", \"status\": \"completed\","
+	    " \"item\": [{\"linkId\": \"red-flags\", \"answer\": [{\"valueCoding\": {\"code\": \"cauda-equina\"}}]}]}";
+	struct ras_triage_report *reps = NULL;
+	size_t n;
+
+	CU_ASSERT_STRING_EQUAL(store_text(data, len, "midnotts", NULL, NULL, 0), "stored");
+	free(data);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL(n, 1);
+	free(reps);
+	CU_ASSERT_STRING_EQUAL(store_text(phq9, strlen(phq9), NULL, "000000070001", NULL, 0), "stored");
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '000000070001' AND doc -> 'form' IS NULL"
+	    " AND jsonb_array_length(doc -> 'other_forms') = 1 AND state = 'new'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM events WHERE ubrn = '000000070001'"
+	    " AND kind = 'other-form-received'"), 1);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_ONWARD);
+	CU_ASSERT_STRING_EQUAL(reps[0].onward_target, "emergency");
+	free(reps);
+}
+
+/* A payload rasd cannot use that reports danger is rejected URGENT. */
+static void
+rejection_reporting_danger_is_urgent(void)
+{
+	json_t *b = fixture_json("triage/midnotts-accept.json");
+	json_t *sr = resource(b, "ServiceRequest");
+	char *text, msg[512];
+
+	set_ubrn(b, "100000012002");
+	add_red_flag(b, "cauda-equina");
+	/* a supportingInfo that names nothing in the bundle: cannot be parsed */
+	json_array_append_new(json_object_get(sr, "supportingInfo"), json_pack("{s:s}", "reference",
+	    "urn:uuid:not-here"));
+	text = dump(b, false);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, msg, sizeof(msg)), "rejected");
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "URGENT:"));
+	free(text);
+	json_decref(b);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int
+setup(void)
+{
+	db = ras_test_db("safety", &conninfo);
+	now = ras_time_now();
+	if (ras_triage_new(NULL, MAPPINGS, &tri) < 0) {
+		fprintf(stderr, "cannot load %s: %s\n", MAPPINGS, ras_error_last());
+		return 1;
+	}
+	return 0;
+}
+
+static int
+teardown(void)
+{
+	ras_triage_free(tri);
+	ras_db_close(db);
+	free(conninfo);
+	return 0;
+}
+
+int
+main(void)
+{
+	static const struct ras_test_case cases[] = {
+		{ "a resubmission with new content is a revision, triaged again", resubmission_is_a_revision },
+		{ "an R4 resubmission keyed by its identifier", r4_resubmission_by_identifier },
+		{ "another questionnaire is kept beside the form", other_questionnaire_kept_beside },
+		{ "a rejection reporting danger says URGENT", rejection_reporting_danger_is_urgent },
+		{ NULL, NULL },
+	};
+	static const struct ras_test_suite suites[] = {
+		{ "safety-db", cases, setup, teardown },
+		{ NULL, NULL, NULL, NULL },
+	};
+
+	return ras_test_run_suites(suites);
+}
