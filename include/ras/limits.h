@@ -102,4 +102,7 @@
 /* Services (rule sets) in one mappings directory. */
 #define RAS_SERVICES_MAX         64
 
+/* [clinician] sections: a service has tens of clinicians. */
+#define RAS_CLINICIANS_MAX       2000
+
 #endif

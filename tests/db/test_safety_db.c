@@ -11,6 +11,8 @@
 #include "harness.h"
 #include "ras/arena.h"
 #include "ras/buf.h"
+#include "ras/clinicians.h"
+#include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/json.h"
@@ -257,6 +259,114 @@ rejection_reporting_danger_is_urgent(void)
 	json_decref(b);
 }
 
+/* ---- clinicians ----------------------------------------------------------- */
+
+static int
+rasctl(const char *config, const char *const *args, char **out, char **err)
+{
+	return ras_test_rasctl(conninfo, config, args, out, err);
+}
+
+/* rasctl decide --by and EPR decisions name a registered clinician of the
+ * referral's service; clinical events are dated between receipt and now. */
+static void
+decisions_need_a_registered_clinician(void)
+{
+	json_t *b = fixture_json("triage/midnotts-accept.json");
+	struct ras_triage_report *reps = NULL;
+	char *text, *out = NULL, *err = NULL, *other;
+	int rc;
+
+	set_ubrn(b, "100000012003");
+	text = dump(b, false);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, NULL, 0), "stored");
+	free(text);
+	json_decref(b);
+	(void)triage(&reps);
+	free(reps);
+
+	rc = rasctl(NULL, (const char *[]){ "decide", "100000012003", "--outcome", "accept", "--advice",
+	    "Accepted.", "--by", "123456789012", NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "123456789012 is not a registered clinician"));
+	free(out);
+	free(err);
+
+	{
+		static const char conf[] = "[clinician 687001000005]\nname = Dr Dorset\n"
+		    "registration = GMC 7000005\nrole = Consultant\nservices = dorset-2013\n";
+
+		other = ras_test_write_tmp("dorset-only.conf", conf, strlen(conf));
+	}
+	rc = rasctl(other, (const char *[]){ "decide", "100000012003", "--outcome", "accept", "--advice",
+	    "Accepted.", "--by", "687001000005", NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not registered for service midnotts"));
+	free(out);
+	free(err);
+	free(other);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000012003' AND d.decided_by <> 'rules'"), 0);
+
+	rc = rasctl(NULL, (const char *[]){ "record", "patient-contacted", "100000012003", "--at",
+	    "2001-01-01T09:00:00Z", "--by", "687001000001", NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "dated before the referral was received"));
+	free(out);
+	free(err);
+	rc = rasctl(NULL, (const char *[]){ "record", "patient-contacted", "100000012003", "--at",
+	    "2099-01-01T09:00:00Z", "--by", "687001000001", NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 65);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "dated in the future"));
+	free(out);
+	free(err);
+
+	rc = rasctl(NULL, (const char *[]){ "decide", "100000012003", "--outcome", "accept", "--advice",
+	    "Accepted.", "--by", "687001000001", NULL }, &out, &err);
+	CU_ASSERT_EQUAL(rc, 0);
+	if (rc != 0)
+		fprintf(stderr, "%s", err);
+	free(out);
+	free(err);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000012003' AND d.decided_by = '687001000001'"), 1);
+}
+
+/* The register's own rules: 12-digit ids, every key, known services. */
+static void
+clinician_register_checked(void)
+{
+	struct ras_config *cfg = ras_test_config("[clinician 687001000007]\nname = Dr Seven\n"
+	    "registration = GMC 7000007\nrole = Consultant\nservices = midnotts, dorset-2019\n");
+	struct ras_clinicians *reg = NULL;
+	const struct ras_clinician *c;
+	struct ras_triage *t = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(ras_clinicians_from_config(cfg, &reg), 0);
+	c = ras_clinicians_find(reg, "687001000007");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_STRING_EQUAL(c->registration, "GMC 7000007");
+	CU_ASSERT(ras_clinicians_serves(c, "dorset-2019"));
+	CU_ASSERT_FALSE(ras_clinicians_serves(c, "bassetlaw-2022"));
+	CU_ASSERT_PTR_NULL(ras_clinicians_find(reg, "687001000008"));
+	ras_clinicians_free(reg);
+	ras_config_free(cfg);
+
+	cfg = ras_test_config("[clinician 12345]\nname = X\nregistration = GMC 1\nrole = R\nservices = midnotts\n");
+	CU_ASSERT_EQUAL(ras_clinicians_from_config(cfg, &reg), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "12 digits"));
+	ras_config_free(cfg);
+	cfg = ras_test_config("[clinician 687001000007]\nname = X\nrole = R\nservices = midnotts\n");
+	CU_ASSERT_EQUAL(ras_clinicians_from_config(cfg, &reg), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "registration is required"));
+	ras_config_free(cfg);
+	cfg = ras_test_config("[clinician 687001000007]\nname = X\nregistration = GMC 1\nrole = R\n"
+	    "services = atlantis\n");
+	CU_ASSERT_EQUAL(ras_triage_new(cfg, MAPPINGS, &t), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "\"atlantis\" has no rule set"));
+	ras_config_free(cfg);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static int
@@ -288,6 +398,8 @@ main(void)
 		{ "an R4 resubmission keyed by its identifier", r4_resubmission_by_identifier },
 		{ "another questionnaire is kept beside the form", other_questionnaire_kept_beside },
 		{ "a rejection reporting danger says URGENT", rejection_reporting_danger_is_urgent },
+		{ "decisions need a registered clinician of the service", decisions_need_a_registered_clinician },
+		{ "the clinician register is checked", clinician_register_checked },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {
