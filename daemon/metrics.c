@@ -36,6 +36,16 @@ static const struct family families[] = {
 	  { "kind", NULL },
 	  "SELECT kind, count(*) FROM deadlines WHERE met_at IS NULL AND cancelled_at IS NULL"
 	  " AND due_at < now() GROUP BY kind ORDER BY kind" },
+	{ "rasd_gp_notice_undelivered", "gauge",
+	  "Two-week-wait GP notices due today (or overdue) that nothing has delivered, from "
+	  RAS_OPS_GP_NOTICE_ALERT_FROM " UK time or once dead: act before the working day ends.",
+	  { NULL },
+	  "SELECT count(*) FROM deadlines d"
+	  " WHERE d.kind = 'gp-notification' AND d.met_at IS NULL AND d.cancelled_at IS NULL"
+	  "   AND d.due_date <= (now() AT TIME ZONE 'Europe/London')::date"
+	  "   AND ((now() AT TIME ZONE 'Europe/London')::time >= '" RAS_OPS_GP_NOTICE_ALERT_FROM "'::time"
+	  "        OR d.due_at <= now() OR EXISTS (SELECT 1 FROM outbox o WHERE o.referral_id = d.referral_id"
+	  "                   AND o.kind = 'gp-2ww-notice' AND o.state = 'dead'))" },
 	{ "rasd_deadlines_met_late", "gauge", "Deadlines met after they fell due, by kind.",
 	  { "kind", NULL },
 	  "SELECT kind, count(*) FROM deadlines WHERE met_at > due_at GROUP BY kind ORDER BY kind" },

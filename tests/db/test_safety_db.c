@@ -16,6 +16,7 @@
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/json.h"
+#include "ras/ops.h"
 #include "ras/store.h"
 #include "ras/triage.h"
 #include "ras_config.h"
@@ -259,6 +260,53 @@ rejection_reporting_danger_is_urgent(void)
 	json_decref(b);
 }
 
+/* ---- clocks ------------------------------------------------------------- */
+
+static size_t
+alerts_for(const json_t *al, const char *ubrn)
+{
+	const json_t *x;
+	size_t i, n = 0;
+
+	json_array_foreach(al, i, x)
+		n += strcmp(ras_json_str(x, "ubrn"), ubrn) == 0;
+	return n;
+}
+
+/* An undelivered same-day 2WW GP notice is an alert before the working day
+ * ends; delivered, it is not. */
+static void
+undelivered_gp_notice_alerts(void)
+{
+	json_t *b = fixture_json("triage/midnotts-2ww.json"), *al = NULL;
+	struct ras_triage_report *reps = NULL;
+	char *text;
+	size_t n;
+
+	set_ubrn(b, "100000012004");
+	text = dump(b, false);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, NULL, 0), "stored");
+	free(text);
+	json_decref(b);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_STRING_EQUAL(reps[0].onward_target, "two-week-wait");
+	free(reps);
+	CU_ASSERT_EQUAL_FATAL(count("SELECT count(*) FROM deadlines d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '100000012004' AND d.kind = 'gp-notification' AND d.met_at IS NULL"), 1);
+	/* from 00:00 UK time: every undelivered notice due today is listed */
+	CU_ASSERT_EQUAL_FATAL(ras_ops_gp_notice_alerts(db, "00:00", &al), 0);
+	CU_ASSERT_EQUAL(alerts_for(al, "100000012004"), 1);
+	json_decref(al);
+	/* delivered: no alert */
+	CU_ASSERT_EQUAL(ras_db_exec(db, "UPDATE deadlines SET met_at = now(), met_by = 'test'"
+	    " WHERE kind = 'gp-notification' AND referral_id IN (SELECT id FROM referrals"
+	    " WHERE ubrn = '100000012004')"), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_ops_gp_notice_alerts(db, "00:00", &al), 0);
+	CU_ASSERT_EQUAL(alerts_for(al, "100000012004"), 0);
+	json_decref(al);
+}
+
 /* ---- clinicians ----------------------------------------------------------- */
 
 static int
@@ -398,6 +446,7 @@ main(void)
 		{ "an R4 resubmission keyed by its identifier", r4_resubmission_by_identifier },
 		{ "another questionnaire is kept beside the form", other_questionnaire_kept_beside },
 		{ "a rejection reporting danger says URGENT", rejection_reporting_danger_is_urgent },
+		{ "an undelivered same-day 2WW GP notice is an alert", undelivered_gp_notice_alerts },
 		{ "decisions need a registered clinician of the service", decisions_need_a_registered_clinician },
 		{ "the clinician register is checked", clinician_register_checked },
 		{ NULL, NULL },
