@@ -21,6 +21,7 @@
 #include "ras/error.h"
 #include "ras/intake.h"
 #include "ras/json.h"
+#include "ras/limits.h"
 #include "ras/mappings.h"
 #include "ras/referral_json.h"
 #include "ras/rules.h"
@@ -37,7 +38,9 @@ static struct ras_xmlform_maps *xmaps;
 static struct ras_arena *A;
 static const int64_t AT = 1775642400;   /* 2026-04-08 11:00 BST, a Wednesday */
 
-static const char *const services[] = { "dorset-2013", "dorset-2019", "bassetlaw-2022", "midnotts" };
+/* Every service with a rule set in mappings/services (filled by setup). */
+static const char *services[RAS_SERVICES_MAX];
+static size_t n_services;
 static const char *const red_flag_codes[] = { "cauda-equina", "suspected-cancer", "fracture",
 	"infection", "progressive-neurology", "other" };
 #define N_FLAGS (sizeof(red_flag_codes) / sizeof(red_flag_codes[0]))
@@ -135,6 +138,9 @@ phq9(void)
 	    "valueInteger", 11);
 }
 
+/* The ServiceRequest priority bundle_with() sets (NULL: the fixture's). */
+static const char *r4_priority;
+
 enum link { LINK_SUPPORTING, LINK_BASED_ON, LINK_CONTAINED, LINK_ENTRY, N_LINKS };
 static const char *const link_names[N_LINKS] = { "supportingInfo", "basedOn", "contained",
 	"bundle entry" };
@@ -188,6 +194,8 @@ bundle_with(json_t *form, enum link how, bool extra)
 		    "resource", phq9()));
 	}
 	json_object_set_new(sr, "supportingInfo", info);
+	if (r4_priority)
+		json_object_set_new(sr, "priority", json_string(r4_priority));
 	return b;
 }
 
@@ -756,12 +764,14 @@ property_no_danger_returned(void)
 
 	rng = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + 1;
 	for (long run = 0; run < runs; run++) {
-		const char *service = services[next_rand() % 4];
+		const char *service = services[next_rand() % n_services];
 		bool danger, extra = coin(40);
 		json_t *form = random_form(&danger);
 		char first[96] = "", now[96], *key = NULL;
 
-		dangerous += danger;
+		/* an urgent R4 priority is danger too (the e-RS referral keeps its own) */
+		r4_priority = coin(10) ? (coin(50) ? "urgent" : "asap") : NULL;
+		dangerous += danger || r4_priority;
 		/* R4: every way of linking the form gives the same outcome */
 		for (int how = 0; how < N_LINKS; how++) {
 			struct ras_referral r;
@@ -776,7 +786,7 @@ property_no_danger_returned(void)
 			}
 			checked++;
 			describe(&d, now, sizeof(now));
-			if (danger && returned_or_accepted(&d)) {
+			if ((danger || r4_priority) && returned_or_accepted(&d)) {
 				CU_FAIL("a referral reporting danger was returned or accepted");
 				fprintf(stderr, "run %ld (seed %ld) %s via %s: %s\n", run, seed, service,
 				    link_names[how], now);
@@ -834,6 +844,7 @@ property_no_danger_returned(void)
 			free(k);
 		}
 		free(key);
+		r4_priority = NULL;
 		json_decref(form);
 		ras_arena_free(A);
 		A = ras_arena_new();
@@ -850,7 +861,8 @@ property_no_danger_returned(void)
 static void
 every_service_every_red_flag(void)
 {
-	for (size_t s = 0; s < 4; s++)
+	CU_ASSERT(n_services >= 4);
+	for (size_t s = 0; s < n_services; s++)
 		for (size_t k = 0; k <= N_FLAGS; k++) {
 			json_t *form = base_form();
 
@@ -901,7 +913,8 @@ setup(void)
 	}
 	ras_buf_free(&problems);
 	(void)ras_intake_set_form_maps(xmaps);
-	return 0;
+	n_services = ras_mappings_services(maps, services, RAS_SERVICES_MAX);
+	return n_services > 0 ? 0 : 1;
 }
 
 static int
