@@ -51,7 +51,9 @@ BEGIN
             family       = coalesce(EXCLUDED.family, p.family),
             given        = coalesce(EXCLUDED.given, p.given),
             gender       = coalesce(EXCLUDED.gender, p.gender),
-            postcode     = coalesce(EXCLUDED.postcode, p.postcode),
+            -- a restricted record (PDS S-flag) keeps no address, not even an old one
+            postcode     = CASE WHEN coalesce((v_p ->> 'restricted')::boolean, false) THEN NULL
+                                ELSE coalesce(EXCLUDED.postcode, p.postcode) END,
             practice_ods = coalesce(EXCLUDED.practice_ods, p.practice_ods),
             updated_at   = now()
         RETURNING id INTO v_pat;

@@ -109,7 +109,9 @@ struct ras_patient {
 	const char *given;             /* given names joined by spaces */
 	const char *prefix;
 	const char *gender;
-	const char *postcode;
+	const char *postcode;          /* never kept for a restricted patient */
+	bool restricted;               /* Patient.meta.security R/V (PDS restricted, "S-flagged"):
+	                                  no address is kept, so none can be disclosed */
 	const char *practice_ods;      /* registered GP practice (generalPractitioner) */
 	const char *practice_name;
 };

@@ -466,7 +466,7 @@ sec_patient(struct b *b, struct ras_xhtml *x)
 	row(x, "Date of birth", p->has_birth_date ? human_date(b->a, &p->birth_date, false) : NULL);
 	row(x, "NHS number", nhs_spaced(b->a, p->nhs_number));
 	row(x, "Gender", p->gender);
-	row(x, "Postcode", p->postcode);
+	row(x, "Postcode", p->restricted ? NULL : p->postcode);
 	row(x, "Registered GP practice", gp);
 	ras_xml_xhtml_close(x);
 	ras_xml_xhtml_close(x);
@@ -835,7 +835,7 @@ patient_resource(struct b *b)
 		ras_date_format(&p->birth_date, d);
 		put(b, res, "birthDate", json_string(d));
 	}
-	if (p->postcode)
+	if (p->postcode && !p->restricted)
 		put(b, res, "address", json_pack("[{s:s}]", "postalCode", p->postcode));
 	if (b->has_gp)
 		put(b, res, "generalPractitioner", json_pack("[o]", ref(b->gp)));

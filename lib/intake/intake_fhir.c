@@ -143,6 +143,21 @@ ras_intake_fhir_patient(struct ras_arena *a, const json_t *patient, struct ras_p
 	(void)human_name(a, ras_json_arr(patient, "name"), &out->family, &out->given, &out->prefix);
 	out->gender = ras_json_str(patient, "gender");
 	{
+		/* A restricted record (PDS "S-flagged": confidentiality R or V in
+		 * meta.security) keeps no address at all: what rasd never holds it
+		 * cannot print on a letter or send to anyone. */
+		json_t *sec = ras_json_arr(ras_json_obj(patient, "meta"), "security"), *c;
+		size_t k;
+
+		json_array_foreach(sec, k, c) {
+			const char *code = ras_json_str(c, "code");
+
+			if (code && (strcmp(code, "R") == 0 || strcmp(code, "V") == 0 ||
+			    strcmp(code, "REDACTED") == 0))
+				out->restricted = true;
+		}
+	}
+	if (!out->restricted) {
 		json_t *addr = json_array_get(ras_json_arr(patient, "address"), 0);
 
 		out->postcode = ras_json_str(addr, "postalCode");

@@ -162,7 +162,8 @@ ras_referral_json_dump(const struct ras_referral *r, const char *key, json_t **o
 	    (err = put(pat, "given", p->given)) < 0 ||
 	    (err = put(pat, "prefix", p->prefix)) < 0 ||
 	    (err = put(pat, "gender", p->gender)) < 0 ||
-	    (err = put(pat, "postcode", p->postcode)) < 0 ||
+	    (err = put(pat, "postcode", p->restricted ? NULL : p->postcode)) < 0 ||
+	    (p->restricted && (err = ras_json_set_new(pat, "restricted", json_true())) < 0) ||
 	    (err = put(pat, "practice_ods", p->practice_ods)) < 0 ||
 	    (err = put(pat, "practice_name", p->practice_name)) < 0)
 		goto done;
@@ -431,7 +432,8 @@ ras_referral_json_load(struct ras_arena *a, json_t *doc, struct ras_referral *r)
 	r->patient.given = ras_json_str(pat, "given");
 	r->patient.prefix = ras_json_str(pat, "prefix");
 	r->patient.gender = ras_json_str(pat, "gender");
-	r->patient.postcode = ras_json_str(pat, "postcode");
+	r->patient.restricted = json_is_true(json_object_get(pat, "restricted"));
+	r->patient.postcode = r->patient.restricted ? NULL : ras_json_str(pat, "postcode");
 	r->patient.practice_ods = ras_json_str(pat, "practice_ods");
 	r->patient.practice_name = ras_json_str(pat, "practice_name");
 

@@ -648,6 +648,34 @@ form_map_checked_at_load(void)
 	free(dir);
 }
 
+/* ---- other clinical failure modes ------------------------------------------ */
+
+/* A restricted patient's address is never kept, so never disclosed. */
+static void
+restricted_patient_keeps_no_address(void)
+{
+	json_t *b = bundle_with(base_form(), LINK_SUPPORTING, false);
+	json_t *pat = entry_of(b, "Patient", NULL), *doc = NULL;
+	struct ras_referral r;
+	struct ras_decision d;
+	char *text;
+
+	json_object_set_new(pat, "meta", json_pack("{s:[{s:s, s:s}]}", "security", "system",
+	    "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code", "R"));
+	json_object_set_new(pat, "address", json_pack("[{s:[s], s:s}]", "line", "1 Hidden Lane",
+	    "postalCode", "NG1 9ZZ"));
+	CU_ASSERT_EQUAL_FATAL(decide_bundle(b, "midnotts", &r, &d), 0);
+	CU_ASSERT(r.patient.restricted);
+	CU_ASSERT_PTR_NULL(r.patient.postcode);
+	CU_ASSERT_EQUAL_FATAL(ras_referral_json_dump(&r, "k", &doc), 0);
+	text = dump(doc);
+	CU_ASSERT_PTR_NULL(strstr(text, "NG1 9ZZ"));
+	CU_ASSERT_PTR_NULL(strstr(text, "Hidden Lane"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"restricted\":true"));
+	free(text);
+	json_decref(doc);
+}
+
 /* ---- 7. property test ---------------------------------------------------- */
 
 static uint64_t rng;
@@ -944,6 +972,7 @@ main(void)
 		{ "XHTML red flags are carried", xhtml_red_flags_carried },
 		{ "XHTML unmapped cell: incomplete, review", xhtml_unmapped_cell_incomplete },
 		{ "form maps are checked against their Questionnaire", form_map_checked_at_load },
+		{ "a restricted patient's address is never kept", restricted_patient_keeps_no_address },
 		{ "every service, every red flag, every route", every_service_every_red_flag },
 		{ "property: danger never returned, routes agree, nothing dropped", property_no_danger_returned },
 		{ NULL, NULL },
