@@ -49,7 +49,7 @@ store_text(const char *data, size_t len, const char *service, const char *ubrn, 
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
 	if (put.duplicate)
 		return "inbox-duplicate";
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	snprintf(state, sizeof(state), "%s", rep[0].state);
 	if (msg)

@@ -204,7 +204,7 @@ static int
 parse_text(const char *text, size_t len, struct ras_intake *in)
 {
 	ras_error_clear();
-	return ras_intake_parse(A, text, len, in);
+	return ras_intake_parse(A, xmaps, text, len, in);
 }
 
 static char *
@@ -940,7 +940,6 @@ setup(void)
 		return 1;
 	}
 	ras_buf_free(&problems);
-	(void)ras_intake_set_form_maps(xmaps);
 	n_services = ras_mappings_services(maps, services, RAS_SERVICES_MAX);
 	return n_services > 0 ? 0 : 1;
 }
@@ -948,7 +947,6 @@ setup(void)
 static int
 teardown(void)
 {
-	(void)ras_intake_set_form_maps(NULL);
 	ras_xmlform_maps_free(xmaps);
 	ras_mappings_free(maps);
 	ras_arena_free(A);
