@@ -188,3 +188,43 @@ BEGIN
                                'retriage', v_state IN ('review', 'decided')));
     RETURN v_id;
 END $$;
+
+-- A referral form that arrived on its own (an e-RS attachment), now aware
+-- that a referral may receive more than one: the first is the form; a
+-- different one later becomes the form too, but the one it replaces is
+-- kept in other_forms, where the safety net sees two referral forms (a
+-- doubt: review) and reads both for danger.  A referral with a decision
+-- (even final) goes back to triage when its form changes.
+CREATE OR REPLACE FUNCTION ras_store_form(p_ubrn text, p_form jsonb, p_payload bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id    bigint;
+    v_doc   jsonb;
+    v_state text;
+    v_same  boolean;
+BEGIN
+    SELECT id, doc, state INTO v_id, v_doc, v_state FROM referrals WHERE ubrn = p_ubrn
+     ORDER BY version DESC LIMIT 1 FOR UPDATE;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'no stored referral with UBRN %', p_ubrn USING ERRCODE = 'no_data_found';
+    END IF;
+    v_same := v_doc -> 'form' = p_form;
+    IF v_doc -> 'form' IS NOT NULL AND NOT v_same THEN
+        v_doc := jsonb_set(v_doc, '{other_forms}', coalesce(v_doc -> 'other_forms', '[]'::jsonb)
+                                                   || jsonb_build_array(v_doc -> 'form'));
+    END IF;
+    UPDATE referrals SET
+        doc = jsonb_set(v_doc, '{form}', p_form),
+        state = CASE WHEN v_doc -> 'form' IS NOT NULL AND NOT v_same AND state IN ('review', 'decided')
+                     THEN 'new' ELSE state END,
+        updated_at = now()
+    WHERE id = v_id;
+    PERFORM ras_store_referral_parts(v_id, jsonb_build_object('form', p_form));
+    INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)
+    VALUES (v_id, p_ubrn, p_payload, 'form-received', 'rasd',
+            CASE WHEN v_doc -> 'form' IS NOT NULL AND NOT v_same
+                 THEN jsonb_build_object('replaced_form_kept', true, 'retriage',
+                                         v_state IN ('review', 'decided'))
+                 ELSE '{}'::jsonb END);
+    RETURN v_id;
+END $$;

@@ -240,6 +240,50 @@ other_questionnaire_kept_beside(void)
 	free(reps);
 }
 
+/* A second, different referral form for an e-RS referral: the first is
+ * kept beside it, and two referral forms are a clinician's to decide. */
+static void
+second_rasd_form_goes_to_review(void)
+{
+	json_t *b = fixture_json("triage/midnotts-accept.json");
+	json_t *qr = json_deep_copy(resource(b, "QuestionnaireResponse"));
+	struct ras_triage_report *reps = NULL;
+	char *f1, *f2;
+	size_t n;
+
+	json_decref(b);
+	{
+		/* the e-RS referral under a UBRN of its own */
+		size_t len;
+		char *data = ras_test_read(ras_test_fixture("ers/referral-BookedDBS.json"), &len), *p;
+
+		while ((p = strstr(data, "000000070001")) != NULL)
+			memcpy(p, "000000070099", 12);
+		CU_ASSERT_STRING_EQUAL(store_text(data, len, "midnotts", NULL, NULL, 0), "stored");
+		free(data);
+	}
+	f1 = dump(qr, false);
+	json_object_set_new(qr, "authored", json_string("2026-04-09T10:00:00+01:00"));
+	f2 = dump(qr, false);
+	json_decref(qr);
+	CU_ASSERT_STRING_EQUAL(store_text(f1, strlen(f1), NULL, "000000070099", NULL, 0), "stored");
+	n = triage(&reps);
+	free(reps);
+	CU_ASSERT_STRING_EQUAL(store_text(f2, strlen(f2), NULL, "000000070099", NULL, 0), "stored");
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '000000070099' AND state = 'new'"
+	    " AND doc -> 'form' ->> 'questionnaire' LIKE 'urn:rasd:questionnaire:community-pain-referral%'"
+	    " AND jsonb_array_length(doc -> 'other_forms') = 1"), 1);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_REVIEW);
+	free(reps);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM current_decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '000000070099' AND NOT d.final"
+	    " AND d.facts -> 'safety_net' ->> 'doubts' LIKE '%also answers the referral form%'"), 1);
+	free(f1);
+	free(f2);
+}
+
 /* A payload rasd cannot use that reports danger is rejected URGENT. */
 static void
 rejection_reporting_danger_is_urgent(void)
@@ -445,6 +489,7 @@ main(void)
 		{ "a resubmission with new content is a revision, triaged again", resubmission_is_a_revision },
 		{ "an R4 resubmission keyed by its identifier", r4_resubmission_by_identifier },
 		{ "another questionnaire is kept beside the form", other_questionnaire_kept_beside },
+		{ "a second referral form for an e-RS referral goes to review", second_rasd_form_goes_to_review },
 		{ "a rejection reporting danger says URGENT", rejection_reporting_danger_is_urgent },
 		{ "an undelivered same-day 2WW GP notice is an alert", undelivered_gp_notice_alerts },
 		{ "decisions need a registered clinician of the service", decisions_need_a_registered_clinician },
