@@ -190,41 +190,41 @@ BEGIN
 END $$;
 
 -- A referral form that arrived on its own (an e-RS attachment), now aware
--- that a referral may receive more than one: the first is the form; a
--- different one later becomes the form too, but the one it replaces is
--- kept in other_forms, where the safety net sees two referral forms (a
--- doubt: review) and reads both for danger.  A referral with a decision
--- (even final) goes back to triage when its form changes.
+-- that a referral may receive more than one (e-RS referrers attach the
+-- same form as JSON, XML and XHTML): the latest is the form, and the one it
+-- replaces is kept in other_forms, where the safety net still reads it for
+-- danger.  A referral in review goes back to triage (002's trigger); one
+-- with a final decision only when the new form reports a red flag or
+-- suspected cancer (e-RS may already have been told: a person must see it).
 CREATE OR REPLACE FUNCTION ras_store_form(p_ubrn text, p_form jsonb, p_payload bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_id    bigint;
-    v_doc   jsonb;
-    v_state text;
-    v_same  boolean;
+    v_id     bigint;
+    v_doc    jsonb;
+    v_state  text;
+    v_kept   boolean;
+    v_danger boolean := p_form -> 'answers' @> '[{"link_id": "red-flags"}]'
+                        OR p_form -> 'answers' @> '[{"link_id": "suspected-cancer", "value": true}]';
 BEGIN
     SELECT id, doc, state INTO v_id, v_doc, v_state FROM referrals WHERE ubrn = p_ubrn
      ORDER BY version DESC LIMIT 1 FOR UPDATE;
     IF v_id IS NULL THEN
         RAISE EXCEPTION 'no stored referral with UBRN %', p_ubrn USING ERRCODE = 'no_data_found';
     END IF;
-    v_same := v_doc -> 'form' = p_form;
-    IF v_doc -> 'form' IS NOT NULL AND NOT v_same THEN
+    v_kept := v_doc -> 'form' IS NOT NULL AND v_doc -> 'form' <> p_form;
+    IF v_kept THEN
         v_doc := jsonb_set(v_doc, '{other_forms}', coalesce(v_doc -> 'other_forms', '[]'::jsonb)
                                                    || jsonb_build_array(v_doc -> 'form'));
     END IF;
     UPDATE referrals SET
         doc = jsonb_set(v_doc, '{form}', p_form),
-        state = CASE WHEN v_doc -> 'form' IS NOT NULL AND NOT v_same AND state IN ('review', 'decided')
-                     THEN 'new' ELSE state END,
+        state = CASE WHEN state = 'decided' AND v_danger THEN 'new' ELSE state END,
         updated_at = now()
     WHERE id = v_id;
     PERFORM ras_store_referral_parts(v_id, jsonb_build_object('form', p_form));
     INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)
     VALUES (v_id, p_ubrn, p_payload, 'form-received', 'rasd',
-            CASE WHEN v_doc -> 'form' IS NOT NULL AND NOT v_same
-                 THEN jsonb_build_object('replaced_form_kept', true, 'retriage',
-                                         v_state IN ('review', 'decided'))
-                 ELSE '{}'::jsonb END);
+            jsonb_build_object('replaced_form_kept', v_kept,
+                               'retriage', v_state = 'decided' AND v_danger));
     RETURN v_id;
 END $$;

@@ -40,8 +40,13 @@ static const struct {
 	{ "cauda equina", false },
 	{ "cancer", true }, { "malignan", true }, { "metasta", true }, { "carcinoma", true },
 	{ "lymphoma", true }, { "sarcoma", true }, { "leukaemia", true }, { "leukemia", true },
-	{ "myeloma", true }, { "neoplasm", true }, { "tumour", true }, { "tumor", true },
+	{ "myeloma", true },
 };
+
+/* Words that say the opposite: "chronic non-malignant pain" is the pain
+ * clinic's daily bread, not a suspected cancer. */
+static const char *const not_danger[] = { "non-malignant", "non malignant", "nonmalignant",
+	"non-cancer", "non cancer", "benign" };
 
 struct net {
 	struct ras_arena *a;
@@ -198,16 +203,18 @@ check_answer(struct net *n, const char *where, bool rasd, const struct ras_answe
 		    token(lid)));
 }
 
+/* Every answer of a form for danger; the referral form (`main`) also for
+ * what rasd cannot read in it (the others are not what triage decides on). */
 static void
 check_form(struct net *n, const char *where, const struct ras_form *f,
-    const struct ras_questionnaire *const *forms, size_t n_forms)
+    const struct ras_questionnaire *const *forms, size_t n_forms, bool main)
 {
-	bool rasd = ras_referral_is_rasd_form(f->questionnaire);
+	bool rasd = main && ras_referral_is_rasd_form(f->questionnaire);
 
 	n->out->forms_seen++;
 	for (size_t i = 0; i < f->n_answers; i++)
 		check_answer(n, where, rasd, &f->answers[i], forms, n_forms);
-	for (size_t i = 0; i < f->n_unmapped; i++)
+	for (size_t i = 0; main && i < f->n_unmapped; i++)
 		doubt(n, ras_arena_printf(n->a, "%s: form cell %s has no place in the form map", where,
 		    token(f->unmapped[i])));
 }
@@ -241,6 +248,9 @@ check_condition(struct net *n, size_t i, const struct ras_condition *c)
 			add_signal(n, ras_arena_printf(n->a, "conditions[%zu] code %s", i, c->code));
 			return;
 		}
+	for (size_t k = 0; c->display && k < sizeof(not_danger) / sizeof(not_danger[0]); k++)
+		if (contains_word(c->display, not_danger[k]))
+			return;
 	for (size_t k = 0; c->display && k < sizeof(danger_words) / sizeof(danger_words[0]); k++)
 		if (contains_word(c->display, danger_words[k].word)) {
 			if (danger_words[k].cancer)
@@ -263,13 +273,13 @@ ras_safety_net_check(struct ras_arena *a, const struct ras_referral *r,
 	for (size_t i = 0; i < r->n_doubts; i++)
 		doubt(&n, ras_arena_strdup(a, r->doubts[i]));
 	if (r->has_form)
-		check_form(&n, "form", &r->form, forms, n_forms);
+		check_form(&n, "form", &r->form, forms, n_forms, true);
 	for (size_t i = 0; i < r->n_other_forms; i++) {
 		const struct ras_form *f = &r->other_forms[i];
 
-		check_form(&n, ras_arena_printf(a, "other_forms[%zu]", i), f, forms, n_forms);
-		if (ras_referral_is_rasd_form(f->questionnaire))
-			doubt(&n, ras_arena_printf(a, "other_forms[%zu] also answers the referral form", i));
+		/* (two referral forms in one bundle are intake's doubt; an e-RS
+		 * form replaced by a later attachment is read here for danger) */
+		check_form(&n, ras_arena_printf(a, "other_forms[%zu]", i), f, forms, n_forms, false);
 	}
 	switch (r->priority) {
 	case RAS_PRIORITY_TWO_WEEK_WAIT:

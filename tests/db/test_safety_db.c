@@ -240,10 +240,11 @@ other_questionnaire_kept_beside(void)
 	free(reps);
 }
 
-/* A second, different referral form for an e-RS referral: the first is
- * kept beside it, and two referral forms are a clinician's to decide. */
+/* A later referral form for an e-RS referral (e-RS referrers attach the
+ * form in several renderings) becomes the form; the one it replaces is kept
+ * and still read: its red flag is not lost. */
 static void
-second_rasd_form_goes_to_review(void)
+second_rasd_form_keeps_the_first(void)
 {
 	json_t *b = fixture_json("triage/midnotts-accept.json");
 	json_t *qr = json_deep_copy(resource(b, "QuestionnaireResponse"));
@@ -262,24 +263,26 @@ second_rasd_form_goes_to_review(void)
 		CU_ASSERT_STRING_EQUAL(store_text(data, len, "midnotts", NULL, NULL, 0), "stored");
 		free(data);
 	}
-	f1 = dump(qr, false);
-	json_object_set_new(qr, "authored", json_string("2026-04-09T10:00:00+01:00"));
 	f2 = dump(qr, false);
+	json_array_append_new(json_object_get(qr, "item"), json_pack("{s:s, s:[{s:{s:s, s:s}}]}",
+	    "linkId", "red-flags", "answer", "valueCoding", "system",
+	    "urn:rasd:questionnaire:community-pain-referral", "code", "cauda-equina"));
+	f1 = dump(qr, false);
 	json_decref(qr);
 	CU_ASSERT_STRING_EQUAL(store_text(f1, strlen(f1), NULL, "000000070099", NULL, 0), "stored");
 	n = triage(&reps);
 	free(reps);
 	CU_ASSERT_STRING_EQUAL(store_text(f2, strlen(f2), NULL, "000000070099", NULL, 0), "stored");
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '000000070099' AND state = 'new'"
-	    " AND doc -> 'form' ->> 'questionnaire' LIKE 'urn:rasd:questionnaire:community-pain-referral%'"
-	    " AND jsonb_array_length(doc -> 'other_forms') = 1"), 1);
+	    " AND NOT doc -> 'form' ->> 'answers' LIKE '%\"red-flags\"%'"
+	    " AND doc -> 'other_forms' -> 0 ->> 'answers' LIKE '%cauda-equina%'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM events WHERE ubrn = '000000070099' AND kind = 'form-received'"
+	    " AND (detail ->> 'replaced_form_kept')::boolean"), 1);
 	n = triage(&reps);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
-	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_REVIEW);
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_ONWARD);
+	CU_ASSERT_STRING_EQUAL(reps[0].onward_target, "emergency");
 	free(reps);
-	CU_ASSERT_EQUAL(count("SELECT count(*) FROM current_decisions d JOIN referrals r ON r.id = d.referral_id"
-	    " WHERE r.ubrn = '000000070099' AND NOT d.final"
-	    " AND d.facts -> 'safety_net' ->> 'doubts' LIKE '%also answers the referral form%'"), 1);
 	free(f1);
 	free(f2);
 }
@@ -489,7 +492,7 @@ main(void)
 		{ "a resubmission with new content is a revision, triaged again", resubmission_is_a_revision },
 		{ "an R4 resubmission keyed by its identifier", r4_resubmission_by_identifier },
 		{ "another questionnaire is kept beside the form", other_questionnaire_kept_beside },
-		{ "a second referral form for an e-RS referral goes to review", second_rasd_form_goes_to_review },
+		{ "a second referral form for an e-RS referral keeps the first", second_rasd_form_keeps_the_first },
 		{ "a rejection reporting danger says URGENT", rejection_reporting_danger_is_urgent },
 		{ "an undelivered same-day 2WW GP notice is an alert", undelivered_gp_notice_alerts },
 		{ "decisions need a registered clinician of the service", decisions_need_a_registered_clinician },

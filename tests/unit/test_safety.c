@@ -364,9 +364,11 @@ decide_ers(const json_t *form, enum route route, bool extra, const char *extra_c
 		r->has_form = true;
 	}
 	if (extra) {
-		char *p = dump(phq9());
+		json_t *pq = phq9();
+		char *p = dump(pq);
 		struct ras_intake pin;
 
+		json_decref(pq);
 		CU_ASSERT_EQUAL_FATAL(parse_text(p, strlen(p), &pin), 0);
 		free(p);
 		r->other_forms = pin.form;
@@ -470,9 +472,11 @@ two_rasd_forms_review(void)
 static void
 ers_other_questionnaire_not_the_form(void)
 {
-	char *p = dump(phq9());
+	json_t *pq = phq9();
+	char *p = dump(pq);
 	struct ras_intake in;
 
+	json_decref(pq);
 	CU_ASSERT_EQUAL_FATAL(parse_text(p, strlen(p), &in), 0);
 	free(p);
 	CU_ASSERT_FALSE(ras_referral_is_rasd_form(in.form->questionnaire));
@@ -521,6 +525,15 @@ net_coded_condition(void)
 	CU_ASSERT_FALSE(returned_or_accepted(&d));
 	CU_ASSERT_EQUAL(d.outcome, RAS_OUTCOME_ONWARD);
 	CU_ASSERT_STRING_EQUAL(d.onward_target, "two-week-wait");
+
+	/* "chronic non-malignant pain" is not a suspected cancer */
+	b = bundle_with(base_form(), LINK_SUPPORTING, false);
+	c = entry_of(b, "Condition", NULL);
+	json_object_set_new(c, "code", json_pack("{s:[{s:s, s:s}], s:s}", "coding", "system",
+	    "http://snomed.info/sct", "code", "1137393000", "text", "Chronic non-malignant pain"));
+	CU_ASSERT_EQUAL_FATAL(decide_bundle(b, "midnotts", &r, &d), 0);
+	CU_ASSERT_EQUAL(d.outcome, RAS_OUTCOME_ACCEPT);
+	CU_ASSERT(json_is_false(json_object_get(json_object_get(d.facts, "safety_net"), "danger")));
 }
 
 /* An item the form does not have, or an answer rasd cannot read: review. */
@@ -593,6 +606,23 @@ xhtml_red_flags_carried(void)
 	CU_ASSERT_EQUAL_FATAL(decide_ers(form, ROUTE_ERS_XHTML, false, NULL, "midnotts", &r, &d), 0);
 	CU_ASSERT_EQUAL(d.outcome, RAS_OUTCOME_ONWARD);
 	CU_ASSERT_STRING_EQUAL(d.onward_target, "emergency");
+	{
+		/* written in the cell rather than listed */
+		char *x = xhtml(form, NULL), *li = strstr(x, "<ul><li>cauda-equina</li></ul>");
+		struct ras_intake in;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(li);
+		memmove(li, "Cauda equina", 12);
+		memmove(li + 12, li + 30, strlen(li + 30) + 1);
+		CU_ASSERT_EQUAL_FATAL(parse_text(x, strlen(x), &in), 0);
+		CU_ASSERT(ras_form_has_code(in.form, "red-flags", "cauda-equina"));
+		/* text the map does not know refuses the form, and says why */
+		li = strstr(x, "Cauda equina");
+		memcpy(li, "Caudaaequina", 12);
+		CU_ASSERT_EQUAL(parse_text(x, strlen(x), &in), RAS_EINVALID);
+		CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "red-flags"));
+		free(x);
+	}
 	json_decref(form);
 }
 
