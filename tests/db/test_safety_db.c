@@ -12,6 +12,7 @@
 #include "ras/arena.h"
 #include "ras/buf.h"
 #include "ras/clinicians.h"
+#include "ras/epr.h"
 #include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
@@ -427,6 +428,41 @@ decisions_need_a_registered_clinician(void)
 	    " WHERE r.ubrn = '100000012003' AND d.decided_by = '687001000001'"), 1);
 }
 
+/* The same for a decision that comes from the EPR (Task.owner). */
+static void
+epr_decision_needs_a_registered_clinician(void)
+{
+	struct ras_triage *t = ras_test_triage(NULL, NULL);
+	struct ras_epr_ctx ctx = { t, NULL };
+	struct ras_triage_report *reps = NULL;
+	struct ras_epr_event ev;
+	struct ras_epr_result r;
+	json_t *b = fixture_json("triage/midnotts-2ww.json");
+	char *text;
+
+	set_ubrn(b, "100000012005");
+	text = dump(b, false);
+	CU_ASSERT_STRING_EQUAL(store_text(text, strlen(text), "midnotts", NULL, NULL, 0), "stored");
+	free(text);
+	json_decref(b);
+	(void)triage(&reps);
+	free(reps);
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = RAS_EPR_DECISION;
+	ev.ubrn = "100000012005";          /* a 2WW onward recommendation */
+	ev.occurred_at = ras_time_now();
+	ev.first_appointment = -1;
+	ev.outcome = RAS_OUTCOME_ACCEPT;
+	ev.actor = "999999999999";
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "999999999999 is not a registered clinician"));
+	ev.actor = "687001000002";
+	memset(&r, 0, sizeof(r));
+	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), 0);
+	CU_ASSERT_TRUE(r.decision_id > 0);
+	ras_triage_free(t);
+}
+
 /* The register's own rules: 12-digit ids, every key, known services. */
 static void
 clinician_register_checked(void)
@@ -496,6 +532,7 @@ main(void)
 		{ "a rejection reporting danger says URGENT", rejection_reporting_danger_is_urgent },
 		{ "an undelivered same-day 2WW GP notice is an alert", undelivered_gp_notice_alerts },
 		{ "decisions need a registered clinician of the service", decisions_need_a_registered_clinician },
+		{ "EPR decisions need a registered clinician", epr_decision_needs_a_registered_clinician },
 		{ "the clinician register is checked", clinician_register_checked },
 		{ NULL, NULL },
 	};
