@@ -58,6 +58,17 @@ int ras_intake_ers_worklist(struct ras_arena *a, json_t *list, struct ras_intake
 int ras_intake_ers_referral(struct ras_arena *a, json_t *rr, struct ras_referral *out);
 int ras_intake_ers_docref(struct ras_arena *a, const json_t *dr, struct ras_attachment *out);
 
+/*
+ * Sort the QuestionnaireResponses a referral carries (`cand`, in the
+ * referrer's order): the first answering rasd's referral form is r->form
+ * (unless r already has one), the others go to r->other_forms; two referral
+ * forms, an unreadable or unnamed response, or none answering rasd's form
+ * are r->doubts (the safety net sends those to review).  Both intake routes
+ * (R4 bundles, e-RS ReferralRequests with contained forms) use it.
+ */
+int ras_intake_fhir_forms(struct ras_arena *a, const json_t *const *cand, size_t n,
+    struct ras_referral *r);
+
 /* Fill patient details from an R4 Patient resource (NHS number checked). */
 int ras_intake_fhir_patient(struct ras_arena *a, const json_t *patient,
     struct ras_patient *out);

@@ -470,10 +470,19 @@ flatten_items(struct flat *f, const json_t *items, const char *group, int gidx, 
 	return 0;
 }
 
+/* R4 names the Questionnaire by canonical URL; STU3 (e-RS) by Reference. */
+static const char *
+questionnaire_of(const json_t *qr)
+{
+	const char *q = ras_json_str(qr, "questionnaire");
+
+	return q ? q : ras_json_str(ras_json_obj(qr, "questionnaire"), "reference");
+}
+
 int
 ras_intake_fhir_form(struct ras_arena *a, const json_t *qr, struct ras_form *out)
 {
-	const char *q = ras_json_str(qr, "questionnaire");
+	const char *q = questionnaire_of(qr);
 	struct flat f = { .a = a };
 	const char *bar;
 	int err;
@@ -634,7 +643,7 @@ find_form(struct ras_arena *a, const struct ras_fhir_bundle *b, const json_t *sr
 {
 	json_t *infos = ras_json_arr(sr, "supportingInfo");
 	json_t *info, **cand = NULL;
-	size_t i, n = 0, cap = 0, n_rasd = 0, n_other = 0;
+	size_t i, n = 0, cap = 0;
 	int err;
 
 	(void)sr_url;
@@ -665,13 +674,23 @@ find_form(struct ras_arena *a, const struct ras_fhir_bundle *b, const json_t *sr
 			if (is_qr(c) && (err = add_candidate(a, &cand, &n, &cap, c)) < 0)
 				return err;
 	}
+	return ras_intake_fhir_forms(a, (const json_t *const *)cand, n, r);
+}
+
+int
+ras_intake_fhir_forms(struct ras_arena *a, const json_t *const *cand, size_t n,
+    struct ras_referral *r)
+{
+	size_t i, n_rasd = r->has_form ? 1 : 0, n_other = 0;
+	int err;
+
 	if (n == 0)
 		return 0;
 	r->other_forms = ras_arena_calloc(a, n, sizeof(*r->other_forms));
 	if (r->other_forms == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	for (i = 0; i < n; i++) {
-		const char *q = ras_json_str(cand[i], "questionnaire");
+		const char *q = questionnaire_of(cand[i]);
 		struct ras_form f;
 
 		ras_error_clear();
@@ -681,7 +700,7 @@ find_form(struct ras_arena *a, const struct ras_fhir_bundle *b, const json_t *sr
 			if (ras_referral_is_rasd_form(q) && n == 1)
 				return err;     /* the form itself is unreadable: rejected, as before */
 			if ((err = add_doubt(a, r, ras_arena_printf(a,
-			    "QuestionnaireResponse %zu of the bundle cannot be read: %s", i + 1,
+			    "QuestionnaireResponse %zu of the referral cannot be read: %s", i + 1,
 			    ras_error_last()))) < 0)
 				return err;
 			continue;
@@ -693,11 +712,11 @@ find_form(struct ras_arena *a, const struct ras_fhir_bundle *b, const json_t *sr
 				continue;
 			}
 			if ((err = add_doubt(a, r, ras_arena_printf(a,
-			    "the bundle carries %zu referral forms (%s)", n_rasd, RAS_REFERRAL_FORM_URL))) < 0)
+			    "the referral carries %zu referral forms (%s)", n_rasd, RAS_REFERRAL_FORM_URL))) < 0)
 				return err;
 		} else if (q == NULL) {
 			if ((err = add_doubt(a, r, ras_arena_printf(a,
-			    "QuestionnaireResponse %zu of the bundle does not say which Questionnaire it answers",
+			    "QuestionnaireResponse %zu of the referral does not say which Questionnaire it answers",
 			    i + 1))) < 0)
 				return err;
 		}
@@ -705,7 +724,7 @@ find_form(struct ras_arena *a, const struct ras_fhir_bundle *b, const json_t *sr
 	}
 	r->n_other_forms = n_other;
 	if (n_rasd == 0 && n_other > 0 &&
-	    (err = add_doubt(a, r, "the bundle carries QuestionnaireResponses but none answers rasd's "
+	    (err = add_doubt(a, r, "the referral carries QuestionnaireResponses but none answers rasd's "
 	    "referral form")) < 0)
 		return err;
 	return 0;

@@ -485,6 +485,38 @@ ers_other_questionnaire_not_the_form(void)
 	CU_ASSERT_FALSE(ras_referral_is_rasd_form(FORM_URL "-extra|2"));
 }
 
+/* An e-RS ReferralRequest carrying its form contained (STU3 names the
+ * Questionnaire by reference): the form is found, never dropped. */
+static void
+ers_contained_form_found(void)
+{
+	json_t *rr = load_json("ers/referral-BookedDBS.json"), *form = base_form();
+	struct ras_referral r;
+	struct ras_decision d;
+	struct ras_intake in;
+	char *text;
+
+	add_red_flag(form, "cauda-equina");
+	json_object_set_new(form, "questionnaire", json_pack("{s:s}", "reference", FORM_URL "|2"));
+	json_object_set_new(form, "id", json_string("form"));
+	if (json_object_get(rr, "contained") == NULL)
+		json_object_set_new(rr, "contained", json_array());
+	json_array_append_new(json_object_get(rr, "contained"), form);
+	json_array_append_new(json_object_get(rr, "contained"), phq9());
+	text = dump(rr);
+	json_decref(rr);
+	CU_ASSERT_EQUAL_FATAL(parse_text(text, strlen(text), &in), 0);
+	free(text);
+	r = in.referrals[0];
+	CU_ASSERT(r.has_form);
+	CU_ASSERT_EQUAL(r.n_other_forms, 1);
+	CU_ASSERT_EQUAL(r.n_doubts, 0);
+	CU_ASSERT_EQUAL_FATAL(ras_rules_decide(A, ras_mappings_ruleset(maps, "midnotts"), &r, AT,
+	    ras_mappings_calendar(maps), AT + 60, &d), 0);
+	CU_ASSERT_EQUAL(d.outcome, RAS_OUTCOME_ONWARD);
+	CU_ASSERT_STRING_EQUAL(d.onward_target ? d.onward_target : "", "emergency");
+}
+
 /* ---- 2. the safety net ------------------------------------------------- */
 
 /* Danger only in a questionnaire that is not the form. */
@@ -992,6 +1024,7 @@ main(void)
 		{ "the form is found however it is linked", form_found_however_linked },
 		{ "two rasd forms go to review", two_rasd_forms_review },
 		{ "a bare PHQ-9 is not the referral form", ers_other_questionnaire_not_the_form },
+		{ "an e-RS referral's contained form is found", ers_contained_form_found },
 		{ "net: danger in another questionnaire", net_danger_in_other_questionnaire },
 		{ "net: a coded Condition of cancer", net_coded_condition },
 		{ "net: an item the form does not have", net_doubt_unknown_item },
