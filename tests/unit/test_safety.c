@@ -328,8 +328,9 @@ xhtml(const json_t *qr, const char *extra_cell)
 	return ras_buf_detach(&b, NULL);
 }
 
-enum route { ROUTE_ERS_JSON, ROUTE_ERS_XML, ROUTE_ERS_XHTML, N_ROUTES };
-static const char *const route_names[N_ROUTES] = { "e-RS JSON", "e-RS FHIR XML", "e-RS XHTML" };
+enum route { ROUTE_ERS_JSON, ROUTE_ERS_XML, ROUTE_ERS_XHTML, ROUTE_ERS_CONTAINED, N_ROUTES };
+static const char *const route_names[N_ROUTES] = { "e-RS JSON", "e-RS FHIR XML", "e-RS XHTML",
+	"e-RS contained" };
 
 /*
  * The e-RS route: the A005 referral, then its form as an attachment, and
@@ -346,6 +347,31 @@ decide_ers(const json_t *form, enum route route, bool extra, const char *extra_c
 	struct ras_intake in, fin;
 	int err;
 
+	if (route == ROUTE_ERS_CONTAINED) {
+		/* the form inside the ReferralRequest itself (STU3 reference) */
+		json_t *rr = NULL, *f = json_deep_copy(form);
+		char *text;
+
+		CU_ASSERT_EQUAL_FATAL(ras_json_parse(data, len, 0, &rr), 0);
+		free(data);
+		json_object_set_new(f, "questionnaire", json_pack("{s:s}", "reference",
+		    ras_json_str(form, "questionnaire")));
+		if (json_object_get(rr, "contained") == NULL)
+			json_object_set_new(rr, "contained", json_array());
+		json_array_append_new(json_object_get(rr, "contained"), f);
+		if (extra)
+			json_array_append_new(json_object_get(rr, "contained"), phq9());
+		text = dump(rr);
+		json_decref(rr);
+		err = parse_text(text, strlen(text), &in);
+		free(text);
+		if (err < 0)
+			return err;
+		*r = in.referrals[0];
+		CU_ASSERT_EQUAL_FATAL(ras_rules_decide(A, ras_mappings_ruleset(maps, service), r, AT,
+		    ras_mappings_calendar(maps), AT + 60, d), 0);
+		return 0;
+	}
 	CU_ASSERT_EQUAL_FATAL(parse_text(data, len, &in), 0);
 	free(data);
 	*r = in.referrals[0];
@@ -898,7 +924,7 @@ property_no_danger_returned(void)
 			}
 			CU_ASSERT_EQUAL(r.n_other_forms, extra ? 1u : 0u);
 		}
-		/* e-RS: the form as a JSON, FHIR XML or XHTML attachment */
+		/* e-RS: the form as a JSON, FHIR XML or XHTML attachment, or contained */
 		first[0] = '\0';
 		for (int route = 0; route < N_ROUTES; route++) {
 			struct ras_referral r;
