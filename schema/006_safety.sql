@@ -172,7 +172,7 @@ DECLARE
     v_state text;
 BEGIN
     SELECT id, state INTO v_id, v_state FROM referrals WHERE ubrn = p_ubrn
-     ORDER BY version DESC LIMIT 1 FOR UPDATE;
+     ORDER BY (state = 'superseded'), version DESC LIMIT 1 FOR UPDATE;
     IF v_id IS NULL THEN
         RAISE EXCEPTION 'no stored referral with UBRN %', p_ubrn USING ERRCODE = 'no_data_found';
     END IF;
@@ -189,6 +189,9 @@ BEGIN
     RETURN v_id;
 END $$;
 
+-- (lib/intake/store.c calls this, not 001's ras_store_form, so that a later
+-- migration replacing ras_store_form cannot undo it; like 009's, it attaches
+-- the form to the version e-RS serves, never to a superseded worklist stub.)
 -- A referral form that arrived on its own (an e-RS attachment), now aware
 -- that a referral may receive more than one (e-RS referrers attach the
 -- same form as JSON, XML and XHTML): the latest is the form, and the one it
@@ -196,7 +199,7 @@ END $$;
 -- danger.  A referral in review goes back to triage (002's trigger); one
 -- with a final decision only when the new form reports a red flag or
 -- suspected cancer (e-RS may already have been told: a person must see it).
-CREATE OR REPLACE FUNCTION ras_store_form(p_ubrn text, p_form jsonb, p_payload bigint) RETURNS bigint
+CREATE FUNCTION ras_store_referral_form(p_ubrn text, p_form jsonb, p_payload bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_id     bigint;
@@ -207,7 +210,7 @@ DECLARE
                         OR p_form -> 'answers' @> '[{"link_id": "suspected-cancer", "value": true}]';
 BEGIN
     SELECT id, doc, state INTO v_id, v_doc, v_state FROM referrals WHERE ubrn = p_ubrn
-     ORDER BY version DESC LIMIT 1 FOR UPDATE;
+     ORDER BY (state = 'superseded'), version DESC LIMIT 1 FOR UPDATE;
     IF v_id IS NULL THEN
         RAISE EXCEPTION 'no stored referral with UBRN %', p_ubrn USING ERRCODE = 'no_data_found';
     END IF;

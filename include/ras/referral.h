@@ -112,6 +112,10 @@ struct ras_patient {
 	const char *postcode;          /* never kept for a restricted patient */
 	bool restricted;               /* Patient.meta.security R/V (PDS restricted, "S-flagged"):
 	                                  no address is kept, so none can be disclosed */
+	/* correspondence address lines (PDS only, never stored in the referral
+	 * document; pds_store.h fills them for letters) */
+	const char *address_lines[5];
+	size_t n_address_lines;
 	const char *practice_ods;      /* registered GP practice (generalPractitioner) */
 	const char *practice_name;
 };

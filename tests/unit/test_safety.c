@@ -335,7 +335,7 @@ static const char *const route_names[N_ROUTES] = { "e-RS JSON", "e-RS FHIR XML",
 /*
  * The e-RS route: the A005 referral, then its form as an attachment, and
  * an extra PHQ-9 attachment when `extra`; as the store puts them together
- * (ras_store_form for rasd's form, ras_store_other_form for the others).
+ * (ras_store_referral_form for rasd's form, ras_store_other_form for the others).
  */
 static int
 decide_ers(const json_t *form, enum route route, bool extra, const char *extra_cell,
