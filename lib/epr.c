@@ -7,6 +7,7 @@
 #include "ras/buf.h"
 #include "ras/clinicians.h"
 #include "ras/crypto.h"
+#include "ras/date.h"
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"
@@ -19,6 +20,7 @@
 #include "ras/referral_json.h"
 #include "ras/rules.h"
 #include "ras/store.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 
 static const char *const kind_names[] = {
@@ -622,13 +624,17 @@ record(struct ras_db *db, const struct ras_epr_ctx *ctx, struct ras_arena *a,
 	    ras_db_res_get(res, 0, C_UBRN) ? ras_db_res_get(res, 0, C_UBRN) : "");
 	{
 		/* A clinical event happens after the referral arrived and not in
-		 * the future (five minutes' grace for clocks that disagree). */
+		 * the future (five minutes' grace for clocks that disagree).  By UK
+		 * civil date for the past: an EPR may give only the day. */
 		int64_t received = 0, t_now = ras_time_now();
+		struct ras_date rd, ed;
 
 		(void)ras_db_res_int(res, 0, C_RECEIVED, &received);
-		if (ev->occurred_at < received) {
-			err = ras_error_code(RAS_EINVALID, "the %s is dated before the referral was received: "
-			    "refused", ras_epr_kind_name(ev->kind));
+		ras_time_uk_date(received, &rd, NULL);
+		ras_time_uk_date(ev->occurred_at, &ed, NULL);
+		if (ras_date_cmp(&ed, &rd) < 0) {
+			err = ras_error_code(RAS_EINVALID, "the %s is dated before the day the referral was "
+			    "received: refused", ras_epr_kind_name(ev->kind));
 			goto done;
 		}
 		if (ev->occurred_at > t_now + 300) {

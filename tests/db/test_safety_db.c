@@ -407,7 +407,7 @@ decisions_need_a_registered_clinician(void)
 	rc = rasctl(NULL, (const char *[]){ "record", "patient-contacted", "100000012003", "--at",
 	    "2001-01-01T09:00:00Z", "--by", "687001000001", NULL }, &out, &err);
 	CU_ASSERT_EQUAL(rc, 65);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "dated before the referral was received"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "dated before the day the referral was received"));
 	free(out);
 	free(err);
 	rc = rasctl(NULL, (const char *[]){ "record", "patient-contacted", "100000012003", "--at",
