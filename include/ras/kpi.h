@@ -64,9 +64,11 @@ struct ras_kpi_referral {
 	                                  delivered (the return clock met); 0 while not */
 	int64_t gp_notified;           /* the 2WW GP notice (or triage letter) delivered: the
 	                                  gp-notification clock met; 0 while not */
-	int64_t gp_notice_acked;       /* ITK3 acknowledgement of that notice: 0 until rasd
-	                                  records ITK3 acknowledgements (the hook: kpi.c
-	                                  RAS_KPI_2WW_NEEDS_ACK) */
+	bool gp_notice_itk3;           /* the notice went as an ITK3 message (it has an
+	                                  acknowledgement state, schema/008) */
+	int64_t gp_notice_acked;       /* its ITK3 acknowledgement (business, else
+	                                  infrastructure); 0 while none: an ITK3 notice
+	                                  counts only once acknowledged */
 };
 
 /* An attendance or a move to PIFU (the share measures count events). */
@@ -76,11 +78,18 @@ struct ras_kpi_event {
 	bool is_virtual;
 };
 
+/* ITK3 letters to GP practices delivered in the period (schema 008), by
+ * acknowledgement state: beside the clocks, which delivery meets. */
+struct ras_kpi_acks {
+	int64_t delivered, acknowledged, awaiting, negative, missing;
+};
+
 struct ras_kpi_data {
 	size_t nref;
 	struct ras_kpi_referral *ref;
 	size_t nev;
 	struct ras_kpi_event *ev;
+	struct ras_kpi_acks acks;     /* (last: positional initialisers elsewhere) */
 };
 
 /* Read what the measures need for `service` (referrals received up to
@@ -122,6 +131,7 @@ struct ras_kpi_report {
 	int64_t generated_at;
 	int64_t referrals;             /* referrals received in the period */
 	bool holidays;                 /* bank holidays were known */
+	struct ras_kpi_acks acks;      /* ITK3 letters delivered in the period and their acknowledgements */
 	size_t n;
 	struct ras_kpi_result *m;
 };

@@ -100,8 +100,8 @@ static const struct def midnotts[] = {
 	  "receipt, over referrals returned",
 	  WITHIN_WD, EV_RETURN, 2, 100 },
 	{ "onward-2ww-2wd", "Potential 2WW cancer referrals onward referred within 2 working days",
-	  "onward to the two-week-wait pathway with the GP notice delivered by the end of the 2nd "
-	  "working day after receipt",
+	  "onward to the two-week-wait pathway with the GP notice delivered (an ITK3 notice: "
+	  "acknowledged) by the end of the 2nd working day after receipt",
 	  WITHIN_WD, EV_ONWARD_2WW, 2, 100 },
 	{ "contact-5wd", "Patients contacted within 5 working days to arrange an appointment",
 	  "first contact (a call, an offer or an attendance) by the end of the 5th working day after receipt",
@@ -192,20 +192,19 @@ bucket(struct ras_kpi_result *r, const struct ras_kpi_report *rep, int64_t ancho
 
 /*
  * What closes the two-week-wait path: the GP told, which is the notice
- * delivered, not the decision to send it.  Once ITK3 acknowledgements are
- * recorded (gp_notice_acked), set this so that the path closes only when
- * the GP's system acknowledged the notice.
+ * delivered, not the decision to send it; and when the notice went as an
+ * ITK3 message, the GP's system acknowledged it (a delivered but
+ * unacknowledged or negatively acknowledged ITK3 notice has not reached a
+ * person yet).
  */
-#define RAS_KPI_2WW_NEEDS_ACK 0
-
 static int64_t
 two_week_wait_closed(const struct ras_kpi_referral *f)
 {
-	if (f->gp_notified == 0)
+	int64_t told = f->gp_notice_itk3 ? f->gp_notice_acked : f->gp_notified;
+
+	if (told == 0)
 		return 0;
-	if (RAS_KPI_2WW_NEEDS_ACK)
-		return f->gp_notice_acked > f->gp_notified ? f->gp_notice_acked : 0;
-	return f->gp_notified > f->decided ? f->gp_notified : f->decided;
+	return told > f->decided ? told : f->decided;
 }
 
 static int64_t
@@ -442,6 +441,7 @@ ras_kpi_compute(struct ras_arena *a, const struct ras_kpi_data *data, const char
 	rep.to = *to;
 	rep.generated_at = now;
 	rep.holidays = cal != NULL;
+	rep.acks = data->acks;
 	ras_date_add_days(to, 1, &end_day);
 	c.start = ras_time_uk_midnight(from);
 	c.end = ras_time_uk_midnight(&end_day);
@@ -550,8 +550,14 @@ static const char SQL_REFERRALS[] =
     "     SELECT dl.met_at AS at FROM deadlines dl WHERE dl.referral_id = ANY (r.ids)"
     "       AND dl.kind = 'gp-notification' AND dl.met_at IS NOT NULL"
     "     UNION ALL SELECT ob.delivered_at FROM outbox ob WHERE ob.referral_id = ANY (r.ids)"
-    "       AND ob.kind = 'gp-2ww-notice' AND ob.state = 'delivered') x)"
-    "   /* … and the GP notice as delivered (ITK3 acknowledgement: not recorded yet) */"
+    "       AND ob.kind = 'gp-2ww-notice' AND ob.state = 'delivered') x),"
+    "   /* … and the GP notice as delivered, */"
+    "  EXISTS (SELECT 1 FROM outbox ob WHERE ob.referral_id = ANY (r.ids)"
+    "     AND ob.kind = 'gp-2ww-notice' AND ob.ack_state IS NOT NULL)::text,"
+    "  (SELECT extract(epoch FROM min(coalesce(ob.bus_ack_at, ob.inf_ack_at)))::bigint FROM outbox ob"
+    "     WHERE ob.referral_id = ANY (r.ids) AND ob.kind = 'gp-2ww-notice'"
+    "       AND ob.ack_state = 'acknowledged')"
+    "   /* … as an ITK3 message, and acknowledged */"
     " FROM r"
     " LEFT JOIN LATERAL (SELECT extract(epoch FROM d.decided_at)::bigint AS at, d.outcome, d.onward_target"
     "     FROM decisions d WHERE d.referral_id = ANY (r.ids) AND d.final"
@@ -575,6 +581,13 @@ static const char SQL_EVENTS[] =
     "   AND p.kind IN ('appointment-attended', 'pifu')"
     "   AND p.occurred_at >= $2::timestamptz AND p.occurred_at < $3::timestamptz"
     " ORDER BY p.occurred_at, p.id";
+
+static const char SQL_ACKS[] =
+    "SELECT count(*), count(*) FILTER (WHERE ack_state = 'acknowledged'),"
+    " count(*) FILTER (WHERE ack_state = 'awaiting'), count(*) FILTER (WHERE ack_state = 'negative'),"
+    " count(*) FILTER (WHERE ack_state = 'missing') FROM outbox"
+    " WHERE service = $1 AND message_format IN ('gp-connect-send-document', 'toc-outpatient-letter')"
+    "   AND delivered_at >= $2::timestamptz AND delivered_at < $3::timestamptz";
 
 static int64_t
 cell_int(const struct ras_db_res *res, int row, int col)
@@ -644,6 +657,8 @@ ras_kpi_load(struct ras_db *db, struct ras_arena *a, const char *service,
 		f->summary_sent = cell_int(res, i, 15);
 		f->returned = cell_int(res, i, 16);
 		f->gp_notified = cell_int(res, i, 17);
+		f->gp_notice_itk3 = cell_true(res, i, 18);
+		f->gp_notice_acked = cell_int(res, i, 19);
 	}
 	out->nref = (size_t)rows;
 	ras_db_res_free(res);
@@ -663,6 +678,16 @@ ras_kpi_load(struct ras_db *db, struct ras_arena *a, const char *service,
 		out->ev[i].is_virtual = strcmp(ras_db_res_get(res, i, 2), "virtual") == 0;
 	}
 	out->nev = (size_t)rows;
+	ras_db_res_free(res);
+	res = NULL;
+	if ((err = ras_db_query(db, &res, SQL_ACKS, 3, (struct ras_db_param[]){
+	    RAS_DB_TEXT(service), RAS_DB_TEXT(start), RAS_DB_TEXT(end) })) < 0)
+		return err;
+	out->acks.delivered = cell_int(res, 0, 0);
+	out->acks.acknowledged = cell_int(res, 0, 1);
+	out->acks.awaiting = cell_int(res, 0, 2);
+	out->acks.negative = cell_int(res, 0, 3);
+	out->acks.missing = cell_int(res, 0, 4);
 	ras_db_res_free(res);
 	return 0;
 }

@@ -14,6 +14,7 @@ RAS_DEB_PACKAGES=(
   gcc pkg-config meson ninja-build python3
   libjansson-dev libpq-dev libcurl4-openssl-dev libxml2-dev libssl-dev
   libcunit1-dev libmicrohttpd-dev libsystemd-dev zlib1g-dev
+  libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils
   postgresql-15 postgresql-client-15 openssl
   scdoc groff-base python3
 )

@@ -110,7 +110,7 @@ static void
 measures_from_made_up_data(void)
 {
 	struct ras_arena *a = ras_arena_new();
-	struct ras_kpi_data data = { 6, april, 4, april_events };
+	struct ras_kpi_data data = { .nref = 6, .ref = april, .nev = 4, .ev = april_events };
 	struct ras_kpi_report r;
 	struct ras_date from = d("2026-04-01"), to = d("2026-04-30");
 	const struct ras_kpi_result *m;
@@ -183,8 +183,8 @@ static void
 kpi_counts_what_happened(void)
 {
 	struct ras_arena *a = ras_arena_new();
-	struct ras_kpi_referral ref[4];
-	struct ras_kpi_data data = { 4, ref, 0, NULL };
+	struct ras_kpi_referral ref[6];
+	struct ras_kpi_data data = { .nref = 6, .ref = ref, .nev = 0, .ev = NULL };
 	struct ras_date from = d("2026-05-01"), to = d("2026-05-31");
 	struct ras_kpi_report r;
 	const struct ras_kpi_result *m;
@@ -204,14 +204,23 @@ kpi_counts_what_happened(void)
 	ref[3] = (struct ras_kpi_referral){ .key = "2ww-told", .received = t("2026-05-05T09:00:00Z"),
 		.decided = t("2026-05-05T10:00:00Z"), .outcome = "onward", .target = "two-week-wait",
 		.gp_notified = t("2026-05-05T10:30:00Z") };
+	/* 2WW, an ITK3 notice delivered but never acknowledged: not met */
+	ref[4] = (struct ras_kpi_referral){ .key = "2ww-itk3-unacked", .received = t("2026-05-05T09:00:00Z"),
+		.decided = t("2026-05-05T10:00:00Z"), .outcome = "onward", .target = "two-week-wait",
+		.gp_notified = t("2026-05-05T10:30:00Z"), .gp_notice_itk3 = true };
+	/* 2WW, an ITK3 notice acknowledged the next morning: met */
+	ref[5] = (struct ras_kpi_referral){ .key = "2ww-itk3-acked", .received = t("2026-05-05T09:00:00Z"),
+		.decided = t("2026-05-05T10:00:00Z"), .outcome = "onward", .target = "two-week-wait",
+		.gp_notified = t("2026-05-05T10:30:00Z"), .gp_notice_itk3 = true,
+		.gp_notice_acked = t("2026-05-06T08:00:00Z") };
 	CU_ASSERT_EQUAL_FATAL(ras_kpi_compute(a, &data, "midnotts", &from, &to,
 	    t("2026-06-01T09:00:00Z"), calendar(), &r), 0);
 	m = measure(&r, "returned-2wd");
 	CU_ASSERT_EQUAL(m->den, 2);
 	CU_ASSERT_EQUAL(m->num, 1);
 	m = measure(&r, "onward-2ww-2wd");
-	CU_ASSERT_EQUAL(m->den, 2);
-	CU_ASSERT_EQUAL(m->num, 1);
+	CU_ASSERT_EQUAL(m->den, 4);
+	CU_ASSERT_EQUAL(m->num, 2);
 	CU_ASSERT_FALSE(m->met);
 	ras_arena_free(a);
 }
@@ -221,7 +230,7 @@ dorset_access_times(void)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_kpi_referral ref[3];
-	struct ras_kpi_data data = { 3, ref, 0, NULL };
+	struct ras_kpi_data data = { .nref = 3, .ref = ref, .nev = 0, .ev = NULL };
 	struct ras_date from = d("2026-01-01"), to = d("2026-06-30");
 	struct ras_kpi_report r;
 	const struct ras_kpi_result *m;
@@ -433,7 +442,8 @@ rasctl_report(void)
 	CU_ASSERT_EQUAL(rc, 0);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "service,from,to,month,measure"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "midnotts,2026-03-01,2026-04-30,,triage-2wd,"));
-	CU_ASSERT_EQUAL(ras_test_count(out, "\r\n"), 1 + 7 + 7 * 2);
+	/* header, 7 measures, 7 by month, the ITK3 acknowledgements */
+	CU_ASSERT_EQUAL(ras_test_count(out, "\r\n"), 1 + 7 + 7 * 2 + 1);
 	with_file = out;
 	free(err);
 	argv[n++] = "--format";

@@ -1337,19 +1337,24 @@ check_deliveries(struct ras_db *db, struct world *w, bool allow_fhir_repeats)
 		const struct fake_mesh_msg *m = fake_mesh_msg(w->mesh, i);
 		char sql[512];
 
+		char lid[128];
+
 		if (strcmp(m->type, "DATA") != 0 || strcmp(m->from, "X26ABC1") != 0)
 			continue;
 		sent++;
+		/* rasd's local id is the file name's stem (ITK3 messages carry the
+		 * sender's ODS code as mex-LocalID) */
+		snprintf(lid, sizeof(lid), "%.*s", (int)strcspn(m->filename, "."), m->filename);
 		for (size_t k = 0; k < i; k++) {
 			const struct fake_mesh_msg *o = fake_mesh_msg(w->mesh, k);
 
-			if (strcmp(o->type, "DATA") == 0 && strcmp(o->local_id, m->local_id) == 0) {
-				fprintf(stderr, "MESH received %s twice\n", m->local_id);
+			if (strcmp(o->type, "DATA") == 0 && strcmp(o->filename, m->filename) == 0) {
+				fprintf(stderr, "MESH received %s twice\n", lid);
 				CU_FAIL("a document was sent over MESH twice");
 			}
 		}
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM outbox WHERE local_id = '%.100s'"
-		    " AND state = 'delivered' AND transport = 'mesh' AND address = '%.100s'", m->local_id, m->to);
+		    " AND state = 'delivered' AND transport = 'mesh' AND address = '%.100s'", lid, m->to);
 		CU_ASSERT_EQUAL(count(db, sql), 1);
 	}
 	CU_ASSERT_EQUAL((int64_t)sent, mesh_rows);
