@@ -347,7 +347,8 @@ check_against_forms(struct ras_xmlform_maps *ms, const char *forms_dir, struct r
 
 			if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0 || de->d_name[0] == '.')
 				continue;
-			snprintf(path, sizeof(path), "%s/%s", forms_dir, de->d_name);
+			if (snprintf(path, sizeof(path), "%s/%s", forms_dir, de->d_name) >= (int)sizeof(path))
+				continue;   /* a path this long names no file we wrote */
 			if (ras_buf_read_file(&text, path) == 0 &&
 			    ras_json_parse(text.data ? text.data : "", text.len, RAS_MAPPING_FILE_MAX, &q) == 0) {
 				const char *url = ras_json_str(q, "url"), *ver = ras_json_str(q, "version");
@@ -441,12 +442,13 @@ ras_xmlform_maps_load(const char *dir, struct ras_xmlform_maps **out, struct ras
 		 * must be mapped or declared not carried (issue 12). */
 		char forms[4096];
 		const char *slash = strrchr(dir, '/');
-		int n;
+		int n, fl;
 
-		if (slash)
-			snprintf(forms, sizeof(forms), "%.*s/forms", (int)(slash - dir), dir);
-		else
-			snprintf(forms, sizeof(forms), "forms");
+		fl = slash ? snprintf(forms, sizeof(forms), "%.*s/forms", (int)(slash - dir), dir) :
+		    snprintf(forms, sizeof(forms), "forms");
+
+		if (fl < 0 || fl >= (int)sizeof(forms))
+			forms[0] = '\0';   /* too long: no Questionnaire found, each map reported */
 		if (ms->n > 0 && (n = check_against_forms(ms, forms, problems)) != 0) {
 			if (n < 0) {
 				ras_xmlform_maps_free(ms);
