@@ -109,13 +109,22 @@ BEGIN
             referrer_sds     = coalesce(p_doc -> 'referrer' ->> 'sds_user_id', r.referrer_sds),
             ers_state        = coalesce(p_doc -> 'ers' ->> 'state', r.ers_state),
             ers_referral_type= coalesce(p_doc -> 'ers' ->> 'referral_type', r.ers_referral_type),
-            state            = CASE WHEN r.state = 'awaiting-details' THEN p_state ELSE r.state END,
+            -- a priority newly raised to urgent or two-week-wait is triaged
+            -- again at once, whatever was decided (issue 12)
+            state            = CASE WHEN r.state = 'awaiting-details' THEN p_state
+                                    WHEN r.state IN ('review', 'decided')
+                                         AND p_doc ->> 'priority' IN ('urgent', 'two-week-wait')
+                                         AND p_doc ->> 'priority' IS DISTINCT FROM r.priority
+                                    THEN 'new' ELSE r.state END,
             updated_at       = now()
         WHERE r.id = v_old.id;
         PERFORM ras_store_referral_parts(v_old.id, p_doc);
         INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)
         VALUES (v_old.id, p_doc ->> 'ubrn', p_payload, 'referral-merged', 'rasd',
-                jsonb_build_object('source', v_src, 'version', v_ver));
+                jsonb_build_object('source', v_src, 'version', v_ver,
+                                   'priority_raised', v_old.state IN ('review', 'decided')
+                                       AND p_doc ->> 'priority' IN ('urgent', 'two-week-wait')
+                                       AND p_doc ->> 'priority' IS DISTINCT FROM v_old.priority));
         RETURN QUERY SELECT v_old.id, 'merged'::text;
         RETURN;
     END IF;

@@ -288,6 +288,47 @@ second_rasd_form_keeps_the_first(void)
 	free(f2);
 }
 
+/* e-RS serves the same referral version again with its priority raised to
+ * two-week-wait: the views merge, and the referral is triaged again at once. */
+static void
+ers_priority_raised_retriages(void)
+{
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture("ers/referral-BookedDBS.json"), &len), *p;
+	struct ras_triage_report *reps = NULL;
+	size_t n;
+
+	while ((p = strstr(data, "000000070001")) != NULL)
+		memcpy(p, "000000070098", 12);
+	CU_ASSERT_STRING_EQUAL(store_text(data, len, "midnotts", NULL, NULL, 0), "stored");
+	n = triage(&reps);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_NOT_EQUAL(reps[0].outcome, RAS_OUTCOME_ONWARD);
+	free(reps);
+	{
+		/* "ROUTINE" -> "TWO_WEEK_WAIT": a longer text, so rebuild it */
+		struct ras_buf b = RAS_BUF_INIT(0);
+		const char *s = data;
+
+		while ((p = strstr(s, "\"ROUTINE\"")) != NULL) {
+			(void)ras_buf_append(&b, s, (size_t)(p - s));
+			(void)ras_buf_puts(&b, "\"TWO_WEEK_WAIT\"");
+			s = p + strlen("\"ROUTINE\"");
+		}
+		(void)ras_buf_puts(&b, s);
+		CU_ASSERT_STRING_EQUAL(store_text(b.data, b.len, "midnotts", NULL, NULL, 0), "stored");
+		ras_buf_free(&b);
+	}
+	free(data);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '000000070098' AND state = 'new'"
+	    " AND priority = 'two-week-wait'"), 1);
+	n = triage(&reps);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL(reps[0].outcome, RAS_OUTCOME_ONWARD);
+	CU_ASSERT_STRING_EQUAL(reps[0].onward_target, "two-week-wait");
+	free(reps);
+}
+
 /* A payload rasd cannot use that reports danger is rejected URGENT. */
 static void
 rejection_reporting_danger_is_urgent(void)
@@ -529,6 +570,7 @@ main(void)
 		{ "an R4 resubmission keyed by its identifier", r4_resubmission_by_identifier },
 		{ "another questionnaire is kept beside the form", other_questionnaire_kept_beside },
 		{ "a second referral form for an e-RS referral keeps the first", second_rasd_form_keeps_the_first },
+		{ "e-RS raising the priority to 2WW triages again", ers_priority_raised_retriages },
 		{ "a rejection reporting danger says URGENT", rejection_reporting_danger_is_urgent },
 		{ "an undelivered same-day 2WW GP notice is an alert", undelivered_gp_notice_alerts },
 		{ "decisions need a registered clinician of the service", decisions_need_a_registered_clinician },
