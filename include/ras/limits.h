@@ -54,6 +54,9 @@
 /* One HTTP response header line. */
 #define RAS_HTTP_HEADER_MAX      8192
 
+/* A PostgreSQL notice's message as logged (lib/adapters/db.c). */
+#define RAS_DB_NOTICE_MAX        1024
+
 /* A line of the config file. */
 #define RAS_CONFIG_LINE_MAX      4096
 

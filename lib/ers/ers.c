@@ -501,6 +501,31 @@ ras_ers_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
 	return d - d / 4 + (int64_t)((double)r / 4294967295.0 * (double)(d / 2));
 }
 
+/* A reason given as plain text (a gateway's 403 "Forbidden: …", a proxy's
+ * message): its first line, when it is printable text and not an HTML page. */
+static void
+plain_reason(const char *body, size_t len, char *diag, size_t diag_size)
+{
+	size_t n = 0, k = 0;
+
+	if (len == 0 || body[0] == '<')
+		return;
+	while (k < len && body[k] != '\n' && body[k] != '\r' && n + 1 < diag_size) {
+		unsigned char ch = (unsigned char)body[k++];
+
+		if (ch == '\t')
+			ch = ' ';
+		if (ch < 0x20 || ch == 0x7f) {
+			diag[0] = '\0';
+			return;
+		}
+		diag[n++] = (char)ch;
+	}
+	while (n > 0 && diag[n - 1] == ' ')
+		n--;
+	diag[n] = '\0';
+}
+
 void
 ras_ers_parse_outcome(const char *body, size_t len, char *code, size_t code_size, char *diag,
     size_t diag_size)
@@ -513,8 +538,23 @@ ras_ers_parse_outcome(const char *body, size_t len, char *code, size_t code_size
 	diag[0] = '\0';
 	while (k < len && (body[k] == ' ' || body[k] == '\n' || body[k] == '\r' || body[k] == '\t'))
 		k++;
-	if (k >= len || body[k] != '{' || ras_json_parse(body, len, RAS_PAYLOAD_MAX, &j) < 0)
+	if (k >= len)
 		return;
+	if (body[k] != '{' || ras_json_parse(body, len, RAS_PAYLOAD_MAX, &j) < 0) {
+		plain_reason(body + k, len - k, diag, diag_size);
+		return;
+	}
+	if (ras_json_obj(j, "fault") || ras_json_str(j, "error_description") || ras_json_str(j, "message")) {
+		/* the API gateway's own JSON errors (Apigee fault, OAuth) */
+		const char *r = ras_json_str(ras_json_obj(j, "fault"), "faultstring");
+
+		if (r == NULL)
+			r = ras_json_str(j, "error_description");
+		if (r == NULL)
+			r = ras_json_str(j, "message");
+		if (r)
+			plain_reason(r, strlen(r), diag, diag_size);
+	}
 	if (ras_json_str(j, "resourceType") && strcmp(ras_json_str(j, "resourceType"), "OperationOutcome") == 0) {
 		issue = json_array_get(ras_json_arr(j, "issue"), 0);
 		coding = json_array_get(ras_json_arr(ras_json_obj(issue, "details"), "coding"), 0);

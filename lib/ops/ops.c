@@ -83,9 +83,9 @@ static const char SQL_STATUS[] =
     " 'instances', (SELECT coalesce(jsonb_agg(jsonb_build_object('instance', instance, 'host', host,"
     "     'pid', pid, 'version', version, 'started_at', " TS("started_at") ","
     "     'heartbeat_age_seconds', round(extract(epoch FROM now() - heartbeat_at)),"
-    "     'running', stopped_at IS NULL AND heartbeat_at > now() - interval '3 minutes')"
+    "     'heartbeat_seconds', heartbeat_seconds, 'running', running)"
     "     ORDER BY instance, started_at), '[]')"
-    "   FROM daemon_instances WHERE stopped_at IS NULL OR stopped_at > now() - interval '1 day'),"
+    "   FROM daemon_instances_live WHERE stopped_at IS NULL OR stopped_at > now() - interval '1 day'),"
     " 'pollers', (SELECT coalesce(jsonb_agg(jsonb_build_object('source', source,"
     "     'last_success_at', " TS("last_success_at") ", 'last_attempt_at', " TS("last_attempt_at") ","
     "     'last_error', last_error) ORDER BY source), '[]') FROM pollers),"
@@ -117,6 +117,8 @@ static const char SQL_STATUS[] =
     "              AND c.day = " TODAY_UK " AND c.slot IS NOT NULL),"
     "     'calls', (SELECT count(*) FROM ers_worklist_calls c WHERE c.service_id = s.service_id"
     "               AND c.day = " TODAY_UK "),"
+    "     'failed_today', (SELECT count(*) FROM ers_worklist_calls c WHERE c.service_id ="
+    " s.service_id AND c.day = " TODAY_UK " AND c.outcome = 'failed'),"
     "     'last_poll_at', " TS("s.last_poll_at") ", 'last_poll_outcome', s.last_poll_outcome)"
     "     ORDER BY s.service_id), '[]') FROM ers_services s),"
     " 'deliveries', (SELECT coalesce(jsonb_agg(x ORDER BY x.transport, x.destination), '[]') FROM ("
@@ -130,6 +132,12 @@ static const char SQL_STATUS[] =
     "       FROM outbox o WHERE o.transport IS NOT NULL) y GROUP BY 1, 2) x)"
     ")::text";
 
+/* ITK3 letters by acknowledgement state (schema 008): its own query, the
+ * status one being at the length a C string may have. */
+static const char SQL_STATUS_ACKS[] =
+    "SELECT coalesce(jsonb_object_agg(ack_state, n), '{}')::text FROM (SELECT ack_state, count(*) n"
+    " FROM outbox WHERE ack_state IS NOT NULL GROUP BY 1) k";
+
 int
 ras_ops_status(struct ras_db *db, int risk_hours, json_t **out)
 {
@@ -141,6 +149,15 @@ ras_ops_status(struct ras_db *db, int risk_hours, json_t **out)
 	snprintf(hours, sizeof(hours), "%d", risk_hours > 0 ? risk_hours : 24);
 	if ((err = query_json(db, SQL_STATUS, 1, &RAS_DB_TEXT(hours), &st)) < 0)
 		return err;
+	{
+		json_t *acks = NULL;
+
+		if ((err = query_json(db, SQL_STATUS_ACKS, 0, NULL, &acks)) < 0 ||
+		    (err = ras_json_set_new(ras_json_obj(st, "dead_letters"), "itk3_acks", acks)) < 0) {
+			json_decref(st);
+			return err;
+		}
+	}
 	if ((n = ras_ops_queues(db, q, 16)) < 0) {
 		json_decref(st);
 		return n;
@@ -263,6 +280,13 @@ static const struct family families[] = {
 	  "When each e-RS service's worklist was last fetched successfully (Unix time).", { "service", NULL },
 	  "SELECT service_id, extract(epoch FROM max(finished_at)) FROM ers_worklist_calls"
 	  " WHERE outcome = 'ok' GROUP BY 1 ORDER BY 1" },
+	{ "rasd_ers_worklist_calls_failed", "gauge",
+	  "A008 worklist calls that failed, or were left unanswered by a rasd that stopped, per service"
+	  " (today, UK date; each one cost a budget slot).",
+	  { "service", "reason", NULL },
+	  "SELECT service_id, CASE WHEN error LIKE 'left unanswered%' THEN 'unanswered' ELSE 'failed' END,"
+	  " count(*) FROM ers_worklist_calls WHERE outcome = 'failed'"
+	  " AND day = (now() AT TIME ZONE 'Europe/London')::date GROUP BY 1, 2 ORDER BY 1, 2" },
 	{ "rasd_ers_outcomes", "gauge", "e-RS review-outcome intents by state.", { "state", NULL },
 	  "SELECT state, count(*) FROM ers_outcomes GROUP BY 1 ORDER BY 1" },
 
@@ -290,6 +314,17 @@ static const struct family families[] = {
 	  "SELECT o.transport, " RAS_OPS_DESTINATION("o") ", count(*) FROM deliveries v"
 	  " JOIN outbox o ON o.id = v.outbox_id WHERE v.outcome IN ('retry', 'unknown', 'dead')"
 	  " GROUP BY 1, 2 ORDER BY 1, 2" },
+	/* ITK3 (issue 11): acknowledgements of the letters GP systems file */
+	{ "rasd_documents_acknowledgement", "gauge",
+	  "ITK3 letters by acknowledgement state (awaiting, acknowledged, negative, missing).",
+	  { "state", NULL },
+	  "SELECT ack_state, count(*) FROM outbox WHERE ack_state IS NOT NULL GROUP BY 1 ORDER BY 1" },
+	{ "rasd_documents_ack_codes", "gauge",
+	  "ITK3 acknowledgements received, by kind (infrastructure, business) and ITK response code.",
+	  { "ack", "code", NULL },
+	  "SELECT 'infrastructure', inf_ack_code, count(*) FROM outbox WHERE inf_ack_code IS NOT NULL"
+	  " GROUP BY 2 UNION ALL SELECT 'business', bus_ack_code, count(*) FROM outbox"
+	  " WHERE bus_ack_code IS NOT NULL GROUP BY 2 ORDER BY 1, 2" },
 	{ "rasd_dead_letters", "gauge",
 	  "Items that need a person: dead documents, parked e-RS outcomes, rejected or partial payloads.",
 	  { "queue", NULL },

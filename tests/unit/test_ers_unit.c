@@ -293,6 +293,58 @@ headers_by_mode(void)
 	fake_ers_stop(f);
 }
 
+/* The business function decides what a user-restricted caller may do, and
+ * e-RS (its official sandbox; scripts/conformance) refuses the rest with a
+ * 403 whose reason is plain text: SERVICE_PROVIDER_ADMIN may read the
+ * worklist but not a referral or record an outcome.  rasd keeps the reason. */
+static void
+business_function_refusals(void)
+{
+	struct fake_ers_opts fo = { 0 };
+	struct fake_ers *f = fake_ers_start(&fo);
+	struct ras_ers_opts o = { 0 };
+	struct ras_ers *c = NULL;
+	struct ras_ers_call k;
+	char *tok = ras_test_write_tmp("ers-bearer-token-spa", "user-token-1\n", 13), msg[512];
+	int64_t now = time(NULL);
+
+	o.base_url = fake_ers_base_url(f);
+	o.mode = RAS_ERS_USER;
+	o.bearer_token_file = tok;
+	o.business_function = "SERVICE_PROVIDER_ADMIN";
+	o.ods_code = "R69";
+	o.services = "21012";
+	o.schedule = "08:00,13:00";
+	o.instance = "test";
+	o.rate_limit = 10;
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.status, 403);
+	ras_ers_call_error(&k, msg, sizeof(msg));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "HTTP 403"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "cannot be accessed using the e-RS Business Function provided"));
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	/* ADMIN without an On-Behalf-Of user: refused, and said why */
+	o.business_function = "SERVICE_PROVIDER_CLINICIAN_ADMIN";
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.status, 403);
+	ras_ers_call_error(&k, msg, sizeof(msg));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "On-Behalf-Of User ID must be provided"));
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	/* with one: allowed */
+	o.obo_user_id = "123456789012";
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.status, 200);
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	free(tok);
+	fake_ers_stop(f);
+}
+
 /* --- TLS: always verified, CA bundle configurable -------------------------- */
 
 static char *
@@ -587,6 +639,22 @@ gzip_and_outcomes(void)
 	CU_ASSERT_STRING_EQUAL(code, "");
 	ras_ers_parse_outcome("not json", 8, code, sizeof(code), diag, sizeof(diag));
 	CU_ASSERT_STRING_EQUAL(code, "");
+	/* a plain-text 403 keeps its reason (issue 15): the first line */
+	{
+		static const char txt[] = "Forbidden: ASID 200000000001 is not authorised for A008\r\nmore";
+		static const char html[] = "<html><body>403 Forbidden</body></html>";
+		static const char fault[] = "{\"fault\": {\"faultstring\": \"Invalid ApiKey\"}}";
+
+		ras_ers_parse_outcome(txt, sizeof(txt) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(code, "");
+		CU_ASSERT_STRING_EQUAL(diag, "Forbidden: ASID 200000000001 is not authorised for A008");
+		ras_ers_parse_outcome(html, sizeof(html) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "");
+		ras_ers_parse_outcome("bad\x01bytes", 9, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "");
+		ras_ers_parse_outcome(fault, sizeof(fault) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "Invalid ApiKey");
+	}
 	ras_ers_free(c);
 	fake_ers_stop(f);
 }
@@ -922,6 +990,7 @@ static const struct ras_test_case auth_cases[] = {
 	{ "private key checks", key_check },
 	{ "token request, cache, renewal, 401", token_flow },
 	{ "headers by access mode", headers_by_mode },
+	{ "business functions refused with a plain-text 403, reason kept", business_function_refusals },
 	{ NULL, NULL },
 };
 
