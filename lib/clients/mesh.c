@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "ras/arena.h"
+#include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/error.h"
@@ -68,8 +69,9 @@ ras_mesh_new(const struct ras_mesh_opts *o, struct ras_mesh **out)
 		return err;
 	}
 	if (uname(&u) == 0) {
-		snprintf(m->os_name, sizeof(m->os_name), "%s", u.sysname);
-		snprintf(m->os_version, sizeof(m->os_version), "%s", u.release);
+		/* header values for MESH's statistics: a cut one is still useful */
+		(void)ras_buf_format(m->os_name, sizeof(m->os_name), "%s", u.sysname);
+		(void)ras_buf_format(m->os_version, sizeof(m->os_version), "%s", u.release);
 	} else {
 		snprintf(m->os_name, sizeof(m->os_name), "Linux");
 		snprintf(m->os_version, sizeof(m->os_version), "unknown");

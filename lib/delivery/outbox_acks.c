@@ -86,7 +86,7 @@ process_one(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, const 
 	struct ras_itk3_response r;
 	struct ras_db_res *res = NULL;
 	const char *outbox_id = NULL, *why = NULL, *meaning, *type;
-	char text[320];
+	const char *text;
 	int err;
 
 	(void)o;
@@ -107,7 +107,7 @@ process_one(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, const 
 	res = NULL;
 	meaning = ras_itk3_code_meaning(r.itk_code) ? ras_itk3_code_meaning(r.itk_code) : r.itk_display;
 	type = r.type == RAS_ITK3_ACK_BUSINESS ? "bus" : "inf";
-	snprintf(text, sizeof(text), "%s %s%s%s", r.itk_code, meaning ? meaning : "",
+	text = ras_arena_printf(a, "%s %s%s%s", r.itk_code, meaning ? meaning : "",
 	    r.diagnostics[0] ? ": " : "", r.diagnostics);
 	if ((err = ras_db_query(db, NULL, SQL_ACK, 7, (struct ras_db_param[]){ RAS_DB_TEXT(outbox_id),
 	    RAS_DB_TEXT(at), RAS_DB_TEXT(type), RAS_DB_TEXT(r.itk_code), RAS_DB_TEXT(text),

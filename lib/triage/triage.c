@@ -607,7 +607,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
 	if ((err = claim(db, t, a, payloads, limit, NULL, &rows, &n)) < 0)
-		goto rollback;
+		goto fail;
 	if (n == 0) {
 		ras_db_rollback(db);
 		goto done;
@@ -616,7 +616,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 	plans = calloc(n, sizeof(*plans));
 	if (reps == NULL || plans == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto rollback;
+		goto fail;
 	}
 	/* Decided and written a chunk at a time (RAS_TRIAGE_CHUNK_BYTES of
 	 * stored documents), in the one transaction: what a batch holds in
@@ -643,7 +643,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 		ras_arena_free(ca);
 	}
 	if (err == RAS_ENOMEM)
-		goto rollback;
+		goto fail;
 	if (err == 0 && (err = ras_db_commit(db)) == 0)
 		goto report;
 	ras_db_rollback(db);
@@ -710,7 +710,7 @@ report:
 	reps = NULL;
 	err = 0;
 	goto done;
-rollback:
+fail:
 	ras_db_rollback(db);
 done:
 	free(plans);

@@ -3,7 +3,7 @@
  *
  * To add an option, add a row to ras_config_options[]: its help text is its
  * entry in rasd.conf(5), whose options table is generated from this table at
- * build time (scripts/gen-conf-options), and in systemd/rasd.conf.example.
+ * build time (docs/man/gen-conf-options.c), and in systemd/rasd.conf.example.
  */
 #include <errno.h>
 #include <limits.h>

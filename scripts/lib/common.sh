@@ -104,7 +104,8 @@ ras_reachable_tree() {
   exec "$dest/scripts/$1" "${@:2}"
 }
 
-# Configure (once) and build into $1 (default build/) with extra meson options.
+# Configure and build into $1 (default build/) with extra meson options
+# (applied to an existing build directory too).
 ras_build() {
   local dir=${1:-build}; shift || true
   local log
@@ -112,6 +113,8 @@ ras_build() {
   if [ ! -f "$RAS_ROOT/$dir/build.ninja" ]; then
     say "configuring $dir (meson setup $*)"
     ras_run "$log" "meson setup of $dir" meson setup "$RAS_ROOT/$dir" "$RAS_ROOT" "$@"
+  elif [ $# -gt 0 ]; then
+    ras_run "$log" "meson configure of $dir" meson configure "$RAS_ROOT/$dir" "$@"
   fi
   say "building $dir (ninja; a few minutes the first time; log: $log)"
   ras_run "$log" "building $dir" ninja -C "$RAS_ROOT/$dir"

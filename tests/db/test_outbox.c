@@ -631,14 +631,14 @@ episode_discharge_and_patient_copy(void)
 	    "'discharge-summary' AND met_at IS NOT NULL", rs), 1);
 	/* the admission date defaulted to the acceptance? the episode gave one */
 	lid = q_str("SELECT local_id FROM outbox WHERE referral_id = $1 AND kind = 'patient-copy'", rs);
-	snprintf(path, sizeof(path), "%s/%s-patient-copy.html", print_dir, lid);
+	ras_test_fmt(path, sizeof(path), "%s/%s-patient-copy.html", print_dir, lid);
 	CU_ASSERT_EQUAL(stat(path, &stt), 0);
 	html = ras_test_read(path, NULL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "This is your own copy"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "<!DOCTYPE html>"));
 	free(html);
 	/* and the letter as PDF beside it, framed as the patient's own copy */
-	snprintf(path, sizeof(path), "%s/%s-patient-copy.pdf", print_dir, lid);
+	ras_test_fmt(path, sizeof(path), "%s/%s-patient-copy.pdf", print_dir, lid);
 	CU_ASSERT_EQUAL(stat(path, &stt), 0);
 	{
 		char *argv[] = { "/usr/bin/pdftotext", path, "-", NULL }, *out = NULL, *err = NULL;
@@ -1116,7 +1116,7 @@ setup(void)
 	write_file(key, FAKE_MESH_SHARED_KEY "\n");
 	config_path = malloc(4096);
 	snprintf(config_path, 4096, "%s/rasd.conf", tmp);
-	snprintf(buf, sizeof(buf), "[mesh]\nenabled = yes\nurl = %s\nmailbox = X26ABC1\npassword = %s\n"
+	ras_test_fmt(buf, sizeof(buf), "[mesh]\nenabled = yes\nurl = %s\nmailbox = X26ABC1\npassword = %s\n"
 	    "shared_key = %s\nworkflow_triage_outcome = RASD_LETTERS\nworkflow_gp_2ww_notice = RASD_LETTERS\n"
 	    "workflow_notification_letter = RASD_LETTERS\nworkflow_discharge_summary = RASD_LETTERS\n"
 	    "[routing]\ntable = %s\ngp_auto_routing = yes\n[outbox]\nallow_http_loopback = yes\n"

@@ -211,7 +211,7 @@ rasd_sends_mesh_client_receives(void)
 		if (strcmp(mid, id1) && strcmp(mid, id3))
 			continue;
 		seen++;
-		snprintf(py_out, sizeof(py_out), "%s/%s.bin", dir, mid);
+		ras_test_fmt(py_out, sizeof(py_out), "%s/%s.bin", dir, mid);
 		body = ras_test_read(py_out, &blen);
 		CU_ASSERT_EQUAL(blen, len);
 		CU_ASSERT_EQUAL(memcmp(body, letter, len < blen ? len : blen), 0);
@@ -309,7 +309,7 @@ rasd_sends_mesh_client_receives(void)
 			free(out);
 			free(err);
 		}
-		snprintf(path, sizeof(path), "%s/%s.bin", dir, idx);
+		ras_test_fmt(path, sizeof(path), "%s/%s.bin", dir, idx);
 		{
 			size_t blen;
 			char *body = ras_test_read(path, &blen);

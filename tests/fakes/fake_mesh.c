@@ -226,7 +226,7 @@ auth_ok(struct fake_mesh *m, const struct fake_req *req, const char *path_mb)
 static void
 msg_headers(struct fake_resp *resp, struct fake_mesh_msg *x, size_t chunk)
 {
-	static __thread char range[32], total[16], fname[64];
+	static __thread char range[48], total[24], fname[64];
 	bool report = strcmp(x->type, "REPORT") == 0;
 
 	fake_resp_header(resp, "mex-messageid", x->id);
