@@ -79,6 +79,16 @@
  * committed at once when it reaches this many requests or body bytes. */
 #define RAS_HTTP_GROUP_MAX       64
 #define RAS_HTTP_GROUP_BYTES     (16u * 1024u * 1024u)
+
+/* The triage stage decides and writes a claimed batch a chunk at a time:
+ * at most this many bytes of stored referral documents (pg_column_size,
+ * i.e. as compressed on disk; at least one referral), so that a batch's
+ * working memory has a ceiling whatever [database] batch_size is. */
+#define RAS_TRIAGE_CHUNK_BYTES   (256u * 1024u)
+
+/* The normalise stage reads, plans and writes a claimed batch a chunk at a
+ * time: at most this many bytes of payloads (at least one payload). */
+#define RAS_NORMALISE_CHUNK_BYTES (512u * 1024u)
 /* --- triage (issue 3) ------------------------------------------------- */
 
 /* Events in a bank-holiday file: GOV.UK publishes ~8 a year per division

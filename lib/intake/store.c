@@ -605,7 +605,7 @@ struct claimed {
 static const char SQL_CLAIM[] =
     "SELECT id::text, body, truncated::text, service_hint, ubrn_hint FROM inbox"
     " WHERE state = 'received' AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))"
-    " ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED";
+    " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
 
 static int
 claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size_t limit,
@@ -652,6 +652,55 @@ claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 			goto done;
 		}
+	}
+	*nout = (size_t)rows;
+done:
+	ras_db_res_free(res);
+	ras_buf_free(&arr);
+	return err;
+}
+
+/* The batch's ids and sizes only (the bodies are read a chunk at a time,
+ * by claim() again: rows this transaction has locked are not skipped). */
+static const char SQL_CLAIM_IDS[] =
+    "SELECT id::text, octet_length(body)::text FROM inbox"
+    " WHERE state = 'received' AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))"
+    " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
+
+static int
+claim_ids(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size_t limit,
+    struct claimed **out, size_t *nout)
+{
+	struct ras_buf arr = RAS_BUF_INIT(0);
+	struct ras_db_res *res = NULL;
+	char lim[24];
+	int err, rows;
+
+	*nout = 0;
+	if (ids) {
+		(void)ras_buf_putc(&arr, '{');
+		for (size_t i = 0; i < n; i++)
+			(void)ras_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
+		if ((err = ras_buf_putc(&arr, '}')) < 0)
+			goto done;
+		limit = n;
+	}
+	snprintf(lim, sizeof(lim), "%zu", limit);
+	if ((err = ras_db_query(db, &res, SQL_CLAIM_IDS, 2,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(ids ? arr.data : NULL), RAS_DB_TEXT(lim) })) < 0)
+		goto done;
+	rows = ras_db_res_rows(res);
+	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
+	if (*out == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < rows; i++) {
+		int64_t len = 0;
+
+		(void)ras_db_res_int(res, i, 0, &(*out)[i].id);
+		(void)ras_db_res_int(res, i, 1, &len);
+		(*out)[i].len = (size_t)len;
 	}
 	*nout = (size_t)rows;
 done:
@@ -726,7 +775,7 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
-	if ((err = claim(db, a, ids, n, limit, &rows, &nrows)) < 0)
+	if ((err = claim_ids(db, a, ids, n, limit, &rows, &nrows)) < 0)
 		goto fail;
 	reports = calloc(nrows ? nrows : 1, sizeof(*reports));
 	plans = calloc(nrows ? nrows : 1, sizeof(*plans));
@@ -738,7 +787,35 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 		ras_db_rollback(db);
 		goto done;
 	}
-	err = run_batch(db, form_maps, a, rows, nrows, reports, plans);
+	/* Read, planned and written a chunk at a time (RAS_NORMALISE_CHUNK_BYTES
+	 * of payloads, at least one), in the one transaction, each chunk's
+	 * memory freed before the next: a batch's working memory is bounded by
+	 * bytes, whatever batch_size is.  Chunks are written in claim order, so
+	 * a payload may still depend on one before it in the batch. */
+	err = 0;
+	for (size_t s = 0, e; s < nrows && err == 0; s = e) {
+		struct ras_arena *ca = ras_arena_new();
+		struct claimed *chunk = NULL;
+		size_t bytes = rows[s].len, got = 0;
+		int64_t *cids;
+
+		for (e = s + 1; e < nrows && bytes + rows[e].len <= RAS_NORMALISE_CHUNK_BYTES; e++)
+			bytes += rows[e].len;
+		cids = ca ? ras_arena_calloc(ca, e - s, sizeof(*cids)) : NULL;
+		if (cids == NULL)
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t i = s; cids && i < e; i++)
+			cids[i - s] = rows[i].id;
+		if (err == 0)
+			err = claim(db, ca, cids, e - s, e - s, &chunk, &got);
+		if (err == 0 && got != e - s)
+			err = ras_error_code(RAS_EIO, "payloads of the batch changed under it (%zu of %zu read)",
+			    got, e - s);
+		if (err == 0)
+			err = run_batch(db, form_maps, ca, chunk, got, reports + s, plans + s);
+		free_plans(plans + s, e - s);
+		ras_arena_free(ca);
+	}
 	if (err == 0 && (err = ras_db_commit(db)) == 0) {
 		free_plans(plans, nrows);
 		*out = reports;
