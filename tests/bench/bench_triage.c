@@ -17,6 +17,8 @@
  * evaluated, advice rendered, clocks counted, the decision serialised to
  * the JSON stored in decisions.doc, in an arena freed per referral.
  */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +226,10 @@ main(int argc, char **argv)
 	struct sample *samples;
 	unsigned long outcomes[5] = { 0 }, finals = 0;
 	size_t json_bytes = 0;
+	/* RAS_BENCH_DIGEST=1: FNV-1a over every decision's JSON, to check that a
+	 * change to the engine leaves every decision byte-identical. */
+	bool want_digest = getenv("RAS_BENCH_DIGEST") != NULL;
+	uint64_t digest = 14695981039346656037ULL;
 	double t0, t1;
 
 	if (argc > 2 && strcmp(argv[1], "--db") == 0) {
@@ -290,6 +296,8 @@ main(int argc, char **argv)
 		outcomes[d.outcome]++;
 		finals += d.final;
 		json_bytes += b.len;
+		for (size_t k = 0; want_digest && k < b.len; k++)
+			digest = (digest ^ (unsigned char)b.data[k]) * 1099511628211ULL;
 		json_decref(j);
 		ras_buf_free(&b);
 		ras_arena_free(a);
@@ -300,6 +308,8 @@ main(int argc, char **argv)
 	printf("  outcomes: accept %lu, return %lu, onward %lu, review %lu; final %lu; "
 	    "decision JSON %.0f bytes on average\n", outcomes[RAS_OUTCOME_ACCEPT], outcomes[RAS_OUTCOME_RETURN],
 	    outcomes[RAS_OUTCOME_ONWARD], outcomes[RAS_OUTCOME_REVIEW], finals, (double)json_bytes / (double)n);
+	if (want_digest)
+		printf("  decision JSON digest: %016llx\n", (unsigned long long)digest);
 	free(samples);
 	ras_mappings_free(m);
 	return 0;
