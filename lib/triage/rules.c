@@ -52,6 +52,7 @@ enum op {
 struct cond {
 	enum op op;
 	const char *fact;
+	int slot;               /* the fact's index in the rule set's slots (clock_facts for a clock) */
 	json_t *value;          /* owned by the rule set's JSON (kept alive by the arena) */
 	struct cond *kids;
 	size_t n_kids;
@@ -95,6 +96,10 @@ struct ras_ruleset {
 	struct rule *rules;
 	size_t n_clocks;
 	struct clock *clocks;
+	/* every fact a rule's condition names, resolved once at load: a
+	 * decision looks each up once, and conditions index them */
+	const char **slots;
+	size_t n_slots, cap_slots;
 	/* linked */
 	bool linked;
 	char *version;
@@ -364,9 +369,43 @@ check_leaf(const struct cond *c, enum ftype t, const char *where)
 	return 0;
 }
 
+/* The slot of a rule's fact (interned in rs->slots) or of a clock's fact
+ * (its index in clock_facts). */
 static int
-parse_cond(struct ras_arena *a, json_t *j, struct cond *c, int depth, bool clock,
-    const char *where)
+fact_slot(struct ras_arena *a, struct ras_ruleset *rs, const char *name, bool clock, int *out)
+{
+	if (clock) {
+		for (size_t i = 0; i < sizeof(clock_facts) / sizeof(clock_facts[0]); i++)
+			if (strcmp(clock_facts[i].name, name) == 0) {
+				*out = (int)i;
+				return 0;
+			}
+		return ras_error_code(RAS_EINVALID, "unknown clock fact \"%.80s\"", name);
+	}
+	for (size_t i = 0; i < rs->n_slots; i++)
+		if (strcmp(rs->slots[i], name) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	if (rs->n_slots == rs->cap_slots) {
+		size_t cap = rs->cap_slots ? rs->cap_slots * 2 : 32;
+		const char **n = ras_arena_calloc(a, cap, sizeof(*n));
+
+		if (n == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		if (rs->n_slots)
+			memcpy(n, rs->slots, rs->n_slots * sizeof(*n));
+		rs->slots = n;
+		rs->cap_slots = cap;
+	}
+	rs->slots[rs->n_slots] = name;
+	*out = (int)rs->n_slots++;
+	return 0;
+}
+
+static int
+parse_cond(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct cond *c, int depth,
+    bool clock, const char *where)
 {
 	static const char *const combos[] = { "all", "any", "not", NULL };
 	int err;
@@ -391,7 +430,7 @@ parse_cond(struct ras_arena *a, json_t *j, struct cond *c, int depth, bool clock
 		if (c->kids == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
 		json_array_foreach(arr, i, x)
-			if ((err = parse_cond(a, x, &c->kids[i], depth + 1, clock, where)) < 0)
+			if ((err = parse_cond(a, rs, x, &c->kids[i], depth + 1, clock, where)) < 0)
 				return err;
 		c->n_kids = json_array_size(arr);
 		return 0;
@@ -404,7 +443,7 @@ parse_cond(struct ras_arena *a, json_t *j, struct cond *c, int depth, bool clock
 		if (c->kids == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
 		c->n_kids = 1;
-		return parse_cond(a, json_object_get(j, "not"), c->kids, depth + 1, clock, where);
+		return parse_cond(a, rs, json_object_get(j, "not"), c->kids, depth + 1, clock, where);
 	}
 	{
 		const char *k;
@@ -429,6 +468,8 @@ parse_cond(struct ras_arena *a, json_t *j, struct cond *c, int depth, bool clock
 		t = fact_type(c->fact, clock);
 		if (t == 0 && (clock || strncmp(c->fact, "form.", 5) != 0))
 			return ras_error_code(RAS_EINVALID, "%s: unknown fact \"%.80s\"", where, c->fact);
+		if ((err = fact_slot(a, rs, c->fact, clock, &c->slot)) < 0)
+			return err;
 		if (t != 0)
 			return check_leaf(c, t, where);
 		/* form.<linkId>: typed when the rule set is linked to its form. */
@@ -466,8 +507,25 @@ value_equal(const json_t *a, const json_t *b)
 	return json_equal((json_t *)a, (json_t *)b);
 }
 
+/* Each slot's fact in `facts` (NULL when absent or null): the only name
+ * lookups a decision makes; conditions then index the slots. */
+static const json_t **
+resolve_slots(struct ras_arena *a, const char *const *names, size_t n, const json_t *facts)
+{
+	const json_t **v = ras_arena_calloc(a, n + 1, sizeof(*v));
+
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *f = json_object_get(facts, names[i]);
+
+		v[i] = f != NULL && !json_is_null(f) ? f : NULL;
+	}
+	return v;
+}
+
 static bool
-eval(const struct cond *c, const json_t *facts)
+eval(const struct cond *c, const json_t *const *slots)
 {
 	const json_t *f;
 	size_t i;
@@ -476,22 +534,20 @@ eval(const struct cond *c, const json_t *facts)
 	switch (c->op) {
 	case OP_ALL:
 		for (i = 0; i < c->n_kids; i++)
-			if (!eval(&c->kids[i], facts))
+			if (!eval(&c->kids[i], slots))
 				return false;
 		return true;
 	case OP_ANY:
 		for (i = 0; i < c->n_kids; i++)
-			if (eval(&c->kids[i], facts))
+			if (eval(&c->kids[i], slots))
 				return true;
 		return false;
 	case OP_NOT:
-		return !eval(&c->kids[0], facts);
+		return !eval(&c->kids[0], slots);
 	default:
 		break;
 	}
-	f = json_object_get(facts, c->fact);
-	if (f != NULL && json_is_null(f))
-		f = NULL;
+	f = slots[c->slot];
 	switch (c->op) {
 	case OP_PRESENT:
 		return (f != NULL) == json_is_true(c->value);
@@ -581,7 +637,7 @@ check_template(const char *t, const char *where)
 }
 
 static int
-parse_rule(struct ras_arena *a, const struct ras_ruleset *rs, json_t *j, struct rule *r,
+parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *r,
     bool accept)
 {
 	static const char *const keys[] = { "id", "stage", "kind", "clause", "when", "outcome",
@@ -657,11 +713,11 @@ parse_rule(struct ras_arena *a, const struct ras_ruleset *rs, json_t *j, struct 
 		return ras_error_code(RAS_EINVALID, "%s: a return needs advice for the referrer", where);
 	if (json_object_get(j, "when") == NULL)
 		return ras_error_code(RAS_EINVALID, "%s: \"when\" is required", where);
-	return parse_cond(a, json_object_get(j, "when"), &r->when, 0, false, where);
+	return parse_cond(a, rs, json_object_get(j, "when"), &r->when, 0, false, where);
 }
 
 static int
-parse_clock(struct ras_arena *a, const struct ras_ruleset *rs, json_t *j, size_t idx,
+parse_clock(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, size_t idx,
     struct clock *c)
 {
 	static const char *const keys[] = { "kind", "clause", "working_days", "hours", "weeks",
@@ -706,7 +762,7 @@ parse_clock(struct ras_arena *a, const struct ras_ruleset *rs, json_t *j, size_t
 		return ras_error_code(RAS_EINVALID, "%s: give exactly one of working_days, hours, weeks, months", where);
 	if (json_object_get(j, "when")) {
 		c->has_when = true;
-		return parse_cond(a, json_object_get(j, "when"), &c->when, 0, true, where);
+		return parse_cond(a, rs, json_object_get(j, "when"), &c->when, 0, true, where);
 	}
 	return 0;
 }
@@ -1314,6 +1370,7 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 	struct ras_deadline *dl;
 	struct ras_date day0;
 	json_t *cf = json_object();
+	const json_t *cs[sizeof(clock_facts) / sizeof(clock_facts[0])];
 	bool cov = true;
 	size_t n = 0;
 	int err = 0;
@@ -1334,13 +1391,15 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto done;
 	}
+	for (size_t i = 0; i < sizeof(clock_facts) / sizeof(clock_facts[0]); i++)
+		cs[i] = json_object_get(cf, clock_facts[i].name);
 	ras_time_uk_date(received_at, &day0, NULL);
 	for (size_t i = 0; i < rs->n_clocks; i++) {
 		const struct clock *c = &rs->clocks[i];
 		struct ras_deadline *d = &dl[n];
 		bool c_cov = true;
 
-		if (c->has_when && !eval(&c->when, cf))
+		if (c->has_when && !eval(&c->when, cs))
 			continue;
 		d->kind = c->kind;
 		d->clause = c->clause;
@@ -1448,6 +1507,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
     int64_t received_at, const struct ras_calendar *cal, int64_t now, struct ras_decision *out)
 {
 	const struct rule **hit = NULL, **chosen = NULL;
+	const json_t **slots;
 	struct facts f = { 0 };
 	struct ras_date day0;
 	json_t *findings = NULL;
@@ -1474,8 +1534,10 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	if (err < 0)
 		return err;
 
+	if ((slots = resolve_slots(a, rs->slots, rs->n_slots, f.j)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
 	for (size_t i = 0; i < rs->n_rules; i++)
-		if (eval(&rs->rules[i].when, f.j))
+		if (eval(&rs->rules[i].when, slots))
 			hit[n_hit++] = &rs->rules[i];
 
 	/* 1. Safety: never returned, never silently accepted. */
@@ -1529,16 +1591,19 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 		return err;
 	if (net.danger && chosen[0]->stage != STAGE_SAFETY) {
 		json_t *nf = net_facts(f.j, &net);
+		const json_t **ns = nf ? resolve_slots(a, rs->slots, rs->n_slots, nf) : NULL;
 
-		if (nf == NULL)
+		if (ns == NULL) {
+			json_decref(nf);
 			return ras_error_code(RAS_ENOMEM, "out of memory");
+		}
 		n_chosen = 0;
 		outcome = RAS_OUTCOME_ACCEPT;
 		target = NULL;
 		for (size_t i = 0; i < rs->n_rules; i++) {
 			const struct rule *sr = &rs->rules[i];
 
-			if (sr->stage != STAGE_SAFETY || !eval(&sr->when, nf))
+			if (sr->stage != STAGE_SAFETY || !eval(&sr->when, ns))
 				continue;
 			chosen[n_chosen++] = sr;
 			if (outcome != RAS_OUTCOME_ONWARD && sr->outcome == RAS_OUTCOME_ONWARD) {
