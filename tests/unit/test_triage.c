@@ -715,35 +715,44 @@ fact_matches(const json_t *facts, const char *spec)
 
 static size_t next_scenario;
 
+/* A scenario's referral, decided as the scenario says (0, or the error). */
+static int
+decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decision *d, int64_t *at)
+{
+	struct ras_referral r;
+	enum ras_automation autom = RAS_AUTOMATION_ADMINISTRATIVE;
+	const struct ras_ruleset *rs = ras_mappings_ruleset(maps, s->service);
+	char edits[512], *cur = edits;
+	int err;
+
+	check(rs != NULL, __LINE__, "[%s] no rule set %s", s->clause, s->service);
+	if (rs == NULL)
+		return -1;
+	build_referral(a, s->service, &r);
+	snprintf(edits, sizeof(edits), "%s", s->edits);
+	for (char *e = next_token(&cur, ';'); e; e = next_token(&cur, ';'))
+		check(apply_edit(a, &r, s->service, e, &autom), __LINE__, "[%s] bad edit \"%s\"", s->name, e);
+	if (ras_time_parse(s->at ? s->at : AT_DEFAULT, false, at) < 0 ||
+	    ras_mappings_set_automation(maps, s->service, autom) < 0)
+		return -1;
+	err = ras_rules_decide(a, rs, &r, *at, ras_mappings_calendar(maps), *at + 60, d);
+	(void)ras_mappings_set_automation(maps, s->service, RAS_AUTOMATION_ADMINISTRATIVE);
+	check(err == 0, __LINE__, "[%s %s] decide failed: %s", s->service, s->clause, ras_error_last());
+	return err;
+}
+
 static void
 run_scenario(void)
 {
 	const struct scenario *s = &scenarios[next_scenario++];
 	struct ras_arena *a = ras_arena_new();
-	struct ras_referral r;
 	struct ras_decision d;
-	enum ras_automation autom = RAS_AUTOMATION_ADMINISTRATIVE;
 	const struct ras_ruleset *rs = ras_mappings_ruleset(maps, s->service);
-	char edits[512], *cur = edits, got[512];
+	char got[512];
 	int64_t at;
 	bool has_rule = false, has_advice = s->advice_has == NULL;
-	int err;
 
-	check(rs != NULL, __LINE__, "[%s] no rule set %s", s->clause, s->service);
-	if (rs == NULL) {
-		ras_arena_free(a);
-		return;
-	}
-	build_referral(a, s->service, &r);
-	snprintf(edits, sizeof(edits), "%s", s->edits);
-	for (char *e = next_token(&cur, ';'); e; e = next_token(&cur, ';'))
-		check(apply_edit(a, &r, s->service, e, &autom), __LINE__, "[%s] bad edit \"%s\"", s->name, e);
-	CU_ASSERT_EQUAL_FATAL(ras_time_parse(s->at ? s->at : AT_DEFAULT, false, &at), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_mappings_set_automation(maps, s->service, autom), 0);
-	err = ras_rules_decide(a, rs, &r, at, ras_mappings_calendar(maps), at + 60, &d);
-	(void)ras_mappings_set_automation(maps, s->service, RAS_AUTOMATION_ADMINISTRATIVE);
-	check(err == 0, __LINE__, "[%s %s] decide failed: %s", s->service, s->clause, ras_error_last());
-	if (err) {
+	if (decide_scenario(a, s, &d, &at) != 0) {
 		ras_arena_free(a);
 		return;
 	}
@@ -870,6 +879,45 @@ golden_decisions(void)
 	}
 }
 
+/*
+ * Every scenario's whole decision (outcome, target, final, reasons with
+ * their clauses and advice, deadlines, and the facts as stored) against
+ * tests/golden/triage/scenarios.txt, recorded from the engine that looked
+ * facts up by name: any change in how conditions are compiled or facts
+ * built that alters one decision fails here.
+ */
+static void
+golden_scenario_decisions(void)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		const struct scenario *s = &scenarios[i];
+		struct ras_arena *a = ras_arena_new();
+		struct ras_decision d;
+		int64_t at;
+		json_t *j = NULL;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		if (decide_scenario(a, s, &d, &at) == 0 && ras_decision_to_json(&d, false, &j) == 0) {
+			/* without the rule set's version, which changes with every edit
+			 * of the mappings */
+			(void)json_object_del(j, "ruleset_version");
+			(void)json_object_set(j, "facts", d.facts);
+			(void)ras_buf_printf(&b, "%s %s: %s\n", s->service, s->clause, s->name);
+			CU_ASSERT_EQUAL(ras_json_dump(j, RAS_JSON_SORTED, &b), 0);
+			(void)ras_buf_putc(&b, '\n');
+		} else {
+			check(false, __LINE__, "[%s %s] %s: no decision", s->service, s->clause, s->name);
+		}
+		json_decref(j);
+		ras_arena_free(a);
+	}
+	check(ras_test_golden("triage/scenarios.txt", b.data, b.len), __LINE__,
+	    "a scenario's decision differs from tests/golden/triage/scenarios.txt (see .actual)");
+	ras_buf_free(&b);
+}
+
 static void
 deadlines_for_a_clinician(void)
 {
@@ -934,6 +982,7 @@ main(void)
 		{ "triage: configuration, automation override and service assignment", config_assignment },
 		{ "rules: facts carry no patient-identifiable data", facts_carry_no_patient_data },
 		{ "rules: golden decisions for the sample referrals", golden_decisions },
+		{ "rules: every scenario's whole decision is unchanged", golden_scenario_decisions },
 		{ "rules: the clocks of a clinician's decision", deadlines_for_a_clinician },
 		{ "intake: a contained resource without a type (fuzz regression)", intake_contained_without_type },
 		{ NULL, NULL },
