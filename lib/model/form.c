@@ -268,16 +268,22 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	if (!out->missing || !out->invalid || !out->unknown || !item_of || !count || !ok_count)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 
-	/* One pass: which item each answer belongs to, and how many there are. */
-	for (size_t i = 0; i < f->n_answers; i++) {
+	/* One pass: which item each answer belongs to, and how many there are.
+	 * Answers mostly come in form order, so each search starts after the
+	 * previous answer's item (linkIds are unique: the same item is found). */
+	for (size_t i = 0, from = 0; i < f->n_answers; i++) {
 		const struct ras_answer *ans = &f->answers[i];
 
 		item_of[i] = -1;
-		for (size_t k = 0; k < q->n_items; k++)
+		for (size_t n = 0; n < q->n_items; n++) {
+			size_t k = (from + n) % q->n_items;
+
 			if (strcmp(q->items[k].link_id, ans->link_id) == 0) {
 				item_of[i] = (int)k;
+				from = k + 1;
 				break;
 			}
+		}
 		if (item_of[i] < 0) {
 			if (!listed(out->unknown, out->n_unknown, ans->link_id))
 				out->unknown[out->n_unknown++] = ans->link_id;
