@@ -65,6 +65,7 @@ struct rule {
 	const char *clause;
 	enum ras_outcome outcome;
 	const char *target;     /* onward */
+	const json_t *target_j; /* the same, as the rule set's JSON has it (a clock fact) */
 	bool mdt;               /* an onward an MDT must agree: never final */
 	bool urgent;            /* a clinician must look today */
 	const char *advice;     /* template: {fact} placeholders */
@@ -100,6 +101,7 @@ struct ras_ruleset {
 	 * decision looks each up once, and conditions index them */
 	const char **slots;
 	size_t n_slots, cap_slots;
+	json_t *outcome_j[RAS_OUTCOME_REVIEW + 1];  /* the clock fact "outcome", by outcome */
 	/* linked */
 	bool linked;
 	char *version;
@@ -168,7 +170,9 @@ static const struct {
 	{ "form.unknown_items", FT_LIST },
 };
 
-/* Facts a clock's condition may use. */
+/* Facts a clock's condition may use (ras_rules_deadlines fills its slots
+ * in this order). */
+enum { CF_OUTCOME, CF_ONWARD_TARGET, CF_URGENT, CF_FINAL, CF_COUNT };
 static const struct {
 	const char *name;
 	enum ftype type;
@@ -278,6 +282,17 @@ valid_token(const char *s)
 		    *p == '_'))
 			return false;
 	return true;
+}
+
+/* A JSON string the arena frees (NULL when out of memory). */
+static json_t *
+arena_string(struct ras_arena *a, const char *s)
+{
+	json_t *j = json_string(s);
+
+	if (j != NULL && ras_json_arena_own(a, j) < 0)
+		j = NULL;       /* the arena has already let it go */
+	return j;
 }
 
 /* ---- conditions -------------------------------------------------------- */
@@ -703,6 +718,7 @@ parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *
 	/* Clinical safety: a safety rule never returns a referral. */
 	if (r->stage == STAGE_SAFETY && r->outcome == RAS_OUTCOME_RETURN)
 		return ras_error_code(RAS_EINVALID, "%s: a safety rule must not return the referral (onward or review)", where);
+	r->target_j = r->target ? json_object_get(j, "target") : NULL;
 	if ((r->outcome == RAS_OUTCOME_ONWARD) != (r->target != NULL))
 		return ras_error_code(RAS_EINVALID, "%s: an onward rule needs a target, and only an onward rule has one", where);
 	if (r->target && !valid_token(r->target))
@@ -786,6 +802,9 @@ ras_rules_parse(struct ras_arena *a, const char *data, size_t len, struct ras_ru
 	rs = ras_arena_calloc(a, 1, sizeof(*rs));
 	if (rs == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (int o = RAS_OUTCOME_ACCEPT; o <= RAS_OUTCOME_REVIEW; o++)
+		if ((rs->outcome_j[o] = arena_string(a, ras_decision_outcome_name(o))) == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = only_keys(root, keys, "rule set")) < 0 ||
 	    (err = req_str(root, "service", "rule set", &rs->service)) < 0 ||
 	    (err = req_str(root, "spec", "rule set", &rs->spec)) < 0 ||
@@ -1169,10 +1188,16 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 				return ras_error_code(RAS_ENOMEM, "out of memory");
 			vals[idx] = v;
 		}
+		memcpy(key, "form.", 5);
 		for (size_t i = 0; i < q->n_items; i++) {
+			size_t l;
+
 			if (vals[i] == NULL)
 				continue;
-			snprintf(key, sizeof(key), "form.%s", q->items[i].link_id);
+			/* "form.<linkId>", cut as snprintf would at sizeof(key) - 1 */
+			l = strnlen(q->items[i].link_id, sizeof(key) - 6);
+			memcpy(key + 5, q->items[i].link_id, l);
+			key[5 + l] = '\0';
 			fset(f, key, vals[i]);
 		}
 		if (f->oom)
@@ -1369,30 +1394,30 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 {
 	struct ras_deadline *dl;
 	struct ras_date day0;
-	json_t *cf = json_object();
-	const json_t *cs[sizeof(clock_facts) / sizeof(clock_facts[0])];
+	const json_t *cs[CF_COUNT] = { NULL };
 	bool cov = true;
 	size_t n = 0;
 	int err = 0;
 
+	_Static_assert(sizeof(clock_facts) / sizeof(clock_facts[0]) == CF_COUNT, "clock facts");
 	*out = NULL;
 	*n_out = 0;
-	if (cf == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (json_object_set_new(cf, "outcome", json_string(ras_decision_outcome_name(outcome))) < 0 ||
-	    (onward_target && json_object_set_new(cf, "onward_target", json_string(onward_target)) < 0) ||
-	    json_object_set_new(cf, "urgent", json_boolean(urgent)) < 0 ||
-	    json_object_set_new(cf, "final", json_boolean(final)) < 0) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto done;
-	}
+	/* The clock facts, without building an object: the rule set holds the
+	 * outcomes' and its targets' strings; true and false are jansson's. */
+	if (outcome >= RAS_OUTCOME_ACCEPT && outcome <= RAS_OUTCOME_REVIEW)
+		cs[CF_OUTCOME] = rs->outcome_j[outcome];
+	else
+		cs[CF_OUTCOME] = arena_string(a, ras_decision_outcome_name(outcome));
+	for (size_t i = 0; onward_target && cs[CF_ONWARD_TARGET] == NULL && i < rs->n_rules; i++)
+		if (rs->rules[i].target && strcmp(rs->rules[i].target, onward_target) == 0)
+			cs[CF_ONWARD_TARGET] = rs->rules[i].target_j;
+	if (onward_target && cs[CF_ONWARD_TARGET] == NULL)
+		cs[CF_ONWARD_TARGET] = arena_string(a, onward_target);
+	cs[CF_URGENT] = json_boolean(urgent);
+	cs[CF_FINAL] = json_boolean(final);
 	dl = ras_arena_calloc(a, rs->n_clocks + 1, sizeof(*dl));
-	if (dl == NULL) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < sizeof(clock_facts) / sizeof(clock_facts[0]); i++)
-		cs[i] = json_object_get(cf, clock_facts[i].name);
+	if (dl == NULL || cs[CF_OUTCOME] == NULL || (onward_target && cs[CF_ONWARD_TARGET] == NULL))
+		return ras_error_code(RAS_ENOMEM, "out of memory");
 	ras_time_uk_date(received_at, &day0, NULL);
 	for (size_t i = 0; i < rs->n_clocks; i++) {
 		const struct clock *c = &rs->clocks[i];
@@ -1406,7 +1431,7 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 		switch (c->unit) {
 		case U_WORKING_DAYS:
 			if ((err = ras_calendar_add_working_days(cal, &day0, c->amount, &d->due_date, &c_cov)) < 0)
-				goto done;
+				return err;
 			d->due_at = end_of_day(&d->due_date);
 			break;
 		case U_HOURS:
@@ -1430,9 +1455,7 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 	*n_out = n;
 	if (covered)
 		*covered = cov;
-done:
-	json_decref(cf);
-	return err;
+	return 0;
 }
 
 /* ---- decide ------------------------------------------------------------------ */
@@ -1440,10 +1463,14 @@ done:
 static int
 add_finding(json_t *findings, const struct rule *r)
 {
-	json_t *x = json_pack("{s:s, s:s, s:s, s:s}", "rule", r->id, "clause", r->clause,
-	    "stage", stage_names[r->stage], "outcome", ras_decision_outcome_name(r->outcome));
+	json_t *x = json_object();
 
-	if (x == NULL || json_array_append_new(findings, x) < 0)
+	/* as json_pack("{s:s, s:s, s:s, s:s}") built it, without parsing a format */
+	if (x == NULL || json_array_append_new(findings, x) < 0 ||
+	    json_object_set_new(x, "rule", json_string(r->id)) < 0 ||
+	    json_object_set_new(x, "clause", json_string(r->clause)) < 0 ||
+	    json_object_set_new(x, "stage", json_string(stage_names[r->stage])) < 0 ||
+	    json_object_set_new(x, "outcome", json_string(ras_decision_outcome_name(r->outcome))) < 0)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if (r->target && json_object_set_new(x, "target", json_string(r->target)) < 0)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
