@@ -98,4 +98,13 @@
 /* Services (rule sets) in one mappings directory. */
 #define RAS_SERVICES_MAX         64
 
+/* --- clinicians' pages (issue 13) ---------------------------------- */
+
+/* A form posted to the clinicians' pages: the decision form's advice is
+ * the largest field (RAS_STRING_MAX, as rasctl decide takes). */
+#define RAS_UI_FORM_MAX          (RAS_STRING_MAX + 4096u)
+
+/* A page rendered for a clinician (a long audit trail included). */
+#define RAS_UI_PAGE_MAX          (4u * 1024u * 1024u)
+
 #endif
