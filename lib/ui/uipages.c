@@ -175,6 +175,20 @@ when(struct ras_buf *out, const char *iso)
 	}
 }
 
+/* "FAMILY, Given" as NHS patient banners write it. */
+static void
+patient_name(struct ras_buf *out, const char *family, const char *given)
+{
+	if (family == NULL && given == NULL) {
+		RAW("Name not known");
+		return;
+	}
+	P("%s", family ? family : "");
+	if (family && given)
+		RAW(", ");
+	P("%s", given ? given : "");
+}
+
 static void
 clock_tag(struct ras_buf *out, const char *status)
 {
@@ -314,7 +328,9 @@ ras_uipages_worklist(struct ras_db *db, const struct ras_uiviewer *v, const char
 			RAW("<tr class=\"nhsuk-table__row\">");
 			RAW("<td class=\"nhsuk-table__cell\"><a href=\"/referral/");
 			(void)ras_html_urlenc(out, key);
-			P("\">%s, %s</a>", s_or(r, "family", "(no name)"), s_or(r, "given", ""));
+			RAW("\">");
+			patient_name(out, ras_json_str(r, "family"), ras_json_str(r, "given"));
+			RAW("</a>");
 			if (json_is_true(json_object_get(r, "restricted")))
 				RAW(" <strong class=\"nhsuk-tag nhsuk-tag--purple\">Restricted</strong>");
 			RAW("</td><td class=\"nhsuk-table__cell rasd-nowrap\">");
@@ -449,11 +465,10 @@ banner(struct ras_buf *out, const json_t *ref)
 {
 	json_t *p = json_object_get(json_object_get(ref, "doc"), "patient");
 	bool restricted = json_is_true(json_object_get(p, "restricted"));
-	char name[600];
 
-	snprintf(name, sizeof(name), "%s, %s", s_or(p, "family", "(no name)"), s_or(p, "given", ""));
-	RAW("<section class=\"rasd-banner\" aria-label=\"Patient\">\n");
-	P("<h1 class=\"nhsuk-heading-l rasd-banner__name\">%s", name);
+	RAW("<section class=\"rasd-banner\" aria-label=\"Patient\">\n"
+	    "<h1 class=\"nhsuk-heading-l rasd-banner__name\">");
+	patient_name(out, ras_json_str(p, "family"), ras_json_str(p, "given"));
 	if (restricted)
 		RAW(" <strong class=\"nhsuk-tag nhsuk-tag--purple\">Restricted</strong>");
 	RAW("</h1>\n<dl class=\"nhsuk-summary-list rasd-banner__list\">\n");
@@ -559,6 +574,10 @@ load_referral(struct ras_db *db, const struct ras_uiviewer *v, const char *what,
 	return 0;
 }
 
+/* Characters of an audit entry's detail shown in the trail (rasctl events
+ * shows them whole). */
+#define TRAIL_DETAIL_MAX 240
+
 static void
 trail_section(struct ras_buf *out, struct ras_db *db, const char *what)
 {
@@ -603,6 +622,16 @@ trail_section(struct ras_buf *out, struct ras_db *db, const char *what)
 
 		if (json_is_object(det) && json_object_size(det))
 			(void)ras_json_dump(det, RAS_JSON_COMPACT, &d);
+		if (d.len > TRAIL_DETAIL_MAX) {
+			/* cut on a character boundary */
+			size_t n = TRAIL_DETAIL_MAX;
+
+			while (n > 0 && ((unsigned char)d.data[n] & 0xc0) == 0x80)
+				n--;
+			d.len = n;
+			d.data[n] = '\0';
+			(void)ras_buf_puts(&d, " …");
+		}
 		RAW("<tr class=\"nhsuk-table__row\"><td class=\"nhsuk-table__cell rasd-nowrap\">");
 		when(out, ras_json_str(x, "at"));
 		P("</td><td class=\"nhsuk-table__cell\">%s</td><td class=\"nhsuk-table__cell\">%s</td>"
