@@ -9,6 +9,9 @@ RAS_DEB_PACKAGES=(
   libjansson-dev libpq-dev libcurl4-openssl-dev libxml2-dev libssl-dev
   libcunit1-dev libmicrohttpd-dev libsystemd-dev zlib1g-dev
   postgresql-15 postgresql-client-15 openssl
+  # the clinicians' pages (issue 13): JOSE for the CIS2 sign-in, and the
+  # browser their tests drive (headless, through npm puppeteer-core)
+  libcjose-dev chromium
 )
 
 say() { printf '==> %s\n' "$*"; }
@@ -36,6 +39,9 @@ ras_need_packages() {
 # Configure (once) and build into $1 (default build/) with extra meson options.
 ras_build() {
   local dir=${1:-build}; shift || true
+  # The build copies the NHS.UK frontend styles from npm (lib/ui/assets):
+  # the machine's node and npm when it has them, else Debian's.
+  command -v node >/dev/null && command -v npm >/dev/null || ras_need_packages nodejs npm
   if [ ! -f "$RAS_ROOT/$dir/build.ninja" ]; then
     say "configuring $dir"
     meson setup "$RAS_ROOT/$dir" "$RAS_ROOT" "$@" >/dev/null
