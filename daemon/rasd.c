@@ -1,5 +1,5 @@
 /*
- * rasd: the integration daemon.  See README.md ("The daemon").
+ * rasd: the integration daemon.  See rasd(8) and docs/operations.md.
  *
  *   rasd [--config FILE] [--check-config] [--foreground]
  *
@@ -39,7 +39,7 @@
 #include "ras/error.h"
 #include "ras/log.h"
 #include "ras/migrate.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras_config.h"
 #include "spool.h"
 #include "stage.h"
@@ -54,40 +54,6 @@ enum {
 };
 
 static int ready_pipe = -1;   /* background start: tells the parent we are ready */
-
-/* ---- shared helpers (daemon.h) ------------------------------------------ */
-
-struct ras_unit_stats *
-ras_daemon_unit_stats(struct ras_daemon *d, const char *name)
-{
-	for (size_t i = 0; i < d->stats.nunits; i++)
-		if (strcmp(d->stats.units[i].name, name) == 0)
-			return &d->stats.units[i];
-	if (d->stats.nunits == RAS_STATS_UNITS_MAX)
-		return &d->stats.units[RAS_STATS_UNITS_MAX - 1];
-	snprintf(d->stats.units[d->stats.nunits].name, sizeof(d->stats.units[0].name), "%s", name);
-	return &d->stats.units[d->stats.nunits++];
-}
-
-struct ras_db *
-ras_daemon_db(struct ras_daemon *d)
-{
-	if (d->db && ras_db_ok(d->db))
-		return d->db;
-	if (d->db == NULL)
-		ras_error_code(RAS_EIO, "not connected");
-	else
-		ras_error_code(RAS_EIO, "the database connection was lost and could not be re-established");
-	return NULL;
-}
-
-size_t
-ras_daemon_batch(const struct ras_daemon *d)
-{
-	int64_t n = ras_config_int(d->cfg, "database", NULL, "batch_size");
-
-	return n > 0 ? (size_t)n : 200;
-}
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -210,7 +176,7 @@ log_problems(const struct ras_buf *problems)
 static void
 warn_restart_only(const struct ras_config *old, const struct ras_config *neu)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++) {
+	for (const struct ras_option *o = ras_config_options; o->name; o++) {
 		const char *a, *b;
 
 		if (o->reloadable || o->instanced)
@@ -261,27 +227,32 @@ on_watchdog(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 	ras_loop_timer_after(t, (int64_t)(ras_notify_watchdog_usec() / 2000));
 }
 
+/* The heartbeat records the interval (rasctl status calls an instance
+ * running while its last heartbeat is younger than two of them) and the
+ * backend of this connection (gone at once when rasd is killed). */
 static const char SQL_HEARTBEAT[] =
     "INSERT INTO daemon_instances AS i (instance, host, pid, version, started_at, heartbeat_at,"
-    "  stopped_at)"
+    "  stopped_at, heartbeat_seconds, backend_pid)"
     " VALUES ($1, $2, $3::int, $4, to_timestamp($5::bigint), now(),"
-    "  CASE WHEN $6::boolean THEN now() END)"
+    "  CASE WHEN $6::boolean THEN now() END, $7::int, pg_backend_pid())"
     " ON CONFLICT (host, pid, started_at) DO UPDATE SET heartbeat_at = now(),"
-    "  stopped_at = EXCLUDED.stopped_at";
+    "  stopped_at = EXCLUDED.stopped_at, heartbeat_seconds = EXCLUDED.heartbeat_seconds,"
+    "  backend_pid = EXCLUDED.backend_pid";
 
 static void
 heartbeat(struct ras_daemon *d, bool stopped)
 {
 	struct ras_db *db = ras_daemon_db(d);
-	char pid[16], started[24];
+	char pid[16], started[24], every[16];
 
 	if (db == NULL)
 		return;
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	snprintf(started, sizeof(started), "%lld", (long long)d->started_at);
-	if (ras_db_query(db, NULL, SQL_HEARTBEAT, 6, (struct ras_db_param[]){
+	snprintf(every, sizeof(every), "%lld", (long long)ras_config_int(d->cfg, "daemon", NULL, "heartbeat"));
+	if (ras_db_query(db, NULL, SQL_HEARTBEAT, 7, (struct ras_db_param[]){
 	    RAS_DB_TEXT(d->instance), RAS_DB_TEXT(d->host), RAS_DB_TEXT(pid), RAS_DB_TEXT(RAS_VERSION),
-	    RAS_DB_TEXT(started), RAS_DB_TEXT(stopped ? "true" : "false") }) < 0)
+	    RAS_DB_TEXT(started), RAS_DB_TEXT(stopped ? "true" : "false"), RAS_DB_TEXT(every) }) < 0)
 		ras_log(RAS_LOG_WARNING, "could not record the heartbeat: %s", ras_error_last());
 }
 
@@ -427,10 +398,35 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: rasd [--config FILE] [--check-config] [--foreground]\n"
+	    "       rasd --reload PID\n"
 	    "  --config FILE    configuration file (default $RASD_CONFIG, else %s/rasd.conf)\n"
 	    "  --check-config   check the configuration, mappings and rule sets, print\n"
 	    "                   \"configuration OK\" or every problem, and exit\n"
-	    "  --foreground     stay in the foreground (implied under systemd)\n", RAS_SYSCONFDIR);
+	    "  --foreground     stay in the foreground (implied under systemd)\n"
+	    "  --reload PID     ask the rasd with process id PID to reload its configuration\n"
+	    "                   (SIGHUP; the units' ExecReload=, so no kill(1) is needed)\n",
+	    RAS_SYSCONFDIR);
+}
+
+/* rasd --reload PID: what `systemctl reload` runs (ExecReload=/usr/sbin/rasd
+ * --reload $MAINPID).  kill(1) is procps's, absent on minimal systems. */
+static int
+send_reload(const char *arg)
+{
+	char *end;
+	long pid;
+
+	errno = 0;
+	pid = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || pid <= 1 || pid > INT_MAX) {
+		ras_log(RAS_LOG_ERR, "--reload wants the process id of a running rasd, not \"%.40s\"", arg);
+		return EXIT_USAGE;
+	}
+	if (kill((pid_t)pid, SIGHUP) < 0) {
+		ras_log(RAS_LOG_ERR, "cannot signal process %ld: %s", pid, strerror(errno));
+		return errno == EPERM ? EXIT_NOPERM : EXIT_UNAVAILABLE;
+	}
+	return 0;
 }
 
 int
@@ -442,6 +438,7 @@ main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "reload", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ras_buf problems = RAS_BUF_INIT(256 * 1024);
@@ -461,6 +458,7 @@ main(int argc, char **argv)
 		case 'f': foreground = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("rasd %s\n", RAS_VERSION); return 0;
+		case 'R': return send_reload(optarg);
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -576,6 +574,15 @@ main(int argc, char **argv)
 	if (d->heartbeat)
 		ras_loop_timer_after(d->heartbeat, ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000);
 	if (ras_notify_watchdog_usec()) {
+		/* rasctl status calls an instance dead after two heartbeats; that
+		 * should come before systemd's watchdog acts, not long after */
+		uint64_t hb = (uint64_t)ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000000u;
+
+		if (2 * hb > ras_notify_watchdog_usec())
+			ras_log(RAS_LOG_WARNING, "[daemon] heartbeat = %llu s is more than half the watchdog "
+			    "interval (WatchdogSec= %llu s): rasctl status will be slow to see a hung rasd",
+			    (unsigned long long)(hb / 1000000u),
+			    (unsigned long long)(ras_notify_watchdog_usec() / 1000000u));
 		d->watchdog = ras_loop_timer_new(d->loop, "watchdog", on_watchdog, d);
 		if (d->watchdog)
 			ras_loop_timer_after(d->watchdog, 0);

@@ -4,6 +4,9 @@
  *
  *   normalise    inbox rows "received" -> referrals (foundation); installs
  *                the XML form maps intake reads (mappings/form-maps)
+ *   demographics referrals "new" lacking name, birth date or practice (all
+ *                with [pds] verify) -> PDS lookups, stored and applied,
+ *                back to "new" (needs [pds] base_url; pds_store.h)
  *   triage       referrals "new" -> decisions with reasons and deadlines
  *   ers-outcome  decisions -> A029/A028 on e-RS (needs [ers] base_url)
  *   render       outbox "pending" -> documents built and routed
@@ -41,7 +44,10 @@
 #include "ras/ers_poll.h"
 #include "ras/intake.h"
 #include "ras/log.h"
+#include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
+#include "ras/pds.h"
+#include "ras/pds_store.h"
 #include "ras/runtime.h"
 #include "ras/store.h"
 #include "ras/triage.h"
@@ -65,17 +71,9 @@ static void
 pipeline_free(void *v)
 {
 	struct pipeline *p = v;
-	const struct ras_xmlform_maps *cur;
 
 	if (p == NULL)
 		return;
-	/* Intake must never read maps that are gone: unset them if they are
-	 * ours (a newer configuration may have installed its own already). */
-	if (p->rt) {
-		cur = ras_intake_set_form_maps(NULL);
-		if (cur != ras_runtime_form_maps(p->rt))
-			(void)ras_intake_set_form_maps(cur);
-	}
 	ras_runtime_free(p->rt);
 	free(p);
 }
@@ -166,13 +164,14 @@ ras_stages_log_normalised(struct ras_db *db, const struct ras_normalise_report *
 static int
 normalise_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 {
+	struct pipeline *p = state;
 	struct ras_normalise_report *rep = NULL;
 	size_t n = 0;
 	int err;
 
 	(void)now;
-	(void)state;
-	if ((err = ras_store_normalise(db, NULL, 0, limit, &rep, &n)) < 0)
+	/* XML referral forms are read through the configuration's maps */
+	if ((err = ras_store_normalise(db, ras_runtime_form_maps(p->rt), NULL, 0, limit, &rep, &n)) < 0)
 		return err;
 	if (n)
 		ras_stages_log_normalised(db, rep, n);
@@ -180,28 +179,64 @@ normalise_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	return (int)n;
 }
 
-/* Intake (this stage, HTTP, the spool, the e-RS poll) reads XML referral
- * forms through the configuration's maps from the moment it is in use. */
-static void
-normalise_start(void *state)
-{
-	struct pipeline *p = state;
-
-	(void)ras_intake_set_form_maps(ras_runtime_form_maps(p->rt));
-}
-
 static int
 normalise_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
     struct ras_buf *problems)
 {
 	struct pipeline *p = pipeline_of(cfg, sink, problems);
-	struct ras_unit_spec spec = { .name = "normalise", .run = normalise_run,
-		.start = normalise_start };
+	struct ras_unit_spec spec = { .name = "normalise", .run = normalise_run };
 
 	if (p == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if (p->rt == NULL)
 		return RAS_EINVALID;   /* every problem is in `problems` already */
+	spec.state = p;
+	return ras_unit_add(sink, &spec);
+}
+
+/* ---- demographics -------------------------------------------------------- */
+
+static int
+demographics_run(struct ras_db *db, int64_t now, size_t limit, void *state)
+{
+	struct pipeline *p = state;
+	struct ras_pds_settings set;
+	struct ras_pds *c = ras_runtime_pds(p->rt, &set);
+	struct ras_pds_stage_report rep;
+	int err;
+
+	err = ras_pds_store_demographics(db, c, set.verify, set.max_age_s, now, limit, &rep);
+	if (rep.queued || rep.looked_up) {
+		struct ras_log_field f[] = { { "STAGE", "demographics" }, { NULL, NULL } };
+		bool bad = rep.by_result[RAS_PDS_UNAVAILABLE] || rep.by_result[RAS_PDS_REFUSED];
+
+		/* counts and the error of a failed call: never patient data */
+		ras_log_fields(bad ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
+		    "%d referral(s) wait for demographics; %d PDS lookup(s) (%d for letters): %d found (%d restricted,"
+		    " %d superseded, %d deceased, %d differing), %d not found, %d invalidated, %d invalid,"
+		    " %d refused, %d unavailable%s%s", rep.queued, rep.looked_up, rep.refreshed, rep.by_result[RAS_PDS_FOUND],
+		    rep.restricted, rep.superseded, rep.deceased, rep.differing, rep.by_result[RAS_PDS_NOT_FOUND],
+		    rep.by_result[RAS_PDS_INVALIDATED], rep.by_result[RAS_PDS_INVALID],
+		    rep.by_result[RAS_PDS_REFUSED], rep.by_result[RAS_PDS_UNAVAILABLE],
+		    rep.first_error[0] ? ": " : "", rep.first_error);
+	}
+	if (err < 0)
+		return err;
+	return rep.looked_up - rep.by_result[RAS_PDS_UNAVAILABLE] - rep.by_result[RAS_PDS_REFUSED];
+}
+
+static int
+demographics_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
+    struct ras_buf *problems)
+{
+	struct pipeline *p = pipeline_of(cfg, sink, problems);
+	/* 20 lookups a run: 4 s at PDS's 5 a second, so the loop stays lively */
+	struct ras_unit_spec spec = { .name = "demographics", .run = demographics_run, .limit = 20 };
+
+	if (p == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (p->rt == NULL || ras_runtime_pds(p->rt, NULL) == NULL)
+		return 0;   /* reported by normalise, or [pds] base_url unset: PDS is off */
 	spec.state = p;
 	return ras_unit_add(sink, &spec);
 }
@@ -552,21 +587,19 @@ static int
 mesh_poll_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 {
 	struct pipeline *p = state;
-	struct ras_outbox_stats st;
+	struct ras_mesh_inbox_stats st;
 	int err;
 
 	(void)limit;
 	memset(&st, 0, sizeof(st));
-	err = ras_outbox_mesh_poll(ras_runtime_outbox(p->rt), db, now, &st);
+	err = ras_mesh_inbox_poll(ras_runtime_mesh_inbox(p->rt), db, now, &st);
 	if (st.reports || st.received || st.acknowledged) {
 		struct ras_log_field f[] = { { "STAGE", "mesh-poll" }, { NULL, NULL } };
 
-		ras_log_fields(st.dead ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
-		    "MESH inbox: %d report(s), %d message(s) into intake, %d acknowledged, %d document(s) dead",
-		    st.reports, st.received, st.acknowledged, st.dead);
+		ras_log_fields(RAS_LOG_INFO, f,
+		    "MESH inbox: %d report(s), %d message(s) into intake, %d acknowledged",
+		    st.reports, st.received, st.acknowledged);
 	}
-	if (st.dead)
-		log_dead(db, now, "mesh-poll");
 	if (err < 0)
 		return err;
 	return st.reports + st.received;
@@ -589,7 +622,7 @@ documents_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
 	    ras_config_bool(cfg, "routing", NULL, "gp_auto_routing") ||
 	    ras_config_get(cfg, "outbox", NULL, "print_dir");
 	if (!p->documents)
-		return 0;   /* no delivery route: letters wait in the outbox (README) */
+		return 0;   /* no delivery route: letters wait in the outbox (docs/design/delivery.md) */
 	{
 		struct ras_unit_spec r = { .name = "render", .run = render_run, .state = p,
 			.limit = (size_t)batch };
@@ -616,6 +649,8 @@ documents_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
 
 const struct ras_stage_def ras_stage_defs[] = {
 	{ "normalise", normalise_configure },
+	/* PDS (issue 10): demographics for referrals that lack them */
+	{ "demographics", demographics_configure },
 	/* triage (issue 3): the batch stage that triages referrals in state "new" */
 	{ "triage", triage_configure },
 	/* e-RS (issue 4): the record-outcome stage and the worklist pollers */

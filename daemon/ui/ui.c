@@ -28,7 +28,7 @@
 #include "ras/oidc.h"
 #include "ras/outbox.h"
 #include "ras/runtime.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 #include "ras/uipages.h"
 #include "ras/uisession.h"

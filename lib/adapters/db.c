@@ -1,11 +1,15 @@
 /* db: libpq adapter (see include/ras/db.h). */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
 
+#include "ras/arena.h"
 #include "ras/db.h"
 #include "ras/error.h"
+#include "ras/limits.h"
+#include "ras/log.h"
 
 #define DB_PARAMS_MAX 64
 
@@ -26,6 +30,38 @@ trim_newline(char *s)
 
 	while (n && (s[n - 1] == '\n' || s[n - 1] == ' '))
 		s[--n] = '\0';
+}
+
+/* PostgreSQL's notices and warnings (client_min_messages = warning: a
+ * RAISE WARNING, a deprecation) go through rasd's logger as one line, with
+ * the SQLSTATE, instead of libpq's default of raw text on stderr. */
+static void
+on_notice(void *arg, const PGresult *r)
+{
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *where = PQresultErrorField(r, PG_DIAG_CONTEXT);
+	enum ras_log_prio prio = RAS_LOG_NOTICE;
+	char text[RAS_DB_NOTICE_MAX], ctx[160];
+
+	(void)arg;
+	if (sev && (strcmp(sev, "WARNING") == 0))
+		prio = RAS_LOG_WARNING;
+	else if (sev && (strcmp(sev, "DEBUG") == 0 || strcmp(sev, "LOG") == 0))
+		prio = RAS_LOG_DEBUG;
+	else if (sev && strcmp(sev, "INFO") == 0)
+		prio = RAS_LOG_INFO;
+	snprintf(text, sizeof(text), "%s", msg ? msg : "(no message)");
+	snprintf(ctx, sizeof(ctx), "%s", where ? where : "");
+	for (char *p = text; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	for (char *p = ctx; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	ras_log(prio, "PostgreSQL %s %s: %s%s%s%s", sev ? sev : "NOTICE", state ? state : "-", text,
+	    ctx[0] ? " (context: " : "", ctx, ctx[0] ? ")" : "");
 }
 
 int
@@ -49,6 +85,7 @@ ras_db_connect(const char *conninfo, struct ras_db **out)
 		return ras_error_code(RAS_EIO, "could not connect to the database: %s", msg);
 	}
 	PQsetErrorVerbosity(db->conn, PQERRORS_DEFAULT);
+	(void)PQsetNoticeReceiver(db->conn, on_notice, NULL);
 	{
 		PGresult *r = PQexec(db->conn, "SET client_min_messages = warning; SET TIME ZONE 'UTC'");
 
@@ -343,6 +380,70 @@ ras_db_pipeline_exit(struct ras_db *db)
 		PQclear(r);
 	}
 	return 0;
+}
+
+void
+ras_db_writes_add(struct ras_db_writes *w, const char *sql, int n, ...)
+{
+	va_list ap;
+	struct ras_db_writes_stmt *s;
+
+	if (w->err)
+		return;
+	if (n > RAS_DB_WRITES_PARAMS) {
+		w->err = ras_error_code(RAS_EINVALID, "a batched write takes at most %d parameters",
+		    RAS_DB_WRITES_PARAMS);
+		return;
+	}
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct ras_db_writes_stmt *nv = ras_arena_calloc(w->a, cap, sizeof(*nv));
+
+		if (nv == NULL) {
+			w->err = ras_error_code(RAS_ENOMEM, "out of memory");
+			return;
+		}
+		if (w->n)
+			memcpy(nv, w->v, w->n * sizeof(*nv));
+		w->v = nv;
+		w->cap = cap;
+	}
+	s = &w->v[w->n++];
+	s->sql = sql;
+	s->n = n;
+	va_start(ap, n);
+	for (int i = 0; i < n; i++)
+		s->p[i] = RAS_DB_TEXT(va_arg(ap, const char *));
+	va_end(ap);
+}
+
+int
+ras_db_writes_run(struct ras_db *db, struct ras_db_writes *w)
+{
+	int err, e2;
+
+	if (w->err)
+		return w->err;
+	if (w->n == 0)
+		return 0;
+	if ((err = ras_db_pipeline_enter(db)) < 0)
+		return err;
+	for (size_t i = 0; i < w->n; i++)
+		if ((err = ras_db_pipeline_send(db, w->v[i].sql, w->v[i].n, w->v[i].p)) < 0)
+			goto out;
+	if ((err = ras_db_pipeline_sync(db)) < 0)
+		goto out;
+	for (size_t i = 0; i < w->n; i++) {
+		struct ras_db_res *res = NULL;
+
+		err = ras_db_pipeline_result(db, &res);
+		ras_db_res_free(res);
+		if (err < 0)
+			goto out;
+	}
+out:
+	e2 = ras_db_pipeline_exit(db);
+	return err ? err : e2;
 }
 
 int

@@ -13,7 +13,7 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/oidc.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 /* Discovery documents, JWKS, token and userinfo answers are small. */
 #define OIDC_DOC_MAX RAS_TOKEN_RESPONSE_MAX

@@ -14,7 +14,8 @@
 #include "ras/limits.h"
 #include "ras/ops.h"
 #include "ras/outbox.h"
-#include "ras/timeutil.h"
+#include "ras/date.h"
+#include "ras/time.h"
 #include "ras/uipages.h"
 
 #define P(...) (void)ras_html_printf(out, __VA_ARGS__)

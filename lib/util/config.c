@@ -1,8 +1,9 @@
 /*
  * config: INI parser, option table and secrets (see include/ras/config.h).
  *
- * To add an option, add a row to ras_options[] and document it in the
- * README's configuration section; nothing else reads the file.
+ * To add an option, add a row to ras_config_options[]: its help text is its
+ * entry in rasd.conf(5), whose options table is generated from this table at
+ * build time (scripts/gen-conf-options), and in systemd/rasd.conf.example.
  */
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ras/arena.h"
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/error.h"
@@ -144,7 +146,7 @@ log_level(const char *v, char *buf, size_t size)
 	return NULL;
 }
 
-const struct ras_option ras_options[] = {
+const struct ras_option ras_config_options[] = {
 	{ "database", "conninfo", RAS_OPT_STRING, NULL, 0, 0, false, false, no_password,
 	  "libpq connection string (no password: use passfile= or a credential)" },
 	{ "database", "batch_size", RAS_OPT_INT, "200", 1, 10000, true, false, NULL,
@@ -202,6 +204,40 @@ const struct ras_option ras_options[] = {
 	  "reviewComments of an acceptance whose decision gives no advice" },
 	{ "ers", "poll_days", RAS_OPT_STRING, "working", 0, 0, true, false, ers_poll_days_ok,
 	  "days the daemon polls the worklists on schedule: working (Mon-Fri less bank holidays) or all" },
+
+	/* PDS (issue 10): [pds] (docs/design/pds.md) */
+	{ "pds", "base_url", RAS_OPT_URL, NULL, 0, 0, true, false, NULL,
+	  "PDS FHIR R4 base, e.g. https://api.service.nhs.uk/personal-demographics/FHIR/R4 (unset: PDS off)" },
+	{ "pds", "mode", RAS_OPT_STRING, "application", 0, 0, true, false, ers_mode_ok,
+	  "application (signed JWT), user (bearer token file) or sandbox (no auth)" },
+	{ "pds", "token_url", RAS_OPT_URL, NULL, 0, 0, true, false, NULL,
+	  "NHS API platform token endpoint (application mode); the JWT aud is exactly this" },
+	{ "pds", "api_key", RAS_OPT_STRING, NULL, 0, 0, true, false, ers_token_ok,
+	  "APIM application API key: iss and sub of the client assertion" },
+	{ "pds", "kid", RAS_OPT_STRING, NULL, 0, 0, true, false, ers_token_ok,
+	  "key id of the signing key in the application's JWKS" },
+	{ "pds", "private_key", RAS_OPT_SECRET, NULL, 0, 0, true, false, NULL,
+	  "RSA private key (PEM) file or systemd credential name, for RS512 signing" },
+	{ "pds", "bearer_token_file", RAS_OPT_SECRET, NULL, 0, 0, true, false, NULL,
+	  "user mode: file (or credential) holding the access token; re-read when it changes" },
+	{ "pds", "end_user_ods", RAS_OPT_STRING, NULL, 0, 0, true, false, ers_token_ok,
+	  "NHSD-End-User-Organisation-ODS, for an installation serving several organisations" },
+	{ "pds", "ca_file", RAS_OPT_PATH, NULL, 0, 0, true, false, NULL,
+	  "PEM CA bundle for the PDS and token hosts (default: the system bundle)" },
+	{ "pds", "client_cert", RAS_OPT_PATH, NULL, 0, 0, true, false, NULL,
+	  "PEM client certificate, when the network path needs mutual TLS" },
+	{ "pds", "client_key", RAS_OPT_PATH, NULL, 0, 0, true, false, NULL,
+	  "PEM key of client_cert" },
+	{ "pds", "rate_limit", RAS_OPT_INT, "5", 1, 100, true, false, NULL,
+	  "PDS requests started per second by this process (PDS allows 5 per application)" },
+	{ "pds", "timeout", RAS_OPT_INT, "10", 1, 120, true, false, NULL,
+	  "seconds one PDS call may take" },
+	{ "pds", "max_attempts", RAS_OPT_INT, "4", 1, 20, true, false, NULL,
+	  "attempts per lookup on 408/429/5xx/timeouts (same X-Request-ID) before it waits" },
+	{ "pds", "max_age", RAS_OPT_INT, "24", 1, 720, true, false, NULL,
+	  "hours a stored PDS record may be used for a referral's letters before a fresh lookup" },
+	{ "pds", "verify", RAS_OPT_BOOL, "false", 0, 0, true, false, NULL,
+	  "look up every referral's patient (R4 too) and send differences from PDS to review" },
 
 	/* documents and delivery (issue 5): [mesh], [fhir], [routing], [outbox] … */
 	{ "mesh", "enabled", RAS_OPT_BOOL, "false", 0, 0, true, false, NULL,
@@ -285,6 +321,8 @@ const struct ras_option ras_options[] = {
 	  "concurrent connections" },
 	{ "http", "timeout", RAS_OPT_INT, "30", 1, 3600, false, false, NULL,
 	  "seconds an idle connection is kept" },
+	{ "http", "commit_delay", RAS_OPT_INT, "2", 0, 5000, true, false, NULL,
+	  "milliseconds an intake POST waits for others to share its commit (group commit)" },
 	{ "spool", "directory", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
 	  "directory watched for payload files (unset: no spool)" },
 	{ "spool", "done", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
@@ -352,7 +390,7 @@ struct ras_config {
 static const struct ras_option *
 find_option(const char *section, const char *name)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++)
+	for (const struct ras_option *o = ras_config_options; o->name; o++)
 		if (strcmp(o->section, section) == 0 && strcmp(o->name, name) == 0)
 			return o;
 	return NULL;
@@ -361,7 +399,7 @@ find_option(const char *section, const char *name)
 static bool
 section_known(const char *section, bool instanced)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++)
+	for (const struct ras_option *o = ras_config_options; o->name; o++)
 		if (strcmp(o->section, section) == 0 && o->instanced == instanced)
 			return true;
 	return false;
@@ -704,6 +742,41 @@ ras_config_secret(const struct ras_config *c, const char *section, const char *i
 	while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
 		out->data[--out->len] = '\0';
 	return 0;
+}
+
+int
+ras_config_secret_string(const struct ras_config *c, struct ras_arena *a, const char *section,
+    const char *name, const char **out)
+{
+	struct ras_buf b = RAS_BUF_INIT(RAS_SECRET_MAX);
+	int err;
+
+	*out = NULL;
+	if (ras_config_get(c, section, NULL, name) == NULL)
+		return 0;
+	if ((err = ras_config_secret(c, section, NULL, name, &b)) < 0) {
+		ras_buf_free(&b);
+		return err;
+	}
+	*out = ras_arena_strdup(a, b.data ? b.data : "");
+	if (b.data)
+		memset(b.data, 0, b.len);
+	ras_buf_free(&b);
+	return *out ? 0 : ras_error_code(RAS_ENOMEM, "out of memory");
+}
+
+const char *
+ras_config_secret_path(const struct ras_config *c, struct ras_arena *a, const char *section,
+    const char *name)
+{
+	const char *v = ras_config_get(c, section, NULL, name);
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+	if (v == NULL || *v == '\0')
+		return NULL;
+	if (v[0] != '/' && creds && strchr(v, '/') == NULL)
+		return ras_arena_printf(a, "%s/%s", creds, v);
+	return ras_arena_strdup(a, v);
 }
 
 const char *
