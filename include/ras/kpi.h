@@ -60,6 +60,13 @@ struct ras_kpi_referral {
 	int64_t discharged;
 	int64_t pifu;
 	int64_t summary_sent;          /* discharge summary / care plan sent to the GP */
+	int64_t returned;              /* the return happened: e-RS recorded it or its letter was
+	                                  delivered (the return clock met); 0 while not */
+	int64_t gp_notified;           /* the 2WW GP notice (or triage letter) delivered: the
+	                                  gp-notification clock met; 0 while not */
+	int64_t gp_notice_acked;       /* ITK3 acknowledgement of that notice: 0 until rasd
+	                                  records ITK3 acknowledgements (the hook: kpi.c
+	                                  RAS_KPI_2WW_NEEDS_ACK) */
 };
 
 /* An attendance or a move to PIFU (the share measures count events). */

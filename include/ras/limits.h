@@ -36,6 +36,10 @@
 /* Answers in one QuestionnaireResponse (after flattening groups). */
 #define RAS_FORM_ANSWERS_MAX     2000
 
+/* QuestionnaireResponses one referral carries (its form, questionnaires
+ * such as a PHQ-9 attached beside it): a handful. */
+#define RAS_FORMS_PER_REFERRAL_MAX 32
+
 /* One string value kept from a payload (free text answers, names). */
 #define RAS_STRING_MAX           (64u * 1024u)
 
@@ -105,6 +109,9 @@
 
 /* Services (rule sets) in one mappings directory. */
 #define RAS_SERVICES_MAX         64
+
+/* [clinician] sections: a service has tens of clinicians. */
+#define RAS_CLINICIANS_MAX       2000
 
 /* --- clinicians' pages (issue 13) ---------------------------------- */
 

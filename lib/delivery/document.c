@@ -199,11 +199,14 @@ outcome_text(struct ras_arena *a, const struct ras_decision *d)
 	return ras_arena_printf(a, "Referred on: %s", d->onward_target);
 }
 
-static const char *
-deadline_label(const char *kind)
+/* What a letter says for a clock: the label a reader understands, never
+ * rasd's internal name (issue 12). */
+const char *
+ras_document_deadline_label(const char *kind)
 {
 	static const struct { const char *k, *label; } labels[] = {
 		{ "triage", "Triage completed" },
+		{ "clinical-review", "A clinician reviews the referral" },
 		{ "return", "Referral returned to the referrer" },
 		{ "onward", "Onward referral made" },
 		{ "gp-notification", "GP informed" },
@@ -211,14 +214,19 @@ deadline_label(const char *kind)
 		{ "contact", "The service contacts the patient to arrange an appointment" },
 		{ "assessment", "Assessment" },
 		{ "first-appointment", "First appointment" },
+		{ "first-appointment-limit", "First appointment at the latest" },
 		{ "treatment", "Treatment starts" },
 		{ "treatment-start", "Treatment starts" },
+		{ "pathway-end", "Care with the service completed" },
+		{ "discharge-summary", "Discharge summary sent to the GP" },
+		{ "care-plan", "Care plan sent to the GP" },
+		{ "notification-letter", "Letter to the GP" },
 	};
 
-	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
+	for (size_t i = 0; kind && i < sizeof(labels) / sizeof(labels[0]); i++)
 		if (strcmp(labels[i].k, kind) == 0)
 			return labels[i].label;
-	return kind;
+	return "Next step";
 }
 
 /* Free text: each line its own paragraph. */
@@ -385,7 +393,7 @@ sec_next_steps(struct b *b, struct ras_xhtml *x)
 		if (dl->kind == NULL || strcmp(dl->kind, "triage") == 0)
 			continue;
 		ras_xml_xhtml_open(x, "li", NULL);
-		ras_xml_xhtml_text(x, ras_arena_printf(b->a, "%s: by %s", deadline_label(dl->kind),
+		ras_xml_xhtml_text(x, ras_arena_printf(b->a, "%s: by %s", ras_document_deadline_label(dl->kind),
 		    human_date(b->a, &dl->due_date, true)));
 		if (dl->clause)
 			ras_xml_xhtml_leaf(x, "span", "clause", ras_arena_printf(b->a, " (%s)", dl->clause));
@@ -471,7 +479,7 @@ sec_patient(struct b *b, struct ras_xhtml *x)
 		row(x, "Address", ad.data ? ras_arena_strdup(b->a, ad.data) : NULL);
 		ras_buf_free(&ad);
 	} else {
-		row(x, "Postcode", p->postcode);
+		row(x, "Postcode", p->restricted ? NULL : p->postcode);
 	}
 	row(x, "Registered GP practice", gp);
 	ras_xml_xhtml_close(x);
@@ -847,7 +855,7 @@ patient_resource(struct b *b)
 		for (size_t i = 0; i < p->n_address_lines; i++)
 			(void)ras_json_append_new(lines, json_string(p->address_lines[i]));
 		put(b, res, "address", json_pack("[{s:o, s:s?}]", "line", lines, "postalCode", p->postcode));
-	} else if (p->postcode) {
+	} else if (p->postcode && !p->restricted) {
 		put(b, res, "address", json_pack("[{s:s}]", "postalCode", p->postcode));
 	}
 	if (b->has_gp)

@@ -187,6 +187,9 @@ static const char SQL_STORE_DOCREF[] =
 static const char SQL_STORE_FORM[] =
     "SELECT ras_store_form($1, $2::jsonb, $3::bigint)";
 
+static const char SQL_STORE_OTHER_FORM[] =
+    "SELECT ras_store_other_form($1, $2::jsonb, $3::bigint)";
+
 static const char SQL_EVENT[] =
     "INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)"
     " VALUES ($1::bigint, $2, $3::bigint, $4, $5, coalesce($6::jsonb, '{}'::jsonb))";
@@ -282,6 +285,11 @@ identity_problem(const struct ras_referral *r)
 	return NULL;
 }
 
+/* What a rejection of a payload that reports danger says (rasctl status,
+ * the OperationOutcome and the log show it): a person acts today. */
+#define URGENT_REJECTION "URGENT: the referral reports a red flag, suspected cancer or a " \
+	"two-week-wait priority: a person must act on it today"
+
 /* Does the referral itself say it is urgent (whatever else is wrong)? */
 static bool
 urgent_content(const struct ras_referral *r)
@@ -323,7 +331,10 @@ plan_payload(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, stru
 		if (err == RAS_ENOMEM)
 			return err;
 		p->kind = in.kind != RAS_PAYLOAD_UNKNOWN ? ras_referral_payload_kind_name(in.kind) : NULL;
-		reject(p, a, ras_error_last());
+		if (ras_intake_reports_danger(body, len))
+			reject(p, a, ras_arena_printf(a, "%s; " URGENT_REJECTION, ras_error_last()));
+		else
+			reject(p, a, ras_error_last());
 		return 0;
 	}
 	p->kind = ras_referral_payload_kind_name(in.kind);
@@ -338,9 +349,8 @@ plan_payload(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, stru
 			/* A referral that cannot be stored may still be urgent: say so
 			 * in the reason, so the person who picks up rejected payloads
 			 * (rasctl status, the OperationOutcome, the log) acts today. */
-			if (urgent_content(r))
-				why = ras_arena_printf(a, "%s; URGENT: the referral reports a red flag, suspected "
-				    "cancer or a two-week-wait priority: a person must act on it today", why);
+			if (urgent_content(r) || ras_intake_reports_danger(body, len))
+				why = ras_arena_printf(a, "%s; " URGENT_REJECTION, why);
 			reject(p, a, why);
 			return 0;
 		}
@@ -425,7 +435,11 @@ plan_payload(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, stru
 		}
 		if ((err = ras_form_to_json(in.form, &fj)) < 0)
 			return err;
-		s = add_step(a, p, STEP_OTHER, SQL_STORE_FORM);
+		/* Only a response to rasd's referral form is the referral form; any
+		 * other questionnaire (a PHQ-9, say) is kept beside it, never read
+		 * as the form (and seen by the safety net). */
+		s = add_step(a, p, STEP_OTHER, ras_referral_is_rasd_form(in.form->questionnaire) ?
+		    SQL_STORE_FORM : SQL_STORE_OTHER_FORM);
 		if (s == NULL) {
 			json_decref(fj);
 			return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -491,6 +505,8 @@ collect_steps(struct ras_db *db, struct plan *plans, size_t n)
 					rep->created++;
 				else if (outcome && strcmp(outcome, "merged") == 0)
 					rep->merged++;
+				else if (outcome && strcmp(outcome, "revised") == 0)
+					rep->revised++;
 				else
 					rep->duplicates++;
 			}
@@ -504,7 +520,7 @@ static void
 finish_report(struct plan *p)
 {
 	struct ras_normalise_report *rep = p->report;
-	int nref = rep->created + rep->merged + rep->duplicates;
+	int nref = rep->created + rep->merged + rep->revised + rep->duplicates;
 	char *m = rep->message;
 	size_t sz = sizeof(rep->message);
 
@@ -522,7 +538,8 @@ finish_report(struct plan *p)
 	else if (nref == 1)
 		snprintf(m, sz, "%s #%lld %s%s", p->steps[0].label, (long long)rep->first_referral_id,
 		    rep->created ? "created" : rep->merged ? "merged with the stored version" :
-		    "already stored", p->notes.data ? p->notes.data : "");
+		    rep->revised ? "revised: different content under the same version, the old revision "
+		    "kept, triaged again" : "already stored", p->notes.data ? p->notes.data : "");
 	else if (p->nsteps > 0)
 		snprintf(m, sz, "%s stored%s", p->steps[0].label ? p->steps[0].label : "payload",
 		    p->notes.data ? p->notes.data : "");

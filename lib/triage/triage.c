@@ -5,6 +5,7 @@
 
 #include "ras/arena.h"
 #include "ras/buf.h"
+#include "ras/clinicians.h"
 #include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
@@ -23,6 +24,7 @@ struct ers_map {
 
 struct ras_triage {
 	struct ras_mappings *m;
+	struct ras_clinicians *clinicians;
 	char *default_service;
 	size_t n_ers, cap_ers;
 	struct ers_map *ers;
@@ -117,6 +119,18 @@ ras_triage_new(const struct ras_config *cfg, const char *mappings_dir, struct ra
 	}
 	t->pds = cfg && ras_config_get(cfg, "pds", NULL, "base_url") != NULL;
 	t->pds_verify = t->pds && ras_config_bool(cfg, "pds", NULL, "verify");
+	if ((err = ras_clinicians_from_config(cfg, &t->clinicians)) < 0)
+		goto fail;
+	for (size_t i = 0; i < ras_clinicians_count(t->clinicians); i++) {
+		const struct ras_clinician *c = ras_clinicians_at(t->clinicians, i);
+
+		for (size_t k = 0; k < c->n_services; k++)
+			if (ras_mappings_ruleset(t->m, c->services[k]) == NULL) {
+				err = ras_error_code(RAS_EINVALID, "[clinician %s] services: \"%.60s\" has no rule set",
+				    c->sds_id, c->services[k]);
+				goto fail;
+			}
+	}
 	def = ras_config_get(cfg, "triage", NULL, "default_service");
 	if (def && *def) {
 		if (ras_mappings_ruleset(t->m, def) == NULL) {
@@ -141,6 +155,7 @@ ras_triage_free(struct ras_triage *t)
 	if (t == NULL)
 		return;
 	ras_mappings_free(t->m);
+	ras_clinicians_free(t->clinicians);
 	for (size_t i = 0; i < t->n_ers; i++) {
 		free(t->ers[i].ers_service_id);
 		free(t->ers[i].service);
@@ -154,6 +169,12 @@ const struct ras_mappings *
 ras_triage_mappings(const struct ras_triage *t)
 {
 	return t->m;
+}
+
+const struct ras_clinicians *
+ras_triage_clinicians(const struct ras_triage *t)
+{
+	return t->clinicians;
 }
 
 const char *
