@@ -15,6 +15,7 @@
 #include "../stages.h"
 #include "ras_config.h"
 #include "ras/buf.h"
+#include "ras/clinicians.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
@@ -160,18 +161,26 @@ cookie(char *buf, size_t size, const char *name, const char *value, int max_age)
 
 /* ---- the clinician register -------------------------------------------------- */
 
-/* The services `sds` is registered for (among the rule sets rasd has),
- * or -1 when `sds` is not in the register.  Filled in from the
- * clinician register (ras/clinicians.h) of the safety work. */
+/* The services `sds` is registered for in the clinician register
+ * ([clinician SDS_USER_ID], ras/clinicians.h) of the configuration in
+ * use, or -1 when `sds` is not in it.  The register is the one the
+ * decisions are checked against (ras_triage_clinicians), so a reload that
+ * drops a clinician ends their pages at once. */
 static int
 register_services(struct ras_ui *u, const char *sds, const char **out, size_t max)
 {
-	(void)u;
-	(void)sds;
-	(void)out;
-	(void)max;
-	ras_error_code(RAS_ENOTFOUND, "the clinician register is not in this build");
-	return -1;
+	const struct ras_runtime *rt = ras_stages_runtime(u->d->units);
+	const struct ras_clinicians *reg = rt ? ras_triage_clinicians(ras_runtime_triage(rt)) : NULL;
+	const struct ras_clinician *c = ras_clinicians_find(reg, sds);
+	size_t n = 0;
+
+	if (c == NULL) {
+		ras_error_code(RAS_ENOTFOUND, "%s is not in the clinician register", sds);
+		return -1;
+	}
+	for (size_t i = 0; i < c->n_services && n < max; i++)
+		out[n++] = c->services[i];
+	return (int)n;
 }
 
 /* ---- sessions ---------------------------------------------------------------- */
@@ -356,7 +365,7 @@ callback(struct ras_ui *u, struct MHD_Connection *c, struct ras_db *db)
 		    "Your NHS CIS2 identity has no SDS user id.");
 	}
 	if ((n = register_services(u, id.sub, svc, RAS_SERVICES_MAX)) < 0) {
-		snprintf(why, sizeof(why), "not in the clinician register (%s)", ras_error_last());
+		snprintf(why, sizeof(why), "not in the clinician register");
 		ras_oidc_identity_release(&id);
 		return refuse_sign_in(u, c, db, id.sub, why,
 		    "You are not in this service's clinician register. Ask the service's clinical lead to add you.");
