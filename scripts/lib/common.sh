@@ -179,3 +179,21 @@ ras_pg_stop() {
 ras_pg_user() {
   if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi
 }
+
+# ras_ui_node: the pinned npm packages of tests/ui (the CIS2-like provider,
+# puppeteer-core, axe-core) installed with npm ci into a cache directory,
+# with tests/ui's scripts beside them (ES modules find packages next to
+# themselves).  Prints the directory.
+ras_ui_node() {
+  local src="$RAS_ROOT/tests/ui" cache want
+  cache="${RAS_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rasd}/ui-tests"
+  want=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)
+  if [ ! -d "$cache/node_modules" ] || [ "$(cat "$cache/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+    mkdir -p "$cache"
+    cp "$src/package.json" "$src/package-lock.json" "$cache/"
+    ras_run "$cache/npm.log" "npm ci of tests/ui" sh -c "cd '$cache' && npm ci --no-audit --no-fund --loglevel=error"
+    echo "$want" > "$cache/.lock.sha256"
+  fi
+  cp "$src"/*.mjs "$cache/"
+  echo "$cache"
+}

@@ -42,6 +42,9 @@ function role(id, code, name) {
   return { person_roleid: id, role_code: code, role_name: name, org_code: 'RX1' };
 }
 export const accounts = {
+  // scripts/demo's clinician (its register has him)
+  '687001000009': { name: 'Dr A Example', given: 'A', family: 'Example',
+    roles: [role('687001000009-1', 'S8000:G8000:R8000', 'Clinical Practitioner Access Role')] },
   '555000000001': { name: 'Dr Alice Clinician', given: 'Alice', family: 'Clinician',
     roles: [role('555000000001-1', 'S8000:G8000:R8000', 'Clinical Practitioner Access Role')] },
   '555000000002': { name: 'Bob Admin', given: 'Bob', family: 'Admin',
