@@ -35,3 +35,44 @@ CREATE TABLE ui_sessions (
     ended_at       timestamptz                     -- signed out
 );
 CREATE INDEX ui_sessions_expires ON ui_sessions (expires_at) WHERE ended_at IS NULL;
+
+-- ---- merging safety (006) and operations (009) ----------------------------
+-- Both replaced ras_store_form: safety keeps the form a new one replaces
+-- (other_forms, read by the safety net) and sends a decided referral with a
+-- dangerous new form back to triage; operations attaches a form to the
+-- version e-RS serves, never a superseded worklist stub.  009 ran after 006
+-- and dropped safety's version; this is both.  (Here because the branch
+-- that first builds them together owns this number; it moves with whichever
+-- migration the lead makes the later one.)
+CREATE OR REPLACE FUNCTION ras_store_form(p_ubrn text, p_form jsonb, p_payload bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_id     bigint;
+    v_doc    jsonb;
+    v_state  text;
+    v_kept   boolean;
+    v_danger boolean := p_form -> 'answers' @> '[{"link_id": "red-flags"}]'
+                        OR p_form -> 'answers' @> '[{"link_id": "suspected-cancer", "value": true}]';
+BEGIN
+    SELECT id, doc, state INTO v_id, v_doc, v_state FROM referrals WHERE ubrn = p_ubrn
+     ORDER BY (state = 'superseded'), version DESC LIMIT 1 FOR UPDATE;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'no stored referral with UBRN %', p_ubrn USING ERRCODE = 'no_data_found';
+    END IF;
+    v_kept := v_doc -> 'form' IS NOT NULL AND v_doc -> 'form' <> p_form;
+    IF v_kept THEN
+        v_doc := jsonb_set(v_doc, '{other_forms}', coalesce(v_doc -> 'other_forms', '[]'::jsonb)
+                                                   || jsonb_build_array(v_doc -> 'form'));
+    END IF;
+    UPDATE referrals SET
+        doc = jsonb_set(v_doc, '{form}', p_form),
+        state = CASE WHEN state = 'decided' AND v_danger THEN 'new' ELSE state END,
+        updated_at = now()
+    WHERE id = v_id;
+    PERFORM ras_store_referral_parts(v_id, jsonb_build_object('form', p_form));
+    INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)
+    VALUES (v_id, p_ubrn, p_payload, 'form-received', 'rasd',
+            jsonb_build_object('replaced_form_kept', v_kept,
+                               'retriage', v_state = 'decided' AND v_danger));
+    RETURN v_id;
+END $$;

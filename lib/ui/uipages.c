@@ -224,13 +224,15 @@ outcome_label(const char *o, const char *target)
 static const char SQL_WORKLIST[] =
     "WITH w AS ("
     " SELECT r.id, r.referral_key, r.ubrn, r.service, r.state, r.priority, r.received_at,"
-    "   r.doc -> 'patient' AS p, d.outcome, d.onward_target, d.final,"
+    "   r.doc -> 'patient' AS p, pt.pds_family, pt.pds_given, pt.pds_birth_date,"
+    "   coalesce(pt.pds_restricted, false) AS pds_restricted, d.outcome, d.onward_target, d.final,"
     "   (SELECT min(dl.due_at) FROM deadlines dl WHERE dl.referral_id = r.id"
     "     AND dl.met_at IS NULL AND dl.cancelled_at IS NULL) AS due,"
     "   (SELECT dl.kind FROM deadlines dl WHERE dl.referral_id = r.id"
     "     AND dl.met_at IS NULL AND dl.cancelled_at IS NULL ORDER BY dl.due_at LIMIT 1) AS due_kind,"
     "   d.decided_at"
     " FROM referrals r JOIN current_decisions d ON d.referral_id = r.id"
+    "   LEFT JOIN patients pt ON pt.id = r.patient_id"
     " WHERE r.service = ANY ($1::text[]) AND ($2 = '' OR r.service = $2)"
     "   AND r.state IN ('review', 'decided')"
     "   AND NOT EXISTS (SELECT 1 FROM referrals n WHERE n.referral_key = r.referral_key"
@@ -240,9 +242,10 @@ static const char SQL_WORKLIST[] =
     "   FROM w)"
     " SELECT coalesce(json_agg(json_build_object('key', referral_key, 'ubrn', ubrn, 'service', service,"
     "   'state', state, 'priority', priority, 'received_at', to_char(received_at AT TIME ZONE 'UTC',"
-    "   'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'family', p ->> 'family', 'given', p ->> 'given',"
-    "   'nhs_number', p ->> 'nhs_number', 'birth_date', p ->> 'birth_date',"
-    "   'restricted', coalesce(p ->> 'restricted', 'false') = 'true',"
+    "   'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'family', coalesce(p ->> 'family', pds_family),"
+    "   'given', coalesce(p ->> 'given', pds_given), 'nhs_number', p ->> 'nhs_number',"
+    "   'birth_date', coalesce(p ->> 'birth_date', pds_birth_date),"
+    "   'restricted', coalesce(p ->> 'restricted', 'false') = 'true' OR pds_restricted,"
     "   'outcome', outcome, 'onward_target', onward_target, 'final', final,"
     "   'due', to_char(due AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), 'due_kind', due_kind,"
     "   'clock', clock) ORDER BY due NULLS LAST, received_at, id), '[]')::text"
@@ -365,6 +368,10 @@ static const char SQL_REFERRAL[] =
     "   'service', r.service, 'state', r.state, 'priority', r.priority,"
     "   'received_at', to_char(r.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
     "   'doc', r.doc,"
+    "   'pds', (SELECT json_build_object('family', pt.pds_family, 'given', pt.pds_given,"
+    "       'birth_date', pt.pds_birth_date, 'restricted', coalesce(pt.pds_restricted, false),"
+    "       'address', pt.pds_address, 'practice_ods', pt.pds_practice_ods)"
+    "     FROM patients pt WHERE pt.id = r.patient_id),"
     "   'decision', (SELECT json_build_object('id', d.id, 'outcome', d.outcome, 'onward_target',"
     "       d.onward_target, 'final', d.final, 'reasons', d.reasons, 'facts', d.facts,"
     "       'ruleset_version', d.ruleset_version, 'decided_by', d.decided_by,"
@@ -461,15 +468,36 @@ summary_row(struct ras_buf *out, const char *key, const char *value)
 	    "<dd class=\"nhsuk-summary-list__value\">%s</dd></div>\n", key, value ? value : "-");
 }
 
+/* The address PDS gave ({use, lines, postcode}) on one line, or NULL. */
+static char *
+pds_address(const json_t *a)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	size_t i;
+	json_t *l;
+
+	if (!json_is_object(a))
+		return NULL;
+	json_array_foreach(json_object_get(a, "lines"), i, l)
+		if (json_is_string(l))
+			(void)ras_buf_printf(&b, "%s%s", b.len ? ", " : "", json_string_value(l));
+	if (ras_json_str(a, "postcode"))
+		(void)ras_buf_printf(&b, "%s%s", b.len ? ", " : "", ras_json_str(a, "postcode"));
+	return ras_buf_detach(&b, NULL);
+}
+
 static void
 banner(struct ras_buf *out, const json_t *ref)
 {
 	json_t *p = json_object_get(json_object_get(ref, "doc"), "patient");
-	bool restricted = json_is_true(json_object_get(p, "restricted"));
+	json_t *pds = json_object_get(ref, "pds");
+	bool restricted = json_is_true(json_object_get(p, "restricted")) ||
+	    json_is_true(json_object_get(pds, "restricted"));
 
 	RAW("<section class=\"rasd-banner\" aria-label=\"Patient\">\n"
 	    "<h1 class=\"nhsuk-heading-l rasd-banner__name\">");
-	patient_name(out, ras_json_str(p, "family"), ras_json_str(p, "given"));
+	patient_name(out, ras_json_str(p, "family") ? ras_json_str(p, "family") : ras_json_str(pds, "family"),
+	    ras_json_str(p, "given") ? ras_json_str(p, "given") : ras_json_str(pds, "given"));
 	if (restricted)
 		RAW(" <strong class=\"nhsuk-tag nhsuk-tag--purple\">Restricted</strong>");
 	RAW("</h1>\n<dl class=\"nhsuk-summary-list rasd-banner__list\">\n");
@@ -477,20 +505,27 @@ banner(struct ras_buf *out, const json_t *ref)
 	    "<dd class=\"nhsuk-summary-list__value\" id=\"nhs-number\">");
 	nhs_number(out, ras_json_str(p, "nhs_number"));
 	RAW("</dd></div>\n");
-	summary_row(out, "Born", ras_json_str(p, "birth_date"));
+	summary_row(out, "Born", ras_json_str(p, "birth_date") ? ras_json_str(p, "birth_date") :
+	    ras_json_str(pds, "birth_date"));
 	{
 		char practice[300];
+		const char *ods = ras_json_str(p, "practice_ods") ? ras_json_str(p, "practice_ods") :
+		    ras_json_str(pds, "practice_ods");
 
 		snprintf(practice, sizeof(practice), "%s%s%s%s", s_or(p, "practice_name", ""),
-		    ras_json_str(p, "practice_name") ? " (" : "", s_or(p, "practice_ods", "not known"),
+		    ras_json_str(p, "practice_name") ? " (" : "", ods ? ods : "not known",
 		    ras_json_str(p, "practice_name") ? ")" : "");
 		summary_row(out, "GP practice", practice);
 	}
-	if (restricted)
+	if (restricted) {
 		summary_row(out, "Address", "Hidden: this patient's record is restricted");
-	else
-		summary_row(out, "Address", ras_json_str(p, "address") ? ras_json_str(p, "address") :
-		    ras_json_str(p, "postcode") ? ras_json_str(p, "postcode") : "not known");
+	} else {
+		char *addr = pds_address(json_object_get(pds, "address"));
+
+		summary_row(out, "Address", addr ? addr : ras_json_str(p, "postcode") ?
+		    ras_json_str(p, "postcode") : "not known");
+		free(addr);
+	}
 	RAW("</dl>\n</section>\n");
 }
 

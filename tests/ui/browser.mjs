@@ -143,7 +143,9 @@ try {
   // ---- decide: return with edited advice -------------------------------------------------------
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click('#decide-link')]);
   const prefilled = await page.$eval('#advice', (e) => e.value);
-  check('the decision form carries rasd\'s advice, editable', typeof prefilled === 'string');
+  const adviceShown = await page.evaluate(() => document.querySelector('#advice').value);
+  check('the decision form carries rasd\'s advice, editable', prefilled.length > 20 && prefilled === adviceShown &&
+    /date of birth|practice|form/i.test(prefilled), prefilled.slice(0, 100));
   await shot(page, '03-decide');
   await axe(page, 'decide');
   const csrfStatus = await post(`/referral/${args.ubrn}/decide`, `${session.name}=${session.value}`,
@@ -167,6 +169,16 @@ try {
   await shot(page, '05-worklist-after');
   await page.goto(`${args.base}/worklist?state=decided`, { waitUntil: 'load' });
   check(`${args.ubrn} is among the decided`, (await page.$(`a[href="/referral/${args.ubrn}"]`)) !== null);
+
+  // ---- a restricted patient (the twins': run.sh marks them as PDS would) ---------------------------
+  await page.goto(`${args.base}/worklist`, { waitUntil: 'load' });
+  const twinRow = await page.$eval(`a[href="/referral/${args.twin}"]`, (a) => a.closest('tr').textContent).catch(() => '');
+  check('the worklist marks a restricted patient', /Restricted/.test(twinRow), twinRow);
+  await page.goto(`${args.base}/referral/${args.twin}`, { waitUntil: 'load' });
+  const banner = await page.$eval('.rasd-banner', (e) => e.textContent);
+  check('a restricted patient\'s address is hidden', /Hidden: this patient's record is restricted/.test(banner) &&
+    !/NG24/.test(await page.content()), banner.replace(/\s+/g, ' '));
+  await shot(page, '08-restricted');
 
   // ---- the twin of the same-rows check: the same return, by the page -------------------------------
   await page.goto(`${args.base}/referral/${args.twin}/decide`, { waitUntil: 'load' });
@@ -199,6 +211,14 @@ try {
     `${ap.url()} ${await h1(ap)}`);
   await shot(ap, '07-dead-letters');
   await axe(ap, 'dead letters');
+  const requeue = await ap.$('button[id^="requeue-ers-"]');
+  check('the parked e-RS outcome is listed with a Requeue button', requeue !== null);
+  if (requeue) {
+    await Promise.all([ap.waitForNavigation({ waitUntil: 'load' }), requeue.click()]);
+    const note = await ap.$eval('#notice', (e) => e.textContent).catch(() => '');
+    check('requeue: the outcome goes back to work', /was requeued/.test(note) &&
+      (await ap.$('button[id^="requeue-ers-"]')) === null, note);
+  }
   const wl = await ap.goto(`${args.base}/worklist`, { waitUntil: 'load' });
   check('an admin without a clinical role does not see referrals (403)', wl.status() === 403);
   await actx.close();

@@ -172,6 +172,17 @@ for u in $TWIN_PAGE $TWIN_CTL; do
 done
 wait_for "SELECT count(*) FROM referrals WHERE ubrn IN ('$TWIN_PAGE', '$TWIN_CTL') AND state = 'review'" 2 60
 echo "the browser returns $UBRN (e-RS) and $TWIN_PAGE; rasctl decides $TWIN_CTL"
+# The twins' patient is restricted, as PDS would say (pds_restricted): the
+# pages must mark them and never show an address.
+q "UPDATE patients SET pds_restricted = true, pds_security = 'R' WHERE id IN
+     (SELECT patient_id FROM referrals WHERE ubrn = '$TWIN_PAGE')" >/dev/null
+
+# A failed e-RS outcome for the admin to requeue: the rules' return of
+# 000000070020, recorded on e-RS at the first poll, parked as if e-RS had
+# kept refusing it.
+wait_for "SELECT count(*) FROM ers_outcomes WHERE state = 'done'" 1 60
+PARKED=$(q "UPDATE ers_outcomes SET state = 'parked', error = 'parked by the ui test'
+   WHERE id = (SELECT min(id) FROM ers_outcomes WHERE state = 'done') RETURNING id")
 
 mkdir -p "$build/ui-screenshots"
 node "$cache/browser.mjs" --base "https://127.0.0.1:$UI_PORT" --issuer "$ISSUER" --ubrn "$UBRN" --twin "$TWIN_PAGE" \
@@ -201,6 +212,10 @@ check "the audit trail has the views and the decision, with the clinician and ro
   "SELECT string_agg(DISTINCT kind || ':' || actor || ':' || coalesce(detail ->> 'role', ''), ',')
      FROM events WHERE ubrn = '$UBRN' AND kind LIKE 'ui-%'" \
   "ui-decision:555000000001:clinician,ui-view:555000000001:clinician"
+check "the admin's requeue is audited and sent the parked e-RS outcome back to work" \
+  "SELECT (SELECT count(*) FROM events WHERE kind = 'ui-requeue' AND actor = '555000000002'
+            AND detail ->> 'what' = 'ers' AND detail ->> 'id' = '$PARKED') || '|' ||
+          (SELECT state <> 'parked' FROM ers_outcomes WHERE id = $PARKED)" "1|true"
 check "sign-ins and refusals are audited" \
   "SELECT count(*) FILTER (WHERE kind = 'ui-sign-in') > 0 AND count(*) FILTER (WHERE kind = 'ui-sign-in-refused') >= 4
      FROM events" "t"
