@@ -347,7 +347,8 @@ check_against_forms(struct ras_xmlform_maps *ms, const char *forms_dir, struct r
 
 			if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0 || de->d_name[0] == '.')
 				continue;
-			snprintf(path, sizeof(path), "%s/%s", forms_dir, de->d_name);
+			if (snprintf(path, sizeof(path), "%s/%s", forms_dir, de->d_name) >= (int)sizeof(path))
+				continue;   /* a path this long is no form of ours */
 			if (ras_buf_read_file(&text, path) == 0 &&
 			    ras_json_parse(text.data ? text.data : "", text.len, RAS_MAPPING_FILE_MAX, &q) == 0) {
 				const char *url = ras_json_str(q, "url"), *ver = ras_json_str(q, "version");
