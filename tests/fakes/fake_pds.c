@@ -161,16 +161,22 @@ sandbox_token_ok(const char *t)
 static void
 outcome(struct fake_resp *resp, int status, const char *tmpl, const char *display, const char *diag)
 {
-	static __thread char *body;
+	/* a thread's last body, in a fixed buffer: the server threads end
+	 * without a chance to free a heap copy (fake_http copies resp->body) */
+	static __thread char body[8192];
 	char *a, *b, q[512];
 
-	free(body);
 	snprintf(q, sizeof(q), "\"%s\"", display ? display : "");
 	a = replace(tmpl, "\"#(display)\"", q);
 	snprintf(q, sizeof(q), "\"%s\"", diag ? diag : "");
 	b = replace(a, "\"#(diagnostics)\"", q);
 	free(a);
-	body = b;
+	if (strlen(b) >= sizeof(body)) {
+		fprintf(stderr, "fake_pds: an OperationOutcome template is longer than %zu bytes\n", sizeof(body));
+		abort();
+	}
+	memcpy(body, b, strlen(b) + 1);
+	free(b);
 	resp->status = status;
 	resp->content_type = "application/fhir+json";
 	resp->body = body;
