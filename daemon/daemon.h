@@ -14,6 +14,7 @@ struct ras_db;
 struct ras_httpd;
 struct ras_loop;
 struct ras_spool;
+struct ras_ui;
 struct ras_units;
 
 #define RAS_STATS_UNITS_MAX 64
@@ -44,6 +45,7 @@ struct ras_daemon {
 	struct ras_config *cfg;     /* current configuration */
 	struct ras_units *units;    /* current units (built from cfg) */
 	struct ras_httpd *httpd;
+	struct ras_ui *ui;           /* the clinicians' pages ([ui]) */
 	struct ras_spool *spool;
 	char instance[64];
 	char host[64];

@@ -30,6 +30,7 @@
 
 #include "daemon.h"
 #include "httpd.h"
+#include "ui/ui.h"
 #include "loop.h"
 #include "notify.h"
 #include "ras/buf.h"
@@ -127,6 +128,7 @@ load_all(const char *path, struct ras_config **cfgp, struct ras_units **unitsp,
 	if (err < 0)
 		n++;
 	n += ras_httpd_check(cfg, problems);
+	n += ras_ui_check(cfg, problems);
 	{
 		const char *spool = ras_config_get(cfg, "spool", NULL, "directory");
 
@@ -315,7 +317,7 @@ reload(struct ras_daemon *d)
 	ras_log(RAS_LOG_NOTICE, "SIGHUP: reloading the configuration%s%s", d->config_path ? " from " : "",
 	    d->config_path ? d->config_path : "");
 	err = load_all(d->config_path, &cfg, &units, &problems);
-	if (err == 0 && ras_httpd_reconfigure(d->httpd, cfg) < 0) {
+	if (err == 0 && (ras_httpd_reconfigure(d->httpd, cfg) < 0 || ras_ui_reconfigure(d->ui, cfg) < 0)) {
 		(void)ras_buf_printf(&problems, "%s\n", ras_error_last());
 		err = RAS_EINVALID;
 		ras_units_free(units);
@@ -532,6 +534,7 @@ open_services(struct ras_daemon *d, int sfd)
 		return EXIT_OSERR;
 	}
 	if ((err = ras_httpd_start(d, d->cfg, &d->httpd)) < 0 ||
+	    (err = ras_ui_start(d, d->cfg, &d->ui)) < 0 ||
 	    (err = ras_spool_open(d, d->cfg, &d->spool)) < 0) {
 		ras_log(RAS_LOG_ERR, "cannot start: %s", ras_error_last());
 		return EXIT_OSERR;
@@ -566,8 +569,9 @@ announce_ready(struct ras_daemon *d)
 
 	d->ready = true;
 	unit_names(d->units, names, sizeof(names));
-	ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s) (%s), http %s, spool %s", ras_units_count(d->units),
-	    names, d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off");
+	ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s) (%s), http %s, spool %s, ui %s", ras_units_count(d->units),
+	    names, d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off",
+	    d->ui ? ras_ui_address(d->ui) : "off");
 	(void)ras_notify("READY=1\nMAINPID=%d", (int)getpid());
 	send_status(d, "ready");
 	if (ready_pipe >= 0) {
@@ -683,6 +687,7 @@ done:
 	d->stopping = true;
 	if (d->loop) {
 		ras_httpd_stop(d, d->httpd);
+		ras_ui_stop(d, d->ui);
 		ras_spool_close(d, d->spool);
 		ras_units_stop(d, d->units);
 	}

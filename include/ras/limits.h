@@ -123,4 +123,13 @@
 /* [clinician] sections: a service has tens of clinicians. */
 #define RAS_CLINICIANS_MAX       2000
 
+/* --- clinicians' pages (issue 13) ---------------------------------- */
+
+/* A form posted to the clinicians' pages: the decision form's advice is
+ * the largest field (RAS_STRING_MAX, as rasctl decide takes). */
+#define RAS_UI_FORM_MAX          (RAS_STRING_MAX + 4096u)
+
+/* A page rendered for a clinician (a long audit trail included). */
+#define RAS_UI_PAGE_MAX          (4u * 1024u * 1024u)
+
 #endif
