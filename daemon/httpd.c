@@ -701,6 +701,8 @@ ras_httpd_start(struct ras_daemon *d, const struct ras_config *cfg, struct ras_h
 		goto fail;
 	}
 	h->timer = ras_loop_timer_new(d->loop, "http", on_timeout, h);
+	if (h->timer)
+		ras_loop_timer_set_nested(h->timer, true);   /* served while a stage waits */
 	if (h->timer == NULL || (err = ras_loop_add_fd(d->loop, h->epfd, EPOLLIN, on_ready, h)) < 0) {
 		if (h->timer == NULL)
 			err = ras_error_code(RAS_ENOMEM, "out of memory");

@@ -452,6 +452,8 @@ ras_spool_open(struct ras_daemon *d, const struct ras_config *cfg, struct ras_sp
 	if ((err = ras_loop_add_fd(d->loop, s->ifd, EPOLLIN, on_inotify, s)) < 0)
 		goto fail;
 	s->scan = ras_loop_timer_new(d->loop, "spool", on_scan, s);
+	if (s->scan)
+		ras_loop_timer_set_nested(s->scan, true);    /* taken while a stage waits */
 	if (s->scan == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto fail;
