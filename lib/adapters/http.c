@@ -416,8 +416,9 @@ finish(struct xfer *x, CURL *e, CURLcode rc)
 		r->err = RAS_EIO;
 		break;
 	case CURLE_OUT_OF_MEMORY:
-		/* libcurl refuses a header line past its own ceiling this way */
-		if (r->status == 0 || r->headers_out.len == 0) {
+		/* libcurl refuses a header line past its own ceiling (100 kB,
+		 * over RAS_HTTP_HEADER_MAX) this way, before any body */
+		if (r->body_out.len == 0) {
 			r->err = RAS_ETOOBIG;
 			snprintf(r->errmsg, sizeof(r->errmsg),
 			    "response header line longer than %u bytes (RAS_HTTP_HEADER_MAX)",
