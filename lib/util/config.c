@@ -194,8 +194,9 @@ const struct ras_option ras_options[] = {
 	  "working-day times (UK) of the worklist polls; at most two" },
 	{ "ers", "rate_limit", RAS_OPT_INT, "10", 1, 10, true, false, NULL,
 	  "e-RS calls started per second by this process (e-RS allows 10 per application)" },
-	{ "ers", "timeout", RAS_OPT_INT, "200", 181, 900, true, false, NULL,
-	  "seconds an e-RS call may take (the gateway gives up at 180)" },
+	{ "ers", "timeout", RAS_OPT_INT, "200", 5, 900, true, false, NULL,
+	  "seconds an e-RS call may take (the gateway gives up at 180: shorter cuts off answers it"
+	  " would still give, which are then read back)" },
 	{ "ers", "max_attempts", RAS_OPT_INT, "5", 1, 50, true, false, NULL,
 	  "attempts per call on 429/503, and per fetch or outcome before it is parked" },
 	{ "ers", "accept_comment", RAS_OPT_STRING, NULL, 0, 0, true, false, NULL,

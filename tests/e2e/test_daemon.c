@@ -26,6 +26,7 @@
 #include "ras/http.h"
 #include "ras/json.h"
 #include "ras/store.h"
+#include "ras/timeutil.h"
 #include "ras/triage.h"
 #include "ras_config.h"
 #include "rasd_proc.h"
@@ -1923,6 +1924,68 @@ patient_values(json_t *j, const char **out, size_t *n, size_t max)
 /* Runs last: every log written by every rasd in this file, which between
  * them ran the whole pipeline (e-RS, HTTP, spool, EPR events, letters),
  * against every sample they were given. */
+/*
+ * A remote service that holds its answer back longer than the watchdog
+ * interval does not hold rasd up: while the e-RS worklist call waits (4 s,
+ * with WATCHDOG_USEC at 1 s), /healthz answers, a POST is taken into the
+ * inbox, and the watchdog ping keeps coming every half second; the poll
+ * then completes with the late answer.
+ */
+static bool
+worklist_asked(void *ctx)
+{
+	return fake_ers_count(ctx, "POST", "$ers.fetchworklist") >= 1;
+}
+
+static void
+slow_remote_does_not_block_the_loop(void)
+{
+	struct fake_fault hold = { .kind = FAKE_FAULT_DELAY, .path_has = "fetchworklist", .ms = 4000 };
+	struct rasd_proc p;
+	struct world w;
+	struct resp r;
+	struct env e;
+	int64_t t0, took;
+	size_t pings;
+
+	world_new(&w, "slow", NULL, true);
+	fake_http_fault(fake_ers_http(w.ers), &hold);
+	env_new(&e, "slow", w.conf_nodocs);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL,
+	    (const char *[]){ "WATCHDOG_USEC=1000000", NULL }), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	CU_ASSERT_FATAL(rasd_until(worklist_asked, w.ers, 10000));
+	t0 = ras_time_mono_ms();
+	CU_ASSERT_EQUAL(fake_http_faulted(fake_ers_http(w.ers)), 1);
+	(void)rasd_wait_notify(&p, "\x1f", 0);
+	pings = ras_test_count(p.notes, "WATCHDOG=1");
+
+	r = request(&p, "GET", "/healthz", NULL, 0, NULL, NULL);
+	CU_ASSERT_EQUAL(r.status, 200);
+	free(r.body);
+	r = post_fixture(&p, "/fhir/Bundle", "r4/referral-collection-urn.json");
+	CU_ASSERT_EQUAL(r.status, 201);
+	free(r.body);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 1);
+	/* two seconds more of the hold: four pings expected, three at least */
+	(void)rasd_wait_notify(&p, "\x1f", 2000);
+	took = ras_time_mono_ms() - t0;
+	CU_ASSERT(took < 4000);
+	CU_ASSERT(ras_test_count(p.notes, "WATCHDOG=1") >= pings + 3);
+	/* the worklist answer was still held back all that time */
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM ers_worklist_calls WHERE outcome = 'ok'"), 0);
+	if (took >= 4000)
+		fprintf(stderr, "slow remote: the checks took %lld ms\n", (long long)took);
+
+	/* the late answer is taken as usual */
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM ers_worklist_calls WHERE outcome = 'ok'", 2, 20000));
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
+	rasd_free(&p);
+	env_free(&e);
+	world_free(&w);
+}
+
 static void
 logs_carry_no_patient_data(void)
 {
@@ -2000,6 +2063,7 @@ main(void)
 		{ "SIGHUP with a broken rule file keeps the old rules", sighup_broken_rules_keep_old_rules },
 		{ "kill -9 mid-send: restart sends nothing twice", kill9_mid_send_sends_nothing_twice },
 		{ "two processes share the whole pipeline", two_processes_share_the_pipeline },
+		{ "a slow remote service does not block the loop", slow_remote_does_not_block_the_loop },
 		{ "logs carry no patient data", logs_carry_no_patient_data },
 		{ NULL, NULL },
 	};

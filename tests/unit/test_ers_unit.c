@@ -697,7 +697,7 @@ config_options(void)
 	    "api_key = abc123\nkid = key-1\nprivate_key = ers-private-key\n"
 	    "service_ids = 21012=midnotts\nschedule = 08:00, 13:00\nrate_limit = 10\n";
 	static const char bad[] =
-	    "[ers]\nmode = robot\nschedule = 08:00,12:00,16:00\nrate_limit = 50\ntimeout = 60\n"
+	    "[ers]\nmode = robot\nschedule = 08:00,12:00,16:00\nrate_limit = 50\ntimeout = 2\n"
 	    "business_function = PROVIDER_AUTHORISED_APPLICATION\napi_key = has space\n";
 	struct ras_buf problems = RAS_BUF_INIT(0);
 	struct ras_config *cfg = NULL;
@@ -716,7 +716,7 @@ config_options(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "ers.mode must be application, user or sandbox"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "two worklist calls a day"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "ers.rate_limit must be between 1 and 10"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "ers.timeout must be between 181 and 900"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "ers.timeout must be between 5 and 900"));
 	ras_config_free(cfg);
 	ras_buf_free(&problems);
 	free(p);
