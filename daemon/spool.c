@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -28,14 +29,13 @@
 #define READY_MAX 1024
 /* Files taken per pass (each pass is one inbox transaction). */
 #define SPOOL_BATCH_MAX 200
-/* A file found by a scan must be this old (seconds) to be taken. */
-#define SETTLE_S 1
 
 struct ras_spool {
 	struct ras_daemon *d;
 	char *dir, *done, *rejected, *service;
 	int dirfd, donefd, rejfd, ifd, wd;
 	int rescan_s;
+	int64_t settle_ms;           /* [spool] settle: a scan takes files left alone this long */
 	struct ras_loop_timer *scan;
 	char *ready[READY_MAX];
 	size_t nready;
@@ -155,13 +155,16 @@ pass(struct ras_spool *s, bool *more, bool *waiting)
 	struct ras_inbox_item *items = NULL;
 	struct ras_receipt *rec = NULL;
 	size_t nc = 0, capc = 0, nf = 0, limit = ras_daemon_batch(d);
-	int64_t now = ras_time_now();
+	struct timespec ts;
+	int64_t now_ms;
 	struct dirent *de;
 	DIR *dir;
 	int dupfd, taken = 0, err;
 
 	*more = false;
 	*waiting = false;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if (limit > SPOOL_BATCH_MAX)
 		limit = SPOOL_BATCH_MAX;
 	if ((dupfd = dup(s->dirfd)) < 0 || (dir = fdopendir(dupfd)) == NULL) {
@@ -178,7 +181,12 @@ pass(struct ras_spool *s, bool *more, bool *waiting)
 			continue;
 		if (fstatat(s->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			continue;
-		if (st.st_mtime > now - SETTLE_S && !is_ready(s, de->d_name)) {
+		/* Only a file closed after writing (or renamed in) is taken at
+		 * once; one the scan finds must have been left alone for the
+		 * settle time (to the millisecond: a file written 0.1 s ago is
+		 * not a second old because the clock's second turned). */
+		if ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 > now_ms - s->settle_ms &&
+		    !is_ready(s, de->d_name)) {
 			*waiting = true;
 			continue;
 		}
@@ -346,7 +354,7 @@ on_scan(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 	else if (s->failures)
 		ras_loop_timer_after(t, 5000);
 	else if (waiting)
-		ras_loop_timer_after(t, (SETTLE_S + 1) * 1000);
+		ras_loop_timer_after(t, s->settle_ms + 1000);
 	else
 		ras_loop_timer_after(t, (int64_t)s->rescan_s * 1000);
 }
@@ -407,6 +415,9 @@ ras_spool_reconfigure(struct ras_spool *s, const struct ras_config *cfg)
 	if (s == NULL)
 		return;
 	s->rescan_s = (int)ras_config_int(cfg, "spool", NULL, "rescan");
+	s->settle_ms = ras_config_int(cfg, "spool", NULL, "settle") * 1000;
+	if (s->settle_ms < RAS_SPOOL_SETTLE_MIN_S * 1000)
+		s->settle_ms = RAS_SPOOL_SETTLE_MIN_S * 1000;
 	svc = ras_config_get(cfg, "spool", NULL, "service");
 	free(s->service);
 	s->service = svc ? strdup(svc) : NULL;

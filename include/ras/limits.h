@@ -67,6 +67,12 @@
  * pass stops taking files past this many bytes, so a directory of large
  * files is worked through a few at a time instead of all at once. */
 #define RAS_SPOOL_PASS_BYTES     (64u * 1024u * 1024u)
+
+/* The least [spool] settle: a spool file the scan finds must have been
+ * left alone (not modified) this long before it is taken, unless it was
+ * closed after writing or renamed in.  0 would take a file another
+ * process is still writing, half-written. */
+#define RAS_SPOOL_SETTLE_MIN_S   1
 /* --- triage (issue 3) ------------------------------------------------- */
 
 /* Events in a bank-holiday file: GOV.UK publishes ~8 a year per division

@@ -296,6 +296,10 @@ const struct ras_option ras_options[] = {
 	  "rasd service id recorded for referrals that arrive through the spool" },
 	{ "spool", "rescan", RAS_OPT_INT, "60", 1, 86400, true, false, NULL,
 	  "seconds between full scans (inotify picks files up at once; this is the safety net)" },
+	{ "spool", "settle", RAS_OPT_INT, "2", RAS_SPOOL_SETTLE_MIN_S, 3600, true, false, NULL,
+	  "seconds a file must have been left alone before a scan takes it (a file closed after"
+	  " writing or renamed in is taken at once); 0 is refused: a file still being written"
+	  " would be taken half-written" },
 
 	{ NULL, NULL, 0, NULL, 0, 0, false, false, NULL, NULL },
 };

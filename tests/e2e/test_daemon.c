@@ -332,7 +332,7 @@ check_config_reports_everything(void)
 
 	snprintf(text, sizeof(text),
 	    "[database]\nbatch_size = 0\n[daemon]\nlog_level = chatty\n"
-	    "[http]\nlisten = 127.0.0.1:8443\nmax_body = 12\n[spool]\ndirectory = /nonexistent/spool\n"
+	    "[http]\nlisten = 127.0.0.1:8443\nmax_body = 12\n[spool]\ndirectory = /nonexistent/spool\nsettle = 0\n"
 	    "[nonsense]\nx = 1\n[general]\nmappings = /nonexistent/mappings\n");
 	bad = rasd_config("bad.conf", text);
 	argv[2] = bad;
@@ -344,6 +344,8 @@ check_config_reports_everything(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "http.max_body must be between 1024 and"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "unknown section [nonsense]"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[spool] directory \"/nonexistent/spool\""));
+	/* a settle time of 0 would take files still being written */
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "spool.settle must be between 1 and 3600"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "[general] mappings \"/nonexistent/mappings\""));
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "needs token"));
 	free(out);
@@ -682,6 +684,70 @@ spool_intake(void)
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox WHERE source = 'spool'"), 3);
 	CU_ASSERT_EQUAL(metric(&p, "rasd_spool_files_total{result=\"rejected\"}"), 1);
 
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
+	rasd_free(&p);
+	env_free(&e);
+}
+
+/*
+ * A file another process is still writing in place (no temporary name,
+ * never closed yet) is never taken half-written: scans triggered by other
+ * files and the periodic rescan pass it by as long as it keeps changing
+ * within [spool] settle; once closed it is taken whole.  ([spool] settle
+ * 0 is refused: see "--check-config reports every problem".)
+ */
+static void
+spool_half_written_files_wait(void)
+{
+	char path[PATH_MAX], done[PATH_MAX], *m, *data;
+	struct rasd_proc p;
+	struct env e;
+	size_t len, off;
+	int fd;
+
+	env_new(&e, "spoolhalf", NULL);
+	snprintf(done, sizeof(done), "%s/done", e.spool);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	data = ras_test_read(ras_test_fixture("r4/referral-transaction-relative.json"), &len);
+	snprintf(path, sizeof(path), "%s/slow.json", e.spool);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	CU_ASSERT_FATAL(fd >= 0);
+	off = len / 3;
+	CU_ASSERT_EQUAL(write(fd, data, off), (ssize_t)off);
+	/* another file arrives: its scan passes the half-written one by */
+	write_spool(e.spool, "other.json", "r4/referral-collection-urn.json");
+	m = wait_moved(done, "other.json", 5000);
+	CU_ASSERT_PTR_NOT_NULL(m);
+	free(m);
+	CU_ASSERT_TRUE(exists(e.spool, "slow.json"));
+	/* a slow writer, a little every half second for 3.5 s: rescans
+	 * (every 2 s here) come and go */
+	for (int i = 0; i < 7; i++) {
+		usleep(500000);
+		CU_ASSERT_EQUAL(write(fd, data + off, 16), 16);
+		off += 16;
+	}
+	CU_ASSERT_TRUE(exists(e.spool, "slow.json"));
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox WHERE source = 'spool'"), 1);
+	/* the rest, and closed: taken whole */
+	CU_ASSERT_EQUAL(write(fd, data + off, len - off), (ssize_t)(len - off));
+	close(fd);
+	m = wait_moved(done, "slow.json", 5000);
+	CU_ASSERT_PTR_NOT_NULL(m);
+	free(m);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox WHERE source = 'spool'"), 2);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox WHERE source = 'spool'"
+	    " AND state = 'rejected'"), 0);
+	{
+		char sql[160];
+
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM inbox WHERE source_ref = 'slow.json'"
+		    " AND size = %zu", len);
+		CU_ASSERT_EQUAL(count(e.db, sql), 1);
+	}
+	free(data);
 	rasd_kill(&p, SIGTERM);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
 	rasd_free(&p);
@@ -2053,6 +2119,7 @@ main(void)
 		{ "HTTP intake", http_intake },
 		{ "HTTP concurrent senders", http_concurrent_senders },
 		{ "spool intake", spool_intake },
+		{ "spool: half-written files wait", spool_half_written_files_wait },
 		{ "EPR events over HTTP", epr_events_over_http },
 		{ "SIGHUP keeps the config unless valid", sighup_keeps_config_unless_valid },
 		{ "kill -9 mid-batch loses nothing", kill9_mid_batch_loses_nothing },
