@@ -208,9 +208,10 @@ handle_get(struct ras_httpd *h, struct MHD_Connection *c, const char *url, struc
 		const char *why = d->stopping ? "stopping" : !d->ready ? "starting" :
 		    db == NULL ? "database unavailable" : NULL;
 		char msg[300];
+		int err;
 
-		if (why == NULL && ras_migrate_check(db) < 0)
-			why = "database schema does not match this rasd";
+		if (why == NULL && (err = ras_migrate_check(db)) < 0)
+			why = err == RAS_EIO ? "database unavailable" : "database schema does not match this rasd";
 		if (why == NULL)
 			return send_text(c, h, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n", 6, r);
 		snprintf(msg, sizeof(msg), "not ready: %s\n", why);

@@ -28,6 +28,14 @@ trim_newline(char *s)
 		s[--n] = '\0';
 }
 
+/* What every session starts with; again after a reconnection (a reset
+ * opens a new session, possibly on another server after a failover). */
+static void
+session_setup(struct ras_db *db)
+{
+	PQclear(PQexec(db->conn, "SET client_min_messages = warning; SET TIME ZONE 'UTC'"));
+}
+
 int
 ras_db_connect(const char *conninfo, struct ras_db **out)
 {
@@ -49,11 +57,7 @@ ras_db_connect(const char *conninfo, struct ras_db **out)
 		return ras_error_code(RAS_EIO, "could not connect to the database: %s", msg);
 	}
 	PQsetErrorVerbosity(db->conn, PQERRORS_DEFAULT);
-	{
-		PGresult *r = PQexec(db->conn, "SET client_min_messages = warning; SET TIME ZONE 'UTC'");
-
-		PQclear(r);
-	}
+	session_setup(db);
 	*out = db;
 	return 0;
 }
@@ -87,8 +91,8 @@ fail_from_result(struct ras_db *db, PGresult *r)
 	if (state && (strcmp(state, "23505") == 0 || strcmp(state, "40001") == 0 ||
 	    strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0))
 		code = RAS_ECONFLICT;
-	else if (state && strncmp(state, "08", 2) == 0)
-		code = RAS_EIO;
+	else if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))
+		code = RAS_EIO;   /* connection failures; the server shutting down or starting */
 	else if (state && strncmp(state, "22", 2) == 0)
 		code = RAS_EINVALID;
 	return ras_error_code(code, "database error: %s (SQLSTATE %s)", msg, state ? state : "?");
@@ -381,6 +385,13 @@ ras_db_ok(struct ras_db *db)
 {
 	if (PQstatus(db->conn) == CONNECTION_OK)
 		return true;
+	/* The same connection string: with several hosts and
+	 * target_session_attrs=read-write, whichever server is the primary
+	 * now (after a failover, the promoted standby). */
 	PQreset(db->conn);
-	return PQstatus(db->conn) == CONNECTION_OK;
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return false;
+	db->pending = 0;
+	session_setup(db);
+	return true;
 }
