@@ -21,16 +21,18 @@ user=$(ras_pg_user)
 
 # fsync off: the test stops servers, it never crashes the machine; commits
 # are still synchronous with the standby (what the test is about).
-opts() {  # socket-dir
+# Only the primary waits for the standby: once promoted, the standby has
+# none of its own (as Patroni would reconfigure it), so it must not wait.
+opts() {  # socket-dir [synchronous-standby-names]
   echo "-c listen_addresses='' -c unix_socket_directories='$1' -c max_connections=100" \
     "-c fsync=off -c full_page_writes=off -c wal_level=replica -c max_wal_senders=4" \
     "-c wal_keep_size=64MB -c hot_standby=on -c synchronous_commit=on" \
-    "-c synchronous_standby_names='standby1'"
+    "-c synchronous_standby_names='${2:-}'"
 }
 
-start_one() {  # data socket-dir
-  ras_pg_as_owner "$bin/pg_ctl" -D "$1" -l "$1/server.log" -o "$(opts "$2")" -w -t 60 start >/dev/null \
-    || { cat "$1/server.log" >&2; exit 1; }
+start_one() {  # data socket-dir [synchronous-standby-names]
+  ras_pg_as_owner "$bin/pg_ctl" -D "$1" -l "$1/server.log" -o "$(opts "$2" "${3:-}")" -w -t 60 start \
+    >/dev/null || { cat "$1/server.log" >&2; exit 1; }
 }
 
 psql_at() {  # socket-dir sql
@@ -46,7 +48,7 @@ case "$cmd" in
     chmod 700 "$dir/a" "$dir/b"
     chmod 755 "$dir" "$dir/sa" "$dir/sb"
     ras_pg_as_owner "$bin/initdb" -D "$dir/a" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-    start_one "$dir/a" "$dir/sa"
+    start_one "$dir/a" "$dir/sa" standby1
     rmdir "$dir/b"
     ras_pg_as_owner "$bin/pg_basebackup" -D "$dir/b" -d "host=$dir/sa user=$user" -X stream -c fast
     chmod 700 "$dir/b"
@@ -65,7 +67,7 @@ case "$cmd" in
     ras_pg_as_owner "$bin/pg_ctl" -D "$dir/a" -m immediate -w stop >/dev/null
     ;;
   start-primary)
-    start_one "$dir/a" "$dir/sa"
+    start_one "$dir/a" "$dir/sa" standby1
     ;;
   promote)
     ras_pg_as_owner "$bin/pg_ctl" -D "$dir/b" -w -t 60 promote >/dev/null

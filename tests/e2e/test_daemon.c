@@ -7,11 +7,13 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@
 #include "ras/error.h"
 #include "ras/http.h"
 #include "ras/json.h"
+#include "ras/migrate.h"
 #include "ras/store.h"
 #include "ras/timeutil.h"
 #include "ras/triage.h"
@@ -2052,6 +2055,257 @@ slow_remote_does_not_block_the_loop(void)
 	world_free(&w);
 }
 
+/* ---- PostgreSQL failover (the "failover" test: RAS_TEST_FAILOVER=1) ----
+ *
+ * A primary and a synchronous streaming standby (scripts/lib/pg-pair.sh);
+ * rasd connects with both hosts and target_session_attrs=read-write.
+ * Under a steady stream of POSTs the primary is stopped at once; /readyz
+ * must say so; then either the same server comes back (a plain restart)
+ * or the standby is promoted (failover).  rasd reconnects by itself, every
+ * payload it acknowledged (2xx) is in the database that is now the
+ * primary, no referral is stored twice, and the letters the POSTs cause
+ * reach MESH, the FHIR endpoint and the print directory once each. */
+
+static char *pair_dir;
+
+/* The servers pg_ctl starts must not inherit this process's descriptors
+ * (a captured output pipe would never reach end-of-file): the script runs
+ * with only stdin, and stdout/stderr on a log file. */
+static int
+pg_pair(const char *cmd)
+{
+	char log[PATH_MAX];
+	pid_t pid;
+	int status = -1;
+
+	snprintf(log, sizeof(log), "%s/pg-pair.log", ras_test_tmpdir());
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		for (int k = 3; k < 4096; k++)
+			close(k);
+		execl("/bin/bash", "bash", RAS_SOURCE_ROOT "/scripts/lib/pg-pair.sh", cmd, pair_dir, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char *text = ras_test_read(log, NULL);
+
+		fprintf(stderr, "pg-pair.sh %s failed:\n%s\n", cmd, text);
+		free(text);
+		return -1;
+	}
+	return 0;
+}
+
+#define SEND_MAX 4000
+
+struct sender {
+	char url[128];
+	const char *fixture;          /* the referral, its UBRN at ubrn_at */
+	size_t len, ubrn_at;
+	int base;
+	volatile int stop;
+	volatile int sent, acked;
+	char (*acked_ubrn)[13];
+};
+
+static void *
+send_loop(void *arg)
+{
+	struct sender *s = arg;
+	struct ras_http_opts o = { .allow_http_loopback = true };
+	struct ras_http *h;
+	char *body = malloc(s->len + 1);
+
+	if (body == NULL || ras_http_new(&o, &h) < 0)
+		return NULL;
+	memcpy(body, s->fixture, s->len + 1);
+	while (!s->stop && s->sent < SEND_MAX) {
+		struct ras_http_request r;
+		char ubrn[16];
+
+		snprintf(ubrn, sizeof(ubrn), "%012d", s->base + s->sent);
+		memcpy(body + s->ubrn_at, ubrn, 12);
+		ras_http_request_init(&r, "POST", s->url);
+		(void)ras_http_request_header(&r, "Authorization", "Bearer " TOKEN);
+		(void)ras_http_request_header(&r, "Content-Type", "application/fhir+json");
+		r.body = body;
+		r.body_len = s->len;
+		r.timeout_ms = 10000;
+		(void)ras_http_perform(h, &r, 1);
+		if (r.err == 0 && r.status >= 200 && r.status < 300)
+			memcpy(s->acked_ubrn[s->acked++], ubrn, 13);
+		s->sent++;
+		ras_http_request_release(&r);
+		usleep(10000);
+	}
+	ras_http_free(h);
+	free(body);
+	return NULL;
+}
+
+static long
+readyz(const struct rasd_proc *p)
+{
+	struct resp r = request(p, "GET", "/readyz", NULL, 0, NULL, NULL);
+
+	free(r.body);
+	return r.status;
+}
+
+/* Wait until /readyz answers `want` (true) or ms pass. */
+static bool
+readyz_becomes(const struct rasd_proc *p, long want, int ms)
+{
+	for (int64_t end = ras_time_mono_ms() + ms; ras_time_mono_ms() < end; usleep(100000))
+		if (readyz(p) == want)
+			return true;
+	return false;
+}
+
+static bool
+acked_at_least(struct sender *s, int n, int ms)
+{
+	for (int64_t end = ras_time_mono_ms() + ms; ras_time_mono_ms() < end; usleep(50000))
+		if (s->acked >= n)
+			return true;
+	return s->acked >= n;
+}
+
+static void
+survive_database_outage(const char *name, bool failover)
+{
+	char conninfo[PATH_MAX * 2 + 256], admin[PATH_MAX + 128], text[16384], sql[160], cfgname[64];
+	const char *user = getenv("RAS_TEST_PGUSER") ? getenv("RAS_TEST_PGUSER") : "postgres";
+	struct sender s = { .base = failover ? 300000000 : 200000000 };
+	struct ras_db *db = NULL;
+	struct ras_buf ids = RAS_BUF_INIT(0);
+	struct rasd_proc p;
+	struct world w;
+	pthread_t t;
+	char *spool, *cfg, *data;
+	int before;
+
+	if (pair_dir == NULL) {
+		pair_dir = malloc(PATH_MAX);
+		snprintf(pair_dir, PATH_MAX, "%s/pgpair", ras_test_tmpdir());
+		CU_ASSERT_EQUAL_FATAL(pg_pair("start"), 0);
+	}
+	/* the database, on the primary (and by replication on the standby) */
+	snprintf(admin, sizeof(admin), "host=%s/sa user=%s dbname=postgres", pair_dir, user);
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(admin, &db), 0);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, sql), 0);
+	ras_db_close(db);
+	snprintf(conninfo, sizeof(conninfo), "host=%s/sa,%s/sb user=%s dbname=%s"
+	    " target_session_attrs=read-write connect_timeout=3", pair_dir, pair_dir, user, name);
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(conninfo, &db), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_migrate_apply(db, NULL, NULL), 0);
+	ras_db_close(db);
+	db = NULL;
+
+	world_new(&w, name, NULL, false);
+	snprintf(cfgname, sizeof(cfgname), "spool-%s", name);
+	spool = rasd_dir(cfgname);
+	snprintf(text, sizeof(text),
+	    "[database]\nconninfo = %s\nbatch_size = 20\n"
+	    "[daemon]\nstage_interval = 1\nheartbeat = 5\n"
+	    "[http]\nlisten = 127.0.0.1:0\ntoken = %s\nmax_body = 65536\n"
+	    "[spool]\ndirectory = %s\nrescan = 2\n%s", conninfo, token_path, spool, w.conf);
+	snprintf(cfgname, sizeof(cfgname), "%s.conf", name);
+	cfg = rasd_config(cfgname, text);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, cfg, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	CU_ASSERT_EQUAL(readyz(&p), 200);
+
+	/* an incomplete referral: returned, with a letter to the referrer */
+	data = ras_test_read(ras_test_fixture("triage/midnotts-incomplete.json"), &s.len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(strstr(data, "\"100000000304\""));
+	s.fixture = data;
+	s.ubrn_at = (size_t)(strstr(data, "\"100000000304\"") - data) + 1;
+	s.acked_ubrn = calloc(SEND_MAX, sizeof(*s.acked_ubrn));
+	snprintf(s.url, sizeof(s.url), "http://%s/fhir/Bundle", p.http);
+	pthread_create(&t, NULL, send_loop, &s);
+
+	/* under load: the primary goes away at once */
+	CU_ASSERT(acked_at_least(&s, 20, 20000));
+	CU_ASSERT_EQUAL_FATAL(pg_pair("stop-primary"), 0);
+	CU_ASSERT(readyz_becomes(&p, 503, 10000));
+	before = s.acked;
+	usleep(500000);
+	CU_ASSERT_EQUAL(readyz(&p), 503);
+	/* the same server again, or the standby promoted */
+	CU_ASSERT_EQUAL_FATAL(pg_pair(failover ? "promote" : "start-primary"), 0);
+	CU_ASSERT(readyz_becomes(&p, 200, 30000));
+	CU_ASSERT(acked_at_least(&s, before + 20, 30000));
+	s.stop = 1;
+	pthread_join(t, NULL);
+	fprintf(stderr, "[%s: %d POSTs, %d acknowledged]\n", name, s.sent, s.acked);
+
+	/* everything acknowledged is in the database that is now the primary */
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(conninfo, &db), 0);
+	CU_ASSERT_EQUAL(count(db, "SELECT CASE WHEN pg_is_in_recovery() THEN 0 ELSE 1 END"), 1);
+	(void)ras_buf_putc(&ids, '{');
+	for (int i = 0; i < s.acked; i++)
+		(void)ras_buf_printf(&ids, "%s%s", i ? "," : "", s.acked_ubrn[i]);
+	(void)ras_buf_putc(&ids, '}');
+	{
+		struct ras_db_res *res = NULL;
+		int64_t n = -1;
+
+		CU_ASSERT_EQUAL(ras_db_query(db, &res, "SELECT count(DISTINCT ubrn) FROM referrals"
+		    " WHERE ubrn = ANY ($1::text[])", 1, &RAS_DB_TEXT(ids.data)), 0);
+		(void)ras_db_res_int(res, 0, 0, &n);
+		ras_db_res_free(res);
+		CU_ASSERT_EQUAL(n, s.acked);
+	}
+	CU_ASSERT_EQUAL(count(db, "SELECT count(*) FROM (SELECT ubrn FROM referrals GROUP BY ubrn"
+	    " HAVING count(*) > 1) x"), 0);
+	/* and nothing sent twice: every letter reached its endpoint once */
+	CU_ASSERT(rasd_until(outbox_settled, db, 60000));
+	CU_ASSERT(check_deliveries(db, &w, false) > 0);
+	CU_ASSERT(fake_mesh_count(w.mesh) > 0);
+
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
+	rasd_free(&p);
+	ras_db_close(db);
+	ras_buf_free(&ids);
+	free(s.acked_ubrn);
+	free(data);
+	free(cfg);
+	free(spool);
+	world_free(&w);
+}
+
+static void
+restart_of_the_server_survived(void)
+{
+	survive_database_outage("restart", false);
+}
+
+static void
+failover_to_the_standby_survived(void)
+{
+	survive_database_outage("failover", true);
+}
+
+/* The pair goes with the suite, whatever happened. */
+static int
+failover_teardown(void)
+{
+	if (pair_dir)
+		(void)pg_pair("stop");
+	free(pair_dir);
+	pair_dir = NULL;
+	return teardown();
+}
+
 static void
 logs_carry_no_patient_data(void)
 {
@@ -2134,10 +2388,23 @@ main(void)
 		{ "logs carry no patient data", logs_carry_no_patient_data },
 		{ NULL, NULL },
 	};
+	static const struct ras_test_case failover_cases[] = {
+		{ "failover: the server restarted under load", restart_of_the_server_survived },
+		{ "failover: the standby promoted under load", failover_to_the_standby_survived },
+		{ NULL, NULL },
+	};
 	static const struct ras_test_suite suites[] = {
 		{ "rasd", cases, setup, teardown },
 		{ NULL, NULL, NULL, NULL },
 	};
+	static const struct ras_test_suite failover[] = {
+		{ "failover", failover_cases, setup, failover_teardown },
+		{ NULL, NULL, NULL, NULL },
+	};
 
+	/* The failover test is a meson test of its own (it starts its own
+	 * pair of servers): the same program with RAS_TEST_FAILOVER=1. */
+	if (getenv("RAS_TEST_FAILOVER"))
+		return ras_test_run_suites(failover);
 	return ras_test_run_suites(suites);
 }
