@@ -7,7 +7,7 @@
 
 #include "loop.h"
 #include "ras/error.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct watch {
 	int fd;

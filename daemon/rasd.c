@@ -1,5 +1,5 @@
 /*
- * rasd: the integration daemon.  See README.md ("The daemon").
+ * rasd: the integration daemon.  See rasd(8) and docs/operations.md.
  *
  *   rasd [--config FILE] [--check-config] [--foreground]
  *
@@ -38,7 +38,7 @@
 #include "ras/error.h"
 #include "ras/log.h"
 #include "ras/migrate.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras_config.h"
 #include "remote.h"
 #include "spool.h"
@@ -57,52 +57,6 @@ static int ready_pipe = -1;   /* background start: tells the parent we are ready
 /* SIGHUP's reload runs from the outer turn of the loop, never while a
  * stage waits for its transfers (its units must outlive the wait). */
 static struct ras_loop_timer *reload_timer;
-
-/* ---- shared helpers (daemon.h) ------------------------------------------ */
-
-struct ras_unit_stats *
-ras_daemon_unit_stats(struct ras_daemon *d, const char *name)
-{
-	for (size_t i = 0; i < d->stats.nunits; i++)
-		if (strcmp(d->stats.units[i].name, name) == 0)
-			return &d->stats.units[i];
-	if (d->stats.nunits == RAS_STATS_UNITS_MAX)
-		return &d->stats.units[RAS_STATS_UNITS_MAX - 1];
-	snprintf(d->stats.units[d->stats.nunits].name, sizeof(d->stats.units[0].name), "%s", name);
-	return &d->stats.units[d->stats.nunits++];
-}
-
-struct ras_db *
-ras_daemon_db(struct ras_daemon *d)
-{
-	if (d->db && ras_db_ok(d->db))
-		return d->db;
-	if (d->db == NULL)
-		ras_error_code(RAS_EIO, "not connected");
-	else
-		ras_error_code(RAS_EIO, "the database connection was lost and could not be re-established");
-	return NULL;
-}
-
-struct ras_db *
-ras_daemon_stage_db(struct ras_daemon *d)
-{
-	if (d->stage_db == NULL &&
-	    ras_db_connect(ras_config_get(d->cfg, "database", NULL, "conninfo"), &d->stage_db) < 0)
-		return NULL;
-	if (ras_db_ok(d->stage_db))
-		return d->stage_db;
-	ras_error_code(RAS_EIO, "the database connection was lost and could not be re-established");
-	return NULL;
-}
-
-size_t
-ras_daemon_batch(const struct ras_daemon *d)
-{
-	int64_t n = ras_config_int(d->cfg, "database", NULL, "batch_size");
-
-	return n > 0 ? (size_t)n : 200;
-}
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -224,7 +178,7 @@ log_problems(const struct ras_buf *problems)
 static void
 warn_restart_only(const struct ras_config *old, const struct ras_config *neu)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++) {
+	for (const struct ras_option *o = ras_config_options; o->name; o++) {
 		const char *a, *b;
 
 		if (o->reloadable || o->instanced)

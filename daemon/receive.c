@@ -95,6 +95,16 @@ static const char SQL_FINAL[] =
     " (SELECT r.ubrn FROM referrals r WHERE r.payload_id = i.id ORDER BY r.id LIMIT 1)"
     " FROM inbox i WHERE i.id = ANY ($1::bigint[])";
 
+/* The form maps of the runtime the stages run on (NULL before the first
+ * configuration loads). */
+static const struct ras_xmlform_maps *
+form_maps(struct ras_daemon *d)
+{
+	const struct ras_runtime *rt = ras_stages_runtime(d->units);
+
+	return rt ? ras_runtime_form_maps(rt) : NULL;
+}
+
 int
 ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
     struct ras_receipt *out)
@@ -147,7 +157,7 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 		snprintf(r->message, sizeof(r->message), "kept as payload #%lld; waiting to be normalised",
 		    (long long)put[k].id);
 	}
-	if (ras_store_normalise(db, pids, nref, nref, &rep, &nrep) < 0) {
+	if (ras_store_normalise(db, form_maps(d), pids, nref, nref, &rep, &nrep) < 0) {
 		/* Kept but not normalised (the database went away between
 		 * the two): the normalise stage takes them later. */
 		ras_log(RAS_LOG_WARNING, "received payloads kept but not yet normalised: %s",

@@ -21,7 +21,7 @@
 #include "ras/limits.h"
 #include "ras/log.h"
 #include "ras/store.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "receive.h"
 #include "spool.h"
 

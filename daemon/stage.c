@@ -14,7 +14,7 @@
 #include "ras/error.h"
 #include "ras/log.h"
 #include "ras/schedule.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "stage.h"
 
 /* Longest wait after repeated failures of a unit. */

@@ -41,6 +41,7 @@
 #include "ras/ers_poll.h"
 #include "ras/intake.h"
 #include "ras/log.h"
+#include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
 #include "ras/runtime.h"
 #include "ras/store.h"
@@ -65,17 +66,9 @@ static void
 pipeline_free(void *v)
 {
 	struct pipeline *p = v;
-	const struct ras_xmlform_maps *cur;
 
 	if (p == NULL)
 		return;
-	/* Intake must never read maps that are gone: unset them if they are
-	 * ours (a newer configuration may have installed its own already). */
-	if (p->rt) {
-		cur = ras_intake_set_form_maps(NULL);
-		if (cur != ras_runtime_form_maps(p->rt))
-			(void)ras_intake_set_form_maps(cur);
-	}
 	ras_runtime_free(p->rt);
 	free(p);
 }
@@ -166,13 +159,14 @@ ras_stages_log_normalised(struct ras_db *db, const struct ras_normalise_report *
 static int
 normalise_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 {
+	struct pipeline *p = state;
 	struct ras_normalise_report *rep = NULL;
 	size_t n = 0;
 	int err;
 
 	(void)now;
-	(void)state;
-	if ((err = ras_store_normalise(db, NULL, 0, limit, &rep, &n)) < 0)
+	/* XML referral forms are read through the configuration's maps */
+	if ((err = ras_store_normalise(db, ras_runtime_form_maps(p->rt), NULL, 0, limit, &rep, &n)) < 0)
 		return err;
 	if (n)
 		ras_stages_log_normalised(db, rep, n);
@@ -180,23 +174,12 @@ normalise_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	return (int)n;
 }
 
-/* Intake (this stage, HTTP, the spool, the e-RS poll) reads XML referral
- * forms through the configuration's maps from the moment it is in use. */
-static void
-normalise_start(void *state)
-{
-	struct pipeline *p = state;
-
-	(void)ras_intake_set_form_maps(ras_runtime_form_maps(p->rt));
-}
-
 static int
 normalise_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
     struct ras_buf *problems)
 {
 	struct pipeline *p = pipeline_of(cfg, sink, problems);
-	struct ras_unit_spec spec = { .name = "normalise", .run = normalise_run,
-		.start = normalise_start };
+	struct ras_unit_spec spec = { .name = "normalise", .run = normalise_run };
 
 	if (p == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -552,21 +535,19 @@ static int
 mesh_poll_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 {
 	struct pipeline *p = state;
-	struct ras_outbox_stats st;
+	struct ras_mesh_inbox_stats st;
 	int err;
 
 	(void)limit;
 	memset(&st, 0, sizeof(st));
-	err = ras_outbox_mesh_poll(ras_runtime_outbox(p->rt), db, now, &st);
+	err = ras_mesh_inbox_poll(ras_runtime_mesh_inbox(p->rt), db, now, &st);
 	if (st.reports || st.received || st.acknowledged) {
 		struct ras_log_field f[] = { { "STAGE", "mesh-poll" }, { NULL, NULL } };
 
-		ras_log_fields(st.dead ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
-		    "MESH inbox: %d report(s), %d message(s) into intake, %d acknowledged, %d document(s) dead",
-		    st.reports, st.received, st.acknowledged, st.dead);
+		ras_log_fields(RAS_LOG_INFO, f,
+		    "MESH inbox: %d report(s), %d message(s) into intake, %d acknowledged",
+		    st.reports, st.received, st.acknowledged);
 	}
-	if (st.dead)
-		log_dead(db, now, "mesh-poll");
 	if (err < 0)
 		return err;
 	return st.reports + st.received;
@@ -589,7 +570,7 @@ documents_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
 	    ras_config_bool(cfg, "routing", NULL, "gp_auto_routing") ||
 	    ras_config_get(cfg, "outbox", NULL, "print_dir");
 	if (!p->documents)
-		return 0;   /* no delivery route: letters wait in the outbox (README) */
+		return 0;   /* no delivery route: letters wait in the outbox (docs/design/delivery.md) */
 	{
 		struct ras_unit_spec r = { .name = "render", .run = render_run, .state = p,
 			.limit = (size_t)batch };

@@ -10,6 +10,7 @@
 #include "ras/epr.h"
 #include "ras/error.h"
 #include "ras/fhir.h"
+#include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"

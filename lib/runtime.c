@@ -1,5 +1,6 @@
 /* runtime: everything rasd loads, loaded and checked as one (see include/ras/runtime.h). */
 #include <dirent.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "ras/error.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
+#include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
 #include "ras/rules.h"
 #include "ras/runtime.h"
@@ -25,28 +27,27 @@ struct ras_runtime {
 	char *mappings;
 	struct ras_triage *triage;
 	struct ras_outbox *outbox;
+	struct ras_mesh_inbox *mesh_inbox;
 	struct ras_xmlform_maps *form_maps;
 	struct ras_ers *ers;
 };
-
-static bool
-is_dir(const char *p)
-{
-	struct stat st;
-
-	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 const char *
 ras_runtime_mappings_dir(const struct ras_config *cfg)
 {
 	const char *m = cfg ? ras_config_get(cfg, "general", NULL, "mappings") : NULL;
 
+	static char env_dir[PATH_MAX];
+	const char *data = getenv("RAS_DATADIR");
+
 	if (m && *m)
 		return m;
-	if (is_dir(RAS_DATADIR "/mappings/services"))
-		return RAS_DATADIR "/mappings";
-	return RAS_SOURCE_ROOT "/mappings";
+	/* $RAS_DATADIR: a data directory other than the installed one (a
+	 * build run in place: the source checkout, which has mappings/). */
+	if (data && *data && snprintf(env_dir, sizeof(env_dir), "%s/mappings", data) <
+	    (int)sizeof(env_dir))
+		return env_dir;
+	return RAS_DATADIR "/mappings";
 }
 
 /* One problem, one line; returns 1 (the count). */
@@ -189,6 +190,8 @@ ras_runtime_new(const struct ras_config *cfg, struct ras_runtime **out, struct r
 		n += failed(problems, "triage configuration");
 	if (ras_outbox_new(cfg, dir, &rt->outbox) < 0)
 		n += failed(problems, "delivery configuration ([outbox], [routing], [mesh], [fhir])");
+	if (ras_mesh_inbox_new(cfg, &rt->mesh_inbox) < 0)
+		n += failed(problems, "MESH inbox configuration ([mesh])");
 	if (snprintf(maps, sizeof(maps), "%s/form-maps", dir) >= (int)sizeof(maps)) {
 		n += note(problems, "form maps: the mappings path is too long");
 	} else if ((err = ras_xmlform_maps_load(maps, &rt->form_maps, problems)) < 0) {
@@ -197,11 +200,16 @@ ras_runtime_new(const struct ras_config *cfg, struct ras_runtime **out, struct r
 		n++;   /* each bad map is already a line */
 	}
 	err = 0;
+	if (rt->outbox)
+		ras_outbox_set_form_maps(rt->outbox, rt->form_maps);
 	if (ras_config_get(cfg, "ers", NULL, "base_url")) {
-		if (ras_ers_from_config(cfg, &rt->ers) < 0)
+		if (ras_ers_from_config(cfg, &rt->ers) < 0) {
 			n += failed(problems, "e-RS configuration ([ers])");
-		else if (rt->triage)
-			ras_ers_set_triage(rt->ers, rt->triage);
+		} else {
+			ras_ers_set_form_maps(rt->ers, rt->form_maps);
+			if (rt->triage)
+				ras_ers_set_triage(rt->ers, rt->triage);
+		}
 	}
 	if (n) {
 		err = RAS_EINVALID;
@@ -224,6 +232,7 @@ ras_runtime_free(struct ras_runtime *rt)
 		return;
 	ras_ers_free(rt->ers);
 	ras_xmlform_maps_free(rt->form_maps);
+	ras_mesh_inbox_free(rt->mesh_inbox);
 	ras_outbox_free(rt->outbox);
 	ras_triage_free(rt->triage);
 	free(rt->mappings);
@@ -272,6 +281,12 @@ struct ras_outbox *
 ras_runtime_outbox(const struct ras_runtime *rt)
 {
 	return rt->outbox;
+}
+
+struct ras_mesh_inbox *
+ras_runtime_mesh_inbox(const struct ras_runtime *rt)
+{
+	return rt->mesh_inbox;
 }
 
 const struct ras_xmlform_maps *

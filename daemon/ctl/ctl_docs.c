@@ -32,6 +32,7 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
+#include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
 #include "ras/rules.h"
 #include "ras/triage.h"
@@ -171,7 +172,7 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	if ((rc = read_file(ctl, referral_path, RAS_PAYLOAD_MAX, &rb)) != 0)
 		goto done;
-	if ((err = ras_intake_parse(a, rb.data ? rb.data : "", rb.len, &in)) < 0 ||
+	if ((err = ras_intake_parse(a, NULL, rb.data ? rb.data : "", rb.len, &in)) < 0 ||
 	    in.n_referrals != 1 || in.kind == RAS_PAYLOAD_ERS_WORKLIST) {
 		if (err == 0)
 			ras_error_code(RAS_EINVALID, "%s is not one referral", referral_path);
@@ -185,7 +186,7 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 	if (episode_path) {
 		if ((rc = read_file(ctl, episode_path, RAS_PAYLOAD_MAX, &eb)) != 0)
 			goto done;
-		if ((err = ras_intake_parse(a, eb.data ? eb.data : "", eb.len, &ein)) < 0 ||
+		if ((err = ras_intake_parse(a, NULL, eb.data ? eb.data : "", eb.len, &ein)) < 0 ||
 		    ein.kind != RAS_PAYLOAD_FORM || (err = ras_episode_from_form(a, ein.form, &ep)) < 0) {
 			if (err == 0)
 				ras_error_code(RAS_EINVALID, "%s is not a QuestionnaireResponse", episode_path);
@@ -297,9 +298,8 @@ outbox_new(struct ras_ctl *ctl, const char *mappings, struct ras_outbox **o)
 static void
 print_stats(const char *stage, const struct ras_outbox_stats *s)
 {
-	printf("%s: claimed %d, rendered %d, delivered %d, retry %d, unknown %d, dead %d, cancelled %d, "
-	    "reports %d, received %d, acknowledged %d\n", stage, s->claimed, s->rendered, s->delivered,
-	    s->retried, s->unknown, s->dead, s->cancelled, s->reports, s->received, s->acknowledged);
+	printf("%s: claimed %d, rendered %d, delivered %d, retry %d, unknown %d, dead %d, cancelled %d\n",
+	    stage, s->claimed, s->rendered, s->delivered, s->retried, s->unknown, s->dead, s->cancelled);
 }
 
 int
@@ -404,20 +404,34 @@ ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	if (strcmp(sub, "run") == 0) {
 		struct ras_outbox *o = NULL;
-		struct ras_outbox_stats s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+		struct ras_mesh_inbox *in = NULL;
+		struct ras_outbox_stats s1 = { 0 }, s2 = { 0 };
+		struct ras_mesh_inbox_stats s3 = { 0 };
+		struct ras_config *cfg;
 
 		if ((rc = outbox_new(ctl, mappings, &o)) != 0)
 			return rc;
+		if ((rc = ras_ctl_config(ctl, &cfg)) != 0 || ras_mesh_inbox_new(cfg, &in) < 0) {
+			if (rc == 0) {
+				ras_ctl_fail(ctl, "cannot set up the MESH inbox");
+				rc = CTL_CONFIG;
+			}
+			ras_outbox_free(o);
+			return rc;
+		}
 		if ((err = ras_outbox_render_pending(o, db, now, &s1)) < 0 ||
 		    (err = ras_outbox_deliver_pending(o, db, now, &s2)) < 0 ||
-		    (err = ras_outbox_mesh_poll(o, db, now, &s3)) < 0) {
+		    (err = ras_mesh_inbox_poll(in, db, now, &s3)) < 0) {
 			ras_ctl_fail(ctl, "outbox pass failed");
+			ras_mesh_inbox_free(in);
 			ras_outbox_free(o);
 			return ras_ctl_exit_for(err);
 		}
 		print_stats("render", &s1);
 		print_stats("deliver", &s2);
-		print_stats("mesh-poll", &s3);
+		printf("mesh-poll: reports %d, received %d, acknowledged %d\n", s3.reports, s3.received,
+		    s3.acknowledged);
+		ras_mesh_inbox_free(in);
 		ras_outbox_free(o);
 		return CTL_OK;
 	}

@@ -1,5 +1,5 @@
 /*
- * ctl_ers: `rasctl ers …`, the e-RS client by hand (README "e-RS").
+ * ctl_ers: `rasctl ers …`, the e-RS client by hand (rasctl(8); docs/design/ers.md).
  *
  *   rasctl ers poll [--service ID] --once [--force] [--json]
  *   rasctl ers fetch [--limit N]            retry due referral and attachment fetches now
@@ -21,13 +21,14 @@
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/db.h"
+#include "ras/error.h"
 #include "ras/ers.h"
 #include "ras/ers_outcome.h"
+#include "ras/ers_pending.h"
 #include "ras/ers_poll.h"
-#include "ras/error.h"
 #include "ras/intake.h"
 #include "ras/json.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 #include "ras/xmlform.h"
 
@@ -40,7 +41,6 @@ struct ers_env {
 static void
 env_free(struct ers_env *e)
 {
-	(void)ras_intake_set_form_maps(NULL);
 	ras_xmlform_maps_free(e->maps);
 	ras_ers_free(e->c);
 }
@@ -85,7 +85,8 @@ env_open(struct ras_ctl *ctl, struct ers_env *e, bool need_client)
 		return CTL_CONFIG;
 	}
 	ras_buf_free(&problems);
-	(void)ras_intake_set_form_maps(e->maps);
+	if (e->c)
+		ras_ers_set_form_maps(e->c, e->maps);
 	if ((rc = ras_ctl_db(ctl, &e->db)) != 0) {
 		env_free(e);
 		return rc;
@@ -423,75 +424,27 @@ usage:
 	return CTL_USAGE;
 }
 
-/* Each section: one SQL statement returning a jsonb array. */
-static const struct {
-	const char *key;
-	const char *title;
-	const char *sql;
-} sections[] = {
-	{ "outcomes", "review outcomes not (yet) recorded on e-RS",
-	  "SELECT coalesce(json_agg(x ORDER BY x.id), '[]'::json)::text FROM ("
-	  " SELECT o.ubrn, o.version, o.review_outcome, o.state, o.id, o.attempts,"
-	  "  to_char(o.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS next_attempt,"
-	  "  o.last_status, o.error_code, o.error, o.ers_state, o.ers_reason"
-	  " FROM ers_outcomes o WHERE o.state NOT IN ('done', 'superseded')) x" },
-	{ "waiting", "e-RS referrals waiting for a person (onward, review, or a recommendation)",
-	  "SELECT coalesce(json_agg(x ORDER BY x.decision), '[]'::json)::text FROM ("
-	  " SELECT r.ubrn, r.version, d.outcome, d.onward_target, d.final, d.decided_by,"
-	  "  d.id AS decision,"
-	  "  CASE WHEN d.outcome = 'onward' THEN 'onward referral: act in the e-RS Professional Application'"
-	  "       WHEN d.outcome = 'review' THEN 'a clinician or MDT must decide'"
-	  "       ELSE 'recommendation: a clinician must decide' END AS action"
-	  " FROM current_decisions d JOIN referrals r ON r.id = d.referral_id"
-	  " WHERE r.ubrn IS NOT NULL AND r.source IN ('ers-worklist', 'ers-referral')"
-	  "   AND (d.outcome IN ('onward', 'review') OR (d.decided_by = 'rules' AND NOT d.final))"
-	  "   AND NOT EXISTS (SELECT 1 FROM decisions n JOIN referrals r2 ON r2.id = n.referral_id"
-	  "                   WHERE r2.ubrn = r.ubrn AND n.id > d.id)) x" },
-	{ "fetches", "referrals e-RS could not give rasd",
-	  "SELECT coalesce(json_agg(x ORDER BY x.ubrn), '[]'::json)::text FROM ("
-	  " SELECT e.ubrn, e.service_id, e.worklist_version, e.fetch_state, e.attempts,"
-	  "  to_char(e.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS next_attempt,"
-	  "  e.error_code, e.error"
-	  " FROM ers_referrals e WHERE e.fetch_state IN ('failed', 'parked')) x" },
-	{ "attachments", "attachments not fetched",
-	  "SELECT coalesce(json_agg(x ORDER BY x.id), '[]'::json)::text FROM ("
-	  " SELECT t.ubrn, t.url, t.availability, t.state, t.id, t.attempts, t.attached_by_org,"
-	  "  to_char(t.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS next_attempt,"
-	  "  t.error"
-	  " FROM attachments t WHERE t.ubrn IS NOT NULL"
-	  "   AND t.state IN ('pending', 'blocked', 'failed', 'too-big')) x" },
-};
-
 static int
 cmd_pending(struct ras_ctl *ctl, int argc, char **argv)
 {
 	bool as_json = argc == 2 && strcmp(argv[1], "--json") == 0;
 	struct ers_env e;
-	json_t *all = json_object();
+	json_t *all = NULL;
 	int rc, err = 0;
 
 	if (argc > 2 || (argc == 2 && !as_json)) {
 		fprintf(stderr, "usage: rasctl ers pending [--json]\n");
-		json_decref(all);
 		return CTL_USAGE;
 	}
-	if ((rc = env_open(ctl, &e, false)) != 0) {
-		json_decref(all);
+	if ((rc = env_open(ctl, &e, false)) != 0)
 		return rc;
-	}
-	for (size_t s = 0; s < sizeof(sections) / sizeof(sections[0]) && err == 0; s++) {
-		struct ras_db_res *res = NULL;
-		json_t *arr = NULL, *x;
+	err = ras_ers_pending_list(e.db, &all);
+	for (size_t s = 0; err == 0 && s < ras_ers_pending_nsections; s++) {
+		json_t *arr = json_object_get(all, ras_ers_pending_sections[s].key), *x;
 		size_t i;
 
-		if ((err = ras_db_query(e.db, &res, sections[s].sql, 0, NULL)) < 0)
-			break;
-		err = ras_json_parse(ras_db_res_get(res, 0, 0), strlen(ras_db_res_get(res, 0, 0)), 0, &arr);
-		ras_db_res_free(res);
-		if (err < 0)
-			break;
 		if (!as_json) {
-			printf("%s (%zu):\n", sections[s].title, json_array_size(arr));
+			printf("%s (%zu):\n", ras_ers_pending_sections[s].title, json_array_size(arr));
 			json_array_foreach(arr, i, x) {
 				const char *k;
 				json_t *v;
@@ -511,7 +464,6 @@ cmd_pending(struct ras_ctl *ctl, int argc, char **argv)
 				printf("\n");
 			}
 		}
-		(void)json_object_set_new(all, sections[s].key, arr);
 	}
 	if (err == 0 && as_json) {
 		struct ras_buf b = RAS_BUF_INIT(0);

@@ -1,5 +1,5 @@
 /*
- * ctl_ops: the operations subcommands of rasctl (README "Operations"):
+ * ctl_ops: the operations subcommands of rasctl (rasctl(8); docs/operations.md):
  *
  *   decide UBRN --outcome accept|return|onward [--target T] --advice TEXT --by SDS_USER_ID
  *          [--override]
@@ -31,7 +31,7 @@
 #include "ras/ops.h"
 #include "ras/outbox.h"
 #include "ras/store.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 
 /* SDS user ids are 12 digits. */
@@ -252,7 +252,7 @@ ras_ctl_record(struct ras_ctl *ctl, int argc, char **argv)
 			rc = CTL_NOINPUT;
 			goto done;
 		}
-		if (ras_intake_parse(a, b.data, b.len, &in) < 0 || in.kind != RAS_PAYLOAD_FORM ||
+		if (ras_intake_parse(a, NULL, b.data, b.len, &in) < 0 || in.kind != RAS_PAYLOAD_FORM ||
 		    in.form->questionnaire == NULL ||
 		    strcmp(in.form->questionnaire, RAS_Q_EPISODE_SUMMARY) != 0) {
 			fprintf(stderr, "%s: %s is not an episode-summary QuestionnaireResponse (%s)\n",

@@ -28,7 +28,7 @@
 #include "ras/limits.h"
 #include "ras/mappings.h"
 #include "ras/report.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 
 static int

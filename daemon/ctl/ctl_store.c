@@ -180,8 +180,9 @@ triage_suffix(const struct ras_triage_report *tr, size_t ntr, int64_t id, char *
 }
 
 static int
-ingest_batch(struct ras_ctl *ctl, struct ras_db *db, struct file_in *files, size_t n,
-    const char *service, const char *ubrn, const struct ras_triage *triage, int *worst)
+ingest_batch(struct ras_ctl *ctl, struct ras_db *db, const struct ras_xmlform_maps *maps,
+    struct file_in *files, size_t n, const char *service, const char *ubrn,
+    const struct ras_triage *triage, int *worst)
 {
 	struct ras_inbox_item *items = calloc(n, sizeof(*items));
 	struct ras_inbox_put_result *put = calloc(n, sizeof(*put));
@@ -229,7 +230,7 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, struct file_in *files, size
 	for (size_t k = 0; k < nitems; k++)
 		if (!put[k].duplicate)
 			fresh[nfresh++] = put[k].id;
-	if (nfresh && (err = ras_store_normalise(db, fresh, nfresh, nfresh, &reports, &nreports)) < 0)
+	if (nfresh && (err = ras_store_normalise(db, maps, fresh, nfresh, nfresh, &reports, &nreports)) < 0)
 		goto done;
 	if (nfresh && triage && (err = triage_fresh(db, triage, fresh, nfresh, &treps, &ntreps)) < 0)
 		goto done;
@@ -344,7 +345,6 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 			triage_rc = CTL_CONFIG;
 		}
 		ras_buf_free(&problems);
-		(void)ras_intake_set_form_maps(maps);
 	}
 	files = calloc(INGEST_BATCH, sizeof(*files));
 	if (files == NULL) {
@@ -360,7 +360,7 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 			files[k].name = argv[i + (int)k];
 			read_input(&files[k]);
 		}
-		err = ingest_batch(ctl, db, files, n, service, ubrn, triage, &worst);
+		err = ingest_batch(ctl, db, maps, files, n, service, ubrn, triage, &worst);
 		for (size_t k = 0; k < n; k++)
 			ras_buf_free(&files[k].data);
 		fflush(stdout);
@@ -372,7 +372,6 @@ ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv)
 	rc = worst ? worst : triage_rc;
 done:
 	free(files);
-	(void)ras_intake_set_form_maps(NULL);
 	ras_xmlform_maps_free(maps);
 	ras_triage_free(triage);
 	return rc;

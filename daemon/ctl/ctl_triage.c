@@ -140,7 +140,7 @@ ras_ctl_triage(struct ras_ctl *ctl, int argc, char **argv)
 		goto done;
 	}
 	ras_error_clear();
-	if ((err = ras_intake_parse(a, in.data ? in.data : "", in.len, &intake)) < 0) {
+	if ((err = ras_intake_parse(a, NULL, in.data ? in.data : "", in.len, &intake)) < 0) {
 		if (err == RAS_ENOMEM) {
 			rc = CTL_SOFTWARE;
 			goto done;

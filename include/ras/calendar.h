@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_calendar;
 

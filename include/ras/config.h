@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ras_arena;
 struct ras_buf;
 struct ras_config;
 
@@ -50,7 +51,7 @@ struct ras_option {
 };
 
 /* The table (terminated by a NULL name). */
-extern const struct ras_option ras_options[];
+extern const struct ras_option ras_config_options[];
 
 /* Load and validate. Problems are appended to `problems` one per line;
  * returns RAS_EINVALID when there are any (the config is still returned so
@@ -80,6 +81,17 @@ size_t ras_config_instances(const struct ras_config *cfg, const char *section,
  * removed), bounded by RAS_SECRET_MAX. */
 int ras_config_secret(const struct ras_config *cfg, const char *section, const char *instance,
     const char *name, struct ras_buf *out);
+
+/* The same secret as an arena string (the read buffer is wiped); *out is
+ * NULL, and 0 returned, when the option is not set. */
+int ras_config_secret_string(const struct ras_config *cfg, struct ras_arena *a,
+    const char *section, const char *name, const char **out);
+
+/* A SECRET option that names a key file for a library (which reads it
+ * itself): its path, a bare name resolved under $CREDENTIALS_DIRECTORY;
+ * NULL when not set (or out of memory). */
+const char *ras_config_secret_path(const struct ras_config *cfg, struct ras_arena *a,
+    const char *section, const char *name);
 
 /* The path the config was read from (NULL for defaults). */
 const char *ras_config_path(const struct ras_config *cfg);

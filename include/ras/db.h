@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ras_arena;
 struct ras_db;
 struct ras_db_res;
 
@@ -73,6 +74,29 @@ int ras_db_pipeline_sync(struct ras_db *db);
 int ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out);
 /* Drain anything left and leave pipeline mode. */
 int ras_db_pipeline_exit(struct ras_db *db);
+
+/*
+ * A batch of writes for one transaction, sent as one pipeline: add
+ * statements (text parameters, at most RAS_DB_WRITES_PARAMS each; the
+ * strings must outlive the run), then run them in the caller's open
+ * transaction.  The first failure to add (out of memory) is kept and
+ * returned by run.  Statements and their array live in the arena.
+ */
+#define RAS_DB_WRITES_PARAMS 12
+
+struct ras_db_writes {
+	struct ras_arena *a;
+	struct ras_db_writes_stmt {
+		const char *sql;
+		int n;
+		struct ras_db_param p[RAS_DB_WRITES_PARAMS];
+	} *v;
+	size_t n, cap;
+	int err;
+};
+
+void ras_db_writes_add(struct ras_db_writes *w, const char *sql, int n, ...);
+int ras_db_writes_run(struct ras_db *db, struct ras_db_writes *w);
 
 /* Session advisory lock (poller per source). Returns 1 taken, 0 busy. */
 int ras_db_try_advisory_lock(struct ras_db *db, int64_t key);

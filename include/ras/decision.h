@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "ras/json.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_arena;
 

@@ -21,7 +21,7 @@
 #include <stddef.h>
 
 #include "ras/referral.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_arena;
 

@@ -7,7 +7,7 @@
  * RAS_SYS_EPR_EVENT and one of the codes below; MessageHeader.focus names
  * the resource that carries the event (Encounter, Appointment,
  * EpisodeOfCare, ServiceRequest, Task), which refers to the referral by
- * its UBRN (README "EPR events" documents every shape).  The same events
+ * its UBRN (docs/design/intake.md, "EPR events", documents every shape).  The same events
  * can be recorded with rasctl.
  *
  * Parsing (ras_epr_parse) is pure.  Recording (ras_epr_record,
@@ -24,7 +24,7 @@
  * reason (an episode summary missing an item its letter requires is
  * refused with the list).
  *
- * Who may decide what (README "Clinicians' decisions"): a clinician decides
+ * Who may decide what (docs/design/intake.md, "Clinicians' decisions"): a clinician decides
  * a referral whose current decision awaits one (state "review": a review or
  * a recommendation).  A final decision (the rules' under the service's
  * automation, or an earlier clinician's) is replaced only when the

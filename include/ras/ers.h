@@ -29,7 +29,7 @@
 #include "ras/crypto.h"
 #include "ras/http.h"
 #include "ras/limits.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_config;
 struct ras_triage;
@@ -118,6 +118,12 @@ void ras_ers_set_workday(struct ras_ers *c, ras_ers_workday_fn fn, void *ctx);
  * triage stage.
  */
 void ras_ers_set_triage(struct ras_ers *c, const struct ras_triage *t);
+
+/* The XML form maps attachments and payloads are read through (the
+ * runtime's; NULL: none).  Not owned. */
+struct ras_xmlform_maps;
+void ras_ers_set_form_maps(struct ras_ers *c, const struct ras_xmlform_maps *maps);
+const struct ras_xmlform_maps *ras_ers_form_maps(const struct ras_ers *c);
 const struct ras_triage *ras_ers_triage(const struct ras_ers *c);
 
 /* True for the production e-RS host (api.service.nhs.uk), where --force

@@ -39,7 +39,7 @@
 #include <stdint.h>
 
 #include "ras/limits.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_db;
 struct ras_ers;

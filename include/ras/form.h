@@ -117,4 +117,23 @@ int ras_form_check_as(struct ras_arena *a, const struct ras_questionnaire *q,
 /* True when answer `ans` is acceptable for `item` (see above). */
 bool ras_form_answer_ok(const struct ras_qitem *item, const struct ras_answer *ans);
 
+/* --- answers of a response (any form: referral, episode summary) --------- */
+
+/* First answer with link_id at any level (NULL when unanswered). */
+const struct ras_answer *ras_form_answer(const struct ras_form *f, const char *link_id);
+
+/* Number of answers with link_id. */
+size_t ras_form_count(const struct ras_form *f, const char *link_id);
+
+/* Boolean answer: 1 true, 0 false, -1 unanswered or not a boolean. */
+int ras_form_bool(const struct ras_form *f, const char *link_id);
+
+/* True when any coding answer of link_id has `code`. */
+bool ras_form_has_code(const struct ras_form *f, const char *link_id, const char *code);
+
+/* The form as stored inside referrals.doc and episodes.doc, both ways (new
+ * reference in *out; strings of the loaded form point into `doc`). */
+int ras_form_to_json(const struct ras_form *f, json_t **out);
+int ras_form_from_json(struct ras_arena *a, const json_t *doc, struct ras_form *out);
+
 #endif

@@ -31,18 +31,15 @@ struct ras_intake {
 	json_t *json;                     /* the parsed payload (arena-owned) */
 };
 
-int ras_intake_parse(struct ras_arena *a, const char *data, size_t len, struct ras_intake *out);
-
 /*
  * XML payloads are read only as referral forms (RAS_PAYLOAD_FORM): a FHIR
- * XML QuestionnaireResponse always, any other XML or XHTML through the
- * field maps of mappings/form-maps (xmlform.h).  The maps are process-wide
- * configuration, like the rest of mappings/: the daemon and rasctl install
- * them at start-up (and on reload) with this call, which returns the
- * previous set; the caller keeps ownership.  NULL = no maps.
+ * XML QuestionnaireResponse always, any other XML or XHTML through
+ * `form_maps`, the field maps of mappings/form-maps (xmlform.h; the
+ * runtime's, ras_runtime_form_maps).  NULL = no maps.
  */
 struct ras_xmlform_maps;
-const struct ras_xmlform_maps *ras_intake_set_form_maps(const struct ras_xmlform_maps *maps);
+int ras_intake_parse(struct ras_arena *a, const struct ras_xmlform_maps *form_maps,
+    const char *data, size_t len, struct ras_intake *out);
 
 /* The per-format parsers, for callers that already hold parsed JSON. */
 int ras_intake_fhir_bundle(struct ras_arena *a, json_t *bundle, struct ras_referral *out);

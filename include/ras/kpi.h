@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_arena;
 struct ras_calendar;

@@ -25,6 +25,7 @@
 #include "ras/http.h"
 
 struct ras_arena;
+struct ras_config;
 struct ras_mesh;
 
 #define RAS_MESH_ID_MAX 128
@@ -40,6 +41,17 @@ struct ras_mesh_opts {
 
 int ras_mesh_new(const struct ras_mesh_opts *opts, struct ras_mesh **out);
 void ras_mesh_free(struct ras_mesh *m);
+
+/* The client and its http handle from [mesh] (secrets from their files or
+ * credentials; [outbox] allow_http_loopback).  Both NULL, and 0 returned,
+ * when [mesh] enabled is false. */
+int ras_mesh_new_config(const struct ras_config *cfg, struct ras_mesh **mesh,
+    struct ras_http **http);
+
+/* A handshake through h when none succeeded in the last `interval`
+ * seconds of this client (MESH wants one at least daily). */
+int ras_mesh_handshake_if_due(struct ras_mesh *m, struct ras_http *h, struct ras_arena *a,
+    int64_t now, int64_t interval);
 const char *ras_mesh_mailbox(const struct ras_mesh *m);
 
 /* The Authorization header value for one request (pure; test vectors in

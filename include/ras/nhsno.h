@@ -22,4 +22,8 @@ enum ras_nhsno_status ras_nhsno_check(const char *s);
 /* A lower-case phrase for messages, e.g. "check digit does not match". */
 const char *ras_nhsno_reason(enum ras_nhsno_status st);
 
+/* The status as stored and printed: "valid", "missing", "bad-length",
+ * "not-digits", "check-digit-10", "bad-check-digit". */
+const char *ras_nhsno_status_name(enum ras_nhsno_status st);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "ras/json.h"
 
+struct ras_buf;
 struct ras_db;
 
 /* Where a document goes, as ops name it (SQL over outbox row `o`): the MESH
@@ -54,5 +55,19 @@ int ras_ops_status(struct ras_db *db, int risk_hours, json_t **out);
  *  "decisions": [...], "deadlines": [...], "epr_events": [...]}.
  * RAS_ENOTFOUND when there is no such referral. */
 int ras_ops_trail(struct ras_db *db, const char *what, json_t **out);
+
+/* rasd's /metrics from the database, in Prometheus text format, appended
+ * to out: queue depth and age of the oldest item per stage, then the
+ * gauge families (referrals, inbox, decisions, deadlines, EPR events,
+ * pollers, e-RS budget and outcomes, documents, deliveries, dead letters).
+ * The process's own counters are the daemon's (daemon/metrics.c). */
+int ras_ops_metrics(struct ras_db *db, struct ras_buf *out);
+
+/* Prometheus text helpers: the HELP/TYPE lines of a family, a label value
+ * escaped, and one sample with one label. */
+void ras_ops_prom_head(struct ras_buf *b, const char *name, const char *type, const char *help);
+void ras_ops_prom_escaped(struct ras_buf *b, const char *v);
+void ras_ops_prom_sample(struct ras_buf *b, const char *name, const char *label, const char *value,
+    const char *num);
 
 #endif

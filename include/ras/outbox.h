@@ -14,11 +14,9 @@
  *                               after [outbox] max_attempts; a MESH send whose
  *                               outcome is unknown is checked by tracking
  *                               (mex-LocalID) before anything is resent
- *   ras_outbox_mesh_poll        rasd's own MESH inbox: error reports mark
- *                               their document dead (and reopen its deadline),
- *                               delivery reports acknowledge it, other
- *                               messages go into the intake inbox; then
- *                               every collected message is acknowledged
+ *
+ * The MESH reports about these sends come in through rasd's MESH inbox,
+ * an intake source (include/ras/mesh_inbox.h).
  *
  * Rows are created by the database: the AFTER INSERT trigger on decisions
  * (schema/004_documents.sql) and ras_outbox_episode_put().
@@ -31,7 +29,7 @@
 #include <stdint.h>
 
 #include "ras/json.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_config;
 struct ras_db;
@@ -45,9 +43,6 @@ struct ras_outbox_stats {
 	int unknown;      /* outcome unknown: tracking next time */
 	int dead;
 	int cancelled;
-	int reports;      /* MESH reports processed */
-	int received;     /* MESH messages put into the intake inbox */
-	int acknowledged; /* MESH messages acknowledged */
 };
 
 /* Build the delivery context from [mesh], [fhir], [routing] and [outbox]
@@ -60,8 +55,6 @@ void ras_outbox_free(struct ras_outbox *o);
 int ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st);
 int ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
-    struct ras_outbox_stats *st);
-int ras_outbox_mesh_poll(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st);
 
 /*
@@ -103,6 +96,11 @@ int ras_outbox_retry(struct ras_db *db, int64_t id, int64_t now);
 /* The delay before retry number `attempts` (1-based): base * 2^(attempts-1)
  * capped at max, then jittered uniformly into [delay/2, delay]. */
 int64_t ras_outbox_backoff(int attempts, int64_t base, int64_t max);
+
+/* The XML form maps an episode summary in XML is read through (the
+ * runtime's; NULL: none, the default).  Not owned. */
+struct ras_xmlform_maps;
+void ras_outbox_set_form_maps(struct ras_outbox *o, const struct ras_xmlform_maps *maps);
 
 /* True when the service's specification calls for documents of `doc_kind`
  * (its profile in mappings/documents has that kind). */

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "ras/nhsno.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 struct ras_arena;
 
@@ -163,17 +163,6 @@ struct ras_referral {
 	const char **related_ubrns;    /* other UBRNs of the same pathway */
 };
 
-/* First answer with link_id at any level (NULL when unanswered). */
-const struct ras_answer *ras_form_answer(const struct ras_form *f, const char *link_id);
-
-/* Number of answers with link_id. */
-size_t ras_form_count(const struct ras_form *f, const char *link_id);
-
-/* Boolean answer: 1 true, 0 false, -1 unanswered or not a boolean. */
-int ras_form_bool(const struct ras_form *f, const char *link_id);
-
-/* True when any coding answer of link_id has `code`. */
-bool ras_form_has_code(const struct ras_form *f, const char *link_id, const char *code);
 
 /* The key a referral is stored under: the UBRN, else "local:" + local_id. */
 const char *ras_referral_key(struct ras_arena *a, const struct ras_referral *r);

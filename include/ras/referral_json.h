@@ -9,6 +9,7 @@
 #ifndef RAS_REFERRAL_JSON_H
 #define RAS_REFERRAL_JSON_H
 
+#include "ras/form.h"
 #include "ras/json.h"
 #include "ras/referral.h"
 
@@ -16,13 +17,9 @@ struct ras_arena;
 
 /* New reference in *out. `key` is the storage key (ras_referral_key). */
 int ras_referral_json_dump(const struct ras_referral *r, const char *key, json_t **out);
-int ras_form_to_json(const struct ras_form *f, json_t **out);
 
 /* Parse a stored document back; strings point into `doc`, which the arena
  * keeps alive. */
 int ras_referral_json_load(struct ras_arena *a, json_t *doc, struct ras_referral *out);
-int ras_form_from_json(struct ras_arena *a, const json_t *doc, struct ras_form *out);
-
-const char *ras_nhsno_status_name(enum ras_nhsno_status st);
 
 #endif

@@ -12,6 +12,7 @@
  *              (mappings/documents/<service>.json)
  *   outbox     [outbox], [routing] (the routing table), [mesh], [fhir],
  *              their secrets
+ *   MESH inbox [mesh] again: rasd's mailbox polled as an intake source
  *   form maps  mappings/form-maps (XML and XHTML referral forms)
  *   e-RS       [ers], when base_url is set: its schedule counts the triage
  *              calendar's working days and what it polls is triaged
@@ -19,9 +20,9 @@
  *
  * The objects are owned by the runtime and live until ras_runtime_free();
  * borrowers (the EPR route, the stages) must not outlive it.  Loading does
- * no network or database I/O.  The XML form maps are process-wide once in
- * use: the caller installs them with ras_intake_set_form_maps() (and
- * uninstalls them before freeing the runtime that owns them).
+ * no network or database I/O.  The XML form maps are given to the e-RS
+ * client and the outbox here, and to intake by whoever normalises
+ * (ras_store_normalise(db, ras_runtime_form_maps(rt), ...)).
  */
 #ifndef RAS_RUNTIME_H
 #define RAS_RUNTIME_H
@@ -32,14 +33,15 @@ struct ras_buf;
 struct ras_calendar;
 struct ras_config;
 struct ras_ers;
+struct ras_mesh_inbox;
 struct ras_outbox;
 struct ras_runtime;
 struct ras_triage;
 struct ras_xmlform_maps;
 
-/* The mappings directory of a configuration: [general] mappings, else the
- * installed one (DATADIR/mappings) when it exists, else the source
- * checkout's (a build run in place). */
+/* The mappings directory of a configuration: [general] mappings, else
+ * $RAS_DATADIR/mappings when that variable is set (a build run in place
+ * sets it to the source checkout), else the installed DATADIR/mappings. */
 const char *ras_runtime_mappings_dir(const struct ras_config *cfg);
 
 /*
@@ -60,6 +62,7 @@ const char *ras_runtime_mappings(const struct ras_runtime *rt);
 const struct ras_triage *ras_runtime_triage(const struct ras_runtime *rt);
 const struct ras_calendar *ras_runtime_calendar(const struct ras_runtime *rt);
 struct ras_outbox *ras_runtime_outbox(const struct ras_runtime *rt);
+struct ras_mesh_inbox *ras_runtime_mesh_inbox(const struct ras_runtime *rt);
 const struct ras_xmlform_maps *ras_runtime_form_maps(const struct ras_runtime *rt);
 /* NULL when e-RS is not configured. */
 struct ras_ers *ras_runtime_ers(const struct ras_runtime *rt);

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 #define RAS_SCHEDULE_TIMES_MAX 48
 

@@ -75,10 +75,12 @@ struct ras_normalise_report {
  * still "received"); with ids == NULL, up to `limit` received rows are
  * claimed oldest first.  Reports go to *out (malloc'd array, caller frees);
  * *nout is the count.  Returns a negative code only when the database
- * itself failed; payload problems are reports, not errors.
+ * itself failed; payload problems are reports, not errors.  XML forms are
+ * read through `form_maps` (ras_intake_parse; NULL: none).
  */
-int ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limit,
-    struct ras_normalise_report **out, size_t *nout);
+struct ras_xmlform_maps;
+int ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
+    const int64_t *ids, size_t n, size_t limit, struct ras_normalise_report **out, size_t *nout);
 
 /*
  * The stored referral named by `what`: a UBRN (latest version; all

@@ -1,9 +1,11 @@
 /* db: libpq adapter (see include/ras/db.h). */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
 
+#include "ras/arena.h"
 #include "ras/db.h"
 #include "ras/error.h"
 
@@ -347,6 +349,70 @@ ras_db_pipeline_exit(struct ras_db *db)
 		PQclear(r);
 	}
 	return 0;
+}
+
+void
+ras_db_writes_add(struct ras_db_writes *w, const char *sql, int n, ...)
+{
+	va_list ap;
+	struct ras_db_writes_stmt *s;
+
+	if (w->err)
+		return;
+	if (n > RAS_DB_WRITES_PARAMS) {
+		w->err = ras_error_code(RAS_EINVALID, "a batched write takes at most %d parameters",
+		    RAS_DB_WRITES_PARAMS);
+		return;
+	}
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 64;
+		struct ras_db_writes_stmt *nv = ras_arena_calloc(w->a, cap, sizeof(*nv));
+
+		if (nv == NULL) {
+			w->err = ras_error_code(RAS_ENOMEM, "out of memory");
+			return;
+		}
+		if (w->n)
+			memcpy(nv, w->v, w->n * sizeof(*nv));
+		w->v = nv;
+		w->cap = cap;
+	}
+	s = &w->v[w->n++];
+	s->sql = sql;
+	s->n = n;
+	va_start(ap, n);
+	for (int i = 0; i < n; i++)
+		s->p[i] = RAS_DB_TEXT(va_arg(ap, const char *));
+	va_end(ap);
+}
+
+int
+ras_db_writes_run(struct ras_db *db, struct ras_db_writes *w)
+{
+	int err, e2;
+
+	if (w->err)
+		return w->err;
+	if (w->n == 0)
+		return 0;
+	if ((err = ras_db_pipeline_enter(db)) < 0)
+		return err;
+	for (size_t i = 0; i < w->n; i++)
+		if ((err = ras_db_pipeline_send(db, w->v[i].sql, w->v[i].n, w->v[i].p)) < 0)
+			goto out;
+	if ((err = ras_db_pipeline_sync(db)) < 0)
+		goto out;
+	for (size_t i = 0; i < w->n; i++) {
+		struct ras_db_res *res = NULL;
+
+		err = ras_db_pipeline_result(db, &res);
+		ras_db_res_free(res);
+		if (err < 0)
+			goto out;
+	}
+out:
+	e2 = ras_db_pipeline_exit(db);
+	return err ? err : e2;
 }
 
 int

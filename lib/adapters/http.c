@@ -13,7 +13,7 @@
 #include "ras/error.h"
 #include "ras/http.h"
 #include "ras/limits.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras_config.h"
 
 struct ras_http {

@@ -5,12 +5,13 @@
 #include <sys/utsname.h>
 
 #include "ras/arena.h"
+#include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/mesh.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras_config.h"
 
 struct ras_mesh {
@@ -20,6 +21,7 @@ struct ras_mesh {
 	char nonce[RAS_UUID_STR_LEN];
 	unsigned long count;
 	char os_name[64], os_version[128];
+	int64_t last_handshake;
 };
 
 static char *
@@ -71,6 +73,62 @@ ras_mesh_new(const struct ras_mesh_opts *o, struct ras_mesh **out)
 	}
 	*out = m;
 	return 0;
+}
+
+int
+ras_mesh_new_config(const struct ras_config *cfg, struct ras_mesh **mesh, struct ras_http **http)
+{
+	struct ras_arena *a;
+	int err;
+
+	*mesh = NULL;
+	*http = NULL;
+	if (!ras_config_bool(cfg, "mesh", NULL, "enabled"))
+		return 0;
+	if ((a = ras_arena_new()) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	{
+		struct ras_mesh_opts mo = { .url = ras_config_get(cfg, "mesh", NULL, "url"),
+			.mailbox = ras_config_get(cfg, "mesh", NULL, "mailbox"),
+			.chunk_size = (size_t)ras_config_int(cfg, "mesh", NULL, "chunk_size"),
+			.timeout_ms = (long)ras_config_int(cfg, "mesh", NULL, "timeout") * 1000 };
+		struct ras_http_opts ho = { .ca_file = ras_config_get(cfg, "mesh", NULL, "ca_file"),
+			.client_cert = ras_config_get(cfg, "mesh", NULL, "client_cert"),
+			.client_key = ras_config_secret_path(cfg, a, "mesh", "client_key"),
+			.allow_http_loopback = ras_config_bool(cfg, "outbox", NULL, "allow_http_loopback") };
+
+		if ((err = ras_config_secret_string(cfg, a, "mesh", "password", &mo.password)) < 0 ||
+		    (err = ras_config_secret_string(cfg, a, "mesh", "shared_key", &mo.shared_key)) < 0 ||
+		    (err = ras_mesh_new(&mo, mesh)) < 0 || (err = ras_http_new(&ho, http)) < 0) {
+			ras_mesh_free(*mesh);
+			*mesh = NULL;
+		}
+	}
+	ras_arena_free(a);
+	return err;
+}
+
+int
+ras_mesh_handshake_if_due(struct ras_mesh *m, struct ras_http *h, struct ras_arena *a, int64_t now,
+    int64_t interval)
+{
+	struct ras_http_request r;
+	int err;
+
+	if (m->last_handshake && now - m->last_handshake < interval)
+		return 0;
+	if ((err = ras_mesh_prep_handshake(m, a, now, &r)) < 0)
+		return err;
+	if ((err = ras_http_perform(h, &r, 1)) < 0)
+		return err;
+	if (r.err)
+		err = ras_error_code(r.err, "MESH handshake failed: %s", r.errmsg);
+	else if (r.status != 200)
+		err = ras_error_code(RAS_EIO, "MESH handshake answered %ld", r.status);
+	else
+		m->last_handshake = now;
+	ras_http_request_release(&r);
+	return err;
 }
 
 void

@@ -9,6 +9,7 @@
 #include "ras/document.h"
 #include "ras/error.h"
 #include "ras/fhir.h"
+#include "ras/form.h"
 #include "ras/xml.h"
 
 #define SYS_RFC4122   "https://tools.ietf.org/html/rfc4122"

@@ -63,6 +63,7 @@ struct ras_ers {
 	void *workday_ctx;
 	bool every_day;                    /* [ers] poll_days = all */
 	const struct ras_triage *triage;   /* triages what a poll stores (borrowed) */
+	const struct ras_xmlform_maps *form_maps;  /* XML forms: referral-form attachments */
 	/* rate limiter: start times (monotonic ms) of the last `rate` calls */
 	int64_t starts[RATE_MAX];
 	size_t nstarts, startpos;
@@ -388,6 +389,18 @@ const struct ras_triage *
 ras_ers_triage(const struct ras_ers *c)
 {
 	return c->triage;
+}
+
+void
+ras_ers_set_form_maps(struct ras_ers *c, const struct ras_xmlform_maps *maps)
+{
+	c->form_maps = maps;
+}
+
+const struct ras_xmlform_maps *
+ras_ers_form_maps(const struct ras_ers *c)
+{
+	return c->form_maps;
 }
 
 enum ras_ers_mode

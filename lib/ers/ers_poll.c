@@ -128,8 +128,8 @@ add_item(struct ras_ers_poll_report *rep, const char *ubrn)
  * items[i]; states[i] (when not NULL) gets the payload's final state and
  * msgs[i] its report line. */
 static int
-store_payloads(struct ras_db *db, const struct ras_inbox_item *items, size_t n, int64_t *ids,
-    char (*states)[16], char (*msgs)[256])
+store_payloads(struct ras_db *db, const struct ras_xmlform_maps *maps,
+    const struct ras_inbox_item *items, size_t n, int64_t *ids, char (*states)[16], char (*msgs)[256])
 {
 	struct ras_inbox_put_result *put = calloc(n ? n : 1, sizeof(*put));
 	struct ras_normalise_report *reps = NULL;
@@ -144,7 +144,7 @@ store_payloads(struct ras_db *db, const struct ras_inbox_item *items, size_t n, 
 		ids[i] = put[i].id;
 	/* Duplicates too: a crash between put and normalise leaves them
 	 * "received", and normalise skips rows already processed. */
-	if ((err = ras_store_normalise(db, ids, n, n, &reps, &nrep)) < 0)
+	if ((err = ras_store_normalise(db, maps, ids, n, n, &reps, &nrep)) < 0)
 		goto done;
 	for (size_t i = 0; i < n; i++) {
 		char state[16] = "duplicate", msg[256] = "";
@@ -716,7 +716,7 @@ fetch_referrals(struct fetch_ctx *fx, const struct leased *ubrns, size_t n, bool
 		items[nitems].correlation_id = k->correlation_id;
 		map[nitems++] = i;
 	}
-	if (nitems && (err = store_payloads(fx->db, items, nitems, ids, states, msgs)) < 0)
+	if (nitems && (err = store_payloads(fx->db, ras_ers_form_maps(fx->c), items, nitems, ids, states, msgs)) < 0)
 		goto done;
 	for (size_t j = 0; j < nitems; j++) {
 		struct ras_ers_call *k = &calls[map[j]];
@@ -727,7 +727,7 @@ fetch_referrals(struct fetch_ctx *fx, const struct leased *ubrns, size_t n, bool
 		int64_t referral_id = 0;
 
 		if (strcmp(states[j], "rejected") == 0 ||
-		    ras_intake_parse(a, k->http.body_out.data, k->http.body_out.len, &in) < 0 ||
+		    ras_intake_parse(a, ras_ers_form_maps(fx->c), k->http.body_out.data, k->http.body_out.len, &in) < 0 ||
 		    in.kind != RAS_PAYLOAD_ERS_REFERRAL) {
 			char m[300];
 
@@ -964,7 +964,7 @@ att_retry(struct fetch_ctx *fx, const struct att *t, const char *error)
 
 /* Is this fetched file a referral form?  Only JSON or XML can be. */
 static bool
-looks_like_form(struct ras_arena *a, const char *data, size_t len)
+looks_like_form(struct ras_arena *a, const struct ras_xmlform_maps *maps, const char *data, size_t len)
 {
 	struct ras_intake in;
 	size_t k = 0;
@@ -974,7 +974,7 @@ looks_like_form(struct ras_arena *a, const char *data, size_t len)
 	if (k >= len || (data[k] != '{' && data[k] != '<') || len > RAS_PAYLOAD_MAX)
 		return false;
 	ras_error_clear();
-	return ras_intake_parse(a, data, len, &in) == 0 && in.kind == RAS_PAYLOAD_FORM;
+	return ras_intake_parse(a, maps, data, len, &in) == 0 && in.kind == RAS_PAYLOAD_FORM;
 }
 
 static int
@@ -1005,7 +1005,7 @@ att_store(struct fetch_ctx *fx, const struct att *t, const struct ras_http_reque
 	 * any payload, as the form of its referral. */
 	if ((a = ras_arena_new()) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (looks_like_form(a, r->body_out.data, r->body_out.len)) {
+	if (looks_like_form(a, ras_ers_form_maps(fx->c), r->body_out.data, r->body_out.len)) {
 		char ref[RAS_ID_MAX * 2 + 64];
 		struct ras_inbox_item it = { 0 };
 		int64_t pid = 0;
@@ -1020,7 +1020,7 @@ att_store(struct fetch_ctx *fx, const struct att *t, const struct ras_http_reque
 		it.content_type = ctype[0] ? ctype : (t->content_type[0] ? t->content_type : NULL);
 		it.ubrn_hint = t->ubrn;
 		it.service_hint = fx->rasd_service && *fx->rasd_service ? fx->rasd_service : NULL;
-		if ((err = store_payloads(fx->db, &it, 1, &pid, state, NULL)) == 0 &&
+		if ((err = store_payloads(fx->db, ras_ers_form_maps(fx->c), &it, 1, &pid, state, NULL)) == 0 &&
 		    strcmp(state[0], "stored") == 0) {
 			fx->files->forms++;
 			err = note_stored(fx, pid);
@@ -1417,14 +1417,14 @@ ras_ers_poll_service(struct ras_ers *c, struct ras_db *db, const char *service_i
 		it.content_type = ctype[0] ? ctype : NULL;
 		it.service_hint = s->rasd_service[0] ? s->rasd_service : NULL;
 		it.correlation_id = k.correlation_id;
-		if ((err = store_payloads(db, &it, 1, &rep->payload_id, state, msg)) < 0)
+		if ((err = store_payloads(db, ras_ers_form_maps(c), &it, 1, &rep->payload_id, state, msg)) < 0)
 			goto done;
 		if ((a = ras_arena_new()) == NULL) {
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 			goto done;
 		}
 		if (strcmp(state[0], "rejected") == 0 ||
-		    ras_intake_parse(a, k.http.body_out.data, k.http.body_out.len, &in) < 0 ||
+		    ras_intake_parse(a, ras_ers_form_maps(c), k.http.body_out.data, k.http.body_out.len, &in) < 0 ||
 		    in.kind != RAS_PAYLOAD_ERS_WORKLIST) {
 			snprintf(rep->error, sizeof(rep->error), "worklist (payload #%lld) rejected: %s",
 			    (long long)rep->payload_id, msg[0][0] ? msg[0] : ras_error_last());

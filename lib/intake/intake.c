@@ -11,18 +11,6 @@
 #include "ras/limits.h"
 #include "ras/xmlform.h"
 
-/* The XML form maps in use (see ras_intake_set_form_maps). */
-static const struct ras_xmlform_maps *form_maps;
-
-const struct ras_xmlform_maps *
-ras_intake_set_form_maps(const struct ras_xmlform_maps *maps)
-{
-	const struct ras_xmlform_maps *old = form_maps;
-
-	form_maps = maps;
-	return old;
-}
-
 static bool
 is_worklist(const json_t *list)
 {
@@ -46,7 +34,8 @@ is_worklist(const json_t *list)
 }
 
 int
-ras_intake_parse(struct ras_arena *a, const char *data, size_t len, struct ras_intake *out)
+ras_intake_parse(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, const char *data,
+    size_t len, struct ras_intake *out)
 {
 	const char *type;
 	json_t *j;

@@ -10,6 +10,7 @@
 #include "ras/crypto.h"
 #include "ras/db.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/limits.h"
 #include "ras/referral_json.h"
@@ -303,8 +304,8 @@ reject(struct plan *p, struct ras_arena *a, const char *reason)
 /* Parse one payload and build its statements; never fails for bad input
  * (that becomes a rejection), only for out-of-memory. */
 static int
-plan_payload(struct ras_arena *a, struct plan *p, const char *body, size_t len, bool truncated,
-    const char *ubrn_hint)
+plan_payload(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, struct plan *p,
+    const char *body, size_t len, bool truncated, const char *ubrn_hint)
 {
 	struct ras_intake in;
 	int err;
@@ -317,7 +318,7 @@ plan_payload(struct ras_arena *a, struct plan *p, const char *body, size_t len, 
 		return 0;
 	}
 	ras_error_clear();
-	if ((err = ras_intake_parse(a, body, len, &in)) < 0) {
+	if ((err = ras_intake_parse(a, form_maps, body, len, &in)) < 0) {
 		if (err == RAS_ENOMEM)
 			return err;
 		p->kind = in.kind != RAS_PAYLOAD_UNKNOWN ? ras_referral_payload_kind_name(in.kind) : NULL;
@@ -643,8 +644,8 @@ done:
 
 /* Process claimed rows as one transaction (already begun). */
 static int
-run_batch(struct ras_db *db, struct ras_arena *a, struct claimed *rows, size_t n,
-    struct ras_normalise_report *reports, struct plan *plans)
+run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ras_arena *a,
+    struct claimed *rows, size_t n, struct ras_normalise_report *reports, struct plan *plans)
 {
 	int err;
 
@@ -659,7 +660,7 @@ run_batch(struct ras_db *db, struct ras_arena *a, struct claimed *rows, size_t n
 		p->id = rows[i].id;
 		p->id_text = ras_arena_printf(a, "%lld", (long long)rows[i].id);
 		p->service_hint = rows[i].service_hint;
-		if ((err = plan_payload(a, p, rows[i].body, rows[i].len, rows[i].truncated,
+		if ((err = plan_payload(a, form_maps, p, rows[i].body, rows[i].len, rows[i].truncated,
 		    rows[i].ubrn_hint)) < 0)
 			return err;
 	}
@@ -691,8 +692,8 @@ free_plans(struct plan *plans, size_t n)
 }
 
 int
-ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limit,
-    struct ras_normalise_report **out, size_t *nout)
+ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
+    size_t n, size_t limit, struct ras_normalise_report **out, size_t *nout)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_normalise_report *reports = NULL;
@@ -719,7 +720,7 @@ ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limi
 		ras_db_rollback(db);
 		goto done;
 	}
-	err = run_batch(db, a, rows, nrows, reports, plans);
+	err = run_batch(db, form_maps, a, rows, nrows, reports, plans);
 	if (err == 0 && (err = ras_db_commit(db)) == 0) {
 		free_plans(plans, nrows);
 		*out = reports;
@@ -754,7 +755,7 @@ ras_store_normalise(struct ras_db *db, const int64_t *ids, size_t n, size_t limi
 			    "taken by another process");
 			continue;
 		}
-		err = run_batch(db, a, one, 1, &reports[i], &plans[i]);
+		err = run_batch(db, form_maps, a, one, 1, &reports[i], &plans[i]);
 		free_plans(&plans[i], 1);
 		if (err == 0 && (err = ras_db_commit(db)) == 0)
 			continue;

@@ -8,9 +8,9 @@
 
 #include "ras/arena.h"
 #include "ras/buf.h"
+#include "ras/date.h"
 #include "ras/error.h"
 #include "ras/limits.h"
-#include "ras/timeutil.h"
 #include "ras/xml.h"
 #include "ras/xmlform.h"
 

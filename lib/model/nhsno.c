@@ -40,3 +40,17 @@ ras_nhsno_reason(enum ras_nhsno_status st)
 	}
 	return "NHS number is invalid";
 }
+
+const char *
+ras_nhsno_status_name(enum ras_nhsno_status st)
+{
+	switch (st) {
+	case RAS_NHSNO_OK: return "valid";
+	case RAS_NHSNO_MISSING: return "missing";
+	case RAS_NHSNO_BAD_LENGTH: return "bad-length";
+	case RAS_NHSNO_NOT_DIGITS: return "not-digits";
+	case RAS_NHSNO_CHECK_10: return "check-digit-10";
+	case RAS_NHSNO_BAD_CHECK: return "bad-check-digit";
+	}
+	return "invalid";
+}

@@ -45,49 +45,6 @@ ras_referral_answer_type_name(enum ras_answer_type t)
 	return "other";
 }
 
-const struct ras_answer *
-ras_form_answer(const struct ras_form *f, const char *link_id)
-{
-	for (size_t i = 0; i < f->n_answers; i++)
-		if (strcmp(f->answers[i].link_id, link_id) == 0)
-			return &f->answers[i];
-	return NULL;
-}
-
-size_t
-ras_form_count(const struct ras_form *f, const char *link_id)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < f->n_answers; i++)
-		if (strcmp(f->answers[i].link_id, link_id) == 0)
-			n++;
-	return n;
-}
-
-int
-ras_form_bool(const struct ras_form *f, const char *link_id)
-{
-	const struct ras_answer *a = ras_form_answer(f, link_id);
-
-	if (a == NULL || a->type != RAS_ANSWER_BOOLEAN)
-		return -1;
-	return a->b ? 1 : 0;
-}
-
-bool
-ras_form_has_code(const struct ras_form *f, const char *link_id, const char *code)
-{
-	for (size_t i = 0; i < f->n_answers; i++) {
-		const struct ras_answer *a = &f->answers[i];
-
-		if (a->type == RAS_ANSWER_CODING && a->code && strcmp(a->link_id, link_id) == 0 &&
-		    strcmp(a->code, code) == 0)
-			return true;
-	}
-	return false;
-}
-
 const char *
 ras_referral_key(struct ras_arena *a, const struct ras_referral *r)
 {

@@ -3,21 +3,9 @@
 
 #include "ras/arena.h"
 #include "ras/error.h"
+#include "ras/nhsno.h"
+#include "ras/form.h"
 #include "ras/referral_json.h"
-
-const char *
-ras_nhsno_status_name(enum ras_nhsno_status st)
-{
-	switch (st) {
-	case RAS_NHSNO_OK: return "valid";
-	case RAS_NHSNO_MISSING: return "missing";
-	case RAS_NHSNO_BAD_LENGTH: return "bad-length";
-	case RAS_NHSNO_NOT_DIGITS: return "not-digits";
-	case RAS_NHSNO_CHECK_10: return "check-digit-10";
-	case RAS_NHSNO_BAD_CHECK: return "bad-check-digit";
-	}
-	return "invalid";
-}
 
 static enum ras_nhsno_status
 nhsno_status_from(const char *s)
@@ -47,66 +35,6 @@ put_time(json_t *o, const char *k, bool has, int64_t t)
 		return 0;
 	ras_time_format_utc(t, buf);
 	return ras_json_set_str(o, k, buf);
-}
-
-int
-ras_form_to_json(const struct ras_form *f, json_t **out)
-{
-	json_t *o = json_object(), *answers = json_array();
-	int err = 0;
-
-	if (o == NULL || answers == NULL) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto done;
-	}
-	if ((err = put(o, "questionnaire", f->questionnaire)) < 0 ||
-	    (err = put(o, "version", f->version)) < 0 ||
-	    (err = put(o, "status", f->status)) < 0 ||
-	    (err = put(o, "authored", f->authored)) < 0)
-		goto done;
-	for (size_t i = 0; i < f->n_answers; i++) {
-		const struct ras_answer *a = &f->answers[i];
-		json_t *x = json_object();
-
-		if ((err = ras_json_append_new(answers, x)) < 0 ||
-		    (err = put(x, "link_id", a->link_id)) < 0 ||
-		    (err = put(x, "group", a->group)) < 0 ||
-		    (a->group && (err = ras_json_set_new(x, "group_index",
-		    json_integer(a->group_index))) < 0) ||
-		    (err = put(x, "type", ras_referral_answer_type_name(a->type))) < 0)
-			goto done;
-		switch (a->type) {
-		case RAS_ANSWER_BOOLEAN:
-			err = ras_json_set_new(x, "value", json_boolean(a->b));
-			break;
-		case RAS_ANSWER_INTEGER:
-			err = ras_json_set_new(x, "value", json_integer(a->i));
-			break;
-		case RAS_ANSWER_DECIMAL:
-			err = ras_json_set_new(x, "value", json_real(a->d));
-			break;
-		case RAS_ANSWER_CODING:
-			if ((err = put(x, "system", a->system)) < 0 || (err = put(x, "code", a->code)) < 0)
-				break;
-			err = put(x, "display", a->s);
-			break;
-		default:
-			err = put(x, "value", a->s);
-			break;
-		}
-		if (err < 0)
-			goto done;
-	}
-	err = ras_json_set_new(o, "answers", answers);
-	answers = NULL;
-done:
-	json_decref(answers);
-	if (err < 0) {
-		json_decref(o);
-		return err;
-	}
-	*out = o;
-	return 0;
 }
 
 int
@@ -246,61 +174,6 @@ done:
 	return 0;
 }
 
-static enum ras_answer_type
-answer_type_from(const char *s)
-{
-	static const enum ras_answer_type all[] = { RAS_ANSWER_BOOLEAN, RAS_ANSWER_INTEGER,
-		RAS_ANSWER_DECIMAL, RAS_ANSWER_STRING, RAS_ANSWER_DATE, RAS_ANSWER_CODING,
-		RAS_ANSWER_OTHER };
-
-	for (size_t i = 0; s && i < sizeof(all) / sizeof(all[0]); i++)
-		if (strcmp(s, ras_referral_answer_type_name(all[i])) == 0)
-			return all[i];
-	return RAS_ANSWER_OTHER;
-}
-
-int
-ras_form_from_json(struct ras_arena *a, const json_t *doc, struct ras_form *f)
-{
-	json_t *answers = ras_json_arr(doc, "answers");
-	json_t *x;
-	size_t i;
-
-	memset(f, 0, sizeof(*f));
-	f->questionnaire = ras_json_str(doc, "questionnaire");
-	f->version = ras_json_str(doc, "version");
-	f->status = ras_json_str(doc, "status");
-	f->authored = ras_json_str(doc, "authored");
-	f->answers = ras_arena_calloc(a, json_array_size(answers) + 1, sizeof(*f->answers));
-	if (f->answers == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	json_array_foreach(answers, i, x) {
-		struct ras_answer *an = &f->answers[i];
-		json_t *v = json_object_get(x, "value");
-		int64_t gi = 0;
-
-		an->link_id = ras_json_str(x, "link_id");
-		if (an->link_id == NULL)
-			return ras_error_code(RAS_EINVALID, "stored form answer %zu has no link_id", i);
-		an->group = ras_json_str(x, "group");
-		if (ras_json_int(x, "group_index", &gi))
-			an->group_index = (int)gi;
-		an->type = answer_type_from(ras_json_str(x, "type"));
-		switch (an->type) {
-		case RAS_ANSWER_BOOLEAN: an->b = json_is_true(v); break;
-		case RAS_ANSWER_INTEGER: an->i = (int64_t)json_integer_value(v); break;
-		case RAS_ANSWER_DECIMAL: an->d = json_number_value(v); break;
-		case RAS_ANSWER_CODING:
-			an->system = ras_json_str(x, "system");
-			an->code = ras_json_str(x, "code");
-			an->s = ras_json_str(x, "display");
-			break;
-		default: an->s = json_string_value(v); break;
-		}
-	}
-	f->n_answers = json_array_size(answers);
-	return 0;
-}
 
 static enum ras_payload_kind
 kind_from(const char *s)

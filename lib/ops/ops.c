@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ras/buf.h"
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/ops.h"
@@ -200,4 +201,169 @@ ras_ops_trail(struct ras_db *db, const char *what, json_t **out)
 		err = ras_json_parse(v, strlen(v), 0, out);
 	ras_db_res_free(res);
 	return err;
+}
+
+/* --- metrics (Prometheus text, rasd's /metrics) -------------------------- */
+
+/* A gauge family read from the database. */
+struct family {
+	const char *name;
+	const char *type;        /* gauge, counter */
+	const char *help;
+	const char *labels[3];   /* label names, NULL-terminated; the SQL returns these columns first */
+	const char *sql;         /* … then the value */
+};
+
+static const struct family families[] = {
+	{ "rasd_referrals", "gauge", "Stored referral versions by state.", { "state", NULL },
+	  "SELECT state, count(*) FROM referrals GROUP BY state ORDER BY state" },
+	{ "rasd_inbox_payloads", "gauge",
+	  "Received payloads by state (rejected and partial ones are intake's dead letters).",
+	  { "state", NULL }, "SELECT state, count(*) FROM inbox GROUP BY state ORDER BY state" },
+	{ "rasd_decisions", "gauge", "Current decisions by outcome and whether final.",
+	  { "outcome", "final", NULL },
+	  "SELECT outcome, final::text, count(*) FROM current_decisions GROUP BY 1, 2 ORDER BY 1, 2" },
+	{ "rasd_deadlines_due_today", "gauge", "Open deadlines due today (UK civil date) by kind.",
+	  { "kind", NULL },
+	  "SELECT kind, count(*) FROM deadlines WHERE met_at IS NULL AND cancelled_at IS NULL"
+	  " AND due_date = (now() AT TIME ZONE 'Europe/London')::date GROUP BY kind ORDER BY kind" },
+	{ "rasd_deadlines_breached", "gauge", "Open deadlines already past due, by kind.",
+	  { "kind", NULL },
+	  "SELECT kind, count(*) FROM deadlines WHERE met_at IS NULL AND cancelled_at IS NULL"
+	  " AND due_at < now() GROUP BY kind ORDER BY kind" },
+	{ "rasd_deadlines_met_late", "gauge", "Deadlines met after they fell due, by kind.",
+	  { "kind", NULL },
+	  "SELECT kind, count(*) FROM deadlines WHERE met_at > due_at GROUP BY kind ORDER BY kind" },
+	{ "rasd_epr_events", "gauge", "EPR events recorded, by kind.", { "kind", NULL },
+	  "SELECT kind, count(*) FROM epr_events GROUP BY kind ORDER BY kind" },
+	{ "rasd_poll_last_success_timestamp_seconds", "gauge",
+	  "When each source was last polled successfully (Unix time).", { "source", NULL },
+	  "SELECT source, extract(epoch FROM last_success_at) FROM pollers"
+	  " WHERE last_success_at IS NOT NULL ORDER BY source" },
+	{ "rasd_poll_failures", "gauge", "Failed polls per source since it was first polled.",
+	  { "source", NULL },
+	  "SELECT source, attempts - successes FROM pollers ORDER BY source" },
+	{ "rasd_decisions_made", "gauge",
+	  "Decisions recorded (every version, never overwritten) by outcome and who made them.",
+	  { "outcome", "decided_by", NULL },
+	  "SELECT outcome, CASE WHEN decided_by = 'rules' THEN 'rules' ELSE 'clinician' END, count(*)"
+	  " FROM decisions GROUP BY 1, 2 ORDER BY 1, 2" },
+	/* e-RS (issue 4) */
+	{ "rasd_ers_budget_used", "gauge",
+	  "A008 worklist calls today (UK date) that took one of the service's two budget slots.",
+	  { "service", NULL },
+	  "SELECT s.service_id, (SELECT count(*) FROM ers_worklist_calls c WHERE c.service_id = s.service_id"
+	  " AND c.day = (now() AT TIME ZONE 'Europe/London')::date AND c.slot IS NOT NULL)"
+	  " FROM ers_services s ORDER BY 1" },
+	{ "rasd_ers_last_worklist_timestamp_seconds", "gauge",
+	  "When each e-RS service's worklist was last fetched successfully (Unix time).", { "service", NULL },
+	  "SELECT service_id, extract(epoch FROM max(finished_at)) FROM ers_worklist_calls"
+	  " WHERE outcome = 'ok' GROUP BY 1 ORDER BY 1" },
+	{ "rasd_ers_outcomes", "gauge", "e-RS review-outcome intents by state.", { "state", NULL },
+	  "SELECT state, count(*) FROM ers_outcomes GROUP BY 1 ORDER BY 1" },
+
+	/* documents and delivery (issue 5) */
+	{ "rasd_documents", "gauge", "Outbox documents by kind and state.", { "kind", "state", NULL },
+	  "SELECT kind, state, count(*) FROM outbox GROUP BY 1, 2 ORDER BY 1, 2" },
+	{ "rasd_documents_delivered", "gauge", "Documents delivered, per transport and destination.",
+	  { "transport", "destination", NULL },
+	  "SELECT o.transport, " RAS_OPS_DESTINATION("o") ", count(*) FROM outbox o"
+	  " WHERE o.state = 'delivered' GROUP BY 1, 2 ORDER BY 1, 2" },
+	{ "rasd_delivery_failures", "gauge",
+	  "Failed delivery attempts (retried, outcome unknown, or given up), per transport and destination.",
+	  { "transport", "destination", NULL },
+	  "SELECT o.transport, " RAS_OPS_DESTINATION("o") ", count(*) FROM deliveries v"
+	  " JOIN outbox o ON o.id = v.outbox_id WHERE v.outcome IN ('retry', 'unknown', 'dead')"
+	  " GROUP BY 1, 2 ORDER BY 1, 2" },
+	{ "rasd_dead_letters", "gauge",
+	  "Items that need a person: dead documents, parked e-RS outcomes, rejected or partial payloads.",
+	  { "queue", NULL },
+	  "SELECT 'outbox', count(*) FROM outbox WHERE state = 'dead'"
+	  " UNION ALL SELECT 'ers-outcome', count(*) FROM ers_outcomes WHERE state = 'parked'"
+	  " UNION ALL SELECT 'inbox', count(*) FROM inbox WHERE state IN ('rejected', 'partial')" },
+
+	{ NULL, NULL, NULL, { NULL }, NULL },
+};
+
+void
+ras_ops_prom_escaped(struct ras_buf *b, const char *v)
+{
+	for (const char *p = v ? v : ""; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			(void)ras_buf_putc(b, '\\');
+		if (*p == '\n') {
+			(void)ras_buf_puts(b, "\\n");
+			continue;
+		}
+		(void)ras_buf_putc(b, *p);
+	}
+}
+
+void
+ras_ops_prom_head(struct ras_buf *b, const char *name, const char *type, const char *help)
+{
+	(void)ras_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void
+ras_ops_prom_sample(struct ras_buf *b, const char *name, const char *label, const char *value, const char *num)
+{
+	(void)ras_buf_printf(b, "%s{%s=\"", name, label);
+	ras_ops_prom_escaped(b, value);
+	(void)ras_buf_printf(b, "\"} %s\n", num);
+}
+
+int
+ras_ops_metrics(struct ras_db *db, struct ras_buf *b)
+{
+	struct ras_db_res *res = NULL;
+	int err;
+
+	{
+		struct ras_ops_queue q[16];
+		int n = ras_ops_queues(db, q, 16);
+
+		if (n < 0)
+			return n;
+		ras_ops_prom_head(b, "rasd_queue_depth", "gauge", "Items waiting for each stage.");
+		for (int i = 0; i < n; i++) {
+			char num[32];
+
+			snprintf(num, sizeof(num), "%lld", (long long)q[i].depth);
+			ras_ops_prom_sample(b, "rasd_queue_depth", "stage", q[i].stage, num);
+		}
+		ras_ops_prom_head(b, "rasd_queue_oldest_seconds", "gauge", "Age of the oldest item waiting for each stage.");
+		for (int i = 0; i < n; i++) {
+			char num[32];
+
+			snprintf(num, sizeof(num), "%.3f", q[i].oldest_seconds);
+			ras_ops_prom_sample(b, "rasd_queue_oldest_seconds", "stage", q[i].stage, num);
+		}
+	}
+	for (const struct family *f = families; f->name; f++) {
+		int nl = 0;
+
+		while (f->labels[nl])
+			nl++;
+		if ((err = ras_db_query(db, &res, f->sql, 0, NULL)) < 0)
+			return err;
+		ras_ops_prom_head(b, f->name, f->type, f->help);
+		for (int r = 0; r < ras_db_res_rows(res); r++) {
+			(void)ras_buf_puts(b, f->name);
+			if (nl) {
+				(void)ras_buf_putc(b, '{');
+				for (int l = 0; l < nl; l++) {
+					(void)ras_buf_printf(b, "%s%s=\"", l ? "," : "", f->labels[l]);
+					ras_ops_prom_escaped(b, ras_db_res_get(res, r, l));
+					(void)ras_buf_putc(b, '"');
+				}
+				(void)ras_buf_putc(b, '}');
+			}
+			(void)ras_buf_printf(b, " %s\n", ras_db_res_get(res, r, nl) ?
+			    ras_db_res_get(res, r, nl) : "0");
+		}
+		ras_db_res_free(res);
+		res = NULL;
+	}
+	return 0;
 }

@@ -6,7 +6,7 @@
 #include "ras/error.h"
 #include "ras/kpi.h"
 #include "ras/report.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
 	"Aug", "Sep", "Oct", "Nov", "Dec" };

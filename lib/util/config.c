@@ -1,8 +1,9 @@
 /*
  * config: INI parser, option table and secrets (see include/ras/config.h).
  *
- * To add an option, add a row to ras_options[] and document it in the
- * README's configuration section; nothing else reads the file.
+ * To add an option, add a row to ras_config_options[]: its help text is its
+ * entry in rasd.conf(5), whose options table is generated from this table at
+ * build time (scripts/gen-conf-options), and in systemd/rasd.conf.example.
  */
 #include <errno.h>
 #include <limits.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ras/arena.h"
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/error.h"
@@ -144,7 +146,7 @@ log_level(const char *v, char *buf, size_t size)
 	return NULL;
 }
 
-const struct ras_option ras_options[] = {
+const struct ras_option ras_config_options[] = {
 	{ "database", "conninfo", RAS_OPT_STRING, NULL, 0, 0, false, false, no_password,
 	  "libpq connection string (no password: use passfile= or a credential)" },
 	{ "database", "batch_size", RAS_OPT_INT, "200", 1, 10000, true, false, NULL,
@@ -321,7 +323,7 @@ struct ras_config {
 static const struct ras_option *
 find_option(const char *section, const char *name)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++)
+	for (const struct ras_option *o = ras_config_options; o->name; o++)
 		if (strcmp(o->section, section) == 0 && strcmp(o->name, name) == 0)
 			return o;
 	return NULL;
@@ -330,7 +332,7 @@ find_option(const char *section, const char *name)
 static bool
 section_known(const char *section, bool instanced)
 {
-	for (const struct ras_option *o = ras_options; o->name; o++)
+	for (const struct ras_option *o = ras_config_options; o->name; o++)
 		if (strcmp(o->section, section) == 0 && o->instanced == instanced)
 			return true;
 	return false;
@@ -673,6 +675,41 @@ ras_config_secret(const struct ras_config *c, const char *section, const char *i
 	while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
 		out->data[--out->len] = '\0';
 	return 0;
+}
+
+int
+ras_config_secret_string(const struct ras_config *c, struct ras_arena *a, const char *section,
+    const char *name, const char **out)
+{
+	struct ras_buf b = RAS_BUF_INIT(RAS_SECRET_MAX);
+	int err;
+
+	*out = NULL;
+	if (ras_config_get(c, section, NULL, name) == NULL)
+		return 0;
+	if ((err = ras_config_secret(c, section, NULL, name, &b)) < 0) {
+		ras_buf_free(&b);
+		return err;
+	}
+	*out = ras_arena_strdup(a, b.data ? b.data : "");
+	if (b.data)
+		memset(b.data, 0, b.len);
+	ras_buf_free(&b);
+	return *out ? 0 : ras_error_code(RAS_ENOMEM, "out of memory");
+}
+
+const char *
+ras_config_secret_path(const struct ras_config *c, struct ras_arena *a, const char *section,
+    const char *name)
+{
+	const char *v = ras_config_get(c, section, NULL, name);
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+
+	if (v == NULL || *v == '\0')
+		return NULL;
+	if (v[0] != '/' && creds && strchr(v, '/') == NULL)
+		return ras_arena_printf(a, "%s/%s", creds, v);
+	return ras_arena_strdup(a, v);
 }
 
 const char *

@@ -2,6 +2,9 @@
 # PostgreSQL clusters.  Source it; it defines functions only.
 
 RAS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# rasd and rasctl run from build/ read the checkout's mappings/ (installed
+# ones read DATADIR; a config's [general] mappings wins over both).
+export RAS_DATADIR="$RAS_ROOT"
 
 # Debian packages the build, the tests and the demo need.
 RAS_DEB_PACKAGES=(
@@ -9,6 +12,7 @@ RAS_DEB_PACKAGES=(
   libjansson-dev libpq-dev libcurl4-openssl-dev libxml2-dev libssl-dev
   libcunit1-dev libmicrohttpd-dev libsystemd-dev zlib1g-dev
   postgresql-15 postgresql-client-15 openssl
+  scdoc groff-base python3
 )
 
 say() { printf '==> %s\n' "$*"; }

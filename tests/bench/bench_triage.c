@@ -179,7 +179,7 @@ bench_db(const char *conninfo, unsigned long n)
 		}
 		for (size_t i = 0; i < k; i++)
 			ids[i] = put[i].id;
-		if (ras_store_normalise(db, ids, k, k, &rep, &nrep) < 0) {
+		if (ras_store_normalise(db, NULL, ids, k, k, &rep, &nrep) < 0) {
 			fprintf(stderr, "bench_triage: %s\n", ras_error_last());
 			return 69;
 		}

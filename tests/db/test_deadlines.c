@@ -16,7 +16,7 @@
 #include "ras/outbox.h"
 #include "ras/rules.h"
 #include "ras/store.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 #include "ras_config.h"
 
@@ -57,7 +57,7 @@ referral(const char *rel, const char *old_ubrn, const char *service, const char 
 	it.data = data;
 	it.len = len;
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	free(rep);
 	free(data);
 	CU_ASSERT_EQUAL(ras_test_triage_pending(db, tri, ras_time_now()), 1);

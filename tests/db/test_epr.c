@@ -7,6 +7,7 @@
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/json.h"
 #include "ras/outbox.h"
 #include "ras/store.h"
@@ -71,7 +72,7 @@ store_text(const char *data, size_t len, const char *ref, const char *service)
 	size_t n = 0;
 
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	free(rep);
 	return put.id;
 }

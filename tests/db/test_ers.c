@@ -15,14 +15,14 @@
 #include "ras/buf.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
+#include "ras/error.h"
 #include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
-#include "ras/error.h"
 #include "ras/intake.h"
 #include "ras/json.h"
 #include "ras/store.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 #include "ras/xmlform.h"
 #include "ras_config.h"
@@ -471,10 +471,10 @@ forms_and_attachments(void)
 	struct ras_ers_fetch_report fr;
 	int64_t now = uk(2026, 5, 12, 9, 0);
 
-	(void)ras_intake_set_form_maps(m);
 	ers_clock_init(&clk);
 	fake_ers_set_now(f, now);
 	c = ers_client(f, RAS_ERS_APPLICATION, "21013=dorset-2019", &clk);
+	ras_ers_set_form_maps(c, m);   /* XML and XHTML form attachments */
 	CU_ASSERT_EQUAL_FATAL(ras_ers_poll_service(c, db, "21013", now, 0, &rep), 0);
 	CU_ASSERT_EQUAL(rep.kept, 4);
 	CU_ASSERT_EQUAL(rep.fetched, 4);
@@ -530,7 +530,6 @@ forms_and_attachments(void)
 	/* blocked ones stay blocked */
 	CU_ASSERT_EQUAL(fake_ers_count(f, "GET", "Binary/adda8c72"), 0);
 
-	(void)ras_intake_set_form_maps(NULL);
 	ras_xmlform_maps_free(m);
 	ras_ers_free(c);
 	fake_ers_stop(f);
@@ -649,7 +648,7 @@ stored_referral(struct ras_db *db, const char *rel, const char *ubrn)
 	it.ubrn_hint = ubrn;
 	it.service_hint = "midnotts";
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &reps, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &reps, &n), 0);
 	free(reps);
 	free(t);
 	return q1(db, "SELECT id FROM referrals WHERE ubrn = $1 ORDER BY version DESC LIMIT 1", ubrn);

@@ -249,7 +249,7 @@ store(const char *rel, const char *ubrn, const char *received)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	memcpy(p + 1, ubrn, 12);
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	free(rep);
 	free(data);
 	snprintf(sql, sizeof(sql), "UPDATE referrals SET received_at = '%s' WHERE ubrn = '%s'", received, ubrn);

@@ -6,7 +6,7 @@
 #include "ras/buf.h"
 #include "ras/db.h"
 #include "ras/json.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 static char *conninfo;
 static struct ras_db *db;

@@ -20,6 +20,7 @@
 #include "ras/decision.h"
 #include "ras/json.h"
 #include "ras/mappings.h"
+#include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
 #include "ras/rules.h"
 #include "ras/store.h"
@@ -32,6 +33,7 @@ static struct fake_mesh *fm;
 static struct fake_fhir *ff;
 static struct ras_config *cfg;
 static struct ras_outbox *ob;
+static struct ras_mesh_inbox *mi;  /* rasd's MESH mailbox (intake) */
 static struct ras_triage *tri;     /* the shipped rule sets: decisions get their clocks */
 static int64_t T0;   /* 2026-04-07T10:00:00Z */
 static char print_dir[4096];
@@ -59,7 +61,7 @@ referral(const char *fixture, const char *service)
 	it.data = data;
 	CU_ASSERT_FATAL(ras_store_inbox_put(db, &it, 1, &put) == 0);
 	CU_ASSERT_FATAL(!put.duplicate);
-	CU_ASSERT_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n) == 0 && n == 1);
+	CU_ASSERT_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n) == 0 && n == 1);
 	id = rep[0].first_referral_id;
 	free(rep);
 	free(data);
@@ -422,7 +424,7 @@ retries_back_off_then_dead_letter_and_requeue(void)
 static void
 mesh_reports_and_inbox(void)
 {
-	struct ras_outbox_stats s;
+	struct ras_mesh_inbox_stats s;
 	char *mesh_id = q_str("SELECT mesh_message_id FROM outbox WHERE kind = 'gp-2ww-notice'", NULL);
 	char *local_id = q_str("SELECT local_id FROM outbox WHERE kind = 'gp-2ww-notice'", NULL);
 	size_t len;
@@ -433,10 +435,10 @@ mesh_reports_and_inbox(void)
 	fake_mesh_report(fm, "X26ABC1", mesh_id, local_id, "RASD_LETTERS", "14",
 	    "Undelivered message");
 	fake_mesh_deliver(fm, "X26ABC3", "X26ABC1", "RASD_REFERRAL", "application/fhir+json", bundle);
-	stats_zero(&s);
+	memset(&s, 0, sizeof(s));
 	/* a day later (the fake's clock too: tokens must be within 2 hours) */
 	fake_mesh_set_time(fm, T0 + 86400);
-	if (ras_outbox_mesh_poll(ob, db, T0 + 86400, &s) < 0)
+	if (ras_mesh_inbox_poll(mi, db, T0 + 86400, &s) < 0)
 		CU_FAIL(ras_error_last());
 	CU_ASSERT_EQUAL(s.reports, 1);
 	CU_ASSERT_EQUAL(s.received, 1);
@@ -453,8 +455,8 @@ mesh_reports_and_inbox(void)
 		if (strcmp(fake_mesh_msg(fm, i)->to, "X26ABC1") == 0)
 			CU_ASSERT_TRUE(fake_mesh_msg(fm, i)->acked);
 	/* an empty inbox next time */
-	stats_zero(&s);
-	CU_ASSERT_EQUAL(ras_outbox_mesh_poll(ob, db, T0 + 86500, &s), 0);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(ras_mesh_inbox_poll(mi, db, T0 + 86500, &s), 0);
 	CU_ASSERT_EQUAL(s.reports + s.received, 0);
 	fake_mesh_set_time(fm, T0);
 	free(bundle);
@@ -768,6 +770,10 @@ setup(void)
 		fprintf(stderr, "outbox: %s\n", ras_error_last());
 		return 1;
 	}
+	if (ras_mesh_inbox_new(cfg, &mi) < 0) {
+		fprintf(stderr, "MESH inbox: %s\n", ras_error_last());
+		return 1;
+	}
 	tri = ras_test_triage(NULL, NULL);
 	return 0;
 }
@@ -775,6 +781,7 @@ setup(void)
 static int
 teardown(void)
 {
+	ras_mesh_inbox_free(mi);
 	ras_outbox_free(ob);
 	ras_triage_free(tri);
 	ras_config_free(cfg);

@@ -48,7 +48,7 @@ ingest_one(const char *rel, const char *ubrn_hint)
 		free(data);
 		return out;
 	}
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	out = rep[0];
 	free(rep);
@@ -118,7 +118,7 @@ idempotent(void)
 		it = (struct ras_inbox_item){ .data = copy, .len = len + 1, .source = "file" };
 		CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
 		CU_ASSERT_FALSE(put.duplicate);
-		CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 		CU_ASSERT_STRING_EQUAL(rep[0].state, "duplicate");
 		CU_ASSERT_EQUAL(rep[0].duplicates, 1);
 		free(rep);
@@ -178,7 +178,7 @@ ers_merge_same_version(void)
 	size_t n = 0;
 
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	CU_ASSERT_EQUAL(rep[0].merged, 1);
 	free(rep);
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '000000070000'"), 1);
@@ -223,7 +223,7 @@ urgent_rejection_says_so(void)
 	memcpy(p, "true ", 5);
 	it = (struct ras_inbox_item){ .data = data, .len = len, .source = "file" };
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	CU_ASSERT_STRING_EQUAL(rep[0].state, "rejected");
 	CU_ASSERT_PTR_NOT_NULL(strstr(rep[0].message, "Modulus 11"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(rep[0].message, "URGENT"));
@@ -253,7 +253,7 @@ batch_with_bad_ones(void)
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, items, 4, put), 0);
 	for (int i = 0; i < 4; i++)
 		ids[i] = put[i].id;
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, ids, 4, 4, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, ids, 4, 4, &rep, &n), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 4);
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(rep[i].state, "stored") == 0)
@@ -282,13 +282,13 @@ claim_mode(void)
 
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM inbox WHERE state = 'received'"), 1);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, 0, 100, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, NULL, 0, 100, &rep, &n), 0);
 	CU_ASSERT_EQUAL(n, 1);
 	CU_ASSERT_STRING_EQUAL(rep[0].state, "rejected");
 	free(rep);
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM inbox WHERE state = 'received'"), 0);
 	/* nothing left: an empty batch */
-	CU_ASSERT_EQUAL(ras_store_normalise(db, NULL, 0, 100, &rep, &n), 0);
+	CU_ASSERT_EQUAL(ras_store_normalise(db, NULL, NULL, 0, 100, &rep, &n), 0);
 	CU_ASSERT_EQUAL(n, 0);
 	free(rep);
 }

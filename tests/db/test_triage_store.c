@@ -53,7 +53,7 @@ store_payload(const char *data, size_t len, const char *ref, const char *service
 
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
 	CU_ASSERT_FALSE(put.duplicate);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, &put.id, 1, 1, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	if (strcmp(rep[0].state, "stored") != 0)
 		fprintf(stderr, "%s: %s %s\n", ref, rep[0].state, rep[0].message);

@@ -29,7 +29,7 @@
 #include "ras/json.h"
 #include "ras/migrate.h"
 #include "ras/store.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 #include "ras_config.h"
 #include "rasd_proc.h"
@@ -398,7 +398,7 @@ example_config_covers_every_option(void)
 		}
 		line = nl ? nl + 1 : NULL;
 	}
-	for (const struct ras_option *o = ras_options; o->name; o++) {
+	for (const struct ras_option *o = ras_config_options; o->name; o++) {
 		char key[128];
 
 		snprintf(key, sizeof(key), "|%s.%s|", o->section, o->name);

@@ -10,7 +10,7 @@
 #include "ras/crypto.h"
 #include "ras/json.h"
 #include "ras/mesh.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 #include "ras_config.h"
 
 struct mailbox {

@@ -123,7 +123,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 1: {
 		struct ras_intake in;
 
-		if (ras_intake_parse(a, p, n, &in) == 0)
+		if (ras_intake_parse(a, NULL, p, n, &in) == 0)
 			for (size_t i = 0; i < in.n_referrals; i++)
 				decide_all(a, &in.referrals[i]);
 		break;
@@ -163,7 +163,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct ras_referral r;
 		struct ras_answer ans[3];
 
-		if (ras_intake_parse(a, p, n, &in) == 0 && in.kind == RAS_PAYLOAD_FORM) {
+		if (ras_intake_parse(a, NULL, p, n, &in) == 0 && in.kind == RAS_PAYLOAD_FORM) {
 			fixed_referral(&r, ans);
 			r.form = *in.form;
 			decide_all(a, &r);

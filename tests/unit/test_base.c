@@ -1,4 +1,4 @@
-/* Unit tests: base and adapter modules (nhsno, timeutil, json, buf, arena, crypto, config). */
+/* Unit tests: base and adapter modules (nhsno, date, time, json, buf, arena, crypto, config). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +11,7 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/nhsno.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 /* --- nhsno ------------------------------------------------------------- */
 
@@ -44,7 +44,7 @@ nhsno_invalid(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_nhsno_reason(RAS_NHSNO_CHECK_10), "10"));
 }
 
-/* --- timeutil ---------------------------------------------------------- */
+/* --- date, time ---------------------------------------------------------- */
 
 static void
 dates(void)

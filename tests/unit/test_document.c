@@ -26,7 +26,7 @@ referral(const char *fixture)
 	char *copy = ras_arena_strndup(A, data, len);
 
 	free(data);
-	CU_ASSERT_FATAL(ras_intake_parse(A, copy, len, &in) == 0);
+	CU_ASSERT_FATAL(ras_intake_parse(A, NULL, copy, len, &in) == 0);
 	CU_ASSERT_FATAL(in.n_referrals == 1);
 	return &in.referrals[0];
 }
@@ -55,7 +55,7 @@ episode_of(const char *name, struct ras_episode *e)
 	int err;
 
 	free(data);
-	CU_ASSERT_FATAL(ras_intake_parse(A, copy, len, &in) == 0);
+	CU_ASSERT_FATAL(ras_intake_parse(A, NULL, copy, len, &in) == 0);
 	CU_ASSERT_FATAL(in.kind == RAS_PAYLOAD_FORM);
 	err = ras_episode_from_form(A, in.form, e);
 	return err;

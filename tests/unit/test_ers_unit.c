@@ -30,6 +30,7 @@
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/xml.h"
 #include "ras/xmlform.h"
@@ -826,7 +827,7 @@ xml_forms(void)
 	CU_ASSERT_EQUAL(ras_xmlform_maps_count(maps), 1);
 	/* FHIR XML: no map needed */
 	t = ras_test_read(ras_test_fixture("ers/local/objectstore/7a2e3d4b-2c3d-4e5f-9a01-1b2c3d4e5f60.xml"), &len);
-	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, t, len, &in), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, NULL, t, len, &in), 0);
 	CU_ASSERT_EQUAL(in.kind, RAS_PAYLOAD_FORM);
 	CU_ASSERT_STRING_EQUAL(in.form->questionnaire, "urn:rasd:questionnaire:community-pain-referral");
 	CU_ASSERT_STRING_EQUAL(in.form->version, "2");
@@ -843,11 +844,9 @@ xml_forms(void)
 
 	/* XHTML: only through a map */
 	t = ras_test_read(ras_test_fixture("ers/local/objectstore/8b3f4e5c-3d4e-4f60-8b12-2c3d4e5f6071.xhtml"), &len);
-	(void)ras_intake_set_form_maps(NULL);
-	CU_ASSERT_EQUAL(ras_intake_parse(a, t, len, &in), RAS_EINVALID);
+	CU_ASSERT_EQUAL(ras_intake_parse(a, NULL, t, len, &in), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "no form map"));
-	(void)ras_intake_set_form_maps(maps);
-	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, t, len, &in), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, maps, t, len, &in), 0);
 	CU_ASSERT_EQUAL(in.kind, RAS_PAYLOAD_FORM);
 	CU_ASSERT_STRING_EQUAL(in.form->questionnaire, "urn:rasd:questionnaire:community-pain-referral");
 	CU_ASSERT_STRING_EQUAL(in.form->authored, "2026-04-08T11:00:00+01:00");
@@ -868,18 +867,17 @@ xml_forms(void)
 		char *bad = strdup(t), *p = strstr(bad, "> 14 <");
 
 		memcpy(p, ">lots<", 6);
-		CU_ASSERT_EQUAL(ras_intake_parse(a, bad, strlen(bad), &in), RAS_EINVALID);
+		CU_ASSERT_EQUAL(ras_intake_parse(a, maps, bad, strlen(bad), &in), RAS_EINVALID);
 		CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "pain-duration-weeks"));
 		CU_ASSERT_PTR_NULL(strstr(ras_error_last(), "lots"));
 		free(bad);
 	}
 	free(t);
 	/* XML that is not a form */
-	CU_ASSERT_EQUAL(ras_intake_parse(a, "<letter><p>Dear</p></letter>", strlen("<letter><p>Dear</p></letter>"), &in), RAS_EINVALID);
+	CU_ASSERT_EQUAL(ras_intake_parse(a, maps, "<letter><p>Dear</p></letter>", strlen("<letter><p>Dear</p></letter>"), &in), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "no form map"));
-	CU_ASSERT_EQUAL(ras_intake_parse(a, "<Bundle xmlns=\"http://hl7.org/fhir\"/>",
+	CU_ASSERT_EQUAL(ras_intake_parse(a, maps, "<Bundle xmlns=\"http://hl7.org/fhir\"/>",
 	    strlen("<Bundle xmlns=\"http://hl7.org/fhir\"/>"), &in), RAS_EINVALID);
-	(void)ras_intake_set_form_maps(NULL);
 
 	/* maps are checked when loaded */
 	{

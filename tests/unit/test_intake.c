@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "ras/arena.h"
 #include "ras/error.h"
+#include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/json.h"
 #include "ras/referral_json.h"
@@ -19,7 +20,7 @@ parse_fixture(const char *rel, struct ras_intake *in)
 	int err;
 
 	ras_error_clear();
-	err = ras_intake_parse(A, data, len, in);
+	err = ras_intake_parse(A, NULL, data, len, in);
 	/* The model points into arena-owned JSON, not into `data`. */
 	free(data);
 	return err;
@@ -125,7 +126,7 @@ r4_groups_and_repeats(void)
 	struct ras_intake in;
 	const struct ras_form *f;
 
-	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(A, qr, strlen(qr), &in), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(A, NULL, qr, strlen(qr), &in), 0);
 	CU_ASSERT_EQUAL(in.kind, RAS_PAYLOAD_FORM);
 	f = in.form;
 	CU_ASSERT_STRING_EQUAL(f->version, "1");
@@ -285,7 +286,7 @@ oversize_payload(void)
 	memset(big, ' ', n);
 	big[0] = '{';
 	big[n - 1] = '}';
-	CU_ASSERT_EQUAL(ras_intake_parse(A, big, n, &in), RAS_ETOOBIG);
+	CU_ASSERT_EQUAL(ras_intake_parse(A, NULL, big, n, &in), RAS_ETOOBIG);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "exceeds the limit"));
 	free(big);
 }

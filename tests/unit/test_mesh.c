@@ -10,7 +10,7 @@
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/mesh.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 static struct fake_mesh *fm;
 static struct ras_http *http;

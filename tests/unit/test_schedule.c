@@ -4,7 +4,7 @@
 #include "harness.h"
 #include "ras/error.h"
 #include "ras/schedule.h"
-#include "ras/timeutil.h"
+#include "ras/time.h"
 
 static int64_t
 at(const char *iso)

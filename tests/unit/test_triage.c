@@ -851,7 +851,7 @@ golden_decisions(void)
 		json_t *j;
 		int64_t at;
 
-		CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, data, len, &in), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, NULL, data, len, &in), 0);
 		CU_ASSERT_EQUAL_FATAL(ras_time_parse(cases[i].at, false, &at), 0);
 		CU_ASSERT_EQUAL_FATAL(ras_rules_decide(a, ras_mappings_ruleset(maps, cases[i].service),
 		    &in.referrals[0], at, ras_mappings_calendar(maps), at, &d), 0);
@@ -911,7 +911,7 @@ intake_contained_without_type(void)
 	struct ras_arena *a = ras_arena_new();
 	struct ras_intake in;
 
-	CU_ASSERT_EQUAL(ras_intake_parse(a, rr, strlen(rr), &in), 0);
+	CU_ASSERT_EQUAL(ras_intake_parse(a, NULL, rr, strlen(rr), &in), 0);
 	CU_ASSERT_EQUAL(in.n_referrals, 1);
 	CU_ASSERT_EQUAL(in.referrals[0].n_attachments, 0);
 	ras_arena_free(a);

@@ -1,6 +1,6 @@
 /*
- * timeutil: calendar dates, instants and UK civil time, with no I/O and no
- * dependence on the process time zone.
+ * time: instants and UK civil time, with no I/O and no dependence on the
+ * process time zone (calendar dates are ras/date.h).
  *
  * Instants are int64 seconds since the Unix epoch (UTC).  rasd's clocks run
  * in UK civil time (Europe/London): the "day of receipt" of a referral that
@@ -9,49 +9,16 @@
  * Sunday of October, since 1996) is computed here so results never depend
  * on the machine's tzdata or TZ variable.
  */
-#ifndef RAS_TIMEUTIL_H
-#define RAS_TIMEUTIL_H
+#ifndef RAS_TIME_H
+#define RAS_TIME_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct ras_date {
-	int year;   /* 1..9999 */
-	int month;  /* 1..12 */
-	int day;    /* 1..31 */
-};
+#include "ras/date.h"
 
-#define RAS_DATE_STR_MAX  11   /* "YYYY-MM-DD" + NUL */
 #define RAS_TIME_STR_MAX  32   /* "YYYY-MM-DDThh:mm:ss+hh:mm" + NUL */
-
-bool ras_date_valid(const struct ras_date *d);
-
-/* Days since 1970-01-01 (negative before). */
-int64_t ras_date_to_days(const struct ras_date *d);
-void ras_date_from_days(int64_t days, struct ras_date *out);
-
-/* ISO weekday: 1 = Monday … 7 = Sunday. */
-int ras_date_weekday(const struct ras_date *d);
-
-/* d + n days. */
-void ras_date_add_days(const struct ras_date *d, int64_t n, struct ras_date *out);
-
-/* <0, 0, >0 like strcmp. */
-int ras_date_cmp(const struct ras_date *a, const struct ras_date *b);
-
-/* Strict "YYYY-MM-DD" (FHIR date with full precision). RAS_EINVALID otherwise. */
-int ras_date_parse(const char *s, struct ras_date *out);
-
-/* Writes "YYYY-MM-DD" into buf (at least RAS_DATE_STR_MAX bytes). */
-void ras_date_format(const struct ras_date *d, char *buf);
-
-/* Age in completed years on `on`. A 29 February birthday is reached on
- * 1 March in common years (the usual English reading). */
-int ras_date_age_years(const struct ras_date *birth, const struct ras_date *on);
-
-/* d plus n calendar months (day clamped to the month's end). */
-void ras_date_add_months(const struct ras_date *d, int n, struct ras_date *out);
 
 /*
  * Parse a FHIR dateTime/instant: "YYYY-MM-DDThh:mm[:ss[.fff]](Z|±hh:mm)".

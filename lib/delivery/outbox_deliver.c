@@ -1,0 +1,412 @@
+/* outbox_deliver: ready -> delivered over FHIR, MESH or to a print directory
+ * (see include/ras/outbox.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ras/arena.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/fhir_client.h"
+#include "ras/http.h"
+#include "ras/limits.h"
+#include "ras/mesh.h"
+#include "ras/outbox.h"
+
+#define MAX_PROFILES 32
+
+#include "outbox_impl.h"
+
+static const char SQL_CLAIM_READY[] =
+	"WITH c AS (SELECT id, state AS prev FROM outbox WHERE (state IN ('ready', 'unknown') "
+	"AND next_attempt_at <= $1) "
+	"OR (state = 'sending' AND claimed_at < $1::timestamptz - make_interval(secs => $3)) "
+	"ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+	"UPDATE outbox o SET state = 'sending', claimed_at = $1, attempts = o.attempts + 1, "
+	"updated_at = $1 FROM c WHERE o.id = c.id "
+	"RETURNING o.id, c.prev, o.transport, "
+	"o.address, o.workflow, o.fhir_mode, o.document_id, o.local_id, o.content_type, "
+	"convert_from(o.payload, 'UTF8'), o.attempts, o.mesh_message_id, o.mesh_chunks_done, o.kind, "
+	"o.message_id";
+
+enum step { STEP_NONE, STEP_SEND, STEP_TRACK, STEP_POST, STEP_WRITE };
+
+struct job {
+	const char *id, *transport, *address, *workflow, *fhir_mode, *document_id, *local_id;
+	const char *content_type, *payload, *kind, *message_id;
+	bool unknown;               /* the last attempt's outcome is not known */
+	int64_t attempts;
+	char mesh_id[RAS_MESH_ID_MAX];
+	size_t chunks_done, nchunks;
+	enum step step;
+	bool finished;
+	bool written;               /* its result is committed */
+	bool gave_up;
+	/* outcome */
+	const char *state;          /* delivered, ready, unknown, dead */
+	const char *error;
+	int64_t delay;
+	long http_status;
+	const char *action;
+	double seconds;
+};
+
+static void
+outcome(struct ras_outbox *o, struct job *j, int err, const char *action, long status, double secs)
+{
+	j->finished = true;
+	j->action = action;
+	j->http_status = status;
+	j->seconds = secs;
+	if (err == 0) {
+		j->state = "delivered";
+		j->error = NULL;
+		return;
+	}
+	j->error = ras_error_last();
+	if (err == RAS_EINVALID) {
+		j->state = "dead";
+	} else if (j->attempts >= o->max_attempts) {
+		j->state = "dead";
+		j->gave_up = true;
+	} else if (err == RAS_ETIMEDOUT && strcmp(j->transport, "mesh") == 0 && j->mesh_id[0] == '\0') {
+		j->state = "unknown";
+		j->delay = ras_outbox_backoff((int)j->attempts, o->backoff_base, o->backoff_max);
+	} else {
+		j->state = "ready";
+		j->delay = ras_outbox_backoff((int)j->attempts, o->backoff_base, o->backoff_max);
+	}
+}
+
+static int
+write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
+{
+	const char *path = ras_arena_printf(a, "%s/%s-%s.html", o->print_dir, j->local_id, j->kind);
+	const char *tmp = ras_arena_printf(a, "%s.tmp", path);
+	size_t len = strlen(j->payload), off = 0;
+	int fd;
+
+	if (path == NULL || tmp == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return ras_error_code(RAS_EIO, "could not write to %s: %s", o->print_dir, strerror(errno));
+	while (off < len) {
+		ssize_t n = write(fd, j->payload + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			unlink(tmp);
+			return ras_error_code(RAS_EIO, "could not write to %s: %s", o->print_dir,
+			    strerror(errno));
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return ras_error_code(RAS_EIO, "could not write to %s: %s", o->print_dir, strerror(errno));
+	}
+	return 0;
+}
+
+/* The transfers of a round, in two groups whose results are committed
+ * separately: files and FHIR posts first, then MESH (whose answers can take
+ * long), so that a crash while MESH answers never repeats a FHIR post that
+ * had already been answered. */
+enum group { GROUP_DIRECT, GROUP_MESH };
+
+/* One concurrent round of transfers of `group` for the jobs that have a next step. */
+static int
+run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n, int64_t now,
+    bool mesh_ok, enum group group)
+{
+	struct ras_http_request *mreq = ras_arena_calloc(a, n + 1, sizeof(*mreq));
+	struct ras_http_request *freq = ras_arena_calloc(a, n + 1, sizeof(*freq));
+	size_t *mmap = ras_arena_calloc(a, n + 1, sizeof(*mmap)), *fmap = ras_arena_calloc(a, n + 1,
+	    sizeof(*fmap));
+	size_t nm = 0, nf = 0;
+	int err;
+
+	if (!mreq || !freq || !mmap || !fmap)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+
+		if (j->finished)
+			continue;
+		if ((strcmp(j->transport, "mesh") == 0) != (group == GROUP_MESH))
+			continue;
+		if (strcmp(j->transport, "file") == 0) {
+			err = write_file(o, j, a);
+			outcome(o, j, err, "write", 0, 0);
+		} else if (strcmp(j->transport, "fhir") == 0) {
+			struct ras_fhir_post p = { .base = j->address, .mode = j->fhir_mode ? j->fhir_mode : "message",
+				.identifier = j->document_id, .content_type = j->content_type, .token = o->fhir_token,
+				.request_id = j->local_id, .body = j->payload, .len = strlen(j->payload),
+				.timeout_ms = o->fhir_timeout_ms };
+
+			if ((err = ras_fhir_client_prep(a, &p, &freq[nf])) < 0) {
+				outcome(o, j, RAS_EINVALID, "post", 0, 0);
+				continue;
+			}
+			fmap[nf++] = i;
+		} else if (!mesh_ok) {
+			outcome(o, j, RAS_EIO, "send", 0, 0);
+		} else if (j->unknown && j->mesh_id[0] == '\0') {
+			j->step = STEP_TRACK;
+			if ((err = ras_mesh_prep_track_local(o->mesh, a, now, j->local_id, &mreq[nm])) < 0) {
+				outcome(o, j, RAS_EINVALID, "track", 0, 0);
+				continue;
+			}
+			mmap[nm++] = i;
+		} else {
+			struct ras_mesh_send s = { .to = j->address, .workflow = j->workflow,
+				.local_id = j->local_id, .subject = j->kind, .content_type = j->content_type,
+				.body = j->payload, .len = strlen(j->payload), .chunk = j->chunks_done + 1,
+				.message_id = j->mesh_id[0] ? j->mesh_id : NULL };
+
+			j->step = STEP_SEND;
+			j->nchunks = ras_mesh_chunks(o->mesh, s.len);
+			if ((err = ras_mesh_prep_send(o->mesh, a, now, &s, &mreq[nm])) < 0) {
+				outcome(o, j, RAS_EINVALID, "send", 0, 0);
+				continue;
+			}
+			mmap[nm++] = i;
+		}
+	}
+	if (nf && (err = ras_http_perform(o->fhir_http, freq, nf)) < 0)
+		return err;
+	if (nm && (err = ras_http_perform(o->mesh_http, mreq, nm)) < 0)
+		return err;
+	for (size_t k = 0; k < nf; k++) {
+		struct job *j = &jobs[fmap[k]];
+
+		err = ras_fhir_client_result(&freq[k]);
+		outcome(o, j, err, "post", freq[k].status, freq[k].seconds);
+		if (j->error)
+			j->error = ras_arena_strdup(a, j->error);
+		ras_http_request_release(&freq[k]);
+	}
+	for (size_t k = 0; k < nm; k++) {
+		struct job *j = &jobs[mmap[k]];
+		struct ras_http_request *r = &mreq[k];
+
+		if (j->step == STEP_TRACK) {
+			struct ras_mesh_tracking t;
+
+			err = ras_mesh_track_result(r, &t);
+			if (err == 0 && t.found) {
+				/* it did arrive: never send it again */
+				snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", t.message_id);
+				outcome(o, j, 0, "track", r->status, r->seconds);
+			} else if (err == 0) {
+				/* MESH never received it: safe to send now, same pass */
+				j->unknown = false;
+				j->action = "track";
+			} else {
+				outcome(o, j, err == RAS_EINVALID ? RAS_EIO : err, "track", r->status, r->seconds);
+				j->state = strcmp(j->state, "dead") == 0 ? "dead" : "unknown";
+			}
+		} else {
+			char id[RAS_MESH_ID_MAX];
+
+			err = ras_mesh_send_result(r, id, sizeof(id));
+			if (err == 0) {
+				if (j->mesh_id[0] == '\0')
+					snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", id);
+				j->chunks_done++;
+				if (j->chunks_done >= j->nchunks)
+					outcome(o, j, 0, j->nchunks > 1 ? "chunk" : "send", r->status, r->seconds);
+			} else if (j->chunks_done + 1 == j->nchunks && j->nchunks > 1 && r->status == 423) {
+				/* the last chunk had arrived before: the message is complete */
+				j->chunks_done++;
+				outcome(o, j, 0, "chunk", r->status, r->seconds);
+			} else {
+				outcome(o, j, err, j->chunks_done ? "chunk" : "send", r->status, r->seconds);
+			}
+		}
+		if (j->error)
+			j->error = ras_arena_strdup(a, j->error);
+		ras_http_request_release(r);
+	}
+	return 0;
+}
+
+static const char SQL_RESULT[] =
+	"UPDATE outbox SET state = $2, last_error = $3, "
+	"next_attempt_at = $4::timestamptz + make_interval(secs => $5), mesh_message_id = $6, "
+	"mesh_chunks_done = $7, delivered_at = CASE WHEN $2 = 'delivered' THEN $4::timestamptz END, "
+	"updated_at = $4 WHERE id = $1";
+
+static const char SQL_DELIVERY[] =
+	"INSERT INTO deliveries (outbox_id, attempt, at, transport, action, http_status, outcome, detail, "
+	"mesh_message_id, seconds) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/* Commit the outcome of every finished job not yet recorded, in one
+ * transaction. */
+static int
+write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, struct job *jobs,
+    size_t n, const char *at, struct ras_outbox_stats *st)
+{
+	struct ras_db_writes w = { .a = a };
+	size_t todo = 0;
+	int err;
+
+	(void)o;
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].finished && !jobs[i].written)
+			todo++;
+	if (todo == 0)
+		return 0;
+	if ((err = ras_db_begin(db)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+		const char *outc = j->state;
+
+		if (!j->finished || j->written)
+			continue;
+		if (j->gave_up)
+			j->error = ras_arena_printf(a, "gave up after %lld attempts: %s", (long long)j->attempts,
+			    j->error ? j->error : "unknown error");
+		ras_db_writes_add(&w, SQL_RESULT, 7, j->id, j->state, j->error, at,
+		    ras_outbox_num(a, strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0 ? 0 : j->delay),
+		    j->mesh_id[0] ? j->mesh_id : NULL, ras_outbox_num(a, (int64_t)j->chunks_done));
+		if (strcmp(outc, "ready") == 0)
+			outc = "retry";
+		ras_db_writes_add(&w, SQL_DELIVERY, 10, j->id, ras_outbox_num(a, j->attempts), at, j->transport,
+		    j->action ? j->action : "send", j->http_status ? ras_outbox_num(a, j->http_status) : NULL, outc,
+		    j->error, j->mesh_id[0] ? j->mesh_id : NULL, ras_arena_printf(a, "%.3f", j->seconds));
+		if (strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0) {
+			ras_db_writes_add(&w, ras_outbox_sql_deadline, 2, j->id, at);
+			ras_db_writes_add(&w, ras_outbox_sql_event, 3, j->id, strcmp(j->state, "delivered") == 0 ?
+			    "document-delivered" : "document-dead", j->error);
+		}
+	}
+	if ((err = ras_db_writes_run(db, &w)) < 0) {
+		ras_db_rollback(db);
+		return err;
+	}
+	if ((err = ras_db_commit(db)) < 0)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+
+		if (!j->finished || j->written)
+			continue;
+		j->written = true;
+		if (st) {
+			if (strcmp(j->state, "delivered") == 0)
+				st->delivered++;
+			else if (strcmp(j->state, "dead") == 0)
+				st->dead++;
+			else if (strcmp(j->state, "unknown") == 0)
+				st->unknown++;
+			else
+				st->retried++;
+		}
+	}
+	return 0;
+}
+
+int
+ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
+    struct ras_outbox_stats *st)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_db_res *res = NULL;
+	struct ras_db_param p[3];
+	struct job *jobs = NULL;
+	const char *at;
+	bool mesh_ok = true, more;
+	size_t n = 0;
+	int err;
+
+	if (a == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	at = ras_outbox_ts(a, now);
+	p[0] = RAS_DB_TEXT(at);
+	p[1] = RAS_DB_TEXT(ras_outbox_num(a, o->batch));
+	p[2] = RAS_DB_TEXT(ras_outbox_num(a, o->lease));
+	/* Claim and mark 'sending' in one short transaction: the transfers run
+	 * outside it, and a crash leaves 'sending' rows that the lease turns
+	 * into 'unknown' (checked, never blindly resent). */
+	if ((err = ras_db_begin(db)) < 0)
+		goto done;
+	if ((err = ras_db_query(db, &res, SQL_CLAIM_READY, 3, p)) < 0) {
+		ras_db_rollback(db);
+		goto done;
+	}
+	if ((err = ras_db_commit(db)) < 0)
+		goto done;
+	n = (size_t)ras_db_res_rows(res);
+	if (st)
+		st->claimed += (int)n;
+	if (n == 0)
+		goto done;
+	jobs = ras_arena_calloc(a, n, sizeof(*jobs));
+	if (jobs == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct job *j = &jobs[i];
+		int64_t v = 0;
+
+		j->id = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 0));
+		/* 'unknown', or 'sending' past its lease (a crash mid-send) */
+		j->unknown = strcmp(ras_db_res_get(res, (int)i, 1), "ready") != 0;
+		j->transport = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 2));
+		j->address = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 3));
+		j->workflow = ras_db_res_get(res, (int)i, 4) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 4)) : NULL;
+		j->fhir_mode = ras_db_res_get(res, (int)i, 5) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 5)) : NULL;
+		j->document_id = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 6));
+		j->local_id = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 7));
+		j->content_type = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 8));
+		j->payload = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 9));
+		(void)ras_db_res_int(res, (int)i, 10, &j->attempts);
+		if (ras_db_res_get(res, (int)i, 11))
+			snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", ras_db_res_get(res, (int)i, 11));
+		(void)ras_db_res_int(res, (int)i, 12, &v);
+		j->chunks_done = j->mesh_id[0] ? (size_t)v : 0;
+		j->kind = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 13));
+		j->message_id = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 14));
+		if (j->transport == NULL || j->payload == NULL)
+			outcome(o, j, ras_error_code(RAS_EINVALID, "row has no rendered payload"), "send", 0, 0);
+		if (strcmp(j->transport ? j->transport : "", "mesh") != 0)
+			j->unknown = false;   /* FHIR and files are safe to repeat */
+	}
+	if (o->mesh) {
+		for (size_t i = 0; i < n; i++)
+			if (!jobs[i].finished && strcmp(jobs[i].transport, "mesh") == 0) {
+				if (ras_mesh_handshake_if_due(o->mesh, o->mesh_http, a, now,
+				    o->handshake_interval) < 0)
+					mesh_ok = false;
+				break;
+			}
+	} else {
+		mesh_ok = false;
+	}
+	/* Rounds: first sends (or tracking), then further chunks, and sends of
+	 * rows tracking found MESH never received.  What is known is committed
+	 * after each group of transfers. */
+	do {
+		if ((err = run_round(o, a, jobs, n, now, mesh_ok, GROUP_DIRECT)) < 0 ||
+		    (err = write_results(o, db, a, jobs, n, at, st)) < 0 ||
+		    (err = run_round(o, a, jobs, n, now, mesh_ok, GROUP_MESH)) < 0 ||
+		    (err = write_results(o, db, a, jobs, n, at, st)) < 0)
+			goto done;
+		more = false;
+		for (size_t i = 0; i < n; i++)
+			if (!jobs[i].finished)
+				more = true;
+	} while (more);
+done:
+	ras_db_res_free(res);
+	ras_arena_free(a);
+	return err;
+}

@@ -1,0 +1,326 @@
+/* outbox_render: pending -> ready, the document built and its route resolved
+ * (see include/ras/outbox.h). */
+#include <string.h>
+
+#include "ras/arena.h"
+#include "ras/buf.h"
+#include "ras/crypto.h"
+#include "ras/decision.h"
+#include "ras/docprofile.h"
+#include "ras/document.h"
+#include "ras/episode.h"
+#include "ras/db.h"
+#include "ras/error.h"
+#include "ras/intake.h"
+#include "ras/limits.h"
+#include "ras/mesh.h"
+#include "ras/outbox.h"
+#include "ras/referral_json.h"
+#include "ras/routing.h"
+#include "ras/xml.h"
+
+#define MAX_PROFILES 32
+
+#include "outbox_impl.h"
+
+static const char SQL_CLAIM_PENDING[] =
+	"SELECT o.id, o.kind, o.doc_version, o.recipient_role, o.recipient_ods, o.service, "
+	"o.referral_key, o.local_id, r.doc::text, d.doc::text, e.doc::text, "
+	"to_char((SELECT max(a.decided_at) FROM decisions a WHERE a.referral_id = o.referral_id "
+	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD') "
+	"FROM outbox o JOIN referrals r ON r.id = o.referral_id "
+	"LEFT JOIN decisions d ON d.id = o.decision_id LEFT JOIN episodes e ON e.id = o.episode_id "
+	"WHERE o.state = 'pending' ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
+
+static const char SQL_READY[] =
+	"UPDATE outbox SET state = 'ready', transport = $2, address = $3, workflow = $4, "
+	"fhir_mode = $5, document_id = $6, message_id = $7, content_type = $8, "
+	"payload = convert_to($9, 'UTF8'), doc = $10::jsonb, rendered_at = $11, next_attempt_at = $11, "
+	"updated_at = $11 WHERE id = $1";
+
+static const char SQL_DEAD[] =
+	"UPDATE outbox SET state = 'dead', last_error = $2, updated_at = $3 WHERE id = $1";
+
+static const char SQL_CANCEL[] =
+	"UPDATE outbox SET state = 'cancelled', last_error = $2, updated_at = $3 WHERE id = $1";
+
+static const char SQL_DEADLINE_CLAUSE[] =
+	"UPDATE deadlines SET clause = $2 WHERE id = (SELECT deadline_id FROM outbox WHERE id = $1) "
+	"AND clause IS NULL";
+
+struct rendered {
+	const char *transport, *address, *workflow, *fhir_mode, *document_id, *message_id;
+	const char *content_type, *payload, *doc;
+};
+
+/* GPPROVIDER_<NHS number>_<YYYYMMDD>_<surname> (NOTES §1.9). */
+static const char *
+gpprovider(struct ras_arena *a, const struct ras_referral *r)
+{
+	char dob[RAS_DATE_STR_MAX];
+	char *sur;
+
+	if (r->patient.nhs_number == NULL || !r->patient.has_birth_date || r->patient.family == NULL)
+		return NULL;
+	ras_date_format(&r->patient.birth_date, dob);
+	sur = ras_arena_strdup(a, r->patient.family);
+	if (sur == NULL)
+		return NULL;
+	for (char *p = sur; *p; p++)
+		if (*p == ' ' || *p == '_' || (unsigned char)*p < 0x20)
+			*p = '-';
+	return ras_arena_printf(a, "GPPROVIDER_%s_%.4s%.2s%.2s_%s", r->patient.nhs_number, dob, dob + 5,
+	    dob + 8, sur);
+}
+
+static int
+render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row, int64_t now,
+    struct rendered *out, bool *cancel)
+{
+	const char *kind_s = ras_db_res_get(res, row, 1), *role = ras_db_res_get(res, row, 3);
+	const char *ods = ras_db_res_get(res, row, 4), *service = ras_db_res_get(res, row, 5);
+	const char *local_id = ras_db_res_get(res, row, 7);
+	const char *rdoc = ras_db_res_get(res, row, 8), *ddoc = ras_db_res_get(res, row, 9);
+	const char *edoc = ras_db_res_get(res, row, 10), *accepted = ras_db_res_get(res, row, 11);
+	const struct ras_docprofile *prof;
+	const struct ras_route *route = NULL;
+	struct ras_doc_input in = { 0 };
+	struct ras_doc_missing missing;
+	struct ras_referral ref;
+	struct ras_decision dec;
+	struct ras_episode ep;
+	struct ras_buf body = RAS_BUF_INIT(0);
+	json_t *j, *bundle, *wrapped = NULL;
+	int64_t ver = 1;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	*cancel = false;
+	if ((prof = ras_outbox_profile(o, service)) == NULL)
+		return RAS_EINVALID;
+	in.kind = ras_document_kind_parse(kind_s);
+	if (ras_docprofile_kind(prof, kind_s) == NULL) {
+		*cancel = true;
+		return ras_error_code(RAS_EINVALID, "the %s specification calls for no %s", service, kind_s);
+	}
+	if ((err = ras_json_parse_arena(a, rdoc, strlen(rdoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
+	    (err = ras_referral_json_load(a, j, &ref)) < 0)
+		return err;
+	if (ddoc) {
+		if ((err = ras_json_parse_arena(a, ddoc, strlen(ddoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
+		    (err = ras_decision_from_json(a, j, &dec)) < 0)
+			return err;
+		in.decision = &dec;
+	}
+	if (edoc) {
+		struct ras_form form;
+
+		if ((err = ras_json_parse_arena(a, edoc, strlen(edoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
+		    (err = ras_intake_fhir_form(a, j, &form)) < 0 ||
+		    (err = ras_episode_from_form(a, &form, &ep)) < 0)
+			return err;
+		in.episode = &ep;
+	}
+	if (accepted && ras_date_parse(accepted, &in.accepted_date) == 0)
+		in.has_accepted_date = true;
+	/* An e-RS referrer hears a final accept or return through e-RS itself:
+	 * the review outcome (A028) carries the advice to their worklist, and
+	 * schema 003 queues it for exactly these decisions.  A letter would
+	 * repeat it, and could not be built anyway: e-RS gives rasd the NHS
+	 * number only, not the name and birth date a letter needs.  (If e-RS
+	 * refuses the outcome, `rasctl ers pending` lists it for a person.) */
+	if (in.kind == RAS_DOC_TRIAGE_OUTCOME && strcmp(role, "referrer") == 0 && ddoc &&
+	    ref.ubrn && (ref.source == RAS_PAYLOAD_ERS_REFERRAL || ref.source == RAS_PAYLOAD_ERS_WORKLIST) &&
+	    dec.final && (dec.outcome == RAS_OUTCOME_ACCEPT || dec.outcome == RAS_OUTCOME_RETURN)) {
+		*cancel = true;
+		return ras_error_code(RAS_EINVALID,
+		    "the referrer is answered through e-RS (review outcome recorded by A028)");
+	}
+	(void)ras_db_res_int(res, row, 2, &ver);
+	in.profile = prof;
+	in.referral = &ref;
+	in.referral_key = ras_db_res_get(res, row, 6);
+	in.version = (int)ver;
+	in.at = now;
+	if ((err = ras_document_build(a, &in, &bundle, &missing)) < 0)
+		return err;
+	out->document_id = ras_document_identifier(bundle);
+	out->message_id = ras_arena_alloc(a, RAS_UUID_STR_LEN);
+	if (out->message_id == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	ras_document_uuid((char *)out->message_id, "rasd:message|%s", local_id);
+	{
+		struct ras_buf d = RAS_BUF_INIT(0);
+
+		if ((err = ras_json_dump(bundle, RAS_JSON_COMPACT, &d)) < 0)
+			return err;
+		out->doc = ras_arena_strdup(a, d.data);
+		ras_buf_free(&d);
+	}
+
+	if (strcmp(role, "patient") == 0) {
+		if (o->print_dir == NULL) {
+			*cancel = true;
+			return ras_error_code(RAS_EINVALID,
+			    "patients' copies are not printed here ([outbox] print_dir is not set)");
+		}
+		if ((err = ras_document_html(a, bundle, prof, true, &body)) < 0)
+			goto done;
+		out->transport = "file";
+		out->address = o->print_dir;
+		out->content_type = "text/html; charset=utf-8";
+		out->payload = ras_arena_strdup(a, body.data);
+		goto done;
+	}
+	route = ras_routing_find(&o->routing, ods);
+	if (route == NULL) {
+		bool gp = strcmp(role, "gp") == 0 || (ods && ref.patient.practice_ods &&
+		    strcmp(ods, ref.patient.practice_ods) == 0);
+
+		if (!(gp && o->gp_auto && o->mesh)) {
+			err = ras_error_code(RAS_EINVALID, "no route for %s %s in the routing table%s", role,
+			    ods ? ods : "(no ODS code)", gp && !o->gp_auto ? " (GP auto-routing is off)" : "");
+			goto done;
+		}
+		out->transport = "mesh";
+		out->address = gpprovider(a, &ref);
+		if (out->address == NULL) {
+			err = ras_error_code(RAS_EINVALID, "GP auto-routing needs the patient's NHS number, "
+			    "date of birth and surname");
+			goto done;
+		}
+		out->workflow = o->workflow[in.kind];
+	} else if (strcmp(route->transport, "mesh") == 0) {
+		out->transport = "mesh";
+		out->address = route->mailbox;
+		out->workflow = route->workflow ? route->workflow : o->workflow[in.kind];
+	} else {
+		out->transport = "fhir";
+		out->address = route->endpoint;
+		out->fhir_mode = route->mode;
+	}
+	if (strcmp(out->transport, "mesh") == 0) {
+		if (o->mesh == NULL) {
+			err = ras_error_code(RAS_EINVALID, "the route is MESH but [mesh] is not enabled");
+			goto done;
+		}
+		if (out->workflow == NULL) {
+			err = ras_error_code(RAS_EINVALID, "no MESH workflow id for %s ([mesh] workflow_%s)",
+			    kind_s, kind_s);
+			goto done;
+		}
+	}
+	if (out->fhir_mode && strcmp(out->fhir_mode, "document") == 0) {
+		wrapped = json_incref(bundle);
+	} else {
+		struct ras_doc_message m = { .message_id = out->message_id, .at = now,
+			.sender_ods = prof->provider.ods, .sender_name = prof->provider.name };
+
+		if (strcmp(out->transport, "mesh") == 0) {
+			m.source_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:mesh:%s",
+			    ras_mesh_mailbox(o->mesh));
+			if (strncmp(out->address, "GPPROVIDER_", 11) != 0) {
+				m.dest_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:mesh:%s", out->address);
+				m.receiver_ods = ods;
+			}
+		} else {
+			m.source_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:ods:%s",
+			    prof->provider.ods);
+			m.dest_endpoint = out->address;
+			m.receiver_ods = ods;
+		}
+		if ((err = ras_document_message(bundle, &m, &wrapped)) < 0)
+			goto done;
+	}
+	if (route && strcmp(route->format, "xml") == 0) {
+		err = ras_xml_fhir_from_json(wrapped, &body);
+		out->content_type = "application/fhir+xml";
+	} else {
+		err = ras_json_dump(wrapped, RAS_JSON_COMPACT, &body);
+		out->content_type = "application/fhir+json";
+	}
+	json_decref(wrapped);
+	if (err == 0)
+		out->payload = ras_arena_strdup(a, body.data);
+done:
+	ras_buf_free(&body);
+	if (err == 0 && out->payload == NULL)
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+	return err;
+}
+
+int
+ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
+    struct ras_outbox_stats *st)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_db_writes w = { .a = a };
+	struct ras_db_res *res = NULL;
+	struct ras_db_param p[1];
+	const char *at;
+	int err, rows;
+
+	if (a == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	at = ras_outbox_ts(a, now);
+	if ((err = ras_db_begin(db)) < 0)
+		goto done;
+	p[0] = RAS_DB_TEXT(ras_outbox_num(a, o->batch));
+	if ((err = ras_db_query(db, &res, SQL_CLAIM_PENDING, 1, p)) < 0)
+		goto fail;
+	rows = ras_db_res_rows(res);
+	if (st)
+		st->claimed += rows;
+	for (int i = 0; i < rows; i++) {
+		const char *id = ras_arena_strdup(a, ras_db_res_get(res, i, 0));
+		struct ras_arena *ra = ras_arena_new();
+		struct rendered r;
+		bool cancel;
+		int rerr;
+
+		if (ra == NULL || ras_arena_defer(a, (void (*)(void *))ras_arena_free, ra) < 0) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			goto fail;
+		}
+		rerr = render_row(o, ra, res, i, now, &r, &cancel);
+		if (rerr == RAS_ENOMEM) {
+			err = rerr;
+			goto fail;
+		}
+		if (rerr < 0) {
+			const char *why = ras_arena_strdup(a, ras_error_last());
+
+			ras_db_writes_add(&w, cancel ? SQL_CANCEL : SQL_DEAD, 3, id, why, at);
+			ras_db_writes_add(&w, ras_outbox_sql_event, 3, id, cancel ? "document-cancelled" : "document-dead", why);
+			ras_db_writes_add(&w, ras_outbox_sql_deadline, 2, id, at);
+			if (st && cancel)
+				st->cancelled++;
+			else if (st)
+				st->dead++;
+			continue;
+		}
+		ras_db_writes_add(&w, SQL_READY, 11, id, r.transport, r.address, r.workflow, r.fhir_mode, r.document_id,
+		    r.message_id, r.content_type, r.payload, r.doc, at);
+		{
+			const struct ras_docprofile *pr = ras_outbox_profile(o, ras_db_res_get(res, i, 5));
+			const struct ras_dockind *k = pr ? ras_docprofile_kind(pr, ras_db_res_get(res, i, 1)) : NULL;
+
+			if (k && k->deadline_clause)
+				ras_db_writes_add(&w, SQL_DEADLINE_CLAUSE, 2, id, k->deadline_clause);
+		}
+		if (st)
+			st->rendered++;
+	}
+	ras_db_res_free(res);
+	res = NULL;
+	if ((err = ras_db_writes_run(db, &w)) < 0)
+		goto fail;
+	err = ras_db_commit(db);
+	goto done;
+fail:
+	ras_db_rollback(db);
+done:
+	ras_db_res_free(res);
+	ras_arena_free(a);
+	return err;
+}
