@@ -1,16 +1,20 @@
 /*
  * The http adapter against every fault of the fakes' fault layer, its
  * ceilings (response body, response header line), and its multi socket
- * interface driven from a caller's own loop.
+ * interface driven from a caller's own loop; and the FHIR delivery client
+ * against every fault (the e-RS and MESH clients' are in their own suites).
  */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_fhir.h"
 #include "fake_http.h"
 #include "harness.h"
+#include "ras/arena.h"
 #include "ras/error.h"
+#include "ras/fhir_client.h"
 #include "ras/http.h"
 #include "ras/limits.h"
 #include "ras/time.h"
@@ -305,6 +309,84 @@ caller_loop_keeps_turning(void)
 	no_fault_answers();
 }
 
+/* ---- the FHIR delivery client against every fault ---------------------- */
+
+/*
+ * Each fault on a message POST ($process-message, whose answer has a
+ * body to cut off or drip): a clear classification (RAS_ETIMEDOUT,
+ * outcome unknown, is what the deliver stage resends; RAS_ETOOBIG and
+ * RAS_EIO too), and the resend with the fault gone has the message
+ * processed exactly once whether or not the faulted POST got through (the
+ * receiver drops a MessageHeader id it has seen): nothing lost, nothing
+ * doubled.
+ */
+static void
+fhir_every_fault(void)
+{
+	static const struct {
+		const char *name;
+		enum fake_fault_kind kind;
+		int ms;
+		size_t bytes;
+		int want;
+	} faults[] = {
+		{ "drop", FAKE_FAULT_DROP, 0, 0, RAS_ETIMEDOUT },
+		{ "delay past the timeout", FAKE_FAULT_DELAY, 2500, 0, RAS_ETIMEDOUT },
+		{ "truncated body", FAKE_FAULT_TRUNCATE, 0, 0, RAS_ETIMEDOUT },
+		{ "oversize body", FAKE_FAULT_OVERSIZE, 0, RAS_HTTP_BODY_MAX + 1024, RAS_ETOOBIG },
+		{ "endless header", FAKE_FAULT_ENDLESS_HEADER, 0, 0, RAS_ETOOBIG },
+		{ "slow drip", FAKE_FAULT_SLOW_DRIP, 400, 0, RAS_ETIMEDOUT },
+		{ "TLS failure", FAKE_FAULT_TLS, 0, 0, RAS_EIO },
+	};
+	struct fake_fhir *f = fake_fhir_start();
+	struct fake_http *h = fake_fhir_http(f);
+	struct ras_arena *a = ras_arena_new();
+
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		char ident[64], body[256], base[128];
+		struct fake_fault ft = { .kind = faults[i].kind, .path_has = "/fhir/$process-message",
+			.ms = faults[i].ms, .bytes = faults[i].bytes, .times = -1 };
+		struct ras_fhir_post post = { .base = fake_fhir_base(f), .mode = "message",
+			.identifier = ident, .content_type = "application/fhir+json", .body = body,
+			.timeout_ms = 1000 };
+		struct ras_http_request r;
+		int err;
+
+		snprintf(ident, sizeof(ident), "6f1c0000-0000-4000-8000-%012zu", i);
+		snprintf(body, sizeof(body), "{\"resourceType\":\"Bundle\",\"type\":\"message\",\"entry\":"
+		    "[{\"resource\":{\"resourceType\":\"MessageHeader\",\"id\":\"%s\"}}]}", ident);
+		post.len = strlen(body);
+		if (faults[i].kind == FAKE_FAULT_TLS) {
+			/* an https endpoint whose handshake fails */
+			snprintf(base, sizeof(base), "https://127.0.0.1:%u/fhir", fake_http_port(h));
+			post.base = base;
+			ft.times = 1;
+		}
+		fake_http_faults_clear(h);
+		fake_http_fault(h, &ft);
+		CU_ASSERT_EQUAL_FATAL(ras_fhir_client_prep(a, &post, &r), 0);
+		r.no_replay = true;
+		CU_ASSERT_EQUAL(ras_http_perform(http, &r, 1), 0);
+		err = ras_fhir_client_result(&r);
+		if (err != faults[i].want)
+			fprintf(stderr, "FHIR, %s: %d %s\n", faults[i].name, err, ras_error_last());
+		CU_ASSERT_EQUAL(err, faults[i].want);
+		CU_ASSERT(*ras_error_last() != '\0');
+		ras_http_request_release(&r);
+
+		/* the fault gone: the resend delivers it, once */
+		fake_http_faults_clear(h);
+		post.base = fake_fhir_base(f);
+		CU_ASSERT_EQUAL_FATAL(ras_fhir_client_prep(a, &post, &r), 0);
+		CU_ASSERT_EQUAL(ras_http_perform(http, &r, 1), 0);
+		CU_ASSERT_EQUAL(ras_fhir_client_result(&r), 0);
+		CU_ASSERT_EQUAL(fake_fhir_messages(f), (int)i + 1);
+		ras_http_request_release(&r);
+	}
+	ras_arena_free(a);
+	fake_fhir_stop(f);
+}
+
 static int
 setup(void)
 {
@@ -334,8 +416,13 @@ main(void)
 		{ "the caller's loop keeps turning", caller_loop_keeps_turning },
 		{ NULL, NULL },
 	};
+	static const struct ras_test_case fhir_cases[] = {
+		{ "every fault of the fault layer", fhir_every_fault },
+		{ NULL, NULL },
+	};
 	static const struct ras_test_suite suites[] = {
 		{ "http", cases, setup, teardown },
+		{ "fhir client", fhir_cases, setup, teardown },
 		{ NULL, NULL, NULL, NULL },
 	};
 
