@@ -2036,6 +2036,12 @@ slow_remote_does_not_block_the_loop(void)
 	CU_ASSERT_EQUAL(r.status, 201);
 	free(r.body);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 1);
+	r = request(&p, "GET", "/readyz", NULL, 0, NULL, NULL);
+	CU_ASSERT_EQUAL(r.status, 200);
+	free(r.body);
+	/* a SIGHUP meanwhile: the reload waits for the batch (its units are
+	 * in use), then happens */
+	rasd_kill(&p, SIGHUP);
 	/* two seconds more of the hold: four pings expected, three at least */
 	(void)rasd_wait_notify(&p, "\x1f", 2000);
 	took = ras_time_mono_ms() - t0;
@@ -2046,8 +2052,11 @@ slow_remote_does_not_block_the_loop(void)
 	if (took >= 4000)
 		fprintf(stderr, "slow remote: the checks took %lld ms\n", (long long)took);
 
-	/* the late answer is taken as usual */
+	CU_ASSERT_EQUAL(ras_test_count(p.notes, "RELOADING=1"), 0);
+	/* the late answer is taken as usual, and the reload follows */
 	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM ers_worklist_calls WHERE outcome = 'ok'", 2, 20000));
+	CU_ASSERT(rasd_wait_notify(&p, "RELOADING=1", 10000));
+	CU_ASSERT(rasd_wait_notify(&p, "configuration reloaded", 10000));
 	rasd_kill(&p, SIGTERM);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
 	rasd_free(&p);
