@@ -127,6 +127,9 @@ void ras_http_set_driver(const struct ras_http_driver *drv);
 int ras_http_loop_fd(void);
 /* Act on every ready socket and expired libcurl timer of this thread. */
 void ras_http_loop_dispatch(void);
+/* Wait ms milliseconds (a client's back-off before a retry): through the
+ * driver, so the caller's loop goes on meanwhile; without one, asleep. */
+void ras_http_sleep_ms(int64_t ms);
 
 /* A response header value (case-insensitive name) copied into buf; NULL
  * when absent. */

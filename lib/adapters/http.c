@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -39,9 +40,10 @@ struct reactor {
 	struct ras_http *handles;
 	struct ras_http_driver drv;
 	bool has_drv;
+	int64_t sleep_until;         /* ras_http_sleep_ms() deadline (monotonic ms), -1 none */
 };
 
-static _Thread_local struct reactor rx = { .epfd = -1 };
+static _Thread_local struct reactor rx = { .epfd = -1, .sleep_until = -1 };
 static int curl_ready;
 
 /* A socket is in the epoll set once libcurl has been given this marker
@@ -65,6 +67,8 @@ next_due(void)
 {
 	int64_t now = ras_time_mono_ms(), best = -1;
 
+	if (rx.sleep_until >= 0)
+		best = rx.sleep_until > now ? rx.sleep_until - now : 0;
 	for (struct ras_http *h = rx.handles; h; h = h->next)
 		if (h->due_ms >= 0) {
 			int64_t d = h->due_ms > now ? h->due_ms - now : 0;
@@ -526,6 +530,34 @@ batch_done(void *arg)
 	const struct batch *b = arg;
 
 	return b->left == 0;
+}
+
+static bool
+slept(void *arg)
+{
+	return ras_time_mono_ms() >= *(const int64_t *)arg;
+}
+
+void
+ras_http_sleep_ms(int64_t ms)
+{
+	int64_t until = ras_time_mono_ms() + ms, saved = rx.sleep_until;
+
+	if (ms <= 0)
+		return;
+	if (!(rx.has_drv && rx.drv.wait)) {
+		struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	/* the driver's timer wakes the loop at the deadline */
+	rx.sleep_until = saved >= 0 && saved < until ? saved : until;
+	rearm();
+	(void)rx.drv.wait(rx.drv.ctx, slept, &until);
+	rx.sleep_until = saved;
+	rearm();
 }
 
 /* No driver (rasctl, tests): wait on the reactor here. */

@@ -297,6 +297,14 @@ caller_loop_keeps_turning(void)
 			gap = l.ticks_ms[i] - l.ticks_ms[i - 1];
 	CU_ASSERT(gap < 250);
 
+	/* a client's back-off (ras_http_sleep_ms) waits in the loop too */
+	l.nticks = 0;
+	t0 = ras_time_mono_ms();
+	ras_http_sleep_ms(600);
+	CU_ASSERT(ras_time_mono_ms() - t0 >= 600);
+	CU_ASSERT(ras_time_mono_ms() - t0 < 1500);
+	CU_ASSERT(l.nticks >= 8);
+
 	/* a loop that gives the wait up: the batch ends as unknown */
 	drv.wait = drv_give_up;
 	ras_http_set_driver(&drv);
