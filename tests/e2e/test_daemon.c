@@ -2186,6 +2186,20 @@ acked_at_least(struct sender *s, int n, int ms)
 	return s->acked >= n;
 }
 
+static struct ras_db *
+db_for(const char *conninfo, struct ras_db **db)
+{
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(conninfo, db), 0);
+	return *db;
+}
+
+static bool
+ers_outcomes_settled(void *ctx)
+{
+	return count(ctx, "SELECT count(*) FROM ers_outcomes WHERE state IN ('pending', 'sending',"
+	    " 'unknown', 'retry')") == 0;
+}
+
 static void
 survive_database_outage(const char *name, bool failover)
 {
@@ -2218,7 +2232,7 @@ survive_database_outage(const char *name, bool failover)
 	ras_db_close(db);
 	db = NULL;
 
-	world_new(&w, name, NULL, false);
+	world_new(&w, name, NULL, true);
 	snprintf(cfgname, sizeof(cfgname), "spool-%s", name);
 	spool = rasd_dir(cfgname);
 	snprintf(text, sizeof(text),
@@ -2231,6 +2245,13 @@ survive_database_outage(const char *name, bool failover)
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, cfg, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
 	CU_ASSERT_EQUAL(readyz(&p), 200);
+	/* the e-RS worklists polled at start, and an outcome recorded on e-RS,
+	 * before the outage (a failed poll waits for its next slot) */
+	CU_ASSERT(wait_count(db_for(conninfo, &db), "SELECT count(*) FROM ers_worklist_calls"
+	    " WHERE outcome = 'ok'", 2, 40000));
+	CU_ASSERT(wait_count(db, "SELECT count(*) FROM ers_outcomes WHERE state = 'done'", 1, 40000));
+	ras_db_close(db);
+	db = NULL;
 
 	/* an incomplete referral: returned, with a letter to the referrer */
 	data = ras_test_read(ras_test_fixture("triage/midnotts-incomplete.json"), &s.len);
@@ -2275,10 +2296,33 @@ survive_database_outage(const char *name, bool failover)
 	}
 	CU_ASSERT_EQUAL(count(db, "SELECT count(*) FROM (SELECT ubrn FROM referrals GROUP BY ubrn"
 	    " HAVING count(*) > 1) x"), 0);
-	/* and nothing sent twice: every letter reached its endpoint once */
+	/* and nothing sent twice: every letter reached its endpoint once, */
 	CU_ASSERT(rasd_until(outbox_settled, db, 60000));
 	CU_ASSERT(check_deliveries(db, &w, false) > 0);
 	CU_ASSERT(fake_mesh_count(w.mesh) > 0);
+	/* every e-RS outcome (of the worklists polled at start) was sent once:
+	 * the reconnection settled nothing by sending it again */
+	CU_ASSERT(rasd_until(ers_outcomes_settled, db, 60000));
+	{
+		struct ras_db_res *res = NULL;
+		int done = 0;
+
+		CU_ASSERT_EQUAL(ras_db_query(db, &res, "SELECT ubrn, state FROM ers_outcomes", 0, NULL), 0);
+		for (int i = 0; i < ras_db_res_rows(res); i++) {
+			const char *ubrn = ras_db_res_get(res, i, 0);
+			char path[64];
+
+			snprintf(path, sizeof(path), "/%s/$ers.recordReviewOutcome", ubrn);
+			CU_ASSERT(fake_ers_writes(w.ers, ubrn) <= 1);
+			if (strcmp(ras_db_res_get(res, i, 1), "done") == 0) {
+				done++;
+				CU_ASSERT_EQUAL(fake_ers_writes(w.ers, ubrn), 1);
+				CU_ASSERT_EQUAL(fake_ers_count(w.ers, "POST", path), 1);
+			}
+		}
+		ras_db_res_free(res);
+		CU_ASSERT(done > 0);
+	}
 
 	rasd_kill(&p, SIGTERM);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
