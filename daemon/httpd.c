@@ -37,6 +37,8 @@
 /* Memory per connection for headers (MHD's pool), not the body. */
 #define HTTP_CONN_MEMORY (64u * 1024u)
 
+struct req;
+
 struct ras_httpd {
 	struct ras_daemon *d;
 	struct MHD_Daemon *mhd;
@@ -45,6 +47,12 @@ struct ras_httpd {
 	struct ras_buf token;       /* empty: no bearer token required */
 	bool mtls;
 	size_t max_body;
+	int64_t commit_delay;       /* [http] commit_delay, milliseconds */
+	/* Group commit: intake POSTs waiting (suspended) for one commit. */
+	struct req *group[RAS_HTTP_GROUP_MAX];
+	size_t ngroup, group_bytes;
+	struct ras_loop_timer *group_timer;
+	bool resumed;               /* connections resumed: MHD must run again */
 	char address[80];
 	char *cert, *key, *ca;      /* PEM text handed to MHD (kept while it runs) */
 };
@@ -54,6 +62,14 @@ struct req {
 	bool toobig;
 	bool intake;
 	char corr[CORRELATION_MAX + 1];
+	/* group commit: the payload waits in ras_httpd.group (its connection
+	 * suspended) until the group's commit, then is answered */
+	struct MHD_Connection *c;
+	const char *url;
+	struct ras_inbox_item it;
+	bool queued, answered;
+	int err;
+	struct ras_receipt rc;
 };
 
 /* ---- responses --------------------------------------------------------- */
@@ -269,59 +285,128 @@ known_service(struct ras_daemon *d, const char *id)
 	return rt && ras_mappings_ruleset(ras_triage_mappings(ras_runtime_triage(rt)), id) != NULL;
 }
 
+/* The answer to an intake POST once its group was committed (or not). */
 static enum MHD_Result
-handle_intake(struct ras_httpd *h, struct MHD_Connection *c, const char *url, struct req *r)
+answer_intake(struct ras_httpd *h, struct MHD_Connection *c, struct req *r)
 {
-	struct ras_daemon *d = h->d;
-	struct ras_inbox_item it;
-	struct ras_receipt rc;
+	const struct ras_receipt *rc = &r->rc;
 	const char *severity, *code;
 	unsigned status;
-	int err;
 
-	if (r->body.len == 0)
-		return outcome(c, h, MHD_HTTP_BAD_REQUEST, "error", "structure", NULL, 0,
-		    "the request has no body", r);
-	memset(&it, 0, sizeof(it));
-	it.data = r->body.data;
-	it.len = r->body.len;
-	it.full_size = r->body.len;
-	it.source = "http";
-	it.source_ref = url;
-	it.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	it.correlation_id = r->corr;
-	if (it.content_type && strlen(it.content_type) > 200)
-		it.content_type = NULL;
-	/* ?service=ID: the rasd service the sender refers to (one URL per
-	 * service on a referral portal), as [spool] service is for files. */
-	it.service_hint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "service");
-	if (it.service_hint && !known_service(d, it.service_hint))
-		return outcome(c, h, MHD_HTTP_BAD_REQUEST, "error", "not-supported", NULL, 0,
-		    "the service named by ?service= has no rule set here: nothing was stored", r);
-	h->d->stats.http_bytes += r->body.len;
-	err = ras_receive(d, &it, 1, &rc);
-	if (err < 0) {
+	if (r->err < 0) {
 		struct ras_log_field f[] = { { "STAGE", "http" }, { "CORRELATION_ID", r->corr },
 			{ NULL, NULL } };
 
-		ras_log_fields(RAS_LOG_ERR, f, "could not keep a POST to %s (answered 503): %s", url,
+		ras_log_fields(RAS_LOG_ERR, f, "could not keep a POST to %s (answered 503): %s", r->url,
 		    ras_error_last());
 		return outcome(c, h, MHD_HTTP_SERVICE_UNAVAILABLE, "error", "transient", NULL, 0,
 		    "could not keep the payload (database unavailable): nothing was stored, try again", r);
 	}
-	status = status_for(&rc, &severity, &code);
+	status = status_for(rc, &severity, &code);
 	{
 		char pid[24], st[8];
 		struct ras_log_field f[] = { { "STAGE", "http" }, { "CORRELATION_ID", r->corr },
-			{ "PAYLOAD_ID", pid }, { "UBRN", rc.ubrn[0] ? rc.ubrn : NULL },
+			{ "PAYLOAD_ID", pid }, { "UBRN", rc->ubrn[0] ? rc->ubrn : NULL },
 			{ "HTTP_STATUS", st }, { NULL, NULL } };
 
-		snprintf(pid, sizeof(pid), "%lld", (long long)rc.payload_id);
+		snprintf(pid, sizeof(pid), "%lld", (long long)rc->payload_id);
 		snprintf(st, sizeof(st), "%u", status);
 		ras_log_fields(status >= 400 ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
-		    "POST %s: %u %s (payload #%s)", url, status, rc.state, pid);
+		    "POST %s: %u %s (payload #%s)", r->url, status, rc->state, pid);
 	}
-	return outcome(c, h, status, severity, code, rc.state, rc.payload_id, rc.message, r);
+	return outcome(c, h, status, severity, code, rc->state, rc->payload_id, rc->message, r);
+}
+
+/*
+ * Group commit.  Every POST waiting in the group is kept by one call of
+ * ras_receive (one transaction for the raw payloads, one to normalise
+ * them); only then are their connections resumed and answered, so no
+ * sender hears "kept" before its payload is durable.  Concurrent senders
+ * share one commit (one WAL flush) instead of queueing for one each.
+ */
+static void rearm(struct ras_httpd *h);
+
+static void
+group_commit(struct ras_httpd *h)
+{
+	struct ras_inbox_item items[RAS_HTTP_GROUP_MAX];
+	struct ras_receipt rcs[RAS_HTTP_GROUP_MAX];
+	size_t n = h->ngroup;
+	int err;
+
+	if (n == 0)
+		return;
+	ras_loop_timer_stop(h->group_timer);
+	for (size_t i = 0; i < n; i++)
+		items[i] = h->group[i]->it;
+	err = ras_receive(h->d, items, n, rcs);
+	for (size_t i = 0; i < n; i++) {
+		struct req *r = h->group[i];
+
+		r->err = err;
+		r->rc = rcs[i];
+		r->queued = false;
+		r->answered = true;
+		MHD_resume_connection(r->c);
+	}
+	h->ngroup = 0;
+	h->group_bytes = 0;
+	h->resumed = true;
+}
+
+static void
+on_group_due(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
+{
+	struct ras_httpd *h = ctx;
+
+	(void)l;
+	(void)t;
+	group_commit(h);
+	rearm(h);
+}
+
+static enum MHD_Result
+handle_intake(struct ras_httpd *h, struct MHD_Connection *c, const char *url, struct req *r)
+{
+	struct ras_daemon *d = h->d;
+	struct ras_inbox_item *it = &r->it;
+
+	if (r->body.len == 0)
+		return outcome(c, h, MHD_HTTP_BAD_REQUEST, "error", "structure", NULL, 0,
+		    "the request has no body", r);
+	memset(it, 0, sizeof(*it));
+	it->data = r->body.data;
+	it->len = r->body.len;
+	it->full_size = r->body.len;
+	it->source = "http";
+	it->source_ref = url;
+	it->content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	it->correlation_id = r->corr;
+	if (it->content_type && strlen(it->content_type) > 200)
+		it->content_type = NULL;
+	/* ?service=ID: the rasd service the sender refers to (one URL per
+	 * service on a referral portal), as [spool] service is for files. */
+	it->service_hint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "service");
+	if (it->service_hint && !known_service(d, it->service_hint))
+		return outcome(c, h, MHD_HTTP_BAD_REQUEST, "error", "not-supported", NULL, 0,
+		    "the service named by ?service= has no rule set here: nothing was stored", r);
+	h->d->stats.http_bytes += r->body.len;
+	/* (the strings above live in the connection's memory, which MHD keeps
+	 * while the connection is suspended) */
+	if (h->ngroup == RAS_HTTP_GROUP_MAX ||
+	    (h->ngroup && h->group_bytes + r->body.len > RAS_HTTP_GROUP_BYTES))
+		group_commit(h);
+	r->c = c;
+	r->url = url;
+	r->queued = true;
+	h->group[h->ngroup++] = r;
+	h->group_bytes += r->body.len;
+	MHD_suspend_connection(c);
+	if (h->ngroup == RAS_HTTP_GROUP_MAX || h->group_bytes >= RAS_HTTP_GROUP_BYTES)
+		ras_loop_timer_after(h->group_timer, 0);
+	else if (!ras_loop_timer_armed(h->group_timer))
+		ras_loop_timer_after(h->group_timer, h->commit_delay);
+	return MHD_YES;
 }
 
 static enum MHD_Result
@@ -385,6 +470,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 	}
 	if (!r->intake)
 		return MHD_NO;
+	if (r->answered)
+		return answer_intake(h, c, r);
 	if (r->toobig)
 		return outcome(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "error", "too-costly", NULL, 0,
 		    "the body is larger than this endpoint accepts", r);
@@ -400,6 +487,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_Reque
 	(void)c;
 	(void)t;
 	if (r) {
+		/* (a suspended connection is not ended by MHD: never queued here) */
 		ras_buf_free(&r->body);
 		free(r);
 		*req_cls = NULL;
@@ -427,7 +515,11 @@ rearm(struct ras_httpd *h)
 {
 	MHD_UNSIGNED_LONG_LONG ms = 0;
 
-	if (MHD_get_timeout(h->mhd, &ms) == MHD_YES)
+	if (h->resumed) {
+		/* the resumed connections are answered by MHD's next run: now */
+		h->resumed = false;
+		ras_loop_timer_after(h->timer, 0);
+	} else if (MHD_get_timeout(h->mhd, &ms) == MHD_YES)
 		ras_loop_timer_after(h->timer, ms > 60000 ? 60000 : (int64_t)ms);
 	else
 		ras_loop_timer_stop(h->timer);
@@ -591,6 +683,7 @@ ras_httpd_reconfigure(struct ras_httpd *h, const struct ras_config *cfg)
 	ras_buf_free(&h->token);
 	h->token = tok;
 	h->max_body = (size_t)ras_config_int(cfg, "http", NULL, "max_body");
+	h->commit_delay = ras_config_int(cfg, "http", NULL, "commit_delay");
 	return 0;
 }
 
@@ -616,7 +709,7 @@ ras_httpd_start(struct ras_daemon *d, const struct ras_config *cfg, struct ras_h
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	const union MHD_DaemonInfo *info;
-	unsigned flags = MHD_USE_EPOLL;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 	bool v6;
 	int err;
 
@@ -702,10 +795,14 @@ ras_httpd_start(struct ras_daemon *d, const struct ras_config *cfg, struct ras_h
 		goto fail;
 	}
 	h->timer = ras_loop_timer_new(d->loop, "http", on_timeout, h);
+	h->group_timer = ras_loop_timer_new(d->loop, "http-commit", on_group_due, h);
+	/* both serve requests while a stage waits on a remote service */
 	if (h->timer)
-		ras_loop_timer_set_nested(h->timer, true);   /* served while a stage waits */
-	if (h->timer == NULL || (err = ras_loop_add_fd(d->loop, h->epfd, EPOLLIN, on_ready, h)) < 0) {
-		if (h->timer == NULL)
+		ras_loop_timer_set_nested(h->timer, true);
+	if (h->group_timer)
+		ras_loop_timer_set_nested(h->group_timer, true);
+	if (h->timer == NULL || h->group_timer == NULL || (err = ras_loop_add_fd(d->loop, h->epfd, EPOLLIN, on_ready, h)) < 0) {
+		if (h->timer == NULL || h->group_timer == NULL)
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -722,10 +819,19 @@ ras_httpd_stop(struct ras_daemon *d, struct ras_httpd *h)
 {
 	if (h == NULL)
 		return;
+	/* POSTs still waiting for their group's commit: kept now, and
+	 * answered if MHD can still write to them */
+	if (h->ngroup && h->mhd) {
+		group_commit(h);
+		for (int i = 0; i < 3; i++)   /* resume, answer, write */
+			(void)MHD_run(h->mhd);
+	}
 	if (h->epfd >= 0)
 		ras_loop_del_fd(d->loop, h->epfd);
 	if (h->timer)
 		ras_loop_timer_free(d->loop, h->timer);
+	if (h->group_timer)
+		ras_loop_timer_free(d->loop, h->group_timer);
 	if (h->mhd)
 		MHD_stop_daemon(h->mhd);
 	ras_buf_free(&h->token);

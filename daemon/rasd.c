@@ -229,27 +229,32 @@ on_watchdog(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 	ras_loop_timer_after(t, (int64_t)(ras_notify_watchdog_usec() / 2000));
 }
 
+/* The heartbeat records the interval (rasctl status calls an instance
+ * running while its last heartbeat is younger than two of them) and the
+ * backend of this connection (gone at once when rasd is killed). */
 static const char SQL_HEARTBEAT[] =
     "INSERT INTO daemon_instances AS i (instance, host, pid, version, started_at, heartbeat_at,"
-    "  stopped_at)"
+    "  stopped_at, heartbeat_seconds, backend_pid)"
     " VALUES ($1, $2, $3::int, $4, to_timestamp($5::bigint), now(),"
-    "  CASE WHEN $6::boolean THEN now() END)"
+    "  CASE WHEN $6::boolean THEN now() END, $7::int, pg_backend_pid())"
     " ON CONFLICT (host, pid, started_at) DO UPDATE SET heartbeat_at = now(),"
-    "  stopped_at = EXCLUDED.stopped_at";
+    "  stopped_at = EXCLUDED.stopped_at, heartbeat_seconds = EXCLUDED.heartbeat_seconds,"
+    "  backend_pid = EXCLUDED.backend_pid";
 
 static void
 heartbeat(struct ras_daemon *d, bool stopped)
 {
 	struct ras_db *db = ras_daemon_db(d);
-	char pid[16], started[24];
+	char pid[16], started[24], every[16];
 
 	if (db == NULL)
 		return;
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	snprintf(started, sizeof(started), "%lld", (long long)d->started_at);
-	if (ras_db_query(db, NULL, SQL_HEARTBEAT, 6, (struct ras_db_param[]){
+	snprintf(every, sizeof(every), "%lld", (long long)ras_config_int(d->cfg, "daemon", NULL, "heartbeat"));
+	if (ras_db_query(db, NULL, SQL_HEARTBEAT, 7, (struct ras_db_param[]){
 	    RAS_DB_TEXT(d->instance), RAS_DB_TEXT(d->host), RAS_DB_TEXT(pid), RAS_DB_TEXT(RAS_VERSION),
-	    RAS_DB_TEXT(started), RAS_DB_TEXT(stopped ? "true" : "false") }) < 0)
+	    RAS_DB_TEXT(started), RAS_DB_TEXT(stopped ? "true" : "false"), RAS_DB_TEXT(every) }) < 0)
 		ras_log(RAS_LOG_WARNING, "could not record the heartbeat: %s", ras_error_last());
 }
 
@@ -411,10 +416,35 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: rasd [--config FILE] [--check-config] [--foreground]\n"
+	    "       rasd --reload PID\n"
 	    "  --config FILE    configuration file (default $RASD_CONFIG, else %s/rasd.conf)\n"
 	    "  --check-config   check the configuration, mappings and rule sets, print\n"
 	    "                   \"configuration OK\" or every problem, and exit\n"
-	    "  --foreground     stay in the foreground (implied under systemd)\n", RAS_SYSCONFDIR);
+	    "  --foreground     stay in the foreground (implied under systemd)\n"
+	    "  --reload PID     ask the rasd with process id PID to reload its configuration\n"
+	    "                   (SIGHUP; the units' ExecReload=, so no kill(1) is needed)\n",
+	    RAS_SYSCONFDIR);
+}
+
+/* rasd --reload PID: what `systemctl reload` runs (ExecReload=/usr/sbin/rasd
+ * --reload $MAINPID).  kill(1) is procps's, absent on minimal systems. */
+static int
+send_reload(const char *arg)
+{
+	char *end;
+	long pid;
+
+	errno = 0;
+	pid = strtol(arg, &end, 10);
+	if (errno || *end || end == arg || pid <= 1 || pid > INT_MAX) {
+		ras_log(RAS_LOG_ERR, "--reload wants the process id of a running rasd, not \"%.40s\"", arg);
+		return EXIT_USAGE;
+	}
+	if (kill((pid_t)pid, SIGHUP) < 0) {
+		ras_log(RAS_LOG_ERR, "cannot signal process %ld: %s", pid, strerror(errno));
+		return errno == EPERM ? EXIT_NOPERM : EXIT_UNAVAILABLE;
+	}
+	return 0;
 }
 
 int
@@ -426,6 +456,7 @@ main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "reload", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ras_buf problems = RAS_BUF_INIT(256 * 1024);
@@ -445,6 +476,7 @@ main(int argc, char **argv)
 		case 'f': foreground = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("rasd %s\n", RAS_VERSION); return 0;
+		case 'R': return send_reload(optarg);
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
@@ -565,6 +597,15 @@ main(int argc, char **argv)
 		ras_loop_timer_after(d->heartbeat, ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000);
 	}
 	if (ras_notify_watchdog_usec()) {
+		/* rasctl status calls an instance dead after two heartbeats; that
+		 * should come before systemd's watchdog acts, not long after */
+		uint64_t hb = (uint64_t)ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000000u;
+
+		if (2 * hb > ras_notify_watchdog_usec())
+			ras_log(RAS_LOG_WARNING, "[daemon] heartbeat = %llu s is more than half the watchdog "
+			    "interval (WatchdogSec= %llu s): rasctl status will be slow to see a hung rasd",
+			    (unsigned long long)(hb / 1000000u),
+			    (unsigned long long)(ras_notify_watchdog_usec() / 1000000u));
 		d->watchdog = ras_loop_timer_new(d->loop, "watchdog", on_watchdog, d);
 		if (d->watchdog) {
 			ras_loop_timer_set_nested(d->watchdog, true);

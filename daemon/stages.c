@@ -4,6 +4,9 @@
  *
  *   normalise    inbox rows "received" -> referrals (foundation); installs
  *                the XML form maps intake reads (mappings/form-maps)
+ *   demographics referrals "new" lacking name, birth date or practice (all
+ *                with [pds] verify) -> PDS lookups, stored and applied,
+ *                back to "new" (needs [pds] base_url; pds_store.h)
  *   triage       referrals "new" -> decisions with reasons and deadlines
  *   ers-outcome  decisions -> A029/A028 on e-RS (needs [ers] base_url)
  *   render       outbox "pending" -> documents built and routed
@@ -43,6 +46,8 @@
 #include "ras/log.h"
 #include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
+#include "ras/pds.h"
+#include "ras/pds_store.h"
 #include "ras/runtime.h"
 #include "ras/store.h"
 #include "ras/triage.h"
@@ -185,6 +190,53 @@ normalise_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if (p->rt == NULL)
 		return RAS_EINVALID;   /* every problem is in `problems` already */
+	spec.state = p;
+	return ras_unit_add(sink, &spec);
+}
+
+/* ---- demographics -------------------------------------------------------- */
+
+static int
+demographics_run(struct ras_db *db, int64_t now, size_t limit, void *state)
+{
+	struct pipeline *p = state;
+	struct ras_pds_settings set;
+	struct ras_pds *c = ras_runtime_pds(p->rt, &set);
+	struct ras_pds_stage_report rep;
+	int err;
+
+	err = ras_pds_store_demographics(db, c, set.verify, set.max_age_s, now, limit, &rep);
+	if (rep.queued || rep.looked_up) {
+		struct ras_log_field f[] = { { "STAGE", "demographics" }, { NULL, NULL } };
+		bool bad = rep.by_result[RAS_PDS_UNAVAILABLE] || rep.by_result[RAS_PDS_REFUSED];
+
+		/* counts and the error of a failed call: never patient data */
+		ras_log_fields(bad ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
+		    "%d referral(s) wait for demographics; %d PDS lookup(s) (%d for letters): %d found (%d restricted,"
+		    " %d superseded, %d deceased, %d differing), %d not found, %d invalidated, %d invalid,"
+		    " %d refused, %d unavailable%s%s", rep.queued, rep.looked_up, rep.refreshed, rep.by_result[RAS_PDS_FOUND],
+		    rep.restricted, rep.superseded, rep.deceased, rep.differing, rep.by_result[RAS_PDS_NOT_FOUND],
+		    rep.by_result[RAS_PDS_INVALIDATED], rep.by_result[RAS_PDS_INVALID],
+		    rep.by_result[RAS_PDS_REFUSED], rep.by_result[RAS_PDS_UNAVAILABLE],
+		    rep.first_error[0] ? ": " : "", rep.first_error);
+	}
+	if (err < 0)
+		return err;
+	return rep.looked_up - rep.by_result[RAS_PDS_UNAVAILABLE] - rep.by_result[RAS_PDS_REFUSED];
+}
+
+static int
+demographics_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
+    struct ras_buf *problems)
+{
+	struct pipeline *p = pipeline_of(cfg, sink, problems);
+	/* 20 lookups a run: 4 s at PDS's 5 a second, so the loop stays lively */
+	struct ras_unit_spec spec = { .name = "demographics", .run = demographics_run, .limit = 20 };
+
+	if (p == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (p->rt == NULL || ras_runtime_pds(p->rt, NULL) == NULL)
+		return 0;   /* reported by normalise, or [pds] base_url unset: PDS is off */
 	spec.state = p;
 	return ras_unit_add(sink, &spec);
 }
@@ -597,6 +649,8 @@ documents_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
 
 const struct ras_stage_def ras_stage_defs[] = {
 	{ "normalise", normalise_configure },
+	/* PDS (issue 10): demographics for referrals that lack them */
+	{ "demographics", demographics_configure },
 	/* triage (issue 3): the batch stage that triages referrals in state "new" */
 	{ "triage", triage_configure },
 	/* e-RS (issue 4): the record-outcome stage and the worklist pollers */

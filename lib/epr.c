@@ -431,7 +431,8 @@ ras_epr_parse(struct ras_arena *a, json_t *bundle, struct ras_epr_event *out)
 
 /* ---- recording (database) ---------------------------------------------- */
 
-/* The referral (latest version) with what a clinician's decision needs:
+/* The referral (latest version e-RS serves: a superseded worklist stub of a
+ * higher version never wins) with what a clinician's decision needs:
  * its current decision, and whether any decision of any version found a
  * red flag or meant the two-week-wait pathway. */
 static const char SQL_REFERRAL[] =
@@ -449,7 +450,7 @@ static const char SQL_REFERRAL[] =
     " LEFT JOIN LATERAL (SELECT dd.* FROM decisions dd JOIN referrals rv ON rv.id = dd.referral_id"
     "                    WHERE rv.referral_key = r.referral_key ORDER BY dd.id DESC LIMIT 1) d ON true"
     " WHERE r.referral_key = $1"
-    " ORDER BY r.version DESC LIMIT 1 FOR UPDATE OF r";
+    " ORDER BY (r.state = 'superseded'), r.version DESC LIMIT 1 FOR UPDATE OF r";
 
 enum { C_ID, C_UBRN, C_PRIORITY, C_SERVICE, C_STATE, C_DEC_ID, C_DEC_OUTCOME, C_DEC_FINAL,
 	C_DEC_TARGET, C_SAFETY, C_RECEIVED, C_URGENT, C_DEC_BY, C_EVER_2WW };

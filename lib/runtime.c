@@ -12,6 +12,7 @@
 #include "ras/config.h"
 #include "ras/docprofile.h"
 #include "ras/ers.h"
+#include "ras/pds.h"
 #include "ras/error.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
@@ -30,6 +31,8 @@ struct ras_runtime {
 	struct ras_mesh_inbox *mesh_inbox;
 	struct ras_xmlform_maps *form_maps;
 	struct ras_ers *ers;
+	struct ras_pds *pds;            /* [pds] base_url set (issue 10) */
+	struct ras_pds_settings pds_settings;
 };
 
 const char *
@@ -202,6 +205,11 @@ ras_runtime_new(const struct ras_config *cfg, struct ras_runtime **out, struct r
 	err = 0;
 	if (rt->outbox)
 		ras_outbox_set_form_maps(rt->outbox, rt->form_maps);
+	if (ras_config_get(cfg, "pds", NULL, "base_url")) {
+		if (ras_pds_from_config(cfg, &rt->pds) < 0)
+			n += failed(problems, "PDS configuration ([pds])");
+		ras_pds_settings(cfg, &rt->pds_settings);
+	}
 	if (ras_config_get(cfg, "ers", NULL, "base_url")) {
 		if (ras_ers_from_config(cfg, &rt->ers) < 0) {
 			n += failed(problems, "e-RS configuration ([ers])");
@@ -231,6 +239,7 @@ ras_runtime_free(struct ras_runtime *rt)
 	if (rt == NULL)
 		return;
 	ras_ers_free(rt->ers);
+	ras_pds_free(rt->pds);
 	ras_xmlform_maps_free(rt->form_maps);
 	ras_mesh_inbox_free(rt->mesh_inbox);
 	ras_outbox_free(rt->outbox);
@@ -293,6 +302,14 @@ const struct ras_xmlform_maps *
 ras_runtime_form_maps(const struct ras_runtime *rt)
 {
 	return rt->form_maps;
+}
+
+struct ras_pds *
+ras_runtime_pds(const struct ras_runtime *rt, struct ras_pds_settings *settings)
+{
+	if (settings)
+		*settings = rt->pds_settings;
+	return rt->pds;
 }
 
 struct ras_ers *

@@ -76,6 +76,8 @@ int ras_ctl_migrate(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_ingest(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_show(struct ras_ctl *ctl, int argc, char **argv);
 int ras_ctl_list(struct ras_ctl *ctl, int argc, char **argv);
+/* PDS (issue 10) */
+int ras_ctl_pds(struct ras_ctl *ctl, int argc, char **argv);
 /* triage (issue 3) */
 int ras_ctl_triage(struct ras_ctl *ctl, int argc, char **argv);
 

@@ -40,6 +40,7 @@
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/json.h"
+#include "ras/pds_store.h"
 #include "ras/limits.h"
 #include "ras/migrate.h"
 #include "ras/store.h"
@@ -394,6 +395,13 @@ ras_ctl_show(struct ras_ctl *ctl, int argc, char **argv)
 	if ((err = ras_store_show(db, argv[1], &j)) < 0) {
 		ras_ctl_fail(ctl, "cannot show referral");
 		return err == RAS_ENOTFOUND ? CTL_DATAERR : ras_ctl_exit_for(err);
+	}
+	{
+		/* the demographics with their source (referral or pds) and PDS version */
+		json_t *d = NULL;
+
+		if (ras_pds_store_show(db, argv[1], &d) == 0)
+			(void)ras_json_set_new(j, "demographics", d);
 	}
 	if ((err = ras_json_dump(j, RAS_JSON_PRETTY | RAS_JSON_SORTED, &out)) < 0) {
 		json_decref(j);

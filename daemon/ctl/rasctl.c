@@ -64,6 +64,9 @@ static const struct command commands[] = {
 	{ "replay", ras_ctl_replay,
 	  "replay --service ID [--mappings DIR] --from DATE --to DATE  decisions a rule set would change" },
 
+	/* PDS (issue 10) */
+	{ "pds", ras_ctl_pds, "pds lookup NHS_NUMBER|refresh UBRN|ID  patient demographics from PDS" },
+
 	{ NULL, NULL, NULL },
 };
 

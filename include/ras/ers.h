@@ -3,7 +3,7 @@
  * (reference/ers/NOTES.md).  It owns what every e-RS call shares:
  *
  * - configuration ([ers] in the config file) and the HTTP client;
- * - authentication (ers_auth.h): application-restricted signed-JWT tokens
+ * - authentication (nhsapi_auth.h, shared with PDS): application-restricted signed-JWT tokens
  *   or a user-restricted bearer token file, and the headers each mode must
  *   and must not send (never x-ers-*, never user headers in application-
  *   restricted mode);
@@ -221,7 +221,7 @@ const char *ras_ers_call_error(const struct ras_ers_call *k, char *buf, size_t s
 int64_t ras_ers_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
 
 /* The authentication state (token requests made, for tests and metrics). */
-struct ras_ers_auth *ras_ers_auth_of(struct ras_ers *c);
+struct ras_nhsapi_auth *ras_ers_auth_of(struct ras_ers *c);
 
 /* Parse an e-RS OperationOutcome (STU3 eRS-APIErrorCode-1 or R4
  * NHSD/ers-error-codes) from a response body into code/diagnostics; empty

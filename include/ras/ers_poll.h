@@ -77,7 +77,7 @@ struct ras_ers_fetch_report {
 
 struct ras_ers_poll_report {
 	char service[RAS_ID_MAX + 1];
-	const char *outcome;         /* polled, not-due, budget-exhausted, locked, failed */
+	const char *outcome;         /* polled, not-due, budget-exhausted, missed, locked, failed */
 	int slot;                    /* budget slot taken, 0 when not budgeted */
 	bool forced;
 	int budget_left;             /* A008 calls left today, -1 when not limited */
@@ -101,12 +101,16 @@ void ras_ers_poll_report_free(struct ras_ers_poll_report *rep);
 /*
  * One poll cycle for e-RS service `service_id` (one of ers.service_ids).
  * With RAS_ERS_POLL_SCHEDULED it runs only when the latest schedule time of
- * a working day has passed with no worklist call since (a missed 08:00 is
- * caught up once, not twice).  Returns 0 when the cycle ran or had nothing
- * to do (rep->outcome: polled, not-due, or budget-exhausted for a scheduled
- * poll whose slot was already used; per-referral failures are in
- * rep->items), RAS_ERATELIMITED when a manual poll finds the day's budget
- * used up, RAS_ECONFLICT when another instance is polling
+ * a working day has passed with no successful worklist call since (a missed
+ * 08:00 is caught up once, not twice; a call that failed, or that a stopped
+ * rasd left 'claimed', is counted as failed, logged as a warning and tried
+ * again while the budget allows).  Returns 0 when the cycle ran or had
+ * nothing to do (rep->outcome: polled, not-due, or budget-exhausted for a
+ * scheduled poll whose slot a manual poll used; per-referral failures are
+ * in rep->items), RAS_ERATELIMITED when a manual poll finds the day's budget
+ * used up or a scheduled one finds it used up after failed calls
+ * (rep->outcome "missed": the poll is lost until the next working day),
+ * RAS_ECONFLICT when another instance is polling
  * this service, RAS_EIO/RAS_ETIMEDOUT when e-RS could not be reached or
  * failed, RAS_EINVALID for a refused request (unknown service, --force
  * against production, the worklist payload rejected).  The database must

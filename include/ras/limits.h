@@ -54,6 +54,9 @@
 /* One HTTP response header line. */
 #define RAS_HTTP_HEADER_MAX      8192
 
+/* A PostgreSQL notice's message as logged (lib/adapters/db.c). */
+#define RAS_DB_NOTICE_MAX        1024
+
 /* A line of the config file. */
 #define RAS_CONFIG_LINE_MAX      4096
 
@@ -73,6 +76,12 @@
  * closed after writing or renamed in.  0 would take a file another
  * process is still writing, half-written. */
 #define RAS_SPOOL_SETTLE_MIN_S   1
+
+/* Intake POSTs gathered into one commit ([http] commit_delay): a group is
+ * committed at once when it reaches this many requests or body bytes. */
+#define RAS_HTTP_GROUP_MAX       64
+#define RAS_HTTP_GROUP_BYTES     (16u * 1024u * 1024u)
+
 /* --- triage (issue 3) ------------------------------------------------- */
 
 /* Events in a bank-holiday file: GOV.UK publishes ~8 a year per division

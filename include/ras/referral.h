@@ -96,6 +96,10 @@ struct ras_patient {
 	const char *prefix;
 	const char *gender;
 	const char *postcode;
+	/* correspondence address lines (PDS only, never stored in the referral
+	 * document; pds_store.h fills them for letters) */
+	const char *address_lines[5];
+	size_t n_address_lines;
 	const char *practice_ods;      /* registered GP practice (generalPractitioner) */
 	const char *practice_name;
 };

@@ -34,6 +34,7 @@ struct ras_calendar;
 struct ras_config;
 struct ras_ers;
 struct ras_mesh_inbox;
+struct ras_pds;
 struct ras_outbox;
 struct ras_runtime;
 struct ras_triage;
@@ -66,6 +67,11 @@ struct ras_mesh_inbox *ras_runtime_mesh_inbox(const struct ras_runtime *rt);
 const struct ras_xmlform_maps *ras_runtime_form_maps(const struct ras_runtime *rt);
 /* NULL when e-RS is not configured. */
 struct ras_ers *ras_runtime_ers(const struct ras_runtime *rt);
+
+/* The PDS client ([pds] base_url set; NULL otherwise) and its settings
+ * (verify, max_age) into *settings when not NULL. */
+struct ras_pds_settings;
+struct ras_pds *ras_runtime_pds(const struct ras_runtime *rt, struct ras_pds_settings *settings);
 
 /* What the EPR route needs (ras_epr_record, ras_epr_receive). */
 struct ras_epr_ctx ras_runtime_epr(const struct ras_runtime *rt);

@@ -8,6 +8,8 @@
 #include "ras/arena.h"
 #include "ras/db.h"
 #include "ras/error.h"
+#include "ras/limits.h"
+#include "ras/log.h"
 
 #define DB_PARAMS_MAX 64
 
@@ -38,6 +40,38 @@ session_setup(struct ras_db *db)
 	PQclear(PQexec(db->conn, "SET client_min_messages = warning; SET TIME ZONE 'UTC'"));
 }
 
+/* PostgreSQL's notices and warnings (client_min_messages = warning: a
+ * RAISE WARNING, a deprecation) go through rasd's logger as one line, with
+ * the SQLSTATE, instead of libpq's default of raw text on stderr. */
+static void
+on_notice(void *arg, const PGresult *r)
+{
+	const char *sev = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *where = PQresultErrorField(r, PG_DIAG_CONTEXT);
+	enum ras_log_prio prio = RAS_LOG_NOTICE;
+	char text[RAS_DB_NOTICE_MAX], ctx[160];
+
+	(void)arg;
+	if (sev && (strcmp(sev, "WARNING") == 0))
+		prio = RAS_LOG_WARNING;
+	else if (sev && (strcmp(sev, "DEBUG") == 0 || strcmp(sev, "LOG") == 0))
+		prio = RAS_LOG_DEBUG;
+	else if (sev && strcmp(sev, "INFO") == 0)
+		prio = RAS_LOG_INFO;
+	snprintf(text, sizeof(text), "%s", msg ? msg : "(no message)");
+	snprintf(ctx, sizeof(ctx), "%s", where ? where : "");
+	for (char *p = text; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	for (char *p = ctx; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	ras_log(prio, "PostgreSQL %s %s: %s%s%s%s", sev ? sev : "NOTICE", state ? state : "-", text,
+	    ctx[0] ? " (context: " : "", ctx, ctx[0] ? ")" : "");
+}
+
 int
 ras_db_connect(const char *conninfo, struct ras_db **out)
 {
@@ -59,6 +93,7 @@ ras_db_connect(const char *conninfo, struct ras_db **out)
 		return ras_error_code(RAS_EIO, "could not connect to the database: %s", msg);
 	}
 	PQsetErrorVerbosity(db->conn, PQERRORS_DEFAULT);
+	(void)PQsetNoticeReceiver(db->conn, on_notice, NULL);
 	session_setup(db);
 	*out = db;
 	return 0;

@@ -10,6 +10,7 @@
 #include "ras/error.h"
 #include "ras/fhir.h"
 #include "ras/form.h"
+#include "ras/limits.h"
 #include "ras/xml.h"
 
 #define SYS_RFC4122   "https://tools.ietf.org/html/rfc4122"
@@ -459,7 +460,19 @@ sec_patient(struct b *b, struct ras_xhtml *x)
 	row(x, "Date of birth", p->has_birth_date ? human_date(b->a, &p->birth_date, false) : NULL);
 	row(x, "NHS number", nhs_spaced(b->a, p->nhs_number));
 	row(x, "Gender", p->gender);
-	row(x, "Postcode", p->postcode);
+	if (p->n_address_lines) {
+		/* the PDS correspondence address (never for a restricted patient) */
+		struct ras_buf ad = RAS_BUF_INIT(RAS_STRING_MAX);
+
+		for (size_t i = 0; i < p->n_address_lines; i++)
+			(void)ras_buf_printf(&ad, "%s%s", i ? ", " : "", p->address_lines[i]);
+		if (p->postcode)
+			(void)ras_buf_printf(&ad, ", %s", p->postcode);
+		row(x, "Address", ad.data ? ras_arena_strdup(b->a, ad.data) : NULL);
+		ras_buf_free(&ad);
+	} else {
+		row(x, "Postcode", p->postcode);
+	}
 	row(x, "Registered GP practice", gp);
 	ras_xml_xhtml_close(x);
 	ras_xml_xhtml_close(x);
@@ -828,8 +841,15 @@ patient_resource(struct b *b)
 		ras_date_format(&p->birth_date, d);
 		put(b, res, "birthDate", json_string(d));
 	}
-	if (p->postcode)
+	if (p->n_address_lines) {
+		json_t *lines = json_array();
+
+		for (size_t i = 0; i < p->n_address_lines; i++)
+			(void)ras_json_append_new(lines, json_string(p->address_lines[i]));
+		put(b, res, "address", json_pack("[{s:o, s:s?}]", "line", lines, "postalCode", p->postcode));
+	} else if (p->postcode) {
 		put(b, res, "address", json_pack("[{s:s}]", "postalCode", p->postcode));
+	}
 	if (b->has_gp)
 		put(b, res, "generalPractitioner", json_pack("[o]", ref(b->gp)));
 	return res;

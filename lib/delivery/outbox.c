@@ -74,6 +74,8 @@ ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_ou
 	o->backoff_base = ras_config_int(cfg, "outbox", NULL, "backoff_base");
 	o->backoff_max = ras_config_int(cfg, "outbox", NULL, "backoff_max");
 	o->lease = ras_config_int(cfg, "outbox", NULL, "lease");
+	if (ras_config_get(cfg, "pds", NULL, "base_url"))
+		o->pds_max_age = ras_config_int(cfg, "pds", NULL, "max_age") * 3600;
 	if (ras_config_get(cfg, "outbox", NULL, "print_dir"))
 		o->print_dir = ras_arena_strdup(o->a, ras_config_get(cfg, "outbox", NULL, "print_dir"));
 	o->gp_auto = ras_config_bool(cfg, "routing", NULL, "gp_auto_routing");
@@ -170,7 +172,7 @@ static const char SQL_FIND_REFERRAL[] =
 	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
 	"(SELECT d.service FROM decisions d WHERE d.referral_id = r.id ORDER BY d.id DESC LIMIT 1) "
 	"FROM referrals r WHERE r.ubrn = $1 OR r.referral_key = $1 OR r.id::text = $1 "
-	"ORDER BY r.version DESC LIMIT 1";
+	"ORDER BY (r.state = 'superseded'), r.version DESC LIMIT 1";
 
 static const char SQL_EPISODE[] =
 	"SELECT ras_outbox_episode($1, $2, $3, $4::date, $5::jsonb, $6::date, $7, $8::boolean, $9, $10)";

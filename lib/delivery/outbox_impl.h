@@ -49,6 +49,8 @@ struct ras_outbox {
 	int64_t backoff_base, backoff_max, lease;
 	const char *print_dir;
 	const struct ras_xmlform_maps *form_maps;   /* episode summaries in XML (borrowed) */
+	int64_t pds_max_age;          /* [pds] max_age in seconds with [pds] on, else 0: a letter
+	                                 waits while its patient's PDS record is older */
 };
 
 /* The service's document profile, loaded once; NULL (error set) when the

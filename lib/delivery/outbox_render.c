@@ -15,6 +15,7 @@
 #include "ras/limits.h"
 #include "ras/mesh.h"
 #include "ras/outbox.h"
+#include "ras/pds_store.h"
 #include "ras/referral_json.h"
 #include "ras/routing.h"
 #include "ras/xml.h"
@@ -27,10 +28,21 @@ static const char SQL_CLAIM_PENDING[] =
 	"SELECT o.id, o.kind, o.doc_version, o.recipient_role, o.recipient_ods, o.service, "
 	"o.referral_key, o.local_id, r.doc::text, d.doc::text, e.doc::text, "
 	"to_char((SELECT max(a.decided_at) FROM decisions a WHERE a.referral_id = o.referral_id "
-	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD') "
+	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
+	/* PDS (issue 10): the referral's PDS answer (pds_store.h) */
+	"(SELECT jsonb_build_object('result', k.result, 'version', l.version_id, 'summary', l.summary) "
+	"FROM pds_checks k LEFT JOIN pds_lookups l ON l.id = k.lookup_id "
+	"WHERE k.referral_id = o.referral_id AND k.state = 'done')::text "
 	"FROM outbox o JOIN referrals r ON r.id = o.referral_id "
 	"LEFT JOIN decisions d ON d.id = o.decision_id LEFT JOIN episodes e ON e.id = o.episode_id "
-	"WHERE o.state = 'pending' ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
+	"WHERE o.state = 'pending' "
+	/* PDS (issue 10): a letter waits while its patient's PDS record is older
+	 * than [pds] max_age; the demographics stage reads it again */
+	"AND NOT ($2::bigint > 0 AND EXISTS (SELECT 1 FROM pds_checks k "
+	"JOIN pds_lookups l ON l.id = k.lookup_id WHERE k.referral_id = o.referral_id "
+	"AND k.state = 'done' AND l.result = 'found' "
+	"AND l.looked_up_at < to_timestamp($3::bigint) - $2::bigint * interval '1 second')) "
+	"ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
 
 static const char SQL_READY[] =
 	"UPDATE outbox SET state = 'ready', transport = $2, address = $3, workflow = $4, "
@@ -106,6 +118,19 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 	if ((err = ras_json_parse_arena(a, rdoc, strlen(rdoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
 	    (err = ras_referral_json_load(a, j, &ref)) < 0)
 		return err;
+	/* PDS demographics: name, birth date, address, practice (pds_store.h);
+	 * never a patient copy for a deceased or restricted patient */
+	{
+		struct ras_pds_findings pf;
+
+		if ((err = ras_pds_store_overlay(a, ras_db_res_get(res, row, 12), &ref, &pf)) < 0)
+			return err;
+		if (strcmp(role, "patient") == 0 && (pf.deceased || pf.restricted)) {
+			*cancel = true;
+			return ras_error_code(RAS_EINVALID, "no patient copy: PDS records the patient as %s",
+			    pf.deceased ? "deceased" : "restricted (a person decides where letters go)");
+		}
+	}
 	if (ddoc) {
 		if ((err = ras_json_parse_arena(a, ddoc, strlen(ddoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
 		    (err = ras_decision_from_json(a, j, &dec)) < 0)
@@ -256,7 +281,7 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	struct ras_arena *a = ras_arena_new();
 	struct ras_db_writes w = { .a = a };
 	struct ras_db_res *res = NULL;
-	struct ras_db_param p[1];
+	struct ras_db_param p[3];
 	const char *at;
 	int err, rows;
 
@@ -266,7 +291,9 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
 	p[0] = RAS_DB_TEXT(ras_outbox_num(a, o->batch));
-	if ((err = ras_db_query(db, &res, SQL_CLAIM_PENDING, 1, p)) < 0)
+	p[1] = RAS_DB_TEXT(ras_outbox_num(a, o->pds_max_age));
+	p[2] = RAS_DB_TEXT(ras_outbox_num(a, now));
+	if ((err = ras_db_query(db, &res, SQL_CLAIM_PENDING, 3, p)) < 0)
 		goto fail;
 	rows = ras_db_res_rows(res);
 	if (st)

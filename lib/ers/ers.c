@@ -12,7 +12,7 @@
 #include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/db.h"
-#include "ras/ers_auth.h"
+#include "ras/nhsapi_auth.h"
 #include "ras/ers.h"
 #include "ras/error.h"
 #include "ras/json.h"
@@ -50,7 +50,7 @@ struct ras_ers {
 	char *accept_comment;
 	char instance[128];
 	struct ras_http *http;
-	struct ras_ers_auth *auth;
+	struct ras_nhsapi_auth *auth;
 	int rate;
 	long timeout_ms, store_timeout_ms;
 	int max_attempts;
@@ -205,7 +205,7 @@ ras_ers_new(const struct ras_ers_opts *o, struct ras_ers **out)
 {
 	struct ras_ers *c = calloc(1, sizeof(*c));
 	struct ras_http_opts hopts = { 0 };
-	struct ras_ers_auth_opts aopts = { 0 };
+	struct ras_nhsapi_auth_opts aopts = { 0 };
 	int err;
 
 	if (c == NULL)
@@ -269,7 +269,7 @@ ras_ers_new(const struct ras_ers_opts *o, struct ras_ers **out)
 	hopts.allow_http_loopback = strncmp(c->base_url, "http://", 7) == 0;
 	if ((err = ras_http_new(&hopts, &c->http)) < 0)
 		goto fail;
-	aopts.mode = c->mode;
+	aopts.mode = (enum ras_nhsapi_mode)c->mode;   /* same numbers */
 	aopts.token_url = o->token_url;
 	aopts.api_key = o->api_key;
 	aopts.kid = o->kid;
@@ -283,7 +283,7 @@ ras_ers_new(const struct ras_ers_opts *o, struct ras_ers **out)
 		err = ras_error_code(RAS_EINVALID, "ers.token_url must be an https URL");
 		goto fail;
 	}
-	if ((err = ras_ers_auth_new(&aopts, &c->auth)) < 0)
+	if ((err = ras_nhsapi_auth_new(&aopts, &c->auth)) < 0)
 		goto fail;
 	*out = c;
 	return 0;
@@ -298,7 +298,7 @@ ras_ers_free(struct ras_ers *c)
 	if (c == NULL)
 		return;
 	ras_http_free(c->http);
-	ras_ers_auth_free(c->auth);
+	ras_nhsapi_auth_free(c->auth);
 	free(c->base_url);
 	free(c->token_url);
 	free(c->business_function);
@@ -500,6 +500,31 @@ ras_ers_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
 	return d - d / 4 + (int64_t)((double)r / 4294967295.0 * (double)(d / 2));
 }
 
+/* A reason given as plain text (a gateway's 403 "Forbidden: …", a proxy's
+ * message): its first line, when it is printable text and not an HTML page. */
+static void
+plain_reason(const char *body, size_t len, char *diag, size_t diag_size)
+{
+	size_t n = 0, k = 0;
+
+	if (len == 0 || body[0] == '<')
+		return;
+	while (k < len && body[k] != '\n' && body[k] != '\r' && n + 1 < diag_size) {
+		unsigned char ch = (unsigned char)body[k++];
+
+		if (ch == '\t')
+			ch = ' ';
+		if (ch < 0x20 || ch == 0x7f) {
+			diag[0] = '\0';
+			return;
+		}
+		diag[n++] = (char)ch;
+	}
+	while (n > 0 && diag[n - 1] == ' ')
+		n--;
+	diag[n] = '\0';
+}
+
 void
 ras_ers_parse_outcome(const char *body, size_t len, char *code, size_t code_size, char *diag,
     size_t diag_size)
@@ -512,8 +537,23 @@ ras_ers_parse_outcome(const char *body, size_t len, char *code, size_t code_size
 	diag[0] = '\0';
 	while (k < len && (body[k] == ' ' || body[k] == '\n' || body[k] == '\r' || body[k] == '\t'))
 		k++;
-	if (k >= len || body[k] != '{' || ras_json_parse(body, len, RAS_PAYLOAD_MAX, &j) < 0)
+	if (k >= len)
 		return;
+	if (body[k] != '{' || ras_json_parse(body, len, RAS_PAYLOAD_MAX, &j) < 0) {
+		plain_reason(body + k, len - k, diag, diag_size);
+		return;
+	}
+	if (ras_json_obj(j, "fault") || ras_json_str(j, "error_description") || ras_json_str(j, "message")) {
+		/* the API gateway's own JSON errors (Apigee fault, OAuth) */
+		const char *r = ras_json_str(ras_json_obj(j, "fault"), "faultstring");
+
+		if (r == NULL)
+			r = ras_json_str(j, "error_description");
+		if (r == NULL)
+			r = ras_json_str(j, "message");
+		if (r)
+			plain_reason(r, strlen(r), diag, diag_size);
+	}
 	if (ras_json_str(j, "resourceType") && strcmp(ras_json_str(j, "resourceType"), "OperationOutcome") == 0) {
 		issue = json_array_get(ras_json_arr(j, "issue"), 0);
 		coding = json_array_get(ras_json_arr(ras_json_obj(issue, "details"), "coding"), 0);
@@ -748,7 +788,7 @@ ras_ers_perform(struct ras_ers *c, int64_t now, struct ras_ers_call *calls, size
 	}
 	while (ntodo > 0) {
 		const char *auth = NULL;
-		struct ras_ers_auth_call tc;
+		struct ras_nhsapi_auth_call tc;
 		bool need_auth = false, auth_failed = false;
 		size_t nnext = 0;
 		int64_t wait_ms = 0;
@@ -757,7 +797,7 @@ ras_ers_perform(struct ras_ers *c, int64_t now, struct ras_ers_call *calls, size
 			if (!(calls[todo[t]].flags & RAS_ERS_CALL_ABSOLUTE))
 				need_auth = true;
 		if (need_auth) {
-			err = ras_ers_auth_header(c->auth, c->http, now, &auth, &tc);
+			err = ras_nhsapi_auth_header(c->auth, c->http, now, &auth, &tc);
 			if (tc.made)
 				log_call(c, now, "token", "POST", NULL, tc.status, tc.seconds, tc.correlation_id,
 				    tc.request_id, NULL, tc.error);
@@ -823,7 +863,7 @@ ras_ers_perform(struct ras_ers *c, int64_t now, struct ras_ers_call *calls, size
 			}
 		}
 		if (auth_failed)
-			ras_ers_auth_invalidate(c->auth);
+			ras_nhsapi_auth_invalidate(c->auth);
 		ntodo = nnext;
 		if (ntodo && wait_ms > 0) {
 			c->clock.sleep_ms(c->clock.ctx, wait_ms);
@@ -839,11 +879,11 @@ done:
 int
 ras_ers_authenticate(struct ras_ers *c, int64_t now)
 {
-	struct ras_ers_auth_call tc;
+	struct ras_nhsapi_auth_call tc;
 	const char *auth;
 	int err;
 
-	err = ras_ers_auth_header(c->auth, c->http, now, &auth, &tc);
+	err = ras_nhsapi_auth_header(c->auth, c->http, now, &auth, &tc);
 	if (tc.made)
 		log_call(c, now, "token", "POST", NULL, tc.status, tc.seconds, tc.correlation_id,
 		    tc.request_id, NULL, tc.error);
@@ -897,7 +937,7 @@ ras_ers_flush_calls(struct ras_ers *c, struct ras_db *db)
 	return err;
 }
 
-struct ras_ers_auth *
+struct ras_nhsapi_auth *
 ras_ers_auth_of(struct ras_ers *c)
 {
 	return c->auth;

@@ -14,6 +14,7 @@
 #include "ras/intake.h"
 #include "ras/json.h"
 #include "ras/limits.h"
+#include "ras/log.h"
 #include "ras/store.h"
 #include "ras/triage.h"
 
@@ -178,8 +179,10 @@ done:
 struct claim {
 	bool due;
 	bool exhausted;
+	bool missed;        /* exhausted, and a call of today failed: the poll was lost */
 	int slot;
 	int used;
+	int failed;         /* failed (or abandoned) calls since the latest schedule time */
 	int64_t call_id;
 };
 
@@ -205,57 +208,87 @@ claim_slot(struct ras_ers *c, struct ras_db *db, const struct ras_ers_service *s
 	    "INSERT INTO ers_services (service_id, rasd_service) VALUES ($1, nullif($2, ''))"
 	    " ON CONFLICT (service_id) DO UPDATE SET rasd_service = EXCLUDED.rasd_service";
 	static const char lock[] = "SELECT 1 FROM ers_services WHERE service_id = $1 FOR UPDATE";
+	/* A call still 'claimed' while we hold the service's poll lock was made
+	 * by a rasd that stopped (or was killed) before the answer: it failed. */
+	static const char abandon[] =
+	    "UPDATE ers_worklist_calls SET outcome = 'failed', finished_at = to_timestamp($2::bigint),"
+	    " error = 'left unanswered: the rasd that made it (' || coalesce(instance, 'unknown') ||"
+	    " ') stopped before e-RS answered'"
+	    " WHERE service_id = $1 AND outcome = 'claimed'"
+	    " RETURNING id::text, to_char(started_at AT TIME ZONE 'Europe/London', 'YYYY-MM-DD HH24:MI'),"
+	    " coalesce(instance, 'unknown')";
+	/* Only a successful call answers a schedule time: one that failed, or
+	 * was left unanswered, is retried while the budget allows. */
 	static const char used[] =
 	    "SELECT count(*) FILTER (WHERE slot IS NOT NULL), count(*),"
 	    " coalesce(bool_or(slot = 1), false)::text,"
-	    " coalesce(extract(epoch FROM max(started_at))::bigint, 0)"
+	    " coalesce(extract(epoch FROM max(started_at) FILTER (WHERE outcome = 'ok'))::bigint, 0),"
+	    " count(*) FILTER (WHERE outcome = 'failed' AND started_at >= to_timestamp($3::bigint)),"
+	    " count(*) FILTER (WHERE outcome = 'failed')"
 	    " FROM ers_worklist_calls WHERE service_id = $1 AND day = $2::date";
 	static const char ins[] =
 	    "INSERT INTO ers_worklist_calls (service_id, day, slot, mode, forced, base_url, started_at,"
 	    " instance) VALUES ($1, $2::date, $3::smallint, $4, $5::boolean, $6,"
 	    " to_timestamp($7::bigint), $8) RETURNING id";
 	struct ras_date day;
-	char dbuf[RAS_DATE_STR_MAX], nowb[24], slotb[8];
+	char dbuf[RAS_DATE_STR_MAX], nowb[24], slotb[8], latestb[24];
 	struct ras_db_res *res = NULL;
 	bool limited = ras_ers_mode(c) == RAS_ERS_APPLICATION && !(flags & RAS_ERS_POLL_FORCE);
 	bool slot1 = false;
-	int64_t nbudget = 0, ncalls = 0, last = 0;
+	int64_t nbudget = 0, ncalls = 0, last_ok = 0, nfailed = 0, nfailed_day = 0, latest = 0;
 	int secs, err;
 
 	memset(cl, 0, sizeof(*cl));
 	ras_time_uk_date(now, &day, &secs);
 	ras_date_format(&day, dbuf);
 	fmt_i64(nowb, sizeof(nowb), now);
+	if (ras_ers_working_day(c, &day))
+		latest = latest_schedule(c, &day, now);
+	fmt_i64(latestb, sizeof(latestb), latest);
 	if ((err = ras_db_begin(db)) < 0)
 		return err;
 	if ((err = ras_db_query(db, NULL, upsert, 2, (struct ras_db_param[]){ RAS_DB_TEXT(s->id),
 	    RAS_DB_TEXT(s->rasd_service) })) < 0 ||
 	    (err = ras_db_query(db, NULL, lock, 1, &RAS_DB_TEXT(s->id))) < 0 ||
-	    (err = ras_db_query(db, &res, used, 2, (struct ras_db_param[]){ RAS_DB_TEXT(s->id),
-	    RAS_DB_TEXT(dbuf) })) < 0)
+	    (err = ras_db_query(db, &res, abandon, 2, (struct ras_db_param[]){ RAS_DB_TEXT(s->id),
+	    RAS_DB_TEXT(nowb) })) < 0)
+		goto fail;
+	for (int i = 0; i < ras_db_res_rows(res); i++)
+		ras_log(RAS_LOG_WARNING, "e-RS service %s: the worklist call #%s of %s (UK) was left "
+		    "unanswered by a rasd that stopped (%s): counted as failed, and retried if the "
+		    "budget allows", s->id, ras_db_res_get(res, i, 0), ras_db_res_get(res, i, 1),
+		    ras_db_res_get(res, i, 2));
+	ras_db_res_free(res);
+	res = NULL;
+	if ((err = ras_db_query(db, &res, used, 3, (struct ras_db_param[]){ RAS_DB_TEXT(s->id),
+	    RAS_DB_TEXT(dbuf), RAS_DB_TEXT(latestb) })) < 0)
 		goto fail;
 	(void)ras_db_res_int(res, 0, 0, &nbudget);
 	(void)ras_db_res_int(res, 0, 1, &ncalls);
 	slot1 = strcmp(ras_db_res_get(res, 0, 2), "true") == 0;
-	(void)ras_db_res_int(res, 0, 3, &last);
+	(void)ras_db_res_int(res, 0, 3, &last_ok);
+	(void)ras_db_res_int(res, 0, 4, &nfailed);
+	(void)ras_db_res_int(res, 0, 5, &nfailed_day);
 	ras_db_res_free(res);
 	res = NULL;
 	cl->used = (int)nbudget;
+	cl->failed = (int)nfailed;
 	(void)ncalls;
 	if (flags & RAS_ERS_POLL_SCHEDULED) {
 		/* due when the latest schedule time of a working day has passed
-		 * with no worklist call since (a missed 08:00 is caught up once,
-		 * not twice) */
-		int64_t latest = ras_ers_working_day(c, &day) ? latest_schedule(c, &day, now) : 0;
-
-		if (latest == 0 || (ncalls > 0 && last >= latest)) {
-			ras_db_rollback(db);
+		 * with no successful worklist call since (a missed 08:00 is
+		 * caught up once, not twice; a failed call is tried again) */
+		if (latest == 0 || last_ok >= latest) {
+			ras_db_commit(db);   /* keeps abandoned calls settled */
 			return 0;
 		}
 	}
 	if (limited && nbudget >= 2) {
 		cl->exhausted = true;
-		ras_db_rollback(db);
+		/* a scheduled poll that finds the budget gone after calls that
+		 * failed has lost the worklist until the next working day */
+		cl->missed = (flags & RAS_ERS_POLL_SCHEDULED) && nfailed_day > 0;
+		ras_db_commit(db);
 		return 0;
 	}
 	cl->slot = limited ? (slot1 ? 2 : 1) : 0;
@@ -1370,6 +1403,18 @@ ras_ers_poll_service(struct ras_ers *c, struct ras_db *db, const char *service_i
 	if (cl.exhausted) {
 		rep->outcome = "budget-exhausted";
 		rep->budget_left = 0;
+		if (cl.missed) {
+			/* never silent: the poller's state is a failure until the
+			 * next successful call (the next working day's first slot) */
+			rep->outcome = "missed";
+			snprintf(rep->error, sizeof(rep->error), "e-RS service %s: the worklist poll is "
+			    "missed today: worklist calls failed or were left unanswered and the A008 "
+			    "budget (2 calls a day) is used up; referrals added since the last good call "
+			    "wait for the next working day's first poll", s->id);
+			ras_log(RAS_LOG_WARNING, "%s", rep->error);
+			err = ras_error_code(RAS_ERATELIMITED, "%s", rep->error);
+			goto done;
+		}
 		/* a scheduled poll whose slot a manual one already used: nothing
 		 * to retry, the outcome says it */
 		if (flags & RAS_ERS_POLL_SCHEDULED)
@@ -1385,6 +1430,10 @@ ras_ers_poll_service(struct ras_ers *c, struct ras_db *db, const char *service_i
 	}
 	rep->slot = cl.slot;
 	rep->call_id = cl.call_id;
+	if (cl.failed > 0 && (flags & RAS_ERS_POLL_SCHEDULED))
+		ras_log(RAS_LOG_WARNING, "e-RS service %s: %d worklist call(s) since the last schedule time "
+		    "failed or were left unanswered: trying again (budget slot %d of 2)", s->id, cl.failed,
+		    cl.slot);
 
 	if ((err = ras_ers_poll_worklist_request(s->id, &body)) < 0)
 		goto done;

@@ -89,7 +89,10 @@ ras_mesh_inbox_poll(struct ras_mesh_inbox *in, struct ras_db *db, int64_t now,
 	char at[RAS_TIME_STR_MAX];
 	struct ras_mesh_meta *meta = NULL;
 	bool *keep = NULL;
-	size_t n = 0, nack = 0;
+	struct ras_inbox_item *items = NULL;
+	struct ras_inbox_put_result *put = NULL;
+	size_t *data = NULL;                 /* the message index of each item */
+	size_t n = 0, nack = 0, nitems = 0;
 	int err;
 
 	if (a == NULL)
@@ -139,12 +142,19 @@ ras_mesh_inbox_poll(struct ras_mesh_inbox *in, struct ras_db *db, int64_t now,
 			ras_http_request_release(&cr);
 		}
 	}
-	/* Data messages into the intake inbox first (its own transaction;
-	 * the inbox de-duplicates by hash if we see one again). */
+	/* Data messages into the intake inbox first, all of this poll's in one
+	 * transaction (one commit, not one per message; the inbox
+	 * de-duplicates by hash if we see one again). */
+	items = ras_arena_calloc(a, n, sizeof(*items));
+	put = ras_arena_calloc(a, n, sizeof(*put));
+	data = ras_arena_calloc(a, n, sizeof(*data));
+	if (!items || !put || !data) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
 	for (size_t i = 0; i < n; i++) {
 		size_t wl = strlen(meta[i].workflow);
-		struct ras_inbox_item item = { 0 };
-		struct ras_inbox_put_result put;
+		struct ras_inbox_item *item = &items[nitems];
 
 		if (!keep[i] || strcmp(meta[i].message_type, "REPORT") == 0)
 			continue;
@@ -154,16 +164,21 @@ ras_mesh_inbox_poll(struct ras_mesh_inbox *in, struct ras_db *db, int64_t now,
 			    meta[i].workflow, meta[i].local_id, NULL, at);
 			continue;
 		}
-		item.data = dl[i].body_out.data ? dl[i].body_out.data : "";
-		item.len = dl[i].body_out.len;
-		item.full_size = dl[i].body_out.len;
-		item.source = "mesh";
-		item.source_ref = ids[i];
-		item.content_type = meta[i].content_type[0] ? meta[i].content_type : NULL;
-		if ((err = ras_store_inbox_put(db, &item, 1, &put)) < 0)
-			goto done;
+		item->data = dl[i].body_out.data ? dl[i].body_out.data : "";
+		item->len = dl[i].body_out.len;
+		item->full_size = dl[i].body_out.len;
+		item->source = "mesh";
+		item->source_ref = ids[i];
+		item->content_type = meta[i].content_type[0] ? meta[i].content_type : NULL;
+		data[nitems++] = i;
+	}
+	if (nitems && (err = ras_store_inbox_put(db, items, nitems, put)) < 0)
+		goto done;
+	for (size_t k = 0; k < nitems; k++) {
+		size_t i = data[k];
+
 		ras_db_writes_add(&w, SQL_MESH_DATA, 6, ids[i], ras_mesh_mailbox(in->mesh),
-		    meta[i].workflow, meta[i].local_id, ras_arena_printf(a, "%lld", (long long)put.id), at);
+		    meta[i].workflow, meta[i].local_id, ras_arena_printf(a, "%lld", (long long)put[k].id), at);
 		if (st)
 			st->received++;
 	}

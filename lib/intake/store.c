@@ -175,7 +175,8 @@ static const char SQL_STORE_REFERRAL[] =
 static const char SQL_STORE_DOCREF[] =
     "INSERT INTO attachments AS t (referral_id, ubrn, url, title, content_type, declared_size,"
     "  availability, type, attached_by, attached_by_org)"
-    " SELECT (SELECT id FROM referrals WHERE ubrn = $1 ORDER BY version DESC LIMIT 1), $1,"
+    " SELECT (SELECT id FROM referrals WHERE ubrn = $1"
+    "   ORDER BY (state = 'superseded'), version DESC LIMIT 1), $1,"
     "  d ->> 'url', d ->> 'title', d ->> 'content_type', (d ->> 'size')::bigint,"
     "  d ->> 'availability', d ->> 'type', d ->> 'attached_by', d ->> 'attached_by_org'"
     " FROM (SELECT $2::jsonb AS d) x"
@@ -818,8 +819,10 @@ ras_store_show(struct ras_db *db, const char *what, json_t **out)
 {
 	static const char find[] =
 	    "SELECT coalesce("
-	    " (SELECT id FROM referrals WHERE ubrn = $1 ORDER BY version DESC LIMIT 1),"
-	    " (SELECT id FROM referrals WHERE referral_key = $1 ORDER BY version DESC LIMIT 1),"
+	    " (SELECT id FROM referrals WHERE ubrn = $1"
+	    "   ORDER BY (state = 'superseded'), version DESC LIMIT 1),"
+	    " (SELECT id FROM referrals WHERE referral_key = $1"
+	    "   ORDER BY (state = 'superseded'), version DESC LIMIT 1),"
 	    " (SELECT id FROM referrals WHERE $1 ~ '^[0-9]{1,18}$' AND id = $1::bigint))::text";
 	static const char show[] =
 	    "SELECT jsonb_build_object("

@@ -15,6 +15,10 @@ static const struct {
 } queues[] = {
 	{ "normalise", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
 	  " FROM inbox WHERE state = 'received'" },
+	/* PDS (issue 10): referrals waiting for their demographics; the age is
+	 * their triage clock (from receipt), which keeps running while PDS is down */
+	{ "demographics", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
+	  " FROM referrals WHERE state = 'demographics'" },
 	{ "triage", "SELECT count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)"
 	  " FROM referrals WHERE state = 'new'" },
 	/* a person's turn: recommendations and reviews awaiting a clinician's decision */
@@ -79,9 +83,9 @@ static const char SQL_STATUS[] =
     " 'instances', (SELECT coalesce(jsonb_agg(jsonb_build_object('instance', instance, 'host', host,"
     "     'pid', pid, 'version', version, 'started_at', " TS("started_at") ","
     "     'heartbeat_age_seconds', round(extract(epoch FROM now() - heartbeat_at)),"
-    "     'running', stopped_at IS NULL AND heartbeat_at > now() - interval '3 minutes')"
+    "     'heartbeat_seconds', heartbeat_seconds, 'running', running)"
     "     ORDER BY instance, started_at), '[]')"
-    "   FROM daemon_instances WHERE stopped_at IS NULL OR stopped_at > now() - interval '1 day'),"
+    "   FROM daemon_instances_live WHERE stopped_at IS NULL OR stopped_at > now() - interval '1 day'),"
     " 'pollers', (SELECT coalesce(jsonb_agg(jsonb_build_object('source', source,"
     "     'last_success_at', " TS("last_success_at") ", 'last_attempt_at', " TS("last_attempt_at") ","
     "     'last_error', last_error) ORDER BY source), '[]') FROM pollers),"
@@ -113,6 +117,8 @@ static const char SQL_STATUS[] =
     "              AND c.day = " TODAY_UK " AND c.slot IS NOT NULL),"
     "     'calls', (SELECT count(*) FROM ers_worklist_calls c WHERE c.service_id = s.service_id"
     "               AND c.day = " TODAY_UK "),"
+    "     'failed_today', (SELECT count(*) FROM ers_worklist_calls c WHERE c.service_id ="
+    " s.service_id AND c.day = " TODAY_UK " AND c.outcome = 'failed'),"
     "     'last_poll_at', " TS("s.last_poll_at") ", 'last_poll_outcome', s.last_poll_outcome)"
     "     ORDER BY s.service_id), '[]') FROM ers_services s),"
     " 'deliveries', (SELECT coalesce(jsonb_agg(x ORDER BY x.transport, x.destination), '[]') FROM ("
@@ -259,8 +265,26 @@ static const struct family families[] = {
 	  "When each e-RS service's worklist was last fetched successfully (Unix time).", { "service", NULL },
 	  "SELECT service_id, extract(epoch FROM max(finished_at)) FROM ers_worklist_calls"
 	  " WHERE outcome = 'ok' GROUP BY 1 ORDER BY 1" },
+	{ "rasd_ers_worklist_calls_failed", "gauge",
+	  "A008 worklist calls that failed, or were left unanswered by a rasd that stopped, per service"
+	  " (today, UK date; each one cost a budget slot).",
+	  { "service", "reason", NULL },
+	  "SELECT service_id, CASE WHEN error LIKE 'left unanswered%' THEN 'unanswered' ELSE 'failed' END,"
+	  " count(*) FROM ers_worklist_calls WHERE outcome = 'failed'"
+	  " AND day = (now() AT TIME ZONE 'Europe/London')::date GROUP BY 1, 2 ORDER BY 1, 2" },
 	{ "rasd_ers_outcomes", "gauge", "e-RS review-outcome intents by state.", { "state", NULL },
 	  "SELECT state, count(*) FROM ers_outcomes GROUP BY 1 ORDER BY 1" },
+
+	/* PDS (issue 10) */
+	{ "rasd_pds_lookups", "gauge", "PDS lookups made (every one stored), by result.", { "result", NULL },
+	  "SELECT result, count(*) FROM pds_lookups GROUP BY 1 ORDER BY 1" },
+	{ "rasd_pds_waiting_referrals", "gauge",
+	  "Referrals waiting for PDS (PDS unavailable or refusing): their triage clocks keep running.",
+	  { NULL }, "SELECT count(*) FROM pds_checks WHERE state = 'waiting'" },
+	{ "rasd_pds_oldest_waiting_seconds", "gauge",
+	  "Age (from receipt) of the oldest referral waiting for PDS, 0 when none.",
+	  { NULL }, "SELECT coalesce(extract(epoch FROM now() - min(waiting_since)), 0) FROM pds_checks"
+	  " WHERE state = 'waiting'" },
 
 	/* documents and delivery (issue 5) */
 	{ "rasd_documents", "gauge", "Outbox documents by kind and state.", { "kind", "state", NULL },

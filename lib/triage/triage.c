@@ -11,6 +11,7 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
+#include "ras/pds_store.h"
 #include "ras/referral_json.h"
 #include "ras/rules.h"
 #include "ras/triage.h"
@@ -25,6 +26,9 @@ struct ras_triage {
 	char *default_service;
 	size_t n_ers, cap_ers;
 	struct ers_map *ers;
+	/* [pds] base_url set: referrals that need demographics wait for them
+	 * (the demographics stage, pds_store.h); with verify, every referral */
+	bool pds, pds_verify;
 };
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -111,6 +115,8 @@ ras_triage_new(const struct ras_config *cfg, const char *mappings_dir, struct ra
 		if (ids && (err = ras_config_list_each(ids, add_ers, &lc)) < 0)
 			goto fail;
 	}
+	t->pds = cfg && ras_config_get(cfg, "pds", NULL, "base_url") != NULL;
+	t->pds_verify = t->pds && ras_config_bool(cfg, "pds", NULL, "verify");
 	def = ras_config_get(cfg, "triage", NULL, "default_service");
 	if (def && *def) {
 		if (ras_mappings_ruleset(t->m, def) == NULL) {
@@ -291,6 +297,7 @@ done:
 struct row {
 	int64_t id, received, payload, version;
 	const char *id_text, *service, *ers_service, *doc, *ubrn, *key;
+	const char *pds;            /* the referral's PDS answer (pds_store.h), NULL when none */
 };
 
 struct plan {
@@ -311,12 +318,20 @@ static const char SQL_CLAIM[] =
     "   AND ($1::bigint[] IS NULL OR r.id IN (SELECT e.referral_id FROM events e"
     "        WHERE e.payload_id = ANY ($1::bigint[]) AND e.referral_id IS NOT NULL))"
     "   AND ($3::bigint IS NULL OR r.id = $3::bigint)"
+    /* with PDS on, a referral that needs demographics waits for its answer */
+    "   AND NOT ($4::boolean AND r.doc -> 'patient' ->> 'nhs_number_status' = 'valid'"
+    "        AND ($5::boolean OR r.doc -> 'patient' ->> 'birth_date' IS NULL"
+    "             OR r.doc -> 'patient' ->> 'family' IS NULL OR r.doc -> 'patient' ->> 'practice_ods' IS NULL)"
+    "        AND NOT EXISTS (SELECT 1 FROM pds_checks k WHERE k.referral_id = r.id AND k.state = 'done'))"
     "  ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED)"
     " SELECT r.id::text, r.service, r.ers_service_id,"
     "  floor(extract(epoch FROM r.received_at))::bigint::text, r.doc::text, r.ubrn,"
     "  r.referral_key, r.version::text,"
     "  (SELECT max(e.payload_id) FROM events e WHERE e.referral_id = r.id"
-    "    AND e.payload_id = ANY ($1::bigint[]))::text"
+    "    AND e.payload_id = ANY ($1::bigint[]))::text,"
+    "  (SELECT jsonb_build_object('result', k.result, 'version', l.version_id, 'summary', l.summary,"
+    "    'lookup_id', l.id) FROM pds_checks k LEFT JOIN pds_lookups l ON l.id = k.lookup_id"
+    "    WHERE k.referral_id = r.id AND k.state = 'done')::text"
     " FROM c JOIN referrals r ON r.id = c.id ORDER BY r.id";
 
 static const char *
@@ -326,8 +341,8 @@ cell(struct ras_arena *a, struct ras_db_res *res, int r, int c)
 }
 
 static int
-claim(struct ras_db *db, struct ras_arena *a, const char *payloads, size_t limit,
-    const char *only_id, struct row **out, size_t *n)
+claim(struct ras_db *db, const struct ras_triage *t, struct ras_arena *a, const char *payloads,
+    size_t limit, const char *only_id, struct row **out, size_t *n)
 {
 	struct ras_db_res *res = NULL;
 	char lim[24];
@@ -335,8 +350,9 @@ claim(struct ras_db *db, struct ras_arena *a, const char *payloads, size_t limit
 
 	*n = 0;
 	snprintf(lim, sizeof(lim), "%zu", limit);
-	if ((err = ras_db_query(db, &res, SQL_CLAIM, 3, (struct ras_db_param[]){
-	    RAS_DB_TEXT(payloads), RAS_DB_TEXT(lim), RAS_DB_TEXT(only_id) })) < 0)
+	if ((err = ras_db_query(db, &res, SQL_CLAIM, 5, (struct ras_db_param[]){
+	    RAS_DB_TEXT(payloads), RAS_DB_TEXT(lim), RAS_DB_TEXT(only_id),
+	    RAS_DB_TEXT(t->pds ? "true" : "false"), RAS_DB_TEXT(t->pds_verify ? "true" : "false") })) < 0)
 		return err;
 	rows = ras_db_res_rows(res);
 	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
@@ -357,6 +373,7 @@ claim(struct ras_db *db, struct ras_arena *a, const char *payloads, size_t limit
 		w->doc = cell(a, res, i, 4);
 		w->ubrn = cell(a, res, i, 5);
 		w->key = cell(a, res, i, 6);
+		w->pds = cell(a, res, i, 9);
 		if (w->id_text == NULL || w->doc == NULL || w->key == NULL) {
 			ras_db_res_free(res);
 			return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -388,6 +405,7 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 {
 	struct ras_referral r;
 	struct ras_decision d;
+	struct ras_pds_findings pf;
 	const struct ras_ruleset *rs;
 	const char *service, *why, *doc, *dls;
 	json_t *j = NULL;
@@ -415,6 +433,14 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 		return 0;
 	}
 	json_decref(j);   /* the arena holds its own reference */
+	/* PDS demographics fill what the referral lacks (pds_store.h) */
+	if ((err = ras_pds_store_overlay(a, w->pds, &r, &pf)) < 0) {
+		if (err == RAS_ENOMEM)
+			return err;
+		mark(a, p, "triage-failed", "triage-failed",
+		    ras_arena_printf(a, "cannot read the PDS answer: %s", ras_error_last()));
+		return 0;
+	}
 	service = ras_triage_assign(t, w->service, w->ers_service ? w->ers_service : r.ers_service_id, &why);
 	if (service == NULL) {
 		mark(a, p, "unassigned", "triage-unassigned",
@@ -429,6 +455,20 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 		mark(a, p, "triage-failed", "triage-failed",
 		    ras_arena_printf(a, "cannot decide: %s", ras_error_last()));
 		return 0;
+	}
+	if (ras_pds_store_findings_apply(a, &pf, &d)) {
+		/* sent to review on what PDS said: the clocks of a review */
+		bool urgent = r.priority == RAS_PRIORITY_URGENT || r.priority == RAS_PRIORITY_TWO_WEEK_WAIT;
+		bool covered;
+
+		if ((err = ras_rules_deadlines(a, rs, d.outcome, NULL, urgent, false, w->received,
+		    ras_mappings_calendar(t->m), &d.deadlines, &d.n_deadlines, &covered)) < 0) {
+			if (err == RAS_ENOMEM)
+				return err;
+			mark(a, p, "triage-failed", "triage-failed",
+			    ras_arena_printf(a, "cannot set the clocks: %s", ras_error_last()));
+			return 0;
+		}
 	}
 	if ((err = decision_params(a, &d, &doc, &dls)) < 0)
 		return err;
@@ -519,7 +559,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 		limit = 1;
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
-	if ((err = claim(db, a, payloads, limit, NULL, &rows, &n)) < 0)
+	if ((err = claim(db, t, a, payloads, limit, NULL, &rows, &n)) < 0)
 		goto rollback;
 	if (n == 0) {
 		ras_db_rollback(db);
@@ -551,7 +591,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 		reps[i].decision_id = 0;
 		if ((err = ras_db_begin(db)) < 0)
 			goto done;
-		if ((err = claim(db, a, NULL, 1, rows[i].id_text, &one, &got)) < 0) {
+		if ((err = claim(db, t, a, NULL, 1, rows[i].id_text, &one, &got)) < 0) {
 			ras_db_rollback(db);
 			goto done;
 		}

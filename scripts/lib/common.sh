@@ -1,5 +1,8 @@
-# Shared by scripts/demo and scripts/test: dependencies, build, and private
-# PostgreSQL clusters.  Source it; it defines functions only.
+# Shared by scripts/demo, scripts/test and scripts/fuzz: dependencies, build,
+# private PostgreSQL clusters.  Source it; it defines functions only.
+#
+# Nothing here throws an error message away: each step writes its output to a
+# log and prints that log when the step fails.
 
 RAS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # rasd and rasctl run from build/ read the checkout's mappings/ (installed
@@ -8,18 +11,44 @@ export RAS_DATADIR="$RAS_ROOT"
 
 # Debian packages the build, the tests and the demo need.
 RAS_DEB_PACKAGES=(
-  gcc pkg-config meson ninja-build
+  gcc pkg-config meson ninja-build python3
   libjansson-dev libpq-dev libcurl4-openssl-dev libxml2-dev libssl-dev
   libcunit1-dev libmicrohttpd-dev libsystemd-dev zlib1g-dev
   postgresql-15 postgresql-client-15 openssl
   scdoc groff-base python3
 )
+# The libFuzzer targets (scripts/test's first phase, scripts/fuzz): clang and
+# its sanitizer/libFuzzer runtime, which is only a Recommends of clang-14 and
+# so missing after an install with --no-install-recommends.
+RAS_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+# The independent FHIR validator (tests/validate).
+RAS_NODE_PACKAGES=(nodejs npm)
 
 say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Install missing packages when root; otherwise print the exact command and stop.
+# ras_run LOG WHAT COMMAND...: run COMMAND with its output in LOG; on failure
+# print the log's last 60 lines and what failed, then exit.
+ras_run() {
+  local log=$1 what=$2; shift 2
+  if ! "$@" >"$log" 2>&1; then
+    echo "---- last lines of $log ----" >&2
+    tail -n 60 "$log" >&2
+    echo "----" >&2
+    die "$what failed (command: $*; whole output in $log)"
+  fi
+}
+
+ras_logdir() {
+  local d="${RAS_LOG_DIR:-$RAS_ROOT/build-logs}"
+  mkdir -p "$d" && echo "$d"
+}
+
+# ras_need_packages PKG...: one round.  Root installs every missing package
+# (saying so, with apt's output kept in a log); anyone else gets the single
+# apt-get command to run as root and the script stops.  No sudo is assumed.
 ras_need_packages() {
-  local missing=() p
+  local missing=() p log
   for p in "$@"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$p")
@@ -27,31 +56,70 @@ ras_need_packages() {
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -eq 0 ]; then
-    say "installing Debian packages: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    log="$(ras_logdir)/apt.log"
+    say "installing ${#missing[@]} Debian package(s) and their dependencies (a few minutes on a fresh system; log: $log)"
+    echo "    ${missing[*]}"
+    ras_run "$log" "apt-get update" env DEBIAN_FRONTEND=noninteractive apt-get update
+    ras_run "$log.install" "apt-get install" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y --no-install-recommends "${missing[@]}"
+    say "packages installed"
   else
-    echo "rasd needs these Debian packages; install them and run this again:" >&2
-    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    {
+      echo "rasd needs these Debian packages. Install them as root, then run this again:"
+      echo
+      echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+      echo
+      echo "(for example: su -c '…the line above…' root, or with sudo if this machine has it)"
+    } >&2
     exit 1
   fi
+}
+
+# ras_reachable_tree SCRIPT ARGS...: when root runs a script from a tree that
+# the unprivileged users cannot enter (a clone in /root, mode 0700), rasd
+# (run as nobody) and PostgreSQL (run as postgres) could not reach the
+# binaries, mappings and data there.  Copy the tree (without build output)
+# to a 0755 directory under /var/tmp and run the script from there instead.
+ras_reachable_tree() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  [ -n "${RAS_TREE_COPY:-}" ] && return 0
+  local u blocked=
+  for u in nobody postgres; do
+    id "$u" >/dev/null 2>&1 || continue
+    runuser -u "$u" -- test -r "$RAS_ROOT/meson.build" || { blocked=$u; break; }
+  done
+  [ -z "$blocked" ] && return 0
+  local dest="${RAS_ROOT_COPY:-/var/tmp/rasd-$(printf '%s' "$RAS_ROOT" | sha1sum | cut -c1-8)}"
+  say "$RAS_ROOT cannot be entered by user $blocked (PostgreSQL runs as postgres, rasd as nobody):"
+  say "working from a copy in $dest (mode 0755; build output and ./var stay there; RAS_ROOT_COPY=DIR chooses another place)"
+  mkdir -p "$dest"
+  chmod 0755 "$dest"
+  # refresh the sources, keep the build directories and ./var
+  find "$dest" -mindepth 1 -maxdepth 1 ! -name 'build*' ! -name var -exec rm -rf {} +
+  (cd "$RAS_ROOT" && tar --exclude='./build*' --exclude=./var --exclude=./.git -cf - .) \
+    | tar -C "$dest" --no-same-owner -xf -
+  chmod -R a+rX "$dest"
+  export RAS_TREE_COPY="$RAS_ROOT"
+  exec "$dest/scripts/$1" "${@:2}"
 }
 
 # Configure (once) and build into $1 (default build/) with extra meson options.
 ras_build() {
   local dir=${1:-build}; shift || true
+  local log
+  log="$(ras_logdir)/$dir.log"
   if [ ! -f "$RAS_ROOT/$dir/build.ninja" ]; then
-    say "configuring $dir"
-    meson setup "$RAS_ROOT/$dir" "$RAS_ROOT" "$@" >/dev/null
+    say "configuring $dir (meson setup $*)"
+    ras_run "$log" "meson setup of $dir" meson setup "$RAS_ROOT/$dir" "$RAS_ROOT" "$@"
   fi
-  say "building $dir"
-  ninja -C "$RAS_ROOT/$dir" >/dev/null || { ninja -C "$RAS_ROOT/$dir"; exit 1; }
+  say "building $dir (ninja; a few minutes the first time; log: $log)"
+  ras_run "$log" "building $dir" ninja -C "$RAS_ROOT/$dir"
 }
 
 ras_pg_bindir() {
   local d
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-  [ -x "$d/initdb" ] || { echo "PostgreSQL server binaries not found under /usr/lib/postgresql" >&2; exit 1; }
+  [ -x "$d/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql (Debian package postgresql-15)"
   echo "$d"
 }
 
@@ -75,17 +143,22 @@ ras_pg_start() {
   if [ "$(id -u)" -eq 0 ]; then
     chown postgres: "$data" "$sock"
     chmod 700 "$data"
+    runuser -u postgres -- test -w "$data" ||
+      die "user postgres cannot write $data: one of its parent directories is closed to it (give them o+x, or move the tree)"
   fi
   if [ ! -f "$data/PG_VERSION" ]; then
-    ras_pg_as_owner "$bin/initdb" -D "$data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    ras_run "$data.initdb.log" "initdb of $data" \
+      ras_pg_as_owner "$bin/initdb" -D "$data" -A trust -E UTF8 --locale=C.UTF-8
   fi
   local opts="-c listen_addresses='' -c unix_socket_directories='$sock' -c max_connections=200"
   if [ "$mode" = fast ]; then
     opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   fi
-  if ! ras_pg_as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    ras_pg_as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -o "$opts" -w start >/dev/null \
-      || { cat "$data/server.log" >&2; exit 1; }
+  if ! ras_pg_as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then  # status: "not running" is the answer
+    if ! ras_pg_as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -o "$opts" -w start >"$data.start.log" 2>&1; then
+      cat "$data.start.log" "$data/server.log" >&2
+      die "PostgreSQL did not start in $data"
+    fi
   fi
 }
 
@@ -93,7 +166,7 @@ ras_pg_stop() {
   local data=$1 bin
   bin=$(ras_pg_bindir)
   [ -f "$data/PG_VERSION" ] || return 0
-  ras_pg_as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  ras_pg_as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true  # best effort at exit
 }
 
 # The database user to connect as: postgres when root owns nothing in PG.

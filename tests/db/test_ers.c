@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "ers_support.h"
 #include "fake_ers.h"
@@ -21,6 +22,7 @@
 #include "ras/ers_poll.h"
 #include "ras/intake.h"
 #include "ras/json.h"
+#include "ras/ops.h"
 #include "ras/store.h"
 #include "ras/time.h"
 #include "ras/triage.h"
@@ -162,13 +164,13 @@ full_poll_cycle(void)
 
 	/* what was sent: the A008 asks for this service's RFR worklist */
 	r = find_req(h, "POST", "/referrals/FHIR/STU3/ReferralRequest/$ers.fetchworklist", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "local/stu3/retrieveWorklist/requests/RfrService11012.json"));
 	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "Content-Type"), "application/fhir+json");
 	/* A007 is a POST without a body and without a form Content-Type */
 	r = find_req(h, "POST", "/STU3/ReferralRequest/000000070002/$ers.generateCRI", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_EQUAL(r->body_len, 0);
 	CU_ASSERT_PTR_NULL(fake_req_header(r, "Content-Type"));
 	CU_ASSERT_PTR_NOT_NULL(find_req(h, "GET", "/referrals/FHIR/STU3/ReferralRequest/000000070002", 0));
@@ -193,7 +195,7 @@ full_poll_cycle(void)
 	CU_ASSERT_FALSE(has_prefix_header(r, "x-ers-"));
 	/* the client assertion, checked independently */
 	r = find_req(h, "POST", "/oauth2/token", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	assertion = ers_form_value(r->body, "client_assertion");
 	CU_ASSERT_PTR_NULL(ers_check_jwt(assertion, pub, fake_ers_token_url(f), now, jti, sizeof(jti)));
 	free(assertion);
@@ -219,7 +221,7 @@ full_poll_cycle(void)
 	/* service 21012: the official "filter by service" request, exactly */
 	CU_ASSERT_EQUAL_FATAL(ras_ers_poll_service(c, db, "21012", now, 0, &rep), 0);
 	r = find_req(h, "POST", "$ers.fetchworklist", 2);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "sandbox/stu3/retrieveWorklist/requests/FilteringByService.json"));
 	CU_ASSERT_EQUAL(rep.entries, 1);
@@ -383,6 +385,84 @@ budget(void)
 		ras_ers_poll_report_free(&rep);
 		ras_ers_free(c);
 	}
+	fake_ers_stop(f);
+	ras_db_close(db);
+}
+
+/* A missed e-RS poll is never silent (issue 15): a worklist call that
+ * failed, or that a killed rasd left 'claimed', does not answer the
+ * schedule time; it is retried while the budget allows, and when the budget
+ * is gone the scheduled poll reports "missed" (an error: the poller's state
+ * is a failure), and rasctl status counts the day's failed calls. */
+static void
+missed_poll_never_silent(void)
+{
+	struct ras_db *db = ras_test_db("ers_missed", NULL);
+	struct fake_ers *f = fake(false);
+	struct ers_clock clk;
+	struct ras_ers *c;
+	const char *out;
+	char sql[512];
+	json_t *j = NULL, *b;
+	size_t i;
+	int slot = 0;
+
+	ers_clock_init(&clk);
+	c = ers_client(f, RAS_ERS_APPLICATION, "11012=midnotts", &clk);
+#define AT(d, h, m) (fake_ers_set_now(f, uk(2026, 5, d, h, m)), uk(2026, 5, d, h, m))
+	/* Tuesday 12 May 2026, 08:00: e-RS fails the worklist call */
+	fake_ers_script(f, &(struct fake_ers_script){ .method = "POST", .path_has = "fetchworklist",
+	    .status = 500, .error_code = "INTERNAL_SERVER_ERROR", .times = 20 });
+	CU_ASSERT(poll(c, db, AT(12, 8, 0), RAS_ERS_POLL_SCHEDULED, &out, &slot) < 0);
+	CU_ASSERT_STRING_EQUAL(out, "failed");
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM ers_worklist_calls WHERE outcome = 'failed'", NULL), 1);
+	fake_ers_clear_scripts(f);
+	/* the poller's retry five minutes later: due again, and it takes slot 2 */
+	CU_ASSERT_EQUAL(poll(c, db, AT(12, 8, 5), RAS_ERS_POLL_SCHEDULED, &out, &slot), 0);
+	CU_ASSERT_STRING_EQUAL(out, "polled");
+	CU_ASSERT_EQUAL(slot, 2);
+	/* 13:00: no budget left after a failed call: missed, and said so */
+	CU_ASSERT_EQUAL(poll(c, db, AT(12, 13, 0), RAS_ERS_POLL_SCHEDULED, &out, NULL), RAS_ERATELIMITED);
+	CU_ASSERT_STRING_EQUAL(out, "missed");
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "missed"));
+	CU_ASSERT_STRING_EQUAL(qs(db, "SELECT last_poll_outcome FROM ers_services WHERE service_id = '11012'",
+	    NULL), "missed");
+	CU_ASSERT_EQUAL(fake_ers_count(f, "POST", "fetchworklist"), 2);
+
+	/* Wednesday 08:00: a rasd took slot 1 and was killed before the answer */
+	snprintf(sql, sizeof(sql), "INSERT INTO ers_worklist_calls (service_id, day, slot, mode, base_url,"
+	    " started_at, instance) VALUES ('11012', '2026-05-13', 1, 'application', '%s',"
+	    " to_timestamp(%lld), 'killed-1')", fake_ers_base_url(f), (long long)uk(2026, 5, 13, 8, 0));
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, sql), 0);
+	CU_ASSERT_EQUAL(poll(c, db, AT(13, 8, 6), RAS_ERS_POLL_SCHEDULED, &out, &slot), 0);
+	CU_ASSERT_STRING_EQUAL(out, "polled");
+	CU_ASSERT_EQUAL(slot, 2);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM ers_worklist_calls WHERE instance = 'killed-1'"
+	    " AND outcome = 'failed' AND error LIKE 'left unanswered%'", NULL), 1);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM ers_worklist_calls WHERE outcome = 'claimed'", NULL), 0);
+	/* a successful call answers the schedule time: nothing more until 13:00 */
+	CU_ASSERT_EQUAL(poll(c, db, AT(13, 9, 0), RAS_ERS_POLL_SCHEDULED, &out, NULL), 0);
+	CU_ASSERT_STRING_EQUAL(out, "not-due");
+	/* a day whose calls all succeeded and whose slots a person used: the
+	 * scheduled poll is not "missed" (nothing failed) */
+	CU_ASSERT_EQUAL(poll(c, db, AT(14, 7, 0), 0, &out, NULL), 0);
+	CU_ASSERT_EQUAL(poll(c, db, AT(14, 7, 1), 0, &out, NULL), 0);
+	CU_ASSERT_EQUAL(poll(c, db, AT(14, 8, 1), RAS_ERS_POLL_SCHEDULED, &out, NULL), 0);
+	CU_ASSERT_STRING_EQUAL(out, "budget-exhausted");
+#undef AT
+	ras_ers_free(c);
+
+	/* rasctl status: today's failed calls per service */
+	snprintf(sql, sizeof(sql), "INSERT INTO ers_worklist_calls (service_id, day, slot, mode, base_url,"
+	    " started_at, outcome, error) VALUES ('11012', (now() AT TIME ZONE 'Europe/London')::date, 1,"
+	    " 'application', 'x', now(), 'failed', 'A008: HTTP 500')");
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, sql), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_ops_status(db, 24, &j), 0);
+	json_array_foreach(json_object_get(j, "budgets"), i, b)
+		if (strcmp(ras_json_str(b, "service"), "11012") == 0)
+			CU_ASSERT_EQUAL(json_integer_value(json_object_get(b, "failed_today")), 1);
+	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "budgets")), 1);
+	json_decref(j);
 	fake_ers_stop(f);
 	ras_db_close(db);
 }
@@ -754,7 +834,7 @@ outcome_bodies(void)
 	CU_ASSERT_PTR_NOT_NULL(find_req(fake_ers_http(e.f), "GET",
 	    "/referrals/FHIR/STU3/Task?focus=ReferralRequest/000000070000/_history/5&intent=proposal&status=ready", 0));
 	r = find_req(fake_ers_http(e.f), "POST", "/referrals/FHIR/STU3/ReferralRequest/000000070000/$ers.recordReviewOutcome", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "If-Match"), "W/\"5\"");
 	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "Content-Type"), "application/fhir+json");
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
@@ -772,7 +852,7 @@ outcome_bodies(void)
 	CU_ASSERT_EQUAL(rep.done, 1);
 	ras_ers_outcome_report_free(&rep);
 	r = find_req(fake_ers_http(e.f), "POST", "000000070003/$ers.recordReviewOutcome", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "sandbox/stu3/recordTriageOutcome/requests/AcceptReferBookLater.json"));
 
@@ -784,7 +864,7 @@ outcome_bodies(void)
 	CU_ASSERT_EQUAL(rep.done, 1);
 	ras_ers_outcome_report_free(&rep);
 	r = find_req(fake_ers_http(e.f), "POST", "000000070001/$ers.recordReviewOutcome", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r->body, ras_ers_accept_comment(e.c)));
 
 	/* a return without advice is never sent */
@@ -882,7 +962,7 @@ poll_triages_and_records(void)
 	ras_ers_outcome_report_free(&orep);
 	r = find_req(fake_ers_http(f), "POST",
 	    "/referrals/FHIR/STU3/ReferralRequest/000000070002/$ers.recordReviewOutcome", 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "sandbox/stu3/recordTriageOutcome/requests/ReturnToReferrerWithAdvice.json"));
 	snprintf(etag, sizeof(etag), "%s", qs(db, "SELECT etag FROM ers_referrals WHERE ubrn = '000000070002'",
@@ -1211,6 +1291,98 @@ rasctl(const char *cfg, char **out, char **err, const char *a1, const char *a2, 
 	return ras_test_rasctl(NULL, cfg, args, out, err);
 }
 
+/* e-RS lists 000000070002 at version 7 on the worklist while A005 serves
+ * version 5 (the official examples disagree): the version-7 worklist stub
+ * is superseded, and nothing that picks "the" referral of a UBRN may take
+ * it (issue 15): not rasctl show, not a clinician's decision, not a form
+ * arriving on its own, not an episode and its letters. */
+static void
+superseded_stub_never_wins(void)
+{
+	char *conninfo = NULL, *out = NULL, *err = NULL, *cfg, at[32];
+	struct ras_db *db = ras_test_db("ers_superseded", &conninfo);
+	struct fake_ers *f = fake(false);   /* serves the examples as they are */
+	json_t *j = NULL;
+	time_t t = time(NULL);
+	int rc;
+
+	cfg = write_config("ers-superseded.conf", f, conninfo, "11012=midnotts");
+	rc = rasctl(cfg, &out, &err, "poll", "--service", "11012", "--once", NULL);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	free(out);
+	free(err);
+	CU_ASSERT_EQUAL_FATAL(q1(db, "SELECT count(*) FROM referrals WHERE ubrn = '000000070002' AND version = 7"
+	    " AND state = 'superseded'", NULL), 1);
+	CU_ASSERT_EQUAL_FATAL(q1(db, "SELECT count(*) FROM referrals WHERE ubrn = '000000070002' AND version = 5"
+	    " AND state = 'review'", NULL), 1);
+
+	/* show */
+	{
+		const char *args[] = { "show", "000000070002", NULL };
+
+		CU_ASSERT_EQUAL(ras_test_rasctl(NULL, cfg, args, &out, &err), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_json_parse(out, strlen(out), 0, &j), 0);
+		CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "version")), 5);
+		CU_ASSERT_STRING_EQUAL(ras_json_str(j, "state"), "review");
+		json_decref(j);
+		free(out);
+		free(err);
+	}
+	/* decide: the clinician decides the version e-RS serves */
+	{
+		const char *args[] = { "decide", "000000070002", "--outcome", "accept", "--advice",
+			"Accepted after triage.", "--by", "687001000009", NULL };
+
+		rc = ras_test_rasctl(NULL, cfg, args, &out, &err);
+		CU_ASSERT_EQUAL(rc, 0);
+		if (rc != 0)
+			fprintf(stderr, "%s%s", out, err);
+		free(out);
+		free(err);
+		CU_ASSERT_EQUAL(q1(db, "SELECT r.version FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+		    " WHERE r.ubrn = '000000070002' AND d.outcome = 'accept'", NULL), 5);
+	}
+	/* letters: the discharge and its summary go on version 5 */
+	{
+		struct tm tm;
+		const char *args[] = { "record", "discharged", "000000070002", "--at", at, "--by", "687001000001",
+			"--summary", ras_test_fixture("documents/episode-discharge-full.json"), NULL };
+
+		gmtime_r(&t, &tm);
+		strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		/* the e-RS example carries no name or birth date, which a letter
+		 * needs (004 §3.12): give both versions the same */
+		CU_ASSERT_EQUAL(q1(db, "WITH u AS (UPDATE referrals SET doc = jsonb_set(jsonb_set(jsonb_set(doc,"
+		    " '{patient,family}', '\"Example\"'), '{patient,given}', '\"Alex\"'),"
+		    " '{patient,birth_date}', '\"1970-05-14\"') WHERE ubrn = $1 RETURNING 1)"
+		    " SELECT count(*) FROM u", "000000070002"), 2);
+		rc = ras_test_rasctl(NULL, cfg, args, &out, &err);
+		CU_ASSERT_EQUAL(rc, 0);
+		if (rc != 0)
+			fprintf(stderr, "%s%s", out, err);
+		free(out);
+		free(err);
+		CU_ASSERT_EQUAL(q1(db, "SELECT r.version FROM episodes e JOIN referrals r ON r.id = e.referral_id"
+		    " WHERE r.ubrn = '000000070002'", NULL), 5);
+		CU_ASSERT(q1(db, "SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+		    " WHERE r.ubrn = '000000070002' AND r.version = 5", NULL) >= 1);
+		CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM outbox o JOIN referrals r ON r.id = o.referral_id"
+		    " WHERE r.ubrn = '000000070002' AND r.version = 7", NULL), 0);
+	}
+	/* forms: a form arriving on its own attaches to version 5, and so does a
+	 * DocumentReference naming the UBRN */
+	CU_ASSERT_EQUAL(q1(db, "SELECT version FROM referrals WHERE id = ras_store_form('000000070002',"
+	    " '{\"questionnaire\": \"urn:rasd:test\", \"answers\": []}'::jsonb, NULL)", NULL), 5);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM events e JOIN referrals r ON r.id = e.referral_id"
+	    " WHERE e.kind = 'form-received' AND r.ubrn = '000000070002' AND r.version = 7", NULL), 0);
+	CU_ASSERT_EQUAL(q1(db, "SELECT count(*) FROM attachments a JOIN referrals r ON r.id = a.referral_id"
+	    " WHERE a.ubrn = '000000070002' AND r.version = 7", NULL), 0);
+	free(cfg);
+	free(conninfo);
+	fake_ers_stop(f);
+	ras_db_close(db);
+}
+
 static void
 rasctl_ers(void)
 {
@@ -1339,6 +1511,7 @@ static const struct ras_test_case poll_cases[] = {
 	{ "a full poll cycle into the store", full_poll_cycle },
 	{ "A008 budget: schedule, exhaustion, next day, force", budget },
 	{ "A008 budget across instances", budget_instances },
+	{ "a failed or unanswered worklist call is retried, a lost poll reported", missed_poll_never_silent },
 	{ "attachments, forms and related referrals", forms_and_attachments },
 	{ "fetch failures: PATIENT_ERROR, 429, 503, object store", fetch_failures },
 	{ NULL, NULL },
@@ -1358,6 +1531,7 @@ static const struct ras_test_case outcome_cases[] = {
 
 static const struct ras_test_case rasctl_cases[] = {
 	{ "rasctl ers poll, budget, outcome, pending, fetch", rasctl_ers },
+	{ "a superseded worklist stub never wins: show, decide, letters, forms", superseded_stub_never_wins },
 	{ NULL, NULL },
 };
 

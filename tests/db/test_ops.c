@@ -1,6 +1,8 @@
 /* CLI tests: rasctl decide, record, epr, events, status and replay, as operators run them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "ras/buf.h"
@@ -357,6 +359,51 @@ replay(void)
 	free(after);
 }
 
+/* PostgreSQL notices go through rasd's logger, one line with the SQLSTATE;
+ * and rasctl status calls an instance whose database backend is gone, or
+ * whose heartbeat is two intervals old, not running (issue 15). */
+static void
+notices_and_liveness(void)
+{
+	char path[] = "/tmp/rasd-notice.XXXXXX", *text;
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	struct ras_db *other = NULL;
+	char sql[512];
+
+	CU_ASSERT_FATAL(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	dup2(fd, STDERR_FILENO);
+	CU_ASSERT_EQUAL(ras_db_exec(db, "DO $$ BEGIN RAISE WARNING 'rasd notice test %', 42; END $$"), 0);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fd);
+	text = ras_test_read(path, NULL);
+	unlink(path);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "PostgreSQL WARNING 01000: rasd notice test 42"));
+	CU_ASSERT_PTR_NULL(strstr(text, "\nWARNING:  "));   /* libpq's default printing */
+	free(text);
+
+	/* liveness: a heartbeat from a live connection, then that connection gone */
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(conninfo, &other), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(other, "INSERT INTO daemon_instances (instance, host, pid, version,"
+	    " heartbeat_seconds, backend_pid) VALUES ('live-test', 'h', 1, 'v', 20, pg_backend_pid())"), 0);
+	snprintf(sql, sizeof(sql), "INSERT INTO daemon_instances (instance, host, pid, version, heartbeat_at,"
+	    " heartbeat_seconds) VALUES ('stale-test', 'h', 2, 'v', now() - interval '50 seconds', 20)");
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, sql), 0);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM daemon_instances_live WHERE instance = 'live-test' AND running"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM daemon_instances_live WHERE instance = 'stale-test'"
+	    " AND NOT running"), 1);
+	ras_db_close(other);
+	for (int i = 0; i < 50 && count("SELECT count(*) FROM daemon_instances_live"
+	    " WHERE instance = 'live-test' AND running") != 0; i++)
+		usleep(100000);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM daemon_instances_live WHERE instance = 'live-test'"
+	    " AND NOT running"), 1);
+	CU_ASSERT_EQUAL(ras_db_exec(db, "DELETE FROM daemon_instances"
+	    " WHERE instance IN ('live-test', 'stale-test')"), 0);
+}
+
 int
 main(void)
 {
@@ -365,6 +412,7 @@ main(void)
 		{ "record and epr", record_and_epr },
 		{ "events", events_trail },
 		{ "status", status },
+		{ "PostgreSQL notices logged; instance liveness", notices_and_liveness },
 		{ "replay lists what a rule set would change, changing nothing", replay },
 		{ NULL, NULL },
 	};

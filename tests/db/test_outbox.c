@@ -429,28 +429,32 @@ mesh_reports_and_inbox(void)
 	char *local_id = q_str("SELECT local_id FROM outbox WHERE kind = 'gp-2ww-notice'", NULL);
 	size_t len;
 	char *bundle = ras_test_read(ras_test_fixture("r4/referral-transaction-relative.json"), &len);
+	char *bundle2 = ras_test_read(ras_test_fixture("r4/referral-collection-urn.json"), &len);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(mesh_id);
 	/* the GP's mailbox never collected it: MESH reports error 14 to us */
 	fake_mesh_report(fm, "X26ABC1", mesh_id, local_id, "RASD_LETTERS", "14",
 	    "Undelivered message");
 	fake_mesh_deliver(fm, "X26ABC3", "X26ABC1", "RASD_REFERRAL", "application/fhir+json", bundle);
+	fake_mesh_deliver(fm, "X26ABC3", "X26ABC1", "RASD_REFERRAL", "application/fhir+json", bundle2);
 	memset(&s, 0, sizeof(s));
 	/* a day later (the fake's clock too: tokens must be within 2 hours) */
 	fake_mesh_set_time(fm, T0 + 86400);
 	if (ras_mesh_inbox_poll(mi, db, T0 + 86400, &s) < 0)
 		CU_FAIL(ras_error_last());
 	CU_ASSERT_EQUAL(s.reports, 1);
-	CU_ASSERT_EQUAL(s.received, 1);
-	CU_ASSERT_EQUAL(s.acknowledged, 2);
+	CU_ASSERT_EQUAL(s.received, 2);
+	CU_ASSERT_EQUAL(s.acknowledged, 3);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE kind = 'gp-2ww-notice' AND state = 'dead' "
 	    "AND last_error = 'MESH report 14 TRANSFER: Undelivered message'", NULL), 1);
 	/* the notice was not delivered after all: the deadline is open again */
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deadlines d JOIN outbox o ON o.referral_id = d.referral_id"
 	    " AND o.kind = 'gp-2ww-notice' WHERE d.kind = 'gp-notification' AND d.met_at IS NULL"
 	    " AND d.cancelled_at IS NULL", NULL), 1);
-	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM inbox WHERE source = 'mesh'", NULL), 1);
-	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM mesh_inbox WHERE acknowledged_at IS NOT NULL", NULL), 2);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM inbox WHERE source = 'mesh'", NULL), 2);
+	/* the poll's messages were kept by one transaction (one commit) */
+	CU_ASSERT_EQUAL(q_int("SELECT count(DISTINCT xmin::text) FROM inbox WHERE source = 'mesh'", NULL), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM mesh_inbox WHERE acknowledged_at IS NOT NULL", NULL), 3);
 	for (size_t i = 0; i < fake_mesh_count(fm); i++)
 		if (strcmp(fake_mesh_msg(fm, i)->to, "X26ABC1") == 0)
 			CU_ASSERT_TRUE(fake_mesh_msg(fm, i)->acked);
@@ -460,6 +464,7 @@ mesh_reports_and_inbox(void)
 	CU_ASSERT_EQUAL(s.reports + s.received, 0);
 	fake_mesh_set_time(fm, T0);
 	free(bundle);
+	free(bundle2);
 	free(mesh_id);
 	free(local_id);
 }

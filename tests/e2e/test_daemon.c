@@ -7,11 +7,15 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -19,7 +23,9 @@
 
 #include "fake_ers.h"
 #include "fake_fhir.h"
+#include "fake_http.h"
 #include "fake_mesh.h"
+#include "fake_pds.h"
 #include "harness.h"
 #include "ras/buf.h"
 #include "ras/config.h"
@@ -595,6 +601,50 @@ http_intake(void)
 	env_free(&e);
 }
 
+/* PDS (issue 10): while PDS is unavailable a referral waits in state
+ * "demographics" (nothing dropped, nothing triaged without it), and
+ * /metrics shows the wait and the lookups by result. */
+static void
+pds_unavailable_waits_visibly(void)
+{
+	struct fake_pds *f = fake_pds_start();
+	struct rasd_proc p;
+	struct resp r;
+	struct env e;
+	char extra[512];
+	int waited = 0;
+
+	fake_pds_fail(f, 100000, 503);
+	snprintf(extra, sizeof(extra), "[pds]\nbase_url = %s\nmode = sandbox\nverify = true\n"
+	    "max_attempts = 2\ntimeout = 2\n", fake_pds_base(f));
+	env_new(&e, "pds", extra);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	r = post_fixture(&p, "/fhir/$process-message?service=midnotts", "r4/referral-message.json");
+	CU_ASSERT_EQUAL(r.status, 201);
+	free(r.body);
+	while (waited < 15000 && count(e.db, "SELECT count(*) FROM pds_lookups WHERE result = 'unavailable'") < 1) {
+		usleep(100000);
+		waited += 100;
+	}
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE state = 'demographics'"), 1);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM decisions"), 0);
+	CU_ASSERT_EQUAL(metric(&p, "rasd_pds_waiting_referrals"), 1);
+	CU_ASSERT_EQUAL(metric(&p, "rasd_queue_depth{stage=\"demographics\"}"), 1);
+	CU_ASSERT(metric(&p, "rasd_queue_oldest_seconds{stage=\"demographics\"}") >= 0);
+	CU_ASSERT(metric(&p, "rasd_pds_oldest_waiting_seconds") >= 0);
+	CU_ASSERT_EQUAL(metric(&p, "rasd_pds_lookups{result=\"unavailable\"}"), 1);
+	/* what rasd sent: one X-Request-ID for the retry of that lookup */
+	CU_ASSERT_EQUAL_FATAL(fake_http_count(fake_pds_http(f)), 2);
+	CU_ASSERT_STRING_EQUAL(fake_req_header(fake_http_req(fake_pds_http(f), 0), "X-Request-ID"),
+	    fake_req_header(fake_http_req(fake_pds_http(f), 1), "X-Request-ID"));
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
+	rasd_free(&p);
+	env_free(&e);
+	fake_pds_stop(f);
+}
+
 static void
 http_concurrent_senders(void)
 {
@@ -631,6 +681,138 @@ http_concurrent_senders(void)
 	rasd_kill(&p, SIGTERM);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
 	rasd_free(&p);
+	env_free(&e);
+}
+
+/* A POST written on a socket of its own (Connection: close), not read:
+ * the test decides when to look for the answer. */
+static int
+raw_post(const struct rasd_proc *p, const char *body, size_t len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	const char *colon = strrchr(p->http, ':');
+	char head[512];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), n;
+
+	CU_ASSERT_FATAL(fd >= 0 && colon != NULL);
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	n = snprintf(head, sizeof(head), "POST /fhir/Bundle HTTP/1.1\r\nHost: %s\r\n"
+	    "Authorization: Bearer %s\r\nContent-Type: application/fhir+json\r\n"
+	    "Connection: close\r\nContent-Length: %zu\r\n\r\n", p->http, TOKEN, len);
+	CU_ASSERT_EQUAL_FATAL(write(fd, head, (size_t)n), n);
+	CU_ASSERT_EQUAL_FATAL(write(fd, body, len), (ssize_t)len);
+	return fd;
+}
+
+/* Everything the server wrote before closing (empty: no answer). */
+static char *
+raw_answer(int fd, int timeout_ms)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+	char chunk[4096];
+	ssize_t n;
+
+	while (poll(&pf, 1, timeout_ms) > 0 && (n = read(fd, chunk, sizeof(chunk))) > 0)
+		(void)ras_buf_append(&b, chunk, (size_t)n);
+	(void)ras_buf_putc(&b, '\0');
+	close(fd);
+	return ras_buf_detach(&b, NULL);
+}
+
+/*
+ * Group commit ([http] commit_delay): concurrent POSTs wait together and
+ * are kept by one transaction; none is answered before that commit.  Here
+ * the delay is long (3 s) so that the test can kill rasd while a group is
+ * gathered and not yet committed: no sender has an answer then, and after
+ * a normal group every answered payload is stored, all in one commit.
+ */
+static void
+http_group_commit_answers_only_committed(void)
+{
+	enum { K = 6 };
+	struct rasd_proc p;
+	struct env e;
+	int fds[K];
+	char *bodies[K];
+	size_t lens[K];
+
+	env_new(&e, "groupcommit", "[http]\ncommit_delay = 3000\n");
+	for (int i = 0; i < K; i++) {
+		char ubrn[16];
+
+		snprintf(ubrn, sizeof(ubrn), "%012d", 310000 + i);
+		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+	}
+	/* 1: killed while the group waits for its commit */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	for (int i = 0; i < K; i++)
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+	usleep(300 * 1000);
+	for (int i = 0; i < K; i++) {
+		struct pollfd pf = { .fd = fds[i], .events = POLLIN };
+
+		CU_ASSERT_EQUAL(poll(&pf, 1, 0), 0);    /* not answered yet */
+	}
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 0);
+	rasd_kill(&p, SIGKILL);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	for (int i = 0; i < K; i++) {
+		char *a = raw_answer(fds[i], 2000);
+
+		CU_ASSERT_STRING_EQUAL(a, "");          /* never told "kept" */
+		free(a);
+	}
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 0);
+	rasd_free(&p);
+
+	/* 2: the group committed: every sender answered 201, each payload
+	 * stored, all by one transaction; nothing lost to a kill after */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	for (int i = 0; i < K; i++)
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+	for (int i = 0; i < K; i++) {
+		char *a = raw_answer(fds[i], 10000);
+
+		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
+		free(a);
+	}
+	rasd_kill(&p, SIGKILL);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), K);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(DISTINCT xmin::text) FROM inbox"), 1);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000031000_'"), K);
+	rasd_free(&p);
+
+	/* 3: SIGTERM while a group waits: it is kept, and answered, before
+	 * rasd stops */
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	for (int i = 0; i < K; i++) {
+		char ubrn[16];
+
+		free(bodies[i]);
+		snprintf(ubrn, sizeof(ubrn), "%012d", 320000 + i);
+		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+	}
+	usleep(300 * 1000);
+	rasd_kill(&p, SIGTERM);
+	for (int i = 0; i < K; i++) {
+		char *a = raw_answer(fds[i], 10000);
+
+		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
+		free(a);
+	}
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 2 * K);
+	rasd_free(&p);
+	for (int i = 0; i < K; i++)
+		free(bodies[i]);
 	env_free(&e);
 }
 
@@ -850,7 +1032,13 @@ sighup_keeps_config_unless_valid(void)
 	f = fopen(e.config, "w");
 	fputs(text, f);
 	fclose(f);
-	rasd_kill(&p, SIGHUP);
+	/* as systemctl reload does it: ExecReload=/usr/sbin/rasd --reload $MAINPID */
+	{
+		char pid[16], *argv[] = { (char *)ras_test_program("daemon/rasd"), "--reload", pid, NULL };
+
+		snprintf(pid, sizeof(pid), "%d", (int)p.pid);
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, NULL, NULL), 0);
+	}
 	CU_ASSERT(rasd_wait_notify(&p, "configuration reloaded", 5000));
 	CU_ASSERT_EQUAL(metric(&p, "rasd_config_reloads_total{result=\"ok\"}"), 1);
 	log = rasd_log(&p);
@@ -878,8 +1066,13 @@ kill9_mid_batch_loses_nothing(void)
 	/* While it works through the burst, in a batch transaction. */
 	inflight = count(e.db, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'rasd%'"
 	    " AND state <> 'idle'");
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM daemon_instances_live WHERE running"), 1);
 	rasd_kill(&p, SIGKILL);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	/* rasctl status sees it dead at once (its database backend is gone),
+	 * not after minutes of a stale heartbeat */
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM daemon_instances_live WHERE NOT running"
+	    " AND stopped_at IS NULL", 1, 5000));
 	stored = count(e.db, "SELECT count(*) FROM inbox WHERE state <> 'received'");
 	fprintf(stderr, "[kill -9 after %lld of %d payloads; rasd connection busy: %lld]\n",
 	    (long long)stored, N, (long long)inflight);
@@ -2425,6 +2618,8 @@ main(void)
 		{ "READY, health, SIGTERM", ready_health_and_clean_stop },
 		{ "HTTP intake", http_intake },
 		{ "HTTP concurrent senders", http_concurrent_senders },
+		{ "HTTP group commit: answered only once committed", http_group_commit_answers_only_committed },
+		{ "PDS unavailable: the referral waits, visibly", pds_unavailable_waits_visibly },
 		{ "spool intake", spool_intake },
 		{ "spool: half-written files wait", spool_half_written_files_wait },
 		{ "EPR events over HTTP", epr_events_over_http },

@@ -797,6 +797,59 @@ binary_id_ok(const char *id)
 }
 
 /* What the request asks, as the (stateful) sandbox answers it. */
+/*
+ * The business function a user-restricted caller names (NHSD-eRS-Business-
+ * Function), checked as the official sandbox checks it (scripts/conformance
+ * found the fake did not): a function the endpoint does not allow, or an
+ * On-Behalf-Of user id given without SERVICE_PROVIDER_CLINICIAN_ADMIN (or
+ * missing with it), is refused with 403 and a plain-text reason, which is
+ * what a client must keep.  No header (application-restricted): no check.
+ */
+static bool
+business_function_refused(struct fake_ers *f, const struct fake_req *req, struct fake_resp *resp,
+    const char *path)
+{
+	static const char *const spc[] = { "SERVICE_PROVIDER_CLINICIAN", "SERVICE_PROVIDER_CLINICIAN_ADMIN",
+		NULL };
+	static const char *const read[] = { "REFERRING_CLINICIAN", "REFERRING_CLINICIAN_ADMIN",
+		"SERVICE_PROVIDER_CLINICIAN", "SERVICE_PROVIDER_CLINICIAN_ADMIN", NULL };
+	static const char *const worklist_bf[] = { "SERVICE_PROVIDER_CLINICIAN", "SERVICE_PROVIDER_ADMIN",
+		"SERVICE_PROVIDER_CLINICIAN_ADMIN", "REFERRING_CLINICIAN", "REFERRING_CLINICIAN_ADMIN",
+		"REFERRING_ADMIN", NULL };
+	const char *bf = fake_req_header(req, "NHSD-eRS-Business-Function");
+	const char *obo = fake_req_header(req, "NHSD-eRS-On-Behalf-Of-User-ID");
+	const char *const *allowed = read;
+	const char *msg = NULL;
+	char list[512] = "";
+	bool ok = false;
+
+	if (bf == NULL || *bf == '\0')
+		return false;
+	if (strstr(path, "$ers.recordReviewOutcome"))
+		allowed = spc;
+	else if (strstr(path, "$ers.fetchworklist"))
+		allowed = worklist_bf;
+	for (size_t i = 0; allowed[i]; i++) {
+		ok |= strcmp(bf, allowed[i]) == 0;
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? "," : "", allowed[i]);
+	}
+	if (!ok)
+		msg = keepf(f, "SANDBOX_ERROR: This endpoint cannot be accessed using the e-RS Business "
+		    "Function provided. Allowed values: %s", list);
+	else if (strcmp(bf, "SERVICE_PROVIDER_CLINICIAN_ADMIN") == 0 && (obo == NULL || *obo == '\0'))
+		msg = "SANDBOX_ERROR: When this endpoint is accessed using the e-RS SERVICE_PROVIDER_CLINICIAN_ADMIN "
+		    "Business Function then an On-Behalf-Of User ID must be provided";
+	else if (strcmp(bf, "SERVICE_PROVIDER_CLINICIAN_ADMIN") != 0 && obo && *obo)
+		msg = "SANDBOX_ERROR: An On-Behalf-Of User ID must only be provided if this endpoint is accessed "
+		    "using the e-RS SERVICE_PROVIDER_CLINICIAN_ADMIN Business Function";
+	if (msg == NULL)
+		return false;
+	resp->status = 403;
+	resp->content_type = "text/html; charset=utf-8";   /* what the sandbox's hapi sends for a string */
+	set_body(f, resp, strdup(msg), strlen(msg));
+	return true;
+}
+
 static void
 answer(struct fake_ers *f, const struct fake_req *req, struct fake_resp *resp)
 {
@@ -828,6 +881,8 @@ answer(struct fake_ers *f, const struct fake_req *req, struct fake_resp *resp)
 		}
 		return;
 	}
+	if (strncmp(path, "/STU3/", 6) == 0 && business_function_refused(f, req, resp, path))
+		return;
 	if (strcmp(req->method, "POST") == 0 && strcmp(path, "/STU3/ReferralRequest/$ers.fetchworklist") == 0) {
 		worklist(f, req, resp, path);
 	} else if (strcmp(req->method, "GET") == 0 &&

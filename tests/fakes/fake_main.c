@@ -1,11 +1,12 @@
 /*
- * fake-mesh / fake-fhir: the loopback fakes as standalone programs, for the
+ * fake-mesh / fake-fhir / fake-pds: the loopback fakes as standalone programs, for the
  * demo and the daemon's end-to-end tests.
  *
  *   fake-servers [--url-file FILE]
  *
- * Starts a fake MESH server and a fake FHIR endpoint on 127.0.0.1
- * (ephemeral ports), prints "mesh URL" and "fhir URL" (and writes them to
+ * Starts a fake MESH server, a fake FHIR endpoint and a fake PDS on
+ * 127.0.0.1 (ephemeral ports), prints "mesh URL", "fhir URL" and "pds URL"
+ * (and writes them to
  * FILE when asked), then serves until SIGTERM or SIGINT.  GET
  * /admin/messages (MESH) and /admin/stored (FHIR) show what arrived.
  */
@@ -16,6 +17,7 @@
 
 #include "fake_fhir.h"
 #include "fake_mesh.h"
+#include "fake_pds.h"
 
 static volatile sig_atomic_t stop;
 
@@ -32,6 +34,7 @@ main(int argc, char **argv)
 	const char *url_file = NULL;
 	struct fake_mesh *m;
 	struct fake_fhir *f;
+	struct fake_pds *p;
 	struct sigaction sa;
 
 	for (int i = 1; i < argc; i++) {
@@ -48,7 +51,8 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	m = fake_mesh_start(NULL);
 	f = fake_fhir_start();
-	printf("mesh %s\nfhir %s\n", fake_mesh_url(m), fake_fhir_base(f));
+	p = fake_pds_start();
+	printf("mesh %s\nfhir %s\npds %s\n", fake_mesh_url(m), fake_fhir_base(f), fake_pds_base(p));
 	fflush(stdout);
 	if (url_file) {
 		FILE *o = fopen(url_file, "w");
@@ -57,11 +61,12 @@ main(int argc, char **argv)
 			perror(url_file);
 			return 74;
 		}
-		fprintf(o, "mesh %s\nfhir %s\n", fake_mesh_url(m), fake_fhir_base(f));
+		fprintf(o, "mesh %s\nfhir %s\npds %s\n", fake_mesh_url(m), fake_fhir_base(f), fake_pds_base(p));
 		fclose(o);
 	}
 	while (!stop)
 		pause();
+	fake_pds_stop(p);
 	fake_fhir_stop(f);
 	fake_mesh_stop(m);
 	return 0;

@@ -15,6 +15,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+/* CU_..._FATAL leaves the test by longjmp, which the compiler cannot see:
+ * under -O3 -Wnull-dereference it would warn on the use that follows.
+ * RAS_REQUIRE(p) fails the test when p is NULL and tells the compiler so. */
+#define RAS_REQUIRE(p) do { \
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p); \
+	if (!(p)) \
+		abort(); \
+} while (0)
 
 struct ras_config;
 struct ras_db;

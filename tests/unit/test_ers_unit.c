@@ -25,7 +25,7 @@
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
-#include "ras/ers_auth.h"
+#include "ras/nhsapi_auth.h"
 #include "ras/ers.h"
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
@@ -83,8 +83,8 @@ jwt_assertion(void)
 	int64_t now = time(NULL);
 
 	ers_keypair(&priv, &pub);
-	CU_ASSERT_EQUAL_FATAL(ras_ers_auth_assertion(ras_ers_auth_of(c), now, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_ers_auth_assertion(ras_ers_auth_of(c), now, &b), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_nhsapi_auth_assertion(ras_ers_auth_of(c), now, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_nhsapi_auth_assertion(ras_ers_auth_of(c), now, &b), 0);
 	why = ers_check_jwt(a.data, pub, fake_ers_token_url(f), now, jti1, sizeof(jti1));
 	if (why)
 		fprintf(stderr, "JWT: %s\n", why);
@@ -203,7 +203,7 @@ token_flow(void)
 
 	/* a refused assertion is a clear error, not a retry loop */
 	fake_ers_set_now(f, now + 100000);
-	ras_ers_auth_invalidate(ras_ers_auth_of(c));
+	ras_nhsapi_auth_invalidate(ras_ers_auth_of(c));
 	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "JWT has expired"));
 	ras_ers_call_release(&k, 1);
@@ -291,6 +291,58 @@ headers_by_mode(void)
 	CU_ASSERT_FALSE(has_header_prefix(r, "NHSD-"));
 	ras_ers_call_release(&k, 1);
 	ras_ers_free(c);
+	fake_ers_stop(f);
+}
+
+/* The business function decides what a user-restricted caller may do, and
+ * e-RS (its official sandbox; scripts/conformance) refuses the rest with a
+ * 403 whose reason is plain text: SERVICE_PROVIDER_ADMIN may read the
+ * worklist but not a referral or record an outcome.  rasd keeps the reason. */
+static void
+business_function_refusals(void)
+{
+	struct fake_ers_opts fo = { 0 };
+	struct fake_ers *f = fake_ers_start(&fo);
+	struct ras_ers_opts o = { 0 };
+	struct ras_ers *c = NULL;
+	struct ras_ers_call k;
+	char *tok = ras_test_write_tmp("ers-bearer-token-spa", "user-token-1\n", 13), msg[512];
+	int64_t now = time(NULL);
+
+	o.base_url = fake_ers_base_url(f);
+	o.mode = RAS_ERS_USER;
+	o.bearer_token_file = tok;
+	o.business_function = "SERVICE_PROVIDER_ADMIN";
+	o.ods_code = "R69";
+	o.services = "21012";
+	o.schedule = "08:00,13:00";
+	o.instance = "test";
+	o.rate_limit = 10;
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.status, 403);
+	ras_ers_call_error(&k, msg, sizeof(msg));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "HTTP 403"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "cannot be accessed using the e-RS Business Function provided"));
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	/* ADMIN without an On-Behalf-Of user: refused, and said why */
+	o.business_function = "SERVICE_PROVIDER_CLINICIAN_ADMIN";
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.status, 403);
+	ras_ers_call_error(&k, msg, sizeof(msg));
+	CU_ASSERT_PTR_NOT_NULL(strstr(msg, "On-Behalf-Of User ID must be provided"));
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	/* with one: allowed */
+	o.obo_user_id = "123456789012";
+	CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &c), 0);
+	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), 0);
+	CU_ASSERT_EQUAL(k.http.status, 200);
+	ras_ers_call_release(&k, 1);
+	ras_ers_free(c);
+	free(tok);
 	fake_ers_stop(f);
 }
 
@@ -588,6 +640,22 @@ gzip_and_outcomes(void)
 	CU_ASSERT_STRING_EQUAL(code, "");
 	ras_ers_parse_outcome("not json", 8, code, sizeof(code), diag, sizeof(diag));
 	CU_ASSERT_STRING_EQUAL(code, "");
+	/* a plain-text 403 keeps its reason (issue 15): the first line */
+	{
+		static const char txt[] = "Forbidden: ASID 200000000001 is not authorised for A008\r\nmore";
+		static const char html[] = "<html><body>403 Forbidden</body></html>";
+		static const char fault[] = "{\"fault\": {\"faultstring\": \"Invalid ApiKey\"}}";
+
+		ras_ers_parse_outcome(txt, sizeof(txt) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(code, "");
+		CU_ASSERT_STRING_EQUAL(diag, "Forbidden: ASID 200000000001 is not authorised for A008");
+		ras_ers_parse_outcome(html, sizeof(html) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "");
+		ras_ers_parse_outcome("bad\x01bytes", 9, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "");
+		ras_ers_parse_outcome(fault, sizeof(fault) - 1, code, sizeof(code), diag, sizeof(diag));
+		CU_ASSERT_STRING_EQUAL(diag, "Invalid ApiKey");
+	}
 	ras_ers_free(c);
 	fake_ers_stop(f);
 }
@@ -1039,6 +1107,7 @@ static const struct ras_test_case auth_cases[] = {
 	{ "private key checks", key_check },
 	{ "token request, cache, renewal, 401", token_flow },
 	{ "headers by access mode", headers_by_mode },
+	{ "business functions refused with a plain-text 403, reason kept", business_function_refusals },
 	{ NULL, NULL },
 };
 

@@ -1,4 +1,4 @@
-/* ers_auth: e-RS access tokens (see include/ras/ers_auth.h). */
+/* nhsapi_auth: NHS API platform access tokens for e-RS and PDS (see include/ras/nhsapi_auth.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +8,7 @@
 
 #include "ras/buf.h"
 #include "ras/crypto.h"
-#include "ras/ers_auth.h"
-#include "ras/ers.h"
+#include "ras/nhsapi_auth.h"
 #include "ras/error.h"
 #include "ras/http.h"
 #include "ras/json.h"
@@ -21,8 +20,10 @@
 /* Renew this long before the token expires. */
 #define RENEW_BEFORE 60
 
-struct ras_ers_auth {
-	int mode;
+struct ras_nhsapi_auth {
+	enum ras_nhsapi_mode mode;
+	char section[16];             /* configuration section, for messages: "ers", "pds" */
+	char label[24];               /* "an e-RS", "a PDS" */
 	char *token_url, *api_key, *kid, *bearer_file;
 	char *key;
 	size_t key_len;
@@ -43,40 +44,42 @@ dup_or_null(const char *s)
 }
 
 int
-ras_ers_auth_new(const struct ras_ers_auth_opts *o, struct ras_ers_auth **out)
+ras_nhsapi_auth_new(const struct ras_nhsapi_auth_opts *o, struct ras_nhsapi_auth **out)
 {
-	struct ras_ers_auth *a = calloc(1, sizeof(*a));
+	struct ras_nhsapi_auth *a = calloc(1, sizeof(*a));
 	int err;
 
 	if (a == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	a->mode = o->mode;
+	snprintf(a->section, sizeof(a->section), "%s", o->section ? o->section : "ers");
+	snprintf(a->label, sizeof(a->label), "%s", o->label ? o->label : "an e-RS");
 	a->timeout_ms = o->timeout_ms ? o->timeout_ms : 60000;
 	a->token_url = dup_or_null(o->token_url);
 	a->api_key = dup_or_null(o->api_key);
 	a->kid = dup_or_null(o->kid);
 	a->bearer_file = dup_or_null(o->bearer_token_file);
-	if (o->mode == RAS_ERS_APPLICATION) {
+	if (o->mode == RAS_NHSAPI_APPLICATION) {
 		if (!a->token_url || !a->api_key || !a->kid || !o->private_key_pem) {
-			ras_ers_auth_free(a);
+			ras_nhsapi_auth_free(a);
 			return ras_error_code(RAS_EINVALID,
 			    "application-restricted mode needs token_url, api_key, kid and private_key");
 		}
 		if ((err = ras_crypto_rsa_key_check(o->private_key_pem, o->private_key_len)) < 0) {
-			ras_ers_auth_free(a);
-			ras_error_context("ers.private_key");
+			ras_nhsapi_auth_free(a);
+			ras_error_context("%s.private_key", a->section);
 			return err;
 		}
 		a->key = malloc(o->private_key_len + 1);
 		if (a->key == NULL) {
-			ras_ers_auth_free(a);
+			ras_nhsapi_auth_free(a);
 			return ras_error_code(RAS_ENOMEM, "out of memory");
 		}
 		memcpy(a->key, o->private_key_pem, o->private_key_len);
 		a->key[o->private_key_len] = '\0';
 		a->key_len = o->private_key_len;
-	} else if (o->mode == RAS_ERS_USER && a->bearer_file == NULL) {
-		ras_ers_auth_free(a);
+	} else if (o->mode == RAS_NHSAPI_USER && a->bearer_file == NULL) {
+		ras_nhsapi_auth_free(a);
 		return ras_error_code(RAS_EINVALID, "user-restricted mode needs bearer_token_file");
 	}
 	*out = a;
@@ -84,7 +87,7 @@ ras_ers_auth_new(const struct ras_ers_auth_opts *o, struct ras_ers_auth **out)
 }
 
 void
-ras_ers_auth_free(struct ras_ers_auth *a)
+ras_nhsapi_auth_free(struct ras_nhsapi_auth *a)
 {
 	if (a == NULL)
 		return;
@@ -105,20 +108,20 @@ ras_ers_auth_free(struct ras_ers_auth *a)
 }
 
 void
-ras_ers_auth_invalidate(struct ras_ers_auth *a)
+ras_nhsapi_auth_invalidate(struct ras_nhsapi_auth *a)
 {
 	a->expires_at = 0;
 	a->have_st = false;
 }
 
 unsigned
-ras_ers_auth_token_requests(const struct ras_ers_auth *a)
+ras_nhsapi_auth_token_requests(const struct ras_nhsapi_auth *a)
 {
 	return a->requests;
 }
 
 int
-ras_ers_auth_assertion(struct ras_ers_auth *a, int64_t now, struct ras_buf *out)
+ras_nhsapi_auth_assertion(struct ras_nhsapi_auth *a, int64_t now, struct ras_buf *out)
 {
 	char jti[RAS_UUID_STR_LEN];
 	json_t *hdr = NULL, *claims = NULL;
@@ -149,7 +152,7 @@ done:
 }
 
 static int
-set_header(struct ras_ers_auth *a, const char *token, size_t len)
+set_header(struct ras_nhsapi_auth *a, const char *token, size_t len)
 {
 	char *h;
 
@@ -192,8 +195,8 @@ parse_expires(const json_t *v, int64_t *out)
 }
 
 static int
-fetch_token(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
-    struct ras_ers_auth_call *call)
+fetch_token(struct ras_nhsapi_auth *a, struct ras_http *http, int64_t now,
+    struct ras_nhsapi_auth_call *call)
 {
 	struct ras_buf assertion = RAS_BUF_INIT(0), body = RAS_BUF_INIT(0);
 	struct ras_http_request r;
@@ -204,7 +207,7 @@ fetch_token(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
 	int err;
 
 	ras_http_request_init(&r, "POST", a->token_url);
-	if ((err = ras_ers_auth_assertion(a, now, &assertion)) < 0)
+	if ((err = ras_nhsapi_auth_assertion(a, now, &assertion)) < 0)
 		goto done;
 	/* The assertion is base64url and dots: nothing to percent-encode. */
 	if ((err = ras_buf_printf(&body, "grant_type=client_credentials"
@@ -230,12 +233,12 @@ fetch_token(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
 	(void)ras_http_response_header(&r, "X-Request-ID", call->request_id, sizeof(call->request_id));
 	if (r.err) {
 		err = ras_error_code(r.err == RAS_ETOOBIG ? RAS_EINVALID : RAS_EIO,
-		    "could not get an e-RS access token: %s", r.errmsg);
+		    "could not get %s access token: %s", a->label, r.errmsg);
 		goto done;
 	}
 	if (r.status >= 500 || r.status == 429) {
-		err = ras_error_code(RAS_EIO, "could not get an e-RS access token: token endpoint answered HTTP %ld",
-		    r.status);
+		err = ras_error_code(RAS_EIO, "could not get %s access token: token endpoint answered HTTP %ld",
+		    a->label, r.status);
 		goto done;
 	}
 	if (r.status != 200) {
@@ -246,8 +249,8 @@ fetch_token(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
 			e = ras_json_str(j, "error");
 			d = ras_json_str(j, "error_description");
 		}
-		err = ras_error_code(RAS_EINVALID, "cannot get an e-RS access token: HTTP %ld %.60s%s%.200s",
-		    r.status, e ? e : "", d ? ": " : "", d ? d : "");
+		err = ras_error_code(RAS_EINVALID, "cannot get %s access token: HTTP %ld %.60s%s%.200s",
+		    a->label, r.status, e ? e : "", d ? ": " : "", d ? d : "");
 		goto done;
 	}
 	if ((err = ras_json_parse(r.body_out.data, r.body_out.len, RAS_TOKEN_RESPONSE_MAX, &j)) < 0) {
@@ -278,7 +281,7 @@ done:
 }
 
 static int
-read_token_file(struct ras_ers_auth *a)
+read_token_file(struct ras_nhsapi_auth *a)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	struct ras_buf b = RAS_BUF_INIT(RAS_SECRET_MAX);
@@ -319,22 +322,22 @@ read_token_file(struct ras_ers_auth *a)
 }
 
 int
-ras_ers_auth_header(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
-    const char **out, struct ras_ers_auth_call *call)
+ras_nhsapi_auth_header(struct ras_nhsapi_auth *a, struct ras_http *http, int64_t now,
+    const char **out, struct ras_nhsapi_auth_call *call)
 {
 	int err;
 
 	memset(call, 0, sizeof(*call));
 	*out = NULL;
 	switch (a->mode) {
-	case RAS_ERS_APPLICATION:
+	case RAS_NHSAPI_APPLICATION:
 		if (a->header == NULL || a->expires_at == 0 || now >= a->expires_at - RENEW_BEFORE) {
 			if ((err = fetch_token(a, http, now, call)) < 0)
 				return err;
 		}
 		*out = a->header;
 		return 0;
-	case RAS_ERS_USER:
+	case RAS_NHSAPI_USER:
 		if ((err = read_token_file(a)) < 0)
 			return err;
 		*out = a->header;

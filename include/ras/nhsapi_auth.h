@@ -1,5 +1,8 @@
 /*
- * ers_auth: the access token for e-RS calls (NOTES §3).
+ * nhsapi_auth: the access token for calls to APIs of the NHS API platform
+ * (e-RS, PDS): one module serves both, each client holding its own
+ * instance (its own key, API key and cached token).  ers/NOTES §3,
+ * pds/NOTES §3.1: the same identity service and the same grant.
  *
  * Application-restricted: a client assertion JWT signed with RS512 —
  * header {alg: RS512, typ: JWT, kid}, claims {iss = sub = API key, aud =
@@ -15,8 +18,8 @@
  *
  * The private key and tokens never appear in messages.
  */
-#ifndef RAS_ERS_AUTH_H
-#define RAS_ERS_AUTH_H
+#ifndef RAS_NHSAPI_AUTH_H
+#define RAS_NHSAPI_AUTH_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,10 +27,20 @@
 
 struct ras_buf;
 struct ras_http;
-struct ras_ers_auth;
+struct ras_nhsapi_auth;
 
-struct ras_ers_auth_opts {
-	int mode;                         /* enum ras_ers_mode */
+/* The access modes; e-RS and PDS both use these values (enum ras_ers_mode
+ * has the same numbers). */
+enum ras_nhsapi_mode {
+	RAS_NHSAPI_APPLICATION = 1,       /* application-restricted: signed JWT client credentials */
+	RAS_NHSAPI_USER,                  /* user-restricted: bearer token from a file */
+	RAS_NHSAPI_SANDBOX,               /* no token (sandboxes, local fakes); never production */
+};
+
+struct ras_nhsapi_auth_opts {
+	enum ras_nhsapi_mode mode;
+	const char *section;              /* config section for messages ("ers" when NULL) */
+	const char *label;                /* "an e-RS" (default), "a PDS": in messages */
 	const char *token_url;
 	const char *api_key;
 	const char *kid;
@@ -37,11 +50,11 @@ struct ras_ers_auth_opts {
 	long timeout_ms;
 };
 
-int ras_ers_auth_new(const struct ras_ers_auth_opts *o, struct ras_ers_auth **out);
-void ras_ers_auth_free(struct ras_ers_auth *a);
+int ras_nhsapi_auth_new(const struct ras_nhsapi_auth_opts *o, struct ras_nhsapi_auth **out);
+void ras_nhsapi_auth_free(struct ras_nhsapi_auth *a);
 
 /* A token request made while getting the header, for the call log. */
-struct ras_ers_auth_call {
+struct ras_nhsapi_auth_call {
 	bool made;
 	long status;                      /* 0 when no response */
 	double seconds;
@@ -60,16 +73,16 @@ struct ras_ers_auth_call {
  * `now` is wall-clock seconds.  *call says whether a token request was
  * made and how it went.
  */
-int ras_ers_auth_header(struct ras_ers_auth *a, struct ras_http *http, int64_t now,
-    const char **out, struct ras_ers_auth_call *call);
+int ras_nhsapi_auth_header(struct ras_nhsapi_auth *a, struct ras_http *http, int64_t now,
+    const char **out, struct ras_nhsapi_auth_call *call);
 
 /* Forget the cached token (after a 401). */
-void ras_ers_auth_invalidate(struct ras_ers_auth *a);
+void ras_nhsapi_auth_invalidate(struct ras_nhsapi_auth *a);
 
 /* Build one client assertion for `now` (exposed for tests and the demo). */
-int ras_ers_auth_assertion(struct ras_ers_auth *a, int64_t now, struct ras_buf *out);
+int ras_nhsapi_auth_assertion(struct ras_nhsapi_auth *a, int64_t now, struct ras_buf *out);
 
 /* Number of token requests made (for tests and metrics). */
-unsigned ras_ers_auth_token_requests(const struct ras_ers_auth *a);
+unsigned ras_nhsapi_auth_token_requests(const struct ras_nhsapi_auth *a);
 
 #endif
