@@ -299,8 +299,10 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		usleep((useconds_t)resp.delay_ms * 1000);
 	if (ft.kind == FAKE_FAULT_DELAY)
 		usleep((useconds_t)ft.ms * 1000);
-	if (resp.drop)
+	if (resp.drop) {
+		free(resp.owned);
 		return MHD_NO;   /* MHD closes the connection without a response */
+	}
 	code = resp.status ? resp.status : 200;
 	if (ft.kind == FAKE_FAULT_TRUNCATE || ft.kind == FAKE_FAULT_OVERSIZE ||
 	    ft.kind == FAKE_FAULT_SLOW_DRIP)
@@ -317,6 +319,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		MHD_add_response_header(mr, "X-Fault", v);
 		free(v);
 	}
+	free(resp.owned);   /* the body was copied (or, faulted, copied by fault_response) */
 	if (resp.content_type)
 		MHD_add_response_header(mr, "Content-Type", resp.content_type);
 	for (size_t i = 0; i < resp.nheaders; i++)

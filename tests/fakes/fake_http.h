@@ -49,6 +49,7 @@ struct fake_resp {
 	size_t body_len;                     /* 0 = strlen(body) */
 	bool drop;                           /* close the connection without answering */
 	int delay_ms;                        /* wait before answering */
+	void *owned;                         /* freed once the answer is built (a malloc'd body) */
 };
 
 typedef void (*fake_handler)(void *ctx, const struct fake_req *req, struct fake_resp *resp);

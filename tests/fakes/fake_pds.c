@@ -161,19 +161,19 @@ sandbox_token_ok(const char *t)
 static void
 outcome(struct fake_resp *resp, int status, const char *tmpl, const char *display, const char *diag)
 {
-	static __thread char *body;
 	char *a, *b, q[512];
 
-	free(body);
 	snprintf(q, sizeof(q), "\"%s\"", display ? display : "");
 	a = replace(tmpl, "\"#(display)\"", q);
 	snprintf(q, sizeof(q), "\"%s\"", diag ? diag : "");
 	b = replace(a, "\"#(diagnostics)\"", q);
 	free(a);
-	body = b;
+	/* fake_http frees it once the answer is built: a body kept per
+	 * connection thread was lost when the thread ended */
+	resp->owned = b;
 	resp->status = status;
 	resp->content_type = "application/fhir+json";
-	resp->body = body;
+	resp->body = b;
 }
 
 /* Proxy-made errors (429, 5xx, 401 of a real token check): application/json. */
