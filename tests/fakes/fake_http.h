@@ -13,7 +13,7 @@
  * delay, a body cut off halfway, an oversize body, a header line that does
  * not end within any sane limit, a body dripped a byte at a time, a TLS
  * handshake that fails.  A fake opts in with one call: it exposes its
- * server (fake_ers_http, fake_mesh_http, fake_fhir_http, …) and the test
+ * server (fake_ers_http, fake_mesh_http, fake_fhir_http, fake_pds_http) and the test
  * arms faults on that.  Every fault applied is counted.
  */
 #ifndef RAS_FAKE_HTTP_H
