@@ -2257,6 +2257,43 @@ slow_remote_does_not_block_the_loop(void)
 	world_free(&w);
 }
 
+/*
+ * SIGTERM while a stage waits on a slow remote service: the loop reads it
+ * at once (/readyz says "stopping" while the batch finishes), no other
+ * stage starts, and rasd exits 0 once the held answer has come.
+ */
+static void
+sigterm_while_a_stage_waits(void)
+{
+	struct fake_fault hold = { .kind = FAKE_FAULT_DELAY, .path_has = "fetchworklist", .ms = 3000 };
+	struct rasd_proc p;
+	struct world w;
+	struct resp r;
+	struct env e;
+	char *log;
+
+	world_new(&w, "slowstop", NULL, true);
+	fake_http_fault(fake_ers_http(w.ers), &hold);
+	env_new(&e, "slowstop", w.conf_nodocs);
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	CU_ASSERT_FATAL(rasd_until(worklist_asked, w.ers, 10000));
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT(rasd_wait_notify(&p, "STOPPING=1", 1000));
+	r = request(&p, "GET", "/readyz", NULL, 0, NULL, NULL);
+	CU_ASSERT_EQUAL(r.status, 503);
+	CU_ASSERT_PTR_NOT_NULL(r.body && strstr(r.body, "stopping"));
+	free(r.body);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 15000), 0);
+	log = rasd_log(&p);
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "SIGTERM: stopping"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, "stopped"));
+	free(log);
+	rasd_free(&p);
+	env_free(&e);
+	world_free(&w);
+}
+
 /* ---- PostgreSQL failover (the "failover" test: RAS_TEST_FAILOVER=1) ----
  *
  * A primary and a synchronous streaming standby (scripts/lib/pg-pair.sh);
@@ -2633,6 +2670,7 @@ main(void)
 		{ "kill -9 mid-send: restart sends nothing twice", kill9_mid_send_sends_nothing_twice },
 		{ "two processes share the whole pipeline", two_processes_share_the_pipeline },
 		{ "a slow remote service does not block the loop", slow_remote_does_not_block_the_loop },
+		{ "SIGTERM while a stage waits on a remote service", sigterm_while_a_stage_waits },
 		{ "logs carry no patient data", logs_carry_no_patient_data },
 		{ NULL, NULL },
 	};
