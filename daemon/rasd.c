@@ -447,6 +447,129 @@ send_reload(const char *arg)
 	return 0;
 }
 
+/* --check-config: load everything as start-up would, print "configuration
+ * OK" or every problem; the exit status. */
+static int
+check_config(const char *path)
+{
+	struct ras_buf problems = RAS_BUF_INIT(256 * 1024);
+	struct ras_config *cfg;
+	struct ras_units *units;
+
+	if (load_all(path, &cfg, &units, &problems) < 0) {
+		fputs(problems.data ? problems.data : "configuration could not be read\n", stdout);
+		ras_buf_free(&problems);
+		return EXIT_CONFIG;
+	}
+	printf("configuration OK\n");
+	ras_units_free(units);
+	ras_config_free(cfg);
+	ras_buf_free(&problems);
+	return 0;
+}
+
+/* The host and instance names, and the database connections' application
+ * name (so that pg_stat_activity shows which rasd).  0, or the exit status. */
+static int
+name_instance(struct ras_daemon *d)
+{
+	const char *inst = getenv("RASD_INSTANCE");
+
+	if (gethostname(d->host, sizeof(d->host)) < 0)
+		snprintf(d->host, sizeof(d->host), "localhost");
+	d->host[sizeof(d->host) - 1] = '\0';
+	if (inst == NULL || *inst == '\0')
+		inst = ras_config_get(d->cfg, "general", NULL, "instance");
+	if (snprintf(d->instance, sizeof(d->instance), "%s", inst ? inst : d->host) >=
+	    (int)sizeof(d->instance)) {
+		ras_log(RAS_LOG_ERR, "cannot start: the instance name (RASD_INSTANCE, [general] "
+		    "instance or the host name) is longer than %zu characters", sizeof(d->instance) - 1);
+		return EXIT_CONFIG;
+	}
+	if (getenv("PGAPPNAME") == NULL) {
+		char app[80];
+
+		if (snprintf(app, sizeof(app), "rasd %s", d->instance) < (int)sizeof(app))
+			setenv("PGAPPNAME", app, 0);
+	}
+	return 0;
+}
+
+/* The database and its schema, the loop with the signals, the HTTP
+ * listener, the spool and the timers.  0, or the exit status. */
+static int
+open_services(struct ras_daemon *d, int sfd)
+{
+	int err;
+
+	(void)ras_notify("STATUS=connecting to the database");
+	if ((err = ras_db_connect(ras_config_get(d->cfg, "database", NULL, "conninfo"), &d->db)) < 0) {
+		ras_log(RAS_LOG_ERR, "cannot start: %s", ras_error_last());
+		return EXIT_UNAVAILABLE;
+	}
+	if ((err = ras_migrate_check(d->db)) < 0) {
+		ras_log(RAS_LOG_ERR, "cannot start: %s", ras_error_last());
+		return err == RAS_EIO ? EXIT_UNAVAILABLE : EXIT_CONFIG;
+	}
+	if ((err = ras_loop_new(&d->loop)) < 0 || sfd < 0 ||
+	    (err = ras_loop_add_fd(d->loop, sfd, EPOLLIN, on_signal, d)) < 0 ||
+	    (err = ras_remote_start(d->loop)) < 0 ||
+	    (reload_timer = ras_loop_timer_new(d->loop, "reload", on_reload, d)) == NULL) {
+		ras_log(RAS_LOG_ERR, "cannot start: %s", sfd < 0 ? strerror(errno) : ras_error_last());
+		return EXIT_OSERR;
+	}
+	if ((err = ras_httpd_start(d, d->cfg, &d->httpd)) < 0 ||
+	    (err = ras_spool_open(d, d->cfg, &d->spool)) < 0) {
+		ras_log(RAS_LOG_ERR, "cannot start: %s", ras_error_last());
+		return EXIT_OSERR;
+	}
+	heartbeat(d, false);
+	/* The heartbeat and the watchdog ping go on while a stage waits for
+	 * a slow remote service. */
+	d->heartbeat = ras_loop_timer_new(d->loop, "heartbeat", on_heartbeat, d);
+	if (d->heartbeat) {
+		ras_loop_timer_set_nested(d->heartbeat, true);
+		ras_loop_timer_after(d->heartbeat, ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000);
+	}
+	if (ras_notify_watchdog_usec()) {
+		/* rasctl status calls an instance dead after two heartbeats; that
+		 * should come before systemd's watchdog acts, not long after */
+		uint64_t hb = (uint64_t)ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000000u;
+
+		if (2 * hb > ras_notify_watchdog_usec())
+			ras_log(RAS_LOG_WARNING, "[daemon] heartbeat = %llu s is more than half the watchdog "
+			    "interval (WatchdogSec= %llu s): rasctl status will be slow to see a hung rasd",
+			    (unsigned long long)(hb / 1000000u),
+			    (unsigned long long)(ras_notify_watchdog_usec() / 1000000u));
+		d->watchdog = ras_loop_timer_new(d->loop, "watchdog", on_watchdog, d);
+		if (d->watchdog) {
+			ras_loop_timer_set_nested(d->watchdog, true);
+			ras_loop_timer_after(d->watchdog, 0);
+		}
+	}
+	return 0;
+}
+
+/* Configuration, database and schema are checked: ready (the log, systemd,
+ * and the parent of a background start). */
+static void
+announce_ready(struct ras_daemon *d)
+{
+	char names[1024];
+
+	d->ready = true;
+	unit_names(d->units, names, sizeof(names));
+	ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s) (%s), http %s, spool %s", ras_units_count(d->units),
+	    names, d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off");
+	(void)ras_notify("READY=1\nMAINPID=%d", (int)getpid());
+	send_status(d, "ready");
+	if (ready_pipe >= 0) {
+		(void)!write(ready_pipe, "R", 1);
+		close(ready_pipe);
+		ready_pipe = -1;
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -490,23 +613,10 @@ main(int argc, char **argv)
 		path = RAS_SYSCONFDIR "/rasd.conf";
 	if (path && realpath(path, realp) != NULL)
 		path = realp;
+	if (check)
+		return check_config(path);
 
-	if (check) {
-		struct ras_config *cfg;
-		struct ras_units *units;
-
-		err = load_all(path, &cfg, &units, &problems);
-		if (err < 0) {
-			fputs(problems.data ? problems.data : "configuration could not be read\n", stdout);
-			ras_buf_free(&problems);
-			return EXIT_CONFIG;
-		}
-		printf("configuration OK\n");
-		ras_units_free(units);
-		ras_config_free(cfg);
-		ras_buf_free(&problems);
-		return 0;
-	}
+	/* ---- start: refuse root, configuration, background, signals ---- */
 	if (geteuid() == 0 || getuid() == 0) {
 		ras_log(RAS_LOG_ERR, "rasd must not run as root: run it as its own user (systemd: the "
 		    "shipped unit uses User=rasd)");
@@ -530,7 +640,6 @@ main(int argc, char **argv)
 		ras_log(RAS_LOG_ERR, "could not start in the background: %s", strerror(errno));
 		return EXIT_OSERR;
 	}
-
 	/* Signals arrive through the loop (signalfd); the pending set also
 	 * lets long stage runs notice SIGTERM (stage.h). */
 	sigemptyset(&mask);
@@ -540,108 +649,30 @@ main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-
 	d->started_at = ras_time_now();
 	d->stats.reload_last_ok = d->started_at;
-	if (gethostname(d->host, sizeof(d->host)) < 0)
-		snprintf(d->host, sizeof(d->host), "localhost");
-	d->host[sizeof(d->host) - 1] = '\0';
-	{
-		const char *inst = getenv("RASD_INSTANCE");
-
-		if (inst == NULL || *inst == '\0')
-			inst = ras_config_get(d->cfg, "general", NULL, "instance");
-		snprintf(d->instance, sizeof(d->instance), "%s", inst ? inst : d->host);
-	}
-	/* Name the connections so that pg_stat_activity shows which rasd. */
-	if (getenv("PGAPPNAME") == NULL) {
-		char app[80];
-
-		snprintf(app, sizeof(app), "rasd %s", d->instance);
-		setenv("PGAPPNAME", app, 0);
-	}
+	if ((rc = name_instance(d)) != 0)
+		return rc;
 	ras_log(RAS_LOG_NOTICE, "rasd %s starting (instance %s, configuration %s)", RAS_VERSION,
 	    d->instance, path ? path : "built-in defaults");
-	(void)ras_notify("STATUS=connecting to the database");
 
-	if ((err = ras_db_connect(ras_config_get(d->cfg, "database", NULL, "conninfo"), &d->db)) < 0) {
-		ras_log(RAS_LOG_ERR, "cannot start: %s", ras_error_last());
-		rc = EXIT_UNAVAILABLE;
-		goto out;
-	}
-	if ((err = ras_migrate_check(d->db)) < 0) {
-		ras_log(RAS_LOG_ERR, "cannot start: %s", ras_error_last());
-		rc = err == RAS_EIO ? EXIT_UNAVAILABLE : EXIT_CONFIG;
-		goto out;
-	}
-	if ((err = ras_loop_new(&d->loop)) < 0 || sfd < 0 ||
-	    (err = ras_loop_add_fd(d->loop, sfd, EPOLLIN, on_signal, d)) < 0 ||
-	    (err = ras_remote_start(d->loop)) < 0 ||
-	    (reload_timer = ras_loop_timer_new(d->loop, "reload", on_reload, d)) == NULL) {
-		ras_log(RAS_LOG_ERR, "cannot start: %s", sfd < 0 ? strerror(errno) : ras_error_last());
-		rc = EXIT_OSERR;
-		goto out;
-	}
-	if ((err = ras_httpd_start(d, d->cfg, &d->httpd)) < 0 ||
-	    (err = ras_spool_open(d, d->cfg, &d->spool)) < 0) {
-		ras_log(RAS_LOG_ERR, "cannot start: %s", ras_error_last());
-		rc = EXIT_OSERR;
-		goto out;
-	}
-	heartbeat(d, false);
-	/* The heartbeat and the watchdog ping go on while a stage waits for
-	 * a slow remote service. */
-	d->heartbeat = ras_loop_timer_new(d->loop, "heartbeat", on_heartbeat, d);
-	if (d->heartbeat) {
-		ras_loop_timer_set_nested(d->heartbeat, true);
-		ras_loop_timer_after(d->heartbeat, ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000);
-	}
-	if (ras_notify_watchdog_usec()) {
-		/* rasctl status calls an instance dead after two heartbeats; that
-		 * should come before systemd's watchdog acts, not long after */
-		uint64_t hb = (uint64_t)ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000000u;
-
-		if (2 * hb > ras_notify_watchdog_usec())
-			ras_log(RAS_LOG_WARNING, "[daemon] heartbeat = %llu s is more than half the watchdog "
-			    "interval (WatchdogSec= %llu s): rasctl status will be slow to see a hung rasd",
-			    (unsigned long long)(hb / 1000000u),
-			    (unsigned long long)(ras_notify_watchdog_usec() / 1000000u));
-		d->watchdog = ras_loop_timer_new(d->loop, "watchdog", on_watchdog, d);
-		if (d->watchdog) {
-			ras_loop_timer_set_nested(d->watchdog, true);
-			ras_loop_timer_after(d->watchdog, 0);
-		}
-	}
-
-	/* Configuration, database and schema are checked: ready. */
-	d->ready = true;
-	{
-		char names[1024];
-
-		unit_names(d->units, names, sizeof(names));
-		ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s) (%s), http %s, spool %s", ras_units_count(d->units),
-		    names, d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off");
-	}
-	(void)ras_notify("READY=1\nMAINPID=%d", (int)getpid());
-	send_status(d, "ready");
-	if (ready_pipe >= 0) {
-		(void)!write(ready_pipe, "R", 1);
-		close(ready_pipe);
-		ready_pipe = -1;
-	}
-	/* In-flight work first, then new work. */
+	/* ---- run: services, ready, in-flight work first, then the loop ---- */
+	if ((rc = open_services(d, sfd)) != 0)
+		goto done;
+	announce_ready(d);
 	if ((err = ras_units_start(d, d->units, true)) < 0) {
 		ras_log(RAS_LOG_ERR, "cannot start the stages: %s", ras_error_last());
 		rc = EXIT_RUNTIME;
-		goto out;
+		goto done;
 	}
 	ras_spool_kick(d->spool);
-
 	if ((err = ras_loop_run(d->loop)) < 0) {
 		ras_log(RAS_LOG_ERR, "the event loop failed: %s", ras_error_last());
 		rc = EXIT_RUNTIME;
 	}
-out:
+
+	/* ---- stop ---- */
+done:
 	d->stopping = true;
 	if (d->loop) {
 		ras_httpd_stop(d, d->httpd);

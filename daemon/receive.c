@@ -205,8 +205,8 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 			if (!r->new_payload && strcmp(r->state, "queued") != 0) {
 				char prev[sizeof(r->message)];
 
-				snprintf(prev, sizeof(prev), "%s", r->message);
-				snprintf(r->message, sizeof(r->message),
+				memcpy(prev, r->message, sizeof(prev));
+				(void)ras_buf_format(r->message, sizeof(r->message),
 				    "the same payload was received before (payload #%lld)%s%s", (long long)pids[k],
 				    prev[0] && strcmp(r->state, "rejected") == 0 ? ": " : "",
 				    strcmp(r->state, "rejected") == 0 ? prev : "");

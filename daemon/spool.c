@@ -145,28 +145,23 @@ write_reason(struct ras_spool *s, const char *moved, const char *reason)
 	close(fd);
 }
 
-/* One pass: up to SPOOL_BATCH_MAX files.  Returns how many were taken. */
+/* The regular files of the spool that have settled, into *out (names
+ * malloc'd); *waiting when some are still being written.  -1 when the
+ * directory cannot be read. */
 static int
-pass(struct ras_spool *s, bool *more, bool *waiting)
+list_settled(struct ras_spool *s, struct cand **out, size_t *nout, bool *waiting)
 {
-	struct ras_daemon *d = s->d;
 	struct cand *c = NULL;
-	struct file_in *files = NULL;
-	struct ras_inbox_item *items = NULL;
-	struct ras_receipt *rec = NULL;
-	size_t nc = 0, capc = 0, nf = 0, limit = ras_daemon_batch(d);
-	struct timespec ts;
-	int64_t now_ms;
+	size_t nc = 0, capc = 0;
 	struct dirent *de;
 	DIR *dir;
-	int dupfd, taken = 0, err;
+	int dupfd;
+	struct timespec ts;
+	int64_t now_ms;
 
-	*more = false;
-	*waiting = false;
+	/* the settle time is measured to the millisecond */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	if (limit > SPOOL_BATCH_MAX)
-		limit = SPOOL_BATCH_MAX;
 	if ((dupfd = dup(s->dirfd)) < 0 || (dir = fdopendir(dupfd)) == NULL) {
 		if (dupfd >= 0)
 			close(dupfd);
@@ -207,23 +202,147 @@ pass(struct ras_spool *s, bool *more, bool *waiting)
 	}
 	closedir(dir);
 	forget_ready(s);
+	*out = c;
+	*nout = nc;
+	return 0;
+}
+
+/* How many of the (sorted) candidates one pass takes: at most `limit`, and
+ * the memory of one pass bounded (RAS_SPOOL_PASS_BYTES), always taking at
+ * least one file. */
+static size_t
+pass_size(const struct cand *c, size_t nc, size_t limit)
+{
+	size_t nf = nc < limit ? nc : limit;
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < nf; i++) {
+		bytes += (uint64_t)(c[i].size < RAS_PAYLOAD_KEEP_MAX ? c[i].size : RAS_PAYLOAD_KEEP_MAX);
+		if (i > 0 && bytes > RAS_SPOOL_PASS_BYTES)
+			return i;
+	}
+	return nf;
+}
+
+/* Keep the files that could be read (rec[i] answers items[i]); unreadable
+ * files are not sent to the database.  -1 when nothing could be kept (the
+ * files stay in place for the next pass). */
+static int
+keep_readable(struct ras_spool *s, const struct file_in *files, const struct ras_inbox_item *items,
+    size_t nf, struct ras_receipt *rec)
+{
+	size_t k = 0;
+	struct ras_inbox_item *ok = calloc(nf, sizeof(*ok));
+	struct ras_receipt *okrec = calloc(nf, sizeof(*okrec));
+	size_t *idx = calloc(nf, sizeof(*idx));
+	int err = -1;
+
+	if (ok == NULL || okrec == NULL || idx == NULL)
+		goto done;
+	for (size_t i = 0; i < nf; i++)
+		if (files[i].err == 0) {
+			idx[k] = i;
+			ok[k++] = items[i];
+		}
+	err = k ? ras_receive(s->d, ok, k, okrec) : 0;
+	for (size_t q = 0; err == 0 && q < k; q++)
+		rec[idx[q]] = okrec[q];
+	if (err < 0) {
+		if (s->failures++ == 0)
+			ras_log(RAS_LOG_ERR, "could not keep spool files (left in place): %s",
+			    ras_error_last());
+		goto done;
+	}
+	s->failures = 0;
+done:
+	free(ok);
+	free(okrec);
+	free(idx);
+	return err < 0 ? -1 : 0;
+}
+
+/* Move one file of the pass where its receipt says (done/, rejected/ with
+ * the reason), and log it.  Returns 1 when the file was taken, 0 when it
+ * is left for the next pass (*waiting: another process is normalising it). */
+static int
+settle(struct ras_spool *s, const struct file_in *f, const struct ras_receipt *r, bool *waiting)
+{
+	struct ras_daemon *d = s->d;
+	char moved[NAME_MAX + 32], pid[24];
+	int e;
+
+	if (f->err) {
+		/* Not kept: a person must look.  Move it out of the way so
+		 * it is not read again, without touching the database. */
+		char reason[128];
+
+		(void)ras_buf_format(reason, sizeof(reason), "could not read the file: %s",
+		    strerror(f->err));
+		if (move_to(s, s->rejfd, f->name, 0, moved, sizeof(moved)) == 0)
+			write_reason(s, moved, reason);
+		d->stats.spool_failed++;
+		ras_log_fields(RAS_LOG_ERR, (struct ras_log_field[]){ { "STAGE", "spool" }, { NULL, NULL } },
+		    "a spool file could not be read (moved to rejected/ as 0-…): %s", strerror(f->err));
+		return 0;
+	}
+	snprintf(pid, sizeof(pid), "%lld", (long long)r->payload_id);
+	if (r->state == NULL || strcmp(r->state, "queued") == 0) {
+		/* Kept, but another process is normalising it: the next
+		 * pass sees the outcome and moves the file. */
+		*waiting = true;
+		return 0;
+	}
+	if (strcmp(r->state, "rejected") == 0) {
+		e = move_to(s, s->rejfd, f->name, r->payload_id, moved, sizeof(moved));
+		if (e == 0)
+			write_reason(s, moved, r->message);
+		d->stats.spool_rejected++;
+	} else {
+		e = move_to(s, s->donefd, f->name, r->payload_id, moved, sizeof(moved));
+		d->stats.spool_done++;
+	}
+	{
+		struct ras_log_field fl[] = { { "STAGE", "spool" }, { "PAYLOAD_ID", pid },
+			{ "UBRN", r->ubrn[0] ? r->ubrn : NULL }, { "CORRELATION_ID", f->corr },
+			{ NULL, NULL } };
+
+		if (e == -ENOENT)
+			ras_log_fields(RAS_LOG_DEBUG, fl,
+			    "spool file for payload #%s was moved by another process", pid);
+		else if (e < 0)
+			ras_log_fields(RAS_LOG_ERR, fl,
+			    "spool file kept as payload #%s (%s) but could not be moved: %s", pid,
+			    r->state, strerror(-e));
+		else
+			ras_log_fields(strcmp(r->state, "rejected") == 0 ? RAS_LOG_WARNING : RAS_LOG_INFO,
+			    fl, "spool file kept as payload #%s: %s, moved to %s/", pid, r->state,
+			    strcmp(r->state, "rejected") == 0 ? "rejected" : "done");
+	}
+	return 1;
+}
+
+/* One pass: up to SPOOL_BATCH_MAX files, oldest first.  Returns how many
+ * were taken. */
+static int
+pass(struct ras_spool *s, bool *more, bool *waiting)
+{
+	struct cand *c = NULL;
+	struct file_in *files = NULL;
+	struct ras_inbox_item *items = NULL;
+	struct ras_receipt *rec = NULL;
+	size_t nc = 0, nf = 0, limit = ras_daemon_batch(s->d);
+	int taken = 0;
+
+	*more = false;
+	*waiting = false;
+	if (limit > SPOOL_BATCH_MAX)
+		limit = SPOOL_BATCH_MAX;
+	if (list_settled(s, &c, &nc, waiting) < 0)
+		return -1;
 	if (nc == 0)
 		goto done;
 	qsort(c, nc, sizeof(*c), cmp_cand);
-	nf = nc < limit ? nc : limit;
-	{
-		/* Bound the memory of one pass (RAS_SPOOL_PASS_BYTES), always
-		 * taking at least one file. */
-		uint64_t bytes = 0;
-
-		for (size_t i = 0; i < nf; i++) {
-			bytes += (uint64_t)(c[i].size < RAS_PAYLOAD_KEEP_MAX ? c[i].size : RAS_PAYLOAD_KEEP_MAX);
-			if (i > 0 && bytes > RAS_SPOOL_PASS_BYTES) {
-				nf = i;
-				break;
-			}
-		}
-	}
+	nf = pass_size(c, nc, limit);
 	if (nc > nf)
 		*more = true;
 	files = calloc(nf, sizeof(*files));
@@ -241,92 +360,10 @@ pass(struct ras_spool *s, bool *more, bool *waiting)
 			.correlation_id = files[i].corr,
 		};
 	}
-	/* Unreadable files are not sent to the database; the rest are. */
-	{
-		size_t k = 0;
-		struct ras_inbox_item *ok = calloc(nf, sizeof(*ok));
-		struct ras_receipt *okrec = calloc(nf, sizeof(*okrec));
-		size_t *idx = calloc(nf, sizeof(*idx));
-
-		if (ok == NULL || okrec == NULL || idx == NULL) {
-			free(ok);
-			free(okrec);
-			free(idx);
-			goto done;
-		}
-		for (size_t i = 0; i < nf; i++)
-			if (files[i].err == 0) {
-				idx[k] = i;
-				ok[k++] = items[i];
-			}
-		err = k ? ras_receive(d, ok, k, okrec) : 0;
-		for (size_t q = 0; err == 0 && q < k; q++)
-			rec[idx[q]] = okrec[q];
-		free(ok);
-		free(okrec);
-		free(idx);
-		if (err < 0) {
-			if (s->failures++ == 0)
-				ras_log(RAS_LOG_ERR, "could not keep spool files (left in place): %s",
-				    ras_error_last());
-			goto done;
-		}
-	}
-	s->failures = 0;
-	for (size_t i = 0; i < nf; i++) {
-		struct file_in *f = &files[i];
-		struct ras_receipt *r = &rec[i];
-		char moved[NAME_MAX + 32], pid[24];
-		int e;
-
-		if (f->err) {
-			/* Not kept: a person must look.  Move it out of the way so
-			 * it is not read again, without touching the database. */
-			char reason[128];
-
-			snprintf(reason, sizeof(reason), "could not read the file: %s", strerror(f->err));
-			if (move_to(s, s->rejfd, f->name, 0, moved, sizeof(moved)) == 0)
-				write_reason(s, moved, reason);
-			d->stats.spool_failed++;
-			ras_log_fields(RAS_LOG_ERR, (struct ras_log_field[]){ { "STAGE", "spool" }, { NULL, NULL } },
-			    "a spool file could not be read (moved to rejected/ as 0-…): %s", strerror(f->err));
-			continue;
-		}
-		snprintf(pid, sizeof(pid), "%lld", (long long)r->payload_id);
-		if (r->state == NULL || strcmp(r->state, "queued") == 0) {
-			/* Kept, but another process is normalising it: the next
-			 * pass sees the outcome and moves the file. */
-			*waiting = true;
-			continue;
-		}
-		taken++;
-		if (strcmp(r->state, "rejected") == 0) {
-			e = move_to(s, s->rejfd, f->name, r->payload_id, moved, sizeof(moved));
-			if (e == 0)
-				write_reason(s, moved, r->message);
-			d->stats.spool_rejected++;
-		} else {
-			e = move_to(s, s->donefd, f->name, r->payload_id, moved, sizeof(moved));
-			d->stats.spool_done++;
-		}
-		{
-			struct ras_log_field fl[] = { { "STAGE", "spool" }, { "PAYLOAD_ID", pid },
-				{ "UBRN", r->ubrn[0] ? r->ubrn : NULL }, { "CORRELATION_ID", f->corr },
-				{ NULL, NULL } };
-
-			if (e == -ENOENT)
-				ras_log_fields(RAS_LOG_DEBUG, fl,
-				    "spool file for payload #%s was moved by another process", pid);
-			else if (e < 0)
-				ras_log_fields(RAS_LOG_ERR, fl,
-				    "spool file kept as payload #%s (%s) but could not be moved: %s", pid,
-				    r->state, strerror(-e));
-			else
-				ras_log_fields(strcmp(r->state, "rejected") == 0 ? RAS_LOG_WARNING : RAS_LOG_INFO,
-				    fl, "spool file kept as payload #%s: %s, moved to %s/", pid, r->state,
-				    strcmp(r->state, "rejected") == 0 ? "rejected" : "done");
-		}
-	}
+	if (keep_readable(s, files, items, nf, rec) < 0)
+		goto done;
+	for (size_t i = 0; i < nf; i++)
+		taken += settle(s, &files[i], &rec[i], waiting);
 done:
 	for (size_t i = 0; i < nc; i++)
 		free(c[i].name);

@@ -596,13 +596,33 @@ mesh_poll_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	if (st.reports || st.received || st.acknowledged) {
 		struct ras_log_field f[] = { { "STAGE", "mesh-poll" }, { NULL, NULL } };
 
-		ras_log_fields(RAS_LOG_INFO, f,
-		    "MESH inbox: %d report(s), %d message(s) into intake, %d acknowledged",
-		    st.reports, st.received, st.acknowledged);
+		ras_log_fields(st.dead ? RAS_LOG_WARNING : RAS_LOG_INFO, f,
+		    "MESH inbox: %d report(s), %d message(s) into intake, %d acknowledged, "
+		    "%d document(s) dead", st.reports, st.received, st.acknowledged, st.dead);
 	}
+	if (st.dead)
+		log_dead(db, now, "mesh-poll");
 	if (err < 0)
 		return err;
-	return st.reports + st.received;
+	/* ITK3 acknowledgements the poll kept, and overdue ones */
+	{
+		struct ras_outbox_ack_stats as;
+
+		memset(&as, 0, sizeof(as));
+		if ((err = ras_outbox_acks(ras_runtime_outbox(p->rt), db, now, &as)) < 0)
+			return err;
+		if (as.responses || as.missing) {
+			struct ras_log_field f[] = { { "STAGE", "mesh-poll" }, { NULL, NULL } };
+
+			ras_log_fields(as.negative || as.missing || as.unmatched ? RAS_LOG_WARNING : RAS_LOG_INFO,
+			    f, "ITK3 acknowledgements: %d response(s), %d matched, %d negative, %d unmatched, "
+			    "%d letter(s) without one in time", as.responses, as.matched, as.negative,
+			    as.unmatched, as.missing);
+		}
+		if (as.negative || as.missing)
+			log_dead(db, now, "itk3-acks");
+		return st.reports + st.received + as.responses;
+	}
 }
 
 static int

@@ -842,7 +842,7 @@ ras_epr_receive(struct ras_db *db, const struct ras_epr_ctx *ctx, const struct r
 		goto done;
 	if ((err = keep_payload(db, it, sha, perr < 0 ? "rejected" : "stored", perr < 0 ? reason : NULL,
 	    &id, prev, sizeof(prev))) < 0)
-		goto rollback;
+		goto fail;
 	out->payload_id = id;
 	if (strcmp(prev, "new") != 0 && strcmp(prev, "rejected") != 0) {
 		/* The same bytes, already recorded. */
@@ -868,17 +868,17 @@ ras_epr_receive(struct ras_db *db, const struct ras_epr_ctx *ctx, const struct r
 	/* A message rejected before (say, its referral had not arrived yet)
 	 * and sent again is tried again. */
 	if ((err = already(db, &ev, out)) < 0)
-		goto rollback;
+		goto fail;
 	if (err == 1) {
 		/* Different bytes, same MessageHeader.id: recorded before. */
 		out->payload_id = id;
 		if ((err = set_inbox(db, id, "duplicate", NULL)) < 0)
-			goto rollback;
+			goto fail;
 		err = ras_db_commit(db);
 		goto done;
 	}
 	if ((err = ras_db_exec(db, "SAVEPOINT epr")) < 0)
-		goto rollback;
+		goto fail;
 	err = record(db, ctx, a, &ev, id, out);
 	if (err == 0 && strcmp(prev, "rejected") == 0)
 		err = set_inbox(db, id, "stored", NULL);
@@ -886,20 +886,20 @@ ras_epr_receive(struct ras_db *db, const struct ras_epr_ctx *ctx, const struct r
 		snprintf(reason, sizeof(reason), "%s", ras_error_last());
 		if ((err = ras_db_exec(db, "ROLLBACK TO SAVEPOINT epr")) < 0 ||
 		    (err = set_inbox(db, id, "rejected", reason)) < 0)
-			goto rollback;
+			goto fail;
 		memset(out, 0, sizeof(*out));
 		out->payload_id = id;
 		out->state = "rejected";
 		out->kind = ras_epr_kind_name(ev.kind);
 		snprintf(out->message, sizeof(out->message), "%s", reason);
 	} else if (err < 0) {
-		goto rollback;
+		goto fail;
 	}
 	if (out->duplicate && (err = set_inbox(db, id, "duplicate", NULL)) < 0)
-		goto rollback;
+		goto fail;
 	err = ras_db_commit(db);
 	goto done;
-rollback:
+fail:
 	ras_db_rollback(db);
 done:
 	ras_arena_free(a);

@@ -34,6 +34,8 @@
 #include "ras/mappings.h"
 #include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
+#include "ras/pdf.h"
+#include "ras/itk3.h"
 #include "ras/rules.h"
 #include "ras/triage.h"
 #include "ras/xml.h"
@@ -42,7 +44,8 @@ static const char render_usage[] =
 	"usage: rasctl render --kind triage-outcome|gp-2ww-notice|notification-letter|"
 	"discharge-summary|patient-copy\n"
 	"                     --service ID --referral FILE [--episode FILE] [--decision FILE]\n"
-	"                     [--at DATETIME] [--version N] [--format json|xml|html]\n";
+	"                     [--at DATETIME] [--version N]\n"
+	"                     [--format json|xml|html|pdf|gp-connect-send-document|toc-outpatient-letter]\n";
 
 static int
 read_file(struct ras_ctl *ctl, const char *path, size_t max, struct ras_buf *out)
@@ -154,7 +157,8 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	di.kind = ras_document_kind_parse(kind_s);
 	if (optind != argc || di.kind == 0 || service == NULL || referral_path == NULL ||
-	    (strcmp(format, "json") && strcmp(format, "xml") && strcmp(format, "html"))) {
+	    (strcmp(format, "json") && strcmp(format, "xml") && strcmp(format, "html") &&
+	    strcmp(format, "pdf") && ras_itk3_kind_parse(format) == RAS_ITK3_NONE)) {
 		fputs(render_usage, stderr);
 		rc = CTL_USAGE;
 		goto done;
@@ -223,7 +227,36 @@ ras_ctl_render(struct ras_ctl *ctl, int argc, char **argv)
 		rc = err == RAS_EINVALID || err == RAS_ETOOBIG ? CTL_DATAERR : CTL_SOFTWARE;
 		goto done;
 	}
-	if (strcmp(format, "html") == 0 || di.kind == RAS_DOC_PATIENT_COPY)
+	if (ras_itk3_kind_parse(format) != RAS_ITK3_NONE) {
+		/* the ITK3 message as a GP practice would get it by GPPROVIDER
+		 * routing; the message id and sender reference are derived from
+		 * the document, the source mailbox is a placeholder */
+		struct ras_buf pdf = RAS_BUF_INIT(0);
+		struct ras_itk3_msg m = { .kind = ras_itk3_kind_parse(format), .at = di.at,
+			.sender_ods = prof.provider.ods, .sender_name = prof.provider.name,
+			.source_mailbox = "RASCTL-RENDER" };
+		char mid[37];
+
+		ras_document_uuid(mid, "rasctl:itk3|%s", ras_document_identifier(bundle));
+		m.message_id = mid;
+		m.sender_reference = ras_document_identifier(bundle);
+		if ((err = ras_pdf_document(a, bundle, &prof, NULL, &pdf)) == 0) {
+			m.pdf = pdf.data;
+			m.pdf_len = pdf.len;
+			err = ras_itk3_message(a, bundle, &m, &out);
+		}
+		ras_buf_free(&pdf);
+	} else if (strcmp(format, "pdf") == 0) {
+		/* the letter as the GP practice gets it (the patient's copy: as the patient does) */
+		const struct ras_patient *pt = &di.referral->patient;
+		struct ras_pdf_opts po = { .patient_copy = di.kind == RAS_DOC_PATIENT_COPY };
+
+		if (!po.patient_copy && (pt->practice_name || pt->practice_ods))
+			po.recipient = ras_arena_printf(a, "%s%s%s%s", pt->practice_name ? pt->practice_name :
+			    "GP practice", pt->practice_ods ? " (" : "", pt->practice_ods ? pt->practice_ods : "",
+			    pt->practice_ods ? ")" : "");
+		err = ras_pdf_document(a, bundle, &prof, &po, &out);
+	} else if (strcmp(format, "html") == 0 || di.kind == RAS_DOC_PATIENT_COPY)
 		err = ras_document_html(a, bundle, &prof, di.kind == RAS_DOC_PATIENT_COPY, &out);
 	else if (strcmp(format, "xml") == 0)
 		err = ras_xml_fhir_from_json(bundle, &out);
@@ -265,18 +298,27 @@ print_rows(json_t *arr, bool as_json)
 		ras_buf_free(&out);
 		return;
 	}
-	printf("%-6s %-22s %-20s %-3s %-8s %-8s %-9s %-3s %s\n", "ID", "REFERRAL", "KIND", "VER",
-	    "TO", "ODS", "STATE", "TRY", "ROUTE | LAST ERROR");
+	printf("%-6s %-22s %-20s %-3s %-8s %-8s %-9s %-3s %-24s %s\n", "ID", "REFERRAL", "KIND", "VER",
+	    "TO", "ODS", "STATE", "TRY", "ACK (INF/BUS)", "ROUTE | LAST ERROR");
 	json_array_foreach(arr, i, x) {
 		const char *err = ras_json_str(x, "last_error");
 		const char *addr = ras_json_str(x, "address"), *tr = ras_json_str(x, "transport");
+		const char *ack = ras_json_str(x, "ack");
+		char acks[64];
 
-		printf("%-6lld %-22.22s %-20s %-3lld %-8s %-8s %-9s %-3lld %s%s%s%s%s\n",
+		/* ITK3 letters: awaiting, acknowledged, negative or missing, with the codes */
+		if (ack)
+			snprintf(acks, sizeof(acks), "%s %s/%s", ack, ras_json_str(x, "inf_ack") ?
+			    ras_json_str(x, "inf_ack") : "-", ras_json_str(x, "bus_ack") ?
+			    ras_json_str(x, "bus_ack") : "-");
+		else
+			snprintf(acks, sizeof(acks), "-");
+		printf("%-6lld %-22.22s %-20s %-3lld %-8s %-8s %-9s %-3lld %-24s %s%s%s%s%s\n",
 		    (long long)json_integer_value(json_object_get(x, "id")), ras_json_str(x, "referral_key"),
 		    ras_json_str(x, "kind"), (long long)json_integer_value(json_object_get(x, "version")),
 		    ras_json_str(x, "recipient"), ras_json_str(x, "ods") ? ras_json_str(x, "ods") : "-",
 		    ras_json_str(x, "state"), (long long)json_integer_value(json_object_get(x, "attempts")),
-		    tr ? tr : "-", tr ? ":" : "", addr ? addr : "", err ? " | " : "", err ? err : "");
+		    acks, tr ? tr : "-", tr ? ":" : "", addr ? addr : "", err ? " | " : "", err ? err : "");
 	}
 }
 
@@ -407,6 +449,7 @@ ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
 		struct ras_mesh_inbox *in = NULL;
 		struct ras_outbox_stats s1 = { 0 }, s2 = { 0 };
 		struct ras_mesh_inbox_stats s3 = { 0 };
+		struct ras_outbox_ack_stats s4 = { 0 };
 		struct ras_config *cfg;
 
 		if ((rc = outbox_new(ctl, mappings, &o)) != 0)
@@ -421,7 +464,8 @@ ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
 		}
 		if ((err = ras_outbox_render_pending(o, db, now, &s1)) < 0 ||
 		    (err = ras_outbox_deliver_pending(o, db, now, &s2)) < 0 ||
-		    (err = ras_mesh_inbox_poll(in, db, now, &s3)) < 0) {
+		    (err = ras_mesh_inbox_poll(in, db, now, &s3)) < 0 ||
+		    (err = ras_outbox_acks(o, db, now, &s4)) < 0) {
 			ras_ctl_fail(ctl, "outbox pass failed");
 			ras_mesh_inbox_free(in);
 			ras_outbox_free(o);
@@ -429,8 +473,10 @@ ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
 		}
 		print_stats("render", &s1);
 		print_stats("deliver", &s2);
-		printf("mesh-poll: reports %d, received %d, acknowledged %d\n", s3.reports, s3.received,
-		    s3.acknowledged);
+		printf("mesh-poll: reports %d, received %d, acknowledged %d, dead %d\n", s3.reports,
+		    s3.received, s3.acknowledged, s3.dead);
+		printf("itk3-acks: responses %d, matched %d, negative %d, unmatched %d, missing %d\n",
+		    s4.responses, s4.matched, s4.negative, s4.unmatched, s4.missing);
 		ras_mesh_inbox_free(in);
 		ras_outbox_free(o);
 		return CTL_OK;

@@ -578,18 +578,24 @@ ras_ctl_status(struct ras_ctl *ctl, int argc, char **argv)
 	}
 	dead = ras_json_obj(st, "dead_letters");
 	{
-		int64_t rej = 0, part = 0, stuck = 0, odead = 0, parked = 0;
+		int64_t rej = 0, part = 0, stuck = 0, odead = 0, parked = 0, neg = 0, miss = 0, wait = 0;
 
 		(void)ras_json_int(dead, "inbox_rejected_7d", &rej);
 		(void)ras_json_int(dead, "inbox_partial_7d", &part);
 		(void)ras_json_int(dead, "inbox_received_over_1h", &stuck);
 		(void)ras_json_int(dead, "outbox_dead", &odead);
 		(void)ras_json_int(dead, "ers_parked", &parked);
+		(void)ras_json_int(ras_json_obj(dead, "itk3_acks"), "negative", &neg);
+		(void)ras_json_int(ras_json_obj(dead, "itk3_acks"), "missing", &miss);
+		(void)ras_json_int(ras_json_obj(dead, "itk3_acks"), "awaiting", &wait);
 		printf("\ndead letters: %lld payload(s) rejected and %lld partial in the last 7 days; "
 		    "%lld waiting over an hour to be normalised\n", (long long)rej, (long long)part,
 		    (long long)stuck);
 		printf("  %lld document(s) dead (rasctl outbox dead), %lld e-RS outcome(s) parked for a person"
 		    " (rasctl ers pending)\n", (long long)odead, (long long)parked);
+		printf("  of those, %lld letter(s) a GP system answered negatively (e.g. patient not known "
+		    "there) and %lld never acknowledged in time; %lld letter(s) awaiting acknowledgement\n",
+		    (long long)neg, (long long)miss, (long long)wait);
 	}
 	json_decref(st);
 	return CTL_OK;

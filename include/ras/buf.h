@@ -10,6 +10,7 @@
 #define RAS_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct ras_buf {
@@ -35,6 +36,14 @@ int ras_buf_vprintf(struct ras_buf *b, const char *fmt, va_list ap)
 
 /* Take ownership of the data (caller frees); the buffer becomes empty. */
 char *ras_buf_detach(struct ras_buf *b, size_t *len);
+
+/* A one-line message into a fixed array (a report field, a log detail),
+ * where a cut is better than nothing: what does not fit is cut and the
+ * text ends in "..." so a reader sees it was.  True when it all fitted.
+ * Paths, keys and anything parsed later are never formatted this way:
+ * check snprintf's result and fail instead. */
+bool ras_buf_format(char *dst, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Read a whole file into b, failing with RAS_ETOOBIG past b->max. */
 int ras_buf_read_file(struct ras_buf *b, const char *path);

@@ -69,11 +69,18 @@ struct ras_kpi_event {
 	bool is_virtual;
 };
 
+/* ITK3 letters to GP practices delivered in the period (schema 008), by
+ * acknowledgement state: beside the clocks, which delivery meets. */
+struct ras_kpi_acks {
+	int64_t delivered, acknowledged, awaiting, negative, missing;
+};
+
 struct ras_kpi_data {
 	size_t nref;
 	struct ras_kpi_referral *ref;
 	size_t nev;
 	struct ras_kpi_event *ev;
+	struct ras_kpi_acks acks;     /* (last: positional initialisers elsewhere) */
 };
 
 /* Read what the measures need for `service` (referrals received up to
@@ -115,6 +122,7 @@ struct ras_kpi_report {
 	int64_t generated_at;
 	int64_t referrals;             /* referrals received in the period */
 	bool holidays;                 /* bank holidays were known */
+	struct ras_kpi_acks acks;      /* ITK3 letters delivered in the period and their acknowledgements */
 	size_t n;
 	struct ras_kpi_result *m;
 };

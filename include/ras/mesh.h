@@ -14,6 +14,10 @@
  * Sending is never retried here: a first POST whose response was lost may
  * have created a message, so the caller checks with tracking first
  * (ras_mesh_prep_track_local) and never blindly resends.
+ *
+ * Every chunk is gzipped on its own (Content-Encoding: gzip, the same on
+ * every chunk POST) after splitting the uncompressed payload, as the MESH
+ * specification asks (reference/mesh/NOTES.md §1.6).
  */
 #ifndef RAS_MESH_H
 #define RAS_MESH_H
@@ -70,8 +74,9 @@ struct ras_mesh_send {
 	const char *to;           /* mailbox, or GPPROVIDER_<nhs>_<yyyymmdd>_<surname> */
 	const char *workflow;
 	const char *local_id;     /* mex-LocalID: never patient data */
-	const char *subject;      /* mex-Subject: never patient data */
+	const char *subject;      /* mex-Subject (the Send Document format names the patient: never logged) */
 	const char *content_type; /* of the whole payload */
+	const char *filename;     /* mex-FileName: never patient data */
 	const void *body;         /* the whole payload */
 	size_t len;
 	size_t chunk;             /* 1..n */
@@ -92,6 +97,9 @@ int ras_mesh_prep_download(struct ras_mesh *m, struct ras_arena *a, int64_t now,
     const char *message_id, size_t chunk, struct ras_http_request *r);
 int ras_mesh_prep_ack(struct ras_mesh *m, struct ras_arena *a, int64_t now,
     const char *message_id, struct ras_http_request *r);
+/* MESH endpoint lookup: GET /messageexchange/endpointlookup/{ods}/{workflow}. */
+int ras_mesh_prep_lookup(struct ras_mesh *m, struct ras_arena *a, int64_t now, const char *ods,
+    const char *workflow, struct ras_http_request *r);
 
 /* Send (or chunk) accepted (202): message id copied out.  Otherwise the
  * MESH error as a message (v1 or v2 body) and RAS_EINVALID for a business
@@ -100,17 +108,49 @@ int ras_mesh_prep_ack(struct ras_mesh *m, struct ras_arena *a, int64_t now,
  * or the transfer's own error. */
 int ras_mesh_send_result(const struct ras_http_request *r, char *message_id, size_t size);
 
-/* Tracking: *found false on 404; else the message id and status. */
+/* A chunk POST (chunk >= 2) accepted: 202, whatever the body (the sandbox
+ * answers `null`).  Errors as for ras_mesh_send_result; a 423 means the
+ * message was already complete (the caller decides what that proves). */
+int ras_mesh_chunk_result(const struct ras_http_request *r);
+
+/* Tracking: *found false on 404; else the message id and status.  Both
+ * answer shapes are read: v2 {"message_id","status":"accepted"} and v1
+ * {"messageId" (or "messageID"),"status":"Acknowledged"}; the status is
+ * lower-cased.  A 300 (several messages for one local id) picks one that
+ * is not still `uploading` when there is one. */
 struct ras_mesh_tracking {
 	bool found;
 	char message_id[RAS_MESH_ID_MAX];
 	char status[32];          /* accepted, acknowledged, uploading, undeliverable, … */
 };
+
+/* What a tracked status means for the sender. */
+enum ras_mesh_track_state {
+	RAS_MESH_TRACK_DELIVERED,   /* accepted / acknowledged: MESH has the whole message */
+	RAS_MESH_TRACK_INCOMPLETE,  /* uploading: not every chunk arrived; never delivered */
+	RAS_MESH_TRACK_FAILED,      /* undeliverable, rejected, expired, error, … */
+};
+enum ras_mesh_track_state ras_mesh_track_state(const struct ras_mesh_tracking *t);
 int ras_mesh_track_result(const struct ras_http_request *r, struct ras_mesh_tracking *out);
+/* The same for tracking by a local id several messages share (an ITK3
+ * sender's ODS code): only the message with this mex-FileName counts;
+ * none is *found false. */
+int ras_mesh_track_result_file(const struct ras_http_request *r, const char *filename,
+    struct ras_mesh_tracking *out);
+
+/* The mailbox an endpoint lookup found (v2 results[].mailbox_id, v1
+ * results[].address): RAS_ENOTFOUND when none is registered for the ODS
+ * code and workflow, RAS_ECONFLICT when several are (a person chooses),
+ * RAS_EIO/RAS_ETIMEDOUT when MESH could not answer. */
+int ras_mesh_lookup_result(const struct ras_http_request *r, char *mailbox, size_t size);
 
 /* Inbox: message ids (arena strings). */
 int ras_mesh_inbox_result(struct ras_arena *a, const struct ras_http_request *r,
     const char ***ids, size_t *n);
+
+/* The reason MESH gave in an error answer (v2 detail[0].code/msg, v1
+ * errorCode/errorDescription, or a short plain-text body), "" if none. */
+void ras_mesh_error_reason(const struct ras_http_request *r, char *buf, size_t size);
 
 /* Headers of a downloaded message. */
 struct ras_mesh_meta {

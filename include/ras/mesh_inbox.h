@@ -5,8 +5,9 @@
  *
  *   - REPORT messages about rasd's sends: an error report marks its outbox
  *     row dead (and reopens its deadline), a delivery report acknowledges it;
- *   - ITK3 acknowledgements (workflow *_ACK): logged in mesh_inbox, not
- *     referrals;
+ *   - ITK3 acknowledgements (workflow *_ACK): kept in mesh_inbox (payload)
+ *     for the delivery stage to match to their letters (ras_outbox_acks),
+ *     not referrals;
  *   - any other DATA message goes into the intake inbox, to be parsed by the
  *     normalise stage like every other payload.
  *
@@ -26,6 +27,8 @@ struct ras_mesh_inbox_stats {
 	int reports;      /* MESH reports processed */
 	int received;     /* MESH messages put into the intake inbox */
 	int acknowledged; /* MESH messages acknowledged */
+	int dead;         /* documents an error REPORT killed: dead letters */
+	int itk3_responses; /* ITK3 acknowledgements kept for the delivery stage */
 };
 
 /* From [mesh] (and [outbox] batch_size, allow_http_loopback).  When [mesh]

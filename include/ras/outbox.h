@@ -58,6 +58,31 @@ int ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t 
     struct ras_outbox_stats *st);
 
 /*
+ * ITK3 acknowledgements (schema 008).  Responses the MESH inbox kept
+ * (workflow *_ACK, ITK008M) are parsed and matched to their letter by the
+ * MessageHeader id they name (response.identifier) or the SenderReference
+ * they echo (rasd's local id); the infrastructure (20013 success, any other
+ * code a failure) and business (30001 patient known; 30002 not known,
+ * 30003 no longer registered, 30004 recently deceased) acknowledgement is
+ * recorded on the letter.  A negative one, and a missing one past
+ * [outbox] ack_infrastructure_timeout (seconds after delivery) or
+ * ack_business_working_days, puts the letter in front of a person: state
+ * dead with the meaning in last_error, an event (document-ack-negative,
+ * document-ack-missing), rasctl outbox dead and status.  The clocks the
+ * delivery met stay met.  A response that matches no letter, or is not one,
+ * is kept with its reason (mesh_inbox.process_error).
+ */
+struct ras_outbox_ack_stats {
+	int responses;    /* ITK3 responses read */
+	int matched;      /* recorded on their letter */
+	int negative;     /* of those, negative: letters dead */
+	int unmatched;    /* kept with a reason */
+	int missing;      /* letters dead for want of an acknowledgement */
+};
+int ras_outbox_acks(struct ras_outbox *o, struct ras_db *db, int64_t now,
+    struct ras_outbox_ack_stats *st);
+
+/*
  * Settle sends a dead process left in flight: rows still 'sending' whose
  * claiming database session is gone become 'unknown', due at `now`, so the
  * next delivery checks them first (MESH: tracking by mex-LocalID, resent

@@ -9,7 +9,13 @@
  *      "mode": "message", "format": "json"}]}
  *
  * mesh: the recipient mailbox, and optionally the workflow id (else the
- * [mesh] workflow for the document kind).  fhir: the endpoint base URL;
+ * message's: GPCONNECT_SEND_DOCUMENT, TOC_FHIR_OP_ATTEN; for fhir-r4 the
+ * [mesh] workflow for the document kind), and the message:
+ *   "message": "gp-connect-send-document" | "toc-outpatient-letter" | "fhir-r4"
+ * (ITK3 STU3 XML, or the R4 message Bundle; default: gp-connect-send-document
+ * for letters to GP practices, fhir-r4 for others).  "lookup": true instead
+ * of a mailbox: the MESH endpoint lookup finds it by the route's ODS code
+ * and the workflow when the letter is sent (none or several: dead letter).  fhir: the endpoint base URL;
  * mode "message" POSTs a message Bundle to $process-message, "document"
  * POSTs the document Bundle to /Bundle with If-None-Exist on its
  * identifier; format json (default) or xml.  Pure: no I/O but the load.
@@ -30,6 +36,8 @@ struct ras_route {
 	const char *endpoint;
 	const char *mode;        /* message, document */
 	const char *format;      /* json, xml */
+	const char *message;     /* mesh: gp-connect-send-document, toc-outpatient-letter, fhir-r4; NULL default */
+	bool lookup;             /* mesh: the mailbox found by MESH endpoint lookup (ODS code, workflow) */
 };
 
 struct ras_routing {

@@ -434,18 +434,18 @@ ras_db_writes_run(struct ras_db *db, struct ras_db_writes *w)
 		return err;
 	for (size_t i = 0; i < w->n; i++)
 		if ((err = ras_db_pipeline_send(db, w->v[i].sql, w->v[i].n, w->v[i].p)) < 0)
-			goto out;
+			goto done;
 	if ((err = ras_db_pipeline_sync(db)) < 0)
-		goto out;
+		goto done;
 	for (size_t i = 0; i < w->n; i++) {
 		struct ras_db_res *res = NULL;
 
 		err = ras_db_pipeline_result(db, &res);
 		ras_db_res_free(res);
 		if (err < 0)
-			goto out;
+			goto done;
 	}
-out:
+done:
 	e2 = ras_db_pipeline_exit(db);
 	return err ? err : e2;
 }

@@ -1,10 +1,14 @@
 /* mesh: the MESH API client (see include/ras/mesh.h). */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/utsname.h>
+#include <zlib.h>
 
 #include "ras/arena.h"
+#include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/crypto.h"
 #include "ras/error.h"
@@ -25,7 +29,7 @@ struct ras_mesh {
 };
 
 static char *
-dup(const char *s)
+sdup(const char *s)
 {
 	return s ? strdup(s) : NULL;
 }
@@ -42,10 +46,10 @@ ras_mesh_new(const struct ras_mesh_opts *o, struct ras_mesh **out)
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	m->url = dup(o->url);
-	m->mailbox = dup(o->mailbox);
-	m->password = dup(o->password);
-	m->shared_key = dup(o->shared_key);
+	m->url = sdup(o->url);
+	m->mailbox = sdup(o->mailbox);
+	m->password = sdup(o->password);
+	m->shared_key = sdup(o->shared_key);
 	if (!m->url || !m->mailbox || !m->password || !m->shared_key) {
 		ras_mesh_free(m);
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -65,8 +69,9 @@ ras_mesh_new(const struct ras_mesh_opts *o, struct ras_mesh **out)
 		return err;
 	}
 	if (uname(&u) == 0) {
-		snprintf(m->os_name, sizeof(m->os_name), "%s", u.sysname);
-		snprintf(m->os_version, sizeof(m->os_version), "%s", u.release);
+		/* header values for MESH's statistics: a cut one is still useful */
+		(void)ras_buf_format(m->os_name, sizeof(m->os_name), "%s", u.sysname);
+		(void)ras_buf_format(m->os_version, sizeof(m->os_version), "%s", u.release);
 	} else {
 		snprintf(m->os_name, sizeof(m->os_name), "Linux");
 		snprintf(m->os_version, sizeof(m->os_version), "unknown");
@@ -121,12 +126,18 @@ ras_mesh_handshake_if_due(struct ras_mesh *m, struct ras_http *h, struct ras_are
 		return err;
 	if ((err = ras_http_perform(h, &r, 1)) < 0)
 		return err;
-	if (r.err)
+	if (r.err) {
 		err = ras_error_code(r.err, "MESH handshake failed: %s", r.errmsg);
-	else if (r.status != 200)
-		err = ras_error_code(RAS_EIO, "MESH handshake answered %ld", r.status);
-	else
+	} else if (r.status != 200) {
+		char why[256];
+
+		/* MESH's own reason (a 403 says which check failed) */
+		ras_mesh_error_reason(&r, why, sizeof(why));
+		err = ras_error_code(RAS_EIO, "MESH handshake answered %ld%s%s", r.status,
+		    why[0] ? ": " : "", why);
+	} else {
 		m->last_handshake = now;
+	}
 	ras_http_request_release(&r);
 	return err;
 }
@@ -257,6 +268,38 @@ check_header(const char *name, const char *v, size_t max)
 	return 0;
 }
 
+/* One chunk gzipped on its own (RFC 1952; mtime 0, so the same bytes for
+ * the same chunk), into the arena. */
+static int
+gzip_chunk(struct ras_arena *a, const void *in, size_t len, const void **out, size_t *out_len)
+{
+	z_stream z;
+	unsigned char *buf;
+	uLong bound;
+	int rc;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return ras_error_code(RAS_ENOMEM, "gzip: cannot start");
+	bound = deflateBound(&z, (uLong)len) + 32;
+	buf = ras_arena_alloc(a, bound);
+	if (buf == NULL) {
+		deflateEnd(&z);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)len;
+	z.next_out = buf;
+	z.avail_out = (uInt)bound;
+	rc = deflate(&z, Z_FINISH);
+	*out_len = z.total_out;
+	deflateEnd(&z);
+	if (rc != Z_STREAM_END)
+		return ras_error_code(RAS_EIO, "gzip of a MESH chunk failed");
+	*out = buf;
+	return 0;
+}
+
 int
 ras_mesh_prep_send(struct ras_mesh *m, struct ras_arena *a, int64_t now,
     const struct ras_mesh_send *s, struct ras_http_request *r)
@@ -271,6 +314,7 @@ ras_mesh_prep_send(struct ras_mesh *m, struct ras_arena *a, int64_t now,
 	    (err = check_header("mex-WorkflowID", s->workflow, 300)) < 0 ||
 	    (err = check_header("mex-LocalID", s->local_id, 300)) < 0 ||
 	    (err = check_header("mex-Subject", s->subject, 500)) < 0 ||
+	    (err = check_header("mex-FileName", s->filename, 300)) < 0 ||
 	    (err = check_header("mex-Content-Type", s->content_type, 100)) < 0)
 		return err;
 	if (s->to == NULL || s->workflow == NULL)
@@ -293,6 +337,8 @@ ras_mesh_prep_send(struct ras_mesh *m, struct ras_arena *a, int64_t now,
 		return err;
 	if (s->subject && (err = ras_http_request_header(r, "mex-Subject", s->subject)) < 0)
 		return err;
+	if (s->filename && (err = ras_http_request_header(r, "mex-FileName", s->filename)) < 0)
+		return err;
 	if (s->content_type &&
 	    (err = ras_http_request_header(r, "mex-Content-Type", s->content_type)) < 0)
 		return err;
@@ -307,10 +353,12 @@ ras_mesh_prep_send(struct ras_mesh *m, struct ras_arena *a, int64_t now,
 	/* A first chunk creates a message: it must never be sent twice, not
 	 * even by libcurl retrying on a reused connection that died. */
 	r->no_replay = s->chunk == 1;
+	/* Split the uncompressed payload, then gzip each chunk on its own. */
 	off = (s->chunk - 1) * m->chunk_size;
 	len = s->len - off < m->chunk_size ? s->len - off : m->chunk_size;
-	r->body = (const char *)s->body + off;
-	r->body_len = len;
+	if ((err = gzip_chunk(a, (const char *)s->body + off, len, &r->body, &r->body_len)) < 0 ||
+	    (err = ras_http_request_header(r, "Content-Encoding", "gzip")) < 0)
+		return err;
 	return 0;
 }
 
@@ -379,15 +427,69 @@ ras_mesh_prep_ack(struct ras_mesh *m, struct ras_arena *a, int64_t now, const ch
 	    "%s/messageexchange/%s/inbox/%s/status/acknowledged", m->url, m->mailbox, message_id), r);
 }
 
-/* The error a MESH response body describes (v2 detail[], or v1). */
-static void
-body_error(const struct ras_http_request *r, char *buf, size_t size)
+int
+ras_mesh_prep_lookup(struct ras_mesh *m, struct ras_arena *a, int64_t now, const char *ods,
+    const char *workflow, struct ras_http_request *r)
+{
+	int err;
+
+	if ((err = check_segment("ODS code", ods)) < 0 || (err = check_segment("workflow id", workflow)) < 0)
+		return err;
+	return base(m, a, now, "GET", ras_arena_printf(a, "%s/messageexchange/endpointlookup/%s/%s", m->url,
+	    ods, workflow), r);
+}
+
+int
+ras_mesh_lookup_result(const struct ras_http_request *r, char *mailbox, size_t size)
+{
+	json_t *j = NULL, *res, *x;
+	const char *found = NULL;
+	size_t i, n = 0;
+	char why[256];
+
+	mailbox[0] = '\0';
+	if (r->err)
+		return ras_error_code(r->err, "MESH endpoint lookup failed: %s", r->errmsg);
+	if (r->status != 200) {
+		ras_mesh_error_reason(r, why, sizeof(why));
+		return ras_error_code(r->status >= 500 ? RAS_ETIMEDOUT : RAS_EIO,
+		    "MESH endpoint lookup answered %ld%s%s", r->status, why[0] ? ": " : "", why);
+	}
+	if (ras_json_parse(r->body_out.data, r->body_out.len, 1 << 20, &j) < 0)
+		return ras_error_code(RAS_EIO, "MESH endpoint lookup answer is not JSON");
+	res = ras_json_arr(j, "results");
+	json_array_foreach(res, i, x) {
+		const char *id = ras_json_str(x, "mailbox_id") ? ras_json_str(x, "mailbox_id") :
+		    ras_json_str(x, "address");
+
+		if (id && check_segment("mailbox", id) == 0) {
+			if (found == NULL || strcasecmp(found, id) != 0)
+				n++;
+			if (found == NULL)
+				found = id;
+		}
+	}
+	if (n == 1)
+		snprintf(mailbox, size, "%s", found);
+	json_decref(j);
+	if (n == 0)
+		return ras_error_code(RAS_ENOTFOUND, "no mailbox is registered for this ODS code and workflow");
+	if (n > 1)
+		return ras_error_code(RAS_ECONFLICT, "%zu mailboxes are registered for this ODS code and "
+		    "workflow", n);
+	return 0;
+}
+
+void
+ras_mesh_error_reason(const struct ras_http_request *r, char *buf, size_t size)
 {
 	json_t *j = NULL, *d;
 	const char *desc = NULL, *code = NULL;
 
 	buf[0] = '\0';
-	if (r->body_out.len && ras_json_parse(r->body_out.data, r->body_out.len, 1 << 20, &j) == 0) {
+	if (r->body_out.len == 0)
+		return;
+	if (ras_json_parse(r->body_out.data, r->body_out.len, 1 << 20, &j) == 0) {
 		d = json_array_get(ras_json_arr(j, "detail"), 0);
 		if (d) {
 			desc = ras_json_str(d, "msg");
@@ -395,25 +497,59 @@ body_error(const struct ras_http_request *r, char *buf, size_t size)
 		} else {
 			desc = ras_json_str(j, "errorDescription");
 			code = ras_json_str(j, "errorCode");
+			if (desc == NULL)
+				desc = ras_json_str(j, "message");
 		}
+		if (code && *code == '\0')
+			code = NULL;
 		if (desc)
 			snprintf(buf, size, "%s%s%s", code ? code : "", code ? " " : "", desc);
+	} else if (r->body_out.len < 200) {
+		/* a plain-text reason (a proxy's, or an older MESH): printable only */
+		size_t k = 0;
+
+		for (size_t i = 0; i < r->body_out.len && k + 1 < size; i++) {
+			unsigned char c = (unsigned char)r->body_out.data[i];
+
+			buf[k++] = c >= 0x20 && c < 0x7f ? (char)c : ' ';
+		}
+		buf[k] = '\0';
 	}
 	json_decref(j);
 	ras_error_clear();
+	/* one line for the log and last_error */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+}
+
+/* The error class of a refused send or chunk. */
+static int
+send_error(const struct ras_http_request *r)
+{
+	char why[256];
+	int err;
+
+	ras_mesh_error_reason(r, why, sizeof(why));
+	if (r->status == 400 || r->status == 417 || r->status == 422 || r->status == 423)
+		err = RAS_EINVALID;
+	else if (r->status == 429)
+		err = RAS_ERATELIMITED;
+	else if (r->status >= 500)
+		err = RAS_ETIMEDOUT;
+	else
+		err = RAS_EIO;
+	return ras_error_code(err, "MESH answered %ld%s%s", r->status, why[0] ? ": " : "", why);
 }
 
 int
 ras_mesh_send_result(const struct ras_http_request *r, char *message_id, size_t size)
 {
-	char why[256];
 	json_t *j = NULL;
 	const char *id;
-	int err;
 
 	if (r->err)
 		return ras_error_code(r->err, "MESH send failed: %s", r->errmsg);
-	body_error(r, why, sizeof(why));
 	if (r->status == 202) {
 		if (ras_json_parse(r->body_out.data, r->body_out.len, 1 << 20, &j) < 0)
 			return ras_error_code(RAS_ETIMEDOUT, "MESH accepted the message but its answer is not JSON");
@@ -428,42 +564,138 @@ ras_mesh_send_result(const struct ras_http_request *r, char *message_id, size_t 
 		json_decref(j);
 		return 0;
 	}
-	if (r->status == 400 || r->status == 417 || r->status == 422 || r->status == 423)
-		err = RAS_EINVALID;
-	else if (r->status == 429)
-		err = RAS_ERATELIMITED;
-	else if (r->status >= 500)
-		err = RAS_ETIMEDOUT;
-	else
-		err = RAS_EIO;
-	return ras_error_code(err, "MESH answered %ld%s%s", r->status, why[0] ? ": " : "", why);
+	return send_error(r);
+}
+
+int
+ras_mesh_chunk_result(const struct ras_http_request *r)
+{
+	if (r->err)
+		return ras_error_code(r->err, "MESH chunk upload failed: %s", r->errmsg);
+	/* The message id is already known from chunk 1: the body (`null` in
+	 * the sandbox, the id in older servers) carries nothing needed. */
+	if (r->status == 202)
+		return 0;
+	return send_error(r);
+}
+
+static const char *
+track_id(const json_t *t)
+{
+	static const char *const names[] = { "message_id", "messageId", "messageID" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (ras_json_str(t, names[i]))
+			return ras_json_str(t, names[i]);
+	return NULL;
 }
 
 int
 ras_mesh_track_result(const struct ras_http_request *r, struct ras_mesh_tracking *out)
 {
-	json_t *j = NULL, *t;
+	json_t *j = NULL, *t, *x;
 	const char *id, *st;
+	char why[256];
+	size_t i;
 
 	memset(out, 0, sizeof(*out));
 	if (r->err)
 		return ras_error_code(r->err, "MESH tracking failed: %s", r->errmsg);
 	if (r->status == 404)
 		return 0;
-	if (r->status != 200 && r->status != 300)
+	if (r->status != 200 && r->status != 300) {
+		ras_mesh_error_reason(r, why, sizeof(why));
 		return ras_error_code(r->status >= 500 ? RAS_ETIMEDOUT : RAS_EIO,
-		    "MESH tracking answered %ld", r->status);
+		    "MESH tracking answered %ld%s%s", r->status, why[0] ? ": " : "", why);
+	}
 	if (ras_json_parse(r->body_out.data, r->body_out.len, 1 << 20, &j) < 0)
 		return ras_error_code(RAS_EIO, "MESH tracking answer is not JSON");
-	/* v2 {"message_id", "status"}; v1 {"messageID", "status"}; 300 is a list */
-	t = json_is_array(j) ? json_array_get(j, 0) : j;
-	id = ras_json_str(t, "message_id") ? ras_json_str(t, "message_id") : ras_json_str(t, "messageID");
+	/* v2 {"message_id", "status"}; v1 {"messageId", "status"} (older
+	 * servers "messageID"); 300 is a list, in which a send still
+	 * `uploading` (abandoned) is passed over for a complete one */
+	t = j;
+	if (json_is_array(j)) {
+		t = json_array_get(j, 0);
+		json_array_foreach(j, i, x) {
+			st = ras_json_str(x, "status");
+			if (st && strcasecmp(st, "uploading") != 0) {
+				t = x;
+				break;
+			}
+		}
+	}
+	if (!json_is_object(t)) {
+		json_decref(j);
+		return ras_error_code(RAS_EIO, "MESH tracking answer has no message");
+	}
+	id = track_id(t);
 	st = ras_json_str(t, "status");
 	out->found = true;
 	snprintf(out->message_id, sizeof(out->message_id), "%s", id ? id : "");
 	snprintf(out->status, sizeof(out->status), "%s", st ? st : "");
+	for (char *p = out->status; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
 	json_decref(j);
+	if (out->message_id[0] && check_segment("message id", out->message_id) < 0)
+		return ras_error_code(RAS_EIO, "MESH tracking answer has a malformed message id");
 	return 0;
+}
+
+int
+ras_mesh_track_result_file(const struct ras_http_request *r, const char *filename,
+    struct ras_mesh_tracking *out)
+{
+	json_t *j = NULL, *x, *hit = NULL;
+	size_t i;
+	int err;
+
+	if ((err = ras_mesh_track_result(r, out)) < 0 || !out->found)
+		return err;
+	if (ras_json_parse(r->body_out.data, r->body_out.len, 1 << 20, &j) < 0)
+		return ras_error_code(RAS_EIO, "MESH tracking answer is not JSON");
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, x) {
+			const char *f = ras_json_str(x, "filename") ? ras_json_str(x, "filename") :
+			    ras_json_str(x, "fileName");
+
+			if (f && strcmp(f, filename) == 0 && (hit == NULL || strcasecmp(ras_json_str(hit,
+			    "status") ? ras_json_str(hit, "status") : "", "uploading") == 0))
+				hit = x;
+		}
+	} else {
+		const char *f = ras_json_str(j, "filename") ? ras_json_str(j, "filename") :
+		    ras_json_str(j, "fileName");
+
+		if (f && strcmp(f, filename) == 0)
+			hit = j;
+	}
+	memset(out, 0, sizeof(*out));
+	if (hit) {
+		const char *id = track_id(hit), *st = ras_json_str(hit, "status");
+
+		out->found = true;
+		snprintf(out->message_id, sizeof(out->message_id), "%s", id ? id : "");
+		snprintf(out->status, sizeof(out->status), "%s", st ? st : "");
+		for (char *p = out->status; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	}
+	json_decref(j);
+	if (out->message_id[0] && check_segment("message id", out->message_id) < 0)
+		return ras_error_code(RAS_EIO, "MESH tracking answer has a malformed message id");
+	return 0;
+}
+
+enum ras_mesh_track_state
+ras_mesh_track_state(const struct ras_mesh_tracking *t)
+{
+	if (strcmp(t->status, "accepted") == 0 || strcmp(t->status, "acknowledged") == 0 ||
+	    strcmp(t->status, "delivered") == 0)
+		return RAS_MESH_TRACK_DELIVERED;
+	if (strcmp(t->status, "uploading") == 0 || t->status[0] == '\0')
+		return RAS_MESH_TRACK_INCOMPLETE;
+	return RAS_MESH_TRACK_FAILED;
 }
 
 int
@@ -478,9 +710,13 @@ ras_mesh_inbox_result(struct ras_arena *a, const struct ras_http_request *r, con
 	*n = 0;
 	if (r->err)
 		return ras_error_code(r->err, "MESH inbox failed: %s", r->errmsg);
-	if (r->status != 200)
+	if (r->status != 200) {
+		char why[256];
+
+		ras_mesh_error_reason(r, why, sizeof(why));
 		return ras_error_code(r->status >= 500 ? RAS_ETIMEDOUT : RAS_EIO,
-		    "MESH inbox answered %ld", r->status);
+		    "MESH inbox answered %ld%s%s", r->status, why[0] ? ": " : "", why);
+	}
 	if ((err = ras_json_parse_arena(a, r->body_out.data, r->body_out.len, RAS_HTTP_BODY_MAX, &j)) < 0)
 		return err;
 	msgs = ras_json_arr(j, "messages");

@@ -79,6 +79,10 @@ ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_ou
 	if (ras_config_get(cfg, "outbox", NULL, "print_dir"))
 		o->print_dir = ras_arena_strdup(o->a, ras_config_get(cfg, "outbox", NULL, "print_dir"));
 	o->gp_auto = ras_config_bool(cfg, "routing", NULL, "gp_auto_routing");
+	o->gpprovider_ddmmyyyy = ras_config_get(cfg, "routing", NULL, "gpprovider_dob_format") &&
+	    strcmp(ras_config_get(cfg, "routing", NULL, "gpprovider_dob_format"), "DDMMYYYY") == 0;
+	o->ack_inf_timeout = ras_config_int(cfg, "outbox", NULL, "ack_infrastructure_timeout");
+	o->ack_bus_days = (int)ras_config_int(cfg, "outbox", NULL, "ack_business_working_days");
 	if ((table = ras_config_get(cfg, "routing", NULL, "table")) != NULL &&
 	    (err = ras_routing_load(o->a, table, &o->routing)) < 0)
 		goto fail;
@@ -322,7 +326,8 @@ static const char SQL_LIST[] =
 	"'workflow', workflow, 'attempts', attempts, 'next_attempt_at', next_attempt_at, "
 	"'last_error', last_error, 'document_id', document_id, 'local_id', local_id, "
 	"'mesh_message_id', mesh_message_id, 'delivered_at', delivered_at, "
-	"'acknowledged_at', acknowledged_at) AS x "
+	"'acknowledged_at', acknowledged_at, 'message', message_format, 'ack', ack_state, "
+	"'inf_ack', inf_ack_code, 'bus_ack', bus_ack_code, 'inf_ack_at', inf_ack_at, 'bus_ack_at', bus_ack_at) AS x "
 	"FROM outbox WHERE $1::text IS NULL OR state = $1 ORDER BY id DESC LIMIT $2) s";
 
 int
@@ -376,6 +381,8 @@ ras_outbox_retry(struct ras_db *db, int64_t id, int64_t now)
 	 * been fixed since. */
 	if ((err = ras_db_query(db, NULL, "UPDATE outbox SET state = 'pending', attempts = 0, "
 	    "next_attempt_at = $2, last_error = NULL, mesh_message_id = NULL, mesh_chunks_done = 0, "
+	    "ack_state = NULL, inf_ack_code = NULL, inf_ack_at = NULL, inf_ack_text = NULL, "
+	    "bus_ack_code = NULL, bus_ack_at = NULL, bus_ack_text = NULL, "
 	    "updated_at = $2 WHERE id = $1", 2, p)) < 0)
 		goto fail;
 	if ((err = ras_db_query(db, NULL, "INSERT INTO events (referral_id, kind, actor, detail) "

@@ -13,7 +13,9 @@
 #include "ras/http.h"
 #include "ras/limits.h"
 #include "ras/mesh.h"
+#include "ras/json.h"
 #include "ras/outbox.h"
+#include "ras/pdf.h"
 
 #define MAX_PROFILES 32
 
@@ -29,13 +31,17 @@ static const char SQL_CLAIM_READY[] =
 	"RETURNING o.id, c.prev, o.transport, "
 	"o.address, o.workflow, o.fhir_mode, o.document_id, o.local_id, o.content_type, "
 	"convert_from(o.payload, 'UTF8'), o.attempts, o.mesh_message_id, o.mesh_chunks_done, o.kind, "
-	"o.message_id";
+	"o.message_id, o.mex_subject, o.mex_local_id, o.service, "
+	"CASE WHEN o.transport = 'file' THEN o.doc::text END";
 
-enum step { STEP_NONE, STEP_SEND, STEP_TRACK, STEP_POST, STEP_WRITE };
+enum step { STEP_NONE, STEP_SEND, STEP_TRACK, STEP_LOOKUP, STEP_POST, STEP_WRITE };
 
 struct job {
 	const char *id, *transport, *address, *workflow, *fhir_mode, *document_id, *local_id;
 	const char *content_type, *payload, *kind, *message_id;
+	const char *mex_subject, *mex_local_id;   /* 008: ITK3 rows' MESH headers (NULL: kind, local id) */
+	const char *resolved;       /* the mailbox an endpoint lookup found (address "lookup:<ODS>") */
+	const char *service, *doc;  /* a patient's copy: its PDF is made from the document */
 	bool unknown;               /* the last attempt's outcome is not known */
 	int64_t attempts;
 	char mesh_id[RAS_MESH_ID_MAX];
@@ -80,12 +86,14 @@ outcome(struct ras_outbox *o, struct job *j, int err, const char *action, long s
 	}
 }
 
+/* Write data to <print_dir>/<local id>-<kind>.<ext> (tmp, fsync, rename). */
 static int
-write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
+write_one(struct ras_outbox *o, struct job *j, struct ras_arena *a, const char *ext, const char *data,
+    size_t len)
 {
-	const char *path = ras_arena_printf(a, "%s/%s-%s.html", o->print_dir, j->local_id, j->kind);
+	const char *path = ras_arena_printf(a, "%s/%s-%s.%s", o->print_dir, j->local_id, j->kind, ext);
 	const char *tmp = ras_arena_printf(a, "%s.tmp", path);
-	size_t len = strlen(j->payload), off = 0;
+	size_t off = 0;
 	int fd;
 
 	if (path == NULL || tmp == NULL)
@@ -94,7 +102,7 @@ write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
 	if (fd < 0)
 		return ras_error_code(RAS_EIO, "could not write to %s: %s", o->print_dir, strerror(errno));
 	while (off < len) {
-		ssize_t n = write(fd, j->payload + off, len - off);
+		ssize_t n = write(fd, data + off, len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -113,11 +121,49 @@ write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
 	return 0;
 }
 
+/* A patient's copy: the printable page and the letter as PDF (the same
+ * layout GP practices get), both from the stored document. */
+static int
+write_file(struct ras_outbox *o, struct job *j, struct ras_arena *a)
+{
+	const struct ras_docprofile *prof;
+	struct ras_buf pdf = RAS_BUF_INIT(0);
+	json_t *doc;
+	int err;
+
+	if ((err = write_one(o, j, a, "html", j->payload, strlen(j->payload))) < 0)
+		return err;
+	if (j->doc == NULL || j->service == NULL)
+		return 0;
+	if ((prof = ras_outbox_profile(o, j->service)) == NULL ||
+	    (err = ras_json_parse_arena(a, j->doc, strlen(j->doc), RAS_PAYLOAD_MAX, &doc)) < 0 ||
+	    (err = ras_pdf_document(a, doc, prof, &(struct ras_pdf_opts){ .patient_copy = true }, &pdf)) < 0)
+		return err < 0 ? err : RAS_EINVALID;
+	err = write_one(o, j, a, "pdf", pdf.data, pdf.len);
+	ras_buf_free(&pdf);
+	return err;
+}
+
 /* The transfers of a round, in two groups whose results are committed
  * separately: files and FHIR posts first, then MESH (whose answers can take
  * long), so that a crash while MESH answers never repeats a FHIR post that
  * had already been answered. */
 enum group { GROUP_DIRECT, GROUP_MESH };
+
+/* mex-FileName: the local id (never patient data) and the payload's kind. */
+static const char *
+mesh_filename(struct ras_arena *a, const struct job *j)
+{
+	const char *ext = "dat";
+
+	if (j->content_type && strstr(j->content_type, "xml"))
+		ext = "xml";
+	else if (j->content_type && strstr(j->content_type, "json"))
+		ext = "json";
+	else if (j->content_type && strstr(j->content_type, "pdf"))
+		ext = "pdf";
+	return ras_arena_printf(a, "%s.%s", j->local_id, ext);
+}
 
 /* One concurrent round of transfers of `group` for the jobs that have a next step. */
 static int
@@ -156,18 +202,28 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 			fmap[nf++] = i;
 		} else if (!mesh_ok) {
 			outcome(o, j, RAS_EIO, "send", 0, 0);
+		} else if (strncmp(j->address, "lookup:", 7) == 0 && j->resolved == NULL) {
+			/* MESH endpoint lookup names the mailbox, then it is sent */
+			j->step = STEP_LOOKUP;
+			if ((err = ras_mesh_prep_lookup(o->mesh, a, now, j->address + 7, j->workflow, &mreq[nm])) < 0) {
+				outcome(o, j, RAS_EINVALID, "lookup", 0, 0);
+				continue;
+			}
+			mmap[nm++] = i;
 		} else if (j->unknown && j->mesh_id[0] == '\0') {
 			j->step = STEP_TRACK;
-			if ((err = ras_mesh_prep_track_local(o->mesh, a, now, j->local_id, &mreq[nm])) < 0) {
+			if ((err = ras_mesh_prep_track_local(o->mesh, a, now, j->mex_local_id ? j->mex_local_id :
+			    j->local_id, &mreq[nm])) < 0) {
 				outcome(o, j, RAS_EINVALID, "track", 0, 0);
 				continue;
 			}
 			mmap[nm++] = i;
 		} else {
-			struct ras_mesh_send s = { .to = j->address, .workflow = j->workflow,
-				.local_id = j->local_id, .subject = j->kind, .content_type = j->content_type,
-				.body = j->payload, .len = strlen(j->payload), .chunk = j->chunks_done + 1,
-				.message_id = j->mesh_id[0] ? j->mesh_id : NULL };
+			struct ras_mesh_send s = { .to = j->resolved ? j->resolved : j->address, .workflow = j->workflow,
+				.local_id = j->mex_local_id ? j->mex_local_id : j->local_id,
+				.subject = j->mex_subject ? j->mex_subject : j->kind, .content_type = j->content_type,
+				.filename = mesh_filename(a, j), .body = j->payload, .len = strlen(j->payload),
+				.chunk = j->chunks_done + 1, .message_id = j->mesh_id[0] ? j->mesh_id : NULL };
 
 			j->step = STEP_SEND;
 			j->nchunks = ras_mesh_chunks(o->mesh, s.len);
@@ -195,14 +251,45 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 		struct job *j = &jobs[mmap[k]];
 		struct ras_http_request *r = &mreq[k];
 
-		if (j->step == STEP_TRACK) {
+		if (j->step == STEP_LOOKUP) {
+			char mb[RAS_MESH_ID_MAX];
+
+			err = ras_mesh_lookup_result(r, mb, sizeof(mb));
+			if (err == 0) {
+				/* found: sent in the next round of this pass */
+				j->resolved = ras_arena_strdup(a, mb);
+				j->action = "lookup";
+			} else {
+				ras_error_context("MESH endpoint lookup for %s, workflow %s", j->address + 7, j->workflow);
+				/* none or several mailboxes: a person decides */
+				outcome(o, j, err == RAS_ENOTFOUND || err == RAS_ECONFLICT ? RAS_EINVALID : err, "lookup",
+				    r->status, r->seconds);
+			}
+		} else if (j->step == STEP_TRACK) {
 			struct ras_mesh_tracking t;
 
-			err = ras_mesh_track_result(r, &t);
-			if (err == 0 && t.found) {
-				/* it did arrive: never send it again */
+			/* an ITK3 row's mex-LocalID is the sender's ODS code, shared by
+			 * every letter: its own is the one with its file name */
+			err = j->mex_local_id ? ras_mesh_track_result_file(r, mesh_filename(a, j), &t) :
+			    ras_mesh_track_result(r, &t);
+			if (err == 0 && t.found && ras_mesh_track_state(&t) == RAS_MESH_TRACK_DELIVERED) {
+				/* it did arrive whole: never send it again */
 				snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", t.message_id);
 				outcome(o, j, 0, "track", r->status, r->seconds);
+			} else if (err == 0 && t.found && ras_mesh_track_state(&t) == RAS_MESH_TRACK_FAILED) {
+				snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", t.message_id);
+				outcome(o, j, ras_error_code(RAS_EINVALID, "MESH tracking says the message is %s",
+				    t.status), "track", r->status, r->seconds);
+			} else if (err == 0 && t.found) {
+				/* `uploading`: some chunks never arrived, and MESH never
+				 * delivers an incomplete message.  Which ones did is not
+				 * known (progress is committed per attempt), so it is
+				 * treated as unsent, as the specification allows: sent
+				 * again whole, same pass; the partial one expires. */
+				j->unknown = false;
+				j->mesh_id[0] = '\0';
+				j->chunks_done = 0;
+				j->action = "track";
 			} else if (err == 0) {
 				/* MESH never received it: safe to send now, same pass */
 				j->unknown = false;
@@ -212,9 +299,10 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 				j->state = strcmp(j->state, "dead") == 0 ? "dead" : "unknown";
 			}
 		} else {
-			char id[RAS_MESH_ID_MAX];
+			char id[RAS_MESH_ID_MAX] = "";
 
-			err = ras_mesh_send_result(r, id, sizeof(id));
+			/* chunks after the first answer 202 with no id (`null`) */
+			err = j->chunks_done ? ras_mesh_chunk_result(r) : ras_mesh_send_result(r, id, sizeof(id));
 			if (err == 0) {
 				if (j->mesh_id[0] == '\0')
 					snprintf(j->mesh_id, sizeof(j->mesh_id), "%s", id);
@@ -240,6 +328,9 @@ static const char SQL_RESULT[] =
 	"UPDATE outbox SET state = $2, last_error = $3, "
 	"next_attempt_at = $4::timestamptz + make_interval(secs => $5), mesh_message_id = $6, "
 	"mesh_chunks_done = $7, delivered_at = CASE WHEN $2 = 'delivered' THEN $4::timestamptz END, "
+	"address = coalesce($8, address), "
+	"ack_state = CASE WHEN $2 = 'delivered' AND message_format IN ('gp-connect-send-document', "
+	"'toc-outpatient-letter') THEN 'awaiting' ELSE ack_state END, "
 	"updated_at = $4 WHERE id = $1";
 
 static const char SQL_DELIVERY[] =
@@ -273,9 +364,10 @@ write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, stru
 		if (j->gave_up)
 			j->error = ras_arena_printf(a, "gave up after %lld attempts: %s", (long long)j->attempts,
 			    j->error ? j->error : "unknown error");
-		ras_db_writes_add(&w, SQL_RESULT, 7, j->id, j->state, j->error, at,
+		ras_db_writes_add(&w, SQL_RESULT, 8, j->id, j->state, j->error, at,
 		    ras_outbox_num(a, strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0 ? 0 : j->delay),
-		    j->mesh_id[0] ? j->mesh_id : NULL, ras_outbox_num(a, (int64_t)j->chunks_done));
+		    j->mesh_id[0] ? j->mesh_id : NULL, ras_outbox_num(a, (int64_t)j->chunks_done),
+		    j->mesh_id[0] ? j->resolved : NULL);
 		if (strcmp(outc, "ready") == 0)
 			outc = "retry";
 		ras_db_writes_add(&w, SQL_DELIVERY, 10, j->id, ras_outbox_num(a, j->attempts), at, j->transport,
@@ -375,6 +467,10 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		j->chunks_done = j->mesh_id[0] ? (size_t)v : 0;
 		j->kind = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 13));
 		j->message_id = ras_arena_strdup(a, ras_db_res_get(res, (int)i, 14));
+		j->mex_subject = ras_db_res_get(res, (int)i, 15) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 15)) : NULL;
+		j->mex_local_id = ras_db_res_get(res, (int)i, 16) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 16)) : NULL;
+		j->service = ras_db_res_get(res, (int)i, 17) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 17)) : NULL;
+		j->doc = ras_db_res_get(res, (int)i, 18) ? ras_arena_strdup(a, ras_db_res_get(res, (int)i, 18)) : NULL;
 		if (j->transport == NULL || j->payload == NULL)
 			outcome(o, j, ras_error_code(RAS_EINVALID, "row has no rendered payload"), "send", 0, 0);
 		if (strcmp(j->transport ? j->transport : "", "mesh") != 0)

@@ -37,6 +37,9 @@ struct ras_outbox {
 	struct ras_calendar *cal;     /* working days of the episode deadlines */
 	struct ras_routing routing;
 	bool gp_auto;
+	bool gpprovider_ddmmyyyy;     /* [routing] gpprovider_dob_format = DDMMYYYY */
+	int64_t ack_inf_timeout;      /* [outbox] ack_infrastructure_timeout, seconds */
+	int ack_bus_days;             /* [outbox] ack_business_working_days */
 	struct profile_slot profiles[MAX_PROFILES];
 	size_t nprofiles;
 	struct ras_mesh *mesh;

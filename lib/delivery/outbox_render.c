@@ -12,6 +12,8 @@
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/intake.h"
+#include "ras/itk3.h"
+#include "ras/pdf.h"
 #include "ras/limits.h"
 #include "ras/mesh.h"
 #include "ras/outbox.h"
@@ -50,6 +52,10 @@ static const char SQL_READY[] =
 	"payload = convert_to($9, 'UTF8'), doc = $10::jsonb, rendered_at = $11, next_attempt_at = $11, "
 	"updated_at = $11 WHERE id = $1";
 
+static const char SQL_READY_MESSAGE[] =
+	"UPDATE outbox SET message_format = $2, mex_subject = $3, mex_local_id = $4, itk3_header_id = $5, "
+	"ack_state = NULL WHERE id = $1";
+
 static const char SQL_DEAD[] =
 	"UPDATE outbox SET state = 'dead', last_error = $2, updated_at = $3 WHERE id = $1";
 
@@ -63,11 +69,14 @@ static const char SQL_DEADLINE_CLAUSE[] =
 struct rendered {
 	const char *transport, *address, *workflow, *fhir_mode, *document_id, *message_id;
 	const char *content_type, *payload, *doc;
+	/* 008: the message and its MESH headers */
+	const char *message_format, *mex_subject, *mex_local_id, *itk3_header_id;
 };
 
-/* GPPROVIDER_<NHS number>_<YYYYMMDD>_<surname> (NOTES §1.9). */
+/* GPPROVIDER_<NHS number>_<date of birth>_<surname> (NOTES §1.9): the date
+ * YYYYMMDD by default, DDMMYYYY by [routing] gpprovider_dob_format. */
 static const char *
-gpprovider(struct ras_arena *a, const struct ras_referral *r)
+gpprovider(struct ras_arena *a, const struct ras_referral *r, bool ddmmyyyy)
 {
 	char dob[RAS_DATE_STR_MAX];
 	char *sur;
@@ -81,6 +90,9 @@ gpprovider(struct ras_arena *a, const struct ras_referral *r)
 	for (char *p = sur; *p; p++)
 		if (*p == ' ' || *p == '_' || (unsigned char)*p < 0x20)
 			*p = '-';
+	if (ddmmyyyy)
+		return ras_arena_printf(a, "GPPROVIDER_%s_%.2s%.2s%.4s_%s", r->patient.nhs_number, dob + 8,
+		    dob + 5, dob, sur);
 	return ras_arena_printf(a, "GPPROVIDER_%s_%.4s%.2s%.2s_%s", r->patient.nhs_number, dob, dob + 5,
 	    dob + 8, sur);
 }
@@ -103,7 +115,9 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 	struct ras_episode ep;
 	struct ras_buf body = RAS_BUF_INIT(0);
 	json_t *j, *bundle, *wrapped = NULL;
+	enum ras_itk3_kind itk3 = RAS_ITK3_NONE;
 	int64_t ver = 1;
+	bool gp;
 	int err;
 
 	memset(out, 0, sizeof(*out));
@@ -198,27 +212,34 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 		goto done;
 	}
 	route = ras_routing_find(&o->routing, ods);
+	gp = strcmp(role, "gp") == 0 || (ods && ref.patient.practice_ods &&
+	    strcmp(ods, ref.patient.practice_ods) == 0);
 	if (route == NULL) {
-		bool gp = strcmp(role, "gp") == 0 || (ods && ref.patient.practice_ods &&
-		    strcmp(ods, ref.patient.practice_ods) == 0);
-
 		if (!(gp && o->gp_auto && o->mesh)) {
 			err = ras_error_code(RAS_EINVALID, "no route for %s %s in the routing table%s", role,
 			    ods ? ods : "(no ODS code)", gp && !o->gp_auto ? " (GP auto-routing is off)" : "");
 			goto done;
 		}
 		out->transport = "mesh";
-		out->address = gpprovider(a, &ref);
+		out->address = gpprovider(a, &ref, o->gpprovider_ddmmyyyy);
 		if (out->address == NULL) {
 			err = ras_error_code(RAS_EINVALID, "GP auto-routing needs the patient's NHS number, "
 			    "date of birth and surname");
 			goto done;
 		}
-		out->workflow = o->workflow[in.kind];
+		/* what GP practice systems file: GP Connect Send Document */
+		itk3 = RAS_ITK3_SEND_DOCUMENT;
+		out->workflow = ras_itk3_workflow(itk3);
 	} else if (strcmp(route->transport, "mesh") == 0) {
 		out->transport = "mesh";
-		out->address = route->mailbox;
-		out->workflow = route->workflow ? route->workflow : o->workflow[in.kind];
+		/* "lookup:<ODS>": the delivery asks MESH endpoint lookup first */
+		out->address = route->lookup ? ras_arena_printf(a, "lookup:%s", route->ods) : route->mailbox;
+		if (route->message)
+			itk3 = ras_itk3_kind_parse(route->message);
+		else if (gp)
+			itk3 = RAS_ITK3_SEND_DOCUMENT;
+		out->workflow = route->workflow ? route->workflow : itk3 ? ras_itk3_workflow(itk3) :
+		    o->workflow[in.kind];
 	} else {
 		out->transport = "fhir";
 		out->address = route->endpoint;
@@ -235,6 +256,41 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 			goto done;
 		}
 	}
+	out->message_format = itk3 ? ras_itk3_kind_name(itk3) : "fhir-r4";
+	if (itk3) {
+		/* ITK3 (STU3 XML) with the letter as PDF; mex-Subject in the Send
+		 * Document format, mex-LocalID the sender's ODS code (as that
+		 * specification asks); rasd's local id goes as SenderReference,
+		 * which the acknowledgements echo, and as mex-FileName */
+		struct ras_buf pdf = RAS_BUF_INIT(0);
+		struct ras_itk3_msg m = { .kind = itk3, .message_id = out->message_id,
+			.sender_reference = local_id, .at = now, .sender_ods = prof->provider.ods,
+			.sender_name = prof->provider.name, .source_mailbox = ras_mesh_mailbox(o->mesh) };
+		char hdr[RAS_UUID_STR_LEN];
+
+		/* no destination with GPPROVIDER routing (GPCM-SD-049), nor before a
+		 * lookup has named the mailbox */
+		if (strncmp(out->address, "GPPROVIDER_", 11) != 0 && strncmp(out->address, "lookup:", 7) != 0) {
+			m.dest_mailbox = out->address;
+			m.receiver_ods = ods;
+		}
+		if ((err = ras_pdf_document(a, bundle, prof, &(struct ras_pdf_opts){ .recipient =
+		    gp && ref.patient.practice_name ? ref.patient.practice_name : NULL }, &pdf)) == 0) {
+			m.pdf = pdf.data;
+			m.pdf_len = pdf.len;
+			err = ras_itk3_message(a, bundle, &m, &body);
+		}
+		ras_buf_free(&pdf);
+		if (err < 0)
+			goto done;
+		ras_itk3_header_id(hdr, out->message_id);
+		out->itk3_header_id = ras_arena_strdup(a, hdr);
+		out->mex_subject = ras_itk3_subject(a, bundle, prof->provider.name, prof->provider.ods, in.version);
+		out->mex_local_id = prof->provider.ods;
+		out->content_type = "application/fhir+xml";
+		out->payload = ras_arena_strdup(a, body.data);
+		goto done;
+	}
 	if (out->fhir_mode && strcmp(out->fhir_mode, "document") == 0) {
 		wrapped = json_incref(bundle);
 	} else {
@@ -244,7 +300,7 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 		if (strcmp(out->transport, "mesh") == 0) {
 			m.source_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:mesh:%s",
 			    ras_mesh_mailbox(o->mesh));
-			if (strncmp(out->address, "GPPROVIDER_", 11) != 0) {
+			if (strncmp(out->address, "GPPROVIDER_", 11) != 0 && strncmp(out->address, "lookup:", 7) != 0) {
 				m.dest_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:mesh:%s", out->address);
 				m.receiver_ods = ods;
 			}
@@ -328,6 +384,8 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 		}
 		ras_db_writes_add(&w, SQL_READY, 11, id, r.transport, r.address, r.workflow, r.fhir_mode, r.document_id,
 		    r.message_id, r.content_type, r.payload, r.doc, at);
+		ras_db_writes_add(&w, SQL_READY_MESSAGE, 5, id, r.message_format, r.mex_subject, r.mex_local_id,
+		    r.itk3_header_id);
 		{
 			const struct ras_docprofile *pr = ras_outbox_profile(o, ras_db_res_get(res, i, 5));
 			const struct ras_dockind *k = pr ? ras_docprofile_kind(pr, ras_db_res_get(res, i, 1)) : NULL;

@@ -39,9 +39,14 @@ ras_routing_parse(struct ras_arena *a, const char *data, size_t len, struct ras_
 			return ras_error_code(RAS_EINVALID, "route %zu has no valid \"ods\"", i + 1);
 		if (ras_routing_find(out, r->ods))
 			return ras_error_code(RAS_EINVALID, "route for %s is listed twice", r->ods);
+		r->lookup = json_is_true(json_object_get(x, "lookup"));
 		if (r->transport && strcmp(r->transport, "mesh") == 0) {
-			if (r->mailbox == NULL || *r->mailbox == '\0' || strlen(r->mailbox) > 100)
-				return ras_error_code(RAS_EINVALID, "MESH route for %s needs a mailbox", r->ods);
+			if (r->lookup && r->mailbox)
+				return ras_error_code(RAS_EINVALID, "MESH route for %s: a mailbox or \"lookup\", not both",
+				    r->ods);
+			if (!r->lookup && (r->mailbox == NULL || *r->mailbox == '\0' || strlen(r->mailbox) > 100))
+				return ras_error_code(RAS_EINVALID, "MESH route for %s needs a mailbox (or \"lookup\": "
+				    "true)", r->ods);
 		} else if (r->transport && strcmp(r->transport, "fhir") == 0) {
 			if (r->endpoint == NULL || (strncmp(r->endpoint, "https://", 8) != 0 &&
 			    strncmp(r->endpoint, "http://", 7) != 0))
@@ -53,6 +58,13 @@ ras_routing_parse(struct ras_arena *a, const char *data, size_t len, struct ras_
 		} else {
 			return ras_error_code(RAS_EINVALID, "route for %s: transport is mesh or fhir", r->ods);
 		}
+		r->message = ras_json_str(x, "message");
+		if (r->message && strcmp(r->message, "fhir-r4") && strcmp(r->message, "gp-connect-send-document") &&
+		    strcmp(r->message, "toc-outpatient-letter"))
+			return ras_error_code(RAS_EINVALID, "route for %s: message is gp-connect-send-document, "
+			    "toc-outpatient-letter or fhir-r4", r->ods);
+		if (r->message && strcmp(r->message, "fhir-r4") && strcmp(r->transport, "mesh"))
+			return ras_error_code(RAS_EINVALID, "route for %s: ITK3 messages go by MESH", r->ods);
 		if (strcmp(r->format, "json") && strcmp(r->format, "xml"))
 			return ras_error_code(RAS_EINVALID, "route for %s: format is json or xml", r->ods);
 		out->n++;

@@ -480,47 +480,178 @@ judge(struct run *r, struct intent *t, struct ras_ers_outcome_result *res, const
 	return 0;
 }
 
+/* reviewComments: the advice, never empty, never cut.  An intent without
+ * it takes [ers] accept_comment (an accept) or is parked (a return).
+ * 1 when the intent was parked, 0 to go on, < 0 on error. */
 static int
-process(struct run *r, struct intent *t, struct ras_ers_outcome_result *res)
+ready_comments(struct run *r, struct intent *t, struct ras_ers_outcome_result *res, const char *id)
 {
 	static const char fix_comments[] =
 	    "UPDATE ers_outcomes SET comments = $2, updated_at = now() WHERE id = $1::bigint";
+	char msg[512];
+	int err;
+
+	if (t->comments == NULL || same_text(t->comments, "")) {
+		if (strcmp(t->outcome, "RETURN_TO_REFERRER_WITH_ADVICE") == 0) {
+			err = set_state(r, t, res, "parked", -1, NULL, NULL,
+			    "a return to the referrer needs advice, and the decision gives none");
+			return err < 0 ? err : 1;
+		}
+		free(t->comments);
+		t->comments = strdup(ras_ers_accept_comment(r->c));
+		if (t->comments == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		if ((err = ras_db_query(r->db, NULL, fix_comments, 2, (struct ras_db_param[]){
+		    RAS_DB_TEXT(id), RAS_DB_TEXT(t->comments) })) < 0)
+			return err;
+	}
+	if (strlen(t->comments) > RAS_ERS_COMMENTS_MAX) {
+		snprintf(msg, sizeof(msg), "the advice is longer than %d characters: shorten it and record it again",
+		    RAS_ERS_COMMENTS_MAX);
+		err = set_state(r, t, res, "parked", -1, NULL, NULL, msg);
+		return err < 0 ? err : 1;
+	}
+	return 0;
+}
+
+/* Send A028 for version v of the referral, the intent persisted as in
+ * flight ('sending') before the write.  0 when it was sent (k holds the
+ * answer); 1 when it was not and there is nothing more to do (the state
+ * is set, or another intent of the UBRN is in flight); < 0 on error. */
+static int
+send_a028(struct run *r, struct intent *t, struct ras_ers_outcome_result *res,
+    const struct ers_view *v, const char *id, struct ras_ers_call *k, char **body, char *ifm,
+    size_t ifmsize)
+{
 	static const char sending[] =
 	    "UPDATE ers_outcomes SET state = 'sending', sent_version = $2::bigint, attempts = attempts + 1,"
 	    " correlation_id = $3, next_attempt_at = to_timestamp($4::bigint + $5::bigint),"
 	    " updated_at = now() WHERE id = $1::bigint";
-	struct ers_view v, after;
+	char ver[24], nowb[24], lease[16], msg[512];
+	int err;
+
+	free(*body);
+	*body = NULL;
+	if ((err = ras_ers_outcome_review_body(t->outcome, t->comments, v->priority[0] ? v->priority : NULL,
+	    body)) < 0) {
+		(void)ras_buf_format(msg, sizeof(msg), "%s", ras_error_last());
+		err = set_state(r, t, res, "parked", -1, v, NULL, msg);
+		return err < 0 ? err : 1;
+	}
+	ras_ers_call_release(k, 1);
+	ras_ers_call_init(k, "A028", "POST", RAS_ERS_CALL_WRITE);
+	k->ubrn = t->ubrn;
+	snprintf(k->url, sizeof(k->url), "/STU3/ReferralRequest/%s/$ers.recordReviewOutcome", t->ubrn);
+	k->body = *body;
+	k->body_len = strlen(*body);
+	snprintf(ifm, ifmsize, "W/\"%lld\"", (long long)v->version);
+	k->if_match = ifm;
+	if ((err = ras_crypto_uuid(k->correlation_id)) < 0)
+		return err;
+	snprintf(ver, sizeof(ver), "%lld", (long long)v->version);
+	snprintf(nowb, sizeof(nowb), "%lld", (long long)r->now);
+	snprintf(lease, sizeof(lease), "%d", SENDING_LEASE_S);
+	if ((err = ras_db_query(r->db, NULL, sending, 5, (struct ras_db_param[]){ RAS_DB_TEXT(id),
+	    RAS_DB_TEXT(ver), RAS_DB_TEXT(k->correlation_id), RAS_DB_TEXT(nowb),
+	    RAS_DB_TEXT(lease) })) < 0) {
+		if (err != RAS_ECONFLICT)
+			return err;
+		/* another intent of this UBRN is in flight */
+		r->rep->busy++;
+		return 1;
+	}
+	snprintf(t->state, sizeof(t->state), "sending");
+	t->attempts++;
+	if ((err = ras_ers_perform(r->c, r->now, k, 1)) < 0) {
+		/* the batch could not start (no token): nothing was sent */
+		(void)ras_buf_format(msg, sizeof(msg), "%s", ras_error_last());
+		err = set_state(r, t, res, "retry", ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000,
+		    NULL, NULL, msg);
+		return err < 0 ? err : 1;
+	}
+	res->a028_calls++;
+	return 0;
+}
+
+/* What e-RS's answer to A028 means for the intent.  1 when the referral
+ * must be read again and the outcome sent again (a 409 in the first
+ * round), 0 when the intent's state is set, < 0 on error. */
+static int
+settle_answer(struct run *r, struct intent *t, struct ras_ers_outcome_result *res,
+    const struct ers_view *v, struct ras_ers_call *k, int round)
+{
+	struct ers_view after;
+	char msg[512];
+	int err;
+
+	ras_ers_call_error(k, msg, sizeof(msg));
+	if (!k->http.err && k->http.status == 200) {
+		memset(&after, 0, sizeof(after));
+		if (read_view(k, t->ubrn, &after) < 0) {
+			/* recorded (200) but the answer is not the referral: keep
+			 * what the ETag says */
+			char et[32] = "";
+
+			(void)ras_http_response_header(&k->http, "ETag", et, sizeof(et));
+			after.version = 0;
+			if (strncmp(et, "W/\"", 3) == 0)
+				after.version = strtoll(et + 3, NULL, 10);
+		}
+		snprintf(msg, sizeof(msg), "recorded on e-RS (version %lld -> %lld)",
+		    (long long)v->version, (long long)after.version);
+		return set_state(r, t, res, "done", -1, &after, k, msg);
+	}
+	if (k->http.err == RAS_EIO || k->http.err == RAS_EINVALID) {
+		/* certainly not sent */
+		return set_state(r, t, res, "retry", ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000,
+		    NULL, k, msg);
+	}
+	if (k->http.err || k->http.status >= 500) {
+		/* outcome unknown: the next run reads A005 before anything */
+		return set_state(r, t, res, t->attempts >= ras_ers_max_attempts(r->c) ? "parked" : "unknown",
+		    t->attempts >= ras_ers_max_attempts(r->c) ? -1 : 0, NULL, k, msg);
+	}
+	switch (k->http.status) {
+	case 409:
+		/* the version moved: read again and judge afresh (someone
+		 * else's review is recorded, not overwritten) */
+		if (round == 0) {
+			err = set_state(r, t, res, "retry", 0, NULL, k, msg);
+			return err < 0 ? err : 1;
+		}
+		return set_state(r, t, res, "retry", ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000,
+		    NULL, k, msg);
+	case 423:
+	case 429:
+	case 401:
+		/* locked by a concurrent update / throttled / token: later */
+		return set_state(r, t, res, t->attempts >= ras_ers_max_attempts(r->c) ? "parked" : "retry",
+		    t->attempts >= ras_ers_max_attempts(r->c) ? -1 :
+		    ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000, NULL, k, msg);
+	default:
+		/* 412 precondition, 422 PATIENT_ERROR and the other business
+		 * rules, 400/403/404: a person must look */
+		return set_state(r, t, res, "parked", -1, NULL, k, msg);
+	}
+}
+
+/* One intent: its comments, then (at most twice, when the version moved
+ * under it) read the referral, judge whether the outcome still applies
+ * and is offered, send A028, and settle the answer. */
+static int
+process(struct run *r, struct intent *t, struct ras_ers_outcome_result *res)
+{
+	struct ers_view v;
 	struct ras_ers_call k;
-	char id[24], ver[24], nowb[24], lease[16], ifm[40], msg[512];
+	char id[24], ifm[40], msg[512];
 	char *body = NULL;
 	bool yes = false;
 	int err;
 
 	ras_ers_call_init(&k, "A028", "POST", RAS_ERS_CALL_WRITE);
 	snprintf(id, sizeof(id), "%lld", (long long)t->id);
-	/* reviewComments: the advice, never empty, never cut */
-	if (t->comments == NULL || same_text(t->comments, "")) {
-		if (strcmp(t->outcome, "RETURN_TO_REFERRER_WITH_ADVICE") == 0) {
-			err = set_state(r, t, res, "parked", -1, NULL, NULL,
-			    "a return to the referrer needs advice, and the decision gives none");
-			goto done;
-		}
-		free(t->comments);
-		t->comments = strdup(ras_ers_accept_comment(r->c));
-		if (t->comments == NULL) {
-			err = ras_error_code(RAS_ENOMEM, "out of memory");
-			goto done;
-		}
-		if ((err = ras_db_query(r->db, NULL, fix_comments, 2, (struct ras_db_param[]){
-		    RAS_DB_TEXT(id), RAS_DB_TEXT(t->comments) })) < 0)
-			goto done;
-	}
-	if (strlen(t->comments) > RAS_ERS_COMMENTS_MAX) {
-		snprintf(msg, sizeof(msg), "the advice is longer than %d characters: shorten it and record it again",
-		    RAS_ERS_COMMENTS_MAX);
-		err = set_state(r, t, res, "parked", -1, NULL, NULL, msg);
+	if ((err = ready_comments(r, t, res, id)) != 0)
 		goto done;
-	}
 	for (int round = 0; round < 2; round++) {
 		if ((err = get_view(r, t, res, &v)) != 0)
 			goto done;
@@ -535,104 +666,10 @@ process(struct run *r, struct intent *t, struct ras_ers_outcome_result *res)
 			err = set_state(r, t, res, "not-offered", -1, &v, NULL, msg);
 			goto done;
 		}
-		/* the intent is persisted as in flight before the write */
-		free(body);
-		body = NULL;
-		if ((err = ras_ers_outcome_review_body(t->outcome, t->comments, v.priority[0] ? v.priority : NULL,
-		    &body)) < 0) {
-			snprintf(msg, sizeof(msg), "%s", ras_error_last());
-			err = set_state(r, t, res, "parked", -1, &v, NULL, msg);
+		if ((err = send_a028(r, t, res, &v, id, &k, &body, ifm, sizeof(ifm))) != 0)
 			goto done;
-		}
-		ras_ers_call_release(&k, 1);
-		ras_ers_call_init(&k, "A028", "POST", RAS_ERS_CALL_WRITE);
-		k.ubrn = t->ubrn;
-		snprintf(k.url, sizeof(k.url), "/STU3/ReferralRequest/%s/$ers.recordReviewOutcome", t->ubrn);
-		k.body = body;
-		k.body_len = strlen(body);
-		snprintf(ifm, sizeof(ifm), "W/\"%lld\"", (long long)v.version);
-		k.if_match = ifm;
-		if ((err = ras_crypto_uuid(k.correlation_id)) < 0)
+		if ((err = settle_answer(r, t, res, &v, &k, round)) != 1)
 			goto done;
-		snprintf(ver, sizeof(ver), "%lld", (long long)v.version);
-		snprintf(nowb, sizeof(nowb), "%lld", (long long)r->now);
-		snprintf(lease, sizeof(lease), "%d", SENDING_LEASE_S);
-		if ((err = ras_db_query(r->db, NULL, sending, 5, (struct ras_db_param[]){ RAS_DB_TEXT(id),
-		    RAS_DB_TEXT(ver), RAS_DB_TEXT(k.correlation_id), RAS_DB_TEXT(nowb),
-		    RAS_DB_TEXT(lease) })) < 0) {
-			if (err == RAS_ECONFLICT) {
-				/* another intent of this UBRN is in flight */
-				r->rep->busy++;
-				err = 0;
-			}
-			goto done;
-		}
-		snprintf(t->state, sizeof(t->state), "sending");
-		t->attempts++;
-		if ((err = ras_ers_perform(r->c, r->now, &k, 1)) < 0) {
-			/* the batch could not start (no token): nothing was sent */
-			snprintf(msg, sizeof(msg), "%s", ras_error_last());
-			err = set_state(r, t, res, "retry", ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000,
-			    NULL, NULL, msg);
-			goto done;
-		}
-		res->a028_calls++;
-		ras_ers_call_error(&k, msg, sizeof(msg));
-		if (!k.http.err && k.http.status == 200) {
-			memset(&after, 0, sizeof(after));
-			if (read_view(&k, t->ubrn, &after) < 0) {
-				/* recorded (200) but the answer is not the referral: keep
-				 * what the ETag says */
-				char et[32] = "";
-
-				(void)ras_http_response_header(&k.http, "ETag", et, sizeof(et));
-				after.version = 0;
-				if (strncmp(et, "W/\"", 3) == 0)
-					after.version = strtoll(et + 3, NULL, 10);
-			}
-			snprintf(msg, sizeof(msg), "recorded on e-RS (version %lld -> %lld)",
-			    (long long)v.version, (long long)after.version);
-			err = set_state(r, t, res, "done", -1, &after, &k, msg);
-			goto done;
-		}
-		if (k.http.err == RAS_EIO || k.http.err == RAS_EINVALID) {
-			/* certainly not sent */
-			err = set_state(r, t, res, "retry", ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000,
-			    NULL, &k, msg);
-			goto done;
-		}
-		if (k.http.err || k.http.status >= 500) {
-			/* outcome unknown: the next run reads A005 before anything */
-			err = set_state(r, t, res, t->attempts >= ras_ers_max_attempts(r->c) ? "parked" : "unknown",
-			    t->attempts >= ras_ers_max_attempts(r->c) ? -1 : 0, NULL, &k, msg);
-			goto done;
-		}
-		switch (k.http.status) {
-		case 409:
-			/* the version moved: read again and judge afresh (someone
-			 * else's review is recorded, not overwritten) */
-			if (round == 0) {
-				if ((err = set_state(r, t, res, "retry", 0, NULL, &k, msg)) < 0)
-					goto done;
-				continue;
-			}
-			err = set_state(r, t, res, "retry", ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000,
-			    NULL, &k, msg);
-			goto done;
-		case 423:
-		case 429:
-		case 401:
-			/* locked by a concurrent update / throttled / token: later */
-			err = set_state(r, t, res, t->attempts >= ras_ers_max_attempts(r->c) ? "parked" : "retry",
-			    t->attempts >= ras_ers_max_attempts(r->c) ? -1 :
-			    ras_ers_backoff_ms(t->attempts, 60000, 3600000) / 1000, NULL, &k, msg);
-			goto done;
-		default:
-			/* 412 precondition, 422 PATIENT_ERROR and the other business
-			 * rules, 400/403/404: a person must look */
-			err = set_state(r, t, res, "parked", -1, NULL, &k, msg);
-			goto done;
-		}
 	}
 done:
 	ras_ers_call_release(&k, 1);
@@ -728,7 +765,7 @@ ras_ers_outcome_pending(struct ras_ers *c, struct ras_db *db, int64_t now, size_
 	    " ORDER BY o.id LIMIT $2::int";
 	struct run r = { .c = c, .db = db, .now = now, .rep = rep };
 	struct ras_db_res *res = NULL;
-	char nowb[24], lim[16];
+	char nowb[24], lim[24];
 	int err, rows;
 
 	memset(rep, 0, sizeof(*rep));

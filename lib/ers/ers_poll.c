@@ -152,8 +152,8 @@ store_payloads(struct ras_db *db, const struct ras_xmlform_maps *maps,
 
 		for (size_t k = 0; k < nrep; k++)
 			if (reps[k].payload_id == ids[i]) {
-				snprintf(state, sizeof(state), "%s", reps[k].state);
-				snprintf(msg, sizeof(msg), "%s", reps[k].message);
+				(void)ras_buf_format(state, sizeof(state), "%s", reps[k].state);
+				(void)ras_buf_format(msg, sizeof(msg), "%s", reps[k].message);
 			}
 		if (strcmp(state, "duplicate") == 0 && put[i].duplicate) {
 			char st[16], e[256];
@@ -505,7 +505,7 @@ triage_stored(struct fetch_ctx *fx, int *triaged)
 				struct ras_ers_poll_item *it = &fx->rep->items[k];
 
 				if (it->referral_id == reps[i].referral_id)
-					snprintf(it->triage, sizeof(it->triage), "%s%s%s",
+					(void)ras_buf_format(it->triage, sizeof(it->triage), "%s%s%s",
 					    reps[i].decision_id ? "" : reps[i].state,
 					    reps[i].decision_id ? "" : ": ", reps[i].message);
 			}
@@ -1044,7 +1044,7 @@ att_store(struct fetch_ctx *fx, const struct att *t, const struct ras_http_reque
 		int64_t pid = 0;
 		char state[1][16];
 
-		snprintf(ref, sizeof(ref), "A042 %s", t->url);
+		(void)ras_buf_format(ref, sizeof(ref), "A042 %s", t->url);   /* a label for people */
 		it.data = r->body_out.data;
 		it.len = r->body_out.len;
 		it.sha256 = sha;
@@ -1457,7 +1457,7 @@ ras_ers_poll_service(struct ras_ers *c, struct ras_db *db, const char *service_i
 		struct ras_inbox_item it = { 0 };
 		char ref[96], ctype[128] = "", state[1][16], msg[1][256];
 
-		snprintf(ref, sizeof(ref), "A008 REFERRALS_FOR_REVIEW service %s", s->id);
+		(void)ras_buf_format(ref, sizeof(ref), "A008 REFERRALS_FOR_REVIEW service %s", s->id);
 		(void)ras_http_response_header(&k.http, "Content-Type", ctype, sizeof(ctype));
 		it.data = k.http.body_out.data;
 		it.len = k.http.body_out.len;

@@ -9,6 +9,7 @@
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/http.h"
+#include "ras/limits.h"
 #include "ras/mesh.h"
 #include "ras/mesh_inbox.h"
 #include "ras/store.h"
@@ -20,6 +21,25 @@ struct ras_mesh_inbox {
 	int64_t handshake_interval;
 	int batch;
 };
+
+/* The GPPROVIDER auto-routing errors MESH reports asynchronously
+ * (reference/fhir/itk3-stu3/itk3-events-and-mesh-workflows.json). */
+static const char *
+epl_meaning(const char *code)
+{
+	static const struct { const char *code, *meaning; } epl[] = {
+		{ "EPL-150", "GPPROVIDER routing: several mailboxes match the patient's GP practice" },
+		{ "EPL-151", "GPPROVIDER routing: no mailbox matches the patient's GP practice" },
+		{ "EPL-152", "GPPROVIDER routing: invalid NHS number" },
+		{ "EPL-153", "GPPROVIDER routing: NHS number not found" },
+		{ "EPL-154", "GPPROVIDER routing: the NHS number does not match the date of birth and surname" },
+	};
+
+	for (size_t i = 0; code && i < sizeof(epl) / sizeof(epl[0]); i++)
+		if (strcmp(code, epl[i].code) == 0)
+			return epl[i].meaning;
+	return NULL;
+}
 
 int
 ras_mesh_inbox_new(const struct ras_config *cfg, struct ras_mesh_inbox **out)
@@ -66,6 +86,13 @@ static const char SQL_REPORT[] =
 static const char SQL_MESH_DATA[] =
 	"INSERT INTO mesh_inbox (message_id, mailbox, message_type, workflow, local_id, payload_id, "
 	"received_at) VALUES ($1, $2, 'DATA', $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING";
+
+/* An ITK3 response (*_ACK workflow): kept until the delivery stage has
+ * matched it to its letter (ras_outbox_acks). */
+static const char SQL_MESH_ITK3_ACK[] =
+	"INSERT INTO mesh_inbox (message_id, mailbox, message_type, workflow, local_id, payload, "
+	"received_at) VALUES ($1, $2, 'DATA', $3, $4, convert_to($5, 'UTF8'), $6) "
+	"ON CONFLICT (message_id) DO NOTHING";
 
 static const char SQL_MESH_ACKED[] =
 	"UPDATE mesh_inbox SET acknowledged_at = $2 WHERE message_id = $1";
@@ -159,9 +186,18 @@ ras_mesh_inbox_poll(struct ras_mesh_inbox *in, struct ras_db *db, int64_t now,
 		if (!keep[i] || strcmp(meta[i].message_type, "REPORT") == 0)
 			continue;
 		if (wl > 4 && strcmp(meta[i].workflow + wl - 4, "_ACK") == 0) {
-			/* ITK3 acknowledgements: logged, not referrals */
-			ras_db_writes_add(&w, SQL_MESH_DATA, 6, ids[i], ras_mesh_mailbox(in->mesh),
-			    meta[i].workflow, meta[i].local_id, NULL, at);
+			/* ITK3 acknowledgements: not referrals; kept for the delivery
+			 * stage to match to their letters (bounded like any payload) */
+			if (dl[i].body_out.len > RAS_PAYLOAD_MAX || memchr(dl[i].body_out.data ? dl[i].body_out.data :
+			    "", '\0', dl[i].body_out.len))
+				ras_db_writes_add(&w, SQL_MESH_DATA, 6, ids[i], ras_mesh_mailbox(in->mesh),
+				    meta[i].workflow, meta[i].local_id, NULL, at);
+			else
+				ras_db_writes_add(&w, SQL_MESH_ITK3_ACK, 6, ids[i], ras_mesh_mailbox(in->mesh),
+				    meta[i].workflow, meta[i].local_id, dl[i].body_out.data ? dl[i].body_out.data : "",
+				    at);
+			if (st)
+				st->itk3_responses++;
 			continue;
 		}
 		item->data = dl[i].body_out.data ? dl[i].body_out.data : "";
@@ -182,26 +218,52 @@ ras_mesh_inbox_poll(struct ras_mesh_inbox *in, struct ras_db *db, int64_t now,
 		if (st)
 			st->received++;
 	}
+	if ((err = ras_db_begin(db)) < 0)
+		goto done;
+	if ((err = ras_db_writes_run(db, &w)) < 0) {
+		ras_db_rollback(db);
+		goto done;
+	}
+	/* Reports one by one: each says how many documents it killed, and
+	 * those are counted (and logged by the caller) as dead letters. */
 	for (size_t i = 0; i < n; i++) {
+		struct ras_db_param rp[11], fp[2];
+		struct ras_db_res *rr = NULL;
 		bool error;
 
 		if (!keep[i] || strcmp(meta[i].message_type, "REPORT") != 0)
 			continue;
 		error = strcmp(meta[i].status_success, "SUCCESS") != 0 ||
 		    (meta[i].status_code[0] && strcmp(meta[i].status_code, "00") != 0);
-		ras_db_writes_add(&w, SQL_REPORT, 11, ids[i], ras_mesh_mailbox(in->mesh),
-		    meta[i].workflow,
-		    meta[i].local_id, meta[i].linked_id, meta[i].status_code, meta[i].status_event,
-		    meta[i].status_success, meta[i].status_description, at, error ? "true" : "false");
-		ras_db_writes_add(&w, SQL_REPORT_FOLLOWUP, 2, ids[i], at);
-		if (st)
+		rp[0] = RAS_DB_TEXT(ids[i]);
+		rp[1] = RAS_DB_TEXT(ras_mesh_mailbox(in->mesh));
+		rp[2] = RAS_DB_TEXT(meta[i].workflow);
+		rp[3] = RAS_DB_TEXT(meta[i].local_id);
+		rp[4] = RAS_DB_TEXT(meta[i].linked_id);
+		rp[5] = RAS_DB_TEXT(meta[i].status_code);
+		rp[6] = RAS_DB_TEXT(meta[i].status_event);
+		rp[7] = RAS_DB_TEXT(meta[i].status_success);
+		/* an EPL-15x report says why GPPROVIDER routing failed: its meaning goes
+		 * into the dead letter beside MESH's own words */
+		rp[8] = RAS_DB_TEXT(epl_meaning(meta[i].status_code) ? ras_arena_printf(a, "%s%s%s",
+		    epl_meaning(meta[i].status_code), meta[i].status_description[0] ? " - " : "",
+		    meta[i].status_description) : meta[i].status_description);
+		rp[9] = RAS_DB_TEXT(at);
+		rp[10] = RAS_DB_TEXT(error ? "true" : "false");
+		fp[0] = RAS_DB_TEXT(ids[i]);
+		fp[1] = RAS_DB_TEXT(at);
+		if ((err = ras_db_query(db, &rr, SQL_REPORT, 11, rp)) < 0 ||
+		    (err = ras_db_query(db, NULL, SQL_REPORT_FOLLOWUP, 2, fp)) < 0) {
+			ras_db_res_free(rr);
+			ras_db_rollback(db);
+			goto done;
+		}
+		if (st) {
 			st->reports++;
-	}
-	if ((err = ras_db_begin(db)) < 0)
-		goto done;
-	if ((err = ras_db_writes_run(db, &w)) < 0) {
-		ras_db_rollback(db);
-		goto done;
+			if (error)
+				st->dead += ras_db_res_rows(rr);
+		}
+		ras_db_res_free(rr);
 	}
 	if ((err = ras_db_commit(db)) < 0)
 		goto done;

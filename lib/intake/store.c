@@ -545,7 +545,7 @@ mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 		};
 
 		if ((err = ras_db_pipeline_send(db, SQL_INBOX_DONE, 4, prm)) < 0)
-			goto out;
+			goto done;
 		if (strcmp(p->state, "rejected") == 0) {
 			struct ras_db_param ev[6] = {
 				RAS_DB_TEXT(NULL), RAS_DB_TEXT(NULL), RAS_DB_TEXT(p->id_text),
@@ -553,11 +553,11 @@ mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 			};
 
 			if ((err = ras_db_pipeline_send(db, SQL_EVENT, 6, ev)) < 0)
-				goto out;
+				goto done;
 		}
 	}
 	if ((err = ras_db_pipeline_sync(db)) < 0)
-		goto out;
+		goto done;
 	for (size_t i = 0; i < n; i++) {
 		int k = strcmp(plans[i].state, "rejected") == 0 ? 2 : 1;
 
@@ -565,11 +565,11 @@ mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 			struct ras_db_res *res = NULL;
 
 			if ((err = ras_db_pipeline_result(db, &res)) < 0)
-				goto out;
+				goto done;
 			ras_db_res_free(res);
 		}
 	}
-out:
+done:
 	{
 		int e2 = ras_db_pipeline_exit(db);
 
@@ -710,12 +710,12 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
 	if ((err = claim(db, a, ids, n, limit, &rows, &nrows)) < 0)
-		goto rollback;
+		goto fail;
 	reports = calloc(nrows ? nrows : 1, sizeof(*reports));
 	plans = calloc(nrows ? nrows : 1, sizeof(*plans));
 	if (reports == NULL || plans == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto rollback;
+		goto fail;
 	}
 	if (nrows == 0) {
 		ras_db_rollback(db);
@@ -784,7 +784,7 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 	reports = NULL;
 	err = 0;
 	goto done;
-rollback:
+fail:
 	ras_db_rollback(db);
 done:
 	/* ras_buf_free leaves an empty buffer, so freeing twice is harmless. */

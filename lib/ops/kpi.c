@@ -419,6 +419,7 @@ ras_kpi_compute(struct ras_arena *a, const struct ras_kpi_data *data, const char
 	rep.to = *to;
 	rep.generated_at = now;
 	rep.holidays = cal != NULL;
+	rep.acks = data->acks;
 	ras_date_add_days(to, 1, &end_day);
 	c.start = ras_time_uk_midnight(from);
 	c.end = ras_time_uk_midnight(&end_day);
@@ -538,6 +539,13 @@ static const char SQL_EVENTS[] =
     "   AND p.occurred_at >= $2::timestamptz AND p.occurred_at < $3::timestamptz"
     " ORDER BY p.occurred_at, p.id";
 
+static const char SQL_ACKS[] =
+    "SELECT count(*), count(*) FILTER (WHERE ack_state = 'acknowledged'),"
+    " count(*) FILTER (WHERE ack_state = 'awaiting'), count(*) FILTER (WHERE ack_state = 'negative'),"
+    " count(*) FILTER (WHERE ack_state = 'missing') FROM outbox"
+    " WHERE service = $1 AND message_format IN ('gp-connect-send-document', 'toc-outpatient-letter')"
+    "   AND delivered_at >= $2::timestamptz AND delivered_at < $3::timestamptz";
+
 static int64_t
 cell_int(const struct ras_db_res *res, int row, int col)
 {
@@ -623,6 +631,16 @@ ras_kpi_load(struct ras_db *db, struct ras_arena *a, const char *service,
 		out->ev[i].is_virtual = strcmp(ras_db_res_get(res, i, 2), "virtual") == 0;
 	}
 	out->nev = (size_t)rows;
+	ras_db_res_free(res);
+	res = NULL;
+	if ((err = ras_db_query(db, &res, SQL_ACKS, 3, (struct ras_db_param[]){
+	    RAS_DB_TEXT(service), RAS_DB_TEXT(start), RAS_DB_TEXT(end) })) < 0)
+		return err;
+	out->acks.delivered = cell_int(res, 0, 0);
+	out->acks.acknowledged = cell_int(res, 0, 1);
+	out->acks.awaiting = cell_int(res, 0, 2);
+	out->acks.negative = cell_int(res, 0, 3);
+	out->acks.missing = cell_int(res, 0, 4);
 	ras_db_res_free(res);
 	return 0;
 }

@@ -132,6 +132,12 @@ static const char SQL_STATUS[] =
     "       FROM outbox o WHERE o.transport IS NOT NULL) y GROUP BY 1, 2) x)"
     ")::text";
 
+/* ITK3 letters by acknowledgement state (schema 008): its own query, the
+ * status one being at the length a C string may have. */
+static const char SQL_STATUS_ACKS[] =
+    "SELECT coalesce(jsonb_object_agg(ack_state, n), '{}')::text FROM (SELECT ack_state, count(*) n"
+    " FROM outbox WHERE ack_state IS NOT NULL GROUP BY 1) k";
+
 int
 ras_ops_status(struct ras_db *db, int risk_hours, json_t **out)
 {
@@ -143,6 +149,15 @@ ras_ops_status(struct ras_db *db, int risk_hours, json_t **out)
 	snprintf(hours, sizeof(hours), "%d", risk_hours > 0 ? risk_hours : 24);
 	if ((err = query_json(db, SQL_STATUS, 1, &RAS_DB_TEXT(hours), &st)) < 0)
 		return err;
+	{
+		json_t *acks = NULL;
+
+		if ((err = query_json(db, SQL_STATUS_ACKS, 0, NULL, &acks)) < 0 ||
+		    (err = ras_json_set_new(ras_json_obj(st, "dead_letters"), "itk3_acks", acks)) < 0) {
+			json_decref(st);
+			return err;
+		}
+	}
 	if ((n = ras_ops_queues(db, q, 16)) < 0) {
 		json_decref(st);
 		return n;
@@ -299,6 +314,17 @@ static const struct family families[] = {
 	  "SELECT o.transport, " RAS_OPS_DESTINATION("o") ", count(*) FROM deliveries v"
 	  " JOIN outbox o ON o.id = v.outbox_id WHERE v.outcome IN ('retry', 'unknown', 'dead')"
 	  " GROUP BY 1, 2 ORDER BY 1, 2" },
+	/* ITK3 (issue 11): acknowledgements of the letters GP systems file */
+	{ "rasd_documents_acknowledgement", "gauge",
+	  "ITK3 letters by acknowledgement state (awaiting, acknowledged, negative, missing).",
+	  { "state", NULL },
+	  "SELECT ack_state, count(*) FROM outbox WHERE ack_state IS NOT NULL GROUP BY 1 ORDER BY 1" },
+	{ "rasd_documents_ack_codes", "gauge",
+	  "ITK3 acknowledgements received, by kind (infrastructure, business) and ITK response code.",
+	  { "ack", "code", NULL },
+	  "SELECT 'infrastructure', inf_ack_code, count(*) FROM outbox WHERE inf_ack_code IS NOT NULL"
+	  " GROUP BY 2 UNION ALL SELECT 'business', bus_ack_code, count(*) FROM outbox"
+	  " WHERE bus_ack_code IS NOT NULL GROUP BY 2 ORDER BY 1, 2" },
 	{ "rasd_dead_letters", "gauge",
 	  "Items that need a person: dead documents, parked e-RS outcomes, rejected or partial payloads.",
 	  { "queue", NULL },

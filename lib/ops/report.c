@@ -88,6 +88,36 @@ ras_report_kpi_csv(const struct ras_kpi_report *r, struct ras_buf *out)
 			}
 		}
 	}
+	/* ITK3 letters and their acknowledgements, beside the clocks: numerator
+	 * acknowledged, denominator delivered, pending still awaited, excluded
+	 * negative or never acknowledged (in front of a person) */
+	{
+		char v[24], num[24], den[24], pend[24], excl[24];
+		const struct ras_kpi_acks *k = &r->acks;
+
+		snprintf(v, sizeof(v), "%lld", (long long)k->acknowledged);
+		snprintf(num, sizeof(num), "%lld", (long long)k->acknowledged);
+		snprintf(den, sizeof(den), "%lld", (long long)k->delivered);
+		snprintf(pend, sizeof(pend), "%lld", (long long)k->awaiting);
+		snprintf(excl, sizeof(excl), "%lld", (long long)(k->negative + k->missing));
+		csv_field(out, r->service, false);
+		csv_field(out, from, false);
+		csv_field(out, to, false);
+		csv_field(out, "", false);
+		csv_field(out, "itk3-acknowledged", false);
+		csv_field(out, "ITK3 letters to GP practices acknowledged (infrastructure 20013 and business "
+		    "30001)", false);
+		csv_field(out, "GPCM-SD-094/095", false);
+		csv_field(out, "", false);
+		csv_field(out, "count", false);
+		csv_field(out, v, false);
+		csv_field(out, "", false);
+		csv_field(out, num, false);
+		csv_field(out, den, false);
+		csv_field(out, "letters", false);
+		csv_field(out, pend, false);
+		csv_field(out, excl, true);
+	}
 	return out->data ? 0 : ras_error_code(RAS_ENOMEM, "out of memory");
 }
 
@@ -271,6 +301,14 @@ ras_report_kpi_html(const struct ras_kpi_report *r, struct ras_buf *out)
 		(void)ras_buf_printf(out, "</td><td class=\"%s\">%s</td></tr>\n", verdict_class(m), verdict(m));
 	}
 	(void)ras_buf_puts(out, "</tbody>\n</table>\n");
+	(void)ras_buf_printf(out, "<h2 id=\"itk3-acknowledged\">Letters to GP practices: ITK3 "
+	    "acknowledgements</h2>\n<p>%lld letter(s) delivered in the period as ITK3 messages: "
+	    "<strong>%lld acknowledged</strong> (infrastructure 20013 and business 30001), %lld awaiting "
+	    "acknowledgement, %lld negative, %lld not acknowledged in time.</p>\n<p class=\"note\">The "
+	    "clocks above are met when a letter is delivered; a negative or missing acknowledgement puts "
+	    "the letter in front of a person (rasctl outbox dead). Source: GP Connect Send Document "
+	    "GPCM-SD-094/095.</p>\n", (long long)r->acks.delivered, (long long)r->acks.acknowledged,
+	    (long long)r->acks.awaiting, (long long)r->acks.negative, (long long)r->acks.missing);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct ras_kpi_result *m = &r->m[i];
 

@@ -560,7 +560,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
 	if ((err = claim(db, t, a, payloads, limit, NULL, &rows, &n)) < 0)
-		goto rollback;
+		goto fail;
 	if (n == 0) {
 		ras_db_rollback(db);
 		goto done;
@@ -569,11 +569,11 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 	plans = calloc(n, sizeof(*plans));
 	if (reps == NULL || plans == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto rollback;
+		goto fail;
 	}
 	for (size_t i = 0; i < n; i++)
 		if ((err = plan_row(a, t, now, &rows[i], &reps[i], &plans[i])) < 0)
-			goto rollback;
+			goto fail;
 	err = run_plans(db, plans, n);
 	if (err == 0 && (err = ras_db_commit(db)) == 0)
 		goto report;
@@ -631,7 +631,7 @@ report:
 	reps = NULL;
 	err = 0;
 	goto done;
-rollback:
+fail:
 	ras_db_rollback(db);
 done:
 	free(plans);

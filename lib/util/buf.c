@@ -1,5 +1,6 @@
 /* buf: growable byte buffer with a ceiling (see include/ras/buf.h). */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,4 +168,26 @@ ras_buf_read_file(struct ras_buf *b, const char *path)
 	if (err == 0 && b->data == NULL)
 		err = ras_buf_append(b, "", 0);
 	return err;
+}
+
+bool
+ras_buf_format(char *dst, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (size == 0)
+		return false;
+	va_start(ap, fmt);
+	n = vsnprintf(dst, size, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		dst[0] = '\0';
+		return false;
+	}
+	if ((size_t)n < size)
+		return true;
+	if (size > 3)
+		memcpy(dst + size - 4, "...", 4);
+	return false;
 }

@@ -3,7 +3,7 @@
  *
  * To add an option, add a row to ras_config_options[]: its help text is its
  * entry in rasd.conf(5), whose options table is generated from this table at
- * build time (scripts/gen-conf-options), and in systemd/rasd.conf.example.
+ * build time (docs/man/gen-conf-options.c), and in systemd/rasd.conf.example.
  */
 #include <errno.h>
 #include <limits.h>
@@ -80,6 +80,15 @@ ers_poll_days_ok(const char *v, char *buf, size_t size)
 	(void)buf;
 	(void)size;
 	return strcmp(v, "working") == 0 || strcmp(v, "all") == 0 ? NULL : "must be working or all";
+}
+
+static const char *
+gpprovider_dob_ok(const char *v, char *buf, size_t size)
+{
+	(void)buf;
+	(void)size;
+	return strcmp(v, "YYYYMMDD") == 0 || strcmp(v, "DDMMYYYY") == 0 ? NULL :
+	    "must be YYYYMMDD or DDMMYYYY";
 }
 
 static const char *
@@ -284,6 +293,17 @@ const struct ras_option ras_config_options[] = {
 	  "JSON routing table: ODS code -> MESH mailbox and workflow, or FHIR endpoint" },
 	{ "routing", "gp_auto_routing", RAS_OPT_BOOL, "false", 0, 0, true, false, NULL,
 	  "send to a GP practice without a route through MESH GPPROVIDER auto-routing" },
+	/* ITK3 (issue 11) */
+	{ "routing", "gpprovider_dob_format", RAS_OPT_STRING, "YYYYMMDD", 0, 0, true, false,
+	  gpprovider_dob_ok, "date of birth in GPPROVIDER_<NHS>_<DOB>_<Surname> auto-routing addresses: "
+	  "YYYYMMDD (MESH endpoint lookup guide, GP Connect Send Document 2.x) or DDMMYYYY "
+	  "(GP Connect Messaging 1.x)" },
+	{ "outbox", "ack_infrastructure_timeout", RAS_OPT_INT, "86400", 60, 2592000, true, false, NULL,
+	  "seconds after delivery an ITK3 letter waits for its infrastructure acknowledgement before a "
+	  "person is told" },
+	{ "outbox", "ack_business_working_days", RAS_OPT_INT, "5", 1, 60, true, false, NULL,
+	  "working days after delivery an ITK3 letter waits for its business acknowledgement before a "
+	  "person is told" },
 	{ "outbox", "batch_size", RAS_OPT_INT, "100", 1, 10000, true, false, NULL,
 	  "outbox rows a stage claims at a time" },
 	{ "outbox", "max_attempts", RAS_OPT_INT, "12", 1, 1000, true, false, NULL,
@@ -295,7 +315,7 @@ const struct ras_option ras_config_options[] = {
 	{ "outbox", "lease", RAS_OPT_INT, "900", 30, 86400, true, false, NULL,
 	  "seconds after which a send left 'sending' (a crash) is treated as unknown" },
 	{ "outbox", "print_dir", RAS_OPT_PATH, NULL, 0, 0, true, false, NULL,
-	  "directory where patients' printable copies (HTML) are written; unset: none" },
+	  "directory where patients' printable copies (HTML, and the letter as PDF) are written; unset: none" },
 	{ "outbox", "allow_http_loopback", RAS_OPT_BOOL, "false", 0, 0, false, false, NULL,
 	  "tests and demo only: allow plain http:// MESH/FHIR URLs on 127.0.0.1" },
 

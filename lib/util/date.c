@@ -120,8 +120,10 @@ ras_date_parse(const char *s, struct ras_date *out)
 void
 ras_date_format(const struct ras_date *d, char *buf)
 {
-	(void)snprintf(buf, RAS_DATE_STR_MAX, "%04d-%02d-%02d", d->year % 10000,
-	    d->month % 100, d->day % 100);
+	/* unsigned and bounded, so the output provably fits (valid dates are
+	 * 1..9999, 1..12, 1..31) */
+	(void)snprintf(buf, RAS_DATE_STR_MAX, "%04u-%02u-%02u", (unsigned)d->year % 10000u,
+	    (unsigned)d->month % 100u, (unsigned)d->day % 100u);
 }
 
 int

@@ -53,10 +53,14 @@ ras_error_context(const char *fmt, ...)
 	if (n < 0)
 		return;
 	memcpy(old, errmsg, sizeof(old));
+	/* The newest context comes first; a message too long for the buffer
+	 * loses its innermost detail, which is then marked. */
 	if (old[0] == '\0')
-		(void)snprintf(errmsg, sizeof(errmsg), "%s", ctx);
+		n = snprintf(errmsg, sizeof(errmsg), "%s", ctx);
 	else
-		(void)snprintf(errmsg, sizeof(errmsg), "%s: %s", ctx, old);
+		n = snprintf(errmsg, sizeof(errmsg), "%s: %s", ctx, old);
+	if (n >= (int)sizeof(errmsg))
+		memcpy(errmsg + sizeof(errmsg) - 4, "...", 4);
 }
 
 const char *

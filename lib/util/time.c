@@ -137,8 +137,9 @@ ras_time_format_utc(int64_t t, char *buf)
 	int secs;
 
 	split(t, &d, &secs);
-	(void)snprintf(buf, RAS_TIME_STR_MAX, "%04d-%02d-%02dT%02d:%02d:%02dZ", d.year % 10000,
-	    d.month % 100, d.day % 100, secs / 3600, secs / 60 % 60, secs % 60);
+	(void)snprintf(buf, RAS_TIME_STR_MAX, "%04u-%02u-%02uT%02u:%02u:%02uZ",
+	    (unsigned)d.year % 10000u, (unsigned)d.month % 100u, (unsigned)d.day % 100u,
+	    (unsigned)secs / 3600u % 100u, (unsigned)secs / 60u % 60u, (unsigned)secs % 60u);
 }
 
 void
@@ -148,9 +149,10 @@ ras_time_format_uk(int64_t t, char *buf)
 	int secs, off = ras_time_uk_offset(t);
 
 	split(t + off, &d, &secs);
-	(void)snprintf(buf, RAS_TIME_STR_MAX, "%04d-%02d-%02dT%02d:%02d:%02d+%02d:00",
-	    d.year % 10000, d.month % 100, d.day % 100, secs / 3600, secs / 60 % 60, secs % 60,
-	    off / 3600);
+	(void)snprintf(buf, RAS_TIME_STR_MAX, "%04u-%02u-%02uT%02u:%02u:%02u+%02u:00",
+	    (unsigned)d.year % 10000u, (unsigned)d.month % 100u, (unsigned)d.day % 100u,
+	    (unsigned)secs / 3600u % 100u, (unsigned)secs / 60u % 60u, (unsigned)secs % 60u,
+	    (unsigned)off / 3600u % 100u);
 }
 
 int64_t

@@ -41,11 +41,8 @@ referral(const char *rel, const char *old_ubrn, const char *service, const char 
 	size_t len;
 	char *data = ras_test_read(ras_test_fixture(rel), &len), *p;
 	struct ras_inbox_item it = { .source = "file", .source_ref = rel, .service_hint = service };
-	struct ras_inbox_put_result put;
-	struct ras_normalise_report *rep = NULL;
-	size_t n = 0;
 
-	snprintf(ubrn, 13, "4000000%05d", ++serial);
+	ras_test_fmt(ubrn, 13, "4000000%05d", ++serial);
 	for (p = strstr(data, old_ubrn); p; p = strstr(p + 12, old_ubrn))
 		memcpy(p, ubrn, 12);
 	if (from) {
@@ -56,9 +53,7 @@ referral(const char *rel, const char *old_ubrn, const char *service, const char 
 	}
 	it.data = data;
 	it.len = len;
-	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
-	free(rep);
+	(void)ras_test_ingest(db, &it);
 	free(data);
 	CU_ASSERT_EQUAL(ras_test_triage_pending(db, tri, ras_time_now()), 1);
 }

@@ -67,14 +67,8 @@ store_text(const char *data, size_t len, const char *ref, const char *service)
 {
 	struct ras_inbox_item it = { .data = data, .len = len, .source = "file", .source_ref = ref,
 		.service_hint = service };
-	struct ras_inbox_put_result put;
-	struct ras_normalise_report *rep = NULL;
-	size_t n = 0;
 
-	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
-	free(rep);
-	return put.id;
+	return ras_test_ingest(db, &it);
 }
 
 /* Store a fixture referral and triage it (a recommendation: automation

@@ -57,19 +57,6 @@ qs(struct ras_db *db, const char *sql, const char *arg)
 	return buf;
 }
 
-static struct fake_ers *
-fake(bool stateful)
-{
-	const char *priv, *pub;
-	struct fake_ers_opts o = { 0 };
-
-	ers_keypair(&priv, &pub);
-	o.public_key_pem = pub;
-	o.require_auth = true;
-	o.stateful = stateful;
-	return fake_ers_start(&o);
-}
-
 static bool
 has_prefix_header(const struct fake_req *r, const char *prefix)
 {
@@ -109,7 +96,7 @@ static void
 full_poll_cycle(void)
 {
 	struct ras_db *db = ras_test_db("ers_full", NULL);
-	struct fake_ers *f = fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ers_clock clk;
 	struct ras_ers *c;
 	struct ras_ers_poll_report rep;
@@ -266,7 +253,7 @@ static void
 budget(void)
 {
 	struct ras_db *db = ras_test_db("ers_budget", NULL);
-	struct fake_ers *f = fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ers_clock clk;
 	struct ras_ers *c;
 	struct ras_ers_poll_budget b;
@@ -398,7 +385,7 @@ static void
 missed_poll_never_silent(void)
 {
 	struct ras_db *db = ras_test_db("ers_missed", NULL);
-	struct fake_ers *f = fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ers_clock clk;
 	struct ras_ers *c;
 	const char *out;
@@ -506,7 +493,7 @@ budget_instances(void)
 {
 	char *conninfo = NULL;
 	struct ras_db *db = ras_test_db("ers_race", &conninfo);
-	struct fake_ers *f = fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct racer a = { conninfo, f, uk(2026, 5, 12, 9, 0), 0, 0 }, b = a;
 	pthread_t ta, tb;
 
@@ -543,7 +530,7 @@ static void
 forms_and_attachments(void)
 {
 	struct ras_db *db = ras_test_db("ers_forms", NULL);
-	struct fake_ers *f = fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ras_xmlform_maps *m = maps();
 	struct ers_clock clk;
 	struct ras_ers *c;
@@ -620,7 +607,7 @@ static void
 fetch_failures(void)
 {
 	struct ras_db *db = ras_test_db("ers_fail", NULL);
-	struct fake_ers *f = fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ers_clock clk;
 	struct ras_ers *c;
 	struct ras_ers_poll_report rep;
@@ -715,9 +702,6 @@ stored_referral(struct ras_db *db, const char *rel, const char *ubrn)
 	char path[256];
 	char *t;
 	struct ras_inbox_item it = { 0 };
-	struct ras_inbox_put_result put;
-	struct ras_normalise_report *reps = NULL;
-	size_t n = 0;
 
 	snprintf(path, sizeof(path), "ers/sandbox/stu3/retrieveReferralRequest/responses/%s", rel);
 	t = ras_test_read(ras_test_fixture(path), &len);
@@ -727,9 +711,7 @@ stored_referral(struct ras_db *db, const char *rel, const char *ubrn)
 	it.source_ref = "test";
 	it.ubrn_hint = ubrn;
 	it.service_hint = "midnotts";
-	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &reps, &n), 0);
-	free(reps);
+	(void)ras_test_ingest(db, &it);
 	free(t);
 	return q1(db, "SELECT id FROM referrals WHERE ubrn = $1 ORDER BY version DESC LIMIT 1", ubrn);
 }
@@ -778,7 +760,7 @@ static void
 env_start(struct outcome_env *e, const char *name)
 {
 	e->db = ras_test_db(name, NULL);
-	e->f = fake(true);
+	e->f = ers_fake_start(true);
 	ers_clock_init(&e->clk);
 	e->now = uk(2026, 5, 12, 10, 0);
 	fake_ers_set_now(e->f, e->now);
@@ -919,7 +901,7 @@ static void
 poll_triages_and_records(void)
 {
 	struct ras_db *db = ras_test_db("ers_triage", NULL);
-	struct fake_ers *f = fake(true);
+	struct fake_ers *f = ers_fake_start(true);
 	struct ras_triage *t = returning_triage();
 	struct ers_clock clk;
 	struct ras_ers *c;
@@ -965,7 +947,7 @@ poll_triages_and_records(void)
 	RAS_REQUIRE(r);
 	CU_ASSERT_TRUE(ers_body_equals(r->body, r->body_len,
 	    "sandbox/stu3/recordTriageOutcome/requests/ReturnToReferrerWithAdvice.json"));
-	snprintf(etag, sizeof(etag), "%s", qs(db, "SELECT etag FROM ers_referrals WHERE ubrn = '000000070002'",
+	ras_test_fmt(etag, sizeof(etag), "%s", qs(db, "SELECT etag FROM ers_referrals WHERE ubrn = '000000070002'",
 	    NULL));
 	CU_ASSERT_STRING_EQUAL(fake_req_header(r, "If-Match"), etag);
 	CU_ASSERT_EQUAL(fake_ers_writes(f, "000000070002"), 1);
@@ -978,7 +960,7 @@ poll_triages_and_records(void)
 
 	/* A referral whose A005 failed in the cycle is triaged by the retry stage. */
 	db = ras_test_db("ers_triage_retry", NULL);
-	f = fake(true);
+	f = ers_fake_start(true);
 	fake_ers_set_now(f, now);
 	c = ers_client(f, RAS_ERS_APPLICATION, "11012=midnotts", &clk);
 	ras_ers_set_triage(c, t);
@@ -1006,7 +988,7 @@ static void
 schedule_uses_the_calendar(void)
 {
 	struct ras_db *db = ras_test_db("ers_calendar", NULL);
-	struct fake_ers *f = fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ras_triage *t = ras_test_triage(NULL, NULL);
 	struct ers_clock clk;
 	struct ras_ers_poll_budget b;
@@ -1301,7 +1283,7 @@ superseded_stub_never_wins(void)
 {
 	char *conninfo = NULL, *out = NULL, *err = NULL, *cfg, at[32];
 	struct ras_db *db = ras_test_db("ers_superseded", &conninfo);
-	struct fake_ers *f = fake(false);   /* serves the examples as they are */
+	struct fake_ers *f = ers_fake_start(false);   /* serves the examples as they are */
 	json_t *j = NULL;
 	time_t t = time(NULL);
 	int rc;
@@ -1388,7 +1370,7 @@ rasctl_ers(void)
 {
 	char *conninfo = NULL, *out = NULL, *err = NULL, *cfg;
 	struct ras_db *db = ras_test_db("ers_rasctl", &conninfo);
-	struct fake_ers *f = fake(true);
+	struct fake_ers *f = ers_fake_start(true);
 	json_t *j = NULL;
 	int rc;
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "fake_fhir.h"
+#include "fake_gp.h"
 #include "fake_http.h"
 #include "fake_mesh.h"
 #include "harness.h"
@@ -19,6 +20,7 @@
 #include "ras/arena.h"
 #include "ras/decision.h"
 #include "ras/json.h"
+#include "ras/kpi.h"
 #include "ras/mappings.h"
 #include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
@@ -39,6 +41,19 @@ static int64_t T0;   /* 2026-04-07T10:00:00Z */
 static char print_dir[4096];
 
 static char last_ubrn[32];
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL) {
+		perror(path);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+}
 
 /* Store a fixture referral under a fresh UBRN (each test its own referral). */
 static int64_t
@@ -312,7 +327,10 @@ unknown_mesh_outcome_is_tracked_never_resent(void)
 	CU_ASSERT_EQUAL(s.delivered, 1);
 	CU_ASSERT_EQUAL(fake_mesh_sends(fm), sends + 1);
 	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
-	local_id = q_str("SELECT local_id FROM outbox WHERE referral_id = $1", rs);
+	/* tracked by the mex-LocalID it was sent with (an ITK3 letter's: the
+	 * sender's ODS code, shared by every letter, its own found by its
+	 * mex-FileName) */
+	local_id = q_str("SELECT coalesce(mex_local_id, local_id) FROM outbox WHERE referral_id = $1", rs);
 	mesh_id = q_str("SELECT mesh_message_id FROM outbox WHERE referral_id = $1", rs);
 	CU_ASSERT_STRING_EQUAL(mesh_id, fake_mesh_msg(fm, before)->id);
 	{
@@ -337,6 +355,110 @@ unknown_mesh_outcome_is_tracked_never_resent(void)
 	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0 + 7200, &s), 0);
 	CU_ASSERT_EQUAL(s.delivered, 1);
 	CU_ASSERT_EQUAL(fake_mesh_sends(fm), sends + 1);
+}
+
+/* An outbox like the suite's but sending in 1024-byte chunks. */
+static struct ras_outbox *
+small_chunk_outbox(struct ras_config **c2)
+{
+	struct ras_buf b = RAS_BUF_INIT(1 << 20), problems = RAS_BUF_INIT(8192);
+	struct ras_buf out = RAS_BUF_INIT(1 << 20);
+	struct ras_outbox *o = NULL;
+	char path[4096];
+	const char *at;
+
+	CU_ASSERT_FATAL(ras_buf_read_file(&b, config_path) == 0);
+	at = strstr(b.data, "[mesh]\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	ras_buf_append(&out, b.data, (size_t)(at - b.data) + 7);
+	ras_buf_append(&out, "chunk_size = 1024\n", 18);
+	ras_buf_append(&out, at + 7, strlen(at + 7));
+	ras_buf_append(&out, "", 0);
+	snprintf(path, sizeof(path), "%s/rasd-chunks.conf", ras_test_tmpdir());
+	write_file(path, out.data);
+	CU_ASSERT_FATAL(ras_config_load(path, c2, &problems) == 0);
+	CU_ASSERT_FATAL(ras_outbox_new(*c2, RAS_SOURCE_ROOT "/mappings", &o) == 0);
+	ras_buf_free(&b);
+	ras_buf_free(&out);
+	ras_buf_free(&problems);
+	return o;
+}
+
+/* A letter larger than a chunk goes in several (3 and more used to go dead:
+ * the sandbox answers chunks after the first with `null`); one whose first
+ * answer was lost and that tracking finds `uploading` is never called
+ * delivered but sent again whole. */
+static void
+chunked_letters_and_uploading_sends(void)
+{
+	struct ras_config *c2 = NULL;
+	struct ras_outbox *o2 = small_chunk_outbox(&c2);
+	struct ras_outbox_stats s;
+	int64_t r = new_letter_to("r4/referral-message.json", "dorset-2019",
+	    "documents/decision-dorset-2019-accept.json");
+	const char *rs = rid_s(r);
+	const struct fake_mesh_msg *m, *abandoned;
+	size_t before = fake_mesh_count(fm);
+	char *payload, *mesh_id;
+	int64_t chunks;
+
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(o2, db, T0, NULL), 0);
+	payload = q_str("SELECT convert_from(payload, 'UTF8') FROM outbox WHERE referral_id = $1 "
+	    "AND transport = 'mesh'", rs);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(payload);
+	CU_ASSERT_TRUE_FATAL(strlen(payload) > 2 * 1024);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.dead, 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND transport = 'mesh' "
+	    "AND state = 'delivered'", rs), 1);
+	chunks = q_int("SELECT mesh_chunks_done FROM outbox WHERE referral_id = $1 AND transport = 'mesh'", rs);
+	CU_ASSERT_EQUAL(chunks, (int64_t)((strlen(payload) + 1023) / 1024));
+	CU_ASSERT_TRUE(chunks >= 3);
+	m = fake_mesh_msg(fm, before);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL((int64_t)m->nchunks, chunks);
+	CU_ASSERT_EQUAL(m->chunks_got, m->nchunks);
+	CU_ASSERT_TRUE(m->gzip);
+	CU_ASSERT_EQUAL(m->len, strlen(payload));
+	CU_ASSERT_EQUAL(memcmp(m->body, payload, m->len), 0);
+	{
+		char *lid = q_str("SELECT local_id || '.' FROM outbox WHERE referral_id = $1 AND transport = 'mesh'",
+		    rs);
+
+		CU_ASSERT_EQUAL(strncmp(m->filename, lid, strlen(lid)), 0);
+		free(lid);
+	}
+	free(payload);
+
+	/* the first chunk's answer is lost: rasd cannot know the id */
+	r = new_letter_to("r4/referral-message.json", "dorset-2019",
+	    "documents/decision-dorset-2019-accept.json");
+	rs = rid_s(r);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(o2, db, T0, NULL), 0);
+	before = fake_mesh_count(fm);
+	fake_mesh_drop_sends(fm, 1);
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0, &s), 0);
+	CU_ASSERT_EQUAL(s.unknown, 1);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
+	abandoned = fake_mesh_msg(fm, before);
+	CU_ASSERT_TRUE(abandoned->chunks_got < abandoned->nchunks);
+	/* tracking by mex-LocalID: `uploading`, so sent again whole */
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0 + 3600, &s), 0);
+	CU_ASSERT_EQUAL(s.delivered, 1);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 2);
+	m = fake_mesh_msg(fm, before + 1);
+	CU_ASSERT_EQUAL(m->chunks_got, m->nchunks);
+	mesh_id = q_str("SELECT mesh_message_id FROM outbox WHERE referral_id = $1 AND transport = 'mesh'", rs);
+	CU_ASSERT_STRING_EQUAL(mesh_id, m->id);
+	CU_ASSERT_STRING_NOT_EQUAL(mesh_id, abandoned->id);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id "
+	    "WHERE o.referral_id = $1 AND d.action = 'track' AND d.outcome = 'delivered'", rs), 0);
+	free(mesh_id);
+	ras_outbox_free(o2);
+	ras_config_free(c2);
 }
 
 static void
@@ -443,6 +565,8 @@ mesh_reports_and_inbox(void)
 	if (ras_mesh_inbox_poll(mi, db, T0 + 86400, &s) < 0)
 		CU_FAIL(ras_error_last());
 	CU_ASSERT_EQUAL(s.reports, 1);
+	/* the document the report killed is counted (and logged) as dead */
+	CU_ASSERT_EQUAL(s.dead, 1);
 	CU_ASSERT_EQUAL(s.received, 2);
 	CU_ASSERT_EQUAL(s.acknowledged, 3);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE kind = 'gp-2ww-notice' AND state = 'dead' "
@@ -507,12 +631,24 @@ episode_discharge_and_patient_copy(void)
 	    "'discharge-summary' AND met_at IS NOT NULL", rs), 1);
 	/* the admission date defaulted to the acceptance? the episode gave one */
 	lid = q_str("SELECT local_id FROM outbox WHERE referral_id = $1 AND kind = 'patient-copy'", rs);
-	snprintf(path, sizeof(path), "%s/%s-patient-copy.html", print_dir, lid);
+	ras_test_fmt(path, sizeof(path), "%s/%s-patient-copy.html", print_dir, lid);
 	CU_ASSERT_EQUAL(stat(path, &stt), 0);
 	html = ras_test_read(path, NULL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "This is your own copy"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(html, "<!DOCTYPE html>"));
 	free(html);
+	/* and the letter as PDF beside it, framed as the patient's own copy */
+	ras_test_fmt(path, sizeof(path), "%s/%s-patient-copy.pdf", print_dir, lid);
+	CU_ASSERT_EQUAL(stat(path, &stt), 0);
+	{
+		char *argv[] = { "/usr/bin/pdftotext", path, "-", NULL }, *out = NULL, *err = NULL;
+
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+		CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "This is your own copy"));
+		CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "Page 1 of"));
+		free(out);
+		free(err);
+	}
 	free(lid);
 	free(full);
 	free(minimal);
@@ -531,12 +667,19 @@ gp_auto_routing_keeps_patient_data_out_of_listings(void)
 	    "2026-04-07T09:30:00Z");
 	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
 	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND address = "
-	    "'GPPROVIDER_9990000034_19620130_Person' AND workflow = 'RASD_LETTERS'", rs), 1);
+	    "'GPPROVIDER_9990000034_19620130_Person' AND workflow = 'GPCONNECT_SEND_DOCUMENT' "
+	    "AND message_format = 'gp-connect-send-document'", rs), 1);
 	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, T0, NULL), 0);
 	m = fake_mesh_msg(fm, fake_mesh_count(fm) - 1);
 	CU_ASSERT_STRING_EQUAL(m->to, "GPPROVIDER_9990000034_19620130_Person");
 	/* GPPROVIDER routing: the message has no destination (GPCM-SD-049) */
 	CU_ASSERT_PTR_NULL(strstr(m->body, "\"destination\""));
+	CU_ASSERT_PTR_NULL(strstr(m->body, "<destination>"));
+	/* and its Patient says what mex-To says (GPCM-SD-038) */
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->body, "<value value=\"9990000034\"/>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->body, "<birthDate value=\"1962-01-30\"/>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->body, "<family value=\"Person\"/>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->subject, ", NHS Number: 9990000034, seen at "));
 	argv[0] = (char *)ras_test_program("daemon/rasctl");
 	argv[1] = "--db";
 	argv[2] = conninfo;
@@ -549,6 +692,232 @@ gp_auto_routing_keeps_patient_data_out_of_listings(void)
 	CU_ASSERT_PTR_NULL(strstr(out, "Person"));
 	free(out);
 	free(err);
+	/* MESH cannot route it: an EPL-153 report kills it with its meaning */
+	fake_mesh_report(fm, "X26ABC1", m->id, m->local_id, m->workflow, "EPL-153", "NHS Number not found");
+	{
+		struct ras_mesh_inbox_stats ms = { 0 };
+		char *why;
+
+		fake_mesh_set_time(fm, T0 + 60);
+		CU_ASSERT_EQUAL(ras_mesh_inbox_poll(mi, db, T0 + 60, &ms), 0);
+		fake_mesh_set_time(fm, T0);
+		CU_ASSERT_EQUAL(ms.dead, 1);
+		why = q_str("SELECT last_error FROM outbox WHERE referral_id = $1 AND state = 'dead'", rs);
+		CU_ASSERT_PTR_NOT_NULL(why);
+		CU_ASSERT_STRING_EQUAL(why ? why : "", "MESH report EPL-153 TRANSFER: GPPROVIDER routing: NHS "
+		    "number not found - NHS Number not found");
+		free(why);
+	}
+}
+
+/* --- ITK3 acknowledgements ------------------------------------------------ */
+
+/* A letter to the GP by GPPROVIDER auto-routing (GP Connect Send Document):
+ * its outbox id, and the index of its message in the fake MESH. */
+static int64_t
+itk3_letter(size_t *msg)
+{
+	int64_t r = referral("r4/referral-message.json", "dorset-2013"), id = 0;
+	char *lid;
+
+	decide(r, "documents/decision-dorset-2013-return.json", "return", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_render_pending(ob, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_outbox_deliver_pending(ob, db, T0, NULL), 0);
+	id = q_int("SELECT id FROM outbox WHERE referral_id = $1 AND message_format = "
+	    "'gp-connect-send-document' AND state = 'delivered' AND ack_state = 'awaiting'", rid_s(r));
+	CU_ASSERT_FATAL(id > 0);
+	lid = q_str("SELECT local_id || '.xml' FROM outbox WHERE id = $1", rid_s(id));
+	*msg = (size_t)-1;
+	for (size_t i = 0; i < fake_mesh_count(fm); i++)
+		if (strcmp(fake_mesh_msg(fm, i)->filename, lid) == 0)
+			*msg = i;
+	CU_ASSERT_FATAL(*msg != (size_t)-1);
+	free(lid);
+	return id;
+}
+
+static void
+poll_and_match(int64_t at, struct ras_outbox_ack_stats *as)
+{
+	struct ras_mesh_inbox_stats s;
+
+	memset(&s, 0, sizeof(s));
+	memset(as, 0, sizeof(*as));
+	fake_mesh_set_time(fm, at);
+	CU_ASSERT_EQUAL(ras_mesh_inbox_poll(mi, db, at, &s), 0);
+	CU_ASSERT_EQUAL(ras_outbox_acks(ob, db, at, as), 0);
+	fake_mesh_set_time(fm, T0);
+}
+
+/* The fake GP answers 20013 and 30001; 20013 and 30002 (patient not known);
+ * a fatal infrastructure error; nothing at all; and an infrastructure ack
+ * with no business ack.  The letters' states and the alerts follow. */
+static void
+itk3_acknowledgements(void)
+{
+	size_t ma, mb, mc, md, me;
+	int64_t a = itk3_letter(&ma), b = itk3_letter(&mb), c = itk3_letter(&mc), d = itk3_letter(&md);
+	int64_t e = itk3_letter(&me);
+	struct ras_outbox_ack_stats as;
+	char *err_b, *out = NULL, *errout = NULL, *argv[8];
+
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, ma, "20013"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, ma, "30001"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, mb, "20013"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, mb, "30002"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, mc, "20009"), 0);
+	CU_ASSERT_EQUAL(fake_gp_reply(fm, me, "20013"), 0);
+	/* and a message on an _ACK workflow that is no ITK3 response */
+	fake_mesh_deliver(fm, "X26ABC2", "X26ABC1", "GPCONNECT_SEND_DOCUMENT_ACK", "application/fhir+xml",
+	    "<Bundle xmlns=\"http://hl7.org/fhir\"><type value=\"message\"/></Bundle>");
+	poll_and_match(T0 + 600, &as);
+	CU_ASSERT_EQUAL(as.responses, 7);
+	CU_ASSERT_EQUAL(as.matched, 6);
+	CU_ASSERT_EQUAL(as.negative, 2);
+	CU_ASSERT_EQUAL(as.unmatched, 1);
+	CU_ASSERT_EQUAL(as.missing, 0);
+	/* 20013 + 30001: acknowledged, still delivered */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'delivered' AND "
+	    "ack_state = 'acknowledged' AND inf_ack_code = '20013' AND bus_ack_code = '30001'", rid_s(a)), 1);
+	/* 30002: in front of a person, with the meaning */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'dead' AND "
+	    "ack_state = 'negative' AND bus_ack_code = '30002'", rid_s(b)), 1);
+	err_b = q_str("SELECT last_error FROM outbox WHERE id = $1", rid_s(b));
+	CU_ASSERT_STRING_EQUAL(err_b, "ITK3 business acknowledgement 30002: Patient not known here");
+	free(err_b);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM events WHERE kind = 'document-ack-negative' AND "
+	    "(detail->>'outbox_id')::bigint = $1 AND detail->>'code' = '30002'", rid_s(b)), 1);
+	/* the clocks the delivery met stay met */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND delivered_at IS NOT NULL",
+	    rid_s(b)), 1);
+	/* a fatal infrastructure error */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'dead' AND "
+	    "ack_state = 'negative' AND inf_ack_code = '20009' AND last_error = "
+	    "'ITK3 infrastructure acknowledgement 20009: Payload validation failure'", rid_s(c)), 1);
+	/* the stray response is kept with its reason */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM mesh_inbox WHERE workflow = 'GPCONNECT_SEND_DOCUMENT_ACK' "
+	    "AND processed_at IS NOT NULL AND process_error LIKE 'not an ITK3 response%'", NULL), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM mesh_inbox WHERE workflow = 'GPCONNECT_SEND_DOCUMENT_ACK' "
+	    "AND processed_at IS NULL", NULL), 0);
+	/* silence: nothing yet after 23 h, then dead after 24 h */
+	poll_and_match(T0 + 23 * 3600, &as);
+	CU_ASSERT_EQUAL(as.missing, 0);
+	poll_and_match(T0 + 25 * 3600, &as);
+	CU_ASSERT_TRUE(as.missing >= 1);   /* letters of earlier tests wait too */
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'dead' AND "
+	    "ack_state = 'missing' AND last_error LIKE 'no ITK3 infrastructure acknowledgement within 24 h%'",
+	    rid_s(d)), 1);
+	/* an infrastructure ack but no business ack: 5 working days (Tuesday 7
+	 * April 2026: due by the end of Tuesday 14 April) */
+	poll_and_match(T0 + 6 * 86400, &as);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND ack_state = 'awaiting'",
+	    rid_s(e)), 1);
+	poll_and_match(T0 + 8 * 86400, &as);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE id = $1 AND state = 'dead' AND "
+	    "ack_state = 'missing' AND inf_ack_code = '20013' AND last_error LIKE "
+	    "'no ITK3 business acknowledgement within 5 working days%'", rid_s(e)), 1);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM events WHERE kind = 'document-ack-missing' AND "
+	    "(detail->>'outbox_id')::bigint IN ($1::bigint, " "(SELECT max(id) FROM outbox))", rid_s(d)) >= 1, 1);
+	/* the KPI report counts them beside the clocks */
+	{
+		struct ras_arena *ka = ras_arena_new();
+		struct ras_kpi_data kd;
+		struct ras_date from = { 2026, 4, 1 }, to = { 2026, 4, 30 };
+
+		CU_ASSERT_EQUAL_FATAL(ras_kpi_load(db, ka, "dorset-2013", &from, &to, &kd), 0);
+		CU_ASSERT_TRUE(kd.acks.delivered >= 5);
+		CU_ASSERT_EQUAL(kd.acks.delivered, kd.acks.acknowledged + kd.acks.awaiting + kd.acks.negative +
+		    kd.acks.missing);
+		CU_ASSERT_TRUE(kd.acks.acknowledged >= 1);
+		CU_ASSERT_TRUE(kd.acks.negative >= 2);
+		CU_ASSERT_TRUE(kd.acks.missing >= 2);
+		ras_arena_free(ka);
+	}
+	/* rasctl outbox list shows the acknowledgement state */
+	argv[0] = (char *)ras_test_program("daemon/rasctl");
+	argv[1] = "--db";
+	argv[2] = conninfo;
+	argv[3] = "outbox";
+	argv[4] = "list";
+	argv[5] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &errout), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "ACK (INF/BUS)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "acknowledged 20013/30001"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "negative 20013/30002"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Patient not known here"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "missing -/-"));
+	free(out);
+	free(errout);
+	/* and rasctl status counts them among the dead letters */
+	argv[3] = "status";
+	argv[4] = NULL;
+	CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &errout), 0);
+	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "letter(s) a GP system answered negatively"));
+	free(out);
+	free(errout);
+}
+
+/* A route whose mailbox MESH endpoint lookup finds (ODS code and workflow),
+ * at delivery; none or several mailboxes: a dead letter with the reason. */
+static void
+mesh_endpoint_lookup_route(void)
+{
+	struct ras_buf b = RAS_BUF_INIT(1 << 20), problems = RAS_BUF_INIT(8192);
+	struct ras_config *c2 = NULL;
+	struct ras_outbox *o2 = NULL;
+	char routes[4096], conf[4096], *text, *addr, *why;
+	int64_t r;
+	const char *at;
+	size_t before = fake_mesh_count(fm);
+
+	snprintf(routes, sizeof(routes), "%s/routes-lookup.json", ras_test_tmpdir());
+	write_file(routes, "{\"routes\": [{\"ods\": \"J81002\", \"transport\": \"mesh\", \"lookup\": true}]}\n");
+	CU_ASSERT_FATAL(ras_buf_read_file(&b, config_path) == 0);
+	at = strstr(b.data, "table = ");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	text = malloc(b.len + 4096);
+	snprintf(text, b.len + 4096, "%.*stable = %s%s", (int)(at - b.data), b.data, routes,
+	    strchr(at, '\n'));
+	snprintf(conf, sizeof(conf), "%s/rasd-lookup.conf", ras_test_tmpdir());
+	write_file(conf, text);
+	free(text);
+	CU_ASSERT_FATAL(ras_config_load(conf, &c2, &problems) == 0);
+	CU_ASSERT_FATAL(ras_outbox_new(c2, RAS_SOURCE_ROOT "/mappings", &o2) == 0);
+	fake_mesh_register(fm, "J81002", "GPCONNECT_SEND_DOCUMENT", "X26ABC3");
+
+	r = referral("r4/referral-message.json", "dorset-2013");
+	decide(r, "documents/decision-dorset-2013-return.json", "return", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(o2, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = $1 AND address = 'lookup:J81002' "
+	    "AND state = 'ready'", rid_s(r)), 1);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0, NULL), 0);
+	addr = q_str("SELECT address FROM outbox WHERE referral_id = $1 AND state = 'delivered'", rid_s(r));
+	CU_ASSERT_STRING_EQUAL(addr ? addr : "", "X26ABC3");
+	free(addr);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
+	CU_ASSERT_STRING_EQUAL(fake_mesh_msg(fm, before)->to, "X26ABC3");
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id "
+	    "WHERE o.referral_id = $1 AND o.state = 'delivered'", rid_s(r)), 1);
+
+	/* a second mailbox registered for the practice: not rasd's to choose */
+	fake_mesh_register(fm, "J81002", "GPCONNECT_SEND_DOCUMENT", "X26ABC2");
+	r = referral("r4/referral-message.json", "dorset-2013");
+	decide(r, "documents/decision-dorset-2013-return.json", "return", NULL, true, "rules",
+	    "2026-04-07T09:30:00Z");
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(o2, db, T0, NULL), 0);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(o2, db, T0, NULL), 0);
+	why = q_str("SELECT last_error FROM outbox WHERE referral_id = $1 AND state = 'dead'", rid_s(r));
+	CU_ASSERT_PTR_NOT_NULL(why);
+	CU_ASSERT_PTR_NOT_NULL(why && strstr(why, "MESH endpoint lookup for J81002, workflow "
+	    "GPCONNECT_SEND_DOCUMENT: 2 mailboxes are registered"));
+	free(why);
+	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
+	ras_outbox_free(o2);
+	ras_config_free(c2);
+	ras_buf_free(&b);
+	ras_buf_free(&problems);
 }
 
 static void
@@ -717,18 +1086,6 @@ ers_referrer_answered_through_ers(void)
 	    "AND state <> 'cancelled'", rs), 1);
 }
 
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL) {
-		perror(path);
-		exit(1);
-	}
-	fputs(text, f);
-	fclose(f);
-}
 
 static int
 setup(void)
@@ -751,7 +1108,7 @@ setup(void)
 	snprintf(key, sizeof(key), "%s/mesh-shared-key", tmp);
 	snprintf(buf, sizeof(buf), "{\"routes\": [\n"
 	    " {\"ods\": \"RK5\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"document\"},\n"
-	    " {\"ods\": \"C84009\", \"transport\": \"mesh\", \"mailbox\": \"X26ABC2\"},\n"
+	    " {\"ods\": \"C84009\", \"transport\": \"mesh\", \"mailbox\": \"X26ABC2\", \"message\": \"fhir-r4\"},\n"
 	    " {\"ods\": \"C84001\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"message\"}]}\n",
 	    fake_fhir_base(ff), fake_fhir_base(ff));
 	write_file(routes, buf);
@@ -759,7 +1116,7 @@ setup(void)
 	write_file(key, FAKE_MESH_SHARED_KEY "\n");
 	config_path = malloc(4096);
 	snprintf(config_path, 4096, "%s/rasd.conf", tmp);
-	snprintf(buf, sizeof(buf), "[mesh]\nenabled = yes\nurl = %s\nmailbox = X26ABC1\npassword = %s\n"
+	ras_test_fmt(buf, sizeof(buf), "[mesh]\nenabled = yes\nurl = %s\nmailbox = X26ABC1\npassword = %s\n"
 	    "shared_key = %s\nworkflow_triage_outcome = RASD_LETTERS\nworkflow_gp_2ww_notice = RASD_LETTERS\n"
 	    "workflow_notification_letter = RASD_LETTERS\nworkflow_discharge_summary = RASD_LETTERS\n"
 	    "[routing]\ntable = %s\ngp_auto_routing = yes\n[outbox]\nallow_http_loopback = yes\n"
@@ -807,12 +1164,15 @@ main(void)
 		{ "2WW notice: same day, to the GP, once", twoww_notice_same_day_to_the_gp_once },
 		{ "render and deliver over FHIR and MESH", render_and_deliver_over_fhir_and_mesh },
 		{ "unknown MESH outcome is tracked, never resent", unknown_mesh_outcome_is_tracked_never_resent },
+		{ "chunked letters, and uploading sends sent again", chunked_letters_and_uploading_sends },
 		{ "retries back off, then dead letter and requeue",
 		  retries_back_off_then_dead_letter_and_requeue },
 		{ "MESH error reports and inbox", mesh_reports_and_inbox },
 		{ "episode: discharge summary, deadline, patient copy", episode_discharge_and_patient_copy },
 		{ "GP auto-routing keeps patient data out of listings",
 		  gp_auto_routing_keeps_patient_data_out_of_listings },
+		{ "ITK3 acknowledgements: 20013, 30002, fatal error, silence", itk3_acknowledgements },
+		{ "MESH endpoint lookup routes", mesh_endpoint_lookup_route },
 		{ "claims skip rows locked elsewhere", claims_skip_rows_locked_elsewhere },
 		{ "back-off is bounded and jittered", backoff_is_bounded_and_jittered },
 		{ "rasctl render: golden bytes, refusals and exit codes", rasctl_render },

@@ -433,7 +433,7 @@ changed_rules_retriage_recommendations(void)
 
 	/* Edit the Bassetlaw rule set (a comment): its version changes. */
 	snprintf(dir, sizeof(dir), "%s/mappings-edited", ras_test_tmpdir());
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && sed -i "
+	ras_test_fmt(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && sed -i "
 	    "'s/\"comment\": \"An e-RS Referral/\"comment\": \"Edited. An e-RS Referral/' '%s/services/bassetlaw-2022.json'",
 	    dir, MAPPINGS, dir, dir);
 	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);

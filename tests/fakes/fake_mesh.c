@@ -1,9 +1,11 @@
 /* fake_mesh: loopback MESH server (see tests/fake_mesh.h). */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 #include "fake_http.h"
 #include "fake_mesh.h"
@@ -32,6 +34,8 @@ struct fake_mesh {
 	bool need_client_cert;
 	int drop, fail, auth_failures, sends;
 	int delay_ms;            /* answer each send this late (after storing it) */
+	struct { char ods[32], workflow[128], mailbox[32]; } reg[32];   /* endpoint lookup */
+	size_t nreg;
 	unsigned seq;
 };
 
@@ -113,6 +117,60 @@ error_resp(struct fake_resp *resp, int status, const char *code, const char *msg
 	json_resp(resp, status, buf);
 }
 
+/* gunzip one chunk (NULL if it is not gzip) */
+static char *
+gunzip(const char *in, size_t len, size_t *out_len)
+{
+	z_stream z;
+	size_t cap = len * 4 + 1024, n = 0;
+	char *out = malloc(cap);
+	int rc;
+
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, 15 + 16) != Z_OK) {
+		free(out);
+		return NULL;
+	}
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)len;
+	do {
+		if (n == cap) {
+			cap *= 2;
+			out = realloc(out, cap);
+		}
+		z.next_out = (Bytef *)out + n;
+		z.avail_out = (uInt)(cap - n);
+		rc = inflate(&z, Z_NO_FLUSH);
+		n = cap - z.avail_out;
+	} while (rc == Z_OK);
+	inflateEnd(&z);
+	if (rc != Z_STREAM_END) {
+		free(out);
+		return NULL;
+	}
+	*out_len = n;
+	return out;
+}
+
+static char *
+gzip_bytes(const char *in, size_t len, size_t *out_len)
+{
+	uLongf cap = compressBound((uLong)len) + 64;
+	char *out = malloc(cap);
+	z_stream z;
+
+	memset(&z, 0, sizeof(z));
+	deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)out;
+	z.avail_out = (uInt)cap;
+	deflate(&z, Z_FINISH);
+	*out_len = z.total_out;
+	deflateEnd(&z);
+	return out;
+}
+
 /* Verify the NHSMESH token for the mailbox in the path. */
 static bool
 auth_ok(struct fake_mesh *m, const struct fake_req *req, const char *path_mb)
@@ -168,12 +226,25 @@ auth_ok(struct fake_mesh *m, const struct fake_req *req, const char *path_mb)
 static void
 msg_headers(struct fake_resp *resp, struct fake_mesh_msg *x, size_t chunk)
 {
-	static __thread char range[32];
+	static __thread char range[48], total[24], fname[64];
+	bool report = strcmp(x->type, "REPORT") == 0;
 
 	fake_resp_header(resp, "mex-messageid", x->id);
 	fake_resp_header(resp, "mex-messagetype", x->type);
-	fake_resp_header(resp, "mex-from", x->from);
+	if (!report)
+		fake_resp_header(resp, "mex-from", x->from);
 	fake_resp_header(resp, "mex-to", x->to);
+	if (x->subject[0])
+		fake_resp_header(resp, "mex-subject", x->subject);
+	if (report) {
+		/* as the sandbox: a report has no chunks and a made-up file name */
+		snprintf(fname, sizeof(fname), "%s.dat", x->id);
+		fake_resp_header(resp, "mex-filename", fname);
+		fake_resp_header(resp, "mex-chunk-range", "1:0");
+		fake_resp_header(resp, "mex-total-chunks", "0");
+	} else if (x->filename[0]) {
+		fake_resp_header(resp, "mex-filename", x->filename);
+	}
 	if (x->workflow[0])
 		fake_resp_header(resp, "mex-workflowid", x->workflow);
 	if (x->local_id[0])
@@ -191,9 +262,11 @@ msg_headers(struct fake_resp *resp, struct fake_mesh_msg *x, size_t chunk)
 		fake_resp_header(resp, "mex-statusevent", "TRANSFER");
 		fake_resp_header(resp, "mex-statussuccess", "SUCCESS");
 	}
-	if (x->nchunks > 1) {
+	if (!report) {
 		snprintf(range, sizeof(range), "%zu:%zu", chunk, x->nchunks);
 		fake_resp_header(resp, "mex-chunk-range", range);
+		snprintf(total, sizeof(total), "%zu", x->nchunks);
+		fake_resp_header(resp, "mex-total-chunks", total);
 	}
 }
 
@@ -203,12 +276,30 @@ handle_send(struct fake_mesh *m, const struct fake_req *req, const char *mb, con
 {
 	const char *to = fake_req_header(req, "mex-To"), *wf = fake_req_header(req, "mex-WorkflowID");
 	const char *range = fake_req_header(req, "mex-Chunk-Range");
-	size_t k = 1, n = 1;
+	const char *enc = fake_req_header(req, "Content-Encoding");
+	size_t k = 1, n = 1, dlen = req->body_len;
 	struct fake_mesh_msg *x;
 	static __thread char body[128];
+	char *decoded = NULL;
+	const char *data = req->body;
 
 	if (range && sscanf(range, "%zu:%zu", &k, &n) != 2) {
 		error_resp(resp, 400, "06", "MalformedControlFile");
+		return;
+	}
+	for (size_t i = 0; i < req->nheaders; i++)
+		if (strncasecmp(req->headers[i].name, "mex-", 4) == 0)
+			for (const char *c = req->headers[i].value; *c; c++)
+				if ((unsigned char)*c < 0x20) {
+					error_resp(resp, 400, "06", "MalformedControlFile");
+					return;
+				}
+	if (enc && strcasecmp(enc, "gzip") != 0) {
+		error_resp(resp, 422, "UnsupportedContentEncoding", "Unsupported content encoding");
+		return;
+	}
+	if (req->body_len == 0) {
+		error_resp(resp, 417, "02", "Data file is missing or inaccessible.");
 		return;
 	}
 	if (*rest == '\0') {
@@ -242,6 +333,9 @@ handle_send(struct fake_mesh *m, const struct fake_req *req, const char *mb, con
 		snprintf(x->content_type, sizeof(x->content_type), "%s",
 		    fake_req_header(req, "mex-Content-Type") ? fake_req_header(req, "mex-Content-Type") :
 		    fake_req_header(req, "Content-Type") ? fake_req_header(req, "Content-Type") : "");
+		snprintf(x->filename, sizeof(x->filename), "%s", fake_req_header(req, "mex-FileName") ?
+		    fake_req_header(req, "mex-FileName") : "");
+		x->gzip = enc != NULL;
 		x->nchunks = n;
 		x->chunk_off = calloc(n + 1, sizeof(*x->chunk_off));
 	} else {
@@ -254,23 +348,46 @@ handle_send(struct fake_mesh *m, const struct fake_req *req, const char *mb, con
 			return;
 		}
 		if (x->chunks_got >= x->nchunks) {
-			error_resp(resp, 423, "423", "finalised; no more chunks");
+			/* the sandbox's answer, body and all */
+			resp->status = 423;
+			resp->content_type = "application/json";
+			resp->body = "{\"message\": \"An internal error occurred.\\n\\nPlease contact support.\"}";
 			return;
 		}
 		if (kk != x->chunks_got + 1 || kk != k || n != x->nchunks) {
 			error_resp(resp, 417, "InvalidHeaderChunks", "chunk out of order");
 			return;
 		}
+		if (x->gzip != (enc != NULL)) {
+			error_resp(resp, 417, "InvalidContentEncoding", "cannot change content encoding");
+			return;
+		}
+	}
+	if (enc) {
+		if ((decoded = gunzip(req->body, req->body_len, &dlen)) == NULL) {
+			error_resp(resp, 400, "06", "content is not gzip");
+			return;
+		}
+		data = decoded;
 	}
 	x->chunk_off[x->chunks_got] = x->len;
-	x->body = realloc(x->body, x->len + req->body_len + 1);
-	memcpy(x->body + x->len, req->body, req->body_len);
-	x->len += req->body_len;
+	x->body = realloc(x->body, x->len + dlen + 1);
+	memcpy(x->body + x->len, data, dlen);
+	x->len += dlen;
 	x->body[x->len] = '\0';
 	x->chunks_got++;
 	x->chunk_off[x->chunks_got] = x->len;
-	snprintf(body, sizeof(body), "{\"message_id\":\"%s\"}", x->id);
-	json_resp(resp, 202, body);
+	free(decoded);
+	if (*rest == '\0') {
+		snprintf(body, sizeof(body), "{\"message_id\":\"%s\"}", x->id);
+		json_resp(resp, 202, body);
+		resp->content_type = "application/json";
+	} else {
+		/* chunks after the first: 202 and a JSON null, as the sandbox */
+		resp->status = 202;
+		resp->content_type = "application/json";
+		resp->body = "null";
+	}
 	resp->delay_ms = m->delay_ms;
 	if (*rest == '\0' && m->drop > 0) {
 		/* stored, but the answer never arrives: the sender cannot know */
@@ -279,19 +396,45 @@ handle_send(struct fake_mesh *m, const struct fake_req *req, const char *mb, con
 	}
 }
 
-static void
-tracking(struct fake_mesh_msg *x, struct fake_resp *resp)
+static bool
+wants_v2(const struct fake_req *req)
 {
-	static __thread char body[512];
+	const char *acc = fake_req_header(req, "Accept");
+
+	return acc && strstr(acc, "application/vnd.mesh.v2+json") != NULL;
+}
+
+/* The two shapes the sandbox answers tracking with (v2 with the v2 Accept
+ * header, v1 without: messageId and a capitalised status). */
+static void
+tracking(struct fake_mesh *m, const struct fake_req *req, struct fake_mesh_msg *x,
+    struct fake_resp *resp)
+{
+	char body[1024];
+	const char *st;
 
 	if (x == NULL) {
 		error_resp(resp, 404, "20", "Message does not exist");
 		return;
 	}
-	snprintf(body, sizeof(body), "{\"message_id\":\"%s\",\"local_id\":\"%s\",\"status\":\"%s\","
-	    "\"workflow_id\":\"%s\"}", x->id, x->local_id, x->chunks_got < x->nchunks ? "uploading" :
-	    x->acked ? "acknowledged" : "accepted", x->workflow);
-	json_resp(resp, 200, body);
+	st = x->chunks_got < x->nchunks ? "uploading" : x->acked ? "acknowledged" : "accepted";
+	if (wants_v2(req)) {
+		snprintf(body, sizeof(body), "{\"message_id\": \"%s\", \"local_id\": \"%s\", "
+		    "\"workflow_id\": \"%s\", \"filename\": \"%s\", \"recipient\": \"%s\", "
+		    "\"status_success\": %s, \"status\": \"%s\"}", x->id, x->local_id, x->workflow,
+		    x->filename, x->to, strcmp(st, "uploading") ? "true" : "null", st);
+		json_resp(resp, 200, keep(m, strdup(body)));
+	} else {
+		snprintf(body, sizeof(body), "{\"addressType\": \"ALL\", \"chunkCount\": %zu, "
+		    "\"dtsId\": \"%s\", \"fileName\": \"%s\", \"localId\": \"%s\", \"messageId\": \"%s\", "
+		    "\"messageType\": \"Data\", \"recipient\": \"%s\", \"sender\": \"%s\", "
+		    "\"status\": \"%c%s\", \"statusSuccess\": \"%s\", \"workflowId\": \"%s\"}",
+		    x->nchunks, x->id, x->filename, x->local_id, x->id, x->to, x->from, st[0] - 'a' + 'A',
+		    st + 1, strcmp(st, "uploading") ? "SUCCESS" : "", x->workflow);
+		resp->status = 200;
+		resp->content_type = "application/json";
+		resp->body = keep(m, strdup(body));
+	}
 }
 
 static void
@@ -352,6 +495,26 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 		json_decref(j);
 		goto out;
 	}
+	if (strncmp(path, "/messageexchange/endpointlookup/", 32) == 0 && strcmp(req->method, "GET") == 0) {
+		char ods[64] = "", wf[160] = "";
+		struct ras_buf b = RAS_BUF_INIT(0);
+		size_t k = 0;
+
+		sscanf(path + 32, "%63[^/]/%159s", ods, wf);
+		ras_buf_puts(&b, "{\"results\": [");
+		for (size_t i = 0; i < m->nreg; i++)
+			if (strcasecmp(m->reg[i].ods, ods) == 0 && strcmp(m->reg[i].workflow, wf) == 0) {
+				struct mailbox *x = find_mb(m, m->reg[i].mailbox);
+
+				ras_buf_printf(&b, "%s{\"mailbox_id\": \"%s\", \"mailbox_name\": \"%s\"}", k++ ? ", " : "",
+				    m->reg[i].mailbox, x ? x->id : "");
+			}
+		ras_buf_puts(&b, "]}");
+		resp->status = 200;
+		resp->content_type = "application/json";
+		resp->body = keep(m, b.data);
+		goto out;
+	}
 	if (strncmp(path, "/messageexchange/", 17) != 0) {
 		error_resp(resp, 404, "404", "not found");
 		goto out;
@@ -367,8 +530,8 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 	p += l;
 	if (!auth_ok(m, req, mb)) {
 		m->auth_failures++;
-		resp->status = 403;
-		resp->body = "Invalid Authentication Token";
+		json_resp(resp, 403, "{\"detail\": [{\"event\": \"\", \"code\": \"\", "
+		    "\"msg\": \"Invalid Authentication Token\"}]}");
 		goto out;
 	}
 	if (*p == '\0' && strcmp(req->method, "POST") == 0) {
@@ -377,16 +540,49 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 			error_resp(resp, 400, "400", "missing mex-ClientVersion, mex-OSName or mex-OSVersion");
 			goto out;
 		}
-		json_resp(resp, 200, "{}");
+		/* v2: an empty 200; v1: {"mailboxId": ...} */
+		if (wants_v2(req)) {
+			resp->status = 200;
+			resp->body = "";
+		} else {
+			char b[96];
+
+			snprintf(b, sizeof(b), "{\"mailboxId\": \"%s\"}", mb);
+			resp->status = 200;
+			resp->content_type = "application/json";
+			resp->body = keep(m, strdup(b));
+		}
 	} else if (strncmp(p, "/outbox/tracking/", 17) == 0) {
 		struct fake_mesh_msg *found = NULL;
+		size_t nfound = 0;
 
 		for (size_t i = 0; i < m->n; i++)
-			if (strcmp(m->msgs[i]->from, mb) == 0 && strcmp(m->msgs[i]->local_id, p + 17) == 0)
+			if (strcmp(m->msgs[i]->from, mb) == 0 && strcmp(m->msgs[i]->local_id, p + 17) == 0) {
 				found = m->msgs[i];
-		tracking(found, resp);
+				nfound++;
+			}
+		if (nfound > 1) {
+			/* several messages share the local id: 300 and a list of them */
+			struct ras_buf b = RAS_BUF_INIT(0);
+
+			ras_buf_puts(&b, "[");
+			for (size_t i = 0, k = 0; i < m->n; i++) {
+				struct fake_resp r1 = { 0 };
+
+				if (strcmp(m->msgs[i]->from, mb) || strcmp(m->msgs[i]->local_id, p + 17))
+					continue;
+				tracking(m, req, m->msgs[i], &r1);
+				if (k++)
+					ras_buf_puts(&b, ",");
+				ras_buf_puts(&b, r1.body);
+			}
+			ras_buf_puts(&b, "]");
+			json_resp(resp, 300, keep(m, b.data));
+		} else {
+			tracking(m, req, found, resp);
+		}
 	} else if (strncmp(p, "/outbox/tracking?messageID=", 27) == 0) {
-		tracking(find_msg(m, p + 27), resp);
+		tracking(m, req, find_msg(m, p + 27), resp);
 	} else if (strncmp(p, "/outbox", 7) == 0 && strcmp(req->method, "POST") == 0) {
 		handle_send(m, req, mb, p + 7, resp);
 	} else if (strncmp(p, "/inbox", 6) == 0 && (p[6] == '\0' || p[6] == '?') &&
@@ -422,6 +618,8 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 			if (chunk < 1 || chunk > x->nchunks) {
 				error_resp(resp, 404, "20", "no such chunk");
 			} else {
+				const char *ae = fake_req_header(req, "Accept-Encoding");
+
 				msg_headers(resp, x, chunk);
 				resp->status = chunk < x->nchunks ? 206 : 200;
 				resp->content_type = x->nchunks == 1 && x->content_type[0] ? x->content_type :
@@ -430,6 +628,17 @@ handler(void *ctx, const struct fake_req *req, struct fake_resp *resp)
 				resp->body_len = x->chunk_off ? x->chunk_off[chunk] - x->chunk_off[chunk - 1] : x->len;
 				if (resp->body_len == 0)
 					resp->body = "";
+				/* stored gzipped: served gzipped to a client that takes
+				 * gzip, decoded to one that does not (as the sandbox) */
+				if (x->gzip && resp->body_len && ae && strstr(ae, "gzip")) {
+					size_t zl;
+					char *z = gzip_bytes(resp->body, resp->body_len, &zl);
+
+					resp->body = keep(m, z);
+					resp->body_len = zl;
+					fake_resp_header(resp, "content-encoding", "gzip");
+					fake_resp_header(resp, "mex-content-compressed", "Y");
+				}
 			}
 		} else {
 			error_resp(resp, 405, "405", "method not allowed");
@@ -642,5 +851,18 @@ fake_mesh_deliver(struct fake_mesh *m, const char *from, const char *to, const c
 	x->chunks_got = 1;
 	x->chunk_off = calloc(2, sizeof(*x->chunk_off));
 	x->chunk_off[1] = x->len;
+	pthread_mutex_unlock(&m->lock);
+}
+
+void
+fake_mesh_register(struct fake_mesh *m, const char *ods, const char *workflow, const char *mailbox)
+{
+	pthread_mutex_lock(&m->lock);
+	if (m->nreg < sizeof(m->reg) / sizeof(m->reg[0])) {
+		snprintf(m->reg[m->nreg].ods, sizeof(m->reg[m->nreg].ods), "%s", ods);
+		snprintf(m->reg[m->nreg].workflow, sizeof(m->reg[m->nreg].workflow), "%s", workflow);
+		snprintf(m->reg[m->nreg].mailbox, sizeof(m->reg[m->nreg].mailbox), "%s", mailbox);
+		m->nreg++;
+	}
 	pthread_mutex_unlock(&m->lock);
 }

@@ -8,6 +8,18 @@
  * tests/fixtures/mesh/sandbox-mailboxes.json (X26ABC1..3, "password"),
  * the shared key is the sandbox's "TestKey".
  *
+ * It answers as the official sandbox does (reference/mesh/
+ * sandbox-captured-exchange.json): chunk POSTs after the first are answered
+ * 202 with the body `null`; a chunk after completion 423 with the generic
+ * `{"message": ...}` body; chunks may be gzipped (Content-Encoding: gzip,
+ * the same on every chunk, 417 otherwise; any other encoding 422) and are
+ * stored decoded, and served gzipped again to a client that accepts gzip;
+ * tracking has the v2 shape (message_id, status "uploading" until the last
+ * chunk) with the v2 Accept header and the v1 shape (messageId, "status":
+ * "Accepted"/"Acknowledged") without; refusals (403 too) carry the v2
+ * {"detail":[{event,code,msg}]} body; REPORTs carry mex-chunk-range 1:0,
+ * mex-total-chunks 0 and no body.
+ *
  * Supported: handshake, send (single and chunked: mex-Chunk-Range, chunk
  * POSTs, 423 after completion), tracking by message id and (deprecated) by
  * local id, inbox, download (206 with mex-chunk-range while chunks
@@ -30,7 +42,9 @@ struct fake_mesh;
 
 struct fake_mesh_msg {
 	char id[40];
-	char from[32], to[128], workflow[128], local_id[128], subject[128], content_type[128];
+	char from[32], to[128], workflow[128], local_id[128], subject[512], content_type[128];
+	char filename[128];
+	bool gzip;                  /* sent with Content-Encoding: gzip (body here is decoded) */
 	char type[8];               /* DATA, REPORT */
 	char status_code[8], status_event[16], status_success[16], description[128], linked_id[40];
 	char *body;
@@ -67,6 +81,11 @@ int fake_mesh_sends(struct fake_mesh *m);   /* first-chunk POSTs to /outbox */
 /* Put a REPORT into `mailbox`'s inbox about linked_id (error when code != "00"). */
 void fake_mesh_report(struct fake_mesh *m, const char *mailbox, const char *linked_id,
     const char *local_id, const char *workflow, const char *code, const char *description);
+/* Register `mailbox` for (ods, workflow): what endpoint lookup
+ * (GET /messageexchange/endpointlookup/{ods}/{workflow}, v2 shape, as the
+ * sandbox answers it) finds. */
+void fake_mesh_register(struct fake_mesh *m, const char *ods, const char *workflow, const char *mailbox);
+
 /* Put a DATA message into `mailbox`'s inbox. */
 void fake_mesh_deliver(struct fake_mesh *m, const char *from, const char *to,
     const char *workflow, const char *content_type, const char *body);

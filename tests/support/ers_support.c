@@ -248,3 +248,16 @@ ers_form_value(const char *body, const char *name)
 	}
 	return NULL;
 }
+
+struct fake_ers *
+ers_fake_start(bool stateful)
+{
+	const char *priv, *pub;
+	struct fake_ers_opts o = { 0 };
+
+	ers_keypair(&priv, &pub);
+	o.public_key_pem = pub;
+	o.require_auth = true;
+	o.stateful = stateful;
+	return fake_ers_start(&o);
+}

@@ -31,6 +31,10 @@ void ers_keypair(const char **priv, const char **pub);
 #define ERS_API_KEY "test-api-key-0001"
 #define ERS_KID "test-kid-1"
 
+/* A fake e-RS that checks the client assertions against the run's key
+ * pair (ers_keypair); `stateful`: it remembers recorded outcomes. */
+struct fake_ers *ers_fake_start(bool stateful);
+
 /* A client for the fake in `mode`; services as in ers.service_ids. */
 struct ras_ers *ers_client(struct fake_ers *f, enum ras_ers_mode mode, const char *services,
     struct ers_clock *clk);

@@ -1,8 +1,11 @@
 /*
  * harness: what every CUnit suite shares.
  *
- * - ras_test_run_suites(): runs the registered suites and exits non-zero on
- *   any failure (meson test reads the exit code).
+ * - ras_test_run_suites(): runs the registered suites; the exit code is what
+ *   meson test reads: 1 on any failure, 77 (SKIP) when every case that ran
+ *   was skipped (ras_test_skip), else 0.  RAS_TEST_ONLY=text runs only the
+ *   cases whose name has it, RAS_TEST_EXCLUDE=text all the others (meson
+ *   runs a case that may skip as a test of its own).
  * - Databases: ras_test_db() creates a fresh, migrated database in the
  *   private cluster that scripts/test starts (RAS_TEST_PGHOST); a test
  *   without that cluster fails, it does not skip.
@@ -46,6 +49,10 @@ struct ras_test_suite {
 /* Run suites (terminated by a zeroed entry); returns the process exit code. */
 int ras_test_run_suites(const struct ras_test_suite *suites);
 
+/* The running case cannot run here (why: one line); call it and return.
+ * It is reported as skipped, not passed. */
+void ras_test_skip(const char *why);
+
 /* A fresh migrated database; *conninfo (static buffer per call, strdup'd)
  * may be passed to subprocesses. Aborts the test run when unavailable. */
 struct ras_db *ras_test_db(const char *name, char **conninfo);
@@ -58,6 +65,17 @@ char *ras_test_read(const char *path, size_t *len);
 
 /* A temporary directory for this test process (created on first use). */
 const char *ras_test_tmpdir(void);
+
+/* Keep one payload in the inbox and normalise it, as intake does (no XML
+ * form maps); a failure of either step fails the running case.  Returns
+ * the payload id. */
+struct ras_inbox_item;
+int64_t ras_test_ingest(struct ras_db *db, const struct ras_inbox_item *it);
+
+/* snprintf for paths, commands and identifiers a test builds: text that
+ * does not fit stops the test program with a message (exit 1), never cuts
+ * a path silently. */
+void ras_test_fmt(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Write data to <tmpdir>/<name>; returns the path (malloc'd). */
 char *ras_test_write_tmp(const char *name, const char *data, size_t len);

@@ -97,7 +97,7 @@ rasd_start(struct rasd_proc *p, const char *config, const char *const *args,
 	snprintf(p->log_path, sizeof(p->log_path), "%s/rasd.%u.log", ras_test_tmpdir(), seq);
 	unlink(p->notify_path);
 	p->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", p->notify_path);
+	ras_test_fmt(sa.sun_path, sizeof(sa.sun_path), "%s", p->notify_path);
 	if (p->notify_fd < 0 || bind(p->notify_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		fprintf(stderr, "cannot bind %s: %s\n", p->notify_path, strerror(errno));
 		exit(1);

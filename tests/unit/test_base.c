@@ -373,7 +373,7 @@ main(void)
 {
 	static const struct ras_test_suite suites[] = {
 		{ "nhsno", nhsno_cases, NULL, NULL },
-		{ "timeutil", time_cases, NULL, NULL },
+		{ "date and time", time_cases, NULL, NULL },
 		{ "json", json_cases, NULL, NULL },
 		{ "buf-arena-crypto", mem_cases, NULL, NULL },
 		{ "config", config_cases, NULL, NULL },

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fake_gp.h"
 #include "harness.h"
 #include "ras/arena.h"
 #include "ras/buf.h"
@@ -10,6 +11,9 @@
 #include "ras/episode.h"
 #include "ras/error.h"
 #include "ras/intake.h"
+#include "ras/itk3.h"
+#include "ras/crypto.h"
+#include "ras/pdf.h"
 #include "ras/xml.h"
 #include "ras_config.h"
 
@@ -460,6 +464,470 @@ teardown(void)
 	return 0;
 }
 
+/* --- PDF letters ---------------------------------------------------------- */
+
+static char *
+pdf_of(const json_t *bundle, const struct ras_docprofile *p, const struct ras_pdf_opts *o,
+    const char *name, size_t *len)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	char *path;
+
+	CU_ASSERT_FATAL(ras_pdf_document(A, bundle, p, o, &b) == 0);
+	CU_ASSERT_FATAL(b.len > 1000 && memcmp(b.data, "%PDF-", 5) == 0);
+	path = ras_test_write_tmp(name, b.data, b.len);
+	if (len)
+		*len = b.len;
+	ras_buf_free(&b);
+	return path;
+}
+
+/* pdftotext (poppler-utils) of pages first..last (0: all). */
+static char *
+pdf_text(const char *path, int first, int last)
+{
+	char f[16], l[16], *out = NULL, *err = NULL;
+	char *argv[] = { "/usr/bin/pdftotext", "-f", f, "-l", l, (char *)path, "-", NULL };
+	int rc;
+
+	snprintf(f, sizeof(f), "%d", first ? first : 1);
+	snprintf(l, sizeof(l), "%d", last ? last : 9999);
+	rc = ras_test_spawn(argv, NULL, NULL, &out, &err);
+	if (rc != 0)
+		fprintf(stderr, "pdftotext: %s\n", err ? err : "");
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	free(err);
+	return out;
+}
+
+static int
+pdf_pages(const char *path)
+{
+	char *out = NULL, *err = NULL, *p;
+	char *argv[] = { "/usr/bin/pdfinfo", (char *)path, NULL };
+	int n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+	if ((p = strstr(out, "\nPages:")) != NULL)
+		n = atoi(p + 7);
+	free(out);
+	free(err);
+	return n;
+}
+
+/* Every page carries the banner and its own "Page N of M". */
+static void
+banner_on_every_page(const char *path, int pages, const char *name, const char *nhs, const char *dob)
+{
+	for (int k = 1; k <= pages; k++) {
+		char *t = pdf_text(path, k, k), want[32];
+
+		snprintf(want, sizeof(want), "Page %d of %d", k, pages);
+		CU_ASSERT_PTR_NOT_NULL(strstr(t, name));
+		CU_ASSERT_PTR_NOT_NULL(strstr(t, nhs));
+		CU_ASSERT_PTR_NOT_NULL(strstr(t, dob));
+		CU_ASSERT_PTR_NOT_NULL(strstr(t, want));
+		if (!strstr(t, want))
+			fprintf(stderr, "page %d lacks \"%s\":\n%s\n", k, want, t);
+		free(t);
+	}
+}
+
+/* The letter's text is the document's: every section heading in order,
+ * the narrative's words, the recipient and date; same bytes every time;
+ * the creation date is the document's. */
+static void
+pdf_letters_carry_the_document(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_DISCHARGE_SUMMARY, "midnotts", "r4/referral-collection-urn.json");
+	struct ras_pdf_opts po = { .recipient = "BARNBY GATE SURGERY (C84009)" };
+	json_t *b, *sec;
+	char *path, *again, *text, *info = NULL, *err = NULL;
+	const char *at;
+	size_t i, len1, len2;
+
+	in.episode = episode("episode-discharge-full.json");
+	b = build_ok(&in);
+	path = pdf_of(b, in.profile, &po, "ds.pdf", &len1);
+	again = pdf_of(b, in.profile, &po, "ds-again.pdf", &len2);
+	{
+		char *x = ras_test_read(path, NULL), *y = ras_test_read(again, NULL);
+
+		CU_ASSERT_EQUAL(len1, len2);
+		CU_ASSERT_EQUAL(memcmp(x, y, len1), 0);
+		free(x);
+		free(y);
+	}
+	text = pdf_text(path, 0, 0);
+	CU_ASSERT_TRUE(ras_test_golden("pdf/midnotts-discharge-summary.txt", text, strlen(text)));
+	/* section headings in the Composition's order, GP actions first */
+	at = text;
+	json_array_foreach(ras_json_arr(ras_json_obj(json_array_get(ras_json_arr(b, "entry"), 0),
+	    "resource"), "section"), i, sec) {
+		const char *h = strstr(at, ras_json_str(sec, "title"));
+
+		CU_ASSERT_PTR_NOT_NULL(h);
+		if (h == NULL)
+			fprintf(stderr, "section \"%s\" missing or out of order\n", ras_json_str(sec, "title"));
+		else
+			at = h;
+		if (i == 0)
+			CU_ASSERT_STRING_EQUAL(ras_json_str(sec, "title"), "Actions for the GP");
+	}
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "To: BARNBY GATE SURGERY (C84009)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Date: 20 July 2026"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Discharge summary"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Morphine sulfate modified"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "OPIOID"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Telephone 0800 0000001"));
+	banner_on_every_page(path, pdf_pages(path), "EXAMPLE, Jane", "NHS number: 999 000 0018",
+	    "Date of birth: 14-May-1970");
+	free(text);
+	{
+		char *argv[] = { "/usr/bin/pdfinfo", "-isodates", path, NULL };
+
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &info, &err), 0);
+		CU_ASSERT_PTR_NOT_NULL(strstr(info, "CreationDate:    2026-07-20T10:00:00"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(info, "Title:           Discharge summary"));
+		/* no patient data in the PDF's metadata */
+		CU_ASSERT_PTR_NULL(strstr(info, "Example"));
+		CU_ASSERT_PTR_NULL(strstr(info, "999"));
+		free(info);
+		free(err);
+	}
+	free(path);
+	free(again);
+
+	/* every kind of letter, every service: its title, banner and pages */
+	for (size_t s = 0; services[s]; s++) {
+		static const enum ras_doc_kind kinds[] = { RAS_DOC_TRIAGE_OUTCOME, RAS_DOC_NOTIFICATION_LETTER,
+			RAS_DOC_PATIENT_COPY };
+
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			struct ras_doc_input di = input(kinds[k], services[s], ref_for(services[s]));
+			struct ras_pdf_opts o = { .patient_copy = kinds[k] == RAS_DOC_PATIENT_COPY };
+			struct ras_doc_missing m;
+			const char *title;
+			char *p, *t;
+
+			if (kinds[k] == RAS_DOC_TRIAGE_OUTCOME)
+				di.decision = decision(ras_arena_printf(A, "decision-%s-accept.json", services[s]));
+			else
+				di.episode = episode(kinds[k] == RAS_DOC_PATIENT_COPY ? "episode-discharge-full.json" :
+				    "episode-notification.json");
+			b = NULL;
+			if (ras_document_build(A, &di, &b, &m) != 0)
+				continue;   /* a kind this service does not send */
+			title = ras_json_str(ras_json_obj(json_array_get(ras_json_arr(b, "entry"), 0), "resource"),
+			    "title");
+			p = pdf_of(b, di.profile, &o, ras_arena_printf(A, "%s-%zu.pdf", services[s], k), NULL);
+			t = pdf_text(p, 0, 0);
+			CU_ASSERT_PTR_NOT_NULL(strstr(t, title));
+			CU_ASSERT_PTR_NOT_NULL(strstr(t, "NHS number:"));
+			if (kinds[k] == RAS_DOC_PATIENT_COPY)
+				CU_ASSERT_PTR_NOT_NULL(strstr(t, "This is your own copy"));
+			banner_on_every_page(p, pdf_pages(p), "NHS number:", "Date of birth:", "Document reference");
+			free(t);
+			free(p);
+		}
+	}
+}
+
+/* A discharge summary long enough for three pages: the banner and page
+ * numbers on each, headings never alone at a page's foot, and a page image
+ * a developer can look at (build/tests/pdf/). */
+static void
+pdf_three_page_discharge_summary(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_DISCHARGE_SUMMARY, "midnotts", "r4/referral-collection-urn.json");
+	struct ras_pdf_opts po = { .recipient = "BARNBY GATE SURGERY (C84009)" };
+	struct ras_buf div = RAS_BUF_INIT(0);
+	json_t *b, *sec;
+	char *path, *text, *out = NULL, *err = NULL, dir[4096], prefix[4200];
+	size_t i;
+
+	in.episode = episode("episode-discharge-full.json");
+	b = build_ok(&in);
+	/* a long treatment summary: 25 paragraphs */
+	ras_buf_puts(&div, "<div xmlns=\"http://www.w3.org/1999/xhtml\">");
+	for (int k = 1; k <= 25; k++)
+		ras_buf_puts(&div, ras_arena_printf(A, "<p>Session %d: graded activity, pacing and relaxation "
+		    "practice; goals reviewed with the patient, who reports steady progress and fewer flare-ups "
+		    "than at the start of the programme.</p>", k));
+	ras_buf_puts(&div, "</div>");
+	json_array_foreach(ras_json_arr(ras_json_obj(json_array_get(ras_json_arr(b, "entry"), 0),
+	    "resource"), "section"), i, sec)
+		if (strcmp(ras_json_str(sec, "title"), "Summary of treatment") == 0)
+			json_object_set_new(json_object_get(sec, "text"), "div", json_string(div.data));
+	ras_buf_free(&div);
+	path = pdf_of(b, in.profile, &po, "ds-long.pdf", NULL);
+	CU_ASSERT_EQUAL_FATAL(pdf_pages(path), 3);
+	banner_on_every_page(path, 3, "EXAMPLE, Jane", "NHS number: 999 000 0018",
+	    "Date of birth: 14-May-1970");
+	/* page 1 opens with the GP's actions; the paragraphs run on over the breaks */
+	text = pdf_text(path, 1, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Actions for the GP"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Session 1:"));
+	free(text);
+	text = pdf_text(path, 2, 2);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Session 25:"));
+	CU_ASSERT_PTR_NULL(strstr(text, "Session 1:"));
+	free(text);
+	text = pdf_text(path, 3, 3);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Copies sent to"));
+	free(text);
+	text = pdf_text(path, 0, 0);
+	for (int k = 1; k <= 25; k++)
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, ras_arena_printf(A, "Session %d:", k)));
+	free(text);
+	/* the first page as an image, kept in the build tree for a person to look at */
+	snprintf(dir, sizeof(dir), "%s/tests/pdf", getenv("RAS_BUILD_ROOT") ? getenv("RAS_BUILD_ROOT") :
+	    ras_test_tmpdir());
+	{
+		char *mk[] = { "/bin/mkdir", "-p", dir, NULL };
+
+		CU_ASSERT_EQUAL(ras_test_spawn(mk, NULL, NULL, NULL, NULL), 0);
+	}
+	snprintf(prefix, sizeof(prefix), "%s/discharge-summary", dir);
+	{
+		char *argv[] = { "/usr/bin/pdftoppm", "-r", "72", "-png", path, prefix, NULL };
+		char *png = ras_arena_printf(A, "%s-1.png", prefix);
+		char *data;
+		size_t len = 0;
+
+		CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
+		data = ras_test_read(png, &len);
+		CU_ASSERT_TRUE(len > 1000 && memcmp(data, "\x89PNG", 4) == 0);
+		free(data);
+		printf("\n  page images: %s-{1,2,3}.png\n", prefix);
+	}
+	free(out);
+	free(err);
+	free(path);
+}
+
+/* --- ITK3 messages ------------------------------------------------------- */
+
+/* A stand-in PDF for the golden messages (a real one depends on the fonts
+ * and Cairo of the machine); itk3_carries_the_real_pdf embeds a real one. */
+static const char GOLDEN_PDF[] = "%PDF-1.5\n% rasd golden stand-in\n%%EOF\n";
+
+static const char *
+itk3_xml(const json_t *doc, enum ras_itk3_kind kind, const char *dest, const void *pdf, size_t len)
+{
+	struct ras_itk3_msg m = { .kind = kind, .message_id = "5b7a4c2e-1f0d-5c8e-9a3b-2d4e6f8a0b1c",
+		.sender_reference = "rasd-42-triage-outcome-2", .sender_ods = "RASMN",
+		.sender_name = "Mid Notts Community Pain Management Service", .source_mailbox = "X26ABC1",
+		.dest_mailbox = dest, .receiver_ods = dest ? "C84009" : NULL, .pdf = pdf, .pdf_len = len };
+	struct ras_buf xml = RAS_BUF_INIT(0);
+	const char *out;
+
+	CU_ASSERT_FATAL(ras_time_parse(AT, false, &m.at) == 0);
+	if (ras_itk3_message(A, doc, &m, &xml) != 0)
+		fprintf(stderr, "itk3: %s\n", ras_error_last());
+	CU_ASSERT_FATAL(xml.len > 0);
+	out = ras_arena_strdup(A, xml.data);
+	ras_buf_free(&xml);
+	return out;
+}
+
+/* The structure of the reference Send Document message, checked with XPath. */
+static void
+itk3_structure(const char *xml, enum ras_itk3_kind kind, bool gpprovider)
+{
+	static const char *const ns[] = { "f", "http://hl7.org/fhir", NULL };
+	static const struct { const char *xpath, *want; } send_doc[] = {
+		{ "local-name(/f:Bundle/f:entry[1]/f:resource/*)", "MessageHeader" },
+		{ "/f:Bundle/f:type/@value", "message" },
+		{ "/f:Bundle/f:meta/f:profile/@value",
+		  "https://fhir.nhs.uk/STU3/StructureDefinition/ITK-Message-Bundle-1" },
+		{ "count(//f:MessageHeader/f:extension[@url='https://fhir.nhs.uk/STU3/StructureDefinition/"
+		  "Extension-ITK-MessageHandling-2']/f:extension)", "6" },
+		{ "//f:MessageHeader//f:extension[@url='BusAckRequested']/f:valueBoolean/@value", "true" },
+		{ "//f:MessageHeader//f:extension[@url='InfAckRequested']/f:valueBoolean/@value", "true" },
+		{ "//f:MessageHeader//f:extension[@url='RecipientType']/f:valueCoding/f:code/@value", "FA" },
+		{ "//f:MessageHeader//f:extension[@url='SenderReference']/f:valueString/@value",
+		  "rasd-42-triage-outcome-2" },
+		{ "//f:MessageHeader/f:source/f:endpoint/@value", "X26ABC1" },
+		/* focus: the document bundle */
+		{ "local-name(//f:entry[f:fullUrl/@value = //f:MessageHeader/f:focus/f:reference/@value]"
+		  "/f:resource/*)", "Bundle" },
+		{ "//f:entry[f:fullUrl/@value = //f:MessageHeader/f:focus/f:reference/@value]/f:resource/"
+		  "f:Bundle/f:type/@value", "document" },
+		{ "//f:Binary/f:contentType/@value", "application/pdf" },
+		{ "count(//f:Binary/f:content)", "1" },
+		{ "//f:Patient/f:identifier[f:system/@value='https://fhir.nhs.uk/Id/nhs-number']/f:value/@value",
+		  "9990000018" },
+		{ "//f:Patient/f:birthDate/@value", "1970-05-14" },
+		/* the Composition's first section entry is the PDF */
+		{ "count(//f:Binary[concat('urn:uuid:', f:id/@value) = "
+		  "//f:Composition/f:section[f:entry][1]/f:entry[1]/f:reference/@value])", "1" },
+	};
+	struct ras_xml_doc *d;
+	const char **v;
+	size_t n;
+
+	CU_ASSERT_FATAL(ras_xml_parse(A, xml, strlen(xml), 1 << 26, &d) == 0);
+	for (size_t i = 0; i < sizeof(send_doc) / sizeof(send_doc[0]); i++) {
+		CU_ASSERT_EQUAL_FATAL(ras_xml_xpath(A, d, send_doc[i].xpath, ns, &v, &n), 0);
+		CU_ASSERT_TRUE(n >= 1 && strcmp(v[0], send_doc[i].want) == 0);
+		if (n < 1 || strcmp(v[0], send_doc[i].want) != 0)
+			fprintf(stderr, "%s: \"%s\", want \"%s\"\n", send_doc[i].xpath, n ? v[0] : "(none)",
+			    send_doc[i].want);
+	}
+	CU_ASSERT_EQUAL(ras_xml_xpath(A, d, "//f:MessageHeader/f:event/f:code/@value", ns, &v, &n), 0);
+	CU_ASSERT_STRING_EQUAL(v[0], ras_itk3_event(kind));
+	/* with GPPROVIDER routing there is no destination (GPCM-SD-049) */
+	CU_ASSERT_EQUAL(ras_xml_xpath(A, d, "count(//f:MessageHeader/f:destination)", ns, &v, &n), 0);
+	CU_ASSERT_STRING_EQUAL(v[0], gpprovider ? "0" : "1");
+	if (kind == RAS_ITK3_TOC_OUTPATIENT) {
+		/* the mandatory outpatient letter sections, GP actions first */
+		static const char *const mandatory[] = { "886921000000105", "1077881000000105",
+			"887181000000106", "886711000000101", "886731000000109", "887231000000104" };
+
+		for (size_t i = 0; i < 6; i++) {
+			CU_ASSERT_EQUAL(ras_xml_xpath(A, d, ras_arena_printf(A, "count(//f:Composition/f:section"
+			    "[f:code/f:coding/f:code/@value='%s'])", mandatory[i]), ns, &v, &n), 0);
+			CU_ASSERT_STRING_EQUAL(v[0], "1");
+		}
+		CU_ASSERT_EQUAL(ras_xml_xpath(A, d, "//f:Composition/f:section[1]/f:code/f:coding/f:code/@value",
+		    ns, &v, &n), 0);
+		CU_ASSERT_STRING_EQUAL(v[0], "887201000000105");
+		CU_ASSERT_EQUAL(ras_xml_xpath(A, d, "//f:Composition/f:type/f:coding/f:code/@value", ns, &v, &n), 0);
+		CU_ASSERT_STRING_EQUAL(v[0], "823681000000100");
+	}
+}
+
+/* Golden ITK3 messages for every letter kind and route. */
+static void
+golden_itk3_messages(void)
+{
+	static const struct { const char *name; enum ras_doc_kind kind; const char *ref, *extra; } letters[] = {
+		{ "triage-outcome", RAS_DOC_TRIAGE_OUTCOME, "r4/referral-collection-urn.json",
+		  "decision-midnotts-accept.json" },
+		{ "gp-2ww-notice", RAS_DOC_GP_2WW_NOTICE, "r4/referral-collection-urn.json",
+		  "decision-midnotts-2ww.json" },
+		{ "notification-letter", RAS_DOC_NOTIFICATION_LETTER, "r4/referral-collection-urn.json",
+		  "episode-notification.json" },
+		{ "discharge-summary", RAS_DOC_DISCHARGE_SUMMARY, "r4/referral-collection-urn.json",
+		  "episode-discharge-full.json" },
+	};
+
+	for (size_t i = 0; i < sizeof(letters) / sizeof(letters[0]); i++) {
+		struct ras_doc_input in = input(letters[i].kind, "midnotts", letters[i].ref);
+		json_t *b;
+		const char *x;
+
+		if (strncmp(letters[i].extra, "decision", 8) == 0)
+			in.decision = decision(letters[i].extra);
+		else
+			in.episode = episode(letters[i].extra);
+		b = build_ok(&in);
+		x = itk3_xml(b, RAS_ITK3_SEND_DOCUMENT, NULL, GOLDEN_PDF, sizeof(GOLDEN_PDF) - 1);
+		itk3_structure(x, RAS_ITK3_SEND_DOCUMENT, true);
+		CU_ASSERT_TRUE(ras_test_golden(ras_arena_printf(A, "itk3/midnotts-%s-send-document-gpprovider.xml",
+		    letters[i].name), x, strlen(x)));
+		x = itk3_xml(b, RAS_ITK3_SEND_DOCUMENT, "X26ABC2", GOLDEN_PDF, sizeof(GOLDEN_PDF) - 1);
+		itk3_structure(x, RAS_ITK3_SEND_DOCUMENT, false);
+		CU_ASSERT_TRUE(ras_test_golden(ras_arena_printf(A, "itk3/midnotts-%s-send-document-mailbox.xml",
+		    letters[i].name), x, strlen(x)));
+		x = itk3_xml(b, RAS_ITK3_TOC_OUTPATIENT, "X26ABC2", GOLDEN_PDF, sizeof(GOLDEN_PDF) - 1);
+		itk3_structure(x, RAS_ITK3_TOC_OUTPATIENT, false);
+		CU_ASSERT_TRUE(ras_test_golden(ras_arena_printf(A, "itk3/midnotts-%s-toc-outpatient-letter.xml",
+		    letters[i].name), x, strlen(x)));
+	}
+}
+
+/* The real letter PDF goes in whole (base64) and the subject is the Send
+ * Document format; the same input gives the same message. */
+static void
+itk3_carries_the_real_pdf(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_DISCHARGE_SUMMARY, "midnotts", "r4/referral-collection-urn.json");
+	struct ras_buf pdf = RAS_BUF_INIT(0), back = RAS_BUF_INIT(0);
+	static const char *const ns[] = { "f", "http://hl7.org/fhir", NULL };
+	struct ras_xml_doc *d;
+	const char *x, *y, **v;
+	json_t *b;
+	size_t n;
+
+	in.episode = episode("episode-discharge-full.json");
+	b = build_ok(&in);
+	CU_ASSERT_FATAL(ras_pdf_document(A, b, in.profile, NULL, &pdf) == 0);
+	x = itk3_xml(b, RAS_ITK3_SEND_DOCUMENT, NULL, pdf.data, pdf.len);
+	y = itk3_xml(b, RAS_ITK3_SEND_DOCUMENT, NULL, pdf.data, pdf.len);
+	CU_ASSERT_STRING_EQUAL(x, y);
+	CU_ASSERT_FATAL(ras_xml_parse(A, x, strlen(x), 1 << 26, &d) == 0);
+	CU_ASSERT_FATAL(ras_xml_xpath(A, d, "//f:Binary/f:content/@value", ns, &v, &n) == 0 && n == 1);
+	CU_ASSERT_FATAL(ras_crypto_base64_decode(v[0], strlen(v[0]), &back) == 0);
+	CU_ASSERT_EQUAL(back.len, pdf.len);
+	CU_ASSERT_EQUAL(memcmp(back.data, pdf.data, pdf.len), 0);
+	CU_ASSERT_STRING_EQUAL(ras_itk3_subject(A, b, "Mid Notts Community Pain Management Service", "RASMN", 2),
+	    "Discharge summary for Mrs Jane Example, NHS Number: 9990000018, seen at Mid Notts Community "
+	    "Pain Management Service, RASMN, Version: 2");
+	CU_ASSERT_EQUAL(ras_itk3_kind_parse("gp-connect-send-document"), RAS_ITK3_SEND_DOCUMENT);
+	CU_ASSERT_STRING_EQUAL(ras_itk3_workflow(RAS_ITK3_SEND_DOCUMENT), "GPCONNECT_SEND_DOCUMENT");
+	CU_ASSERT_STRING_EQUAL(ras_itk3_workflow(RAS_ITK3_TOC_OUTPATIENT), "TOC_FHIR_OP_ATTEN");
+	CU_ASSERT_EQUAL(ras_itk3_kind_parse("r4"), RAS_ITK3_NONE);
+	/* no PDF, no message */
+	{
+		struct ras_itk3_msg m = { .kind = RAS_ITK3_SEND_DOCUMENT, .message_id = "x",
+			.sender_reference = "r", .sender_ods = "RASMN", .source_mailbox = "X26ABC1" };
+		struct ras_buf xml = RAS_BUF_INIT(0);
+
+		CU_ASSERT_EQUAL(ras_itk3_message(A, b, &m, &xml), RAS_EINVALID);
+		ras_buf_free(&xml);
+	}
+	ras_buf_free(&pdf);
+	ras_buf_free(&back);
+}
+
+/* ITK3 responses as the fake GP writes them, and what is refused. */
+static void
+itk3_responses_parsed_and_refused(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_TRIAGE_OUTCOME, "midnotts", "r4/referral-collection-urn.json");
+	struct ras_itk3_response r;
+	const char *req;
+	char hid[37], *x;
+	static const struct { const char *code; enum ras_itk3_ack_type type; bool ok; const char *meaning; } c[] = {
+		{ "20013", RAS_ITK3_ACK_INFRASTRUCTURE, true, "Success" },
+		{ "20009", RAS_ITK3_ACK_INFRASTRUCTURE, false, "Payload validation failure" },
+		{ "30001", RAS_ITK3_ACK_BUSINESS, true, "Patient known here" },
+		{ "30002", RAS_ITK3_ACK_BUSINESS, false, "Patient not known here" },
+		{ "30003", RAS_ITK3_ACK_BUSINESS, false, "Patient no longer at this clinical setting" },
+		{ "30004", RAS_ITK3_ACK_BUSINESS, false, "Patient known here and recently deceased" },
+	};
+
+	in.decision = decision("decision-midnotts-accept.json");
+	req = itk3_xml(build_ok(&in), RAS_ITK3_SEND_DOCUMENT, NULL, GOLDEN_PDF, sizeof(GOLDEN_PDF) - 1);
+	ras_itk3_header_id(hid, "5b7a4c2e-1f0d-5c8e-9a3b-2d4e6f8a0b1c");
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		x = fake_gp_response(req, c[i].code, "X26ABC2");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+		CU_ASSERT_EQUAL(ras_itk3_parse_response(A, x, strlen(x), &r), 0);
+		CU_ASSERT_STRING_EQUAL(r.itk_code, c[i].code);
+		CU_ASSERT_EQUAL(r.type, c[i].type);
+		CU_ASSERT_EQUAL(r.success, c[i].ok);
+		CU_ASSERT_STRING_EQUAL(r.request_id, hid);
+		CU_ASSERT_STRING_EQUAL(r.sender_reference, "rasd-42-triage-outcome-2");
+		CU_ASSERT_STRING_EQUAL(r.response_code, c[i].code[0] == '2' && !c[i].ok ? "fatal-error" : "ok");
+		CU_ASSERT_STRING_EQUAL(ras_itk3_code_meaning(c[i].code), c[i].meaning);
+		free(x);
+	}
+	/* refused, with a reason */
+	CU_ASSERT_EQUAL(ras_itk3_parse_response(A, "{\"resourceType\":\"Bundle\"}", 26, &r), RAS_EINVALID);
+	x = "<?xml version=\"1.0\"?><!DOCTYPE b [<!ENTITY x \"y\">]><Bundle xmlns=\"http://hl7.org/fhir\"/>";
+	CU_ASSERT_EQUAL(ras_itk3_parse_response(A, x, strlen(x), &r), RAS_EINVALID);
+	/* the request itself is no response */
+	CU_ASSERT_EQUAL(ras_itk3_parse_response(A, req, strlen(req), &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "not an ITK3 response (event ITK007C)"));
+	x = "<Bundle xmlns=\"http://hl7.org/fhir\"><entry><resource><MessageHeader><event><code value=\"ITK008M\"/>"
+	    "</event><response><code value=\"ok\"/></response></MessageHeader></resource></entry></Bundle>";
+	CU_ASSERT_EQUAL(ras_itk3_parse_response(A, x, strlen(x), &r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "cannot be matched"));
+}
+
 int
 main(void)
 {
@@ -475,6 +943,11 @@ main(void)
 		{ "narrative escapes hostile text", narrative_escapes_hostile_text },
 		{ "message wrapper", message_wrapper },
 		{ "xhtml builder", xhtml_builder },
+		{ "PDF letters carry the document", pdf_letters_carry_the_document },
+		{ "golden ITK3 messages (every letter kind and route)", golden_itk3_messages },
+		{ "ITK3 carries the real PDF", itk3_carries_the_real_pdf },
+		{ "ITK3 responses parsed, bad ones refused", itk3_responses_parsed_and_refused },
+		{ "PDF: a 3-page discharge summary paginates", pdf_three_page_discharge_summary },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {

@@ -37,19 +37,6 @@
 #include "ras/xmlform.h"
 #include "ras_config.h"
 
-static struct fake_ers *
-start_fake(bool stateful)
-{
-	const char *priv, *pub;
-	struct fake_ers_opts o = { 0 };
-
-	ers_keypair(&priv, &pub);
-	o.public_key_pem = pub;
-	o.require_auth = true;
-	o.stateful = stateful;
-	return fake_ers_start(&o);
-}
-
 static const struct fake_req *
 last_req(struct fake_http *h, const char *path_has)
 {
@@ -75,7 +62,7 @@ a005(struct ras_ers *c, int64_t now, const char *ubrn, unsigned flags, struct ra
 static void
 jwt_assertion(void)
 {
-	struct fake_ers *f = start_fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ras_ers *c = ers_client(f, RAS_ERS_APPLICATION, "21012", NULL);
 	struct ras_buf a = RAS_BUF_INIT(0), b = RAS_BUF_INIT(0);
 	const char *priv, *pub, *why;
@@ -150,7 +137,7 @@ key_check(void)
 static void
 token_flow(void)
 {
-	struct fake_ers *f = start_fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ras_ers *c = ers_client(f, RAS_ERS_APPLICATION, "21012", NULL);
 	struct ras_ers_call k;
 	const struct fake_req *t, *r;
@@ -231,7 +218,7 @@ headers_by_mode(void)
 	int64_t now = time(NULL);
 
 	/* application-restricted: token, correlation id, no user or x-ers headers */
-	f = start_fake(false);
+	f = ers_fake_start(false);
 	c = ers_client(f, RAS_ERS_APPLICATION, "21012", NULL);
 	CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), 0);
 	r = last_req(fake_ers_http(f), "ReferralRequest/000000070000");
@@ -493,7 +480,7 @@ tls_verified(void)
 static void
 backoff_429_503(void)
 {
-	struct fake_ers *f = start_fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ers_clock clk;
 	struct ras_ers *c;
 	struct ras_ers_call k;
@@ -577,7 +564,7 @@ backoff_429_503(void)
 static void
 rate_limit(void)
 {
-	struct fake_ers *f = start_fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ers_clock clk;
 	struct ras_ers *c;
 	struct ras_ers_call *k = calloc(25, sizeof(*k));
@@ -610,7 +597,7 @@ rate_limit(void)
 static void
 gzip_and_outcomes(void)
 {
-	struct fake_ers *f = start_fake(false);
+	struct fake_ers *f = ers_fake_start(false);
 	struct ras_ers *c = ers_client(f, RAS_ERS_APPLICATION, "21012", NULL);
 	struct ras_ers_call k;
 	const struct fake_req *r;
@@ -1014,7 +1001,7 @@ every_fault(void)
 		{ "endless header", FAKE_FAULT_ENDLESS_HEADER, 0, 0, RAS_ETOOBIG, "RAS_HTTP_HEADER_MAX" },
 		{ "slow drip", FAKE_FAULT_SLOW_DRIP, 400, 0, RAS_ETIMEDOUT, "imeout" },
 	};
-	struct fake_ers *f = start_fake(true);
+	struct fake_ers *f = ers_fake_start(true);
 	struct ras_ers *c = ers_client(f, RAS_ERS_APPLICATION, "21012", NULL);
 	struct fake_http *h = fake_ers_http(f);
 	struct ras_ers_call k;

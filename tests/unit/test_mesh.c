@@ -1,7 +1,9 @@
 /* MESH client: the NHSMESH header against the reference test vectors, and
  * every call against the loopback fake (which checks each token). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "fake_http.h"
 #include "fake_mesh.h"
@@ -144,57 +146,349 @@ handshake_send_track_download_ack(void)
 	ras_arena_free(a);
 }
 
+/* Gunzip a chunk as MESH would store it (Content-Encoding: gzip). */
+static char *
+gunzip_chunk(const char *in, size_t len, size_t *out_len)
+{
+	z_stream z;
+	size_t cap = len * 8 + 4096;
+	char *out = malloc(cap);
+
+	memset(&z, 0, sizeof(z));
+	CU_ASSERT_FATAL(inflateInit2(&z, 15 + 16) == Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)out;
+	z.avail_out = (uInt)cap;
+	CU_ASSERT_EQUAL(inflate(&z, Z_FINISH), Z_STREAM_END);
+	CU_ASSERT_EQUAL(z.avail_in, 0);   /* one gzip member per chunk, nothing after it */
+	*out_len = z.total_out;
+	inflateEnd(&z);
+	return out;
+}
+
+/* One chunked send of `len` bytes in chunks of 1024, as the outbox does it:
+ * chunk 1 gives the id, chunks 2..n are answered 202 `null` (as the
+ * sandbox answers them), each chunk gzipped on its own after splitting. */
 static void
-chunked_send_reassembles(void)
+chunked_send(size_t len, size_t want_chunks)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_mesh *s = client("X26ABC1", FAKE_MESH_SHARED_KEY, 1024);
-	char *body = malloc(2600), id[RAS_MESH_ID_MAX] = "";
+	char *body = malloc(len), id[RAS_MESH_ID_MAX] = "";
 	struct ras_http_request r;
 	const struct fake_mesh_msg *msg;
+	struct ras_mesh_tracking t;
 	size_t before = fake_mesh_count(fm);
 	int64_t now = ras_time_now();
+	char local[64];
 
-	for (int i = 0; i < 2600; i++)
-		body[i] = (char)('a' + i % 26);
-	CU_ASSERT_EQUAL(ras_mesh_chunks(s, 2600), 3);
-	for (size_t k = 1; k <= 3; k++) {
-		struct ras_mesh_send snd = { .to = "X26ABC3", .workflow = "RASD_TEST", .local_id = "rasd-2-x",
-			.content_type = "application/fhir+json", .body = body, .len = 2600, .chunk = k,
-			.message_id = k > 1 ? id : NULL };
+	snprintf(local, sizeof(local), "rasd-chunks-%zu", want_chunks);
+	for (size_t i = 0; i < len; i++)
+		body[i] = (char)('a' + (i * 7 + i / 13) % 26);
+	CU_ASSERT_EQUAL_FATAL(ras_mesh_chunks(s, len), want_chunks);
+	for (size_t k = 1; k <= want_chunks; k++) {
+		struct ras_mesh_send snd = { .to = "X26ABC3", .workflow = "RASD_TEST", .local_id = local,
+			.filename = "letter.json", .content_type = "application/fhir+json", .body = body,
+			.len = len, .chunk = k, .message_id = k > 1 ? id : NULL };
 		const struct fake_req *fr;
-		char rid[RAS_MESH_ID_MAX];
+		char rid[RAS_MESH_ID_MAX], range[32];
+		size_t plain_len, expect = k < want_chunks ? 1024 : len - (want_chunks - 1) * 1024;
+		char *plain;
 
 		CU_ASSERT_EQUAL_FATAL(ras_mesh_prep_send(s, a, now, &snd, &r), 0);
 		CU_ASSERT_EQUAL(one(&r), 202);
-		CU_ASSERT_EQUAL(ras_mesh_send_result(&r, rid, sizeof(rid)), 0);
-		if (k == 1)
+		if (k == 1) {
+			CU_ASSERT_EQUAL(ras_mesh_send_result(&r, rid, sizeof(rid)), 0);
 			snprintf(id, sizeof(id), "%s", rid);
+		} else {
+			/* the sandbox's answer to a further chunk */
+			CU_ASSERT_STRING_EQUAL(r.body_out.data, "null");
+			CU_ASSERT_EQUAL(ras_mesh_chunk_result(&r), 0);
+			/* the old reading of it: no id, so never "sent" */
+			CU_ASSERT_NOT_EQUAL(ras_mesh_send_result(&r, rid, sizeof(rid)), 0);
+		}
 		fr = fake_http_req(fake_mesh_http(fm), fake_http_count(fake_mesh_http(fm)) - 1);
-		CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "mex-Chunk-Range"),
-		    k == 1 ? "1:3" : k == 2 ? "2:3" : "3:3");
-		CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "Content-Type"), "application/octet-stream");
+		snprintf(range, sizeof(range), "%zu:%zu", k, want_chunks);
+		if (want_chunks > 1) {
+			CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "mex-Chunk-Range"), range);
+			CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "Content-Type"), "application/octet-stream");
+		} else {
+			CU_ASSERT_PTR_NULL(fake_req_header(fr, "mex-Chunk-Range"));
+			CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "Content-Type"), "application/fhir+json");
+		}
 		CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "mex-Content-Type"), "application/fhir+json");
-		CU_ASSERT_EQUAL(fr->body_len, k < 3 ? 1024 : 552);
+		CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "Content-Encoding"), "gzip");
+		CU_ASSERT_STRING_EQUAL(fake_req_header(fr, "mex-FileName"), "letter.json");
+		/* split first, then each chunk gzipped on its own */
+		plain = gunzip_chunk(fr->body, fr->body_len, &plain_len);
+		CU_ASSERT_EQUAL(plain_len, expect);
+		CU_ASSERT_EQUAL(memcmp(plain, body + (k - 1) * 1024, plain_len < expect ? plain_len : expect), 0);
+		free(plain);
 		ras_http_request_release(&r);
+		if (k < want_chunks) {
+			/* not complete: tracking says uploading, which is not delivered */
+			CU_ASSERT_EQUAL(ras_mesh_prep_track(s, a, now, id, &r), 0);
+			one(&r);
+			CU_ASSERT_EQUAL(ras_mesh_track_result(&r, &t), 0);
+			CU_ASSERT_STRING_EQUAL(t.status, "uploading");
+			CU_ASSERT_EQUAL(ras_mesh_track_state(&t), RAS_MESH_TRACK_INCOMPLETE);
+			ras_http_request_release(&r);
+		}
 	}
 	CU_ASSERT_EQUAL(fake_mesh_count(fm), before + 1);
 	msg = fake_mesh_msg(fm, before);
-	CU_ASSERT_EQUAL(msg->len, 2600);
-	CU_ASSERT_EQUAL(memcmp(msg->body, body, 2600), 0);
-	CU_ASSERT_EQUAL(msg->chunks_got, 3);
+	CU_ASSERT_EQUAL(msg->len, len);
+	CU_ASSERT_EQUAL(memcmp(msg->body, body, len), 0);
+	CU_ASSERT_EQUAL(msg->chunks_got, want_chunks);
+	CU_ASSERT_STRING_EQUAL(msg->filename, "letter.json");
+	CU_ASSERT_EQUAL(ras_mesh_prep_track(s, a, now, id, &r), 0);
+	one(&r);
+	CU_ASSERT_EQUAL(ras_mesh_track_result(&r, &t), 0);
+	CU_ASSERT_STRING_EQUAL(t.status, "accepted");
+	CU_ASSERT_EQUAL(ras_mesh_track_state(&t), RAS_MESH_TRACK_DELIVERED);
+	ras_http_request_release(&r);
 	/* a chunk after the last: 423, a refusal not worth retrying */
-	{
+	if (want_chunks > 1) {
 		struct ras_mesh_send snd = { .to = "X26ABC3", .workflow = "RASD_TEST", .body = body,
-			.len = 2600, .chunk = 3, .message_id = id };
-		char rid[RAS_MESH_ID_MAX];
+			.len = len, .chunk = want_chunks, .message_id = id };
 
 		CU_ASSERT_EQUAL(ras_mesh_prep_send(s, a, now, &snd, &r), 0);
 		CU_ASSERT_EQUAL(one(&r), 423);
-		CU_ASSERT_EQUAL(ras_mesh_send_result(&r, rid, sizeof(rid)), RAS_EINVALID);
+		CU_ASSERT_EQUAL(ras_mesh_chunk_result(&r), RAS_EINVALID);
+		CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "423"));
 		ras_http_request_release(&r);
 	}
+	/* the recipient downloads every chunk and gets the payload back */
+	{
+		struct ras_mesh *d = client("X26ABC3", FAKE_MESH_SHARED_KEY, 1 << 20);
+		struct ras_buf got = RAS_BUF_INIT(0);
+		struct ras_mesh_meta meta;
+
+		for (size_t c = 1; c <= want_chunks; c++) {
+			CU_ASSERT_EQUAL(ras_mesh_prep_download(d, a, now, id, c, &r), 0);
+			CU_ASSERT_EQUAL(one(&r), c < want_chunks ? 206 : 200);
+			ras_mesh_meta(&r, &meta);
+			CU_ASSERT_EQUAL(meta.chunk, c);
+			CU_ASSERT_EQUAL(meta.nchunks, want_chunks);
+			ras_buf_append(&got, r.body_out.data, r.body_out.len);
+			ras_http_request_release(&r);
+		}
+		CU_ASSERT_EQUAL(got.len, len);
+		CU_ASSERT_EQUAL(memcmp(got.data, body, len), 0);
+		ras_buf_free(&got);
+		CU_ASSERT_EQUAL(ras_mesh_prep_ack(d, a, now, id, &r), 0);
+		CU_ASSERT_EQUAL(one(&r), 200);
+		ras_http_request_release(&r);
+		ras_mesh_free(d);
+	}
 	free(body);
+	ras_mesh_free(s);
+	ras_arena_free(a);
+}
+
+static void
+chunked_sends_of_1_2_3_and_7_chunks(void)
+{
+	chunked_send(700, 1);
+	chunked_send(2000, 2);
+	chunked_send(2600, 3);
+	chunked_send(6 * 1024 + 5, 7);
+	CU_ASSERT_EQUAL(fake_mesh_auth_failures(fm), 0);
+}
+
+/* A response as the official sandbox gave it (the captured exchange). */
+static json_t *
+captured(json_t *all, const char *step, struct ras_http_request *r)
+{
+	json_t *e, *resp, *h, *v, *body;
+	size_t i;
+	const char *k;
+
+	memset(r, 0, sizeof(*r));
+	json_array_foreach(ras_json_arr(all, "exchanges"), i, e) {
+		if (strcmp(ras_json_str(e, "step"), step) != 0)
+			continue;
+		resp = json_object_get(e, "response");
+		r->status = (long)json_integer_value(json_object_get(resp, "status"));
+		h = json_object_get(resp, "headers");
+		json_object_foreach(h, k, v) {
+			ras_buf_append(&r->headers_out, k, strlen(k));
+			ras_buf_append(&r->headers_out, ": ", 2);
+			ras_buf_append(&r->headers_out, json_string_value(v), strlen(json_string_value(v)));
+			ras_buf_append(&r->headers_out, "\r\n", 2);
+		}
+		ras_buf_append(&r->headers_out, "", 0);
+		body = json_object_get(resp, "body");
+		if (json_is_string(body)) {
+			ras_buf_append(&r->body_out, json_string_value(body), strlen(json_string_value(body)));
+		} else {
+			char *d = json_dumps(body, JSON_ENCODE_ANY);
+
+			ras_buf_append(&r->body_out, d, strlen(d));
+			free(d);
+		}
+		ras_buf_append(&r->body_out, "", 0);
+		return e;
+	}
+	CU_FAIL_FATAL("step not in the capture");
+	return NULL;
+}
+
+/* The parsers against the recorded answers of the official sandbox. */
+static void
+parsers_read_the_sandbox_capture(void)
+{
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture("mesh/sandbox-captured-exchange.json"), &len);
+	char id[RAS_MESH_ID_MAX];
+	struct ras_http_request r;
+	struct ras_mesh_tracking t;
+	struct ras_mesh_meta meta;
+	json_t *all;
+
+	CU_ASSERT_FATAL(ras_json_parse(data, len, 1 << 22, &all) == 0);
+	captured(all, "send single-part message", &r);
+	CU_ASSERT_EQUAL(ras_mesh_send_result(&r, id, sizeof(id)), 0);
+	CU_ASSERT_STRING_EQUAL(id, "7FD04DE56E7F4D399D7D27746D5DCC79");
+	ras_http_request_release(&r);
+	captured(all, "send single-part message (v1 response shape)", &r);
+	CU_ASSERT_EQUAL(ras_mesh_send_result(&r, id, sizeof(id)), 0);
+	CU_ASSERT_STRING_EQUAL(id, "D66E746E7D274A94870835519BD00F45");
+	ras_http_request_release(&r);
+	/* chunk 2 of 2: 202 and `null` */
+	captured(all, "send chunk 2 of 2", &r);
+	CU_ASSERT_STRING_EQUAL(r.body_out.data, "null");
+	CU_ASSERT_EQUAL(ras_mesh_chunk_result(&r), 0);
+	ras_http_request_release(&r);
+	captured(all, "resend chunk 2 after completion", &r);
+	CU_ASSERT_EQUAL(ras_mesh_chunk_result(&r), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "An internal error occurred"));
+	ras_http_request_release(&r);
+	/* tracking, v2 and v1 shapes */
+	captured(all, "track message (sender, v2)", &r);
+	CU_ASSERT_EQUAL(ras_mesh_track_result(&r, &t), 0);
+	CU_ASSERT_TRUE(t.found);
+	CU_ASSERT_STRING_EQUAL(t.message_id, "7FD04DE56E7F4D399D7D27746D5DCC79");
+	CU_ASSERT_STRING_EQUAL(t.status, "accepted");
+	CU_ASSERT_EQUAL(ras_mesh_track_state(&t), RAS_MESH_TRACK_DELIVERED);
+	ras_http_request_release(&r);
+	captured(all, "track after ack (v1 shape)", &r);
+	CU_ASSERT_EQUAL(ras_mesh_track_result(&r, &t), 0);
+	CU_ASSERT_STRING_EQUAL(t.message_id, "7FD04DE56E7F4D399D7D27746D5DCC79");
+	CU_ASSERT_STRING_EQUAL(t.status, "acknowledged");
+	CU_ASSERT_EQUAL(ras_mesh_track_state(&t), RAS_MESH_TRACK_DELIVERED);
+	ras_http_request_release(&r);
+	/* refusals keep MESH's reason, 403 included */
+	captured(all, "error: wrong shared key", &r);
+	ras_mesh_error_reason(&r, id, sizeof(id));
+	CU_ASSERT_STRING_EQUAL(id, "Invalid Authentication Token");
+	CU_ASSERT_EQUAL(ras_mesh_send_result(&r, id, sizeof(id)), RAS_EIO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "403: Invalid Authentication Token"));
+	ras_http_request_release(&r);
+	captured(all, "error: unknown recipient (v1)", &r);
+	CU_ASSERT_EQUAL(ras_mesh_send_result(&r, id, sizeof(id)), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "12 Unregistered to address"));
+	ras_http_request_release(&r);
+	captured(all, "error: unsupported content-encoding", &r);
+	CU_ASSERT_EQUAL(ras_mesh_send_result(&r, id, sizeof(id)), RAS_EINVALID);
+	ras_http_request_release(&r);
+	/* a REPORT: 1:0 chunk range, no body */
+	captured(all, "download error REPORT (created via sandbox admin endpoint)", &r);
+	ras_mesh_meta(&r, &meta);
+	CU_ASSERT_STRING_EQUAL(meta.message_type, "REPORT");
+	CU_ASSERT_STRING_EQUAL(meta.status_code, "14");
+	CU_ASSERT_STRING_EQUAL(meta.status_success, "ERROR");
+	CU_ASSERT_STRING_EQUAL(meta.linked_id, "7FD04DE56E7F4D399D7D27746D5DCC79");
+	CU_ASSERT_STRING_EQUAL(meta.local_id, "local-0001");
+	CU_ASSERT_EQUAL(meta.nchunks, 1);
+	ras_http_request_release(&r);
+	captured(all, "download chunk 1 (206 partial)", &r);
+	ras_mesh_meta(&r, &meta);
+	CU_ASSERT_EQUAL(meta.chunk, 1);
+	CU_ASSERT_EQUAL(meta.nchunks, 2);
+	ras_http_request_release(&r);
+	json_decref(all);
+	free(data);
+}
+
+/* A tracking answer listing an abandoned upload and the complete resend
+ * (300, deprecated tracking by local id): the complete one is taken. */
+static void
+tracking_prefers_a_complete_send(void)
+{
+	struct ras_http_request r;
+	struct ras_mesh_tracking t;
+	const char *body = "[{\"messageId\": \"AAAA\", \"status\": \"Uploading\"}, "
+	    "{\"messageId\": \"BBBB\", \"status\": \"Accepted\"}]";
+
+	memset(&r, 0, sizeof(r));
+	r.status = 300;
+	ras_buf_append(&r.body_out, body, strlen(body));
+	CU_ASSERT_EQUAL(ras_mesh_track_result(&r, &t), 0);
+	CU_ASSERT_STRING_EQUAL(t.message_id, "BBBB");
+	CU_ASSERT_STRING_EQUAL(t.status, "accepted");
+	ras_http_request_release(&r);
+	body = "{\"messageId\": \"CCCC\", \"status\": \"Undeliverable\"}";
+	r.status = 200;
+	ras_buf_append(&r.body_out, body, strlen(body));
+	CU_ASSERT_EQUAL(ras_mesh_track_result(&r, &t), 0);
+	CU_ASSERT_EQUAL(ras_mesh_track_state(&t), RAS_MESH_TRACK_FAILED);
+	ras_http_request_release(&r);
+}
+
+/* MESH endpoint lookup: one mailbox, none, several; and the sandbox's shapes. */
+static void
+endpoint_lookup(void)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_mesh *s = client("X26ABC1", FAKE_MESH_SHARED_KEY, 1 << 20);
+	struct ras_http_request r;
+	char mb[RAS_MESH_ID_MAX];
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture("mesh/sandbox-captured-exchange.json"), &len);
+	json_t *all, *e;
+	size_t i;
+
+	fake_mesh_register(fm, "Y01234", "GPCONNECT_SEND_DOCUMENT", "X26ABC2");
+	fake_mesh_register(fm, "Y05678", "GPCONNECT_SEND_DOCUMENT", "X26ABC2");
+	fake_mesh_register(fm, "Y05678", "GPCONNECT_SEND_DOCUMENT", "X26ABC3");
+	CU_ASSERT_EQUAL(ras_mesh_prep_lookup(s, a, ras_time_now(), "Y01234", "GPCONNECT_SEND_DOCUMENT", &r), 0);
+	CU_ASSERT_EQUAL(one(&r), 200);
+	CU_ASSERT_EQUAL(ras_mesh_lookup_result(&r, mb, sizeof(mb)), 0);
+	CU_ASSERT_STRING_EQUAL(mb, "X26ABC2");
+	CU_ASSERT_STRING_EQUAL(fake_http_req(fake_mesh_http(fm), fake_http_count(fake_mesh_http(fm)) - 1)->path,
+	    "/messageexchange/endpointlookup/Y01234/GPCONNECT_SEND_DOCUMENT");
+	ras_http_request_release(&r);
+	CU_ASSERT_EQUAL(ras_mesh_prep_lookup(s, a, ras_time_now(), "Y09999", "GPCONNECT_SEND_DOCUMENT", &r), 0);
+	one(&r);
+	CU_ASSERT_EQUAL(ras_mesh_lookup_result(&r, mb, sizeof(mb)), RAS_ENOTFOUND);
+	ras_http_request_release(&r);
+	CU_ASSERT_EQUAL(ras_mesh_prep_lookup(s, a, ras_time_now(), "Y05678", "GPCONNECT_SEND_DOCUMENT", &r), 0);
+	one(&r);
+	CU_ASSERT_EQUAL(ras_mesh_lookup_result(&r, mb, sizeof(mb)), RAS_ECONFLICT);
+	ras_http_request_release(&r);
+	/* an ODS code that would change the path is refused */
+	CU_ASSERT_EQUAL(ras_mesh_prep_lookup(s, a, ras_time_now(), "../X", "W", &r), RAS_EINVALID);
+	/* the sandbox's own answers, v2 and v1 */
+	CU_ASSERT_FATAL(ras_json_parse(data, len, 1 << 22, &all) == 0);
+	json_array_foreach(ras_json_arr(all, "exchanges"), i, e) {
+		const char *step = ras_json_str(e, "step");
+		char *body;
+
+		if (strncmp(step, "endpoint lookup", 15) != 0)
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.status = 200;
+		body = json_dumps(json_object_get(json_object_get(e, "response"), "body"), 0);
+		ras_buf_append(&r.body_out, body, strlen(body));
+		free(body);
+		CU_ASSERT_EQUAL(ras_mesh_lookup_result(&r, mb, sizeof(mb)), 0);
+		CU_ASSERT_STRING_EQUAL(mb, "X26ABC2");
+		ras_http_request_release(&r);
+	}
+	json_decref(all);
+	free(data);
 	ras_mesh_free(s);
 	ras_arena_free(a);
 }
@@ -509,7 +803,10 @@ main(void)
 		{ "NHSMESH header matches the reference test vectors", auth_header_matches_test_vectors },
 		{ "timestamp is UTC to the minute", timestamp_is_utc_minutes },
 		{ "handshake, send, track, inbox, download, acknowledge", handshake_send_track_download_ack },
-		{ "chunked send reassembles", chunked_send_reassembles },
+		{ "chunked sends of 1, 2, 3 and 7 chunks", chunked_sends_of_1_2_3_and_7_chunks },
+		{ "parsers read the sandbox capture", parsers_read_the_sandbox_capture },
+		{ "tracking prefers a complete send", tracking_prefers_a_complete_send },
+		{ "endpoint lookup: one mailbox, none, several", endpoint_lookup },
 		{ "bad key, clock skew and replayed tokens are refused", bad_tokens_are_refused },
 		{ "refusals are classified", refusals_are_classified },
 		{ "mutual TLS: client certificate presented and checked", mutual_tls },

@@ -393,20 +393,20 @@ mappings_errors(void)
 	CU_ASSERT_EQUAL(ras_mappings_load("/nonexistent", &m), RAS_EIO);
 	/* A copy of the shipped mappings with one rule set broken: refused as a whole. */
 	snprintf(dir, sizeof(dir), "%s/mappings-copy", ras_test_tmpdir());
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && "
+	ras_test_fmt(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && "
 	    "sed -i 's/\"form.cfs-me\"/\"form.cfs_me\"/' '%s/services/midnotts.json'", dir, MAPPINGS, dir, dir);
 	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
 	CU_ASSERT_EQUAL(ras_mappings_load(dir, &m), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "midnotts.json"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "cfs_me"));
 	/* A rule set whose file name is not its service id. */
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && mv '%s/services/midnotts.json' '%s/services/mid.json'",
+	ras_test_fmt(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && mv '%s/services/midnotts.json' '%s/services/mid.json'",
 	    dir, MAPPINGS, dir, dir, dir);
 	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
 	CU_ASSERT_EQUAL(ras_mappings_load(dir, &m), RAS_EINVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "must be named midnotts.json"));
 	/* The content hash changes when a practice list changes. */
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && "
+	ras_test_fmt(cmd, sizeof(cmd), "rm -rf '%s' && cp -r '%s' '%s' && "
 	    "sed -i 's/\"C84012\"/\"C84999\"/' '%s/practices/midnotts.json'", dir, MAPPINGS, dir, dir);
 	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_mappings_load(dir, &m), 0);

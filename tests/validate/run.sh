@@ -72,3 +72,15 @@ if [ -d "$root/tests/golden/documents" ]; then
 fi
 files+=("$root/mappings/forms/episode-summary.json")
 node "$here/validate.cjs" --modules "$cache/node_modules" --profile "$snapshot" "${files[@]}"
+
+# ITK3 messages (issue 11): FHIR STU3, every letter kind as each ITK3
+# message for one service, and every golden ITK3 message.
+mkdir "$out/itk3"
+for fmt in gp-connect-send-document toc-outpatient-letter; do
+  "$rasctl" render --at "$at" --mappings "$root/mappings" --format "$fmt" --kind triage-outcome --service midnotts --referral "$fx/r4/referral-collection-urn.json" --decision "$fx/documents/decision-midnotts-accept.json" > "$out/itk3/triage-$fmt.xml"
+  "$rasctl" render --at "$at" --mappings "$root/mappings" --format "$fmt" --kind gp-2ww-notice --service midnotts --referral "$fx/documents/referral-consultant-midnotts.json" --decision "$fx/documents/decision-midnotts-2ww.json" > "$out/itk3/2ww-$fmt.xml"
+  "$rasctl" render --at "$at" --mappings "$root/mappings" --format "$fmt" --kind notification-letter --service midnotts --referral "$fx/documents/referral-consultant-midnotts.json" --episode "$fx/documents/episode-notification.json" > "$out/itk3/notification-$fmt.xml"
+  "$rasctl" render --at "$at" --mappings "$root/mappings" --format "$fmt" --kind discharge-summary --service bassetlaw-2022 --referral "$fx/r4/referral-transaction-relative.json" --episode "$fx/documents/episode-discharge-full.json" > "$out/itk3/discharge-$fmt.xml"
+done
+itk3=("$out"/itk3/*.xml "$root"/tests/golden/itk3/*.xml)
+node "$here/validate-stu3.cjs" --modules "$cache/node_modules" "${itk3[@]}"
