@@ -346,8 +346,16 @@ ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out)
 	if (db->pending <= 0)
 		return ras_error_set("no pipeline result pending");
 	r = PQgetResult(db->conn);
-	if (r == NULL)
+	if (r == NULL) {
+		/* No result will come for this statement: on a lost connection
+		 * none will come for any (ras_db_pipeline_exit must not wait for
+		 * them: it looped for ever when the server went away). */
+		if (PQstatus(db->conn) != CONNECTION_OK)
+			db->pending = 0;
+		else
+			db->pending--;
 		return ras_error_code(RAS_EIO, "pipeline ended early: %s", PQerrorMessage(db->conn));
+	}
 	/* Each statement's result is followed by a NULL. */
 	while ((extra = PQgetResult(db->conn)) != NULL)
 		PQclear(extra);

@@ -2502,7 +2502,14 @@ survive_database_outage(const char *name, bool failover)
 	/* under load: the primary goes away at once */
 	CU_ASSERT(acked_at_least(&s, 20, 20000));
 	CU_ASSERT_EQUAL_FATAL(pg_pair("stop-primary"), 0);
-	CU_ASSERT(readyz_becomes(&p, 503, 10000));
+	if (!readyz_becomes(&p, 503, 10000)) {
+		char *log = rasd_log(&p);
+		size_t n = strlen(log);
+
+		CU_FAIL("/readyz did not turn 503 with the primary gone");
+		fprintf(stderr, "rasd's log (end):\n%s\n", n > 6000 ? log + n - 6000 : log);
+		free(log);
+	}
 	before = s.acked;
 	usleep(500000);
 	CU_ASSERT_EQUAL(readyz(&p), 503);
