@@ -14,8 +14,10 @@
 #include "ras/ers.h"
 #include "ras/pds.h"
 #include "ras/error.h"
+#include "ras/http.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
+#include "ras/mesh.h"
 #include "ras/mesh_inbox.h"
 #include "ras/outbox.h"
 #include "ras/rules.h"
@@ -29,6 +31,8 @@ struct ras_runtime {
 	struct ras_triage *triage;
 	struct ras_outbox *outbox;
 	struct ras_mesh_inbox *mesh_inbox;
+	struct ras_mesh *mesh;          /* [mesh]: one client for the outbox and the MESH inbox */
+	struct ras_http *mesh_http;
 	struct ras_xmlform_maps *form_maps;
 	struct ras_ers *ers;
 	struct ras_pds *pds;            /* [pds] base_url set (issue 10) */
@@ -191,9 +195,13 @@ ras_runtime_new(const struct ras_config *cfg, struct ras_runtime **out, struct r
 	 * nothing above already failed (it would say the same again). */
 	if (n == 0 && ras_triage_new(cfg, dir, &rt->triage) < 0)
 		n += failed(problems, "triage configuration");
-	if (ras_outbox_new(cfg, dir, &rt->outbox) < 0)
-		n += failed(problems, "delivery configuration ([outbox], [routing], [mesh], [fhir])");
-	if (ras_mesh_inbox_new(cfg, &rt->mesh_inbox) < 0)
+	/* One MESH client for sending and receiving: one handshake per
+	 * interval, and a bad [mesh] is one problem, not one per user. */
+	if (ras_mesh_new_config(cfg, &rt->mesh, &rt->mesh_http) < 0)
+		n += failed(problems, "MESH configuration ([mesh])");
+	if (ras_outbox_new_shared(cfg, dir, rt->mesh, rt->mesh_http, &rt->outbox) < 0)
+		n += failed(problems, "delivery configuration ([outbox], [routing], [fhir])");
+	if (ras_mesh_inbox_new_shared(cfg, rt->mesh, rt->mesh_http, &rt->mesh_inbox) < 0)
 		n += failed(problems, "MESH inbox configuration ([mesh])");
 	if (snprintf(maps, sizeof(maps), "%s/form-maps", dir) >= (int)sizeof(maps)) {
 		n += note(problems, "form maps: the mappings path is too long");
@@ -243,6 +251,8 @@ ras_runtime_free(struct ras_runtime *rt)
 	ras_xmlform_maps_free(rt->form_maps);
 	ras_mesh_inbox_free(rt->mesh_inbox);
 	ras_outbox_free(rt->outbox);
+	ras_mesh_free(rt->mesh);
+	ras_http_free(rt->mesh_http);
 	ras_triage_free(rt->triage);
 	free(rt->mappings);
 	free(rt);

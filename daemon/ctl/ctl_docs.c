@@ -451,10 +451,14 @@ ras_ctl_outbox(struct ras_ctl *ctl, int argc, char **argv)
 		struct ras_mesh_inbox_stats s3 = { 0 };
 		struct ras_outbox_ack_stats s4 = { 0 };
 		struct ras_config *cfg;
+		struct ras_mesh *mesh;
+		struct ras_http *mesh_http;
 
 		if ((rc = outbox_new(ctl, mappings, &o)) != 0)
 			return rc;
-		if ((rc = ras_ctl_config(ctl, &cfg)) != 0 || ras_mesh_inbox_new(cfg, &in) < 0) {
+		/* the outbox's MESH client polls too: one handshake for the pass */
+		ras_outbox_mesh_client(o, &mesh, &mesh_http);
+		if ((rc = ras_ctl_config(ctl, &cfg)) != 0 || ras_mesh_inbox_new_shared(cfg, mesh, mesh_http, &in) < 0) {
 			if (rc == 0) {
 				ras_ctl_fail(ctl, "cannot set up the MESH inbox");
 				rc = CTL_CONFIG;

@@ -21,6 +21,8 @@
 
 struct ras_config;
 struct ras_db;
+struct ras_http;
+struct ras_mesh;
 struct ras_mesh_inbox;
 
 struct ras_mesh_inbox_stats {
@@ -34,6 +36,12 @@ struct ras_mesh_inbox_stats {
 /* From [mesh] (and [outbox] batch_size, allow_http_loopback).  When [mesh]
  * is not enabled the inbox exists and every poll does nothing. */
 int ras_mesh_inbox_new(const struct ras_config *cfg, struct ras_mesh_inbox **out);
+/* The same with a MESH client the caller made (ras_mesh_new_config) and
+ * keeps, shared with the outbox by lib/runtime.c: one handshake per [mesh]
+ * handshake_interval for both.  mesh and http are NULL when [mesh] is not
+ * enabled; they must outlive the inbox. */
+int ras_mesh_inbox_new_shared(const struct ras_config *cfg, struct ras_mesh *mesh, struct ras_http *http,
+    struct ras_mesh_inbox **out);
 void ras_mesh_inbox_free(struct ras_mesh_inbox *in);
 
 /* One poll: at most [outbox] batch_size messages downloaded, stored,

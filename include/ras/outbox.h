@@ -33,6 +33,8 @@
 
 struct ras_config;
 struct ras_db;
+struct ras_http;
+struct ras_mesh;
 struct ras_outbox;
 
 struct ras_outbox_stats {
@@ -50,6 +52,16 @@ struct ras_outbox_stats {
  * directory (document profiles, and the working-day calendar the episode
  * deadlines count in: mappings/calendar/bank-holidays.json). */
 int ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_outbox **out);
+/* The same with a MESH client the caller made (ras_mesh_new_config) and
+ * keeps: lib/runtime.c shares one with the MESH inbox, so rasd does one
+ * handshake per [mesh] handshake_interval.  mesh and http are NULL when
+ * [mesh] is not enabled; they must outlive the outbox. */
+int ras_outbox_new_shared(const struct ras_config *cfg, const char *mappings, struct ras_mesh *mesh,
+    struct ras_http *http, struct ras_outbox **out);
+/* The outbox's MESH client and its http handle (both NULL when [mesh] is
+ * not enabled), for a MESH inbox that is to share it
+ * (ras_mesh_inbox_new_shared); they live as long as the outbox. */
+void ras_outbox_mesh_client(const struct ras_outbox *o, struct ras_mesh **mesh, struct ras_http **http);
 void ras_outbox_free(struct ras_outbox *o);
 
 int ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,

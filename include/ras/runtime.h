@@ -10,9 +10,11 @@
  *   triage     the rule sets with [service ID] and [triage] applied
  *   documents  the document profile of every service with a rule set
  *              (mappings/documents/<service>.json)
- *   outbox     [outbox], [routing] (the routing table), [mesh], [fhir],
- *              their secrets
- *   MESH inbox [mesh] again: rasd's mailbox polled as an intake source
+ *   MESH       [mesh] and its secrets: one client (one session, one
+ *              handshake per interval) that the outbox and the MESH inbox share
+ *   outbox     [outbox], [routing] (the routing table), [fhir], their
+ *              secrets, and the MESH client to send with
+ *   MESH inbox rasd's mailbox polled as an intake source, through the same client
  *   form maps  mappings/form-maps (XML and XHTML referral forms)
  *   e-RS       [ers], when base_url is set: its schedule counts the triage
  *              calendar's working days and what it polls is triaged

@@ -58,6 +58,25 @@ ras_outbox_num(struct ras_arena *a, int64_t v)
 int
 ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_outbox **out)
 {
+	struct ras_outbox *o;
+	int err;
+
+	if ((err = ras_outbox_new_shared(cfg, mappings, NULL, NULL, &o)) < 0)
+		return err;
+	o->mesh_owned = true;
+	if ((err = ras_mesh_new_config(cfg, &o->mesh, &o->mesh_http)) < 0) {
+		ras_error_context("outbox configuration");
+		ras_outbox_free(o);
+		return err;
+	}
+	*out = o;
+	return 0;
+}
+
+int
+ras_outbox_new_shared(const struct ras_config *cfg, const char *mappings, struct ras_mesh *mesh,
+    struct ras_http *http, struct ras_outbox **out)
+{
 	struct ras_outbox *o = calloc(1, sizeof(*o));
 	const char *table;
 	int err = 0;
@@ -109,8 +128,8 @@ ras_outbox_new(const struct ras_config *cfg, const char *mappings, struct ras_ou
 		if ((err = ras_http_new(&ho, &o->fhir_http)) < 0)
 			goto fail;
 	}
-	if ((err = ras_mesh_new_config(cfg, &o->mesh, &o->mesh_http)) < 0)
-		goto fail;
+	o->mesh = mesh;
+	o->mesh_http = http;
 	*out = o;
 	return 0;
 fail:
@@ -120,13 +139,22 @@ fail:
 }
 
 void
+ras_outbox_mesh_client(const struct ras_outbox *o, struct ras_mesh **mesh, struct ras_http **http)
+{
+	*mesh = o->mesh;
+	*http = o->mesh_http;
+}
+
+void
 ras_outbox_free(struct ras_outbox *o)
 {
 	if (o == NULL)
 		return;
 	ras_calendar_free(o->cal);
-	ras_mesh_free(o->mesh);
-	ras_http_free(o->mesh_http);
+	if (o->mesh_owned) {
+		ras_mesh_free(o->mesh);
+		ras_http_free(o->mesh_http);
+	}
 	ras_http_free(o->fhir_http);
 	ras_arena_free(o->a);
 	free(o);

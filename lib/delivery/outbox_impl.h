@@ -42,8 +42,9 @@ struct ras_outbox {
 	int ack_bus_days;             /* [outbox] ack_business_working_days */
 	struct profile_slot profiles[MAX_PROFILES];
 	size_t nprofiles;
-	struct ras_mesh *mesh;
+	struct ras_mesh *mesh;         /* NULL: [mesh] is not enabled */
 	struct ras_http *mesh_http, *fhir_http;
+	bool mesh_owned;              /* ras_outbox_new made mesh and mesh_http (else borrowed) */
 	const char *workflow[RAS_DOC_PATIENT_COPY + 1];
 	const char *fhir_token;
 	long fhir_timeout_ms;

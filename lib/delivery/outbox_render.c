@@ -97,202 +97,252 @@ gpprovider(struct ras_arena *a, const struct ras_referral *r, bool ddmmyyyy)
 	    dob + 8, sur);
 }
 
-static int
-render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row, int64_t now,
-    struct rendered *out, bool *cancel)
-{
-	const char *kind_s = ras_db_res_get(res, row, 1), *role = ras_db_res_get(res, row, 3);
-	const char *ods = ras_db_res_get(res, row, 4), *service = ras_db_res_get(res, row, 5);
-	const char *local_id = ras_db_res_get(res, row, 7);
-	const char *rdoc = ras_db_res_get(res, row, 8), *ddoc = ras_db_res_get(res, row, 9);
-	const char *edoc = ras_db_res_get(res, row, 10), *accepted = ras_db_res_get(res, row, 11);
+/* What one outbox row renders from: its columns, the referral (with the PDS
+ * overlay), the decision and episode, and the document built from them. */
+struct render_in {
+	const char *kind_s, *role, *ods, *service, *local_id, *ddoc;
 	const struct ras_docprofile *prof;
-	const struct ras_route *route = NULL;
-	struct ras_doc_input in = { 0 };
-	struct ras_doc_missing missing;
+	struct ras_doc_input in;
 	struct ras_referral ref;
 	struct ras_decision dec;
 	struct ras_episode ep;
-	struct ras_buf body = RAS_BUF_INIT(0);
-	json_t *j, *bundle, *wrapped = NULL;
-	enum ras_itk3_kind itk3 = RAS_ITK3_NONE;
-	int64_t ver = 1;
+	json_t *bundle;
+	/* the route chosen (NULL: none, or GP auto-routing), and the message */
+	const struct ras_route *route;
+	enum ras_itk3_kind itk3;
 	bool gp;
+};
+
+/* The row's inputs: its document profile and kind, the referral, decision
+ * and episode; *cancel when the letter is not to be sent at all. */
+static int
+render_inputs(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row,
+    struct render_in *ri, bool *cancel)
+{
+	const char *rdoc = ras_db_res_get(res, row, 8), *edoc = ras_db_res_get(res, row, 10);
+	const char *accepted = ras_db_res_get(res, row, 11);
+	json_t *j;
 	int err;
 
-	memset(out, 0, sizeof(*out));
-	*cancel = false;
-	if ((prof = ras_outbox_profile(o, service)) == NULL)
+	ri->kind_s = ras_db_res_get(res, row, 1);
+	ri->role = ras_db_res_get(res, row, 3);
+	ri->ods = ras_db_res_get(res, row, 4);
+	ri->service = ras_db_res_get(res, row, 5);
+	ri->local_id = ras_db_res_get(res, row, 7);
+	ri->ddoc = ras_db_res_get(res, row, 9);
+	if ((ri->prof = ras_outbox_profile(o, ri->service)) == NULL)
 		return RAS_EINVALID;
-	in.kind = ras_document_kind_parse(kind_s);
-	if (ras_docprofile_kind(prof, kind_s) == NULL) {
+	ri->in.kind = ras_document_kind_parse(ri->kind_s);
+	if (ras_docprofile_kind(ri->prof, ri->kind_s) == NULL) {
 		*cancel = true;
-		return ras_error_code(RAS_EINVALID, "the %s specification calls for no %s", service, kind_s);
+		return ras_error_code(RAS_EINVALID, "the %s specification calls for no %s", ri->service,
+		    ri->kind_s);
 	}
 	if ((err = ras_json_parse_arena(a, rdoc, strlen(rdoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
-	    (err = ras_referral_json_load(a, j, &ref)) < 0)
+	    (err = ras_referral_json_load(a, j, &ri->ref)) < 0)
 		return err;
 	/* PDS demographics: name, birth date, address, practice (pds_store.h);
 	 * never a patient copy for a deceased or restricted patient */
 	{
 		struct ras_pds_findings pf;
 
-		if ((err = ras_pds_store_overlay(a, ras_db_res_get(res, row, 12), &ref, &pf)) < 0)
+		if ((err = ras_pds_store_overlay(a, ras_db_res_get(res, row, 12), &ri->ref, &pf)) < 0)
 			return err;
-		if (strcmp(role, "patient") == 0 && (pf.deceased || pf.restricted)) {
+		if (strcmp(ri->role, "patient") == 0 && (pf.deceased || pf.restricted)) {
 			*cancel = true;
 			return ras_error_code(RAS_EINVALID, "no patient copy: PDS records the patient as %s",
 			    pf.deceased ? "deceased" : "restricted (a person decides where letters go)");
 		}
 	}
-	if (ddoc) {
-		if ((err = ras_json_parse_arena(a, ddoc, strlen(ddoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
-		    (err = ras_decision_from_json(a, j, &dec)) < 0)
+	if (ri->ddoc) {
+		if ((err = ras_json_parse_arena(a, ri->ddoc, strlen(ri->ddoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
+		    (err = ras_decision_from_json(a, j, &ri->dec)) < 0)
 			return err;
-		in.decision = &dec;
+		ri->in.decision = &ri->dec;
 	}
 	if (edoc) {
 		struct ras_form form;
 
 		if ((err = ras_json_parse_arena(a, edoc, strlen(edoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
 		    (err = ras_intake_fhir_form(a, j, &form)) < 0 ||
-		    (err = ras_episode_from_form(a, &form, &ep)) < 0)
+		    (err = ras_episode_from_form(a, &form, &ri->ep)) < 0)
 			return err;
-		in.episode = &ep;
+		ri->in.episode = &ri->ep;
 	}
-	if (accepted && ras_date_parse(accepted, &in.accepted_date) == 0)
-		in.has_accepted_date = true;
+	if (accepted && ras_date_parse(accepted, &ri->in.accepted_date) == 0)
+		ri->in.has_accepted_date = true;
 	/* An e-RS referrer hears a final accept or return through e-RS itself:
 	 * the review outcome (A028) carries the advice to their worklist, and
 	 * schema 003 queues it for exactly these decisions.  A letter would
 	 * repeat it, and could not be built anyway: e-RS gives rasd the NHS
 	 * number only, not the name and birth date a letter needs.  (If e-RS
 	 * refuses the outcome, `rasctl ers pending` lists it for a person.) */
-	if (in.kind == RAS_DOC_TRIAGE_OUTCOME && strcmp(role, "referrer") == 0 && ddoc &&
-	    ref.ubrn && (ref.source == RAS_PAYLOAD_ERS_REFERRAL || ref.source == RAS_PAYLOAD_ERS_WORKLIST) &&
-	    dec.final && (dec.outcome == RAS_OUTCOME_ACCEPT || dec.outcome == RAS_OUTCOME_RETURN)) {
+	if (ri->in.kind == RAS_DOC_TRIAGE_OUTCOME && strcmp(ri->role, "referrer") == 0 && ri->ddoc &&
+	    ri->ref.ubrn && (ri->ref.source == RAS_PAYLOAD_ERS_REFERRAL ||
+	    ri->ref.source == RAS_PAYLOAD_ERS_WORKLIST) && ri->dec.final &&
+	    (ri->dec.outcome == RAS_OUTCOME_ACCEPT || ri->dec.outcome == RAS_OUTCOME_RETURN)) {
 		*cancel = true;
 		return ras_error_code(RAS_EINVALID,
 		    "the referrer is answered through e-RS (review outcome recorded by A028)");
 	}
+	return 0;
+}
+
+/* The document itself (the FHIR document bundle), its identifiers, and the
+ * copy kept in outbox.doc. */
+static int
+render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t now, struct render_in *ri,
+    struct rendered *out)
+{
+	struct ras_doc_missing missing;
+	struct ras_buf d = RAS_BUF_INIT(0);
+	int64_t ver = 1;
+	int err;
+
 	(void)ras_db_res_int(res, row, 2, &ver);
-	in.profile = prof;
-	in.referral = &ref;
-	in.referral_key = ras_db_res_get(res, row, 6);
-	in.version = (int)ver;
-	in.at = now;
-	if ((err = ras_document_build(a, &in, &bundle, &missing)) < 0)
+	ri->in.profile = ri->prof;
+	ri->in.referral = &ri->ref;
+	ri->in.referral_key = ras_db_res_get(res, row, 6);
+	ri->in.version = (int)ver;
+	ri->in.at = now;
+	if ((err = ras_document_build(a, &ri->in, &ri->bundle, &missing)) < 0)
 		return err;
-	out->document_id = ras_document_identifier(bundle);
+	out->document_id = ras_document_identifier(ri->bundle);
 	out->message_id = ras_arena_alloc(a, RAS_UUID_STR_LEN);
 	if (out->message_id == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	ras_document_uuid((char *)out->message_id, "rasd:message|%s", local_id);
-	{
-		struct ras_buf d = RAS_BUF_INIT(0);
+	ras_document_uuid((char *)out->message_id, "rasd:message|%s", ri->local_id);
+	if ((err = ras_json_dump(ri->bundle, RAS_JSON_COMPACT, &d)) < 0)
+		return err;
+	out->doc = ras_arena_strdup(a, d.data);
+	ras_buf_free(&d);
+	return err;
+}
 
-		if ((err = ras_json_dump(bundle, RAS_JSON_COMPACT, &d)) < 0)
-			return err;
-		out->doc = ras_arena_strdup(a, d.data);
-		ras_buf_free(&d);
-	}
+/* The patient's copy: printed, as HTML into [outbox] print_dir. */
+static int
+render_patient_copy(struct ras_outbox *o, struct ras_arena *a, const struct render_in *ri,
+    struct rendered *out, struct ras_buf *body, bool *cancel)
+{
+	int err;
 
-	if (strcmp(role, "patient") == 0) {
-		if (o->print_dir == NULL) {
-			*cancel = true;
-			return ras_error_code(RAS_EINVALID,
-			    "patients' copies are not printed here ([outbox] print_dir is not set)");
-		}
-		if ((err = ras_document_html(a, bundle, prof, true, &body)) < 0)
-			goto done;
-		out->transport = "file";
-		out->address = o->print_dir;
-		out->content_type = "text/html; charset=utf-8";
-		out->payload = ras_arena_strdup(a, body.data);
-		goto done;
+	if (o->print_dir == NULL) {
+		*cancel = true;
+		return ras_error_code(RAS_EINVALID,
+		    "patients' copies are not printed here ([outbox] print_dir is not set)");
 	}
-	route = ras_routing_find(&o->routing, ods);
-	gp = strcmp(role, "gp") == 0 || (ods && ref.patient.practice_ods &&
-	    strcmp(ods, ref.patient.practice_ods) == 0);
+	if ((err = ras_document_html(a, ri->bundle, ri->prof, true, body)) < 0)
+		return err;
+	out->transport = "file";
+	out->address = o->print_dir;
+	out->content_type = "text/html; charset=utf-8";
+	out->payload = ras_arena_strdup(a, body->data);
+	return err;
+}
+
+/* The route: the routing table's entry for the recipient's ODS code, else
+ * GP auto-routing to GPPROVIDER_..., and with it the transport, address,
+ * MESH workflow id and ITK3 message kind. */
+static int
+render_route(struct ras_outbox *o, struct ras_arena *a, struct render_in *ri, struct rendered *out)
+{
+	const struct ras_route *route;
+
+	route = ri->route = ras_routing_find(&o->routing, ri->ods);
+	ri->gp = strcmp(ri->role, "gp") == 0 || (ri->ods && ri->ref.patient.practice_ods &&
+	    strcmp(ri->ods, ri->ref.patient.practice_ods) == 0);
 	if (route == NULL) {
-		if (!(gp && o->gp_auto && o->mesh)) {
-			err = ras_error_code(RAS_EINVALID, "no route for %s %s in the routing table%s", role,
-			    ods ? ods : "(no ODS code)", gp && !o->gp_auto ? " (GP auto-routing is off)" : "");
-			goto done;
-		}
+		if (!(ri->gp && o->gp_auto && o->mesh))
+			return ras_error_code(RAS_EINVALID, "no route for %s %s in the routing table%s", ri->role,
+			    ri->ods ? ri->ods : "(no ODS code)", ri->gp && !o->gp_auto ?
+			    " (GP auto-routing is off)" : "");
 		out->transport = "mesh";
-		out->address = gpprovider(a, &ref, o->gpprovider_ddmmyyyy);
-		if (out->address == NULL) {
-			err = ras_error_code(RAS_EINVALID, "GP auto-routing needs the patient's NHS number, "
+		out->address = gpprovider(a, &ri->ref, o->gpprovider_ddmmyyyy);
+		if (out->address == NULL)
+			return ras_error_code(RAS_EINVALID, "GP auto-routing needs the patient's NHS number, "
 			    "date of birth and surname");
-			goto done;
-		}
 		/* what GP practice systems file: GP Connect Send Document */
-		itk3 = RAS_ITK3_SEND_DOCUMENT;
-		out->workflow = ras_itk3_workflow(itk3);
+		ri->itk3 = RAS_ITK3_SEND_DOCUMENT;
+		out->workflow = ras_itk3_workflow(ri->itk3);
 	} else if (strcmp(route->transport, "mesh") == 0) {
 		out->transport = "mesh";
 		/* "lookup:<ODS>": the delivery asks MESH endpoint lookup first */
 		out->address = route->lookup ? ras_arena_printf(a, "lookup:%s", route->ods) : route->mailbox;
 		if (route->message)
-			itk3 = ras_itk3_kind_parse(route->message);
-		else if (gp)
-			itk3 = RAS_ITK3_SEND_DOCUMENT;
-		out->workflow = route->workflow ? route->workflow : itk3 ? ras_itk3_workflow(itk3) :
-		    o->workflow[in.kind];
+			ri->itk3 = ras_itk3_kind_parse(route->message);
+		else if (ri->gp)
+			ri->itk3 = RAS_ITK3_SEND_DOCUMENT;
+		out->workflow = route->workflow ? route->workflow : ri->itk3 ? ras_itk3_workflow(ri->itk3) :
+		    o->workflow[ri->in.kind];
 	} else {
 		out->transport = "fhir";
 		out->address = route->endpoint;
 		out->fhir_mode = route->mode;
 	}
 	if (strcmp(out->transport, "mesh") == 0) {
-		if (o->mesh == NULL) {
-			err = ras_error_code(RAS_EINVALID, "the route is MESH but [mesh] is not enabled");
-			goto done;
-		}
-		if (out->workflow == NULL) {
-			err = ras_error_code(RAS_EINVALID, "no MESH workflow id for %s ([mesh] workflow_%s)",
-			    kind_s, kind_s);
-			goto done;
-		}
+		if (o->mesh == NULL)
+			return ras_error_code(RAS_EINVALID, "the route is MESH but [mesh] is not enabled");
+		if (out->workflow == NULL)
+			return ras_error_code(RAS_EINVALID, "no MESH workflow id for %s ([mesh] workflow_%s)",
+			    ri->kind_s, ri->kind_s);
 	}
-	out->message_format = itk3 ? ras_itk3_kind_name(itk3) : "fhir-r4";
-	if (itk3) {
-		/* ITK3 (STU3 XML) with the letter as PDF; mex-Subject in the Send
-		 * Document format, mex-LocalID the sender's ODS code (as that
-		 * specification asks); rasd's local id goes as SenderReference,
-		 * which the acknowledgements echo, and as mex-FileName */
-		struct ras_buf pdf = RAS_BUF_INIT(0);
-		struct ras_itk3_msg m = { .kind = itk3, .message_id = out->message_id,
-			.sender_reference = local_id, .at = now, .sender_ods = prof->provider.ods,
-			.sender_name = prof->provider.name, .source_mailbox = ras_mesh_mailbox(o->mesh) };
-		char hdr[RAS_UUID_STR_LEN];
+	out->message_format = ri->itk3 ? ras_itk3_kind_name(ri->itk3) : "fhir-r4";
+	return 0;
+}
 
-		/* no destination with GPPROVIDER routing (GPCM-SD-049), nor before a
-		 * lookup has named the mailbox */
-		if (strncmp(out->address, "GPPROVIDER_", 11) != 0 && strncmp(out->address, "lookup:", 7) != 0) {
-			m.dest_mailbox = out->address;
-			m.receiver_ods = ods;
-		}
-		if ((err = ras_pdf_document(a, bundle, prof, &(struct ras_pdf_opts){ .recipient =
-		    gp && ref.patient.practice_name ? ref.patient.practice_name : NULL }, &pdf)) == 0) {
-			m.pdf = pdf.data;
-			m.pdf_len = pdf.len;
-			err = ras_itk3_message(a, bundle, &m, &body);
-		}
-		ras_buf_free(&pdf);
-		if (err < 0)
-			goto done;
-		ras_itk3_header_id(hdr, out->message_id);
-		out->itk3_header_id = ras_arena_strdup(a, hdr);
-		out->mex_subject = ras_itk3_subject(a, bundle, prof->provider.name, prof->provider.ods, in.version);
-		out->mex_local_id = prof->provider.ods;
-		out->content_type = "application/fhir+xml";
-		out->payload = ras_arena_strdup(a, body.data);
-		goto done;
+/* ITK3 (STU3 XML) with the letter as PDF; mex-Subject in the Send
+ * Document format, mex-LocalID the sender's ODS code (as that
+ * specification asks); rasd's local id goes as SenderReference,
+ * which the acknowledgements echo, and as mex-FileName */
+static int
+render_itk3(struct ras_outbox *o, struct ras_arena *a, int64_t now, const struct render_in *ri,
+    struct rendered *out, struct ras_buf *body)
+{
+	const struct ras_docprofile *prof = ri->prof;
+	struct ras_buf pdf = RAS_BUF_INIT(0);
+	struct ras_itk3_msg m = { .kind = ri->itk3, .message_id = out->message_id,
+		.sender_reference = ri->local_id, .at = now, .sender_ods = prof->provider.ods,
+		.sender_name = prof->provider.name, .source_mailbox = ras_mesh_mailbox(o->mesh) };
+	char hdr[RAS_UUID_STR_LEN];
+	int err;
+
+	/* no destination with GPPROVIDER routing (GPCM-SD-049), nor before a
+	 * lookup has named the mailbox */
+	if (strncmp(out->address, "GPPROVIDER_", 11) != 0 && strncmp(out->address, "lookup:", 7) != 0) {
+		m.dest_mailbox = out->address;
+		m.receiver_ods = ri->ods;
 	}
+	if ((err = ras_pdf_document(a, ri->bundle, prof, &(struct ras_pdf_opts){ .recipient =
+	    ri->gp && ri->ref.patient.practice_name ? ri->ref.patient.practice_name : NULL }, &pdf)) == 0) {
+		m.pdf = pdf.data;
+		m.pdf_len = pdf.len;
+		err = ras_itk3_message(a, ri->bundle, &m, body);
+	}
+	ras_buf_free(&pdf);
+	if (err < 0)
+		return err;
+	ras_itk3_header_id(hdr, out->message_id);
+	out->itk3_header_id = ras_arena_strdup(a, hdr);
+	out->mex_subject = ras_itk3_subject(a, ri->bundle, prof->provider.name, prof->provider.ods,
+	    ri->in.version);
+	out->mex_local_id = prof->provider.ods;
+	out->content_type = "application/fhir+xml";
+	out->payload = ras_arena_strdup(a, body->data);
+	return err;
+}
+
+/* FHIR R4: the document bundle as it is ([routing] mode document) or in a
+ * message bundle with its MESH or ODS addressing, as JSON or XML. */
+static int
+render_fhir(struct ras_outbox *o, struct ras_arena *a, int64_t now, const struct render_in *ri,
+    struct rendered *out, struct ras_buf *body)
+{
+	const struct ras_docprofile *prof = ri->prof;
+	json_t *wrapped = NULL;
+	int err;
+
 	if (out->fhir_mode && strcmp(out->fhir_mode, "document") == 0) {
-		wrapped = json_incref(bundle);
+		wrapped = json_incref(ri->bundle);
 	} else {
 		struct ras_doc_message m = { .message_id = out->message_id, .at = now,
 			.sender_ods = prof->provider.ods, .sender_name = prof->provider.name };
@@ -302,28 +352,47 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 			    ras_mesh_mailbox(o->mesh));
 			if (strncmp(out->address, "GPPROVIDER_", 11) != 0 && strncmp(out->address, "lookup:", 7) != 0) {
 				m.dest_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:mesh:%s", out->address);
-				m.receiver_ods = ods;
+				m.receiver_ods = ri->ods;
 			}
 		} else {
 			m.source_endpoint = ras_arena_printf(a, "urn:nhs-uk:addressing:ods:%s",
 			    prof->provider.ods);
 			m.dest_endpoint = out->address;
-			m.receiver_ods = ods;
+			m.receiver_ods = ri->ods;
 		}
-		if ((err = ras_document_message(bundle, &m, &wrapped)) < 0)
-			goto done;
+		if ((err = ras_document_message(ri->bundle, &m, &wrapped)) < 0)
+			return err;
 	}
-	if (route && strcmp(route->format, "xml") == 0) {
-		err = ras_xml_fhir_from_json(wrapped, &body);
+	if (ri->route && strcmp(ri->route->format, "xml") == 0) {
+		err = ras_xml_fhir_from_json(wrapped, body);
 		out->content_type = "application/fhir+xml";
 	} else {
-		err = ras_json_dump(wrapped, RAS_JSON_COMPACT, &body);
+		err = ras_json_dump(wrapped, RAS_JSON_COMPACT, body);
 		out->content_type = "application/fhir+json";
 	}
 	json_decref(wrapped);
 	if (err == 0)
-		out->payload = ras_arena_strdup(a, body.data);
-done:
+		out->payload = ras_arena_strdup(a, body->data);
+	return err;
+}
+
+static int
+render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row, int64_t now,
+    struct rendered *out, bool *cancel)
+{
+	struct render_in ri = { 0 };
+	struct ras_buf body = RAS_BUF_INIT(0);
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	*cancel = false;
+	if ((err = render_inputs(o, a, res, row, &ri, cancel)) < 0 ||
+	    (err = render_document(a, res, row, now, &ri, out)) < 0)
+		return err;
+	if (strcmp(ri.role, "patient") == 0)
+		err = render_patient_copy(o, a, &ri, out, &body, cancel);
+	else if ((err = render_route(o, a, &ri, out)) == 0)
+		err = ri.itk3 ? render_itk3(o, a, now, &ri, out, &body) : render_fhir(o, a, now, &ri, out, &body);
 	ras_buf_free(&body);
 	if (err == 0 && out->payload == NULL)
 		err = ras_error_code(RAS_ENOMEM, "out of memory");

@@ -18,6 +18,7 @@
 struct ras_mesh_inbox {
 	struct ras_mesh *mesh;        /* NULL: [mesh] is not enabled */
 	struct ras_http *mesh_http;
+	bool mesh_owned;              /* ras_mesh_inbox_new made them (else borrowed) */
 	int64_t handshake_interval;
 	int batch;
 };
@@ -42,19 +43,34 @@ epl_meaning(const char *code)
 }
 
 int
-ras_mesh_inbox_new(const struct ras_config *cfg, struct ras_mesh_inbox **out)
+ras_mesh_inbox_new_shared(const struct ras_config *cfg, struct ras_mesh *mesh, struct ras_http *http,
+    struct ras_mesh_inbox **out)
 {
 	struct ras_mesh_inbox *in = calloc(1, sizeof(*in));
-	int err;
 
 	*out = NULL;
 	if (in == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	in->batch = (int)ras_config_int(cfg, "outbox", NULL, "batch_size");
 	in->handshake_interval = ras_config_int(cfg, "mesh", NULL, "handshake_interval");
+	in->mesh = mesh;
+	in->mesh_http = http;
+	*out = in;
+	return 0;
+}
+
+int
+ras_mesh_inbox_new(const struct ras_config *cfg, struct ras_mesh_inbox **out)
+{
+	struct ras_mesh_inbox *in;
+	int err;
+
+	if ((err = ras_mesh_inbox_new_shared(cfg, NULL, NULL, &in)) < 0)
+		return err;
+	in->mesh_owned = true;
 	if ((err = ras_mesh_new_config(cfg, &in->mesh, &in->mesh_http)) < 0) {
 		ras_error_context("MESH inbox configuration");
-		free(in);
+		ras_mesh_inbox_free(in);
 		return err;
 	}
 	*out = in;
@@ -66,8 +82,10 @@ ras_mesh_inbox_free(struct ras_mesh_inbox *in)
 {
 	if (in == NULL)
 		return;
-	ras_mesh_free(in->mesh);
-	ras_http_free(in->mesh_http);
+	if (in->mesh_owned) {
+		ras_mesh_free(in->mesh);
+		ras_http_free(in->mesh_http);
+	}
 	free(in);
 }
 

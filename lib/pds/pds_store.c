@@ -363,7 +363,7 @@ static const char SQL_REFERRAL[] =
     "  (r.doc -> 'patient')::text"
     " FROM referrals r LEFT JOIN pds_checks k ON k.referral_id = r.id"
     " WHERE (r.ubrn = $1 OR r.id::text = $1) AND r.doc -> 'patient' ->> 'nhs_number_status' = 'valid'"
-    " ORDER BY r.version DESC, r.id DESC LIMIT 1";
+    " ORDER BY (r.state = 'superseded'), r.version DESC, r.id DESC LIMIT 1";
 
 int
 ras_pds_store_refresh(struct ras_db *db, struct ras_pds *c, struct ras_arena *a, const char *ref,
@@ -609,7 +609,8 @@ static const char SQL_DEMOGRAPHICS[] =
     "  'differences', CASE WHEN k.differences = '{}' THEN NULL ELSE k.differences END))::text"
     " FROM referrals r LEFT JOIN pds_checks k ON k.referral_id = r.id"
     " LEFT JOIN pds_lookups l ON l.id = k.lookup_id"
-    " WHERE r.ubrn = $1 OR r.id::text = $1 ORDER BY r.version DESC, r.id DESC LIMIT 1";
+    " WHERE r.ubrn = $1 OR r.id::text = $1"
+    " ORDER BY (r.state = 'superseded'), r.version DESC, r.id DESC LIMIT 1";
 
 int
 ras_pds_store_show(struct ras_db *db, const char *ref, json_t **out)

@@ -124,8 +124,8 @@ store_r4(const char *nhs, const char *key)
 	free(rep);
 	free(data);
 	free(a);
-	return count("SELECT max(r.id) FROM referrals r WHERE r.payload_id = $1::bigint",
-	    ras_test_sql_text(db, "SELECT max(id)::text FROM inbox", NULL));
+	return count("SELECT max(r.id) FROM referrals r WHERE r.payload_id = (SELECT max(id) FROM inbox)",
+	    NULL);
 }
 
 static void
@@ -442,7 +442,12 @@ letters_use_pds_demographics(void)
 	    " {\"ods\": \"A20047\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"document\"},\n"
 	    " {\"ods\": \"R69\", \"transport\": \"fhir\", \"endpoint\": \"%s\", \"mode\": \"document\"}]}\n",
 	    fake_fhir_base(ff), fake_fhir_base(ff));
-	snprintf(routes, sizeof(routes), "%s", ras_test_write_tmp("pds-routes.json", buf, strlen(buf)));
+	{
+		char *w = ras_test_write_tmp("pds-routes.json", buf, strlen(buf));
+
+		ras_test_fmt(routes, sizeof(routes), "%s", w);
+		free(w);
+	}
 	snprintf(conf, sizeof(conf), "[routing]\ntable = %s\n[outbox]\nallow_http_loopback = yes\n"
 	    "print_dir = %s\n[pds]\nbase_url = %s\nmode = sandbox\nmax_age = 24\n", routes, tmp,
 	    fake_pds_base(fake));
@@ -523,7 +528,12 @@ pds_config(void)
 	char conf[1024];
 
 	snprintf(conf, sizeof(conf), "[pds]\nbase_url = %s\nmode = sandbox\n", fake_pds_base(fake));
-	snprintf(path, sizeof(path), "%s", ras_test_write_tmp("pds.conf", conf, strlen(conf)));
+	{
+		char *w = ras_test_write_tmp("pds.conf", conf, strlen(conf));
+
+		ras_test_fmt(path, sizeof(path), "%s", w);
+		free(w);
+	}
 	return path;
 }
 

@@ -1499,6 +1499,24 @@ struct sample {
 	const char *file, *ubrn, *expect;   /* expect: "outcome final target state" */
 };
 
+/* Handshakes the fake MESH recorded from `mailbox` (POST /messageexchange/<mailbox>). */
+static int
+mesh_handshakes(struct fake_mesh *m, const char *mailbox)
+{
+	struct fake_http *h = fake_mesh_http(m);
+	char path[128];
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/messageexchange/%s", mailbox);
+	for (size_t i = 0; i < fake_http_count(h); i++) {
+		const struct fake_req *r = fake_http_req(h, i);
+
+		if (strcmp(r->method, "POST") == 0 && strcmp(r->path, path) == 0)
+			n++;
+	}
+	return n;
+}
+
 /* The triage samples (tests/fixtures/triage) and what their rule sets say. */
 static const struct sample samples[] = {
 	{ "triage/midnotts-accept.json", "100000000301", "accept false - review" },
@@ -1699,6 +1717,10 @@ pipeline_end_to_end(void)
 		}
 		CU_ASSERT(metric(&p, "rasd_poll_last_success_timestamp_seconds{source=\"ers:21013\"}") >= (double)t0);
 		CU_ASSERT(metric(&p, "rasd_poll_last_success_timestamp_seconds{source=\"mesh:X26ABC1\"}") >= (double)t0);
+		/* the deliver stage sent over MESH and the mesh-poll unit polled:
+		 * one client, so one handshake in the day's interval */
+		CU_ASSERT_EQUAL(mesh_handshakes(w.mesh, "X26ABC1"), 1);
+		CU_ASSERT_EQUAL(fake_mesh_auth_failures(w.mesh), 0);
 		CU_ASSERT(metric(&p, "rasd_ers_last_worklist_timestamp_seconds{service=\"11012\"}") >= (double)t0);
 		/* the triage stage decided the samples; the e-RS poll triaged
 		 * what it fetched itself */

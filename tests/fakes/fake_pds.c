@@ -161,6 +161,9 @@ sandbox_token_ok(const char *t)
 static void
 outcome(struct fake_resp *resp, int status, const char *tmpl, const char *display, const char *diag)
 {
+	/* a thread's last body, in a fixed buffer: the server threads end
+	 * without a chance to free a heap copy (fake_http copies resp->body) */
+	static __thread char body[8192];
 	char *a, *b, q[512];
 
 	snprintf(q, sizeof(q), "\"%s\"", display ? display : "");
@@ -168,12 +171,15 @@ outcome(struct fake_resp *resp, int status, const char *tmpl, const char *displa
 	snprintf(q, sizeof(q), "\"%s\"", diag ? diag : "");
 	b = replace(a, "\"#(diagnostics)\"", q);
 	free(a);
-	/* fake_http frees it once the answer is built: a body kept per
-	 * connection thread was lost when the thread ended */
-	resp->owned = b;
+	if (strlen(b) >= sizeof(body)) {
+		fprintf(stderr, "fake_pds: an OperationOutcome template is longer than %zu bytes\n", sizeof(body));
+		abort();
+	}
+	memcpy(body, b, strlen(b) + 1);
+	free(b);
 	resp->status = status;
 	resp->content_type = "application/fhir+json";
-	resp->body = b;
+	resp->body = body;
 }
 
 /* Proxy-made errors (429, 5xx, 401 of a real token check): application/json. */

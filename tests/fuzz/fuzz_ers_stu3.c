@@ -44,7 +44,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	{
 		struct ras_intake in;
 
-		if (ras_intake_parse(a, p, n, &in) == 0) {
+		if (ras_intake_parse(a, NULL, p, n, &in) == 0) {
 			for (size_t i = 0; i < in.n_referrals; i++) {
 				json_t *doc = NULL;
 				struct ras_referral back;

@@ -26,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (a == NULL)
 		return 0;
-	if (ras_intake_parse(a, (const char *)data, size, &in) == 0) {
+	if (ras_intake_parse(a, NULL, (const char *)data, size, &in) == 0) {
 		for (size_t i = 0; i < in.n_referrals; i++) {
 			json_t *doc = NULL;
 			struct ras_referral back;

@@ -106,6 +106,27 @@ every_problem_is_reported(void)
 	free(dir);
 }
 
+/* The outbox and the MESH inbox share one MESH client, made once from
+ * [mesh]: a bad [mesh] is one problem line, not one per user of it. */
+static void
+a_bad_mesh_section_is_one_problem(void)
+{
+	struct ras_buf problems = RAS_BUF_INIT(0);
+	struct ras_config *cfg;
+	char text[4096];
+
+	snprintf(text, sizeof(text), "[general]\nmappings = %s/mappings\n[mesh]\nenabled = yes\n"
+	    "mailbox = X26ABC1\n", RAS_SOURCE_ROOT);
+	cfg = ras_test_config(text);
+	CU_ASSERT_EQUAL(ras_runtime_check(cfg, &problems), 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(problems.data);
+	CU_ASSERT_EQUAL(ras_test_count(problems.data, "\n"), 1);
+	CU_ASSERT_EQUAL(ras_test_count(problems.data, "MESH needs url"), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "MESH configuration ([mesh])"));
+	ras_config_free(cfg);
+	ras_buf_free(&problems);
+}
+
 static void
 ers_gets_the_triage_and_its_calendar(void)
 {
@@ -136,6 +157,7 @@ main(void)
 		{ "a good configuration loads", good_configuration_loads },
 		{ "every problem is reported, file by file", every_problem_is_reported },
 		{ "the e-RS client gets the triage and its calendar", ers_gets_the_triage_and_its_calendar },
+		{ "a bad [mesh] is one problem (one shared MESH client)", a_bad_mesh_section_is_one_problem },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {
