@@ -38,6 +38,7 @@
 #include "ras/error.h"
 #include "ras/log.h"
 #include "ras/migrate.h"
+#include "ras/ops.h"
 #include "ras/time.h"
 #include "ras_config.h"
 #include "remote.h"
@@ -258,6 +259,39 @@ heartbeat(struct ras_daemon *d, bool stopped)
 		ras_log(RAS_LOG_WARNING, "could not record the heartbeat: %s", ras_error_last());
 }
 
+/*
+ * Two-week-wait GP notices due today that nothing delivered yet
+ * (ras_ops_gp_notice_alerts): one warning whenever the list changes, with
+ * UBRNs only, so that a person acts before the working day ends.
+ */
+static void
+gp_notice_check(struct ras_daemon *d)
+{
+	static char last[1024];
+	struct ras_db *db = ras_daemon_db(d);
+	struct ras_buf b = RAS_BUF_INIT(0);
+	json_t *al = NULL, *x;
+	size_t i;
+
+	if (db == NULL || ras_ops_gp_notice_alerts(db, NULL, &al) < 0) {
+		json_decref(al);
+		return;
+	}
+	json_array_foreach(al, i, x)
+		(void)ras_buf_printf(&b, "%s%s (notice %s)", i ? ", " : "", ras_json_str(x, "ubrn"),
+		    ras_json_str(x, "notice_state"));
+	if (strcmp(last, b.data ? b.data : "") != 0) {
+		if (json_array_size(al) > 0)
+			ras_log_fields(RAS_LOG_WARNING, (struct ras_log_field[]){ { "STAGE", "deadlines" },
+			    { NULL, NULL } }, "two-week-wait GP notice not delivered for %zu referral(s) due today:"
+			    " %.700s; act before the working day ends (rasctl status)", json_array_size(al),
+			    b.data ? b.data : "");
+		snprintf(last, sizeof(last), "%s", b.data ? b.data : "");
+	}
+	ras_buf_free(&b);
+	json_decref(al);
+}
+
 static void
 on_heartbeat(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 {
@@ -265,6 +299,7 @@ on_heartbeat(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 
 	(void)l;
 	heartbeat(d, false);
+	gp_notice_check(d);
 	send_status(d, "running");
 	ras_loop_timer_after(t, ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000);
 }

@@ -133,7 +133,7 @@ move_to(struct ras_spool *s, int dstfd, const char *name, int64_t id, char *dst,
 static void
 write_reason(struct ras_spool *s, const char *moved, const char *reason)
 {
-	char path[NAME_MAX + 16];
+	char path[NAME_MAX + 32 + sizeof(".reason")];   /* moved: up to NAME_MAX + 31 */
 	int fd;
 
 	snprintf(path, sizeof(path), "%s.reason", moved);

@@ -5,7 +5,9 @@
 
 #include "ras/arena.h"
 #include "ras/buf.h"
+#include "ras/clinicians.h"
 #include "ras/crypto.h"
+#include "ras/date.h"
 #include "ras/db.h"
 #include "ras/epr.h"
 #include "ras/error.h"
@@ -18,6 +20,7 @@
 #include "ras/referral_json.h"
 #include "ras/rules.h"
 #include "ras/store.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 
 static const char *const kind_names[] = {
@@ -619,8 +622,44 @@ record(struct ras_db *db, const struct ras_epr_ctx *ctx, struct ras_arena *a,
 	out->referral_id = strtoll(rid, NULL, 10);
 	snprintf(out->ubrn, sizeof(out->ubrn), "%s",
 	    ras_db_res_get(res, 0, C_UBRN) ? ras_db_res_get(res, 0, C_UBRN) : "");
+	{
+		/* A clinical event happens after the referral arrived and not in
+		 * the future (five minutes' grace for clocks that disagree).  By UK
+		 * civil date for the past: an EPR may give only the day. */
+		int64_t received = 0, t_now = ras_time_now();
+		struct ras_date rd, ed;
+
+		(void)ras_db_res_int(res, 0, C_RECEIVED, &received);
+		ras_time_uk_date(received, &rd, NULL);
+		ras_time_uk_date(ev->occurred_at, &ed, NULL);
+		if (ras_date_cmp(&ed, &rd) < 0) {
+			err = ras_error_code(RAS_EINVALID, "the %s is dated before the day the referral was "
+			    "received: refused", ras_epr_kind_name(ev->kind));
+			goto done;
+		}
+		if (ev->occurred_at > t_now + 300) {
+			err = ras_error_code(RAS_EINVALID, "the %s is dated in the future: refused",
+			    ras_epr_kind_name(ev->kind));
+			goto done;
+		}
+	}
 	if (ev->kind == RAS_EPR_DECISION) {
 		const char *why = decision_refused(ev, res);
+		const char *service = ras_db_res_get(res, 0, C_SERVICE);
+		const struct ras_clinician *c = ras_clinicians_find(ctx && ctx->triage ?
+		    ras_triage_clinicians(ctx->triage) : NULL, ev->actor);
+
+		/* (without the rule sets there is no register either: store_decision
+		 * says so) */
+		if (ctx == NULL || ctx->triage == NULL)
+			;
+		else if (why == NULL && c == NULL)
+			why = ras_arena_printf(a, "%s is not a registered clinician ([clinician %s] in the "
+			    "configuration): only a registered clinician may decide", ev->actor ? ev->actor : "(nobody)",
+			    ev->actor && ras_clinicians_sds_ok(ev->actor) ? ev->actor : "SDS_USER_ID");
+		else if (why == NULL && !ras_clinicians_serves(c, service))
+			why = ras_arena_printf(a, "clinician %s is not registered for service %s: only a clinician "
+			    "of the service may decide", ev->actor, service ? service : "(none)");
 
 		if (why) {
 			err = ras_error_code(RAS_EINVALID, "%s", why);

@@ -576,6 +576,16 @@ ras_ctl_status(struct ras_ctl *ctl, int argc, char **argv)
 		printf("  %-14s %-26s due %s  %s%.1f h\n", s_or(x, "ubrn", "?"), s_or(x, "kind", "?"),
 		    s_or(x, "due", "?"), h < 0 ? "OVERDUE by " : "in ", h < 0 ? -h : h);
 	}
+	{
+		json_t *al = ras_json_arr(ras_json_obj(st, "alerts"), "gp_notice_undelivered");
+
+		if (json_array_size(al) > 0)
+			printf("\nALERT: %zu two-week-wait GP notice(s) due today not delivered: act before the "
+			    "working day ends\n", json_array_size(al));
+		json_array_foreach(al, i, x)
+			printf("  %-14s gp-notification due %s, notice %s\n", s_or(x, "ubrn", "?"), s_or(x, "due", "?"),
+			    s_or(x, "notice_state", "?"));
+	}
 	dead = ras_json_obj(st, "dead_letters");
 	{
 		int64_t rej = 0, part = 0, stuck = 0, odead = 0, parked = 0, neg = 0, miss = 0, wait = 0;

@@ -42,6 +42,11 @@ enum ras_doc_kind {
 };
 
 const char *ras_document_kind_name(enum ras_doc_kind k);
+
+/* The label a letter prints for a clock kind ("GP informed", "Care with the
+ * service completed"): never the internal name; "Next step" for a kind it
+ * does not know. */
+const char *ras_document_deadline_label(const char *kind);
 enum ras_doc_kind ras_document_kind_parse(const char *s);   /* 0 when unknown */
 
 /* True when the kind is built from an episode summary (needs --episode). */

@@ -26,6 +26,9 @@ struct ras_arena;
 #define RAS_SYS_ERS_SERVICE      "http://fhir.nhs.net/Id/ers-service"
 #define RAS_SYS_ERS_REQUEST_ID   "https://fhir.nhs.uk/Id/ers-request-id"
 #define RAS_SYS_SNOMED           "http://snomed.info/sct"
+/* A QuestionnaireResponse extension naming one cell of an XML/XHTML form its
+ * map does not place (xmlform.c): the response is incomplete. */
+#define RAS_URL_UNMAPPED_CELL    "urn:rasd:form-map:unmapped-cell"
 #define RAS_URL_NHS_VERIFICATION \
 	"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 

@@ -60,6 +60,15 @@ struct ras_kpi_referral {
 	int64_t discharged;
 	int64_t pifu;
 	int64_t summary_sent;          /* discharge summary / care plan sent to the GP */
+	int64_t returned;              /* the return happened: e-RS recorded it or its letter was
+	                                  delivered (the return clock met); 0 while not */
+	int64_t gp_notified;           /* the 2WW GP notice (or triage letter) delivered: the
+	                                  gp-notification clock met; 0 while not */
+	bool gp_notice_itk3;           /* the notice went as an ITK3 message (it has an
+	                                  acknowledgement state, schema/008) */
+	int64_t gp_notice_acked;       /* its ITK3 acknowledgement (business, else
+	                                  infrastructure); 0 while none: an ITK3 notice
+	                                  counts only once acknowledged */
 };
 
 /* An attendance or a move to PIFU (the share measures count events). */

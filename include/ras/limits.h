@@ -36,6 +36,10 @@
 /* Answers in one QuestionnaireResponse (after flattening groups). */
 #define RAS_FORM_ANSWERS_MAX     2000
 
+/* QuestionnaireResponses one referral carries (its form, questionnaires
+ * such as a PHQ-9 attached beside it): a handful. */
+#define RAS_FORMS_PER_REFERRAL_MAX 32
+
 /* One string value kept from a payload (free text answers, names). */
 #define RAS_STRING_MAX           (64u * 1024u)
 
@@ -82,6 +86,16 @@
 #define RAS_HTTP_GROUP_MAX       64
 #define RAS_HTTP_GROUP_BYTES     (16u * 1024u * 1024u)
 
+/* The triage stage decides and writes a claimed batch a chunk at a time:
+ * at most this many bytes of stored referral documents (pg_column_size,
+ * i.e. as compressed on disk; at least one referral), so that a batch's
+ * working memory has a ceiling whatever [database] batch_size is. */
+#define RAS_TRIAGE_CHUNK_BYTES   (256u * 1024u)
+
+/* The normalise stage reads, plans and writes a claimed batch a chunk at a
+ * time: at most this many bytes of payloads (at least one payload). */
+#define RAS_NORMALISE_CHUNK_BYTES (512u * 1024u)
+
 /* --- triage (issue 3) ------------------------------------------------- */
 
 /* Events in a bank-holiday file: GOV.UK publishes ~8 a year per division
@@ -112,5 +126,8 @@
 
 /* Services (rule sets) in one mappings directory. */
 #define RAS_SERVICES_MAX         64
+
+/* [clinician] sections: a service has tens of clinicians. */
+#define RAS_CLINICIANS_MAX       2000
 
 #endif

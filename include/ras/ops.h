@@ -44,11 +44,24 @@ int ras_ops_queues(struct ras_db *db, struct ras_ops_queue *out, size_t max);
  *               (e-RS A008 worklist calls today, UK date: used = budgeted ones)
  *  "deliveries": [{transport, destination, delivered, waiting, dead, failed_attempts}],
  *  "deadlines": {"breached": N, "due_today": N, "at_risk": [{ubrn, kind, due, hours_left}]},
+ *  "alerts": {"gp_notice_undelivered": [...]}   (ras_ops_gp_notice_alerts),
  *  "dead_letters": {"inbox_rejected_7d": N, "inbox_partial_7d": N, "inbox_received_over_1h": N,
  *                   "outbox_dead": N, "ers_parked": N}}
  * `risk_hours`: open deadlines due within this many hours are listed.
  */
 int ras_ops_status(struct ras_db *db, int risk_hours, json_t **out);
+
+/*
+ * The two-week-wait GP notices at risk today: open gp-notification clocks
+ * (the GP told the same day of a potential 2WW) due today or earlier (UK
+ * date) that nothing delivered yet, once it is `alert_from` ("HH:MM", UK
+ * time) or later, or already overdue, or whose notice is dead.  An array
+ * of {deadline_id, ubrn, due, notice_state}: no patient data.  rasd logs
+ * a warning for them, /metrics counts them (rasd_gp_notice_undelivered)
+ * and `rasctl status` lists them, before the working day ends.
+ */
+#define RAS_OPS_GP_NOTICE_ALERT_FROM "14:00"
+int ras_ops_gp_notice_alerts(struct ras_db *db, const char *alert_from, json_t **out);
 
 /* The audit trail of the referral named by UBRN or storage key:
  * {"referral_key", "versions": [...], "events": [{at, kind, actor, detail}],

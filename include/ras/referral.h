@@ -83,7 +83,21 @@ struct ras_form {
 	const char *authored;      /* as sent */
 	size_t n_answers;
 	struct ras_answer *answers;
+	size_t n_unmapped;
+	const char **unmapped;     /* cells of an XML/XHTML form its map does not
+	                              place (their ids): the form is incomplete */
 };
+
+/*
+ * rasd's referral form: the Questionnaire every rule set reads (any
+ * version).  Among the QuestionnaireResponses a referral carries, the one
+ * answering this canonical URL is the referral form; the others are kept
+ * (other_forms) and looked at by the safety net, never triaged as the form.
+ */
+#define RAS_REFERRAL_FORM_URL "urn:rasd:questionnaire:community-pain-referral"
+
+/* True when `canonical` ("url" or "url|version") names rasd's referral form. */
+bool ras_referral_is_rasd_form(const char *canonical);
 
 struct ras_patient {
 	const char *nhs_number;
@@ -95,7 +109,9 @@ struct ras_patient {
 	const char *given;             /* given names joined by spaces */
 	const char *prefix;
 	const char *gender;
-	const char *postcode;
+	const char *postcode;          /* never kept for a restricted patient */
+	bool restricted;               /* Patient.meta.security R/V (PDS restricted, "S-flagged"):
+	                                  no address is kept, so none can be disclosed */
 	/* correspondence address lines (PDS only, never stored in the referral
 	 * document; pds_store.h fills them for letters) */
 	const char *address_lines[5];
@@ -159,6 +175,12 @@ struct ras_referral {
 	struct ras_referrer referrer;
 	bool has_form;
 	struct ras_form form;
+	size_t n_other_forms;
+	struct ras_form *other_forms;  /* every other QuestionnaireResponse carried */
+	size_t n_doubts;
+	const char **doubts;           /* what intake could not settle (two referral
+	                                  forms, an unreadable form, ...): no patient
+	                                  data; the safety net sends these to review */
 	size_t n_conditions;
 	struct ras_condition *conditions;
 	size_t n_attachments;

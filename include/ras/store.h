@@ -16,7 +16,11 @@
  *
  * The (referral_key, version) pair is unique: the same referral version
  * arriving twice stores once; two e-RS views of one version (worklist item
- * and A005) are merged.
+ * and A005) are merged.  The same version arriving again with different
+ * content (a GP's corrected re-send under the same UBRN and version, or the
+ * same R4 ServiceRequest identifier) is a new revision: the old document is
+ * kept in referral_revisions, the referral goes back to triage and the
+ * event log says so (schema/006).  Identical content stays a duplicate.
  */
 #ifndef RAS_STORE_H
 #define RAS_STORE_H
@@ -67,6 +71,7 @@ struct ras_normalise_report {
 	const char *kind;        /* payload kind name */
 	char message[512];       /* one line: what was stored, or why not; no patient data */
 	int created, merged, duplicates, refused, skipped;
+	int revised;             /* same (key, version), different content: a new revision */
 	int64_t first_referral_id;
 };
 

@@ -45,7 +45,8 @@ struct ras_triage;
 
 /*
  * Load the mappings in `mappings_dir` and apply the configuration (`cfg`
- * may be NULL: defaults): [service ID] automation overrides,
+ * may be NULL: defaults): [service ID] automation overrides, the
+ * [clinician SDS_USER_ID] register,
  * [service ID] ers_service_ids, [triage] default_service.  RAS_EINVALID
  * when a configured service has no rule set or an e-RS service id is
  * claimed by two services.
@@ -54,6 +55,12 @@ int ras_triage_new(const struct ras_config *cfg, const char *mappings_dir, struc
 void ras_triage_free(struct ras_triage *t);
 
 const struct ras_mappings *ras_triage_mappings(const struct ras_triage *t);
+
+/* The clinician register of the configuration ([clinician SDS_USER_ID],
+ * include/ras/clinicians.h); ras_triage_new refuses a clinician whose
+ * services have no rule set. */
+struct ras_clinicians;
+const struct ras_clinicians *ras_triage_clinicians(const struct ras_triage *t);
 
 /* The service for a referral (see the order above), or NULL with *why set
  * to a one-line reason. */

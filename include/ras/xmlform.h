@@ -25,6 +25,16 @@
  *      {"linkId": "cognitive-impairment", "xpath": "...", "type": "coding",
  *       "system": "...", "codes": {"None": "none"}}]}
  *
+ *   "cells": "//h:td/@id",          every answer cell's id: a cell no field
+ *                                   places makes the response in-progress and
+ *                                   is named in an extension (unmapped-cell)
+ *   "not_carried": [linkId, ...]    items of the Questionnaire this layout
+ *                                   does not have
+ *
+ * At load every map is checked against its Questionnaire in ../forms: each
+ * item is a field or listed in not_carried, each field is an item, and
+ * "cells" is given; any gap refuses the map (and rasd --check-config).
+ *
  * Types: boolean, integer, decimal, string, date, coding.  Each node the
  * XPath selects gives one answer (whitespace trimmed; empty = unanswered).
  * A value that does not fit its type fails the whole form (RAS_EINVALID)
@@ -56,6 +66,12 @@ int ras_xmlform_maps_new(struct ras_xmlform_maps **out);
 int ras_xmlform_maps_add(struct ras_xmlform_maps *m, const char *origin, const char *json,
     size_t len);
 size_t ras_xmlform_maps_count(const struct ras_xmlform_maps *m);
+
+/* Check the maps that read into Questionnaire `q` (a parsed R4
+ * Questionnaire; maps of other URLs or versions are skipped): one line in
+ * `problems` per gap, RAS_EINVALID when there is any. */
+int ras_xmlform_maps_check_questionnaire(const struct ras_xmlform_maps *m, const json_t *q,
+    struct ras_buf *problems);
 void ras_xmlform_maps_free(struct ras_xmlform_maps *m);
 
 /*

@@ -199,11 +199,14 @@ outcome_text(struct ras_arena *a, const struct ras_decision *d)
 	return ras_arena_printf(a, "Referred on: %s", d->onward_target);
 }
 
-static const char *
-deadline_label(const char *kind)
+/* What a letter says for a clock: the label a reader understands, never
+ * rasd's internal name (issue 12). */
+const char *
+ras_document_deadline_label(const char *kind)
 {
 	static const struct { const char *k, *label; } labels[] = {
 		{ "triage", "Triage completed" },
+		{ "clinical-review", "A clinician reviews the referral" },
 		{ "return", "Referral returned to the referrer" },
 		{ "onward", "Onward referral made" },
 		{ "gp-notification", "GP informed" },
@@ -211,14 +214,19 @@ deadline_label(const char *kind)
 		{ "contact", "The service contacts the patient to arrange an appointment" },
 		{ "assessment", "Assessment" },
 		{ "first-appointment", "First appointment" },
+		{ "first-appointment-limit", "First appointment at the latest" },
 		{ "treatment", "Treatment starts" },
 		{ "treatment-start", "Treatment starts" },
+		{ "pathway-end", "Care with the service completed" },
+		{ "discharge-summary", "Discharge summary sent to the GP" },
+		{ "care-plan", "Care plan sent to the GP" },
+		{ "notification-letter", "Letter to the GP" },
 	};
 
-	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
+	for (size_t i = 0; kind && i < sizeof(labels) / sizeof(labels[0]); i++)
 		if (strcmp(labels[i].k, kind) == 0)
 			return labels[i].label;
-	return kind;
+	return "Next step";
 }
 
 /* Free text: each line its own paragraph. */
@@ -385,7 +393,7 @@ sec_next_steps(struct b *b, struct ras_xhtml *x)
 		if (dl->kind == NULL || strcmp(dl->kind, "triage") == 0)
 			continue;
 		ras_xml_xhtml_open(x, "li", NULL);
-		ras_xml_xhtml_text(x, ras_arena_printf(b->a, "%s: by %s", deadline_label(dl->kind),
+		ras_xml_xhtml_text(x, ras_arena_printf(b->a, "%s: by %s", ras_document_deadline_label(dl->kind),
 		    human_date(b->a, &dl->due_date, true)));
 		if (dl->clause)
 			ras_xml_xhtml_leaf(x, "span", "clause", ras_arena_printf(b->a, " (%s)", dl->clause));
@@ -460,7 +468,9 @@ sec_patient(struct b *b, struct ras_xhtml *x)
 	row(x, "Date of birth", p->has_birth_date ? human_date(b->a, &p->birth_date, false) : NULL);
 	row(x, "NHS number", nhs_spaced(b->a, p->nhs_number));
 	row(x, "Gender", p->gender);
-	if (p->n_address_lines) {
+	if (p->restricted) {
+		/* a restricted patient: no address of any kind (hazard H12) */
+	} else if (p->n_address_lines) {
 		/* the PDS correspondence address (never for a restricted patient) */
 		struct ras_buf ad = RAS_BUF_INIT(RAS_STRING_MAX);
 
@@ -841,7 +851,9 @@ patient_resource(struct b *b)
 		ras_date_format(&p->birth_date, d);
 		put(b, res, "birthDate", json_string(d));
 	}
-	if (p->n_address_lines) {
+	if (p->restricted) {
+		/* no address for a restricted patient */
+	} else if (p->n_address_lines) {
 		json_t *lines = json_array();
 
 		for (size_t i = 0; i < p->n_address_lines; i++)

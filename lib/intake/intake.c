@@ -3,6 +3,7 @@
  * include/ras/intake.h).
  */
 #include <string.h>
+#include <strings.h>
 
 #include "ras/arena.h"
 #include "ras/error.h"
@@ -110,4 +111,90 @@ ras_intake_parse(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, 
 	if (strlen(type) > 64)
 		return ras_error_code(RAS_EINVALID, "unsupported resource type");
 	return ras_error_code(RAS_EINVALID, "unsupported resource type \"%s\"", type);
+}
+
+/* ---- danger in a payload that cannot be used --------------------------- */
+
+static bool
+danger_code(const char *s)
+{
+	return s && (strcmp(s, "cauda-equina") == 0 || strcmp(s, "suspected-cancer") == 0 ||
+	    strcmp(s, "TWO_WEEK_WAIT") == 0 || strcmp(s, "two-week-wait") == 0);
+}
+
+static bool
+json_danger(const json_t *j, int depth)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (depth > 64)
+		return false;
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			if (json_danger(v, depth + 1))
+				return true;
+		return false;
+	}
+	if (!json_is_object(j))
+		return false;
+	{
+		const char *lid = json_string_value(json_object_get(j, "linkId"));
+		json_t *ans = json_object_get(j, "answer");
+
+		if (lid && strcmp(lid, "red-flags") == 0 && json_array_size(ans) > 0) {
+			json_array_foreach(ans, i, v)
+				if (!json_is_false(json_object_get(v, "valueBoolean")))
+					return true;
+		}
+		if (lid && strcmp(lid, "suspected-cancer") == 0)
+			json_array_foreach(ans, i, v)
+				if (json_is_true(json_object_get(v, "valueBoolean")))
+					return true;
+	}
+	json_object_foreach((json_t *)j, k, v) {
+		if (json_is_string(v) && (strcmp(k, "code") == 0 || strcmp(k, "priority") == 0)) {
+			const char *s = json_string_value(v);
+
+			if (danger_code(s) || (strcmp(k, "priority") == 0 && (strcmp(s, "urgent") == 0 ||
+			    strcmp(s, "asap") == 0 || strcmp(s, "stat") == 0)))
+				return true;
+		}
+		if (json_danger(v, depth + 1))
+			return true;
+	}
+	return false;
+}
+
+static bool
+text_has(const char *data, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (size_t i = 0; n <= len && i <= len - n; i++)
+		if (strncasecmp(data + i, needle, n) == 0)
+			return true;
+	return false;
+}
+
+bool
+ras_intake_reports_danger(const char *data, size_t len)
+{
+	json_error_t e;
+	json_t *j;
+	bool d;
+
+	if (len > RAS_PAYLOAD_MAX)
+		len = RAS_PAYLOAD_MAX;
+	j = json_loadb(data, len, JSON_DECODE_ANY, &e);
+	if (j != NULL) {
+		d = json_danger(j, 0);
+		json_decref(j);
+		return d;
+	}
+	/* Not JSON (XML, XHTML, or broken): look for the words. */
+	return text_has(data, len, "cauda-equina") || text_has(data, len, "cauda equina") ||
+	    text_has(data, len, "suspected-cancer") || text_has(data, len, "suspected cancer") ||
+	    text_has(data, len, "TWO_WEEK_WAIT") || text_has(data, len, "two-week-wait");
 }

@@ -360,6 +360,25 @@ ras_intake_ers_referral(struct ras_arena *a, json_t *rr, struct ras_referral *r)
 	}
 	r->n_attachments = n_docs;
 	r->n_related = n_rel;
+	{
+		/* A form contained in the ReferralRequest (a referring system may
+		 * send it so) is found by what it answers, as in an R4 bundle; it is
+		 * never dropped unseen. */
+		json_t *contained = ras_json_arr(rr, "contained"), *c;
+		const json_t **qrs = ras_arena_calloc(a, json_array_size(contained) + 1, sizeof(*qrs));
+		size_t nq = 0;
+
+		if (qrs == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		json_array_foreach(contained, i, c) {
+			const char *t = ras_json_str(c, "resourceType");
+
+			if (t && strcmp(t, "QuestionnaireResponse") == 0 && nq < RAS_FORMS_PER_REFERRAL_MAX)
+				qrs[nq++] = c;
+		}
+		if ((err = ras_intake_fhir_forms(a, qrs, nq, r)) < 0)
+			return err;
+	}
 	/* e-RS gives no requester on the ReferralRequest; the organisation that
 	 * attached the referrer's documents is the referring organisation. */
 	for (i = 0; i < n_docs; i++) {

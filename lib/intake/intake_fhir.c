@@ -5,8 +5,9 @@
  * A referral Bundle (collection, message or transaction) holds exactly one
  * ServiceRequest (for a message, the MessageHeader focus), its subject
  * Patient, the requester (PractitionerRole, Practitioner or Organization),
- * the referral form QuestionnaireResponse linked from supportingInfo (or
- * pointing back with basedOn), and optional Conditions.  References are
+ * the referral form (the QuestionnaireResponse that answers rasd's form,
+ * however it is linked: see find_form), other QuestionnaireResponses, and
+ * optional Conditions.  References are
  * fullUrls ("urn:uuid:…"), relative ("Patient/123") or absolute.  A
  * reference that names something not in the Bundle is an error: a referral
  * with a dangling reference is incomplete, and guessing is not safe.
@@ -142,6 +143,21 @@ ras_intake_fhir_patient(struct ras_arena *a, const json_t *patient, struct ras_p
 	(void)human_name(a, ras_json_arr(patient, "name"), &out->family, &out->given, &out->prefix);
 	out->gender = ras_json_str(patient, "gender");
 	{
+		/* A restricted record (PDS "S-flagged": confidentiality R or V in
+		 * meta.security) keeps no address at all: what rasd never holds it
+		 * cannot print on a letter or send to anyone. */
+		json_t *sec = ras_json_arr(ras_json_obj(patient, "meta"), "security"), *c;
+		size_t k;
+
+		json_array_foreach(sec, k, c) {
+			const char *code = ras_json_str(c, "code");
+
+			if (code && (strcmp(code, "R") == 0 || strcmp(code, "V") == 0 ||
+			    strcmp(code, "REDACTED") == 0))
+				out->restricted = true;
+		}
+	}
+	if (!out->restricted) {
 		json_t *addr = json_array_get(ras_json_arr(patient, "address"), 0);
 
 		out->postcode = ras_json_str(addr, "postalCode");
@@ -454,10 +470,19 @@ flatten_items(struct flat *f, const json_t *items, const char *group, int gidx, 
 	return 0;
 }
 
+/* R4 names the Questionnaire by canonical URL; STU3 (e-RS) by Reference. */
+static const char *
+questionnaire_of(const json_t *qr)
+{
+	const char *q = ras_json_str(qr, "questionnaire");
+
+	return q ? q : ras_json_str(ras_json_obj(qr, "questionnaire"), "reference");
+}
+
 int
 ras_intake_fhir_form(struct ras_arena *a, const json_t *qr, struct ras_form *out)
 {
-	const char *q = ras_json_str(qr, "questionnaire");
+	const char *q = questionnaire_of(qr);
 	struct flat f = { .a = a };
 	const char *bar;
 	int err;
@@ -478,6 +503,25 @@ ras_intake_fhir_form(struct ras_arena *a, const json_t *qr, struct ras_form *out
 	}
 	out->n_answers = f.n;
 	out->answers = f.v;
+	{
+		/* Cells of an XML form its map could not place (xmlform.c). */
+		json_t *exts = ras_json_arr(qr, "extension"), *x;
+		size_t i, n = 0;
+
+		out->unmapped = ras_arena_calloc(a, json_array_size(exts) + 1, sizeof(char *));
+		if (out->unmapped == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		json_array_foreach(exts, i, x) {
+			const char *url = ras_json_str(x, "url"), *v = ras_json_str(x, "valueString");
+
+			if (url && strcmp(url, RAS_URL_UNMAPPED_CELL) == 0 && v) {
+				if ((err = check_id("unmapped form cell", v)) < 0)
+					return err;
+				out->unmapped[n++] = v;
+			}
+		}
+		out->n_unmapped = n;
+	}
 	return 0;
 }
 
@@ -535,50 +579,154 @@ find_service_request(const struct ras_fhir_bundle *b, json_t **out)
 	return 0;
 }
 
+/* Add a QuestionnaireResponse to the candidates once. */
+static int
+add_candidate(struct ras_arena *a, json_t ***v, size_t *n, size_t *cap, json_t *qr)
+{
+	for (size_t i = 0; i < *n; i++)
+		if ((*v)[i] == qr)
+			return 0;
+	if (*n >= RAS_FORMS_PER_REFERRAL_MAX)
+		return ras_error_code(RAS_ETOOBIG, "referral carries more than %d QuestionnaireResponses",
+		    RAS_FORMS_PER_REFERRAL_MAX);
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 4;
+		json_t **nv = ras_arena_calloc(a, nc, sizeof(*nv));
+
+		if (nv == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		if (*n)
+			memcpy(nv, *v, *n * sizeof(*nv));
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = qr;
+	return 0;
+}
+
+static bool
+is_qr(const json_t *res)
+{
+	const char *t = ras_json_str(res, "resourceType");
+
+	return t && strcmp(t, "QuestionnaireResponse") == 0;
+}
+
+static int
+add_doubt(struct ras_arena *a, struct ras_referral *r, const char *why)
+{
+	const char **nv = ras_arena_calloc(a, r->n_doubts + 1, sizeof(*nv));
+
+	if (nv == NULL || why == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (r->n_doubts)
+		memcpy(nv, r->doubts, r->n_doubts * sizeof(*nv));
+	nv[r->n_doubts++] = why;
+	r->doubts = nv;
+	return 0;
+}
+
+/*
+ * The referral form is found by what it answers, not by how it is linked:
+ * every QuestionnaireResponse the bundle carries (linked from
+ * supportingInfo, pointing back with basedOn, contained in the request or
+ * in any other resource, or just an entry) is a candidate, and the one
+ * whose questionnaire is rasd's referral form (any version) is the form.
+ * The others are kept (other_forms) for the safety net and for people.
+ * Two rasd forms, a response that names no questionnaire, or one that
+ * cannot be read are doubts: intake records them and the safety net sends
+ * the referral to a clinician.
+ */
 static int
 find_form(struct ras_arena *a, const struct ras_fhir_bundle *b, const json_t *sr, const char *sr_url,
     struct ras_referral *r)
 {
 	json_t *infos = ras_json_arr(sr, "supportingInfo");
-	json_t *info, *qr = NULL;
-	size_t i;
+	json_t *info, **cand = NULL;
+	size_t i, n = 0, cap = 0;
 	int err;
 
+	(void)sr_url;
+	/* Linked first (their order is the referrer's), then the rest. */
 	json_array_foreach(infos, i, info) {
+		const char *ref = ras_json_str(info, "reference");
 		json_t *res;
 
-		if ((err = must_resolve(b, info, NULL, "ServiceRequest.supportingInfo", &res)) < 0)
-			return err;
-		if (res && strcmp(ras_json_str(res, "resourceType"), "QuestionnaireResponse") == 0) {
-			if (qr != NULL)
+		if (ref && ref[0] == '#') {
+			res = ras_fhir_contained(sr, ref);
+			if (res == NULL)
 				return ras_error_code(RAS_EINVALID,
-				    "ServiceRequest.supportingInfo links more than one QuestionnaireResponse");
-			qr = res;
+				    "ServiceRequest.supportingInfo reference \"%.80s\" is not contained", ref);
+		} else if ((err = must_resolve(b, info, NULL, "ServiceRequest.supportingInfo", &res)) < 0) {
+			return err;
 		}
+		if (res && is_qr(res) && (err = add_candidate(a, &cand, &n, &cap, res)) < 0)
+			return err;
 	}
-	if (qr == NULL) {
-		/* A form that points back at the request with basedOn also counts. */
-		for (size_t k = 0; k < b->n; k++) {
-			json_t *based, *bo;
-			size_t j;
+	for (size_t k = 0; k < b->n; k++) {
+		json_t *res = b->entries[k].resource, *c;
+		size_t j;
 
-			if (strcmp(b->entries[k].type, "QuestionnaireResponse") != 0)
-				continue;
-			based = ras_json_arr(b->entries[k].resource, "basedOn");
-			json_array_foreach(based, j, bo) {
-				json_t *t = ras_fhir_bundle_resolve(b, ras_json_str(bo, "reference"), NULL);
-
-				if (t == sr || (sr_url && ras_json_str(bo, "reference") &&
-				    strcmp(ras_json_str(bo, "reference"), sr_url) == 0))
-					qr = b->entries[k].resource;
-			}
-		}
+		if (strcmp(b->entries[k].type, "QuestionnaireResponse") == 0 &&
+		    (err = add_candidate(a, &cand, &n, &cap, res)) < 0)
+			return err;
+		json_array_foreach(ras_json_arr(res, "contained"), j, c)
+			if (is_qr(c) && (err = add_candidate(a, &cand, &n, &cap, c)) < 0)
+				return err;
 	}
-	if (qr == NULL)
+	return ras_intake_fhir_forms(a, (const json_t *const *)cand, n, r);
+}
+
+int
+ras_intake_fhir_forms(struct ras_arena *a, const json_t *const *cand, size_t n,
+    struct ras_referral *r)
+{
+	size_t i, n_rasd = r->has_form ? 1 : 0, n_other = 0;
+	int err;
+
+	if (n == 0)
 		return 0;
-	if ((err = ras_intake_fhir_form(a, qr, &r->form)) < 0)
+	r->other_forms = ras_arena_calloc(a, n, sizeof(*r->other_forms));
+	if (r->other_forms == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		const char *q = questionnaire_of(cand[i]);
+		struct ras_form f;
+
+		ras_error_clear();
+		if ((err = ras_intake_fhir_form(a, cand[i], &f)) < 0) {
+			if (err == RAS_ENOMEM)
+				return err;
+			if (ras_referral_is_rasd_form(q) && n == 1)
+				return err;     /* the form itself is unreadable: rejected, as before */
+			if ((err = add_doubt(a, r, ras_arena_printf(a,
+			    "QuestionnaireResponse %zu of the referral cannot be read: %s", i + 1,
+			    ras_error_last()))) < 0)
+				return err;
+			continue;
+		}
+		if (ras_referral_is_rasd_form(q)) {
+			if (n_rasd++ == 0) {
+				r->form = f;
+				r->has_form = true;
+				continue;
+			}
+			if ((err = add_doubt(a, r, ras_arena_printf(a,
+			    "the referral carries %zu referral forms (%s)", n_rasd, RAS_REFERRAL_FORM_URL))) < 0)
+				return err;
+		} else if (q == NULL) {
+			if ((err = add_doubt(a, r, ras_arena_printf(a,
+			    "QuestionnaireResponse %zu of the referral does not say which Questionnaire it answers",
+			    i + 1))) < 0)
+				return err;
+		}
+		r->other_forms[n_other++] = f;
+	}
+	r->n_other_forms = n_other;
+	if (n_rasd == 0 && n_other > 0 &&
+	    (err = add_doubt(a, r, "the referral carries QuestionnaireResponses but none answers rasd's "
+	    "referral form")) < 0)
 		return err;
-	r->has_form = true;
 	return 0;
 }
 

@@ -185,7 +185,10 @@ static const char SQL_STORE_DOCREF[] =
     "  referral_id = coalesce(EXCLUDED.referral_id, t.referral_id)";
 
 static const char SQL_STORE_FORM[] =
-    "SELECT ras_store_form($1, $2::jsonb, $3::bigint)";
+    "SELECT ras_store_referral_form($1, $2::jsonb, $3::bigint)";
+
+static const char SQL_STORE_OTHER_FORM[] =
+    "SELECT ras_store_other_form($1, $2::jsonb, $3::bigint)";
 
 static const char SQL_EVENT[] =
     "INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)"
@@ -282,6 +285,11 @@ identity_problem(const struct ras_referral *r)
 	return NULL;
 }
 
+/* What a rejection of a payload that reports danger says (rasctl status,
+ * the OperationOutcome and the log show it): a person acts today. */
+#define URGENT_REJECTION "URGENT: the referral reports a red flag, suspected cancer or a " \
+	"two-week-wait priority: a person must act on it today"
+
 /* Does the referral itself say it is urgent (whatever else is wrong)? */
 static bool
 urgent_content(const struct ras_referral *r)
@@ -323,7 +331,10 @@ plan_payload(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, stru
 		if (err == RAS_ENOMEM)
 			return err;
 		p->kind = in.kind != RAS_PAYLOAD_UNKNOWN ? ras_referral_payload_kind_name(in.kind) : NULL;
-		reject(p, a, ras_error_last());
+		if (ras_intake_reports_danger(body, len))
+			reject(p, a, ras_arena_printf(a, "%s; " URGENT_REJECTION, ras_error_last()));
+		else
+			reject(p, a, ras_error_last());
 		return 0;
 	}
 	p->kind = ras_referral_payload_kind_name(in.kind);
@@ -338,9 +349,8 @@ plan_payload(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, stru
 			/* A referral that cannot be stored may still be urgent: say so
 			 * in the reason, so the person who picks up rejected payloads
 			 * (rasctl status, the OperationOutcome, the log) acts today. */
-			if (urgent_content(r))
-				why = ras_arena_printf(a, "%s; URGENT: the referral reports a red flag, suspected "
-				    "cancer or a two-week-wait priority: a person must act on it today", why);
+			if (urgent_content(r) || ras_intake_reports_danger(body, len))
+				why = ras_arena_printf(a, "%s; " URGENT_REJECTION, why);
 			reject(p, a, why);
 			return 0;
 		}
@@ -425,7 +435,11 @@ plan_payload(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, stru
 		}
 		if ((err = ras_form_to_json(in.form, &fj)) < 0)
 			return err;
-		s = add_step(a, p, STEP_OTHER, SQL_STORE_FORM);
+		/* Only a response to rasd's referral form is the referral form; any
+		 * other questionnaire (a PHQ-9, say) is kept beside it, never read
+		 * as the form (and seen by the safety net). */
+		s = add_step(a, p, STEP_OTHER, ras_referral_is_rasd_form(in.form->questionnaire) ?
+		    SQL_STORE_FORM : SQL_STORE_OTHER_FORM);
 		if (s == NULL) {
 			json_decref(fj);
 			return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -491,6 +505,8 @@ collect_steps(struct ras_db *db, struct plan *plans, size_t n)
 					rep->created++;
 				else if (outcome && strcmp(outcome, "merged") == 0)
 					rep->merged++;
+				else if (outcome && strcmp(outcome, "revised") == 0)
+					rep->revised++;
 				else
 					rep->duplicates++;
 			}
@@ -504,7 +520,7 @@ static void
 finish_report(struct plan *p)
 {
 	struct ras_normalise_report *rep = p->report;
-	int nref = rep->created + rep->merged + rep->duplicates;
+	int nref = rep->created + rep->merged + rep->revised + rep->duplicates;
 	char *m = rep->message;
 	size_t sz = sizeof(rep->message);
 
@@ -522,7 +538,8 @@ finish_report(struct plan *p)
 	else if (nref == 1)
 		snprintf(m, sz, "%s #%lld %s%s", p->steps[0].label, (long long)rep->first_referral_id,
 		    rep->created ? "created" : rep->merged ? "merged with the stored version" :
-		    "already stored", p->notes.data ? p->notes.data : "");
+		    rep->revised ? "revised: different content under the same version, the old revision "
+		    "kept, triaged again" : "already stored", p->notes.data ? p->notes.data : "");
 	else if (p->nsteps > 0)
 		snprintf(m, sz, "%s stored%s", p->steps[0].label ? p->steps[0].label : "payload",
 		    p->notes.data ? p->notes.data : "");
@@ -588,7 +605,7 @@ struct claimed {
 static const char SQL_CLAIM[] =
     "SELECT id::text, body, truncated::text, service_hint, ubrn_hint FROM inbox"
     " WHERE state = 'received' AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))"
-    " ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED";
+    " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
 
 static int
 claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size_t limit,
@@ -635,6 +652,55 @@ claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 			goto done;
 		}
+	}
+	*nout = (size_t)rows;
+done:
+	ras_db_res_free(res);
+	ras_buf_free(&arr);
+	return err;
+}
+
+/* The batch's ids and sizes only (the bodies are read a chunk at a time,
+ * by claim() again: rows this transaction has locked are not skipped). */
+static const char SQL_CLAIM_IDS[] =
+    "SELECT id::text, octet_length(body)::text FROM inbox"
+    " WHERE state = 'received' AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))"
+    " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
+
+static int
+claim_ids(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size_t limit,
+    struct claimed **out, size_t *nout)
+{
+	struct ras_buf arr = RAS_BUF_INIT(0);
+	struct ras_db_res *res = NULL;
+	char lim[24];
+	int err, rows;
+
+	*nout = 0;
+	if (ids) {
+		(void)ras_buf_putc(&arr, '{');
+		for (size_t i = 0; i < n; i++)
+			(void)ras_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
+		if ((err = ras_buf_putc(&arr, '}')) < 0)
+			goto done;
+		limit = n;
+	}
+	snprintf(lim, sizeof(lim), "%zu", limit);
+	if ((err = ras_db_query(db, &res, SQL_CLAIM_IDS, 2,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(ids ? arr.data : NULL), RAS_DB_TEXT(lim) })) < 0)
+		goto done;
+	rows = ras_db_res_rows(res);
+	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
+	if (*out == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < rows; i++) {
+		int64_t len = 0;
+
+		(void)ras_db_res_int(res, i, 0, &(*out)[i].id);
+		(void)ras_db_res_int(res, i, 1, &len);
+		(*out)[i].len = (size_t)len;
 	}
 	*nout = (size_t)rows;
 done:
@@ -709,7 +775,7 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
-	if ((err = claim(db, a, ids, n, limit, &rows, &nrows)) < 0)
+	if ((err = claim_ids(db, a, ids, n, limit, &rows, &nrows)) < 0)
 		goto fail;
 	reports = calloc(nrows ? nrows : 1, sizeof(*reports));
 	plans = calloc(nrows ? nrows : 1, sizeof(*plans));
@@ -721,7 +787,35 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 		ras_db_rollback(db);
 		goto done;
 	}
-	err = run_batch(db, form_maps, a, rows, nrows, reports, plans);
+	/* Read, planned and written a chunk at a time (RAS_NORMALISE_CHUNK_BYTES
+	 * of payloads, at least one), in the one transaction, each chunk's
+	 * memory freed before the next: a batch's working memory is bounded by
+	 * bytes, whatever batch_size is.  Chunks are written in claim order, so
+	 * a payload may still depend on one before it in the batch. */
+	err = 0;
+	for (size_t s = 0, e; s < nrows && err == 0; s = e) {
+		struct ras_arena *ca = ras_arena_new();
+		struct claimed *chunk = NULL;
+		size_t bytes = rows[s].len, got = 0;
+		int64_t *cids;
+
+		for (e = s + 1; e < nrows && bytes + rows[e].len <= RAS_NORMALISE_CHUNK_BYTES; e++)
+			bytes += rows[e].len;
+		cids = ca ? ras_arena_calloc(ca, e - s, sizeof(*cids)) : NULL;
+		if (cids == NULL)
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t i = s; cids && i < e; i++)
+			cids[i - s] = rows[i].id;
+		if (err == 0)
+			err = claim(db, ca, cids, e - s, e - s, &chunk, &got);
+		if (err == 0 && got != e - s)
+			err = ras_error_code(RAS_EIO, "payloads of the batch changed under it (%zu of %zu read)",
+			    got, e - s);
+		if (err == 0)
+			err = run_batch(db, form_maps, ca, chunk, got, reports + s, plans + s);
+		free_plans(plans + s, e - s);
+		ras_arena_free(ca);
+	}
 	if (err == 0 && (err = ras_db_commit(db)) == 0) {
 		free_plans(plans, nrows);
 		*out = reports;

@@ -41,6 +41,8 @@ struct map {
 	const char *questionnaire;
 	const char *root, *root_ns, *test;
 	const char *authored;
+	const char *cells;   /* XPath selecting the id of every answer cell, or NULL */
+	json_t *not_carried; /* linkIds of the Questionnaire the layout does not carry */
 	const char *ns[2 * XMLFORM_NS_MAX + 1];
 	struct field *fields;
 	size_t nfields;
@@ -123,6 +125,10 @@ parse_map(const char *origin, json_t *doc, struct map *m)
 	m->name = ras_json_str(doc, "name");
 	m->questionnaire = ras_json_str(doc, "questionnaire");
 	m->authored = ras_json_str(doc, "authored");
+	m->cells = ras_json_str(doc, "cells");
+	m->not_carried = json_object_get(doc, "not_carried");
+	if (!string_array_ok(m->not_carried))
+		return ras_error_code(RAS_EINVALID, "%s: \"not_carried\" must be a list of linkIds", origin);
 	if (m->name == NULL || *m->name == '\0')
 		return ras_error_code(RAS_EINVALID, "%s: \"name\" is missing", origin);
 	if (m->questionnaire == NULL)
@@ -144,6 +150,10 @@ parse_map(const char *origin, json_t *doc, struct map *m)
 	}
 	if (m->authored && (err = ras_xml_xpath_check(m->authored)) < 0) {
 		ras_error_context("%s: authored", origin);
+		return err;
+	}
+	if (m->cells && (err = ras_xml_xpath_check(m->cells)) < 0) {
+		ras_error_context("%s: cells", origin);
 		return err;
 	}
 	if (json_array_size(fields) == 0)
@@ -228,6 +238,147 @@ ras_xmlform_maps_add(struct ras_xmlform_maps *ms, const char *origin, const char
 	return 0;
 }
 
+/* Every linkId of a Questionnaire's items, nested ones included. */
+static int
+collect_link_ids(const json_t *items, const char **out, size_t *n, size_t max, int depth)
+{
+	const json_t *it;
+	size_t i;
+	int err;
+
+	if (depth > 16)
+		return ras_error_code(RAS_EINVALID, "Questionnaire items nested too deeply");
+	json_array_foreach(items, i, it) {
+		const char *lid = ras_json_str(it, "linkId");
+		const char *type = ras_json_str(it, "type");
+
+		if (lid && !(type && (strcmp(type, "group") == 0 || strcmp(type, "display") == 0))) {
+			if (*n >= max)
+				return ras_error_code(RAS_ETOOBIG, "Questionnaire has more than %zu items", max);
+			out[(*n)++] = lid;
+		}
+		if ((err = collect_link_ids(ras_json_arr(it, "item"), out, n, max, depth + 1)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+int
+ras_xmlform_maps_check_questionnaire(const struct ras_xmlform_maps *ms, const json_t *q,
+    struct ras_buf *problems)
+{
+	const char *url = ras_json_str(q, "url"), *ver = ras_json_str(q, "version");
+	const char **ids;
+	size_t n = 0;
+	int bad = 0, err;
+
+	if (ms == NULL || url == NULL)
+		return 0;
+	if ((ids = calloc(XMLFORM_FIELDS_MAX, sizeof(*ids))) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if ((err = collect_link_ids(ras_json_arr(q, "item"), ids, &n, XMLFORM_FIELDS_MAX, 0)) < 0) {
+		free(ids);
+		return err;
+	}
+	for (size_t k = 0; k < ms->n; k++) {
+		const struct map *m = &ms->v[k];
+		const char *bar = strchr(m->questionnaire, '|');
+		size_t ul = bar ? (size_t)(bar - m->questionnaire) : strlen(m->questionnaire);
+
+		if (strlen(url) != ul || strncmp(m->questionnaire, url, ul) != 0 ||
+		    (bar && (ver == NULL || strcmp(bar + 1, ver) != 0)))
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			bool placed = false;
+			const json_t *x;
+			size_t j;
+
+			for (size_t f = 0; f < m->nfields && !placed; f++)
+				placed = strcmp(m->fields[f].link_id, ids[i]) == 0;
+			json_array_foreach(m->not_carried, j, x)
+				placed = placed || strcmp(json_string_value(x), ids[i]) == 0;
+			if (!placed) {
+				bad++;
+				(void)ras_buf_printf(problems, "form map \"%s\": item \"%.60s\" of %s is neither "
+				    "mapped nor listed in \"not_carried\"\n", m->name, ids[i], m->questionnaire);
+			}
+		}
+		for (size_t f = 0; f < m->nfields; f++) {
+			bool known = false;
+
+			for (size_t i = 0; i < n && !known; i++)
+				known = strcmp(m->fields[f].link_id, ids[i]) == 0;
+			if (!known) {
+				bad++;
+				(void)ras_buf_printf(problems, "form map \"%s\": field \"%.60s\" is not an item of %s\n",
+				    m->name, m->fields[f].link_id, m->questionnaire);
+			}
+		}
+		if (m->cells == NULL) {
+			bad++;
+			(void)ras_buf_printf(problems, "form map \"%s\": \"cells\" is missing: a cell the map "
+			    "does not place would be dropped unseen\n", m->name);
+		}
+	}
+	free(ids);
+	if (bad)
+		return ras_error_code(RAS_EINVALID, "%d problem(s) with form maps of %s", bad, url);
+	return 0;
+}
+
+/* Check every map against the Questionnaire files in `forms_dir`; a map
+ * whose Questionnaire is not there is a problem too. */
+static int
+check_against_forms(struct ras_xmlform_maps *ms, const char *forms_dir, struct ras_buf *problems)
+{
+	bool *found = calloc(ms->n + 1, sizeof(bool));
+	struct dirent *de;
+	DIR *d;
+	int bad = 0;
+
+	if (found == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if ((d = opendir(forms_dir)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			struct ras_buf text = RAS_BUF_INIT(RAS_MAPPING_FILE_MAX);
+			size_t l = strlen(de->d_name);
+			char path[4096];
+			json_t *q = NULL;
+
+			if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0 || de->d_name[0] == '.')
+				continue;
+			if (snprintf(path, sizeof(path), "%s/%s", forms_dir, de->d_name) >= (int)sizeof(path))
+				continue;   /* a path this long names no file we wrote */
+			if (ras_buf_read_file(&text, path) == 0 &&
+			    ras_json_parse(text.data ? text.data : "", text.len, RAS_MAPPING_FILE_MAX, &q) == 0) {
+				const char *url = ras_json_str(q, "url"), *ver = ras_json_str(q, "version");
+
+				for (size_t k = 0; url && k < ms->n; k++) {
+					const char *mq = ms->v[k].questionnaire, *bar = strchr(mq, '|');
+					size_t ul = bar ? (size_t)(bar - mq) : strlen(mq);
+
+					if (strlen(url) == ul && strncmp(mq, url, ul) == 0 &&
+					    (bar == NULL || (ver && strcmp(bar + 1, ver) == 0)))
+						found[k] = true;
+				}
+				if (ras_xmlform_maps_check_questionnaire(ms, q, problems) < 0)
+					bad++;
+			}
+			json_decref(q);
+			ras_buf_free(&text);
+		}
+		closedir(d);
+	}
+	for (size_t k = 0; k < ms->n; k++)
+		if (!found[k]) {
+			bad++;
+			(void)ras_buf_printf(problems, "form map \"%s\": no Questionnaire %s in %s\n",
+			    ms->v[k].name, ms->v[k].questionnaire, forms_dir);
+		}
+	free(found);
+	return bad;
+}
+
 static int
 by_name(const void *a, const void *b)
 {
@@ -285,6 +436,26 @@ ras_xmlform_maps_load(const char *dir, struct ras_xmlform_maps **out, struct ras
 		}
 		ras_buf_free(&text);
 		free(names[i]);
+	}
+	{
+		/* The maps read forms into the Questionnaires of ../forms: every item
+		 * must be mapped or declared not carried (issue 12). */
+		char forms[4096];
+		const char *slash = strrchr(dir, '/');
+		int n, fl;
+
+		fl = slash ? snprintf(forms, sizeof(forms), "%.*s/forms", (int)(slash - dir), dir) :
+		    snprintf(forms, sizeof(forms), "forms");
+
+		if (fl < 0 || fl >= (int)sizeof(forms))
+			forms[0] = '\0';   /* too long: no Questionnaire found, each map reported */
+		if (ms->n > 0 && (n = check_against_forms(ms, forms, problems)) != 0) {
+			if (n < 0) {
+				ras_xmlform_maps_free(ms);
+				return n;
+			}
+			bad += n;
+		}
 	}
 	*out = ms;
 	if (bad)
@@ -630,6 +801,38 @@ apply_map(struct ras_arena *a, const struct map *m, const struct ras_xml_doc *do
 			if ((err = ras_json_append_new(answers, ans)) < 0)
 				return err;
 		}
+	}
+	if (m->cells) {
+		/* A cell the map does not place is an answer rasd would drop: the
+		 * response is incomplete, and each such cell is named (its id, never
+		 * its text) for the safety net. */
+		json_t *exts = NULL;
+
+		if ((err = ras_xml_xpath(a, doc, m->cells, m->ns, &vals, &nv)) < 0) {
+			ras_error_context("form map \"%s\" cells", m->name);
+			return err;
+		}
+		for (size_t k = 0; k < nv && k < RAS_FORM_ANSWERS_MAX; k++) {
+			const char *id = clean(a, vals[k]);
+			bool known = false;
+
+			if (id == NULL)
+				return ras_error_code(RAS_ENOMEM, "out of memory");
+			for (size_t i = 0; i < m->nfields && !known; i++)
+				known = strcmp(m->fields[i].link_id, id) == 0;
+			if (known)
+				continue;
+			if (strlen(id) > RAS_ID_MAX)
+				id = "(id too long)";
+			if (exts == NULL && ((exts = json_array()) == NULL ||
+			    json_object_set_new(qr, "extension", exts) < 0))
+				return ras_error_code(RAS_ENOMEM, "out of memory");
+			if ((err = ras_json_append_new(exts, json_pack("{s:s, s:s}", "url",
+			    "urn:rasd:form-map:unmapped-cell", "valueString", id))) < 0)
+				return err;
+		}
+		if (exts && (err = ras_json_set_str(qr, "status", "in-progress")) < 0)
+			return err;
 	}
 	return 0;
 }

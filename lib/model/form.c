@@ -449,6 +449,18 @@ ras_form_to_json(const struct ras_form *f, json_t **out)
 	}
 	err = ras_json_set_new(o, "answers", answers);
 	answers = NULL;
+	if (err == 0 && f->n_unmapped) {
+		json_t *um = json_array();
+
+		for (size_t i = 0; um && i < f->n_unmapped && err == 0; i++)
+			err = ras_json_append_new(um, json_string(f->unmapped[i]));
+		if (um == NULL)
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+		else if (err < 0)
+			json_decref(um);
+		else
+			err = ras_json_set_new(o, "unmapped", um);
+	}
 done:
 	json_decref(answers);
 	if (err < 0) {
@@ -512,5 +524,15 @@ ras_form_from_json(struct ras_arena *a, const json_t *doc, struct ras_form *f)
 		}
 	}
 	f->n_answers = json_array_size(answers);
+	{
+		json_t *um = ras_json_arr(doc, "unmapped");
+
+		f->unmapped = ras_arena_calloc(a, json_array_size(um) + 1, sizeof(char *));
+		if (f->unmapped == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		json_array_foreach(um, i, x)
+			if (json_string_value(x))
+				f->unmapped[f->n_unmapped++] = json_string_value(x);
+	}
 	return 0;
 }

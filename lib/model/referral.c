@@ -54,3 +54,12 @@ ras_referral_key(struct ras_arena *a, const struct ras_referral *r)
 		return ras_arena_printf(a, "local:%s", r->local_id);
 	return NULL;
 }
+
+bool
+ras_referral_is_rasd_form(const char *canonical)
+{
+	size_t n = strlen(RAS_REFERRAL_FORM_URL);
+
+	return canonical && strncmp(canonical, RAS_REFERRAL_FORM_URL, n) == 0 &&
+	    (canonical[n] == '\0' || canonical[n] == '|');
+}

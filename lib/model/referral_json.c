@@ -78,7 +78,8 @@ ras_referral_json_dump(const struct ras_referral *r, const char *key, json_t **o
 	    (err = put(pat, "given", p->given)) < 0 ||
 	    (err = put(pat, "prefix", p->prefix)) < 0 ||
 	    (err = put(pat, "gender", p->gender)) < 0 ||
-	    (err = put(pat, "postcode", p->postcode)) < 0 ||
+	    (err = put(pat, "postcode", p->restricted ? NULL : p->postcode)) < 0 ||
+	    (p->restricted && (err = ras_json_set_new(pat, "restricted", json_true())) < 0) ||
 	    (err = put(pat, "practice_ods", p->practice_ods)) < 0 ||
 	    (err = put(pat, "practice_name", p->practice_name)) < 0)
 		goto done;
@@ -145,6 +146,28 @@ ras_referral_json_dump(const struct ras_referral *r, const char *key, json_t **o
 
 		if ((err = ras_form_to_json(&r->form, &f)) < 0 || (err = ras_json_set_new(o, "form", f)) < 0)
 			goto done;
+	}
+	if (r->n_other_forms) {
+		json_t *of = json_array();
+
+		if ((err = ras_json_set_new(o, "other_forms", of)) < 0)
+			goto done;
+		for (size_t i = 0; i < r->n_other_forms; i++) {
+			json_t *f;
+
+			if ((err = ras_form_to_json(&r->other_forms[i], &f)) < 0 ||
+			    (err = ras_json_append_new(of, f)) < 0)
+				goto done;
+		}
+	}
+	if (r->n_doubts) {
+		json_t *dj = json_array();
+
+		if ((err = ras_json_set_new(o, "doubts", dj)) < 0)
+			goto done;
+		for (size_t i = 0; i < r->n_doubts; i++)
+			if ((err = ras_json_append_new(dj, json_string(r->doubts[i]))) < 0)
+				goto done;
 	}
 	err = ras_json_set_new(o, "conditions", conds);
 	conds = NULL;
@@ -260,7 +283,8 @@ ras_referral_json_load(struct ras_arena *a, json_t *doc, struct ras_referral *r)
 	r->patient.given = ras_json_str(pat, "given");
 	r->patient.prefix = ras_json_str(pat, "prefix");
 	r->patient.gender = ras_json_str(pat, "gender");
-	r->patient.postcode = ras_json_str(pat, "postcode");
+	r->patient.restricted = json_is_true(json_object_get(pat, "restricted"));
+	r->patient.postcode = r->patient.restricted ? NULL : ras_json_str(pat, "postcode");
 	r->patient.practice_ods = ras_json_str(pat, "practice_ods");
 	r->patient.practice_name = ras_json_str(pat, "practice_name");
 
@@ -276,6 +300,22 @@ ras_referral_json_load(struct ras_arena *a, json_t *doc, struct ras_referral *r)
 		if ((err = ras_form_from_json(a, x, &r->form)) < 0)
 			return err;
 		r->has_form = true;
+	}
+	{
+		json_t *of = ras_json_arr(doc, "other_forms"), *dj = ras_json_arr(doc, "doubts");
+
+		r->other_forms = ras_arena_calloc(a, json_array_size(of) + 1, sizeof(*r->other_forms));
+		r->doubts = ras_arena_calloc(a, json_array_size(dj) + 1, sizeof(char *));
+		if (r->other_forms == NULL || r->doubts == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		json_array_foreach(of, i, x) {
+			if ((err = ras_form_from_json(a, x, &r->other_forms[r->n_other_forms])) < 0)
+				return err;
+			r->n_other_forms++;
+		}
+		json_array_foreach(dj, i, x)
+			if (json_string_value(x))
+				r->doubts[r->n_doubts++] = json_string_value(x);
 	}
 	r->conditions = ras_arena_calloc(a, json_array_size(conds) + 1, sizeof(*r->conditions));
 	r->attachments = ras_arena_calloc(a, json_array_size(atts) + 1, sizeof(*r->attachments));

@@ -51,7 +51,8 @@ static const struct def bassetlaw[] = {
 	  "date of the first final triage decision < 4 working days after the date of receipt",
 	  WITHIN_WD, EV_DECISION, 3, 95 },
 	{ "returned-3wd", "Inappropriate referrals returned within 3 working days of receipt",
-	  "date of the return with advice < 4 working days after receipt, over referrals returned",
+	  "date the return was recorded on e-RS or its letter delivered < 4 working days after receipt, "
+	  "over referrals returned",
 	  WITHIN_WD, EV_RETURN, 3, 95 },
 	{ "offered-5wd", "Patients offered an Outpatient First Appointment within 5 working days of referral receipt",
 	  "date the first appointment was offered < 6 working days after receipt, over accepted referrals",
@@ -95,10 +96,12 @@ static const struct def midnotts[] = {
 	  "first final triage decision by the end of the 2nd working day after receipt",
 	  WITHIN_WD, EV_DECISION, 2, 100 },
 	{ "returned-2wd", "Incomplete, non-electronic and inappropriate referrals returned within 2 working days",
-	  "return with advice by the end of the 2nd working day after receipt, over referrals returned",
+	  "return recorded on e-RS or its letter delivered by the end of the 2nd working day after "
+	  "receipt, over referrals returned",
 	  WITHIN_WD, EV_RETURN, 2, 100 },
 	{ "onward-2ww-2wd", "Potential 2WW cancer referrals onward referred within 2 working days",
-	  "onward decision to the two-week-wait pathway by the end of the 2nd working day after receipt",
+	  "onward to the two-week-wait pathway with the GP notice delivered (an ITK3 notice: "
+	  "acknowledged) by the end of the 2nd working day after receipt",
 	  WITHIN_WD, EV_ONWARD_2WW, 2, 100 },
 	{ "contact-5wd", "Patients contacted within 5 working days to arrange an appointment",
 	  "first contact (a call, an offer or an attendance) by the end of the 5th working day after receipt",
@@ -187,14 +190,33 @@ bucket(struct ras_kpi_result *r, const struct ras_kpi_report *rep, int64_t ancho
 		r->months[idx].num++;
 }
 
+/*
+ * What closes the two-week-wait path: the GP told, which is the notice
+ * delivered, not the decision to send it; and when the notice went as an
+ * ITK3 message, the GP's system acknowledged it (a delivered but
+ * unacknowledged or negatively acknowledged ITK3 notice has not reached a
+ * person yet).
+ */
+static int64_t
+two_week_wait_closed(const struct ras_kpi_referral *f)
+{
+	int64_t told = f->gp_notice_itk3 ? f->gp_notice_acked : f->gp_notified;
+
+	if (told == 0)
+		return 0;
+	return told > f->decided ? told : f->decided;
+}
+
 static int64_t
 event_of(const struct ras_kpi_referral *f, enum event ev, bool *choice)
 {
 	*choice = false;
 	switch (ev) {
 	case EV_DECISION: return f->decided;
-	case EV_RETURN: return f->decided;
-	case EV_ONWARD_2WW: return f->decided;
+	/* A return counts when it happened (e-RS recorded it, or its letter
+	 * was delivered), not when it was decided: a dead letter is no return. */
+	case EV_RETURN: return f->returned;
+	case EV_ONWARD_2WW: return two_week_wait_closed(f);
 	case EV_CONTACT: return f->contact;
 	case EV_OFFERED: *choice = f->offered_choice; return f->offered;
 	case EV_ATTENDED: *choice = f->attended_choice; return f->attended;
@@ -513,8 +535,29 @@ static const char SQL_REFERRALS[] =
     "  (SELECT extract(epoch FROM min(occurred_at))::bigint FROM e WHERE e.referral_key = r.referral_key"
     "     AND e.kind = 'pifu'),"
     "  (SELECT extract(epoch FROM min(met_at))::bigint FROM deadlines dl WHERE dl.referral_id = ANY (r.ids)"
-    "     AND dl.kind IN ('discharge-summary', 'care-plan') AND dl.met_at IS NOT NULL)"
+    "     AND dl.kind IN ('discharge-summary', 'care-plan') AND dl.met_at IS NOT NULL),"
     "   /* documents and delivery (issue 5): the delivered discharge summary */"
+    "  (SELECT extract(epoch FROM min(x.at))::bigint FROM ("
+    "     SELECT dl.met_at AS at FROM deadlines dl WHERE dl.referral_id = ANY (r.ids)"
+    "       AND dl.kind = 'return' AND dl.met_at IS NOT NULL"
+    "     UNION ALL SELECT o.done_at FROM ers_outcomes o WHERE o.referral_id = ANY (r.ids)"
+    "       AND o.review_outcome = 'RETURN_TO_REFERRER_WITH_ADVICE' AND o.state = 'done'"
+    "     UNION ALL SELECT ob.delivered_at FROM outbox ob JOIN decisions dd ON dd.id = ob.decision_id"
+    "       WHERE ob.referral_id = ANY (r.ids) AND ob.kind = 'triage-outcome'"
+    "       AND ob.recipient_role = 'referrer' AND ob.state = 'delivered' AND dd.outcome = 'return') x),"
+    "   /* clinical safety (issue 12): the return as it happened */"
+    "  (SELECT extract(epoch FROM min(x.at))::bigint FROM ("
+    "     SELECT dl.met_at AS at FROM deadlines dl WHERE dl.referral_id = ANY (r.ids)"
+    "       AND dl.kind = 'gp-notification' AND dl.met_at IS NOT NULL"
+    "     UNION ALL SELECT ob.delivered_at FROM outbox ob WHERE ob.referral_id = ANY (r.ids)"
+    "       AND ob.kind = 'gp-2ww-notice' AND ob.state = 'delivered') x),"
+    "   /* … and the GP notice as delivered, */"
+    "  EXISTS (SELECT 1 FROM outbox ob WHERE ob.referral_id = ANY (r.ids)"
+    "     AND ob.kind = 'gp-2ww-notice' AND ob.ack_state IS NOT NULL)::text,"
+    "  (SELECT extract(epoch FROM min(coalesce(ob.bus_ack_at, ob.inf_ack_at)))::bigint FROM outbox ob"
+    "     WHERE ob.referral_id = ANY (r.ids) AND ob.kind = 'gp-2ww-notice'"
+    "       AND ob.ack_state = 'acknowledged')"
+    "   /* … as an ITK3 message, and acknowledged */"
     " FROM r"
     " LEFT JOIN LATERAL (SELECT extract(epoch FROM d.decided_at)::bigint AS at, d.outcome, d.onward_target"
     "     FROM decisions d WHERE d.referral_id = ANY (r.ids) AND d.final"
@@ -612,6 +655,10 @@ ras_kpi_load(struct ras_db *db, struct ras_arena *a, const char *service,
 		f->discharged = cell_int(res, i, 13);
 		f->pifu = cell_int(res, i, 14);
 		f->summary_sent = cell_int(res, i, 15);
+		f->returned = cell_int(res, i, 16);
+		f->gp_notified = cell_int(res, i, 17);
+		f->gp_notice_itk3 = cell_true(res, i, 18);
+		f->gp_notice_acked = cell_int(res, i, 19);
 	}
 	out->nref = (size_t)rows;
 	ras_db_res_free(res);

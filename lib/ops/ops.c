@@ -78,6 +78,30 @@ query_json(struct ras_db *db, const char *sql, int n, const struct ras_db_param 
 #define TODAY_UK "(now() AT TIME ZONE 'Europe/London')::date"
 
 
+/* Open same-day GP notification clocks nothing met yet (see ops.h). */
+#define SQL_GP_NOTICE_ROWS \
+    "SELECT d.id AS deadline_id, coalesce(r.ubrn, r.referral_key) AS ubrn, " TS("d.due_at") " AS due," \
+    "  coalesce((SELECT o.state FROM outbox o WHERE o.referral_id = d.referral_id" \
+    "            AND o.kind IN ('gp-2ww-notice', 'triage-outcome')" \
+    "            ORDER BY (o.kind = 'gp-2ww-notice') DESC, o.id DESC LIMIT 1), 'none') AS notice_state" \
+    " FROM deadlines d JOIN referrals r ON r.id = d.referral_id" \
+    " WHERE d.kind = 'gp-notification' AND d.met_at IS NULL AND d.cancelled_at IS NULL" \
+    "   AND d.due_date <= " TODAY_UK \
+    "   AND ((now() AT TIME ZONE 'Europe/London')::time >= $1::time OR d.due_at <= now()" \
+    "        OR EXISTS (SELECT 1 FROM outbox o WHERE o.referral_id = d.referral_id" \
+    "                   AND o.kind = 'gp-2ww-notice' AND o.state = 'dead'))"
+
+static const char SQL_GP_NOTICE_ALERTS[] =
+    "SELECT coalesce(jsonb_agg(x ORDER BY x.due, x.deadline_id), '[]')::text FROM (" SQL_GP_NOTICE_ROWS ") x";
+
+int
+ras_ops_gp_notice_alerts(struct ras_db *db, const char *alert_from, json_t **out)
+{
+	return query_json(db, SQL_GP_NOTICE_ALERTS, 1,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(alert_from ? alert_from : RAS_OPS_GP_NOTICE_ALERT_FROM) },
+	    out);
+}
+
 static const char SQL_STATUS[] =
     "SELECT jsonb_build_object("
     " 'instances', (SELECT coalesce(jsonb_agg(jsonb_build_object('instance', instance, 'host', host,"
@@ -170,6 +194,16 @@ ras_ops_status(struct ras_db *db, int risk_hours, json_t **out)
 		json_decref(st);
 		return err;
 	}
+	{
+		json_t *alerts = NULL;
+
+		if ((err = ras_ops_gp_notice_alerts(db, NULL, &alerts)) < 0 ||
+		    (err = ras_json_set_new(st, "alerts", json_pack("{s:o}", "gp_notice_undelivered",
+		    alerts))) < 0) {
+			json_decref(st);
+			return err;
+		}
+	}
 	*out = st;
 	return 0;
 }
@@ -252,6 +286,16 @@ static const struct family families[] = {
 	  { "kind", NULL },
 	  "SELECT kind, count(*) FROM deadlines WHERE met_at IS NULL AND cancelled_at IS NULL"
 	  " AND due_at < now() GROUP BY kind ORDER BY kind" },
+	{ "rasd_gp_notice_undelivered", "gauge",
+	  "Two-week-wait GP notices due today (or overdue) that nothing has delivered, from "
+	  RAS_OPS_GP_NOTICE_ALERT_FROM " UK time or once dead: act before the working day ends.",
+	  { NULL },
+	  "SELECT count(*) FROM deadlines d"
+	  " WHERE d.kind = 'gp-notification' AND d.met_at IS NULL AND d.cancelled_at IS NULL"
+	  "   AND d.due_date <= (now() AT TIME ZONE 'Europe/London')::date"
+	  "   AND ((now() AT TIME ZONE 'Europe/London')::time >= '" RAS_OPS_GP_NOTICE_ALERT_FROM "'::time"
+	  "        OR d.due_at <= now() OR EXISTS (SELECT 1 FROM outbox o WHERE o.referral_id = d.referral_id"
+	  "                   AND o.kind = 'gp-2ww-notice' AND o.state = 'dead'))" },
 	{ "rasd_deadlines_met_late", "gauge", "Deadlines met after they fell due, by kind.",
 	  { "kind", NULL },
 	  "SELECT kind, count(*) FROM deadlines WHERE met_at > due_at GROUP BY kind ORDER BY kind" },

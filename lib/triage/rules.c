@@ -12,6 +12,7 @@
 #include "ras/limits.h"
 #include "ras/nhsno.h"
 #include "ras/rules.h"
+#include "ras/safety_net.h"
 
 /* ---- model ---------------------------------------------------------------- */
 
@@ -1390,6 +1391,58 @@ add_finding(json_t *findings, const struct rule *r)
 	return 0;
 }
 
+/*
+ * The safety net's own reasons (safety_net.h): danger the rule set's safety
+ * rules do not match even over the net's signals, and doubt the net cannot
+ * settle.  Both are reviews; danger is urgent.
+ */
+static const struct rule net_danger_rule = {
+	.id = "rasd.safety-net.danger", .stage = STAGE_SAFETY, .kind = KIND_SAFETY,
+	.clause = "rasd safety net (docs/design/safety-net.md)", .outcome = RAS_OUTCOME_REVIEW,
+	.urgent = true,
+	.advice = "The referral reports a red flag, suspected cancer or an urgent or two-week-wait "
+	    "priority that the service's rules do not place: a clinician reviews it today.",
+};
+static const struct rule net_doubt_rule = {
+	.id = "rasd.safety-net.doubt", .stage = STAGE_SAFETY, .kind = KIND_SAFETY,
+	.clause = "rasd safety net (docs/design/safety-net.md)", .outcome = RAS_OUTCOME_REVIEW,
+	.advice = "rasd could not read everything this referral carries with certainty (the safety "
+	    "net's doubts are in the decision's facts): a clinician decides.",
+};
+
+/* The referral's facts with the net's danger signals folded in, so that the
+ * rule set's own safety rules decide which urgent path applies. */
+static json_t *
+net_facts(const json_t *facts, const struct ras_safety_net *net)
+{
+	json_t *nf = json_deep_copy(facts), *flags;
+
+	if (nf == NULL)
+		return NULL;
+	flags = json_object_get(nf, "form.red-flags");
+	if (!json_is_array(flags)) {
+		flags = json_array();
+		if (flags == NULL || json_object_set_new(nf, "form.red-flags", flags) < 0)
+			goto oom;
+	}
+	if ((net->cauda_equina && json_array_append_new(flags, json_string("cauda-equina")) < 0) ||
+	    (net->suspected_cancer && json_array_append_new(flags, json_string("suspected-cancer")) < 0) ||
+	    (net->red_flag && json_array_append_new(flags, json_string("other")) < 0))
+		goto oom;
+	if (net->suspected_cancer && json_object_set_new(nf, "form.suspected-cancer", json_true()) < 0)
+		goto oom;
+	if (net->two_week_wait &&
+	    json_object_set_new(nf, "referral.priority", json_string("two-week-wait")) < 0)
+		goto oom;
+	else if (!net->two_week_wait && net->urgent &&
+	    json_object_set_new(nf, "referral.priority", json_string("urgent")) < 0)
+		goto oom;
+	return nf;
+oom:
+	json_decref(nf);
+	return NULL;
+}
+
 int
 ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_referral *r,
     int64_t received_at, const struct ras_calendar *cal, int64_t now, struct ras_decision *out)
@@ -1402,6 +1455,8 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	enum ras_outcome outcome = RAS_OUTCOME_ACCEPT;
 	const char *target = NULL;
 	bool urgent = false, mdt = false, all_admin = true, covered = true;
+	struct ras_safety_net net;
+	const char *net_applied = "none";
 	int err;
 
 	memset(out, 0, sizeof(*out));
@@ -1466,6 +1521,48 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	if (n_chosen == 0)
 		chosen[n_chosen++] = &rs->accept;
 
+	/* 4. The safety net, which does not trust the facts above: danger it
+	 * finds anywhere that did not take the safety path takes it now (the
+	 * rule set's safety rules over the net's signals, else an urgent
+	 * review); doubt it cannot settle is never returned or accepted. */
+	if ((err = ras_safety_net_check(a, r, rs->forms, rs->n_forms, &net)) < 0)
+		return err;
+	if (net.danger && chosen[0]->stage != STAGE_SAFETY) {
+		json_t *nf = net_facts(f.j, &net);
+
+		if (nf == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		n_chosen = 0;
+		outcome = RAS_OUTCOME_ACCEPT;
+		target = NULL;
+		for (size_t i = 0; i < rs->n_rules; i++) {
+			const struct rule *sr = &rs->rules[i];
+
+			if (sr->stage != STAGE_SAFETY || !eval(&sr->when, nf))
+				continue;
+			chosen[n_chosen++] = sr;
+			if (outcome != RAS_OUTCOME_ONWARD && sr->outcome == RAS_OUTCOME_ONWARD) {
+				outcome = RAS_OUTCOME_ONWARD;
+				target = sr->target;
+			} else if (outcome == RAS_OUTCOME_ACCEPT) {
+				outcome = RAS_OUTCOME_REVIEW;
+			}
+		}
+		json_decref(nf);
+		if (n_chosen == 0) {
+			chosen[n_chosen++] = &net_danger_rule;
+			outcome = RAS_OUTCOME_REVIEW;
+		}
+		net_applied = "danger";
+	} else if (net.n_doubts > 0 &&
+	    (outcome == RAS_OUTCOME_RETURN || outcome == RAS_OUTCOME_ACCEPT)) {
+		n_chosen = 0;
+		chosen[n_chosen++] = &net_doubt_rule;
+		outcome = RAS_OUTCOME_REVIEW;
+		target = NULL;
+		net_applied = "doubt";
+	}
+
 	for (size_t i = 0; i < n_chosen; i++) {
 		urgent = urgent || chosen[i]->urgent;
 		mdt = mdt || chosen[i]->mdt;
@@ -1513,6 +1610,15 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 		return err;
 	}
 	fset(&f, "findings", findings);
+	{
+		json_t *nj = ras_safety_net_to_json(&net);
+
+		if (nj && json_object_set_new(nj, "applied", json_string(net_applied)) < 0) {
+			json_decref(nj);
+			nj = NULL;
+		}
+		fset(&f, "safety_net", nj);
+	}
 	fset(&f, "automation", json_string(ras_rules_automation_name(rs->automation)));
 	fset(&f, "urgent", json_boolean(urgent));
 	fset(&f, "calendar_covers_deadlines", json_boolean(covered));

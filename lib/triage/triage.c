@@ -5,6 +5,7 @@
 
 #include "ras/arena.h"
 #include "ras/buf.h"
+#include "ras/clinicians.h"
 #include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
@@ -23,6 +24,7 @@ struct ers_map {
 
 struct ras_triage {
 	struct ras_mappings *m;
+	struct ras_clinicians *clinicians;
 	char *default_service;
 	size_t n_ers, cap_ers;
 	struct ers_map *ers;
@@ -115,6 +117,18 @@ ras_triage_new(const struct ras_config *cfg, const char *mappings_dir, struct ra
 		if (ids && (err = ras_config_list_each(ids, add_ers, &lc)) < 0)
 			goto fail;
 	}
+	if ((err = ras_clinicians_from_config(cfg, &t->clinicians)) < 0)
+		goto fail;
+	for (size_t i = 0; i < ras_clinicians_count(t->clinicians); i++) {
+		const struct ras_clinician *c = ras_clinicians_at(t->clinicians, i);
+
+		for (size_t k = 0; k < c->n_services; k++)
+			if (ras_mappings_ruleset(t->m, c->services[k]) == NULL) {
+				err = ras_error_code(RAS_EINVALID, "[clinician %s] services: \"%.60s\" has no rule set",
+				    c->sds_id, c->services[k]);
+				goto fail;
+			}
+	}
 	t->pds = cfg && ras_config_get(cfg, "pds", NULL, "base_url") != NULL;
 	t->pds_verify = t->pds && ras_config_bool(cfg, "pds", NULL, "verify");
 	def = ras_config_get(cfg, "triage", NULL, "default_service");
@@ -141,6 +155,7 @@ ras_triage_free(struct ras_triage *t)
 	if (t == NULL)
 		return;
 	ras_mappings_free(t->m);
+	ras_clinicians_free(t->clinicians);
 	for (size_t i = 0; i < t->n_ers; i++) {
 		free(t->ers[i].ers_service_id);
 		free(t->ers[i].service);
@@ -154,6 +169,12 @@ const struct ras_mappings *
 ras_triage_mappings(const struct ras_triage *t)
 {
 	return t->m;
+}
+
+const struct ras_clinicians *
+ras_triage_clinicians(const struct ras_triage *t)
+{
+	return t->clinicians;
 }
 
 const char *
@@ -296,6 +317,7 @@ done:
 
 struct row {
 	int64_t id, received, payload, version;
+	int64_t doc_size;           /* referrals.doc as stored (pg_column_size) */
 	const char *id_text, *service, *ers_service, *doc, *ubrn, *key;
 	const char *pds;            /* the referral's PDS answer (pds_store.h), NULL when none */
 };
@@ -309,8 +331,9 @@ struct plan {
 };
 
 /* The ids first (index on (state, id), LIMIT, SKIP LOCKED), then their
- * documents: reading the documents of the whole backlog to sort it would
- * make every batch cost as much as the backlog. */
+ * details: reading the documents of the whole backlog to sort it would
+ * make every batch cost as much as the backlog.  The documents themselves
+ * are read a chunk at a time (SQL_DOCS), as they are decided. */
 static const char SQL_CLAIM[] =
     "WITH c AS ("
     "  SELECT r.id FROM referrals r"
@@ -325,7 +348,7 @@ static const char SQL_CLAIM[] =
     "        AND NOT EXISTS (SELECT 1 FROM pds_checks k WHERE k.referral_id = r.id AND k.state = 'done'))"
     "  ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED)"
     " SELECT r.id::text, r.service, r.ers_service_id,"
-    "  floor(extract(epoch FROM r.received_at))::bigint::text, r.doc::text, r.ubrn,"
+    "  floor(extract(epoch FROM r.received_at))::bigint::text, pg_column_size(r.doc)::text, r.ubrn,"
     "  r.referral_key, r.version::text,"
     "  (SELECT max(e.payload_id) FROM events e WHERE e.referral_id = r.id"
     "    AND e.payload_id = ANY ($1::bigint[]))::text,"
@@ -333,6 +356,9 @@ static const char SQL_CLAIM[] =
     "    'lookup_id', l.id) FROM pds_checks k LEFT JOIN pds_lookups l ON l.id = k.lookup_id"
     "    WHERE k.referral_id = r.id AND k.state = 'done')::text"
     " FROM c JOIN referrals r ON r.id = c.id ORDER BY r.id";
+
+static const char SQL_DOCS[] =
+    "SELECT r.id::text, r.doc::text FROM referrals r WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id";
 
 static const char *
 cell(struct ras_arena *a, struct ras_db_res *res, int r, int c)
@@ -367,20 +393,62 @@ claim(struct ras_db *db, const struct ras_triage *t, struct ras_arena *a, const 
 		(void)ras_db_res_int(res, i, 3, &w->received);
 		(void)ras_db_res_int(res, i, 7, &w->version);
 		(void)ras_db_res_int(res, i, 8, &w->payload);
+		(void)ras_db_res_int(res, i, 4, &w->doc_size);
 		w->id_text = cell(a, res, i, 0);
 		w->service = cell(a, res, i, 1);
 		w->ers_service = cell(a, res, i, 2);
-		w->doc = cell(a, res, i, 4);
+		w->doc = NULL;
 		w->ubrn = cell(a, res, i, 5);
 		w->key = cell(a, res, i, 6);
 		w->pds = cell(a, res, i, 9);
-		if (w->id_text == NULL || w->doc == NULL || w->key == NULL) {
+		if (w->id_text == NULL || w->key == NULL) {
 			ras_db_res_free(res);
 			return ras_error_code(RAS_ENOMEM, "out of memory");
 		}
 	}
 	*n = (size_t)rows;
 	ras_db_res_free(res);
+	return 0;
+}
+
+/* The documents of rows[0..n) (sorted by id, as claimed), into arena a. */
+static int
+fetch_docs(struct ras_db *db, struct ras_arena *a, struct row *rows, size_t n)
+{
+	struct ras_buf ids = RAS_BUF_INIT(0);
+	struct ras_db_res *res = NULL;
+	int err, got;
+	size_t k = 0;
+
+	(void)ras_buf_putc(&ids, '{');
+	for (size_t i = 0; i < n; i++)
+		(void)ras_buf_printf(&ids, "%s%s", i ? "," : "", rows[i].id_text);
+	if (ras_buf_putc(&ids, '}') < 0) {
+		ras_buf_free(&ids);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	err = ras_db_query(db, &res, SQL_DOCS, 1, &RAS_DB_TEXT(ids.data));
+	ras_buf_free(&ids);
+	if (err < 0)
+		return err;
+	got = ras_db_res_rows(res);
+	for (int r = 0; r < got; r++) {
+		const char *id = ras_db_res_get(res, r, 0);
+
+		while (k < n && strcmp(rows[k].id_text, id) != 0)
+			k++;
+		if (k == n)
+			break;
+		if ((rows[k].doc = ras_arena_strdup(a, ras_db_res_get(res, r, 1))) == NULL) {
+			ras_db_res_free(res);
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		}
+	}
+	ras_db_res_free(res);
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].doc == NULL)
+			return ras_error_code(RAS_EIO, "referral #%s was claimed but its document was not read",
+			    rows[i].id_text);
 	return 0;
 }
 
@@ -571,10 +639,32 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto fail;
 	}
-	for (size_t i = 0; i < n; i++)
-		if ((err = plan_row(a, t, now, &rows[i], &reps[i], &plans[i])) < 0)
-			goto fail;
-	err = run_plans(db, plans, n);
+	/* Decided and written a chunk at a time (RAS_TRIAGE_CHUNK_BYTES of
+	 * stored documents), in the one transaction: what a batch holds in
+	 * memory is bounded by bytes, whatever batch_size is. */
+	err = 0;
+	for (size_t s = 0, e; s < n && err == 0; s = e) {
+		struct ras_arena *ca = ras_arena_new();
+		int64_t bytes = rows[s].doc_size;
+
+		for (e = s + 1; e < n && bytes + rows[e].doc_size <= (int64_t)RAS_TRIAGE_CHUNK_BYTES; e++)
+			bytes += rows[e].doc_size;
+		if (ca == NULL)
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+		if (err == 0)
+			err = fetch_docs(db, ca, rows + s, e - s);
+		for (size_t i = s; i < e && err == 0; i++)
+			err = plan_row(ca, t, now, &rows[i], &reps[i], &plans[i]);
+		if (err == 0)
+			err = run_plans(db, plans + s, e - s);
+		for (size_t i = s; i < e; i++) {
+			rows[i].doc = NULL;
+			memset(&plans[i], 0, sizeof(plans[i]));   /* its strings were in ca */
+		}
+		ras_arena_free(ca);
+	}
+	if (err == RAS_ENOMEM)
+		goto fail;
 	if (err == 0 && (err = ras_db_commit(db)) == 0)
 		goto report;
 	ras_db_rollback(db);
@@ -601,7 +691,17 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 			snprintf(reps[i].message, sizeof(reps[i].message), "taken by another process");
 			continue;
 		}
-		err = run_plans(db, &plans[i], 1);
+		{
+			struct ras_arena *ca = ras_arena_new();
+
+			if (ca == NULL)
+				err = ras_error_code(RAS_ENOMEM, "out of memory");
+			else if ((err = fetch_docs(db, ca, one, 1)) == 0 &&
+			    (err = plan_row(ca, t, now, one, &reps[i], &plans[i])) == 0)
+				err = run_plans(db, &plans[i], 1);
+			memset(&plans[i], 0, sizeof(plans[i]));
+			ras_arena_free(ca);
+		}
 		if (err == 0 && (err = ras_db_commit(db)) == 0)
 			continue;
 		ras_db_rollback(db);

@@ -169,6 +169,15 @@ const struct ras_option ras_config_options[] = {
 	  "e-RS service ids whose referrals belong to this rasd service (mappings/services/ID.json)" },
 	{ "service", "automation", RAS_OPT_STRING, NULL, 0, 0, true, true, NULL,
 	  "overrides the rule set's automation: administrative (default), all or none (checked with the rule sets)" },
+	/* clinical safety (issue 12): [clinician SDS_USER_ID], the clinician register */
+	{ "clinician", "name", RAS_OPT_STRING, NULL, 0, 0, true, true, NULL,
+	  "the clinician's name, as decisions and letters show it" },
+	{ "clinician", "registration", RAS_OPT_STRING, NULL, 0, 0, true, true, NULL,
+	  "professional registration, e.g. GMC 1234567" },
+	{ "clinician", "role", RAS_OPT_STRING, NULL, 0, 0, true, true, NULL,
+	  "role, e.g. Consultant in pain medicine" },
+	{ "clinician", "services", RAS_OPT_LIST, NULL, 0, 0, true, true, NULL,
+	  "rasd services this clinician decides for (rasctl decide --by, EPR decisions)" },
 	{ "triage", "default_service", RAS_OPT_STRING, NULL, 0, 0, true, false, NULL,
 	  "rasd service for referrals that arrive with no service and no configured e-RS service id" },
 

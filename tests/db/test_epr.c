@@ -81,6 +81,10 @@ store_referral(const char *rel, const char *service)
 	int64_t id = store_text(data, len, rel, service);
 
 	free(data);
+	/* The EPR events here are dated from 2026-04-02: the referral came
+	 * before them (an event dated before receipt is refused). */
+	CU_ASSERT_EQUAL(count("WITH u AS (UPDATE referrals SET received_at = '2026-03-30T07:00:00Z'"
+	    " WHERE state = 'new' RETURNING 1) SELECT count(*) FROM u"), 1);
 	CU_ASSERT_EQUAL(ras_test_triage_pending(db, tri, ras_time_now()), 1);
 	return id;
 }

@@ -1256,9 +1256,9 @@ write_config(const char *name, struct fake_ers *f, const char *conninfo, const c
 	snprintf(text, sizeof(text),
 	    "[database]\nconninfo = %s\n[general]\nmappings = %s/mappings\n"
 	    "[ers]\nbase_url = %s\ntoken_url = %s\nmode = application\napi_key = %s\nkid = %s\n"
-	    "private_key = %s\nservice_ids = %s\nschedule = 08:00,13:00\n",
+	    "private_key = %s\nservice_ids = %s\nschedule = 08:00,13:00\n%s",
 	    conninfo, RAS_SOURCE_ROOT, fake_ers_base_url(f), fake_ers_token_url(f), ERS_API_KEY, ERS_KID, key,
-	    services);
+	    services, RAS_TEST_CLINICIANS);
 	cfg = ras_test_write_tmp(name, text, strlen(text));
 	free(key);
 	return cfg;

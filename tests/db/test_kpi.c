@@ -89,6 +89,7 @@ fill_april(void)
 	april[0].attended_choice = true;       /* the patient chose to wait: excluded */
 	april[1].received = t("2026-04-02T15:00:00Z");
 	april[1].decided = t("2026-04-09T16:00:00Z");
+	april[1].returned = t("2026-04-09T16:05:00Z");  /* recorded on e-RS */
 	april[2].received = t("2026-04-10T08:00:00Z");
 	april[2].decided = t("2026-04-17T08:00:00Z");
 	april[2].offered = t("2026-04-16T10:00:00Z");
@@ -172,6 +173,55 @@ measures_from_made_up_data(void)
 	to = d("2026-03-01");
 	CU_ASSERT_EQUAL(ras_kpi_compute(a, &data, "midnotts", &from, &to, 0, NULL, &r),
 	    RAS_EINVALID);
+	ras_arena_free(a);
+}
+
+/* Issue 12: the clocks count what happened.  A return is met when e-RS
+ * recorded it or its letter was delivered (a dead letter is no return);
+ * the 2WW path when the GP notice was delivered, not when it was decided. */
+static void
+kpi_counts_what_happened(void)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_kpi_referral ref[6];
+	struct ras_kpi_data data = { .nref = 6, .ref = ref, .nev = 0, .ev = NULL };
+	struct ras_date from = d("2026-05-01"), to = d("2026-05-31");
+	struct ras_kpi_report r;
+	const struct ras_kpi_result *m;
+
+	memset(ref, 0, sizeof(ref));
+	/* returned, decided at once, its letter dead: not returned */
+	ref[0] = (struct ras_kpi_referral){ .key = "ret-dead", .received = t("2026-05-05T09:00:00Z"),
+		.decided = t("2026-05-05T10:00:00Z"), .outcome = "return" };
+	/* returned, recorded on e-RS the next day: met */
+	ref[1] = (struct ras_kpi_referral){ .key = "ret-ok", .received = t("2026-05-05T09:00:00Z"),
+		.decided = t("2026-05-05T10:00:00Z"), .outcome = "return",
+		.returned = t("2026-05-06T08:00:00Z") };
+	/* 2WW decided at once, the GP notice never delivered: not met */
+	ref[2] = (struct ras_kpi_referral){ .key = "2ww-undelivered", .received = t("2026-05-05T09:00:00Z"),
+		.decided = t("2026-05-05T10:00:00Z"), .outcome = "onward", .target = "two-week-wait" };
+	/* 2WW, the notice delivered the same day: met */
+	ref[3] = (struct ras_kpi_referral){ .key = "2ww-told", .received = t("2026-05-05T09:00:00Z"),
+		.decided = t("2026-05-05T10:00:00Z"), .outcome = "onward", .target = "two-week-wait",
+		.gp_notified = t("2026-05-05T10:30:00Z") };
+	/* 2WW, an ITK3 notice delivered but never acknowledged: not met */
+	ref[4] = (struct ras_kpi_referral){ .key = "2ww-itk3-unacked", .received = t("2026-05-05T09:00:00Z"),
+		.decided = t("2026-05-05T10:00:00Z"), .outcome = "onward", .target = "two-week-wait",
+		.gp_notified = t("2026-05-05T10:30:00Z"), .gp_notice_itk3 = true };
+	/* 2WW, an ITK3 notice acknowledged the next morning: met */
+	ref[5] = (struct ras_kpi_referral){ .key = "2ww-itk3-acked", .received = t("2026-05-05T09:00:00Z"),
+		.decided = t("2026-05-05T10:00:00Z"), .outcome = "onward", .target = "two-week-wait",
+		.gp_notified = t("2026-05-05T10:30:00Z"), .gp_notice_itk3 = true,
+		.gp_notice_acked = t("2026-05-06T08:00:00Z") };
+	CU_ASSERT_EQUAL_FATAL(ras_kpi_compute(a, &data, "midnotts", &from, &to,
+	    t("2026-06-01T09:00:00Z"), calendar(), &r), 0);
+	m = measure(&r, "returned-2wd");
+	CU_ASSERT_EQUAL(m->den, 2);
+	CU_ASSERT_EQUAL(m->num, 1);
+	m = measure(&r, "onward-2ww-2wd");
+	CU_ASSERT_EQUAL(m->den, 4);
+	CU_ASSERT_EQUAL(m->num, 2);
+	CU_ASSERT_FALSE(m->met);
 	ras_arena_free(a);
 }
 
@@ -304,6 +354,10 @@ build_midnotts(void)
 	event("200000000001", RAS_EPR_DISCHARGED, "2026-04-24T10:00:00Z", NULL);
 	event("200000000004", RAS_EPR_CONTACTED, "2026-04-15T10:00:00Z", "virtual");  /* 6 wd: late */
 	event("200000000004", RAS_EPR_ATTENDED, "2026-04-28T10:00:00Z", "virtual");
+	/* The 2WW notice for 200000000003 reached the GP the day it was decided. */
+	exec("UPDATE deadlines SET met_at = '2026-03-17T11:00:00Z', met_by = 'test'"
+	     " WHERE kind = 'gp-notification' AND referral_id = (SELECT id FROM referrals"
+	     " WHERE ubrn = '200000000003')");
 	/* The summary for 200000000001 went out 3 working days after discharge. */
 	exec("INSERT INTO deadlines (referral_id, kind, due_date, due_at, met_at, met_by)"
 	     " SELECT id, 'discharge-summary', '2026-05-01', '2026-05-01 23:00Z', '2026-04-29 12:00Z', 'test'"
@@ -445,6 +499,7 @@ main(void)
 {
 	static const struct ras_test_case pure[] = {
 		{ "measures from made-up data", measures_from_made_up_data },
+		{ "KPIs count what happened: delivered returns and 2WW notices", kpi_counts_what_happened },
 		{ "Dorset access times", dorset_access_times },
 		{ NULL, NULL },
 	};

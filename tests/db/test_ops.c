@@ -62,6 +62,9 @@ decide(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "return (final) bassetlaw-2022.population"));
 	free(out);
 	free(err);
+	/* The events below are dated from 2026-04-08: the referral came before
+	 * them (an event dated before receipt is refused). */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "UPDATE referrals SET received_at = '2026-04-07T07:00:00Z'"), 0);
 
 	CU_ASSERT_EQUAL(rasctl((const char *[]){ "decide", "100000000101", "--outcome", "return",
 	    "--advice", "Please try physiotherapy first.", "--by", "12345", NULL }, &out, &err), 64);
@@ -285,7 +288,8 @@ replay(void)
 	json_t *rs = NULL, *rules, *r, *kept;
 	size_t i, len;
 
-	ras_time_uk_date(ras_time_now(), &d, NULL);
+	/* The referral was received on 2026-04-07 (decide() dates it so). */
+	CU_ASSERT_EQUAL_FATAL(ras_date_parse("2026-04-07", &d), 0);
 	ras_date_format(&d, today);
 	ras_date_add_days(&d, 1, &d);
 	ras_date_format(&d, tomorrow);

@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "ras/db.h"
 #include "ras/error.h"
+#include "ras/limits.h"
 #include "ras/migrate.h"
 #include "ras/store.h"
 #include "ras/time.h"
@@ -272,6 +273,55 @@ batch_with_bad_ones(void)
 	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '000000070005'"), 1);
 }
 
+/* A batch larger than one chunk (RAS_NORMALISE_CHUNK_BYTES of payloads) is
+ * read, planned and written chunk by chunk in one transaction; a bad
+ * payload in a later chunk is kept, marked, and the rest stored. */
+static void
+batch_of_many_chunks(void)
+{
+	enum { N = 120 };
+	struct ras_inbox_item items[N + 1];
+	struct ras_inbox_put_result put[N + 1];
+	char *data[N + 1];
+	size_t total = 0, n = 0, stored = 0;
+	struct ras_normalise_report *rep = NULL;
+	int64_t before = count("SELECT count(*) FROM referrals");
+
+	for (int i = 0; i < N; i++) {
+		size_t len;
+		char *p;
+
+		data[i] = ras_test_read(ras_test_fixture("r4/referral-collection-urn.json"), &len);
+		p = strstr(data[i], "\"100000000101\"");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+		snprintf(p + 1, 13, "9000000%05d", i);
+		p[13] = '"';
+		items[i] = (struct ras_inbox_item){ .data = data[i], .len = len, .source = "file" };
+		total += len;
+	}
+	data[N] = strdup("{\"resourceType\": \"Bundle\", \"type\": \"collection\", \"chunks\": ");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(data[N]);   /* malformed: kept, rejected */
+	items[N] = (struct ras_inbox_item){ .data = data[N], .len = strlen(data[N]), .source = "file" };
+	CU_ASSERT(total > 2 * (size_t)RAS_NORMALISE_CHUNK_BYTES);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, items, N + 1, put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, NULL, 0, 1000, &rep, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(n, N + 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			CU_ASSERT(rep[i].payload_id > rep[i - 1].payload_id);   /* oldest first, by number */
+		if (strcmp(rep[i].state, "stored") == 0)
+			stored++;
+		if (rep[i].payload_id == put[N].id)
+			CU_ASSERT_STRING_EQUAL(rep[i].state, "rejected");
+	}
+	CU_ASSERT_EQUAL(stored, N);
+	free(rep);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals") - before, N);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn LIKE '9000000%'"), N);
+	for (int i = 0; i <= N; i++)
+		free(data[i]);
+}
+
 static void
 claim_mode(void)
 {
@@ -386,6 +436,7 @@ static const struct ras_test_case cases[] = {
 	{ "a batch with bad payloads stores the good ones", batch_with_bad_ones },
 	{ "a rejected urgent referral says it is urgent", urgent_rejection_says_so },
 	{ "claiming received rows", claim_mode },
+	{ "a batch of many chunks", batch_of_many_chunks },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
 	{ NULL, NULL },

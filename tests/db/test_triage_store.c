@@ -16,6 +16,7 @@
 #include "ras/db.h"
 #include "ras/error.h"
 #include "ras/json.h"
+#include "ras/limits.h"
 #include "ras/mappings.h"
 #include "ras/rules.h"
 #include "ras/store.h"
@@ -384,6 +385,51 @@ failing_decision_does_not_block_the_batch(void)
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "DROP TRIGGER t_refuse ON decisions; DROP FUNCTION t_refuse()"), 0);
 }
 
+/* A batch larger than one chunk (RAS_TRIAGE_CHUNK_BYTES of stored
+ * documents) is decided and written chunk by chunk in one transaction; a
+ * decision refused in a later chunk still does not block the others. */
+static void
+batch_of_many_chunks(void)
+{
+	enum { N = 150 };
+	struct ras_triage_report *reps;
+	size_t n = 0;
+	char ubrn[16];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(ubrn, sizeof(ubrn), "1000000007%02d", i % 100);
+		if (i >= 100)
+			snprintf(ubrn, sizeof(ubrn), "1000000008%02d", i - 100);
+		store_variant("triage/midnotts-accept.json", "100000000301", ubrn, "midnotts", NULL);
+	}
+	/* (more than one chunk's worth) */
+	CU_ASSERT(count("SELECT sum(pg_column_size(doc)) FROM referrals WHERE ubrn LIKE '1000000007%'"
+	    " OR ubrn LIKE '1000000008%'") > (int64_t)RAS_TRIAGE_CHUNK_BYTES);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db,
+	    "CREATE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+	    " IF NEW.doc -> 'facts' ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER t_refuse AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION t_refuse()"), 0);
+	/* the last one of the batch is refused */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "UPDATE referrals SET doc = jsonb_set(doc, '{patient,practice_ods}',"
+	    " '\"C84008\"') WHERE ubrn = '100000000849'"), 0);
+	reps = triage_all(500, &n);
+	CU_ASSERT_EQUAL_FATAL(n, N);
+	CU_ASSERT_STRING_EQUAL(report_for(reps, n, "100000000849")->state, "triage-failed");
+	CU_ASSERT_STRING_EQUAL(report_for(reps, n, "100000000700")->state, "review");
+	free(reps);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE (ubrn LIKE '1000000007%'"
+	    " OR ubrn LIKE '1000000008%') AND state = 'review'"), N - 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn LIKE '1000000007%' OR r.ubrn LIKE '1000000008%'"), N - 1);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "DROP TRIGGER t_refuse ON decisions; DROP FUNCTION t_refuse()"), 0);
+	/* without the refusal: all of a many-chunk batch in one pass */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "UPDATE referrals SET state = 'new' WHERE ubrn = '100000000849'"), 0);
+	reps = triage_all(500, &n);
+	CU_ASSERT_EQUAL(n, 1);
+	free(reps);
+}
+
 static void
 unassigned_then_requeued(void)
 {
@@ -691,6 +737,7 @@ main(void)
 		{ "rasctl triage prints exactly the contract object", rasctl_triage_contract },
 		{ "rasctl triage exit codes and one-line errors", rasctl_triage_exit_codes },
 		{ "rasctl ingest triages what it stored", rasctl_ingest_triages },
+		{ "a batch of many chunks, one refused in the last", batch_of_many_chunks },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {

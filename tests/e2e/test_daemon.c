@@ -103,8 +103,8 @@ env_new(struct env *e, const char *name, const char *extra)
 	    "[database]\nconninfo = %s\nbatch_size = 20\n"
 	    "[daemon]\nstage_interval = 1\nheartbeat = 5\n"
 	    "[http]\nlisten = 127.0.0.1:0\ntoken = %s\nmax_body = 65536\n"
-	    "[spool]\ndirectory = %s\nrescan = 2\n%s",
-	    e->conninfo, token_path, e->spool, extra ? extra : "");
+	    "[spool]\ndirectory = %s\nrescan = 2\n%s\n%s",
+	    e->conninfo, token_path, e->spool, extra ? extra : "", RAS_TEST_CLINICIANS);
 	snprintf(dir, sizeof(dir), "%s.conf", name);
 	e->config = rasd_config(dir, text);
 }
@@ -967,6 +967,9 @@ epr_events_over_http(void)
 	    " AND service = 'bassetlaw-2022'", 1, 10000));
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(e.db, "INSERT INTO deadlines (referral_id, kind, due_date, due_at)"
 	    " SELECT id, 'contact', '2026-04-15', '2026-04-15 23:00Z' FROM referrals"), 0);
+	/* The EPR fixtures date their events from 2026-04-07: the referral
+	 * came before them (an event dated before receipt is refused). */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(e.db, "UPDATE referrals SET received_at = '2026-04-07T07:00:00Z'"), 0);
 	/* Resent after the referral arrived: recorded, the contact clock met. */
 	r = post_fixture(&p, "/fhir/$process-message", "epr/patient-contacted.json");
 	CU_ASSERT_EQUAL(r.status, 201);
@@ -1624,7 +1627,10 @@ pipeline_end_to_end(void)
 	    "  OR EXISTS (SELECT 1 FROM jsonb_array_elements(reasons) x WHERE x ->> 'clause' IS NULL))"), 0);
 
 	/* A clinician accepts e-RS referral 000000070012 in the EPR: recorded
-	 * with who decided, then A028 ACCEPT_REFER_BOOK_LATER on e-RS. */
+	 * with who decided, then A028 ACCEPT_REFER_BOOK_LATER on e-RS.  (The
+	 * EPR fixtures are dated from 2026-04-07: the referrals came first.) */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(e.db, "UPDATE referrals SET received_at = '2026-04-07T07:00:00Z'"
+	    " WHERE ubrn IN ('000000070012', '100000000301')"), 0);
 	{
 		size_t len;
 		char *msg = epr_message("epr/clinician-decision.json", "000000070012", "0000000a0012", &len);

@@ -417,10 +417,17 @@ ras_test_rasctl(const char *conninfo, const char *config, const char *const *arg
 		argv[n++] = "--db";
 		argv[n++] = (char *)conninfo;
 	}
-	if (config) {
-		argv[n++] = "--config";
-		argv[n++] = (char *)config;
+	if (config == NULL) {
+		/* the clinicians the tests decide as (and nothing else) */
+		static char *standard;
+
+		if (standard == NULL)
+			standard = ras_test_write_tmp("clinicians.conf", RAS_TEST_CLINICIANS,
+			    strlen(RAS_TEST_CLINICIANS));
+		config = standard;
 	}
+	argv[n++] = "--config";
+	argv[n++] = (char *)config;
 	for (; *args && n < 63; args++)
 		argv[n++] = (char *)*args;
 	argv[n] = NULL;
@@ -450,8 +457,18 @@ ras_test_config(const char *text)
 struct ras_triage *
 ras_test_triage(const char *conf, const char *mappings)
 {
-	struct ras_config *cfg = conf ? ras_test_config(conf) : NULL;
+	char *text = NULL;
+	struct ras_config *cfg;
 	struct ras_triage *t = NULL;
+	size_t need = strlen(RAS_TEST_CLINICIANS) + (conf ? strlen(conf) : 0) + 2;
+
+	/* The test clinicians are registered unless a test brings its own
+	 * mappings (whose services may differ). */
+	if ((text = malloc(need)) == NULL)
+		exit(1);
+	snprintf(text, need, "%s\n%s", conf ? conf : "", mappings ? "" : RAS_TEST_CLINICIANS);
+	cfg = ras_test_config(text);
+	free(text);
 
 	if (ras_triage_new(cfg, mappings ? mappings : RAS_SOURCE_ROOT "/mappings", &t) < 0) {
 		fprintf(stderr, "test rule sets: %s\n", ras_error_last());

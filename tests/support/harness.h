@@ -108,7 +108,22 @@ char *ras_test_sql_text(struct ras_db *db, const char *sql, const char *arg);
  * aborts the run when it does not load.  Free with ras_config_free. */
 struct ras_config *ras_test_config(const char *text);
 
-/* Run the built rasctl with --db conninfo and --config file when not NULL,
+/* The clinician register the tests decide as: 687001000001, 687001000002
+ * (the EPR fixtures) and 687001000009 (the demo), every shipped service.
+ * ras_test_triage() and ras_test_rasctl() (without a config) add it. */
+#define RAS_TEST_CLINICIANS \
+	"[clinician 687001000001]\nname = Dr Test One\nregistration = GMC 7000001\n" \
+	"role = Consultant in pain medicine\n" \
+	"services = midnotts, bassetlaw-2022, dorset-2013, dorset-2019\n" \
+	"[clinician 687001000002]\nname = Dr Test Two\nregistration = GMC 7000002\n" \
+	"role = Consultant in pain medicine\n" \
+	"services = midnotts, bassetlaw-2022, dorset-2013, dorset-2019\n" \
+	"[clinician 687001000009]\nname = Dr Test Nine\nregistration = NMC 70A0009E\n" \
+	"role = Clinical nurse specialist\n" \
+	"services = midnotts, bassetlaw-2022, dorset-2013, dorset-2019\n"
+
+/* Run the built rasctl with --db conninfo and --config file when not NULL
+ * (else a config holding only RAS_TEST_CLINICIANS),
  * then args (NULL-terminated); as ras_test_spawn. */
 int ras_test_rasctl(const char *conninfo, const char *config, const char *const *args, char **out,
     char **err);

@@ -14,6 +14,7 @@
 #include "ras/itk3.h"
 #include "ras/crypto.h"
 #include "ras/pdf.h"
+#include "ras/rules.h"
 #include "ras/xml.h"
 #include "ras_config.h"
 
@@ -153,6 +154,40 @@ golden_triage_outcomes(void)
 			b = build_ok(&in);
 			golden(ras_arena_printf(A, "%s-triage-%s.json", services[s], outcomes[o]), dump(b));
 		}
+}
+
+/* Issue 12: letters print clock labels, never rasd's internal names. */
+static void
+letters_print_clock_labels(void)
+{
+	struct ras_doc_input in = input(RAS_DOC_TRIAGE_OUTCOME, "midnotts", ref_for("midnotts"));
+	const char *const *kinds = ras_rules_clock_kinds();
+	struct ras_decision *d = ras_arena_alloc(A, sizeof(*d));
+	struct ras_deadline *dl;
+	size_t n = 0;
+	const char *text;
+
+	while (kinds[n])
+		n++;
+	*d = *decision("decision-midnotts-accept.json");
+	dl = ras_arena_calloc(A, n, sizeof(*dl));
+	for (size_t i = 0; i < n; i++) {
+		const char *label = ras_document_deadline_label(kinds[i]);
+
+		CU_ASSERT_STRING_NOT_EQUAL(label, kinds[i]);
+		CU_ASSERT_PTR_NULL(strchr(label, '-'));
+		dl[i] = d->deadlines[0];
+		dl[i].kind = kinds[i];
+	}
+	d->deadlines = dl;
+	d->n_deadlines = n;
+	in.decision = d;
+	text = dump(build_ok(&in));
+	CU_ASSERT_PTR_NULL(strstr(text, "pathway-end"));
+	CU_ASSERT_PTR_NULL(strstr(text, "first-appointment-limit"));
+	CU_ASSERT_PTR_NULL(strstr(text, "clinical-review"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "Care with the service completed"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "First appointment at the latest"));
 }
 
 static void
@@ -934,6 +969,7 @@ main(void)
 	static const struct ras_test_case cases[] = {
 		{ "golden triage outcomes (every service, every outcome)", golden_triage_outcomes },
 		{ "golden discharge summaries and patient copies", golden_discharge_and_patient_copy },
+		{ "letters print clock labels, never internal names", letters_print_clock_labels },
 		{ "golden notification letters, 2WW notice, FHIR XML", golden_notification_2ww_and_xml },
 		{ "deterministic output and stable identifiers", deterministic_and_stable_identifier },
 		{ "GP actions first, opioids highlighted", gp_actions_first_and_opioids_highlighted },

@@ -675,7 +675,7 @@ deadlines_match(const struct ras_decision *d, const char *spec, char *got, size_
 	ras_buf_free(&b);
 	snprintf(copy, sizeof(copy), "%s", spec);
 	for (char *tok = next_token(&cur, ','); tok; tok = next_token(&cur, ',')) {
-		char needle[128];
+		char needle[sizeof(copy)];
 		const char *hit;
 		size_t l;
 
