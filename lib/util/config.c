@@ -214,8 +214,9 @@ const struct ras_option ras_config_options[] = {
 	  "working-day times (UK) of the worklist polls; at most two" },
 	{ "ers", "rate_limit", RAS_OPT_INT, "10", 1, 10, true, false, NULL,
 	  "e-RS calls started per second by this process (e-RS allows 10 per application)" },
-	{ "ers", "timeout", RAS_OPT_INT, "200", 181, 900, true, false, NULL,
-	  "seconds an e-RS call may take (the gateway gives up at 180)" },
+	{ "ers", "timeout", RAS_OPT_INT, "200", 5, 900, true, false, NULL,
+	  "seconds an e-RS call may take (the gateway gives up at 180: shorter cuts off answers it"
+	  " would still give, which are then read back)" },
 	{ "ers", "max_attempts", RAS_OPT_INT, "5", 1, 50, true, false, NULL,
 	  "attempts per call on 429/503, and per fetch or outcome before it is parked" },
 	{ "ers", "accept_comment", RAS_OPT_STRING, NULL, 0, 0, true, false, NULL,
@@ -362,6 +363,10 @@ const struct ras_option ras_config_options[] = {
 	  "rasd service id recorded for referrals that arrive through the spool" },
 	{ "spool", "rescan", RAS_OPT_INT, "60", 1, 86400, true, false, NULL,
 	  "seconds between full scans (inotify picks files up at once; this is the safety net)" },
+	{ "spool", "settle", RAS_OPT_INT, "2", RAS_SPOOL_SETTLE_MIN_S, 3600, true, false, NULL,
+	  "seconds a file must have been left alone before a scan takes it (a file closed after"
+	  " writing or renamed in is taken at once); 0 is refused: a file still being written"
+	  " would be taken half-written" },
 
 	/* clinician UI (issue 13): [ui] … */
 	{ "ui", "enabled", RAS_OPT_BOOL, "false", 0, 0, false, false, NULL,
