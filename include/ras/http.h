@@ -53,6 +53,12 @@ struct ras_http_opts {
 	long connect_timeout_ms;      /* 0 = 10 s */
 	long max_host_connections;    /* 0 = 6 */
 	const char *user_agent;       /* NULL = "rasd/<version>" */
+	/* Wait for this handle's transfers here, never through the loop
+	 * driver: for callers that are themselves inside a loop callback (the
+	 * clinicians' pages answer sign-in from libmicrohttpd's callback, and
+	 * the loop must not re-enter it).  Such a call blocks the loop for at
+	 * most its timeout. */
+	bool wait_here;
 };
 
 struct ras_http_header {

@@ -604,7 +604,7 @@ ras_http_perform(struct ras_http *h, struct ras_http_request *reqs, size_t n)
 	drain(h);
 	rearm();
 	while (b.left > 0) {
-		if (rx.has_drv && rx.drv.wait) {
+		if (rx.has_drv && rx.drv.wait && !h->opts.wait_here) {
 			if (rx.drv.wait(rx.drv.ctx, batch_done, &b) < 0)
 				break;
 		} else {

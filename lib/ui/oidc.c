@@ -92,6 +92,8 @@ ras_oidc_new(const struct ras_oidc_opts *opts, struct ras_oidc **out)
 	memset(&ho, 0, sizeof(ho));
 	ho.ca_file = opts->ca_file;
 	ho.allow_http_loopback = opts->allow_http_loopback;
+	/* sign-in runs inside the UI listener's callback: wait here (ras/http.h) */
+	ho.wait_here = true;
 	if ((err = ras_http_new(&ho, &o->http)) < 0)
 		goto fail;
 	explicit_bzero(jwk.data, jwk.len);
