@@ -36,6 +36,18 @@ ras_daemon_db(struct ras_daemon *d)
 	return NULL;
 }
 
+struct ras_db *
+ras_daemon_stage_db(struct ras_daemon *d)
+{
+	if (d->stage_db == NULL &&
+	    ras_db_connect(ras_config_get(d->cfg, "database", NULL, "conninfo"), &d->stage_db) < 0)
+		return NULL;
+	if (ras_db_ok(d->stage_db))
+		return d->stage_db;
+	ras_error_code(RAS_EIO, "the database connection was lost and could not be re-established");
+	return NULL;
+}
+
 size_t
 ras_daemon_batch(const struct ras_daemon *d)
 {

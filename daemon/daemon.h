@@ -14,6 +14,7 @@ struct ras_db;
 struct ras_httpd;
 struct ras_loop;
 struct ras_spool;
+struct ras_ui;
 struct ras_units;
 
 #define RAS_STATS_UNITS_MAX 64
@@ -39,11 +40,13 @@ struct ras_stats {
 
 struct ras_daemon {
 	struct ras_loop *loop;
-	struct ras_db *db;
+	struct ras_db *db;          /* the loop's: intake, health, heartbeat, metrics */
+	struct ras_db *stage_db;    /* the stages': may be mid-batch while the loop serves */
 	const char *config_path;
 	struct ras_config *cfg;     /* current configuration */
 	struct ras_units *units;    /* current units (built from cfg) */
 	struct ras_httpd *httpd;
+	struct ras_ui *ui;           /* the clinicians' pages ([ui]) */
 	struct ras_spool *spool;
 	char instance[64];
 	char host[64];
@@ -60,6 +63,12 @@ struct ras_unit_stats *ras_daemon_unit_stats(struct ras_daemon *d, const char *n
 /* The database connection, reconnected if it was lost; NULL (with the
  * error set) when the database is unreachable. */
 struct ras_db *ras_daemon_db(struct ras_daemon *d);
+
+/* The stages' connection (opened on first use, reconnected if lost); NULL
+ * (with the error set) when the database is unreachable.  A stage waiting
+ * for its HTTP transfers may hold it in a transaction while the loop
+ * serves intake on the other one. */
+struct ras_db *ras_daemon_stage_db(struct ras_daemon *d);
 
 /* [database] batch_size of the current configuration. */
 size_t ras_daemon_batch(const struct ras_daemon *d);

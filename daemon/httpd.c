@@ -224,9 +224,10 @@ handle_get(struct ras_httpd *h, struct MHD_Connection *c, const char *url, struc
 		const char *why = d->stopping ? "stopping" : !d->ready ? "starting" :
 		    db == NULL ? "database unavailable" : NULL;
 		char msg[300];
+		int err;
 
-		if (why == NULL && ras_migrate_check(db) < 0)
-			why = "database schema does not match this rasd";
+		if (why == NULL && (err = ras_migrate_check(db)) < 0)
+			why = err == RAS_EIO ? "database unavailable" : "database schema does not match this rasd";
 		if (why == NULL)
 			return send_text(c, h, MHD_HTTP_OK, "text/plain; charset=utf-8", "ready\n", 6, r);
 		snprintf(msg, sizeof(msg), "not ready: %s\n", why);
@@ -795,6 +796,11 @@ ras_httpd_start(struct ras_daemon *d, const struct ras_config *cfg, struct ras_h
 	}
 	h->timer = ras_loop_timer_new(d->loop, "http", on_timeout, h);
 	h->group_timer = ras_loop_timer_new(d->loop, "http-commit", on_group_due, h);
+	/* both serve requests while a stage waits on a remote service */
+	if (h->timer)
+		ras_loop_timer_set_nested(h->timer, true);
+	if (h->group_timer)
+		ras_loop_timer_set_nested(h->group_timer, true);
 	if (h->timer == NULL || h->group_timer == NULL || (err = ras_loop_add_fd(d->loop, h->epfd, EPOLLIN, on_ready, h)) < 0) {
 		if (h->timer == NULL || h->group_timer == NULL)
 			err = ras_error_code(RAS_ENOMEM, "out of memory");

@@ -22,6 +22,7 @@ struct ras_loop_timer {
 	ras_loop_timer_fn fn;
 	void *ctx;
 	bool armed;
+	bool nested;                 /* may fire inside ras_loop_wait() */
 	int64_t due_ms;
 	uint64_t fired_pass;
 	struct ras_loop_timer *next;
@@ -30,6 +31,7 @@ struct ras_loop_timer {
 struct ras_loop {
 	int epfd;
 	bool quit;
+	int depth;                   /* ras_loop_wait() calls in progress */
 	uint64_t pass;
 	struct watch *watches;
 	struct ras_loop_timer *timers;
@@ -179,6 +181,12 @@ ras_loop_timer_armed(const struct ras_loop_timer *t)
 }
 
 void
+ras_loop_timer_set_nested(struct ras_loop_timer *t, bool nested)
+{
+	t->nested = nested;
+}
+
+void
 ras_loop_quit(struct ras_loop *l)
 {
 	l->quit = true;
@@ -188,7 +196,7 @@ ras_loop_quit(struct ras_loop *l)
  * at most once: a timer re-armed for "now" waits for the next turn, so I/O
  * (HTTP requests, signals) gets a look in between two batches. */
 static void
-run_timers(struct ras_loop *l)
+run_timers(struct ras_loop *l, bool nested)
 {
 	int64_t now = ras_loop_now_ms();
 	uint64_t pass = ++l->pass;
@@ -198,9 +206,9 @@ run_timers(struct ras_loop *l)
 
 		for (struct ras_loop_timer *t = l->timers; t; t = t->next)
 			if (t->armed && t->due_ms <= now && t->fired_pass != pass &&
-			    (best == NULL || t->due_ms < best->due_ms))
+			    (!nested || t->nested) && (best == NULL || t->due_ms < best->due_ms))
 				best = t;
-		if (best == NULL || l->quit)
+		if (best == NULL || (l->quit && !nested))
 			return;
 		best->armed = false;
 		best->fired_pass = pass;
@@ -209,12 +217,12 @@ run_timers(struct ras_loop *l)
 }
 
 static int
-next_timeout(struct ras_loop *l)
+next_timeout(struct ras_loop *l, bool nested)
 {
 	int64_t now = ras_loop_now_ms(), best = -1;
 
 	for (struct ras_loop_timer *t = l->timers; t; t = t->next)
-		if (t->armed) {
+		if (t->armed && (!nested || t->nested)) {
 			int64_t d = t->due_ms - now;
 
 			if (d < 0)
@@ -227,34 +235,64 @@ next_timeout(struct ras_loop *l)
 	return (int)best;
 }
 
+/* One turn: wait for I/O or the next timer, run the callbacks of ready
+ * descriptors, then the due timers.  Inside ras_loop_wait() only the
+ * timers marked nested run, and a quit waits for the outer turn. */
+static int
+turn(struct ras_loop *l, bool nested)
+{
+	struct epoll_event evs[32];
+	int n = epoll_wait(l->epfd, evs, 32, next_timeout(l, nested));
+
+	if (n < 0) {
+		if (errno == EINTR)
+			return 0;
+		return ras_error_code(RAS_EIO, "epoll_wait failed: %s", strerror(errno));
+	}
+	for (int i = 0; i < n && (nested || !l->quit); i++) {
+		struct watch *w = evs[i].data.ptr;
+		bool live = false;
+
+		/* The watch may have been removed by an earlier callback
+		 * of this turn. */
+		for (struct watch *x = l->watches; x; x = x->next)
+			if (x == w)
+				live = true;
+		if (live && w->fd >= 0)
+			w->fn(l, w->fd, evs[i].events, w->ctx);
+	}
+	if (nested || !l->quit)
+		run_timers(l, nested);
+	return 0;
+}
+
 int
 ras_loop_run(struct ras_loop *l)
 {
-	struct epoll_event evs[32];
+	int err;
 
 	l->quit = false;
-	while (!l->quit) {
-		int n = epoll_wait(l->epfd, evs, 32, next_timeout(l));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return ras_error_code(RAS_EIO, "epoll_wait failed: %s", strerror(errno));
-		}
-		for (int i = 0; i < n && !l->quit; i++) {
-			struct watch *w = evs[i].data.ptr;
-			bool live = false;
-
-			/* The watch may have been removed by an earlier callback
-			 * of this turn. */
-			for (struct watch *x = l->watches; x; x = x->next)
-				if (x == w)
-					live = true;
-			if (live && w->fd >= 0)
-				w->fn(l, w->fd, evs[i].events, w->ctx);
-		}
-		if (!l->quit)
-			run_timers(l);
-	}
+	while (!l->quit)
+		if ((err = turn(l, false)) < 0)
+			return err;
 	return 0;
+}
+
+int
+ras_loop_wait(struct ras_loop *l, bool (*done)(void *arg), void *arg)
+{
+	int err = 0;
+
+	l->depth++;
+	while (!done(arg))
+		if ((err = turn(l, true)) < 0)
+			break;
+	l->depth--;
+	return err;
+}
+
+int
+ras_loop_depth(const struct ras_loop *l)
+{
+	return l->depth;
 }

@@ -30,6 +30,7 @@
 
 #include "daemon.h"
 #include "httpd.h"
+#include "ui/ui.h"
 #include "loop.h"
 #include "notify.h"
 #include "ras/buf.h"
@@ -41,6 +42,7 @@
 #include "ras/ops.h"
 #include "ras/time.h"
 #include "ras_config.h"
+#include "remote.h"
 #include "spool.h"
 #include "stage.h"
 
@@ -54,6 +56,9 @@ enum {
 };
 
 static int ready_pipe = -1;   /* background start: tells the parent we are ready */
+/* SIGHUP's reload runs from the outer turn of the loop, never while a
+ * stage waits for its transfers (its units must outlive the wait). */
+static struct ras_loop_timer *reload_timer;
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -127,6 +132,7 @@ load_all(const char *path, struct ras_config **cfgp, struct ras_units **unitsp,
 	if (err < 0)
 		n++;
 	n += ras_httpd_check(cfg, problems);
+	n += ras_ui_check(cfg, problems);
 	{
 		const char *spool = ras_config_get(cfg, "spool", NULL, "directory");
 
@@ -315,7 +321,7 @@ reload(struct ras_daemon *d)
 	ras_log(RAS_LOG_NOTICE, "SIGHUP: reloading the configuration%s%s", d->config_path ? " from " : "",
 	    d->config_path ? d->config_path : "");
 	err = load_all(d->config_path, &cfg, &units, &problems);
-	if (err == 0 && ras_httpd_reconfigure(d->httpd, cfg) < 0) {
+	if (err == 0 && (ras_httpd_reconfigure(d->httpd, cfg) < 0 || ras_ui_reconfigure(d->ui, cfg) < 0)) {
 		(void)ras_buf_printf(&problems, "%s\n", ras_error_last());
 		err = RAS_EINVALID;
 		ras_units_free(units);
@@ -356,6 +362,17 @@ reload(struct ras_daemon *d)
 }
 
 static void
+on_reload(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
+{
+	struct ras_daemon *d = ctx;
+
+	(void)l;
+	(void)t;
+	if (!d->stopping)
+		reload(d);
+}
+
+static void
 on_signal(struct ras_loop *l, int fd, uint32_t events, void *ctx)
 {
 	struct ras_daemon *d = ctx;
@@ -365,13 +382,18 @@ on_signal(struct ras_loop *l, int fd, uint32_t events, void *ctx)
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
-			if (!d->stopping)
+			if (d->stopping)
+				break;
+			if (ras_loop_depth(l) == 0 || reload_timer == NULL)
 				reload(d);
+			else
+				ras_loop_timer_after(reload_timer, 0);
 			break;
 		case SIGTERM:
 		case SIGINT:
 			if (!d->stopping) {
 				d->stopping = true;
+				ras_stage_note_stop();
 				(void)ras_notify("STOPPING=1\nSTATUS=stopping");
 				ras_log(RAS_LOG_NOTICE, "%s: stopping (the batch in hand is finished)",
 				    si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -527,19 +549,26 @@ open_services(struct ras_daemon *d, int sfd)
 		return err == RAS_EIO ? EXIT_UNAVAILABLE : EXIT_CONFIG;
 	}
 	if ((err = ras_loop_new(&d->loop)) < 0 || sfd < 0 ||
-	    (err = ras_loop_add_fd(d->loop, sfd, EPOLLIN, on_signal, d)) < 0) {
+	    (err = ras_loop_add_fd(d->loop, sfd, EPOLLIN, on_signal, d)) < 0 ||
+	    (err = ras_remote_start(d->loop)) < 0 ||
+	    (reload_timer = ras_loop_timer_new(d->loop, "reload", on_reload, d)) == NULL) {
 		ras_log(RAS_LOG_ERR, "cannot start: %s", sfd < 0 ? strerror(errno) : ras_error_last());
 		return EXIT_OSERR;
 	}
 	if ((err = ras_httpd_start(d, d->cfg, &d->httpd)) < 0 ||
+	    (err = ras_ui_start(d, d->cfg, &d->ui)) < 0 ||
 	    (err = ras_spool_open(d, d->cfg, &d->spool)) < 0) {
 		ras_log(RAS_LOG_ERR, "cannot start: %s", ras_error_last());
 		return EXIT_OSERR;
 	}
 	heartbeat(d, false);
+	/* The heartbeat and the watchdog ping go on while a stage waits for
+	 * a slow remote service. */
 	d->heartbeat = ras_loop_timer_new(d->loop, "heartbeat", on_heartbeat, d);
-	if (d->heartbeat)
+	if (d->heartbeat) {
+		ras_loop_timer_set_nested(d->heartbeat, true);
 		ras_loop_timer_after(d->heartbeat, ras_config_int(d->cfg, "daemon", NULL, "heartbeat") * 1000);
+	}
 	if (ras_notify_watchdog_usec()) {
 		/* rasctl status calls an instance dead after two heartbeats; that
 		 * should come before systemd's watchdog acts, not long after */
@@ -551,8 +580,10 @@ open_services(struct ras_daemon *d, int sfd)
 			    (unsigned long long)(hb / 1000000u),
 			    (unsigned long long)(ras_notify_watchdog_usec() / 1000000u));
 		d->watchdog = ras_loop_timer_new(d->loop, "watchdog", on_watchdog, d);
-		if (d->watchdog)
+		if (d->watchdog) {
+			ras_loop_timer_set_nested(d->watchdog, true);
 			ras_loop_timer_after(d->watchdog, 0);
+		}
 	}
 	return 0;
 }
@@ -566,8 +597,9 @@ announce_ready(struct ras_daemon *d)
 
 	d->ready = true;
 	unit_names(d->units, names, sizeof(names));
-	ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s) (%s), http %s, spool %s", ras_units_count(d->units),
-	    names, d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off");
+	ras_log(RAS_LOG_NOTICE, "ready: %zu unit(s) (%s), http %s, spool %s, ui %s", ras_units_count(d->units),
+	    names, d->httpd ? ras_httpd_address(d->httpd) : "off", d->spool ? "on" : "off",
+	    d->ui ? ras_ui_address(d->ui) : "off");
 	(void)ras_notify("READY=1\nMAINPID=%d", (int)getpid());
 	send_status(d, "ready");
 	if (ready_pipe >= 0) {
@@ -683,13 +715,16 @@ done:
 	d->stopping = true;
 	if (d->loop) {
 		ras_httpd_stop(d, d->httpd);
+		ras_ui_stop(d, d->ui);
 		ras_spool_close(d, d->spool);
 		ras_units_stop(d, d->units);
+		ras_remote_stop(d->loop);
 	}
 	if (d->db && d->ready)
 		heartbeat(d, true);
 	ras_units_free(d->units);
 	ras_loop_free(d->loop);
+	ras_db_close(d->stage_db);
 	ras_db_close(d->db);
 	ras_config_free(d->cfg);
 	if (sfd >= 0)

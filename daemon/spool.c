@@ -9,6 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -28,14 +29,13 @@
 #define READY_MAX 1024
 /* Files taken per pass (each pass is one inbox transaction). */
 #define SPOOL_BATCH_MAX 200
-/* A file found by a scan must be this old (seconds) to be taken. */
-#define SETTLE_S 1
 
 struct ras_spool {
 	struct ras_daemon *d;
 	char *dir, *done, *rejected, *service;
 	int dirfd, donefd, rejfd, ifd, wd;
 	int rescan_s;
+	int64_t settle_ms;           /* [spool] settle: a scan takes files left alone this long */
 	struct ras_loop_timer *scan;
 	char *ready[READY_MAX];
 	size_t nready;
@@ -149,14 +149,19 @@ write_reason(struct ras_spool *s, const char *moved, const char *reason)
  * malloc'd); *waiting when some are still being written.  -1 when the
  * directory cannot be read. */
 static int
-list_settled(struct ras_spool *s, int64_t now, struct cand **out, size_t *nout, bool *waiting)
+list_settled(struct ras_spool *s, struct cand **out, size_t *nout, bool *waiting)
 {
 	struct cand *c = NULL;
 	size_t nc = 0, capc = 0;
 	struct dirent *de;
 	DIR *dir;
 	int dupfd;
+	struct timespec ts;
+	int64_t now_ms;
 
+	/* the settle time is measured to the millisecond */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	if ((dupfd = dup(s->dirfd)) < 0 || (dir = fdopendir(dupfd)) == NULL) {
 		if (dupfd >= 0)
 			close(dupfd);
@@ -171,7 +176,12 @@ list_settled(struct ras_spool *s, int64_t now, struct cand **out, size_t *nout, 
 			continue;
 		if (fstatat(s->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			continue;
-		if (st.st_mtime > now - SETTLE_S && !is_ready(s, de->d_name)) {
+		/* Only a file closed after writing (or renamed in) is taken at
+		 * once; one the scan finds must have been left alone for the
+		 * settle time (to the millisecond: a file written 0.1 s ago is
+		 * not a second old because the clock's second turned). */
+		if ((int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 > now_ms - s->settle_ms &&
+		    !is_ready(s, de->d_name)) {
 			*waiting = true;
 			continue;
 		}
@@ -327,7 +337,7 @@ pass(struct ras_spool *s, bool *more, bool *waiting)
 	*waiting = false;
 	if (limit > SPOOL_BATCH_MAX)
 		limit = SPOOL_BATCH_MAX;
-	if (list_settled(s, ras_time_now(), &c, &nc, waiting) < 0)
+	if (list_settled(s, &c, &nc, waiting) < 0)
 		return -1;
 	if (nc == 0)
 		goto done;
@@ -381,7 +391,7 @@ on_scan(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 	else if (s->failures)
 		ras_loop_timer_after(t, 5000);
 	else if (waiting)
-		ras_loop_timer_after(t, (SETTLE_S + 1) * 1000);
+		ras_loop_timer_after(t, s->settle_ms + 1000);
 	else
 		ras_loop_timer_after(t, (int64_t)s->rescan_s * 1000);
 }
@@ -442,6 +452,9 @@ ras_spool_reconfigure(struct ras_spool *s, const struct ras_config *cfg)
 	if (s == NULL)
 		return;
 	s->rescan_s = (int)ras_config_int(cfg, "spool", NULL, "rescan");
+	s->settle_ms = ras_config_int(cfg, "spool", NULL, "settle") * 1000;
+	if (s->settle_ms < RAS_SPOOL_SETTLE_MIN_S * 1000)
+		s->settle_ms = RAS_SPOOL_SETTLE_MIN_S * 1000;
 	svc = ras_config_get(cfg, "spool", NULL, "service");
 	free(s->service);
 	s->service = svc ? strdup(svc) : NULL;
@@ -487,6 +500,8 @@ ras_spool_open(struct ras_daemon *d, const struct ras_config *cfg, struct ras_sp
 	if ((err = ras_loop_add_fd(d->loop, s->ifd, EPOLLIN, on_inotify, s)) < 0)
 		goto fail;
 	s->scan = ras_loop_timer_new(d->loop, "spool", on_scan, s);
+	if (s->scan)
+		ras_loop_timer_set_nested(s->scan, true);    /* taken while a stage waits */
 	if (s->scan == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto fail;

@@ -65,11 +65,23 @@ ras_stage_lock_key(const char *source)
 	return (int64_t)(k & 0x7fffffffffffffffULL);
 }
 
+/* Set once the loop has read SIGTERM/SIGINT (it may do so while a stage
+ * waits for its transfers, and then the signal is no longer pending). */
+static bool stop_noted;
+
+void
+ras_stage_note_stop(void)
+{
+	stop_noted = true;
+}
+
 bool
 ras_stage_should_stop(void)
 {
 	sigset_t pending;
 
+	if (stop_noted)
+		return true;
 	if (sigpending(&pending) < 0)
 		return false;
 	return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1;
@@ -261,7 +273,7 @@ run_stage(struct unit *x)
 {
 	struct ras_daemon *d = x->d;
 	struct ras_unit_stats *st = ras_daemon_unit_stats(d, x->label);
-	struct ras_db *db = ras_daemon_db(d);
+	struct ras_db *db = ras_daemon_stage_db(d);
 	int64_t now = ras_time_now();
 	int n;
 
@@ -331,7 +343,7 @@ run_poller(struct unit *x)
 {
 	struct ras_daemon *d = x->d;
 	struct ras_unit_stats *st = ras_daemon_unit_stats(d, x->label);
-	struct ras_db *db = ras_daemon_db(d);
+	struct ras_db *db = ras_daemon_stage_db(d);
 	struct ras_db_res *res = NULL;
 	int64_t now = ras_time_now(), slot = 0;
 	char slot_s[24], now_s[24];
@@ -440,7 +452,7 @@ ras_units_start(struct ras_daemon *d, struct ras_units *u, bool recover)
 
 		if (!recover || x->spec.recover == NULL)
 			continue;
-		if ((db = ras_daemon_db(d)) == NULL)
+		if ((db = ras_daemon_stage_db(d)) == NULL)
 			return RAS_EIO;
 		if ((err = x->spec.recover(db, now, x->spec.state)) < 0) {
 			log_unit(RAS_LOG_ERR, x, "%s: could not recover in-flight work: %s", x->label,

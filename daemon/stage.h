@@ -118,6 +118,8 @@ const char *ras_units_name(const struct ras_units *u, size_t i);
 /* True when SIGTERM or SIGINT is pending: a long run() checks this between
  * items and returns early so the process stops within its stop timeout. */
 bool ras_stage_should_stop(void);
+/* The loop has read SIGTERM or SIGINT (rasd.c). */
+void ras_stage_note_stop(void);
 
 /* Advisory lock key of a poll source (stable across processes). */
 int64_t ras_stage_lock_key(const char *source);

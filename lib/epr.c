@@ -801,6 +801,51 @@ done:
 	return err;
 }
 
+/* SDS user ids are 12 digits. */
+static bool
+sds_user_id_ok(const char *s)
+{
+	if (s == NULL || strlen(s) != 12)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	return true;
+}
+
+int
+ras_epr_decide_check(const struct ras_epr_event *ev)
+{
+	if (ev->kind != RAS_EPR_DECISION)
+		return ras_error_code(RAS_EINVALID, "not a clinician's decision");
+	if (ev->outcome != RAS_OUTCOME_ACCEPT && ev->outcome != RAS_OUTCOME_RETURN &&
+	    ev->outcome != RAS_OUTCOME_ONWARD)
+		return ras_error_code(RAS_EINVALID, "the outcome must be accept, return or onward");
+	if (!sds_user_id_ok(ev->actor))
+		return ras_error_code(RAS_EINVALID, "a decision is made by a clinician's SDS user id (12 digits)");
+	if (ev->advice == NULL)
+		return ras_error_code(RAS_EINVALID, "a decision carries advice");
+	if (strlen(ev->advice) > RAS_STRING_MAX || (ev->target && strlen(ev->target) > RAS_ID_MAX))
+		return ras_error_code(RAS_EINVALID, "the advice or the onward target is too long");
+	if (ev->target && ev->outcome != RAS_OUTCOME_ONWARD)
+		return ras_error_code(RAS_EINVALID, "an onward target goes with an onward decision only");
+	if ((ev->ubrn == NULL) == (ev->referral_key == NULL))
+		return ras_error_code(RAS_EINVALID, "a decision names its referral by UBRN or storage key");
+	return 0;
+}
+
+int
+ras_epr_decide(struct ras_db *db, const struct ras_epr_ctx *ctx, const struct ras_epr_event *ev,
+    struct ras_epr_result *out)
+{
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = ras_epr_decide_check(ev)) < 0)
+		return err;
+	return ras_epr_record(db, ctx, ev, 0, false, out);
+}
+
 static const char SQL_INBOX_EPR[] =
     "WITH ins AS ("
     " INSERT INTO inbox (sha256, source, source_ref, content_type, body, size, truncated,"

@@ -80,7 +80,11 @@ record_and_print(struct ras_ctl *ctl, struct ras_epr_event *ev)
 	}
 	if ((rc = ras_ctl_db(ctl, &db)) != 0)
 		return rc;
-	if ((err = ras_epr_record(db, &ctx, ev, 0, false, &r)) < 0) {
+	/* A decision goes through ras_epr_decide, as the clinicians' pages'
+	 * do: one set of checks for both. */
+	err = ev->kind == RAS_EPR_DECISION ? ras_epr_decide(db, &ctx, ev, &r) :
+	    ras_epr_record(db, &ctx, ev, 0, false, &r);
+	if (err < 0) {
 		ras_ctl_fail(ctl, ev->kind == RAS_EPR_DECISION ? "cannot record the decision" :
 		    "cannot record the event");
 		return ras_ctl_exit_for(err);

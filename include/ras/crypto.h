@@ -64,4 +64,9 @@ int ras_crypto_rs512_sign(const char *pem, size_t pem_len, const void *msg, size
 int ras_crypto_jwt_rs512(const char *pem, size_t pem_len, const char *header_json,
     const char *claims_json, struct ras_buf *out);
 
+/* Append the private JWK ({"kty":"RSA","n","e","d","p","q","dp","dq","qi"})
+ * of the PEM RSA private key, for JOSE libraries that take JWKs (the
+ * clinician UI's private_key_jwt, through cjose).  The caller wipes out. */
+int ras_crypto_rsa_jwk(const char *pem, size_t pem_len, struct ras_buf *out);
+
 #endif

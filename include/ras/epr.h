@@ -149,6 +149,18 @@ int ras_epr_record(struct ras_db *db, const struct ras_epr_ctx *ctx,
     const struct ras_epr_event *ev, int64_t payload_id, bool in_txn, struct ras_epr_result *out);
 
 /*
+ * A clinician's decision as `rasctl decide` and the clinicians' pages
+ * take it: the same checks (ras_epr_decide_check: outcome accept, return
+ * or onward; an SDS user id of 12 digits; advice given, within
+ * RAS_STRING_MAX; a target only with onward, within RAS_ID_MAX; the
+ * referral named once), then ras_epr_record() in its own transaction.
+ * The two front ends differ only in how they learn who decides.
+ */
+int ras_epr_decide_check(const struct ras_epr_event *ev);
+int ras_epr_decide(struct ras_db *db, const struct ras_epr_ctx *ctx, const struct ras_epr_event *ev,
+    struct ras_epr_result *out);
+
+/*
  * Receive one EPR message as sent: keep it in the inbox and record it in
  * one transaction, or keep it rejected with the reason.  Returns a
  * negative code only when the database failed (nothing was kept: the

@@ -7,6 +7,17 @@
  * concurrently and fills in each one's response; a failure of one request
  * never fails the others.
  *
+ * Every transfer runs on libcurl's multi socket interface: the sockets of
+ * all the handles of a thread are kept in one epoll set
+ * (ras_http_loop_fd()) and libcurl's timers in one deadline;
+ * ras_http_loop_dispatch() drives whatever is ready.  A handle is used on
+ * the thread that created it.  Without a driver, ras_http_perform() waits
+ * on that set itself (rasctl, tests).  A daemon with an event loop watches
+ * the descriptor, arms a timer when the driver's timer() says so, and
+ * installs a driver whose wait() keeps running its loop until the batch is
+ * done: the caller of ras_http_perform() sees the same blocking call, and
+ * the process goes on serving while a remote service is slow.
+ *
  * Policy, always on: TLS peer and host verification (CA bundle
  * configurable, client certificate optional), https only (plain http is
  * allowed only to loopback addresses and only when the client was created
@@ -42,6 +53,12 @@ struct ras_http_opts {
 	long connect_timeout_ms;      /* 0 = 10 s */
 	long max_host_connections;    /* 0 = 6 */
 	const char *user_agent;       /* NULL = "rasd/<version>" */
+	/* Wait for this handle's transfers here, never through the loop
+	 * driver: for callers that are themselves inside a loop callback (the
+	 * clinicians' pages answer sign-in from libmicrohttpd's callback, and
+	 * the loop must not re-enter it).  Such a call blocks the loop for at
+	 * most its timeout. */
+	bool wait_here;
 };
 
 struct ras_http_header {
@@ -95,6 +112,30 @@ void ras_http_request_release(struct ras_http_request *r);
 /* Run n requests concurrently. Returns 0 when every request ran (each has
  * its own err/status), negative only when the batch could not start. */
 int ras_http_perform(struct ras_http *h, struct ras_http_request *reqs, size_t n);
+
+/* Event-loop integration (see the top of this file). */
+struct ras_http_driver {
+	void *ctx;
+	/* ras_http_loop_dispatch() is due in `ms` milliseconds (-1: nothing
+	 * is due; 0: at once).  Called whenever libcurl's deadlines change. */
+	void (*timer)(void *ctx, long ms);
+	/* Run the caller's event loop until done(arg) is true (it calls
+	 * ras_http_loop_dispatch() when the descriptor is readable or the
+	 * timer fires); negative gives the batch up (its unfinished requests
+	 * end with RAS_ETIMEDOUT, "transfer abandoned"). */
+	int (*wait)(void *ctx, bool (*done)(void *arg), void *arg);
+};
+
+/* Install (NULL: remove) this thread's driver. */
+void ras_http_set_driver(const struct ras_http_driver *drv);
+/* The epoll descriptor of this thread's transfers (readable when one of
+ * them has something to do); -1 when it cannot be created. */
+int ras_http_loop_fd(void);
+/* Act on every ready socket and expired libcurl timer of this thread. */
+void ras_http_loop_dispatch(void);
+/* Wait ms milliseconds (a client's back-off before a retry): through the
+ * driver, so the caller's loop goes on meanwhile; without one, asleep. */
+void ras_http_sleep_ms(int64_t ms);
 
 /* A response header value (case-insensitive name) copied into buf; NULL
  * when absent. */

@@ -75,6 +75,12 @@
  * files is worked through a few at a time instead of all at once. */
 #define RAS_SPOOL_PASS_BYTES     (64u * 1024u * 1024u)
 
+/* The least [spool] settle: a spool file the scan finds must have been
+ * left alone (not modified) this long before it is taken, unless it was
+ * closed after writing or renamed in.  0 would take a file another
+ * process is still writing, half-written. */
+#define RAS_SPOOL_SETTLE_MIN_S   1
+
 /* Intake POSTs gathered into one commit ([http] commit_delay): a group is
  * committed at once when it reaches this many requests or body bytes. */
 #define RAS_HTTP_GROUP_MAX       64
@@ -89,6 +95,7 @@
 /* The normalise stage reads, plans and writes a claimed batch a chunk at a
  * time: at most this many bytes of payloads (at least one payload). */
 #define RAS_NORMALISE_CHUNK_BYTES (512u * 1024u)
+
 /* --- triage (issue 3) ------------------------------------------------- */
 
 /* Events in a bank-holiday file: GOV.UK publishes ~8 a year per division
@@ -122,5 +129,14 @@
 
 /* [clinician] sections: a service has tens of clinicians. */
 #define RAS_CLINICIANS_MAX       2000
+
+/* --- clinicians' pages (issue 13) ---------------------------------- */
+
+/* A form posted to the clinicians' pages: the decision form's advice is
+ * the largest field (RAS_STRING_MAX, as rasctl decide takes). */
+#define RAS_UI_FORM_MAX          (RAS_STRING_MAX + 4096u)
+
+/* A page rendered for a clinician (a long audit trail included). */
+#define RAS_UI_PAGE_MAX          (4u * 1024u * 1024u)
 
 #endif

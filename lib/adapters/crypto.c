@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -353,5 +355,53 @@ ras_crypto_jwt_rs512(const char *pem, size_t pem_len, const char *header_json,
 done:
 	ras_buf_free(&input);
 	ras_buf_free(&sig);
+	return err;
+}
+
+/* One JWK member: the big number `param` of k, base64url, unpadded. */
+static int
+jwk_member(EVP_PKEY *k, const char *param, const char *name, struct ras_buf *out)
+{
+	BIGNUM *bn = NULL;
+	unsigned char *bin = NULL;
+	int len, err;
+
+	if (!EVP_PKEY_get_bn_param(k, param, &bn)) {
+		ERR_clear_error();
+		return ras_error_code(RAS_EINVALID, "the RSA key has no %s", param);
+	}
+	len = BN_num_bytes(bn);
+	if ((bin = malloc(len > 0 ? (size_t)len : 1u)) == NULL) {
+		BN_clear_free(bn);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	(void)BN_bn2bin(bn, bin);
+	if ((err = ras_buf_printf(out, ",\"%s\":\"", name)) == 0 &&
+	    (err = ras_crypto_base64url(bin, (size_t)len, out)) == 0)
+		err = ras_buf_putc(out, '"');
+	OPENSSL_cleanse(bin, (size_t)len);
+	free(bin);
+	BN_clear_free(bn);
+	return err;
+}
+
+int
+ras_crypto_rsa_jwk(const char *pem, size_t pem_len, struct ras_buf *out)
+{
+	static const char *const members[][2] = {
+		{ "n", "n" }, { "e", "e" }, { "d", "d" }, { "rsa-factor1", "p" }, { "rsa-factor2", "q" },
+		{ "rsa-exponent1", "dp" }, { "rsa-exponent2", "dq" }, { "rsa-coefficient1", "qi" },
+	};
+	EVP_PKEY *k = NULL;
+	int err;
+
+	if ((err = load_key(pem, pem_len, &k)) < 0)
+		return err;
+	err = ras_buf_printf(out, "{\"kty\":\"RSA\"");
+	for (size_t i = 0; err == 0 && i < sizeof(members) / sizeof(members[0]); i++)
+		err = jwk_member(k, members[i][0], members[i][1], out);
+	if (err == 0)
+		err = ras_buf_putc(out, '}');
+	EVP_PKEY_free(k);
 	return err;
 }

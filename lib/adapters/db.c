@@ -32,6 +32,14 @@ trim_newline(char *s)
 		s[--n] = '\0';
 }
 
+/* What every session starts with; again after a reconnection (a reset
+ * opens a new session, possibly on another server after a failover). */
+static void
+session_setup(struct ras_db *db)
+{
+	PQclear(PQexec(db->conn, "SET client_min_messages = warning; SET TIME ZONE 'UTC'"));
+}
+
 /* PostgreSQL's notices and warnings (client_min_messages = warning: a
  * RAISE WARNING, a deprecation) go through rasd's logger as one line, with
  * the SQLSTATE, instead of libpq's default of raw text on stderr. */
@@ -86,11 +94,7 @@ ras_db_connect(const char *conninfo, struct ras_db **out)
 	}
 	PQsetErrorVerbosity(db->conn, PQERRORS_DEFAULT);
 	(void)PQsetNoticeReceiver(db->conn, on_notice, NULL);
-	{
-		PGresult *r = PQexec(db->conn, "SET client_min_messages = warning; SET TIME ZONE 'UTC'");
-
-		PQclear(r);
-	}
+	session_setup(db);
 	*out = db;
 	return 0;
 }
@@ -124,8 +128,8 @@ fail_from_result(struct ras_db *db, PGresult *r)
 	if (state && (strcmp(state, "23505") == 0 || strcmp(state, "40001") == 0 ||
 	    strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0))
 		code = RAS_ECONFLICT;
-	else if (state && strncmp(state, "08", 2) == 0)
-		code = RAS_EIO;
+	else if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))
+		code = RAS_EIO;   /* connection failures; the server shutting down or starting */
 	else if (state && strncmp(state, "22", 2) == 0)
 		code = RAS_EINVALID;
 	return ras_error_code(code, "database error: %s (SQLSTATE %s)", msg, state ? state : "?");
@@ -342,8 +346,16 @@ ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out)
 	if (db->pending <= 0)
 		return ras_error_set("no pipeline result pending");
 	r = PQgetResult(db->conn);
-	if (r == NULL)
+	if (r == NULL) {
+		/* No result will come for this statement: on a lost connection
+		 * none will come for any (ras_db_pipeline_exit must not wait for
+		 * them: it looped for ever when the server went away). */
+		if (PQstatus(db->conn) != CONNECTION_OK)
+			db->pending = 0;
+		else
+			db->pending--;
 		return ras_error_code(RAS_EIO, "pipeline ended early: %s", PQerrorMessage(db->conn));
+	}
 	/* Each statement's result is followed by a NULL. */
 	while ((extra = PQgetResult(db->conn)) != NULL)
 		PQclear(extra);
@@ -482,6 +494,13 @@ ras_db_ok(struct ras_db *db)
 {
 	if (PQstatus(db->conn) == CONNECTION_OK)
 		return true;
+	/* The same connection string: with several hosts and
+	 * target_session_attrs=read-write, whichever server is the primary
+	 * now (after a failover, the promoted standby). */
 	PQreset(db->conn);
-	return PQstatus(db->conn) == CONNECTION_OK;
+	if (PQstatus(db->conn) != CONNECTION_OK)
+		return false;
+	db->pending = 0;
+	session_setup(db);
+	return true;
 }

@@ -1,14 +1,20 @@
 /* http: libcurl adapter (see include/ras/http.h). */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "ras/error.h"
 #include "ras/http.h"
 #include "ras/limits.h"
+#include "ras/time.h"
 #include "ras_config.h"
 
 struct ras_http {
@@ -16,9 +22,107 @@ struct ras_http {
 	CURLSH *share;
 	struct ras_http_opts opts;
 	char ua[64];
+	uint32_t id;                 /* names the handle in the reactor's events */
+	int64_t due_ms;              /* libcurl's timer (monotonic ms), -1 when none */
+	struct ras_http *next;       /* the thread's handles */
 };
 
+/*
+ * The reactor: one per thread.  Every socket libcurl opens for any of this
+ * thread's handles is in one epoll set (each event names its handle and
+ * descriptor, never a pointer that a closed socket could leave dangling),
+ * and each handle's libcurl timer is a deadline; ras_http_loop_dispatch()
+ * hands whatever is ready to curl_multi_socket_action().
+ */
+struct reactor {
+	int epfd;
+	uint32_t next_id;
+	struct ras_http *handles;
+	struct ras_http_driver drv;
+	bool has_drv;
+	int64_t sleep_until;         /* ras_http_sleep_ms() deadline (monotonic ms), -1 none */
+};
+
+static _Thread_local struct reactor rx = { .epfd = -1, .sleep_until = -1 };
 static int curl_ready;
+
+/* A socket is in the epoll set once libcurl has been given this marker
+ * for it (curl_multi_assign). */
+static char in_set;
+
+static int
+reactor_open(void)
+{
+	if (rx.epfd >= 0)
+		return 0;
+	rx.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (rx.epfd < 0)
+		return ras_error_code(RAS_EIO, "could not create the HTTP epoll set: %s", strerror(errno));
+	return 0;
+}
+
+/* Milliseconds to the earliest libcurl deadline of this thread, -1 when none. */
+static long
+next_due(void)
+{
+	int64_t now = ras_time_mono_ms(), best = -1;
+
+	if (rx.sleep_until >= 0)
+		best = rx.sleep_until > now ? rx.sleep_until - now : 0;
+	for (struct ras_http *h = rx.handles; h; h = h->next)
+		if (h->due_ms >= 0) {
+			int64_t d = h->due_ms > now ? h->due_ms - now : 0;
+
+			if (best < 0 || d < best)
+				best = d;
+		}
+	return (long)best;
+}
+
+static void
+rearm(void)
+{
+	if (rx.has_drv && rx.drv.timer)
+		rx.drv.timer(rx.drv.ctx, next_due());
+}
+
+static int
+on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct ras_http *h = userp;
+	struct epoll_event ev = { 0 };
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (socketp) {
+			(void)epoll_ctl(rx.epfd, EPOLL_CTL_DEL, fd, NULL);
+			curl_multi_assign(h->multi, fd, NULL);
+		}
+		return 0;
+	}
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+	ev.data.u64 = ((uint64_t)h->id << 32) | (uint32_t)fd;
+	if (socketp == NULL) {
+		if (epoll_ctl(rx.epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
+		    (errno != EEXIST || epoll_ctl(rx.epfd, EPOLL_CTL_MOD, fd, &ev) < 0))
+			return -1;
+		curl_multi_assign(h->multi, fd, &in_set);
+	} else if (epoll_ctl(rx.epfd, EPOLL_CTL_MOD, fd, &ev) < 0) {
+		return -1;
+	}
+	return 0;
+}
+
+static int
+on_timer(CURLM *m, long ms, void *userp)
+{
+	struct ras_http *h = userp;
+
+	(void)m;
+	h->due_ms = ms < 0 ? -1 : ras_time_mono_ms() + ms;
+	rearm();
+	return 0;
+}
 
 int
 ras_http_new(const struct ras_http_opts *opts, struct ras_http **out)
@@ -36,12 +140,20 @@ ras_http_new(const struct ras_http_opts *opts, struct ras_http **out)
 	if (opts)
 		h->opts = *opts;
 	snprintf(h->ua, sizeof(h->ua), "rasd/%s", RAS_VERSION);
+	h->due_ms = -1;
+	h->id = ++rx.next_id;
+	h->next = rx.handles;
+	rx.handles = h;
 	h->multi = curl_multi_init();
 	h->share = curl_share_init();
-	if (h->multi == NULL || h->share == NULL) {
+	if (h->multi == NULL || h->share == NULL || reactor_open() < 0) {
 		ras_http_free(h);
 		return ras_error_set("could not create libcurl handles");
 	}
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	/* DNS and TLS sessions shared between transfers; connections are
 	 * cached by the multi handle itself. */
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
@@ -62,7 +174,13 @@ ras_http_free(struct ras_http *h)
 		curl_multi_cleanup(h->multi);
 	if (h->share)
 		curl_share_cleanup(h->share);
+	for (struct ras_http **p = &rx.handles; *p; p = &(*p)->next)
+		if (*p == h) {
+			*p = h->next;
+			break;
+		}
 	free(h);
+	rearm();
 }
 
 void
@@ -107,9 +225,16 @@ is_loopback(const char *url)
 	return false;
 }
 
+struct batch {
+	size_t left;                 /* transfers not finished yet */
+};
+
 struct xfer {
 	struct ras_http_request *r;
 	struct curl_slist *hdrs;
+	struct batch *b;
+	CURL *e;
+	bool added, done;
 	bool too_big;
 	bool header_too_big;
 };
@@ -133,6 +258,8 @@ on_header(char *p, size_t size, size_t n, void *ud)
 	struct xfer *x = ud;
 	size_t len = size * n;
 
+	/* One header line past the ceiling fails the transfer: a server
+	 * that never ends a line must not make rasd hold it. */
 	if (len > RAS_HTTP_HEADER_MAX) {
 		x->header_too_big = true;
 		return 0;
@@ -256,13 +383,22 @@ finish(struct xfer *x, CURL *e, CURLcode rc)
 	if (rc == CURLE_OK)
 		return;
 	snprintf(r->errmsg, sizeof(r->errmsg), "%s", curl_easy_strerror(rc));
+	if (x->header_too_big) {
+		/* the status line may have arrived, the answer did not */
+		r->err = RAS_ETOOBIG;
+		snprintf(r->errmsg, sizeof(r->errmsg),
+		    "response header line longer than %u bytes (RAS_HTTP_HEADER_MAX)",
+		    (unsigned)RAS_HTTP_HEADER_MAX);
+		return;
+	}
 	switch (rc) {
 	case CURLE_WRITE_ERROR:
 	case CURLE_FILESIZE_EXCEEDED:
 		if (x->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
 			r->err = RAS_ETOOBIG;
-			snprintf(r->errmsg, sizeof(r->errmsg), "response larger than %zu bytes",
-			    r->max_body ? r->max_body : (size_t)RAS_HTTP_BODY_MAX);
+			snprintf(r->errmsg, sizeof(r->errmsg), "response larger than %zu bytes%s",
+			    r->max_body ? r->max_body : (size_t)RAS_HTTP_BODY_MAX,
+			    r->max_body ? "" : " (RAS_HTTP_BODY_MAX)");
 		} else {
 			r->err = RAS_ETIMEDOUT;
 		}
@@ -283,14 +419,21 @@ finish(struct xfer *x, CURL *e, CURLcode rc)
 		/* the request never reached the server */
 		r->err = RAS_EIO;
 		break;
+	case CURLE_OUT_OF_MEMORY:
+		/* libcurl refuses a header line past its own ceiling (100 kB,
+		 * over RAS_HTTP_HEADER_MAX) this way, before any body */
+		if (r->body_out.len == 0) {
+			r->err = RAS_ETOOBIG;
+			snprintf(r->errmsg, sizeof(r->errmsg),
+			    "response header line longer than %u bytes (RAS_HTTP_HEADER_MAX)",
+			    (unsigned)RAS_HTTP_HEADER_MAX);
+		} else {
+			r->err = RAS_ENOMEM;
+		}
+		break;
 	default:
 		/* timed out or dropped after sending: the outcome is unknown */
-		if (x->header_too_big) {
-			r->err = RAS_ETOOBIG;
-			snprintf(r->errmsg, sizeof(r->errmsg), "response header too large");
-		} else {
-			r->err = RAS_ETIMEDOUT;
-		}
+		r->err = RAS_ETIMEDOUT;
 		break;
 	}
 	if (r->status == 0 || r->err == RAS_ETOOBIG)
@@ -298,54 +441,191 @@ finish(struct xfer *x, CURL *e, CURLcode rc)
 	/* A status arrived but the body did not complete: still unknown. */
 }
 
+/* Every finished transfer of h: its request gets its outcome, its batch
+ * one fewer to wait for. */
+static void
+drain(struct ras_http *h)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+		struct xfer *x = NULL;
+		CURL *e = m->easy_handle;
+		CURLcode rc = m->data.result;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&x);
+		curl_multi_remove_handle(h->multi, e);
+		if (x == NULL || x->done)
+			continue;
+		x->added = false;
+		x->done = true;
+		finish(x, e, rc);
+		x->b->left--;
+	}
+}
+
+int
+ras_http_loop_fd(void)
+{
+	return reactor_open() < 0 ? -1 : rx.epfd;
+}
+
+void
+ras_http_loop_dispatch(void)
+{
+	struct epoll_event evs[64];
+	int64_t now;
+	int n, running;
+
+	if (rx.epfd < 0)
+		return;
+	n = epoll_wait(rx.epfd, evs, 64, 0);
+	for (int i = 0; i < n; i++) {
+		uint32_t id = (uint32_t)(evs[i].data.u64 >> 32);
+		int fd = (int)(uint32_t)evs[i].data.u64, mask = 0;
+
+		if (evs[i].events & EPOLLIN)
+			mask |= CURL_CSELECT_IN;
+		if (evs[i].events & EPOLLOUT)
+			mask |= CURL_CSELECT_OUT;
+		if (evs[i].events & (EPOLLERR | EPOLLHUP))
+			mask |= CURL_CSELECT_ERR;
+		/* libcurl ignores a socket it has already let go of */
+		for (struct ras_http *h = rx.handles; h; h = h->next)
+			if (h->id == id) {
+				(void)curl_multi_socket_action(h->multi, fd, mask, &running);
+				break;
+			}
+	}
+	now = ras_time_mono_ms();
+	for (struct ras_http *h = rx.handles; h; h = h->next)
+		if (h->due_ms >= 0 && h->due_ms <= now) {
+			h->due_ms = -1;
+			(void)curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		}
+	for (struct ras_http *h = rx.handles; h; h = h->next)
+		drain(h);
+	rearm();
+}
+
+void
+ras_http_set_driver(const struct ras_http_driver *drv)
+{
+	if (drv) {
+		rx.drv = *drv;
+		rx.has_drv = true;
+		rearm();
+	} else {
+		memset(&rx.drv, 0, sizeof(rx.drv));
+		rx.has_drv = false;
+	}
+}
+
+static bool
+batch_done(void *arg)
+{
+	const struct batch *b = arg;
+
+	return b->left == 0;
+}
+
+static bool
+slept(void *arg)
+{
+	return ras_time_mono_ms() >= *(const int64_t *)arg;
+}
+
+void
+ras_http_sleep_ms(int64_t ms)
+{
+	int64_t until = ras_time_mono_ms() + ms, saved = rx.sleep_until;
+
+	if (ms <= 0)
+		return;
+	if (!(rx.has_drv && rx.drv.wait)) {
+		struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		return;
+	}
+	/* the driver's timer wakes the loop at the deadline */
+	rx.sleep_until = saved >= 0 && saved < until ? saved : until;
+	rearm();
+	(void)rx.drv.wait(rx.drv.ctx, slept, &until);
+	rx.sleep_until = saved;
+	rearm();
+}
+
+/* No driver (rasctl, tests): wait on the reactor here. */
+static void
+wait_here(void)
+{
+	struct pollfd p = { .fd = rx.epfd, .events = POLLIN };
+	long ms = next_due();
+
+	if (ms < 0 || ms > 1000)
+		ms = 1000;
+	(void)poll(&p, 1, (int)ms);
+	ras_http_loop_dispatch();
+}
+
 int
 ras_http_perform(struct ras_http *h, struct ras_http_request *reqs, size_t n)
 {
 	struct xfer *xs = calloc(n ? n : 1, sizeof(*xs));
-	CURL **easies = calloc(n ? n : 1, sizeof(*easies));
-	int running = 0;
+	struct batch b = { 0 };
+	int running;
 
-	if (xs == NULL || easies == NULL) {
-		free(xs);
-		free(easies);
+	if (xs == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	}
 	for (size_t i = 0; i < n; i++) {
 		xs[i].r = &reqs[i];
+		xs[i].b = &b;
 		reqs[i].err = 0;
 		reqs[i].status = 0;
 		reqs[i].errmsg[0] = '\0';
-		if (setup(h, &xs[i], &easies[i]) < 0)
+		if (setup(h, &xs[i], &xs[i].e) < 0)
 			continue;
-		curl_multi_add_handle(h->multi, easies[i]);
+		if (curl_multi_add_handle(h->multi, xs[i].e) != CURLM_OK) {
+			reqs[i].err = RAS_ENOMEM;
+			snprintf(reqs[i].errmsg, sizeof(reqs[i].errmsg), "could not start the transfer");
+			continue;
+		}
+		xs[i].added = true;
+		b.left++;
 	}
-	do {
-		CURLMcode mc = curl_multi_perform(h->multi, &running);
-		CURLMsg *m;
-		int left;
-
-		if (mc == CURLM_OK && running)
-			mc = curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
-		while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
-			struct xfer *x = NULL;
-
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-			finish(x, m->easy_handle, m->data.result);
+	/* Start what can start now; then wait, in the caller's event loop
+	 * when it installed a driver (it keeps serving meanwhile), or here. */
+	(void)curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	drain(h);
+	rearm();
+	while (b.left > 0) {
+		if (rx.has_drv && rx.drv.wait && !h->opts.wait_here) {
+			if (rx.drv.wait(rx.drv.ctx, batch_done, &b) < 0)
+				break;
+		} else {
+			wait_here();
 		}
-		if (mc != CURLM_OK)
-			break;
-	} while (running);
+	}
 	for (size_t i = 0; i < n; i++) {
-		if (easies[i]) {
-			curl_multi_remove_handle(h->multi, easies[i]);
-			curl_easy_cleanup(easies[i]);
+		if (xs[i].added) {
+			/* the wait was given up: the outcome is unknown */
+			curl_multi_remove_handle(h->multi, xs[i].e);
+			reqs[i].err = RAS_ETIMEDOUT;
+			snprintf(reqs[i].errmsg, sizeof(reqs[i].errmsg), "transfer abandoned");
+			if (reqs[i].body_out.data == NULL)
+				(void)ras_buf_append(&reqs[i].body_out, "", 0);
 		}
+		if (xs[i].e)
+			curl_easy_cleanup(xs[i].e);
 		curl_slist_free_all(xs[i].hdrs);
 	}
 	free(xs);
-	free(easies);
+	rearm();
 	return 0;
 }
 

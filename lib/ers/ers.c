@@ -89,14 +89,13 @@ real_mono_ms(void *ctx)
 	return ras_time_mono_ms();
 }
 
+/* Back-off and rate-limit waits go through the http adapter: in rasd the
+ * loop goes on serving meanwhile (a 503's Retry-After can be a minute). */
 static void
 real_sleep_ms(void *ctx, int64_t ms)
 {
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
 	(void)ctx;
-	while (ms > 0 && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	ras_http_sleep_ms(ms);
 }
 
 bool

@@ -41,14 +41,13 @@ real_mono_ms(void *ctx)
 	return ras_time_mono_ms();
 }
 
+/* Pacing and back-off waits go through the http adapter: in rasd the loop
+ * goes on serving meanwhile (docs/design/event-loop.md). */
 static void
 real_sleep_ms(void *ctx, int64_t ms)
 {
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
 	(void)ctx;
-	while (ms > 0 && nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
+	ras_http_sleep_ms(ms);
 }
 
 const char *

@@ -17,6 +17,9 @@ RAS_DEB_PACKAGES=(
   libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils
   postgresql-15 postgresql-client-15 openssl
   scdoc groff-base python3
+  # the clinicians' pages (issue 13): JOSE for the CIS2 sign-in, and the
+  # browser their tests drive (headless, through npm puppeteer-core)
+  libcjose-dev chromium
 )
 # The libFuzzer targets (scripts/test's first phase, scripts/fuzz): clang and
 # its sanitizer/libFuzzer runtime, which is only a Recommends of clang-14 and
@@ -108,6 +111,9 @@ ras_reachable_tree() {
 # (applied to an existing build directory too).
 ras_build() {
   local dir=${1:-build}; shift || true
+  # The build copies the NHS.UK frontend styles from npm (lib/ui/assets):
+  # the machine's node and npm when it has them, else Debian's.
+  command -v node >/dev/null && command -v npm >/dev/null || ras_need_packages "${RAS_NODE_PACKAGES[@]}"
   local log
   log="$(ras_logdir)/$dir.log"
   if [ ! -f "$RAS_ROOT/$dir/build.ninja" ]; then
@@ -176,4 +182,22 @@ ras_pg_stop() {
 # The database user to connect as: postgres when root owns nothing in PG.
 ras_pg_user() {
   if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi
+}
+
+# ras_ui_node: the pinned npm packages of tests/ui (the CIS2-like provider,
+# puppeteer-core, axe-core) installed with npm ci into a cache directory,
+# with tests/ui's scripts beside them (ES modules find packages next to
+# themselves).  Prints the directory.
+ras_ui_node() {
+  local src="$RAS_ROOT/tests/ui" cache want
+  cache="${RAS_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rasd}/ui-tests"
+  want=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -d' ' -f1)
+  if [ ! -d "$cache/node_modules" ] || [ "$(cat "$cache/.lock.sha256" 2>/dev/null)" != "$want" ]; then
+    mkdir -p "$cache"
+    cp "$src/package.json" "$src/package-lock.json" "$cache/"
+    ras_run "$cache/npm.log" "npm ci of tests/ui" sh -c "cd '$cache' && npm ci --no-audit --no-fund --loglevel=error"
+    echo "$want" > "$cache/.lock.sha256"
+  fi
+  cp "$src"/*.mjs "$cache/"
+  echo "$cache"
 }

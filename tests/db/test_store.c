@@ -1,4 +1,5 @@
 /* Integration tests: migrations and the store against a real PostgreSQL. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "ras/limits.h"
 #include "ras/migrate.h"
 #include "ras/store.h"
+#include "ras/time.h"
 
 static struct ras_db *db;
 
@@ -374,8 +376,57 @@ show(void)
 	CU_ASSERT_EQUAL(ras_store_show(db, "999999999999", &j), RAS_ENOTFOUND);
 }
 
+/*
+ * The connection lost under rasd (a failover, a restart): a pipeline in
+ * flight ends with an error instead of waiting for ever for results that
+ * will never come, and the reconnection starts a session set up as rasd's
+ * statements expect (UTC, whatever the database's own default).
+ */
+static void
+lost_connection_ends_a_pipeline(void)
+{
+	char *ci = NULL, pid[24] = "", sql[256];
+	struct ras_db *conn = ras_test_db("pipelost", &ci), *admin = NULL;
+	struct ras_db_res *res = NULL;
+	char *name = strstr(ci, "dbname=");
+	int64_t t0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(name);
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(ci, &admin), 0);
+	snprintf(sql, sizeof(sql), "ALTER DATABASE %s SET TimeZone = 'Europe/London'", name + 7);
+	CU_ASSERT_EQUAL(ras_db_exec(admin, sql), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_query(conn, &res, "SELECT pg_backend_pid()::text", 0, NULL), 0);
+	snprintf(pid, sizeof(pid), "%s", ras_db_res_get(res, 0, 0));
+	ras_db_res_free(res);
+	res = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(ras_db_pipeline_enter(conn), 0);
+	CU_ASSERT_EQUAL(ras_db_pipeline_send(conn, "SELECT pg_sleep(1)", 0, NULL), 0);
+	CU_ASSERT_EQUAL(ras_db_pipeline_send(conn, "SELECT 1", 0, NULL), 0);
+	CU_ASSERT_EQUAL(ras_db_pipeline_send(conn, "SELECT 2", 0, NULL), 0);
+	CU_ASSERT_EQUAL(ras_db_pipeline_sync(conn), 0);
+	CU_ASSERT_EQUAL(ras_db_query(admin, NULL, "SELECT pg_terminate_backend($1::int)", 1,
+	    &RAS_DB_TEXT(pid)), 0);
+	t0 = ras_time_mono_ms();
+	CU_ASSERT(ras_db_pipeline_result(conn, &res) < 0);
+	ras_db_res_free(res);
+	(void)ras_db_pipeline_exit(conn);
+	CU_ASSERT(ras_time_mono_ms() - t0 < 5000);
+
+	/* reconnected, with rasd's session settings */
+	CU_ASSERT_TRUE(ras_db_ok(conn));
+	res = NULL;
+	CU_ASSERT_EQUAL(ras_db_query(conn, &res, "SELECT current_setting('TimeZone')", 0, NULL), 0);
+	CU_ASSERT_STRING_EQUAL(ras_db_res_get(res, 0, 0) ? ras_db_res_get(res, 0, 0) : "", "UTC");
+	ras_db_res_free(res);
+	ras_db_close(admin);
+	ras_db_close(conn);
+	free(ci);
+}
+
 static const struct ras_test_case cases[] = {
 	{ "migrations and the version check", migrations },
+	{ "a lost connection ends a pipeline; the new session is UTC", lost_connection_ends_a_pipeline },
 	{ "R4 bundle stored with its parts", store_r4 },
 	{ "idempotent re-ingest", idempotent },
 	{ "a new version is a new row", new_version_is_new_row },

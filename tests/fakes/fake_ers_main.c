@@ -9,8 +9,8 @@
  * It prints the base URL, token URL and object-store URL, writes the e-RS
  * port to --port-file when given (handy with --port 0), and serves until
  * SIGINT or SIGTERM, or until process PID (--exit-with, e.g. the demo
- * script) has gone, so it is never left behind.  Every request is printed on standard error (method,
- * path, status), never bodies.
+ * script) has gone, so it is never left behind.  When it stops it prints every request it
+ * received on standard error (method and path), never bodies.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -154,6 +154,13 @@ main(int argc, char **argv)
 		struct fake_http *h = fake_ers_http(f);
 		size_t n = fake_http_count(h);
 
+		/* What rasd sent, for the scripts that run this program (the
+		 * clinicians' pages' test looks for its A028): method and path. */
+		for (size_t i = 0; i < n; i++) {
+			const struct fake_req *r = fake_http_req(h, i);
+
+			fprintf(stderr, "fake-ers: request %s %s\n", r->method, r->path);
+		}
 		fprintf(stderr, "fake-ers: %zu e-RS request(s), %zu object-store request(s); stopping\n", n,
 		    fake_http_count(fake_ers_store(f)));
 	}

@@ -30,6 +30,7 @@
 #include "ras/ers_outcome.h"
 #include "ras/ers_poll.h"
 #include "ras/error.h"
+#include "ras/limits.h"
 #include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/xml.h"
@@ -753,7 +754,7 @@ config_options(void)
 	    "api_key = abc123\nkid = key-1\nprivate_key = ers-private-key\n"
 	    "service_ids = 21012=midnotts\nschedule = 08:00, 13:00\nrate_limit = 10\n";
 	static const char bad[] =
-	    "[ers]\nmode = robot\nschedule = 08:00,12:00,16:00\nrate_limit = 50\ntimeout = 60\n"
+	    "[ers]\nmode = robot\nschedule = 08:00,12:00,16:00\nrate_limit = 50\ntimeout = 2\n"
 	    "business_function = PROVIDER_AUTHORISED_APPLICATION\napi_key = has space\n";
 	struct ras_buf problems = RAS_BUF_INIT(0);
 	struct ras_config *cfg = NULL;
@@ -772,7 +773,7 @@ config_options(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "ers.mode must be application, user or sandbox"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "two worklist calls a day"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "ers.rate_limit must be between 1 and 10"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "ers.timeout must be between 181 and 900"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(problems.data, "ers.timeout must be between 5 and 900"));
 	ras_config_free(cfg);
 	ras_buf_free(&problems);
 	free(p);
@@ -972,6 +973,122 @@ xml_forms(void)
 	ras_xmlform_maps_free(maps);
 }
 
+/* --- every fault of the fakes' fault layer ------------------------------ */
+
+/*
+ * The e-RS client against each fault fake_http can inject, on a read
+ * (A005) and a write (A028): a clear error for each (transport errors
+ * name what happened; a body or header past its ceiling says so), a write
+ * sent once and never repeated (its outcome is established by reading
+ * e-RS back), and the same read answered normally once the fault is gone
+ * (nothing lost: the caller's next cycle gets it).
+ */
+static void
+every_fault(void)
+{
+	static const struct {
+		const char *name;
+		enum fake_fault_kind kind;
+		int ms;
+		size_t bytes;
+		int want;
+		const char *says;
+	} faults[] = {
+		{ "drop", FAKE_FAULT_DROP, 0, 0, RAS_ETIMEDOUT, "" },
+		{ "delay past the timeout", FAKE_FAULT_DELAY, 2500, 0, RAS_ETIMEDOUT, "imeout" },
+		{ "truncated body", FAKE_FAULT_TRUNCATE, 0, 0, RAS_ETIMEDOUT, "" },
+		{ "oversize body", FAKE_FAULT_OVERSIZE, 0, RAS_PAYLOAD_MAX + 1024, RAS_ETOOBIG, "larger than" },
+		{ "endless header", FAKE_FAULT_ENDLESS_HEADER, 0, 0, RAS_ETOOBIG, "RAS_HTTP_HEADER_MAX" },
+		{ "slow drip", FAKE_FAULT_SLOW_DRIP, 400, 0, RAS_ETIMEDOUT, "imeout" },
+	};
+	struct fake_ers *f = ers_fake_start(true);
+	struct ras_ers *c = ers_client(f, RAS_ERS_APPLICATION, "21012", NULL);
+	struct fake_http *h = fake_ers_http(f);
+	struct ras_ers_call k;
+	int64_t now = time(NULL);
+	char msg[512];
+
+	/* a token first, so that each fault meets the call itself */
+	CU_ASSERT_EQUAL_FATAL(ras_ers_authenticate(c, now), 0);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		/* every matching request, so that libcurl's own re-send of a read
+		 * on a reused connection meets the fault too */
+		struct fake_fault ft = { .kind = faults[i].kind, .path_has = "/STU3/ReferralRequest/000000070000",
+			.ms = faults[i].ms, .bytes = faults[i].bytes, .times = -1 };
+		size_t faulted = fake_http_faulted(h), writes;
+
+		/* a read */
+		fake_http_faults_clear(h);
+		fake_http_fault(h, &ft);
+		ras_ers_call_init(&k, "A005", "GET", 0);
+		k.ubrn = "000000070000";
+		k.timeout_ms = 1000;
+		snprintf(k.url, sizeof(k.url), "/STU3/ReferralRequest/000000070000");
+		CU_ASSERT_EQUAL(ras_ers_perform(c, now, &k, 1), 0);
+		if (k.http.err != faults[i].want)
+			fprintf(stderr, "e-RS read, %s: %d %s\n", faults[i].name, k.http.err, k.http.errmsg);
+		CU_ASSERT_EQUAL(k.http.err, faults[i].want);
+		CU_ASSERT(fake_http_faulted(h) > faulted);
+		ras_ers_call_error(&k, msg, sizeof(msg));
+		CU_ASSERT_PTR_NOT_NULL(strstr(msg, "A005"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(msg, faults[i].says));
+		ras_ers_call_release(&k, 1);
+		/* the fault gone, the same read is answered */
+		fake_http_faults_clear(h);
+		CU_ASSERT_EQUAL(a005(c, now, "000000070000", 0, &k), 0);
+		CU_ASSERT_EQUAL(k.http.err, 0);
+		CU_ASSERT_EQUAL(k.http.status, 200);
+		ras_ers_call_release(&k, 1);
+
+		/* a write: sent once, never repeated, outcome the caller's */
+		ft.path_has = "recordReviewOutcome";
+		fake_http_fault(h, &ft);
+		writes = fake_ers_count(f, "POST", "recordReviewOutcome");
+		ras_ers_call_init(&k, "A028", "POST", RAS_ERS_CALL_WRITE);
+		snprintf(k.url, sizeof(k.url), "/STU3/ReferralRequest/000000070000/$ers.recordReviewOutcome");
+		k.body = "{}";
+		k.body_len = 2;
+		k.timeout_ms = 1000;
+		CU_ASSERT_EQUAL(ras_ers_perform(c, now, &k, 1), 0);
+		CU_ASSERT_EQUAL(k.http.err, faults[i].want);
+		CU_ASSERT_EQUAL(k.attempts, 1);
+		CU_ASSERT_EQUAL(fake_ers_count(f, "POST", "recordReviewOutcome"), writes + 1);
+		ras_ers_call_release(&k, 1);
+		fake_http_faults_clear(h);
+	}
+
+	/* a TLS handshake that fails: never sent, RAS_EIO (safe to retry) */
+	{
+		struct ras_ers_opts o = { 0 };
+		struct ras_ers *tc = NULL;
+		char base[128];
+		struct fake_fault ft = { .kind = FAKE_FAULT_TLS };
+		size_t before = fake_http_count(h);
+
+		snprintf(base, sizeof(base), "https://127.0.0.1:%u/referrals/FHIR", fake_http_port(h));
+		o.base_url = base;
+		o.mode = RAS_ERS_SANDBOX;
+		o.services = "21012";
+		o.schedule = "08:00,13:00";
+		o.instance = "test";
+		CU_ASSERT_EQUAL_FATAL(ras_ers_new(&o, &tc), 0);
+		fake_http_fault(h, &ft);
+		ras_ers_call_init(&k, "A005", "GET", 0);
+		k.timeout_ms = 2000;
+		snprintf(k.url, sizeof(k.url), "/STU3/ReferralRequest/000000070000");
+		CU_ASSERT_EQUAL(ras_ers_perform(tc, now, &k, 1), 0);
+		CU_ASSERT_EQUAL(k.http.err, RAS_EIO);
+		CU_ASSERT_EQUAL(k.http.status, 0);
+		CU_ASSERT_EQUAL(fake_http_faulted(h) > 0, true);
+		CU_ASSERT_EQUAL(fake_http_count(h), before);
+		ras_ers_call_release(&k, 1);
+		ras_ers_free(tc);
+		fake_http_faults_clear(h);
+	}
+	ras_ers_free(c);
+	fake_ers_stop(f);
+}
+
 static const struct ras_test_case auth_cases[] = {
 	{ "client assertion JWT (RS512, claims, unique jti)", jwt_assertion },
 	{ "private key checks", key_check },
@@ -983,6 +1100,7 @@ static const struct ras_test_case auth_cases[] = {
 
 static const struct ras_test_case transport_cases[] = {
 	{ "429 back-off, 503 Retry-After, writes, dropped connection", backoff_429_503 },
+	{ "every fault of the fault layer", every_fault },
 	{ "rate limit: 10 calls a second", rate_limit },
 	{ "gzip and OperationOutcome parsing", gzip_and_outcomes },
 	{ "TLS verified; CA bundle configurable; http only to loopback", tls_verified },

@@ -11,6 +11,7 @@
 #include "ras/arena.h"
 #include "ras/error.h"
 #include "ras/json.h"
+#include "ras/limits.h"
 #include "ras/mesh.h"
 #include "ras/time.h"
 
@@ -641,6 +642,27 @@ mutual_tls(void)
 	CU_ASSERT_EQUAL(r.status, 200);
 	CU_ASSERT_TRUE(fake_http_req(fake_mesh_http(tm), 0)->client_cert_verified);
 	ras_http_request_release(&r);
+
+	/* the TLS fault: the server's handshake fails; never sent, RAS_EIO
+	 * (safe to retry), and the next connection is fine */
+	{
+		struct fake_fault ft = { .kind = FAKE_FAULT_TLS };
+		size_t before = fake_http_count(fake_mesh_http(tm));
+
+		fake_http_fault(fake_mesh_http(tm), &ft);
+		CU_ASSERT_EQUAL(ras_mesh_prep_handshake(m, a, ras_time_now(), &r), 0);
+		r.no_replay = true;   /* a new connection, as a first chunk has */
+		CU_ASSERT_EQUAL(ras_http_perform(h, &r, 1), 0);
+		CU_ASSERT_EQUAL(r.err, RAS_EIO);
+		CU_ASSERT_EQUAL(r.status, 0);
+		CU_ASSERT_EQUAL(fake_http_faulted(fake_mesh_http(tm)), 1);
+		CU_ASSERT_EQUAL(fake_http_count(fake_mesh_http(tm)), before);
+		ras_http_request_release(&r);
+		CU_ASSERT_EQUAL(ras_mesh_prep_handshake(m, a, ras_time_now(), &r), 0);
+		CU_ASSERT_EQUAL(ras_http_perform(h, &r, 1), 0);
+		CU_ASSERT_EQUAL(r.status, 200);
+		ras_http_request_release(&r);
+	}
 	ras_http_free(h);
 
 	/* without one: refused */
@@ -675,6 +697,88 @@ mutual_tls(void)
 	free(clicsr); free(ext); free(rogue); free(roguekey);
 }
 
+/*
+ * The MESH client against each fault of the fakes' fault layer: a send
+ * (the first chunk, never replayed) and an inbox read.  Each gets a clear
+ * error; a send whose answer was lost is unknown (RAS_ETIMEDOUT: the
+ * outbox finds it by tracking before any resend) and reached MESH once;
+ * with the fault gone, the same read and a new send go through.
+ */
+static void
+every_fault(void)
+{
+	static const struct {
+		const char *name;
+		enum fake_fault_kind kind;
+		int ms;
+		size_t bytes;
+		int want;
+	} faults[] = {
+		{ "drop", FAKE_FAULT_DROP, 0, 0, RAS_ETIMEDOUT },
+		{ "delay past the timeout", FAKE_FAULT_DELAY, 2500, 0, RAS_ETIMEDOUT },
+		{ "truncated body", FAKE_FAULT_TRUNCATE, 0, 0, RAS_ETIMEDOUT },
+		{ "oversize body", FAKE_FAULT_OVERSIZE, 0, RAS_HTTP_BODY_MAX + 1024, RAS_ETOOBIG },
+		{ "endless header", FAKE_FAULT_ENDLESS_HEADER, 0, 0, RAS_ETOOBIG },
+		{ "slow drip", FAKE_FAULT_SLOW_DRIP, 400, 0, RAS_ETIMEDOUT },
+	};
+	struct ras_arena *a = ras_arena_new();
+	struct ras_mesh_opts o = { .url = fake_mesh_url(fm), .mailbox = "X26ABC1", .password = "password",
+		.shared_key = FAKE_MESH_SHARED_KEY, .chunk_size = 1 << 20, .timeout_ms = 1000 };
+	struct fake_http *h = fake_mesh_http(fm);
+	struct ras_mesh *m;
+	struct ras_http_request r;
+	char id[RAS_MESH_ID_MAX], local[32];
+
+	CU_ASSERT_FATAL(ras_mesh_new(&o, &m) == 0);
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		struct fake_fault ft = { .kind = faults[i].kind, .path_has = "/outbox", .ms = faults[i].ms,
+			.bytes = faults[i].bytes, .times = -1 };
+		struct ras_mesh_send snd = { .to = "X26ABC2", .workflow = "RASD_TEST", .local_id = local,
+			.subject = "triage-outcome", .content_type = "application/fhir+json", .body = "{\"a\":1}",
+			.len = 7, .chunk = 1 };
+		size_t sent = fake_mesh_count(fm);
+		int err;
+
+		/* a send */
+		snprintf(local, sizeof(local), "rasd-fault-%zu", i);
+		fake_http_faults_clear(h);
+		fake_http_fault(h, &ft);
+		CU_ASSERT_EQUAL_FATAL(ras_mesh_prep_send(m, a, ras_time_now(), &snd, &r), 0);
+		one(&r);
+		err = ras_mesh_send_result(&r, id, sizeof(id));
+		if (err != faults[i].want)
+			fprintf(stderr, "MESH send, %s: %d %s\n", faults[i].name, err, ras_error_last());
+		CU_ASSERT_EQUAL(err, faults[i].want);
+		CU_ASSERT(*ras_error_last() != '\0');
+		/* at most once: the first chunk is never replayed */
+		CU_ASSERT(fake_mesh_count(fm) <= sent + 1);
+		ras_http_request_release(&r);
+
+		/* an inbox read */
+		ft.path_has = "/inbox";
+		fake_http_faults_clear(h);
+		fake_http_fault(h, &ft);
+		CU_ASSERT_EQUAL_FATAL(ras_mesh_prep_inbox(m, a, ras_time_now(), &r), 0);
+		one(&r);
+		CU_ASSERT_EQUAL(r.err, faults[i].want);
+		CU_ASSERT(r.errmsg[0] != '\0');
+		ras_http_request_release(&r);
+
+		/* the fault gone: the read answers, a new send is accepted */
+		fake_http_faults_clear(h);
+		CU_ASSERT_EQUAL_FATAL(ras_mesh_prep_inbox(m, a, ras_time_now(), &r), 0);
+		CU_ASSERT_EQUAL(one(&r), 200);
+		ras_http_request_release(&r);
+		snprintf(local, sizeof(local), "rasd-fault-%zu-again", i);
+		CU_ASSERT_EQUAL_FATAL(ras_mesh_prep_send(m, a, ras_time_now(), &snd, &r), 0);
+		CU_ASSERT_EQUAL(one(&r), 202);
+		CU_ASSERT_EQUAL(ras_mesh_send_result(&r, id, sizeof(id)), 0);
+		ras_http_request_release(&r);
+	}
+	ras_mesh_free(m);
+	ras_arena_free(a);
+}
+
 static int
 setup(void)
 {
@@ -706,6 +810,7 @@ main(void)
 		{ "bad key, clock skew and replayed tokens are refused", bad_tokens_are_refused },
 		{ "refusals are classified", refusals_are_classified },
 		{ "mutual TLS: client certificate presented and checked", mutual_tls },
+		{ "every fault of the fault layer", every_fault },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {

@@ -11,7 +11,9 @@
 #include "ras/arena.h"
 #include "ras/config.h"
 #include "ras/error.h"
+#include "ras/http.h"
 #include "ras/json.h"
+#include "ras/limits.h"
 #include "ras/nhsno.h"
 #include "ras/pds.h"
 
@@ -298,6 +300,103 @@ timeouts_are_retried(void)
 	fake_pds_stop(f);
 }
 
+/*
+ * The PDS client against each fault of the fakes' fault layer (fake_pds
+ * opts in through fake_pds_http): a fault that lasts gives a lookup that is
+ * "unavailable" after the client's attempts (an answer past a ceiling:
+ * "refused" at once, naming it), with the reason and the same X-Request-ID
+ * on every attempt, never a patient read from half a body; once the fault
+ * is gone the same lookup finds the patient.
+ */
+static void
+every_fault(void)
+{
+	static const struct {
+		const char *name;
+		enum fake_fault_kind kind;
+		int ms;
+		size_t bytes;
+		enum ras_pds_result want;
+		const char *says;
+	} faults[] = {
+		{ "drop", FAKE_FAULT_DROP, 0, 0, RAS_PDS_UNAVAILABLE, "" },
+		{ "delay past the timeout", FAKE_FAULT_DELAY, 1500, 0, RAS_PDS_UNAVAILABLE, "" },
+		{ "truncated body", FAKE_FAULT_TRUNCATE, 0, 0, RAS_PDS_UNAVAILABLE, "" },
+		/* past a ceiling: refused at once (another try would be as big) */
+		{ "oversize body", FAKE_FAULT_OVERSIZE, 0, RAS_HTTP_BODY_MAX + 1024, RAS_PDS_REFUSED, "larger than" },
+		{ "endless header", FAKE_FAULT_ENDLESS_HEADER, 0, 0, RAS_PDS_REFUSED, "RAS_HTTP_HEADER_MAX" },
+		{ "slow drip", FAKE_FAULT_SLOW_DRIP, 300, 0, RAS_PDS_UNAVAILABLE, "" },
+	};
+	struct fake_pds *f = fake_pds_start();
+	struct fake_http *h = fake_pds_http(f);
+	struct clk c = { 1000, 0, 0 };
+	struct ras_pds *p = client(f, &c, 600, 50);
+	struct ras_arena *a = ras_arena_new();
+	struct ras_pds_lookup l;
+	struct ras_date t = today();
+
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		struct fake_fault ft = { .kind = faults[i].kind, .path_has = "/Patient/", .ms = faults[i].ms,
+			.bytes = faults[i].bytes, .times = -1 };
+		size_t before = fake_http_count(h);
+
+		fake_http_faults_clear(h);
+		fake_http_fault(h, &ft);
+		CU_ASSERT_EQUAL_FATAL(ras_pds_get(p, a, "9693632109", &t, &l), 0);
+		if (l.result != faults[i].want)
+			fprintf(stderr, "PDS, %s: %s (%s)\n", faults[i].name, ras_pds_result_name(l.result),
+			    l.error);
+		CU_ASSERT_EQUAL(l.result, faults[i].want);
+		CU_ASSERT_FALSE(l.have_patient);
+		CU_ASSERT(l.error[0] != '\0');
+		CU_ASSERT_PTR_NOT_NULL(strstr(l.error, faults[i].says));
+		CU_ASSERT(l.attempts >= 1);
+		for (size_t k = before; k < fake_http_count(h); k++)
+			CU_ASSERT_STRING_EQUAL(fake_req_header(fake_http_req(h, k), "X-Request-ID"), l.request_id);
+		ras_pds_lookup_release(&l);
+
+		fake_http_faults_clear(h);
+		CU_ASSERT_EQUAL_FATAL(ras_pds_get(p, a, "9693632109", &t, &l), 0);
+		CU_ASSERT_EQUAL(l.result, RAS_PDS_FOUND);
+		ras_pds_lookup_release(&l);
+	}
+	/* a TLS handshake that fails: unavailable, nothing sent */
+	{
+		struct ras_pds_opts o = { 0 };
+		struct ras_pds *tp = NULL;
+		char base[160];
+		struct fake_fault ft = { .kind = FAKE_FAULT_TLS, .times = -1 };
+		size_t before = fake_http_count(h);
+
+		snprintf(base, sizeof(base), "https://127.0.0.1:%u/personal-demographics/FHIR/R4",
+		    fake_http_port(h));
+		o.base_url = base;
+		o.mode = RAS_NHSAPI_SANDBOX;
+		o.timeout_ms = 2000;
+		o.rate_limit = 50;
+		o.max_attempts = 2;
+		o.clock.mono_ms = clk_mono;
+		o.clock.sleep_ms = clk_sleep;
+		o.clock.ctx = &c;
+		if (ras_pds_new(&o, &tp) == 0) {
+			fake_http_fault(h, &ft);
+			CU_ASSERT_EQUAL_FATAL(ras_pds_get(tp, a, "9693632109", &t, &l), 0);
+			CU_ASSERT_EQUAL(l.result, RAS_PDS_UNAVAILABLE);
+			CU_ASSERT_EQUAL(l.status, 0);
+			CU_ASSERT_EQUAL(fake_http_count(h), before);
+			CU_ASSERT(fake_http_faulted(h) > 0);
+			ras_pds_lookup_release(&l);
+			ras_pds_free(tp);
+		} else {
+			CU_FAIL("a PDS client for an https loopback URL could not be made");
+		}
+		fake_http_faults_clear(h);
+	}
+	ras_pds_free(p);
+	ras_arena_free(a);
+	fake_pds_stop(f);
+}
+
 static void
 rate_limit_paces_requests(void)
 {
@@ -487,6 +586,7 @@ main(void)
 		{ "not found, invalid, refused", answers_that_are_not_patients },
 		{ "429/503: back-off, same X-Request-ID", retries_reuse_the_request_id },
 		{ "timeouts are retried", timeouts_are_retried },
+		{ "every fault of the fault layer", every_fault },
 		{ "rate limit", rate_limit_paces_requests },
 		{ "superseded NHS number", superseded_number },
 		{ "user mode token file", user_mode_sends_the_token_file },
