@@ -60,6 +60,7 @@
 
 /* A PostgreSQL notice's message as logged (lib/adapters/db.c). */
 #define RAS_DB_NOTICE_MAX        1024
+#define RAS_DB_PIPELINE_IDLE_MAX 8     /* empty reads before a stuck pipeline restarts its session */
 
 /* A line of the config file. */
 #define RAS_CONFIG_LINE_MAX      4096

@@ -380,15 +380,32 @@ ras_db_pipeline_exit(struct ras_db *db)
 		(void)ras_db_pipeline_result(db, &res);
 		ras_db_res_free(res);
 	}
-	for (;;) {
+	for (int idle = 0;;) {
 		r = PQgetResult(db->conn);
 		if (r == NULL) {
 			if (PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF || PQexitPipelineMode(db->conn) == 1)
 				break;
-			if (PQstatus(db->conn) != CONNECTION_OK)
+			if (PQstatus(db->conn) != CONNECTION_OK || PQconsumeInput(db->conn) == 0)
 				return ras_error_code(RAS_EIO, "database connection lost in pipeline");
+			/* Nothing to read yet the pipeline cannot end: a batch that
+			 * failed before its sync was sent.  Send one, so the server
+			 * answers; if even that brings nothing, the session is not
+			 * usable: start a new one rather than wait (this loop must
+			 * never spin with the event loop stopped). */
+			if (++idle == 1) {
+				(void)PQpipelineSync(db->conn);
+				continue;
+			}
+			if (idle > RAS_DB_PIPELINE_IDLE_MAX) {
+				PQreset(db->conn);
+				db->pending = 0;
+				if (PQstatus(db->conn) == CONNECTION_OK)
+					session_setup(db);
+				return ras_error_code(RAS_EIO, "database pipeline could not end: session restarted");
+			}
 			continue;
 		}
+		idle = 0;
 		PQclear(r);
 	}
 	return 0;
