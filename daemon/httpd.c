@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "httpd.h"
+#include "listen.h"
 #include "loop.h"
 #include "metrics.h"
 #include "ras/buf.h"
@@ -553,51 +554,15 @@ on_timeout(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 static int
 parse_listen(const char *v, struct sockaddr_storage *ss, socklen_t *len, bool *v6)
 {
-	char host[64];
-	const char *colon = strrchr(v, ':');
-	long port;
-	char *end;
-	size_t hl;
+	struct ras_listen_addr a;
+	int err;
 
-	if (colon == NULL)
-		return ras_error_code(RAS_EINVALID, "[http] listen must be HOST:PORT");
-	hl = (size_t)(colon - v);
-	if (v[0] == '[') {
-		if (hl < 2 || v[hl - 1] != ']')
-			return ras_error_code(RAS_EINVALID, "[http] listen must be [IPv6]:PORT");
-		v++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return ras_error_code(RAS_EINVALID, "[http] listen has a bad host");
-	memcpy(host, v, hl);
-	host[hl] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 0 || port > 65535)
-		return ras_error_code(RAS_EINVALID, "[http] listen has a bad port");
-	memset(ss, 0, sizeof(*ss));
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	{
-		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-			a4->sin_family = AF_INET;
-			a4->sin_port = htons((uint16_t)port);
-			*len = sizeof(*a4);
-			*v6 = false;
-			return 0;
-		}
-		if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-			a6->sin6_family = AF_INET6;
-			a6->sin6_port = htons((uint16_t)port);
-			*len = sizeof(*a6);
-			*v6 = true;
-			return 0;
-		}
-	}
-	return ras_error_code(RAS_EINVALID, "[http] listen host \"%s\" is not an IP address", host);
+	if ((err = ras_listen_parse("http", v, &a)) < 0)
+		return err;
+	*ss = a.ss;
+	*len = a.len;
+	*v6 = a.v6;
+	return 0;
 }
 
 int

@@ -34,6 +34,7 @@
 #include "ras/uipages.h"
 #include "ras/uisession.h"
 #include "ui.h"
+#include "../listen.h"
 
 #define UI_CONN_MEMORY (64u * 1024u)
 #define UI_ROLES_MAX 32
@@ -955,51 +956,15 @@ on_timeout(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 static int
 parse_listen(const char *v, struct sockaddr_storage *ss, bool *v6, bool *loopback)
 {
-	char host[64];
-	const char *colon = strrchr(v, ':');
-	long port;
-	char *end;
-	size_t hl;
+	struct ras_listen_addr a;
+	int err;
 
-	if (colon == NULL)
-		return ras_error_code(RAS_EINVALID, "[ui] listen must be HOST:PORT");
-	hl = (size_t)(colon - v);
-	if (v[0] == '[') {
-		if (hl < 2 || v[hl - 1] != ']')
-			return ras_error_code(RAS_EINVALID, "[ui] listen must be [IPv6]:PORT");
-		v++;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return ras_error_code(RAS_EINVALID, "[ui] listen has a bad host");
-	memcpy(host, v, hl);
-	host[hl] = '\0';
-	port = strtol(colon + 1, &end, 10);
-	if (*end != '\0' || port < 0 || port > 65535)
-		return ras_error_code(RAS_EINVALID, "[ui] listen has a bad port");
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	memset(ss, 0, sizeof(*ss));
-	{
-		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-
-		if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-			a4->sin_family = AF_INET;
-			a4->sin_port = htons((uint16_t)port);
-			*v6 = false;
-			*loopback = (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
-			return 0;
-		}
-		if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-			a6->sin6_family = AF_INET6;
-			a6->sin6_port = htons((uint16_t)port);
-			*v6 = true;
-			*loopback = IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr);
-			return 0;
-		}
-	}
-	return ras_error_code(RAS_EINVALID, "[ui] listen host \"%s\" is not an IP address", host);
+	if ((err = ras_listen_parse("ui", v, &a)) < 0)
+		return err;
+	*ss = a.ss;
+	*v6 = a.v6;
+	*loopback = a.loopback;
+	return 0;
 }
 
 /* The path of [ui] redirect_url: where the provider sends the browser back. */
