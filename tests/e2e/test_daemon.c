@@ -717,9 +717,12 @@ raw_post(const struct rasd_proc *p, const char *body, size_t len)
 	const char *colon = strrchr(p->http, ':');
 	char head[512];
 	int fd = socket(AF_INET, SOCK_STREAM, 0), n;
+	long port;
 
 	CU_ASSERT_FATAL(fd >= 0 && colon != NULL);
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	port = strtol(colon + 1, NULL, 10);
+	CU_ASSERT_FATAL(port > 0 && port <= 65535);
+	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	n = snprintf(head, sizeof(head), "POST /fhir/Bundle HTTP/1.1\r\nHost: %s\r\n"

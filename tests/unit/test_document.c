@@ -540,14 +540,14 @@ pdf_pages(const char *path)
 {
 	char *out = NULL, *err = NULL, *p;
 	char *argv[] = { "/usr/bin/pdfinfo", (char *)path, NULL };
-	int n = 0;
+	long n = 0;
 
 	CU_ASSERT_EQUAL_FATAL(ras_test_spawn(argv, NULL, NULL, &out, &err), 0);
 	if ((p = strstr(out, "\nPages:")) != NULL)
-		n = atoi(p + 7);
+		n = strtol(p + 7, NULL, 10);
 	free(out);
 	free(err);
-	return n;
+	return n > 0 && n < 10000 ? (int)n : 0;
 }
 
 /* Every page carries the banner and its own "Page N of M". */
