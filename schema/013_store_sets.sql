@@ -222,3 +222,165 @@ BEGIN
     RETURN QUERY SELECT * FROM ras_store_referral_row(p_payload, p_doc, p_state, p_service,
                                                       p_received, v_pat);
 END $$;
+
+-- ---- a batch of referrals as a set ---------------------------------------
+-- ras_store_referrals(items): the referrals of a chunk of the normalise
+-- stage in one call, with exactly the outcome of ras_store_referral applied
+-- to each item in turn.  items is a JSON array of
+--   {"payload": inbox id, "doc": the normalised referral, "state": "new" or
+--    "awaiting-details", "service": the route's service hint or null}
+-- and the result has one row per item: its ordinal (1-based), the referral
+-- id and the outcome (created, merged, revised, duplicate).
+--
+-- 1. Patients: every item's patient upsert, folded per NHS number in batch
+--    order (one row cannot be upserted twice by one statement): each field
+--    is the last value the batch gives, else the stored one; the postcode
+--    is the last item's that says anything about it, where a restricted
+--    record says "none" (it keeps no address, not even an old one).
+-- 2. The fast path: items whose (key, version) is not stored yet and whose
+--    key and UBRN no other item of the batch has (nothing in the batch can
+--    see or change them but the item itself) are inserted as one set, with
+--    their attachments and referral-received events.
+-- 3. The rest (a version seen before: merged, revised, duplicate; a key
+--    twice in the batch) go through ras_store_referral_row one at a time,
+--    in batch order, after the set.
+-- Referral and event ids are therefore assigned set first, then the rest
+-- (the order of ids across different referrals is not an outcome).
+CREATE FUNCTION ras_store_referrals(p_items jsonb)
+RETURNS TABLE (ordinal int, referral_id bigint, outcome text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_pats  jsonb;
+    v_fast  int[];
+    v_ords  int[];
+    v_ids   bigint[];
+    v_row   record;
+BEGIN
+    WITH x AS (
+        SELECT i.ord, i.v -> 'doc' -> 'patient' AS p,
+               coalesce((i.v -> 'doc' -> 'patient' ->> 'restricted')::boolean, false) AS restricted
+          FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(v, ord)
+         WHERE i.v -> 'doc' -> 'patient' ->> 'nhs_number_status' = 'valid'),
+    f AS (
+        SELECT x.p ->> 'nhs_number' AS nhs_number,
+               (array_agg((x.p ->> 'birth_date')::date ORDER BY x.ord DESC)
+                    FILTER (WHERE x.p ->> 'birth_date' IS NOT NULL))[1] AS birth_date,
+               (array_agg(x.p ->> 'family' ORDER BY x.ord DESC)
+                    FILTER (WHERE x.p ->> 'family' IS NOT NULL))[1] AS family,
+               (array_agg(x.p ->> 'given' ORDER BY x.ord DESC)
+                    FILTER (WHERE x.p ->> 'given' IS NOT NULL))[1] AS given,
+               (array_agg(x.p ->> 'gender' ORDER BY x.ord DESC)
+                    FILTER (WHERE x.p ->> 'gender' IS NOT NULL))[1] AS gender,
+               (array_agg(x.p ->> 'practice_ods' ORDER BY x.ord DESC)
+                    FILTER (WHERE x.p ->> 'practice_ods' IS NOT NULL))[1] AS practice_ods,
+               bool_or(x.restricted OR x.p ->> 'postcode' IS NOT NULL) AS postcode_said,
+               (array_agg(CASE WHEN x.restricted THEN NULL ELSE x.p ->> 'postcode' END
+                          ORDER BY x.ord DESC)
+                    FILTER (WHERE x.restricted OR x.p ->> 'postcode' IS NOT NULL))[1] AS postcode
+          FROM x GROUP BY x.p ->> 'nhs_number'),
+    up AS (
+        INSERT INTO patients AS p (nhs_number, birth_date, family, given, gender, postcode, practice_ods)
+        SELECT f.nhs_number, f.birth_date, f.family, f.given, f.gender, f.postcode, f.practice_ods
+          FROM f ORDER BY f.nhs_number
+        ON CONFLICT (nhs_number) DO UPDATE SET
+            birth_date   = coalesce(EXCLUDED.birth_date, p.birth_date),
+            family       = coalesce(EXCLUDED.family, p.family),
+            given        = coalesce(EXCLUDED.given, p.given),
+            gender       = coalesce(EXCLUDED.gender, p.gender),
+            postcode     = CASE WHEN (SELECT f.postcode_said FROM f WHERE f.nhs_number = EXCLUDED.nhs_number)
+                                THEN EXCLUDED.postcode ELSE p.postcode END,
+            practice_ods = coalesce(EXCLUDED.practice_ods, p.practice_ods),
+            updated_at   = now()
+        RETURNING p.nhs_number, p.id)
+    SELECT coalesce(jsonb_object_agg(up.nhs_number, up.id), '{}') INTO v_pats FROM up;
+
+    SELECT coalesce(array_agg(c.ord::int ORDER BY c.ord), '{}') INTO v_fast FROM (
+        SELECT i.ord, i.v -> 'doc' ->> 'key' AS key, (i.v -> 'doc' ->> 'version')::bigint AS ver,
+               i.v -> 'doc' ->> 'ubrn' AS ubrn,
+               count(*) OVER (PARTITION BY i.v -> 'doc' ->> 'key') AS same_key,
+               count(*) OVER (PARTITION BY coalesce(i.v -> 'doc' ->> 'ubrn', '#' || i.ord)) AS same_ubrn
+          FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(v, ord)) c
+     WHERE c.key IS NOT NULL AND c.ver IS NOT NULL AND c.same_key = 1 AND c.same_ubrn = 1
+       AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.referral_key = c.key AND r.version = c.ver);
+
+    IF cardinality(v_fast) > 0 THEN
+        WITH i AS (
+            SELECT i.ord::int AS ord, (i.v ->> 'payload')::bigint AS payload, i.v -> 'doc' AS doc,
+                   i.v ->> 'state' AS state, i.v ->> 'service' AS service
+              FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(v, ord)
+             WHERE i.ord = ANY (v_fast)),
+        ins AS (
+            INSERT INTO referrals (referral_key, ubrn, version, source, payload_id, patient_id, service,
+                                   ers_service_id, priority, authored_at, received_at,
+                                   registered_practice, referrer_ods, referrer_sds, referrer_name,
+                                   form_questionnaire, form_version, ers_state, ers_referral_type,
+                                   state, doc)
+            SELECT i.doc ->> 'key', i.doc ->> 'ubrn', (i.doc ->> 'version')::bigint, i.doc ->> 'source',
+                   i.payload,
+                   CASE WHEN i.doc -> 'patient' ->> 'nhs_number_status' = 'valid'
+                        THEN (v_pats ->> (i.doc -> 'patient' ->> 'nhs_number'))::bigint END,
+                   i.service, i.doc -> 'ers' ->> 'service_id', i.doc ->> 'priority',
+                   (i.doc ->> 'authored')::timestamptz,
+                   (SELECT b.received_at FROM inbox b WHERE b.id = i.payload),
+                   i.doc -> 'patient' ->> 'practice_ods', i.doc -> 'referrer' ->> 'org_ods',
+                   i.doc -> 'referrer' ->> 'sds_user_id', i.doc -> 'referrer' ->> 'name',
+                   i.doc -> 'form' ->> 'questionnaire', i.doc -> 'form' ->> 'version',
+                   i.doc -> 'ers' ->> 'state', i.doc -> 'ers' ->> 'referral_type',
+                   i.state, i.doc
+              FROM i ORDER BY i.ord
+            ON CONFLICT (referral_key, version) DO NOTHING
+            RETURNING id, referral_key),
+        c AS (SELECT i.*, ins.id FROM i JOIN ins ON ins.referral_key = i.doc ->> 'key'),
+        att AS (
+            INSERT INTO attachments AS t (referral_id, ubrn, url, title, content_type, declared_size,
+                                          availability, type, attached_by, attached_by_org)
+            SELECT c.id, c.doc ->> 'ubrn', x.v ->> 'url', x.v ->> 'title', x.v ->> 'content_type',
+                   (x.v ->> 'size')::bigint, x.v ->> 'availability', x.v ->> 'type',
+                   x.v ->> 'attached_by', x.v ->> 'attached_by_org'
+              FROM c CROSS JOIN LATERAL jsonb_array_elements(coalesce(c.doc -> 'attachments', '[]')) AS x(v)
+             WHERE c.doc ->> 'ubrn' IS NOT NULL
+            ON CONFLICT (ubrn, url) WHERE ubrn IS NOT NULL DO UPDATE SET
+                referral_id  = EXCLUDED.referral_id,
+                availability = EXCLUDED.availability,
+                title        = coalesce(EXCLUDED.title, t.title),
+                content_type = coalesce(EXCLUDED.content_type, t.content_type),
+                declared_size= coalesce(EXCLUDED.declared_size, t.declared_size)),
+        ev AS (
+            INSERT INTO events (referral_id, ubrn, payload_id, kind, actor, detail)
+            SELECT c.id, c.doc ->> 'ubrn', c.payload, 'referral-received', 'rasd',
+                   jsonb_build_object('source', c.doc ->> 'source',
+                                      'version', (c.doc ->> 'version')::bigint,
+                                      'state', c.state, 'service', c.service)
+              FROM c ORDER BY c.ord)
+        SELECT coalesce(array_agg(c.ord ORDER BY c.ord), '{}'), coalesce(array_agg(c.id ORDER BY c.ord), '{}')
+          INTO v_ords, v_ids FROM c;
+
+        RETURN QUERY SELECT u.o, u.id, 'created'::text FROM unnest(v_ords, v_ids) AS u(o, id);
+        -- another transaction stored one of them first: a duplicate, as in
+        -- ras_store_referral_row
+        RETURN QUERY
+            SELECT i.ord::int, r.id, 'duplicate'::text
+              FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(v, ord)
+              JOIN referrals r ON r.referral_key = i.v -> 'doc' ->> 'key'
+                              AND r.version = (i.v -> 'doc' ->> 'version')::bigint
+             WHERE i.ord = ANY (v_fast) AND NOT (i.ord = ANY (v_ords));
+    END IF;
+
+    FOR v_row IN
+        SELECT i.ord::int AS ord, i.v AS item
+          FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(v, ord)
+         WHERE NOT (i.ord = ANY (v_fast))
+         ORDER BY i.ord
+    LOOP
+        RETURN QUERY
+            SELECT v_row.ord, s.referral_id, s.outcome
+              FROM ras_store_referral_row(
+                       (v_row.item ->> 'payload')::bigint, v_row.item -> 'doc', v_row.item ->> 'state',
+                       v_row.item ->> 'service',
+                       (SELECT b.received_at FROM inbox b WHERE b.id = (v_row.item ->> 'payload')::bigint),
+                       CASE WHEN v_row.item -> 'doc' -> 'patient' ->> 'nhs_number_status' = 'valid'
+                            THEN (v_pats ->> (v_row.item -> 'doc' -> 'patient' ->> 'nhs_number'))::bigint
+                       END) AS s;
+    END LOOP;
+END $$;

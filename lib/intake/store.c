@@ -143,7 +143,8 @@ ras_store_read_payload(int fd, struct ras_buf *data, uint64_t *size, char *sha25
 
 /* One statement of a payload's plan. */
 enum step_kind {
-	STEP_REFERRAL,   /* SELECT referral_id, outcome FROM ras_store_referral(…) */
+	STEP_REFERRAL,   /* a referral: ras_store_referral(…), or with others of its run
+	                  * ras_store_referrals(…) */
 	STEP_OTHER,      /* anything whose result is only checked for success */
 };
 
@@ -153,6 +154,17 @@ struct step {
 	int nparams;
 	struct ras_db_param params[6];
 	const char *label;   /* "referral 000000070000 v5" for messages */
+	/* STEP_REFERRAL: what the store made of it */
+	int64_t referral_id;
+	const char *outcome; /* created, merged, revised, duplicate (static) */
+};
+
+/* One statement of a chunk as sent: a step on its own, or a run of
+ * consecutive referral steps stored by one ras_store_referrals call. */
+struct call {
+	struct step *one;     /* a step on its own */
+	struct step **run;    /* or a run of referral steps, in batch order */
+	size_t nrun;
 };
 
 struct plan {
@@ -171,6 +183,10 @@ struct plan {
 static const char SQL_STORE_REFERRAL[] =
     "SELECT referral_id, outcome FROM ras_store_referral($1::bigint, $2::jsonb, $3, $4,"
     " (SELECT received_at FROM inbox WHERE id = $1::bigint))";
+
+/* A run of referrals (schema/013): one row per item, by ordinal. */
+static const char SQL_STORE_REFERRALS[] =
+    "SELECT ordinal, referral_id, outcome FROM ras_store_referrals($1::jsonb)";
 
 static const char SQL_STORE_DOCREF[] =
     "INSERT INTO attachments AS t (referral_id, ubrn, url, title, content_type, declared_size,"
@@ -459,61 +475,198 @@ plan_payload(struct ras_arena *a, const struct ras_xmlform_maps *form_maps, stru
 	return 0;
 }
 
-static int
-send_steps(struct ras_db *db, struct plan *plans, size_t n)
+/* The JSON items of a run for ras_store_referrals: the documents are the
+ * planned text as it is (no second serialisation), the rest escaped. */
+static const char *
+run_items(struct ras_arena *a, struct step **run, size_t n)
 {
+	struct ras_buf b = RAS_BUF_INIT(0);
+	const char *out = NULL;
+	int err = ras_buf_putc(&b, '[');
+
+	for (size_t i = 0; i < n && err == 0; i++) {
+		struct step *s = run[i];
+		json_t *svc = s->params[3].value ? json_string(s->params[3].value) : json_null();
+
+		if (svc == NULL) {
+			err = RAS_ENOMEM;
+			break;
+		}
+		err = ras_buf_printf(&b, "%s{\"payload\":%s,\"state\":\"%s\",\"service\":", i ? "," : "",
+		    s->params[0].value, s->params[2].value);
+		if (err == 0)
+			err = ras_json_dump(svc, RAS_JSON_COMPACT, &b);
+		json_decref(svc);
+		if (err == 0)
+			err = ras_buf_puts(&b, ",\"doc\":");
+		if (err == 0)
+			err = ras_buf_puts(&b, s->params[1].value);
+		if (err == 0)
+			err = ras_buf_putc(&b, '}');
+	}
+	if (err == 0 && ras_buf_putc(&b, ']') == 0)
+		out = ras_arena_strndup(a, b.data, b.len);
+	ras_buf_free(&b);
+	return out;
+}
+
+/* Send a call: a run of more than one referral as one ras_store_referrals
+ * call, anything else as its own statement. */
+static int
+send_call(struct ras_db *db, struct ras_arena *a, struct call *c)
+{
+	const char *items;
+
+	if (c->one)
+		return ras_db_pipeline_send(db, c->one->sql, c->one->nparams, c->one->params);
+	if ((items = run_items(a, c->run, c->nrun)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	return ras_db_pipeline_send(db, SQL_STORE_REFERRALS, 1, &RAS_DB_TEXT(items));
+}
+
+/* Send every step of the chunk in batch order, consecutive referral steps
+ * (of one payload or of many) as one call: a chunk of referral Bundles is
+ * one statement.  Other steps (a form, an attachment, an event) end a run
+ * and keep their place, so a payload still sees every one before it. */
+static int
+send_steps(struct ras_db *db, struct ras_arena *a, struct plan *plans, size_t n,
+    struct call **calls, size_t *ncalls)
+{
+	size_t nsteps = 0, nc = 0, used = 0;
+	struct step **slots;
+	struct call *cs;
 	int err;
 
+	*ncalls = 0;
+	for (size_t i = 0; i < n; i++)
+		nsteps += plans[i].nsteps;
+	cs = ras_arena_calloc(a, nsteps ? nsteps : 1, sizeof(*cs));
+	slots = ras_arena_calloc(a, nsteps ? nsteps : 1, sizeof(*slots));
+	if (cs == NULL || slots == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	/* A run's steps are consecutive, so each run takes the next slots. */
 	for (size_t i = 0; i < n; i++)
 		for (size_t k = 0; k < plans[i].nsteps; k++) {
 			struct step *s = &plans[i].steps[k];
 
-			if ((err = ras_db_pipeline_send(db, s->sql, s->nparams, s->params)) < 0)
-				return err;
+			if (s->kind != STEP_REFERRAL) {
+				cs[nc++].one = s;
+				continue;
+			}
+			if (nc == 0 || cs[nc - 1].run == NULL)
+				cs[nc++].run = &slots[used];
+			slots[used++] = s;
+			cs[nc - 1].nrun++;
 		}
+	for (size_t i = 0; i < nc; i++) {
+		if (cs[i].run && cs[i].nrun == 1) {   /* on its own: ras_store_referral */
+			cs[i].one = cs[i].run[0];
+			cs[i].run = NULL;
+			cs[i].nrun = 0;
+		}
+		if ((err = send_call(db, a, &cs[i])) < 0)
+			return err;
+	}
+	*calls = cs;
+	*ncalls = nc;
+	return 0;
+}
+
+static const char *
+static_outcome(const char *o)
+{
+	static const char *const known[] = { "created", "merged", "revised", "duplicate" };
+
+	for (size_t i = 0; o && i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(o, known[i]) == 0)
+			return known[i];
+	return "duplicate";
+}
+
+/* Note the outcome of a referral step from row `row` of a result whose
+ * columns `col` and `col + 1` are the referral id and the outcome. */
+static void
+note_outcome(struct step *s, struct ras_db_res *res, int row, int col)
+{
+	(void)ras_db_res_int(res, row, col, &s->referral_id);
+	s->outcome = static_outcome(ras_db_res_get(res, row, col + 1));
+}
+
+/* The ordinals ras_store_referrals answered, each once, for every item. */
+static int
+note_run(struct call *c, struct ras_db_res *res)
+{
+	int rows = ras_db_res_rows(res);
+
+	for (size_t k = 0; k < c->nrun; k++)
+		c->run[k]->outcome = NULL;
+	for (int row = 0; row < rows; row++) {
+		int64_t ord = 0;
+
+		if (!ras_db_res_int(res, row, 0, &ord) || ord < 1 || (uint64_t)ord > c->nrun ||
+		    c->run[ord - 1]->outcome != NULL)
+			return ras_error_code(RAS_ERROR, "ras_store_referrals answered item %lld wrongly",
+			    (long long)ord);
+		note_outcome(c->run[ord - 1], res, row, 1);
+	}
+	for (size_t k = 0; k < c->nrun; k++)
+		if (c->run[k]->outcome == NULL)
+			return ras_error_code(RAS_ERROR, "ras_store_referrals did not answer for %s",
+			    c->run[k]->label);
 	return 0;
 }
 
 static int
-collect_steps(struct ras_db *db, struct plan *plans, size_t n)
+collect_calls(struct ras_db *db, struct call *calls, size_t n)
 {
 	int err = 0, first_err = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		struct plan *p = &plans[i];
-		struct ras_normalise_report *rep = p->report;
+		struct call *c = &calls[i];
+		struct ras_db_res *res = NULL;
 
-		for (size_t k = 0; k < p->nsteps; k++) {
-			struct step *s = &p->steps[k];
-			struct ras_db_res *res = NULL;
-
-			if ((err = ras_db_pipeline_result(db, &res)) < 0) {
-				if (first_err == 0) {
-					first_err = err;
-					ras_error_context("%s", s->label ? s->label : "store");
-				}
-				continue;
-			}
-			if (s->kind == STEP_REFERRAL && first_err == 0) {
-				const char *outcome = ras_db_res_get(res, 0, 1);
-				int64_t rid = 0;
-
-				(void)ras_db_res_int(res, 0, 0, &rid);
-				if (rep->first_referral_id == 0)
-					rep->first_referral_id = rid;
-				if (outcome && strcmp(outcome, "created") == 0)
-					rep->created++;
-				else if (outcome && strcmp(outcome, "merged") == 0)
-					rep->merged++;
-				else if (outcome && strcmp(outcome, "revised") == 0)
-					rep->revised++;
+		if ((err = ras_db_pipeline_result(db, &res)) < 0) {
+			if (first_err == 0) {
+				first_err = err;
+				if (c->one)
+					ras_error_context("%s", c->one->label ? c->one->label : "store");
 				else
-					rep->duplicates++;
+					ras_error_context("%s and %zu more referral(s) stored as a set",
+					    c->run[0]->label, c->nrun - 1);
 			}
-			ras_db_res_free(res);
+			continue;
 		}
+		if (first_err == 0 && c->one && c->one->kind == STEP_REFERRAL)
+			note_outcome(c->one, res, 0, 0);
+		else if (first_err == 0 && c->run && (err = note_run(c, res)) < 0)
+			first_err = err;
+		ras_db_res_free(res);
 	}
 	return first_err;
+}
+
+/* A payload's referral outcomes, in the order of its steps. */
+static void
+tally(struct plan *p)
+{
+	struct ras_normalise_report *rep = p->report;
+
+	for (size_t k = 0; k < p->nsteps; k++) {
+		const struct step *s = &p->steps[k];
+
+		if (s->kind != STEP_REFERRAL)
+			continue;
+		if (rep->first_referral_id == 0)
+			rep->first_referral_id = s->referral_id;
+		if (strcmp(s->outcome, "created") == 0)
+			rep->created++;
+		else if (strcmp(s->outcome, "merged") == 0)
+			rep->merged++;
+		else if (strcmp(s->outcome, "revised") == 0)
+			rep->revised++;
+		else
+			rep->duplicates++;
+	}
 }
 
 static void
@@ -547,51 +700,66 @@ finish_report(struct plan *p)
 		snprintf(m, sz, "nothing to store%s", p->notes.data ? p->notes.data : "");
 }
 
+/* A JSON string of s; bytes that are not UTF-8 (a reason quoting a
+ * malformed payload) become '?' rather than lose the whole reason. */
+static json_t *
+json_text(const char *s)
+{
+	json_t *j;
+	char *copy;
+
+	if (s == NULL)
+		return json_null();
+	if ((j = json_string(s)) != NULL)
+		return j;
+	if ((copy = strdup(s)) == NULL)
+		return NULL;
+	for (char *c = copy; *c; c++)
+		if ((unsigned char)*c >= 0x80)
+			*c = '?';
+	j = json_string(copy);
+	free(copy);
+	return j;
+}
+
+/* Every payload of the chunk marked, and a payload-rejected event for each
+ * rejected one, by one statement. */
+static const char SQL_INBOX_DONE_SET[] =
+    "WITH d AS (SELECT d.ord, (d.v ->> 'id')::bigint AS id, d.v ->> 'state' AS state,"
+    "  d.v ->> 'kind' AS kind, d.v ->> 'error' AS error"
+    "  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS d(v, ord)),"
+    " u AS (UPDATE inbox i SET state = d.state, kind = d.kind, error = d.error, processed_at = now()"
+    "  FROM d WHERE i.id = d.id)"
+    " INSERT INTO events (payload_id, kind, actor)"
+    " SELECT d.id, 'payload-rejected', 'rasd' FROM d WHERE d.state = 'rejected' ORDER BY d.ord";
+
 static int
 mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 {
-	int err;
+	struct ras_buf b = RAS_BUF_INIT(0);
+	json_t *arr = json_array();
+	int err = arr ? 0 : RAS_ENOMEM;
 
-	if ((err = ras_db_pipeline_enter(db)) < 0)
-		return err;
-	for (size_t i = 0; i < n; i++) {
-		struct plan *p = &plans[i];
-		struct ras_db_param prm[4] = {
-			RAS_DB_TEXT(p->id_text), RAS_DB_TEXT(p->state), RAS_DB_TEXT(p->kind),
-			RAS_DB_TEXT(p->error),
-		};
+	for (size_t i = 0; i < n && err == 0; i++) {
+		const struct plan *p = &plans[i];
+		json_t *o = json_object();
 
-		if ((err = ras_db_pipeline_send(db, SQL_INBOX_DONE, 4, prm)) < 0)
-			goto done;
-		if (strcmp(p->state, "rejected") == 0) {
-			struct ras_db_param ev[6] = {
-				RAS_DB_TEXT(NULL), RAS_DB_TEXT(NULL), RAS_DB_TEXT(p->id_text),
-				RAS_DB_TEXT("payload-rejected"), RAS_DB_TEXT("rasd"), RAS_DB_TEXT(NULL),
-			};
-
-			if ((err = ras_db_pipeline_send(db, SQL_EVENT, 6, ev)) < 0)
-				goto done;
-		}
+		if (o == NULL || ras_json_append_new(arr, o) < 0 ||
+		    ras_json_set_new(o, "id", json_integer(p->id)) < 0 ||
+		    ras_json_set_new(o, "state", json_text(p->state)) < 0 ||
+		    ras_json_set_new(o, "kind", json_text(p->kind)) < 0 ||
+		    ras_json_set_new(o, "error", json_text(p->error)) < 0)
+			err = RAS_ENOMEM;
 	}
-	if ((err = ras_db_pipeline_sync(db)) < 0)
-		goto done;
-	for (size_t i = 0; i < n; i++) {
-		int k = strcmp(plans[i].state, "rejected") == 0 ? 2 : 1;
-
-		while (k--) {
-			struct ras_db_res *res = NULL;
-
-			if ((err = ras_db_pipeline_result(db, &res)) < 0)
-				goto done;
-			ras_db_res_free(res);
-		}
-	}
-done:
-	{
-		int e2 = ras_db_pipeline_exit(db);
-
-		return err < 0 ? err : e2;
-	}
+	if (err == 0)
+		err = ras_json_dump(arr, RAS_JSON_COMPACT, &b);
+	json_decref(arr);
+	if (err == RAS_ENOMEM)
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+	if (err == 0)
+		err = ras_db_query(db, NULL, SQL_INBOX_DONE_SET, 1, &RAS_DB_TEXT(b.data));
+	ras_buf_free(&b);
+	return err;
 }
 
 struct claimed {
@@ -714,6 +882,8 @@ static int
 run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ras_arena *a,
     struct claimed *rows, size_t n, struct ras_normalise_report *reports, struct plan *plans)
 {
+	struct call *calls = NULL;
+	size_t ncalls = 0;
 	int err;
 
 	for (size_t i = 0; i < n; i++) {
@@ -733,11 +903,12 @@ run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ra
 	}
 	if ((err = ras_db_pipeline_enter(db)) < 0)
 		return err;
-	if ((err = send_steps(db, plans, n)) < 0 || (err = ras_db_pipeline_sync(db)) < 0) {
+	if ((err = send_steps(db, a, plans, n, &calls, &ncalls)) < 0 ||
+	    (err = ras_db_pipeline_sync(db)) < 0) {
 		(void)ras_db_pipeline_exit(db);
 		return err;
 	}
-	err = collect_steps(db, plans, n);
+	err = collect_calls(db, calls, ncalls);
 	{
 		int e2 = ras_db_pipeline_exit(db);
 
@@ -746,8 +917,10 @@ run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ra
 	}
 	if (err < 0)
 		return err;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		tally(&plans[i]);
 		finish_report(&plans[i]);
+	}
 	return mark_inbox(db, plans, n);
 }
 

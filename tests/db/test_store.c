@@ -424,6 +424,307 @@ lost_connection_ends_a_pipeline(void)
 	free(ci);
 }
 
+/* ---- one batch stores what one payload at a time stores ------------------ */
+
+/* text with every `from` replaced by `to` (malloc'd) */
+static char *
+replace_all(const char *text, const char *from, const char *to)
+{
+	size_t nf = strlen(from), nt = strlen(to), n = 0;
+	const char *p;
+	char *out, *o;
+
+	for (p = text; (p = strstr(p, from)) != NULL; p += nf)
+		n++;
+	out = malloc(strlen(text) + n * (nt > nf ? nt - nf : 0) + 1);
+	if (out == NULL)
+		return NULL;
+	for (o = out, p = text;;) {
+		const char *q = strstr(p, from);
+
+		if (q == NULL) {
+			strcpy(o, p);
+			break;
+		}
+		memcpy(o, p, (size_t)(q - p));
+		o += q - p;
+		memcpy(o, to, nt);
+		o += nt;
+		p = q + nf;
+	}
+	return out;
+}
+
+static char *
+replace_into(char *text, const char *from, const char *to)
+{
+	char *out = replace_all(text, from, to);
+
+	free(text);
+	return out;
+}
+
+/* A referral Bundle generated from r4/referral-collection-urn.json. */
+struct gen {
+	const char *ubrn;
+	int version;             /* 0: none given (1) */
+	const char *nhs;
+	const char *postcode;    /* NULL: the fixture's */
+	bool restricted;         /* PDS S-flag: no address kept */
+	int weeks;               /* the pain-duration-weeks answer (0: the fixture's 26) */
+	bool urgent;
+	const char *tail;        /* bytes appended (the same content, other bytes) */
+};
+
+static char *
+gen_bundle(const struct gen *g)
+{
+	size_t len;
+	char *t = ras_test_read(ras_test_fixture("r4/referral-collection-urn.json"), &len), buf[96];
+
+	t = replace_into(t, "100000000101", g->ubrn);
+	t = replace_into(t, "9990000018", g->nhs);
+	if (g->postcode)
+		t = replace_into(t, "NG24 1AA", g->postcode);
+	if (g->weeks) {
+		snprintf(buf, sizeof(buf), "\"valueInteger\": %d", g->weeks);
+		t = replace_into(t, "\"valueInteger\": 26", buf);
+	}
+	if (g->urgent)
+		t = replace_into(t, "\"priority\": \"routine\"", "\"priority\": \"urgent\"");
+	if (g->version) {
+		snprintf(buf, sizeof(buf), "\"resourceType\": \"ServiceRequest\", \"meta\": {\"versionId\": \"%d\"},",
+		    g->version);
+		t = replace_into(t, "\"resourceType\": \"ServiceRequest\",", buf);
+	}
+	if (g->restricted)
+		t = replace_into(t, "\"resourceType\": \"Patient\",",
+		    "\"resourceType\": \"Patient\", \"meta\": {\"security\": [{\"code\": \"R\"}]},");
+	if (g->tail) {
+		ras_test_fmt(buf, sizeof(buf), "\n}\n%s", g->tail);
+		t = replace_into(t, "\n}\n", buf);
+	}
+	return t;
+}
+
+/* An e-RS worklist with one TRIAGE_DEFERRAL item. */
+static char *
+gen_worklist_item(const char *ubrn, int version, const char *priority, const char *nhs)
+{
+	char buf[1024];
+
+	ras_test_fmt(buf, sizeof(buf),
+	    "{\"resourceType\":\"List\",\"meta\":{\"profile\":[\"https://fhir.nhs.uk/STU3/StructureDefinition/eRS-FetchWorklist-List-1\"]},"
+	    "\"status\":\"current\",\"mode\":\"snapshot\",\"entry\":[{\"extension\":[{\"url\":"
+	    "\"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-eRS-ReferralsforReview-WorkListItem-1\","
+	    "\"extension\":[{\"url\":\"referralType\",\"valueCodeableConcept\":{\"coding\":[{\"code\":\"TRIAGE_DEFERRAL\"}]}},"
+	    "{\"url\":\"priority\",\"valueCodeableConcept\":{\"coding\":[{\"code\":\"%s\"}]}},"
+	    "{\"url\":\"patient\",\"valueReference\":{\"identifier\":{\"system\":\"http://fhir.nhs.net/Id/nhs-number\",\"value\":\"%s\"}}},"
+	    "{\"url\":\"referralRequestVersion\",\"valueInteger\":%d}]}],"
+	    "\"item\":{\"reference\":\"ReferralRequest/%s\"}}]}", priority, nhs, version, ubrn);
+	return strdup(buf);
+}
+
+/* An e-RS A005 (ers/referral-Unbooked.json) under another UBRN. */
+static char *
+gen_a005(const char *ubrn)
+{
+	size_t len;
+
+	return replace_into(ras_test_read(ras_test_fixture("ers/referral-Unbooked.json"), &len),
+	    "000000070000", ubrn);
+}
+
+struct payload {
+	char *data;
+	const char *ubrn_hint;
+};
+
+/* Keep the payloads (one transaction), then normalise them one at a
+ * time (each alone: ras_store_referral) or as one batch. */
+static void
+store_payloads(struct ras_db *d, struct payload *p, size_t n, bool one_at_a_time,
+    struct ras_normalise_report *reps)
+{
+	struct ras_inbox_item items[32];
+	struct ras_inbox_put_result put[32];
+	int64_t ids[32];
+	struct ras_normalise_report *rep = NULL;
+	size_t got = 0;
+
+	CU_ASSERT_FATAL(n <= 32);
+	for (size_t i = 0; i < n; i++)
+		items[i] = (struct ras_inbox_item){ .data = p[i].data, .len = strlen(p[i].data),
+			.source = "file", .ubrn_hint = p[i].ubrn_hint };
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, n, put), 0);
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_FALSE(put[i].duplicate);
+		ids[i] = put[i].id;
+	}
+	if (!one_at_a_time) {
+		CU_ASSERT_EQUAL_FATAL(ras_store_normalise(d, NULL, ids, n, n, &rep, &got), 0);
+		CU_ASSERT_EQUAL_FATAL(got, n);
+		memcpy(reps, rep, n * sizeof(*rep));
+		free(rep);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_EQUAL_FATAL(ras_store_normalise(d, NULL, &ids[i], 1, 1, &rep, &got), 0);
+		CU_ASSERT_EQUAL_FATAL(got, 1);
+		reps[i] = rep[0];
+		free(rep);
+	}
+}
+
+/* What the store keeps, without ids, clocks or the order of ids across
+ * referrals (the set is inserted before the rest). */
+static const char *const STORED[] = {
+	"SELECT jsonb_agg(to_jsonb(r) - 'id' - 'patient_id' - 'created_at' - 'updated_at' - 'received_at'"
+	"  || jsonb_build_object('patient', (SELECT p.nhs_number FROM patients p WHERE p.id = r.patient_id))"
+	"  ORDER BY r.referral_key, r.version)::text FROM referrals r",
+	"SELECT jsonb_agg(to_jsonb(v) - 'referral_id' - 'superseded_at' - 'received_at'"
+	"  || jsonb_build_object('key', r.referral_key, 'version', r.version)"
+	"  ORDER BY r.referral_key, r.version, v.revision)::text"
+	" FROM referral_revisions v JOIN referrals r ON r.id = v.referral_id",
+	"SELECT jsonb_agg(to_jsonb(p) - 'id' - 'updated_at' ORDER BY p.nhs_number)::text FROM patients p",
+	"SELECT jsonb_agg(jsonb_build_object('key', r.referral_key, 'version', r.version, 'kind', e.kind,"
+	"  'payload', e.payload_id, 'ubrn', e.ubrn, 'actor', e.actor, 'detail', e.detail)"
+	"  ORDER BY r.referral_key, r.version, e.id)::text FROM events e LEFT JOIN referrals r ON r.id = e.referral_id",
+	"SELECT jsonb_agg(jsonb_build_object('id', i.id, 'state', i.state, 'kind', i.kind, 'error', i.error,"
+	"  'processed', i.processed_at IS NOT NULL) ORDER BY i.id)::text FROM inbox i",
+	"SELECT jsonb_agg(to_jsonb(a) - 'id' - 'referral_id' - 'created_at'"
+	"  || jsonb_build_object('key', r.referral_key, 'version', r.version) ORDER BY a.ubrn, a.url)::text"
+	" FROM attachments a LEFT JOIN referrals r ON r.id = a.referral_id",
+	"SELECT jsonb_agg(to_jsonb(a) - 'referral_id' || jsonb_build_object('key', r.referral_key,"
+	"  'version', r.version) ORDER BY r.referral_key, r.version, a.seq)::text"
+	" FROM referral_answers a JOIN referrals r ON r.id = a.referral_id",
+};
+
+static int64_t
+ref_id(struct ras_db *d, const char *ubrn, int version)
+{
+	char sql[160];
+
+	ras_test_fmt(sql, sizeof(sql), "SELECT id FROM referrals WHERE ubrn = $1 AND version = %d", version);
+	return ras_test_sql_int(d, sql, ubrn);
+}
+
+/*
+ * A generated mix of payloads stored one at a time (ras_store_referral per
+ * referral) into one database and as one batch (ras_store_referrals: the
+ * set, then the rest one by one) into another, after the same history:
+ * referrals, revisions, patients, events, the inbox, attachments and
+ * answers come out the same.  The mix: new referrals; a key twice in the
+ * batch (a revision, and two versions); a duplicate of a stored referral
+ * and one of a referral created earlier in the same batch; revisions (one
+ * of a decided referral, now urgent); e-RS views that merge (a worklist
+ * stub completed by its A005; a decided A005 whose worklist item raises
+ * the priority to urgent); patients shared across the batch, a restricted
+ * record before and after others of the same patient; a rejected payload;
+ * an attachment between two runs.
+ */
+static void
+batch_equals_one_at_a_time(void)
+{
+	static const char A[] = "9990000026", B[] = "9990000034", C[] = "9990000042",
+	    D[] = "9990000050", E[] = "9990000069", ERS_NHS[] = "9912003888";
+	struct ras_db *one = ras_test_db("store_one", NULL), *set = ras_test_db("store_set", NULL);
+	struct ras_db *dbs[2] = { one, set };
+	struct payload hist[4], mix[20];
+	struct ras_normalise_report rh[4], r1[20], r2[20];
+	size_t nmix = 0, len;
+
+	hist[0] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000201", .nhs = A, .postcode = "NG1 1AA" }), NULL };
+	hist[1] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000202", .nhs = B, .weeks = 10 }), NULL };
+	hist[2] = (struct payload){ gen_a005("000000080001"), NULL };
+	hist[3] = (struct payload){ gen_worklist_item("000000080002", 5, "ROUTINE", ERS_NHS), NULL };
+	for (int k = 0; k < 2; k++) {
+		store_payloads(dbs[k], hist, 4, true, rh);
+		CU_ASSERT_EQUAL(rh[0].created + rh[1].created + rh[2].created + rh[3].created, 4);
+		CU_ASSERT_EQUAL(ras_db_exec(dbs[k], "UPDATE referrals SET state = 'decided'"
+		    " WHERE ubrn IN ('100000000202', '000000080001')"), 0);
+	}
+
+	/* a key twice, first: created by the rest, before the set's */
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000206", .nhs = D }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000206", .nhs = D, .weeks = 40 }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000203", .nhs = C, .postcode = "NG3 3AA" }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000204", .nhs = A, .postcode = "NG4 4AA" }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000201", .nhs = A, .postcode = "NG1 1AA", .tail = "\n" }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000201", .nhs = A, .postcode = "NG1 1AA", .weeks = 30 }), NULL };
+	mix[nmix++] = (struct payload){ strdup("{\"resourceType\": \"Bundle\", \"type\": "), NULL };
+	mix[nmix++] = (struct payload){ gen_worklist_item("000000080001", 5, "URGENT", ERS_NHS), NULL };
+	mix[nmix++] = (struct payload){ gen_a005("000000080002"), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000205", .nhs = C, .restricted = true }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000207", .nhs = E }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000207", .version = 2, .nhs = E }), NULL };
+	mix[nmix++] = (struct payload){ ras_test_read(ras_test_fixture("ers/documentreference-80000.json"), &len), "000000080001" };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000202", .nhs = B, .weeks = 10, .urgent = true }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000208", .nhs = C, .postcode = "NG8 8AA" }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000209", .nhs = E, .urgent = true }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000203", .nhs = C, .postcode = "NG3 3AA", .tail = " \n" }), NULL };
+	mix[nmix++] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = "100000000210", .nhs = D, .restricted = true }), NULL };
+
+	store_payloads(one, mix, nmix, true, r1);
+	store_payloads(set, mix, nmix, false, r2);
+
+	for (size_t i = 0; i < nmix; i++) {
+		CU_ASSERT_STRING_EQUAL(r1[i].state, r2[i].state);
+		CU_ASSERT_STRING_EQUAL(r1[i].kind, r2[i].kind);
+		CU_ASSERT_EQUAL(r1[i].created, r2[i].created);
+		CU_ASSERT_EQUAL(r1[i].merged, r2[i].merged);
+		CU_ASSERT_EQUAL(r1[i].revised, r2[i].revised);
+		CU_ASSERT_EQUAL(r1[i].duplicates, r2[i].duplicates);
+	}
+	for (size_t q = 0; q < sizeof(STORED) / sizeof(STORED[0]); q++) {
+		char *a = ras_test_sql_text(one, STORED[q], NULL), *b = ras_test_sql_text(set, STORED[q], NULL);
+
+		CU_ASSERT_PTR_NOT_NULL(a);
+		CU_ASSERT_PTR_NOT_NULL(b);
+		if (a && b && strcmp(a, b) != 0)
+			fprintf(stderr, "one at a time and as a batch differ:\n  %s\n  one: %s\n  set: %s\n",
+			    STORED[q], a, b);
+		CU_ASSERT(a && b && strcmp(a, b) == 0);
+		free(a);
+		free(b);
+	}
+
+	/* the mix did what it says (in the batch's database) */
+	CU_ASSERT_EQUAL(r2[0].created, 1);
+	CU_ASSERT_EQUAL(r2[1].revised, 1);
+	CU_ASSERT_STRING_EQUAL(r2[4].state, "duplicate");
+	CU_ASSERT_EQUAL(r2[5].revised, 1);
+	CU_ASSERT_STRING_EQUAL(r2[6].state, "rejected");
+	CU_ASSERT_EQUAL(r2[7].merged, 1);
+	CU_ASSERT_EQUAL(r2[8].merged, 1);
+	CU_ASSERT_EQUAL(r2[11].created, 1);
+	CU_ASSERT_EQUAL(r2[13].revised, 1);
+	CU_ASSERT_STRING_EQUAL(r2[16].state, "duplicate");
+	CU_ASSERT_EQUAL(ras_test_sql_int(set, "SELECT count(*) FROM events WHERE kind = 'referral-merged'"
+	    " AND detail ->> 'priority_raised' = 'true'", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(set, "SELECT count(*) FROM referrals WHERE state = 'new'"
+	    " AND ubrn IN ('000000080001', '100000000202')", NULL), 2);
+	CU_ASSERT_EQUAL(ras_test_sql_int(set, "SELECT count(*) FROM patients WHERE nhs_number = $1"
+	    " AND postcode = 'NG3 3AA'", C), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(set, "SELECT count(*) FROM patients WHERE nhs_number = $1"
+	    " AND postcode IS NULL AND family IS NOT NULL", D), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(set, "SELECT count(*) FROM patients WHERE nhs_number = $1"
+	    " AND postcode = 'NG1 1AA'", A), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(set, "SELECT count(*) FROM attachments WHERE ubrn = '000000080001'"
+	    " AND referral_id IS NOT NULL", NULL), 1);
+	/* and the batch was stored as a set: the set's referrals were inserted
+	 * before the rest's (one at a time they are in batch order) */
+	CU_ASSERT(ref_id(one, "100000000206", 1) < ref_id(one, "100000000203", 1));
+	CU_ASSERT(ref_id(set, "100000000206", 1) > ref_id(set, "100000000203", 1));
+
+	for (int i = 0; i < 4; i++)
+		free(hist[i].data);
+	for (size_t i = 0; i < nmix; i++)
+		free(mix[i].data);
+	ras_db_close(one);
+	ras_db_close(set);
+}
+
 static const struct ras_test_case cases[] = {
 	{ "migrations and the version check", migrations },
 	{ "a lost connection ends a pipeline; the new session is UTC", lost_connection_ends_a_pipeline },
@@ -437,6 +738,7 @@ static const struct ras_test_case cases[] = {
 	{ "a rejected urgent referral says it is urgent", urgent_rejection_says_so },
 	{ "claiming received rows", claim_mode },
 	{ "a batch of many chunks", batch_of_many_chunks },
+	{ "one batch stores what one payload at a time stores", batch_equals_one_at_a_time },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
 	{ NULL, NULL },
