@@ -165,7 +165,7 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 		goto done;
 	}
 	if (nrep)
-		ras_stages_log_normalised(db, rep, nrep);
+		ras_stages_log_normalised(rep, nrep);
 
 	(void)ras_buf_putc(&ids, '{');
 	for (size_t k = 0; k < nref; k++)

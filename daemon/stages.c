@@ -115,50 +115,26 @@ every_day(const struct ras_date *d, void *ctx)
 
 /* ---- normalise ------------------------------------------------------- */
 
-static const char SQL_REPORT_CONTEXT[] =
-    "SELECT i.id::text, i.correlation_id,"
-    " (SELECT r.ubrn FROM referrals r WHERE r.payload_id = i.id ORDER BY r.id LIMIT 1)"
-    " FROM inbox i WHERE i.id = ANY ($1::bigint[])";
-
 void
-ras_stages_log_normalised(struct ras_db *db, const struct ras_normalise_report *rep, size_t n)
+ras_stages_log_normalised(const struct ras_normalise_report *rep, size_t n)
 {
-	struct ras_buf ids = RAS_BUF_INIT(0);
-	struct ras_db_res *res = NULL;
-
-	(void)ras_buf_putc(&ids, '{');
-	for (size_t i = 0; i < n; i++)
-		(void)ras_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rep[i].payload_id);
-	(void)ras_buf_putc(&ids, '}');
-	/* Correlation ids and UBRNs for the log fields; a failure here only
-	 * costs the fields. */
-	if (ids.data == NULL || ras_db_query(db, &res, SQL_REPORT_CONTEXT, 1, &RAS_DB_TEXT(ids.data)) < 0)
-		res = NULL;
+	/* The UBRN and correlation id come with each report: no lookup. */
 	for (size_t i = 0; i < n; i++) {
 		const struct ras_normalise_report *r = &rep[i];
-		const char *corr = NULL, *ubrn = NULL;
 		char pid[24];
+		struct ras_log_field f[] = { { "STAGE", "normalise" }, { "PAYLOAD_ID", pid },
+			{ "UBRN", r->ubrn[0] ? r->ubrn : NULL },
+			{ "CORRELATION_ID", r->correlation_id[0] ? r->correlation_id : NULL },
+			{ NULL, NULL } };
 
 		snprintf(pid, sizeof(pid), "%lld", (long long)r->payload_id);
-		for (int k = 0; res && k < ras_db_res_rows(res); k++)
-			if (strcmp(ras_db_res_get(res, k, 0), pid) == 0) {
-				corr = ras_db_res_get(res, k, 1);
-				ubrn = ras_db_res_get(res, k, 2);
-			}
-		{
-			struct ras_log_field f[] = { { "STAGE", "normalise" }, { "PAYLOAD_ID", pid },
-				{ "UBRN", ubrn }, { "CORRELATION_ID", corr }, { NULL, NULL } };
-
-			if (strcmp(r->state, "rejected") == 0 || strcmp(r->state, "partial") == 0)
-				ras_log_fields(RAS_LOG_WARNING, f, "payload #%s %s (%s): %s", pid, r->state,
-				    r->kind, r->message);
-			else if (strcmp(r->state, "received") != 0)
-				ras_log_fields(RAS_LOG_INFO, f, "payload #%s %s (%s): %s", pid, r->state,
-				    r->kind, r->message);
-		}
+		if (strcmp(r->state, "rejected") == 0 || strcmp(r->state, "partial") == 0)
+			ras_log_fields(RAS_LOG_WARNING, f, "payload #%s %s (%s): %s", pid, r->state,
+			    r->kind, r->message);
+		else if (strcmp(r->state, "received") != 0)
+			ras_log_fields(RAS_LOG_INFO, f, "payload #%s %s (%s): %s", pid, r->state,
+			    r->kind, r->message);
 	}
-	ras_db_res_free(res);
-	ras_buf_free(&ids);
 }
 
 static int
@@ -174,7 +150,7 @@ normalise_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	if ((err = ras_store_normalise(db, ras_runtime_form_maps(p->rt), NULL, 0, limit, &rep, &n)) < 0)
 		return err;
 	if (n)
-		ras_stages_log_normalised(db, rep, n);
+		ras_stages_log_normalised(rep, n);
 	free(rep);
 	return (int)n;
 }

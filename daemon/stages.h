@@ -10,9 +10,9 @@ struct ras_normalise_report;
 struct ras_units;
 
 /* One log line per normalised payload (warning when rejected), with
- * STAGE=, PAYLOAD_ID=, UBRN= and CORRELATION_ID= fields. */
-void ras_stages_log_normalised(struct ras_db *db, const struct ras_normalise_report *rep,
-    size_t n);
+ * STAGE=, PAYLOAD_ID=, UBRN= and CORRELATION_ID= fields (from the reports:
+ * no database lookup). */
+void ras_stages_log_normalised(const struct ras_normalise_report *rep, size_t n);
 
 /* The runtime of the units' configuration (rule sets, outbox, e-RS client,
  * form maps; runtime.h), for the EPR route of intake. */

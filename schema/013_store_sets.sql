@@ -295,14 +295,19 @@ BEGIN
         RETURNING p.nhs_number, p.id)
     SELECT coalesce(jsonb_object_agg(up.nhs_number, up.id), '{}') INTO v_pats FROM up;
 
+    -- (each stored version looked up by its key, LATERAL ... LIMIT 1: one
+    -- index probe per item whatever the planner thinks of the batch's size,
+    -- never a scan of referrals)
     SELECT coalesce(array_agg(c.ord::int ORDER BY c.ord), '{}') INTO v_fast FROM (
         SELECT i.ord, i.v -> 'doc' ->> 'key' AS key, (i.v -> 'doc' ->> 'version')::bigint AS ver,
                i.v -> 'doc' ->> 'ubrn' AS ubrn,
                count(*) OVER (PARTITION BY i.v -> 'doc' ->> 'key') AS same_key,
                count(*) OVER (PARTITION BY coalesce(i.v -> 'doc' ->> 'ubrn', '#' || i.ord)) AS same_ubrn
           FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(v, ord)) c
+      LEFT JOIN LATERAL (SELECT r.id FROM referrals r
+                          WHERE r.referral_key = c.key AND r.version = c.ver LIMIT 1) old ON true
      WHERE c.key IS NOT NULL AND c.ver IS NOT NULL AND c.same_key = 1 AND c.same_ubrn = 1
-       AND NOT EXISTS (SELECT 1 FROM referrals r WHERE r.referral_key = c.key AND r.version = c.ver);
+       AND old.id IS NULL;
 
     IF cardinality(v_fast) > 0 THEN
         WITH i AS (
@@ -359,12 +364,16 @@ BEGIN
         RETURN QUERY SELECT u.o, u.id, 'created'::text FROM unnest(v_ords, v_ids) AS u(o, id);
         -- another transaction stored one of them first: a duplicate, as in
         -- ras_store_referral_row
-        RETURN QUERY
-            SELECT i.ord::int, r.id, 'duplicate'::text
-              FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(v, ord)
-              JOIN referrals r ON r.referral_key = i.v -> 'doc' ->> 'key'
-                              AND r.version = (i.v -> 'doc' ->> 'version')::bigint
-             WHERE i.ord = ANY (v_fast) AND NOT (i.ord = ANY (v_ords));
+        IF cardinality(v_ords) < cardinality(v_fast) THEN
+            RETURN QUERY
+                SELECT i.ord::int, old.id, 'duplicate'::text
+                  FROM jsonb_array_elements(p_items) WITH ORDINALITY AS i(v, ord)
+                 CROSS JOIN LATERAL (SELECT r.id FROM referrals r
+                                      WHERE r.referral_key = i.v -> 'doc' ->> 'key'
+                                        AND r.version = (i.v -> 'doc' ->> 'version')::bigint
+                                      LIMIT 1) old
+                 WHERE i.ord = ANY (v_fast) AND NOT (i.ord = ANY (v_ords));
+        END IF;
     END IF;
 
     FOR v_row IN

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ras/limits.h"
+
 #include "ras/json.h"
 
 struct ras_buf;
@@ -73,6 +75,11 @@ struct ras_normalise_report {
 	int created, merged, duplicates, refused, skipped;
 	int revised;             /* same (key, version), different content: a new revision */
 	int64_t first_referral_id;
+	/* For the log fields (no second lookup): the UBRN of the first referral
+	 * this payload created or revised ("" when none), and the payload's
+	 * correlation id ("" when none). */
+	char ubrn[RAS_ID_MAX];
+	char correlation_id[RAS_ID_MAX];
 };
 
 /*

@@ -154,6 +154,7 @@ struct step {
 	int nparams;
 	struct ras_db_param params[6];
 	const char *label;   /* "referral 000000070000 v5" for messages */
+	const char *ubrn;    /* STEP_REFERRAL: its UBRN (NULL: a local key) */
 	/* STEP_REFERRAL: what the store made of it */
 	int64_t referral_id;
 	const char *outcome; /* created, merged, revised, duplicate (static) */
@@ -287,6 +288,7 @@ plan_referral(struct ras_arena *a, struct plan *p, const struct ras_referral *r,
 	s->params[1] = RAS_DB_TEXT(text);
 	s->params[2] = RAS_DB_TEXT(state);
 	s->params[3] = RAS_DB_TEXT(p->service_hint);
+	s->ubrn = r->ubrn;
 	s->label = ras_arena_printf(a, "referral %s v%lld", r->ubrn ? r->ubrn : key,
 	    (long long)(r->version ? r->version : 1));
 	return 0;
@@ -658,6 +660,10 @@ tally(struct plan *p)
 			continue;
 		if (rep->first_referral_id == 0)
 			rep->first_referral_id = s->referral_id;
+		/* the referral row that now names this payload (payload_id) */
+		if (rep->ubrn[0] == '\0' && s->ubrn &&
+		    (strcmp(s->outcome, "created") == 0 || strcmp(s->outcome, "revised") == 0))
+			snprintf(rep->ubrn, sizeof(rep->ubrn), "%s", s->ubrn);
 		if (strcmp(s->outcome, "created") == 0)
 			rep->created++;
 		else if (strcmp(s->outcome, "merged") == 0)
@@ -723,20 +729,22 @@ json_text(const char *s)
 }
 
 /* Every payload of the chunk marked, and a payload-rejected event for each
- * rejected one, by one statement. */
+ * rejected one, by one statement.  $2 (the ids again) makes the planner
+ * fetch the rows by their key, never scan the inbox, whatever it guesses of
+ * the JSON's length. */
 static const char SQL_INBOX_DONE_SET[] =
     "WITH d AS (SELECT d.ord, (d.v ->> 'id')::bigint AS id, d.v ->> 'state' AS state,"
     "  d.v ->> 'kind' AS kind, d.v ->> 'error' AS error"
     "  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS d(v, ord)),"
     " u AS (UPDATE inbox i SET state = d.state, kind = d.kind, error = d.error, processed_at = now()"
-    "  FROM d WHERE i.id = d.id)"
+    "  FROM d WHERE i.id = ANY ($2::bigint[]) AND i.id = d.id)"
     " INSERT INTO events (payload_id, kind, actor)"
     " SELECT d.id, 'payload-rejected', 'rasd' FROM d WHERE d.state = 'rejected' ORDER BY d.ord";
 
 static int
 mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 {
-	struct ras_buf b = RAS_BUF_INIT(0);
+	struct ras_buf b = RAS_BUF_INIT(0), ids = RAS_BUF_INIT(0);
 	json_t *arr = json_array();
 	int err = arr ? 0 : RAS_ENOMEM;
 
@@ -756,9 +764,14 @@ mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 	json_decref(arr);
 	if (err == RAS_ENOMEM)
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
-	if (err == 0)
-		err = ras_db_query(db, NULL, SQL_INBOX_DONE_SET, 1, &RAS_DB_TEXT(b.data));
+	(void)ras_buf_putc(&ids, '{');
+	for (size_t i = 0; i < n && err == 0; i++)
+		err = ras_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)plans[i].id);
+	if (err == 0 && (err = ras_buf_putc(&ids, '}')) == 0)
+		err = ras_db_query(db, NULL, SQL_INBOX_DONE_SET, 2,
+		    (struct ras_db_param[]){ RAS_DB_TEXT(b.data), RAS_DB_TEXT(ids.data) });
 	ras_buf_free(&b);
+	ras_buf_free(&ids);
 	return err;
 }
 
@@ -767,11 +780,11 @@ struct claimed {
 	const char *body;
 	size_t len;
 	bool truncated;
-	const char *service_hint, *ubrn_hint;
+	const char *service_hint, *ubrn_hint, *correlation_id;
 };
 
 static const char SQL_CLAIM[] =
-    "SELECT id::text, body, truncated::text, service_hint, ubrn_hint FROM inbox"
+    "SELECT id::text, body, truncated::text, service_hint, ubrn_hint, correlation_id FROM inbox"
     " WHERE state = 'received' AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))"
     " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
 
@@ -816,6 +829,9 @@ claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size
 			c->service_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 3), ras_db_res_len(res, i, 3));
 		if (!ras_db_res_isnull(res, i, 4))
 			c->ubrn_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 4), ras_db_res_len(res, i, 4));
+		if (!ras_db_res_isnull(res, i, 5))
+			c->correlation_id = ras_arena_strndup(a, ras_db_res_get(res, i, 5),
+			    ras_db_res_len(res, i, 5));
 		if (c->body == NULL) {
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 			goto done;
@@ -893,6 +909,9 @@ run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ra
 		ras_buf_init(&p->notes, 4096);
 		memset(&reports[i], 0, sizeof(reports[i]));
 		reports[i].payload_id = rows[i].id;
+		if (rows[i].correlation_id)
+			snprintf(reports[i].correlation_id, sizeof(reports[i].correlation_id), "%s",
+			    rows[i].correlation_id);
 		p->report = &reports[i];
 		p->id = rows[i].id;
 		p->id_text = ras_arena_printf(a, "%lld", (long long)rows[i].id);
