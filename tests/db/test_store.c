@@ -725,6 +725,46 @@ batch_equals_one_at_a_time(void)
 	ras_db_close(set);
 }
 
+/* A batch stored as a set that fails in the database (here a trigger
+ * refuses one referral) is taken again one payload at a time: the others
+ * are stored, the refused one is kept, marked with the database's reason. */
+static void
+set_failure_retried_one_at_a_time(void)
+{
+	static const char *const ubrns[] = { "100000000301", "100000000302", "100000000303",
+		"100000000304" };
+	struct ras_db *d = ras_test_db("store_retry", NULL);
+	struct payload p[4];
+	struct ras_normalise_report r[4];
+
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d,
+	    "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+	    " BEGIN IF NEW.ubrn = '100000000303' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER test_refuse BEFORE INSERT ON referrals"
+	    " FOR EACH ROW EXECUTE FUNCTION test_refuse()"), 0);
+	for (int i = 0; i < 4; i++)
+		p[i] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = ubrns[i], .nhs = "9990000077" }), NULL };
+	store_payloads(d, p, 4, false, r);
+	for (int i = 0; i < 4; i++) {
+		if (i == 2) {
+			CU_ASSERT_STRING_EQUAL(r[i].state, "rejected");
+			CU_ASSERT_PTR_NOT_NULL(strstr(r[i].message, "refused by the test"));
+			continue;
+		}
+		CU_ASSERT_STRING_EQUAL(r[i].state, "stored");
+		CU_ASSERT_EQUAL(r[i].created, 1);
+	}
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM referrals", NULL), 3);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'"
+	    " AND error LIKE 'could not store:%refused by the test%' AND length(body) > 0", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM events WHERE kind = 'referral-received'",
+	    NULL), 3);
+	for (int i = 0; i < 4; i++)
+		free(p[i].data);
+	ras_db_close(d);
+}
+
 static const struct ras_test_case cases[] = {
 	{ "migrations and the version check", migrations },
 	{ "a lost connection ends a pipeline; the new session is UTC", lost_connection_ends_a_pipeline },
@@ -739,6 +779,7 @@ static const struct ras_test_case cases[] = {
 	{ "claiming received rows", claim_mode },
 	{ "a batch of many chunks", batch_of_many_chunks },
 	{ "one batch stores what one payload at a time stores", batch_equals_one_at_a_time },
+	{ "a set that fails in the database is retried one payload at a time", set_failure_retried_one_at_a_time },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
 	{ NULL, NULL },
