@@ -124,12 +124,26 @@ const char *ras_rules_rule_id(const struct ras_ruleset *rs, size_t i);
 /*
  * Decide one referral received at `received_at` (the clocks and the age
  * run from its UK civil date), at time `now` (decided_at).  Everything in
- * *out lives in the arena.  Fails only on a rule set that is not linked,
+ * *out lives in the arena or the rule set; reasons without placeholders
+ * point at the rule set's advice.  No name is looked up, nothing is
+ * formatted and no JSON is built: out->facts is NULL until
+ * ras_rules_facts_json().  Fails only on a rule set that is not linked,
  * on out-of-memory, or on advice longer than RAS_ADVICE_MAX.
  */
 int ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs,
     const struct ras_referral *r, int64_t received_at, const struct ras_calendar *cal,
     int64_t now, struct ras_decision *out);
+
+/*
+ * The decision's facts as stored (decisions.facts): everything the engine
+ * computed, every rule that matched ("findings"), the safety net's result,
+ * the automation level, urgency and calendar coverage.  ras_rules_decide()
+ * keeps its facts typed (d->trace, pointing into the referral and the rule
+ * set) and leaves d->facts NULL: whoever stores or prints the facts calls
+ * this once, in the decision's arena, while the referral still lives.  A
+ * no-op when d->facts is already set or the decision is not the engine's.
+ */
+int ras_rules_facts_json(struct ras_arena *a, struct ras_decision *d);
 
 /*
  * Clock kinds.  A rule set may only start a clock something in rasd can

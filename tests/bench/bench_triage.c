@@ -289,7 +289,7 @@ main(int argc, char **argv)
 
 		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
 		    ras_mappings_calendar(m), 1775000000, &d) < 0 ||
-		    ras_decision_to_json(&d, true, &j) < 0 || ras_json_dump(j, RAS_JSON_COMPACT, &b) < 0) {
+		    ras_rules_facts_json(a, &d) < 0 || ras_decision_to_json(&d, true, &j) < 0 || ras_json_dump(j, RAS_JSON_COMPACT, &b) < 0) {
 			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
 			return 70;
 		}

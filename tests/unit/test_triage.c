@@ -736,6 +736,8 @@ decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decisi
 	    ras_mappings_set_automation(maps, s->service, autom) < 0)
 		return -1;
 	err = ras_rules_decide(a, rs, &r, *at, ras_mappings_calendar(maps), *at + 60, d);
+	if (err == 0)
+		err = ras_rules_facts_json(a, d);
 	(void)ras_mappings_set_automation(maps, s->service, RAS_AUTOMATION_ADMINISTRATIVE);
 	check(err == 0, __LINE__, "[%s %s] decide failed: %s", s->service, s->clause, ras_error_last());
 	return err;
@@ -817,6 +819,7 @@ facts_carry_no_patient_data(void)
 	CU_ASSERT_EQUAL_FATAL(ras_time_parse(AT_DEFAULT, false, &at), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_rules_decide(a, ras_mappings_ruleset(maps, "midnotts"), &r, at,
 	    ras_mappings_calendar(maps), at, &d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(a, &d), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_decision_to_json(&d, true, &j), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_json_dump(j, RAS_JSON_COMPACT, &b), 0);
 	json_decref(j);
@@ -864,6 +867,7 @@ golden_decisions(void)
 		CU_ASSERT_EQUAL_FATAL(ras_time_parse(cases[i].at, false, &at), 0);
 		CU_ASSERT_EQUAL_FATAL(ras_rules_decide(a, ras_mappings_ruleset(maps, cases[i].service),
 		    &in.referrals[0], at, ras_mappings_calendar(maps), at, &d), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(a, &d), 0);
 		CU_ASSERT_EQUAL_FATAL(ras_decision_to_json(&d, false, &j), 0);
 		/* The facts go in too (without the content hash, which changes with
 		 * every edit of the mappings). */
