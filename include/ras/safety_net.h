@@ -97,14 +97,24 @@ struct ras_safety_net {
 };
 
 /*
- * Check referral `r`.  `forms` are the versions of rasd's referral form
- * (to tell an item the form does not have; may be empty).  The notes point
- * into `r` (its codes, linkIds and intake doubts) and static text: keep
- * `r` while they are used.  Allocates from `a` only when there is
+ * The linkIds of every version of rasd's referral form (a hash set), to
+ * tell an item the form does not have: built once, when a rule set is
+ * linked, from the Questionnaires themselves.  Lives in `a`.
+ */
+struct ras_safety_net_items;
+
+int ras_safety_net_items_new(struct ras_arena *a, const struct ras_questionnaire *const *forms,
+    size_t n_forms, const struct ras_safety_net_items **out);
+
+/*
+ * Check referral `r`.  `items` are the referral form's linkIds (NULL, or
+ * built from no form: no item is said to be off the form).  The notes
+ * point into `r` (its codes, linkIds and intake doubts) and static text:
+ * keep `r` while they are used.  Allocates from `a` only when there is
  * something to note.
  */
 int ras_safety_net_check(struct ras_arena *a, const struct ras_referral *r,
-    const struct ras_questionnaire *const *forms, size_t n_forms, struct ras_safety_net *out);
+    const struct ras_safety_net_items *items, struct ras_safety_net *out);
 
 /* The text of note `n`: written into buf (RAS_SAFETY_NOTE_TEXT_MAX bytes)
  * and returned, or for RAS_NOTE_INTAKE its own string. */

@@ -305,9 +305,21 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 		if (q->items[k].required && q->items[k].group == NULL && ok_count[k] == 0 &&
 		    count[k] == 0)
 			out->missing[out->n_missing++] = q->items[k].link_id;
-	for (size_t e = 0; e < n_extra; e++) {
-		const struct ras_qitem *item = ras_form_item(q, extra_required[e]);
-		size_t k = item ? (size_t)(item - q->items) : 0;
+	for (size_t e = 0, from = 0; e < n_extra; e++) {
+		const struct ras_qitem *item = NULL;
+		size_t k = 0;
+
+		/* (a service lists them mostly in form order: each search starts
+		 * after the previous one's item) */
+		for (size_t n = 0; n < q->n_items; n++) {
+			k = (from + n) % q->n_items;
+			if (strcmp(q->items[k].link_id, extra_required[e]) == 0) {
+				item = &q->items[k];
+				from = k + 1;
+				break;
+			}
+		}
+		k = item ? k : 0;
 
 		if (item && (ok_count[k] > 0 || count[k] > 0))
 			continue;

@@ -63,11 +63,13 @@ enum vt {
 struct fval {
 	enum vt t;
 	bool b;
-	int64_t i;
-	double d;
-	const char *s;
-	const char **list;
-	size_t n;
+	size_t n;               /* VT_LIST */
+	union {
+		int64_t i;
+		double d;
+		const char *s;
+		const char **list;
+	};
 };
 
 /* A condition's value, compiled when the rule set is parsed. */
@@ -148,6 +150,7 @@ struct ras_ruleset {
 	size_t n_form_slots, cap_form_slots;
 	int *item_map;
 	int slot_red_flags, slot_suspected_cancer;  /* the net's facts; -1 when unnamed */
+	const struct ras_safety_net_items *net_items;  /* every version's linkIds, for the net */
 	/* linked */
 	bool linked;
 	char *version;
@@ -1231,6 +1234,8 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : -1;
 		}
 	}
+	if ((err = ras_safety_net_items_new(a, rs->forms, rs->n_forms, &rs->net_items)) < 0)
+		return err;
 	rs->population = population;
 	rs->all_lists = all_lists;
 	rs->n_lists = n_lists;
@@ -1266,22 +1271,34 @@ struct ras_rules_trace {
 
 static const struct fval absent_fact;
 
-static struct fval
-fbool(bool b)
+/* Facts are set in place, in memory the arena zeroed. */
+static void
+fbool(struct fval *f, bool b)
 {
-	return (struct fval){ .t = VT_BOOL, .b = b };
+	f->t = VT_BOOL;
+	f->b = b;
 }
 
-static struct fval
-fstr(const char *s)
+static void
+fint(struct fval *f, int64_t i)
 {
-	return (struct fval){ .t = VT_STR, .s = s };
+	f->t = VT_INT;
+	f->i = i;
 }
 
-static struct fval
-flist(const char **list, size_t n)
+static void
+fstr(struct fval *f, const char *s)
 {
-	return (struct fval){ .t = VT_LIST, .list = list, .n = n };
+	f->t = VT_STR;
+	f->s = s;
+}
+
+static void
+flist(struct fval *f, const char **list, size_t n)
+{
+	f->t = VT_LIST;
+	f->list = list;
+	f->n = n;
 }
 
 /* GP practice (a code on any loaded list, or shaped like an English GP
@@ -1328,18 +1345,18 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	if ((err = ras_form_check(a, rs->forms, rs->n_forms, form,
 	    (const char *const *)rs->required, rs->n_required, &fc)) < 0)
 		return err;
-	v[F_FORM_PRESENT] = fbool(fc.present);
+	fbool(&v[F_FORM_PRESENT], fc.present);
 	if (!fc.present)
 		return 0;
-	v[F_FORM_Q_KNOWN] = fbool(fc.questionnaire_known);
-	v[F_FORM_VERSION_KNOWN] = fbool(fc.version_known);
-	v[F_FORM_CURRENT] = fbool(fc.current);
-	v[F_FORM_COMPLETED] = fbool(fc.completed);
+	fbool(&v[F_FORM_Q_KNOWN], fc.questionnaire_known);
+	fbool(&v[F_FORM_VERSION_KNOWN], fc.version_known);
+	fbool(&v[F_FORM_CURRENT], fc.current);
+	fbool(&v[F_FORM_COMPLETED], fc.completed);
 	if (form->status)
-		v[F_FORM_STATUS] = fstr(form->status);
+		fstr(&v[F_FORM_STATUS], form->status);
 	if (form->version)
-		v[F_FORM_VERSION] = fstr(form->version);
-	v[F_FORM_MISSING] = flist(fc.missing, fc.n_missing);
+		fstr(&v[F_FORM_VERSION], form->version);
+	flist(&v[F_FORM_MISSING], fc.missing, fc.n_missing);
 	/* Answers are read with the version the response names, or with the
 	 * current form when that version is unknown: a safety rule must still
 	 * see a red flag on an out-of-date or unrecognised form. */
@@ -1347,8 +1364,8 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	if (fc.q == NULL && (err = ras_form_check_as(a, rs->current, form, NULL, 0, &interp)) < 0)
 		return err;
 	q = interp.q;
-	v[F_FORM_INVALID] = flist(interp.invalid, interp.n_invalid);
-	v[F_FORM_UNKNOWN] = flist(interp.unknown, interp.n_unknown);
+	flist(&v[F_FORM_INVALID], interp.invalid, interp.n_invalid);
+	flist(&v[F_FORM_UNKNOWN], interp.unknown, interp.n_unknown);
 	t->q = q;
 	for (size_t i = 0; i < rs->n_forms; i++)
 		if (rs->forms[i] == q)
@@ -1385,7 +1402,7 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 			if (items[i].n) {
 				size_t n = items[i].n;
 
-				items[i] = flist(codes, 0);
+				flist(&items[i], codes, 0);
 				codes += n;
 			}
 	}
@@ -1408,14 +1425,18 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 		if (bad[idx] || f->t != VT_NONE)
 			continue;
 		switch (it->type) {
-		case RAS_QITEM_BOOLEAN: *f = fbool(ans->b); break;
-		case RAS_QITEM_INTEGER: *f = (struct fval){ .t = VT_INT, .i = ans->i }; break;
+		case RAS_QITEM_BOOLEAN: fbool(f, ans->b); break;
+		case RAS_QITEM_INTEGER: fint(f, ans->i); break;
 		case RAS_QITEM_DECIMAL:
-			*f = ans->type == RAS_ANSWER_INTEGER ? (struct fval){ .t = VT_INT, .i = ans->i } :
-			    (struct fval){ .t = VT_REAL, .d = ans->d };
+			if (ans->type == RAS_ANSWER_INTEGER) {
+				fint(f, ans->i);
+			} else {
+				f->t = VT_REAL;
+				f->d = ans->d;
+			}
 			break;
-		case RAS_QITEM_CHOICE: *f = fstr(ans->code); break;
-		default: *f = fbool(true); break;   /* free text: answered, never copied */
+		case RAS_QITEM_CHOICE: fstr(f, ans->code); break;
+		default: fbool(f, true); break;   /* free text: answered, never copied */
 		}
 	}
 	return 0;
@@ -1431,18 +1452,18 @@ build_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_
 
 	t->rs = rs;
 	t->qi = -1;
-	v[F_SOURCE] = fstr(ras_referral_payload_kind_name(r->source));
-	v[F_FROM_ERS] = fbool(r->source == RAS_PAYLOAD_ERS_REFERRAL ||
+	fstr(&v[F_SOURCE], ras_referral_payload_kind_name(r->source));
+	fbool(&v[F_FROM_ERS], r->source == RAS_PAYLOAD_ERS_REFERRAL ||
 	    r->source == RAS_PAYLOAD_ERS_WORKLIST);
-	v[F_PRIORITY] = fstr(ras_referral_priority_name(r->priority));
-	v[F_HAS_ATTACHMENTS] = fbool(r->n_attachments > 0);
+	fstr(&v[F_PRIORITY], ras_referral_priority_name(r->priority));
+	fbool(&v[F_HAS_ATTACHMENTS], r->n_attachments > 0);
 	{
 		/* Recheck rather than trust the stored status: the engine may be fed
 		 * any referral (rasctl triage, fuzzing). */
 		enum ras_nhsno_status st = ras_nhsno_check(p->nhs_number);
 
-		v[F_NHS_VALID] = fbool(st == RAS_NHSNO_OK);
-		v[F_NHS_STATUS] = fstr(st == RAS_NHSNO_OK ? "valid" :
+		fbool(&v[F_NHS_VALID], st == RAS_NHSNO_OK);
+		fstr(&v[F_NHS_STATUS], st == RAS_NHSNO_OK ? "valid" :
 		    st == RAS_NHSNO_MISSING ? "missing" : "invalid");
 	}
 	{
@@ -1450,24 +1471,23 @@ build_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_
 		bool known = p->has_birth_date && ras_date_valid(&p->birth_date) &&
 		    ras_date_cmp(&p->birth_date, day0) <= 0;
 
-		v[F_BIRTH_KNOWN] = fbool(known);
+		fbool(&v[F_BIRTH_KNOWN], known);
 		if (known)
-			v[F_AGE] = (struct fval){ .t = VT_INT,
-				.i = ras_date_age_years(&p->birth_date, day0) };
+			fint(&v[F_AGE], ras_date_age_years(&p->birth_date, day0));
 	}
-	v[F_PRACTICE_KNOWN] = fbool(ods && *ods);
+	fbool(&v[F_PRACTICE_KNOWN], ods && *ods);
 	if (ods && *ods) {
 		const struct ras_practice_list *pl = rs->population;
 		bool listed = ras_rules_code_listed(pl->practices, pl->n_practices, ods);
 		bool closed = ras_rules_code_listed(pl->closed, pl->n_closed, ods);
 
-		v[F_PRACTICE] = fstr(ods);
-		v[F_PRACTICE_IN_AREA] = fbool(listed || closed);
-		v[F_PRACTICE_CLOSED] = fbool(closed);
+		fstr(&v[F_PRACTICE], ods);
+		fbool(&v[F_PRACTICE_IN_AREA], listed || closed);
+		fbool(&v[F_PRACTICE_CLOSED], closed);
 	}
-	v[F_REFERRER_KIND] = fstr(referrer_kind(rs, r->referrer.org_ods));
+	fstr(&v[F_REFERRER_KIND], referrer_kind(rs, r->referrer.org_ods));
 	if (r->referrer.org_ods)
-		v[F_REFERRER_ORG] = fstr(r->referrer.org_ods);
+		fstr(&v[F_REFERRER_ORG], r->referrer.org_ods);
 	return form_facts(a, rs, r->has_form ? &r->form : NULL, t);
 }
 
@@ -1655,7 +1675,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
     size_t *n_out, bool *covered)
 {
 	struct ras_deadline *dl;
-	struct fval cf[CF_COUNT];
+	struct fval cf[CF_COUNT] = { 0 };
 	const struct fval *cs[CF_COUNT];
 	bool cov = true;
 	size_t n = 0;
@@ -1664,10 +1684,11 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 	_Static_assert(sizeof(clock_facts) / sizeof(clock_facts[0]) == CF_COUNT, "clock facts");
 	*out = NULL;
 	*n_out = 0;
-	cf[CF_OUTCOME] = fstr(ras_decision_outcome_name(outcome));
-	cf[CF_ONWARD_TARGET] = onward_target ? fstr(onward_target) : absent_fact;
-	cf[CF_URGENT] = fbool(urgent);
-	cf[CF_FINAL] = fbool(final);
+	fstr(&cf[CF_OUTCOME], ras_decision_outcome_name(outcome));
+	if (onward_target)
+		fstr(&cf[CF_ONWARD_TARGET], onward_target);
+	fbool(&cf[CF_URGENT], urgent);
+	fbool(&cf[CF_FINAL], final);
 	for (int i = 0; i < CF_COUNT; i++)
 		cs[i] = &cf[i];
 	dl = ras_arena_calloc(a, rs->n_clocks + 1, sizeof(*dl));
@@ -1771,15 +1792,15 @@ net_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct fval *
 			l[n++] = "suspected-cancer";
 		if (net->red_flag)
 			l[n++] = "other";
-		own[0] = flist(l, n);
+		flist(&own[0], l, n);
 		ns[rs->slot_red_flags] = &own[0];
 	}
 	if (net->suspected_cancer && rs->slot_suspected_cancer >= 0) {
-		own[1] = fbool(true);
+		fbool(&own[1], true);
 		ns[rs->slot_suspected_cancer] = &own[1];
 	}
 	if (net->two_week_wait || net->urgent) {
-		own[2] = fstr(net->two_week_wait ? "two-week-wait" : "urgent");
+		fstr(&own[2], net->two_week_wait ? "two-week-wait" : "urgent");
 		ns[F_PRIORITY] = &own[2];
 	}
 	return 0;
@@ -1865,11 +1886,11 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	 * rule set's safety rules over the net's signals, else an urgent
 	 * review); doubt it cannot settle is never returned or accepted. */
 	t->net_applied = "none";
-	if ((err = ras_safety_net_check(a, r, rs->forms, rs->n_forms, &t->net)) < 0)
+	if ((err = ras_safety_net_check(a, r, rs->net_items, &t->net)) < 0)
 		return err;
 	if (t->net.danger && chosen[0]->stage != STAGE_SAFETY) {
 		const struct fval *ns[RAS_RULE_FACTS_MAX];
-		struct fval own[3];
+		struct fval own[3] = { 0 };
 
 		if ((err = net_facts(a, rs, sv, &t->net, ns, own)) < 0)
 			return err;

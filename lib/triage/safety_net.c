@@ -8,6 +8,7 @@
  * wrong Questionnaire, a form map that drops a field, or a rule set that
  * forgets a red flag cannot hide danger from it.
  */
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -48,19 +49,65 @@ static const struct {
 static const char *const not_danger[] = { "non-malignant", "non malignant", "nonmalignant",
 	"non-cancer", "non cancer", "benign" };
 
-/* The first versions of the form get a resume point each in the search for
- * an answer's item (answers mostly come in form order); later ones are
- * searched from the start. */
-#define NET_FORM_HINTS 8
+struct ras_safety_net_items {
+	uint32_t h_red_flags, h_cancer, h_cauda;  /* the hashes of the linkIds the net reads */
+	size_t n;                  /* linkIds held */
+	size_t mask;               /* slots - 1 (a power of two, at least twice n) */
+	const char **slot;
+};
 
 struct net {
 	struct ras_arena *a;
 	struct ras_safety_net *out;
+	const struct ras_safety_net_items *items;
 	struct ras_safety_note *sig, *dbt;
 	size_t cap_sig, cap_doubt;
-	size_t hint[NET_FORM_HINTS];
 	int err;
 };
+
+/* FNV-1a */
+static uint32_t
+hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+int
+ras_safety_net_items_new(struct ras_arena *a, const struct ras_questionnaire *const *forms,
+    size_t n_forms, const struct ras_safety_net_items **out)
+{
+	struct ras_safety_net_items *ix = ras_arena_calloc(a, 1, sizeof(*ix));
+	size_t total = 0, size = 16;
+
+	for (size_t i = 0; i < n_forms; i++)
+		total += forms[i]->n_items;
+	while (size < 2 * total)
+		size *= 2;
+	if (ix == NULL || (ix->slot = ras_arena_calloc(a, size, sizeof(*ix->slot))) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	ix->mask = size - 1;
+	ix->h_red_flags = hash("red-flags");
+	ix->h_cancer = hash(CODE_CANCER);
+	ix->h_cauda = hash(CODE_CAUDA);
+	for (size_t i = 0; i < n_forms; i++)
+		for (size_t k = 0; k < forms[i]->n_items; k++) {
+			const char *lid = forms[i]->items[k].link_id;
+			size_t h = hash(lid) & ix->mask;
+
+			while (ix->slot[h] && strcmp(ix->slot[h], lid) != 0)
+				h = (h + 1) & ix->mask;
+			if (ix->slot[h] == NULL) {
+				ix->slot[h] = lid;
+				ix->n++;
+			}
+		}
+	*out = ix;
+	return 0;
+}
 
 /* ---- the notes' text ---------------------------------------------------- */
 
@@ -262,24 +309,20 @@ token(const char *s)
 }
 
 static bool
-item_on_form(struct net *n, const struct ras_questionnaire *const *forms, size_t n_forms,
-    const char *link_id)
+item_on_form(const struct ras_safety_net_items *ix, uint32_t hash_id, const char *link_id)
 {
-	for (size_t i = 0; i < n_forms; i++) {
-		const struct ras_questionnaire *q = forms[i];
-		size_t from = i < NET_FORM_HINTS ? n->hint[i] : 0;
-
-		for (size_t t = 0; t < q->n_items; t++) {
-			size_t k = (from + t) % q->n_items;
-
-			if (strcmp(q->items[k].link_id, link_id) == 0) {
-				if (i < NET_FORM_HINTS)
-					n->hint[i] = k + 1;
-				return true;
-			}
-		}
-	}
+	for (size_t h = hash_id & ix->mask; ix->slot[h]; h = (h + 1) & ix->mask)
+		if (strcmp(ix->slot[h], link_id) == 0)
+			return true;
 	return false;
+}
+
+/* linkId `lid` (hashed to h) is `name` (hashed to hn: unequal hashes,
+ * unequal names) */
+static bool
+is(const char *lid, uint32_t h, const char *name, uint32_t hn)
+{
+	return h == hn && strcmp(lid, name) == 0;
 }
 
 static void
@@ -301,13 +344,15 @@ red_flag_code(struct net *n, int where, const char *code)
 }
 
 static void
-check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans,
-    const struct ras_questionnaire *const *forms, size_t n_forms)
+check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans)
 {
 	const char *lid = ans->link_id ? ans->link_id : "";
+	const struct ras_safety_net_items *ix = n->items;
+	/* the linkId is hashed once: for the names below and the form's items */
+	uint32_t h = hash(lid);
 
 	n->out->answers_seen++;
-	if (strcmp(lid, "red-flags") == 0) {
+	if (ix ? is(lid, h, "red-flags", ix->h_red_flags) : strcmp(lid, "red-flags") == 0) {
 		switch (ans->type) {
 		case RAS_ANSWER_CODING:
 			red_flag_code(n, where, ans->code);
@@ -334,7 +379,8 @@ check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans,
 		}
 		return;
 	}
-	if (strcmp(lid, CODE_CANCER) == 0 || strcmp(lid, CODE_CAUDA) == 0) {
+	if (ix ? is(lid, h, CODE_CANCER, ix->h_cancer) || is(lid, h, CODE_CAUDA, ix->h_cauda) :
+	    strcmp(lid, CODE_CANCER) == 0 || strcmp(lid, CODE_CAUDA) == 0) {
 		bool cancer = strcmp(lid, CODE_CANCER) == 0;
 		const char *name = cancer ? CODE_CANCER : CODE_CAUDA;
 
@@ -366,21 +412,20 @@ check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans,
 		return;
 	if (ans->type == RAS_ANSWER_OTHER)
 		doubt(n, RAS_NOTE_ANSWER_TYPE, where, token(lid));
-	else if (n_forms > 0 && !item_on_form(n, forms, n_forms, lid))
+	else if (ix && ix->n > 0 && !item_on_form(ix, h, lid))
 		doubt(n, RAS_NOTE_NOT_ON_FORM, where, token(lid));
 }
 
 /* Every answer of a form for danger; the referral form (`main`) also for
  * what rasd cannot read in it (the others are not what triage decides on). */
 static void
-check_form(struct net *n, int where, const struct ras_form *f,
-    const struct ras_questionnaire *const *forms, size_t n_forms, bool main)
+check_form(struct net *n, int where, const struct ras_form *f, bool main)
 {
 	bool rasd = main && ras_referral_is_rasd_form(f->questionnaire);
 
 	n->out->forms_seen++;
 	for (size_t i = 0; i < f->n_answers; i++)
-		check_answer(n, where, rasd, &f->answers[i], forms, n_forms);
+		check_answer(n, where, rasd, &f->answers[i]);
 	for (size_t i = 0; main && i < f->n_unmapped; i++)
 		doubt(n, RAS_NOTE_UNMAPPED_CELL, where, token(f->unmapped[i]));
 }
@@ -430,21 +475,21 @@ check_condition(struct net *n, size_t i, const struct ras_condition *c)
 
 int
 ras_safety_net_check(struct ras_arena *a, const struct ras_referral *r,
-    const struct ras_questionnaire *const *forms, size_t n_forms, struct ras_safety_net *out)
+    const struct ras_safety_net_items *items, struct ras_safety_net *out)
 {
-	struct net n = { .a = a, .out = out };
+	struct net n = { .a = a, .out = out, .items = items };
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < r->n_doubts; i++)
 		doubt(&n, RAS_NOTE_INTAKE, 0, r->doubts[i] ? r->doubts[i] : "(none)");
 	if (r->has_form)
-		check_form(&n, -1, &r->form, forms, n_forms, true);
+		check_form(&n, -1, &r->form, true);
 	for (size_t i = 0; i < r->n_other_forms; i++) {
 		const struct ras_form *f = &r->other_forms[i];
 
 		/* (two referral forms in one bundle are intake's doubt; an e-RS
 		 * form replaced by a later attachment is read here for danger) */
-		check_form(&n, (int)i, f, forms, n_forms, false);
+		check_form(&n, (int)i, f, false);
 	}
 	switch (r->priority) {
 	case RAS_PRIORITY_TWO_WEEK_WAIT:

@@ -139,6 +139,47 @@ calendar_working_days(void)
 	CU_ASSERT_EQUAL(ras_calendar_add_working_days(cal, &from, 401, &d, NULL), RAS_EINVALID);
 }
 
+/* Working days are counted from an index over the file's years: from every
+ * day of those years (and a year either side), every clock length a rule
+ * set may use gives the day a walk over ras_calendar_is_working_day gives,
+ * and coverage as the walk finds it. */
+static void
+calendar_index_matches_a_walk(void)
+{
+	const struct ras_calendar *cal = ras_mappings_calendar(maps);
+	struct ras_date d, got;
+	int y0, y1, bad = 0;
+	bool cov;
+
+	ras_calendar_span(cal, &y0, &y1);
+	for (int64_t day = ras_date_to_days(&(struct ras_date){ y0 - 1, 12, 1 });
+	    day <= ras_date_to_days(&(struct ras_date){ y1 + 1, 1, 31 }); day++) {
+		ras_date_from_days(day, &d);
+		for (int n = 0; n <= 45; n += (n < 10 ? 1 : 7)) {
+			struct ras_date w = d;
+			int k = 0;
+			bool wcov = d.year >= y0 && d.year <= y1;
+
+			if (n == 0) {
+				while (!ras_calendar_is_working_day(cal, &w)) {
+					ras_date_add_days(&w, 1, &w);
+					wcov = wcov && w.year >= y0 && w.year <= y1;
+				}
+			}
+			while (k < n) {
+				ras_date_add_days(&w, 1, &w);
+				wcov = wcov && w.year >= y0 && w.year <= y1;
+				k += ras_calendar_is_working_day(cal, &w);
+			}
+			cov = !wcov;
+			if (ras_calendar_add_working_days(cal, &d, n, &got, &cov) != 0 ||
+			    ras_date_cmp(&got, &w) != 0 || cov != wcov)
+				bad++;
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+}
+
 static void
 calendar_rejects_bad_files(void)
 {
@@ -976,6 +1017,7 @@ main(void)
 {
 	static const struct ras_test_case unit[] = {
 		{ "calendar: working days over England and Wales bank holidays", calendar_working_days },
+		{ "calendar: working days from the index are those of a walk", calendar_index_matches_a_walk },
 		{ "calendar: bad bank-holiday files are refused", calendar_rejects_bad_files },
 		{ "form: the shipped Questionnaires load", questionnaires_load },
 		{ "form: a response checked against its Questionnaire", form_check },
