@@ -17,6 +17,7 @@
 #include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/json.h"
+#include "ras/limits.h"
 #include "ras/mappings.h"
 #include "ras/rules.h"
 #include "ras/triage.h"
@@ -390,6 +391,68 @@ ruleset_validation(void)
 		check(err == RAS_EINVALID && strstr(why, cases[i].msg) != NULL, __LINE__,
 		    "rule set variant %zu: expected \"%s\", got %d \"%s\"", i, cases[i].msg, err, why);
 	}
+}
+
+/* A rule set whose one rule tests n distinct form facts (form.q0 ...). */
+static int
+parse_with_form_facts(struct ras_arena *a, size_t n, struct ras_ruleset **rs)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	int err;
+
+	(void)ras_buf_puts(&b, "{\"service\": \"x\", \"spec\": \"004\", \"population\": \"p.json\","
+	    " \"form\": {\"questionnaire\": \"" FORM_URL "\"},"
+	    " \"accept\": {\"id\": \"x.accept\", \"clause\": \"004 \xc2\xa7" "3.4\"},"
+	    " \"rules\": [{\"id\": \"x.r\", \"stage\": \"clinical\", \"kind\": \"clinical\","
+	    " \"clause\": \"004 \xc2\xa7" "3.3\", \"outcome\": \"review\", \"when\": {\"any\": [");
+	for (size_t i = 0; i < n; i++)
+		(void)ras_buf_printf(&b, "%s{\"fact\": \"form.q%zu\", \"present\": true}", i ? ", " : "", i);
+	(void)ras_buf_puts(&b, "]}}]}");
+	err = ras_rules_parse(a, b.data, b.len, rs);
+	ras_buf_free(&b);
+	return err;
+}
+
+/* The engine keeps a decision's facts typed, in slots resolved when the
+ * rule set loads: a rule set naming a fact those slots cannot hold must
+ * not load, rather than be decided without it. */
+static void
+ruleset_facts_the_engine_cannot_hold(void)
+{
+	/* the engine's 24 facts leave RAS_RULE_FACTS_MAX - 24 for form items */
+	size_t room = RAS_RULE_FACTS_MAX - 24;
+	struct ras_arena *a = ras_arena_new();
+	struct ras_ruleset *rs = NULL;
+	struct ras_questionnaire q;
+	struct ras_practice_list pl;
+	const struct ras_questionnaire *forms[1] = { &q };
+	const struct ras_practice_list *lists[1] = { &pl };
+	static const char form[] = "{\"resourceType\": \"Questionnaire\", \"url\": \"" FORM_URL "\","
+	    " \"version\": \"9\", \"status\": \"active\", \"item\": ["
+	    " {\"linkId\": \"q0\", \"type\": \"boolean\"},"
+	    " {\"linkId\": \"status\", \"type\": \"string\"}]}";
+	static const char practices[] = "{\"practices\": [\"C84001\"]}";
+	json_t *j;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(parse_with_form_facts(a, room, &rs), 0);
+	CU_ASSERT_EQUAL(parse_with_form_facts(a, room + 1, &rs), RAS_ETOOBIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "more than 256 facts"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "form.q232"));
+
+	/* A form item named like one of the engine's own form facts
+	 * (form.status) cannot be told apart from it: linking fails. */
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse_arena(a, form, strlen(form), 0, &j), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_form_questionnaire_parse(a, j, &q), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_rules_practices_parse(a, "p", practices, strlen(practices), &pl), 0);
+	CU_ASSERT_EQUAL_FATAL(parse_with_form_facts(a, 1, &rs), 0);
+	CU_ASSERT_EQUAL(ras_rules_link(a, rs, forms, 1, &pl, lists, 1, "v"), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "cannot tell from its own fact \"form.status\""));
+	/* the same form without that item links */
+	q.n_items = 1;
+	CU_ASSERT_EQUAL_FATAL(parse_with_form_facts(a, 1, &rs), 0);
+	CU_ASSERT_EQUAL(ras_rules_link(a, rs, forms, 1, &pl, lists, 1, "v"), 0);
+	ras_arena_free(a);
 }
 
 static void
@@ -1023,6 +1086,8 @@ main(void)
 		{ "form: a response checked against its Questionnaire", form_check },
 		{ "form: Questionnaires rasd cannot check are refused", questionnaire_rejects },
 		{ "rules: rule-set validation errors", ruleset_validation },
+		{ "rules: a rule set naming facts the typed facts cannot hold does not load",
+		  ruleset_facts_the_engine_cannot_hold },
 		{ "rules: the four shipped rule sets, every rule with a scenario", shipped_rulesets },
 		{ "mappings: broken or renamed files are refused; the hash follows the practice list", mappings_errors },
 		{ "triage: configuration, automation override and service assignment", config_assignment },
