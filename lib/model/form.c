@@ -257,6 +257,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 {
 	size_t cap = f->n_answers + q->n_items + n_extra + 1;
 	int *item_of, *count, *ok_count;
+	bool *answer_ok;
 
 	out->q = q;
 	out->missing = ras_arena_calloc(a, cap, sizeof(char *));
@@ -265,7 +266,9 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	item_of = ras_arena_calloc(a, f->n_answers + 1, sizeof(int));
 	count = ras_arena_calloc(a, q->n_items + 1, sizeof(int));
 	ok_count = ras_arena_calloc(a, q->n_items + 1, sizeof(int));
-	if (!out->missing || !out->invalid || !out->unknown || !item_of || !count || !ok_count)
+	answer_ok = ras_arena_calloc(a, f->n_answers + 1, sizeof(bool));
+	if (!out->missing || !out->invalid || !out->unknown || !item_of || !count || !ok_count ||
+	    !answer_ok)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 
 	/* One pass: which item each answer belongs to, and how many there are.
@@ -275,12 +278,10 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 		const struct ras_answer *ans = &f->answers[i];
 
 		item_of[i] = -1;
-		for (size_t n = 0; n < q->n_items; n++) {
-			size_t k = (from + n) % q->n_items;
-
+		for (size_t n = 0, k = from; n < q->n_items; n++, k = k + 1 < q->n_items ? k + 1 : 0) {
 			if (strcmp(q->items[k].link_id, ans->link_id) == 0) {
 				item_of[i] = (int)k;
-				from = k + 1;
+				from = k + 1 < q->n_items ? k + 1 : 0;
 				break;
 			}
 		}
@@ -290,10 +291,11 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 			continue;
 		}
 		count[item_of[i]]++;
-		if (ras_form_answer_ok(&q->items[item_of[i]], ans))
+		if ((answer_ok[i] = ras_form_answer_ok(&q->items[item_of[i]], ans)))
 			ok_count[item_of[i]]++;
 	}
 	out->item_of = item_of;
+	out->answer_ok = answer_ok;
 	/* Invalid: any unacceptable answer, or several answers to an item that
 	 * does not repeat.  In form order. */
 	for (size_t k = 0; k < q->n_items; k++)
@@ -311,11 +313,11 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 
 		/* (a service lists them mostly in form order: each search starts
 		 * after the previous one's item) */
-		for (size_t n = 0; n < q->n_items; n++) {
-			k = (from + n) % q->n_items;
+		k = from;
+		for (size_t n = 0; n < q->n_items; n++, k = k + 1 < q->n_items ? k + 1 : 0) {
 			if (strcmp(q->items[k].link_id, extra_required[e]) == 0) {
 				item = &q->items[k];
-				from = k + 1;
+				from = k + 1 < q->n_items ? k + 1 : 0;
 				break;
 			}
 		}

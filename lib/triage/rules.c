@@ -1337,7 +1337,8 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	struct ras_form_check fc, interp;
 	const struct ras_questionnaire *q;
 	struct fval *v = t->v, *items;
-	bool *bad, *ok;
+	bool *bad;
+	const bool *ok;
 	const char **codes;
 	size_t n_codes = 0;
 	int err;
@@ -1372,8 +1373,8 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 			t->qi = (int)i;
 	items = ras_arena_calloc(a, q->n_items + 1, sizeof(*items));
 	bad = ras_arena_calloc(a, q->n_items + 1, sizeof(*bad));
-	ok = ras_arena_calloc(a, form->n_answers + 1, sizeof(*ok));
-	if (items == NULL || bad == NULL || ok == NULL)
+	ok = interp.answer_ok;
+	if (items == NULL || bad == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	t->items = items;
 	for (size_t k = 0; k < interp.n_invalid; k++) {
@@ -1389,7 +1390,6 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 
 		if (idx < 0)
 			continue;
-		ok[k] = ras_form_answer_ok(&q->items[idx], &form->answers[k]);
 		if (ok[k] && q->items[idx].type == RAS_QITEM_CHOICE && q->items[idx].repeats) {
 			items[idx].n++;
 			n_codes++;
@@ -1613,13 +1613,25 @@ render_advice(struct ras_arena *a, const struct ras_ruleset *rs, const struct ru
 
 /* ---- deadlines ------------------------------------------------------------- */
 
-static int64_t
-end_of_day(const struct ras_date *d)
-{
-	struct ras_date next;
+/* British Summer Time of one year, computed once for a decision's clocks. */
+struct summer {
+	int year;               /* 0: none yet */
+	int64_t start, end;
+};
 
-	ras_date_add_days(d, 1, &next);
-	return ras_time_uk_midnight(&next) - 1;
+/* The last second of UK day d: the next day's UK midnight (as
+ * ras_time_uk_midnight: the offset at 23:00 UTC the day before, since the
+ * UK changes at 01:00 UTC), less one. */
+static int64_t
+end_of_day(const struct ras_date *d, struct summer *bst)
+{
+	int64_t local = (ras_date_to_days(d) + 1) * 86400, guess = local - 3600;
+
+	if (bst->year != d->year) {
+		ras_time_uk_summer(d->year, &bst->start, &bst->end);
+		bst->year = d->year;
+	}
+	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
 }
 
 /*
@@ -1676,6 +1688,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 {
 	struct ras_deadline *dl;
 	struct fval cf[CF_COUNT] = { 0 };
+	struct summer bst = { 0 };
 	const struct fval *cs[CF_COUNT];
 	bool cov = true;
 	size_t n = 0;
@@ -1707,7 +1720,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		case U_WORKING_DAYS:
 			if ((err = ras_calendar_add_working_days(cal, day0, c->amount, &d->due_date, &c_cov)) < 0)
 				return err;
-			d->due_at = end_of_day(&d->due_date);
+			d->due_at = end_of_day(&d->due_date, &bst);
 			break;
 		case U_HOURS:
 			d->hours = true;
@@ -1716,11 +1729,11 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 			break;
 		case U_WEEKS:
 			ras_date_add_days(day0, (int64_t)c->amount * 7, &d->due_date);
-			d->due_at = end_of_day(&d->due_date);
+			d->due_at = end_of_day(&d->due_date, &bst);
 			break;
 		case U_MONTHS:
 			ras_date_add_months(day0, c->amount, &d->due_date);
-			d->due_at = end_of_day(&d->due_date);
+			d->due_at = end_of_day(&d->due_date, &bst);
 			break;
 		}
 		cov = cov && c_cov;

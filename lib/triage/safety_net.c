@@ -65,15 +65,24 @@ struct net {
 	int err;
 };
 
-/* FNV-1a */
+/* A linkId's hash: its length and its first and last eight bytes (linkIds
+ * that share all three are told apart by strcmp, as any collision is). */
 static uint32_t
 hash(const char *s)
 {
-	uint32_t h = 2166136261u;
+	size_t len = strlen(s);
+	uint64_t x = len, head = 0, tail = 0;
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	if (len >= 8) {
+		memcpy(&head, s, 8);
+		memcpy(&tail, s + len - 8, 8);
+	} else {
+		memcpy(&head, s, len);
+	}
+	x = (x * 0x9e3779b97f4a7c15u) ^ head;
+	x = (x * 0x9e3779b97f4a7c15u) ^ tail;
+	x *= 0x9e3779b97f4a7c15u;
+	return (uint32_t)(x >> 32);
 }
 
 int
