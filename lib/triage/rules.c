@@ -2013,10 +2013,12 @@ fval_json(const struct fval *v)
 	return NULL;
 }
 
+/* Keys are the engine's own names and "form.<linkId>" (a Questionnaire's,
+ * read by jansson): valid UTF-8, not checked again. */
 static bool
 fset(json_t *o, const char *key, json_t *v)
 {
-	return v != NULL && json_object_set_new(o, key, v) == 0;
+	return v != NULL && json_object_set_new_nocheck(o, key, v) == 0;
 }
 
 static json_t *
@@ -2024,12 +2026,14 @@ finding_json(const struct rule *r)
 {
 	json_t *x = json_object();
 
-	/* as json_pack("{s:s, s:s, s:s, s:s}") built it, without parsing a format */
-	if (x == NULL || !fset(x, "rule", json_string(r->id)) ||
-	    !fset(x, "clause", json_string(r->clause)) ||
-	    !fset(x, "stage", json_string(stage_names[r->stage])) ||
-	    !fset(x, "outcome", json_string(ras_decision_outcome_name(r->outcome))) ||
-	    (r->target && !fset(x, "target", json_string(r->target)))) {
+	/* as json_pack("{s:s, s:s, s:s, s:s}") built it, without parsing a
+	 * format; the rule set's strings were read by jansson, the others are
+	 * the engine's own */
+	if (x == NULL || !fset(x, "rule", json_string_nocheck(r->id)) ||
+	    !fset(x, "clause", json_string_nocheck(r->clause)) ||
+	    !fset(x, "stage", json_string_nocheck(stage_names[r->stage])) ||
+	    !fset(x, "outcome", json_string_nocheck(ras_decision_outcome_name(r->outcome))) ||
+	    (r->target && !fset(x, "target", json_string_nocheck(r->target)))) {
 		json_decref(x);
 		return NULL;
 	}
@@ -2077,8 +2081,8 @@ ras_rules_facts_json(struct ras_arena *a, struct ras_decision *d)
 	for (size_t i = 0; ok && i < t->n_hit; i++)
 		ok = json_array_append_new(findings, finding_json(t->hit[i])) == 0;
 	nj = ok ? ras_safety_net_to_json(&t->net) : NULL;
-	ok = ok && fset(j, "safety_net", nj) && fset(nj, "applied", json_string(t->net_applied)) &&
-	    fset(j, "automation", json_string(ras_rules_automation_name(t->automation))) &&
+	ok = ok && fset(j, "safety_net", nj) && fset(nj, "applied", json_string_nocheck(t->net_applied)) &&
+	    fset(j, "automation", json_string_nocheck(ras_rules_automation_name(t->automation))) &&
 	    fset(j, "urgent", json_boolean(t->urgent)) &&
 	    fset(j, "calendar_covers_deadlines", json_boolean(t->covered));
 	if (!ok || ras_json_arena_own(a, j) < 0) {

@@ -551,11 +551,23 @@ strings(const struct ras_safety_note *v, size_t n)
 json_t *
 ras_safety_net_to_json(const struct ras_safety_net *n)
 {
-	return json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:o*, s:o*, s:I, s:I}",
-	    "danger", n->danger, "cauda_equina", n->cauda_equina,
-	    "suspected_cancer", n->suspected_cancer, "two_week_wait", n->two_week_wait,
-	    "urgent", n->urgent, "red_flag", n->red_flag,
-	    "signals", strings(n->signals, n->n_signals),
-	    "doubts", strings(n->doubts, n->n_doubts),
-	    "forms_seen", (json_int_t)n->forms_seen, "answers_seen", (json_int_t)n->answers_seen);
+	/* as json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:o*, s:o*, s:I, s:I}")
+	 * built it, without parsing a format each time */
+	json_t *o = json_object();
+
+	if (o == NULL ||
+	    json_object_set_new_nocheck(o, "danger", json_boolean(n->danger)) < 0 ||
+	    json_object_set_new_nocheck(o, "cauda_equina", json_boolean(n->cauda_equina)) < 0 ||
+	    json_object_set_new_nocheck(o, "suspected_cancer", json_boolean(n->suspected_cancer)) < 0 ||
+	    json_object_set_new_nocheck(o, "two_week_wait", json_boolean(n->two_week_wait)) < 0 ||
+	    json_object_set_new_nocheck(o, "urgent", json_boolean(n->urgent)) < 0 ||
+	    json_object_set_new_nocheck(o, "red_flag", json_boolean(n->red_flag)) < 0 ||
+	    json_object_set_new_nocheck(o, "signals", strings(n->signals, n->n_signals)) < 0 ||
+	    json_object_set_new_nocheck(o, "doubts", strings(n->doubts, n->n_doubts)) < 0 ||
+	    json_object_set_new_nocheck(o, "forms_seen", json_integer((json_int_t)n->forms_seen)) < 0 ||
+	    json_object_set_new_nocheck(o, "answers_seen", json_integer((json_int_t)n->answers_seen)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
