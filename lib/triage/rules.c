@@ -151,6 +151,7 @@ struct ras_ruleset {
 	int *item_map;
 	int slot_red_flags, slot_suspected_cancer;  /* the net's facts; -1 when unnamed */
 	const struct ras_safety_net_items *net_items;  /* every version's linkIds, for the net */
+	struct ods_map *ods;     /* every practice list's codes, what each says (built at link) */
 	/* linked */
 	bool linked;
 	char *version;
@@ -1173,6 +1174,90 @@ ras_rules_practices_parse(struct ras_arena *a, const char *name, const char *dat
 	return 0;
 }
 
+/* ---- ODS codes ------------------------------------------------------------- */
+
+/* What the practice lists say of one ODS code: a rule set's decisions need
+ * it for the patient's practice and the referrer, so the lists are merged
+ * into one hash table when the rule set is linked. */
+enum {
+	ODS_GP = 1,             /* a practice or closed practice on any list */
+	ODS_OTHER = 2,          /* an organisation that is not a GP practice, on any list */
+	ODS_POPULATION = 4,     /* a practice of the rule set's population */
+	ODS_POPULATION_CLOSED = 8,  /* a closed practice of its population's commissioners */
+};
+
+struct ods_map {
+	size_t mask;            /* slots - 1: a power of two, at least twice the codes */
+	const char **code;
+	unsigned char *flags;
+};
+
+static size_t
+ods_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return (size_t)(h ^ (h >> 32));
+}
+
+static size_t
+ods_slot(const struct ods_map *m, const char *ods)
+{
+	size_t h = ods_hash(ods) & m->mask;
+
+	while (m->code[h] && strcmp(m->code[h], ods) != 0)
+		h = (h + 1) & m->mask;
+	return h;
+}
+
+static void
+ods_add(struct ods_map *m, const char *const *codes, size_t n, unsigned char flag)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t h = ods_slot(m, codes[i]);
+
+		m->code[h] = codes[i];
+		m->flags[h] |= flag;
+	}
+}
+
+static int
+ods_map_new(struct ras_arena *a, const struct ras_practice_list *population,
+    const struct ras_practice_list *const *lists, size_t n_lists, struct ods_map **out)
+{
+	struct ods_map *m = ras_arena_calloc(a, 1, sizeof(*m));
+	size_t total = population->n_practices + population->n_closed, size = 16;
+
+	for (size_t i = 0; i < n_lists; i++)
+		total += lists[i]->n_practices + lists[i]->n_closed + lists[i]->n_other;
+	while (size < 2 * total)
+		size *= 2;
+	if (m == NULL || (m->code = ras_arena_calloc(a, size, sizeof(*m->code))) == NULL ||
+	    (m->flags = ras_arena_calloc(a, size, 1)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	m->mask = size - 1;
+	for (size_t i = 0; i < n_lists; i++) {
+		ods_add(m, lists[i]->practices, lists[i]->n_practices, ODS_GP);
+		ods_add(m, lists[i]->closed, lists[i]->n_closed, ODS_GP);
+		ods_add(m, lists[i]->other, lists[i]->n_other, ODS_OTHER);
+	}
+	ods_add(m, population->practices, population->n_practices, ODS_POPULATION);
+	ods_add(m, population->closed, population->n_closed, ODS_POPULATION_CLOSED);
+	*out = m;
+	return 0;
+}
+
+/* What the lists say of `ods` (0: nothing). */
+static unsigned
+ods_flags(const struct ods_map *m, const char *ods)
+{
+	size_t h = ods_slot(m, ods);
+
+	return m->code[h] ? m->flags[h] : 0;
+}
+
 /* ---- linking ---------------------------------------------------------------- */
 
 int
@@ -1234,7 +1319,8 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : -1;
 		}
 	}
-	if ((err = ras_safety_net_items_new(a, rs->forms, rs->n_forms, &rs->net_items)) < 0)
+	if ((err = ras_safety_net_items_new(a, rs->forms, rs->n_forms, &rs->net_items)) < 0 ||
+	    (err = ods_map_new(a, population, all_lists, n_lists, &rs->ods)) < 0)
 		return err;
 	rs->population = population;
 	rs->all_lists = all_lists;
@@ -1303,27 +1389,18 @@ flist(struct fval *f, const char **list, size_t n)
 
 /* GP practice (a code on any loaded list, or shaped like an English GP
  * practice code: a letter and five digits, and not a known other
- * organisation), otherwise secondary care. */
+ * organisation), otherwise secondary care.  `flags`: what the lists say. */
 static const char *
-referrer_kind(const struct ras_ruleset *rs, const char *ods)
+referrer_kind(const char *ods, unsigned flags)
 {
 	size_t l;
 
 	if (ods == NULL || *ods == '\0')
 		return "unknown";
-	for (size_t i = 0; i < rs->n_lists; i++) {
-		const struct ras_practice_list *pl = rs->all_lists[i];
-
-		if (ras_rules_code_listed(pl->practices, pl->n_practices, ods) ||
-		    ras_rules_code_listed(pl->closed, pl->n_closed, ods))
-			return "gp";
-	}
-	for (size_t i = 0; i < rs->n_lists; i++) {
-		const struct ras_practice_list *pl = rs->all_lists[i];
-
-		if (ras_rules_code_listed(pl->other, pl->n_other, ods))
-			return "secondary-care";
-	}
+	if (flags & ODS_GP)
+		return "gp";
+	if (flags & ODS_OTHER)
+		return "secondary-care";
 	l = strlen(ods);
 	if (l == 6 && ods[0] >= 'A' && ods[0] <= 'Z' && strspn(ods + 1, "0123456789") == 5)
 		return "gp";
@@ -1477,15 +1554,18 @@ build_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_
 	}
 	fbool(&v[F_PRACTICE_KNOWN], ods && *ods);
 	if (ods && *ods) {
-		const struct ras_practice_list *pl = rs->population;
-		bool listed = ras_rules_code_listed(pl->practices, pl->n_practices, ods);
-		bool closed = ras_rules_code_listed(pl->closed, pl->n_closed, ods);
+		unsigned f = ods_flags(rs->ods, ods);
+		bool listed = f & ODS_POPULATION, closed = f & ODS_POPULATION_CLOSED;
 
 		fstr(&v[F_PRACTICE], ods);
 		fbool(&v[F_PRACTICE_IN_AREA], listed || closed);
 		fbool(&v[F_PRACTICE_CLOSED], closed);
 	}
-	fstr(&v[F_REFERRER_KIND], referrer_kind(rs, r->referrer.org_ods));
+	{
+		const char *org = r->referrer.org_ods;
+
+		fstr(&v[F_REFERRER_KIND], referrer_kind(org, org && *org ? ods_flags(rs->ods, org) : 0));
+	}
 	if (r->referrer.org_ods)
 		fstr(&v[F_REFERRER_ORG], r->referrer.org_ods);
 	return form_facts(a, rs, r->has_form ? &r->form : NULL, t);
