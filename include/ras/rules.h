@@ -18,7 +18,8 @@
  *    practice list, GP or secondary-care referrer, the form checked
  *    against its Questionnaire, and every acceptable answer (free text is
  *    recorded only as "answered": facts are stored and must not carry
- *    patient-identifiable text).
+ *    patient-identifiable text).  They are typed and held in slots the
+ *    rule set's conditions were compiled to: no fact is looked up by name.
  * 2. Every rule is evaluated; the ones that match are "findings".
  * 3. Safety first: if any safety rule matched, the outcome is the first
  *    matching onward safety rule (e.g. cauda equina to an emergency
@@ -39,9 +40,11 @@
  *
  * Rule sets are parsed and validated on their own (unknown keys, stages,
  * outcomes, operators and fact names are errors; every rule and clock must
- * cite a clause of its own spec), then linked to the forms and practice
- * lists they name (mappings.c does the file reading).  A linked rule set is
- * immutable and may be shared between threads.
+ * cite a clause of its own spec; naming more than RAS_RULE_FACTS_MAX facts
+ * is an error), then linked to the forms and practice lists they name
+ * (mappings.c does the file reading; a form with an item named like one of
+ * the engine's own form facts, e.g. "status", is refused).  A linked rule
+ * set is immutable and may be shared between threads.
  */
 #ifndef RAS_RULES_H
 #define RAS_RULES_H
