@@ -665,35 +665,20 @@ str_equal(const char *s, const struct cval *v)
 	return v->t == VT_STR && !v->nul && strcmp(s, v->s) == 0;
 }
 
-/* A condition over the typed facts: sv[slot] is each slot's fact (an
- * absent one has type VT_NONE). */
-static bool
-eval(const struct cond *c, const struct fval *const *sv)
+/* A test of one fact (a condition's leaf): inlined where conditions are
+ * evaluated, so a rule's tests cost no call each. */
+static inline __attribute__((always_inline)) bool
+leaf(const struct cond *c, const struct fval *const *sv)
 {
-	const struct fval *f;
+	const struct fval *f = sv[c->slot];
 	size_t i;
 
-	switch (c->op) {
-	case OP_ALL:
-		for (i = 0; i < c->n_kids; i++)
-			if (!eval(&c->kids[i], sv))
-				return false;
-		return true;
-	case OP_ANY:
-		for (i = 0; i < c->n_kids; i++)
-			if (eval(&c->kids[i], sv))
-				return true;
-		return false;
-	case OP_NOT:
-		return !eval(&c->kids[0], sv);
-	default:
-		break;
-	}
-	f = sv[c->slot];
 	switch (c->op) {
 	case OP_PRESENT:
 		return (f->t != VT_NONE) == c->v.b;
 	case OP_EQ:
+		if (c->v.t == VT_BOOL)   /* most tests: a boolean fact is true or false */
+			return f->t == VT_BOOL && f->b == c->v.b;
 		return f->t != VT_NONE && equal(f, &c->v);
 	case OP_NE:
 		return f->t != VT_NONE && !equal(f, &c->v);
@@ -727,6 +712,37 @@ eval(const struct cond *c, const struct fval *const *sv)
 		return false;
 	default:
 		return false;
+	}
+}
+
+/* A condition over the typed facts: sv[slot] is each slot's fact (an
+ * absent one has type VT_NONE).  Only "all", "any" and "not" recurse. */
+static bool
+eval(const struct cond *c, const struct fval *const *sv)
+{
+	size_t i;
+
+	switch (c->op) {
+	case OP_ALL:
+		for (i = 0; i < c->n_kids; i++) {
+			const struct cond *k = &c->kids[i];
+
+			if (!(k->op >= OP_EQ ? leaf(k, sv) : eval(k, sv)))
+				return false;
+		}
+		return true;
+	case OP_ANY:
+		for (i = 0; i < c->n_kids; i++) {
+			const struct cond *k = &c->kids[i];
+
+			if (k->op >= OP_EQ ? leaf(k, sv) : eval(k, sv))
+				return true;
+		}
+		return false;
+	case OP_NOT:
+		return !eval(&c->kids[0], sv);
+	default:
+		return leaf(c, sv);
 	}
 }
 
