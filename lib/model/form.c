@@ -204,7 +204,7 @@ const struct ras_qitem *
 ras_form_item(const struct ras_questionnaire *q, const char *link_id)
 {
 	for (size_t i = 0; q && i < q->n_items; i++)
-		if (strcmp(q->items[i].link_id, link_id) == 0)
+		if (q->items[i].link_id[0] == link_id[0] && strcmp(q->items[i].link_id, link_id) == 0)
 			return &q->items[i];
 	return NULL;
 }
@@ -279,7 +279,8 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 
 		item_of[i] = -1;
 		for (size_t n = 0, k = from; n < q->n_items; n++, k = k + 1 < q->n_items ? k + 1 : 0) {
-			if (strcmp(q->items[k].link_id, ans->link_id) == 0) {
+			if (q->items[k].link_id[0] == ans->link_id[0] &&
+			    strcmp(q->items[k].link_id, ans->link_id) == 0) {
 				item_of[i] = (int)k;
 				from = k + 1 < q->n_items ? k + 1 : 0;
 				break;
@@ -315,7 +316,9 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 		 * after the previous one's item) */
 		k = from;
 		for (size_t n = 0; n < q->n_items; n++, k = k + 1 < q->n_items ? k + 1 : 0) {
-			if (strcmp(q->items[k].link_id, extra_required[e]) == 0) {
+			/* (the first byte rules most items out without a call) */
+			if (q->items[k].link_id[0] == extra_required[e][0] &&
+			    strcmp(q->items[k].link_id, extra_required[e]) == 0) {
 				item = &q->items[k];
 				from = k + 1 < q->n_items ? k + 1 : 0;
 				break;
