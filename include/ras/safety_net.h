@@ -108,7 +108,8 @@ int ras_safety_net_items_new(struct ras_arena *a, const struct ras_questionnaire
 
 /*
  * Check referral `r`.  `items` are the referral form's linkIds (NULL, or
- * built from no form: no item is said to be off the form).  The notes
+ * built from no form version: no item is said to be off the form; built
+ * from versions without items: every item is).  The notes
  * point into `r` (its codes, linkIds and intake doubts) and static text:
  * keep `r` while they are used.  Allocates from `a` only when there is
  * something to note.

@@ -51,6 +51,7 @@ static const char *const not_danger[] = { "non-malignant", "non malignant", "non
 
 struct ras_safety_net_items {
 	uint32_t h_red_flags, h_cancer, h_cauda;  /* the hashes of the linkIds the net reads */
+	size_t n_forms;            /* form versions it was built from */
 	size_t n;                  /* linkIds held */
 	size_t mask;               /* slots - 1 (a power of two, at least twice n) */
 	const char **slot;
@@ -99,6 +100,7 @@ ras_safety_net_items_new(struct ras_arena *a, const struct ras_questionnaire *co
 	if (ix == NULL || (ix->slot = ras_arena_calloc(a, size, sizeof(*ix->slot))) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	ix->mask = size - 1;
+	ix->n_forms = n_forms;
 	ix->h_red_flags = hash("red-flags");
 	ix->h_cancer = hash(CODE_CANCER);
 	ix->h_cauda = hash(CODE_CAUDA);
@@ -421,7 +423,7 @@ check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans)
 		return;
 	if (ans->type == RAS_ANSWER_OTHER)
 		doubt(n, RAS_NOTE_ANSWER_TYPE, where, token(lid));
-	else if (ix && ix->n > 0 && !item_on_form(ix, h, lid))
+	else if (ix && ix->n_forms > 0 && !item_on_form(ix, h, lid))
 		doubt(n, RAS_NOTE_NOT_ON_FORM, where, token(lid));
 }
 
