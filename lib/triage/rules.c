@@ -1363,6 +1363,7 @@ struct ras_rules_trace {
 	const struct ras_questionnaire *q;   /* the form version answers were read with */
 	int qi;                              /* its index in rs->forms; -1 with no form */
 	struct fval *items;                  /* per item of q */
+	const int *item_of;                  /* per answer of the form: its item of q, or -1 */
 	size_t n_hit;
 	const struct rule *const *hit;       /* every rule that matched ("findings") */
 	struct ras_safety_net net;
@@ -1461,6 +1462,7 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	flist(&v[F_FORM_INVALID], interp.invalid, interp.n_invalid);
 	flist(&v[F_FORM_UNKNOWN], interp.unknown, interp.n_unknown);
 	t->q = q;
+	t->item_of = interp.item_of;
 	for (size_t i = 0; i < rs->n_forms; i++)
 		if (rs->forms[i] == q)
 			t->qi = (int)i;
@@ -1995,8 +1997,15 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	 * rule set's safety rules over the net's signals, else an urgent
 	 * review); doubt it cannot settle is never returned or accepted. */
 	t->net_applied = "none";
-	if ((err = ras_safety_net_check(a, r, rs->net_items, &t->net)) < 0)
-		return err;
+	{
+		/* the net may share which answer is which item of the form (it
+		 * takes nothing else from the facts above) */
+		struct ras_safety_net_match m = { .form = t->qi >= 0 ? (size_t)t->qi : 0,
+			.item_of = t->qi >= 0 ? t->item_of : NULL };
+
+		if ((err = ras_safety_net_check(a, r, rs->net_items, &m, &t->net)) < 0)
+			return err;
+	}
 	if (t->net.danger && chosen[0]->stage != STAGE_SAFETY) {
 		const struct fval *ns[RAS_RULE_FACTS_MAX];
 		struct fval own[3] = { 0 };
