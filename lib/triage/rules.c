@@ -1711,11 +1711,39 @@ render_advice(struct ras_arena *a, const struct ras_ruleset *rs, const struct ru
 
 /* ---- deadlines ------------------------------------------------------------- */
 
-/* British Summer Time of one year, computed once for a decision's clocks. */
+/* British Summer Time of one year, kept per thread: decisions mostly fall
+ * in the same year, so it is computed about once a year, not per clock. */
 struct summer {
 	int year;               /* 0: none yet */
 	int64_t start, end;
 };
+
+static _Thread_local struct summer summer_cache;
+
+static void
+summer_of(int year, struct summer *bst)
+{
+	if (bst->year != year) {
+		ras_time_uk_summer(year, &bst->start, &bst->end);
+		bst->year = year;
+	}
+}
+
+/* As ras_time_uk_date(t, d, NULL), with the year's summer time cached. */
+static void
+uk_date(int64_t t, struct ras_date *d)
+{
+	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, local;
+	struct summer *bst = &summer_cache;
+
+	ras_date_from_days(days, d);
+	summer_of(d->year, bst);
+	if (!(t >= bst->start && t < bst->end))
+		return;
+	local = t + 3600;
+	if ((local >= 0 ? local / 86400 : (local - 86399) / 86400) != days)
+		ras_date_from_days(days + 1, d);
+}
 
 /* The last second of UK day d: the next day's UK midnight (as
  * ras_time_uk_midnight: the offset at 23:00 UTC the day before, since the
@@ -1725,10 +1753,7 @@ end_of_day(const struct ras_date *d, struct summer *bst)
 {
 	int64_t local = (ras_date_to_days(d) + 1) * 86400, guess = local - 3600;
 
-	if (bst->year != d->year) {
-		ras_time_uk_summer(d->year, &bst->start, &bst->end);
-		bst->year = d->year;
-	}
+	summer_of(d->year, bst);
 	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
 }
 
@@ -1786,7 +1811,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 {
 	struct ras_deadline *dl;
 	struct fval cf[CF_COUNT] = { 0 };
-	struct summer bst = { 0 };
+	struct summer *bst = &summer_cache;
 	const struct fval *cs[CF_COUNT];
 	bool cov = true;
 	size_t n = 0;
@@ -1818,20 +1843,20 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		case U_WORKING_DAYS:
 			if ((err = ras_calendar_add_working_days(cal, day0, c->amount, &d->due_date, &c_cov)) < 0)
 				return err;
-			d->due_at = end_of_day(&d->due_date, &bst);
+			d->due_at = end_of_day(&d->due_date, bst);
 			break;
 		case U_HOURS:
 			d->hours = true;
 			d->due_at = received_at + (int64_t)c->amount * 3600;
-			ras_time_uk_date(d->due_at, &d->due_date, NULL);
+			uk_date(d->due_at, &d->due_date);
 			break;
 		case U_WEEKS:
 			ras_date_add_days(day0, (int64_t)c->amount * 7, &d->due_date);
-			d->due_at = end_of_day(&d->due_date, &bst);
+			d->due_at = end_of_day(&d->due_date, bst);
 			break;
 		case U_MONTHS:
 			ras_date_add_months(day0, c->amount, &d->due_date);
-			d->due_at = end_of_day(&d->due_date, &bst);
+			d->due_at = end_of_day(&d->due_date, bst);
 			break;
 		}
 		cov = cov && c_cov;
@@ -1935,7 +1960,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	if (!rs->linked)
 		return ras_error_code(RAS_EINVALID, "rule set %s is not linked to its form and practice list",
 		    rs->service);
-	ras_time_uk_date(received_at, &day0, NULL);
+	uk_date(received_at, &day0);
 	t = ras_arena_alloc(a, sizeof(*t));
 	hit = ras_arena_calloc(a, rs->n_rules + 1, sizeof(*hit));
 	chosen = ras_arena_calloc(a, rs->n_rules + 1, sizeof(*chosen));

@@ -493,10 +493,18 @@ check_form(struct net *n, int where, const struct ras_form *f, bool main,
 	}
 	n->out->forms_seen++;
 	for (size_t i = 0; i < f->n_answers; i++) {
+		const struct ras_answer *ans = &f->answers[i];
 		int k = names ? match->item_of[i] : -1;
+		enum name name = k >= 0 && (size_t)k < n_items ? (enum name)names[k] : NAME_UNKNOWN;
 
-		check_answer(n, where, rasd, &f->answers[i],
-		    k >= 0 && (size_t)k < n_items ? (enum name)names[k] : NAME_UNKNOWN);
+		/* most answers: an item of the form, not one the net reads, of a
+		 * type rasd reads and not coded: nothing to note */
+		if (name == NAME_OTHER && ans->type != RAS_ANSWER_CODING &&
+		    ans->type != RAS_ANSWER_OTHER) {
+			n->out->answers_seen++;
+			continue;
+		}
+		check_answer(n, where, rasd, ans, name);
 	}
 	for (size_t i = 0; main && i < f->n_unmapped; i++)
 		doubt(n, RAS_NOTE_UNMAPPED_CELL, where, token(f->unmapped[i]));
