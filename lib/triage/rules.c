@@ -1970,9 +1970,13 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 		return err;
 
 	slot_facts(rs, t, sv);
-	for (size_t i = 0; i < rs->n_rules; i++)
-		if (eval(&rs->rules[i].when, sv))
+	for (size_t i = 0; i < rs->n_rules; i++) {
+		const struct cond *c = &rs->rules[i].when;
+
+		/* (most rules test one fact: tested here, without a call) */
+		if (c->op >= OP_EQ ? leaf(c, sv) : eval(c, sv))
 			hit[n_hit++] = &rs->rules[i];
+	}
 
 	/* 1. Safety: never returned, never silently accepted. */
 	for (size_t i = 0; i < n_hit; i++)
