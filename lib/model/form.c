@@ -210,8 +210,9 @@ ras_form_item(const struct ras_questionnaire *q, const char *link_id)
 	return NULL;
 }
 
-bool
-ras_form_answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
+/* (inlined into the check, which calls it for every answer) */
+static inline __attribute__((always_inline)) bool
+answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
 {
 	switch (item->type) {
 	case RAS_QITEM_BOOLEAN:
@@ -243,6 +244,12 @@ ras_form_answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
 	return false;
 }
 
+bool
+ras_form_answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
+{
+	return answer_ok(item, ans);
+}
+
 static bool
 listed(const char *const *list, size_t n, const char *s)
 {
@@ -267,7 +274,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	size_t cap = na + ni + n_extra + 1;
 	const char **lists;
 	int *item_of, *count, *ok_count;
-	bool *answer_ok;
+	bool *ok;
 
 	/* Everything the check returns in one allocation (the arena zeroes it):
 	 * the three lists of names, then per answer its item, per item its
@@ -285,7 +292,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	item_of = (int *)(lists + 3 * cap);
 	count = item_of + na + 1;
 	ok_count = count + ni + 1;
-	answer_ok = (bool *)(ok_count + ni + 1);
+	ok = (bool *)(ok_count + ni + 1);
 
 	/* One pass: which item each answer belongs to, and how many there are.
 	 * Answers mostly come in form order, so each search starts at the item
@@ -312,11 +319,13 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 		}
 		from = k + 1 < ni ? k + 1 : 0;
 		count[idx]++;
-		if ((answer_ok[i] = ras_form_answer_ok(&q->items[idx], ans)))
+		if ((ok[i] = answer_ok(&q->items[idx], ans)))
 			ok_count[idx]++;
 	}
 	out->item_of = item_of;
-	out->answer_ok = answer_ok;
+	out->answer_ok = ok;
+	out->n_answers_of = count;
+	out->n_ok_of = ok_count;
 	/* In form order: invalid, for any unacceptable answer or several
 	 * answers to an item that does not repeat; missing, for a required
 	 * item without any answer (one answered only unacceptably is invalid,

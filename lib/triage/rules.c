@@ -1431,10 +1431,9 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	struct ras_form_check fc, interp;
 	const struct ras_questionnaire *q;
 	struct fval *v = t->v, *items;
-	bool *bad;
 	const bool *ok;
-	const char **codes;
-	size_t n_codes = 0;
+	const int *count, *n_ok;
+	const char **codes = NULL;
 	int err;
 
 	if ((err = ras_form_check(a, rs->forms, rs->n_forms, form,
@@ -1467,40 +1466,13 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 		if (rs->forms[i] == q)
 			t->qi = (int)i;
 	items = ras_arena_calloc(a, q->n_items + 1, sizeof(*items));
-	bad = ras_arena_calloc(a, q->n_items + 1, sizeof(*bad));
-	ok = interp.answer_ok;
-	if (items == NULL || bad == NULL)
+	if (items == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	t->items = items;
-	for (size_t k = 0; k < interp.n_invalid; k++) {
-		const struct ras_qitem *it = ras_form_item(q, interp.invalid[k]);
-
-		if (it)
-			bad[it - q->items] = true;
-	}
-	/* Which answers are acceptable, and how many codes each repeating
-	 * choice keeps (its list takes that many from one array). */
-	for (size_t k = 0; k < form->n_answers; k++) {
-		int idx = interp.item_of[k];
-
-		if (idx < 0)
-			continue;
-		if (ok[k] && q->items[idx].type == RAS_QITEM_CHOICE && q->items[idx].repeats) {
-			items[idx].n++;
-			n_codes++;
-		}
-	}
-	if (n_codes) {
-		if ((codes = ras_arena_calloc(a, n_codes, sizeof(*codes))) == NULL)
-			return ras_error_code(RAS_ENOMEM, "out of memory");
-		for (size_t i = 0; i < q->n_items; i++)
-			if (items[i].n) {
-				size_t n = items[i].n;
-
-				flist(&items[i], codes, 0);
-				codes += n;
-			}
-	}
+	ok = interp.answer_ok;
+	count = interp.n_answers_of;
+	n_ok = interp.n_ok_of;
+	/* One pass over the answers, each with its item as the check matched it. */
 	for (size_t k = 0; k < form->n_answers; k++) {
 		const struct ras_answer *ans = &form->answers[k];
 		int idx = interp.item_of[k];
@@ -1512,12 +1484,21 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 		it = &q->items[idx];
 		f = &items[idx];
 		if (it->type == RAS_QITEM_CHOICE && it->repeats) {
-			/* a repeating choice keeps the codes that were acceptable */
+			/* a repeating choice keeps the codes that were acceptable: its
+			 * list takes that many from one array (at most one per answer) */
+			if (f->t == VT_NONE) {
+				if (codes == NULL &&
+				    (codes = ras_arena_calloc(a, form->n_answers, sizeof(*codes))) == NULL)
+					return ras_error_code(RAS_ENOMEM, "out of memory");
+				flist(f, codes, 0);
+				codes += n_ok[idx];
+			}
 			f->list[f->n++] = ans->code;
 			continue;
 		}
-		/* an item with an unacceptable answer (or two answers) is no fact */
-		if (bad[idx] || f->t != VT_NONE)
+		/* an item with an unacceptable answer (or two answers to an item
+		 * that does not repeat: the check's "invalid") is no fact */
+		if (f->t != VT_NONE || count[idx] > n_ok[idx] || (!it->repeats && count[idx] > 1))
 			continue;
 		switch (it->type) {
 		case RAS_QITEM_BOOLEAN: fbool(f, ans->b); break;
