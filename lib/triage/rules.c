@@ -116,6 +116,7 @@ struct rule {
 	struct seg *segs;       /* the template compiled (n_segs 0: advice is static text) */
 	size_t n_segs;
 	struct cond when;
+	bool plain;             /* id, clause and target need no escape in JSON */
 };
 
 enum unit { U_WORKING_DAYS = 1, U_HOURS, U_WEEKS, U_MONTHS };
@@ -830,6 +831,16 @@ compile_template(struct ras_arena *a, struct ras_ruleset *rs, struct rule *r)
 	return 0;
 }
 
+/* A string JSON text holds as it is (printable ASCII, no '"' or '\\'). */
+static bool
+json_plain(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+			return false;
+	return s != NULL;
+}
+
 static int
 parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *r,
     bool accept)
@@ -911,6 +922,7 @@ parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *
 		return ras_error_code(RAS_EINVALID, "%s: a return needs advice for the referrer", where);
 	if (json_object_get(j, "when") == NULL)
 		return ras_error_code(RAS_EINVALID, "%s: \"when\" is required", where);
+	r->plain = json_plain(r->id) && json_plain(r->clause) && (r->target == NULL || json_plain(r->target));
 	return parse_cond(a, rs, json_object_get(j, "when"), &r->when, 0, false, where);
 }
 
@@ -2206,5 +2218,294 @@ ras_rules_facts_json(struct ras_arena *a, struct ras_decision *d)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	}
 	d->facts = j;
+	return 0;
+}
+
+/* ---- the facts as JSON text --------------------------------------------------- */
+
+/*
+ * The same bytes as ras_json_dump(RAS_JSON_COMPACT) of the object
+ * ras_rules_facts_json() builds, written straight from the typed facts.
+ * Strings of printable ASCII without '"' or '\' are copied; any other
+ * string (escapes, non-ASCII, which jansson also checks is UTF-8) and any
+ * real number is written by jansson itself, so its bytes are jansson's.
+ */
+struct text {
+	struct ras_buf *b;
+	char *p;                /* next byte of chunk */
+	int err;
+	char chunk[4096];       /* written to b when full and at the end */
+};
+
+static void
+tflush(struct text *t)
+{
+	if (t->err == 0 && t->p > t->chunk && ras_buf_append(t->b, t->chunk, (size_t)(t->p - t->chunk)) < 0)
+		t->err = -1;
+	t->p = t->chunk;
+}
+
+static inline void
+tput(struct text *t, const char *s, size_t n)
+{
+	if (n > (size_t)(t->chunk + sizeof(t->chunk) - t->p)) {
+		tflush(t);
+		if (n > sizeof(t->chunk)) {
+			if (t->err == 0 && ras_buf_append(t->b, s, n) < 0)
+				t->err = -1;
+			return;
+		}
+	}
+	memcpy(t->p, s, n);
+	t->p += n;
+}
+
+/* text known to need no escape (the engine's own names and punctuation) */
+static void
+tlit(struct text *t, const char *s)
+{
+	tput(t, s, strlen(s));
+}
+
+/* a value jansson writes (a new reference, NULL: the facts object could
+ * not have been built either) */
+static void
+tjson(struct text *t, json_t *j)
+{
+	if (j == NULL) {
+		t->err = -1;
+		return;
+	}
+	tflush(t);
+	if (t->err == 0 && ras_json_dump(j, RAS_JSON_COMPACT, t->b) < 0)
+		t->err = -1;
+	json_decref(j);
+}
+
+/* A byte jansson writes as it is: printable ASCII but '"' and '\\'. */
+static inline bool
+plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* Whether s[0..n) is all plain bytes: eight at a time (each test is
+ * exact: no borrow crosses a byte unless some byte already fails). */
+static bool
+plain_text(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, q = 0, b = 0, d = 0;
+
+		memcpy(&w, s + i, 8);
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		d = w ^ (ones * 0x7f);
+		if ((((w - ones * 0x20) & ~w) | w | ((q - ones) & ~q) | ((b - ones) & ~b) |
+		    ((d - ones) & ~d)) & high)
+			return false;
+	}
+	for (; i < n; i++)
+		if (!plain_byte((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static void
+tstr(struct text *t, const char *s)
+{
+	size_t n;
+
+	if (s == NULL) {
+		t->err = -1;
+		return;
+	}
+	n = strlen(s);
+	if (!plain_text(s, n)) {
+		tjson(t, json_string(s));
+		return;
+	}
+	tput(t, "\"", 1);
+	tput(t, s, n);
+	tput(t, "\"", 1);
+}
+
+/* A string of the rule set or the engine: checked for escapes once, when
+ * the rule set was parsed (plain), else as any other. */
+static inline void
+tstr_plain(struct text *t, const char *s, bool plain)
+{
+	if (!plain) {
+		tstr(t, s);
+		return;
+	}
+	tput(t, "\"", 1);
+	tlit(t, s);
+	tput(t, "\"", 1);
+}
+
+/* a key and its ':' (after a ',' unless it is the object's first);
+ * `plain`: the engine's own name, nothing to escape */
+static inline void
+tkey(struct text *t, bool *first, const char *k, bool plain)
+{
+	if (!*first)
+		tput(t, ",", 1);
+	*first = false;
+	tstr_plain(t, k, plain);
+	tput(t, ":", 1);
+}
+
+static inline void
+tbool(struct text *t, bool b)
+{
+	if (b)
+		tput(t, "true", 4);
+	else
+		tput(t, "false", 5);
+}
+
+static inline void
+tint(struct text *t, int64_t i)
+{
+	char d[24];
+	size_t k = sizeof(d);
+	uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+
+	do {
+		d[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (i < 0)
+		d[--k] = '-';
+	tput(t, d + k, sizeof(d) - k);
+}
+
+static inline void
+tval(struct text *t, const struct fval *v)
+{
+	switch (v->t) {
+	case VT_BOOL: tbool(t, v->b); break;
+	case VT_INT: tint(t, v->i); break;
+	case VT_REAL: tjson(t, json_real(v->d)); break;
+	case VT_STR: tstr(t, v->s); break;
+	case VT_LIST:
+		tput(t, "[", 1);
+		for (size_t i = 0; i < v->n; i++) {
+			if (i)
+				tput(t, ",", 1);
+			tstr(t, v->list[i]);
+		}
+		tput(t, "]", 1);
+		break;
+	case VT_NONE:
+		t->err = -1;
+		break;
+	}
+}
+
+static void
+tnotes(struct text *t, const struct ras_safety_note *v, size_t n)
+{
+	char buf[RAS_SAFETY_NOTE_TEXT_MAX];
+
+	tput(t, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			tput(t, ",", 1);
+		tstr(t, ras_safety_net_note_text(&v[i], buf));
+	}
+	tput(t, "]", 1);
+}
+
+int
+ras_rules_facts_text(const struct ras_decision *d, struct ras_buf *out)
+{
+	static const enum fid order[] = {
+		F_SOURCE, F_FROM_ERS, F_PRIORITY, F_HAS_ATTACHMENTS, F_NHS_VALID, F_NHS_STATUS,
+		F_BIRTH_KNOWN, F_AGE, F_PRACTICE_KNOWN, F_PRACTICE, F_PRACTICE_IN_AREA,
+		F_PRACTICE_CLOSED, F_REFERRER_KIND, F_REFERRER_ORG, F_FORM_PRESENT, F_FORM_Q_KNOWN,
+		F_FORM_VERSION_KNOWN, F_FORM_CURRENT, F_FORM_COMPLETED, F_FORM_STATUS, F_FORM_VERSION,
+		F_FORM_MISSING, F_FORM_INVALID, F_FORM_UNKNOWN,
+	};
+	const struct ras_rules_trace *t = d->trace;
+	const struct ras_safety_net *net;
+	struct text x;
+	bool first = true, nfirst = true;
+
+	_Static_assert(sizeof(order) / sizeof(order[0]) == F_FORM, "every engine fact in order");
+	if (t == NULL)
+		return ras_error_code(RAS_EINVALID, "the decision is not the rules engine's");
+	net = &t->net;
+	x.b = out;
+	x.p = x.chunk;
+	x.err = 0;
+	tput(&x, "{", 1);
+	for (size_t i = 0; i < F_FORM; i++)
+		if (t->v[order[i]].t != VT_NONE) {
+			tkey(&x, &first, known_facts[order[i]].name, true);
+			tval(&x, &t->v[order[i]]);
+		}
+	for (size_t i = 0; t->q && i < t->q->n_items; i++) {
+		char key[RAS_ID_MAX + 8];
+		size_t l;
+
+		if (t->items[i].t == VT_NONE)
+			continue;
+		l = strnlen(t->q->items[i].link_id, sizeof(key) - 6);
+		memcpy(key, "form.", 5);
+		memcpy(key + 5, t->q->items[i].link_id, l);
+		key[5 + l] = '\0';
+		tkey(&x, &first, key, false);
+		tval(&x, &t->items[i]);
+	}
+	tkey(&x, &first, "findings", true);
+	tput(&x, "[", 1);
+	for (size_t i = 0; i < t->n_hit; i++) {
+		const struct rule *r = t->hit[i];
+
+		tlit(&x, i ? ",{\"rule\":" : "{\"rule\":");
+		tstr_plain(&x, r->id, r->plain);
+		tlit(&x, ",\"clause\":");
+		tstr_plain(&x, r->clause, r->plain);
+		tlit(&x, ",\"stage\":");
+		tstr_plain(&x, stage_names[r->stage], true);
+		tlit(&x, ",\"outcome\":");
+		tstr_plain(&x, ras_decision_outcome_name(r->outcome), true);
+		if (r->target) {
+			tlit(&x, ",\"target\":");
+			tstr_plain(&x, r->target, r->plain);
+		}
+		tput(&x, "}", 1);
+	}
+	tput(&x, "]", 1);
+	tkey(&x, &first, "safety_net", true);
+	tput(&x, "{", 1);
+	tkey(&x, &nfirst, "danger", true), tbool(&x, net->danger);
+	tkey(&x, &nfirst, "cauda_equina", true), tbool(&x, net->cauda_equina);
+	tkey(&x, &nfirst, "suspected_cancer", true), tbool(&x, net->suspected_cancer);
+	tkey(&x, &nfirst, "two_week_wait", true), tbool(&x, net->two_week_wait);
+	tkey(&x, &nfirst, "urgent", true), tbool(&x, net->urgent);
+	tkey(&x, &nfirst, "red_flag", true), tbool(&x, net->red_flag);
+	tkey(&x, &nfirst, "signals", true), tnotes(&x, net->signals, net->n_signals);
+	tkey(&x, &nfirst, "doubts", true), tnotes(&x, net->doubts, net->n_doubts);
+	tkey(&x, &nfirst, "forms_seen", true), tint(&x, (int64_t)net->forms_seen);
+	tkey(&x, &nfirst, "answers_seen", true), tint(&x, (int64_t)net->answers_seen);
+	tkey(&x, &nfirst, "applied", true), tstr_plain(&x, t->net_applied, true);
+	tput(&x, "}", 1);
+	tkey(&x, &first, "automation", true);
+	tstr_plain(&x, ras_rules_automation_name(t->automation), true);
+	tkey(&x, &first, "urgent", true);
+	tbool(&x, t->urgent);
+	tkey(&x, &first, "calendar_covers_deadlines", true);
+	tbool(&x, t->covered);
+	tput(&x, "}", 1);
+	tflush(&x);
+	if (x.err)
+		return ras_error_code(RAS_ETOOBIG, "could not write the decision's facts (output limit, "
+		    "memory or text that is not UTF-8)");
 	return 0;
 }
