@@ -821,7 +821,8 @@ static size_t next_scenario;
 
 /* A scenario's referral, decided as the scenario says (0, or the error). */
 static int
-decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decision *d, int64_t *at)
+decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decision *d, int64_t *at,
+    struct ras_buf *facts_text)
 {
 	struct ras_referral r;
 	enum ras_automation autom = RAS_AUTOMATION_ADMINISTRATIVE;
@@ -840,6 +841,8 @@ decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decisi
 	    ras_mappings_set_automation(maps, s->service, autom) < 0)
 		return -1;
 	err = ras_rules_decide(a, rs, &r, *at, ras_mappings_calendar(maps), *at + 60, d);
+	if (err == 0 && facts_text)   /* (while the referral lives) */
+		err = ras_rules_facts_text(d, facts_text);
 	if (err == 0)
 		err = ras_rules_facts_json(a, d);
 	(void)ras_mappings_set_automation(maps, s->service, RAS_AUTOMATION_ADMINISTRATIVE);
@@ -858,7 +861,7 @@ run_scenario(void)
 	int64_t at;
 	bool has_rule = false, has_advice = s->advice_has == NULL;
 
-	if (decide_scenario(a, s, &d, &at) != 0) {
+	if (decide_scenario(a, s, &d, &at, NULL) != 0) {
 		ras_arena_free(a);
 		return;
 	}
@@ -1007,7 +1010,7 @@ golden_scenario_decisions(void)
 		json_t *j = NULL;
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-		if (decide_scenario(a, s, &d, &at) == 0 && ras_decision_to_json(&d, false, &j) == 0) {
+		if (decide_scenario(a, s, &d, &at, NULL) == 0 && ras_decision_to_json(&d, false, &j) == 0) {
 			/* without the rule set's version, which changes with every edit
 			 * of the mappings */
 			(void)json_object_del(j, "ruleset_version");
@@ -1024,6 +1027,93 @@ golden_scenario_decisions(void)
 	check(ras_test_golden("triage/scenarios.txt", b.data, b.len), __LINE__,
 	    "a scenario's decision differs from tests/golden/triage/scenarios.txt (see .actual)");
 	ras_buf_free(&b);
+}
+
+/* The facts text of referral r (a fresh decision) against jansson's dump
+ * of the facts object: true when both are the same bytes, or both fail. */
+static bool
+facts_text_same(const struct ras_ruleset *rs, const struct ras_referral *r, int64_t at)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_decision d;
+	struct ras_buf text = RAS_BUF_INIT(0), dump = RAS_BUF_INIT(0);
+	int et, ej;
+	bool same;
+
+	if (a == NULL || ras_rules_decide(a, rs, r, at, ras_mappings_calendar(maps), at, &d) < 0) {
+		ras_arena_free(a);
+		return false;
+	}
+	et = ras_rules_facts_text(&d, &text);
+	ej = ras_rules_facts_json(a, &d);
+	if (ej == 0)
+		ej = ras_json_dump(d.facts, RAS_JSON_COMPACT, &dump);
+	same = (et < 0 && ej < 0) || (et == 0 && ej == 0 && text.len == dump.len &&
+	    memcmp(text.data, dump.data, text.len) == 0);
+	ras_buf_free(&text);
+	ras_buf_free(&dump);
+	ras_arena_free(a);
+	return same;
+}
+
+/*
+ * ras_rules_facts_text writes what jansson writes of the facts object:
+ * for every scenario, and for strings that need escapes, are not ASCII or
+ * are not UTF-8 (then both fail).
+ */
+static void
+facts_text_is_the_objects_json(void)
+{
+	static const char *const odd[] = {
+		"C8\"4009", "C84\\009", "C84\n009", "C84\x01" "009", "C84\x7f" "009", "C84/009",
+		"Cr\xc3\xa9" "009", "a quote \" after eight bytes", "a backslash after 8 \\",
+		"\xe2\x82\xac euro \xf0\x9f\x98\x80", "\xff not UTF-8", "C84\xc3" "009",
+	};
+	const struct ras_ruleset *rs = ras_mappings_ruleset(maps, "midnotts");
+	int64_t at = 0;
+
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		const struct scenario *s = &scenarios[i];
+		struct ras_arena *a = ras_arena_new();
+		struct ras_decision d;
+		struct ras_buf text = RAS_BUF_INIT(0), dump = RAS_BUF_INIT(0);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		if (decide_scenario(a, s, &d, &at, &text) == 0) {
+			CU_ASSERT_EQUAL(ras_json_dump(d.facts, RAS_JSON_COMPACT, &dump), 0);
+			check(text.len == dump.len && memcmp(text.data, dump.data, text.len) == 0, __LINE__,
+			    "[%s %s] %s: the facts text is not the facts object's JSON", s->service, s->clause,
+			    s->name);
+		}
+		ras_buf_free(&text);
+		ras_buf_free(&dump);
+		ras_arena_free(a);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+	CU_ASSERT_EQUAL_FATAL(ras_time_parse(AT_DEFAULT, false, &at), 0);
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		struct ras_arena *a = ras_arena_new();
+		struct ras_referral r;
+		const char *doubts[1] = { odd[i] };
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		build_referral(a, "midnotts", &r);
+		r.patient.practice_ods = odd[i];
+		check(facts_text_same(rs, &r, at), __LINE__, "practice \"%s\"", odd[i]);
+		build_referral(a, "midnotts", &r);
+		r.referrer.org_ods = odd[i];
+		r.form.version = odd[i];
+		check(facts_text_same(rs, &r, at), __LINE__, "referrer and form version \"%s\"", odd[i]);
+		build_referral(a, "midnotts", &r);
+		r.form.answers[r.form.n_answers++] = (struct ras_answer){ .link_id = "red-flags",
+			.type = RAS_ANSWER_CODING, .system = FORM_URL, .code = odd[i] };
+		r.form.answers[r.form.n_answers++] = (struct ras_answer){ .link_id = odd[i],
+			.type = RAS_ANSWER_CODING, .system = FORM_URL, .code = "cauda-equina" };
+		r.doubts = doubts;
+		r.n_doubts = 1;
+		check(facts_text_same(rs, &r, at), __LINE__, "codes, linkId and doubt \"%s\"", odd[i]);
+		ras_arena_free(a);
+	}
 }
 
 static void
@@ -1094,6 +1184,7 @@ main(void)
 		{ "rules: facts carry no patient-identifiable data", facts_carry_no_patient_data },
 		{ "rules: golden decisions for the sample referrals", golden_decisions },
 		{ "rules: every scenario's whole decision is unchanged", golden_scenario_decisions },
+		{ "rules: the facts text is the facts object's JSON", facts_text_is_the_objects_json },
 		{ "rules: the clocks of a clinician's decision", deadlines_for_a_clinician },
 		{ "intake: a contained resource without a type (fuzz regression)", intake_contained_without_type },
 		{ NULL, NULL },
