@@ -1828,7 +1828,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		struct ras_deadline *d = &dl[n];
 		bool c_cov = true;
 
-		if (c->has_when && !eval(&c->when, cs))
+		if (c->has_when && !(c->when.op >= OP_EQ ? leaf(&c->when, cs) : eval(&c->when, cs)))
 			continue;
 		d->kind = c->kind;
 		d->clause = c->clause;
@@ -1955,8 +1955,9 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 		    rs->service);
 	uk_date(received_at, &day0);
 	t = ras_arena_alloc(a, sizeof(*t));
-	hit = ras_arena_calloc(a, rs->n_rules + 1, sizeof(*hit));
-	chosen = ras_arena_calloc(a, rs->n_rules + 1, sizeof(*chosen));
+	/* (the rules that matched and the ones chosen, in one allocation) */
+	hit = ras_arena_calloc(a, 2 * (rs->n_rules + 1), sizeof(*hit));
+	chosen = hit ? hit + rs->n_rules + 1 : NULL;
 	if (t == NULL || hit == NULL || chosen == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = build_facts(a, rs, r, &day0, t)) < 0)
