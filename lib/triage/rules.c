@@ -150,6 +150,9 @@ struct ras_ruleset {
 	const char **form_slots;
 	size_t n_form_slots, cap_form_slots;
 	int *item_map;
+	/* per form version, per item: its facts key as JSON text ("\"form.<linkId>\":"),
+	 * NULL when the linkId needs escapes (written as any other string) */
+	const char ***item_keys;
 	int slot_red_flags, slot_suspected_cancer;  /* the net's facts; -1 when unnamed */
 	const struct ras_safety_net_items *net_items;  /* every version's linkIds, for the net */
 	struct ods_map *ods;     /* every practice list's codes, what each says (built at link) */
@@ -1347,6 +1350,29 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : -1;
 		}
 	}
+	rs->item_keys = ras_arena_calloc(a, rs->n_forms + 1, sizeof(*rs->item_keys));
+	if (rs->item_keys == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < rs->n_forms; i++) {
+		const struct ras_questionnaire *q = rs->forms[i];
+
+		if ((rs->item_keys[i] = ras_arena_calloc(a, q->n_items + 1, sizeof(char *))) == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t k = 0; k < q->n_items; k++) {
+			const char *lid = q->items[k].link_id;
+			size_t l = strlen(lid);
+			char *key;
+
+			if (!json_plain(lid) || l > RAS_ID_MAX + 2)
+				continue;
+			if ((key = ras_arena_alloc(a, l + 10)) == NULL)
+				return ras_error_code(RAS_ENOMEM, "out of memory");
+			memcpy(key, "\"form.", 6);
+			memcpy(key + 6, lid, l);
+			memcpy(key + 6 + l, "\":", 3);
+			rs->item_keys[i][k] = key;
+		}
+	}
 	if ((err = ras_safety_net_items_new(a, rs->forms, rs->n_forms, &rs->net_items)) < 0 ||
 	    (err = ods_map_new(a, population, all_lists, n_lists, &rs->ods)) < 0)
 		return err;
@@ -2456,6 +2482,17 @@ ras_rules_facts_text(const struct ras_decision *d, struct ras_buf *out)
 
 		if (t->items[i].t == VT_NONE)
 			continue;
+		if (t->qi >= 0 && t->rs->item_keys[t->qi][i] != NULL) {
+			/* its key written when the rule set was linked */
+			const char *k = t->rs->item_keys[t->qi][i];
+
+			if (!first)
+				tput(&x, ",", 1);
+			first = false;
+			tlit(&x, k);
+			tval(&x, &t->items[i]);
+			continue;
+		}
 		l = strnlen(t->q->items[i].link_id, sizeof(key) - 6);
 		memcpy(key, "form.", 5);
 		memcpy(key + 5, t->q->items[i].link_id, l);
