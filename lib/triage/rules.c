@@ -1748,22 +1748,6 @@ summer_of(int year, struct summer *bst)
 	}
 }
 
-/* As ras_time_uk_date(t, d, NULL), with the year's summer time cached. */
-static void
-uk_date(int64_t t, struct ras_date *d)
-{
-	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, local;
-	struct summer *bst = &summer_cache;
-
-	ras_date_from_days(days, d);
-	summer_of(d->year, bst);
-	if (!(t >= bst->start && t < bst->end))
-		return;
-	local = t + 3600;
-	if ((local >= 0 ? local / 86400 : (local - 86399) / 86400) != days)
-		ras_date_from_days(days + 1, d);
-}
-
 /* The last second of UK day d: the next day's UK midnight (as
  * ras_time_uk_midnight: the offset at 23:00 UTC the day before, since the
  * UK changes at 01:00 UTC), less one. */
@@ -1774,6 +1758,50 @@ end_of_day(const struct ras_date *d, struct summer *bst)
 
 	summer_of(d->year, bst);
 	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
+}
+
+/* The UK day last asked for, kept per thread with its first and last
+ * second, one for day 0 (when referrals were received) and one for the
+ * hour clocks' due times: a stage's referrals were mostly received on the
+ * same few days, so most are placed by two comparisons instead of date
+ * conversions. */
+struct uk_day {
+	int64_t first, last;    /* first > last: none yet */
+	struct ras_date d;
+};
+
+enum { UK_DAY0, UK_DUE, UK_DAYS };
+
+static _Thread_local struct uk_day uk_day_cache[UK_DAYS] = { { 1, 0, { 0, 0, 0 } }, { 1, 0, { 0, 0, 0 } } };
+
+/* As ras_time_uk_date(t, d, NULL), with the year's summer time and the
+ * last day asked for at this place (which) cached. */
+static void
+uk_date(int64_t t, int which, struct ras_date *d)
+{
+	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, local, first, last;
+	struct summer *bst = &summer_cache;
+	struct uk_day *c = &uk_day_cache[which];
+	struct ras_date prev;
+
+	if (t >= c->first && t <= c->last) {
+		*d = c->d;
+		return;
+	}
+	ras_date_from_days(days, d);
+	summer_of(d->year, bst);
+	if (t >= bst->start && t < bst->end) {
+		local = t + 3600;
+		if ((local >= 0 ? local / 86400 : (local - 86399) / 86400) != days)
+			ras_date_from_days(days + 1, d);
+	}
+	/* The day's bounds as end_of_day() sets them (the deadlines' own): kept
+	 * only when t lies between them, which it always should. */
+	ras_date_from_days(ras_date_to_days(d) - 1, &prev);
+	first = end_of_day(&prev, bst) + 1;
+	last = end_of_day(d, bst);
+	if (t >= first && t <= last)
+		*c = (struct uk_day){ first, last, *d };
 }
 
 /*
@@ -1867,7 +1895,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		case U_HOURS:
 			d->hours = true;
 			d->due_at = received_at + (int64_t)c->amount * 3600;
-			uk_date(d->due_at, &d->due_date);
+			uk_date(d->due_at, UK_DUE, &d->due_date);
 			break;
 		case U_WEEKS:
 			ras_date_add_days(day0, (int64_t)c->amount * 7, &d->due_date);
@@ -1979,7 +2007,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	if (!rs->linked)
 		return ras_error_code(RAS_EINVALID, "rule set %s is not linked to its form and practice list",
 		    rs->service);
-	uk_date(received_at, &day0);
+	uk_date(received_at, UK_DAY0, &day0);
 	t = ras_arena_alloc(a, sizeof(*t));
 	/* (the rules that matched and the ones chosen, in one allocation) */
 	hit = ras_arena_calloc(a, 2 * (rs->n_rules + 1), sizeof(*hit));
