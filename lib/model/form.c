@@ -271,7 +271,10 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
     const char *const *extra_required, size_t n_extra, struct ras_form_check *out)
 {
 	size_t na = f->n_answers, ni = q->n_items;
-	size_t cap = na + ni + n_extra + 1;
+	/* each list as long as it can get: missing, an item or an extra one;
+	 * invalid, an item; unknown, an answer */
+	size_t n_miss = ni + n_extra + 1, n_inv = ni + 1, n_unk = na + 1;
+	size_t cap = n_miss + n_inv + n_unk;
 	const char **lists;
 	int *item_of, *count, *ok_count;
 	bool *ok;
@@ -279,17 +282,17 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	/* Everything the check returns in one allocation (the arena zeroes it):
 	 * the three lists of names, then per answer its item, per item its
 	 * answers and its acceptable answers, per answer its acceptability. */
-	if (cap > SIZE_MAX / 64)
+	if (na > SIZE_MAX / 64 || ni > SIZE_MAX / 64 || n_extra > SIZE_MAX / 64)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	lists = ras_arena_alloc(a, 3 * cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
+	lists = ras_arena_alloc(a, cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
 	    (na + 1) * sizeof(bool));
 	if (lists == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	out->q = q;
 	out->missing = lists;
-	out->invalid = lists + cap;
-	out->unknown = lists + 2 * cap;
-	item_of = (int *)(lists + 3 * cap);
+	out->invalid = lists + n_miss;
+	out->unknown = lists + n_miss + n_inv;
+	item_of = (int *)(lists + cap);
 	count = item_of + na + 1;
 	ok_count = count + ni + 1;
 	ok = (bool *)(ok_count + ni + 1);
