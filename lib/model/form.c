@@ -304,15 +304,20 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	for (size_t i = 0, from = 0; i < na; i++) {
 		const struct ras_answer *ans = &f->answers[i];
 		const char *lid = ans->link_id;
-		size_t k = from, n = 0;
+		size_t k = from;
 		int idx = -1;
 
-		for (; n < ni; n++) {
-			if (same_id(q->items[k].link_id, lid)) {
-				idx = (int)k;
-				break;
+		/* (mostly the item expected next; else once round the others) */
+		if (ni > 0 && same_id(q->items[k].link_id, lid)) {
+			idx = (int)k;
+		} else {
+			for (size_t n = 1; n < ni; n++) {
+				k = k + 1 < ni ? k + 1 : 0;
+				if (same_id(q->items[k].link_id, lid)) {
+					idx = (int)k;
+					break;
+				}
 			}
-			k = k + 1 < ni ? k + 1 : 0;
 		}
 		item_of[i] = idx;
 		if (idx < 0) {
