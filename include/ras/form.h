@@ -59,6 +59,10 @@ struct ras_questionnaire {
 	const char *title;
 	size_t n_items;
 	struct ras_qitem *items;
+	/* the required items outside any group, by index in items (form order):
+	 * what the check lists as missing when nothing is invalid */
+	size_t n_required_top;
+	const size_t *required_top;
 };
 
 /* Parse an R4 Questionnaire resource.  RAS_EINVALID with the reason when

@@ -198,6 +198,17 @@ ras_form_questionnaire_parse(struct ras_arena *a, const json_t *qj, struct ras_q
 	(void)i;
 	(void)it;
 	out->n_items = n;
+	{
+		size_t *req = ras_arena_calloc(a, n + 1, sizeof(*req)), k = 0;
+
+		if (req == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t x = 0; x < n; x++)
+			if (out->items[x].required && out->items[x].group == NULL)
+				req[k++] = x;
+		out->required_top = req;
+		out->n_required_top = k;
+	}
 	return 0;
 }
 
@@ -277,7 +288,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	size_t cap = n_miss + n_inv + n_unk;
 	const char **lists;
 	int *item_of, *count, *ok_count;
-	bool *ok;
+	bool *ok, any_invalid = false;
 
 	/* Everything the check returns in one allocation (the arena zeroes it):
 	 * the three lists of names, then per answer its item, per item its
@@ -326,9 +337,12 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 			continue;
 		}
 		from = k + 1 < ni ? k + 1 : 0;
-		count[idx]++;
+		if (++count[idx] > 1 && !q->items[idx].repeats)
+			any_invalid = true;
 		if ((ok[i] = answer_ok(&q->items[idx], ans)))
 			ok_count[idx]++;
+		else
+			any_invalid = true;
 	}
 	out->item_of = item_of;
 	out->answer_ok = ok;
@@ -337,14 +351,21 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	/* In form order: invalid, for any unacceptable answer or several
 	 * answers to an item that does not repeat; missing, for a required
 	 * item without any answer (one answered only unacceptably is invalid,
-	 * not missing). */
-	for (size_t k = 0; k < ni; k++) {
+	 * not missing).  With nothing invalid (most responses) only the
+	 * required items need looking at. */
+	for (size_t k = 0; any_invalid && k < ni; k++) {
 		const struct ras_qitem *it = &q->items[k];
 
 		if (count[k] > ok_count[k] || (!it->repeats && count[k] > 1))
 			out->invalid[out->n_invalid++] = it->link_id;
 		else if (count[k] == 0 && it->required && it->group == NULL)
 			out->missing[out->n_missing++] = it->link_id;
+	}
+	for (size_t r = 0; !any_invalid && r < q->n_required_top; r++) {
+		size_t k = q->required_top[r];
+
+		if (k < ni && count[k] == 0)
+			out->missing[out->n_missing++] = q->items[k].link_id;
 	}
 	/* Then the service's extra ones (listed mostly in form order: each
 	 * search starts after the previous one's item). */
