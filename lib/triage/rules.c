@@ -658,7 +658,7 @@ same_str(const char *a, const char *b)
 
 /* A fact equals a value as JSON would have it: numbers as numbers, else
  * the same type and the same value. */
-static bool
+static inline __attribute__((always_inline)) bool
 equal(const struct fval *f, const struct cval *v)
 {
 	if (is_number(f->t) && is_number(v->t))
