@@ -279,7 +279,8 @@ same_id(const char *item, const char *id)
 
 static int
 check_against(struct ras_arena *a, const struct ras_questionnaire *q, const struct ras_form *f,
-    const char *const *extra_required, size_t n_extra, struct ras_form_check *out)
+    const char *const *extra_required, size_t n_extra, const int *extra_at,
+    struct ras_form_check *out)
 {
 	size_t na = f->n_answers, ni = q->n_items;
 	/* each list as long as it can get: missing, an item or an extra one;
@@ -367,13 +368,21 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 		if (k < ni && count[k] == 0)
 			out->missing[out->n_missing++] = q->items[k].link_id;
 	}
-	/* Then the service's extra ones (listed mostly in form order: each
-	 * search starts after the previous one's item). */
+	/* Then the service's extra ones: each at its place when the caller
+	 * knows it, else searched for by name (listed mostly in form order:
+	 * each search starts after the previous one's item). */
 	for (size_t e = 0, from = 0; e < n_extra; e++) {
 		const char *x = extra_required[e];
 		size_t k = from, n = 0;
 		bool found = false;
 
+		if (extra_at) {
+			if (extra_at[e] >= 0 && (size_t)extra_at[e] < ni && count[extra_at[e]] > 0)
+				continue;
+			if (!listed(out->missing, out->n_missing, x))
+				out->missing[out->n_missing++] = x;
+			continue;
+		}
 		for (; n < ni; n++) {
 			if (same_id(q->items[k].link_id, x)) {
 				found = true;
@@ -397,7 +406,16 @@ ras_form_check(struct ras_arena *a, const struct ras_questionnaire *const *qs, s
     const struct ras_form *f, const char *const *extra_required, size_t n_extra,
     struct ras_form_check *out)
 {
+	return ras_form_check_indexed(a, qs, nq, f, extra_required, n_extra, NULL, out);
+}
+
+int
+ras_form_check_indexed(struct ras_arena *a, const struct ras_questionnaire *const *qs, size_t nq,
+    const struct ras_form *f, const char *const *extra_required, size_t n_extra,
+    const int *extra_at, struct ras_form_check *out)
+{
 	const struct ras_questionnaire *q = NULL;
+	size_t qi = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (f == NULL)
@@ -409,14 +427,17 @@ ras_form_check(struct ras_arena *a, const struct ras_questionnaire *const *qs, s
 		if (strcmp(qs[i]->url, f->questionnaire) != 0)
 			continue;
 		out->questionnaire_known = true;
-		if (f->version && strcmp(qs[i]->version, f->version) == 0)
+		if (f->version && strcmp(qs[i]->version, f->version) == 0) {
 			q = qs[i];
+			qi = i;
+		}
 	}
 	if (q == NULL)
 		return 0;
 	out->version_known = true;
 	out->current = strcmp(q->status, "active") == 0;
-	return check_against(a, q, f, extra_required, n_extra, out);
+	return check_against(a, q, f, extra_required, n_extra, extra_at ? extra_at + qi * n_extra : NULL,
+	    out);
 }
 
 int
@@ -430,7 +451,7 @@ ras_form_check_as(struct ras_arena *a, const struct ras_questionnaire *q,
 	out->present = true;
 	out->completed = f->status && (strcmp(f->status, "completed") == 0 ||
 	    strcmp(f->status, "amended") == 0);
-	return check_against(a, q, f, extra_required, n_extra, out);
+	return check_against(a, q, f, extra_required, n_extra, NULL, out);
 }
 
 /* --- answers of a response ------------------------------------------------ */

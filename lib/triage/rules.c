@@ -137,6 +137,7 @@ struct ras_ruleset {
 	enum ras_automation automation;
 	const char *form_url;
 	size_t n_required;
+	int *required_at;        /* at link: each one's item index in each form version (-1: none) */
 	const char **required;
 	const char *population_file;
 	struct rule accept;
@@ -1332,6 +1333,17 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 		if (ras_form_item(rs->current, rs->required[i]) == NULL)
 			return ras_error_code(RAS_EINVALID, "rule set %s: required item \"%s\" is not in form %s|%s",
 			    rs->service, rs->required[i], rs->current->url, rs->current->version);
+	/* and where each is in every version, so that a decision's form check
+	 * need not look them up by name */
+	rs->required_at = ras_arena_calloc(a, rs->n_forms * rs->n_required + 1, sizeof(int));
+	if (rs->required_at == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < rs->n_forms; i++)
+		for (size_t e = 0; e < rs->n_required; e++) {
+			const struct ras_qitem *it = ras_form_item(rs->forms[i], rs->required[e]);
+
+			rs->required_at[i * rs->n_required + e] = it ? (int)(it - rs->forms[i]->items) : -1;
+		}
 	for (size_t i = 0; i < rs->n_rules; i++) {
 		snprintf(where, sizeof(where), "rule \"%.*s\"", RAS_ID_MAX, rs->rules[i].id);
 		if ((err = link_cond(rs, &rs->rules[i].when, where)) < 0)
@@ -1483,8 +1495,8 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	const char **codes = NULL;
 	int err;
 
-	if ((err = ras_form_check(a, rs->forms, rs->n_forms, form,
-	    (const char *const *)rs->required, rs->n_required, &fc)) < 0)
+	if ((err = ras_form_check_indexed(a, rs->forms, rs->n_forms, form,
+	    (const char *const *)rs->required, rs->n_required, rs->required_at, &fc)) < 0)
 		return err;
 	fbool(&v[F_FORM_PRESENT], fc.present);
 	if (!fc.present)

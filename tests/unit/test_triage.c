@@ -274,6 +274,50 @@ form_check(void)
 	CU_ASSERT_EQUAL(fc.n_unknown, 1);
 	CU_ASSERT_STRING_EQUAL(fc.unknown[0], "shoe-size");
 
+	/* With the extra items' places known beforehand (as a linked rule set
+	 * knows them) the check finds the same, for this response (something
+	 * invalid), for one with nothing invalid, in both versions. */
+	{
+		static const char *const extras[] = { "diagnosis", "pain-daily", "no-such-item",
+			"red-flags-screened", "pain-duration-weeks", "diagnosis" };
+		const size_t ne = sizeof(extras) / sizeof(extras[0]);
+		int at[2 * sizeof(extras) / sizeof(extras[0])];
+		struct ras_form_check byname, indexed;
+
+		for (size_t i = 0; i < 2; i++)
+			for (size_t e = 0; e < ne; e++) {
+				const struct ras_qitem *x = ras_form_item(qs[i], extras[e]);
+
+				at[i * ne + e] = x ? (int)(x - qs[i]->items) : -1;
+			}
+		for (int round = 0; round < 4; round++) {
+			f.version = round < 2 ? "2" : "1";
+			f.n_answers = round % 2 ? 1 : 6;   /* 1: only a valid pain-duration-weeks */
+			CU_ASSERT_EQUAL_FATAL(ras_form_check(a, qs, 2, &f, extras, ne, &byname), 0);
+			CU_ASSERT_EQUAL_FATAL(ras_form_check_indexed(a, qs, 2, &f, extras, ne, at, &indexed), 0);
+			CU_ASSERT_EQUAL_FATAL(byname.n_missing, indexed.n_missing);
+			for (size_t k = 0; k < byname.n_missing; k++)
+				CU_ASSERT_STRING_EQUAL(byname.missing[k], indexed.missing[k]);
+			CU_ASSERT_EQUAL_FATAL(byname.n_invalid, indexed.n_invalid);
+			for (size_t k = 0; k < byname.n_invalid; k++)
+				CU_ASSERT_STRING_EQUAL(byname.invalid[k], indexed.invalid[k]);
+			CU_ASSERT_EQUAL(byname.n_unknown, indexed.n_unknown);
+		}
+		/* nothing invalid: the form's own mandatory items in form order,
+		 * then the extra ones unanswered, each once */
+		f.version = "2";
+		f.n_answers = 1;
+		CU_ASSERT_EQUAL_FATAL(ras_form_check_indexed(a, qs, 2, &f, extras, ne, at, &indexed), 0);
+		CU_ASSERT_EQUAL(indexed.n_invalid, 0);
+		CU_ASSERT_EQUAL_FATAL(indexed.n_missing, 5);
+		CU_ASSERT_STRING_EQUAL(indexed.missing[0], "investigations-complete");
+		CU_ASSERT_STRING_EQUAL(indexed.missing[1], "red-flags-screened");
+		CU_ASSERT_STRING_EQUAL(indexed.missing[2], "diagnosis");
+		CU_ASSERT_STRING_EQUAL(indexed.missing[3], "pain-daily");
+		CU_ASSERT_STRING_EQUAL(indexed.missing[4], "no-such-item");
+		f.n_answers = 6;
+	}
+
 	/* Version 1 is known but retired; version 7 is not known. */
 	f.version = "1";
 	CU_ASSERT_EQUAL(ras_form_check(a, qs, 2, &f, NULL, 0, &fc), 0);
