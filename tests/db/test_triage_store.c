@@ -360,7 +360,7 @@ failing_decision_does_not_block_the_batch(void)
 	/* A later stage's trigger that refuses one decision. */
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db,
 	    "CREATE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-	    " IF NEW.doc -> 'facts' ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+	    " IF NEW.facts ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
 	    " RETURN NEW; END $$;"
 	    "CREATE TRIGGER t_refuse AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION t_refuse()"), 0);
 	for (int i = 0; i < 3; i++) {
@@ -407,7 +407,7 @@ batch_of_many_chunks(void)
 	    " OR ubrn LIKE '1000000008%'") > (int64_t)RAS_TRIAGE_CHUNK_BYTES);
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db,
 	    "CREATE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-	    " IF NEW.doc -> 'facts' ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+	    " IF NEW.facts ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
 	    " RETURN NEW; END $$;"
 	    "CREATE TRIGGER t_refuse AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION t_refuse()"), 0);
 	/* the last one of the batch is refused */

@@ -1,0 +1,450 @@
+-- 014: decisions stored a batch at a time, and stored once (issue 14).
+--
+-- Measured with scripts/bench --profile: the triage stage called
+-- ras_store_decision() once per referral (0.9-3.6 ms each), and each
+-- decision's AFTER INSERT row triggers queued its letters
+-- (ras_outbox_enqueue, ~0.3-0.9 ms per letter) and its e-RS outcome intent
+-- one at a time.  Each decision was also written twice: its reasons, facts
+-- and columns again in decisions.doc.
+--
+-- Now:
+--   * ras_store_decisions(batch) stores a whole triage chunk with a constant
+--     number of statements (INSERT ... SELECT per table).  It is the one
+--     implementation of a decision's semantics: ras_store_decision() and a
+--     clinician's decision (UI, rasctl, EPR) call it with one row.
+--   * the decisions triggers are statement-level, over the transition table
+--     (REFERENCING NEW TABLE), and call set-based forms of
+--     ras_outbox_enqueue and ras_ers_make_intent (the one-row forms call
+--     them with one row).
+--   * decisions.doc is gone: what it held beside the columns (the
+--     decision's own list of clocks and the receipt time they ran from) has
+--     columns of its own, and doc(decisions) rebuilds the old shape, so
+--     `d.doc` still reads it (a computed field: PostgreSQL reads d.doc as
+--     doc(d) when decisions has no such column).
+
+-- ---- decisions: each thing once ----------------------------------------------
+
+ALTER TABLE decisions
+    ADD COLUMN received_at timestamptz,                  -- the receipt time its clocks ran from
+    ADD COLUMN deadlines jsonb NOT NULL DEFAULT '[]';     -- [{kind, due, clause}] as the decision listed them
+
+ALTER TABLE decisions DISABLE TRIGGER decisions_no_update;
+UPDATE decisions SET received_at = (doc ->> 'received_at')::timestamptz,
+                     deadlines = coalesce(doc -> 'deadlines', '[]');
+ALTER TABLE decisions ENABLE TRIGGER decisions_no_update;
+
+DROP VIEW current_decisions;
+ALTER TABLE decisions DROP COLUMN doc;
+CREATE VIEW current_decisions AS
+    SELECT DISTINCT ON (referral_id) * FROM decisions ORDER BY referral_id, id DESC;
+
+-- The decision as ras_decision_to_json(full) printed it (what the render
+-- stage reads as d.doc): every field from its column.
+CREATE FUNCTION doc(d decisions) RETURNS jsonb
+LANGUAGE sql STABLE STRICT AS $$
+    SELECT jsonb_build_object(
+        'service', d.service, 'outcome', d.outcome, 'onward_target', d.onward_target,
+        'final', d.final, 'reasons', d.reasons, 'deadlines', d.deadlines, 'facts', d.facts,
+        'ruleset_version', d.ruleset_version, 'decided_by', d.decided_by,
+        'decided_at', to_char(d.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        'received_at', to_char(d.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+$$;
+
+-- ---- letters, a set at a time --------------------------------------------------
+
+-- One document to enqueue (the arguments of ras_outbox_enqueue).
+CREATE TYPE ras_outbox_letter AS (
+    referral_id  bigint,
+    service      text,
+    kind         text,
+    decision_id  bigint,
+    episode_id   bigint,
+    deadline_id  bigint,
+    gp_only      boolean,
+    patient      boolean
+);
+
+-- ras_outbox_enqueue (004) for many documents at once, in the order given:
+-- for each, a row for the referrer, one for the GP practice when the
+-- referrer is not the GP (gp_only: the GP alone, or the referrer when no
+-- practice is known), the patient's copy when asked, and a
+-- documents-enqueued event.  Versions are per (referral_key, kind): a
+-- document of a kind the same referral already has (or has earlier in the
+-- list) is the next version.  Returns the number of outbox rows.
+CREATE FUNCTION ras_outbox_enqueue_all(p_letters ras_outbox_letter[])
+RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_missing bigint;
+    n         int;
+BEGIN
+    SELECT l.referral_id INTO v_missing
+      FROM unnest(p_letters) WITH ORDINALITY AS l
+     WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE r.id = l.referral_id)
+     ORDER BY l.ordinality LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'no referral %', v_missing USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM 1 FROM referrals r
+      WHERE r.id IN (SELECT l.referral_id FROM unnest(p_letters) l) ORDER BY r.id FOR UPDATE;
+    WITH l AS (
+        SELECT l.*, l.ordinality AS ord, r.referral_key, r.ubrn, r.registered_practice AS gp,
+               coalesce(r.referrer_ods, r.registered_practice) AS ref
+          FROM unnest(p_letters) WITH ORDINALITY AS l
+          JOIN referrals r ON r.id = l.referral_id),
+    v AS (
+        SELECT l.*,
+               coalesce((SELECT max(o.doc_version) FROM outbox o
+                          WHERE o.referral_key = l.referral_key AND o.kind = l.kind), 0)
+               + row_number() OVER (PARTITION BY l.referral_key, l.kind ORDER BY l.ord) AS ver
+          FROM l),
+    rows AS (
+        SELECT v.*, 1 AS seq, 'referrer' AS role, v.ref AS ods, v.kind AS doc_kind, v.deadline_id AS dl
+          FROM v WHERE NOT v.gp_only OR v.gp IS NULL
+        UNION ALL
+        SELECT v.*, 2, 'gp', v.gp, v.kind, v.deadline_id
+          FROM v WHERE v.gp IS NOT NULL AND (v.gp_only OR v.ref IS DISTINCT FROM v.gp)
+        UNION ALL
+        SELECT v.*, 3, 'patient', NULL, 'patient-copy', NULL
+          FROM v WHERE v.patient),
+    ins AS (
+        INSERT INTO outbox (referral_id, referral_key, service, kind, doc_version, recipient_role,
+                            recipient_ods, decision_id, episode_id, deadline_id)
+        SELECT referral_id, referral_key, service, doc_kind, ver, role, ods, decision_id, episode_id, dl
+          FROM rows ORDER BY ord, seq
+        RETURNING 1),
+    ev AS (
+        INSERT INTO events (referral_id, ubrn, kind, actor, detail)
+        SELECT v.referral_id, v.ubrn, 'documents-enqueued', 'rasd',
+               jsonb_build_object('kind', v.kind, 'version', v.ver,
+                                  'rows', (SELECT count(*) FROM rows w WHERE w.ord = v.ord),
+                                  'decision_id', v.decision_id, 'episode_id', v.episode_id)
+          FROM v ORDER BY v.ord
+        RETURNING 1)
+    SELECT count(*) INTO n FROM ins;
+    RETURN n;
+END $$;
+
+-- The one-document form (004's signature), for episodes and callers of old.
+CREATE OR REPLACE FUNCTION ras_outbox_enqueue(p_referral bigint, p_service text, p_kind text,
+                                              p_decision bigint, p_episode bigint, p_deadline bigint,
+                                              p_gp_only boolean, p_patient boolean)
+RETURNS int
+LANGUAGE sql AS $$
+    SELECT ras_outbox_enqueue_all(ARRAY[ROW(p_referral, p_service, p_kind, p_decision, p_episode,
+                                            p_deadline, p_gp_only, p_patient)::ras_outbox_letter])
+$$;
+
+-- A statement stores at most one decision per referral (ras_store_decisions
+-- splits a batch into rounds for this): what one decision supersedes, the
+-- next one of the same referral must see.
+CREATE FUNCTION ras_decisions_one_per_referral(p_ids bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_key text;
+BEGIN
+    SELECT r.referral_key INTO v_key
+      FROM decisions d JOIN referrals r ON r.id = d.referral_id
+     WHERE d.id = ANY (p_ids)
+     GROUP BY r.referral_key HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'two decisions for referral % in one statement', v_key
+            USING ERRCODE = 'cardinality_violation';
+    END IF;
+END $$;
+
+-- The letters the new decisions call for (as 004's row trigger did, for
+-- each decision):
+--  * a potential two-week-wait referral (onward to two-week-wait): the GP
+--    notice, once per referral version;
+--  * a final decision, or any decision a clinician made, that is not
+--    "review": the triage outcome letter, after cancelling the letters of
+--    earlier decisions that have not gone yet.
+CREATE FUNCTION ras_outbox_on_decisions() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ras_decisions_one_per_referral(ARRAY(SELECT n.id FROM new_decisions n));
+    PERFORM ras_outbox_enqueue_all(ARRAY(
+        SELECT ROW(n.referral_id, n.service, 'gp-2ww-notice', n.id, NULL, NULL, true, false)::ras_outbox_letter
+          FROM new_decisions n
+         WHERE n.outcome = 'onward' AND n.onward_target = 'two-week-wait'
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.referral_id = n.referral_id
+                              AND o.kind = 'gp-2ww-notice' AND o.state <> 'cancelled')
+         ORDER BY n.id));
+    UPDATE outbox o SET state = 'cancelled', last_error = 'superseded by decision ' || n.id,
+                        updated_at = now()
+      FROM new_decisions n
+     WHERE n.outcome <> 'review' AND (n.final OR n.decided_by <> 'rules')
+       AND o.referral_id = n.referral_id AND o.kind = 'triage-outcome'
+       AND o.state IN ('pending', 'ready');
+    PERFORM ras_outbox_enqueue_all(ARRAY(
+        SELECT ROW(n.referral_id, n.service, 'triage-outcome', n.id, NULL, NULL, false, false)::ras_outbox_letter
+          FROM new_decisions n
+         WHERE n.outcome <> 'review' AND (n.final OR n.decided_by <> 'rules')
+         ORDER BY n.id));
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER decisions_outbox ON decisions;
+DROP FUNCTION ras_outbox_on_decision();
+CREATE TRIGGER decisions_outbox AFTER INSERT ON decisions
+    REFERENCING NEW TABLE AS new_decisions
+    FOR EACH STATEMENT EXECUTE FUNCTION ras_outbox_on_decisions();
+
+-- ---- e-RS outcome intents, a set at a time ----------------------------------------
+
+-- ras_ers_make_intent (003) for many decisions: each that is final (rules
+-- with automation) or a clinician's, with an outcome e-RS can record
+-- (accept -> ACCEPT_REFER_BOOK_LATER, return -> RETURN_TO_REFERRER_WITH_ADVICE
+-- with the advice as reviewComments), on a referral from e-RS, becomes an
+-- intent; each intent wakes the outcome stage (NOTIFY rasd_ers_outcome)
+-- and is logged.  Returns the intents made.
+CREATE FUNCTION ras_ers_make_intents(p_decisions bigint[])
+RETURNS TABLE (decision_id bigint, intent_id bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH d AS (
+        SELECT d.id, d.referral_id, d.outcome, d.reasons, r.ubrn, r.version
+          FROM decisions d JOIN referrals r ON r.id = d.referral_id
+         WHERE d.id = ANY (p_decisions)
+           AND r.ubrn IS NOT NULL AND r.source IN ('ers-worklist', 'ers-referral')
+           AND d.outcome IN ('accept', 'return') AND (d.final OR d.decided_by <> 'rules')),
+    ins AS (
+        INSERT INTO ers_outcomes (decision_id, referral_id, ubrn, version, review_outcome, comments)
+        SELECT d.id, d.referral_id, d.ubrn, d.version,
+               CASE d.outcome WHEN 'accept' THEN 'ACCEPT_REFER_BOOK_LATER'
+                              ELSE 'RETURN_TO_REFERRER_WITH_ADVICE' END,
+               (SELECT string_agg(btrim(x.r ->> 'advice'), E'\n\n' ORDER BY x.ord)
+                  FROM jsonb_array_elements(d.reasons) WITH ORDINALITY AS x(r, ord)
+                 WHERE coalesce(btrim(x.r ->> 'advice'), '') <> '')
+          FROM d ORDER BY d.id
+        ON CONFLICT (decision_id) DO NOTHING
+        RETURNING id, decision_id, referral_id, ubrn, version, review_outcome),
+    ev AS (
+        INSERT INTO events (referral_id, ubrn, kind, actor, detail)
+        SELECT ins.referral_id, ins.ubrn, 'ers-outcome-queued', 'rasd',
+               jsonb_build_object('intent', ins.id, 'decision', ins.decision_id,
+                                  'outcome', ins.review_outcome, 'version', ins.version)
+          FROM ins ORDER BY ins.id
+        RETURNING 1)
+    -- each intent wakes the daemon's outcome stage (LISTEN rasd_ers_outcome)
+    SELECT ins.decision_id, ins.id
+      FROM ins, LATERAL (SELECT pg_notify('rasd_ers_outcome', ins.id::text)) AS n
+     ORDER BY ins.id;
+END $$;
+
+-- The one-decision form (003's signature; the outcome stage calls it).
+CREATE OR REPLACE FUNCTION ras_ers_make_intent(p_decision bigint) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT m.intent_id FROM ras_ers_make_intents(ARRAY[p_decision]) m
+$$;
+
+-- Any newer decision of a UBRN retires its intents that were not yet sent,
+-- then makes its own when it is recordable.
+CREATE FUNCTION ras_ers_decisions_intents() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ras_decisions_one_per_referral(ARRAY(SELECT n.id FROM new_decisions n));
+    WITH nd AS (
+        SELECT n.id, r.ubrn FROM new_decisions n JOIN referrals r ON r.id = n.referral_id
+         WHERE r.ubrn IS NOT NULL),
+    gone AS (
+        UPDATE ers_outcomes o SET state = 'superseded', updated_at = now()
+          FROM nd
+         WHERE o.ubrn = nd.ubrn AND o.state IN ('pending', 'retry')
+        RETURNING o.id, o.referral_id, o.ubrn, nd.id AS decision)
+    INSERT INTO events (referral_id, ubrn, kind, actor, detail)
+    SELECT referral_id, ubrn, 'ers-outcome-superseded', 'rasd',
+           jsonb_build_object('intent', id, 'decision', decision)
+      FROM gone ORDER BY decision, id;
+    PERFORM 1 FROM ras_ers_make_intents(ARRAY(SELECT n.id FROM new_decisions n ORDER BY n.id));
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER decisions_ers_outcome ON decisions;
+DROP FUNCTION ras_ers_decision_intent();
+CREATE TRIGGER decisions_ers_outcome AFTER INSERT ON decisions
+    REFERENCING NEW TABLE AS new_decisions
+    FOR EACH STATEMENT EXECUTE FUNCTION ras_ers_decisions_intents();
+
+-- ---- storing decisions, a batch at a time ------------------------------------------
+
+-- One decision of a batch, as ras_store_decisions reads it.
+CREATE TYPE ras_decision_in AS (
+    ord              int,            -- its place in the batch
+    round            int,            -- the how-manieth decision of its referral in the batch
+    referral_id      bigint,
+    referral_key     text,
+    ubrn             text,
+    decision_id      bigint,         -- once stored
+    service          text,
+    outcome          text,
+    onward_target    text,
+    final            boolean,
+    reasons          jsonb,
+    facts            jsonb,
+    ruleset_version  text,           -- as given (NULL for a clinician unless given)
+    decided_by       text,
+    decided_at       timestamptz,
+    received_at      timestamptz,
+    deadlines        jsonb,          -- [{kind, due, clause}] as the decision lists them
+    clocks           jsonb           -- [{kind, clause, due_date, due_at}] to start
+);
+
+-- Store a batch of decisions with their clocks.  p_batch is
+-- [{referral, doc, deadlines}, ...] in the order they were made: doc is
+-- ras_decision_to_json(full), deadlines [{kind, clause, due_date, due_at}].
+-- Returns each decision's id by its place in the batch (1-based).  The
+-- result is the same as storing them one at a time in that order (as
+-- ras_store_decision of 002/010 did); each referral moves to 'decided'
+-- (final) or 'review', and the event log gets a triage-decided event
+-- naming the decision, its rules, clauses and rule-set version.
+--
+-- Decisions of different referrals (referral_key: the UBRN, or the local
+-- id) touch nothing in common, so each statement below does every referral
+-- of the batch at once.  A batch that holds two decisions of one referral
+-- (two versions, or a clinician's after the rules') is taken in rounds:
+-- round k holds the k-th decision of each referral, in batch order.
+--
+-- Clocks.  Every clock runs from the receipt of its referral version, so a
+-- later decision on the same version mostly starts the same clocks again;
+-- what was already met or is still running must not be started twice:
+--   * a clinician's decision (decided_by is not 'rules') is the clinical
+--     review that the open 'clinical-review' clocks of the referral waited for;
+--   * open clocks of the referral's other versions are superseded (cancelled);
+--   * open clocks of this version that the new decision does not start
+--     (same kind and due time) are cancelled; the ones it starts again keep
+--     running as they are (a letter or event already on its way still meets
+--     them);
+--   * a clock kind this version has already met is not started again (a
+--     delivered 2WW notice, a contact the EPR reported);
+--   * a final decision meets the triage clock.
+CREATE FUNCTION ras_store_decisions(p_batch jsonb)
+RETURNS TABLE (ord int, decision_id bigint)
+LANGUAGE plpgsql
+-- plans for the batch at hand: a generic plan, cached while the tables
+-- were small, may walk every open clock for each decision
+SET plan_cache_mode = force_custom_plan
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_items  ras_decision_in[];
+    v_round  ras_decision_in[];
+    v_ids    bigint[];
+    v_out    bigint[];
+    v_bad    ras_decision_in;
+    v_rounds int;
+BEGIN
+    IF jsonb_typeof(p_batch) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'a batch of decisions is a JSON array' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the referrals, locked in id order (two batches cannot deadlock)
+    PERFORM 1 FROM referrals r
+      WHERE r.id IN (SELECT (b.x ->> 'referral')::bigint FROM jsonb_array_elements(p_batch) b(x))
+      ORDER BY r.id FOR UPDATE;
+    v_items := ARRAY(
+        SELECT ROW(b.ord, row_number() OVER (PARTITION BY r.referral_key ORDER BY b.ord),
+                   (b.x ->> 'referral')::bigint, r.referral_key, r.ubrn, NULL,
+                   b.x -> 'doc' ->> 'service', b.x -> 'doc' ->> 'outcome',
+                   b.x -> 'doc' ->> 'onward_target',
+                   coalesce((b.x -> 'doc' ->> 'final')::boolean, false),
+                   coalesce(b.x -> 'doc' -> 'reasons', '[]'), coalesce(b.x -> 'doc' -> 'facts', '{}'),
+                   b.x -> 'doc' ->> 'ruleset_version',
+                   coalesce(b.x -> 'doc' ->> 'decided_by', 'rules'),
+                   coalesce((b.x -> 'doc' ->> 'decided_at')::timestamptz, now()),
+                   (b.x -> 'doc' ->> 'received_at')::timestamptz,
+                   coalesce(b.x -> 'doc' -> 'deadlines', '[]'),
+                   coalesce(b.x -> 'deadlines', '[]'))::ras_decision_in
+          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS b(x, ord)
+          LEFT JOIN referrals r ON r.id = (b.x ->> 'referral')::bigint
+         ORDER BY b.ord);
+    SELECT * INTO v_bad FROM unnest(v_items) i
+     WHERE i.referral_key IS NULL OR i.service IS NULL OR i.outcome IS NULL
+     ORDER BY i.ord LIMIT 1;
+    IF FOUND THEN
+        IF v_bad.referral_key IS NULL THEN
+            RAISE EXCEPTION 'no referral #%', v_bad.referral_id USING ERRCODE = 'no_data_found';
+        END IF;
+        RAISE EXCEPTION 'a decision needs a service and an outcome' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_out := array_fill(NULL::bigint, ARRAY[coalesce(array_length(v_items, 1), 0)]);
+    SELECT max(i.round) INTO v_rounds FROM unnest(v_items) i;
+
+    FOR k IN 1 .. coalesce(v_rounds, 0) LOOP
+        v_round := ARRAY(SELECT i FROM unnest(v_items) i WHERE i.round = k ORDER BY i.ord);
+        -- the decisions (their statement triggers queue letters and e-RS intents)
+        WITH ins AS (
+            INSERT INTO decisions (referral_id, service, outcome, onward_target, final, reasons, facts,
+                                   ruleset_version, decided_by, decided_at, received_at, deadlines)
+            SELECT i.referral_id, i.service, i.outcome, i.onward_target, i.final, i.reasons, i.facts,
+                   coalesce(i.ruleset_version, 'clinician'), i.decided_by, i.decided_at, i.received_at,
+                   i.deadlines
+              FROM unnest(v_round) i ORDER BY i.ord
+            RETURNING id, referral_id)
+        SELECT array_agg(ins.id ORDER BY i.ord) INTO v_ids
+          FROM ins JOIN unnest(v_round) i ON i.referral_id = ins.referral_id;
+        FOR j IN 1 .. array_length(v_round, 1) LOOP
+            v_round[j].decision_id := v_ids[j];
+            v_out[v_round[j].ord] := v_ids[j];
+        END LOOP;
+
+        -- a clinician's decision meets the clinical-review clocks of every version
+        UPDATE deadlines d SET met_at = i.decided_at, met_by = 'decision:' || i.decision_id
+          FROM unnest(v_round) i JOIN referrals v ON v.referral_key = i.referral_key
+         WHERE i.decided_by <> 'rules' AND d.referral_id = v.id AND d.kind = 'clinical-review'
+           AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+        -- the open clocks of the referral's other versions are superseded
+        UPDATE deadlines d SET cancelled_at = i.decided_at
+          FROM unnest(v_round) i JOIN referrals v ON v.referral_key = i.referral_key
+         WHERE v.id <> i.referral_id AND d.referral_id = v.id
+           AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+        -- this version's open clocks that the decision does not start again
+        UPDATE deadlines d SET cancelled_at = i.decided_at
+          FROM unnest(v_round) i
+         WHERE d.referral_id = i.referral_id AND d.met_at IS NULL AND d.cancelled_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(i.clocks) AS c(kind text, due_at timestamptz)
+                            WHERE c.kind = d.kind AND c.due_at = d.due_at);
+        INSERT INTO deadlines (referral_id, decision_id, kind, clause, due_date, due_at)
+        SELECT i.referral_id, i.decision_id, c.kind, c.clause, c.due_date, c.due_at
+          FROM unnest(v_round) i,
+               ROWS FROM (jsonb_to_recordset(i.clocks)
+                          AS (kind text, clause text, due_date date, due_at timestamptz))
+               WITH ORDINALITY AS c(kind, clause, due_date, due_at, n)
+         WHERE NOT EXISTS (SELECT 1 FROM deadlines d
+                            WHERE d.referral_id = i.referral_id AND d.kind = c.kind
+                              AND d.cancelled_at IS NULL
+                              AND (d.met_at IS NOT NULL OR d.due_at = c.due_at))
+         ORDER BY i.ord, c.n;
+        -- a final decision meets the triage clock
+        UPDATE deadlines d SET met_at = i.decided_at, met_by = 'decision:' || i.decision_id
+          FROM unnest(v_round) i
+         WHERE i.final AND d.referral_id = i.referral_id AND d.kind = 'triage'
+           AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+
+        UPDATE referrals r SET state = CASE WHEN i.final THEN 'decided' ELSE 'review' END,
+                               service = i.service, updated_at = now()
+          FROM unnest(v_round) i
+         WHERE r.id = i.referral_id;
+        INSERT INTO events (referral_id, ubrn, kind, actor, detail)
+        SELECT i.referral_id, i.ubrn, 'triage-decided', i.decided_by, jsonb_build_object(
+               'decision_id', i.decision_id, 'service', i.service, 'outcome', i.outcome,
+               'onward_target', i.onward_target, 'final', i.final,
+               'reasons', (SELECT coalesce(jsonb_agg(jsonb_build_object('rule', x ->> 'rule',
+                                                                        'clause', x ->> 'clause')), '[]')
+                             FROM jsonb_array_elements(i.reasons) x),
+               'ruleset_version', i.ruleset_version)
+          FROM unnest(v_round) i ORDER BY i.ord;
+    END LOOP;
+    RETURN QUERY SELECT o.n::int, o.id FROM unnest(v_out) WITH ORDINALITY AS o(id, n) ORDER BY o.n;
+END $$;
+
+-- One decision (002's signature): a batch of one.
+CREATE OR REPLACE FUNCTION ras_store_decision(p_referral bigint, p_doc jsonb, p_deadlines jsonb)
+RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT s.decision_id
+      FROM ras_store_decisions(jsonb_build_array(jsonb_build_object(
+               'referral', p_referral, 'doc', p_doc, 'deadlines', coalesce(p_deadlines, '[]')))) s
+$$;
