@@ -73,31 +73,43 @@ CREATE TYPE ras_outbox_letter AS (
 -- list) is the next version.  Returns the number of outbox rows.
 CREATE FUNCTION ras_outbox_enqueue_all(p_letters ras_outbox_letter[])
 RETURNS int
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan
+AS $$
 DECLARE
+    v_ids     bigint[] := ARRAY(SELECT DISTINCT l.referral_id FROM unnest(p_letters) l);
+    v_found   bigint[];
     v_missing bigint;
     n         int;
 BEGIN
+    -- every lookup below is by an explicit list of ids or keys, so that it
+    -- is an index scan whatever join the planner picks
+    v_found := ARRAY(SELECT r.id FROM referrals r WHERE r.id = ANY (v_ids) ORDER BY r.id FOR UPDATE);
     SELECT l.referral_id INTO v_missing
       FROM unnest(p_letters) WITH ORDINALITY AS l
-     WHERE NOT EXISTS (SELECT 1 FROM referrals r WHERE r.id = l.referral_id)
+     WHERE l.referral_id IS NULL OR NOT l.referral_id = ANY (v_found)
      ORDER BY l.ordinality LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'no referral %', v_missing USING ERRCODE = 'no_data_found';
     END IF;
-    PERFORM 1 FROM referrals r
-      WHERE r.id IN (SELECT l.referral_id FROM unnest(p_letters) l) ORDER BY r.id FOR UPDATE;
-    WITH l AS (
+    WITH r AS (
+        SELECT r.id, r.referral_key, r.ubrn, r.registered_practice, r.referrer_ods
+          FROM referrals r WHERE r.id = ANY (v_found)),
+    l AS (
         SELECT l.*, l.ordinality AS ord, r.referral_key, r.ubrn, r.registered_practice AS gp,
                coalesce(r.referrer_ods, r.registered_practice) AS ref
           FROM unnest(p_letters) WITH ORDINALITY AS l
-          JOIN referrals r ON r.id = l.referral_id),
+          JOIN r ON r.id = l.referral_id),
+    have AS (
+        SELECT o.referral_key, o.kind, max(o.doc_version) AS ver
+          FROM outbox o
+         WHERE o.referral_key = ANY (ARRAY(SELECT DISTINCT l.referral_key FROM l))
+         GROUP BY o.referral_key, o.kind),
     v AS (
         SELECT l.*,
-               coalesce((SELECT max(o.doc_version) FROM outbox o
-                          WHERE o.referral_key = l.referral_key AND o.kind = l.kind), 0)
+               coalesce(h.ver, 0)
                + row_number() OVER (PARTITION BY l.referral_key, l.kind ORDER BY l.ord) AS ver
-          FROM l),
+          FROM l LEFT JOIN have h ON h.referral_key = l.referral_key AND h.kind = l.kind),
     rows AS (
         SELECT v.*, 1 AS seq, 'referrer' AS role, v.ref AS ods, v.kind AS doc_kind, v.deadline_id AS dl
           FROM v WHERE NOT v.gp_only OR v.gp IS NULL
@@ -137,15 +149,21 @@ $$;
 
 -- A statement stores at most one decision per referral (ras_store_decisions
 -- splits a batch into rounds for this): what one decision supersedes, the
--- next one of the same referral must see.
-CREATE FUNCTION ras_decisions_one_per_referral(p_ids bigint[]) RETURNS void
-LANGUAGE plpgsql AS $$
+-- next one of the same referral must see.  p_referrals: the referral of
+-- each new decision.
+CREATE FUNCTION ras_decisions_one_per_referral(p_referrals bigint[]) RETURNS void
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan
+AS $$
 DECLARE
     v_key text;
 BEGIN
+    IF cardinality(p_referrals) < 2 THEN
+        RETURN;
+    END IF;
+    WITH r AS (SELECT r.id, r.referral_key FROM referrals r WHERE r.id = ANY (p_referrals))
     SELECT r.referral_key INTO v_key
-      FROM decisions d JOIN referrals r ON r.id = d.referral_id
-     WHERE d.id = ANY (p_ids)
+      FROM unnest(p_referrals) x(id) JOIN r ON r.id = x.id
      GROUP BY r.referral_key HAVING count(*) > 1 LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'two decisions for referral % in one statement', v_key
@@ -161,20 +179,27 @@ END $$;
 --    "review": the triage outcome letter, after cancelling the letters of
 --    earlier decisions that have not gone yet.
 CREATE FUNCTION ras_outbox_on_decisions() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    v_refs bigint[] := ARRAY(SELECT n.referral_id FROM new_decisions n);
 BEGIN
-    PERFORM ras_decisions_one_per_referral(ARRAY(SELECT n.id FROM new_decisions n));
+    PERFORM ras_decisions_one_per_referral(v_refs);
     PERFORM ras_outbox_enqueue_all(ARRAY(
         SELECT ROW(n.referral_id, n.service, 'gp-2ww-notice', n.id, NULL, NULL, true, false)::ras_outbox_letter
           FROM new_decisions n
          WHERE n.outcome = 'onward' AND n.onward_target = 'two-week-wait'
-           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.referral_id = n.referral_id
-                              AND o.kind = 'gp-2ww-notice' AND o.state <> 'cancelled')
+           AND NOT n.referral_id = ANY (ARRAY(
+                   SELECT o.referral_id FROM outbox o
+                    WHERE o.referral_id = ANY (v_refs) AND o.kind = 'gp-2ww-notice'
+                      AND o.state <> 'cancelled'))
          ORDER BY n.id));
     UPDATE outbox o SET state = 'cancelled', last_error = 'superseded by decision ' || n.id,
                         updated_at = now()
       FROM new_decisions n
      WHERE n.outcome <> 'review' AND (n.final OR n.decided_by <> 'rules')
+       AND o.referral_id = ANY (v_refs)
        AND o.referral_id = n.referral_id AND o.kind = 'triage-outcome'
        AND o.state IN ('pending', 'ready');
     PERFORM ras_outbox_enqueue_all(ARRAY(
@@ -201,16 +226,23 @@ CREATE TRIGGER decisions_outbox AFTER INSERT ON decisions
 -- and is logged.  Returns the intents made.
 CREATE FUNCTION ras_ers_make_intents(p_decisions bigint[])
 RETURNS TABLE (decision_id bigint, intent_id bigint)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan
+AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    WITH d AS (
-        SELECT d.id, d.referral_id, d.outcome, d.reasons, r.ubrn, r.version
-          FROM decisions d JOIN referrals r ON r.id = d.referral_id
-         WHERE d.id = ANY (p_decisions)
-           AND r.ubrn IS NOT NULL AND r.source IN ('ers-worklist', 'ers-referral')
-           AND d.outcome IN ('accept', 'return') AND (d.final OR d.decided_by <> 'rules')),
+    WITH dd AS (
+        SELECT d.id, d.referral_id, d.outcome, d.final, d.decided_by, d.reasons
+          FROM decisions d WHERE d.id = ANY (p_decisions)),
+    r AS (
+        SELECT r.id, r.ubrn, r.version, r.source
+          FROM referrals r WHERE r.id = ANY (ARRAY(SELECT dd.referral_id FROM dd))),
+    d AS (
+        SELECT dd.id, dd.referral_id, dd.outcome, dd.reasons, r.ubrn, r.version
+          FROM dd JOIN r ON r.id = dd.referral_id
+         WHERE r.ubrn IS NOT NULL AND r.source IN ('ers-worklist', 'ers-referral')
+           AND dd.outcome IN ('accept', 'return') AND (dd.final OR dd.decided_by <> 'rules')),
     ins AS (
         INSERT INTO ers_outcomes (decision_id, referral_id, ubrn, version, review_outcome, comments)
         SELECT d.id, d.referral_id, d.ubrn, d.version,
@@ -244,16 +276,22 @@ $$;
 -- Any newer decision of a UBRN retires its intents that were not yet sent,
 -- then makes its own when it is recordable.
 CREATE FUNCTION ras_ers_decisions_intents() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    v_refs bigint[] := ARRAY(SELECT n.referral_id FROM new_decisions n);
 BEGIN
-    PERFORM ras_decisions_one_per_referral(ARRAY(SELECT n.id FROM new_decisions n));
-    WITH nd AS (
-        SELECT n.id, r.ubrn FROM new_decisions n JOIN referrals r ON r.id = n.referral_id
-         WHERE r.ubrn IS NOT NULL),
+    PERFORM ras_decisions_one_per_referral(v_refs);
+    WITH r AS (
+        SELECT r.id, r.ubrn FROM referrals r WHERE r.id = ANY (v_refs) AND r.ubrn IS NOT NULL),
+    nd AS (
+        SELECT n.id, r.ubrn FROM new_decisions n JOIN r ON r.id = n.referral_id),
     gone AS (
         UPDATE ers_outcomes o SET state = 'superseded', updated_at = now()
           FROM nd
-         WHERE o.ubrn = nd.ubrn AND o.state IN ('pending', 'retry')
+         WHERE o.ubrn = ANY (ARRAY(SELECT nd.ubrn FROM nd))
+           AND o.ubrn = nd.ubrn AND o.state IN ('pending', 'retry')
         RETURNING o.id, o.referral_id, o.ubrn, nd.id AS decision)
     INSERT INTO events (referral_id, ubrn, kind, actor, detail)
     SELECT referral_id, ubrn, 'ers-outcome-superseded', 'rasd',
@@ -324,14 +362,19 @@ CREATE TYPE ras_decision_in AS (
 CREATE FUNCTION ras_store_decisions(p_batch jsonb)
 RETURNS TABLE (ord int, decision_id bigint)
 LANGUAGE plpgsql
--- plans for the batch at hand: a generic plan, cached while the tables
--- were small, may walk every open clock for each decision
+-- plans for the batch at hand (a generic plan, made while the tables were
+-- small, may walk every open clock for each decision); and every lookup
+-- in a large table below is by an explicit list of ids or keys (= ANY), so
+-- that it is an index scan whatever join the planner picks
 SET plan_cache_mode = force_custom_plan
 AS $$
 #variable_conflict use_column
 DECLARE
+    v_refs   bigint[];
     v_items  ras_decision_in[];
     v_round  ras_decision_in[];
+    v_rids   bigint[];      -- the round's referrals
+    v_vids   bigint[];      -- every version of the round's referrals
     v_ids    bigint[];
     v_out    bigint[];
     v_bad    ras_decision_in;
@@ -340,11 +383,11 @@ BEGIN
     IF jsonb_typeof(p_batch) IS DISTINCT FROM 'array' THEN
         RAISE EXCEPTION 'a batch of decisions is a JSON array' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    v_refs := ARRAY(SELECT DISTINCT (b.x ->> 'referral')::bigint FROM jsonb_array_elements(p_batch) b(x));
     -- the referrals, locked in id order (two batches cannot deadlock)
-    PERFORM 1 FROM referrals r
-      WHERE r.id IN (SELECT (b.x ->> 'referral')::bigint FROM jsonb_array_elements(p_batch) b(x))
-      ORDER BY r.id FOR UPDATE;
+    PERFORM 1 FROM referrals r WHERE r.id = ANY (v_refs) ORDER BY r.id FOR UPDATE;
     v_items := ARRAY(
+        WITH r AS (SELECT r.id, r.referral_key, r.ubrn FROM referrals r WHERE r.id = ANY (v_refs))
         SELECT ROW(b.ord, row_number() OVER (PARTITION BY r.referral_key ORDER BY b.ord),
                    (b.x ->> 'referral')::bigint, r.referral_key, r.ubrn, NULL,
                    b.x -> 'doc' ->> 'service', b.x -> 'doc' ->> 'outcome',
@@ -358,7 +401,7 @@ BEGIN
                    coalesce(b.x -> 'doc' -> 'deadlines', '[]'),
                    coalesce(b.x -> 'deadlines', '[]'))::ras_decision_in
           FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS b(x, ord)
-          LEFT JOIN referrals r ON r.id = (b.x ->> 'referral')::bigint
+          LEFT JOIN r ON r.id = (b.x ->> 'referral')::bigint
          ORDER BY b.ord);
     SELECT * INTO v_bad FROM unnest(v_items) i
      WHERE i.referral_key IS NULL OR i.service IS NULL OR i.outcome IS NULL
@@ -374,6 +417,7 @@ BEGIN
 
     FOR k IN 1 .. coalesce(v_rounds, 0) LOOP
         v_round := ARRAY(SELECT i FROM unnest(v_items) i WHERE i.round = k ORDER BY i.ord);
+        v_rids := ARRAY(SELECT i.referral_id FROM unnest(v_round) i);
         -- the decisions (their statement triggers queue letters and e-RS intents)
         WITH ins AS (
             INSERT INTO decisions (referral_id, service, outcome, onward_target, final, reasons, facts,
@@ -390,43 +434,54 @@ BEGIN
             v_out[v_round[j].ord] := v_ids[j];
         END LOOP;
 
+        -- every version of the round's referrals (referral_key), with the decision it gets
+        v_vids := ARRAY(SELECT v.id FROM referrals v
+                         WHERE v.referral_key = ANY (ARRAY(SELECT i.referral_key FROM unnest(v_round) i)));
         -- a clinician's decision meets the clinical-review clocks of every version
         UPDATE deadlines d SET met_at = i.decided_at, met_by = 'decision:' || i.decision_id
-          FROM unnest(v_round) i JOIN referrals v ON v.referral_key = i.referral_key
-         WHERE i.decided_by <> 'rules' AND d.referral_id = v.id AND d.kind = 'clinical-review'
+          FROM unnest(v_round) i, referrals v
+         WHERE d.referral_id = ANY (v_vids) AND v.id = ANY (v_vids)
+           AND v.referral_key = i.referral_key AND d.referral_id = v.id
+           AND i.decided_by <> 'rules' AND d.kind = 'clinical-review'
            AND d.met_at IS NULL AND d.cancelled_at IS NULL;
         -- the open clocks of the referral's other versions are superseded
         UPDATE deadlines d SET cancelled_at = i.decided_at
-          FROM unnest(v_round) i JOIN referrals v ON v.referral_key = i.referral_key
-         WHERE v.id <> i.referral_id AND d.referral_id = v.id
+          FROM unnest(v_round) i, referrals v
+         WHERE d.referral_id = ANY (v_vids) AND v.id = ANY (v_vids)
+           AND v.referral_key = i.referral_key AND d.referral_id = v.id AND v.id <> i.referral_id
            AND d.met_at IS NULL AND d.cancelled_at IS NULL;
         -- this version's open clocks that the decision does not start again
         UPDATE deadlines d SET cancelled_at = i.decided_at
           FROM unnest(v_round) i
-         WHERE d.referral_id = i.referral_id AND d.met_at IS NULL AND d.cancelled_at IS NULL
+         WHERE d.referral_id = ANY (v_rids) AND d.referral_id = i.referral_id
+           AND d.met_at IS NULL AND d.cancelled_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(i.clocks) AS c(kind text, due_at timestamptz)
                             WHERE c.kind = d.kind AND c.due_at = d.due_at);
+        -- the clocks it starts, but no clock of a kind already running at
+        -- that time or already met
+        WITH held AS (
+            SELECT d.referral_id, d.kind, d.due_at, d.met_at FROM deadlines d
+             WHERE d.referral_id = ANY (v_rids) AND d.cancelled_at IS NULL)
         INSERT INTO deadlines (referral_id, decision_id, kind, clause, due_date, due_at)
         SELECT i.referral_id, i.decision_id, c.kind, c.clause, c.due_date, c.due_at
           FROM unnest(v_round) i,
                ROWS FROM (jsonb_to_recordset(i.clocks)
                           AS (kind text, clause text, due_date date, due_at timestamptz))
                WITH ORDINALITY AS c(kind, clause, due_date, due_at, n)
-         WHERE NOT EXISTS (SELECT 1 FROM deadlines d
-                            WHERE d.referral_id = i.referral_id AND d.kind = c.kind
-                              AND d.cancelled_at IS NULL
-                              AND (d.met_at IS NOT NULL OR d.due_at = c.due_at))
+         WHERE NOT EXISTS (SELECT 1 FROM held h
+                            WHERE h.referral_id = i.referral_id AND h.kind = c.kind
+                              AND (h.met_at IS NOT NULL OR h.due_at = c.due_at))
          ORDER BY i.ord, c.n;
         -- a final decision meets the triage clock
         UPDATE deadlines d SET met_at = i.decided_at, met_by = 'decision:' || i.decision_id
           FROM unnest(v_round) i
-         WHERE i.final AND d.referral_id = i.referral_id AND d.kind = 'triage'
-           AND d.met_at IS NULL AND d.cancelled_at IS NULL;
+         WHERE d.referral_id = ANY (v_rids) AND d.referral_id = i.referral_id
+           AND i.final AND d.kind = 'triage' AND d.met_at IS NULL AND d.cancelled_at IS NULL;
 
         UPDATE referrals r SET state = CASE WHEN i.final THEN 'decided' ELSE 'review' END,
                                service = i.service, updated_at = now()
           FROM unnest(v_round) i
-         WHERE r.id = i.referral_id;
+         WHERE r.id = ANY (v_rids) AND r.id = i.referral_id;
         INSERT INTO events (referral_id, ubrn, kind, actor, detail)
         SELECT i.referral_id, i.ubrn, 'triage-decided', i.decided_by, jsonb_build_object(
                'decision_id', i.decision_id, 'service', i.service, 'outcome', i.outcome,
