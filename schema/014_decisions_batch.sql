@@ -79,6 +79,7 @@ AS $$
 DECLARE
     v_ids     bigint[] := ARRAY(SELECT DISTINCT l.referral_id FROM unnest(p_letters) l);
     v_found   bigint[];
+    v_keys    text[];
     v_missing bigint;
     n         int;
 BEGIN
@@ -92,6 +93,7 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'no referral %', v_missing USING ERRCODE = 'no_data_found';
     END IF;
+    v_keys := ARRAY(SELECT DISTINCT r.referral_key FROM referrals r WHERE r.id = ANY (v_found));
     WITH r AS (
         SELECT r.id, r.referral_key, r.ubrn, r.registered_practice, r.referrer_ods
           FROM referrals r WHERE r.id = ANY (v_found)),
@@ -103,7 +105,7 @@ BEGIN
     have AS (
         SELECT o.referral_key, o.kind, max(o.doc_version) AS ver
           FROM outbox o
-         WHERE o.referral_key = ANY (ARRAY(SELECT DISTINCT l.referral_key FROM l))
+         WHERE o.referral_key = ANY (v_keys)
          GROUP BY o.referral_key, o.kind),
     v AS (
         SELECT l.*,
@@ -147,30 +149,6 @@ LANGUAGE sql AS $$
                                             p_deadline, p_gp_only, p_patient)::ras_outbox_letter])
 $$;
 
--- A statement stores at most one decision per referral (ras_store_decisions
--- splits a batch into rounds for this): what one decision supersedes, the
--- next one of the same referral must see.  p_referrals: the referral of
--- each new decision.
-CREATE FUNCTION ras_decisions_one_per_referral(p_referrals bigint[]) RETURNS void
-LANGUAGE plpgsql
-SET plan_cache_mode = force_custom_plan
-AS $$
-DECLARE
-    v_key text;
-BEGIN
-    IF cardinality(p_referrals) < 2 THEN
-        RETURN;
-    END IF;
-    WITH r AS (SELECT r.id, r.referral_key FROM referrals r WHERE r.id = ANY (p_referrals))
-    SELECT r.referral_key INTO v_key
-      FROM unnest(p_referrals) x(id) JOIN r ON r.id = x.id
-     GROUP BY r.referral_key HAVING count(*) > 1 LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'two decisions for referral % in one statement', v_key
-            USING ERRCODE = 'cardinality_violation';
-    END IF;
-END $$;
-
 -- The letters the new decisions call for (as 004's row trigger did, for
 -- each decision):
 --  * a potential two-week-wait referral (onward to two-week-wait): the GP
@@ -178,23 +156,20 @@ END $$;
 --  * a final decision, or any decision a clinician made, that is not
 --    "review": the triage outcome letter, after cancelling the letters of
 --    earlier decisions that have not gone yet.
+-- (decisions_ers_outcome, which fires first, has checked that the
+-- statement holds one decision per referral.)
 CREATE FUNCTION ras_outbox_on_decisions() RETURNS trigger
 LANGUAGE plpgsql
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_refs bigint[] := ARRAY(SELECT n.referral_id FROM new_decisions n);
+    v_2ww  bigint[];
 BEGIN
-    PERFORM ras_decisions_one_per_referral(v_refs);
-    PERFORM ras_outbox_enqueue_all(ARRAY(
-        SELECT ROW(n.referral_id, n.service, 'gp-2ww-notice', n.id, NULL, NULL, true, false)::ras_outbox_letter
-          FROM new_decisions n
-         WHERE n.outcome = 'onward' AND n.onward_target = 'two-week-wait'
-           AND NOT n.referral_id = ANY (ARRAY(
-                   SELECT o.referral_id FROM outbox o
+    -- the referrals that already have a GP notice
+    v_2ww := ARRAY(SELECT o.referral_id FROM outbox o
                     WHERE o.referral_id = ANY (v_refs) AND o.kind = 'gp-2ww-notice'
-                      AND o.state <> 'cancelled'))
-         ORDER BY n.id));
+                      AND o.state <> 'cancelled');
     UPDATE outbox o SET state = 'cancelled', last_error = 'superseded by decision ' || n.id,
                         updated_at = now()
       FROM new_decisions n
@@ -202,11 +177,20 @@ BEGIN
        AND o.referral_id = ANY (v_refs)
        AND o.referral_id = n.referral_id AND o.kind = 'triage-outcome'
        AND o.state IN ('pending', 'ready');
+    -- each decision's notice, then its letter
     PERFORM ras_outbox_enqueue_all(ARRAY(
-        SELECT ROW(n.referral_id, n.service, 'triage-outcome', n.id, NULL, NULL, false, false)::ras_outbox_letter
-          FROM new_decisions n
-         WHERE n.outcome <> 'review' AND (n.final OR n.decided_by <> 'rules')
-         ORDER BY n.id));
+        SELECT l.letter FROM (
+            SELECT n.id, 1 AS k,
+                   ROW(n.referral_id, n.service, 'gp-2ww-notice', n.id, NULL, NULL, true, false)::ras_outbox_letter
+              FROM new_decisions n
+             WHERE n.outcome = 'onward' AND n.onward_target = 'two-week-wait'
+               AND NOT n.referral_id = ANY (v_2ww)
+            UNION ALL
+            SELECT n.id, 2,
+                   ROW(n.referral_id, n.service, 'triage-outcome', n.id, NULL, NULL, false, false)::ras_outbox_letter
+              FROM new_decisions n
+             WHERE n.outcome <> 'review' AND (n.final OR n.decided_by <> 'rules')) AS l(id, k, letter)
+         ORDER BY l.id, l.k));
     RETURN NULL;
 END $$;
 
@@ -275,14 +259,30 @@ $$;
 
 -- Any newer decision of a UBRN retires its intents that were not yet sent,
 -- then makes its own when it is recordable.
+--
+-- A statement stores at most one decision per referral (ras_store_decisions
+-- takes a batch in rounds for this): what one decision supersedes (clocks,
+-- letters, intents), the next one of the same referral must see.  This
+-- trigger fires first (decisions_ers_outcome before decisions_outbox) and
+-- refuses a statement that does not.
 CREATE FUNCTION ras_ers_decisions_intents() RETURNS trigger
 LANGUAGE plpgsql
 SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_refs bigint[] := ARRAY(SELECT n.referral_id FROM new_decisions n);
+    v_key  text;
 BEGIN
-    PERFORM ras_decisions_one_per_referral(v_refs);
+    IF cardinality(v_refs) > 1 THEN
+        SELECT r.referral_key INTO v_key
+          FROM unnest(v_refs) x(id) JOIN referrals r ON r.id = x.id
+         WHERE r.id = ANY (v_refs)
+         GROUP BY r.referral_key HAVING count(*) > 1 LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'two decisions for referral % in one statement', v_key
+                USING ERRCODE = 'cardinality_violation';
+        END IF;
+    END IF;
     WITH r AS (
         SELECT r.id, r.ubrn FROM referrals r WHERE r.id = ANY (v_refs) AND r.ubrn IS NOT NULL),
     nd AS (
@@ -309,7 +309,8 @@ CREATE TRIGGER decisions_ers_outcome AFTER INSERT ON decisions
 
 -- ---- storing decisions, a batch at a time ------------------------------------------
 
--- One decision of a batch, as ras_store_decisions reads it.
+-- One decision of a batch, as ras_store_decisions reads it (its reasons,
+-- facts and list of clocks stay in the batch until they are inserted).
 CREATE TYPE ras_decision_in AS (
     ord              int,            -- its place in the batch
     round            int,            -- the how-manieth decision of its referral in the batch
@@ -321,13 +322,11 @@ CREATE TYPE ras_decision_in AS (
     outcome          text,
     onward_target    text,
     final            boolean,
-    reasons          jsonb,
-    facts            jsonb,
     ruleset_version  text,           -- as given (NULL for a clinician unless given)
     decided_by       text,
     decided_at       timestamptz,
     received_at      timestamptz,
-    deadlines        jsonb,          -- [{kind, due, clause}] as the decision lists them
+    rules            jsonb,          -- [{rule, clause}] of its reasons, for the event
     clocks           jsonb           -- [{kind, clause, due_date, due_at}] to start
 );
 
@@ -393,12 +392,13 @@ BEGIN
                    b.x -> 'doc' ->> 'service', b.x -> 'doc' ->> 'outcome',
                    b.x -> 'doc' ->> 'onward_target',
                    coalesce((b.x -> 'doc' ->> 'final')::boolean, false),
-                   coalesce(b.x -> 'doc' -> 'reasons', '[]'), coalesce(b.x -> 'doc' -> 'facts', '{}'),
                    b.x -> 'doc' ->> 'ruleset_version',
                    coalesce(b.x -> 'doc' ->> 'decided_by', 'rules'),
                    coalesce((b.x -> 'doc' ->> 'decided_at')::timestamptz, now()),
                    (b.x -> 'doc' ->> 'received_at')::timestamptz,
-                   coalesce(b.x -> 'doc' -> 'deadlines', '[]'),
+                   (SELECT coalesce(jsonb_agg(jsonb_build_object('rule', e.v ->> 'rule',
+                                                                 'clause', e.v ->> 'clause')), '[]')
+                      FROM jsonb_array_elements(coalesce(b.x -> 'doc' -> 'reasons', '[]')) AS e(v)),
                    coalesce(b.x -> 'deadlines', '[]'))::ras_decision_in
           FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS b(x, ord)
           LEFT JOIN r ON r.id = (b.x ->> 'referral')::bigint
@@ -422,9 +422,11 @@ BEGIN
         WITH ins AS (
             INSERT INTO decisions (referral_id, service, outcome, onward_target, final, reasons, facts,
                                    ruleset_version, decided_by, decided_at, received_at, deadlines)
-            SELECT i.referral_id, i.service, i.outcome, i.onward_target, i.final, i.reasons, i.facts,
+            SELECT i.referral_id, i.service, i.outcome, i.onward_target, i.final,
+                   coalesce(p_batch -> (i.ord - 1) -> 'doc' -> 'reasons', '[]'),
+                   coalesce(p_batch -> (i.ord - 1) -> 'doc' -> 'facts', '{}'),
                    coalesce(i.ruleset_version, 'clinician'), i.decided_by, i.decided_at, i.received_at,
-                   i.deadlines
+                   coalesce(p_batch -> (i.ord - 1) -> 'doc' -> 'deadlines', '[]')
               FROM unnest(v_round) i ORDER BY i.ord
             RETURNING id, referral_id)
         SELECT array_agg(ins.id ORDER BY i.ord) INTO v_ids
@@ -433,30 +435,31 @@ BEGIN
             v_round[j].decision_id := v_ids[j];
             v_out[v_round[j].ord] := v_ids[j];
         END LOOP;
-
-        -- every version of the round's referrals (referral_key), with the decision it gets
         v_vids := ARRAY(SELECT v.id FROM referrals v
                          WHERE v.referral_key = ANY (ARRAY(SELECT i.referral_key FROM unnest(v_round) i)));
-        -- a clinician's decision meets the clinical-review clocks of every version
-        UPDATE deadlines d SET met_at = i.decided_at, met_by = 'decision:' || i.decision_id
-          FROM unnest(v_round) i, referrals v
-         WHERE d.referral_id = ANY (v_vids) AND v.id = ANY (v_vids)
-           AND v.referral_key = i.referral_key AND d.referral_id = v.id
-           AND i.decided_by <> 'rules' AND d.kind = 'clinical-review'
-           AND d.met_at IS NULL AND d.cancelled_at IS NULL;
-        -- the open clocks of the referral's other versions are superseded
-        UPDATE deadlines d SET cancelled_at = i.decided_at
-          FROM unnest(v_round) i, referrals v
-         WHERE d.referral_id = ANY (v_vids) AND v.id = ANY (v_vids)
-           AND v.referral_key = i.referral_key AND d.referral_id = v.id AND v.id <> i.referral_id
-           AND d.met_at IS NULL AND d.cancelled_at IS NULL;
-        -- this version's open clocks that the decision does not start again
-        UPDATE deadlines d SET cancelled_at = i.decided_at
-          FROM unnest(v_round) i
-         WHERE d.referral_id = ANY (v_rids) AND d.referral_id = i.referral_id
-           AND d.met_at IS NULL AND d.cancelled_at IS NULL
-           AND NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(i.clocks) AS c(kind text, due_at timestamptz)
-                            WHERE c.kind = d.kind AND c.due_at = d.due_at);
+
+        -- The open clocks of every version of the referral, in one pass:
+        -- a clinician's decision meets the clinical-review clocks of every
+        -- version; the other versions' open clocks are superseded; this
+        -- version's open clocks that the decision does not start again are
+        -- cancelled.
+        WITH c AS (
+            SELECT d.id, i.decided_at, i.decision_id,
+                   i.decided_by <> 'rules' AND d.kind = 'clinical-review' AS meet
+              FROM deadlines d JOIN referrals v ON v.id = d.referral_id
+              JOIN unnest(v_round) i ON i.referral_key = v.referral_key
+             WHERE d.referral_id = ANY (v_vids) AND v.id = ANY (v_vids)
+               AND d.met_at IS NULL AND d.cancelled_at IS NULL
+               AND ((i.decided_by <> 'rules' AND d.kind = 'clinical-review')
+                    OR v.id <> i.referral_id
+                    OR NOT EXISTS (SELECT 1 FROM jsonb_to_recordset(i.clocks) AS x(kind text, due_at timestamptz)
+                                    WHERE x.kind = d.kind AND x.due_at = d.due_at)))
+        UPDATE deadlines d
+           SET met_at = CASE WHEN c.meet THEN c.decided_at ELSE d.met_at END,
+               met_by = CASE WHEN c.meet THEN 'decision:' || c.decision_id ELSE d.met_by END,
+               cancelled_at = CASE WHEN c.meet THEN d.cancelled_at ELSE c.decided_at END
+          FROM c
+         WHERE d.id = c.id;
         -- the clocks it starts, but no clock of a kind already running at
         -- that time or already met
         WITH held AS (
@@ -478,19 +481,19 @@ BEGIN
          WHERE d.referral_id = ANY (v_rids) AND d.referral_id = i.referral_id
            AND i.final AND d.kind = 'triage' AND d.met_at IS NULL AND d.cancelled_at IS NULL;
 
-        UPDATE referrals r SET state = CASE WHEN i.final THEN 'decided' ELSE 'review' END,
-                               service = i.service, updated_at = now()
-          FROM unnest(v_round) i
-         WHERE r.id = ANY (v_rids) AND r.id = i.referral_id;
+        -- the referrals' states, and the audit trail
+        WITH u AS (
+            UPDATE referrals r SET state = CASE WHEN i.final THEN 'decided' ELSE 'review' END,
+                                   service = i.service, updated_at = now()
+              FROM unnest(v_round) i
+             WHERE r.id = ANY (v_rids) AND r.id = i.referral_id
+            RETURNING r.id)
         INSERT INTO events (referral_id, ubrn, kind, actor, detail)
         SELECT i.referral_id, i.ubrn, 'triage-decided', i.decided_by, jsonb_build_object(
                'decision_id', i.decision_id, 'service', i.service, 'outcome', i.outcome,
-               'onward_target', i.onward_target, 'final', i.final,
-               'reasons', (SELECT coalesce(jsonb_agg(jsonb_build_object('rule', x ->> 'rule',
-                                                                        'clause', x ->> 'clause')), '[]')
-                             FROM jsonb_array_elements(i.reasons) x),
+               'onward_target', i.onward_target, 'final', i.final, 'reasons', i.rules,
                'ruleset_version', i.ruleset_version)
-          FROM unnest(v_round) i ORDER BY i.ord;
+          FROM unnest(v_round) i JOIN u ON u.id = i.referral_id ORDER BY i.ord;
     END LOOP;
     RETURN QUERY SELECT o.n::int, o.id FROM unnest(v_out) WITH ORDINALITY AS o(id, n) ORDER BY o.n;
 END $$;
