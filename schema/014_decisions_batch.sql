@@ -53,7 +53,9 @@ CREATE VIEW current_decisions AS
     SELECT DISTINCT ON (referral_id) * FROM decisions ORDER BY referral_id, id DESC;
 
 -- The decision as ras_decision_to_json(full) printed it (what the render
--- stage reads as d.doc): every field from its column.
+-- stage reads as d.doc): every field from its column.  (A clinician's
+-- decision given without facts or a rule-set version reads {} and
+-- 'clinician', as the columns have always stored them.)
 CREATE FUNCTION doc(d decisions) RETURNS jsonb
 LANGUAGE sql STABLE STRICT AS $$
     SELECT jsonb_build_object(
@@ -285,6 +287,7 @@ SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_refs bigint[] := ARRAY(SELECT n.referral_id FROM new_decisions n);
+    v_ers  bigint[];
     v_key  text;
 BEGIN
     IF cardinality(v_refs) > 1 THEN
@@ -311,7 +314,15 @@ BEGIN
     SELECT referral_id, ubrn, 'ers-outcome-superseded', 'rasd',
            jsonb_build_object('intent', id, 'decision', decision)
       FROM gone ORDER BY decision, id;
-    PERFORM 1 FROM ras_ers_make_intents(ARRAY(SELECT n.id FROM new_decisions n ORDER BY n.id));
+    -- only a referral from e-RS can get an intent (ras_ers_make_intents
+    -- checks again): most batches have none to make
+    v_ers := ARRAY(SELECT n.id FROM new_decisions n JOIN referrals r ON r.id = n.referral_id
+                    WHERE r.id = ANY (v_refs) AND r.ubrn IS NOT NULL
+                      AND r.source IN ('ers-worklist', 'ers-referral')
+                    ORDER BY n.id);
+    IF cardinality(v_ers) > 0 THEN
+        PERFORM 1 FROM ras_ers_make_intents(v_ers);
+    END IF;
     RETURN NULL;
 END $$;
 
