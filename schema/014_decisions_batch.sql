@@ -90,7 +90,7 @@ CREATE TYPE ras_outbox_letter AS (
 CREATE FUNCTION ras_outbox_enqueue_all(p_letters ras_outbox_letter[])
 RETURNS int
 LANGUAGE plpgsql
-SET plan_cache_mode = force_custom_plan
+SET plan_cache_mode = force_generic_plan -- see ras_store_decisions
 AS $$
 DECLARE
     v_ids     bigint[] := ARRAY(SELECT DISTINCT l.referral_id FROM unnest(p_letters) l);
@@ -176,7 +176,7 @@ $$;
 -- statement holds one decision per referral.)
 CREATE FUNCTION ras_outbox_on_decisions() RETURNS trigger
 LANGUAGE plpgsql
-SET plan_cache_mode = force_custom_plan
+SET plan_cache_mode = force_generic_plan -- see ras_store_decisions
 AS $$
 DECLARE
     v_refs bigint[] := ARRAY(SELECT n.referral_id FROM new_decisions n);
@@ -227,7 +227,7 @@ CREATE TRIGGER decisions_outbox AFTER INSERT ON decisions
 CREATE FUNCTION ras_ers_make_intents(p_decisions bigint[])
 RETURNS TABLE (decision_id bigint, intent_id bigint)
 LANGUAGE plpgsql
-SET plan_cache_mode = force_custom_plan
+SET plan_cache_mode = force_generic_plan -- see ras_store_decisions
 AS $$
 #variable_conflict use_column
 BEGIN
@@ -283,7 +283,7 @@ $$;
 -- refuses a statement that does not.
 CREATE FUNCTION ras_ers_decisions_intents() RETURNS trigger
 LANGUAGE plpgsql
-SET plan_cache_mode = force_custom_plan
+SET plan_cache_mode = force_generic_plan -- see ras_store_decisions
 AS $$
 DECLARE
     v_refs bigint[] := ARRAY(SELECT n.referral_id FROM new_decisions n);
@@ -386,11 +386,15 @@ CREATE TYPE ras_decision_in AS (
 CREATE FUNCTION ras_store_decisions(p_batch jsonb)
 RETURNS TABLE (ord int, decision_id bigint)
 LANGUAGE plpgsql
--- plans for the batch at hand (a generic plan, made while the tables were
--- small, may walk every open clock for each decision); and every lookup
--- in a large table below is by an explicit list of ids or keys (= ANY), so
--- that it is an index scan whatever join the planner picks
-SET plan_cache_mode = force_custom_plan
+-- Every lookup in a large table below (and in the triggers and functions
+-- it calls) is by an explicit list of ids or keys (= ANY), which an index
+-- serves whatever the list's length and the table's size: so the plans are
+-- made once per session (and again when ANALYZE updates the statistics),
+-- not for every call.  Planning each call (force_custom_plan) cost ~3 ms of
+-- CPU per call, most of what a chunk of a few decisions costs; the first
+-- version of this function, which joined the batch to referrals, deadlines
+-- and outbox instead, got hash joins over sequential scans.
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
