@@ -90,6 +90,9 @@ struct ras_form_check {
 	size_t n_unknown;             /* linkIds the form does not have */
 	const char **unknown;
 	const int *item_of;           /* per answer: index of its item in q->items, or -1 */
+	const bool *answer_ok;        /* per answer: acceptable for its item (false: no item) */
+	const int *n_answers_of;      /* per item of q: its answers */
+	const int *n_ok_of;           /* per item of q: its acceptable answers */
 };
 
 /*
