@@ -576,9 +576,9 @@ engine_decision_stored_with_its_facts(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(db, strtoll(s, NULL, 10), &d, &did), 0);
 	free(s);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions WHERE id = %lld AND decided_by = 'rules'"
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions d WHERE id = %lld AND decided_by = 'rules'"
 	    " AND facts ->> 'patient.practice_in_area' = 'false' AND facts ? 'findings'"
-	    " AND facts -> 'safety_net' ->> 'applied' = 'none' AND doc -> 'facts' = facts"
+	    " AND facts -> 'safety_net' ->> 'applied' = 'none' AND d.doc -> 'facts' = facts"
 	    " AND ruleset_version <> ''", (long long)did);
 	CU_ASSERT_EQUAL(count(sql), 1);
 	free(data);
