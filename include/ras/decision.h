@@ -72,7 +72,8 @@ struct ras_decision {
 	const char *decided_by;       /* "rules", or an SDS user id */
 };
 
-/* JSON form (as printed by `rasctl triage` and stored in decisions.doc):
+/* JSON form (as printed by `rasctl triage`, and as decisions.doc rebuilds it from
+ * the decisions columns, schema 014):
  * {"service", "outcome", "onward_target", "final", "reasons": [{rule,
  * clause, advice, stage}], "deadlines": [{kind, due, clause}], "facts",
  * "ruleset_version", "decided_by", "decided_at"}.  `full` adds facts,

@@ -19,9 +19,10 @@
  *
  * ras_triage_pending() claims referrals in state "new" with FOR UPDATE
  * SKIP LOCKED (so any number of rasd processes share the work), decides
- * each with ras_rules_decide(), and stores every decision with its
- * deadlines and an event in one pipelined transaction per batch
- * (ras_store_decision() in schema/002_triage.sql).  If the batch fails in
+ * each with ras_rules_decide(), and stores the decisions with their
+ * deadlines and events a chunk at a time, each chunk's decisions in one
+ * statement (ras_store_decisions() in schema/014_decisions_batch.sql), in
+ * one transaction per batch.  If the batch fails in
  * the database each referral is retried on its own; one that still fails
  * goes to "triage-failed" with the reason, so it cannot block the others.
  *
@@ -93,13 +94,22 @@ int ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t no
     size_t *n_out);
 
 /*
- * Store one decision of referral `referral_id` with its deadlines, in its
- * own statement (ras_store_decision): a decisions row, superseded open
- * deadlines cancelled, the new ones inserted, the referral moved to
- * "decided" (final) or "review", an event with the rules, clauses and
- * facts.  Used by the stage and for a clinician's decision (decided_by =
- * the clinician's SDS user id; ras_rules_deadlines() gives its clocks).
+ * Store decisions d[0..n) of referrals referral_ids[0..n) with their
+ * deadlines, in one statement (ras_store_decisions, schema 014), as if
+ * stored one at a time in that order (a referral may appear more than
+ * once): for each, a decisions row, superseded open deadlines cancelled,
+ * the new ones inserted, the referral moved to "decided" (final) or
+ * "review", a triage-decided event naming the decision, its rules, clauses
+ * and rule-set version; its letters and e-RS outcome intent queued.
+ * decision_ids (may be NULL) gets each one's id.  Used by the stage and for
+ * a clinician's decision (decided_by = the clinician's SDS user id;
+ * ras_rules_deadlines() gives its clocks).  RAS_EINVALID when a decision
+ * has no service, outcome or decided_by.
  */
+int ras_triage_store_decisions(struct ras_db *db, const int64_t *referral_ids,
+    const struct ras_decision *d, size_t n, int64_t *decision_ids);
+
+/* One decision: ras_triage_store_decisions() with n = 1. */
 int ras_triage_store_decision(struct ras_db *db, int64_t referral_id,
     const struct ras_decision *d, int64_t *decision_id);
 

@@ -226,18 +226,26 @@ ras_triage_summary(const struct ras_decision *d, char *buf, size_t size)
 	ras_buf_free(&b);
 }
 
-/* ---- storing a decision ------------------------------------------------------ */
+/* ---- storing decisions ------------------------------------------------------- */
 
-static const char SQL_STORE_DECISION[] =
-    "SELECT ras_store_decision($1::bigint, $2::jsonb, $3::jsonb)";
+/* ras_store_decisions() (schema/014): a batch [{referral, doc, deadlines}]
+ * in one statement; one row (ord, decision_id) per decision, in order. */
+static const char SQL_STORE_DECISIONS[] =
+    "SELECT ord, decision_id FROM ras_store_decisions($1::jsonb) ORDER BY ord";
 
+/* Referrals that get no decision: a state and an event saying why, for a
+ * batch [{id, state, event, reason}] in one statement. */
 static const char SQL_MARK[] =
-    "WITH u AS (UPDATE referrals SET state = $2, updated_at = now() WHERE id = $1::bigint"
-    "           RETURNING id, ubrn)"
+    "WITH m AS (SELECT (j.x ->> 'id')::bigint AS id, j.x ->> 'state' AS state, j.x ->> 'event' AS event,"
+    "                  j.x ->> 'reason' AS reason, j.n"
+    "           FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS j(x, n)),"
+    " u AS (UPDATE referrals r SET state = m.state, updated_at = now() FROM m WHERE r.id = m.id"
+    "       RETURNING r.id, r.ubrn, m.event, m.reason, m.n)"
     " INSERT INTO events (referral_id, ubrn, kind, actor, detail)"
-    " SELECT id, ubrn, $3, 'rasd', jsonb_build_object('reason', $4::text) FROM u";
+    " SELECT id, ubrn, event, 'rasd', jsonb_build_object('reason', reason) FROM u ORDER BY n";
 
-/* The two JSON parameters of ras_store_decision(). */
+/* The decision as ras_store_decisions() reads it: doc is
+ * ras_decision_to_json(full), deadlines the clocks to start. */
 static int
 decision_params(struct ras_arena *a, const struct ras_decision *d, const char **doc_text,
     const char **deadlines_text)
@@ -247,6 +255,8 @@ decision_params(struct ras_arena *a, const struct ras_decision *d, const char **
 	json_t *doc = NULL, *dls = NULL;
 	int err;
 
+	if (d->service == NULL || d->outcome == 0 || d->decided_by == NULL)
+		return ras_error_code(RAS_EINVALID, "a decision needs a service, an outcome and who decided");
 	/* an engine decision whose facts are not written out yet (rules.h) */
 	if ((err = ras_rules_facts_json(a, &full)) < 0)
 		return err;
@@ -282,39 +292,80 @@ done:
 	return err;
 }
 
+/* One decision into the batch array being built in b (its opening '['
+ * and separators included; the caller closes it). */
+static int
+batch_add(struct ras_buf *b, int64_t referral_id, const char *doc, const char *dls)
+{
+	return ras_buf_printf(b, "%s{\"referral\":%lld,\"doc\":%s,\"deadlines\":%s}", b->len ? "," : "[",
+	    (long long)referral_id, doc, dls);
+}
+
+/* Close the batch array (an empty batch is "[]"). */
+static int
+batch_close(struct ras_buf *b)
+{
+	if (b->len == 0 && ras_buf_putc(b, '[') < 0)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (ras_buf_putc(b, ']') < 0)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The decision ids of a ras_store_decisions() result, in batch order. */
+static int
+batch_ids(struct ras_db_res *res, size_t n, int64_t *ids)
+{
+	if ((size_t)ras_db_res_rows(res) != n)
+		return ras_error_set("storing %zu decisions returned %d ids", n, ras_db_res_rows(res));
+	for (size_t i = 0; i < n; i++)
+		if (!ras_db_res_int(res, (int)i, 1, &ids[i]) || ids[i] <= 0)
+			return ras_error_set("storing the decisions returned no id for the %zu-th", i + 1);
+	return 0;
+}
+
+int
+ras_triage_store_decisions(struct ras_db *db, const int64_t *referral_ids,
+    const struct ras_decision *d, size_t n, int64_t *decision_ids)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_buf batch = RAS_BUF_INIT(0);
+	struct ras_db_res *res = NULL;
+	int64_t *ids = NULL;
+	int err = 0;
+
+	if (a == NULL || (ids = calloc(n ? n : 1, sizeof(*ids))) == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n && err == 0; i++) {
+		const char *doc, *dls;
+
+		if ((err = decision_params(a, &d[i], &doc, &dls)) == 0 &&
+		    batch_add(&batch, referral_ids[i], doc, dls) < 0)
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	if (err == 0)
+		err = batch_close(&batch);
+	if (err == 0)
+		err = ras_db_query(db, &res, SQL_STORE_DECISIONS, 1, &RAS_DB_TEXT(batch.data));
+	if (err == 0)
+		err = batch_ids(res, n, ids);
+	if (err == 0 && decision_ids)
+		memcpy(decision_ids, ids, n * sizeof(*ids));
+done:
+	ras_db_res_free(res);
+	ras_buf_free(&batch);
+	free(ids);
+	ras_arena_free(a);
+	return err;
+}
+
 int
 ras_triage_store_decision(struct ras_db *db, int64_t referral_id, const struct ras_decision *d,
     int64_t *decision_id)
 {
-	struct ras_arena *a = ras_arena_new();
-	struct ras_db_res *res = NULL;
-	const char *doc, *dls;
-	char rid[24];
-	int64_t id = 0;
-	int err;
-
-	if (a == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (d->service == NULL || d->outcome == 0 || d->decided_by == NULL) {
-		err = ras_error_code(RAS_EINVALID, "a decision needs a service, an outcome and who decided");
-		goto done;
-	}
-	if ((err = decision_params(a, d, &doc, &dls)) < 0)
-		goto done;
-	snprintf(rid, sizeof(rid), "%lld", (long long)referral_id);
-	if ((err = ras_db_query(db, &res, SQL_STORE_DECISION, 3, (struct ras_db_param[]){
-	    RAS_DB_TEXT(rid), RAS_DB_TEXT(doc), RAS_DB_TEXT(dls) })) < 0)
-		goto done;
-	if (!ras_db_res_int(res, 0, 0, &id)) {
-		err = ras_error_set("storing the decision returned no id");
-		goto done;
-	}
-	if (decision_id)
-		*decision_id = id;
-done:
-	ras_db_res_free(res);
-	ras_arena_free(a);
-	return err;
+	return ras_triage_store_decisions(db, &referral_id, d, 1, decision_id);
 }
 
 /* ---- the stage -------------------------------------------------------------- */
@@ -329,9 +380,9 @@ struct row {
 struct plan {
 	struct row *row;
 	struct ras_triage_report *rep;
-	const char *sql;            /* SQL_STORE_DECISION or SQL_MARK */
-	int nparams;
-	struct ras_db_param params[4];
+	enum { PLAN_NONE, PLAN_DECISION, PLAN_MARK } kind;
+	const char *doc, *dls;      /* PLAN_DECISION: ras_store_decisions' doc and deadlines */
+	const char *state, *event, *why;   /* PLAN_MARK */
 };
 
 /* The ids first (index on (state, id), LIMIT, SKIP LOCKED), then their
@@ -461,12 +512,10 @@ mark(struct ras_arena *a, struct plan *p, const char *state, const char *event, 
 {
 	p->rep->state = state;
 	snprintf(p->rep->message, sizeof(p->rep->message), "%s", why);
-	p->sql = SQL_MARK;
-	p->nparams = 4;
-	p->params[0] = RAS_DB_TEXT(p->row->id_text);
-	p->params[1] = RAS_DB_TEXT(state);
-	p->params[2] = RAS_DB_TEXT(event);
-	p->params[3] = RAS_DB_TEXT(ras_arena_strdup(a, why));
+	p->kind = PLAN_MARK;
+	p->state = state;
+	p->event = event;
+	p->why = ras_arena_strdup(a, why);
 }
 
 /* Decide one claimed referral and build its statement.  Bad data becomes a
@@ -553,36 +602,79 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 	if (d.onward_target)
 		snprintf(rep->onward_target, sizeof(rep->onward_target), "%s", d.onward_target);
 	ras_triage_summary(&d, rep->message, sizeof(rep->message));
-	p->sql = SQL_STORE_DECISION;
-	p->nparams = 3;
-	p->params[0] = RAS_DB_TEXT(w->id_text);
-	p->params[1] = RAS_DB_TEXT(doc);
-	p->params[2] = RAS_DB_TEXT(dls);
+	p->kind = PLAN_DECISION;
+	p->doc = doc;
+	p->dls = dls;
 	return 0;
 }
 
-/* Send the plans in one pipeline (the transaction is already open). */
+/* The marks of plans[0..n) as one JSON array [{id, state, event, reason}]. */
+static int
+marks_json(struct plan *plans, size_t n, struct ras_buf *out)
+{
+	json_t *arr = json_array();
+	int err = 0;
+
+	if (arr == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && err == 0; i++)
+		if (plans[i].kind == PLAN_MARK)
+			err = ras_json_append_new(arr, json_pack("{s:I, s:s, s:s, s:s}", "id",
+			    (json_int_t)plans[i].row->id, "state", plans[i].state, "event", plans[i].event,
+			    "reason", plans[i].why ? plans[i].why : ""));
+	if (err == 0)
+		err = ras_json_dump(arr, RAS_JSON_COMPACT, out);
+	json_decref(arr);
+	return err;
+}
+
+/* Write the plans of a chunk (the transaction is already open): every
+ * decision in one ras_store_decisions() statement, every referral that
+ * gets none in one more, pipelined. */
 static int
 run_plans(struct ras_db *db, struct plan *plans, size_t n)
 {
+	struct ras_buf batch = RAS_BUF_INIT(0), marks = RAS_BUF_INIT(0);
+	size_t n_dec = 0, n_mark = 0, nq = 0;
+	int64_t *ids = NULL;
 	int err = 0, first = 0;
 
-	if ((err = ras_db_pipeline_enter(db)) < 0)
-		return err;
-	for (size_t i = 0; i < n && err == 0; i++)
-		err = ras_db_pipeline_send(db, plans[i].sql, plans[i].nparams, plans[i].params);
+	for (size_t i = 0; i < n && err == 0; i++) {
+		if (plans[i].kind == PLAN_DECISION) {
+			if (batch_add(&batch, plans[i].row->id, plans[i].doc, plans[i].dls) < 0)
+				err = ras_error_code(RAS_ENOMEM, "out of memory");
+			n_dec++;
+		} else if (plans[i].kind == PLAN_MARK)
+			n_mark++;
+	}
+	if (err == 0 && n_dec)
+		err = batch_close(&batch);
+	if (err == 0 && n_mark)
+		err = marks_json(plans, n, &marks);
+	if (err == 0 && (ids = calloc(n_dec ? n_dec : 1, sizeof(*ids))) == NULL)
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+	if (err < 0 || (err = ras_db_pipeline_enter(db)) < 0)
+		goto done;
+	if (n_dec && (err = ras_db_pipeline_send(db, SQL_STORE_DECISIONS, 1, &RAS_DB_TEXT(batch.data))) == 0)
+		nq++;
+	if (err == 0 && n_mark && (err = ras_db_pipeline_send(db, SQL_MARK, 1, &RAS_DB_TEXT(marks.data))) == 0)
+		nq++;
 	if (err == 0)
 		err = ras_db_pipeline_sync(db);
-	for (size_t i = 0; i < n && err == 0; i++) {
+	for (size_t q = 0; q < nq && err == 0; q++) {
 		struct ras_db_res *res = NULL;
+		bool decisions = q == 0 && n_dec;
 		int e = ras_db_pipeline_result(db, &res);
 
+		if (e == 0 && decisions)
+			e = batch_ids(res, n_dec, ids);
 		if (e < 0 && first == 0) {
 			first = e;
-			ras_error_context("referral %s", plans[i].rep->referral);
+			if (n == 1)
+				ras_error_context("referral %s", plans[0].rep->referral);
+			else
+				ras_error_context("a batch of %zu referrals", n);
 		}
-		if (e == 0 && plans[i].sql == SQL_STORE_DECISION)
-			(void)ras_db_res_int(res, 0, 0, &plans[i].rep->decision_id);
 		ras_db_res_free(res);
 	}
 	{
@@ -591,6 +683,13 @@ run_plans(struct ras_db *db, struct plan *plans, size_t n)
 		if (err == 0)
 			err = first ? first : e2;
 	}
+	for (size_t i = 0, k = 0; err == 0 && i < n; i++)
+		if (plans[i].kind == PLAN_DECISION)
+			plans[i].rep->decision_id = ids[k++];
+done:
+	free(ids);
+	ras_buf_free(&batch);
+	ras_buf_free(&marks);
 	return err;
 }
 

@@ -586,9 +586,9 @@ red_flags_never_returned(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(key);
 	/* Say triage had found a red flag (safety stage) in an earlier decision. */
 	exec("INSERT INTO decisions (referral_id, service, outcome, final, reasons, facts, ruleset_version,"
-	     " decided_by, doc) SELECT id, 'midnotts', 'review', false,"
+	     " decided_by) SELECT id, 'midnotts', 'review', false,"
 	     " '[{\"rule\":\"midnotts.red-flags\",\"clause\":\"004 §3.4\",\"advice\":null,\"stage\":\"safety\"}]',"
-	     " '{}', 'test', 'rules', '{}' FROM referrals WHERE referral_key LIKE 'local:%'");
+	     " '{}', 'test', 'rules' FROM referrals WHERE referral_key LIKE 'local:%'");
 	ev = decision_event(NULL, RAS_OUTCOME_RETURN, NULL, "Not for us");
 	ev.referral_key = key;
 	CU_ASSERT_EQUAL(ras_epr_record(db, &ctx, &ev, 0, false, &r), RAS_EINVALID);

@@ -734,7 +734,7 @@ decide(struct ras_db *db, int64_t referral, const char *outcome, bool final, con
 	snprintf(rid, sizeof(rid), "%lld", (long long)referral);
 	CU_ASSERT_EQUAL_FATAL(ras_db_query(db, &res,
 	    "INSERT INTO decisions (referral_id, service, outcome, final, reasons, facts, ruleset_version,"
-	    " decided_by, doc) VALUES ($1::bigint, 'midnotts', $2, $3::boolean, $4::jsonb, '{}', 'test', $5, '{}')"
+	    " decided_by) VALUES ($1::bigint, 'midnotts', $2, $3::boolean, $4::jsonb, '{}', 'test', $5)"
 	    " RETURNING id", 5, (struct ras_db_param[]){ RAS_DB_TEXT(rid), RAS_DB_TEXT(outcome),
 	    RAS_DB_TEXT(final ? "true" : "false"), RAS_DB_TEXT(reasons), RAS_DB_TEXT(by) }), 0);
 	(void)ras_db_res_int(res, 0, 0, &id);

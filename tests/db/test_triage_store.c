@@ -361,7 +361,7 @@ failing_decision_does_not_block_the_batch(void)
 	/* A later stage's trigger that refuses one decision. */
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db,
 	    "CREATE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-	    " IF NEW.doc -> 'facts' ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+	    " IF NEW.facts ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
 	    " RETURN NEW; END $$;"
 	    "CREATE TRIGGER t_refuse AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION t_refuse()"), 0);
 	for (int i = 0; i < 3; i++) {
@@ -408,7 +408,7 @@ batch_of_many_chunks(void)
 	    " OR ubrn LIKE '1000000008%'") > (int64_t)RAS_TRIAGE_CHUNK_BYTES);
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db,
 	    "CREATE FUNCTION t_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-	    " IF NEW.doc -> 'facts' ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+	    " IF NEW.facts ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
 	    " RETURN NEW; END $$;"
 	    "CREATE TRIGGER t_refuse AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION t_refuse()"), 0);
 	/* the last one of the batch is refused */
@@ -576,9 +576,9 @@ engine_decision_stored_with_its_facts(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(db, strtoll(s, NULL, 10), &d, &did), 0);
 	free(s);
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions WHERE id = %lld AND decided_by = 'rules'"
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions d WHERE id = %lld AND decided_by = 'rules'"
 	    " AND facts ->> 'patient.practice_in_area' = 'false' AND facts ? 'findings'"
-	    " AND facts -> 'safety_net' ->> 'applied' = 'none' AND doc -> 'facts' = facts"
+	    " AND facts -> 'safety_net' ->> 'applied' = 'none' AND d.doc -> 'facts' = facts"
 	    " AND ruleset_version <> ''", (long long)did);
 	CU_ASSERT_EQUAL(count(sql), 1);
 	free(data);
