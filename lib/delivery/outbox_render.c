@@ -26,17 +26,20 @@
 
 #include "outbox_impl.h"
 
+/*
+ * A batch is claimed as ids (and the stored size of what each letter is
+ * rendered from), then worked a chunk at a time in the one transaction:
+ * each chunk's context read by one statement (SQL_CONTEXT), its letters
+ * rendered with buffers reused from letter to letter, and its results
+ * written by two statements whatever their number (SQL_READY, SQL_FAILED
+ * and SQL_DEADLINES_CHECK), the columns sent as binary arrays.  What a
+ * batch holds in memory is bounded by RAS_RENDER_CHUNK_BYTES of context
+ * and RAS_RENDER_WRITE_BYTES of rendered payloads, whatever [outbox]
+ * batch_size is.
+ */
 static const char SQL_CLAIM_PENDING[] =
-	"SELECT o.id, o.kind, o.doc_version, o.recipient_role, o.recipient_ods, o.service, "
-	"o.referral_key, o.local_id, r.doc::text, d.doc::text, e.doc::text, "
-	"to_char((SELECT max(a.decided_at) FROM decisions a WHERE a.referral_id = o.referral_id "
-	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
-	/* PDS (issue 10): the referral's PDS answer (pds_store.h) */
-	"(SELECT jsonb_build_object('result', k.result, 'version', l.version_id, 'summary', l.summary) "
-	"FROM pds_checks k LEFT JOIN pds_lookups l ON l.id = k.lookup_id "
-	"WHERE k.referral_id = o.referral_id AND k.state = 'done')::text "
-	"FROM outbox o JOIN referrals r ON r.id = o.referral_id "
-	"LEFT JOIN decisions d ON d.id = o.decision_id LEFT JOIN episodes e ON e.id = o.episode_id "
+	"SELECT o.id, pg_column_size(r.doc) + coalesce(pg_column_size(e.doc), 0) "
+	"FROM outbox o JOIN referrals r ON r.id = o.referral_id LEFT JOIN episodes e ON e.id = o.episode_id "
 	"WHERE o.state = 'pending' "
 	/* PDS (issue 10): a letter waits while its patient's PDS record is older
 	 * than [pds] max_age; the demographics stage reads it again */
@@ -46,29 +49,66 @@ static const char SQL_CLAIM_PENDING[] =
 	"AND l.looked_up_at < to_timestamp($3::bigint) - $2::bigint * interval '1 second')) "
 	"ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
 
+/* What a chunk of claimed letters is rendered from, in the order given.
+ * The decision without its facts: no document shows them. */
+static const char SQL_CONTEXT[] =
+	"SELECT o.id, o.kind, o.doc_version, o.recipient_role, o.recipient_ods, o.service, "
+	"o.referral_key, o.local_id, r.doc::text, (d.doc - 'facts')::text, e.doc::text, "
+	"to_char((SELECT max(a.decided_at) FROM decisions a WHERE a.referral_id = o.referral_id "
+	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
+	/* PDS (issue 10): the referral's PDS answer (pds_store.h) */
+	"(SELECT jsonb_build_object('result', k.result, 'version', l.version_id, 'summary', l.summary) "
+	"FROM pds_checks k LEFT JOIN pds_lookups l ON l.id = k.lookup_id "
+	"WHERE k.referral_id = o.referral_id AND k.state = 'done')::text "
+	"FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, n) JOIN outbox o ON o.id = x.id "
+	"JOIN referrals r ON r.id = o.referral_id "
+	"LEFT JOIN decisions d ON d.id = o.decision_id LEFT JOIN episodes e ON e.id = o.episode_id "
+	"ORDER BY x.n";
+
+/* The rendered letters of a chunk: ready, with their route, headers and
+ * exact payload (the document Bundle only where a reader needs it: the
+ * printed copies, whose PDF delivery makes from it), and the clause of
+ * the clock each meets, set on that clock where it has none (the first
+ * letter's, in claim order). */
 static const char SQL_READY[] =
-	"UPDATE outbox SET state = 'ready', transport = $2, address = $3, workflow = $4, "
-	"fhir_mode = $5, document_id = $6, message_id = $7, content_type = $8, "
-	"payload = convert_to($9, 'UTF8'), doc = $10::jsonb, rendered_at = $11, next_attempt_at = $11, "
-	"updated_at = $11 WHERE id = $1";
+	"WITH x AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
+	"$6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[], $11::text[], $12::text[], $13::text[], "
+	"$14::text[], $15::text[]) WITH ORDINALITY AS x(id, transport, address, workflow, fhir_mode, "
+	"document_id, message_id, content_type, payload, doc, message_format, mex_subject, mex_local_id, "
+	"itk3_header_id, clause, n)), "
+	"c AS (UPDATE deadlines d SET clause = c.clause FROM (SELECT DISTINCT ON (o.deadline_id) "
+	"o.deadline_id, x.clause FROM x JOIN outbox o ON o.id = x.id WHERE x.clause IS NOT NULL "
+	"ORDER BY o.deadline_id, x.n) c WHERE d.id = c.deadline_id AND d.clause IS NULL) "
+	"UPDATE outbox o SET state = 'ready', transport = x.transport, address = x.address, "
+	"workflow = x.workflow, fhir_mode = x.fhir_mode, document_id = x.document_id, "
+	"message_id = x.message_id, content_type = x.content_type, payload = x.payload, "
+	"doc = x.doc::jsonb, message_format = x.message_format, mex_subject = x.mex_subject, "
+	"mex_local_id = x.mex_local_id, itk3_header_id = x.itk3_header_id, ack_state = NULL, "
+	"rendered_at = $16, next_attempt_at = $16, updated_at = $16 FROM x WHERE o.id = x.id";
 
-static const char SQL_READY_MESSAGE[] =
-	"UPDATE outbox SET message_format = $2, mex_subject = $3, mex_local_id = $4, itk3_header_id = $5, "
-	"ack_state = NULL WHERE id = $1";
+/* The letters of a chunk that cannot be sent: dead (for a person to see
+ * to) or cancelled, with the reason, and an event each, in claim order. */
+static const char SQL_FAILED[] =
+	"WITH x AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY "
+	"AS x(id, state, why, n)), "
+	"u AS (UPDATE outbox o SET state = x.state, last_error = x.why, updated_at = $4 FROM x "
+	"WHERE o.id = x.id) "
+	"INSERT INTO events (referral_id, kind, actor, detail) "
+	"SELECT o.referral_id, CASE x.state WHEN 'cancelled' THEN 'document-cancelled' "
+	"ELSE 'document-dead' END, 'rasd', jsonb_build_object('outbox_id', o.id, 'kind', o.kind, "
+	"'recipient', o.recipient_role, 'detail', x.why) FROM x JOIN outbox o ON o.id = x.id ORDER BY x.n";
 
-static const char SQL_DEAD[] =
-	"UPDATE outbox SET state = 'dead', last_error = $2, updated_at = $3 WHERE id = $1";
-
-static const char SQL_CANCEL[] =
-	"UPDATE outbox SET state = 'cancelled', last_error = $2, updated_at = $3 WHERE id = $1";
-
-static const char SQL_DEADLINE_CLAUSE[] =
-	"UPDATE deadlines SET clause = $2 WHERE id = (SELECT deadline_id FROM outbox WHERE id = $1) "
-	"AND clause IS NULL";
+/* ... and then the clocks they were to meet (ras_outbox_deadlines_check),
+ * once their new state is written. */
+static const char SQL_DEADLINES_CHECK[] =
+	"SELECT ras_outbox_deadlines_check(x.id, $2) FROM unnest($1::bigint[]) WITH ORDINALITY AS x(id, n) "
+	"ORDER BY x.n";
 
 struct rendered {
 	const char *transport, *address, *workflow, *fhir_mode, *document_id, *message_id;
-	const char *content_type, *payload, *doc;
+	const char *content_type;
+	const struct ras_buf *payload;   /* the exact bytes to send */
+	const char *doc;                 /* the document Bundle, kept for a printed copy only */
 	/* 008: the message and its MESH headers */
 	const char *message_format, *mex_subject, *mex_local_id, *itk3_header_id;
 };
@@ -96,6 +136,14 @@ gpprovider(struct ras_arena *a, const struct ras_referral *r, bool ddmmyyyy)
 	return ras_arena_printf(a, "GPPROVIDER_%s_%.4s%.2s%.2s_%s", r->patient.nhs_number, dob, dob + 5,
 	    dob + 8, sur);
 }
+
+/* The buffers a batch renders its letters into, reused from letter to
+ * letter (emptied, never freed, until the batch ends). */
+struct render_bufs {
+	struct ras_buf body;   /* the payload */
+	struct ras_buf doc;    /* a printed copy's document Bundle */
+	struct ras_buf pdf;    /* an ITK3 message's letter */
+};
 
 /* What one outbox row renders from: its columns, the referral (with the PDS
  * overlay), the decision and episode, and the document built from them. */
@@ -188,14 +236,13 @@ render_inputs(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res,
 	return 0;
 }
 
-/* The document itself (the FHIR document bundle), its identifiers, and the
- * copy kept in outbox.doc. */
+/* The document itself (the FHIR document bundle) and its identifiers.  It
+ * is serialised once, as (or into) the payload it is sent as. */
 static int
 render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t now, struct render_in *ri,
     struct rendered *out)
 {
 	struct ras_doc_missing missing;
-	struct ras_buf d = RAS_BUF_INIT(0);
 	int64_t ver = 1;
 	int err;
 
@@ -212,17 +259,14 @@ render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t no
 	if (out->message_id == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	ras_document_uuid((char *)out->message_id, "rasd:message|%s", ri->local_id);
-	if ((err = ras_json_dump(ri->bundle, RAS_JSON_COMPACT, &d)) < 0)
-		return err;
-	out->doc = ras_arena_strdup(a, d.data);
-	ras_buf_free(&d);
-	return err;
+	return 0;
 }
 
-/* The patient's copy: printed, as HTML into [outbox] print_dir. */
+/* The patient's copy: printed, as HTML into [outbox] print_dir; the
+ * document Bundle is kept beside it, for the PDF delivery makes. */
 static int
 render_patient_copy(struct ras_outbox *o, struct ras_arena *a, const struct render_in *ri,
-    struct rendered *out, struct ras_buf *body, bool *cancel)
+    struct rendered *out, struct render_bufs *bufs, bool *cancel)
 {
 	int err;
 
@@ -231,13 +275,15 @@ render_patient_copy(struct ras_outbox *o, struct ras_arena *a, const struct rend
 		return ras_error_code(RAS_EINVALID,
 		    "patients' copies are not printed here ([outbox] print_dir is not set)");
 	}
-	if ((err = ras_document_html(a, ri->bundle, ri->prof, true, body)) < 0)
+	if ((err = ras_document_html(a, ri->bundle, ri->prof, true, &bufs->body)) < 0 ||
+	    (err = ras_json_dump(ri->bundle, RAS_JSON_COMPACT, &bufs->doc)) < 0)
 		return err;
 	out->transport = "file";
 	out->address = o->print_dir;
 	out->content_type = "text/html; charset=utf-8";
-	out->payload = ras_arena_strdup(a, body->data);
-	return err;
+	out->payload = &bufs->body;
+	out->doc = bufs->doc.data;
+	return 0;
 }
 
 /* The route: the routing table's entry for the recipient's ODS code, else
@@ -296,10 +342,9 @@ render_route(struct ras_outbox *o, struct ras_arena *a, struct render_in *ri, st
  * which the acknowledgements echo, and as mex-FileName */
 static int
 render_itk3(struct ras_outbox *o, struct ras_arena *a, int64_t now, const struct render_in *ri,
-    struct rendered *out, struct ras_buf *body)
+    struct rendered *out, struct render_bufs *bufs)
 {
 	const struct ras_docprofile *prof = ri->prof;
-	struct ras_buf pdf = RAS_BUF_INIT(0);
 	struct ras_itk3_msg m = { .kind = ri->itk3, .message_id = out->message_id,
 		.sender_reference = ri->local_id, .at = now, .sender_ods = prof->provider.ods,
 		.sender_name = prof->provider.name, .source_mailbox = ras_mesh_mailbox(o->mesh) };
@@ -313,12 +358,11 @@ render_itk3(struct ras_outbox *o, struct ras_arena *a, int64_t now, const struct
 		m.receiver_ods = ri->ods;
 	}
 	if ((err = ras_pdf_document(a, ri->bundle, prof, &(struct ras_pdf_opts){ .recipient =
-	    ri->gp && ri->ref.patient.practice_name ? ri->ref.patient.practice_name : NULL }, &pdf)) == 0) {
-		m.pdf = pdf.data;
-		m.pdf_len = pdf.len;
-		err = ras_itk3_message(a, ri->bundle, &m, body);
+	    ri->gp && ri->ref.patient.practice_name ? ri->ref.patient.practice_name : NULL }, &bufs->pdf)) == 0) {
+		m.pdf = bufs->pdf.data;
+		m.pdf_len = bufs->pdf.len;
+		err = ras_itk3_message(a, ri->bundle, &m, &bufs->body);
 	}
-	ras_buf_free(&pdf);
 	if (err < 0)
 		return err;
 	ras_itk3_header_id(hdr, out->message_id);
@@ -327,7 +371,7 @@ render_itk3(struct ras_outbox *o, struct ras_arena *a, int64_t now, const struct
 	    ri->in.version);
 	out->mex_local_id = prof->provider.ods;
 	out->content_type = "application/fhir+xml";
-	out->payload = ras_arena_strdup(a, body->data);
+	out->payload = &bufs->body;
 	return err;
 }
 
@@ -372,30 +416,216 @@ render_fhir(struct ras_outbox *o, struct ras_arena *a, int64_t now, const struct
 	}
 	json_decref(wrapped);
 	if (err == 0)
-		out->payload = ras_arena_strdup(a, body->data);
+		out->payload = body;
 	return err;
 }
 
 static int
 render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row, int64_t now,
-    struct rendered *out, bool *cancel)
+    struct render_bufs *bufs, struct rendered *out, bool *cancel)
 {
 	struct render_in ri = { 0 };
-	struct ras_buf body = RAS_BUF_INIT(0);
 	int err;
 
 	memset(out, 0, sizeof(*out));
 	*cancel = false;
+	ras_buf_reset(&bufs->body);
+	ras_buf_reset(&bufs->doc);
+	ras_buf_reset(&bufs->pdf);
 	if ((err = render_inputs(o, a, res, row, &ri, cancel)) < 0 ||
 	    (err = render_document(a, res, row, now, &ri, out)) < 0)
 		return err;
 	if (strcmp(ri.role, "patient") == 0)
-		err = render_patient_copy(o, a, &ri, out, &body, cancel);
+		err = render_patient_copy(o, a, &ri, out, bufs, cancel);
 	else if ((err = render_route(o, a, &ri, out)) == 0)
-		err = ri.itk3 ? render_itk3(o, a, now, &ri, out, &body) : render_fhir(o, a, now, &ri, out, &body);
-	ras_buf_free(&body);
-	if (err == 0 && out->payload == NULL)
+		err = ri.itk3 ? render_itk3(o, a, now, &ri, out, bufs) : render_fhir(o, a, now, &ri, out, &bufs->body);
+	if (err == 0 && (out->payload == NULL || out->payload->data == NULL))
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
+	return err;
+}
+
+/* A chunk's results, column by column, until they are written. */
+enum { R_ID, R_TRANSPORT, R_ADDRESS, R_WORKFLOW, R_FHIR_MODE, R_DOCUMENT_ID, R_MESSAGE_ID,
+	R_CONTENT_TYPE, R_PAYLOAD, R_DOC, R_MESSAGE_FORMAT, R_MEX_SUBJECT, R_MEX_LOCAL_ID, R_ITK3_HEADER_ID,
+	R_CLAUSE, R_COLS };
+enum { F_ID, F_STATE, F_WHY, F_COLS };
+
+struct results {
+	struct ras_db_array ready[R_COLS];
+	struct ras_db_array failed[F_COLS];
+	size_t bytes;                      /* payloads held */
+};
+
+static void
+results_init(struct results *r)
+{
+	for (int c = 0; c < R_COLS; c++)
+		ras_db_array_init(&r->ready[c], c == R_ID ? RAS_DB_ELEM_INT8 : c == R_PAYLOAD ?
+		    RAS_DB_ELEM_BYTEA : RAS_DB_ELEM_TEXT);
+	for (int c = 0; c < F_COLS; c++)
+		ras_db_array_init(&r->failed[c], c == F_ID ? RAS_DB_ELEM_INT8 : RAS_DB_ELEM_TEXT);
+	r->bytes = 0;
+}
+
+static void
+results_free(struct results *r)
+{
+	for (int c = 0; c < R_COLS; c++)
+		ras_db_array_free(&r->ready[c]);
+	for (int c = 0; c < F_COLS; c++)
+		ras_db_array_free(&r->failed[c]);
+}
+
+static int
+results_err(const struct results *r)
+{
+	for (int c = 0; c < R_COLS; c++)
+		if (r->ready[c].err)
+			return r->ready[c].err;
+	for (int c = 0; c < F_COLS; c++)
+		if (r->failed[c].err)
+			return r->failed[c].err;
+	return 0;
+}
+
+static void
+results_ready(struct results *r, int64_t id, const struct rendered *x, const char *clause)
+{
+	struct ras_db_array *v = r->ready;
+
+	ras_db_array_add_int(&v[R_ID], id);
+	ras_db_array_add_str(&v[R_TRANSPORT], x->transport);
+	ras_db_array_add_str(&v[R_ADDRESS], x->address);
+	ras_db_array_add_str(&v[R_WORKFLOW], x->workflow);
+	ras_db_array_add_str(&v[R_FHIR_MODE], x->fhir_mode);
+	ras_db_array_add_str(&v[R_DOCUMENT_ID], x->document_id);
+	ras_db_array_add_str(&v[R_MESSAGE_ID], x->message_id);
+	ras_db_array_add_str(&v[R_CONTENT_TYPE], x->content_type);
+	ras_db_array_add(&v[R_PAYLOAD], x->payload->data, x->payload->len);
+	ras_db_array_add_str(&v[R_DOC], x->doc);
+	ras_db_array_add_str(&v[R_MESSAGE_FORMAT], x->message_format);
+	ras_db_array_add_str(&v[R_MEX_SUBJECT], x->mex_subject);
+	ras_db_array_add_str(&v[R_MEX_LOCAL_ID], x->mex_local_id);
+	ras_db_array_add_str(&v[R_ITK3_HEADER_ID], x->itk3_header_id);
+	ras_db_array_add_str(&v[R_CLAUSE], clause);
+	r->bytes += x->payload->len + (x->doc ? strlen(x->doc) : 0);
+}
+
+static void
+results_failed(struct results *r, int64_t id, bool cancel, const char *why)
+{
+	ras_db_array_add_int(&r->failed[F_ID], id);
+	ras_db_array_add_str(&r->failed[F_STATE], cancel ? "cancelled" : "dead");
+	ras_db_array_add_str(&r->failed[F_WHY], why);
+	r->bytes += strlen(why);
+}
+
+/* Write what the chunk rendered (a constant number of statements), then
+ * empty the arrays for the next. */
+static int
+results_write(struct ras_db *db, struct results *r, const char *at, struct ras_outbox_stats *st)
+{
+	struct ras_db_param p[R_COLS + 1];
+	int err;
+
+	if ((err = results_err(r)) < 0)
+		return err;
+	if (st && (r->ready[R_ID].n || r->failed[F_ID].n))
+		st->writes++;
+	if (r->ready[R_ID].n) {
+		for (int c = 0; c < R_COLS; c++)
+			p[c] = ras_db_array_param(&r->ready[c]);
+		p[R_COLS] = RAS_DB_TEXT(at);
+		if ((err = ras_db_query(db, NULL, SQL_READY, R_COLS + 1, p)) < 0)
+			return err;
+	}
+	if (r->failed[F_ID].n) {
+		for (int c = 0; c < F_COLS; c++)
+			p[c] = ras_db_array_param(&r->failed[c]);
+		p[F_COLS] = RAS_DB_TEXT(at);
+		if ((err = ras_db_query(db, NULL, SQL_FAILED, F_COLS + 1, p)) < 0)
+			return err;
+		p[1] = RAS_DB_TEXT(at);
+		if ((err = ras_db_query(db, NULL, SQL_DEADLINES_CHECK, 2, p)) < 0)
+			return err;
+	}
+	for (int c = 0; c < R_COLS; c++)
+		ras_db_array_reset(&r->ready[c]);
+	for (int c = 0; c < F_COLS; c++)
+		ras_db_array_reset(&r->failed[c]);
+	r->bytes = 0;
+	return results_err(r);
+}
+
+/* One claimed letter. */
+struct claimed {
+	int64_t id;
+	int64_t size;     /* of the stored documents it is rendered from */
+};
+
+/* Render claimed[0..n): their context read by one statement, each letter
+ * rendered (a letter that fails is kept with its reason), the results
+ * written whenever they reach RAS_RENDER_WRITE_BYTES and at the end. */
+static int
+render_chunk(struct ras_outbox *o, struct ras_db *db, const struct claimed *claimed, size_t n,
+    int64_t now, const char *at, struct render_bufs *bufs, struct results *out,
+    struct ras_outbox_stats *st)
+{
+	struct ras_db_array ids;
+	struct ras_db_res *res = NULL;
+	struct ras_db_param p;
+	int err, rows;
+
+	ras_db_array_init(&ids, RAS_DB_ELEM_INT8);
+	for (size_t i = 0; i < n; i++)
+		ras_db_array_add_int(&ids, claimed[i].id);
+	p = ras_db_array_param(&ids);
+	err = ids.err ? ids.err : ras_db_query(db, &res, SQL_CONTEXT, 1, &p);
+	ras_db_array_free(&ids);
+	if (err < 0)
+		return err;
+	rows = ras_db_res_rows(res);
+	if ((size_t)rows != n) {
+		ras_db_res_free(res);
+		return ras_error_code(RAS_EIO, "%zu letter(s) claimed but %d read", n, rows);
+	}
+	if (st)
+		st->chunks++;
+	for (int i = 0; i < rows && err == 0; i++) {
+		struct ras_arena *ra = ras_arena_new();
+		const struct ras_docprofile *pr;
+		const struct ras_dockind *k;
+		struct rendered r;
+		bool cancel;
+		int rerr;
+
+		if (ra == NULL) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			break;
+		}
+		rerr = render_row(o, ra, res, i, now, bufs, &r, &cancel);
+		if (rerr == RAS_ENOMEM) {
+			err = rerr;
+		} else if (rerr < 0) {
+			results_failed(out, claimed[i].id, cancel, ras_error_last());
+			if (st && cancel)
+				st->cancelled++;
+			else if (st)
+				st->dead++;
+		} else {
+			pr = ras_outbox_profile(o, ras_db_res_get(res, i, 5));
+			k = pr ? ras_docprofile_kind(pr, ras_db_res_get(res, i, 1)) : NULL;
+			results_ready(out, claimed[i].id, &r, k ? k->deadline_clause : NULL);
+			if (st)
+				st->rendered++;
+		}
+		ras_arena_free(ra);
+		if (err == 0 && out->bytes >= RAS_RENDER_WRITE_BYTES)
+			err = results_write(db, out, at, st);
+	}
+	ras_db_res_free(res);
+	if (err == 0)
+		err = results_write(db, out, at, st);
 	return err;
 }
 
@@ -404,14 +634,17 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st)
 {
 	struct ras_arena *a = ras_arena_new();
-	struct ras_db_writes w = { .a = a };
+	struct render_bufs bufs = { RAS_BUF_INIT(0), RAS_BUF_INIT(0), RAS_BUF_INIT(0) };
 	struct ras_db_res *res = NULL;
 	struct ras_db_param p[3];
+	struct claimed *claimed = NULL;
+	struct results out;
 	const char *at;
 	int err, rows;
 
 	if (a == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
+	results_init(&out);
 	at = ras_outbox_ts(a, now);
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
@@ -421,60 +654,38 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	if ((err = ras_db_query(db, &res, SQL_CLAIM_PENDING, 3, p)) < 0)
 		goto fail;
 	rows = ras_db_res_rows(res);
-	if (st)
-		st->claimed += rows;
+	if ((claimed = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(*claimed))) == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto fail;
+	}
 	for (int i = 0; i < rows; i++) {
-		const char *id = ras_arena_strdup(a, ras_db_res_get(res, i, 0));
-		struct ras_arena *ra = ras_arena_new();
-		struct rendered r;
-		bool cancel;
-		int rerr;
-
-		if (ra == NULL || ras_arena_defer(a, (void (*)(void *))ras_arena_free, ra) < 0) {
-			err = ras_error_code(RAS_ENOMEM, "out of memory");
-			goto fail;
-		}
-		rerr = render_row(o, ra, res, i, now, &r, &cancel);
-		if (rerr == RAS_ENOMEM) {
-			err = rerr;
-			goto fail;
-		}
-		if (rerr < 0) {
-			const char *why = ras_arena_strdup(a, ras_error_last());
-
-			ras_db_writes_add(&w, cancel ? SQL_CANCEL : SQL_DEAD, 3, id, why, at);
-			ras_db_writes_add(&w, ras_outbox_sql_event, 3, id, cancel ? "document-cancelled" : "document-dead", why);
-			ras_db_writes_add(&w, ras_outbox_sql_deadline, 2, id, at);
-			if (st && cancel)
-				st->cancelled++;
-			else if (st)
-				st->dead++;
-			continue;
-		}
-		ras_db_writes_add(&w, SQL_READY, 11, id, r.transport, r.address, r.workflow, r.fhir_mode, r.document_id,
-		    r.message_id, r.content_type, r.payload, r.doc, at);
-		ras_db_writes_add(&w, SQL_READY_MESSAGE, 5, id, r.message_format, r.mex_subject, r.mex_local_id,
-		    r.itk3_header_id);
-		{
-			const struct ras_docprofile *pr = ras_outbox_profile(o, ras_db_res_get(res, i, 5));
-			const struct ras_dockind *k = pr ? ras_docprofile_kind(pr, ras_db_res_get(res, i, 1)) : NULL;
-
-			if (k && k->deadline_clause)
-				ras_db_writes_add(&w, SQL_DEADLINE_CLAUSE, 2, id, k->deadline_clause);
-		}
-		if (st)
-			st->rendered++;
+		(void)ras_db_res_int(res, i, 0, &claimed[i].id);
+		(void)ras_db_res_int(res, i, 1, &claimed[i].size);
 	}
 	ras_db_res_free(res);
 	res = NULL;
-	if ((err = ras_db_writes_run(db, &w)) < 0)
-		goto fail;
+	if (st)
+		st->claimed += rows;
+	/* a chunk at a time: at most RAS_RENDER_CHUNK_BYTES of stored
+	 * documents (at least one letter) */
+	for (size_t s = 0, e; s < (size_t)rows; s = e) {
+		int64_t bytes = claimed[s].size;
+
+		for (e = s + 1; e < (size_t)rows && bytes + claimed[e].size <= (int64_t)RAS_RENDER_CHUNK_BYTES; e++)
+			bytes += claimed[e].size;
+		if ((err = render_chunk(o, db, claimed + s, e - s, now, at, &bufs, &out, st)) < 0)
+			goto fail;
+	}
 	err = ras_db_commit(db);
 	goto done;
 fail:
 	ras_db_rollback(db);
 done:
 	ras_db_res_free(res);
+	results_free(&out);
+	ras_buf_free(&bufs.body);
+	ras_buf_free(&bufs.doc);
+	ras_buf_free(&bufs.pdf);
 	ras_arena_free(a);
 	return err;
 }
