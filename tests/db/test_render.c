@@ -348,6 +348,10 @@ batched_render_is_byte_for_byte_the_recorded_output(void)
 		    ras_db_res_get(res, i, 1), ras_db_res_get(res, i, 2), ras_db_res_get(res, i, 3));
 	ras_db_res_free(res);
 	CU_ASSERT_TRUE(ras_test_golden("render/letters.txt", out.data, out.len));
+	/* 015: payloads compressed with lz4 where this PostgreSQL has it */
+	if (ras_db_exec(db, "CREATE TEMP TABLE lz4_probe (b bytea COMPRESSION lz4)") == 0)
+		CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM pg_attribute WHERE attrelid ="
+		    " 'outbox'::regclass AND attname IN ('payload', 'doc') AND attcompression = 'l'", NULL), 2);
 	ras_buf_free(&out);
 }
 
