@@ -73,6 +73,10 @@ int ras_db_pipeline_enter(struct ras_db *db);
 int ras_db_pipeline_send(struct ras_db *db, const char *sql, int nparams,
     const struct ras_db_param *params);
 int ras_db_pipeline_sync(struct ras_db *db);
+/* Ask the server to send the results of what was sent so far, without a
+ * sync (a Flush message), and send what libpq holds: results can then be
+ * read while later statements are still running. */
+int ras_db_pipeline_flush(struct ras_db *db);
 int ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out);
 /* Drain anything left and leave pipeline mode. */
 int ras_db_pipeline_exit(struct ras_db *db);

@@ -102,7 +102,7 @@
  * from (referral and episode, pg_column_size; at least one letter); and it
  * writes what it rendered whenever the payloads held reach
  * RAS_RENDER_WRITE_BYTES, and at the end of each chunk. */
-#define RAS_RENDER_CHUNK_BYTES   (256u * 1024u)
+#define RAS_RENDER_CHUNK_BYTES   (64u * 1024u)
 #define RAS_RENDER_WRITE_BYTES   (1024u * 1024u)
 
 /* --- triage (issue 3) ------------------------------------------------- */

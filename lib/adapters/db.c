@@ -338,6 +338,14 @@ ras_db_pipeline_sync(struct ras_db *db)
 }
 
 int
+ras_db_pipeline_flush(struct ras_db *db)
+{
+	if (PQsendFlushRequest(db->conn) != 1 || PQflush(db->conn) < 0)
+		return ras_error_code(RAS_EIO, "could not flush pipeline: %s", PQerrorMessage(db->conn));
+	return 0;
+}
+
+int
 ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out)
 {
 	PGresult *r, *extra;

@@ -520,10 +520,87 @@ results_failed(struct results *r, int64_t id, bool cancel, const char *why)
 	r->bytes += strlen(why);
 }
 
+/* One claimed letter. */
+struct claimed {
+	int64_t id;
+	int64_t size;     /* of the stored documents it is rendered from */
+};
+
+/*
+ * The batch's statements go in one pipeline, so that PostgreSQL works
+ * while rasd renders: the context of the chunk after next is asked for,
+ * and a chunk's results are sent, before rasd reads what it needs next.
+ * Results come back in the order sent; this remembers which are which.
+ */
+#define PIPE_DEPTH 1024
+
+struct pipe {
+	bool ctx[PIPE_DEPTH];   /* a context (else a write), oldest first */
+	size_t head, n;
+};
+
+static int
+pipe_send(struct ras_db *db, struct pipe *q, bool ctx, const char *sql, int nparams,
+    const struct ras_db_param *p)
+{
+	int err;
+
+	if (q->n == PIPE_DEPTH)
+		return ras_error_code(RAS_ETOOBIG, "more than %d statements in flight", PIPE_DEPTH);
+	if ((err = ras_db_pipeline_send(db, sql, nparams, p)) < 0)
+		return err;
+	q->ctx[(q->head + q->n++) % PIPE_DEPTH] = ctx;
+	return 0;
+}
+
+/* Read the results in flight up to and including the next context (all
+ * of them when `upto_ctx` is false); *res gets that context. */
+static int
+pipe_read(struct ras_db *db, struct pipe *q, bool upto_ctx, struct ras_db_res **res)
+{
+	int err;
+
+	while (q->n) {
+		bool ctx = q->ctx[q->head];
+		struct ras_db_res *r = NULL;
+
+		q->head = (q->head + 1) % PIPE_DEPTH;
+		q->n--;
+		if ((err = ras_db_pipeline_result(db, &r)) < 0) {
+			ras_db_res_free(r);
+			return err;
+		}
+		if (ctx && upto_ctx) {
+			*res = r;
+			return 0;
+		}
+		ras_db_res_free(r);
+	}
+	return upto_ctx ? ras_error_code(RAS_EIO, "no context in flight") : 0;
+}
+
+/* Ask for the context of claimed[0..n) (SQL_CONTEXT). */
+static int
+context_send(struct ras_db *db, struct pipe *q, const struct claimed *claimed, size_t n)
+{
+	struct ras_db_array ids;
+	struct ras_db_param p;
+	int err;
+
+	ras_db_array_init(&ids, RAS_DB_ELEM_INT8);
+	for (size_t i = 0; i < n; i++)
+		ras_db_array_add_int(&ids, claimed[i].id);
+	p = ras_db_array_param(&ids);
+	err = ids.err ? ids.err : pipe_send(db, q, true, SQL_CONTEXT, 1, &p);
+	ras_db_array_free(&ids);
+	return err;
+}
+
 /* Write what the chunk rendered (a constant number of statements), then
  * empty the arrays for the next. */
 static int
-results_write(struct ras_db *db, struct results *r, const char *at, struct ras_outbox_stats *st)
+results_write(struct ras_db *db, struct pipe *q, struct results *r, const char *at,
+    struct ras_outbox_stats *st)
 {
 	struct ras_db_param p[R_COLS + 1];
 	int err;
@@ -536,19 +613,22 @@ results_write(struct ras_db *db, struct results *r, const char *at, struct ras_o
 		for (int c = 0; c < R_COLS; c++)
 			p[c] = ras_db_array_param(&r->ready[c]);
 		p[R_COLS] = RAS_DB_TEXT(at);
-		if ((err = ras_db_query(db, NULL, SQL_READY, R_COLS + 1, p)) < 0)
+		if ((err = pipe_send(db, q, false, SQL_READY, R_COLS + 1, p)) < 0)
 			return err;
 	}
 	if (r->failed[F_ID].n) {
 		for (int c = 0; c < F_COLS; c++)
 			p[c] = ras_db_array_param(&r->failed[c]);
 		p[F_COLS] = RAS_DB_TEXT(at);
-		if ((err = ras_db_query(db, NULL, SQL_FAILED, F_COLS + 1, p)) < 0)
+		if ((err = pipe_send(db, q, false, SQL_FAILED, F_COLS + 1, p)) < 0)
 			return err;
 		p[1] = RAS_DB_TEXT(at);
-		if ((err = ras_db_query(db, NULL, SQL_DEADLINES_CHECK, 2, p)) < 0)
+		if ((err = pipe_send(db, q, false, SQL_DEADLINES_CHECK, 2, p)) < 0)
 			return err;
 	}
+	/* the arrays are in libpq's buffer now: they can be reused */
+	if ((err = ras_db_pipeline_flush(db)) < 0)
+		return err;
 	for (int c = 0; c < R_COLS; c++)
 		ras_db_array_reset(&r->ready[c]);
 	for (int c = 0; c < F_COLS; c++)
@@ -557,38 +637,18 @@ results_write(struct ras_db *db, struct results *r, const char *at, struct ras_o
 	return results_err(r);
 }
 
-/* One claimed letter. */
-struct claimed {
-	int64_t id;
-	int64_t size;     /* of the stored documents it is rendered from */
-};
-
-/* Render claimed[0..n): their context read by one statement, each letter
- * rendered (a letter that fails is kept with its reason), the results
- * written whenever they reach RAS_RENDER_WRITE_BYTES and at the end. */
+/* Render claimed[0..n) from their context (res, read by one statement):
+ * a letter that fails is kept with its reason; the results are sent
+ * whenever they reach RAS_RENDER_WRITE_BYTES, and at the end. */
 static int
-render_chunk(struct ras_outbox *o, struct ras_db *db, const struct claimed *claimed, size_t n,
-    int64_t now, const char *at, struct render_bufs *bufs, struct results *out,
-    struct ras_outbox_stats *st)
+render_chunk(struct ras_outbox *o, struct ras_db *db, struct pipe *q, struct ras_db_res *res,
+    const struct claimed *claimed, size_t n, int64_t now, const char *at, struct render_bufs *bufs,
+    struct results *out, struct ras_outbox_stats *st)
 {
-	struct ras_db_array ids;
-	struct ras_db_res *res = NULL;
-	struct ras_db_param p;
-	int err, rows;
+	int err = 0, rows = ras_db_res_rows(res);
 
-	ras_db_array_init(&ids, RAS_DB_ELEM_INT8);
-	for (size_t i = 0; i < n; i++)
-		ras_db_array_add_int(&ids, claimed[i].id);
-	p = ras_db_array_param(&ids);
-	err = ids.err ? ids.err : ras_db_query(db, &res, SQL_CONTEXT, 1, &p);
-	ras_db_array_free(&ids);
-	if (err < 0)
-		return err;
-	rows = ras_db_res_rows(res);
-	if ((size_t)rows != n) {
-		ras_db_res_free(res);
+	if ((size_t)rows != n)
 		return ras_error_code(RAS_EIO, "%zu letter(s) claimed but %d read", n, rows);
-	}
 	if (st)
 		st->chunks++;
 	for (int i = 0; i < rows && err == 0; i++) {
@@ -596,11 +656,18 @@ render_chunk(struct ras_outbox *o, struct ras_db *db, const struct claimed *clai
 		const struct ras_docprofile *pr;
 		const struct ras_dockind *k;
 		struct rendered r;
+		int64_t id = 0;
 		bool cancel;
 		int rerr;
 
 		if (ra == NULL) {
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			break;
+		}
+		if (!ras_db_res_int(res, i, 0, &id) || id != claimed[i].id) {
+			ras_arena_free(ra);
+			err = ras_error_code(RAS_EIO, "outbox %lld was claimed but %lld read in its place",
+			    (long long)claimed[i].id, (long long)id);
 			break;
 		}
 		rerr = render_row(o, ra, res, i, now, bufs, &r, &cancel);
@@ -621,12 +688,24 @@ render_chunk(struct ras_outbox *o, struct ras_db *db, const struct claimed *clai
 		}
 		ras_arena_free(ra);
 		if (err == 0 && out->bytes >= RAS_RENDER_WRITE_BYTES)
-			err = results_write(db, out, at, st);
+			err = results_write(db, q, out, at, st);
 	}
-	ras_db_res_free(res);
 	if (err == 0)
-		err = results_write(db, out, at, st);
+		err = results_write(db, q, out, at, st);
 	return err;
+}
+
+/* The end of the chunk starting at s: at most RAS_RENDER_CHUNK_BYTES of
+ * stored documents, at least one letter. */
+static size_t
+chunk_end(const struct claimed *claimed, size_t rows, size_t s)
+{
+	int64_t bytes = claimed[s].size;
+	size_t e;
+
+	for (e = s + 1; e < rows && bytes + claimed[e].size <= (int64_t)RAS_RENDER_CHUNK_BYTES; e++)
+		bytes += claimed[e].size;
+	return e;
 }
 
 int
@@ -639,6 +718,8 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	struct ras_db_param p[3];
 	struct claimed *claimed = NULL;
 	struct results out;
+	struct pipe q = { .n = 0 };
+	bool piped = false;
 	const char *at;
 	int err, rows;
 
@@ -666,19 +747,47 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	res = NULL;
 	if (st)
 		st->claimed += rows;
-	/* a chunk at a time: at most RAS_RENDER_CHUNK_BYTES of stored
-	 * documents (at least one letter) */
-	for (size_t s = 0, e; s < (size_t)rows; s = e) {
-		int64_t bytes = claimed[s].size;
+	/* a chunk at a time, in one pipeline: while rasd renders chunk k,
+	 * PostgreSQL writes chunk k-1 and reads the context of chunk k+1 */
+	if (rows > 0) {
+		size_t s = 0, e = chunk_end(claimed, (size_t)rows, 0), e1, e2;
 
-		for (e = s + 1; e < (size_t)rows && bytes + claimed[e].size <= (int64_t)RAS_RENDER_CHUNK_BYTES; e++)
-			bytes += claimed[e].size;
-		if ((err = render_chunk(o, db, claimed + s, e - s, now, at, &bufs, &out, st)) < 0)
+		if ((err = ras_db_pipeline_enter(db)) < 0)
+			goto fail;
+		piped = true;
+		e1 = e < (size_t)rows ? chunk_end(claimed, (size_t)rows, e) : e;
+		if ((err = context_send(db, &q, claimed, e)) < 0 ||
+		    (e1 > e && (err = context_send(db, &q, claimed + e, e1 - e)) < 0) ||
+		    (err = ras_db_pipeline_flush(db)) < 0 || (err = pipe_read(db, &q, true, &res)) < 0)
+			goto fail;
+		for (;;) {
+			err = render_chunk(o, db, &q, res, claimed + s, e - s, now, at, &bufs, &out, st);
+			ras_db_res_free(res);
+			res = NULL;
+			if (err < 0)
+				goto fail;
+			if (e == (size_t)rows)
+				break;
+			/* the chunk after next, then the next one's context */
+			e2 = e1 < (size_t)rows ? chunk_end(claimed, (size_t)rows, e1) : e1;
+			if ((e2 > e1 && (err = context_send(db, &q, claimed + e1, e2 - e1)) < 0) ||
+			    (err = ras_db_pipeline_flush(db)) < 0 || (err = pipe_read(db, &q, true, &res)) < 0)
+				goto fail;
+			s = e;
+			e = e1;
+			e1 = e2;
+		}
+		if ((err = ras_db_pipeline_sync(db)) < 0 || (err = pipe_read(db, &q, false, NULL)) < 0)
+			goto fail;
+		piped = false;
+		if ((err = ras_db_pipeline_exit(db)) < 0)
 			goto fail;
 	}
 	err = ras_db_commit(db);
 	goto done;
 fail:
+	if (piped)
+		(void)ras_db_pipeline_exit(db);
 	ras_db_rollback(db);
 done:
 	ras_db_res_free(res);

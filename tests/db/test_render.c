@@ -294,7 +294,8 @@ round_of(struct ras_buf *out, const char *name, const char *route, const char *e
 	struct ras_outbox_stats st;
 
 	render_all(name, route, extra, 1000, &st);
-	CU_ASSERT_EQUAL(st.chunks, 1);
+	/* each chunk's results written at least once */
+	CU_ASSERT_TRUE(st.chunks >= 1 && st.writes >= st.chunks);
 	/* the ITK3 messages (each with its letter as PDF) are written in
 	 * parts of about RAS_RENDER_WRITE_BYTES */
 	if (strstr(name, "send-document") || strstr(name, "toc"))
