@@ -786,8 +786,15 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	err = ras_db_commit(db);
 	goto done;
 fail:
-	if (piped)
+	if (piped) {
+		/* draining the pipeline reads the statements the failure skipped:
+		 * keep the message of the one that failed */
+		char why[1024];
+
+		(void)ras_buf_format(why, sizeof(why), "%s", ras_error_last());
 		(void)ras_db_pipeline_exit(db);
+		(void)ras_error_code(err, "%s", why);
+	}
 	ras_db_rollback(db);
 done:
 	ras_db_res_free(res);

@@ -396,6 +396,51 @@ a_batch_of_many_chunks_is_rendered_as_letters_one_at_a_time(void)
 	ras_buf_free(&single);
 }
 
+/* A chunk the database refuses (here a trigger refuses one letter's
+ * row): the whole batch is rolled back, nothing is half written, the
+ * session stays usable, and the next run renders every letter. */
+static void
+a_batch_the_database_refuses_is_rolled_back_whole(void)
+{
+	const char *route = "\"transport\": \"fhir\", \"endpoint\": \"http://127.0.0.1:9/fhir\", "
+	    "\"mode\": \"document\"";
+	char conf[8192], table[4200];
+	struct ras_outbox_stats st = { 0 };
+	struct ras_config *cfg;
+	struct ras_outbox *ob;
+	int64_t pending;
+
+	ras_test_fmt(table, sizeof(table), "%s/routes-refused.json", tmp_dir);
+	routes(table, route);
+	ras_test_fmt(conf, sizeof(conf), "[routing]\ntable = %s\n[outbox]\nbatch_size = 10000\n"
+	    "print_dir = %s\n", table, print_dir);
+	cfg = ras_test_config(conf);
+	CU_ASSERT_FATAL(ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &ob) == 0);
+	sql("UPDATE outbox SET state = 'pending', transport = NULL, payload = NULL, doc = NULL,"
+	    " last_error = NULL WHERE state <> 'cancelled' OR last_error IS NOT NULL");
+	pending = ras_test_sql_int(db, "SELECT count(*) FROM outbox WHERE state = 'pending'", NULL);
+	CU_ASSERT_TRUE_FATAL(pending > 100);
+	sql("CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+	    " IF NEW.state = 'ready' AND NEW.id = (SELECT max(id) FROM outbox WHERE kind = 'discharge-summary') THEN"
+	    " RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$");
+	sql("CREATE TRIGGER refuse_one BEFORE UPDATE ON outbox FOR EACH ROW EXECUTE FUNCTION refuse_one()");
+	CU_ASSERT_NOT_EQUAL(ras_outbox_render_pending(ob, db, T0, &st), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "refused by test"));
+	CU_ASSERT_TRUE(st.chunks > 1);
+	/* the session answers at once, and nothing of the batch was kept */
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM outbox WHERE state = 'pending'", NULL),
+	    pending);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM outbox WHERE payload IS NOT NULL", NULL), 0);
+	sql("DROP TRIGGER refuse_one ON outbox");
+	sql("DROP FUNCTION refuse_one()");
+	memset(&st, 0, sizeof(st));
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, &st), 0);
+	CU_ASSERT_EQUAL(st.claimed, pending);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM outbox WHERE state = 'pending'", NULL), 0);
+	ras_outbox_free(ob);
+	ras_config_free(cfg);
+}
+
 static int
 setup(void)
 {
@@ -432,6 +477,8 @@ main(void)
 		  batched_render_is_byte_for_byte_the_recorded_output },
 		{ "a batch of many chunks is rendered as letters one at a time",
 		  a_batch_of_many_chunks_is_rendered_as_letters_one_at_a_time },
+		{ "a batch the database refuses is rolled back whole",
+		  a_batch_the_database_refuses_is_rolled_back_whole },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {
