@@ -20,6 +20,7 @@
 #include "ras/time.h"
 
 struct ras_arena;
+struct ras_rules_trace;
 
 enum ras_outcome {
 	RAS_OUTCOME_ACCEPT = 1,   /* into the service */
@@ -61,7 +62,10 @@ struct ras_decision {
 	struct ras_reason *reasons;
 	size_t n_deadlines;
 	struct ras_deadline *deadlines;
-	json_t *facts;                /* the facts the rules used (arena-owned) */
+	json_t *facts;                /* the facts the rules used (arena-owned); after
+	                                 ras_rules_decide() NULL until ras_rules_facts_json() */
+	const struct ras_rules_trace *trace;  /* the rules engine's typed facts (rules.h):
+	                                 what ras_rules_facts_json() writes out */
 	const char *ruleset_version;  /* content hash of the rule set */
 	int64_t received_at;          /* the receipt time clocks ran from */
 	int64_t decided_at;

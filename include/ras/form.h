@@ -90,6 +90,7 @@ struct ras_form_check {
 	size_t n_unknown;             /* linkIds the form does not have */
 	const char **unknown;
 	const int *item_of;           /* per answer: index of its item in q->items, or -1 */
+	const bool *answer_ok;        /* per answer: acceptable for its item (false: no item) */
 };
 
 /*

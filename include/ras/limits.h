@@ -120,6 +120,12 @@
 #define RAS_RULES_MAX            500
 #define RAS_RULE_DEPTH_MAX       16
 
+/* Distinct facts one rule set's conditions and advice may name: the
+ * engine's own (24) and its form's items.  The rules engine keeps a
+ * decision's facts typed in fixed slots; a rule set naming more does not
+ * load (the shipped ones name 40-50). */
+#define RAS_RULE_FACTS_MAX       256
+
 /* Clocks in one rule set. */
 #define RAS_CLOCKS_MAX           64
 

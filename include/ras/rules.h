@@ -18,7 +18,8 @@
  *    practice list, GP or secondary-care referrer, the form checked
  *    against its Questionnaire, and every acceptable answer (free text is
  *    recorded only as "answered": facts are stored and must not carry
- *    patient-identifiable text).
+ *    patient-identifiable text).  They are typed and held in slots the
+ *    rule set's conditions were compiled to: no fact is looked up by name.
  * 2. Every rule is evaluated; the ones that match are "findings".
  * 3. Safety first: if any safety rule matched, the outcome is the first
  *    matching onward safety rule (e.g. cauda equina to an emergency
@@ -39,9 +40,11 @@
  *
  * Rule sets are parsed and validated on their own (unknown keys, stages,
  * outcomes, operators and fact names are errors; every rule and clock must
- * cite a clause of its own spec), then linked to the forms and practice
- * lists they name (mappings.c does the file reading).  A linked rule set is
- * immutable and may be shared between threads.
+ * cite a clause of its own spec; naming more than RAS_RULE_FACTS_MAX facts
+ * is an error), then linked to the forms and practice lists they name
+ * (mappings.c does the file reading; a form with an item named like one of
+ * the engine's own form facts, e.g. "status", is refused).  A linked rule
+ * set is immutable and may be shared between threads.
  */
 #ifndef RAS_RULES_H
 #define RAS_RULES_H
@@ -124,12 +127,26 @@ const char *ras_rules_rule_id(const struct ras_ruleset *rs, size_t i);
 /*
  * Decide one referral received at `received_at` (the clocks and the age
  * run from its UK civil date), at time `now` (decided_at).  Everything in
- * *out lives in the arena.  Fails only on a rule set that is not linked,
+ * *out lives in the arena or the rule set; reasons without placeholders
+ * point at the rule set's advice.  No name is looked up, nothing is
+ * formatted and no JSON is built: out->facts is NULL until
+ * ras_rules_facts_json().  Fails only on a rule set that is not linked,
  * on out-of-memory, or on advice longer than RAS_ADVICE_MAX.
  */
 int ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs,
     const struct ras_referral *r, int64_t received_at, const struct ras_calendar *cal,
     int64_t now, struct ras_decision *out);
+
+/*
+ * The decision's facts as stored (decisions.facts): everything the engine
+ * computed, every rule that matched ("findings"), the safety net's result,
+ * the automation level, urgency and calendar coverage.  ras_rules_decide()
+ * keeps its facts typed (d->trace, pointing into the referral and the rule
+ * set) and leaves d->facts NULL: whoever stores or prints the facts calls
+ * this once, in the decision's arena, while the referral still lives.  A
+ * no-op when d->facts is already set or the decision is not the engine's.
+ */
+int ras_rules_facts_json(struct ras_arena *a, struct ras_decision *d);
 
 /*
  * Clock kinds.  A rule set may only start a clock something in rasd can

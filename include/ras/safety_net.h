@@ -39,6 +39,48 @@
 struct ras_arena;
 struct ras_questionnaire;
 
+/*
+ * What the net noted, as data: a kind, where (the referral form, one of
+ * the other forms, a Condition) and the codes or item names involved
+ * (tokens: never patient text).  Nothing is formatted while deciding: the
+ * text ("other_forms[1] red-flags=cauda-equina") is written only when the
+ * decision's facts are serialised (ras_safety_net_note_text).
+ */
+enum ras_safety_note_kind {
+	/* signals */
+	RAS_NOTE_RED_FLAG_CODE = 1,   /* "W red-flags=A" */
+	RAS_NOTE_RED_FLAG_TRUE,       /* "W red-flags=true" */
+	RAS_NOTE_RED_FLAG_TEXT,       /* "W red-flags answered in text" */
+	RAS_NOTE_RED_FLAG_UNREADABLE, /* "W red-flags answered (unreadable)" */
+	RAS_NOTE_ITEM_TRUE,           /* "W A=true" (A: suspected-cancer, cauda-equina) */
+	RAS_NOTE_ITEM_CODE,           /* "W A=B" (B: suspected-cancer, cauda-equina) */
+	RAS_NOTE_PRIORITY_2WW,        /* "priority two-week-wait" */
+	RAS_NOTE_PRIORITY_URGENT,     /* "priority urgent (A)" */
+	RAS_NOTE_ERS_SERVICE_2WW,     /* "e-RS service is a two-week-wait service" */
+	RAS_NOTE_ERS_SPECIALTY_2WW,   /* "e-RS specialty is two-week-wait" */
+	RAS_NOTE_CONDITION_CODE,      /* "conditions[I] code A" */
+	RAS_NOTE_CONDITION_NAMED,     /* "conditions[I] named as A" */
+	/* doubts */
+	RAS_NOTE_INTAKE,              /* A: intake's own line, as it wrote it */
+	RAS_NOTE_RED_FLAG_TEXT_DOUBT, /* "W: red-flags answered in text, not coded" */
+	RAS_NOTE_RED_FLAG_UNREADABLE_DOUBT, /* "W: red-flags answer cannot be read" */
+	RAS_NOTE_ITEM_UNREADABLE,     /* "W: A answer cannot be read" */
+	RAS_NOTE_ANSWER_TYPE,         /* "W: the answer to A is of a type rasd does not read" */
+	RAS_NOTE_NOT_ON_FORM,         /* "W: item A is not on the referral form" */
+	RAS_NOTE_UNMAPPED_CELL,       /* "W: form cell A has no place in the form map" */
+	RAS_NOTE_PRIORITY_UNKNOWN,    /* "priority A is not one rasd knows" */
+};
+
+struct ras_safety_note {
+	enum ras_safety_note_kind kind;
+	int where;                 /* W: -1 "form", i "other_forms[i]"; I for Conditions */
+	const char *a, *b;         /* tokens (static, or the referral's codes and linkIds) */
+};
+
+/* The longest text of a note other than RAS_NOTE_INTAKE (whose text is its
+ * own string): "other_forms[N]" and two tokens of at most 64 bytes. */
+#define RAS_SAFETY_NOTE_TEXT_MAX 256
+
 struct ras_safety_net {
 	bool danger;
 	bool cauda_equina;         /* a cauda-equina red flag or Condition */
@@ -47,19 +89,37 @@ struct ras_safety_net {
 	bool urgent;               /* an urgent priority */
 	bool red_flag;             /* any other red flag */
 	size_t n_signals;
-	const char **signals;      /* "other_forms[1] red-flags=cauda-equina", "priority two-week-wait" */
+	const struct ras_safety_note *signals;
 	size_t n_doubts;
-	const char **doubts;       /* one line each */
+	const struct ras_safety_note *doubts;
 	size_t forms_seen;         /* QuestionnaireResponses looked at */
 	size_t answers_seen;
 };
 
 /*
- * Check referral `r`.  `forms` are the versions of rasd's referral form
- * (to tell an item the form does not have; may be empty).
+ * The linkIds of every version of rasd's referral form (a hash set), to
+ * tell an item the form does not have: built once, when a rule set is
+ * linked, from the Questionnaires themselves.  Lives in `a`.
+ */
+struct ras_safety_net_items;
+
+int ras_safety_net_items_new(struct ras_arena *a, const struct ras_questionnaire *const *forms,
+    size_t n_forms, const struct ras_safety_net_items **out);
+
+/*
+ * Check referral `r`.  `items` are the referral form's linkIds (NULL, or
+ * built from no form version: no item is said to be off the form; built
+ * from versions without items: every item is).  The notes
+ * point into `r` (its codes, linkIds and intake doubts) and static text:
+ * keep `r` while they are used.  Allocates from `a` only when there is
+ * something to note.
  */
 int ras_safety_net_check(struct ras_arena *a, const struct ras_referral *r,
-    const struct ras_questionnaire *const *forms, size_t n_forms, struct ras_safety_net *out);
+    const struct ras_safety_net_items *items, struct ras_safety_net *out);
+
+/* The text of note `n`: written into buf (RAS_SAFETY_NOTE_TEXT_MAX bytes)
+ * and returned, or for RAS_NOTE_INTAKE its own string. */
+const char *ras_safety_net_note_text(const struct ras_safety_note *n, char *buf);
 
 /* The net's result as the "safety_net" fact (new reference). */
 json_t *ras_safety_net_to_json(const struct ras_safety_net *n);

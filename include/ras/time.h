@@ -36,6 +36,10 @@ void ras_time_uk_date(int64_t t, struct ras_date *date, int *secs_of_day);
 /* Instant of UK local midnight starting date d. */
 int64_t ras_time_uk_midnight(const struct ras_date *d);
 
+/* British Summer Time in `year`: from *start (inclusive) to *end, UTC
+ * instants (01:00 UTC on the last Sundays of March and October). */
+void ras_time_uk_summer(int year, int64_t *start, int64_t *end);
+
 /* "YYYY-MM-DDThh:mm:ssZ" (UTC). */
 void ras_time_format_utc(int64_t t, char *buf);
 

@@ -97,10 +97,21 @@ ras_json_parse_arena(struct ras_arena *a, const char *data, size_t len, size_t m
 	return 0;
 }
 
+/* jansson hands over a document a few bytes at a time (a quote, a key, a
+ * colon): what fits is copied here, the rest goes through ras_buf_append
+ * (growth, the buffer's limit). */
 static int
 dump_cb(const char *buffer, size_t size, void *data)
 {
-	return ras_buf_append(data, buffer, size) < 0 ? -1 : 0;
+	struct ras_buf *b = data;
+
+	if (b->data != NULL && size < b->cap - b->len && (b->max == 0 || size <= b->max - b->len)) {
+		memcpy(b->data + b->len, buffer, size);
+		b->len += size;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	return ras_buf_append(b, buffer, size) < 0 ? -1 : 0;
 }
 
 int

@@ -9,13 +9,24 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 
+/* Years over which working days are counted from an index (the covered
+ * span, when it is no longer): a clock is then a lookup, not a walk. */
+#define CALENDAR_INDEX_YEARS 200
+
 struct ras_calendar {
 	int64_t *days;       /* bank holidays, days since the epoch, sorted, unique */
 	size_t n;
 	int first_year, last_year;
 	int64_t first_day, last_day;   /* 1 January of first_year, 31 December of last_year */
+	/* over first_day..last_day (NULL when the span is too long): cum[i] the
+	 * working days from first_day to first_day + i inclusive, nth[k] the
+	 * offset of the (k+1)th of them */
+	int32_t *cum, *nth;
+	int32_t n_working;
 	char sha256[RAS_SHA256_HEX_LEN];
 };
+
+static bool working_day(const struct ras_calendar *cal, int64_t day);
 
 static int
 cmp_i64(const void *a, const void *b)
@@ -83,6 +94,21 @@ ras_calendar_parse(const char *data, size_t len, struct ras_calendar **out)
 			cal->days[cal->n++] = cal->days[i];
 	cal->first_day = ras_date_to_days(&(struct ras_date){ cal->first_year, 1, 1 });
 	cal->last_day = ras_date_to_days(&(struct ras_date){ cal->last_year, 12, 31 });
+	if (cal->last_year - cal->first_year < CALENDAR_INDEX_YEARS) {
+		size_t span = (size_t)(cal->last_day - cal->first_day + 1);
+
+		cal->cum = calloc(span, sizeof(*cal->cum));
+		cal->nth = calloc(span, sizeof(*cal->nth));
+		if (cal->cum == NULL || cal->nth == NULL) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			goto done;
+		}
+		for (size_t k = 0; k < span; k++) {
+			if (working_day(cal, cal->first_day + (int64_t)k))
+				cal->nth[cal->n_working++] = (int32_t)k;
+			cal->cum[k] = cal->n_working;
+		}
+	}
 	ras_crypto_sha256_hex(data, len, cal->sha256);
 	*out = cal;
 	cal = NULL;
@@ -116,6 +142,8 @@ ras_calendar_free(struct ras_calendar *cal)
 	if (cal == NULL)
 		return;
 	free(cal->days);
+	free(cal->cum);
+	free(cal->nth);
 	free(cal);
 }
 
@@ -191,6 +219,21 @@ ras_calendar_add_working_days(const struct ras_calendar *cal, const struct ras_d
 	if (n < 0 || n > RAS_CLOCK_DAYS_MAX)
 		return ras_error_code(RAS_EINVALID, "a clock of %d working days is out of range (0..%d)",
 		    n, RAS_CLOCK_DAYS_MAX);
+	if (cal && cal->cum && day >= cal->first_day && day <= cal->last_day) {
+		/* From the index: the working day of rank `want` (the nth after
+		 * `day`; n = 0, the first on or after it).  Every day up to it is
+		 * covered, as the walk below would find. */
+		int64_t i = day - cal->first_day;
+		bool working = cal->cum[i] - (i > 0 ? cal->cum[i - 1] : 0) == 1;
+		int64_t want = n == 0 ? (working ? cal->cum[i] : cal->cum[i] + 1) : cal->cum[i] + n;
+
+		if (want <= cal->n_working) {
+			ras_date_from_days(cal->first_day + cal->nth[want - 1], out);
+			if (covered)
+				*covered = true;
+			return 0;
+		}
+	}
 	if (n == 0) {
 		/* "The same day": the first working day on or after receipt. */
 		while (!working_day(cal, day)) {

@@ -204,7 +204,7 @@ const struct ras_qitem *
 ras_form_item(const struct ras_questionnaire *q, const char *link_id)
 {
 	for (size_t i = 0; q && i < q->n_items; i++)
-		if (strcmp(q->items[i].link_id, link_id) == 0)
+		if (q->items[i].link_id[0] == link_id[0] && strcmp(q->items[i].link_id, link_id) == 0)
 			return &q->items[i];
 	return NULL;
 }
@@ -257,6 +257,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 {
 	size_t cap = f->n_answers + q->n_items + n_extra + 1;
 	int *item_of, *count, *ok_count;
+	bool *answer_ok;
 
 	out->q = q;
 	out->missing = ras_arena_calloc(a, cap, sizeof(char *));
@@ -265,7 +266,9 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	item_of = ras_arena_calloc(a, f->n_answers + 1, sizeof(int));
 	count = ras_arena_calloc(a, q->n_items + 1, sizeof(int));
 	ok_count = ras_arena_calloc(a, q->n_items + 1, sizeof(int));
-	if (!out->missing || !out->invalid || !out->unknown || !item_of || !count || !ok_count)
+	answer_ok = ras_arena_calloc(a, f->n_answers + 1, sizeof(bool));
+	if (!out->missing || !out->invalid || !out->unknown || !item_of || !count || !ok_count ||
+	    !answer_ok)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 
 	/* One pass: which item each answer belongs to, and how many there are.
@@ -275,12 +278,11 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 		const struct ras_answer *ans = &f->answers[i];
 
 		item_of[i] = -1;
-		for (size_t n = 0; n < q->n_items; n++) {
-			size_t k = (from + n) % q->n_items;
-
-			if (strcmp(q->items[k].link_id, ans->link_id) == 0) {
+		for (size_t n = 0, k = from; n < q->n_items; n++, k = k + 1 < q->n_items ? k + 1 : 0) {
+			if (q->items[k].link_id[0] == ans->link_id[0] &&
+			    strcmp(q->items[k].link_id, ans->link_id) == 0) {
 				item_of[i] = (int)k;
-				from = k + 1;
+				from = k + 1 < q->n_items ? k + 1 : 0;
 				break;
 			}
 		}
@@ -290,10 +292,11 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 			continue;
 		}
 		count[item_of[i]]++;
-		if (ras_form_answer_ok(&q->items[item_of[i]], ans))
+		if ((answer_ok[i] = ras_form_answer_ok(&q->items[item_of[i]], ans)))
 			ok_count[item_of[i]]++;
 	}
 	out->item_of = item_of;
+	out->answer_ok = answer_ok;
 	/* Invalid: any unacceptable answer, or several answers to an item that
 	 * does not repeat.  In form order. */
 	for (size_t k = 0; k < q->n_items; k++)
@@ -305,9 +308,23 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 		if (q->items[k].required && q->items[k].group == NULL && ok_count[k] == 0 &&
 		    count[k] == 0)
 			out->missing[out->n_missing++] = q->items[k].link_id;
-	for (size_t e = 0; e < n_extra; e++) {
-		const struct ras_qitem *item = ras_form_item(q, extra_required[e]);
-		size_t k = item ? (size_t)(item - q->items) : 0;
+	for (size_t e = 0, from = 0; e < n_extra; e++) {
+		const struct ras_qitem *item = NULL;
+		size_t k = 0;
+
+		/* (a service lists them mostly in form order: each search starts
+		 * after the previous one's item) */
+		k = from;
+		for (size_t n = 0; n < q->n_items; n++, k = k + 1 < q->n_items ? k + 1 : 0) {
+			/* (the first byte rules most items out without a call) */
+			if (q->items[k].link_id[0] == extra_required[e][0] &&
+			    strcmp(q->items[k].link_id, extra_required[e]) == 0) {
+				item = &q->items[k];
+				from = k + 1 < q->n_items ? k + 1 : 0;
+				break;
+			}
+		}
+		k = item ? k : 0;
 
 		if (item && (ok_count[k] > 0 || count[k] > 0))
 			continue;

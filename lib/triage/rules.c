@@ -49,13 +49,58 @@ enum op {
 	OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_IN, OP_CONTAINS, OP_NONEMPTY, OP_PRESENT,
 };
 
+/* A value's type as a decision holds it: a fact, or a condition's value. */
+enum vt {
+	VT_NONE = 0,            /* an absent fact; a value equal to nothing */
+	VT_BOOL,
+	VT_INT,
+	VT_REAL,
+	VT_STR,
+	VT_LIST,                /* of strings (codes, linkIds) */
+};
+
+/* A fact's value, typed: what the engine computed, never looked up by name. */
+struct fval {
+	enum vt t;
+	bool b;
+	size_t n;               /* VT_LIST */
+	union {
+		int64_t i;
+		double d;
+		const char *s;
+		const char **list;
+	};
+};
+
+/* A condition's value, compiled when the rule set is parsed. */
+struct cval {
+	enum vt t;              /* VT_NONE for a value no fact can equal */
+	bool b;
+	int64_t i;
+	double d;               /* also set for VT_INT: numbers compare as numbers */
+	const char *s;
+	bool nul;               /* a string with a NUL inside: equal to no fact */
+};
+
 struct cond {
 	enum op op;
 	const char *fact;
-	int slot;               /* the fact's index in the rule set's slots (clock_facts for a clock) */
+	int slot;               /* the fact's slot (enum fid, F_FORM + n: a form fact; clock_facts for a clock) */
 	json_t *value;          /* owned by the rule set's JSON (kept alive by the arena) */
+	struct cval v;          /* the value compiled ("present": v.b) */
+	struct cval *vs;        /* a list value ("in", "contains"), compiled */
+	size_t n_vs;
+	bool is_list;
 	struct cond *kids;
 	size_t n_kids;
+};
+
+/* A piece of advice: literal text, or a fact's slot ({fact}). */
+struct seg {
+	const char *text;       /* literal (not NUL-terminated at len) */
+	size_t len;
+	int slot;               /* -1: literal */
+	bool form;              /* the fact is form.*: list elements are item linkIds */
 };
 
 struct rule {
@@ -65,10 +110,11 @@ struct rule {
 	const char *clause;
 	enum ras_outcome outcome;
 	const char *target;     /* onward */
-	const json_t *target_j; /* the same, as the rule set's JSON has it (a clock fact) */
 	bool mdt;               /* an onward an MDT must agree: never final */
 	bool urgent;            /* a clinician must look today */
 	const char *advice;     /* template: {fact} placeholders */
+	struct seg *segs;       /* the template compiled (n_segs 0: advice is static text) */
+	size_t n_segs;
 	struct cond when;
 };
 
@@ -97,11 +143,15 @@ struct ras_ruleset {
 	struct rule *rules;
 	size_t n_clocks;
 	struct clock *clocks;
-	/* every fact a rule's condition names, resolved once at load: a
-	 * decision looks each up once, and conditions index them */
-	const char **slots;
-	size_t n_slots, cap_slots;
-	json_t *outcome_j[RAS_OUTCOME_REVIEW + 1];  /* the clock fact "outcome", by outcome */
+	/* every form.<linkId> fact the conditions and advice name, interned at
+	 * load (slot F_FORM + index); at link, each one's item in every form
+	 * version (item_map[form * n_form_slots + slot], -1: not on it) */
+	const char **form_slots;
+	size_t n_form_slots, cap_form_slots;
+	int *item_map;
+	int slot_red_flags, slot_suspected_cancer;  /* the net's facts; -1 when unnamed */
+	const struct ras_safety_net_items *net_items;  /* every version's linkIds, for the net */
+	struct ods_map *ods;     /* every practice list's codes, what each says (built at link) */
 	/* linked */
 	bool linked;
 	char *version;
@@ -139,6 +189,16 @@ ras_rules_automation_parse(const char *s)
 }
 
 /* ---- facts the engine knows ------------------------------------------------ */
+
+/* The engine's own facts, by slot (known_facts has them in this order). */
+enum fid {
+	F_SOURCE, F_FROM_ERS, F_PRIORITY, F_HAS_ATTACHMENTS, F_NHS_VALID, F_NHS_STATUS,
+	F_BIRTH_KNOWN, F_AGE, F_PRACTICE, F_PRACTICE_KNOWN, F_PRACTICE_IN_AREA,
+	F_PRACTICE_CLOSED, F_REFERRER_KIND, F_REFERRER_ORG, F_FORM_PRESENT, F_FORM_Q_KNOWN,
+	F_FORM_VERSION, F_FORM_VERSION_KNOWN, F_FORM_CURRENT, F_FORM_COMPLETED, F_FORM_STATUS,
+	F_FORM_MISSING, F_FORM_INVALID, F_FORM_UNKNOWN,
+	F_FORM,                 /* form.<linkId> facts start here */
+};
 
 static const struct {
 	const char *name;
@@ -182,6 +242,18 @@ static const struct {
 	{ "urgent", FT_BOOL },
 	{ "final", FT_BOOL },
 };
+
+_Static_assert(sizeof(known_facts) / sizeof(known_facts[0]) == F_FORM, "known facts");
+
+/* The slot of an engine fact, -1 when it is not one. */
+static int
+known_fact(const char *name)
+{
+	for (size_t i = 0; i < sizeof(known_facts) / sizeof(known_facts[0]); i++)
+		if (strcmp(known_facts[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
 
 /* 0 when unknown (form.<linkId> facts are typed at link time). */
 static enum ftype
@@ -284,17 +356,6 @@ valid_token(const char *s)
 	return true;
 }
 
-/* A JSON string the arena frees (NULL when out of memory). */
-static json_t *
-arena_string(struct ras_arena *a, const char *s)
-{
-	json_t *j = json_string(s);
-
-	if (j != NULL && ras_json_arena_own(a, j) < 0)
-		j = NULL;       /* the arena has already let it go */
-	return j;
-}
-
 /* ---- conditions -------------------------------------------------------- */
 
 static const struct {
@@ -384,11 +445,15 @@ check_leaf(const struct cond *c, enum ftype t, const char *where)
 	return 0;
 }
 
-/* The slot of a rule's fact (interned in rs->slots) or of a clock's fact
- * (its index in clock_facts). */
+/* The slot of a rule's fact: an engine fact's own, a form fact interned in
+ * rs->form_slots (F_FORM + its index), or a clock's (its index in
+ * clock_facts).  The typed facts hold RAS_RULE_FACTS_MAX: a rule set naming
+ * more cannot be decided, and does not load. */
 static int
 fact_slot(struct ras_arena *a, struct ras_ruleset *rs, const char *name, bool clock, int *out)
 {
+	int k;
+
 	if (clock) {
 		for (size_t i = 0; i < sizeof(clock_facts) / sizeof(clock_facts[0]); i++)
 			if (strcmp(clock_facts[i].name, name) == 0) {
@@ -397,24 +462,73 @@ fact_slot(struct ras_arena *a, struct ras_ruleset *rs, const char *name, bool cl
 			}
 		return ras_error_code(RAS_EINVALID, "unknown clock fact \"%.80s\"", name);
 	}
-	for (size_t i = 0; i < rs->n_slots; i++)
-		if (strcmp(rs->slots[i], name) == 0) {
-			*out = (int)i;
+	if ((k = known_fact(name)) >= 0) {
+		*out = k;
+		return 0;
+	}
+	for (size_t i = 0; i < rs->n_form_slots; i++)
+		if (strcmp(rs->form_slots[i], name) == 0) {
+			*out = F_FORM + (int)i;
 			return 0;
 		}
-	if (rs->n_slots == rs->cap_slots) {
-		size_t cap = rs->cap_slots ? rs->cap_slots * 2 : 32;
+	if (F_FORM + rs->n_form_slots >= RAS_RULE_FACTS_MAX)
+		return ras_error_code(RAS_ETOOBIG, "fact \"%.80s\": the rule set names more than %d facts, "
+		    "more than the rules engine's typed facts hold (RAS_RULE_FACTS_MAX)", name,
+		    RAS_RULE_FACTS_MAX);
+	if (rs->n_form_slots == rs->cap_form_slots) {
+		size_t cap = rs->cap_form_slots ? rs->cap_form_slots * 2 : 32;
 		const char **n = ras_arena_calloc(a, cap, sizeof(*n));
 
 		if (n == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
-		if (rs->n_slots)
-			memcpy(n, rs->slots, rs->n_slots * sizeof(*n));
-		rs->slots = n;
-		rs->cap_slots = cap;
+		if (rs->n_form_slots)
+			memcpy(n, rs->form_slots, rs->n_form_slots * sizeof(*n));
+		rs->form_slots = n;
+		rs->cap_form_slots = cap;
 	}
-	rs->slots[rs->n_slots] = name;
-	*out = (int)rs->n_slots++;
+	rs->form_slots[rs->n_form_slots] = name;
+	*out = F_FORM + (int)rs->n_form_slots++;
+	return 0;
+}
+
+/* A condition's value, compiled: what eval compares facts with. */
+static void
+compile_value(const json_t *j, struct cval *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (json_is_boolean(j)) {
+		v->t = VT_BOOL;
+		v->b = json_is_true(j);
+	} else if (json_is_integer(j)) {
+		v->t = VT_INT;
+		v->i = (int64_t)json_integer_value(j);
+		v->d = json_number_value(j);
+	} else if (json_is_real(j)) {
+		v->t = VT_REAL;
+		v->d = json_real_value(j);
+	} else if (json_is_string(j)) {
+		v->t = VT_STR;
+		v->s = json_string_value(j);
+		v->nul = strlen(v->s) != json_string_length(j);
+	}
+}
+
+static int
+compile_cond_value(struct ras_arena *a, struct cond *c)
+{
+	compile_value(c->value, &c->v);
+	if (json_is_array(c->value)) {
+		size_t i;
+		json_t *x;
+
+		c->is_list = true;
+		c->vs = ras_arena_calloc(a, json_array_size(c->value) + 1, sizeof(*c->vs));
+		if (c->vs == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		json_array_foreach(c->value, i, x)
+			compile_value(x, &c->vs[i]);
+		c->n_vs = json_array_size(c->value);
+	}
 	return 0;
 }
 
@@ -483,8 +597,11 @@ parse_cond(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct cond *
 		t = fact_type(c->fact, clock);
 		if (t == 0 && (clock || strncmp(c->fact, "form.", 5) != 0))
 			return ras_error_code(RAS_EINVALID, "%s: unknown fact \"%.80s\"", where, c->fact);
-		if ((err = fact_slot(a, rs, c->fact, clock, &c->slot)) < 0)
+		if ((err = fact_slot(a, rs, c->fact, clock, &c->slot)) < 0 ||
+		    (err = compile_cond_value(a, c)) < 0) {
+			ras_error_context("%s", where);
 			return err;
+		}
 		if (t != 0)
 			return check_leaf(c, t, where);
 		/* form.<linkId>: typed when the rule set is linked to its form. */
@@ -515,95 +632,117 @@ link_cond(const struct ras_ruleset *rs, const struct cond *c, const char *where)
 }
 
 static bool
-value_equal(const json_t *a, const json_t *b)
+is_number(enum vt t)
 {
-	if (json_is_number(a) && json_is_number(b))
-		return json_number_value(a) == json_number_value(b);
-	return json_equal((json_t *)a, (json_t *)b);
+	return t == VT_INT || t == VT_REAL;
 }
 
-/* Each slot's fact in `facts` (NULL when absent or null): the only name
- * lookups a decision makes; conditions then index the slots. */
-static const json_t **
-resolve_slots(struct ras_arena *a, const char *const *names, size_t n, const json_t *facts)
+static double
+fnum(const struct fval *f)
 {
-	const json_t **v = ras_arena_calloc(a, n + 1, sizeof(*v));
+	return f->t == VT_INT ? (double)f->i : f->d;
+}
 
-	if (v == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++) {
-		const json_t *f = json_object_get(facts, names[i]);
-
-		v[i] = f != NULL && !json_is_null(f) ? f : NULL;
+/* A fact equals a value as JSON would have it: numbers as numbers, else
+ * the same type and the same value. */
+static bool
+equal(const struct fval *f, const struct cval *v)
+{
+	if (is_number(f->t) && is_number(v->t))
+		return fnum(f) == v->d;
+	if (f->t != v->t)
+		return false;
+	switch (f->t) {
+	case VT_BOOL: return f->b == v->b;
+	case VT_STR: return !v->nul && strcmp(f->s, v->s) == 0;
+	default: return false;
 	}
-	return v;
 }
 
 static bool
-eval(const struct cond *c, const json_t *const *slots)
+str_equal(const char *s, const struct cval *v)
 {
-	const json_t *f;
+	return v->t == VT_STR && !v->nul && strcmp(s, v->s) == 0;
+}
+
+/* A test of one fact (a condition's leaf): inlined where conditions are
+ * evaluated, so a rule's tests cost no call each. */
+static inline __attribute__((always_inline)) bool
+leaf(const struct cond *c, const struct fval *const *sv)
+{
+	const struct fval *f = sv[c->slot];
 	size_t i;
-	json_t *x;
 
 	switch (c->op) {
-	case OP_ALL:
-		for (i = 0; i < c->n_kids; i++)
-			if (!eval(&c->kids[i], slots))
-				return false;
-		return true;
-	case OP_ANY:
-		for (i = 0; i < c->n_kids; i++)
-			if (eval(&c->kids[i], slots))
-				return true;
-		return false;
-	case OP_NOT:
-		return !eval(&c->kids[0], slots);
-	default:
-		break;
-	}
-	f = slots[c->slot];
-	switch (c->op) {
 	case OP_PRESENT:
-		return (f != NULL) == json_is_true(c->value);
+		return (f->t != VT_NONE) == c->v.b;
 	case OP_EQ:
-		return f != NULL && value_equal(f, c->value);
+		if (c->v.t == VT_BOOL)   /* most tests: a boolean fact is true or false */
+			return f->t == VT_BOOL && f->b == c->v.b;
+		return f->t != VT_NONE && equal(f, &c->v);
 	case OP_NE:
-		return f != NULL && !value_equal(f, c->value);
+		return f->t != VT_NONE && !equal(f, &c->v);
 	case OP_LT:
-		return json_is_number(f) && json_number_value(f) < json_number_value(c->value);
+		return is_number(f->t) && fnum(f) < c->v.d;
 	case OP_LE:
-		return json_is_number(f) && json_number_value(f) <= json_number_value(c->value);
+		return is_number(f->t) && fnum(f) <= c->v.d;
 	case OP_GT:
-		return json_is_number(f) && json_number_value(f) > json_number_value(c->value);
+		return is_number(f->t) && fnum(f) > c->v.d;
 	case OP_GE:
-		return json_is_number(f) && json_number_value(f) >= json_number_value(c->value);
+		return is_number(f->t) && fnum(f) >= c->v.d;
 	case OP_IN:
-		if (f == NULL)
+		if (f->t == VT_NONE)
 			return false;
-		json_array_foreach(c->value, i, x)
-			if (value_equal(f, x))
+		for (i = 0; i < c->n_vs; i++)
+			if (equal(f, &c->vs[i]))
 				return true;
 		return false;
 	case OP_NONEMPTY:
-		return json_is_array(f) && json_array_size(f) > 0;
+		return f->t == VT_LIST && f->n > 0;
 	case OP_CONTAINS:
-		if (!json_is_array(f))
+		if (f->t != VT_LIST)
 			return false;
-		for (i = 0; i < json_array_size(f); i++) {
-			json_t *e = json_array_get(f, i), *y;
-			size_t k;
-
-			if (json_is_string(c->value) && value_equal(e, c->value))
+		for (size_t k = 0; k < f->n; k++) {
+			if (!c->is_list && str_equal(f->list[k], &c->v))
 				return true;
-			if (json_is_array(c->value))
-				json_array_foreach(c->value, k, y)
-					if (value_equal(e, y))
-						return true;
+			for (i = 0; c->is_list && i < c->n_vs; i++)
+				if (str_equal(f->list[k], &c->vs[i]))
+					return true;
 		}
 		return false;
 	default:
 		return false;
+	}
+}
+
+/* A condition over the typed facts: sv[slot] is each slot's fact (an
+ * absent one has type VT_NONE).  Only "all", "any" and "not" recurse. */
+static bool
+eval(const struct cond *c, const struct fval *const *sv)
+{
+	size_t i;
+
+	switch (c->op) {
+	case OP_ALL:
+		for (i = 0; i < c->n_kids; i++) {
+			const struct cond *k = &c->kids[i];
+
+			if (!(k->op >= OP_EQ ? leaf(k, sv) : eval(k, sv)))
+				return false;
+		}
+		return true;
+	case OP_ANY:
+		for (i = 0; i < c->n_kids; i++) {
+			const struct cond *k = &c->kids[i];
+
+			if (k->op >= OP_EQ ? leaf(k, sv) : eval(k, sv))
+				return true;
+		}
+		return false;
+	case OP_NOT:
+		return !eval(&c->kids[0], sv);
+	default:
+		return leaf(c, sv);
 	}
 }
 
@@ -651,6 +790,46 @@ check_template(const char *t, const char *where)
 	return 0;
 }
 
+/* Compile advice {fact} placeholders (checked above) to their facts' slots:
+ * a decision fills them in without looking a name up.  Advice without a
+ * placeholder is given as it stands. */
+static int
+compile_template(struct ras_arena *a, struct ras_ruleset *rs, struct rule *r)
+{
+	const char *t = r->advice;
+	size_t n = 1;
+	int err;
+
+	if (t == NULL || strchr(t, '{') == NULL)
+		return 0;
+	for (const char *p = t; *p; p++)
+		n += *p == '{' ? 2 : 0;
+	r->segs = ras_arena_calloc(a, n, sizeof(*r->segs));
+	if (r->segs == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (const char *p = t;;) {
+		const char *open = strchr(p, '{'), *end;
+		struct seg *sg = &r->segs[r->n_segs++];
+		char *name;
+
+		sg->slot = -1;
+		sg->text = p;
+		sg->len = open ? (size_t)(open - p) : strlen(p);
+		if (open == NULL)
+			break;
+		end = strchr(open, '}');
+		name = ras_arena_strndup(a, open + 1, (size_t)(end - open - 1));
+		if (name == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		sg = &r->segs[r->n_segs++];
+		if ((err = fact_slot(a, rs, name, false, &sg->slot)) < 0)
+			return err;
+		sg->form = strncmp(name, "form.", 5) == 0;
+		p = end + 1;
+	}
+	return 0;
+}
+
 static int
 parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *r,
     bool accept)
@@ -681,6 +860,10 @@ parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *
 	if (r->advice && strlen(r->advice) > RAS_ADVICE_MAX)
 		return ras_error_code(RAS_ETOOBIG, "%s: advice is longer than %d characters", where,
 		    RAS_ADVICE_MAX);
+	if ((err = compile_template(a, rs, r)) < 0) {
+		ras_error_context("%s", where);
+		return err;
+	}
 	if (accept) {
 		r->stage = STAGE_CLINICAL;
 		r->kind = KIND_CLINICAL;
@@ -718,7 +901,6 @@ parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *
 	/* Clinical safety: a safety rule never returns a referral. */
 	if (r->stage == STAGE_SAFETY && r->outcome == RAS_OUTCOME_RETURN)
 		return ras_error_code(RAS_EINVALID, "%s: a safety rule must not return the referral (onward or review)", where);
-	r->target_j = r->target ? json_object_get(j, "target") : NULL;
 	if ((r->outcome == RAS_OUTCOME_ONWARD) != (r->target != NULL))
 		return ras_error_code(RAS_EINVALID, "%s: an onward rule needs a target, and only an onward rule has one", where);
 	if (r->target && !valid_token(r->target))
@@ -802,9 +984,6 @@ ras_rules_parse(struct ras_arena *a, const char *data, size_t len, struct ras_ru
 	rs = ras_arena_calloc(a, 1, sizeof(*rs));
 	if (rs == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	for (int o = RAS_OUTCOME_ACCEPT; o <= RAS_OUTCOME_REVIEW; o++)
-		if ((rs->outcome_j[o] = arena_string(a, ras_decision_outcome_name(o))) == NULL)
-			return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = only_keys(root, keys, "rule set")) < 0 ||
 	    (err = req_str(root, "service", "rule set", &rs->service)) < 0 ||
 	    (err = req_str(root, "spec", "rule set", &rs->spec)) < 0 ||
@@ -881,6 +1060,14 @@ ras_rules_parse(struct ras_arena *a, const char *data, size_t len, struct ras_ru
 		if ((err = parse_clock(a, rs, x, i, &rs->clocks[i])) < 0)
 			return err;
 		rs->n_clocks++;
+	}
+	/* the facts the safety net folds its signals into, when rules name them */
+	rs->slot_red_flags = rs->slot_suspected_cancer = -1;
+	for (size_t k = 0; k < rs->n_form_slots; k++) {
+		if (strcmp(rs->form_slots[k], "form.red-flags") == 0)
+			rs->slot_red_flags = F_FORM + (int)k;
+		if (strcmp(rs->form_slots[k], "form.suspected-cancer") == 0)
+			rs->slot_suspected_cancer = F_FORM + (int)k;
 	}
 	*out = rs;
 	return 0;
@@ -1003,6 +1190,90 @@ ras_rules_practices_parse(struct ras_arena *a, const char *name, const char *dat
 	return 0;
 }
 
+/* ---- ODS codes ------------------------------------------------------------- */
+
+/* What the practice lists say of one ODS code: a rule set's decisions need
+ * it for the patient's practice and the referrer, so the lists are merged
+ * into one hash table when the rule set is linked. */
+enum {
+	ODS_GP = 1,             /* a practice or closed practice on any list */
+	ODS_OTHER = 2,          /* an organisation that is not a GP practice, on any list */
+	ODS_POPULATION = 4,     /* a practice of the rule set's population */
+	ODS_POPULATION_CLOSED = 8,  /* a closed practice of its population's commissioners */
+};
+
+struct ods_map {
+	size_t mask;            /* slots - 1: a power of two, at least twice the codes */
+	const char **code;
+	unsigned char *flags;
+};
+
+static size_t
+ods_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return (size_t)(h ^ (h >> 32));
+}
+
+static size_t
+ods_slot(const struct ods_map *m, const char *ods)
+{
+	size_t h = ods_hash(ods) & m->mask;
+
+	while (m->code[h] && strcmp(m->code[h], ods) != 0)
+		h = (h + 1) & m->mask;
+	return h;
+}
+
+static void
+ods_add(struct ods_map *m, const char *const *codes, size_t n, unsigned char flag)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t h = ods_slot(m, codes[i]);
+
+		m->code[h] = codes[i];
+		m->flags[h] |= flag;
+	}
+}
+
+static int
+ods_map_new(struct ras_arena *a, const struct ras_practice_list *population,
+    const struct ras_practice_list *const *lists, size_t n_lists, struct ods_map **out)
+{
+	struct ods_map *m = ras_arena_calloc(a, 1, sizeof(*m));
+	size_t total = population->n_practices + population->n_closed, size = 16;
+
+	for (size_t i = 0; i < n_lists; i++)
+		total += lists[i]->n_practices + lists[i]->n_closed + lists[i]->n_other;
+	while (size < 2 * total)
+		size *= 2;
+	if (m == NULL || (m->code = ras_arena_calloc(a, size, sizeof(*m->code))) == NULL ||
+	    (m->flags = ras_arena_calloc(a, size, 1)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	m->mask = size - 1;
+	for (size_t i = 0; i < n_lists; i++) {
+		ods_add(m, lists[i]->practices, lists[i]->n_practices, ODS_GP);
+		ods_add(m, lists[i]->closed, lists[i]->n_closed, ODS_GP);
+		ods_add(m, lists[i]->other, lists[i]->n_other, ODS_OTHER);
+	}
+	ods_add(m, population->practices, population->n_practices, ODS_POPULATION);
+	ods_add(m, population->closed, population->n_closed, ODS_POPULATION_CLOSED);
+	*out = m;
+	return 0;
+}
+
+/* What the lists say of `ods` (0: nothing). */
+static unsigned
+ods_flags(const struct ods_map *m, const char *ods)
+{
+	size_t h = ods_slot(m, ods);
+
+	return m->code[h] ? m->flags[h] : 0;
+}
+
 /* ---- linking ---------------------------------------------------------------- */
 
 int
@@ -1042,6 +1313,31 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 		if ((err = link_cond(rs, &rs->rules[i].when, where)) < 0)
 			return err;
 	}
+	/* Each form fact's item in each version of the form, so that a decision
+	 * finds its facts by index.  A form fact is "form.<linkId>": an item
+	 * named like one of the engine's form facts (form.status, form.missing,
+	 * ...) could not be told apart from it, so such a form is refused. */
+	rs->item_map = ras_arena_calloc(a, rs->n_forms * rs->n_form_slots + 1, sizeof(int));
+	if (rs->item_map == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < rs->n_forms; i++) {
+		const struct ras_questionnaire *q = rs->forms[i];
+
+		for (size_t k = 0; k < q->n_items; k++)
+			for (int f = F_FORM_PRESENT; f < F_FORM; f++)
+				if (strcmp(known_facts[f].name + 5, q->items[k].link_id) == 0)
+					return ras_error_code(RAS_EINVALID, "rule set %s: form %s|%s has an item \"%s\", "
+					    "which the rules engine cannot tell from its own fact \"%s\"", rs->service,
+					    q->url, q->version, q->items[k].link_id, known_facts[f].name);
+		for (size_t k = 0; k < rs->n_form_slots; k++) {
+			const struct ras_qitem *it = ras_form_item(q, rs->form_slots[k] + 5);
+
+			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : -1;
+		}
+	}
+	if ((err = ras_safety_net_items_new(a, rs->forms, rs->n_forms, &rs->net_items)) < 0 ||
+	    (err = ods_map_new(a, population, all_lists, n_lists, &rs->ods)) < 0)
+		return err;
 	rs->population = population;
 	rs->all_lists = all_lists;
 	rs->n_lists = n_lists;
@@ -1054,54 +1350,73 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 
 /* ---- facts ------------------------------------------------------------------ */
 
-struct facts {
-	json_t *j;
-	bool oom;
+/*
+ * A decision's facts, typed: the engine's own facts by slot (enum fid), the
+ * form's answers per item of the form version they were read with, and
+ * how the decision was reached.  Computed once; rules, the safety net's
+ * re-run and advice read them by index; ras_rules_facts_json() writes them
+ * out for storage.  Strings point into the referral and the rule set.
+ */
+struct ras_rules_trace {
+	const struct ras_ruleset *rs;
+	struct fval v[F_FORM];
+	const struct ras_questionnaire *q;   /* the form version answers were read with */
+	int qi;                              /* its index in rs->forms; -1 with no form */
+	struct fval *items;                  /* per item of q */
+	size_t n_hit;
+	const struct rule *const *hit;       /* every rule that matched ("findings") */
+	struct ras_safety_net net;
+	const char *net_applied;             /* none, danger, doubt */
+	enum ras_automation automation;
+	bool urgent, covered;
 };
 
+static const struct fval absent_fact;
+
+/* Facts are set in place, in memory the arena zeroed. */
 static void
-fset(struct facts *f, const char *key, json_t *v)
+fbool(struct fval *f, bool b)
 {
-	if (v == NULL || json_object_set_new(f->j, key, v) < 0)
-		f->oom = true;
+	f->t = VT_BOOL;
+	f->b = b;
 }
 
-static json_t *
-str_array(const char *const *v, size_t n)
+static void
+fint(struct fval *f, int64_t i)
 {
-	json_t *arr = json_array();
+	f->t = VT_INT;
+	f->i = i;
+}
 
-	for (size_t i = 0; arr && i < n; i++)
-		if (json_array_append_new(arr, json_string(v[i])) < 0) {
-			json_decref(arr);
-			return NULL;
-		}
-	return arr;
+static void
+fstr(struct fval *f, const char *s)
+{
+	f->t = VT_STR;
+	f->s = s;
+}
+
+static void
+flist(struct fval *f, const char **list, size_t n)
+{
+	f->t = VT_LIST;
+	f->list = list;
+	f->n = n;
 }
 
 /* GP practice (a code on any loaded list, or shaped like an English GP
  * practice code: a letter and five digits, and not a known other
- * organisation), otherwise secondary care. */
+ * organisation), otherwise secondary care.  `flags`: what the lists say. */
 static const char *
-referrer_kind(const struct ras_ruleset *rs, const char *ods)
+referrer_kind(const char *ods, unsigned flags)
 {
 	size_t l;
 
 	if (ods == NULL || *ods == '\0')
 		return "unknown";
-	for (size_t i = 0; i < rs->n_lists; i++) {
-		const struct ras_practice_list *pl = rs->all_lists[i];
-
-		if (ras_rules_code_listed(pl->practices, pl->n_practices, ods) ||
-		    ras_rules_code_listed(pl->closed, pl->n_closed, ods))
-			return "gp";
-	}
-	for (size_t i = 0; i < rs->n_lists; i++) {
-		const struct ras_practice_list *pl = rs->all_lists[i];
-
-		if (ras_rules_code_listed(pl->other, pl->n_other, ods))
-			return "secondary-care";
-	}
+	if (flags & ODS_GP)
+		return "gp";
+	if (flags & ODS_OTHER)
+		return "secondary-care";
 	l = strlen(ods);
 	if (l == 6 && ods[0] >= 'A' && ods[0] <= 'Z' && strspn(ods + 1, "0123456789") == 5)
 		return "gp";
@@ -1110,27 +1425,32 @@ referrer_kind(const struct ras_ruleset *rs, const char *ods)
 
 static int
 form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_form *form,
-    struct facts *f)
+    struct ras_rules_trace *t)
 {
 	struct ras_form_check fc, interp;
 	const struct ras_questionnaire *q;
+	struct fval *v = t->v, *items;
+	bool *bad;
+	const bool *ok;
+	const char **codes;
+	size_t n_codes = 0;
 	int err;
 
 	if ((err = ras_form_check(a, rs->forms, rs->n_forms, form,
 	    (const char *const *)rs->required, rs->n_required, &fc)) < 0)
 		return err;
-	fset(f, "form.present", json_boolean(fc.present));
+	fbool(&v[F_FORM_PRESENT], fc.present);
 	if (!fc.present)
 		return 0;
-	fset(f, "form.questionnaire_known", json_boolean(fc.questionnaire_known));
-	fset(f, "form.version_known", json_boolean(fc.version_known));
-	fset(f, "form.current", json_boolean(fc.current));
-	fset(f, "form.completed", json_boolean(fc.completed));
+	fbool(&v[F_FORM_Q_KNOWN], fc.questionnaire_known);
+	fbool(&v[F_FORM_VERSION_KNOWN], fc.version_known);
+	fbool(&v[F_FORM_CURRENT], fc.current);
+	fbool(&v[F_FORM_COMPLETED], fc.completed);
 	if (form->status)
-		fset(f, "form.status", json_string(form->status));
+		fstr(&v[F_FORM_STATUS], form->status);
 	if (form->version)
-		fset(f, "form.version", json_string(form->version));
-	fset(f, "form.missing", str_array(fc.missing, fc.n_missing));
+		fstr(&v[F_FORM_VERSION], form->version);
+	flist(&v[F_FORM_MISSING], fc.missing, fc.n_missing);
 	/* Answers are read with the version the response names, or with the
 	 * current form when that version is unknown: a safety rule must still
 	 * see a red flag on an out-of-date or unrecognised form. */
@@ -1138,209 +1458,276 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	if (fc.q == NULL && (err = ras_form_check_as(a, rs->current, form, NULL, 0, &interp)) < 0)
 		return err;
 	q = interp.q;
-	fset(f, "form.invalid", str_array(interp.invalid, interp.n_invalid));
-	fset(f, "form.unknown_items", str_array(interp.unknown, interp.n_unknown));
-	{
-		json_t **vals = ras_arena_calloc(a, q->n_items + 1, sizeof(json_t *));
-		bool *bad = ras_arena_calloc(a, q->n_items + 1, sizeof(bool));
-		char key[RAS_ID_MAX + 8];
+	flist(&v[F_FORM_INVALID], interp.invalid, interp.n_invalid);
+	flist(&v[F_FORM_UNKNOWN], interp.unknown, interp.n_unknown);
+	t->q = q;
+	for (size_t i = 0; i < rs->n_forms; i++)
+		if (rs->forms[i] == q)
+			t->qi = (int)i;
+	items = ras_arena_calloc(a, q->n_items + 1, sizeof(*items));
+	bad = ras_arena_calloc(a, q->n_items + 1, sizeof(*bad));
+	ok = interp.answer_ok;
+	if (items == NULL || bad == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	t->items = items;
+	for (size_t k = 0; k < interp.n_invalid; k++) {
+		const struct ras_qitem *it = ras_form_item(q, interp.invalid[k]);
 
-		if (vals == NULL || bad == NULL)
+		if (it)
+			bad[it - q->items] = true;
+	}
+	/* Which answers are acceptable, and how many codes each repeating
+	 * choice keeps (its list takes that many from one array). */
+	for (size_t k = 0; k < form->n_answers; k++) {
+		int idx = interp.item_of[k];
+
+		if (idx < 0)
+			continue;
+		if (ok[k] && q->items[idx].type == RAS_QITEM_CHOICE && q->items[idx].repeats) {
+			items[idx].n++;
+			n_codes++;
+		}
+	}
+	if (n_codes) {
+		if ((codes = ras_arena_calloc(a, n_codes, sizeof(*codes))) == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
-		for (size_t k = 0; k < interp.n_invalid; k++) {
-			const struct ras_qitem *it = ras_form_item(q, interp.invalid[k]);
+		for (size_t i = 0; i < q->n_items; i++)
+			if (items[i].n) {
+				size_t n = items[i].n;
 
-			if (it)
-				bad[it - q->items] = true;
-		}
-		for (size_t k = 0; k < form->n_answers; k++) {
-			const struct ras_answer *ans = &form->answers[k];
-			int idx = interp.item_of[k];
-			const struct ras_qitem *it;
-			json_t *v = NULL;
-
-			if (idx < 0)
-				continue;
-			it = &q->items[idx];
-			if (!ras_form_answer_ok(it, ans))
-				continue;
-			if (it->type == RAS_QITEM_CHOICE && it->repeats) {
-				/* a repeating choice keeps the codes that were acceptable */
-				if (vals[idx] == NULL && (vals[idx] = json_array()) == NULL)
-					return ras_error_code(RAS_ENOMEM, "out of memory");
-				if (json_array_append_new(vals[idx], json_string(ans->code)) < 0)
-					return ras_error_code(RAS_ENOMEM, "out of memory");
-				continue;
+				flist(&items[i], codes, 0);
+				codes += n;
 			}
-			/* an item with an unacceptable answer (or two answers) is no fact */
-			if (bad[idx] || vals[idx] != NULL)
-				continue;
-			switch (it->type) {
-			case RAS_QITEM_BOOLEAN: v = json_boolean(ans->b); break;
-			case RAS_QITEM_INTEGER: v = json_integer(ans->i); break;
-			case RAS_QITEM_DECIMAL:
-				v = ans->type == RAS_ANSWER_INTEGER ? json_integer(ans->i) : json_real(ans->d);
-				break;
-			case RAS_QITEM_CHOICE: v = json_string(ans->code); break;
-			default: v = json_true(); break;   /* free text: answered, never copied */
-			}
-			if (v == NULL)
-				return ras_error_code(RAS_ENOMEM, "out of memory");
-			vals[idx] = v;
-		}
-		memcpy(key, "form.", 5);
-		for (size_t i = 0; i < q->n_items; i++) {
-			size_t l;
+	}
+	for (size_t k = 0; k < form->n_answers; k++) {
+		const struct ras_answer *ans = &form->answers[k];
+		int idx = interp.item_of[k];
+		const struct ras_qitem *it;
+		struct fval *f;
 
-			if (vals[i] == NULL)
-				continue;
-			/* "form.<linkId>", cut as snprintf would at sizeof(key) - 1 */
-			l = strnlen(q->items[i].link_id, sizeof(key) - 6);
-			memcpy(key + 5, q->items[i].link_id, l);
-			key[5 + l] = '\0';
-			fset(f, key, vals[i]);
+		if (idx < 0 || !ok[k])
+			continue;
+		it = &q->items[idx];
+		f = &items[idx];
+		if (it->type == RAS_QITEM_CHOICE && it->repeats) {
+			/* a repeating choice keeps the codes that were acceptable */
+			f->list[f->n++] = ans->code;
+			continue;
 		}
-		if (f->oom)
-			return ras_error_code(RAS_ENOMEM, "out of memory");
+		/* an item with an unacceptable answer (or two answers) is no fact */
+		if (bad[idx] || f->t != VT_NONE)
+			continue;
+		switch (it->type) {
+		case RAS_QITEM_BOOLEAN: fbool(f, ans->b); break;
+		case RAS_QITEM_INTEGER: fint(f, ans->i); break;
+		case RAS_QITEM_DECIMAL:
+			if (ans->type == RAS_ANSWER_INTEGER) {
+				fint(f, ans->i);
+			} else {
+				f->t = VT_REAL;
+				f->d = ans->d;
+			}
+			break;
+		case RAS_QITEM_CHOICE: fstr(f, ans->code); break;
+		default: fbool(f, true); break;   /* free text: answered, never copied */
+		}
 	}
 	return 0;
 }
 
 static int
 build_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_referral *r,
-    const struct ras_date *day0, struct facts *f)
+    const struct ras_date *day0, struct ras_rules_trace *t)
 {
 	const struct ras_patient *p = &r->patient;
 	const char *ods = p->practice_ods;
+	struct fval *v = t->v;
 
-	f->j = json_object();
-	if (f->j == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	fset(f, "referral.source", json_string(ras_referral_payload_kind_name(r->source)));
-	fset(f, "referral.from_ers", json_boolean(r->source == RAS_PAYLOAD_ERS_REFERRAL ||
-	    r->source == RAS_PAYLOAD_ERS_WORKLIST));
-	fset(f, "referral.priority", json_string(ras_referral_priority_name(r->priority)));
-	fset(f, "referral.has_attachments", json_boolean(r->n_attachments > 0));
+	t->rs = rs;
+	t->qi = -1;
+	fstr(&v[F_SOURCE], ras_referral_payload_kind_name(r->source));
+	fbool(&v[F_FROM_ERS], r->source == RAS_PAYLOAD_ERS_REFERRAL ||
+	    r->source == RAS_PAYLOAD_ERS_WORKLIST);
+	fstr(&v[F_PRIORITY], ras_referral_priority_name(r->priority));
+	fbool(&v[F_HAS_ATTACHMENTS], r->n_attachments > 0);
 	{
 		/* Recheck rather than trust the stored status: the engine may be fed
 		 * any referral (rasctl triage, fuzzing). */
 		enum ras_nhsno_status st = ras_nhsno_check(p->nhs_number);
 
-		fset(f, "nhs_number.valid", json_boolean(st == RAS_NHSNO_OK));
-		fset(f, "nhs_number.status", json_string(st == RAS_NHSNO_OK ? "valid" :
-		    st == RAS_NHSNO_MISSING ? "missing" : "invalid"));
+		fbool(&v[F_NHS_VALID], st == RAS_NHSNO_OK);
+		fstr(&v[F_NHS_STATUS], st == RAS_NHSNO_OK ? "valid" :
+		    st == RAS_NHSNO_MISSING ? "missing" : "invalid");
 	}
 	{
 		/* A birth date after the day of receipt is as good as none. */
 		bool known = p->has_birth_date && ras_date_valid(&p->birth_date) &&
 		    ras_date_cmp(&p->birth_date, day0) <= 0;
 
-		fset(f, "patient.birth_date_known", json_boolean(known));
+		fbool(&v[F_BIRTH_KNOWN], known);
 		if (known)
-			fset(f, "patient.age", json_integer(ras_date_age_years(&p->birth_date, day0)));
+			fint(&v[F_AGE], ras_date_age_years(&p->birth_date, day0));
 	}
-	fset(f, "patient.practice_known", json_boolean(ods && *ods));
+	fbool(&v[F_PRACTICE_KNOWN], ods && *ods);
 	if (ods && *ods) {
-		const struct ras_practice_list *pl = rs->population;
-		bool listed = ras_rules_code_listed(pl->practices, pl->n_practices, ods);
-		bool closed = ras_rules_code_listed(pl->closed, pl->n_closed, ods);
+		unsigned f = ods_flags(rs->ods, ods);
+		bool listed = f & ODS_POPULATION, closed = f & ODS_POPULATION_CLOSED;
 
-		fset(f, "patient.practice", json_string(ods));
-		fset(f, "patient.practice_in_area", json_boolean(listed || closed));
-		fset(f, "patient.practice_closed", json_boolean(closed));
+		fstr(&v[F_PRACTICE], ods);
+		fbool(&v[F_PRACTICE_IN_AREA], listed || closed);
+		fbool(&v[F_PRACTICE_CLOSED], closed);
 	}
-	fset(f, "referrer.kind", json_string(referrer_kind(rs, r->referrer.org_ods)));
+	{
+		const char *org = r->referrer.org_ods;
+
+		fstr(&v[F_REFERRER_KIND], referrer_kind(org, org && *org ? ods_flags(rs->ods, org) : 0));
+	}
 	if (r->referrer.org_ods)
-		fset(f, "referrer.org", json_string(r->referrer.org_ods));
-	if (f->oom)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	return form_facts(a, rs, r->has_form ? &r->form : NULL, f);
+		fstr(&v[F_REFERRER_ORG], r->referrer.org_ods);
+	return form_facts(a, rs, r->has_form ? &r->form : NULL, t);
+}
+
+/* Each slot's fact: the engine's by id, form facts through the item map of
+ * the form version the answers were read with. */
+static void
+slot_facts(const struct ras_ruleset *rs, const struct ras_rules_trace *t,
+    const struct fval **sv)
+{
+	for (int i = 0; i < F_FORM; i++)
+		sv[i] = &t->v[i];
+	for (size_t k = 0; k < rs->n_form_slots; k++) {
+		int m = t->qi >= 0 ? rs->item_map[(size_t)t->qi * rs->n_form_slots + k] : -1;
+
+		sv[F_FORM + k] = m >= 0 ? &t->items[m] : &absent_fact;
+	}
 }
 
 /* ---- advice ---------------------------------------------------------------- */
 
-static void
-put_value(struct ras_buf *b, const struct ras_ruleset *rs, const char *name, const json_t *v)
+/* Advice is built in a fixed buffer, each piece whole or not at all, at
+ * most RAS_ADVICE_MAX + 1 bytes (one more is too long). */
+struct advice {
+	char text[RAS_ADVICE_MAX + 2];
+	size_t len;
+};
+
+static int
+add(struct advice *o, const char *s, size_t n)
 {
-	size_t i;
-	json_t *x;
-
-	if (v == NULL || json_is_null(v)) {
-		(void)ras_buf_puts(b, "unknown");
-	} else if (json_is_array(v)) {
-		json_array_foreach(v, i, x) {
-			const char *s = json_string_value(x);
-			const struct ras_qitem *it = s && strncmp(name, "form.", 5) == 0 ?
-			    ras_form_item(rs->current, s) : NULL;
-
-			if (i)
-				(void)ras_buf_puts(b, "; ");
-			if (it && it->text)
-				(void)ras_buf_printf(b, "\xe2\x80\x9c%s\xe2\x80\x9d", it->text);
-			else
-				(void)ras_buf_puts(b, s ? s : "?");
-		}
-		if (json_array_size(v) == 0)
-			(void)ras_buf_puts(b, "none");
-	} else if (json_is_string(v)) {
-		(void)ras_buf_puts(b, json_string_value(v));
-	} else if (json_is_integer(v)) {
-		(void)ras_buf_printf(b, "%lld", (long long)json_integer_value(v));
-	} else if (json_is_boolean(v)) {
-		(void)ras_buf_puts(b, json_is_true(v) ? "yes" : "no");
-	} else if (json_is_number(v)) {
-		(void)ras_buf_printf(b, "%g", json_number_value(v));
-	}
+	if (n > RAS_ADVICE_MAX + 1 - o->len)
+		return RAS_ETOOBIG;
+	memcpy(o->text + o->len, s, n);
+	o->len += n;
+	return 0;
 }
 
 static int
-render_advice(struct ras_arena *a, const struct ras_ruleset *rs, const char *t, const json_t *facts,
-    const char **out)
+adds(struct advice *o, const char *s)
 {
-	struct ras_buf b = RAS_BUF_INIT(RAS_ADVICE_MAX + 1);
+	return add(o, s, strlen(s));
+}
+
+static void
+put_value(struct advice *o, const struct ras_ruleset *rs, bool form, const struct fval *v)
+{
+	char num[64];
+
+	switch (v->t) {
+	case VT_NONE:
+		(void)adds(o, "unknown");
+		break;
+	case VT_LIST:
+		for (size_t i = 0; i < v->n; i++) {
+			const char *s = v->list[i];
+			const struct ras_qitem *it = s && form ? ras_form_item(rs->current, s) : NULL;
+
+			if (i)
+				(void)adds(o, "; ");
+			if (it && it->text) {
+				size_t l = strlen(it->text);
+
+				/* “text”, as one piece */
+				if (l + 6 <= RAS_ADVICE_MAX + 1 - o->len) {
+					(void)adds(o, "\xe2\x80\x9c");
+					(void)add(o, it->text, l);
+					(void)adds(o, "\xe2\x80\x9d");
+				}
+			} else {
+				(void)adds(o, s ? s : "?");
+			}
+		}
+		if (v->n == 0)
+			(void)adds(o, "none");
+		break;
+	case VT_STR:
+		(void)adds(o, v->s);
+		break;
+	case VT_INT:
+		snprintf(num, sizeof(num), "%lld", (long long)v->i);
+		(void)adds(o, num);
+		break;
+	case VT_BOOL:
+		(void)adds(o, v->b ? "yes" : "no");
+		break;
+	case VT_REAL:
+		snprintf(num, sizeof(num), "%g", v->d);
+		(void)adds(o, num);
+		break;
+	}
+}
+
+/* The advice of rule r: its own text, or its template with the facts
+ * filled in (a value that does not fit is left out; literal text that
+ * does not fit makes the advice too long). */
+static int
+render_advice(struct ras_arena *a, const struct ras_ruleset *rs, const struct rule *r,
+    const struct fval *const *sv, const char **out)
+{
+	struct advice o;
 	int err = 0;
 
-	*out = NULL;
-	if (t == NULL)
+	*out = r->advice;
+	if (r->advice == NULL || r->n_segs == 0)
 		return 0;
-	if (strchr(t, '{') == NULL) {
-		*out = t;
-		return 0;
-	}
-	for (const char *p = t; *p;) {
-		const char *open = strchr(p, '{'), *end;
-		char name[RAS_ID_MAX + 8];
+	o.len = 0;
+	for (size_t i = 0; i < r->n_segs && err == 0; i++) {
+		const struct seg *sg = &r->segs[i];
 
-		if (open == NULL) {
-			err = ras_buf_puts(&b, p);
-			break;
-		}
-		if ((err = ras_buf_append(&b, p, (size_t)(open - p))) < 0)
-			break;
-		end = strchr(open, '}');
-		snprintf(name, sizeof(name), "%.*s", (int)(end - open - 1), open + 1);
-		put_value(&b, rs, name, json_object_get(facts, name));
-		p = end + 1;
+		if (sg->slot < 0)
+			err = add(&o, sg->text, sg->len);
+		else
+			put_value(&o, rs, sg->form, sv[sg->slot]);
 	}
-	if (err == 0 && b.len > RAS_ADVICE_MAX)
-		err = ras_error_code(RAS_ETOOBIG, "advice is longer than %d characters", RAS_ADVICE_MAX);
-	if (err == 0 && (*out = ras_arena_strndup(a, b.data ? b.data : "", b.len)) == NULL)
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-	if (err == RAS_ETOOBIG)
-		err = ras_error_code(RAS_ETOOBIG, "advice is longer than %d characters", RAS_ADVICE_MAX);
-	ras_buf_free(&b);
-	return err;
+	if (err == 0 && o.len > RAS_ADVICE_MAX)
+		err = RAS_ETOOBIG;
+	if (err)
+		return ras_error_code(RAS_ETOOBIG, "advice is longer than %d characters", RAS_ADVICE_MAX);
+	if ((*out = ras_arena_strndup(a, o.text, o.len)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	return 0;
 }
 
 /* ---- deadlines ------------------------------------------------------------- */
 
-static int64_t
-end_of_day(const struct ras_date *d)
-{
-	struct ras_date next;
+/* British Summer Time of one year, computed once for a decision's clocks. */
+struct summer {
+	int year;               /* 0: none yet */
+	int64_t start, end;
+};
 
-	ras_date_add_days(d, 1, &next);
-	return ras_time_uk_midnight(&next) - 1;
+/* The last second of UK day d: the next day's UK midnight (as
+ * ras_time_uk_midnight: the offset at 23:00 UTC the day before, since the
+ * UK changes at 01:00 UTC), less one. */
+static int64_t
+end_of_day(const struct ras_date *d, struct summer *bst)
+{
+	int64_t local = (ras_date_to_days(d) + 1) * 86400, guess = local - 3600;
+
+	if (bst->year != d->year) {
+		ras_time_uk_summer(d->year, &bst->start, &bst->end);
+		bst->year = d->year;
+	}
+	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
 }
 
 /*
@@ -1387,14 +1774,18 @@ ras_rules_clock_clause(const struct ras_ruleset *rs, const char *kind)
 	return NULL;
 }
 
-int
-ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outcome outcome,
+/* The deadlines of an outcome, the clocks counted from day0 (the UK date
+ * of received_at). */
+static int
+deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outcome outcome,
     const char *onward_target, bool urgent, bool final, int64_t received_at,
-    const struct ras_calendar *cal, struct ras_deadline **out, size_t *n_out, bool *covered)
+    const struct ras_date *day0, const struct ras_calendar *cal, struct ras_deadline **out,
+    size_t *n_out, bool *covered)
 {
 	struct ras_deadline *dl;
-	struct ras_date day0;
-	const json_t *cs[CF_COUNT] = { NULL };
+	struct fval cf[CF_COUNT] = { 0 };
+	struct summer bst = { 0 };
+	const struct fval *cs[CF_COUNT];
 	bool cov = true;
 	size_t n = 0;
 	int err = 0;
@@ -1402,23 +1793,16 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 	_Static_assert(sizeof(clock_facts) / sizeof(clock_facts[0]) == CF_COUNT, "clock facts");
 	*out = NULL;
 	*n_out = 0;
-	/* The clock facts, without building an object: the rule set holds the
-	 * outcomes' and its targets' strings; true and false are jansson's. */
-	if (outcome >= RAS_OUTCOME_ACCEPT && outcome <= RAS_OUTCOME_REVIEW)
-		cs[CF_OUTCOME] = rs->outcome_j[outcome];
-	else
-		cs[CF_OUTCOME] = arena_string(a, ras_decision_outcome_name(outcome));
-	for (size_t i = 0; onward_target && cs[CF_ONWARD_TARGET] == NULL && i < rs->n_rules; i++)
-		if (rs->rules[i].target && strcmp(rs->rules[i].target, onward_target) == 0)
-			cs[CF_ONWARD_TARGET] = rs->rules[i].target_j;
-	if (onward_target && cs[CF_ONWARD_TARGET] == NULL)
-		cs[CF_ONWARD_TARGET] = arena_string(a, onward_target);
-	cs[CF_URGENT] = json_boolean(urgent);
-	cs[CF_FINAL] = json_boolean(final);
+	fstr(&cf[CF_OUTCOME], ras_decision_outcome_name(outcome));
+	if (onward_target)
+		fstr(&cf[CF_ONWARD_TARGET], onward_target);
+	fbool(&cf[CF_URGENT], urgent);
+	fbool(&cf[CF_FINAL], final);
+	for (int i = 0; i < CF_COUNT; i++)
+		cs[i] = &cf[i];
 	dl = ras_arena_calloc(a, rs->n_clocks + 1, sizeof(*dl));
-	if (dl == NULL || cs[CF_OUTCOME] == NULL || (onward_target && cs[CF_ONWARD_TARGET] == NULL))
+	if (dl == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	ras_time_uk_date(received_at, &day0, NULL);
 	for (size_t i = 0; i < rs->n_clocks; i++) {
 		const struct clock *c = &rs->clocks[i];
 		struct ras_deadline *d = &dl[n];
@@ -1430,9 +1814,9 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 		d->clause = c->clause;
 		switch (c->unit) {
 		case U_WORKING_DAYS:
-			if ((err = ras_calendar_add_working_days(cal, &day0, c->amount, &d->due_date, &c_cov)) < 0)
+			if ((err = ras_calendar_add_working_days(cal, day0, c->amount, &d->due_date, &c_cov)) < 0)
 				return err;
-			d->due_at = end_of_day(&d->due_date);
+			d->due_at = end_of_day(&d->due_date, &bst);
 			break;
 		case U_HOURS:
 			d->hours = true;
@@ -1440,12 +1824,12 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 			ras_time_uk_date(d->due_at, &d->due_date, NULL);
 			break;
 		case U_WEEKS:
-			ras_date_add_days(&day0, (int64_t)c->amount * 7, &d->due_date);
-			d->due_at = end_of_day(&d->due_date);
+			ras_date_add_days(day0, (int64_t)c->amount * 7, &d->due_date);
+			d->due_at = end_of_day(&d->due_date, &bst);
 			break;
 		case U_MONTHS:
-			ras_date_add_months(&day0, c->amount, &d->due_date);
-			d->due_at = end_of_day(&d->due_date);
+			ras_date_add_months(day0, c->amount, &d->due_date);
+			d->due_at = end_of_day(&d->due_date, &bst);
 			break;
 		}
 		cov = cov && c_cov;
@@ -1458,24 +1842,19 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 	return 0;
 }
 
-/* ---- decide ------------------------------------------------------------------ */
-
-static int
-add_finding(json_t *findings, const struct rule *r)
+int
+ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outcome outcome,
+    const char *onward_target, bool urgent, bool final, int64_t received_at,
+    const struct ras_calendar *cal, struct ras_deadline **out, size_t *n_out, bool *covered)
 {
-	json_t *x = json_object();
+	struct ras_date day0;
 
-	/* as json_pack("{s:s, s:s, s:s, s:s}") built it, without parsing a format */
-	if (x == NULL || json_array_append_new(findings, x) < 0 ||
-	    json_object_set_new(x, "rule", json_string(r->id)) < 0 ||
-	    json_object_set_new(x, "clause", json_string(r->clause)) < 0 ||
-	    json_object_set_new(x, "stage", json_string(stage_names[r->stage])) < 0 ||
-	    json_object_set_new(x, "outcome", json_string(ras_decision_outcome_name(r->outcome))) < 0)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (r->target && json_object_set_new(x, "target", json_string(r->target)) < 0)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	return 0;
+	ras_time_uk_date(received_at, &day0, NULL);
+	return deadlines_from(a, rs, outcome, onward_target, urgent, final, received_at, &day0, cal,
+	    out, n_out, covered);
 }
+
+/* ---- decide ------------------------------------------------------------------ */
 
 /*
  * The safety net's own reasons (safety_net.h): danger the rule set's safety
@@ -1497,36 +1876,43 @@ static const struct rule net_doubt_rule = {
 };
 
 /* The referral's facts with the net's danger signals folded in, so that the
- * rule set's own safety rules decide which urgent path applies. */
-static json_t *
-net_facts(const json_t *facts, const struct ras_safety_net *net)
+ * rule set's own safety rules decide which urgent path applies: ns is sv
+ * with form.red-flags gaining the net's codes (a list of its own),
+ * form.suspected-cancer true and referral.priority the net's. */
+static int
+net_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct fval *const *sv,
+    const struct ras_safety_net *net, const struct fval **ns, struct fval *own)
 {
-	json_t *nf = json_deep_copy(facts), *flags;
+	size_t n_slots = F_FORM + rs->n_form_slots;
 
-	if (nf == NULL)
-		return NULL;
-	flags = json_object_get(nf, "form.red-flags");
-	if (!json_is_array(flags)) {
-		flags = json_array();
-		if (flags == NULL || json_object_set_new(nf, "form.red-flags", flags) < 0)
-			goto oom;
+	memcpy(ns, sv, n_slots * sizeof(*ns));
+	if (rs->slot_red_flags >= 0) {
+		const struct fval *was = sv[rs->slot_red_flags];
+		size_t n = was->t == VT_LIST ? was->n : 0;
+		const char **l = ras_arena_calloc(a, n + 4, sizeof(*l));
+
+		if (l == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		if (n)
+			memcpy(l, was->list, n * sizeof(*l));
+		if (net->cauda_equina)
+			l[n++] = "cauda-equina";
+		if (net->suspected_cancer)
+			l[n++] = "suspected-cancer";
+		if (net->red_flag)
+			l[n++] = "other";
+		flist(&own[0], l, n);
+		ns[rs->slot_red_flags] = &own[0];
 	}
-	if ((net->cauda_equina && json_array_append_new(flags, json_string("cauda-equina")) < 0) ||
-	    (net->suspected_cancer && json_array_append_new(flags, json_string("suspected-cancer")) < 0) ||
-	    (net->red_flag && json_array_append_new(flags, json_string("other")) < 0))
-		goto oom;
-	if (net->suspected_cancer && json_object_set_new(nf, "form.suspected-cancer", json_true()) < 0)
-		goto oom;
-	if (net->two_week_wait &&
-	    json_object_set_new(nf, "referral.priority", json_string("two-week-wait")) < 0)
-		goto oom;
-	else if (!net->two_week_wait && net->urgent &&
-	    json_object_set_new(nf, "referral.priority", json_string("urgent")) < 0)
-		goto oom;
-	return nf;
-oom:
-	json_decref(nf);
-	return NULL;
+	if (net->suspected_cancer && rs->slot_suspected_cancer >= 0) {
+		fbool(&own[1], true);
+		ns[rs->slot_suspected_cancer] = &own[1];
+	}
+	if (net->two_week_wait || net->urgent) {
+		fstr(&own[2], net->two_week_wait ? "two-week-wait" : "urgent");
+		ns[F_PRIORITY] = &own[2];
+	}
+	return 0;
 }
 
 int
@@ -1534,16 +1920,13 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
     int64_t received_at, const struct ras_calendar *cal, int64_t now, struct ras_decision *out)
 {
 	const struct rule **hit = NULL, **chosen = NULL;
-	const json_t **slots;
-	struct facts f = { 0 };
+	const struct fval *sv[RAS_RULE_FACTS_MAX];
+	struct ras_rules_trace *t;
 	struct ras_date day0;
-	json_t *findings = NULL;
 	size_t n_hit = 0, n_chosen = 0;
 	enum ras_outcome outcome = RAS_OUTCOME_ACCEPT;
 	const char *target = NULL;
 	bool urgent = false, mdt = false, all_admin = true, covered = true;
-	struct ras_safety_net net;
-	const char *net_applied = "none";
 	int err;
 
 	memset(out, 0, sizeof(*out));
@@ -1551,20 +1934,17 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 		return ras_error_code(RAS_EINVALID, "rule set %s is not linked to its form and practice list",
 		    rs->service);
 	ras_time_uk_date(received_at, &day0, NULL);
+	t = ras_arena_alloc(a, sizeof(*t));
 	hit = ras_arena_calloc(a, rs->n_rules + 1, sizeof(*hit));
 	chosen = ras_arena_calloc(a, rs->n_rules + 1, sizeof(*chosen));
-	if (hit == NULL || chosen == NULL)
+	if (t == NULL || hit == NULL || chosen == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	err = build_facts(a, rs, r, &day0, &f);
-	if (f.j && ras_json_arena_own(a, f.j) < 0)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (err < 0)
+	if ((err = build_facts(a, rs, r, &day0, t)) < 0)
 		return err;
 
-	if ((slots = resolve_slots(a, rs->slots, rs->n_slots, f.j)) == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
+	slot_facts(rs, t, sv);
 	for (size_t i = 0; i < rs->n_rules; i++)
-		if (eval(&rs->rules[i].when, slots))
+		if (eval(&rs->rules[i].when, sv))
 			hit[n_hit++] = &rs->rules[i];
 
 	/* 1. Safety: never returned, never silently accepted. */
@@ -1614,16 +1994,15 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	 * finds anywhere that did not take the safety path takes it now (the
 	 * rule set's safety rules over the net's signals, else an urgent
 	 * review); doubt it cannot settle is never returned or accepted. */
-	if ((err = ras_safety_net_check(a, r, rs->forms, rs->n_forms, &net)) < 0)
+	t->net_applied = "none";
+	if ((err = ras_safety_net_check(a, r, rs->net_items, &t->net)) < 0)
 		return err;
-	if (net.danger && chosen[0]->stage != STAGE_SAFETY) {
-		json_t *nf = net_facts(f.j, &net);
-		const json_t **ns = nf ? resolve_slots(a, rs->slots, rs->n_slots, nf) : NULL;
+	if (t->net.danger && chosen[0]->stage != STAGE_SAFETY) {
+		const struct fval *ns[RAS_RULE_FACTS_MAX];
+		struct fval own[3] = { 0 };
 
-		if (ns == NULL) {
-			json_decref(nf);
-			return ras_error_code(RAS_ENOMEM, "out of memory");
-		}
+		if ((err = net_facts(a, rs, sv, &t->net, ns, own)) < 0)
+			return err;
 		n_chosen = 0;
 		outcome = RAS_OUTCOME_ACCEPT;
 		target = NULL;
@@ -1640,19 +2019,18 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 				outcome = RAS_OUTCOME_REVIEW;
 			}
 		}
-		json_decref(nf);
 		if (n_chosen == 0) {
 			chosen[n_chosen++] = &net_danger_rule;
 			outcome = RAS_OUTCOME_REVIEW;
 		}
-		net_applied = "danger";
-	} else if (net.n_doubts > 0 &&
+		t->net_applied = "danger";
+	} else if (t->net.n_doubts > 0 &&
 	    (outcome == RAS_OUTCOME_RETURN || outcome == RAS_OUTCOME_ACCEPT)) {
 		n_chosen = 0;
 		chosen[n_chosen++] = &net_doubt_rule;
 		outcome = RAS_OUTCOME_REVIEW;
 		target = NULL;
-		net_applied = "doubt";
+		t->net_applied = "doubt";
 	}
 
 	for (size_t i = 0; i < n_chosen; i++) {
@@ -1679,47 +2057,135 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 		re->rule = chosen[i]->id;
 		re->clause = chosen[i]->clause;
 		re->stage = stage_names[chosen[i]->stage];
-		if ((err = render_advice(a, rs, chosen[i]->advice, f.j, &re->advice)) < 0) {
+		if ((err = render_advice(a, rs, chosen[i], sv, &re->advice)) < 0) {
 			ras_error_context("rule \"%s\"", chosen[i]->id);
 			return err;
 		}
 	}
 	out->n_reasons = n_chosen;
 
-	if ((err = ras_rules_deadlines(a, rs, outcome, target, urgent, out->final, received_at, cal,
-	    &out->deadlines, &out->n_deadlines, &covered)) < 0)
+	if ((err = deadlines_from(a, rs, outcome, target, urgent, out->final, received_at, &day0,
+	    cal, &out->deadlines, &out->n_deadlines, &covered)) < 0)
 		return err;
 
-	/* The facts record: everything computed, every rule that matched, and
-	 * how the decision was reached. */
-	findings = json_array();
-	if (findings == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	for (size_t i = 0; i < n_hit && err == 0; i++)
-		err = add_finding(findings, hit[i]);
-	if (err < 0) {
-		json_decref(findings);
-		return err;
-	}
-	fset(&f, "findings", findings);
-	{
-		json_t *nj = ras_safety_net_to_json(&net);
-
-		if (nj && json_object_set_new(nj, "applied", json_string(net_applied)) < 0) {
-			json_decref(nj);
-			nj = NULL;
-		}
-		fset(&f, "safety_net", nj);
-	}
-	fset(&f, "automation", json_string(ras_rules_automation_name(rs->automation)));
-	fset(&f, "urgent", json_boolean(urgent));
-	fset(&f, "calendar_covers_deadlines", json_boolean(covered));
-	if (f.oom)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	out->facts = f.j;
+	/* How the decision was reached, for its facts record. */
+	t->hit = hit;
+	t->n_hit = n_hit;
+	t->automation = rs->automation;
+	t->urgent = urgent;
+	t->covered = covered;
+	out->trace = t;
 	out->ruleset_version = rs->version;
 	out->received_at = received_at;
 	out->decided_at = now;
 	out->decided_by = "rules";
+	return 0;
+}
+
+/* ---- the facts as stored ------------------------------------------------------ */
+
+static json_t *
+fval_json(const struct fval *v)
+{
+	json_t *arr;
+
+	switch (v->t) {
+	case VT_BOOL: return json_boolean(v->b);
+	case VT_INT: return json_integer(v->i);
+	case VT_REAL: return json_real(v->d);
+	case VT_STR: return json_string(v->s);
+	case VT_LIST:
+		if ((arr = json_array()) == NULL)
+			return NULL;
+		for (size_t i = 0; i < v->n; i++)
+			if (json_array_append_new(arr, json_string(v->list[i])) < 0) {
+				json_decref(arr);
+				return NULL;
+			}
+		return arr;
+	case VT_NONE:
+		break;
+	}
+	return NULL;
+}
+
+/* Keys are the engine's own names and "form.<linkId>" (a Questionnaire's,
+ * read by jansson): valid UTF-8, not checked again. */
+static bool
+fset(json_t *o, const char *key, json_t *v)
+{
+	return v != NULL && json_object_set_new_nocheck(o, key, v) == 0;
+}
+
+static json_t *
+finding_json(const struct rule *r)
+{
+	json_t *x = json_object();
+
+	/* as json_pack("{s:s, s:s, s:s, s:s}") built it, without parsing a
+	 * format; the rule set's strings were read by jansson, the others are
+	 * the engine's own */
+	if (x == NULL || !fset(x, "rule", json_string_nocheck(r->id)) ||
+	    !fset(x, "clause", json_string_nocheck(r->clause)) ||
+	    !fset(x, "stage", json_string_nocheck(stage_names[r->stage])) ||
+	    !fset(x, "outcome", json_string_nocheck(ras_decision_outcome_name(r->outcome))) ||
+	    (r->target && !fset(x, "target", json_string_nocheck(r->target)))) {
+		json_decref(x);
+		return NULL;
+	}
+	return x;
+}
+
+int
+ras_rules_facts_json(struct ras_arena *a, struct ras_decision *d)
+{
+	/* The keys in the order the facts were always recorded in. */
+	static const enum fid order[] = {
+		F_SOURCE, F_FROM_ERS, F_PRIORITY, F_HAS_ATTACHMENTS, F_NHS_VALID, F_NHS_STATUS,
+		F_BIRTH_KNOWN, F_AGE, F_PRACTICE_KNOWN, F_PRACTICE, F_PRACTICE_IN_AREA,
+		F_PRACTICE_CLOSED, F_REFERRER_KIND, F_REFERRER_ORG, F_FORM_PRESENT, F_FORM_Q_KNOWN,
+		F_FORM_VERSION_KNOWN, F_FORM_CURRENT, F_FORM_COMPLETED, F_FORM_STATUS, F_FORM_VERSION,
+		F_FORM_MISSING, F_FORM_INVALID, F_FORM_UNKNOWN,
+	};
+	const struct ras_rules_trace *t = d->trace;
+	json_t *j, *findings, *nj;
+	bool ok = true;
+
+	_Static_assert(sizeof(order) / sizeof(order[0]) == F_FORM, "every engine fact in order");
+	if (d->facts != NULL || t == NULL)
+		return 0;
+	if ((j = json_object()) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; ok && i < F_FORM; i++)
+		if (t->v[order[i]].t != VT_NONE)
+			ok = fset(j, known_facts[order[i]].name, fval_json(&t->v[order[i]]));
+	for (size_t i = 0; ok && t->q && i < t->q->n_items; i++) {
+		char key[RAS_ID_MAX + 8];
+		size_t l;
+
+		if (t->items[i].t == VT_NONE)
+			continue;
+		/* "form.<linkId>" (linkIds are at most RAS_ID_MAX bytes) */
+		l = strnlen(t->q->items[i].link_id, sizeof(key) - 6);
+		memcpy(key, "form.", 5);
+		memcpy(key + 5, t->q->items[i].link_id, l);
+		key[5 + l] = '\0';
+		ok = fset(j, key, fval_json(&t->items[i]));
+	}
+	findings = ok ? json_array() : NULL;
+	ok = ok && fset(j, "findings", findings);
+	for (size_t i = 0; ok && i < t->n_hit; i++)
+		ok = json_array_append_new(findings, finding_json(t->hit[i])) == 0;
+	nj = ok ? ras_safety_net_to_json(&t->net) : NULL;
+	ok = ok && fset(j, "safety_net", nj) && fset(nj, "applied", json_string_nocheck(t->net_applied)) &&
+	    fset(j, "automation", json_string_nocheck(ras_rules_automation_name(t->automation))) &&
+	    fset(j, "urgent", json_boolean(t->urgent)) &&
+	    fset(j, "calendar_covers_deadlines", json_boolean(t->covered));
+	if (!ok || ras_json_arena_own(a, j) < 0) {
+		if (!ok)
+			json_decref(j);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	d->facts = j;
 	return 0;
 }

@@ -243,12 +243,16 @@ decision_params(struct ras_arena *a, const struct ras_decision *d, const char **
     const char **deadlines_text)
 {
 	struct ras_buf b = RAS_BUF_INIT(0);
-	json_t *doc = NULL, *dls = json_array();
+	struct ras_decision full = *d;
+	json_t *doc = NULL, *dls = NULL;
 	int err;
 
-	if (dls == NULL)
+	/* an engine decision whose facts are not written out yet (rules.h) */
+	if ((err = ras_rules_facts_json(a, &full)) < 0)
+		return err;
+	if ((dls = json_array()) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if ((err = ras_decision_to_json(d, true, &doc)) < 0)
+	if ((err = ras_decision_to_json(&full, true, &doc)) < 0)
 		goto done;
 	for (size_t i = 0; i < d->n_deadlines; i++) {
 		const struct ras_deadline *dl = &d->deadlines[i];
@@ -524,6 +528,9 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 		    ras_arena_printf(a, "cannot decide: %s", ras_error_last()));
 		return 0;
 	}
+	/* the decision's facts for storing, written out once (rules.h) */
+	if ((err = ras_rules_facts_json(a, &d)) < 0)
+		return err;
 	if (ras_pds_store_findings_apply(a, &pf, &d)) {
 		/* sent to review on what PDS said: the clocks of a review */
 		bool urgent = r.priority == RAS_PRIORITY_URGENT || r.priority == RAS_PRIORITY_TWO_WEEK_WAIT;

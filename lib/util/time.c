@@ -15,6 +15,13 @@ last_sunday(int year, int month)
 	return ras_date_to_days(&d) - (wd % 7);
 }
 
+void
+ras_time_uk_summer(int year, int64_t *start, int64_t *end)
+{
+	*start = last_sunday(year, 3) * 86400 + 3600;
+	*end = last_sunday(year, 10) * 86400 + 3600;
+}
+
 int
 ras_time_uk_offset(int64_t t)
 {

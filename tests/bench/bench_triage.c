@@ -13,9 +13,15 @@
  * (decisions, deadlines, events, state changes, one pipelined transaction
  * per batch).
  *
- * Every decision is made as the stage makes it: facts computed, every rule
- * evaluated, advice rendered, clocks counted, the decision serialised to
- * the JSON stored in decisions.doc, in an arena freed per referral.
+ * Every decision is made as the stage makes it (facts computed, every rule
+ * evaluated, the safety net, advice, clocks), each in an arena freed per
+ * referral, one thread; three lines: the engine alone (ras_rules_decide),
+ * decide + the facts JSON written out as stored (ras_rules_facts_json and
+ * its text), and decide + the whole decision document stored in
+ * decisions.doc.  RAS_BENCH_DIGEST=1 adds an FNV-1a digest of every
+ * decision document (to show a change to the engine leaves every decision
+ * byte-identical); RAS_BENCH_ENGINE_ONLY=1 stops after the first line (for
+ * a profiler).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -118,6 +124,13 @@ make_sample(const struct ras_mappings *m, unsigned i, struct sample *s)
 			.system = FORM_URL, .code = "fracture" };
 	r->form.answers = s->ans;
 	r->form.n_answers = n;
+}
+
+static void
+report(unsigned long n, double secs, const char *what)
+{
+	printf("bench_triage: %lu decisions in %.3f s: %.0f decisions/s (%.2f us each, one thread, %s)\n",
+	    n, secs, (double)n / secs, secs * 1e6 / (double)n, what);
 }
 
 static double
@@ -225,7 +238,7 @@ main(int argc, char **argv)
 	struct ras_mappings *m = NULL;
 	struct sample *samples;
 	unsigned long outcomes[5] = { 0 }, finals = 0;
-	size_t json_bytes = 0;
+	size_t json_bytes = 0, facts_bytes = 0;
 	/* RAS_BENCH_DIGEST=1: FNV-1a over every decision's JSON, to check that a
 	 * change to the engine leaves every decision byte-identical. */
 	bool want_digest = getenv("RAS_BENCH_DIGEST") != NULL;
@@ -276,10 +289,35 @@ main(int argc, char **argv)
 		ras_arena_free(a);
 	}
 	t1 = seconds();
-	printf("bench_triage: %lu decisions in %.3f s: %.0f decisions/s (%.1f us each, one core, engine only)\n",
-	    n, t1 - t0, (double)n / (t1 - t0), (t1 - t0) * 1e6 / (double)n);
+	report(n, t1 - t0, "engine only: decide");
 
-	/* As the stage does it: plus the decision JSON stored in decisions.doc. */
+	if (getenv("RAS_BENCH_ENGINE_ONLY")) {   /* for profiling the engine */
+		free(samples);
+		ras_mappings_free(m);
+		return 0;
+	}
+	/* Plus the decision's facts as stored: written out once (JSON text). */
+	t0 = seconds();
+	for (unsigned long i = 0; i < n; i++) {
+		struct ras_arena *a = ras_arena_new();
+		struct ras_decision d;
+		struct ras_buf b = RAS_BUF_INIT(0);
+
+		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
+		    ras_mappings_calendar(m), 1775000000, &d) < 0 ||
+		    ras_rules_facts_json(a, &d) < 0 || ras_json_dump(d.facts, RAS_JSON_COMPACT, &b) < 0) {
+			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
+			return 70;
+		}
+		facts_bytes += b.len;
+		ras_buf_free(&b);
+		ras_arena_free(a);
+	}
+	t1 = seconds();
+	report(n, t1 - t0, "decide + facts JSON");
+
+	/* As the stage does it: the whole decision document stored in
+	 * decisions.doc (reasons, deadlines, facts). */
 	t0 = seconds();
 	for (unsigned long i = 0; i < n; i++) {
 		struct ras_arena *a = ras_arena_new();
@@ -289,7 +327,8 @@ main(int argc, char **argv)
 
 		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
 		    ras_mappings_calendar(m), 1775000000, &d) < 0 ||
-		    ras_decision_to_json(&d, true, &j) < 0 || ras_json_dump(j, RAS_JSON_COMPACT, &b) < 0) {
+		    ras_rules_facts_json(a, &d) < 0 || ras_decision_to_json(&d, true, &j) < 0 ||
+		    ras_json_dump(j, RAS_JSON_COMPACT, &b) < 0) {
 			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
 			return 70;
 		}
@@ -303,11 +342,11 @@ main(int argc, char **argv)
 		ras_arena_free(a);
 	}
 	t1 = seconds();
-	printf("bench_triage: %lu decisions in %.3f s: %.0f decisions/s (%.1f us each, one core, "
-	    "with the stored JSON)\n", n, t1 - t0, (double)n / (t1 - t0), (t1 - t0) * 1e6 / (double)n);
+	report(n, t1 - t0, "decide + the decision document as stored");
 	printf("  outcomes: accept %lu, return %lu, onward %lu, review %lu; final %lu; "
-	    "decision JSON %.0f bytes on average\n", outcomes[RAS_OUTCOME_ACCEPT], outcomes[RAS_OUTCOME_RETURN],
-	    outcomes[RAS_OUTCOME_ONWARD], outcomes[RAS_OUTCOME_REVIEW], finals, (double)json_bytes / (double)n);
+	    "facts JSON %.0f, decision JSON %.0f bytes on average\n", outcomes[RAS_OUTCOME_ACCEPT],
+	    outcomes[RAS_OUTCOME_RETURN], outcomes[RAS_OUTCOME_ONWARD], outcomes[RAS_OUTCOME_REVIEW],
+	    finals, (double)facts_bytes / (double)n, (double)json_bytes / (double)n);
 	if (want_digest)
 		printf("  decision JSON digest: %016llx\n", (unsigned long long)digest);
 	free(samples);

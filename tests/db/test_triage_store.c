@@ -15,6 +15,7 @@
 #include "ras/config.h"
 #include "ras/db.h"
 #include "ras/error.h"
+#include "ras/intake.h"
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/mappings.h"
@@ -550,6 +551,40 @@ clinician_decision(void)
 
 /* ---- rasctl -------------------------------------------------------------- */
 
+/* The engine leaves a decision's facts to be written when it is stored
+ * (rules.h): storing one whose facts were not written out yet writes them,
+ * so no stored decision of the rules lacks its facts. */
+static void
+engine_decision_stored_with_its_facts(void)
+{
+	struct ras_arena *a = ras_arena_new();
+	const struct ras_mappings *m = ras_triage_mappings(tri);
+	size_t len;
+	char *data = ras_test_read(ras_test_fixture("triage/midnotts-out-of-area.json"), &len);
+	struct ras_intake in;
+	struct ras_decision d;
+	int64_t did = 0;
+	char *s, sql[512];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+	CU_ASSERT_EQUAL_FATAL(ras_intake_parse(a, NULL, data, len, &in), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_rules_decide(a, ras_mappings_ruleset(m, "midnotts"), &in.referrals[0],
+	    now, ras_mappings_calendar(m), now, &d), 0);
+	CU_ASSERT_PTR_NULL(d.facts);
+	CU_ASSERT_PTR_NOT_NULL(d.trace);
+	s = text("SELECT id FROM referrals WHERE ubrn = '100000000302'");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(db, strtoll(s, NULL, 10), &d, &did), 0);
+	free(s);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions WHERE id = %lld AND decided_by = 'rules'"
+	    " AND facts ->> 'patient.practice_in_area' = 'false' AND facts ? 'findings'"
+	    " AND facts -> 'safety_net' ->> 'applied' = 'none' AND doc -> 'facts' = facts"
+	    " AND ruleset_version <> ''", (long long)did);
+	CU_ASSERT_EQUAL(count(sql), 1);
+	free(data);
+	ras_arena_free(a);
+}
+
 static int
 rasctl(const char *const *args, char **out, char **err)
 {
@@ -734,6 +769,8 @@ main(void)
 		{ "no service: unassigned, then requeued once configured", unassigned_then_requeued },
 		{ "changed rules re-triage recommendations, never final decisions", changed_rules_retriage_recommendations },
 		{ "a clinician's decision is stored with its clocks", clinician_decision },
+		{ "an engine decision stored before its facts were written gets them",
+		  engine_decision_stored_with_its_facts },
 		{ "rasctl triage prints exactly the contract object", rasctl_triage_contract },
 		{ "rasctl triage exit codes and one-line errors", rasctl_triage_exit_codes },
 		{ "rasctl ingest triages what it stored", rasctl_ingest_triages },

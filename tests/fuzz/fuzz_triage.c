@@ -77,7 +77,8 @@ decide_all(struct ras_arena *a, const struct ras_referral *r)
 	for (size_t i = 0; i < n_services; i++) {
 		const struct ras_ruleset *rs = ras_mappings_ruleset(maps, services[i]);
 
-		if (ras_rules_decide(a, rs, r, 1775000000, ras_mappings_calendar(maps), 1775000000, &d) == 0) {
+		if (ras_rules_decide(a, rs, r, 1775000000, ras_mappings_calendar(maps), 1775000000, &d) == 0 &&
+		    ras_rules_facts_json(a, &d) == 0) {
 			json_t *j = NULL;
 
 			/* Safety invariant: a red flag is never returned or accepted. */
@@ -111,7 +112,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct ras_decision d;
 
 			fixed_referral(&r, ans);
-			if (ras_rules_decide(a, rs, &r, 1775000000, ras_mappings_calendar(maps), 1775000000, &d) == 0) {
+			if (ras_rules_decide(a, rs, &r, 1775000000, ras_mappings_calendar(maps), 1775000000, &d) == 0 &&
+			    ras_rules_facts_json(a, &d) == 0) {
 				json_t *j = NULL;
 
 				if (ras_decision_to_json(&d, true, &j) == 0)

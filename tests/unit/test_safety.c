@@ -231,6 +231,7 @@ decide_bundle(json_t *bundle, const char *service, struct ras_referral *r, struc
 	*r = in.referrals[0];
 	CU_ASSERT_EQUAL_FATAL(ras_rules_decide(A, ras_mappings_ruleset(maps, service), r, AT,
 	    ras_mappings_calendar(maps), AT + 60, d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(A, d), 0);
 	return 0;
 }
 
@@ -370,6 +371,7 @@ decide_ers(const json_t *form, enum route route, bool extra, const char *extra_c
 		*r = in.referrals[0];
 		CU_ASSERT_EQUAL_FATAL(ras_rules_decide(A, ras_mappings_ruleset(maps, service), r, AT,
 		    ras_mappings_calendar(maps), AT + 60, d), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(A, d), 0);
 		return 0;
 	}
 	CU_ASSERT_EQUAL_FATAL(parse_text(data, len, &in), 0);
@@ -402,6 +404,7 @@ decide_ers(const json_t *form, enum route route, bool extra, const char *extra_c
 	}
 	CU_ASSERT_EQUAL_FATAL(ras_rules_decide(A, ras_mappings_ruleset(maps, service), r, AT,
 	    ras_mappings_calendar(maps), AT + 60, d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(A, d), 0);
 	return 0;
 }
 

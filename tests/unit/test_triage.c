@@ -17,6 +17,7 @@
 #include "ras/form.h"
 #include "ras/intake.h"
 #include "ras/json.h"
+#include "ras/limits.h"
 #include "ras/mappings.h"
 #include "ras/rules.h"
 #include "ras/triage.h"
@@ -137,6 +138,47 @@ calendar_working_days(void)
 	CU_ASSERT_FALSE(cov);
 	CU_ASSERT_EQUAL(ras_calendar_add_working_days(cal, &from, -1, &d, NULL), RAS_EINVALID);
 	CU_ASSERT_EQUAL(ras_calendar_add_working_days(cal, &from, 401, &d, NULL), RAS_EINVALID);
+}
+
+/* Working days are counted from an index over the file's years: from every
+ * day of those years (and a year either side), every clock length a rule
+ * set may use gives the day a walk over ras_calendar_is_working_day gives,
+ * and coverage as the walk finds it. */
+static void
+calendar_index_matches_a_walk(void)
+{
+	const struct ras_calendar *cal = ras_mappings_calendar(maps);
+	struct ras_date d, got;
+	int y0, y1, bad = 0;
+	bool cov;
+
+	ras_calendar_span(cal, &y0, &y1);
+	for (int64_t day = ras_date_to_days(&(struct ras_date){ y0 - 1, 12, 1 });
+	    day <= ras_date_to_days(&(struct ras_date){ y1 + 1, 1, 31 }); day++) {
+		ras_date_from_days(day, &d);
+		for (int n = 0; n <= 45; n += (n < 10 ? 1 : 7)) {
+			struct ras_date w = d;
+			int k = 0;
+			bool wcov = d.year >= y0 && d.year <= y1;
+
+			if (n == 0) {
+				while (!ras_calendar_is_working_day(cal, &w)) {
+					ras_date_add_days(&w, 1, &w);
+					wcov = wcov && w.year >= y0 && w.year <= y1;
+				}
+			}
+			while (k < n) {
+				ras_date_add_days(&w, 1, &w);
+				wcov = wcov && w.year >= y0 && w.year <= y1;
+				k += ras_calendar_is_working_day(cal, &w);
+			}
+			cov = !wcov;
+			if (ras_calendar_add_working_days(cal, &d, n, &got, &cov) != 0 ||
+			    ras_date_cmp(&got, &w) != 0 || cov != wcov)
+				bad++;
+		}
+	}
+	CU_ASSERT_EQUAL(bad, 0);
 }
 
 static void
@@ -349,6 +391,68 @@ ruleset_validation(void)
 		check(err == RAS_EINVALID && strstr(why, cases[i].msg) != NULL, __LINE__,
 		    "rule set variant %zu: expected \"%s\", got %d \"%s\"", i, cases[i].msg, err, why);
 	}
+}
+
+/* A rule set whose one rule tests n distinct form facts (form.q0 ...). */
+static int
+parse_with_form_facts(struct ras_arena *a, size_t n, struct ras_ruleset **rs)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	int err;
+
+	(void)ras_buf_puts(&b, "{\"service\": \"x\", \"spec\": \"004\", \"population\": \"p.json\","
+	    " \"form\": {\"questionnaire\": \"" FORM_URL "\"},"
+	    " \"accept\": {\"id\": \"x.accept\", \"clause\": \"004 \xc2\xa7" "3.4\"},"
+	    " \"rules\": [{\"id\": \"x.r\", \"stage\": \"clinical\", \"kind\": \"clinical\","
+	    " \"clause\": \"004 \xc2\xa7" "3.3\", \"outcome\": \"review\", \"when\": {\"any\": [");
+	for (size_t i = 0; i < n; i++)
+		(void)ras_buf_printf(&b, "%s{\"fact\": \"form.q%zu\", \"present\": true}", i ? ", " : "", i);
+	(void)ras_buf_puts(&b, "]}}]}");
+	err = ras_rules_parse(a, b.data, b.len, rs);
+	ras_buf_free(&b);
+	return err;
+}
+
+/* The engine keeps a decision's facts typed, in slots resolved when the
+ * rule set loads: a rule set naming a fact those slots cannot hold must
+ * not load, rather than be decided without it. */
+static void
+ruleset_facts_the_engine_cannot_hold(void)
+{
+	/* the engine's 24 facts leave RAS_RULE_FACTS_MAX - 24 for form items */
+	size_t room = RAS_RULE_FACTS_MAX - 24;
+	struct ras_arena *a = ras_arena_new();
+	struct ras_ruleset *rs = NULL;
+	struct ras_questionnaire q;
+	struct ras_practice_list pl;
+	const struct ras_questionnaire *forms[1] = { &q };
+	const struct ras_practice_list *lists[1] = { &pl };
+	static const char form[] = "{\"resourceType\": \"Questionnaire\", \"url\": \"" FORM_URL "\","
+	    " \"version\": \"9\", \"status\": \"active\", \"item\": ["
+	    " {\"linkId\": \"q0\", \"type\": \"boolean\"},"
+	    " {\"linkId\": \"status\", \"type\": \"string\"}]}";
+	static const char practices[] = "{\"practices\": [\"C84001\"]}";
+	json_t *j;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(parse_with_form_facts(a, room, &rs), 0);
+	CU_ASSERT_EQUAL(parse_with_form_facts(a, room + 1, &rs), RAS_ETOOBIG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "more than 256 facts"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "form.q232"));
+
+	/* A form item named like one of the engine's own form facts
+	 * (form.status) cannot be told apart from it: linking fails. */
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse_arena(a, form, strlen(form), 0, &j), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_form_questionnaire_parse(a, j, &q), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_rules_practices_parse(a, "p", practices, strlen(practices), &pl), 0);
+	CU_ASSERT_EQUAL_FATAL(parse_with_form_facts(a, 1, &rs), 0);
+	CU_ASSERT_EQUAL(ras_rules_link(a, rs, forms, 1, &pl, lists, 1, "v"), RAS_EINVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ras_error_last(), "cannot tell from its own fact \"form.status\""));
+	/* the same form without that item links */
+	q.n_items = 1;
+	CU_ASSERT_EQUAL_FATAL(parse_with_form_facts(a, 1, &rs), 0);
+	CU_ASSERT_EQUAL(ras_rules_link(a, rs, forms, 1, &pl, lists, 1, "v"), 0);
+	ras_arena_free(a);
 }
 
 static void
@@ -736,6 +840,8 @@ decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decisi
 	    ras_mappings_set_automation(maps, s->service, autom) < 0)
 		return -1;
 	err = ras_rules_decide(a, rs, &r, *at, ras_mappings_calendar(maps), *at + 60, d);
+	if (err == 0)
+		err = ras_rules_facts_json(a, d);
 	(void)ras_mappings_set_automation(maps, s->service, RAS_AUTOMATION_ADMINISTRATIVE);
 	check(err == 0, __LINE__, "[%s %s] decide failed: %s", s->service, s->clause, ras_error_last());
 	return err;
@@ -817,6 +923,7 @@ facts_carry_no_patient_data(void)
 	CU_ASSERT_EQUAL_FATAL(ras_time_parse(AT_DEFAULT, false, &at), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_rules_decide(a, ras_mappings_ruleset(maps, "midnotts"), &r, at,
 	    ras_mappings_calendar(maps), at, &d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(a, &d), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_decision_to_json(&d, true, &j), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_json_dump(j, RAS_JSON_COMPACT, &b), 0);
 	json_decref(j);
@@ -864,6 +971,7 @@ golden_decisions(void)
 		CU_ASSERT_EQUAL_FATAL(ras_time_parse(cases[i].at, false, &at), 0);
 		CU_ASSERT_EQUAL_FATAL(ras_rules_decide(a, ras_mappings_ruleset(maps, cases[i].service),
 		    &in.referrals[0], at, ras_mappings_calendar(maps), at, &d), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(a, &d), 0);
 		CU_ASSERT_EQUAL_FATAL(ras_decision_to_json(&d, false, &j), 0);
 		/* The facts go in too (without the content hash, which changes with
 		 * every edit of the mappings). */
@@ -972,11 +1080,14 @@ main(void)
 {
 	static const struct ras_test_case unit[] = {
 		{ "calendar: working days over England and Wales bank holidays", calendar_working_days },
+		{ "calendar: working days from the index are those of a walk", calendar_index_matches_a_walk },
 		{ "calendar: bad bank-holiday files are refused", calendar_rejects_bad_files },
 		{ "form: the shipped Questionnaires load", questionnaires_load },
 		{ "form: a response checked against its Questionnaire", form_check },
 		{ "form: Questionnaires rasd cannot check are refused", questionnaire_rejects },
 		{ "rules: rule-set validation errors", ruleset_validation },
+		{ "rules: a rule set naming facts the typed facts cannot hold does not load",
+		  ruleset_facts_the_engine_cannot_hold },
 		{ "rules: the four shipped rule sets, every rule with a scenario", shipped_rulesets },
 		{ "mappings: broken or renamed files are refused; the hash follows the practice list", mappings_errors },
 		{ "triage: configuration, automation override and service assignment", config_assignment },
