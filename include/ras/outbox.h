@@ -47,6 +47,7 @@ struct ras_outbox_stats {
 	int cancelled;
 	int chunks;       /* render: chunks of the batch read and rendered */
 	int writes;       /* render: times the rendered results were written */
+	int built;        /* render: documents built (the copies of one letter share one) */
 };
 
 /* Build the delivery context from [mesh], [fhir], [routing] and [outbox]

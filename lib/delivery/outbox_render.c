@@ -161,11 +161,52 @@ struct render_in {
 	bool gp;
 };
 
+/* Never a patient copy for a deceased or restricted patient (PDS). */
+static int
+check_patient(const struct render_in *ri, const struct ras_pds_findings *pf, bool *cancel)
+{
+	if (strcmp(ri->role, "patient") == 0 && (pf->deceased || pf->restricted)) {
+		*cancel = true;
+		return ras_error_code(RAS_EINVALID, "no patient copy: PDS records the patient as %s",
+		    pf->deceased ? "deceased" : "restricted (a person decides where letters go)");
+	}
+	return 0;
+}
+
+/* An e-RS referrer hears a final accept or return through e-RS itself:
+ * the review outcome (A028) carries the advice to their worklist, and
+ * schema 003 queues it for exactly these decisions.  A letter would
+ * repeat it, and could not be built anyway: e-RS gives rasd the NHS
+ * number only, not the name and birth date a letter needs.  (If e-RS
+ * refuses the outcome, `rasctl ers pending` lists it for a person.) */
+static int
+check_ers_referrer(const struct render_in *ri, bool *cancel)
+{
+	if (ri->in.kind == RAS_DOC_TRIAGE_OUTCOME && strcmp(ri->role, "referrer") == 0 && ri->ddoc &&
+	    ri->ref.ubrn && (ri->ref.source == RAS_PAYLOAD_ERS_REFERRAL ||
+	    ri->ref.source == RAS_PAYLOAD_ERS_WORKLIST) && ri->dec.final &&
+	    (ri->dec.outcome == RAS_OUTCOME_ACCEPT || ri->dec.outcome == RAS_OUTCOME_RETURN)) {
+		*cancel = true;
+		return ras_error_code(RAS_EINVALID,
+		    "the referrer is answered through e-RS (review outcome recorded by A028)");
+	}
+	return 0;
+}
+
+/* The row's recipient: who, where, and its own local id. */
+static void
+recipient(struct ras_db_res *res, int row, struct render_in *ri)
+{
+	ri->role = ras_db_res_get(res, row, 3);
+	ri->ods = ras_db_res_get(res, row, 4);
+	ri->local_id = ras_db_res_get(res, row, 7);
+}
+
 /* The row's inputs: its document profile and kind, the referral, decision
  * and episode; *cancel when the letter is not to be sent at all. */
 static int
 render_inputs(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row,
-    struct render_in *ri, bool *cancel)
+    struct render_in *ri, struct ras_pds_findings *pf, bool *cancel)
 {
 	const char *rdoc = ras_db_res_get(res, row, 8), *edoc = ras_db_res_get(res, row, 10);
 	const char *accepted = ras_db_res_get(res, row, 11);
@@ -173,10 +214,8 @@ render_inputs(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res,
 	int err;
 
 	ri->kind_s = ras_db_res_get(res, row, 1);
-	ri->role = ras_db_res_get(res, row, 3);
-	ri->ods = ras_db_res_get(res, row, 4);
+	recipient(res, row, ri);
 	ri->service = ras_db_res_get(res, row, 5);
-	ri->local_id = ras_db_res_get(res, row, 7);
 	ri->ddoc = ras_db_res_get(res, row, 9);
 	if ((ri->prof = ras_outbox_profile(o, ri->service)) == NULL)
 		return RAS_EINVALID;
@@ -189,19 +228,10 @@ render_inputs(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res,
 	if ((err = ras_json_parse_arena(a, rdoc, strlen(rdoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
 	    (err = ras_referral_json_load(a, j, &ri->ref)) < 0)
 		return err;
-	/* PDS demographics: name, birth date, address, practice (pds_store.h);
-	 * never a patient copy for a deceased or restricted patient */
-	{
-		struct ras_pds_findings pf;
-
-		if ((err = ras_pds_store_overlay(a, ras_db_res_get(res, row, 12), &ri->ref, &pf)) < 0)
-			return err;
-		if (strcmp(ri->role, "patient") == 0 && (pf.deceased || pf.restricted)) {
-			*cancel = true;
-			return ras_error_code(RAS_EINVALID, "no patient copy: PDS records the patient as %s",
-			    pf.deceased ? "deceased" : "restricted (a person decides where letters go)");
-		}
-	}
+	/* PDS demographics: name, birth date, address, practice (pds_store.h) */
+	if ((err = ras_pds_store_overlay(a, ras_db_res_get(res, row, 12), &ri->ref, pf)) < 0 ||
+	    (err = check_patient(ri, pf, cancel)) < 0)
+		return err;
 	if (ri->ddoc) {
 		if ((err = ras_json_parse_arena(a, ri->ddoc, strlen(ri->ddoc), RAS_PAYLOAD_MAX, &j)) < 0 ||
 		    (err = ras_decision_from_json(a, j, &ri->dec)) < 0)
@@ -219,32 +249,16 @@ render_inputs(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res,
 	}
 	if (accepted && ras_date_parse(accepted, &ri->in.accepted_date) == 0)
 		ri->in.has_accepted_date = true;
-	/* An e-RS referrer hears a final accept or return through e-RS itself:
-	 * the review outcome (A028) carries the advice to their worklist, and
-	 * schema 003 queues it for exactly these decisions.  A letter would
-	 * repeat it, and could not be built anyway: e-RS gives rasd the NHS
-	 * number only, not the name and birth date a letter needs.  (If e-RS
-	 * refuses the outcome, `rasctl ers pending` lists it for a person.) */
-	if (ri->in.kind == RAS_DOC_TRIAGE_OUTCOME && strcmp(ri->role, "referrer") == 0 && ri->ddoc &&
-	    ri->ref.ubrn && (ri->ref.source == RAS_PAYLOAD_ERS_REFERRAL ||
-	    ri->ref.source == RAS_PAYLOAD_ERS_WORKLIST) && ri->dec.final &&
-	    (ri->dec.outcome == RAS_OUTCOME_ACCEPT || ri->dec.outcome == RAS_OUTCOME_RETURN)) {
-		*cancel = true;
-		return ras_error_code(RAS_EINVALID,
-		    "the referrer is answered through e-RS (review outcome recorded by A028)");
-	}
-	return 0;
+	return check_ers_referrer(ri, cancel);
 }
 
-/* The document itself (the FHIR document bundle) and its identifiers.  It
- * is serialised once, as (or into) the payload it is sent as. */
+/* The document itself (the FHIR document bundle).  It is serialised once,
+ * as (or into) the payload it is sent as. */
 static int
-render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t now, struct render_in *ri,
-    struct rendered *out)
+render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t now, struct render_in *ri)
 {
 	struct ras_doc_missing missing;
 	int64_t ver = 1;
-	int err;
 
 	(void)ras_db_res_int(res, row, 2, &ver);
 	ri->in.profile = ri->prof;
@@ -252,13 +266,85 @@ render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t no
 	ri->in.referral_key = ras_db_res_get(res, row, 6);
 	ri->in.version = (int)ver;
 	ri->in.at = now;
-	if ((err = ras_document_build(a, &ri->in, &ri->bundle, &missing)) < 0)
-		return err;
-	out->document_id = ras_document_identifier(ri->bundle);
-	out->message_id = ras_arena_alloc(a, RAS_UUID_STR_LEN);
-	if (out->message_id == NULL)
+	return ras_document_build(a, &ri->in, &ri->bundle, &missing);
+}
+
+/*
+ * The copies of one letter (to the referrer and to the GP) are one
+ * document: built once.  The last document built is kept, in an arena of
+ * its own, while the rows after it have the same inputs (kind, version,
+ * service, referral key, and the very same referral, decision, episode,
+ * acceptance date and PDS answer), which claim order puts next to each
+ * other; each copy still gets its own recipient checks, route and payload.
+ */
+struct doc_cache {
+	struct ras_arena *a;
+	struct ras_db_res *res;
+	int row;                       /* -1: none */
+	struct render_in ri;
+	struct ras_pds_findings pf;
+};
+
+static bool
+same_cell(struct ras_db_res *res, int r1, int r2, int col)
+{
+	const char *x = ras_db_res_get(res, r1, col), *y = ras_db_res_get(res, r2, col);
+
+	return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+static bool
+same_document(const struct doc_cache *c, struct ras_db_res *res, int row)
+{
+	static const int cols[] = { 1, 2, 5, 6, 8, 9, 10, 11, 12 };
+
+	if (c->row < 0 || c->res != res)
+		return false;
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+		if (!same_cell(res, c->row, row, cols[i]))
+			return false;
+	return true;
+}
+
+static void
+doc_cache_clear(struct doc_cache *c)
+{
+	ras_arena_free(c->a);
+	memset(c, 0, sizeof(*c));
+	c->row = -1;
+}
+
+/* ri: the row's inputs and document, built now (into the cache) or kept
+ * from the copy before it. */
+static int
+row_document(struct ras_outbox *o, struct doc_cache *c, struct ras_db_res *res, int row, int64_t now,
+    struct render_in *ri, bool *cancel, struct ras_outbox_stats *st)
+{
+	int err;
+
+	if (same_document(c, res, row)) {
+		*ri = c->ri;
+		recipient(res, row, ri);
+		ri->route = NULL;
+		ri->itk3 = 0;
+		ri->gp = false;
+		if ((err = check_patient(ri, &c->pf, cancel)) < 0 || (err = check_ers_referrer(ri, cancel)) < 0)
+			return err;
+		return 0;
+	}
+	doc_cache_clear(c);
+	if ((c->a = ras_arena_new()) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	ras_document_uuid((char *)out->message_id, "rasd:message|%s", ri->local_id);
+	if ((err = render_inputs(o, c->a, res, row, &c->ri, &c->pf, cancel)) < 0 ||
+	    (err = render_document(c->a, res, row, now, &c->ri)) < 0) {
+		doc_cache_clear(c);
+		return err;
+	}
+	c->res = res;
+	c->row = row;
+	*ri = c->ri;
+	if (st)
+		st->built++;
 	return 0;
 }
 
@@ -421,10 +507,11 @@ render_fhir(struct ras_outbox *o, struct ras_arena *a, int64_t now, const struct
 }
 
 static int
-render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, int row, int64_t now,
-    struct render_bufs *bufs, struct rendered *out, bool *cancel)
+render_row(struct ras_outbox *o, struct ras_arena *a, struct doc_cache *c, struct ras_db_res *res, int row,
+    int64_t now, struct render_bufs *bufs, struct rendered *out, bool *cancel, struct ras_outbox_stats *st)
 {
 	struct render_in ri = { 0 };
+	char *mid;
 	int err;
 
 	memset(out, 0, sizeof(*out));
@@ -432,9 +519,13 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res, in
 	ras_buf_reset(&bufs->body);
 	ras_buf_reset(&bufs->doc);
 	ras_buf_reset(&bufs->pdf);
-	if ((err = render_inputs(o, a, res, row, &ri, cancel)) < 0 ||
-	    (err = render_document(a, res, row, now, &ri, out)) < 0)
+	if ((err = row_document(o, c, res, row, now, &ri, cancel, st)) < 0)
 		return err;
+	out->document_id = ras_document_identifier(ri.bundle);
+	if ((mid = ras_arena_alloc(a, RAS_UUID_STR_LEN)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	ras_document_uuid(mid, "rasd:message|%s", ri.local_id);
+	out->message_id = mid;
 	if (strcmp(ri.role, "patient") == 0)
 		err = render_patient_copy(o, a, &ri, out, bufs, cancel);
 	else if ((err = render_route(o, a, &ri, out)) == 0)
@@ -645,6 +736,7 @@ render_chunk(struct ras_outbox *o, struct ras_db *db, struct pipe *q, struct ras
     const struct claimed *claimed, size_t n, int64_t now, const char *at, struct render_bufs *bufs,
     struct results *out, struct ras_outbox_stats *st)
 {
+	struct doc_cache cache = { .row = -1 };
 	int err = 0, rows = ras_db_res_rows(res);
 
 	if ((size_t)rows != n)
@@ -670,7 +762,7 @@ render_chunk(struct ras_outbox *o, struct ras_db *db, struct pipe *q, struct ras
 			    (long long)claimed[i].id, (long long)id);
 			break;
 		}
-		rerr = render_row(o, ra, res, i, now, bufs, &r, &cancel);
+		rerr = render_row(o, ra, &cache, res, i, now, bufs, &r, &cancel, st);
 		if (rerr == RAS_ENOMEM) {
 			err = rerr;
 		} else if (rerr < 0) {
@@ -690,6 +782,7 @@ render_chunk(struct ras_outbox *o, struct ras_db *db, struct pipe *q, struct ras
 		if (err == 0 && out->bytes >= RAS_RENDER_WRITE_BYTES)
 			err = results_write(db, q, out, at, st);
 	}
+	doc_cache_clear(&cache);
 	if (err == 0)
 		err = results_write(db, q, out, at, st);
 	return err;

@@ -296,6 +296,14 @@ round_of(struct ras_buf *out, const char *name, const char *route, const char *e
 	render_all(name, route, extra, 1000, &st);
 	/* each chunk's results written at least once */
 	CU_ASSERT_TRUE(st.chunks >= 1 && st.writes >= st.chunks);
+	/* the copies of one letter (to the referrer and to the GP) share one
+	 * document, built once: with a route for every recipient, one build
+	 * per document rendered */
+	if (strcmp(name, "fhir-document-json") == 0) {
+		CU_ASSERT_EQUAL(st.built, ras_test_sql_int(db, "SELECT count(DISTINCT (document_id, kind))"
+		    " FROM outbox WHERE state = 'ready'", NULL));
+		CU_ASSERT_TRUE(st.built < st.rendered);
+	}
 	/* the ITK3 messages (each with its letter as PDF) are written in
 	 * parts of about RAS_RENDER_WRITE_BYTES */
 	if (strstr(name, "send-document") || strstr(name, "toc"))
