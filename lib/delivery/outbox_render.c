@@ -30,9 +30,11 @@
  * A batch is claimed as ids (and the stored size of what each letter is
  * rendered from), then worked a chunk at a time in the one transaction:
  * each chunk's context read by one statement (SQL_CONTEXT), its letters
- * rendered with buffers reused from letter to letter, and its results
- * written by two statements whatever their number (SQL_READY, SQL_FAILED
- * and SQL_DEADLINES_CHECK), the columns sent as binary arrays.  What a
+ * rendered with buffers reused from letter to letter (the copies of one
+ * letter sharing one document), and its results written by at most three
+ * statements whatever their number (SQL_READY; SQL_FAILED and
+ * SQL_DEADLINES_CHECK for letters that fail), the columns sent as binary
+ * arrays; the statements go in one pipeline (struct pipe).  What a
  * batch holds in memory is bounded by RAS_RENDER_CHUNK_BYTES of context
  * and RAS_RENDER_WRITE_BYTES of rendered payloads, whatever [outbox]
  * batch_size is.
