@@ -91,6 +91,8 @@ struct ras_form_check {
 	const char **unknown;
 	const int *item_of;           /* per answer: index of its item in q->items, or -1 */
 	const bool *answer_ok;        /* per answer: acceptable for its item (false: no item) */
+	const int *n_answers_of;      /* per item of q: its answers */
+	const int *n_ok_of;           /* per item of q: its acceptable answers */
 };
 
 /*

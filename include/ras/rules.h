@@ -58,6 +58,7 @@
 #include "ras/referral.h"
 
 struct ras_arena;
+struct ras_buf;
 struct ras_calendar;
 struct ras_ruleset;
 
@@ -147,6 +148,17 @@ int ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs,
  * no-op when d->facts is already set or the decision is not the engine's.
  */
 int ras_rules_facts_json(struct ras_arena *a, struct ras_decision *d);
+
+/*
+ * The same facts as JSON text, appended to `out`: byte for byte what
+ * ras_json_dump(RAS_JSON_COMPACT) writes of the object
+ * ras_rules_facts_json() builds from the same decision (before anything
+ * else is added to it), written straight from d->trace without building
+ * a JSON tree.  RAS_EINVALID when the decision is not the engine's;
+ * RAS_ETOOBIG when out's limit is reached, on out-of-memory, or on a
+ * string that is not UTF-8 (where building the object fails too).
+ */
+int ras_rules_facts_text(const struct ras_decision *d, struct ras_buf *out);
 
 /*
  * Clock kinds.  A rule set may only start a clock something in rasd can

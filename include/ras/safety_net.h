@@ -107,15 +107,31 @@ int ras_safety_net_items_new(struct ras_arena *a, const struct ras_questionnaire
     size_t n_forms, const struct ras_safety_net_items **out);
 
 /*
+ * Which item of the referral form each of its answers is, as the form
+ * check matched them (ras_form_check's item_of), in version `form` of the
+ * versions `items` was built from.  The net then reads an answer's linkId
+ * from its item instead of hashing it again (an answer matched to an item
+ * has that item's linkId, and is on the form); answers matched to no item
+ * it looks up itself.  It takes nothing else from the form check: not
+ * whether an answer is acceptable, nor what the rules made of it.
+ */
+struct ras_safety_net_match {
+	size_t form;
+	const int *item_of;        /* per answer of r->form: its item, or -1 */
+};
+
+/*
  * Check referral `r`.  `items` are the referral form's linkIds (NULL, or
  * built from no form version: no item is said to be off the form; built
- * from versions without items: every item is).  The notes
+ * from versions without items: every item is); `match` (may be NULL) as
+ * above.  The notes
  * point into `r` (its codes, linkIds and intake doubts) and static text:
  * keep `r` while they are used.  Allocates from `a` only when there is
  * something to note.
  */
 int ras_safety_net_check(struct ras_arena *a, const struct ras_referral *r,
-    const struct ras_safety_net_items *items, struct ras_safety_net *out);
+    const struct ras_safety_net_items *items, const struct ras_safety_net_match *match,
+    struct ras_safety_net *out);
 
 /* The text of note `n`: written into buf (RAS_SAFETY_NOTE_TEXT_MAX bytes)
  * and returned, or for RAS_NOTE_INTAKE its own string. */

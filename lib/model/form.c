@@ -1,4 +1,5 @@
 /* form: Questionnaires and the check of a response against one (see include/ras/form.h). */
+#include <stdint.h>
 #include <string.h>
 
 #include "ras/arena.h"
@@ -209,8 +210,9 @@ ras_form_item(const struct ras_questionnaire *q, const char *link_id)
 	return NULL;
 }
 
-bool
-ras_form_answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
+/* (inlined into the check, which calls it for every answer) */
+static inline __attribute__((always_inline)) bool
+answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
 {
 	switch (item->type) {
 	case RAS_QITEM_BOOLEAN:
@@ -242,6 +244,12 @@ ras_form_answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
 	return false;
 }
 
+bool
+ras_form_answer_ok(const struct ras_qitem *item, const struct ras_answer *ans)
+{
+	return answer_ok(item, ans);
+}
+
 static bool
 listed(const char *const *list, size_t n, const char *s)
 {
@@ -251,85 +259,106 @@ listed(const char *const *list, size_t n, const char *s)
 	return false;
 }
 
+/* A linkId is the item's: the first byte rules most items out without a call. */
+static inline bool
+same_id(const char *item, const char *id)
+{
+	return item[0] == id[0] && strcmp(item, id) == 0;
+}
+
 static int
 check_against(struct ras_arena *a, const struct ras_questionnaire *q, const struct ras_form *f,
     const char *const *extra_required, size_t n_extra, struct ras_form_check *out)
 {
-	size_t cap = f->n_answers + q->n_items + n_extra + 1;
+	size_t na = f->n_answers, ni = q->n_items;
+	size_t cap = na + ni + n_extra + 1;
+	const char **lists;
 	int *item_of, *count, *ok_count;
-	bool *answer_ok;
+	bool *ok;
 
-	out->q = q;
-	out->missing = ras_arena_calloc(a, cap, sizeof(char *));
-	out->invalid = ras_arena_calloc(a, cap, sizeof(char *));
-	out->unknown = ras_arena_calloc(a, cap, sizeof(char *));
-	item_of = ras_arena_calloc(a, f->n_answers + 1, sizeof(int));
-	count = ras_arena_calloc(a, q->n_items + 1, sizeof(int));
-	ok_count = ras_arena_calloc(a, q->n_items + 1, sizeof(int));
-	answer_ok = ras_arena_calloc(a, f->n_answers + 1, sizeof(bool));
-	if (!out->missing || !out->invalid || !out->unknown || !item_of || !count || !ok_count ||
-	    !answer_ok)
+	/* Everything the check returns in one allocation (the arena zeroes it):
+	 * the three lists of names, then per answer its item, per item its
+	 * answers and its acceptable answers, per answer its acceptability. */
+	if (cap > SIZE_MAX / 64)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
+	lists = ras_arena_alloc(a, 3 * cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
+	    (na + 1) * sizeof(bool));
+	if (lists == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	out->q = q;
+	out->missing = lists;
+	out->invalid = lists + cap;
+	out->unknown = lists + 2 * cap;
+	item_of = (int *)(lists + 3 * cap);
+	count = item_of + na + 1;
+	ok_count = count + ni + 1;
+	ok = (bool *)(ok_count + ni + 1);
 
 	/* One pass: which item each answer belongs to, and how many there are.
-	 * Answers mostly come in form order, so each search starts after the
-	 * previous answer's item (linkIds are unique: the same item is found). */
-	for (size_t i = 0, from = 0; i < f->n_answers; i++) {
+	 * Answers mostly come in form order, so each search starts at the item
+	 * after the previous answer's (linkIds are unique: the same item is
+	 * found). */
+	for (size_t i = 0, from = 0; i < na; i++) {
 		const struct ras_answer *ans = &f->answers[i];
+		const char *lid = ans->link_id;
+		size_t k = from, n = 0;
+		int idx = -1;
 
-		item_of[i] = -1;
-		for (size_t n = 0, k = from; n < q->n_items; n++, k = k + 1 < q->n_items ? k + 1 : 0) {
-			if (q->items[k].link_id[0] == ans->link_id[0] &&
-			    strcmp(q->items[k].link_id, ans->link_id) == 0) {
-				item_of[i] = (int)k;
-				from = k + 1 < q->n_items ? k + 1 : 0;
+		for (; n < ni; n++) {
+			if (same_id(q->items[k].link_id, lid)) {
+				idx = (int)k;
 				break;
 			}
+			k = k + 1 < ni ? k + 1 : 0;
 		}
-		if (item_of[i] < 0) {
-			if (!listed(out->unknown, out->n_unknown, ans->link_id))
-				out->unknown[out->n_unknown++] = ans->link_id;
+		item_of[i] = idx;
+		if (idx < 0) {
+			if (!listed(out->unknown, out->n_unknown, lid))
+				out->unknown[out->n_unknown++] = lid;
 			continue;
 		}
-		count[item_of[i]]++;
-		if ((answer_ok[i] = ras_form_answer_ok(&q->items[item_of[i]], ans)))
-			ok_count[item_of[i]]++;
+		from = k + 1 < ni ? k + 1 : 0;
+		count[idx]++;
+		if ((ok[i] = answer_ok(&q->items[idx], ans)))
+			ok_count[idx]++;
 	}
 	out->item_of = item_of;
-	out->answer_ok = answer_ok;
-	/* Invalid: any unacceptable answer, or several answers to an item that
-	 * does not repeat.  In form order. */
-	for (size_t k = 0; k < q->n_items; k++)
-		if (count[k] > ok_count[k] || (!q->items[k].repeats && count[k] > 1))
-			out->invalid[out->n_invalid++] = q->items[k].link_id;
-	/* Required items, in form order, then the service's extra ones.  An
-	 * item answered only unacceptably is listed as invalid, not missing. */
-	for (size_t k = 0; k < q->n_items; k++)
-		if (q->items[k].required && q->items[k].group == NULL && ok_count[k] == 0 &&
-		    count[k] == 0)
-			out->missing[out->n_missing++] = q->items[k].link_id;
-	for (size_t e = 0, from = 0; e < n_extra; e++) {
-		const struct ras_qitem *item = NULL;
-		size_t k = 0;
+	out->answer_ok = ok;
+	out->n_answers_of = count;
+	out->n_ok_of = ok_count;
+	/* In form order: invalid, for any unacceptable answer or several
+	 * answers to an item that does not repeat; missing, for a required
+	 * item without any answer (one answered only unacceptably is invalid,
+	 * not missing). */
+	for (size_t k = 0; k < ni; k++) {
+		const struct ras_qitem *it = &q->items[k];
 
-		/* (a service lists them mostly in form order: each search starts
-		 * after the previous one's item) */
-		k = from;
-		for (size_t n = 0; n < q->n_items; n++, k = k + 1 < q->n_items ? k + 1 : 0) {
-			/* (the first byte rules most items out without a call) */
-			if (q->items[k].link_id[0] == extra_required[e][0] &&
-			    strcmp(q->items[k].link_id, extra_required[e]) == 0) {
-				item = &q->items[k];
-				from = k + 1 < q->n_items ? k + 1 : 0;
+		if (count[k] > ok_count[k] || (!it->repeats && count[k] > 1))
+			out->invalid[out->n_invalid++] = it->link_id;
+		else if (count[k] == 0 && it->required && it->group == NULL)
+			out->missing[out->n_missing++] = it->link_id;
+	}
+	/* Then the service's extra ones (listed mostly in form order: each
+	 * search starts after the previous one's item). */
+	for (size_t e = 0, from = 0; e < n_extra; e++) {
+		const char *x = extra_required[e];
+		size_t k = from, n = 0;
+		bool found = false;
+
+		for (; n < ni; n++) {
+			if (same_id(q->items[k].link_id, x)) {
+				found = true;
 				break;
 			}
+			k = k + 1 < ni ? k + 1 : 0;
 		}
-		k = item ? k : 0;
-
-		if (item && (ok_count[k] > 0 || count[k] > 0))
-			continue;
-		if (!listed(out->missing, out->n_missing, extra_required[e]))
-			out->missing[out->n_missing++] = extra_required[e];
+		if (found) {
+			from = k + 1 < ni ? k + 1 : 0;
+			if (count[k] > 0)
+				continue;
+		}
+		if (!listed(out->missing, out->n_missing, x))
+			out->missing[out->n_missing++] = x;
 	}
 	return 0;
 }

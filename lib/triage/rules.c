@@ -116,6 +116,7 @@ struct rule {
 	struct seg *segs;       /* the template compiled (n_segs 0: advice is static text) */
 	size_t n_segs;
 	struct cond when;
+	bool plain;             /* id, clause and target need no escape in JSON */
 };
 
 enum unit { U_WORKING_DAYS = 1, U_HOURS, U_WEEKS, U_MONTHS };
@@ -149,6 +150,9 @@ struct ras_ruleset {
 	const char **form_slots;
 	size_t n_form_slots, cap_form_slots;
 	int *item_map;
+	/* per form version, per item: its facts key as JSON text ("\"form.<linkId>\":"),
+	 * NULL when the linkId needs escapes (written as any other string) */
+	const char ***item_keys;
 	int slot_red_flags, slot_suspected_cancer;  /* the net's facts; -1 when unnamed */
 	const struct ras_safety_net_items *net_items;  /* every version's linkIds, for the net */
 	struct ods_map *ods;     /* every practice list's codes, what each says (built at link) */
@@ -830,6 +834,16 @@ compile_template(struct ras_arena *a, struct ras_ruleset *rs, struct rule *r)
 	return 0;
 }
 
+/* A string JSON text holds as it is (printable ASCII, no '"' or '\\'). */
+static bool
+json_plain(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+			return false;
+	return s != NULL;
+}
+
 static int
 parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *r,
     bool accept)
@@ -911,6 +925,7 @@ parse_rule(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct rule *
 		return ras_error_code(RAS_EINVALID, "%s: a return needs advice for the referrer", where);
 	if (json_object_get(j, "when") == NULL)
 		return ras_error_code(RAS_EINVALID, "%s: \"when\" is required", where);
+	r->plain = json_plain(r->id) && json_plain(r->clause) && (r->target == NULL || json_plain(r->target));
 	return parse_cond(a, rs, json_object_get(j, "when"), &r->when, 0, false, where);
 }
 
@@ -1335,6 +1350,29 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : -1;
 		}
 	}
+	rs->item_keys = ras_arena_calloc(a, rs->n_forms + 1, sizeof(*rs->item_keys));
+	if (rs->item_keys == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < rs->n_forms; i++) {
+		const struct ras_questionnaire *q = rs->forms[i];
+
+		if ((rs->item_keys[i] = ras_arena_calloc(a, q->n_items + 1, sizeof(char *))) == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t k = 0; k < q->n_items; k++) {
+			const char *lid = q->items[k].link_id;
+			size_t l = strlen(lid);
+			char *key;
+
+			if (!json_plain(lid) || l > RAS_ID_MAX + 2)
+				continue;
+			if ((key = ras_arena_alloc(a, l + 10)) == NULL)
+				return ras_error_code(RAS_ENOMEM, "out of memory");
+			memcpy(key, "\"form.", 6);
+			memcpy(key + 6, lid, l);
+			memcpy(key + 6 + l, "\":", 3);
+			rs->item_keys[i][k] = key;
+		}
+	}
 	if ((err = ras_safety_net_items_new(a, rs->forms, rs->n_forms, &rs->net_items)) < 0 ||
 	    (err = ods_map_new(a, population, all_lists, n_lists, &rs->ods)) < 0)
 		return err;
@@ -1363,6 +1401,7 @@ struct ras_rules_trace {
 	const struct ras_questionnaire *q;   /* the form version answers were read with */
 	int qi;                              /* its index in rs->forms; -1 with no form */
 	struct fval *items;                  /* per item of q */
+	const int *item_of;                  /* per answer of the form: its item of q, or -1 */
 	size_t n_hit;
 	const struct rule *const *hit;       /* every rule that matched ("findings") */
 	struct ras_safety_net net;
@@ -1430,10 +1469,9 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	struct ras_form_check fc, interp;
 	const struct ras_questionnaire *q;
 	struct fval *v = t->v, *items;
-	bool *bad;
 	const bool *ok;
-	const char **codes;
-	size_t n_codes = 0;
+	const int *count, *n_ok;
+	const char **codes = NULL;
 	int err;
 
 	if ((err = ras_form_check(a, rs->forms, rs->n_forms, form,
@@ -1461,44 +1499,18 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	flist(&v[F_FORM_INVALID], interp.invalid, interp.n_invalid);
 	flist(&v[F_FORM_UNKNOWN], interp.unknown, interp.n_unknown);
 	t->q = q;
+	t->item_of = interp.item_of;
 	for (size_t i = 0; i < rs->n_forms; i++)
 		if (rs->forms[i] == q)
 			t->qi = (int)i;
 	items = ras_arena_calloc(a, q->n_items + 1, sizeof(*items));
-	bad = ras_arena_calloc(a, q->n_items + 1, sizeof(*bad));
-	ok = interp.answer_ok;
-	if (items == NULL || bad == NULL)
+	if (items == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	t->items = items;
-	for (size_t k = 0; k < interp.n_invalid; k++) {
-		const struct ras_qitem *it = ras_form_item(q, interp.invalid[k]);
-
-		if (it)
-			bad[it - q->items] = true;
-	}
-	/* Which answers are acceptable, and how many codes each repeating
-	 * choice keeps (its list takes that many from one array). */
-	for (size_t k = 0; k < form->n_answers; k++) {
-		int idx = interp.item_of[k];
-
-		if (idx < 0)
-			continue;
-		if (ok[k] && q->items[idx].type == RAS_QITEM_CHOICE && q->items[idx].repeats) {
-			items[idx].n++;
-			n_codes++;
-		}
-	}
-	if (n_codes) {
-		if ((codes = ras_arena_calloc(a, n_codes, sizeof(*codes))) == NULL)
-			return ras_error_code(RAS_ENOMEM, "out of memory");
-		for (size_t i = 0; i < q->n_items; i++)
-			if (items[i].n) {
-				size_t n = items[i].n;
-
-				flist(&items[i], codes, 0);
-				codes += n;
-			}
-	}
+	ok = interp.answer_ok;
+	count = interp.n_answers_of;
+	n_ok = interp.n_ok_of;
+	/* One pass over the answers, each with its item as the check matched it. */
 	for (size_t k = 0; k < form->n_answers; k++) {
 		const struct ras_answer *ans = &form->answers[k];
 		int idx = interp.item_of[k];
@@ -1510,12 +1522,21 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 		it = &q->items[idx];
 		f = &items[idx];
 		if (it->type == RAS_QITEM_CHOICE && it->repeats) {
-			/* a repeating choice keeps the codes that were acceptable */
+			/* a repeating choice keeps the codes that were acceptable: its
+			 * list takes that many from one array (at most one per answer) */
+			if (f->t == VT_NONE) {
+				if (codes == NULL &&
+				    (codes = ras_arena_calloc(a, form->n_answers, sizeof(*codes))) == NULL)
+					return ras_error_code(RAS_ENOMEM, "out of memory");
+				flist(f, codes, 0);
+				codes += n_ok[idx];
+			}
 			f->list[f->n++] = ans->code;
 			continue;
 		}
-		/* an item with an unacceptable answer (or two answers) is no fact */
-		if (bad[idx] || f->t != VT_NONE)
+		/* an item with an unacceptable answer (or two answers to an item
+		 * that does not repeat: the check's "invalid") is no fact */
+		if (f->t != VT_NONE || count[idx] > n_ok[idx] || (!it->repeats && count[idx] > 1))
 			continue;
 		switch (it->type) {
 		case RAS_QITEM_BOOLEAN: fbool(f, ans->b); break;
@@ -1709,11 +1730,39 @@ render_advice(struct ras_arena *a, const struct ras_ruleset *rs, const struct ru
 
 /* ---- deadlines ------------------------------------------------------------- */
 
-/* British Summer Time of one year, computed once for a decision's clocks. */
+/* British Summer Time of one year, kept per thread: decisions mostly fall
+ * in the same year, so it is computed about once a year, not per clock. */
 struct summer {
 	int year;               /* 0: none yet */
 	int64_t start, end;
 };
+
+static _Thread_local struct summer summer_cache;
+
+static void
+summer_of(int year, struct summer *bst)
+{
+	if (bst->year != year) {
+		ras_time_uk_summer(year, &bst->start, &bst->end);
+		bst->year = year;
+	}
+}
+
+/* As ras_time_uk_date(t, d, NULL), with the year's summer time cached. */
+static void
+uk_date(int64_t t, struct ras_date *d)
+{
+	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, local;
+	struct summer *bst = &summer_cache;
+
+	ras_date_from_days(days, d);
+	summer_of(d->year, bst);
+	if (!(t >= bst->start && t < bst->end))
+		return;
+	local = t + 3600;
+	if ((local >= 0 ? local / 86400 : (local - 86399) / 86400) != days)
+		ras_date_from_days(days + 1, d);
+}
 
 /* The last second of UK day d: the next day's UK midnight (as
  * ras_time_uk_midnight: the offset at 23:00 UTC the day before, since the
@@ -1723,10 +1772,7 @@ end_of_day(const struct ras_date *d, struct summer *bst)
 {
 	int64_t local = (ras_date_to_days(d) + 1) * 86400, guess = local - 3600;
 
-	if (bst->year != d->year) {
-		ras_time_uk_summer(d->year, &bst->start, &bst->end);
-		bst->year = d->year;
-	}
+	summer_of(d->year, bst);
 	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
 }
 
@@ -1784,7 +1830,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 {
 	struct ras_deadline *dl;
 	struct fval cf[CF_COUNT] = { 0 };
-	struct summer bst = { 0 };
+	struct summer *bst = &summer_cache;
 	const struct fval *cs[CF_COUNT];
 	bool cov = true;
 	size_t n = 0;
@@ -1808,7 +1854,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		struct ras_deadline *d = &dl[n];
 		bool c_cov = true;
 
-		if (c->has_when && !eval(&c->when, cs))
+		if (c->has_when && !(c->when.op >= OP_EQ ? leaf(&c->when, cs) : eval(&c->when, cs)))
 			continue;
 		d->kind = c->kind;
 		d->clause = c->clause;
@@ -1816,20 +1862,20 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		case U_WORKING_DAYS:
 			if ((err = ras_calendar_add_working_days(cal, day0, c->amount, &d->due_date, &c_cov)) < 0)
 				return err;
-			d->due_at = end_of_day(&d->due_date, &bst);
+			d->due_at = end_of_day(&d->due_date, bst);
 			break;
 		case U_HOURS:
 			d->hours = true;
 			d->due_at = received_at + (int64_t)c->amount * 3600;
-			ras_time_uk_date(d->due_at, &d->due_date, NULL);
+			uk_date(d->due_at, &d->due_date);
 			break;
 		case U_WEEKS:
 			ras_date_add_days(day0, (int64_t)c->amount * 7, &d->due_date);
-			d->due_at = end_of_day(&d->due_date, &bst);
+			d->due_at = end_of_day(&d->due_date, bst);
 			break;
 		case U_MONTHS:
 			ras_date_add_months(day0, c->amount, &d->due_date);
-			d->due_at = end_of_day(&d->due_date, &bst);
+			d->due_at = end_of_day(&d->due_date, bst);
 			break;
 		}
 		cov = cov && c_cov;
@@ -1933,19 +1979,24 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	if (!rs->linked)
 		return ras_error_code(RAS_EINVALID, "rule set %s is not linked to its form and practice list",
 		    rs->service);
-	ras_time_uk_date(received_at, &day0, NULL);
+	uk_date(received_at, &day0);
 	t = ras_arena_alloc(a, sizeof(*t));
-	hit = ras_arena_calloc(a, rs->n_rules + 1, sizeof(*hit));
-	chosen = ras_arena_calloc(a, rs->n_rules + 1, sizeof(*chosen));
+	/* (the rules that matched and the ones chosen, in one allocation) */
+	hit = ras_arena_calloc(a, 2 * (rs->n_rules + 1), sizeof(*hit));
+	chosen = hit ? hit + rs->n_rules + 1 : NULL;
 	if (t == NULL || hit == NULL || chosen == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = build_facts(a, rs, r, &day0, t)) < 0)
 		return err;
 
 	slot_facts(rs, t, sv);
-	for (size_t i = 0; i < rs->n_rules; i++)
-		if (eval(&rs->rules[i].when, sv))
+	for (size_t i = 0; i < rs->n_rules; i++) {
+		const struct cond *c = &rs->rules[i].when;
+
+		/* (most rules test one fact: tested here, without a call) */
+		if (c->op >= OP_EQ ? leaf(c, sv) : eval(c, sv))
 			hit[n_hit++] = &rs->rules[i];
+	}
 
 	/* 1. Safety: never returned, never silently accepted. */
 	for (size_t i = 0; i < n_hit; i++)
@@ -1995,8 +2046,15 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	 * rule set's safety rules over the net's signals, else an urgent
 	 * review); doubt it cannot settle is never returned or accepted. */
 	t->net_applied = "none";
-	if ((err = ras_safety_net_check(a, r, rs->net_items, &t->net)) < 0)
-		return err;
+	{
+		/* the net may share which answer is which item of the form (it
+		 * takes nothing else from the facts above) */
+		struct ras_safety_net_match m = { .form = t->qi >= 0 ? (size_t)t->qi : 0,
+			.item_of = t->qi >= 0 ? t->item_of : NULL };
+
+		if ((err = ras_safety_net_check(a, r, rs->net_items, &m, &t->net)) < 0)
+			return err;
+	}
 	if (t->net.danger && chosen[0]->stage != STAGE_SAFETY) {
 		const struct fval *ns[RAS_RULE_FACTS_MAX];
 		struct fval own[3] = { 0 };
@@ -2187,5 +2245,305 @@ ras_rules_facts_json(struct ras_arena *a, struct ras_decision *d)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	}
 	d->facts = j;
+	return 0;
+}
+
+/* ---- the facts as JSON text --------------------------------------------------- */
+
+/*
+ * The same bytes as ras_json_dump(RAS_JSON_COMPACT) of the object
+ * ras_rules_facts_json() builds, written straight from the typed facts.
+ * Strings of printable ASCII without '"' or '\' are copied; any other
+ * string (escapes, non-ASCII, which jansson also checks is UTF-8) and any
+ * real number is written by jansson itself, so its bytes are jansson's.
+ */
+struct text {
+	struct ras_buf *b;
+	char *p;                /* next byte of chunk */
+	int err;
+	char chunk[4096];       /* written to b when full and at the end */
+};
+
+static void
+tflush(struct text *t)
+{
+	if (t->err == 0 && t->p > t->chunk && ras_buf_append(t->b, t->chunk, (size_t)(t->p - t->chunk)) < 0)
+		t->err = -1;
+	t->p = t->chunk;
+}
+
+static inline void
+tput(struct text *t, const char *s, size_t n)
+{
+	if (n > (size_t)(t->chunk + sizeof(t->chunk) - t->p)) {
+		tflush(t);
+		if (n > sizeof(t->chunk)) {
+			if (t->err == 0 && ras_buf_append(t->b, s, n) < 0)
+				t->err = -1;
+			return;
+		}
+	}
+	memcpy(t->p, s, n);
+	t->p += n;
+}
+
+/* text known to need no escape (the engine's own names and punctuation) */
+static void
+tlit(struct text *t, const char *s)
+{
+	tput(t, s, strlen(s));
+}
+
+/* a value jansson writes (a new reference, NULL: the facts object could
+ * not have been built either) */
+static void
+tjson(struct text *t, json_t *j)
+{
+	if (j == NULL) {
+		t->err = -1;
+		return;
+	}
+	tflush(t);
+	if (t->err == 0 && ras_json_dump(j, RAS_JSON_COMPACT, t->b) < 0)
+		t->err = -1;
+	json_decref(j);
+}
+
+/* A byte jansson writes as it is: printable ASCII but '"' and '\\'. */
+static inline bool
+plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
+/* Whether s[0..n) is all plain bytes: eight at a time (each test is
+ * exact: no borrow crosses a byte unless some byte already fails). */
+static bool
+plain_text(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w, q = 0, b = 0, d = 0;
+
+		memcpy(&w, s + i, 8);
+		q = w ^ (ones * '"');
+		b = w ^ (ones * '\\');
+		d = w ^ (ones * 0x7f);
+		if ((((w - ones * 0x20) & ~w) | w | ((q - ones) & ~q) | ((b - ones) & ~b) |
+		    ((d - ones) & ~d)) & high)
+			return false;
+	}
+	for (; i < n; i++)
+		if (!plain_byte((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+static void
+tstr(struct text *t, const char *s)
+{
+	size_t n;
+
+	if (s == NULL) {
+		t->err = -1;
+		return;
+	}
+	n = strlen(s);
+	if (!plain_text(s, n)) {
+		tjson(t, json_string(s));
+		return;
+	}
+	tput(t, "\"", 1);
+	tput(t, s, n);
+	tput(t, "\"", 1);
+}
+
+/* A string of the rule set or the engine: checked for escapes once, when
+ * the rule set was parsed (plain), else as any other. */
+static inline void
+tstr_plain(struct text *t, const char *s, bool plain)
+{
+	if (!plain) {
+		tstr(t, s);
+		return;
+	}
+	tput(t, "\"", 1);
+	tlit(t, s);
+	tput(t, "\"", 1);
+}
+
+/* a key and its ':' (after a ',' unless it is the object's first);
+ * `plain`: the engine's own name, nothing to escape */
+static inline void
+tkey(struct text *t, bool *first, const char *k, bool plain)
+{
+	if (!*first)
+		tput(t, ",", 1);
+	*first = false;
+	tstr_plain(t, k, plain);
+	tput(t, ":", 1);
+}
+
+static inline void
+tbool(struct text *t, bool b)
+{
+	if (b)
+		tput(t, "true", 4);
+	else
+		tput(t, "false", 5);
+}
+
+static inline void
+tint(struct text *t, int64_t i)
+{
+	char d[24];
+	size_t k = sizeof(d);
+	uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+
+	do {
+		d[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (i < 0)
+		d[--k] = '-';
+	tput(t, d + k, sizeof(d) - k);
+}
+
+static inline void
+tval(struct text *t, const struct fval *v)
+{
+	switch (v->t) {
+	case VT_BOOL: tbool(t, v->b); break;
+	case VT_INT: tint(t, v->i); break;
+	case VT_REAL: tjson(t, json_real(v->d)); break;
+	case VT_STR: tstr(t, v->s); break;
+	case VT_LIST:
+		tput(t, "[", 1);
+		for (size_t i = 0; i < v->n; i++) {
+			if (i)
+				tput(t, ",", 1);
+			tstr(t, v->list[i]);
+		}
+		tput(t, "]", 1);
+		break;
+	case VT_NONE:
+		t->err = -1;
+		break;
+	}
+}
+
+static void
+tnotes(struct text *t, const struct ras_safety_note *v, size_t n)
+{
+	char buf[RAS_SAFETY_NOTE_TEXT_MAX];
+
+	tput(t, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			tput(t, ",", 1);
+		tstr(t, ras_safety_net_note_text(&v[i], buf));
+	}
+	tput(t, "]", 1);
+}
+
+int
+ras_rules_facts_text(const struct ras_decision *d, struct ras_buf *out)
+{
+	static const enum fid order[] = {
+		F_SOURCE, F_FROM_ERS, F_PRIORITY, F_HAS_ATTACHMENTS, F_NHS_VALID, F_NHS_STATUS,
+		F_BIRTH_KNOWN, F_AGE, F_PRACTICE_KNOWN, F_PRACTICE, F_PRACTICE_IN_AREA,
+		F_PRACTICE_CLOSED, F_REFERRER_KIND, F_REFERRER_ORG, F_FORM_PRESENT, F_FORM_Q_KNOWN,
+		F_FORM_VERSION_KNOWN, F_FORM_CURRENT, F_FORM_COMPLETED, F_FORM_STATUS, F_FORM_VERSION,
+		F_FORM_MISSING, F_FORM_INVALID, F_FORM_UNKNOWN,
+	};
+	const struct ras_rules_trace *t = d->trace;
+	const struct ras_safety_net *net;
+	struct text x;
+	bool first = true, nfirst = true;
+
+	_Static_assert(sizeof(order) / sizeof(order[0]) == F_FORM, "every engine fact in order");
+	if (t == NULL)
+		return ras_error_code(RAS_EINVALID, "the decision is not the rules engine's");
+	net = &t->net;
+	x.b = out;
+	x.p = x.chunk;
+	x.err = 0;
+	tput(&x, "{", 1);
+	for (size_t i = 0; i < F_FORM; i++)
+		if (t->v[order[i]].t != VT_NONE) {
+			tkey(&x, &first, known_facts[order[i]].name, true);
+			tval(&x, &t->v[order[i]]);
+		}
+	for (size_t i = 0; t->q && i < t->q->n_items; i++) {
+		char key[RAS_ID_MAX + 8];
+		size_t l;
+
+		if (t->items[i].t == VT_NONE)
+			continue;
+		if (t->qi >= 0 && t->rs->item_keys[t->qi][i] != NULL) {
+			/* its key written when the rule set was linked */
+			const char *k = t->rs->item_keys[t->qi][i];
+
+			if (!first)
+				tput(&x, ",", 1);
+			first = false;
+			tlit(&x, k);
+			tval(&x, &t->items[i]);
+			continue;
+		}
+		l = strnlen(t->q->items[i].link_id, sizeof(key) - 6);
+		memcpy(key, "form.", 5);
+		memcpy(key + 5, t->q->items[i].link_id, l);
+		key[5 + l] = '\0';
+		tkey(&x, &first, key, false);
+		tval(&x, &t->items[i]);
+	}
+	tkey(&x, &first, "findings", true);
+	tput(&x, "[", 1);
+	for (size_t i = 0; i < t->n_hit; i++) {
+		const struct rule *r = t->hit[i];
+
+		tlit(&x, i ? ",{\"rule\":" : "{\"rule\":");
+		tstr_plain(&x, r->id, r->plain);
+		tlit(&x, ",\"clause\":");
+		tstr_plain(&x, r->clause, r->plain);
+		tlit(&x, ",\"stage\":");
+		tstr_plain(&x, stage_names[r->stage], true);
+		tlit(&x, ",\"outcome\":");
+		tstr_plain(&x, ras_decision_outcome_name(r->outcome), true);
+		if (r->target) {
+			tlit(&x, ",\"target\":");
+			tstr_plain(&x, r->target, r->plain);
+		}
+		tput(&x, "}", 1);
+	}
+	tput(&x, "]", 1);
+	tkey(&x, &first, "safety_net", true);
+	tput(&x, "{", 1);
+	tkey(&x, &nfirst, "danger", true), tbool(&x, net->danger);
+	tkey(&x, &nfirst, "cauda_equina", true), tbool(&x, net->cauda_equina);
+	tkey(&x, &nfirst, "suspected_cancer", true), tbool(&x, net->suspected_cancer);
+	tkey(&x, &nfirst, "two_week_wait", true), tbool(&x, net->two_week_wait);
+	tkey(&x, &nfirst, "urgent", true), tbool(&x, net->urgent);
+	tkey(&x, &nfirst, "red_flag", true), tbool(&x, net->red_flag);
+	tkey(&x, &nfirst, "signals", true), tnotes(&x, net->signals, net->n_signals);
+	tkey(&x, &nfirst, "doubts", true), tnotes(&x, net->doubts, net->n_doubts);
+	tkey(&x, &nfirst, "forms_seen", true), tint(&x, (int64_t)net->forms_seen);
+	tkey(&x, &nfirst, "answers_seen", true), tint(&x, (int64_t)net->answers_seen);
+	tkey(&x, &nfirst, "applied", true), tstr_plain(&x, t->net_applied, true);
+	tput(&x, "}", 1);
+	tkey(&x, &first, "automation", true);
+	tstr_plain(&x, ras_rules_automation_name(t->automation), true);
+	tkey(&x, &first, "urgent", true);
+	tbool(&x, t->urgent);
+	tkey(&x, &first, "calendar_covers_deadlines", true);
+	tbool(&x, t->covered);
+	tput(&x, "}", 1);
+	tflush(&x);
+	if (x.err)
+		return ras_error_code(RAS_ETOOBIG, "could not write the decision's facts (output limit, "
+		    "memory or text that is not UTF-8)");
 	return 0;
 }

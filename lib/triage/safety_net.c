@@ -49,9 +49,20 @@ static const struct {
 static const char *const not_danger[] = { "non-malignant", "non malignant", "nonmalignant",
 	"non-cancer", "non cancer", "benign" };
 
+/* What a linkId is to the net. */
+enum name {
+	NAME_UNKNOWN = 0,          /* not yet known: hashed and compared */
+	NAME_OTHER,
+	NAME_RED_FLAGS,
+	NAME_CANCER,
+	NAME_CAUDA,
+};
+
 struct ras_safety_net_items {
 	uint32_t h_red_flags, h_cancer, h_cauda;  /* the hashes of the linkIds the net reads */
 	size_t n_forms;            /* form versions it was built from */
+	const size_t *n_items;     /* per version: its items */
+	const unsigned char *const *names;  /* per version, per item: enum name of its linkId */
 	size_t n;                  /* linkIds held */
 	size_t mask;               /* slots - 1 (a power of two, at least twice n) */
 	const char **slot;
@@ -101,6 +112,27 @@ ras_safety_net_items_new(struct ras_arena *a, const struct ras_questionnaire *co
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	ix->mask = size - 1;
 	ix->n_forms = n_forms;
+	{
+		size_t *ni = ras_arena_calloc(a, n_forms + 1, sizeof(*ni));
+		unsigned char **names = ras_arena_calloc(a, n_forms + 1, sizeof(*names));
+
+		if (ni == NULL || names == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t i = 0; i < n_forms; i++) {
+			ni[i] = forms[i]->n_items;
+			if ((names[i] = ras_arena_calloc(a, ni[i] + 1, 1)) == NULL)
+				return ras_error_code(RAS_ENOMEM, "out of memory");
+			for (size_t k = 0; k < ni[i]; k++) {
+				const char *lid = forms[i]->items[k].link_id;
+
+				names[i][k] = strcmp(lid, "red-flags") == 0 ? NAME_RED_FLAGS :
+				    strcmp(lid, CODE_CANCER) == 0 ? NAME_CANCER :
+				    strcmp(lid, CODE_CAUDA) == 0 ? NAME_CAUDA : NAME_OTHER;
+			}
+		}
+		ix->n_items = ni;
+		ix->names = (const unsigned char *const *)names;
+	}
 	ix->h_red_flags = hash("red-flags");
 	ix->h_cancer = hash(CODE_CANCER);
 	ix->h_cauda = hash(CODE_CAUDA);
@@ -354,16 +386,31 @@ red_flag_code(struct net *n, int where, const char *code)
 		add_signal(n, RAS_NOTE_RED_FLAG_CODE, where, t, NULL);
 }
 
+/* One answer.  `name`: what its linkId is, when the form check matched it
+ * to an item of the form (NAME_UNKNOWN: hashed and looked up here). */
 static void
-check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans)
+check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans, enum name name)
 {
 	const char *lid = ans->link_id ? ans->link_id : "";
 	const struct ras_safety_net_items *ix = n->items;
-	/* the linkId is hashed once: for the names below and the form's items */
-	uint32_t h = hash(lid);
+	bool matched = name != NAME_UNKNOWN;
+	uint32_t h = 0;
 
 	n->out->answers_seen++;
-	if (ix ? is(lid, h, "red-flags", ix->h_red_flags) : strcmp(lid, "red-flags") == 0) {
+	if (!matched) {
+		/* the linkId is hashed once: for the names below and the form's items */
+		if (ix) {
+			h = hash(lid);
+			name = is(lid, h, "red-flags", ix->h_red_flags) ? NAME_RED_FLAGS :
+			    is(lid, h, CODE_CANCER, ix->h_cancer) ? NAME_CANCER :
+			    is(lid, h, CODE_CAUDA, ix->h_cauda) ? NAME_CAUDA : NAME_OTHER;
+		} else {
+			name = strcmp(lid, "red-flags") == 0 ? NAME_RED_FLAGS :
+			    strcmp(lid, CODE_CANCER) == 0 ? NAME_CANCER :
+			    strcmp(lid, CODE_CAUDA) == 0 ? NAME_CAUDA : NAME_OTHER;
+		}
+	}
+	if (name == NAME_RED_FLAGS) {
 		switch (ans->type) {
 		case RAS_ANSWER_CODING:
 			red_flag_code(n, where, ans->code);
@@ -390,10 +437,9 @@ check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans)
 		}
 		return;
 	}
-	if (ix ? is(lid, h, CODE_CANCER, ix->h_cancer) || is(lid, h, CODE_CAUDA, ix->h_cauda) :
-	    strcmp(lid, CODE_CANCER) == 0 || strcmp(lid, CODE_CAUDA) == 0) {
-		bool cancer = strcmp(lid, CODE_CANCER) == 0;
-		const char *name = cancer ? CODE_CANCER : CODE_CAUDA;
+	if (name == NAME_CANCER || name == NAME_CAUDA) {
+		bool cancer = name == NAME_CANCER;
+		const char *nm = cancer ? CODE_CANCER : CODE_CAUDA;
 
 		if (ans->type == RAS_ANSWER_BOOLEAN) {
 			if (ans->b) {
@@ -401,15 +447,17 @@ check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans)
 					n->out->suspected_cancer = true;
 				else
 					n->out->cauda_equina = true;
-				add_signal(n, RAS_NOTE_ITEM_TRUE, where, name, NULL);
+				add_signal(n, RAS_NOTE_ITEM_TRUE, where, nm, NULL);
 			}
 		} else {
-			doubt(n, RAS_NOTE_ITEM_UNREADABLE, where, name);
+			doubt(n, RAS_NOTE_ITEM_UNREADABLE, where, nm);
 		}
 		return;
 	}
+	/* (the first byte rules most codes out without a call) */
 	if (ans->type == RAS_ANSWER_CODING && ans->code &&
-	    (strcmp(ans->code, CODE_CAUDA) == 0 || strcmp(ans->code, CODE_CANCER) == 0)) {
+	    ((ans->code[0] == CODE_CAUDA[0] && strcmp(ans->code, CODE_CAUDA) == 0) ||
+	    (ans->code[0] == CODE_CANCER[0] && strcmp(ans->code, CODE_CANCER) == 0))) {
 		bool cauda = strcmp(ans->code, CODE_CAUDA) == 0;
 
 		if (cauda)
@@ -423,20 +471,41 @@ check_answer(struct net *n, int where, bool rasd, const struct ras_answer *ans)
 		return;
 	if (ans->type == RAS_ANSWER_OTHER)
 		doubt(n, RAS_NOTE_ANSWER_TYPE, where, token(lid));
-	else if (ix && ix->n_forms > 0 && !item_on_form(ix, h, lid))
+	else if (!matched && ix && ix->n_forms > 0 && !item_on_form(ix, h, lid))
 		doubt(n, RAS_NOTE_NOT_ON_FORM, where, token(lid));
 }
 
 /* Every answer of a form for danger; the referral form (`main`) also for
  * what rasd cannot read in it (the others are not what triage decides on). */
 static void
-check_form(struct net *n, int where, const struct ras_form *f, bool main)
+check_form(struct net *n, int where, const struct ras_form *f, bool main,
+    const struct ras_safety_net_match *match)
 {
 	bool rasd = main && ras_referral_is_rasd_form(f->questionnaire);
+	const struct ras_safety_net_items *ix = n->items;
+	const unsigned char *names = NULL;
+	size_t n_items = 0;
 
+	/* the form check's match, when it is one of a version the net knows */
+	if (main && match && match->item_of && ix && match->form < ix->n_forms) {
+		names = ix->names[match->form];
+		n_items = ix->n_items[match->form];
+	}
 	n->out->forms_seen++;
-	for (size_t i = 0; i < f->n_answers; i++)
-		check_answer(n, where, rasd, &f->answers[i]);
+	for (size_t i = 0; i < f->n_answers; i++) {
+		const struct ras_answer *ans = &f->answers[i];
+		int k = names ? match->item_of[i] : -1;
+		enum name name = k >= 0 && (size_t)k < n_items ? (enum name)names[k] : NAME_UNKNOWN;
+
+		/* most answers: an item of the form, not one the net reads, of a
+		 * type rasd reads and not coded: nothing to note */
+		if (name == NAME_OTHER && ans->type != RAS_ANSWER_CODING &&
+		    ans->type != RAS_ANSWER_OTHER) {
+			n->out->answers_seen++;
+			continue;
+		}
+		check_answer(n, where, rasd, ans, name);
+	}
 	for (size_t i = 0; main && i < f->n_unmapped; i++)
 		doubt(n, RAS_NOTE_UNMAPPED_CELL, where, token(f->unmapped[i]));
 }
@@ -486,7 +555,8 @@ check_condition(struct net *n, size_t i, const struct ras_condition *c)
 
 int
 ras_safety_net_check(struct ras_arena *a, const struct ras_referral *r,
-    const struct ras_safety_net_items *items, struct ras_safety_net *out)
+    const struct ras_safety_net_items *items, const struct ras_safety_net_match *match,
+    struct ras_safety_net *out)
 {
 	struct net n = { .a = a, .out = out, .items = items };
 
@@ -494,13 +564,13 @@ ras_safety_net_check(struct ras_arena *a, const struct ras_referral *r,
 	for (size_t i = 0; i < r->n_doubts; i++)
 		doubt(&n, RAS_NOTE_INTAKE, 0, r->doubts[i] ? r->doubts[i] : "(none)");
 	if (r->has_form)
-		check_form(&n, -1, &r->form, true);
+		check_form(&n, -1, &r->form, true, match);
 	for (size_t i = 0; i < r->n_other_forms; i++) {
 		const struct ras_form *f = &r->other_forms[i];
 
 		/* (two referral forms in one bundle are intake's doubt; an e-RS
 		 * form replaced by a later attachment is read here for danger) */
-		check_form(&n, (int)i, f, false);
+		check_form(&n, (int)i, f, false, NULL);
 	}
 	switch (r->priority) {
 	case RAS_PRIORITY_TWO_WEEK_WAIT:

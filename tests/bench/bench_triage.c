@@ -16,12 +16,13 @@
  * Every decision is made as the stage makes it (facts computed, every rule
  * evaluated, the safety net, advice, clocks), each in an arena freed per
  * referral, one thread; three lines: the engine alone (ras_rules_decide),
- * decide + the facts JSON written out as stored (ras_rules_facts_json and
- * its text), and decide + the whole decision document stored in
- * decisions.doc.  RAS_BENCH_DIGEST=1 adds an FNV-1a digest of every
+ * decide + the facts JSON text as stored (ras_rules_facts_text, written
+ * straight from the typed facts; with RAS_BENCH_DIGEST set, every one is
+ * also compared with jansson's dump of ras_rules_facts_json's object),
+ * and decide + the whole decision document stored in decisions.doc.  RAS_BENCH_DIGEST=1 adds an FNV-1a digest of every
  * decision document (to show a change to the engine leaves every decision
- * byte-identical); RAS_BENCH_ENGINE_ONLY=1 stops after the first line (for
- * a profiler).
+ * byte-identical); RAS_BENCH_ENGINE_ONLY=1 stops after the first line and
+ * RAS_BENCH_FACTS_ONLY=1 after the second (for a profiler).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -304,10 +305,21 @@ main(int argc, char **argv)
 		struct ras_buf b = RAS_BUF_INIT(0);
 
 		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
-		    ras_mappings_calendar(m), 1775000000, &d) < 0 ||
-		    ras_rules_facts_json(a, &d) < 0 || ras_json_dump(d.facts, RAS_JSON_COMPACT, &b) < 0) {
+		    ras_mappings_calendar(m), 1775000000, &d) < 0 || ras_rules_facts_text(&d, &b) < 0) {
 			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
 			return 70;
+		}
+		if (want_digest) {
+			/* the text is byte for byte jansson's dump of the facts object */
+			struct ras_buf jb = RAS_BUF_INIT(0);
+
+			if (ras_rules_facts_json(a, &d) < 0 || ras_json_dump(d.facts, RAS_JSON_COMPACT, &jb) < 0 ||
+			    jb.len != b.len || memcmp(jb.data, b.data, b.len) != 0) {
+				fprintf(stderr, "bench_triage: decision %lu: the facts text differs from the "
+				    "facts object's JSON\n", i);
+				return 70;
+			}
+			ras_buf_free(&jb);
 		}
 		facts_bytes += b.len;
 		ras_buf_free(&b);
@@ -315,6 +327,11 @@ main(int argc, char **argv)
 	}
 	t1 = seconds();
 	report(n, t1 - t0, "decide + facts JSON");
+	if (getenv("RAS_BENCH_FACTS_ONLY")) {    /* for profiling the facts JSON */
+		free(samples);
+		ras_mappings_free(m);
+		return 0;
+	}
 
 	/* As the stage does it: the whole decision document stored in
 	 * decisions.doc (reasons, deadlines, facts). */

@@ -20,6 +20,7 @@
 #include "ras/limits.h"
 #include "ras/mappings.h"
 #include "ras/rules.h"
+#include "ras/safety_net.h"
 #include "ras/triage.h"
 #include "ras_config.h"
 #include "triage_scenarios.h"
@@ -821,7 +822,8 @@ static size_t next_scenario;
 
 /* A scenario's referral, decided as the scenario says (0, or the error). */
 static int
-decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decision *d, int64_t *at)
+decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decision *d, int64_t *at,
+    struct ras_buf *facts_text)
 {
 	struct ras_referral r;
 	enum ras_automation autom = RAS_AUTOMATION_ADMINISTRATIVE;
@@ -840,6 +842,8 @@ decide_scenario(struct ras_arena *a, const struct scenario *s, struct ras_decisi
 	    ras_mappings_set_automation(maps, s->service, autom) < 0)
 		return -1;
 	err = ras_rules_decide(a, rs, &r, *at, ras_mappings_calendar(maps), *at + 60, d);
+	if (err == 0 && facts_text)   /* (while the referral lives) */
+		err = ras_rules_facts_text(d, facts_text);
 	if (err == 0)
 		err = ras_rules_facts_json(a, d);
 	(void)ras_mappings_set_automation(maps, s->service, RAS_AUTOMATION_ADMINISTRATIVE);
@@ -858,7 +862,7 @@ run_scenario(void)
 	int64_t at;
 	bool has_rule = false, has_advice = s->advice_has == NULL;
 
-	if (decide_scenario(a, s, &d, &at) != 0) {
+	if (decide_scenario(a, s, &d, &at, NULL) != 0) {
 		ras_arena_free(a);
 		return;
 	}
@@ -1007,7 +1011,7 @@ golden_scenario_decisions(void)
 		json_t *j = NULL;
 
 		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-		if (decide_scenario(a, s, &d, &at) == 0 && ras_decision_to_json(&d, false, &j) == 0) {
+		if (decide_scenario(a, s, &d, &at, NULL) == 0 && ras_decision_to_json(&d, false, &j) == 0) {
 			/* without the rule set's version, which changes with every edit
 			 * of the mappings */
 			(void)json_object_del(j, "ruleset_version");
@@ -1024,6 +1028,187 @@ golden_scenario_decisions(void)
 	check(ras_test_golden("triage/scenarios.txt", b.data, b.len), __LINE__,
 	    "a scenario's decision differs from tests/golden/triage/scenarios.txt (see .actual)");
 	ras_buf_free(&b);
+}
+
+/* The facts text of referral r (a fresh decision) against jansson's dump
+ * of the facts object: true when both are the same bytes, or both fail. */
+static bool
+facts_text_same(const struct ras_ruleset *rs, const struct ras_referral *r, int64_t at)
+{
+	struct ras_arena *a = ras_arena_new();
+	struct ras_decision d;
+	struct ras_buf text = RAS_BUF_INIT(0), dump = RAS_BUF_INIT(0);
+	int et, ej;
+	bool same;
+
+	if (a == NULL || ras_rules_decide(a, rs, r, at, ras_mappings_calendar(maps), at, &d) < 0) {
+		ras_arena_free(a);
+		return false;
+	}
+	et = ras_rules_facts_text(&d, &text);
+	ej = ras_rules_facts_json(a, &d);
+	if (ej == 0)
+		ej = ras_json_dump(d.facts, RAS_JSON_COMPACT, &dump);
+	same = (et < 0 && ej < 0) || (et == 0 && ej == 0 && text.len == dump.len &&
+	    memcmp(text.data, dump.data, text.len) == 0);
+	ras_buf_free(&text);
+	ras_buf_free(&dump);
+	ras_arena_free(a);
+	return same;
+}
+
+/*
+ * ras_rules_facts_text writes what jansson writes of the facts object:
+ * for every scenario, and for strings that need escapes, are not ASCII or
+ * are not UTF-8 (then both fail).
+ */
+static void
+facts_text_is_the_objects_json(void)
+{
+	static const char *const odd[] = {
+		"C8\"4009", "C84\\009", "C84\n009", "C84\x01" "009", "C84\x7f" "009", "C84/009",
+		"Cr\xc3\xa9" "009", "a quote \" after eight bytes", "a backslash after 8 \\",
+		"\xe2\x82\xac euro \xf0\x9f\x98\x80", "\xff not UTF-8", "C84\xc3" "009",
+	};
+	const struct ras_ruleset *rs = ras_mappings_ruleset(maps, "midnotts");
+	int64_t at = 0;
+
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		const struct scenario *s = &scenarios[i];
+		struct ras_arena *a = ras_arena_new();
+		struct ras_decision d;
+		struct ras_buf text = RAS_BUF_INIT(0), dump = RAS_BUF_INIT(0);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		if (decide_scenario(a, s, &d, &at, &text) == 0) {
+			CU_ASSERT_EQUAL(ras_json_dump(d.facts, RAS_JSON_COMPACT, &dump), 0);
+			check(text.len == dump.len && memcmp(text.data, dump.data, text.len) == 0, __LINE__,
+			    "[%s %s] %s: the facts text is not the facts object's JSON", s->service, s->clause,
+			    s->name);
+		}
+		ras_buf_free(&text);
+		ras_buf_free(&dump);
+		ras_arena_free(a);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+	CU_ASSERT_EQUAL_FATAL(ras_time_parse(AT_DEFAULT, false, &at), 0);
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		struct ras_arena *a = ras_arena_new();
+		struct ras_referral r;
+		const char *doubts[1] = { odd[i] };
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+		build_referral(a, "midnotts", &r);
+		r.patient.practice_ods = odd[i];
+		check(facts_text_same(rs, &r, at), __LINE__, "practice \"%s\"", odd[i]);
+		build_referral(a, "midnotts", &r);
+		r.referrer.org_ods = odd[i];
+		r.form.version = odd[i];
+		check(facts_text_same(rs, &r, at), __LINE__, "referrer and form version \"%s\"", odd[i]);
+		build_referral(a, "midnotts", &r);
+		r.form.answers[r.form.n_answers++] = (struct ras_answer){ .link_id = "red-flags",
+			.type = RAS_ANSWER_CODING, .system = FORM_URL, .code = odd[i] };
+		r.form.answers[r.form.n_answers++] = (struct ras_answer){ .link_id = odd[i],
+			.type = RAS_ANSWER_CODING, .system = FORM_URL, .code = "cauda-equina" };
+		r.doubts = doubts;
+		r.n_doubts = 1;
+		check(facts_text_same(rs, &r, at), __LINE__, "codes, linkId and doubt \"%s\"", odd[i]);
+		ras_arena_free(a);
+	}
+}
+
+/* The net's result as text, to compare two of them. */
+static void
+net_text(const struct ras_safety_net *n, struct ras_buf *b)
+{
+	char buf[RAS_SAFETY_NOTE_TEXT_MAX];
+
+	(void)ras_buf_printf(b, "%d%d%d%d%d%d %zu %zu:", n->danger, n->cauda_equina,
+	    n->suspected_cancer, n->two_week_wait, n->urgent, n->red_flag, n->forms_seen,
+	    n->answers_seen);
+	for (size_t i = 0; i < n->n_signals; i++)
+		(void)ras_buf_printf(b, " s[%s]", ras_safety_net_note_text(&n->signals[i], buf));
+	for (size_t i = 0; i < n->n_doubts; i++)
+		(void)ras_buf_printf(b, " d[%s]", ras_safety_net_note_text(&n->doubts[i], buf));
+}
+
+/*
+ * The safety net given the form check's match of answers to items reads
+ * every referral as it does without it: for every scenario, and with
+ * answers the net must notice (red flags as text, as a code, unreadable;
+ * a cancer item coded; an answer of a type rasd does not read; an item
+ * off the form), read with the version they name or, unknown, the current.
+ */
+static void
+net_with_the_form_checks_match(void)
+{
+	struct ras_arena *qa = ras_arena_new();
+	size_t len;
+	char *t2 = ras_test_read(RAS_SOURCE_ROOT "/mappings/forms/community-pain-referral-v2.json", &len);
+	char *t1 = ras_test_read(RAS_SOURCE_ROOT "/mappings/forms/community-pain-referral-v1.json", &len);
+	json_t *j2, *j1;
+	struct ras_questionnaire q2, q1;
+	const struct ras_questionnaire *qs[2] = { &q1, &q2 };
+	const struct ras_safety_net_items *ix = NULL;
+	static const struct ras_answer extra[] = {
+		{ .link_id = "red-flags", .type = RAS_ANSWER_STRING, .s = "numb saddle" },
+		{ .link_id = "red-flags", .type = RAS_ANSWER_CODING, .system = FORM_URL, .code = "true" },
+		{ .link_id = "red-flags", .type = RAS_ANSWER_OTHER },
+		{ .link_id = "suspected-cancer", .type = RAS_ANSWER_CODING, .system = FORM_URL, .code = "x" },
+		{ .link_id = "diagnosis", .type = RAS_ANSWER_OTHER },
+		{ .link_id = "diagnosis", .type = RAS_ANSWER_CODING, .system = FORM_URL,
+		  .code = "cauda-equina" },
+		{ .link_id = "shoe-size", .type = RAS_ANSWER_INTEGER, .i = 9 },
+	};
+	static const char *const versions[] = { "2", "1", "9" };
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(qa);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t1);
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse_arena(qa, t2, strlen(t2), 0, &j2), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse_arena(qa, t1, strlen(t1), 0, &j1), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_form_questionnaire_parse(qa, j2, &q2), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_form_questionnaire_parse(qa, j1, &q1), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_safety_net_items_new(qa, qs, 2, &ix), 0);
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+		for (size_t e = 0; e <= sizeof(extra) / sizeof(extra[0]); e++)
+			for (size_t v = 0; v < 3; v++) {
+				const struct scenario *s = &scenarios[i];
+				struct ras_arena *a = ras_arena_new();
+				struct ras_referral r;
+				struct ras_form_check fc;
+				struct ras_safety_net_match m;
+				struct ras_safety_net with, without;
+				struct ras_buf bw = RAS_BUF_INIT(0), bo = RAS_BUF_INIT(0);
+				enum ras_automation autom = RAS_AUTOMATION_ADMINISTRATIVE;
+				char edits[512], *cur = edits;
+
+				CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+				build_referral(a, s->service, &r);
+				snprintf(edits, sizeof(edits), "%s", s->edits);
+				for (char *x = next_token(&cur, ';'); x; x = next_token(&cur, ';'))
+					(void)apply_edit(a, &r, s->service, x, &autom);
+				if (e < sizeof(extra) / sizeof(extra[0]) && r.form.n_answers < MAX_ANSWERS)
+					r.form.answers[r.form.n_answers++] = extra[e];
+				r.form.version = versions[v];
+				CU_ASSERT_EQUAL_FATAL(ras_form_check(a, qs, 2, &r.form, NULL, 0, &fc), 0);
+				if (fc.q == NULL)
+					CU_ASSERT_EQUAL_FATAL(ras_form_check_as(a, &q2, &r.form, NULL, 0, &fc), 0);
+				m = (struct ras_safety_net_match){ .form = fc.q == &q1 ? 0 : 1, .item_of = fc.item_of };
+				CU_ASSERT_EQUAL(ras_safety_net_check(a, &r, ix, &m, &with), 0);
+				CU_ASSERT_EQUAL(ras_safety_net_check(a, &r, ix, NULL, &without), 0);
+				net_text(&with, &bw);
+				net_text(&without, &bo);
+				check(bw.len == bo.len && memcmp(bw.data, bo.data, bw.len) == 0, __LINE__,
+				    "[%s %s] %s, extra %zu, version %s: the net reads %s with the match, %s without",
+				    s->service, s->clause, s->name, e, versions[v], bw.data, bo.data);
+				ras_buf_free(&bw);
+				ras_buf_free(&bo);
+				ras_arena_free(a);
+			}
+	free(t2);
+	free(t1);
+	ras_arena_free(qa);
 }
 
 static void
@@ -1094,6 +1279,8 @@ main(void)
 		{ "rules: facts carry no patient-identifiable data", facts_carry_no_patient_data },
 		{ "rules: golden decisions for the sample referrals", golden_decisions },
 		{ "rules: every scenario's whole decision is unchanged", golden_scenario_decisions },
+		{ "rules: the facts text is the facts object's JSON", facts_text_is_the_objects_json },
+		{ "safety net: the form check's match changes nothing it reads", net_with_the_form_checks_match },
 		{ "rules: the clocks of a clinician's decision", deadlines_for_a_clinician },
 		{ "intake: a contained resource without a type (fuzz regression)", intake_contained_without_type },
 		{ NULL, NULL },
