@@ -59,6 +59,10 @@ struct ras_questionnaire {
 	const char *title;
 	size_t n_items;
 	struct ras_qitem *items;
+	/* the required items outside any group, by index in items (form order):
+	 * what the check lists as missing when nothing is invalid */
+	size_t n_required_top;
+	const size_t *required_top;
 };
 
 /* Parse an R4 Questionnaire resource.  RAS_EINVALID with the reason when
@@ -108,6 +112,15 @@ struct ras_form_check {
 int ras_form_check(struct ras_arena *a, const struct ras_questionnaire *const *qs, size_t nq,
     const struct ras_form *f, const char *const *extra_required, size_t n_extra,
     struct ras_form_check *out);
+
+/* The same, with each extra item's place in each Questionnaire worked out
+ * beforehand (a rule set does it when it is linked): extra_at[i * n_extra
+ * + e] is the index of extra_required[e] in qs[i]->items, -1 when qs[i]
+ * has no such item; NULL finds them by name, as ras_form_check().  The
+ * result is the same as ras_form_check()'s when the table is right. */
+int ras_form_check_indexed(struct ras_arena *a, const struct ras_questionnaire *const *qs, size_t nq,
+    const struct ras_form *f, const char *const *extra_required, size_t n_extra,
+    const int *extra_at, struct ras_form_check *out);
 
 /* The same check against one given Questionnaire, whatever URL and
  * version the response names (q must not be NULL).  Used to read the

@@ -198,6 +198,17 @@ ras_form_questionnaire_parse(struct ras_arena *a, const json_t *qj, struct ras_q
 	(void)i;
 	(void)it;
 	out->n_items = n;
+	{
+		size_t *req = ras_arena_calloc(a, n + 1, sizeof(*req)), k = 0;
+
+		if (req == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t x = 0; x < n; x++)
+			if (out->items[x].required && out->items[x].group == NULL)
+				req[k++] = x;
+		out->required_top = req;
+		out->n_required_top = k;
+	}
 	return 0;
 }
 
@@ -268,28 +279,32 @@ same_id(const char *item, const char *id)
 
 static int
 check_against(struct ras_arena *a, const struct ras_questionnaire *q, const struct ras_form *f,
-    const char *const *extra_required, size_t n_extra, struct ras_form_check *out)
+    const char *const *extra_required, size_t n_extra, const int *extra_at,
+    struct ras_form_check *out)
 {
 	size_t na = f->n_answers, ni = q->n_items;
-	size_t cap = na + ni + n_extra + 1;
+	/* each list as long as it can get: missing, an item or an extra one;
+	 * invalid, an item; unknown, an answer */
+	size_t n_miss = ni + n_extra + 1, n_inv = ni + 1, n_unk = na + 1;
+	size_t cap = n_miss + n_inv + n_unk;
 	const char **lists;
 	int *item_of, *count, *ok_count;
-	bool *ok;
+	bool *ok, any_invalid = false;
 
 	/* Everything the check returns in one allocation (the arena zeroes it):
 	 * the three lists of names, then per answer its item, per item its
 	 * answers and its acceptable answers, per answer its acceptability. */
-	if (cap > SIZE_MAX / 64)
+	if (na > SIZE_MAX / 64 || ni > SIZE_MAX / 64 || n_extra > SIZE_MAX / 64)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	lists = ras_arena_alloc(a, 3 * cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
+	lists = ras_arena_alloc(a, cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
 	    (na + 1) * sizeof(bool));
 	if (lists == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	out->q = q;
 	out->missing = lists;
-	out->invalid = lists + cap;
-	out->unknown = lists + 2 * cap;
-	item_of = (int *)(lists + 3 * cap);
+	out->invalid = lists + n_miss;
+	out->unknown = lists + n_miss + n_inv;
+	item_of = (int *)(lists + cap);
 	count = item_of + na + 1;
 	ok_count = count + ni + 1;
 	ok = (bool *)(ok_count + ni + 1);
@@ -301,15 +316,20 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	for (size_t i = 0, from = 0; i < na; i++) {
 		const struct ras_answer *ans = &f->answers[i];
 		const char *lid = ans->link_id;
-		size_t k = from, n = 0;
+		size_t k = from;
 		int idx = -1;
 
-		for (; n < ni; n++) {
-			if (same_id(q->items[k].link_id, lid)) {
-				idx = (int)k;
-				break;
+		/* (mostly the item expected next; else once round the others) */
+		if (ni > 0 && same_id(q->items[k].link_id, lid)) {
+			idx = (int)k;
+		} else {
+			for (size_t n = 1; n < ni; n++) {
+				k = k + 1 < ni ? k + 1 : 0;
+				if (same_id(q->items[k].link_id, lid)) {
+					idx = (int)k;
+					break;
+				}
 			}
-			k = k + 1 < ni ? k + 1 : 0;
 		}
 		item_of[i] = idx;
 		if (idx < 0) {
@@ -318,9 +338,12 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 			continue;
 		}
 		from = k + 1 < ni ? k + 1 : 0;
-		count[idx]++;
+		if (++count[idx] > 1 && !q->items[idx].repeats)
+			any_invalid = true;
 		if ((ok[i] = answer_ok(&q->items[idx], ans)))
 			ok_count[idx]++;
+		else
+			any_invalid = true;
 	}
 	out->item_of = item_of;
 	out->answer_ok = ok;
@@ -329,8 +352,9 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	/* In form order: invalid, for any unacceptable answer or several
 	 * answers to an item that does not repeat; missing, for a required
 	 * item without any answer (one answered only unacceptably is invalid,
-	 * not missing). */
-	for (size_t k = 0; k < ni; k++) {
+	 * not missing).  With nothing invalid (most responses) only the
+	 * required items need looking at. */
+	for (size_t k = 0; any_invalid && k < ni; k++) {
 		const struct ras_qitem *it = &q->items[k];
 
 		if (count[k] > ok_count[k] || (!it->repeats && count[k] > 1))
@@ -338,13 +362,27 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 		else if (count[k] == 0 && it->required && it->group == NULL)
 			out->missing[out->n_missing++] = it->link_id;
 	}
-	/* Then the service's extra ones (listed mostly in form order: each
-	 * search starts after the previous one's item). */
+	for (size_t r = 0; !any_invalid && r < q->n_required_top; r++) {
+		size_t k = q->required_top[r];
+
+		if (k < ni && count[k] == 0)
+			out->missing[out->n_missing++] = q->items[k].link_id;
+	}
+	/* Then the service's extra ones: each at its place when the caller
+	 * knows it, else searched for by name (listed mostly in form order:
+	 * each search starts after the previous one's item). */
 	for (size_t e = 0, from = 0; e < n_extra; e++) {
 		const char *x = extra_required[e];
 		size_t k = from, n = 0;
 		bool found = false;
 
+		if (extra_at) {
+			if (extra_at[e] >= 0 && (size_t)extra_at[e] < ni && count[extra_at[e]] > 0)
+				continue;
+			if (!listed(out->missing, out->n_missing, x))
+				out->missing[out->n_missing++] = x;
+			continue;
+		}
 		for (; n < ni; n++) {
 			if (same_id(q->items[k].link_id, x)) {
 				found = true;
@@ -368,7 +406,16 @@ ras_form_check(struct ras_arena *a, const struct ras_questionnaire *const *qs, s
     const struct ras_form *f, const char *const *extra_required, size_t n_extra,
     struct ras_form_check *out)
 {
+	return ras_form_check_indexed(a, qs, nq, f, extra_required, n_extra, NULL, out);
+}
+
+int
+ras_form_check_indexed(struct ras_arena *a, const struct ras_questionnaire *const *qs, size_t nq,
+    const struct ras_form *f, const char *const *extra_required, size_t n_extra,
+    const int *extra_at, struct ras_form_check *out)
+{
 	const struct ras_questionnaire *q = NULL;
+	size_t qi = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (f == NULL)
@@ -380,14 +427,17 @@ ras_form_check(struct ras_arena *a, const struct ras_questionnaire *const *qs, s
 		if (strcmp(qs[i]->url, f->questionnaire) != 0)
 			continue;
 		out->questionnaire_known = true;
-		if (f->version && strcmp(qs[i]->version, f->version) == 0)
+		if (f->version && strcmp(qs[i]->version, f->version) == 0) {
 			q = qs[i];
+			qi = i;
+		}
 	}
 	if (q == NULL)
 		return 0;
 	out->version_known = true;
 	out->current = strcmp(q->status, "active") == 0;
-	return check_against(a, q, f, extra_required, n_extra, out);
+	return check_against(a, q, f, extra_required, n_extra, extra_at ? extra_at + qi * n_extra : NULL,
+	    out);
 }
 
 int
@@ -401,7 +451,7 @@ ras_form_check_as(struct ras_arena *a, const struct ras_questionnaire *q,
 	out->present = true;
 	out->completed = f->status && (strcmp(f->status, "completed") == 0 ||
 	    strcmp(f->status, "amended") == 0);
-	return check_against(a, q, f, extra_required, n_extra, out);
+	return check_against(a, q, f, extra_required, n_extra, NULL, out);
 }
 
 /* --- answers of a response ------------------------------------------------ */

@@ -137,6 +137,7 @@ struct ras_ruleset {
 	enum ras_automation automation;
 	const char *form_url;
 	size_t n_required;
+	int *required_at;        /* at link: each one's item index in each form version (-1: none) */
 	const char **required;
 	const char *population_file;
 	struct rule accept;
@@ -647,9 +648,18 @@ fnum(const struct fval *f)
 	return f->t == VT_INT ? (double)f->i : f->d;
 }
 
+/* Two strings the same: most facts the rules compare are names from the
+ * engine's own tables (outcomes, priorities, kinds), which differ in their
+ * first byte more often than not, so most tests need no call. */
+static inline bool
+same_str(const char *a, const char *b)
+{
+	return a == b || (a[0] == b[0] && strcmp(a, b) == 0);
+}
+
 /* A fact equals a value as JSON would have it: numbers as numbers, else
  * the same type and the same value. */
-static bool
+static inline __attribute__((always_inline)) bool
 equal(const struct fval *f, const struct cval *v)
 {
 	if (is_number(f->t) && is_number(v->t))
@@ -658,7 +668,7 @@ equal(const struct fval *f, const struct cval *v)
 		return false;
 	switch (f->t) {
 	case VT_BOOL: return f->b == v->b;
-	case VT_STR: return !v->nul && strcmp(f->s, v->s) == 0;
+	case VT_STR: return !v->nul && same_str(f->s, v->s);
 	default: return false;
 	}
 }
@@ -666,7 +676,7 @@ equal(const struct fval *f, const struct cval *v)
 static bool
 str_equal(const char *s, const struct cval *v)
 {
-	return v->t == VT_STR && !v->nul && strcmp(s, v->s) == 0;
+	return v->t == VT_STR && !v->nul && same_str(s, v->s);
 }
 
 /* A test of one fact (a condition's leaf): inlined where conditions are
@@ -1323,6 +1333,17 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 		if (ras_form_item(rs->current, rs->required[i]) == NULL)
 			return ras_error_code(RAS_EINVALID, "rule set %s: required item \"%s\" is not in form %s|%s",
 			    rs->service, rs->required[i], rs->current->url, rs->current->version);
+	/* and where each is in every version, so that a decision's form check
+	 * need not look them up by name */
+	rs->required_at = ras_arena_calloc(a, rs->n_forms * rs->n_required + 1, sizeof(int));
+	if (rs->required_at == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < rs->n_forms; i++)
+		for (size_t e = 0; e < rs->n_required; e++) {
+			const struct ras_qitem *it = ras_form_item(rs->forms[i], rs->required[e]);
+
+			rs->required_at[i * rs->n_required + e] = it ? (int)(it - rs->forms[i]->items) : -1;
+		}
 	for (size_t i = 0; i < rs->n_rules; i++) {
 		snprintf(where, sizeof(where), "rule \"%.*s\"", RAS_ID_MAX, rs->rules[i].id);
 		if ((err = link_cond(rs, &rs->rules[i].when, where)) < 0)
@@ -1474,8 +1495,8 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	const char **codes = NULL;
 	int err;
 
-	if ((err = ras_form_check(a, rs->forms, rs->n_forms, form,
-	    (const char *const *)rs->required, rs->n_required, &fc)) < 0)
+	if ((err = ras_form_check_indexed(a, rs->forms, rs->n_forms, form,
+	    (const char *const *)rs->required, rs->n_required, rs->required_at, &fc)) < 0)
 		return err;
 	fbool(&v[F_FORM_PRESENT], fc.present);
 	if (!fc.present)
@@ -1748,22 +1769,6 @@ summer_of(int year, struct summer *bst)
 	}
 }
 
-/* As ras_time_uk_date(t, d, NULL), with the year's summer time cached. */
-static void
-uk_date(int64_t t, struct ras_date *d)
-{
-	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, local;
-	struct summer *bst = &summer_cache;
-
-	ras_date_from_days(days, d);
-	summer_of(d->year, bst);
-	if (!(t >= bst->start && t < bst->end))
-		return;
-	local = t + 3600;
-	if ((local >= 0 ? local / 86400 : (local - 86399) / 86400) != days)
-		ras_date_from_days(days + 1, d);
-}
-
 /* The last second of UK day d: the next day's UK midnight (as
  * ras_time_uk_midnight: the offset at 23:00 UTC the day before, since the
  * UK changes at 01:00 UTC), less one. */
@@ -1774,6 +1779,50 @@ end_of_day(const struct ras_date *d, struct summer *bst)
 
 	summer_of(d->year, bst);
 	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
+}
+
+/* The UK day last asked for, kept per thread with its first and last
+ * second, one for day 0 (when referrals were received) and one for the
+ * hour clocks' due times: a stage's referrals were mostly received on the
+ * same few days, so most are placed by two comparisons instead of date
+ * conversions. */
+struct uk_day {
+	int64_t first, last;    /* first > last: none yet */
+	struct ras_date d;
+};
+
+enum { UK_DAY0, UK_DUE, UK_DAYS };
+
+static _Thread_local struct uk_day uk_day_cache[UK_DAYS] = { { 1, 0, { 0, 0, 0 } }, { 1, 0, { 0, 0, 0 } } };
+
+/* As ras_time_uk_date(t, d, NULL), with the year's summer time and the
+ * last day asked for at this place (which) cached. */
+static void
+uk_date(int64_t t, int which, struct ras_date *d)
+{
+	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, local, first, last;
+	struct summer *bst = &summer_cache;
+	struct uk_day *c = &uk_day_cache[which];
+	struct ras_date prev;
+
+	if (t >= c->first && t <= c->last) {
+		*d = c->d;
+		return;
+	}
+	ras_date_from_days(days, d);
+	summer_of(d->year, bst);
+	if (t >= bst->start && t < bst->end) {
+		local = t + 3600;
+		if ((local >= 0 ? local / 86400 : (local - 86399) / 86400) != days)
+			ras_date_from_days(days + 1, d);
+	}
+	/* The day's bounds as end_of_day() sets them (the deadlines' own): kept
+	 * only when t lies between them, which it always should. */
+	ras_date_from_days(ras_date_to_days(d) - 1, &prev);
+	first = end_of_day(&prev, bst) + 1;
+	last = end_of_day(d, bst);
+	if (t >= first && t <= last)
+		*c = (struct uk_day){ first, last, *d };
 }
 
 /*
@@ -1867,7 +1916,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		case U_HOURS:
 			d->hours = true;
 			d->due_at = received_at + (int64_t)c->amount * 3600;
-			uk_date(d->due_at, &d->due_date);
+			uk_date(d->due_at, UK_DUE, &d->due_date);
 			break;
 		case U_WEEKS:
 			ras_date_add_days(day0, (int64_t)c->amount * 7, &d->due_date);
@@ -1979,7 +2028,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	if (!rs->linked)
 		return ras_error_code(RAS_EINVALID, "rule set %s is not linked to its form and practice list",
 		    rs->service);
-	uk_date(received_at, &day0);
+	uk_date(received_at, UK_DAY0, &day0);
 	t = ras_arena_alloc(a, sizeof(*t));
 	/* (the rules that matched and the ones chosen, in one allocation) */
 	hit = ras_arena_calloc(a, 2 * (rs->n_rules + 1), sizeof(*hit));

@@ -14,8 +14,11 @@
  * per batch).
  *
  * Every decision is made as the stage makes it (facts computed, every rule
- * evaluated, the safety net, advice, clocks), each in an arena freed per
- * referral, one thread; three lines: the engine alone (ras_rules_decide),
+ * evaluated, the safety net, advice, clocks), a chunk of referrals at a
+ * time as the stage holds them (as many as RAS_TRIAGE_CHUNK_BYTES of stored
+ * documents, decided in one arena freed after the chunk; each chunk's
+ * samples are made just before it, outside the timing), one thread; three
+ * lines: the engine alone (ras_rules_decide),
  * decide + the facts JSON text as stored (ras_rules_facts_text, written
  * straight from the typed facts; with RAS_BENCH_DIGEST set, every one is
  * also compared with jansson's dump of ras_rules_facts_json's object),
@@ -38,7 +41,9 @@
 #include "ras/triage.h"
 #include "ras/error.h"
 #include "ras/json.h"
+#include "ras/limits.h"
 #include "ras/mappings.h"
+#include "ras/referral_json.h"
 #include "ras/rules.h"
 #include "ras_config.h"
 
@@ -125,6 +130,31 @@ make_sample(const struct ras_mappings *m, unsigned i, struct sample *s)
 			.system = FORM_URL, .code = "fracture" };
 	r->form.answers = s->ans;
 	r->form.n_answers = n;
+}
+
+/*
+ * The stage decides a chunk of referrals at a time (triage.c): the stored
+ * documents of up to RAS_TRIAGE_CHUNK_BYTES, each read and decided in the
+ * chunk's one arena, freed when the chunk is written.  The benchmark does
+ * the same with as many samples as there are referrals of a sample's size
+ * (its document as JSON text, which jsonb stores in no fewer bytes) in a
+ * chunk.
+ */
+static unsigned long
+chunk_referrals(const struct ras_mappings *m)
+{
+	struct sample s;
+	struct ras_buf b = RAS_BUF_INIT(0);
+	json_t *j = NULL;
+	unsigned long n = 1;
+
+	make_sample(m, 1, &s);
+	if (ras_referral_json_dump(&s.r, "bench", &j) == 0 && ras_json_dump(j, RAS_JSON_COMPACT, &b) == 0 &&
+	    b.len > 0 && b.len < RAS_TRIAGE_CHUNK_BYTES)
+		n = RAS_TRIAGE_CHUNK_BYTES / b.len;
+	json_decref(j);
+	ras_buf_free(&b);
+	return n;
 }
 
 static void
@@ -244,7 +274,8 @@ main(int argc, char **argv)
 	 * change to the engine leaves every decision byte-identical. */
 	bool want_digest = getenv("RAS_BENCH_DIGEST") != NULL;
 	uint64_t digest = 14695981039346656037ULL;
-	double t0, t1;
+	unsigned long chunk;
+	double t0, secs;
 
 	if (argc > 2 && strcmp(argv[1], "--db") == 0) {
 		char *end = NULL;
@@ -270,27 +301,41 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_triage: cannot load %s: %s\n", dir, ras_error_last());
 		return 78;
 	}
-	samples = calloc(n, sizeof(*samples));
+	/* As the stage holds them: a chunk of referrals at a time (see above),
+	 * each chunk's samples made just before it is decided, outside the
+	 * timing. */
+	chunk = chunk_referrals(m);
+	if (chunk > n)
+		chunk = n;
+	samples = calloc(chunk, sizeof(*samples));
 	if (samples == NULL)
 		return 70;
-	for (unsigned long i = 0; i < n; i++)
-		make_sample(m, (unsigned)i, &samples[i]);
 
 	/* The engine alone: facts, rules, advice, clocks. */
-	t0 = seconds();
-	for (unsigned long i = 0; i < n; i++) {
-		struct ras_arena *a = ras_arena_new();
-		struct ras_decision d;
+	secs = 0;
+	for (unsigned long base = 0; base < n; base += chunk) {
+		unsigned long k = n - base < chunk ? n - base : chunk;
+		struct ras_arena *a;
 
-		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
-		    ras_mappings_calendar(m), 1775000000, &d) < 0) {
-			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
+		for (unsigned long j = 0; j < k; j++)
+			make_sample(m, (unsigned)(base + j), &samples[j]);
+		t0 = seconds();
+		if ((a = ras_arena_new()) == NULL)
 			return 70;
+		for (unsigned long j = 0; j < k; j++) {
+			struct ras_decision d;
+
+			if (ras_rules_decide(a, samples[j].rs, &samples[j].r, 1775000000,
+			    ras_mappings_calendar(m), 1775000000, &d) < 0) {
+				fprintf(stderr, "bench_triage: decision %lu failed: %s\n", base + j,
+				    ras_error_last());
+				return 70;
+			}
 		}
 		ras_arena_free(a);
+		secs += seconds() - t0;
 	}
-	t1 = seconds();
-	report(n, t1 - t0, "engine only: decide");
+	report(n, secs, "engine only: decide");
 
 	if (getenv("RAS_BENCH_ENGINE_ONLY")) {   /* for profiling the engine */
 		free(samples);
@@ -298,35 +343,46 @@ main(int argc, char **argv)
 		return 0;
 	}
 	/* Plus the decision's facts as stored: written out once (JSON text). */
-	t0 = seconds();
-	for (unsigned long i = 0; i < n; i++) {
-		struct ras_arena *a = ras_arena_new();
-		struct ras_decision d;
-		struct ras_buf b = RAS_BUF_INIT(0);
+	secs = 0;
+	for (unsigned long base = 0; base < n; base += chunk) {
+		unsigned long k = n - base < chunk ? n - base : chunk;
+		struct ras_arena *a;
 
-		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
-		    ras_mappings_calendar(m), 1775000000, &d) < 0 || ras_rules_facts_text(&d, &b) < 0) {
-			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
+		for (unsigned long j = 0; j < k; j++)
+			make_sample(m, (unsigned)(base + j), &samples[j]);
+		t0 = seconds();
+		if ((a = ras_arena_new()) == NULL)
 			return 70;
-		}
-		if (want_digest) {
-			/* the text is byte for byte jansson's dump of the facts object */
-			struct ras_buf jb = RAS_BUF_INIT(0);
+		for (unsigned long j = 0; j < k; j++) {
+			struct ras_decision d;
+			struct ras_buf b = RAS_BUF_INIT(0);
 
-			if (ras_rules_facts_json(a, &d) < 0 || ras_json_dump(d.facts, RAS_JSON_COMPACT, &jb) < 0 ||
-			    jb.len != b.len || memcmp(jb.data, b.data, b.len) != 0) {
-				fprintf(stderr, "bench_triage: decision %lu: the facts text differs from the "
-				    "facts object's JSON\n", i);
+			if (ras_rules_decide(a, samples[j].rs, &samples[j].r, 1775000000,
+			    ras_mappings_calendar(m), 1775000000, &d) < 0 || ras_rules_facts_text(&d, &b) < 0) {
+				fprintf(stderr, "bench_triage: decision %lu failed: %s\n", base + j,
+				    ras_error_last());
 				return 70;
 			}
-			ras_buf_free(&jb);
+			if (want_digest) {
+				/* the text is byte for byte jansson's dump of the facts object */
+				struct ras_buf jb = RAS_BUF_INIT(0);
+
+				if (ras_rules_facts_json(a, &d) < 0 ||
+				    ras_json_dump(d.facts, RAS_JSON_COMPACT, &jb) < 0 ||
+				    jb.len != b.len || memcmp(jb.data, b.data, b.len) != 0) {
+					fprintf(stderr, "bench_triage: decision %lu: the facts text differs from "
+					    "the facts object's JSON\n", base + j);
+					return 70;
+				}
+				ras_buf_free(&jb);
+			}
+			facts_bytes += b.len;
+			ras_buf_free(&b);
 		}
-		facts_bytes += b.len;
-		ras_buf_free(&b);
 		ras_arena_free(a);
+		secs += seconds() - t0;
 	}
-	t1 = seconds();
-	report(n, t1 - t0, "decide + facts JSON");
+	report(n, secs, "decide + facts JSON");
 	if (getenv("RAS_BENCH_FACTS_ONLY")) {    /* for profiling the facts JSON */
 		free(samples);
 		ras_mappings_free(m);
@@ -335,31 +391,41 @@ main(int argc, char **argv)
 
 	/* As the stage does it: the whole decision document stored in
 	 * decisions.doc (reasons, deadlines, facts). */
-	t0 = seconds();
-	for (unsigned long i = 0; i < n; i++) {
-		struct ras_arena *a = ras_arena_new();
-		struct ras_decision d;
-		struct ras_buf b = RAS_BUF_INIT(0);
-		json_t *j = NULL;
+	secs = 0;
+	for (unsigned long base = 0; base < n; base += chunk) {
+		unsigned long k = n - base < chunk ? n - base : chunk;
+		struct ras_arena *a;
 
-		if (a == NULL || ras_rules_decide(a, samples[i].rs, &samples[i].r, 1775000000,
-		    ras_mappings_calendar(m), 1775000000, &d) < 0 ||
-		    ras_rules_facts_json(a, &d) < 0 || ras_decision_to_json(&d, true, &j) < 0 ||
-		    ras_json_dump(j, RAS_JSON_COMPACT, &b) < 0) {
-			fprintf(stderr, "bench_triage: decision %lu failed: %s\n", i, ras_error_last());
+		for (unsigned long j = 0; j < k; j++)
+			make_sample(m, (unsigned)(base + j), &samples[j]);
+		t0 = seconds();
+		if ((a = ras_arena_new()) == NULL)
 			return 70;
+		for (unsigned long j = 0; j < k; j++) {
+			struct ras_decision d;
+			struct ras_buf b = RAS_BUF_INIT(0);
+			json_t *jd = NULL;
+
+			if (ras_rules_decide(a, samples[j].rs, &samples[j].r, 1775000000,
+			    ras_mappings_calendar(m), 1775000000, &d) < 0 ||
+			    ras_rules_facts_json(a, &d) < 0 || ras_decision_to_json(&d, true, &jd) < 0 ||
+			    ras_json_dump(jd, RAS_JSON_COMPACT, &b) < 0) {
+				fprintf(stderr, "bench_triage: decision %lu failed: %s\n", base + j,
+				    ras_error_last());
+				return 70;
+			}
+			outcomes[d.outcome]++;
+			finals += d.final;
+			json_bytes += b.len;
+			for (size_t x = 0; want_digest && x < b.len; x++)
+				digest = (digest ^ (unsigned char)b.data[x]) * 1099511628211ULL;
+			json_decref(jd);
+			ras_buf_free(&b);
 		}
-		outcomes[d.outcome]++;
-		finals += d.final;
-		json_bytes += b.len;
-		for (size_t k = 0; want_digest && k < b.len; k++)
-			digest = (digest ^ (unsigned char)b.data[k]) * 1099511628211ULL;
-		json_decref(j);
-		ras_buf_free(&b);
 		ras_arena_free(a);
+		secs += seconds() - t0;
 	}
-	t1 = seconds();
-	report(n, t1 - t0, "decide + the decision document as stored");
+	report(n, secs, "decide + the decision document as stored");
 	printf("  outcomes: accept %lu, return %lu, onward %lu, review %lu; final %lu; "
 	    "facts JSON %.0f, decision JSON %.0f bytes on average\n", outcomes[RAS_OUTCOME_ACCEPT],
 	    outcomes[RAS_OUTCOME_RETURN], outcomes[RAS_OUTCOME_ONWARD], outcomes[RAS_OUTCOME_REVIEW],

@@ -339,6 +339,39 @@ config_secret(void)
 	free(cred);
 }
 
+
+/* A block an arena gives back is reused by the next one (not under
+ * AddressSanitizer, which must see it freed), and what the next arena is
+ * given is zeroed whatever the block held. */
+static void
+arena_reuse(void)
+{
+	enum { N = 2000 };
+	struct ras_arena *a = ras_arena_new();
+	struct ras_arena *b;
+	unsigned char *p, *q;
+	uintptr_t was;
+	size_t i, nonzero = 0;
+
+	RAS_REQUIRE(a != NULL);
+	p = ras_arena_alloc(a, N);
+	RAS_REQUIRE(p != NULL);
+	memset(p, 0xA5, N);
+	was = (uintptr_t)p;
+	ras_arena_free(a);
+	b = ras_arena_new();
+	RAS_REQUIRE(b != NULL);
+	q = ras_arena_alloc(b, N);
+	RAS_REQUIRE(q != NULL);
+	for (i = 0; i < N; i++)
+		nonzero += q[i] != 0;
+	CU_ASSERT_EQUAL(nonzero, 0);
+#if !defined(__SANITIZE_ADDRESS__)
+	CU_ASSERT_EQUAL((uintptr_t)q, was);
+#endif
+	ras_arena_free(b);
+}
+
 static const struct ras_test_case nhsno_cases[] = {
 	{ "valid numbers", nhsno_valid },
 	{ "invalid numbers", nhsno_invalid },
@@ -359,6 +392,7 @@ static const struct ras_test_case json_cases[] = {
 static const struct ras_test_case mem_cases[] = {
 	{ "buffer limit", buf_limit },
 	{ "arena", arena_basic },
+	{ "arena blocks given back and reused", arena_reuse },
 	{ "crypto", crypto_basic },
 	{ NULL, NULL },
 };

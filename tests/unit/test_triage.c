@@ -3,6 +3,7 @@
  * loading and validation, and the clause-by-clause scenarios of
  * triage_scenarios.h against the shipped mappings/ (no database).
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,6 +273,50 @@ form_check(void)
 	CU_ASSERT_EQUAL(fc.n_invalid, 3);   /* investigations-complete, cognitive-impairment, pain-daily twice */
 	CU_ASSERT_EQUAL(fc.n_unknown, 1);
 	CU_ASSERT_STRING_EQUAL(fc.unknown[0], "shoe-size");
+
+	/* With the extra items' places known beforehand (as a linked rule set
+	 * knows them) the check finds the same, for this response (something
+	 * invalid), for one with nothing invalid, in both versions. */
+	{
+		static const char *const extras[] = { "diagnosis", "pain-daily", "no-such-item",
+			"red-flags-screened", "pain-duration-weeks", "diagnosis" };
+		const size_t ne = sizeof(extras) / sizeof(extras[0]);
+		int at[2 * sizeof(extras) / sizeof(extras[0])];
+		struct ras_form_check byname, indexed;
+
+		for (size_t i = 0; i < 2; i++)
+			for (size_t e = 0; e < ne; e++) {
+				const struct ras_qitem *x = ras_form_item(qs[i], extras[e]);
+
+				at[i * ne + e] = x ? (int)(x - qs[i]->items) : -1;
+			}
+		for (int round = 0; round < 4; round++) {
+			f.version = round < 2 ? "2" : "1";
+			f.n_answers = round % 2 ? 1 : 6;   /* 1: only a valid pain-duration-weeks */
+			CU_ASSERT_EQUAL_FATAL(ras_form_check(a, qs, 2, &f, extras, ne, &byname), 0);
+			CU_ASSERT_EQUAL_FATAL(ras_form_check_indexed(a, qs, 2, &f, extras, ne, at, &indexed), 0);
+			CU_ASSERT_EQUAL_FATAL(byname.n_missing, indexed.n_missing);
+			for (size_t k = 0; k < byname.n_missing; k++)
+				CU_ASSERT_STRING_EQUAL(byname.missing[k], indexed.missing[k]);
+			CU_ASSERT_EQUAL_FATAL(byname.n_invalid, indexed.n_invalid);
+			for (size_t k = 0; k < byname.n_invalid; k++)
+				CU_ASSERT_STRING_EQUAL(byname.invalid[k], indexed.invalid[k]);
+			CU_ASSERT_EQUAL(byname.n_unknown, indexed.n_unknown);
+		}
+		/* nothing invalid: the form's own mandatory items in form order,
+		 * then the extra ones unanswered, each once */
+		f.version = "2";
+		f.n_answers = 1;
+		CU_ASSERT_EQUAL_FATAL(ras_form_check_indexed(a, qs, 2, &f, extras, ne, at, &indexed), 0);
+		CU_ASSERT_EQUAL(indexed.n_invalid, 0);
+		CU_ASSERT_EQUAL_FATAL(indexed.n_missing, 5);
+		CU_ASSERT_STRING_EQUAL(indexed.missing[0], "investigations-complete");
+		CU_ASSERT_STRING_EQUAL(indexed.missing[1], "red-flags-screened");
+		CU_ASSERT_STRING_EQUAL(indexed.missing[2], "diagnosis");
+		CU_ASSERT_STRING_EQUAL(indexed.missing[3], "pain-daily");
+		CU_ASSERT_STRING_EQUAL(indexed.missing[4], "no-such-item");
+		f.n_answers = 6;
+	}
 
 	/* Version 1 is known but retired; version 7 is not known. */
 	f.version = "1";
@@ -1240,6 +1285,102 @@ deadlines_for_a_clinician(void)
 	ras_arena_free(a);
 }
 
+/* ---- the engine's day cache ------------------------------------------------ */
+
+/* A decision made on a thread of its own (the engine's per-thread day
+ * cache empty). */
+struct fresh_decision {
+	const struct ras_ruleset *rs;
+	const struct ras_referral *r;
+	int64_t at;
+	struct ras_arena *a;
+	struct ras_decision d;
+	int err;
+};
+
+static void *
+decide_fresh(void *p)
+{
+	struct fresh_decision *f = p;
+
+	f->err = ras_rules_decide(f->a, f->rs, f->r, f->at, ras_mappings_calendar(maps), f->at, &f->d);
+	return NULL;
+}
+
+/* The engine keeps the last UK day it placed a time in (day 0 and the hour
+ * clocks' due times) per thread: a thread that has decided referrals of
+ * other days, across the clock changes and a new year, reaches the same
+ * day 0, clocks and due dates as one that decided nothing before, and an
+ * hour clock falls due on the UK day of its instant. */
+static void
+day_cache_changes_no_decision(void)
+{
+	static const char *const services[] = { "midnotts", "bassetlaw-2022", "dorset-2019", "dorset-2013" };
+	static const char *const edges[] = { "2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z",
+		"2026-12-31T23:30:00Z" };
+	struct ras_referral r;
+	size_t n_hours = 0, n_compared = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.source = RAS_PAYLOAD_FHIR_BUNDLE;
+	r.priority = RAS_PRIORITY_ROUTINE;
+	r.patient.nhs_number = "9990000018";
+	r.patient.has_birth_date = true;
+	r.patient.birth_date = (struct ras_date){ 1970, 6, 15 };
+	r.patient.practice_ods = "C84009";
+	r.referrer.org_ods = "C84009";
+	for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++) {
+		int64_t edge;
+
+		CU_ASSERT_EQUAL_FATAL(ras_time_parse(edges[e], false, &edge), 0);
+		/* each time twice: after the one before it, and after one three days on */
+		for (int64_t t = edge - 2 * 86400; t < edge + 2 * 86400; t += 5831)
+			for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++)
+				for (int pass = 0; pass < 2; pass++) {
+					const struct ras_ruleset *rs = ras_mappings_ruleset(maps, services[s]);
+					struct ras_arena *a = ras_arena_new();
+					struct fresh_decision f = { .rs = rs, .r = &r, .at = t, .a = ras_arena_new() };
+					struct ras_decision d, other;
+					pthread_t th;
+
+					CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+					CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+					CU_ASSERT_PTR_NOT_NULL_FATAL(f.a);
+					if (pass == 1)
+						CU_ASSERT_EQUAL_FATAL(ras_rules_decide(a, rs, &r, t + 3 * 86400,
+						    ras_mappings_calendar(maps), t + 3 * 86400, &other), 0);
+					CU_ASSERT_EQUAL_FATAL(ras_rules_decide(a, rs, &r, t, ras_mappings_calendar(maps),
+					    t, &d), 0);
+					CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, decide_fresh, &f), 0);
+					CU_ASSERT_EQUAL_FATAL(pthread_join(th, NULL), 0);
+					CU_ASSERT_EQUAL_FATAL(f.err, 0);
+					CU_ASSERT_EQUAL(d.outcome, f.d.outcome);
+					CU_ASSERT_EQUAL_FATAL(d.n_deadlines, f.d.n_deadlines);
+					for (size_t k = 0; k < d.n_deadlines; k++) {
+						const struct ras_deadline *x = &d.deadlines[k], *y = &f.d.deadlines[k];
+
+						CU_ASSERT_STRING_EQUAL(x->kind, y->kind);
+						CU_ASSERT_EQUAL(x->hours, y->hours);
+						CU_ASSERT_EQUAL(ras_date_cmp(&x->due_date, &y->due_date), 0);
+						CU_ASSERT_EQUAL(x->due_at, y->due_at);
+						if (x->hours) {
+							struct ras_date uk;
+
+							ras_time_uk_date(x->due_at, &uk, NULL);
+							CU_ASSERT_EQUAL(ras_date_cmp(&uk, &x->due_date), 0);
+							n_hours++;
+						}
+						n_compared++;
+					}
+					ras_arena_free(f.a);
+					ras_arena_free(a);
+				}
+	}
+	/* the comparison ran, hour clocks included */
+	CU_ASSERT_TRUE(n_compared > 1000);
+	CU_ASSERT_TRUE(n_hours > 100);
+}
+
 /* Found by fuzz_triage: an e-RS ReferralRequest whose supportingInfo points
  * at a contained resource without a resourceType crashed intake. */
 static void
@@ -1282,6 +1423,7 @@ main(void)
 		{ "rules: the facts text is the facts object's JSON", facts_text_is_the_objects_json },
 		{ "safety net: the form check's match changes nothing it reads", net_with_the_form_checks_match },
 		{ "rules: the clocks of a clinician's decision", deadlines_for_a_clinician },
+		{ "rules: the engine's day cache changes no day 0, clock or due date", day_cache_changes_no_decision },
 		{ "intake: a contained resource without a type (fuzz regression)", intake_contained_without_type },
 		{ NULL, NULL },
 	};
