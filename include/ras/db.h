@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ras/buf.h"
+
 struct ras_arena;
 struct ras_db;
 struct ras_db_res;
@@ -71,6 +73,10 @@ int ras_db_pipeline_enter(struct ras_db *db);
 int ras_db_pipeline_send(struct ras_db *db, const char *sql, int nparams,
     const struct ras_db_param *params);
 int ras_db_pipeline_sync(struct ras_db *db);
+/* Ask the server to send the results of what was sent so far, without a
+ * sync (a Flush message), and send what libpq holds: results can then be
+ * read while later statements are still running. */
+int ras_db_pipeline_flush(struct ras_db *db);
 int ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out);
 /* Drain anything left and leave pipeline mode. */
 int ras_db_pipeline_exit(struct ras_db *db);
@@ -97,6 +103,36 @@ struct ras_db_writes {
 
 void ras_db_writes_add(struct ras_db_writes *w, const char *sql, int n, ...);
 int ras_db_writes_run(struct ras_db *db, struct ras_db_writes *w);
+
+/*
+ * An array parameter in PostgreSQL's binary format, for writing a batch in
+ * one statement (UPDATE … FROM unnest($1::bigint[], $2::text[], …)): the
+ * elements go as they are, with no quoting or escaping to make or undo.
+ * Append the elements, then pass ras_db_array_param() (a binary
+ * parameter; the array must outlive the statement).  The first failure to
+ * grow (out of memory) is kept in err.  reset empties it and keeps its
+ * memory for the next batch.
+ */
+enum ras_db_elem {
+	RAS_DB_ELEM_INT8 = 20,    /* bigint (the element's type oid) */
+	RAS_DB_ELEM_TEXT = 25,
+	RAS_DB_ELEM_BYTEA = 17,
+};
+struct ras_db_array {
+	struct ras_buf b;
+	enum ras_db_elem type;
+	int32_t n;
+	bool nulls;
+	int err;
+};
+void ras_db_array_init(struct ras_db_array *a, enum ras_db_elem type);
+/* An element of data[0..len) (text: UTF-8, no NUL); NULL data is SQL NULL. */
+void ras_db_array_add(struct ras_db_array *a, const void *data, size_t len);
+void ras_db_array_add_str(struct ras_db_array *a, const char *s);   /* NULL: SQL NULL */
+void ras_db_array_add_int(struct ras_db_array *a, int64_t v);
+struct ras_db_param ras_db_array_param(struct ras_db_array *a);
+void ras_db_array_reset(struct ras_db_array *a);
+void ras_db_array_free(struct ras_db_array *a);
 
 /* Session advisory lock (poller per source). Returns 1 taken, 0 busy. */
 int ras_db_try_advisory_lock(struct ras_db *db, int64_t key);

@@ -97,6 +97,14 @@
  * time: at most this many bytes of payloads (at least one payload). */
 #define RAS_NORMALISE_CHUNK_BYTES (512u * 1024u)
 
+/* The render stage reads and renders a claimed batch of letters a chunk at
+ * a time: at most this many bytes of the stored documents they are made
+ * from (referral and episode, pg_column_size; at least one letter); and it
+ * writes what it rendered whenever the payloads held reach
+ * RAS_RENDER_WRITE_BYTES, and at the end of each chunk. */
+#define RAS_RENDER_CHUNK_BYTES   (64u * 1024u)
+#define RAS_RENDER_WRITE_BYTES   (1024u * 1024u)
+
 /* --- triage (issue 3) ------------------------------------------------- */
 
 /* Events in a bank-holiday file: GOV.UK publishes ~8 a year per division

@@ -45,6 +45,9 @@ struct ras_outbox_stats {
 	int unknown;      /* outcome unknown: tracking next time */
 	int dead;
 	int cancelled;
+	int chunks;       /* render: chunks of the batch read and rendered */
+	int writes;       /* render: times the rendered results were written */
+	int built;        /* render: documents built (the copies of one letter share one) */
 };
 
 /* Build the delivery context from [mesh], [fhir], [routing] and [outbox]

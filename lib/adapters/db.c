@@ -338,6 +338,14 @@ ras_db_pipeline_sync(struct ras_db *db)
 }
 
 int
+ras_db_pipeline_flush(struct ras_db *db)
+{
+	if (PQsendFlushRequest(db->conn) != 1 || PQflush(db->conn) < 0)
+		return ras_error_code(RAS_EIO, "could not flush pipeline: %s", PQerrorMessage(db->conn));
+	return 0;
+}
+
+int
 ras_db_pipeline_result(struct ras_db *db, struct ras_db_res **out)
 {
 	PGresult *r, *extra;
@@ -520,4 +528,103 @@ ras_db_ok(struct ras_db *db)
 	db->pending = 0;
 	session_setup(db);
 	return true;
+}
+
+/* --- binary array parameters ------------------------------------------------ */
+
+/* The array header: dimensions, has-nulls flag, element type, then the one
+ * dimension's length and lower bound (int32 each, network byte order). */
+#define ARRAY_HEADER 20
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+void
+ras_db_array_init(struct ras_db_array *a, enum ras_db_elem type)
+{
+	memset(a, 0, sizeof(*a));
+	ras_buf_init(&a->b, 0);
+	a->type = type;
+	ras_db_array_reset(a);
+}
+
+void
+ras_db_array_reset(struct ras_db_array *a)
+{
+	static const unsigned char zero[ARRAY_HEADER];
+
+	ras_buf_reset(&a->b);
+	a->n = 0;
+	a->nulls = false;
+	a->err = 0;
+	if (ras_buf_append(&a->b, zero, sizeof(zero)) < 0)
+		a->err = ras_error_code(RAS_ENOMEM, "out of memory");
+}
+
+void
+ras_db_array_add(struct ras_db_array *a, const void *data, size_t len)
+{
+	unsigned char n[4];
+
+	if (a->err)
+		return;
+	if (a->n == INT32_MAX || len > INT32_MAX) {
+		a->err = ras_error_code(RAS_ETOOBIG, "an array parameter past 2 GiB");
+		return;
+	}
+	put32(n, data ? (uint32_t)len : UINT32_MAX);   /* -1: NULL */
+	if (ras_buf_append(&a->b, n, sizeof(n)) < 0 || (data && ras_buf_append(&a->b, data, len) < 0)) {
+		a->err = ras_error_code(RAS_ENOMEM, "out of memory");
+		return;
+	}
+	a->nulls |= data == NULL;
+	a->n++;
+}
+
+void
+ras_db_array_add_str(struct ras_db_array *a, const char *s)
+{
+	ras_db_array_add(a, s, s ? strlen(s) : 0);
+}
+
+void
+ras_db_array_add_int(struct ras_db_array *a, int64_t v)
+{
+	unsigned char b[8];
+
+	put32(b, (uint32_t)((uint64_t)v >> 32));
+	put32(b + 4, (uint32_t)v);
+	ras_db_array_add(a, b, sizeof(b));
+}
+
+struct ras_db_param
+ras_db_array_param(struct ras_db_array *a)
+{
+	unsigned char *h = (unsigned char *)a->b.data;
+
+	if (h == NULL || a->b.len < ARRAY_HEADER)
+		return RAS_DB_TEXT(NULL);   /* a->err says why */
+	put32(h + 4, a->nulls ? 1 : 0);
+	put32(h + 8, (uint32_t)a->type);
+	if (a->n == 0) {
+		/* an empty array has no dimensions */
+		put32(h, 0);
+		return RAS_DB_BYTES(a->b.data, 12);
+	}
+	put32(h, 1);
+	put32(h + 12, (uint32_t)a->n);
+	put32(h + 16, 1);
+	return RAS_DB_BYTES(a->b.data, a->b.len);
+}
+
+void
+ras_db_array_free(struct ras_db_array *a)
+{
+	ras_buf_free(&a->b);
 }

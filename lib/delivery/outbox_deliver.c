@@ -1,6 +1,7 @@
 /* outbox_deliver: ready -> delivered over FHIR, MESH or to a print directory
  * (see include/ras/outbox.h). */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -324,18 +325,35 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 	return 0;
 }
 
-static const char SQL_RESULT[] =
-	"UPDATE outbox SET state = $2, last_error = $3, "
-	"next_attempt_at = $4::timestamptz + make_interval(secs => $5), mesh_message_id = $6, "
-	"mesh_chunks_done = $7, delivered_at = CASE WHEN $2 = 'delivered' THEN $4::timestamptz END, "
-	"address = coalesce($8, address), "
-	"ack_state = CASE WHEN $2 = 'delivered' AND message_format IN ('gp-connect-send-document', "
-	"'toc-outpatient-letter') THEN 'awaiting' ELSE ack_state END, "
-	"updated_at = $4 WHERE id = $1";
+/* The outcomes of a round's finished jobs, one statement for them all
+ * (the columns as binary arrays, ras_db_array): each row's new state,
+ * error, next attempt, MESH id and chunks, the mailbox a lookup found,
+ * and an ITK3 letter delivered now awaits its acknowledgements; then one
+ * deliveries row per attempt, in the jobs' order. */
+static const char SQL_RESULTS[] =
+	"UPDATE outbox o SET state = x.state, last_error = x.error, "
+	"next_attempt_at = $8::timestamptz + make_interval(secs => x.delay::double precision), "
+	"mesh_message_id = x.mesh_id, mesh_chunks_done = x.chunks::int, "
+	"delivered_at = CASE WHEN x.state = 'delivered' THEN $8::timestamptz END, "
+	"address = coalesce(x.resolved, o.address), "
+	"ack_state = CASE WHEN x.state = 'delivered' AND o.message_format IN ('gp-connect-send-document', "
+	"'toc-outpatient-letter') THEN 'awaiting' ELSE o.ack_state END, "
+	"updated_at = $8 "
+	"FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) "
+	"AS x(id, state, error, delay, mesh_id, chunks, resolved) WHERE o.id = x.id";
 
-static const char SQL_DELIVERY[] =
+static const char SQL_DELIVERIES[] =
 	"INSERT INTO deliveries (outbox_id, attempt, at, transport, action, http_status, outcome, detail, "
-	"mesh_message_id, seconds) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+	"mesh_message_id, seconds) "
+	"SELECT x.id, x.attempt::int, $10::timestamptz, x.transport, x.action, x.http_status::int, x.outcome, "
+	"x.detail, x.mesh_id, x.seconds::double precision "
+	"FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], "
+	"$8::text[], $9::text[]) WITH ORDINALITY AS x(id, attempt, transport, action, http_status, outcome, "
+	"detail, mesh_id, seconds, n) ORDER BY x.n";
+
+enum { J_ID, J_STATE, J_ERROR, J_DELAY, J_MESH_ID, J_CHUNKS, J_RESOLVED, J_COLS };
+enum { D_ID, D_ATTEMPT, D_TRANSPORT, D_ACTION, D_HTTP_STATUS, D_OUTCOME, D_DETAIL, D_MESH_ID,
+	D_SECONDS, D_COLS };
 
 /* Commit the outcome of every finished job not yet recorded, in one
  * transaction. */
@@ -344,8 +362,10 @@ write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, stru
     size_t n, const char *at, struct ras_outbox_stats *st)
 {
 	struct ras_db_writes w = { .a = a };
+	struct ras_db_array u[J_COLS], d[D_COLS];
+	struct ras_db_param p[D_COLS + 1];
 	size_t todo = 0;
-	int err;
+	int err = 0;
 
 	(void)o;
 	for (size_t i = 0; i < n; i++)
@@ -353,36 +373,77 @@ write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, stru
 			todo++;
 	if (todo == 0)
 		return 0;
-	if ((err = ras_db_begin(db)) < 0)
-		return err;
+	for (int c = 0; c < J_COLS; c++)
+		ras_db_array_init(&u[c], c == J_ID ? RAS_DB_ELEM_INT8 : RAS_DB_ELEM_TEXT);
+	for (int c = 0; c < D_COLS; c++)
+		ras_db_array_init(&d[c], c == D_ID ? RAS_DB_ELEM_INT8 : RAS_DB_ELEM_TEXT);
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = &jobs[i];
 		const char *outc = j->state;
+		int64_t id = 0;
 
 		if (!j->finished || j->written)
 			continue;
 		if (j->gave_up)
 			j->error = ras_arena_printf(a, "gave up after %lld attempts: %s", (long long)j->attempts,
 			    j->error ? j->error : "unknown error");
-		ras_db_writes_add(&w, SQL_RESULT, 8, j->id, j->state, j->error, at,
-		    ras_outbox_num(a, strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0 ? 0 : j->delay),
-		    j->mesh_id[0] ? j->mesh_id : NULL, ras_outbox_num(a, (int64_t)j->chunks_done),
-		    j->mesh_id[0] ? j->resolved : NULL);
+		if (sscanf(j->id, "%" SCNd64, &id) != 1) {
+			err = ras_error_code(RAS_EIO, "outbox id \"%.40s\" is not a number", j->id);
+			break;
+		}
+		ras_db_array_add_int(&u[J_ID], id);
+		ras_db_array_add_str(&u[J_STATE], j->state);
+		ras_db_array_add_str(&u[J_ERROR], j->error);
+		ras_db_array_add_str(&u[J_DELAY], ras_outbox_num(a, strcmp(j->state, "delivered") == 0 ||
+		    strcmp(j->state, "dead") == 0 ? 0 : j->delay));
+		ras_db_array_add_str(&u[J_MESH_ID], j->mesh_id[0] ? j->mesh_id : NULL);
+		ras_db_array_add_str(&u[J_CHUNKS], ras_outbox_num(a, (int64_t)j->chunks_done));
+		ras_db_array_add_str(&u[J_RESOLVED], j->mesh_id[0] ? j->resolved : NULL);
 		if (strcmp(outc, "ready") == 0)
 			outc = "retry";
-		ras_db_writes_add(&w, SQL_DELIVERY, 10, j->id, ras_outbox_num(a, j->attempts), at, j->transport,
-		    j->action ? j->action : "send", j->http_status ? ras_outbox_num(a, j->http_status) : NULL, outc,
-		    j->error, j->mesh_id[0] ? j->mesh_id : NULL, ras_arena_printf(a, "%.3f", j->seconds));
+		ras_db_array_add_int(&d[D_ID], id);
+		ras_db_array_add_str(&d[D_ATTEMPT], ras_outbox_num(a, j->attempts));
+		ras_db_array_add_str(&d[D_TRANSPORT], j->transport);
+		ras_db_array_add_str(&d[D_ACTION], j->action ? j->action : "send");
+		ras_db_array_add_str(&d[D_HTTP_STATUS], j->http_status ? ras_outbox_num(a, j->http_status) : NULL);
+		ras_db_array_add_str(&d[D_OUTCOME], outc);
+		ras_db_array_add_str(&d[D_DETAIL], j->error);
+		ras_db_array_add_str(&d[D_MESH_ID], j->mesh_id[0] ? j->mesh_id : NULL);
+		ras_db_array_add_str(&d[D_SECONDS], ras_arena_printf(a, "%.3f", j->seconds));
+		/* the clocks the letter meets (or met), and the event, after its
+		 * state is written */
 		if (strcmp(j->state, "delivered") == 0 || strcmp(j->state, "dead") == 0) {
 			ras_db_writes_add(&w, ras_outbox_sql_deadline, 2, j->id, at);
 			ras_db_writes_add(&w, ras_outbox_sql_event, 3, j->id, strcmp(j->state, "delivered") == 0 ?
 			    "document-delivered" : "document-dead", j->error);
 		}
 	}
-	if ((err = ras_db_writes_run(db, &w)) < 0) {
-		ras_db_rollback(db);
-		return err;
+	for (int c = 0; c < J_COLS && err == 0; c++)
+		err = u[c].err;
+	for (int c = 0; c < D_COLS && err == 0; c++)
+		err = d[c].err;
+	if (err == 0 && (err = ras_db_begin(db)) == 0) {
+		for (int c = 0; c < J_COLS; c++)
+			p[c] = ras_db_array_param(&u[c]);
+		p[J_COLS] = RAS_DB_TEXT(at);
+		err = ras_db_query(db, NULL, SQL_RESULTS, J_COLS + 1, p);
+		if (err == 0) {
+			for (int c = 0; c < D_COLS; c++)
+				p[c] = ras_db_array_param(&d[c]);
+			p[D_COLS] = RAS_DB_TEXT(at);
+			err = ras_db_query(db, NULL, SQL_DELIVERIES, D_COLS + 1, p);
+		}
+		if (err == 0)
+			err = ras_db_writes_run(db, &w);
+		if (err < 0)
+			ras_db_rollback(db);
 	}
+	for (int c = 0; c < J_COLS; c++)
+		ras_db_array_free(&u[c]);
+	for (int c = 0; c < D_COLS; c++)
+		ras_db_array_free(&d[c]);
+	if (err < 0)
+		return err;
 	if ((err = ras_db_commit(db)) < 0)
 		return err;
 	for (size_t i = 0; i < n; i++) {

@@ -466,9 +466,10 @@ letters_use_pds_demographics(void)
 	    " WHERE r.id = $1::bigint", idtext(restricted)) >= 1);
 	memset(&st, 0, sizeof(st));
 	CU_ASSERT_EQUAL(ras_outbox_render_pending(o, db, now, &st), 0);
-	/* the GP's letter: PDS name, birth date, address; addressed to A20047 */
-	s = text("SELECT doc::text FROM outbox WHERE referral_id = $1::bigint AND recipient_role = 'gp'"
-	    " AND state = 'ready'", idtext(found));
+	/* the GP's letter (its payload: the document as sent, [routing] mode
+	 * document): PDS name, birth date, address; addressed to A20047 */
+	s = text("SELECT convert_from(payload, 'UTF8') FROM outbox WHERE referral_id = $1::bigint"
+	    " AND recipient_role = 'gp' AND state = 'ready'", idtext(found));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "1946-06-23"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "1 MOUNT AVENUE"));
