@@ -78,30 +78,7 @@ static void
 decide(int64_t referral_id, const char *service, const char *fixture, const char *outcome,
     const char *target, bool final, const char *by, const char *at)
 {
-	struct ras_arena *a = ras_arena_new();
-	size_t len;
-	char *doc = ras_test_read(ras_test_fixture(fixture), &len);
-	const struct ras_ruleset *rs;
-	struct ras_decision d;
-	json_t *j = NULL;
-
-	CU_ASSERT_FATAL(ras_json_parse_arena(a, doc, len, 0, &j) == 0);
-	CU_ASSERT_FATAL(ras_decision_from_json(a, j, &d) == 0);
-	d.service = service;
-	d.outcome = ras_decision_outcome_parse(outcome);
-	d.onward_target = target;
-	d.final = final;
-	d.decided_by = by;
-	CU_ASSERT_FATAL(ras_time_parse(at, false, &d.decided_at) == 0);
-	d.received_at = d.decided_at;
-	rs = ras_mappings_ruleset(ras_triage_mappings(tri), d.service);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
-	CU_ASSERT_FATAL(ras_rules_deadlines(a, rs, d.outcome, d.onward_target, false, d.final,
-	    d.received_at, ras_mappings_calendar(ras_triage_mappings(tri)), &d.deadlines,
-	    &d.n_deadlines, NULL) == 0);
-	CU_ASSERT_FATAL(ras_triage_store_decision(db, referral_id, &d, NULL) == 0);
-	free(doc);
-	ras_arena_free(a);
+	ras_test_store_decision(db, tri, referral_id, service, fixture, outcome, target, final, by, at);
 }
 
 static void

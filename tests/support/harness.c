@@ -15,13 +15,19 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "ras/arena.h"
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/db.h"
+#include "ras/decision.h"
 #include "ras/error.h"
+#include "ras/json.h"
+#include "ras/mappings.h"
 #include "ras/migrate.h"
 #include "ras/outbox.h"
+#include "ras/rules.h"
 #include "ras/store.h"
+#include "ras/time.h"
 #include "ras/triage.h"
 #include "ras_config.h"
 
@@ -546,4 +552,38 @@ ras_test_ingest(struct ras_db *db, const struct ras_inbox_item *it)
 	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, &put.id, 1, 1, &rep, &n), 0);
 	free(rep);
 	return put.id;
+}
+
+void
+ras_test_store_decision(struct ras_db *db, const struct ras_triage *tri, int64_t referral_id,
+    const char *service, const char *fixture, const char *outcome, const char *target,
+    bool final, const char *by, const char *at)
+{
+	struct ras_arena *a = ras_arena_new();
+	size_t len;
+	char *doc = ras_test_read(ras_test_fixture(fixture), &len);
+	const struct ras_ruleset *rs;
+	struct ras_decision d;
+	json_t *j = NULL;
+
+	CU_ASSERT_FATAL(ras_json_parse_arena(a, doc, len, 0, &j) == 0);
+	CU_ASSERT_FATAL(ras_decision_from_json(a, j, &d) == 0);
+	if (service != NULL)
+		d.service = service;
+	else if (d.service == NULL)
+		d.service = "midnotts";
+	d.outcome = ras_decision_outcome_parse(outcome);
+	d.onward_target = target;
+	d.final = final;
+	d.decided_by = by;
+	CU_ASSERT_FATAL(ras_time_parse(at, false, &d.decided_at) == 0);
+	d.received_at = d.decided_at;
+	rs = ras_mappings_ruleset(ras_triage_mappings(tri), d.service);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rs);
+	CU_ASSERT_FATAL(ras_rules_deadlines(a, rs, d.outcome, d.onward_target, false, d.final,
+	    d.received_at, ras_mappings_calendar(ras_triage_mappings(tri)), &d.deadlines,
+	    &d.n_deadlines, NULL) == 0);
+	CU_ASSERT_FATAL(ras_triage_store_decision(db, referral_id, &d, NULL) == 0);
+	free(doc);
+	ras_arena_free(a);
 }

@@ -63,6 +63,17 @@ const char *ras_test_fixture(const char *rel);
 /* Read a whole file (malloc'd, NUL-terminated); aborts on failure. */
 char *ras_test_read(const char *path, size_t *len);
 
+struct ras_db;
+struct ras_triage;
+/* A decision as triage or a clinician stores it, with its rule set's
+ * clocks: the decision fixture's facts and reasons, with the outcome,
+ * target, finality and decider given, decided (and the referral counted as
+ * received) at `at` (ISO 8601); `service` NULL keeps the fixture's, or
+ * midnotts.  A failure ends the test. */
+void ras_test_store_decision(struct ras_db *db, const struct ras_triage *tri, int64_t referral_id,
+    const char *service, const char *fixture, const char *outcome, const char *target,
+    bool final, const char *by, const char *at);
+
 /* A temporary directory for this test process (created on first use). */
 const char *ras_test_tmpdir(void);
 
