@@ -305,9 +305,15 @@ caller_loop_keeps_turning(void)
 	CU_ASSERT(ras_time_mono_ms() - t0 < 1500);
 	CU_ASSERT(l.nticks >= 8);
 
-	/* a loop that gives the wait up: the batch ends as unknown (the held
-	 * back path: a quick answer can complete before the wait begins, on
-	 * a reused connection, and then there is nothing to give up) */
+	/* a loop that gives the wait up: the batch ends as unknown.  The
+	 * answer is held back again (a fault applies once): on a loaded
+	 * machine a quick answer can be read inside the first socket action,
+	 * before the wait begins, and then there is nothing to give up. */
+	{
+		struct fake_fault ft = { .kind = FAKE_FAULT_DELAY, .path_has = "/slow", .ms = 1000 };
+
+		fake_http_fault(srv, &ft);
+	}
 	drv.wait = drv_give_up;
 	ras_http_set_driver(&drv);
 	ras_http_request_init(&r[0], "GET", url[1]);
