@@ -115,43 +115,48 @@ every_day(const struct ras_date *d, void *ctx)
 
 /* ---- normalise ------------------------------------------------------- */
 
+/* One payload's report.  The UBRN and correlation id come with each report:
+ * no lookup. */
+static void
+log_normalised(const struct ras_normalise_report *r, void *ctx)
+{
+	char pid[24];
+	struct ras_log_field f[] = { { "STAGE", "normalise" }, { "PAYLOAD_ID", pid },
+		{ "UBRN", r->ubrn[0] ? r->ubrn : NULL },
+		{ "CORRELATION_ID", r->correlation_id[0] ? r->correlation_id : NULL },
+		{ NULL, NULL } };
+
+	(void)ctx;
+	snprintf(pid, sizeof(pid), "%lld", (long long)r->payload_id);
+	if (strcmp(r->state, "rejected") == 0 || strcmp(r->state, "partial") == 0)
+		ras_log_fields(RAS_LOG_WARNING, f, "payload #%s %s (%s): %s", pid, r->state,
+		    r->kind, r->message);
+	else if (strcmp(r->state, "received") != 0)
+		ras_log_fields(RAS_LOG_INFO, f, "payload #%s %s (%s): %s", pid, r->state,
+		    r->kind, r->message);
+}
+
 void
 ras_stages_log_normalised(const struct ras_normalise_report *rep, size_t n)
 {
-	/* The UBRN and correlation id come with each report: no lookup. */
-	for (size_t i = 0; i < n; i++) {
-		const struct ras_normalise_report *r = &rep[i];
-		char pid[24];
-		struct ras_log_field f[] = { { "STAGE", "normalise" }, { "PAYLOAD_ID", pid },
-			{ "UBRN", r->ubrn[0] ? r->ubrn : NULL },
-			{ "CORRELATION_ID", r->correlation_id[0] ? r->correlation_id : NULL },
-			{ NULL, NULL } };
-
-		snprintf(pid, sizeof(pid), "%lld", (long long)r->payload_id);
-		if (strcmp(r->state, "rejected") == 0 || strcmp(r->state, "partial") == 0)
-			ras_log_fields(RAS_LOG_WARNING, f, "payload #%s %s (%s): %s", pid, r->state,
-			    r->kind, r->message);
-		else if (strcmp(r->state, "received") != 0)
-			ras_log_fields(RAS_LOG_INFO, f, "payload #%s %s (%s): %s", pid, r->state,
-			    r->kind, r->message);
-	}
+	for (size_t i = 0; i < n; i++)
+		log_normalised(&rep[i], NULL);
 }
 
+/* The stage logs each report as the batch hands it over (store.h): a batch
+ * of batch_size payloads keeps no array of reports. */
 static int
 normalise_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 {
 	struct pipeline *p = state;
-	struct ras_normalise_report *rep = NULL;
 	size_t n = 0;
 	int err;
 
 	(void)now;
 	/* XML referral forms are read through the configuration's maps */
-	if ((err = ras_store_normalise(db, ras_runtime_form_maps(p->rt), NULL, 0, limit, &rep, &n)) < 0)
+	if ((err = ras_store_normalise_each(db, ras_runtime_form_maps(p->rt), NULL, 0, limit,
+	    log_normalised, NULL, &n)) < 0)
 		return err;
-	if (n)
-		ras_stages_log_normalised(rep, n);
-	free(rep);
 	return (int)n;
 }
 
@@ -219,34 +224,38 @@ demographics_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
 
 /* ---- triage ------------------------------------------------------------ */
 
+/* One referral's report (r->referral is "UBRN vN" or the storage key,
+ * r->message rules, clauses and dates: no patient data). */
+static void
+log_triaged(const struct ras_triage_report *r, void *ctx)
+{
+	int *moved = ctx;
+	char rid[24], did[24];
+	bool bad = strcmp(r->state, "triage-failed") == 0 || strcmp(r->state, "unassigned") == 0;
+	struct ras_log_field f[] = { { "STAGE", "triage" }, { "REFERRAL_ID", rid },
+		{ "DECISION_ID", r->decision_id ? did : NULL }, { "SERVICE", r->service[0] ? r->service : NULL },
+		{ NULL, NULL } };
+
+	snprintf(rid, sizeof(rid), "%lld", (long long)r->referral_id);
+	snprintf(did, sizeof(did), "%lld", (long long)r->decision_id);
+	if (strcmp(r->state, "new") != 0)
+		(*moved)++;
+	ras_log_fields(bad ? RAS_LOG_WARNING : RAS_LOG_INFO, f, "referral %s %s: %s", r->referral,
+	    r->state, r->message);
+}
+
+/* Each report logged as the batch hands it over (triage.h): no array of a
+ * batch's reports is kept. */
 static int
 triage_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 {
 	struct pipeline *p = state;
-	struct ras_triage_report *rep = NULL;
 	size_t n = 0;
 	int err, moved = 0;
 
-	if ((err = ras_triage_pending(db, ras_runtime_triage(p->rt), now, limit, NULL, 0, &rep, &n)) < 0)
+	if ((err = ras_triage_pending_each(db, ras_runtime_triage(p->rt), now, limit, NULL, 0,
+	    log_triaged, &moved, &n)) < 0)
 		return err;
-	for (size_t i = 0; i < n; i++) {
-		const struct ras_triage_report *r = &rep[i];
-		char rid[24], did[24];
-		bool bad = strcmp(r->state, "triage-failed") == 0 || strcmp(r->state, "unassigned") == 0;
-		struct ras_log_field f[] = { { "STAGE", "triage" }, { "REFERRAL_ID", rid },
-			{ "DECISION_ID", r->decision_id ? did : NULL }, { "SERVICE", r->service[0] ? r->service : NULL },
-			{ NULL, NULL } };
-
-		snprintf(rid, sizeof(rid), "%lld", (long long)r->referral_id);
-		snprintf(did, sizeof(did), "%lld", (long long)r->decision_id);
-		if (strcmp(r->state, "new") != 0)
-			moved++;
-		/* r->referral is "UBRN vN" or the storage key, r->message
-		 * rules, clauses and dates: no patient data. */
-		ras_log_fields(bad ? RAS_LOG_WARNING : RAS_LOG_INFO, f, "referral %s %s: %s", r->referral,
-		    r->state, r->message);
-	}
-	free(rep);
 	return moved;
 }
 

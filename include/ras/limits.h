@@ -92,10 +92,15 @@
  * i.e. as compressed on disk; at least one referral), so that a batch's
  * working memory has a ceiling whatever [database] batch_size is. */
 #define RAS_TRIAGE_CHUNK_BYTES   (256u * 1024u)
+/* ... and at most this many referrals, so that a chunk's reports and plans
+ * have a ceiling too, however small the documents. */
+#define RAS_TRIAGE_CHUNK_ROWS    256u
 
 /* The normalise stage reads, plans and writes a claimed batch a chunk at a
  * time: at most this many bytes of payloads (at least one payload). */
 #define RAS_NORMALISE_CHUNK_BYTES (512u * 1024u)
+/* ... and at most this many payloads (a chunk's reports and plans). */
+#define RAS_NORMALISE_CHUNK_ROWS 256u
 
 /* The render stage reads and renders a claimed batch of letters a chunk at
  * a time: at most this many bytes of the stored documents they are made

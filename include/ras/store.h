@@ -95,6 +95,17 @@ int ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_m
     const int64_t *ids, size_t n, size_t limit, struct ras_normalise_report **out, size_t *nout);
 
 /*
+ * The same, each report handed to fn(report, ctx) once the batch has
+ * committed (in claim order; *nout their count), none kept: the daemon's
+ * stage logs them as they come, so that what a batch holds in memory does
+ * not grow with batch_size beyond its ids and packed reports (~120 bytes a
+ * payload).  The report is valid only during the call.
+ */
+typedef void ras_normalise_report_fn(const struct ras_normalise_report *r, void *ctx);
+int ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
+    const int64_t *ids, size_t n, size_t limit, ras_normalise_report_fn *fn, void *ctx, size_t *nout);
+
+/*
  * The stored referral named by `what`: a UBRN (latest version; all
  * versions listed), else a numeric referral id.  *out is a new JSON object:
  * {"id", "referral_key", "ubrn", "version", "state", "service",

@@ -94,6 +94,18 @@ int ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t no
     size_t *n_out);
 
 /*
+ * The same, each report handed to fn(report, ctx) once the batch has
+ * committed (in claim order; *n_out their count), none kept: the daemon's
+ * stage logs them as they come, so that what a batch holds in memory does
+ * not grow with batch_size beyond its ids and packed reports (~150 bytes a
+ * referral).  The report is valid only during the call.
+ */
+typedef void ras_triage_report_fn(const struct ras_triage_report *r, void *ctx);
+int ras_triage_pending_each(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, ras_triage_report_fn *fn, void *ctx,
+    size_t *n_out);
+
+/*
  * Store decisions d[0..n) of referrals referral_ids[0..n) with their
  * deadlines, in one statement (ras_store_decisions, schema 014), as if
  * stored one at a time in that order (a referral may appear more than

@@ -950,18 +950,92 @@ free_plans(struct plan *plans, size_t n)
 		ras_buf_free(&plans[i].notes);
 }
 
+/* A batch's reports are kept, until it commits, packed: the fixed part,
+ * then the three strings at their length (~120 bytes a payload instead of
+ * the ~830 of a struct ras_normalise_report), so that the reports of a
+ * batch of 10,000 take ~1.2 MB whatever batch_size is. */
+struct packed_report {
+	int64_t payload_id, first_referral_id;
+	const char *state, *kind;   /* static strings */
+	int created, merged, duplicates, refused, skipped, revised;
+	uint16_t len[3];            /* message, ubrn, correlation_id */
+};
+
+static int
+pack_report(struct ras_buf *pool, const struct ras_normalise_report *r)
+{
+	const char *str[3] = { r->message, r->ubrn, r->correlation_id };
+	struct packed_report pk;
+	int err;
+
+	memset(&pk, 0, sizeof(pk));
+	pk.payload_id = r->payload_id;
+	pk.first_referral_id = r->first_referral_id;
+	pk.state = r->state;
+	pk.kind = r->kind;
+	pk.created = r->created;
+	pk.merged = r->merged;
+	pk.duplicates = r->duplicates;
+	pk.refused = r->refused;
+	pk.skipped = r->skipped;
+	pk.revised = r->revised;
+	for (size_t i = 0; i < 3; i++)
+		pk.len[i] = (uint16_t)strlen(str[i]);   /* each a char array of < 64 KiB */
+	err = ras_buf_append(pool, &pk, sizeof(pk));
+	for (size_t i = 0; i < 3 && err == 0; i++)
+		err = ras_buf_append(pool, str[i], pk.len[i]);
+	return err < 0 ? ras_error_code(RAS_ENOMEM, "out of memory") : 0;
+}
+
+static size_t
+unpack_reports(const struct ras_buf *pool, ras_normalise_report_fn *fn, void *ctx)
+{
+	size_t off = 0, n = 0;
+
+	while (pool->data && off + sizeof(struct packed_report) <= pool->len) {
+		struct ras_normalise_report r;
+		struct packed_report pk;
+		char *dst[3] = { r.message, r.ubrn, r.correlation_id };
+		size_t cap[3] = { sizeof(r.message), sizeof(r.ubrn), sizeof(r.correlation_id) };
+
+		memcpy(&pk, pool->data + off, sizeof(pk));
+		off += sizeof(pk);
+		memset(&r, 0, sizeof(r));
+		r.payload_id = pk.payload_id;
+		r.first_referral_id = pk.first_referral_id;
+		r.state = pk.state;
+		r.kind = pk.kind;
+		r.created = pk.created;
+		r.merged = pk.merged;
+		r.duplicates = pk.duplicates;
+		r.refused = pk.refused;
+		r.skipped = pk.skipped;
+		r.revised = pk.revised;
+		for (size_t i = 0; i < 3; i++) {
+			size_t l = pk.len[i] < cap[i] ? pk.len[i] : cap[i] - 1;
+
+			memcpy(dst[i], pool->data + off, l);
+			dst[i][l] = '\0';
+			off += pk.len[i];
+		}
+		fn(&r, ctx);
+		n++;
+	}
+	return n;
+}
+
 int
-ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
-    size_t n, size_t limit, struct ras_normalise_report **out, size_t *nout)
+ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
+    size_t n, size_t limit, ras_normalise_report_fn *fn, void *ctx, size_t *nout)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_normalise_report *reports = NULL;
+	struct ras_buf pool = RAS_BUF_INIT(0);
 	struct plan *plans = NULL;
 	struct claimed *rows = NULL;
-	size_t nrows = 0;
+	size_t nrows = 0, cap;
 	int err;
 
-	*out = NULL;
 	*nout = 0;
 	if (a == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -969,21 +1043,23 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 		goto done;
 	if ((err = claim_ids(db, a, ids, n, limit, &rows, &nrows)) < 0)
 		goto fail;
-	reports = calloc(nrows ? nrows : 1, sizeof(*reports));
-	plans = calloc(nrows ? nrows : 1, sizeof(*plans));
-	if (reports == NULL || plans == NULL) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto fail;
-	}
 	if (nrows == 0) {
 		ras_db_rollback(db);
 		goto done;
 	}
+	cap = nrows < RAS_NORMALISE_CHUNK_ROWS ? nrows : RAS_NORMALISE_CHUNK_ROWS;
+	reports = calloc(cap, sizeof(*reports));
+	plans = calloc(cap, sizeof(*plans));
+	if (reports == NULL || plans == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto fail;
+	}
 	/* Read, planned and written a chunk at a time (RAS_NORMALISE_CHUNK_BYTES
-	 * of payloads, at least one), in the one transaction, each chunk's
-	 * memory freed before the next: a batch's working memory is bounded by
-	 * bytes, whatever batch_size is.  Chunks are written in claim order, so
-	 * a payload may still depend on one before it in the batch. */
+	 * of payloads, at most RAS_NORMALISE_CHUNK_ROWS, at least one), in the
+	 * one transaction, each chunk's memory freed before the next and its
+	 * reports packed: what a batch holds is its claimed ids and packed
+	 * reports, whatever batch_size is.  Chunks are written in claim order,
+	 * so a payload may still depend on one before it in the batch. */
 	err = 0;
 	for (size_t s = 0, e; s < nrows && err == 0; s = e) {
 		struct ras_arena *ca = ras_arena_new();
@@ -991,7 +1067,7 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 		size_t bytes = rows[s].len, got = 0;
 		int64_t *cids;
 
-		for (e = s + 1; e < nrows && bytes + rows[e].len <= RAS_NORMALISE_CHUNK_BYTES; e++)
+		for (e = s + 1; e < nrows && e - s < cap && bytes + rows[e].len <= RAS_NORMALISE_CHUNK_BYTES; e++)
 			bytes += rows[e].len;
 		cids = ca ? ras_arena_calloc(ca, e - s, sizeof(*cids)) : NULL;
 		if (cids == NULL)
@@ -1004,81 +1080,139 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 			err = ras_error_code(RAS_EIO, "payloads of the batch changed under it (%zu of %zu read)",
 			    got, e - s);
 		if (err == 0)
-			err = run_batch(db, form_maps, ca, chunk, got, reports + s, plans + s);
-		free_plans(plans + s, e - s);
+			err = run_batch(db, form_maps, ca, chunk, got, reports, plans);
+		for (size_t i = 0; i < e - s && err == 0; i++)
+			err = pack_report(&pool, &reports[i]);
+		free_plans(plans, e - s);
 		ras_arena_free(ca);
 	}
-	if (err == 0 && (err = ras_db_commit(db)) == 0) {
-		free_plans(plans, nrows);
-		*out = reports;
-		*nout = nrows;
-		reports = NULL;
-		goto done;
-	}
+	if (err == 0 && (err = ras_db_commit(db)) == 0)
+		goto report;
 	ras_db_rollback(db);
-	free_plans(plans, nrows);
 	if (err == RAS_EIO || err == RAS_ENOMEM)
 		goto done;
 
 	/* The batch failed in the database: take the payloads one at a time so
 	 * that one bad payload does not hold up the others. */
+	pool.len = 0;
 	for (size_t i = 0; i < nrows; i++) {
+		struct ras_normalise_report *rep = &reports[0];
+		struct ras_arena *oa = ras_arena_new();   /* this payload's, freed after it */
 		struct claimed *one = NULL;
 		size_t got = 0;
 
-		if ((err = ras_db_begin(db)) < 0)
+		if (oa == NULL) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
 			goto done;
-		if ((err = claim(db, a, &rows[i].id, 1, 1, &one, &got)) < 0) {
+		}
+		if ((err = ras_db_begin(db)) < 0 || (err = claim(db, oa, &rows[i].id, 1, 1, &one, &got)) < 0) {
 			ras_db_rollback(db);
+			ras_arena_free(oa);
 			goto done;
 		}
 		if (got == 0) {
 			ras_db_rollback(db);
-			memset(&reports[i], 0, sizeof(reports[i]));
-			reports[i].payload_id = rows[i].id;
-			reports[i].state = "received";
-			reports[i].kind = "unknown";
-			snprintf(reports[i].message, sizeof(reports[i].message),
-			    "taken by another process");
+			ras_arena_free(oa);
+			memset(rep, 0, sizeof(*rep));
+			rep->payload_id = rows[i].id;
+			rep->state = "received";
+			rep->kind = "unknown";
+			snprintf(rep->message, sizeof(rep->message), "taken by another process");
+			if ((err = pack_report(&pool, rep)) < 0)
+				goto done;
 			continue;
 		}
-		err = run_batch(db, form_maps, a, one, 1, &reports[i], &plans[i]);
-		free_plans(&plans[i], 1);
-		if (err == 0 && (err = ras_db_commit(db)) == 0)
+		err = run_batch(db, form_maps, oa, one, 1, rep, &plans[0]);
+		free_plans(&plans[0], 1);
+		if (err == 0 && (err = ras_db_commit(db)) == 0) {
+			ras_arena_free(oa);
+			if ((err = pack_report(&pool, rep)) < 0)
+				goto done;
 			continue;
+		}
 		ras_db_rollback(db);
+		ras_arena_free(oa);
 		if (err == RAS_EIO || err == RAS_ENOMEM)
 			goto done;
 		/* Keep the payload, marked with the database's reason. */
 		{
-			char reason[400];
+			char reason[400], pid[24];
 
 			snprintf(reason, sizeof(reason), "could not store: %s", ras_error_last());
-			memset(&reports[i], 0, sizeof(reports[i]));
-			reports[i].payload_id = rows[i].id;
-			reports[i].state = "rejected";
-			reports[i].kind = "unknown";
-			snprintf(reports[i].message, sizeof(reports[i].message), "%s", reason);
+			snprintf(pid, sizeof(pid), "%lld", (long long)rows[i].id);
+			memset(rep, 0, sizeof(*rep));
+			rep->payload_id = rows[i].id;
+			rep->state = "rejected";
+			rep->kind = "unknown";
+			snprintf(rep->message, sizeof(rep->message), "%s", reason);
 			if ((err = ras_db_query(db, NULL, SQL_INBOX_DONE, 4, (struct ras_db_param[]){
-			    RAS_DB_TEXT(ras_arena_printf(a, "%lld", (long long)rows[i].id)),
-			    RAS_DB_TEXT("rejected"), RAS_DB_TEXT(NULL), RAS_DB_TEXT(reason) })) < 0)
+			    RAS_DB_TEXT(pid), RAS_DB_TEXT("rejected"), RAS_DB_TEXT(NULL), RAS_DB_TEXT(reason) })) < 0)
+				goto done;
+			if ((err = pack_report(&pool, rep)) < 0)
 				goto done;
 		}
 	}
-	*out = reports;
-	*nout = nrows;
-	reports = NULL;
+report:
+	*nout = unpack_reports(&pool, fn, ctx);
 	err = 0;
 	goto done;
 fail:
 	ras_db_rollback(db);
 done:
 	/* ras_buf_free leaves an empty buffer, so freeing twice is harmless. */
-	free_plans(plans, plans ? nrows : 0);
+	free_plans(plans, plans ? cap : 0);
 	free(plans);
 	free(reports);
+	ras_buf_free(&pool);
 	ras_arena_free(a);
 	return err;
+}
+
+struct report_array {
+	struct ras_normalise_report *v;
+	size_t n, cap;
+	bool nomem;
+};
+
+static void
+collect_report(const struct ras_normalise_report *r, void *ctx)
+{
+	struct report_array *x = ctx;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 16;
+		struct ras_normalise_report *v = x->nomem ? NULL : realloc(x->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			x->nomem = true;
+			return;
+		}
+		x->v = v;
+		x->cap = cap;
+	}
+	x->v[x->n++] = *r;
+}
+
+int
+ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
+    size_t n, size_t limit, struct ras_normalise_report **out, size_t *nout)
+{
+	struct report_array x = { NULL, 0, 0, false };
+	size_t got = 0;
+	int err;
+
+	*out = NULL;
+	*nout = 0;
+	err = ras_store_normalise_each(db, form_maps, ids, n, limit, collect_report, &x, &got);
+	if (err == 0 && x.nomem)
+		err = ras_error_code(RAS_ENOMEM, "out of memory (the reports of a stored batch)");
+	if (err < 0) {
+		free(x.v);
+		return err;
+	}
+	*out = x.v;
+	*nout = x.n;
+	return 0;
 }
 
 /* ---- show ---------------------------------------------------------------- */

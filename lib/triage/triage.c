@@ -373,7 +373,8 @@ ras_triage_store_decision(struct ras_db *db, int64_t referral_id, const struct r
 struct row {
 	int64_t id, received, payload, version;
 	int64_t doc_size;           /* referrals.doc as stored (pg_column_size) */
-	const char *id_text, *service, *ers_service, *doc, *ubrn, *key;
+	/* read a chunk at a time (fetch_rows), into the chunk's arena */
+	const char *service, *ers_service, *doc, *ubrn, *key;
 	const char *pds;            /* the referral's PDS answer (pds_store.h), NULL when none */
 };
 
@@ -385,13 +386,13 @@ struct plan {
 	const char *state, *event, *why;   /* PLAN_MARK */
 };
 
-/* The ids first (index on (state, id), LIMIT, SKIP LOCKED), then their
- * details: reading the documents of the whole backlog to sort it would
- * make every batch cost as much as the backlog.  The documents themselves
- * are read a chunk at a time (SQL_DOCS), as they are decided. */
+/* The claim takes ids and sizes only (index on (state, id), LIMIT, SKIP
+ * LOCKED): reading the documents of the whole backlog to sort it would make
+ * every batch cost as much as the backlog, and holding each claimed row's
+ * details would make a batch's memory grow with batch_size.  Details and
+ * documents are read a chunk at a time (SQL_ROWS), as they are decided. */
 static const char SQL_CLAIM[] =
-    "WITH c AS ("
-    "  SELECT r.id FROM referrals r"
+    "SELECT r.id::text, pg_column_size(r.doc)::text FROM referrals r"
     "  WHERE r.state = 'new'"
     "   AND ($1::bigint[] IS NULL OR r.id IN (SELECT e.referral_id FROM events e"
     "        WHERE e.payload_id = ANY ($1::bigint[]) AND e.referral_id IS NOT NULL))"
@@ -401,19 +402,20 @@ static const char SQL_CLAIM[] =
     "        AND ($5::boolean OR r.doc -> 'patient' ->> 'birth_date' IS NULL"
     "             OR r.doc -> 'patient' ->> 'family' IS NULL OR r.doc -> 'patient' ->> 'practice_ods' IS NULL)"
     "        AND NOT EXISTS (SELECT 1 FROM pds_checks k WHERE k.referral_id = r.id AND k.state = 'done'))"
-    "  ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED)"
-    " SELECT r.id::text, r.service, r.ers_service_id,"
-    "  floor(extract(epoch FROM r.received_at))::bigint::text, pg_column_size(r.doc)::text, r.ubrn,"
+    "  ORDER BY r.id LIMIT $2::int FOR UPDATE OF r SKIP LOCKED";
+
+/* A chunk's claimed referrals, whole ($1: their ids; $2: the payloads of
+ * the filter, whose latest that touched each referral is reported). */
+static const char SQL_ROWS[] =
+    "SELECT r.id::text, r.service, r.ers_service_id,"
+    "  floor(extract(epoch FROM r.received_at))::bigint::text, r.doc::text, r.ubrn,"
     "  r.referral_key, r.version::text,"
     "  (SELECT max(e.payload_id) FROM events e WHERE e.referral_id = r.id"
-    "    AND e.payload_id = ANY ($1::bigint[]))::text,"
+    "    AND e.payload_id = ANY ($2::bigint[]))::text,"
     "  (SELECT jsonb_build_object('result', k.result, 'version', l.version_id, 'summary', l.summary,"
     "    'lookup_id', l.id) FROM pds_checks k LEFT JOIN pds_lookups l ON l.id = k.lookup_id"
     "    WHERE k.referral_id = r.id AND k.state = 'done')::text"
-    " FROM c JOIN referrals r ON r.id = c.id ORDER BY r.id";
-
-static const char SQL_DOCS[] =
-    "SELECT r.id::text, r.doc::text FROM referrals r WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id";
+    " FROM referrals r WHERE r.id = ANY ($1::bigint[]) ORDER BY r.id";
 
 static const char *
 cell(struct ras_arena *a, struct ras_db_res *res, int r, int c)
@@ -421,6 +423,7 @@ cell(struct ras_arena *a, struct ras_db_res *res, int r, int c)
 	return ras_db_res_isnull(res, r, c) ? NULL : ras_arena_strdup(a, ras_db_res_get(res, r, c));
 }
 
+/* Claim up to `limit` referrals (or only `only_id`): their ids and sizes. */
 static int
 claim(struct ras_db *db, const struct ras_triage *t, struct ras_arena *a, const char *payloads,
     size_t limit, const char *only_id, struct row **out, size_t *n)
@@ -442,33 +445,18 @@ claim(struct ras_db *db, const struct ras_triage *t, struct ras_arena *a, const 
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	}
 	for (int i = 0; i < rows; i++) {
-		struct row *w = &(*out)[i];
-
-		(void)ras_db_res_int(res, i, 0, &w->id);
-		(void)ras_db_res_int(res, i, 3, &w->received);
-		(void)ras_db_res_int(res, i, 7, &w->version);
-		(void)ras_db_res_int(res, i, 8, &w->payload);
-		(void)ras_db_res_int(res, i, 4, &w->doc_size);
-		w->id_text = cell(a, res, i, 0);
-		w->service = cell(a, res, i, 1);
-		w->ers_service = cell(a, res, i, 2);
-		w->doc = NULL;
-		w->ubrn = cell(a, res, i, 5);
-		w->key = cell(a, res, i, 6);
-		w->pds = cell(a, res, i, 9);
-		if (w->id_text == NULL || w->key == NULL) {
-			ras_db_res_free(res);
-			return ras_error_code(RAS_ENOMEM, "out of memory");
-		}
+		(void)ras_db_res_int(res, i, 0, &(*out)[i].id);
+		(void)ras_db_res_int(res, i, 1, &(*out)[i].doc_size);
 	}
 	*n = (size_t)rows;
 	ras_db_res_free(res);
 	return 0;
 }
 
-/* The documents of rows[0..n) (sorted by id, as claimed), into arena a. */
+/* The details and documents of rows[0..n) (sorted by id, as claimed), into
+ * arena a. */
 static int
-fetch_docs(struct ras_db *db, struct ras_arena *a, struct row *rows, size_t n)
+fetch_rows(struct ras_db *db, struct ras_arena *a, const char *payloads, struct row *rows, size_t n)
 {
 	struct ras_buf ids = RAS_BUF_INIT(0);
 	struct ras_db_res *res = NULL;
@@ -477,24 +465,38 @@ fetch_docs(struct ras_db *db, struct ras_arena *a, struct row *rows, size_t n)
 
 	(void)ras_buf_putc(&ids, '{');
 	for (size_t i = 0; i < n; i++)
-		(void)ras_buf_printf(&ids, "%s%s", i ? "," : "", rows[i].id_text);
+		(void)ras_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rows[i].id);
 	if (ras_buf_putc(&ids, '}') < 0) {
 		ras_buf_free(&ids);
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	}
-	err = ras_db_query(db, &res, SQL_DOCS, 1, &RAS_DB_TEXT(ids.data));
+	err = ras_db_query(db, &res, SQL_ROWS, 2,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(ids.data), RAS_DB_TEXT(payloads) });
 	ras_buf_free(&ids);
 	if (err < 0)
 		return err;
 	got = ras_db_res_rows(res);
 	for (int r = 0; r < got; r++) {
-		const char *id = ras_db_res_get(res, r, 0);
+		int64_t id = 0;
+		struct row *w;
 
-		while (k < n && strcmp(rows[k].id_text, id) != 0)
+		(void)ras_db_res_int(res, r, 0, &id);
+		while (k < n && rows[k].id != id)
 			k++;
 		if (k == n)
 			break;
-		if ((rows[k].doc = ras_arena_strdup(a, ras_db_res_get(res, r, 1))) == NULL) {
+		w = &rows[k];
+		(void)ras_db_res_int(res, r, 3, &w->received);
+		(void)ras_db_res_int(res, r, 7, &w->version);
+		w->payload = 0;
+		(void)ras_db_res_int(res, r, 8, &w->payload);
+		w->service = cell(a, res, r, 1);
+		w->ers_service = cell(a, res, r, 2);
+		w->doc = cell(a, res, r, 4);
+		w->ubrn = cell(a, res, r, 5);
+		w->key = cell(a, res, r, 6);
+		w->pds = cell(a, res, r, 9);
+		if (w->doc == NULL || w->key == NULL) {
 			ras_db_res_free(res);
 			return ras_error_code(RAS_ENOMEM, "out of memory");
 		}
@@ -502,9 +504,16 @@ fetch_docs(struct ras_db *db, struct ras_arena *a, struct row *rows, size_t n)
 	ras_db_res_free(res);
 	for (size_t i = 0; i < n; i++)
 		if (rows[i].doc == NULL)
-			return ras_error_code(RAS_EIO, "referral #%s was claimed but its document was not read",
-			    rows[i].id_text);
+			return ras_error_code(RAS_EIO, "referral #%lld was claimed but its document was not read",
+			    (long long)rows[i].id);
 	return 0;
+}
+
+/* What a row held of its chunk's arena, forgotten when the chunk is freed. */
+static void
+forget_row(struct row *w)
+{
+	w->service = w->ers_service = w->doc = w->ubrn = w->key = w->pds = NULL;
 }
 
 static void
@@ -708,20 +717,88 @@ payload_array(const int64_t *ids, size_t n)
 	return ras_buf_detach(&b, NULL);
 }
 
+/* A batch's reports are kept, until it commits, packed: the fixed part,
+ * then the four strings at their length (~150 bytes a referral instead of
+ * the ~760 of a struct ras_triage_report), so that a batch of 10,000 holds
+ * ~1.5 MB of reports whatever batch_size is. */
+struct packed_report {
+	int64_t referral_id, payload_id, decision_id;
+	const char *state;          /* a static string */
+	enum ras_outcome outcome;
+	bool final;
+	uint16_t len[4];            /* referral, service, onward_target, message */
+};
+
+static int
+pack_report(struct ras_buf *pool, const struct ras_triage_report *r)
+{
+	const char *str[4] = { r->referral, r->service, r->onward_target, r->message };
+	struct packed_report pk;
+	int err;
+
+	memset(&pk, 0, sizeof(pk));
+	pk.referral_id = r->referral_id;
+	pk.payload_id = r->payload_id;
+	pk.decision_id = r->decision_id;
+	pk.state = r->state;
+	pk.outcome = r->outcome;
+	pk.final = r->final;
+	for (size_t i = 0; i < 4; i++)
+		pk.len[i] = (uint16_t)strlen(str[i]);   /* each a char array of < 64 KiB */
+	err = ras_buf_append(pool, &pk, sizeof(pk));
+	for (size_t i = 0; i < 4 && err == 0; i++)
+		err = ras_buf_append(pool, str[i], pk.len[i]);
+	return err < 0 ? ras_error_code(RAS_ENOMEM, "out of memory") : 0;
+}
+
+static size_t
+unpack_reports(const struct ras_buf *pool, ras_triage_report_fn *fn, void *ctx)
+{
+	size_t off = 0, n = 0;
+
+	while (pool->data && off + sizeof(struct packed_report) <= pool->len) {
+		struct ras_triage_report r;
+		struct packed_report pk;
+		char *dst[4] = { r.referral, r.service, r.onward_target, r.message };
+		size_t cap[4] = { sizeof(r.referral), sizeof(r.service), sizeof(r.onward_target),
+			sizeof(r.message) };
+
+		memcpy(&pk, pool->data + off, sizeof(pk));
+		off += sizeof(pk);
+		memset(&r, 0, sizeof(r));
+		r.referral_id = pk.referral_id;
+		r.payload_id = pk.payload_id;
+		r.decision_id = pk.decision_id;
+		r.state = pk.state;
+		r.outcome = pk.outcome;
+		r.final = pk.final;
+		for (size_t i = 0; i < 4; i++) {
+			size_t l = pk.len[i] < cap[i] ? pk.len[i] : cap[i] - 1;
+
+			memcpy(dst[i], pool->data + off, l);
+			dst[i][l] = '\0';
+			off += pk.len[i];
+		}
+		fn(&r, ctx);
+		n++;
+	}
+	return n;
+}
+
 int
-ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
-    const int64_t *payload_ids, size_t n_payload_ids, struct ras_triage_report **out,
+ras_triage_pending_each(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, ras_triage_report_fn *fn, void *ctx,
     size_t *n_out)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_triage_report *reps = NULL;
+	struct ras_buf pool = RAS_BUF_INIT(0);
 	struct plan *plans = NULL;
 	struct row *rows = NULL;
 	char *payloads = NULL;
-	size_t n = 0;
+	size_t n = 0, cap;
 	int err;
 
-	*out = NULL;
 	*n_out = 0;
 	if (a == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -739,33 +816,38 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 		ras_db_rollback(db);
 		goto done;
 	}
-	reps = calloc(n, sizeof(*reps));
-	plans = calloc(n, sizeof(*plans));
+	cap = n < RAS_TRIAGE_CHUNK_ROWS ? n : RAS_TRIAGE_CHUNK_ROWS;
+	reps = calloc(cap, sizeof(*reps));
+	plans = calloc(cap, sizeof(*plans));
 	if (reps == NULL || plans == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto fail;
 	}
 	/* Decided and written a chunk at a time (RAS_TRIAGE_CHUNK_BYTES of
-	 * stored documents), in the one transaction: what a batch holds in
-	 * memory is bounded by bytes, whatever batch_size is. */
+	 * stored documents, at most RAS_TRIAGE_CHUNK_ROWS referrals), in the one
+	 * transaction: what a batch holds in memory is its claimed ids and
+	 * packed reports, whatever batch_size is. */
 	err = 0;
 	for (size_t s = 0, e; s < n && err == 0; s = e) {
 		struct ras_arena *ca = ras_arena_new();
 		int64_t bytes = rows[s].doc_size;
 
-		for (e = s + 1; e < n && bytes + rows[e].doc_size <= (int64_t)RAS_TRIAGE_CHUNK_BYTES; e++)
+		for (e = s + 1; e < n && e - s < cap && bytes + rows[e].doc_size <= (int64_t)RAS_TRIAGE_CHUNK_BYTES;
+		    e++)
 			bytes += rows[e].doc_size;
 		if (ca == NULL)
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 		if (err == 0)
-			err = fetch_docs(db, ca, rows + s, e - s);
+			err = fetch_rows(db, ca, payloads, rows + s, e - s);
 		for (size_t i = s; i < e && err == 0; i++)
-			err = plan_row(ca, t, now, &rows[i], &reps[i], &plans[i]);
+			err = plan_row(ca, t, now, &rows[i], &reps[i - s], &plans[i - s]);
 		if (err == 0)
-			err = run_plans(db, plans + s, e - s);
+			err = run_plans(db, plans, e - s);
+		for (size_t i = s; i < e && err == 0; i++)
+			err = pack_report(&pool, &reps[i - s]);
 		for (size_t i = s; i < e; i++) {
-			rows[i].doc = NULL;
-			memset(&plans[i], 0, sizeof(plans[i]));   /* its strings were in ca */
+			forget_row(&rows[i]);
+			memset(&plans[i - s], 0, sizeof(plans[i - s]));   /* its strings were in ca */
 		}
 		ras_arena_free(ca);
 	}
@@ -780,36 +862,43 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 	/* The batch failed in the database (say a trigger of a later stage
 	 * refused one decision): take the referrals one at a time so that one
 	 * cannot hold up the rest. */
+	pool.len = 0;
 	for (size_t i = 0; i < n; i++) {
+		struct ras_triage_report *rep = &reps[0];
 		struct row *one = NULL;
+		struct ras_arena *ca = NULL;
+		char id[24];
 		size_t got = 0;
 
-		reps[i].decision_id = 0;
+		memset(rep, 0, sizeof(*rep));
+		snprintf(id, sizeof(id), "%lld", (long long)rows[i].id);
 		if ((err = ras_db_begin(db)) < 0)
 			goto done;
-		if ((err = claim(db, t, a, NULL, 1, rows[i].id_text, &one, &got)) < 0) {
+		if ((err = claim(db, t, a, NULL, 1, id, &one, &got)) < 0) {
 			ras_db_rollback(db);
 			goto done;
 		}
 		if (got == 0) {
 			ras_db_rollback(db);
-			reps[i].state = "new";
-			snprintf(reps[i].message, sizeof(reps[i].message), "taken by another process");
+			rep->referral_id = rows[i].id;
+			rep->state = "new";
+			snprintf(rep->message, sizeof(rep->message), "taken by another process");
+			if ((err = pack_report(&pool, rep)) < 0)
+				goto done;
 			continue;
 		}
-		{
-			struct ras_arena *ca = ras_arena_new();
-
-			if (ca == NULL)
-				err = ras_error_code(RAS_ENOMEM, "out of memory");
-			else if ((err = fetch_docs(db, ca, one, 1)) == 0 &&
-			    (err = plan_row(ca, t, now, one, &reps[i], &plans[i])) == 0)
-				err = run_plans(db, &plans[i], 1);
-			memset(&plans[i], 0, sizeof(plans[i]));
-			ras_arena_free(ca);
-		}
-		if (err == 0 && (err = ras_db_commit(db)) == 0)
+		if ((ca = ras_arena_new()) == NULL)
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+		else if ((err = fetch_rows(db, ca, payloads, one, 1)) == 0 &&
+		    (err = plan_row(ca, t, now, one, rep, &plans[0])) == 0)
+			err = run_plans(db, &plans[0], 1);
+		memset(&plans[0], 0, sizeof(plans[0]));
+		ras_arena_free(ca);
+		if (err == 0 && (err = ras_db_commit(db)) == 0) {
+			if ((err = pack_report(&pool, rep)) < 0)
+				goto done;
 			continue;
+		}
 		ras_db_rollback(db);
 		if (err == RAS_EIO || err == RAS_ENOMEM)
 			goto done;
@@ -820,21 +909,22 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 			snprintf(why, sizeof(why), "could not store the decision: %s", ras_error_last());
 			memset(&fail, 0, sizeof(fail));
 			fail.row = &rows[i];
-			fail.rep = &reps[i];
+			fail.rep = rep;
 			mark(a, &fail, "triage-failed", "triage-failed", why);
-			reps[i].outcome = 0;
+			rep->outcome = 0;
+			rep->decision_id = 0;
 			if ((err = ras_db_begin(db)) < 0)
 				goto done;
 			if ((err = run_plans(db, &fail, 1)) < 0 || (err = ras_db_commit(db)) < 0) {
 				ras_db_rollback(db);
 				goto done;
 			}
+			if ((err = pack_report(&pool, rep)) < 0)
+				goto done;
 		}
 	}
 report:
-	*out = reps;
-	*n_out = n;
-	reps = NULL;
+	*n_out = unpack_reports(&pool, fn, ctx);
 	err = 0;
 	goto done;
 fail:
@@ -843,8 +933,57 @@ done:
 	free(plans);
 	free(reps);
 	free(payloads);
+	ras_buf_free(&pool);
 	ras_arena_free(a);
 	return err;
+}
+
+struct report_array {
+	struct ras_triage_report *v;
+	size_t n, cap;
+	bool nomem;
+};
+
+static void
+collect_report(const struct ras_triage_report *r, void *ctx)
+{
+	struct report_array *x = ctx;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 16;
+		struct ras_triage_report *v = x->nomem ? NULL : realloc(x->v, cap * sizeof(*v));
+
+		if (v == NULL) {
+			x->nomem = true;
+			return;
+		}
+		x->v = v;
+		x->cap = cap;
+	}
+	x->v[x->n++] = *r;
+}
+
+int
+ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, struct ras_triage_report **out,
+    size_t *n_out)
+{
+	struct report_array x = { NULL, 0, 0, false };
+	size_t n = 0;
+	int err;
+
+	*out = NULL;
+	*n_out = 0;
+	err = ras_triage_pending_each(db, t, now, limit, payload_ids, n_payload_ids, collect_report, &x, &n);
+	if (err == 0 && x.nomem)
+		err = ras_error_code(RAS_ENOMEM, "out of memory (the reports of a stored batch)");
+	if (err < 0) {
+		free(x.v);
+		return err;
+	}
+	*out = x.v;
+	*n_out = x.n;
+	return 0;
 }
 
 /* ---- re-triage ------------------------------------------------------------- */

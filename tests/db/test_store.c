@@ -765,6 +765,87 @@ set_failure_retried_one_at_a_time(void)
 	ras_db_close(d);
 }
 
+/* What the stage's callback sees (ras_store_normalise_each). */
+struct seen {
+	struct ras_db *other;     /* a second connection: what is committed */
+	int64_t ids[512];
+	char state[512][16];
+	size_t n, uncommitted;
+};
+
+static void
+seen_report(const struct ras_normalise_report *r, void *ctx)
+{
+	struct seen *x = ctx;
+	char id[24];
+
+	if (x->n < 512) {
+		x->ids[x->n] = r->payload_id;
+		snprintf(x->state[x->n], sizeof(x->state[x->n]), "%s", r->state);
+	}
+	x->n++;
+	/* handed over only once the batch is committed: another session sees
+	 * the payload out of "received" */
+	snprintf(id, sizeof(id), "%lld", (long long)r->payload_id);
+	if (ras_test_sql_int(x->other, "SELECT count(*) FROM inbox WHERE id = $1::bigint"
+	    " AND state <> 'received'", id) != 1)
+		x->uncommitted++;
+}
+
+/* A batch of more payloads than a chunk takes (RAS_NORMALISE_CHUNK_ROWS,
+ * however small they are), one refused by the database in the last chunk:
+ * every payload is reported once, in claim order, through the callback and
+ * only after its transaction committed, the refused one rejected with the
+ * database's reason, the others stored (the batch, then one at a time). */
+static void
+batch_over_chunk_rows_reported_after_commit(void)
+{
+	enum { N = RAS_NORMALISE_CHUNK_ROWS + 44, REFUSED = RAS_NORMALISE_CHUNK_ROWS + 30 };
+	char *ci = NULL;
+	struct ras_db *d = ras_test_db("store_rows", &ci);
+	static struct ras_inbox_item items[N];
+	static struct ras_inbox_put_result put[N];
+	static char body[N][160];
+	static struct seen seen;
+	size_t n = 0;
+
+	CU_ASSERT_FATAL(N <= 512);
+	memset(&seen, 0, sizeof(seen));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ci);
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(ci, &seen.other), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d,
+	    "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+	    " BEGIN IF position('refuse-me'::bytea IN NEW.body) > 0"
+	    "  THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    /* not the fallback's own mark: that one keeps the payload */
+	    "CREATE TRIGGER test_refuse BEFORE UPDATE ON inbox FOR EACH ROW"
+	    " WHEN (NEW.state <> 'received' AND NEW.error NOT LIKE 'could not store:%')"
+	    " EXECUTE FUNCTION test_refuse()"), 0);
+	for (int i = 0; i < N; i++) {
+		/* small payloads of a kind rasd does not take: each kept and
+		 * rejected, 300 of them in far less than a chunk's bytes */
+		snprintf(body[i], sizeof(body[i]), "{\"resourceType\": \"Basic\", \"id\": \"%s-%d\"}",
+		    i == REFUSED ? "refuse-me" : "small", i);
+		items[i] = (struct ras_inbox_item){ .data = body[i], .len = strlen(body[i]), .source = "file" };
+	}
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, N, put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_each(d, NULL, NULL, 0, 10000, seen_report, &seen, &n), 0);
+	CU_ASSERT_EQUAL(n, N);
+	CU_ASSERT_EQUAL_FATAL(seen.n, N);
+	CU_ASSERT_EQUAL(seen.uncommitted, 0);
+	for (size_t i = 0; i < N; i++) {
+		CU_ASSERT_EQUAL(seen.ids[i], put[i].id);   /* each once, in claim order */
+		CU_ASSERT_STRING_EQUAL(seen.state[i], "rejected");
+	}
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'", NULL), N);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'"
+	    " AND error LIKE 'could not store:%refused by the test%' AND length(body) > 0", NULL), 1);
+	ras_db_close(seen.other);
+	ras_db_close(d);
+	free(ci);
+}
+
 static const struct ras_test_case cases[] = {
 	{ "migrations and the version check", migrations },
 	{ "a lost connection ends a pipeline; the new session is UTC", lost_connection_ends_a_pipeline },
@@ -780,6 +861,8 @@ static const struct ras_test_case cases[] = {
 	{ "a batch of many chunks", batch_of_many_chunks },
 	{ "one batch stores what one payload at a time stores", batch_equals_one_at_a_time },
 	{ "a set that fails in the database is retried one payload at a time", set_failure_retried_one_at_a_time },
+	{ "a batch of more payloads than a chunk takes, reported after commit",
+	  batch_over_chunk_rows_reported_after_commit },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
 	{ NULL, NULL },

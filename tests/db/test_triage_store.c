@@ -431,6 +431,86 @@ batch_of_many_chunks(void)
 	free(reps);
 }
 
+/* What the stage's callback sees (ras_triage_pending_each). */
+struct seen {
+	struct ras_db *other;     /* a second connection: what is committed */
+	int64_t ids[512];
+	char state[512][16], message[512][96];
+	size_t n, uncommitted;
+};
+
+static void
+seen_report(const struct ras_triage_report *r, void *ctx)
+{
+	struct seen *x = ctx;
+	char id[24];
+
+	if (x->n < 512) {
+		x->ids[x->n] = r->referral_id;
+		snprintf(x->state[x->n], sizeof(x->state[x->n]), "%s", r->state);
+		snprintf(x->message[x->n], sizeof(x->message[x->n]), "%.80s", r->message);
+	}
+	x->n++;
+	/* handed over only once committed: another session sees it decided */
+	snprintf(id, sizeof(id), "%lld", (long long)r->referral_id);
+	if (ras_test_sql_int(x->other, "SELECT count(*) FROM referrals WHERE id = $1::bigint"
+	    " AND state <> 'new'", id) != 1)
+		x->uncommitted++;
+}
+
+/* More referrals than a chunk takes (RAS_TRIAGE_CHUNK_ROWS, however small
+ * their documents), the last refused by the database: every referral is
+ * reported once, in claim order, through the callback and only after its
+ * transaction committed; the batch is taken again one at a time, the
+ * refused one triage-failed with the database's reason. */
+static void
+batch_over_chunk_rows_reported_after_commit(void)
+{
+	enum { N = RAS_TRIAGE_CHUNK_ROWS + 44 };
+	static struct seen seen;
+	char ubrn[16], last[16];
+	size_t n = 0;
+
+	memset(&seen, 0, sizeof(seen));
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(conninfo, &seen.other), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "UPDATE referrals SET state = 'review' WHERE state = 'new'"), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(ubrn, sizeof(ubrn), "10000001%04d", i);
+		store_variant("triage/midnotts-accept.json", "100000000301", ubrn, "midnotts", NULL);
+	}
+	snprintf(last, sizeof(last), "10000001%04d", N - 1);
+	/* all but the last with a document of a few bytes, so that the chunks
+	 * are cut by count, not bytes */
+	CU_ASSERT_EQUAL_FATAL(ras_test_sql_int(db, "WITH u AS (UPDATE referrals SET doc = '{\"x\": 1}'"
+	    " WHERE ubrn LIKE '10000001%' AND ubrn <> $1 RETURNING 1) SELECT count(*) FROM u", last), N - 1);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db,
+	    "CREATE FUNCTION t_refuse2() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+	    " IF NEW.facts ->> 'patient.practice' = 'C84008' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER t_refuse2 AFTER INSERT ON decisions FOR EACH ROW EXECUTE FUNCTION t_refuse2()"), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_test_sql_int(db, "WITH u AS (UPDATE referrals SET doc = jsonb_set(doc,"
+	    " '{patient,practice_ods}', '\"C84008\"') WHERE ubrn = $1 RETURNING 1) SELECT count(*) FROM u",
+	    last), 1);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_pending_each(db, tri, now, 10000, NULL, 0, seen_report, &seen, &n), 0);
+	CU_ASSERT_EQUAL(n, N);
+	CU_ASSERT_EQUAL_FATAL(seen.n, N);
+	CU_ASSERT_EQUAL(seen.uncommitted, 0);
+	for (size_t i = 0; i < N; i++) {
+		if (i > 0)
+			CU_ASSERT(seen.ids[i] > seen.ids[i - 1]);   /* each once, in claim order */
+		/* a document with nothing in it is returned (no NHS number) */
+		CU_ASSERT_STRING_EQUAL(seen.state[i], i == N - 1 ? "triage-failed" : "decided");
+	}
+	CU_ASSERT_PTR_NOT_NULL(strstr(seen.message[N - 1], "could not store the decision"));
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn LIKE '10000001%'"
+	    " AND state = 'triage-failed'"), 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn LIKE '10000001%'"), N - 1);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn LIKE '10000001%' AND state = 'new'"), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "DROP TRIGGER t_refuse2 ON decisions; DROP FUNCTION t_refuse2()"), 0);
+	ras_db_close(seen.other);
+}
+
 static void
 unassigned_then_requeued(void)
 {
@@ -775,6 +855,8 @@ main(void)
 		{ "rasctl triage exit codes and one-line errors", rasctl_triage_exit_codes },
 		{ "rasctl ingest triages what it stored", rasctl_ingest_triages },
 		{ "a batch of many chunks, one refused in the last", batch_of_many_chunks },
+		{ "more referrals than a chunk takes, reported after commit",
+		  batch_over_chunk_rows_reported_after_commit },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {
