@@ -550,7 +550,6 @@ deliver_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	struct ras_outbox_stats st;
 	int err;
 
-	(void)limit;
 	if ((err = deliver_recover(db, now, state)) < 0)
 		return err;
 	memset(&st, 0, sizeof(st));
@@ -565,7 +564,8 @@ deliver_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	}
 	if (st.dead)
 		log_dead(db, now, "deliver");
-	return st.claimed;
+	/* a round cut short by bytes leaves due letters: run again at once */
+	return st.cut && (size_t)st.claimed < limit ? (int)limit : st.claimed;
 }
 
 static int

@@ -159,4 +159,10 @@
 /* A page rendered for a clinician (a long audit trail included). */
 #define RAS_UI_PAGE_MAX          (4u * 1024u * 1024u)
 
+/* A delivery round holds the payloads it sends in memory: it claims at most
+ * [outbox] batch_size letters and at most this many bytes of payloads (at
+ * least one letter), the rest left due for the next round, which runs at
+ * once.  Payloads are 5-60 KB, so the default batch of 100 is rarely cut. */
+#define RAS_DELIVER_BATCH_BYTES  (4u * 1024u * 1024u)
+
 #endif

@@ -48,6 +48,8 @@ struct ras_outbox_stats {
 	int chunks;       /* render: chunks of the batch read and rendered */
 	int writes;       /* render: times the rendered results were written */
 	int built;        /* render: documents built (the copies of one letter share one) */
+	bool cut;         /* deliver: due letters were left for the next round by
+	                   * RAS_DELIVER_BATCH_BYTES (run again at once) */
 };
 
 /* Build the delivery context from [mesh], [fhir], [routing] and [outbox]

@@ -22,11 +22,21 @@
 
 #include "outbox_impl.h"
 
-static const char SQL_CLAIM_READY[] =
-	"WITH c AS (SELECT id, state AS prev FROM outbox WHERE (state IN ('ready', 'unknown') "
-	"AND next_attempt_at <= $1) "
+/* The claim of a delivery round, in one short transaction: the due rows'
+ * ids and payload sizes first (oldest due first, locked, SKIP LOCKED), then
+ * as many of them as RAS_DELIVER_BATCH_BYTES of payloads allow (at least
+ * one) are marked 'sending' and read whole.  The sizes are the stored
+ * lengths (octet_length reads a toasted value's header, not the value);
+ * a printed copy's document counts too, since it is read with it. */
+static const char SQL_CLAIM_SIZES[] =
+	"SELECT id::text, (coalesce(octet_length(payload), 0)"
+	" + CASE WHEN transport = 'file' THEN coalesce(pg_column_size(doc), 0) * 4 ELSE 0 END)::text"
+	" FROM outbox WHERE (state IN ('ready', 'unknown') AND next_attempt_at <= $1) "
 	"OR (state = 'sending' AND claimed_at < $1::timestamptz - make_interval(secs => $3)) "
-	"ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
+	"ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED";
+
+static const char SQL_CLAIM_READY[] =
+	"WITH c AS (SELECT id, state AS prev FROM outbox WHERE id = ANY ($2::bigint[])) "
 	"UPDATE outbox o SET state = 'sending', claimed_at = $1, attempts = o.attempts + 1, "
 	"updated_at = $1 FROM c WHERE o.id = c.id "
 	"RETURNING o.id, c.prev, o.transport, "
@@ -34,6 +44,44 @@ static const char SQL_CLAIM_READY[] =
 	"convert_from(o.payload, 'UTF8'), o.attempts, o.mesh_message_id, o.mesh_chunks_done, o.kind, "
 	"o.message_id, o.mex_subject, o.mex_local_id, o.service, "
 	"CASE WHEN o.transport = 'file' THEN o.doc::text END";
+
+/* Claim a round's rows (the transaction is open): *res the claimed rows,
+ * *cut whether due rows were left for the next round by the byte bound. */
+static int
+claim_round(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, const char *at,
+    struct ras_db_res **res, bool *cut)
+{
+	struct ras_db_res *sizes = NULL;
+	struct ras_buf ids = RAS_BUF_INIT(0);
+	size_t bytes = 0;
+	int err, n, k;
+
+	*cut = false;
+	if ((err = ras_db_query(db, &sizes, SQL_CLAIM_SIZES, 3, (struct ras_db_param[]){
+	    RAS_DB_TEXT(at), RAS_DB_TEXT(ras_outbox_num(a, o->batch)),
+	    RAS_DB_TEXT(ras_outbox_num(a, o->lease)) })) < 0)
+		return err;
+	n = ras_db_res_rows(sizes);
+	(void)ras_buf_putc(&ids, '{');
+	for (k = 0; k < n; k++) {
+		int64_t len = 0;
+
+		(void)ras_db_res_int(sizes, k, 1, &len);
+		if (k > 0 && bytes + (size_t)len > RAS_DELIVER_BATCH_BYTES)
+			break;
+		bytes += (size_t)len;
+		(void)ras_buf_printf(&ids, "%s%s", k ? "," : "", ras_db_res_get(sizes, k, 0));
+	}
+	*cut = k < n;
+	ras_db_res_free(sizes);
+	if (ras_buf_putc(&ids, '}') < 0)
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+	else
+		err = ras_db_query(db, res, SQL_CLAIM_READY, 2,
+		    (struct ras_db_param[]){ RAS_DB_TEXT(at), RAS_DB_TEXT(ids.data) });
+	ras_buf_free(&ids);
+	return err;
+}
 
 enum step { STEP_NONE, STEP_SEND, STEP_TRACK, STEP_LOOKUP, STEP_POST, STEP_WRITE };
 
@@ -472,33 +520,32 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_db_res *res = NULL;
-	struct ras_db_param p[3];
 	struct job *jobs = NULL;
 	const char *at;
-	bool mesh_ok = true, more;
+	bool mesh_ok = true, more, cut = false;
 	size_t n = 0;
 	int err;
 
 	if (a == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	at = ras_outbox_ts(a, now);
-	p[0] = RAS_DB_TEXT(at);
-	p[1] = RAS_DB_TEXT(ras_outbox_num(a, o->batch));
-	p[2] = RAS_DB_TEXT(ras_outbox_num(a, o->lease));
 	/* Claim and mark 'sending' in one short transaction: the transfers run
 	 * outside it, and a crash leaves 'sending' rows that the lease turns
-	 * into 'unknown' (checked, never blindly resent). */
+	 * into 'unknown' (checked, never blindly resent).  What a round holds
+	 * is bounded by bytes as well as by [outbox] batch_size. */
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
-	if ((err = ras_db_query(db, &res, SQL_CLAIM_READY, 3, p)) < 0) {
+	if ((err = claim_round(o, db, a, at, &res, &cut)) < 0) {
 		ras_db_rollback(db);
 		goto done;
 	}
 	if ((err = ras_db_commit(db)) < 0)
 		goto done;
 	n = (size_t)ras_db_res_rows(res);
-	if (st)
+	if (st) {
 		st->claimed += (int)n;
+		st->cut = st->cut || cut;
+	}
 	if (n == 0)
 		goto done;
 	jobs = ras_arena_calloc(a, n, sizeof(*jobs));

@@ -917,6 +917,54 @@ claims_skip_rows_locked_elsewhere(void)
 	ras_db_close(other);
 }
 
+/* A delivery round holds what it sends in memory: it claims at most
+ * RAS_DELIVER_BATCH_BYTES of payloads (at least one letter, however large),
+ * leaves the rest due and says so (the daemon runs it again at once); every
+ * letter is taken once, in due order, none skipped. */
+static void
+delivery_round_bounded_by_bytes(void)
+{
+	struct ras_db *saved = db, *fresh = ras_test_db("outbox_bytes", NULL);
+	struct ras_outbox_stats s;
+	static const int want[] = { 2, 1, 1, 0 };
+	static const bool cut[] = { true, true, false, false };
+	char sql[512];
+	int taken = 0;
+
+	db = fresh;   /* the suite's helpers write to `db` */
+	(void)new_letter_to("documents/referral-consultant-midnotts.json", "midnotts",
+	    "documents/decision-midnotts-return.json");
+	(void)new_letter_to("documents/referral-consultant-midnotts.json", "midnotts",
+	    "documents/decision-midnotts-return.json");
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, &s), 0);
+	CU_ASSERT_EQUAL_FATAL(q_int("SELECT count(*) FROM outbox WHERE state = 'ready'", NULL), 4);
+	/* three letters of 3/8 of the bound, then one larger than the bound */
+	snprintf(sql, sizeof(sql), "WITH u AS (UPDATE outbox o SET next_attempt_at = '2026-01-01T00:00:00Z',"
+	    " payload = o.payload || convert_to(repeat(' ', CASE WHEN o.id = (SELECT max(id) FROM outbox)"
+	    " THEN %u ELSE %u END), 'UTF8') WHERE state = 'ready' RETURNING 1) SELECT count(*) FROM u",
+	    RAS_DELIVER_BATCH_BYTES + 4096u, RAS_DELIVER_BATCH_BYTES / 8u * 3u);
+	CU_ASSERT_EQUAL_FATAL(q_int(sql, NULL), 4);
+	for (size_t round = 0; round < 4; round++) {
+		char n[24];
+
+		stats_zero(&s);
+		CU_ASSERT_EQUAL_FATAL(ras_outbox_deliver_pending(ob, db, T0, &s), 0);
+		CU_ASSERT_EQUAL(s.claimed, want[round]);
+		CU_ASSERT_EQUAL(s.cut, cut[round]);
+		taken += s.claimed;
+		/* the oldest due were taken; the rest wait untouched */
+		snprintf(n, sizeof(n), "%d", taken);
+		CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM (SELECT attempts FROM outbox ORDER BY id"
+		    " LIMIT $1::int) x WHERE attempts = 1", n), taken);
+		CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE attempts = 0 AND state = 'ready'", NULL),
+		    4 - taken);
+	}
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE state = 'sending'", NULL), 0);
+	db = saved;
+	ras_db_close(fresh);
+}
+
 static void
 backoff_is_bounded_and_jittered(void)
 {
@@ -1147,6 +1195,7 @@ main(void)
 		{ "ITK3 acknowledgements: 20013, 30002, fatal error, silence", itk3_acknowledgements },
 		{ "MESH endpoint lookup routes", mesh_endpoint_lookup_route },
 		{ "claims skip rows locked elsewhere", claims_skip_rows_locked_elsewhere },
+		{ "a delivery round is bounded by bytes", delivery_round_bounded_by_bytes },
 		{ "back-off is bounded and jittered", backoff_is_bounded_and_jittered },
 		{ "rasctl render: golden bytes, refusals and exit codes", rasctl_render },
 		{ "an e-RS referrer is answered through e-RS", ers_referrer_answered_through_ers },
