@@ -159,10 +159,11 @@
 /* A page rendered for a clinician (a long audit trail included). */
 #define RAS_UI_PAGE_MAX          (4u * 1024u * 1024u)
 
-/* A delivery round holds the payloads it sends in memory: it claims at most
- * [outbox] batch_size letters and at most this many bytes of payloads (at
- * least one letter), the rest left due for the next round, which runs at
- * once.  Payloads are 5-60 KB, so the default batch of 100 is rarely cut. */
-#define RAS_DELIVER_BATCH_BYTES  (4u * 1024u * 1024u)
+/* A delivery round holds the payloads it sends in memory, twice (as read
+ * and as sent), and a transfer's handle and buffers per letter: it claims
+ * at most [outbox] batch_size letters and at most this many bytes of
+ * payloads (at least one letter), the rest left due for the next round,
+ * which runs at once.  Letters are 5-60 KB: a round of 20-200. */
+#define RAS_DELIVER_BATCH_BYTES  (1024u * 1024u)
 
 #endif
