@@ -314,7 +314,7 @@ const struct ras_option ras_config_options[] = {
 	  "working days after delivery an ITK3 letter waits for its business acknowledgement before a "
 	  "person is told" },
 	{ "outbox", "batch_size", RAS_OPT_INT, "100", 1, 10000, true, false, NULL,
-	  "outbox rows a stage claims at a time" },
+	  "outbox rows a stage claims at a time (a delivery round also stops at 1 MiB of payloads)" },
 	{ "outbox", "max_attempts", RAS_OPT_INT, "12", 1, 1000, true, false, NULL,
 	  "delivery attempts before a document is dead-lettered" },
 	{ "outbox", "backoff_base", RAS_OPT_INT, "60", 1, 86400, true, false, NULL,
