@@ -45,6 +45,19 @@ char *ras_buf_detach(struct ras_buf *b, size_t *len);
 bool ras_buf_format(char *dst, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Records packed one after another at their length (a stage's reports
+ * kept until its batch commits): a fixed part of `size` bytes, then n
+ * strings, each cut at 65,535 bytes.  ras_buf_unpack() reads the record at
+ * *off into fixed and dst[0..n) (each of cap[i] bytes, cut to fit and
+ * NUL-terminated) and moves *off past it; false when none is left. */
+int ras_buf_pack(struct ras_buf *b, const void *fixed, size_t size, const char *const *str, size_t n);
+bool ras_buf_unpack(const struct ras_buf *b, size_t *off, void *fixed, size_t size, char *const *dst,
+    const size_t *cap, size_t n);
+
+/* Append one item of `size` bytes to the malloc'd array *v of *n items
+ * (capacity *cap), growing it as needed. */
+int ras_buf_array_push(void *v, size_t *n, size_t *cap, size_t size, const void *item);
+
 /* Read a whole file into b, failing with RAS_ETOOBIG past b->max. */
 int ras_buf_read_file(struct ras_buf *b, const char *path);
 

@@ -950,57 +950,37 @@ free_plans(struct plan *plans, size_t n)
 		ras_buf_free(&plans[i].notes);
 }
 
-/* A batch's reports are kept, until it commits, packed: the fixed part,
- * then the three strings at their length (~120 bytes a payload instead of
- * the ~830 of a struct ras_normalise_report), so that the reports of a
- * batch of 10,000 take ~1.2 MB whatever batch_size is. */
+/* A batch's reports are kept, until it commits, packed (ras_buf_pack): the
+ * fixed part, then the three strings at their length (~120 bytes a payload
+ * instead of the ~830 of a struct ras_normalise_report), so that the
+ * reports of a batch of 10,000 take ~1.2 MB whatever batch_size is. */
 struct packed_report {
 	int64_t payload_id, first_referral_id;
 	const char *state, *kind;   /* static strings */
 	int created, merged, duplicates, refused, skipped, revised;
-	uint16_t len[3];            /* message, ubrn, correlation_id */
 };
 
 static int
 pack_report(struct ras_buf *pool, const struct ras_normalise_report *r)
 {
 	const char *str[3] = { r->message, r->ubrn, r->correlation_id };
-	struct packed_report pk;
-	int err;
+	struct packed_report pk = { r->payload_id, r->first_referral_id, r->state, r->kind, r->created,
+		r->merged, r->duplicates, r->refused, r->skipped, r->revised };
 
-	memset(&pk, 0, sizeof(pk));
-	pk.payload_id = r->payload_id;
-	pk.first_referral_id = r->first_referral_id;
-	pk.state = r->state;
-	pk.kind = r->kind;
-	pk.created = r->created;
-	pk.merged = r->merged;
-	pk.duplicates = r->duplicates;
-	pk.refused = r->refused;
-	pk.skipped = r->skipped;
-	pk.revised = r->revised;
-	for (size_t i = 0; i < 3; i++)
-		pk.len[i] = (uint16_t)strlen(str[i]);   /* each a char array of < 64 KiB */
-	err = ras_buf_append(pool, &pk, sizeof(pk));
-	for (size_t i = 0; i < 3 && err == 0; i++)
-		err = ras_buf_append(pool, str[i], pk.len[i]);
-	return err < 0 ? ras_error_code(RAS_ENOMEM, "out of memory") : 0;
+	return ras_buf_pack(pool, &pk, sizeof(pk), str, 3);
 }
 
 static size_t
 unpack_reports(const struct ras_buf *pool, ras_normalise_report_fn *fn, void *ctx)
 {
+	struct ras_normalise_report r;
+	struct packed_report pk;
+	char *const dst[3] = { r.message, r.ubrn, r.correlation_id };
+	static const size_t cap[3] = { sizeof(r.message), sizeof(r.ubrn), sizeof(r.correlation_id) };
 	size_t off = 0, n = 0;
 
-	while (pool->data && off + sizeof(struct packed_report) <= pool->len) {
-		struct ras_normalise_report r;
-		struct packed_report pk;
-		char *dst[3] = { r.message, r.ubrn, r.correlation_id };
-		size_t cap[3] = { sizeof(r.message), sizeof(r.ubrn), sizeof(r.correlation_id) };
-
-		memcpy(&pk, pool->data + off, sizeof(pk));
-		off += sizeof(pk);
-		memset(&r, 0, sizeof(r));
+	memset(&r, 0, sizeof(r));
+	while (ras_buf_unpack(pool, &off, &pk, sizeof(pk), dst, cap, 3)) {
 		r.payload_id = pk.payload_id;
 		r.first_referral_id = pk.first_referral_id;
 		r.state = pk.state;
@@ -1011,13 +991,6 @@ unpack_reports(const struct ras_buf *pool, ras_normalise_report_fn *fn, void *ct
 		r.refused = pk.refused;
 		r.skipped = pk.skipped;
 		r.revised = pk.revised;
-		for (size_t i = 0; i < 3; i++) {
-			size_t l = pk.len[i] < cap[i] ? pk.len[i] : cap[i] - 1;
-
-			memcpy(dst[i], pool->data + off, l);
-			dst[i][l] = '\0';
-			off += pk.len[i];
-		}
 		fn(&r, ctx);
 		n++;
 	}
@@ -1171,7 +1144,7 @@ done:
 struct report_array {
 	struct ras_normalise_report *v;
 	size_t n, cap;
-	bool nomem;
+	int err;
 };
 
 static void
@@ -1179,33 +1152,23 @@ collect_report(const struct ras_normalise_report *r, void *ctx)
 {
 	struct report_array *x = ctx;
 
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? 2 * x->cap : 16;
-		struct ras_normalise_report *v = x->nomem ? NULL : realloc(x->v, cap * sizeof(*v));
-
-		if (v == NULL) {
-			x->nomem = true;
-			return;
-		}
-		x->v = v;
-		x->cap = cap;
-	}
-	x->v[x->n++] = *r;
+	if (x->err == 0)
+		x->err = ras_buf_array_push(&x->v, &x->n, &x->cap, sizeof(*r), r);
 }
 
 int
 ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
     size_t n, size_t limit, struct ras_normalise_report **out, size_t *nout)
 {
-	struct report_array x = { NULL, 0, 0, false };
+	struct report_array x = { NULL, 0, 0, 0 };
 	size_t got = 0;
 	int err;
 
 	*out = NULL;
 	*nout = 0;
 	err = ras_store_normalise_each(db, form_maps, ids, n, limit, collect_report, &x, &got);
-	if (err == 0 && x.nomem)
-		err = ras_error_code(RAS_ENOMEM, "out of memory (the reports of a stored batch)");
+	if (err == 0)
+		err = x.err;   /* out of memory for the reports of a stored batch */
 	if (err < 0) {
 		free(x.v);
 		return err;

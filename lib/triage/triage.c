@@ -717,68 +717,45 @@ payload_array(const int64_t *ids, size_t n)
 	return ras_buf_detach(&b, NULL);
 }
 
-/* A batch's reports are kept, until it commits, packed: the fixed part,
- * then the four strings at their length (~150 bytes a referral instead of
- * the ~760 of a struct ras_triage_report), so that a batch of 10,000 holds
- * ~1.5 MB of reports whatever batch_size is. */
+/* A batch's reports are kept, until it commits, packed (ras_buf_pack): the
+ * fixed part, then the four strings at their length (~150 bytes a referral
+ * instead of the ~760 of a struct ras_triage_report), so that a batch of
+ * 10,000 holds ~1.5 MB of reports whatever batch_size is. */
 struct packed_report {
 	int64_t referral_id, payload_id, decision_id;
 	const char *state;          /* a static string */
 	enum ras_outcome outcome;
 	bool final;
-	uint16_t len[4];            /* referral, service, onward_target, message */
 };
 
 static int
 pack_report(struct ras_buf *pool, const struct ras_triage_report *r)
 {
 	const char *str[4] = { r->referral, r->service, r->onward_target, r->message };
-	struct packed_report pk;
-	int err;
+	struct packed_report pk = { r->referral_id, r->payload_id, r->decision_id, r->state, r->outcome,
+		r->final };
 
-	memset(&pk, 0, sizeof(pk));
-	pk.referral_id = r->referral_id;
-	pk.payload_id = r->payload_id;
-	pk.decision_id = r->decision_id;
-	pk.state = r->state;
-	pk.outcome = r->outcome;
-	pk.final = r->final;
-	for (size_t i = 0; i < 4; i++)
-		pk.len[i] = (uint16_t)strlen(str[i]);   /* each a char array of < 64 KiB */
-	err = ras_buf_append(pool, &pk, sizeof(pk));
-	for (size_t i = 0; i < 4 && err == 0; i++)
-		err = ras_buf_append(pool, str[i], pk.len[i]);
-	return err < 0 ? ras_error_code(RAS_ENOMEM, "out of memory") : 0;
+	return ras_buf_pack(pool, &pk, sizeof(pk), str, 4);
 }
 
 static size_t
 unpack_reports(const struct ras_buf *pool, ras_triage_report_fn *fn, void *ctx)
 {
+	struct ras_triage_report r;
+	struct packed_report pk;
+	char *const dst[4] = { r.referral, r.service, r.onward_target, r.message };
+	static const size_t cap[4] = { sizeof(r.referral), sizeof(r.service), sizeof(r.onward_target),
+		sizeof(r.message) };
 	size_t off = 0, n = 0;
 
-	while (pool->data && off + sizeof(struct packed_report) <= pool->len) {
-		struct ras_triage_report r;
-		struct packed_report pk;
-		char *dst[4] = { r.referral, r.service, r.onward_target, r.message };
-		size_t cap[4] = { sizeof(r.referral), sizeof(r.service), sizeof(r.onward_target),
-			sizeof(r.message) };
-
-		memcpy(&pk, pool->data + off, sizeof(pk));
-		off += sizeof(pk);
-		memset(&r, 0, sizeof(r));
+	memset(&r, 0, sizeof(r));
+	while (ras_buf_unpack(pool, &off, &pk, sizeof(pk), dst, cap, 4)) {
 		r.referral_id = pk.referral_id;
 		r.payload_id = pk.payload_id;
 		r.decision_id = pk.decision_id;
 		r.state = pk.state;
 		r.outcome = pk.outcome;
 		r.final = pk.final;
-		for (size_t i = 0; i < 4; i++) {
-			size_t l = pk.len[i] < cap[i] ? pk.len[i] : cap[i] - 1;
-
-			memcpy(dst[i], pool->data + off, l);
-			dst[i][l] = '\0';
-			off += pk.len[i];
-		}
 		fn(&r, ctx);
 		n++;
 	}
@@ -941,7 +918,7 @@ done:
 struct report_array {
 	struct ras_triage_report *v;
 	size_t n, cap;
-	bool nomem;
+	int err;
 };
 
 static void
@@ -949,18 +926,8 @@ collect_report(const struct ras_triage_report *r, void *ctx)
 {
 	struct report_array *x = ctx;
 
-	if (x->n == x->cap) {
-		size_t cap = x->cap ? 2 * x->cap : 16;
-		struct ras_triage_report *v = x->nomem ? NULL : realloc(x->v, cap * sizeof(*v));
-
-		if (v == NULL) {
-			x->nomem = true;
-			return;
-		}
-		x->v = v;
-		x->cap = cap;
-	}
-	x->v[x->n++] = *r;
+	if (x->err == 0)
+		x->err = ras_buf_array_push(&x->v, &x->n, &x->cap, sizeof(*r), r);
 }
 
 int
@@ -968,15 +935,15 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
     const int64_t *payload_ids, size_t n_payload_ids, struct ras_triage_report **out,
     size_t *n_out)
 {
-	struct report_array x = { NULL, 0, 0, false };
+	struct report_array x = { NULL, 0, 0, 0 };
 	size_t n = 0;
 	int err;
 
 	*out = NULL;
 	*n_out = 0;
 	err = ras_triage_pending_each(db, t, now, limit, payload_ids, n_payload_ids, collect_report, &x, &n);
-	if (err == 0 && x.nomem)
-		err = ras_error_code(RAS_ENOMEM, "out of memory (the reports of a stored batch)");
+	if (err == 0)
+		err = x.err;   /* out of memory for the reports of a stored batch */
 	if (err < 0) {
 		free(x.v);
 		return err;

@@ -191,3 +191,76 @@ ras_buf_format(char *dst, size_t size, const char *fmt, ...)
 		memcpy(dst + size - 4, "...", 4);
 	return false;
 }
+
+int
+ras_buf_pack(struct ras_buf *b, const void *fixed, size_t size, const char *const *str, size_t n)
+{
+	size_t was = b->len;
+	int err = ras_buf_append(b, fixed, size);
+
+	for (size_t i = 0; i < n && err == 0; i++) {
+		size_t l = str[i] ? strlen(str[i]) : 0;
+		uint16_t l16 = (uint16_t)(l > UINT16_MAX ? UINT16_MAX : l);
+
+		if ((err = ras_buf_append(b, &l16, sizeof(l16))) == 0)
+			err = ras_buf_append(b, str[i] ? str[i] : "", l16);
+	}
+	if (err < 0) {
+		b->len = was;   /* no half record */
+		if (b->data)
+			b->data[was] = '\0';
+	}
+	return err;
+}
+
+bool
+ras_buf_unpack(const struct ras_buf *b, size_t *off, void *fixed, size_t size, char *const *dst,
+    const size_t *cap, size_t n)
+{
+	size_t o = *off;
+
+	if (b->data == NULL || o + size > b->len)
+		return false;
+	memcpy(fixed, b->data + o, size);
+	o += size;
+	for (size_t i = 0; i < n; i++) {
+		uint16_t l16;
+		size_t l;
+
+		if (o + sizeof(l16) > b->len)
+			return false;
+		memcpy(&l16, b->data + o, sizeof(l16));
+		o += sizeof(l16);
+		if (o + l16 > b->len)
+			return false;
+		l = cap[i] == 0 ? 0 : l16 < cap[i] ? l16 : cap[i] - 1;
+		if (cap[i]) {
+			memcpy(dst[i], b->data + o, l);
+			dst[i][l] = '\0';
+		}
+		o += l16;
+	}
+	*off = o;
+	return true;
+}
+
+int
+ras_buf_array_push(void *v, size_t *n, size_t *cap, size_t size, const void *item)
+{
+	char *arr;
+
+	memcpy(&arr, v, sizeof(arr));   /* v is the address of a T * */
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 16;
+		char *grown = c > SIZE_MAX / size ? NULL : realloc(arr, c * size);
+
+		if (grown == NULL)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		arr = grown;
+		memcpy(v, &arr, sizeof(arr));
+		*cap = c;
+	}
+	memcpy(arr + *n * size, item, size);
+	(*n)++;
+	return 0;
+}

@@ -190,6 +190,83 @@ json_deterministic(void)
 
 /* --- buf / arena ----------------------------------------------------- */
 
+/* Packed records come back as they went in: in order, strings cut only
+ * where the reader's array or the 65,535-byte field ends, NULL as "". */
+static void
+buf_pack_round_trip(void)
+{
+	struct ras_buf b = RAS_BUF_INIT(0);
+	struct fixed { long long id; int k; } in, out;
+	char a[8], c[32], *const dst[2] = { a, c };
+	static const size_t cap[2] = { sizeof(a), sizeof(c) };
+	char *huge = malloc(70000);
+	size_t off = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(huge);
+	memset(huge, 'x', 69999);
+	huge[69999] = '\0';
+	for (int i = 0; i < 100; i++) {
+		char s1[16], s2[40];
+		const char *str[2] = { s1, i % 7 == 0 ? NULL : s2 };
+
+		snprintf(s1, sizeof(s1), "r%d", i);
+		snprintf(s2, sizeof(s2), "message %d of the batch", i);
+		memset(&in, 0, sizeof(in));
+		in.id = 1000 + i;
+		in.k = i * 3;
+		CU_ASSERT_EQUAL_FATAL(ras_buf_pack(&b, &in, sizeof(in), str, 2), 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(ras_buf_pack(&b, &in, sizeof(in), (const char *const[]){ huge, "" }, 2), 0);
+	for (int i = 0; i < 100; i++) {
+		char s1[16], s2[40];
+
+		snprintf(s1, sizeof(s1), "r%d", i);
+		snprintf(s2, sizeof(s2), "message %d of the batch", i);
+		CU_ASSERT_FATAL(ras_buf_unpack(&b, &off, &out, sizeof(out), dst, cap, 2));
+		CU_ASSERT_EQUAL(out.id, 1000 + i);
+		CU_ASSERT_EQUAL(out.k, i * 3);
+		CU_ASSERT_STRING_EQUAL(a, s1);
+		CU_ASSERT_STRING_EQUAL(c, i % 7 == 0 ? "" : s2);
+	}
+	{
+		/* the huge string: cut at 65,535 in the record, at the array here */
+		char big[70000], e[4], *const d2[2] = { big, e };
+		const size_t c2[2] = { sizeof(big), sizeof(e) };
+
+		CU_ASSERT_FATAL(ras_buf_unpack(&b, &off, &out, sizeof(out), d2, c2, 2));
+		CU_ASSERT_EQUAL(strlen(big), 65535);
+		CU_ASSERT_STRING_EQUAL(e, "");
+	}
+	CU_ASSERT_EQUAL(off, b.len);
+	CU_ASSERT_FALSE(ras_buf_unpack(&b, &off, &out, sizeof(out), dst, cap, 2));
+	/* a record cut short is not read */
+	{
+		size_t o2 = 0;
+		struct ras_buf cut = b;
+
+		cut.len = sizeof(out) + 1;
+		CU_ASSERT_FALSE(ras_buf_unpack(&cut, &o2, &out, sizeof(out), dst, cap, 2));
+	}
+	ras_buf_free(&b);
+	free(huge);
+}
+
+/* An array grows to take every item pushed, in order. */
+static void
+buf_array_push(void)
+{
+	long long *v = NULL;
+	size_t n = 0, cap = 0;
+
+	for (long long i = 0; i < 1000; i++)
+		CU_ASSERT_EQUAL_FATAL(ras_buf_array_push(&v, &n, &cap, sizeof(*v), &i), 0);
+	CU_ASSERT_EQUAL(n, 1000);
+	CU_ASSERT(cap >= n);
+	for (size_t i = 0; i < n; i++)
+		CU_ASSERT_EQUAL(v[i], (long long)i);
+	free(v);
+}
+
 static void
 buf_limit(void)
 {
@@ -393,6 +470,8 @@ static const struct ras_test_case json_cases[] = {
 };
 static const struct ras_test_case mem_cases[] = {
 	{ "buffer limit", buf_limit },
+	{ "packed records", buf_pack_round_trip },
+	{ "an array grown by pushes", buf_array_push },
 	{ "arena", arena_basic },
 	{ "arena blocks given back and reused", arena_reuse },
 	{ "crypto", crypto_basic },
