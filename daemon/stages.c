@@ -565,7 +565,7 @@ deliver_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 	if (st.dead)
 		log_dead(db, now, "deliver");
 	/* a round cut short by bytes leaves due letters: run again at once */
-	return st.cut && (size_t)st.claimed < limit ? (int)limit : st.claimed;
+	return (int)ras_outbox_deliver_work(&st, limit);
 }
 
 static int

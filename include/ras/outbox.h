@@ -74,6 +74,12 @@ int ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t n
 int ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st);
 
+/* How much work a delivery round did, for the stage runner, which goes
+ * again at once when a run did `limit`: a round cut short by
+ * RAS_DELIVER_BATCH_BYTES (st->cut) counts as `limit`, so that the letters it
+ * left due go in the next round, not after the stage interval. */
+size_t ras_outbox_deliver_work(const struct ras_outbox_stats *st, size_t limit);
+
 /*
  * ITK3 acknowledgements (schema 008).  Responses the MESH inbox kept
  * (workflow *_ACK, ITK008M) are parsed and matched to their letter by the

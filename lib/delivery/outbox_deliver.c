@@ -614,3 +614,11 @@ done:
 	ras_arena_free(a);
 	return err;
 }
+
+size_t
+ras_outbox_deliver_work(const struct ras_outbox_stats *st, size_t limit)
+{
+	size_t n = st->claimed > 0 ? (size_t)st->claimed : 0;
+
+	return st->cut && n < limit ? limit : n;
+}
