@@ -291,12 +291,14 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	int *item_of, *count, *ok_count;
 	bool *ok, any_invalid = false;
 
-	/* Everything the check returns in one allocation (the arena zeroes it):
-	 * the three lists of names, then per answer its item, per item its
-	 * answers and its acceptable answers, per answer its acceptability. */
+	/* Everything the check returns in one allocation, not zeroed: the
+	 * three lists of names (each written before it is read, up to its
+	 * count), then per answer its item and its acceptability (both
+	 * written for every answer), per item its answers and its acceptable
+	 * answers (counted up from zero: those two are zeroed here). */
 	if (na > SIZE_MAX / 64 || ni > SIZE_MAX / 64 || n_extra > SIZE_MAX / 64)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	lists = ras_arena_alloc(a, cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
+	lists = ras_arena_array(a, 1, cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
 	    (na + 1) * sizeof(bool));
 	if (lists == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -308,6 +310,9 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	count = item_of + na + 1;
 	ok_count = count + ni + 1;
 	ok = (bool *)(ok_count + ni + 1);
+	memset(count, 0, 2 * (ni + 1) * sizeof(int));
+	item_of[na] = -1;
+	ok[na] = false;
 
 	/* One pass: which item each answer belongs to, and how many there are.
 	 * Answers mostly come in form order, so each search starts at the item
@@ -332,6 +337,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 			}
 		}
 		item_of[i] = idx;
+		ok[i] = false;
 		if (idx < 0) {
 			if (!listed(out->unknown, out->n_unknown, lid))
 				out->unknown[out->n_unknown++] = lid;

@@ -1547,7 +1547,7 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 			 * list takes that many from one array (at most one per answer) */
 			if (f->t == VT_NONE) {
 				if (codes == NULL &&
-				    (codes = ras_arena_calloc(a, form->n_answers, sizeof(*codes))) == NULL)
+				    (codes = ras_arena_array(a, form->n_answers, sizeof(*codes))) == NULL)
 					return ras_error_code(RAS_ENOMEM, "out of memory");
 				flist(f, codes, 0);
 				codes += n_ok[idx];
@@ -1984,7 +1984,7 @@ net_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct fval *
 	if (rs->slot_red_flags >= 0) {
 		const struct fval *was = sv[rs->slot_red_flags];
 		size_t n = was->t == VT_LIST ? was->n : 0;
-		const char **l = ras_arena_calloc(a, n + 4, sizeof(*l));
+		const char **l = ras_arena_array(a, n + 4, sizeof(*l));
 
 		if (l == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -2030,8 +2030,9 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 		    rs->service);
 	uk_date(received_at, UK_DAY0, &day0);
 	t = ras_arena_alloc(a, sizeof(*t));
-	/* (the rules that matched and the ones chosen, in one allocation) */
-	hit = ras_arena_calloc(a, 2 * (rs->n_rules + 1), sizeof(*hit));
+	/* (the rules that matched and the ones chosen, in one allocation;
+	 * each list is written before it is read, up to its count) */
+	hit = ras_arena_array(a, 2 * (rs->n_rules + 1), sizeof(*hit));
 	chosen = hit ? hit + rs->n_rules + 1 : NULL;
 	if (t == NULL || hit == NULL || chosen == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");

@@ -318,6 +318,49 @@ form_check(void)
 		f.n_answers = 6;
 	}
 
+	/* The check's memory is not zeroed by the arena: on blocks an earlier
+	 * arena filled with junk (and gave back for reuse) every result is the
+	 * same as on fresh ones, for something invalid and for nothing invalid. */
+	for (int round = 0; round < 2; round++) {
+		struct ras_form_check fresh, dirty;
+		struct ras_arena *junk = ras_arena_new(), *b;
+
+		f.version = "2";
+		f.n_answers = round ? 1 : 6;
+		CU_ASSERT_EQUAL_FATAL(ras_form_check(a, qs, 2, &f, (const char *[]){ "diagnosis" }, 1, &fresh), 0);
+		RAS_REQUIRE(junk != NULL);
+		for (int k = 0; k < 64; k++) {
+			void *p = ras_arena_array(junk, 1, 15000);
+
+			RAS_REQUIRE(p != NULL);
+			memset(p, 0xA5, 15000);
+		}
+		ras_arena_free(junk);
+		b = ras_arena_new();
+		RAS_REQUIRE(b != NULL);
+		CU_ASSERT_EQUAL_FATAL(ras_form_check(b, qs, 2, &f, (const char *[]){ "diagnosis" }, 1, &dirty), 0);
+		for (size_t k = 0; k < f.n_answers; k++) {
+			CU_ASSERT_EQUAL(fresh.item_of[k], dirty.item_of[k]);
+			CU_ASSERT_EQUAL(fresh.answer_ok[k], dirty.answer_ok[k]);
+		}
+		for (size_t k = 0; k < q2.n_items; k++) {
+			CU_ASSERT_EQUAL(fresh.n_answers_of[k], dirty.n_answers_of[k]);
+			CU_ASSERT_EQUAL(fresh.n_ok_of[k], dirty.n_ok_of[k]);
+		}
+		CU_ASSERT_EQUAL_FATAL(fresh.n_missing, dirty.n_missing);
+		for (size_t k = 0; k < fresh.n_missing; k++)
+			CU_ASSERT_STRING_EQUAL(fresh.missing[k], dirty.missing[k]);
+		CU_ASSERT_EQUAL_FATAL(fresh.n_invalid, dirty.n_invalid);
+		for (size_t k = 0; k < fresh.n_invalid; k++)
+			CU_ASSERT_STRING_EQUAL(fresh.invalid[k], dirty.invalid[k]);
+		CU_ASSERT_EQUAL_FATAL(fresh.n_unknown, dirty.n_unknown);
+		for (size_t k = 0; k < fresh.n_unknown; k++)
+			CU_ASSERT_STRING_EQUAL(fresh.unknown[k], dirty.unknown[k]);
+		CU_ASSERT_EQUAL(dirty.n_invalid, round ? 0 : 3);
+		ras_arena_free(b);
+	}
+	f.n_answers = 6;
+
 	/* Version 1 is known but retired; version 7 is not known. */
 	f.version = "1";
 	CU_ASSERT_EQUAL(ras_form_check(a, qs, 2, &f, NULL, 0, &fc), 0);
