@@ -1646,6 +1646,26 @@ slot_facts(const struct ras_ruleset *rs, const struct ras_rules_trace *t,
 
 /* ---- advice ---------------------------------------------------------------- */
 
+/* An integer in decimal as printf's "%lld" writes it, into the end of d:
+ * returns where it starts (the digits run to the end of d, no NUL).  Used
+ * by the advice and the facts text alike. */
+#define INT_DIGITS 24
+
+static size_t
+int_digits(int64_t i, char d[INT_DIGITS])
+{
+	size_t k = INT_DIGITS;
+	uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+
+	do {
+		d[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (i < 0)
+		d[--k] = '-';
+	return k;
+}
+
 /* Advice is built in a fixed buffer, each piece whole or not at all, at
  * most RAS_ADVICE_MAX + 1 bytes (one more is too long). */
 struct advice {
@@ -1704,10 +1724,12 @@ put_value(struct advice *o, const struct ras_ruleset *rs, bool form, const struc
 	case VT_STR:
 		(void)adds(o, v->s);
 		break;
-	case VT_INT:
-		snprintf(num, sizeof(num), "%lld", (long long)v->i);
-		(void)adds(o, num);
+	case VT_INT: {
+		size_t k = int_digits(v->i, num);
+
+		(void)add(o, num + k, INT_DIGITS - k);
 		break;
+	}
 	case VT_BOOL:
 		(void)adds(o, v->b ? "yes" : "no");
 		break;
@@ -2448,16 +2470,9 @@ tbool(struct text *t, bool b)
 static inline void
 tint(struct text *t, int64_t i)
 {
-	char d[24];
-	size_t k = sizeof(d);
-	uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+	char d[INT_DIGITS];
+	size_t k = int_digits(i, d);
 
-	do {
-		d[--k] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (i < 0)
-		d[--k] = '-';
 	tput(t, d + k, sizeof(d) - k);
 }
 
