@@ -97,6 +97,7 @@ struct ras_form_check {
 	const bool *answer_ok;        /* per answer: acceptable for its item (false: no item) */
 	const int *n_answers_of;      /* per item of q: its answers */
 	const int *n_ok_of;           /* per item of q: its acceptable answers */
+	const int *first_of;          /* per item of q: its first answer (any), -1 when none */
 };
 
 /*

@@ -288,17 +288,18 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	size_t n_miss = ni + n_extra + 1, n_inv = ni + 1, n_unk = na + 1;
 	size_t cap = n_miss + n_inv + n_unk;
 	const char **lists;
-	int *item_of, *count, *ok_count;
+	int *item_of, *count, *ok_count, *first;
 	bool *ok, any_invalid = false;
 
 	/* Everything the check returns in one allocation, not zeroed: the
 	 * three lists of names (each written before it is read, up to its
 	 * count), then per answer its item and its acceptability (both
 	 * written for every answer), per item its answers and its acceptable
-	 * answers (counted up from zero: those two are zeroed here). */
+	 * answers (counted up from zero: those two are zeroed here) and its
+	 * first answer (-1 until its count becomes one). */
 	if (na > SIZE_MAX / 64 || ni > SIZE_MAX / 64 || n_extra > SIZE_MAX / 64)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	lists = ras_arena_array(a, 1, cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
+	lists = ras_arena_array(a, 1, cap * sizeof(char *) + (na + 1 + 3 * (ni + 1)) * sizeof(int) +
 	    (na + 1) * sizeof(bool));
 	if (lists == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -309,8 +310,10 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	item_of = (int *)(lists + cap);
 	count = item_of + na + 1;
 	ok_count = count + ni + 1;
-	ok = (bool *)(ok_count + ni + 1);
+	first = ok_count + ni + 1;
+	ok = (bool *)(first + ni + 1);
 	memset(count, 0, 2 * (ni + 1) * sizeof(int));
+	memset(first, 0xff, (ni + 1) * sizeof(int));   /* -1 each */
 	item_of[na] = -1;
 	ok[na] = false;
 
@@ -344,7 +347,9 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 			continue;
 		}
 		from = k + 1 < ni ? k + 1 : 0;
-		if (++count[idx] > 1 && !q->items[idx].repeats)
+		if (++count[idx] == 1)
+			first[idx] = (int)i;
+		else if (!q->items[idx].repeats)
 			any_invalid = true;
 		if ((ok[i] = answer_ok(&q->items[idx], ans)))
 			ok_count[idx]++;
@@ -355,6 +360,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	out->answer_ok = ok;
 	out->n_answers_of = count;
 	out->n_ok_of = ok_count;
+	out->first_of = first;
 	/* In form order: invalid, for any unacceptable answer or several
 	 * answers to an item that does not repeat; missing, for a required
 	 * item without any answer (one answered only unacceptably is invalid,

@@ -1491,7 +1491,7 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	const struct ras_questionnaire *q;
 	struct fval *v = t->v, *items;
 	const bool *ok;
-	const int *count, *n_ok;
+	const int *count, *n_ok, *first;
 	const char **codes = NULL;
 	int err;
 
@@ -1524,41 +1524,47 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	for (size_t i = 0; i < rs->n_forms; i++)
 		if (rs->forms[i] == q)
 			t->qi = (int)i;
-	items = ras_arena_calloc(a, q->n_items + 1, sizeof(*items));
+	/* (every item's fact is written below, absent ones too) */
+	items = ras_arena_array(a, q->n_items + 1, sizeof(*items));
 	if (items == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	t->items = items;
 	ok = interp.answer_ok;
 	count = interp.n_answers_of;
 	n_ok = interp.n_ok_of;
-	/* One pass over the answers, each with its item as the check matched it. */
-	for (size_t k = 0; k < form->n_answers; k++) {
-		const struct ras_answer *ans = &form->answers[k];
-		int idx = interp.item_of[k];
-		const struct ras_qitem *it;
-		struct fval *f;
+	first = interp.first_of;
+	items[q->n_items] = absent_fact;
+	/* One pass over the items, each with its first answer as the check
+	 * found it (an item's fact is its first answer's, answers in the
+	 * order they came). */
+	for (size_t k = 0; k < q->n_items; k++) {
+		const struct ras_qitem *it = &q->items[k];
+		const struct ras_answer *ans;
+		struct fval *f = &items[k];
 
-		if (idx < 0 || !ok[k])
+		*f = absent_fact;
+		if (count[k] == 0 || n_ok[k] == 0)
 			continue;
-		it = &q->items[idx];
-		f = &items[idx];
 		if (it->type == RAS_QITEM_CHOICE && it->repeats) {
-			/* a repeating choice keeps the codes that were acceptable: its
-			 * list takes that many from one array (at most one per answer) */
-			if (f->t == VT_NONE) {
-				if (codes == NULL &&
-				    (codes = ras_arena_array(a, form->n_answers, sizeof(*codes))) == NULL)
-					return ras_error_code(RAS_ENOMEM, "out of memory");
-				flist(f, codes, 0);
-				codes += n_ok[idx];
-			}
-			f->list[f->n++] = ans->code;
+			/* a repeating choice keeps the codes that were acceptable, in
+			 * the answers' order: its list takes that many from one array
+			 * (at most one per answer) */
+			if (codes == NULL &&
+			    (codes = ras_arena_array(a, form->n_answers, sizeof(*codes))) == NULL)
+				return ras_error_code(RAS_ENOMEM, "out of memory");
+			flist(f, codes, 0);
+			codes += n_ok[k];
+			for (size_t i = (size_t)first[k]; i < form->n_answers && f->n < (size_t)n_ok[k]; i++)
+				if (interp.item_of[i] == (int)k && ok[i])
+					f->list[f->n++] = form->answers[i].code;
 			continue;
 		}
 		/* an item with an unacceptable answer (or two answers to an item
-		 * that does not repeat: the check's "invalid") is no fact */
-		if (f->t != VT_NONE || count[idx] > n_ok[idx] || (!it->repeats && count[idx] > 1))
+		 * that does not repeat: the check's "invalid") is no fact; else
+		 * every answer is acceptable, the first one too */
+		if (count[k] > n_ok[k] || (!it->repeats && count[k] > 1))
 			continue;
+		ans = &form->answers[first[k]];
 		switch (it->type) {
 		case RAS_QITEM_BOOLEAN: fbool(f, ans->b); break;
 		case RAS_QITEM_INTEGER: fint(f, ans->i); break;

@@ -273,6 +273,12 @@ form_check(void)
 	CU_ASSERT_EQUAL(fc.n_invalid, 3);   /* investigations-complete, cognitive-impairment, pain-daily twice */
 	CU_ASSERT_EQUAL(fc.n_unknown, 1);
 	CU_ASSERT_STRING_EQUAL(fc.unknown[0], "shoe-size");
+	/* each item's first answer (pain-daily has two: the first is 4), -1 unanswered */
+	CU_ASSERT_EQUAL(fc.first_of[ras_form_item(&q2, "pain-daily") - q2.items], 4);
+	CU_ASSERT_EQUAL(fc.first_of[ras_form_item(&q2, "pain-duration-weeks") - q2.items], 0);
+	CU_ASSERT_EQUAL(fc.first_of[ras_form_item(&q2, "cognitive-impairment") - q2.items], 2);
+	CU_ASSERT_EQUAL(fc.first_of[ras_form_item(&q2, "diagnosis") - q2.items], -1);
+	CU_ASSERT_EQUAL(fc.n_answers_of[ras_form_item(&q2, "pain-daily") - q2.items], 2);
 
 	/* With the extra items' places known beforehand (as a linked rule set
 	 * knows them) the check finds the same, for this response (something
@@ -346,6 +352,7 @@ form_check(void)
 		for (size_t k = 0; k < q2.n_items; k++) {
 			CU_ASSERT_EQUAL(fresh.n_answers_of[k], dirty.n_answers_of[k]);
 			CU_ASSERT_EQUAL(fresh.n_ok_of[k], dirty.n_ok_of[k]);
+			CU_ASSERT_EQUAL(fresh.first_of[k], dirty.first_of[k]);
 		}
 		CU_ASSERT_EQUAL_FATAL(fresh.n_missing, dirty.n_missing);
 		for (size_t k = 0; k < fresh.n_missing; k++)
