@@ -56,6 +56,7 @@ struct ras_questionnaire {
 	const char *url;
 	const char *version;
 	const char *status;           /* active (current), retired (out of date), draft */
+	bool active;                  /* status is "active" (set when parsed) */
 	const char *title;
 	size_t n_items;
 	struct ras_qitem *items;

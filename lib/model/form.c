@@ -178,6 +178,7 @@ ras_form_questionnaire_parse(struct ras_arena *a, const json_t *qj, struct ras_q
 	out->title = ras_json_str(qj, "title");
 	if (out->url == NULL || out->version == NULL || out->status == NULL)
 		return ras_error_code(RAS_EINVALID, "Questionnaire needs url, version and status");
+	out->active = strcmp(out->status, "active") == 0;
 	if (strchr(out->url, '|') || strchr(out->version, '|'))
 		return ras_error_code(RAS_EINVALID, "Questionnaire url and version must not contain '|'");
 	items = ras_json_arr(qj, "item");
@@ -447,7 +448,7 @@ ras_form_check_indexed(struct ras_arena *a, const struct ras_questionnaire *cons
 	if (q == NULL)
 		return 0;
 	out->version_known = true;
-	out->current = strcmp(q->status, "active") == 0;
+	out->current = q->active;
 	return check_against(a, q, f, extra_required, n_extra, extra_at ? extra_at + qi * n_extra : NULL,
 	    out);
 }

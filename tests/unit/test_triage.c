@@ -245,6 +245,8 @@ form_check(void)
 	CU_ASSERT_EQUAL(q2.n_items, 28);
 	CU_ASSERT_STRING_EQUAL(q2.status, "active");
 	CU_ASSERT_STRING_EQUAL(q1.status, "retired");
+	CU_ASSERT_TRUE(q2.active);
+	CU_ASSERT_FALSE(q1.active);
 	it = ras_form_item(&q2, "red-flags");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(it);
 	CU_ASSERT_TRUE(it->repeats);
