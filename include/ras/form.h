@@ -40,6 +40,7 @@ enum ras_qitem_type {
 
 struct ras_qitem {
 	const char *link_id;
+	size_t link_len;              /* strlen(link_id) */
 	const char *group;            /* linkId of the group it sits in (NULL at top level) */
 	const char *text;
 	enum ras_qitem_type type;

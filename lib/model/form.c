@@ -57,6 +57,7 @@ parse_item(struct ras_arena *a, const json_t *it, struct ras_qitem *q)
 	q->text = ras_json_str(it, "text");
 	if (q->link_id == NULL || *q->link_id == '\0' || strlen(q->link_id) > RAS_ID_MAX)
 		return ras_error_code(RAS_EINVALID, "an item has no usable linkId");
+	q->link_len = strlen(q->link_id);
 	if (item_type(type, &q->type) < 0)
 		return ras_error_code(RAS_EINVALID, "item \"%s\" has type \"%s\", which rasd cannot check",
 		    q->link_id, type ? type : "(none)");
@@ -271,11 +272,49 @@ listed(const char *const *list, size_t n, const char *s)
 	return false;
 }
 
-/* A linkId is the item's: the first byte rules most items out without a call. */
-static inline bool
-same_id(const char *item, const char *id)
+/* Eight bytes of a string, as one word (any alignment). */
+static inline uint64_t
+word_at(const char *s)
 {
-	return item[0] == id[0] && strcmp(item, id) == 0;
+	uint64_t w;
+
+	memcpy(&w, s, sizeof(w));
+	return w;
+}
+
+/* An answer's linkId `id` (its length `len`) is the item's: the lengths
+ * first (they rule most items out), then the bytes a word at a time, the
+ * last word overlapping the one before it (never a byte past either
+ * string's end).  No call, as strcmp would be. */
+static inline bool
+same_id(const struct ras_qitem *it, const char *id, size_t len)
+{
+	const char *s = it->link_id;
+	size_t o = 0;
+
+	if (it->link_len != len)
+		return false;
+	if (len < sizeof(uint64_t)) {
+		for (; o < len; o++)
+			if (s[o] != id[o])
+				return false;
+		return true;
+	}
+	for (; o + sizeof(uint64_t) < len; o += sizeof(uint64_t))
+		if (word_at(s + o) != word_at(id + o))
+			return false;
+	return word_at(s + len - sizeof(uint64_t)) == word_at(id + len - sizeof(uint64_t));
+}
+
+/* An answer's linkId's length: the reader's, when it is right (a wrong
+ * one that is too short shows as a byte that is not the end; one too long
+ * cannot match an item, whose linkId has no NUL inside). */
+static inline size_t
+id_len(const struct ras_answer *ans)
+{
+	size_t l = ans->link_id_len;
+
+	return l && ans->link_id[l] == '\0' ? l : strlen(ans->link_id);
 }
 
 static int
@@ -325,16 +364,16 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	for (size_t i = 0, from = 0; i < na; i++) {
 		const struct ras_answer *ans = &f->answers[i];
 		const char *lid = ans->link_id;
-		size_t k = from;
+		size_t k = from, len = id_len(ans);
 		int idx = -1;
 
 		/* (mostly the item expected next; else once round the others) */
-		if (ni > 0 && same_id(q->items[k].link_id, lid)) {
+		if (ni > 0 && same_id(&q->items[k], lid, len)) {
 			idx = (int)k;
 		} else {
 			for (size_t n = 1; n < ni; n++) {
 				k = k + 1 < ni ? k + 1 : 0;
-				if (same_id(q->items[k].link_id, lid)) {
+				if (same_id(&q->items[k], lid, len)) {
 					idx = (int)k;
 					break;
 				}
@@ -397,7 +436,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 			continue;
 		}
 		for (; n < ni; n++) {
-			if (same_id(q->items[k].link_id, x)) {
+			if (q->items[k].link_id[0] == x[0] && strcmp(q->items[k].link_id, x) == 0) {
 				found = true;
 				break;
 			}
@@ -622,6 +661,10 @@ ras_form_from_json(struct ras_arena *a, const json_t *doc, struct ras_form *f)
 		an->link_id = ras_json_str(x, "link_id");
 		if (an->link_id == NULL)
 			return ras_error_code(RAS_EINVALID, "stored form answer %zu has no link_id", i);
+		/* (jansson knows it: rasd's parser refuses "\u0000" in strings,
+		 * so it is strlen(link_id); were a NUL inside, the length would be
+		 * longer than the C string and match no item, see id_len()) */
+		an->link_id_len = json_string_length(json_object_get(x, "link_id"));
 		an->group = ras_json_str(x, "group");
 		if (ras_json_int(x, "group_index", &gi))
 			an->group_index = (int)gi;
