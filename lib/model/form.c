@@ -475,15 +475,25 @@ ras_form_check_indexed(struct ras_arena *a, const struct ras_questionnaire *cons
 	out->present = true;
 	out->completed = f->status && (strcmp(f->status, "completed") == 0 ||
 	    strcmp(f->status, "amended") == 0);
-	for (size_t i = 0; f->questionnaire && i < nq; i++) {
-		if (strcmp(qs[i]->url, f->questionnaire) != 0)
+	/* The version it names (the last of that URL and version, were there
+	 * two), its version compared first: short, and mostly told apart by
+	 * its first byte, so the long URL is compared once. */
+	for (size_t i = 0; f->questionnaire && f->version && i < nq; i++) {
+		const char *v = qs[i]->version;
+
+		if (v[0] != f->version[0] || strcmp(v, f->version) != 0 ||
+		    strcmp(qs[i]->url, f->questionnaire) != 0)
 			continue;
-		out->questionnaire_known = true;
-		if (f->version && strcmp(qs[i]->version, f->version) == 0) {
-			q = qs[i];
-			qi = i;
-		}
+		q = qs[i];
+		qi = i;
 	}
+	/* Known, any version of that URL (the one above is) */
+	out->questionnaire_known = q != NULL;
+	for (size_t i = 0; q == NULL && f->questionnaire && i < nq; i++)
+		if (strcmp(qs[i]->url, f->questionnaire) == 0) {
+			out->questionnaire_known = true;
+			break;
+		}
 	if (q == NULL)
 		return 0;
 	out->version_known = true;
