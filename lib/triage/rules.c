@@ -1801,12 +1801,18 @@ summer_of(int year, struct summer *bst)
  * ras_time_uk_midnight: the offset at 23:00 UTC the day before, since the
  * UK changes at 01:00 UTC), less one. */
 static int64_t
+end_of_day_n(int64_t days, int year, struct summer *bst)
+{
+	int64_t local = (days + 1) * 86400, guess = local - 3600;
+
+	summer_of(year, bst);
+	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
+}
+
+static int64_t
 end_of_day(const struct ras_date *d, struct summer *bst)
 {
-	int64_t local = (ras_date_to_days(d) + 1) * 86400, guess = local - 3600;
-
-	summer_of(d->year, bst);
-	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
+	return end_of_day_n(ras_date_to_days(d), d->year, bst);
 }
 
 /* The UK day last asked for, kept per thread with its first and last
@@ -1912,6 +1918,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 	bool cov = true;
 	size_t n = 0;
 	int err = 0;
+	int64_t day0_n = ras_date_to_days(day0), due_n;   /* (once, for every clock) */
 
 	_Static_assert(sizeof(clock_facts) / sizeof(clock_facts[0]) == CF_COUNT, "clock facts");
 	*out = NULL;
@@ -1937,9 +1944,10 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		d->clause = c->clause;
 		switch (c->unit) {
 		case U_WORKING_DAYS:
-			if ((err = ras_calendar_add_working_days(cal, day0, c->amount, &d->due_date, &c_cov)) < 0)
+			if ((err = ras_calendar_add_working_days_n(cal, day0_n, c->amount, &due_n, &c_cov)) < 0)
 				return err;
-			d->due_at = end_of_day(&d->due_date, bst);
+			ras_date_from_days(due_n, &d->due_date);
+			d->due_at = end_of_day_n(due_n, d->due_date.year, bst);
 			break;
 		case U_HOURS:
 			d->hours = true;
@@ -1947,8 +1955,9 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 			uk_date(d->due_at, UK_DUE, &d->due_date);
 			break;
 		case U_WEEKS:
-			ras_date_add_days(day0, (int64_t)c->amount * 7, &d->due_date);
-			d->due_at = end_of_day(&d->due_date, bst);
+			due_n = day0_n + (int64_t)c->amount * 7;
+			ras_date_from_days(due_n, &d->due_date);
+			d->due_at = end_of_day_n(due_n, d->due_date.year, bst);
 			break;
 		case U_MONTHS:
 			ras_date_add_months(day0, c->amount, &d->due_date);
