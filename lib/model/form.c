@@ -364,37 +364,35 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	for (size_t i = 0, from = 0; i < na; i++) {
 		const struct ras_answer *ans = &f->answers[i];
 		const char *lid = ans->link_id;
+		const struct ras_qitem *it;
 		size_t k = from, len = id_len(ans);
-		int idx = -1;
+		bool good;
 
 		/* (mostly the item expected next; else once round the others) */
-		if (ni > 0 && same_id(&q->items[k], lid, len)) {
-			idx = (int)k;
-		} else {
-			for (size_t n = 1; n < ni; n++) {
-				k = k + 1 < ni ? k + 1 : 0;
-				if (same_id(&q->items[k], lid, len)) {
-					idx = (int)k;
-					break;
-				}
-			}
+		if (ni > 0 && same_id(&q->items[k], lid, len))
+			goto found;
+		for (size_t n = 1; n < ni; n++) {
+			k = k + 1 < ni ? k + 1 : 0;
+			if (same_id(&q->items[k], lid, len))
+				goto found;
 		}
-		item_of[i] = idx;
+		item_of[i] = -1;
 		ok[i] = false;
-		if (idx < 0) {
-			if (!listed(out->unknown, out->n_unknown, lid))
-				out->unknown[out->n_unknown++] = lid;
-			continue;
-		}
+		if (!listed(out->unknown, out->n_unknown, lid))
+			out->unknown[out->n_unknown++] = lid;
+		continue;
+found:
+		it = &q->items[k];
+		item_of[i] = (int)k;
 		from = k + 1 < ni ? k + 1 : 0;
-		if (++count[idx] == 1)
-			first[idx] = (int)i;
-		else if (!q->items[idx].repeats)
+		if (++count[k] == 1)
+			first[k] = (int)i;
+		else if (!it->repeats)
 			any_invalid = true;
-		if ((ok[i] = answer_ok(&q->items[idx], ans)))
-			ok_count[idx]++;
-		else
-			any_invalid = true;
+		good = answer_ok(it, ans);
+		ok[i] = good;
+		ok_count[k] += good;
+		any_invalid |= !good;
 	}
 	out->item_of = item_of;
 	out->answer_ok = ok;
