@@ -147,7 +147,8 @@ struct ras_ruleset {
 	struct clock *clocks;
 	/* every form.<linkId> fact the conditions and advice name, interned at
 	 * load (slot F_FORM + index); at link, each one's item in every form
-	 * version (item_map[form * n_form_slots + slot], -1: not on it) */
+	 * version (item_map[form * n_form_slots + slot]; not on it: the
+	 * version's n_items, where a decision keeps an absent fact) */
 	const char **form_slots;
 	size_t n_form_slots, cap_form_slots;
 	int *item_map;
@@ -1368,7 +1369,7 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 		for (size_t k = 0; k < rs->n_form_slots; k++) {
 			const struct ras_qitem *it = ras_form_item(q, rs->form_slots[k] + 5);
 
-			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : -1;
+			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : (int)q->n_items;
 		}
 	}
 	rs->item_keys = ras_arena_calloc(a, rs->n_forms + 1, sizeof(*rs->item_keys));
@@ -1533,7 +1534,7 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	count = interp.n_answers_of;
 	n_ok = interp.n_ok_of;
 	first = interp.first_of;
-	items[q->n_items] = absent_fact;
+	items[q->n_items] = absent_fact;   /* (slot_facts: an item not on q) */
 	/* One pass over the items, each with its first answer as the check
 	 * found it (an item's fact is its first answer's, answers in the
 	 * order they came). */
@@ -1643,10 +1644,16 @@ slot_facts(const struct ras_ruleset *rs, const struct ras_rules_trace *t,
 {
 	for (int i = 0; i < F_FORM; i++)
 		sv[i] = &t->v[i];
-	for (size_t k = 0; k < rs->n_form_slots; k++) {
-		int m = t->qi >= 0 ? rs->item_map[(size_t)t->qi * rs->n_form_slots + k] : -1;
+	if (t->qi < 0) {
+		for (size_t k = 0; k < rs->n_form_slots; k++)
+			sv[F_FORM + k] = &absent_fact;
+	} else {
+		/* (an item not on this version maps to the absent fact kept
+		 * after its items) */
+		const int *map = &rs->item_map[(size_t)t->qi * rs->n_form_slots];
 
-		sv[F_FORM + k] = m >= 0 ? &t->items[m] : &absent_fact;
+		for (size_t k = 0; k < rs->n_form_slots; k++)
+			sv[F_FORM + k] = &t->items[map[k]];
 	}
 }
 
