@@ -1538,13 +1538,14 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	/* One pass over the items, each with its first answer as the check
 	 * found it (an item's fact is its first answer's, answers in the
 	 * order they came). */
-	for (size_t k = 0; k < q->n_items; k++) {
+	for (size_t k = 0, ni = q->n_items; k < ni; k++) {
 		const struct ras_qitem *it = &q->items[k];
 		const struct ras_answer *ans;
 		struct fval *f = &items[k];
+		int c = count[k], c_ok = n_ok[k];   /* (read before f is written) */
 
 		*f = absent_fact;
-		if (count[k] == 0 || n_ok[k] == 0)
+		if (c_ok == 0)   /* (no answer, or none acceptable) */
 			continue;
 		if (it->type == RAS_QITEM_CHOICE && it->repeats) {
 			/* a repeating choice keeps the codes that were acceptable, in
@@ -1554,8 +1555,8 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 			    (codes = ras_arena_array(a, form->n_answers, sizeof(*codes))) == NULL)
 				return ras_error_code(RAS_ENOMEM, "out of memory");
 			flist(f, codes, 0);
-			codes += n_ok[k];
-			for (size_t i = (size_t)first[k]; i < form->n_answers && f->n < (size_t)n_ok[k]; i++)
+			codes += c_ok;
+			for (size_t i = (size_t)first[k]; i < form->n_answers && f->n < (size_t)c_ok; i++)
 				if (interp.item_of[i] == (int)k && ok[i])
 					f->list[f->n++] = form->answers[i].code;
 			continue;
@@ -1563,7 +1564,7 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 		/* an item with an unacceptable answer (or two answers to an item
 		 * that does not repeat: the check's "invalid") is no fact; else
 		 * every answer is acceptable, the first one too */
-		if (count[k] > n_ok[k] || (!it->repeats && count[k] > 1))
+		if (c > c_ok || (!it->repeats && c > 1))
 			continue;
 		ans = &form->answers[first[k]];
 		switch (it->type) {
