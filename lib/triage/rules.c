@@ -47,6 +47,7 @@ enum ftype {
 enum op {
 	OP_ALL = 1, OP_ANY, OP_NOT,
 	OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_IN, OP_CONTAINS, OP_NONEMPTY, OP_PRESENT,
+	OP_IS,                  /* "eq" true or false (most tests), compiled to its own */
 };
 
 /* A value's type as a decision holds it: a fact, or a condition's value. */
@@ -418,6 +419,7 @@ check_leaf(const struct cond *c, enum ftype t, const char *where)
 			why = "\"contains\" takes a string or a list of strings";
 		break;
 	case OP_EQ:
+	case OP_IS:
 	case OP_NE:
 		if (t == FT_LIST)
 			why = "use \"contains\" or \"nonempty\" with a list fact";
@@ -608,6 +610,8 @@ parse_cond(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct cond *
 			ras_error_context("%s", where);
 			return err;
 		}
+		if (c->op == OP_EQ && c->v.t == VT_BOOL)
+			c->op = OP_IS;
 		if (t != 0)
 			return check_leaf(c, t, where);
 		/* form.<linkId>: typed when the rule set is linked to its form. */
@@ -689,6 +693,8 @@ leaf(const struct cond *c, const struct fval *const *sv)
 	size_t i;
 
 	switch (c->op) {
+	case OP_IS:
+		return f->t == VT_BOOL && f->b == c->v.b;
 	case OP_PRESENT:
 		return (f->t != VT_NONE) == c->v.b;
 	case OP_EQ:
