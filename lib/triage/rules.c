@@ -1625,18 +1625,25 @@ build_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_
 			fint(&v[F_AGE], ras_date_age_years(&p->birth_date, day0));
 	}
 	fbool(&v[F_PRACTICE_KNOWN], ods && *ods);
-	if (ods && *ods) {
-		unsigned f = ods_flags(rs->ods, ods);
-		bool listed = f & ODS_POPULATION, closed = f & ODS_POPULATION_CLOSED;
-
-		fstr(&v[F_PRACTICE], ods);
-		fbool(&v[F_PRACTICE_IN_AREA], listed || closed);
-		fbool(&v[F_PRACTICE_CLOSED], closed);
-	}
 	{
 		const char *org = r->referrer.org_ods;
+		unsigned f = 0, of = 0;
 
-		fstr(&v[F_REFERRER_KIND], referrer_kind(org, org && *org ? ods_flags(rs->ods, org) : 0));
+		if (ods && *ods) {
+			bool listed, closed;
+
+			f = ods_flags(rs->ods, ods);
+			listed = f & ODS_POPULATION;
+			closed = f & ODS_POPULATION_CLOSED;
+			fstr(&v[F_PRACTICE], ods);
+			fbool(&v[F_PRACTICE_IN_AREA], listed || closed);
+			fbool(&v[F_PRACTICE_CLOSED], closed);
+		}
+		/* (a GP mostly refers from the patient's own practice: the same
+		 * code's flags are not looked up twice) */
+		if (org && *org)
+			of = ods && *ods && strcmp(org, ods) == 0 ? f : ods_flags(rs->ods, org);
+		fstr(&v[F_REFERRER_KIND], referrer_kind(org, of));
 	}
 	if (r->referrer.org_ods)
 		fstr(&v[F_REFERRER_ORG], r->referrer.org_ods);
