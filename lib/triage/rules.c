@@ -1844,15 +1844,18 @@ end_of_day(const struct ras_date *d, struct summer *bst)
 struct uk_day {
 	int64_t first, last;    /* first > last: none yet */
 	struct ras_date d;
+	int64_t days;           /* d as ras_date_to_days() counts it */
 };
 
 enum { UK_DAY0, UK_DUE, UK_DAYS };
 
-static _Thread_local struct uk_day uk_day_cache[UK_DAYS] = { { 1, 0, { 0, 0, 0 } }, { 1, 0, { 0, 0, 0 } } };
+static _Thread_local struct uk_day uk_day_cache[UK_DAYS] = { { 1, 0, { 0, 0, 0 }, 0 },
+	{ 1, 0, { 0, 0, 0 }, 0 } };
 
 /* As ras_time_uk_date(t, d, NULL), with the year's summer time and the
- * last day asked for at this place (which) cached. */
-static void
+ * last day asked for at this place (which) cached; returns the day as
+ * ras_date_to_days() counts it. */
+static int64_t
 uk_date(int64_t t, int which, struct ras_date *d)
 {
 	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, local, first, last;
@@ -1862,22 +1865,23 @@ uk_date(int64_t t, int which, struct ras_date *d)
 
 	if (t >= c->first && t <= c->last) {
 		*d = c->d;
-		return;
+		return c->days;
 	}
 	ras_date_from_days(days, d);
 	summer_of(d->year, bst);
 	if (t >= bst->start && t < bst->end) {
 		local = t + 3600;
 		if ((local >= 0 ? local / 86400 : (local - 86399) / 86400) != days)
-			ras_date_from_days(days + 1, d);
+			ras_date_from_days(++days, d);
 	}
 	/* The day's bounds as end_of_day() sets them (the deadlines' own): kept
 	 * only when t lies between them, which it always should. */
-	ras_date_from_days(ras_date_to_days(d) - 1, &prev);
-	first = end_of_day(&prev, bst) + 1;
-	last = end_of_day(d, bst);
+	ras_date_from_days(days - 1, &prev);
+	first = end_of_day_n(days - 1, prev.year, bst) + 1;
+	last = end_of_day_n(days, d->year, bst);
 	if (t >= first && t <= last)
-		*c = (struct uk_day){ first, last, *d };
+		*c = (struct uk_day){ first, last, *d, days };
+	return days;
 }
 
 /*
@@ -1929,8 +1933,8 @@ ras_rules_clock_clause(const struct ras_ruleset *rs, const char *kind)
 static int
 deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outcome outcome,
     const char *onward_target, bool urgent, bool final, int64_t received_at,
-    const struct ras_date *day0, const struct ras_calendar *cal, struct ras_deadline **out,
-    size_t *n_out, bool *covered)
+    const struct ras_date *day0, int64_t day0_n, const struct ras_calendar *cal,
+    struct ras_deadline **out, size_t *n_out, bool *covered)
 {
 	struct ras_deadline *dl;
 	struct fval cf[CF_COUNT] = { 0 };
@@ -1939,7 +1943,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 	bool cov = true;
 	size_t n = 0;
 	int err = 0;
-	int64_t day0_n = ras_date_to_days(day0), due_n;   /* (once, for every clock) */
+	int64_t due_n;
 
 	_Static_assert(sizeof(clock_facts) / sizeof(clock_facts[0]) == CF_COUNT, "clock facts");
 	*out = NULL;
@@ -1973,7 +1977,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		case U_HOURS:
 			d->hours = true;
 			d->due_at = received_at + (int64_t)c->amount * 3600;
-			uk_date(d->due_at, UK_DUE, &d->due_date);
+			(void)uk_date(d->due_at, UK_DUE, &d->due_date);
 			break;
 		case U_WEEKS:
 			due_n = day0_n + (int64_t)c->amount * 7;
@@ -2003,8 +2007,8 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 	struct ras_date day0;
 
 	ras_time_uk_date(received_at, &day0, NULL);
-	return deadlines_from(a, rs, outcome, onward_target, urgent, final, received_at, &day0, cal,
-	    out, n_out, covered);
+	return deadlines_from(a, rs, outcome, onward_target, urgent, final, received_at, &day0,
+	    ras_date_to_days(&day0), cal, out, n_out, covered);
 }
 
 /* ---- decide ------------------------------------------------------------------ */
@@ -2076,6 +2080,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	const struct fval *sv[RAS_RULE_FACTS_MAX];
 	struct ras_rules_trace *t;
 	struct ras_date day0;
+	int64_t day0_n;
 	size_t n_hit = 0, n_chosen = 0;
 	enum ras_outcome outcome = RAS_OUTCOME_ACCEPT;
 	const char *target = NULL;
@@ -2086,7 +2091,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	if (!rs->linked)
 		return ras_error_code(RAS_EINVALID, "rule set %s is not linked to its form and practice list",
 		    rs->service);
-	uk_date(received_at, UK_DAY0, &day0);
+	day0_n = uk_date(received_at, UK_DAY0, &day0);
 	t = ras_arena_alloc(a, sizeof(*t));
 	/* (the rules that matched and the ones chosen, in one allocation;
 	 * each list is written before it is read, up to its count) */
@@ -2231,7 +2236,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	out->n_reasons = n_chosen;
 
 	if ((err = deadlines_from(a, rs, outcome, target, urgent, out->final, received_at, &day0,
-	    cal, &out->deadlines, &out->n_deadlines, &covered)) < 0)
+	    day0_n, cal, &out->deadlines, &out->n_deadlines, &covered)) < 0)
 		return err;
 
 	/* How the decision was reached, for its facts record. */
