@@ -1852,6 +1852,34 @@ enum { UK_DAY0, UK_DUE, UK_DAYS };
 static _Thread_local struct uk_day uk_day_cache[UK_DAYS] = { { 1, 0, { 0, 0, 0 }, 0 },
 	{ 1, 0, { 0, 0, 0 }, 0 } };
 
+/* The date of a day number (ras_date_from_days(), a pure function) with the
+ * last few asked for kept per thread: the clocks of decisions received on
+ * the same day fall due on the same days. */
+enum { DAY_MEMO = 4 };
+
+static _Thread_local struct day_memo {
+	int64_t n;
+	struct ras_date d;
+} day_memo[DAY_MEMO] = { { INT64_MIN, { 0, 0, 0 } }, { INT64_MIN, { 0, 0, 0 } },
+	{ INT64_MIN, { 0, 0, 0 } }, { INT64_MIN, { 0, 0, 0 } } };
+static _Thread_local unsigned day_memo_next;
+
+static void
+date_of_day(int64_t n, struct ras_date *d)
+{
+	struct day_memo *m;
+
+	for (int i = 0; i < DAY_MEMO; i++)
+		if (day_memo[i].n == n) {
+			*d = day_memo[i].d;
+			return;
+		}
+	ras_date_from_days(n, d);
+	m = &day_memo[day_memo_next++ % DAY_MEMO];
+	m->n = n;
+	m->d = *d;
+}
+
 /* As ras_time_uk_date(t, d, NULL), with the year's summer time and the
  * last day asked for at this place (which) cached; returns the day as
  * ras_date_to_days() counts it. */
@@ -1971,7 +1999,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		case U_WORKING_DAYS:
 			if ((err = ras_calendar_add_working_days_n(cal, day0_n, c->amount, &due_n, &c_cov)) < 0)
 				return err;
-			ras_date_from_days(due_n, &d->due_date);
+			date_of_day(due_n, &d->due_date);
 			d->due_at = end_of_day_n(due_n, d->due_date.year, bst);
 			break;
 		case U_HOURS:
@@ -1981,7 +2009,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 			break;
 		case U_WEEKS:
 			due_n = day0_n + (int64_t)c->amount * 7;
-			ras_date_from_days(due_n, &d->due_date);
+			date_of_day(due_n, &d->due_date);
 			d->due_at = end_of_day_n(due_n, d->due_date.year, bst);
 			break;
 		case U_MONTHS:
