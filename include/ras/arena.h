@@ -26,6 +26,10 @@ void *ras_arena_alloc(struct ras_arena *a, size_t size);
 /* alloc(n * size) with overflow check. */
 void *ras_arena_calloc(struct ras_arena *a, size_t n, size_t size);
 
+/* As ras_arena_calloc, but the memory is NOT zeroed: for arrays the caller
+ * writes before it reads (lists with a count of their own, copies). */
+void *ras_arena_array(struct ras_arena *a, size_t n, size_t size);
+
 char *ras_arena_strdup(struct ras_arena *a, const char *s);
 char *ras_arena_strndup(struct ras_arena *a, const char *s, size_t n);
 char *ras_arena_printf(struct ras_arena *a, const char *fmt, ...)

@@ -71,6 +71,11 @@ bool ras_calendar_workday(const struct ras_date *d, void *cal);
 int ras_calendar_add_working_days(const struct ras_calendar *cal, const struct ras_date *from,
     int n, struct ras_date *out, bool *covered);
 
+/* The same with days counted as ras_date_to_days() counts them (for a
+ * caller that has them already): *out_day is the day it falls due. */
+int ras_calendar_add_working_days_n(const struct ras_calendar *cal, int64_t from_day, int n,
+    int64_t *out_day, bool *covered);
+
 /* Working days after `from` up to and including `to` (0 when to <= from):
  * the number a KPI report compares with N. */
 int64_t ras_calendar_working_days_between(const struct ras_calendar *cal,

@@ -40,6 +40,7 @@ enum ras_qitem_type {
 
 struct ras_qitem {
 	const char *link_id;
+	size_t link_len;              /* strlen(link_id) */
 	const char *group;            /* linkId of the group it sits in (NULL at top level) */
 	const char *text;
 	enum ras_qitem_type type;
@@ -56,6 +57,7 @@ struct ras_questionnaire {
 	const char *url;
 	const char *version;
 	const char *status;           /* active (current), retired (out of date), draft */
+	bool active;                  /* status is "active" (set when parsed) */
 	const char *title;
 	size_t n_items;
 	struct ras_qitem *items;
@@ -97,6 +99,7 @@ struct ras_form_check {
 	const bool *answer_ok;        /* per answer: acceptable for its item (false: no item) */
 	const int *n_answers_of;      /* per item of q: its answers */
 	const int *n_ok_of;           /* per item of q: its acceptable answers */
+	const int *first_of;          /* per item of q: its first answer (any), -1 when none */
 };
 
 /*

@@ -65,6 +65,10 @@ const char *ras_referral_answer_type_name(enum ras_answer_type t);
  */
 struct ras_answer {
 	const char *link_id;
+	/* strlen(link_id) when the reader knew it (the stored form's reader
+	 * does: jansson keeps every string's length), else 0: whoever needs
+	 * it measures it then.  Never anything but 0 or the true length. */
+	size_t link_id_len;
 	const char *group;         /* NULL at top level */
 	int group_index;
 	enum ras_answer_type type;

@@ -210,10 +210,10 @@ ras_calendar_workday(const struct ras_date *d, void *cal)
 }
 
 int
-ras_calendar_add_working_days(const struct ras_calendar *cal, const struct ras_date *from,
-    int n, struct ras_date *out, bool *covered)
+ras_calendar_add_working_days_n(const struct ras_calendar *cal, int64_t from_day, int n,
+    int64_t *out_day, bool *covered)
 {
-	int64_t day = ras_date_to_days(from);
+	int64_t day = from_day;
 	bool cov = year_covered(cal, day);
 
 	if (n < 0 || n > RAS_CLOCK_DAYS_MAX)
@@ -228,7 +228,7 @@ ras_calendar_add_working_days(const struct ras_calendar *cal, const struct ras_d
 		int64_t want = n == 0 ? (working ? cal->cum[i] : cal->cum[i] + 1) : cal->cum[i] + n;
 
 		if (want <= cal->n_working) {
-			ras_date_from_days(cal->first_day + cal->nth[want - 1], out);
+			*out_day = cal->first_day + cal->nth[want - 1];
 			if (covered)
 				*covered = true;
 			return 0;
@@ -248,10 +248,22 @@ ras_calendar_add_working_days(const struct ras_calendar *cal, const struct ras_d
 				k++;
 		}
 	}
-	ras_date_from_days(day, out);
+	*out_day = day;
 	if (covered)
 		*covered = cov;
 	return 0;
+}
+
+int
+ras_calendar_add_working_days(const struct ras_calendar *cal, const struct ras_date *from,
+    int n, struct ras_date *out, bool *covered)
+{
+	int64_t day;
+	int err = ras_calendar_add_working_days_n(cal, ras_date_to_days(from), n, &day, covered);
+
+	if (err == 0)
+		ras_date_from_days(day, out);
+	return err;
 }
 
 int64_t

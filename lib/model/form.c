@@ -57,6 +57,7 @@ parse_item(struct ras_arena *a, const json_t *it, struct ras_qitem *q)
 	q->text = ras_json_str(it, "text");
 	if (q->link_id == NULL || *q->link_id == '\0' || strlen(q->link_id) > RAS_ID_MAX)
 		return ras_error_code(RAS_EINVALID, "an item has no usable linkId");
+	q->link_len = strlen(q->link_id);
 	if (item_type(type, &q->type) < 0)
 		return ras_error_code(RAS_EINVALID, "item \"%s\" has type \"%s\", which rasd cannot check",
 		    q->link_id, type ? type : "(none)");
@@ -178,6 +179,7 @@ ras_form_questionnaire_parse(struct ras_arena *a, const json_t *qj, struct ras_q
 	out->title = ras_json_str(qj, "title");
 	if (out->url == NULL || out->version == NULL || out->status == NULL)
 		return ras_error_code(RAS_EINVALID, "Questionnaire needs url, version and status");
+	out->active = strcmp(out->status, "active") == 0;
 	if (strchr(out->url, '|') || strchr(out->version, '|'))
 		return ras_error_code(RAS_EINVALID, "Questionnaire url and version must not contain '|'");
 	items = ras_json_arr(qj, "item");
@@ -270,11 +272,49 @@ listed(const char *const *list, size_t n, const char *s)
 	return false;
 }
 
-/* A linkId is the item's: the first byte rules most items out without a call. */
-static inline bool
-same_id(const char *item, const char *id)
+/* Eight bytes of a string, as one word (any alignment). */
+static inline uint64_t
+word_at(const char *s)
 {
-	return item[0] == id[0] && strcmp(item, id) == 0;
+	uint64_t w;
+
+	memcpy(&w, s, sizeof(w));
+	return w;
+}
+
+/* An answer's linkId `id` (its length `len`) is the item's: the lengths
+ * first (they rule most items out), then the bytes a word at a time, the
+ * last word overlapping the one before it (never a byte past either
+ * string's end).  No call, as strcmp would be. */
+static inline bool
+same_id(const struct ras_qitem *it, const char *id, size_t len)
+{
+	const char *s = it->link_id;
+	size_t o = 0;
+
+	if (it->link_len != len)
+		return false;
+	if (len < sizeof(uint64_t)) {
+		for (; o < len; o++)
+			if (s[o] != id[o])
+				return false;
+		return true;
+	}
+	for (; o + sizeof(uint64_t) < len; o += sizeof(uint64_t))
+		if (word_at(s + o) != word_at(id + o))
+			return false;
+	return word_at(s + len - sizeof(uint64_t)) == word_at(id + len - sizeof(uint64_t));
+}
+
+/* An answer's linkId's length: the reader's, when it is right (a wrong
+ * one that is too short shows as a byte that is not the end; one too long
+ * cannot match an item, whose linkId has no NUL inside). */
+static inline size_t
+id_len(const struct ras_answer *ans)
+{
+	size_t l = ans->link_id_len;
+
+	return l && ans->link_id[l] == '\0' ? l : strlen(ans->link_id);
 }
 
 static int
@@ -288,15 +328,18 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	size_t n_miss = ni + n_extra + 1, n_inv = ni + 1, n_unk = na + 1;
 	size_t cap = n_miss + n_inv + n_unk;
 	const char **lists;
-	int *item_of, *count, *ok_count;
+	int *item_of, *count, *ok_count, *first;
 	bool *ok, any_invalid = false;
 
-	/* Everything the check returns in one allocation (the arena zeroes it):
-	 * the three lists of names, then per answer its item, per item its
-	 * answers and its acceptable answers, per answer its acceptability. */
+	/* Everything the check returns in one allocation, not zeroed: the
+	 * three lists of names (each written before it is read, up to its
+	 * count), then per answer its item and its acceptability (both
+	 * written for every answer), per item its answers and its acceptable
+	 * answers (counted up from zero: those two are zeroed here) and its
+	 * first answer (-1 until its count becomes one). */
 	if (na > SIZE_MAX / 64 || ni > SIZE_MAX / 64 || n_extra > SIZE_MAX / 64)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	lists = ras_arena_alloc(a, cap * sizeof(char *) + (na + 1 + 2 * (ni + 1)) * sizeof(int) +
+	lists = ras_arena_array(a, 1, cap * sizeof(char *) + (na + 1 + 3 * (ni + 1)) * sizeof(int) +
 	    (na + 1) * sizeof(bool));
 	if (lists == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -307,7 +350,12 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	item_of = (int *)(lists + cap);
 	count = item_of + na + 1;
 	ok_count = count + ni + 1;
-	ok = (bool *)(ok_count + ni + 1);
+	first = ok_count + ni + 1;
+	ok = (bool *)(first + ni + 1);
+	memset(count, 0, 2 * (ni + 1) * sizeof(int));
+	memset(first, 0xff, (ni + 1) * sizeof(int));   /* -1 each */
+	item_of[na] = -1;
+	ok[na] = false;
 
 	/* One pass: which item each answer belongs to, and how many there are.
 	 * Answers mostly come in form order, so each search starts at the item
@@ -316,39 +364,41 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 	for (size_t i = 0, from = 0; i < na; i++) {
 		const struct ras_answer *ans = &f->answers[i];
 		const char *lid = ans->link_id;
-		size_t k = from;
-		int idx = -1;
+		const struct ras_qitem *it;
+		size_t k = from, len = id_len(ans);
+		bool good;
 
 		/* (mostly the item expected next; else once round the others) */
-		if (ni > 0 && same_id(q->items[k].link_id, lid)) {
-			idx = (int)k;
-		} else {
-			for (size_t n = 1; n < ni; n++) {
-				k = k + 1 < ni ? k + 1 : 0;
-				if (same_id(q->items[k].link_id, lid)) {
-					idx = (int)k;
-					break;
-				}
-			}
+		if (ni > 0 && same_id(&q->items[k], lid, len))
+			goto found;
+		for (size_t n = 1; n < ni; n++) {
+			k = k + 1 < ni ? k + 1 : 0;
+			if (same_id(&q->items[k], lid, len))
+				goto found;
 		}
-		item_of[i] = idx;
-		if (idx < 0) {
-			if (!listed(out->unknown, out->n_unknown, lid))
-				out->unknown[out->n_unknown++] = lid;
-			continue;
-		}
+		item_of[i] = -1;
+		ok[i] = false;
+		if (!listed(out->unknown, out->n_unknown, lid))
+			out->unknown[out->n_unknown++] = lid;
+		continue;
+found:
+		it = &q->items[k];
+		item_of[i] = (int)k;
 		from = k + 1 < ni ? k + 1 : 0;
-		if (++count[idx] > 1 && !q->items[idx].repeats)
+		if (++count[k] == 1)
+			first[k] = (int)i;
+		else if (!it->repeats)
 			any_invalid = true;
-		if ((ok[i] = answer_ok(&q->items[idx], ans)))
-			ok_count[idx]++;
-		else
-			any_invalid = true;
+		good = answer_ok(it, ans);
+		ok[i] = good;
+		ok_count[k] += good;
+		any_invalid |= !good;
 	}
 	out->item_of = item_of;
 	out->answer_ok = ok;
 	out->n_answers_of = count;
 	out->n_ok_of = ok_count;
+	out->first_of = first;
 	/* In form order: invalid, for any unacceptable answer or several
 	 * answers to an item that does not repeat; missing, for a required
 	 * item without any answer (one answered only unacceptably is invalid,
@@ -384,7 +434,7 @@ check_against(struct ras_arena *a, const struct ras_questionnaire *q, const stru
 			continue;
 		}
 		for (; n < ni; n++) {
-			if (same_id(q->items[k].link_id, x)) {
+			if (q->items[k].link_id[0] == x[0] && strcmp(q->items[k].link_id, x) == 0) {
 				found = true;
 				break;
 			}
@@ -423,19 +473,29 @@ ras_form_check_indexed(struct ras_arena *a, const struct ras_questionnaire *cons
 	out->present = true;
 	out->completed = f->status && (strcmp(f->status, "completed") == 0 ||
 	    strcmp(f->status, "amended") == 0);
-	for (size_t i = 0; f->questionnaire && i < nq; i++) {
-		if (strcmp(qs[i]->url, f->questionnaire) != 0)
+	/* The version it names (the last of that URL and version, were there
+	 * two), its version compared first: short, and mostly told apart by
+	 * its first byte, so the long URL is compared once. */
+	for (size_t i = 0; f->questionnaire && f->version && i < nq; i++) {
+		const char *v = qs[i]->version;
+
+		if (v[0] != f->version[0] || strcmp(v, f->version) != 0 ||
+		    strcmp(qs[i]->url, f->questionnaire) != 0)
 			continue;
-		out->questionnaire_known = true;
-		if (f->version && strcmp(qs[i]->version, f->version) == 0) {
-			q = qs[i];
-			qi = i;
-		}
+		q = qs[i];
+		qi = i;
 	}
+	/* Known, any version of that URL (the one above is) */
+	out->questionnaire_known = q != NULL;
+	for (size_t i = 0; q == NULL && f->questionnaire && i < nq; i++)
+		if (strcmp(qs[i]->url, f->questionnaire) == 0) {
+			out->questionnaire_known = true;
+			break;
+		}
 	if (q == NULL)
 		return 0;
 	out->version_known = true;
-	out->current = strcmp(q->status, "active") == 0;
+	out->current = q->active;
 	return check_against(a, q, f, extra_required, n_extra, extra_at ? extra_at + qi * n_extra : NULL,
 	    out);
 }
@@ -609,6 +669,10 @@ ras_form_from_json(struct ras_arena *a, const json_t *doc, struct ras_form *f)
 		an->link_id = ras_json_str(x, "link_id");
 		if (an->link_id == NULL)
 			return ras_error_code(RAS_EINVALID, "stored form answer %zu has no link_id", i);
+		/* (jansson knows it: rasd's parser refuses "\u0000" in strings,
+		 * so it is strlen(link_id); were a NUL inside, the length would be
+		 * longer than the C string and match no item, see id_len()) */
+		an->link_id_len = json_string_length(json_object_get(x, "link_id"));
 		an->group = ras_json_str(x, "group");
 		if (ras_json_int(x, "group_index", &gi))
 			an->group_index = (int)gi;

@@ -47,6 +47,7 @@ enum ftype {
 enum op {
 	OP_ALL = 1, OP_ANY, OP_NOT,
 	OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_IN, OP_CONTAINS, OP_NONEMPTY, OP_PRESENT,
+	OP_IS,                  /* "eq" true or false (most tests), compiled to its own */
 };
 
 /* A value's type as a decision holds it: a fact, or a condition's value. */
@@ -147,7 +148,8 @@ struct ras_ruleset {
 	struct clock *clocks;
 	/* every form.<linkId> fact the conditions and advice name, interned at
 	 * load (slot F_FORM + index); at link, each one's item in every form
-	 * version (item_map[form * n_form_slots + slot], -1: not on it) */
+	 * version (item_map[form * n_form_slots + slot]; not on it: the
+	 * version's n_items, where a decision keeps an absent fact) */
 	const char **form_slots;
 	size_t n_form_slots, cap_form_slots;
 	int *item_map;
@@ -417,6 +419,7 @@ check_leaf(const struct cond *c, enum ftype t, const char *where)
 			why = "\"contains\" takes a string or a list of strings";
 		break;
 	case OP_EQ:
+	case OP_IS:
 	case OP_NE:
 		if (t == FT_LIST)
 			why = "use \"contains\" or \"nonempty\" with a list fact";
@@ -607,6 +610,8 @@ parse_cond(struct ras_arena *a, struct ras_ruleset *rs, json_t *j, struct cond *
 			ras_error_context("%s", where);
 			return err;
 		}
+		if (c->op == OP_EQ && c->v.t == VT_BOOL)
+			c->op = OP_IS;
 		if (t != 0)
 			return check_leaf(c, t, where);
 		/* form.<linkId>: typed when the rule set is linked to its form. */
@@ -688,6 +693,8 @@ leaf(const struct cond *c, const struct fval *const *sv)
 	size_t i;
 
 	switch (c->op) {
+	case OP_IS:
+		return f->t == VT_BOOL && f->b == c->v.b;
 	case OP_PRESENT:
 		return (f->t != VT_NONE) == c->v.b;
 	case OP_EQ:
@@ -1368,7 +1375,7 @@ ras_rules_link(struct ras_arena *a, struct ras_ruleset *rs,
 		for (size_t k = 0; k < rs->n_form_slots; k++) {
 			const struct ras_qitem *it = ras_form_item(q, rs->form_slots[k] + 5);
 
-			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : -1;
+			rs->item_map[i * rs->n_form_slots + k] = it ? (int)(it - q->items) : (int)q->n_items;
 		}
 	}
 	rs->item_keys = ras_arena_calloc(a, rs->n_forms + 1, sizeof(*rs->item_keys));
@@ -1491,7 +1498,7 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	const struct ras_questionnaire *q;
 	struct fval *v = t->v, *items;
 	const bool *ok;
-	const int *count, *n_ok;
+	const int *count, *n_ok, *first;
 	const char **codes = NULL;
 	int err;
 
@@ -1524,41 +1531,48 @@ form_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_f
 	for (size_t i = 0; i < rs->n_forms; i++)
 		if (rs->forms[i] == q)
 			t->qi = (int)i;
-	items = ras_arena_calloc(a, q->n_items + 1, sizeof(*items));
+	/* (every item's fact is written below, absent ones too) */
+	items = ras_arena_array(a, q->n_items + 1, sizeof(*items));
 	if (items == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	t->items = items;
 	ok = interp.answer_ok;
 	count = interp.n_answers_of;
 	n_ok = interp.n_ok_of;
-	/* One pass over the answers, each with its item as the check matched it. */
-	for (size_t k = 0; k < form->n_answers; k++) {
-		const struct ras_answer *ans = &form->answers[k];
-		int idx = interp.item_of[k];
-		const struct ras_qitem *it;
-		struct fval *f;
+	first = interp.first_of;
+	items[q->n_items] = absent_fact;   /* (slot_facts: an item not on q) */
+	/* One pass over the items, each with its first answer as the check
+	 * found it (an item's fact is its first answer's, answers in the
+	 * order they came). */
+	for (size_t k = 0, ni = q->n_items; k < ni; k++) {
+		const struct ras_qitem *it = &q->items[k];
+		const struct ras_answer *ans;
+		struct fval *f = &items[k];
+		int c = count[k], c_ok = n_ok[k];   /* (read before f is written) */
 
-		if (idx < 0 || !ok[k])
+		*f = absent_fact;
+		if (c_ok == 0)   /* (no answer, or none acceptable) */
 			continue;
-		it = &q->items[idx];
-		f = &items[idx];
 		if (it->type == RAS_QITEM_CHOICE && it->repeats) {
-			/* a repeating choice keeps the codes that were acceptable: its
-			 * list takes that many from one array (at most one per answer) */
-			if (f->t == VT_NONE) {
-				if (codes == NULL &&
-				    (codes = ras_arena_calloc(a, form->n_answers, sizeof(*codes))) == NULL)
-					return ras_error_code(RAS_ENOMEM, "out of memory");
-				flist(f, codes, 0);
-				codes += n_ok[idx];
-			}
-			f->list[f->n++] = ans->code;
+			/* a repeating choice keeps the codes that were acceptable, in
+			 * the answers' order: its list takes that many from one array
+			 * (at most one per answer) */
+			if (codes == NULL &&
+			    (codes = ras_arena_array(a, form->n_answers, sizeof(*codes))) == NULL)
+				return ras_error_code(RAS_ENOMEM, "out of memory");
+			flist(f, codes, 0);
+			codes += c_ok;
+			for (size_t i = (size_t)first[k]; i < form->n_answers && f->n < (size_t)c_ok; i++)
+				if (interp.item_of[i] == (int)k && ok[i])
+					f->list[f->n++] = form->answers[i].code;
 			continue;
 		}
 		/* an item with an unacceptable answer (or two answers to an item
-		 * that does not repeat: the check's "invalid") is no fact */
-		if (f->t != VT_NONE || count[idx] > n_ok[idx] || (!it->repeats && count[idx] > 1))
+		 * that does not repeat: the check's "invalid") is no fact; else
+		 * every answer is acceptable, the first one too */
+		if (c > c_ok || (!it->repeats && c > 1))
 			continue;
+		ans = &form->answers[first[k]];
 		switch (it->type) {
 		case RAS_QITEM_BOOLEAN: fbool(f, ans->b); break;
 		case RAS_QITEM_INTEGER: fint(f, ans->i); break;
@@ -1611,18 +1625,25 @@ build_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct ras_
 			fint(&v[F_AGE], ras_date_age_years(&p->birth_date, day0));
 	}
 	fbool(&v[F_PRACTICE_KNOWN], ods && *ods);
-	if (ods && *ods) {
-		unsigned f = ods_flags(rs->ods, ods);
-		bool listed = f & ODS_POPULATION, closed = f & ODS_POPULATION_CLOSED;
-
-		fstr(&v[F_PRACTICE], ods);
-		fbool(&v[F_PRACTICE_IN_AREA], listed || closed);
-		fbool(&v[F_PRACTICE_CLOSED], closed);
-	}
 	{
 		const char *org = r->referrer.org_ods;
+		unsigned f = 0, of = 0;
 
-		fstr(&v[F_REFERRER_KIND], referrer_kind(org, org && *org ? ods_flags(rs->ods, org) : 0));
+		if (ods && *ods) {
+			bool listed, closed;
+
+			f = ods_flags(rs->ods, ods);
+			listed = f & ODS_POPULATION;
+			closed = f & ODS_POPULATION_CLOSED;
+			fstr(&v[F_PRACTICE], ods);
+			fbool(&v[F_PRACTICE_IN_AREA], listed || closed);
+			fbool(&v[F_PRACTICE_CLOSED], closed);
+		}
+		/* (a GP mostly refers from the patient's own practice: the same
+		 * code's flags are not looked up twice) */
+		if (org && *org)
+			of = ods && *ods && strcmp(org, ods) == 0 ? f : ods_flags(rs->ods, org);
+		fstr(&v[F_REFERRER_KIND], referrer_kind(org, of));
 	}
 	if (r->referrer.org_ods)
 		fstr(&v[F_REFERRER_ORG], r->referrer.org_ods);
@@ -1637,14 +1658,40 @@ slot_facts(const struct ras_ruleset *rs, const struct ras_rules_trace *t,
 {
 	for (int i = 0; i < F_FORM; i++)
 		sv[i] = &t->v[i];
-	for (size_t k = 0; k < rs->n_form_slots; k++) {
-		int m = t->qi >= 0 ? rs->item_map[(size_t)t->qi * rs->n_form_slots + k] : -1;
+	if (t->qi < 0) {
+		for (size_t k = 0; k < rs->n_form_slots; k++)
+			sv[F_FORM + k] = &absent_fact;
+	} else {
+		/* (an item not on this version maps to the absent fact kept
+		 * after its items) */
+		const int *map = &rs->item_map[(size_t)t->qi * rs->n_form_slots];
 
-		sv[F_FORM + k] = m >= 0 ? &t->items[m] : &absent_fact;
+		for (size_t k = 0; k < rs->n_form_slots; k++)
+			sv[F_FORM + k] = &t->items[map[k]];
 	}
 }
 
 /* ---- advice ---------------------------------------------------------------- */
+
+/* An integer in decimal as printf's "%lld" writes it, into the end of d:
+ * returns where it starts (the digits run to the end of d, no NUL).  Used
+ * by the advice and the facts text alike. */
+#define INT_DIGITS 24
+
+static size_t
+int_digits(int64_t i, char d[INT_DIGITS])
+{
+	size_t k = INT_DIGITS;
+	uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+
+	do {
+		d[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (i < 0)
+		d[--k] = '-';
+	return k;
+}
 
 /* Advice is built in a fixed buffer, each piece whole or not at all, at
  * most RAS_ADVICE_MAX + 1 bytes (one more is too long). */
@@ -1704,10 +1751,12 @@ put_value(struct advice *o, const struct ras_ruleset *rs, bool form, const struc
 	case VT_STR:
 		(void)adds(o, v->s);
 		break;
-	case VT_INT:
-		snprintf(num, sizeof(num), "%lld", (long long)v->i);
-		(void)adds(o, num);
+	case VT_INT: {
+		size_t k = int_digits(v->i, num);
+
+		(void)add(o, num + k, INT_DIGITS - k);
 		break;
+	}
 	case VT_BOOL:
 		(void)adds(o, v->b ? "yes" : "no");
 		break;
@@ -1773,12 +1822,18 @@ summer_of(int year, struct summer *bst)
  * ras_time_uk_midnight: the offset at 23:00 UTC the day before, since the
  * UK changes at 01:00 UTC), less one. */
 static int64_t
+end_of_day_n(int64_t days, int year, struct summer *bst)
+{
+	int64_t local = (days + 1) * 86400, guess = local - 3600;
+
+	summer_of(year, bst);
+	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
+}
+
+static int64_t
 end_of_day(const struct ras_date *d, struct summer *bst)
 {
-	int64_t local = (ras_date_to_days(d) + 1) * 86400, guess = local - 3600;
-
-	summer_of(d->year, bst);
-	return local - (guess >= bst->start && guess < bst->end ? 3600 : 0) - 1;
+	return end_of_day_n(ras_date_to_days(d), d->year, bst);
 }
 
 /* The UK day last asked for, kept per thread with its first and last
@@ -1789,15 +1844,46 @@ end_of_day(const struct ras_date *d, struct summer *bst)
 struct uk_day {
 	int64_t first, last;    /* first > last: none yet */
 	struct ras_date d;
+	int64_t days;           /* d as ras_date_to_days() counts it */
 };
 
 enum { UK_DAY0, UK_DUE, UK_DAYS };
 
-static _Thread_local struct uk_day uk_day_cache[UK_DAYS] = { { 1, 0, { 0, 0, 0 } }, { 1, 0, { 0, 0, 0 } } };
+static _Thread_local struct uk_day uk_day_cache[UK_DAYS] = { { 1, 0, { 0, 0, 0 }, 0 },
+	{ 1, 0, { 0, 0, 0 }, 0 } };
+
+/* The date of a day number (ras_date_from_days(), a pure function) with the
+ * last few asked for kept per thread: the clocks of decisions received on
+ * the same day fall due on the same days. */
+enum { DAY_MEMO = 4 };
+
+static _Thread_local struct day_memo {
+	int64_t n;
+	struct ras_date d;
+} day_memo[DAY_MEMO] = { { INT64_MIN, { 0, 0, 0 } }, { INT64_MIN, { 0, 0, 0 } },
+	{ INT64_MIN, { 0, 0, 0 } }, { INT64_MIN, { 0, 0, 0 } } };
+static _Thread_local unsigned day_memo_next;
+
+static void
+date_of_day(int64_t n, struct ras_date *d)
+{
+	struct day_memo *m;
+
+	for (int i = 0; i < DAY_MEMO; i++)
+		if (day_memo[i].n == n) {
+			*d = day_memo[i].d;
+			return;
+		}
+	ras_date_from_days(n, d);
+	m = &day_memo[day_memo_next++ % DAY_MEMO];
+	m->n = n;
+	m->d = *d;
+}
 
 /* As ras_time_uk_date(t, d, NULL), with the year's summer time and the
- * last day asked for at this place (which) cached. */
-static void
+ * last day asked for at this place (which) cached; returns the day as
+ * ras_date_to_days() counts it. */
+static int64_t
 uk_date(int64_t t, int which, struct ras_date *d)
 {
 	int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400, local, first, last;
@@ -1807,22 +1893,23 @@ uk_date(int64_t t, int which, struct ras_date *d)
 
 	if (t >= c->first && t <= c->last) {
 		*d = c->d;
-		return;
+		return c->days;
 	}
 	ras_date_from_days(days, d);
 	summer_of(d->year, bst);
 	if (t >= bst->start && t < bst->end) {
 		local = t + 3600;
 		if ((local >= 0 ? local / 86400 : (local - 86399) / 86400) != days)
-			ras_date_from_days(days + 1, d);
+			ras_date_from_days(++days, d);
 	}
 	/* The day's bounds as end_of_day() sets them (the deadlines' own): kept
 	 * only when t lies between them, which it always should. */
-	ras_date_from_days(ras_date_to_days(d) - 1, &prev);
-	first = end_of_day(&prev, bst) + 1;
-	last = end_of_day(d, bst);
+	ras_date_from_days(days - 1, &prev);
+	first = end_of_day_n(days - 1, prev.year, bst) + 1;
+	last = end_of_day_n(days, d->year, bst);
 	if (t >= first && t <= last)
-		*c = (struct uk_day){ first, last, *d };
+		*c = (struct uk_day){ first, last, *d, days };
+	return days;
 }
 
 /*
@@ -1874,8 +1961,8 @@ ras_rules_clock_clause(const struct ras_ruleset *rs, const char *kind)
 static int
 deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outcome outcome,
     const char *onward_target, bool urgent, bool final, int64_t received_at,
-    const struct ras_date *day0, const struct ras_calendar *cal, struct ras_deadline **out,
-    size_t *n_out, bool *covered)
+    const struct ras_date *day0, int64_t day0_n, const struct ras_calendar *cal,
+    struct ras_deadline **out, size_t *n_out, bool *covered)
 {
 	struct ras_deadline *dl;
 	struct fval cf[CF_COUNT] = { 0 };
@@ -1884,6 +1971,7 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 	bool cov = true;
 	size_t n = 0;
 	int err = 0;
+	int64_t due_n;
 
 	_Static_assert(sizeof(clock_facts) / sizeof(clock_facts[0]) == CF_COUNT, "clock facts");
 	*out = NULL;
@@ -1909,18 +1997,20 @@ deadlines_from(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_outco
 		d->clause = c->clause;
 		switch (c->unit) {
 		case U_WORKING_DAYS:
-			if ((err = ras_calendar_add_working_days(cal, day0, c->amount, &d->due_date, &c_cov)) < 0)
+			if ((err = ras_calendar_add_working_days_n(cal, day0_n, c->amount, &due_n, &c_cov)) < 0)
 				return err;
-			d->due_at = end_of_day(&d->due_date, bst);
+			date_of_day(due_n, &d->due_date);
+			d->due_at = end_of_day_n(due_n, d->due_date.year, bst);
 			break;
 		case U_HOURS:
 			d->hours = true;
 			d->due_at = received_at + (int64_t)c->amount * 3600;
-			uk_date(d->due_at, UK_DUE, &d->due_date);
+			(void)uk_date(d->due_at, UK_DUE, &d->due_date);
 			break;
 		case U_WEEKS:
-			ras_date_add_days(day0, (int64_t)c->amount * 7, &d->due_date);
-			d->due_at = end_of_day(&d->due_date, bst);
+			due_n = day0_n + (int64_t)c->amount * 7;
+			date_of_day(due_n, &d->due_date);
+			d->due_at = end_of_day_n(due_n, d->due_date.year, bst);
 			break;
 		case U_MONTHS:
 			ras_date_add_months(day0, c->amount, &d->due_date);
@@ -1945,8 +2035,8 @@ ras_rules_deadlines(struct ras_arena *a, const struct ras_ruleset *rs, enum ras_
 	struct ras_date day0;
 
 	ras_time_uk_date(received_at, &day0, NULL);
-	return deadlines_from(a, rs, outcome, onward_target, urgent, final, received_at, &day0, cal,
-	    out, n_out, covered);
+	return deadlines_from(a, rs, outcome, onward_target, urgent, final, received_at, &day0,
+	    ras_date_to_days(&day0), cal, out, n_out, covered);
 }
 
 /* ---- decide ------------------------------------------------------------------ */
@@ -1984,7 +2074,7 @@ net_facts(struct ras_arena *a, const struct ras_ruleset *rs, const struct fval *
 	if (rs->slot_red_flags >= 0) {
 		const struct fval *was = sv[rs->slot_red_flags];
 		size_t n = was->t == VT_LIST ? was->n : 0;
-		const char **l = ras_arena_calloc(a, n + 4, sizeof(*l));
+		const char **l = ras_arena_array(a, n + 4, sizeof(*l));
 
 		if (l == NULL)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -2018,6 +2108,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	const struct fval *sv[RAS_RULE_FACTS_MAX];
 	struct ras_rules_trace *t;
 	struct ras_date day0;
+	int64_t day0_n;
 	size_t n_hit = 0, n_chosen = 0;
 	enum ras_outcome outcome = RAS_OUTCOME_ACCEPT;
 	const char *target = NULL;
@@ -2028,10 +2119,11 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	if (!rs->linked)
 		return ras_error_code(RAS_EINVALID, "rule set %s is not linked to its form and practice list",
 		    rs->service);
-	uk_date(received_at, UK_DAY0, &day0);
+	day0_n = uk_date(received_at, UK_DAY0, &day0);
 	t = ras_arena_alloc(a, sizeof(*t));
-	/* (the rules that matched and the ones chosen, in one allocation) */
-	hit = ras_arena_calloc(a, 2 * (rs->n_rules + 1), sizeof(*hit));
+	/* (the rules that matched and the ones chosen, in one allocation;
+	 * each list is written before it is read, up to its count) */
+	hit = ras_arena_array(a, 2 * (rs->n_rules + 1), sizeof(*hit));
 	chosen = hit ? hit + rs->n_rules + 1 : NULL;
 	if (t == NULL || hit == NULL || chosen == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -2172,7 +2264,7 @@ ras_rules_decide(struct ras_arena *a, const struct ras_ruleset *rs, const struct
 	out->n_reasons = n_chosen;
 
 	if ((err = deadlines_from(a, rs, outcome, target, urgent, out->final, received_at, &day0,
-	    cal, &out->deadlines, &out->n_deadlines, &covered)) < 0)
+	    day0_n, cal, &out->deadlines, &out->n_deadlines, &covered)) < 0)
 		return err;
 
 	/* How the decision was reached, for its facts record. */
@@ -2447,16 +2539,9 @@ tbool(struct text *t, bool b)
 static inline void
 tint(struct text *t, int64_t i)
 {
-	char d[24];
-	size_t k = sizeof(d);
-	uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+	char d[INT_DIGITS];
+	size_t k = int_digits(i, d);
 
-	do {
-		d[--k] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	if (i < 0)
-		d[--k] = '-';
 	tput(t, d + k, sizeof(d) - k);
 }
 

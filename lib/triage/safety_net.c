@@ -484,7 +484,7 @@ check_form(struct net *n, int where, const struct ras_form *f, bool main,
 	bool rasd = main && ras_referral_is_rasd_form(f->questionnaire);
 	const struct ras_safety_net_items *ix = n->items;
 	const unsigned char *names = NULL;
-	size_t n_items = 0;
+	size_t n_items = 0, skipped = 0;
 
 	/* the form check's match, when it is one of a version the net knows */
 	if (main && match && match->item_of && ix && match->form < ix->n_forms) {
@@ -494,18 +494,22 @@ check_form(struct net *n, int where, const struct ras_form *f, bool main,
 	n->out->forms_seen++;
 	for (size_t i = 0; i < f->n_answers; i++) {
 		const struct ras_answer *ans = &f->answers[i];
-		int k = names ? match->item_of[i] : -1;
-		enum name name = k >= 0 && (size_t)k < n_items ? (enum name)names[k] : NAME_UNKNOWN;
+		enum name name = NAME_UNKNOWN;
 
+		/* (an index outside the version's items, -1 included: no item) */
+		if (names && (size_t)(unsigned)match->item_of[i] < n_items)
+			name = (enum name)names[match->item_of[i]];
 		/* most answers: an item of the form, not one the net reads, of a
-		 * type rasd reads and not coded: nothing to note */
+		 * type rasd reads and not coded: nothing to note but that it was
+		 * seen (counted here, added once after the loop) */
 		if (name == NAME_OTHER && ans->type != RAS_ANSWER_CODING &&
 		    ans->type != RAS_ANSWER_OTHER) {
-			n->out->answers_seen++;
+			skipped++;
 			continue;
 		}
 		check_answer(n, where, rasd, ans, name);
 	}
+	n->out->answers_seen += skipped;
 	for (size_t i = 0; main && i < f->n_unmapped; i++)
 		doubt(n, RAS_NOTE_UNMAPPED_CELL, where, token(f->unmapped[i]));
 }

@@ -104,8 +104,9 @@ ras_arena_free(struct ras_arena *a)
 	free(a);
 }
 
-void *
-ras_arena_alloc(struct ras_arena *a, size_t size)
+/* Memory from the current block (or a new one), not zeroed. */
+static void *
+take(struct ras_arena *a, size_t size)
 {
 	struct block *b = a->blocks;
 	size_t need, off;
@@ -136,8 +137,17 @@ ras_arena_alloc(struct ras_arena *a, size_t size)
 	off = b->used;
 	b->used += need;
 	a->total += need;
-	memset(b->data + off, 0, size);
 	return b->data + off;
+}
+
+void *
+ras_arena_alloc(struct ras_arena *a, size_t size)
+{
+	void *p = take(a, size);
+
+	if (p)
+		memset(p, 0, size ? size : 1);
+	return p;
 }
 
 void *
@@ -146,6 +156,14 @@ ras_arena_calloc(struct ras_arena *a, size_t n, size_t size)
 	if (size != 0 && n > SIZE_MAX / size)
 		return NULL;
 	return ras_arena_alloc(a, n * size);
+}
+
+void *
+ras_arena_array(struct ras_arena *a, size_t n, size_t size)
+{
+	if (size != 0 && n > SIZE_MAX / size)
+		return NULL;
+	return take(a, n * size);
 }
 
 char *
@@ -157,7 +175,7 @@ ras_arena_strndup(struct ras_arena *a, const char *s, size_t n)
 		return NULL;
 	if (n == SIZE_MAX)
 		return NULL;
-	p = ras_arena_alloc(a, n + 1);
+	p = take(a, n + 1);
 	if (p == NULL)
 		return NULL;
 	memcpy(p, s, n);

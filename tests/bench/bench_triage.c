@@ -128,6 +128,9 @@ make_sample(const struct ras_mappings *m, unsigned i, struct sample *s)
 	if (i % 31 == 0)
 		s->ans[n++] = (struct ras_answer){ .link_id = "red-flags", .type = RAS_ANSWER_CODING,
 			.system = FORM_URL, .code = "fracture" };
+	/* each linkId's length, as the stored form's reader gives it */
+	for (size_t k = 0; k < n; k++)
+		s->ans[k].link_id_len = strlen(s->ans[k].link_id);
 	r->form.answers = s->ans;
 	r->form.n_answers = n;
 }

@@ -300,6 +300,21 @@ arena_basic(void)
 	CU_ASSERT_STRING_EQUAL(s, "ubrn-7");
 	CU_ASSERT_PTR_NOT_NULL(big);
 	CU_ASSERT_PTR_NULL(ras_arena_calloc(a, SIZE_MAX / 2, 4));
+	CU_ASSERT_PTR_NULL(ras_arena_array(a, SIZE_MAX / 2, 4));
+	{
+		/* an array is not zeroed, but is aligned as alloc's memory is, and
+		 * what alloc gives after it is still zeroed */
+		uint64_t *arr = ras_arena_array(a, 3, sizeof(uint64_t));
+		unsigned char *z;
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(arr);
+		CU_ASSERT_EQUAL((uintptr_t)arr % 16, 0);
+		memset(arr, 0xA5, 3 * sizeof(uint64_t));
+		z = ras_arena_alloc(a, 64);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+		for (int i = 0; i < 64; i++)
+			CU_ASSERT_EQUAL(z[i], 0);
+	}
 	cleaned = 0;
 	ras_arena_defer(a, count_cleanup, NULL);
 	ras_arena_defer(a, count_cleanup, NULL);

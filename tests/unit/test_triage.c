@@ -245,6 +245,8 @@ form_check(void)
 	CU_ASSERT_EQUAL(q2.n_items, 28);
 	CU_ASSERT_STRING_EQUAL(q2.status, "active");
 	CU_ASSERT_STRING_EQUAL(q1.status, "retired");
+	CU_ASSERT_TRUE(q2.active);
+	CU_ASSERT_FALSE(q1.active);
 	it = ras_form_item(&q2, "red-flags");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(it);
 	CU_ASSERT_TRUE(it->repeats);
@@ -273,6 +275,12 @@ form_check(void)
 	CU_ASSERT_EQUAL(fc.n_invalid, 3);   /* investigations-complete, cognitive-impairment, pain-daily twice */
 	CU_ASSERT_EQUAL(fc.n_unknown, 1);
 	CU_ASSERT_STRING_EQUAL(fc.unknown[0], "shoe-size");
+	/* each item's first answer (pain-daily has two: the first is 4), -1 unanswered */
+	CU_ASSERT_EQUAL(fc.first_of[ras_form_item(&q2, "pain-daily") - q2.items], 4);
+	CU_ASSERT_EQUAL(fc.first_of[ras_form_item(&q2, "pain-duration-weeks") - q2.items], 0);
+	CU_ASSERT_EQUAL(fc.first_of[ras_form_item(&q2, "cognitive-impairment") - q2.items], 2);
+	CU_ASSERT_EQUAL(fc.first_of[ras_form_item(&q2, "diagnosis") - q2.items], -1);
+	CU_ASSERT_EQUAL(fc.n_answers_of[ras_form_item(&q2, "pain-daily") - q2.items], 2);
 
 	/* With the extra items' places known beforehand (as a linked rule set
 	 * knows them) the check finds the same, for this response (something
@@ -318,6 +326,50 @@ form_check(void)
 		f.n_answers = 6;
 	}
 
+	/* The check's memory is not zeroed by the arena: on blocks an earlier
+	 * arena filled with junk (and gave back for reuse) every result is the
+	 * same as on fresh ones, for something invalid and for nothing invalid. */
+	for (int round = 0; round < 2; round++) {
+		struct ras_form_check fresh, dirty;
+		struct ras_arena *junk = ras_arena_new(), *b;
+
+		f.version = "2";
+		f.n_answers = round ? 1 : 6;
+		CU_ASSERT_EQUAL_FATAL(ras_form_check(a, qs, 2, &f, (const char *[]){ "diagnosis" }, 1, &fresh), 0);
+		RAS_REQUIRE(junk != NULL);
+		for (int k = 0; k < 64; k++) {
+			void *p = ras_arena_array(junk, 1, 15000);
+
+			RAS_REQUIRE(p != NULL);
+			memset(p, 0xA5, 15000);
+		}
+		ras_arena_free(junk);
+		b = ras_arena_new();
+		RAS_REQUIRE(b != NULL);
+		CU_ASSERT_EQUAL_FATAL(ras_form_check(b, qs, 2, &f, (const char *[]){ "diagnosis" }, 1, &dirty), 0);
+		for (size_t k = 0; k < f.n_answers; k++) {
+			CU_ASSERT_EQUAL(fresh.item_of[k], dirty.item_of[k]);
+			CU_ASSERT_EQUAL(fresh.answer_ok[k], dirty.answer_ok[k]);
+		}
+		for (size_t k = 0; k < q2.n_items; k++) {
+			CU_ASSERT_EQUAL(fresh.n_answers_of[k], dirty.n_answers_of[k]);
+			CU_ASSERT_EQUAL(fresh.n_ok_of[k], dirty.n_ok_of[k]);
+			CU_ASSERT_EQUAL(fresh.first_of[k], dirty.first_of[k]);
+		}
+		CU_ASSERT_EQUAL_FATAL(fresh.n_missing, dirty.n_missing);
+		for (size_t k = 0; k < fresh.n_missing; k++)
+			CU_ASSERT_STRING_EQUAL(fresh.missing[k], dirty.missing[k]);
+		CU_ASSERT_EQUAL_FATAL(fresh.n_invalid, dirty.n_invalid);
+		for (size_t k = 0; k < fresh.n_invalid; k++)
+			CU_ASSERT_STRING_EQUAL(fresh.invalid[k], dirty.invalid[k]);
+		CU_ASSERT_EQUAL_FATAL(fresh.n_unknown, dirty.n_unknown);
+		for (size_t k = 0; k < fresh.n_unknown; k++)
+			CU_ASSERT_STRING_EQUAL(fresh.unknown[k], dirty.unknown[k]);
+		CU_ASSERT_EQUAL(dirty.n_invalid, round ? 0 : 3);
+		ras_arena_free(b);
+	}
+	f.n_answers = 6;
+
 	/* Version 1 is known but retired; version 7 is not known. */
 	f.version = "1";
 	CU_ASSERT_EQUAL(ras_form_check(a, qs, 2, &f, NULL, 0, &fc), 0);
@@ -361,6 +413,139 @@ questionnaire_rejects(void)
 		CU_ASSERT_EQUAL(ras_form_questionnaire_parse(a, j, &q), RAS_EINVALID);
 		ras_arena_free(a);
 	}
+}
+
+/* The check matches an answer's linkId to an item by length, then a word
+ * (eight bytes) at a time.  A property over generated linkIds: lengths 1 to
+ * RAS_ID_MAX, sharing long prefixes, differing in one byte anywhere (first,
+ * last, either side of a word's edge), one shorter or longer, each answer's
+ * id in a buffer of its own, its length given by the reader or not (0) or
+ * given too short; every answer must find the item strcmp finds, or none. */
+static uint64_t
+prop_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void
+form_match_property(void)
+{
+	enum { ITEMS = 48, ROUNDS = 40 };
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	size_t bad = 0, matched = 0, unmatched = 0;
+
+	for (int round = 0; round < ROUNDS; round++) {
+		struct ras_arena *a = ras_arena_new();
+		char ids[ITEMS][RAS_ID_MAX + 1];
+		json_t *items = json_array(), *qj;
+		struct ras_questionnaire q;
+		struct ras_answer ans[ITEMS * 8];
+		struct ras_form f = { .questionnaire = "urn:test:match", .version = "1",
+			.status = "completed", .answers = ans };
+		struct ras_form_check fc;
+		size_t n = 0;
+		int k = 0;
+
+		RAS_REQUIRE(a != NULL && items != NULL);
+		/* items: a few stems, each grown to a random length (so many share
+		 * a prefix of a word or more), all different */
+		while (k < ITEMS) {
+			size_t len = 1 + prop_next(&x) % RAS_ID_MAX;
+			bool dup = false;
+
+			if (k > 0 && prop_next(&x) % 2) {
+				/* another's id, cut or grown, or with one byte changed */
+				const char *o = ids[prop_next(&x) % (uint64_t)k];
+				size_t ol = strlen(o);
+
+				memcpy(ids[k], o, ol + 1);
+				if (prop_next(&x) % 2 && ol > 1) {
+					ids[k][ol - 1 - prop_next(&x) % (ol - 1)] = (char)('a' + prop_next(&x) % 26);
+				} else {
+					for (size_t i = ol; i < len; i++)
+						ids[k][i] = (char)('a' + prop_next(&x) % 3);
+					ids[k][len] = '\0';
+				}
+			} else {
+				for (size_t i = 0; i < len; i++)
+					ids[k][i] = (char)('a' + prop_next(&x) % 3);
+				ids[k][len] = '\0';
+			}
+			for (int j = 0; j < k; j++)
+				dup = dup || strcmp(ids[j], ids[k]) == 0;
+			if (dup || ids[k][0] == '\0')
+				continue;
+			{
+				int e = json_array_append_new(items, json_pack("{s:s, s:s}", "linkId", ids[k],
+				    "type", "boolean"));
+
+				RAS_REQUIRE(e == 0);
+			}
+			k++;
+		}
+		qj = json_pack("{s:s, s:s, s:s, s:s, s:o}", "resourceType", "Questionnaire",
+		    "url", "urn:test:match", "version", "1", "status", "active", "item", items);
+		RAS_REQUIRE(qj != NULL);
+		CU_ASSERT_EQUAL_FATAL(ras_form_questionnaire_parse(a, qj, &q), 0);
+		/* answers: each item's id, and near misses of it, in random order */
+		for (int i = 0; i < ITEMS && n + 8 <= sizeof(ans) / sizeof(ans[0]); i++) {
+			const char *id = ids[prop_next(&x) % ITEMS];
+			size_t l = strlen(id);
+
+			for (int v = 0; v < 6; v++) {
+				char *c = ras_arena_array(a, RAS_ID_MAX + 2, 1);
+				size_t cl = l;
+
+				RAS_REQUIRE(c != NULL);
+				memcpy(c, id, l + 1);
+				switch (v) {
+				case 1: c[0] ^= 1; break;                              /* first byte */
+				case 2: c[l - 1] ^= 1; break;                          /* last byte */
+				case 3: c[prop_next(&x) % l] ^= 2; break;             /* any byte */
+				case 4: if (l > 1) c[--cl] = '\0'; break;             /* one shorter */
+				case 5: c[cl++] = 'a'; c[cl] = '\0'; break;           /* one longer */
+				default: break;                                        /* itself */
+				}
+				/* the reader's length: right, unknown, or (a reader's bug)
+				 * too short, which must not make it match another item */
+				switch (prop_next(&x) % 3) {
+				case 0: ans[n].link_id_len = cl; break;
+				case 1: ans[n].link_id_len = 0; break;
+				default: ans[n].link_id_len = cl > 1 ? cl - 1 : 0; break;
+				}
+				ans[n].link_id = c;
+				ans[n].type = RAS_ANSWER_BOOLEAN;
+				n++;
+			}
+		}
+		f.n_answers = n;
+		{
+			const struct ras_questionnaire *qs[1] = { &q };
+
+			CU_ASSERT_EQUAL_FATAL(ras_form_check(a, qs, 1, &f, NULL, 0, &fc), 0);
+		}
+		for (size_t i = 0; i < n; i++) {
+			int want = -1;
+
+			for (size_t j = 0; j < q.n_items; j++)
+				if (strcmp(q.items[j].link_id, ans[i].link_id) == 0)
+					want = (int)j;
+			bad += fc.item_of[i] != want;
+			if (want >= 0)
+				matched++;
+			else
+				unmatched++;
+		}
+		json_decref(qj);
+		ras_arena_free(a);
+	}
+	CU_ASSERT_EQUAL(bad, 0);
+	/* (both kinds were tried, many times) */
+	CU_ASSERT_TRUE(matched > 1000);
+	CU_ASSERT_TRUE(unmatched > 1000);
 }
 
 /* ---- rule sets -------------------------------------------------------------- */
@@ -1204,6 +1389,8 @@ net_with_the_form_checks_match(void)
 		{ .link_id = "diagnosis", .type = RAS_ANSWER_CODING, .system = FORM_URL,
 		  .code = "cauda-equina" },
 		{ .link_id = "shoe-size", .type = RAS_ANSWER_INTEGER, .i = 9 },
+		{ .link_id = "red-flags", .type = RAS_ANSWER_CODING, .system = FORM_URL,
+		  .code = "cauda-equina" },
 	};
 	static const char *const versions[] = { "2", "1", "9" };
 
@@ -1217,7 +1404,7 @@ net_with_the_form_checks_match(void)
 	CU_ASSERT_EQUAL_FATAL(ras_safety_net_items_new(qa, qs, 2, &ix), 0);
 	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
 		for (size_t e = 0; e <= sizeof(extra) / sizeof(extra[0]); e++)
-			for (size_t v = 0; v < 3; v++) {
+			for (size_t v = 0; v < 9; v++) {
 				const struct scenario *s = &scenarios[i];
 				struct ras_arena *a = ras_arena_new();
 				struct ras_referral r;
@@ -1235,7 +1422,16 @@ net_with_the_form_checks_match(void)
 					(void)apply_edit(a, &r, s->service, x, &autom);
 				if (e < sizeof(extra) / sizeof(extra[0]) && r.form.n_answers < MAX_ANSWERS)
 					r.form.answers[r.form.n_answers++] = extra[e];
-				r.form.version = versions[v];
+				r.form.version = versions[v % 3];
+				/* each linkId's length as a reader gives it: unknown (0),
+				 * right, or (a reader's bug) one short; the check matches
+				 * by it, and the net must read the same whichever */
+				for (size_t k = 0; k < r.form.n_answers; k++) {
+					struct ras_answer *an = &r.form.answers[k];
+					size_t l = strlen(an->link_id);
+
+					an->link_id_len = v / 3 == 0 ? 0 : v / 3 == 1 ? l : l > 1 ? l - 1 : 0;
+				}
 				CU_ASSERT_EQUAL_FATAL(ras_form_check(a, qs, 2, &r.form, NULL, 0, &fc), 0);
 				if (fc.q == NULL)
 					CU_ASSERT_EQUAL_FATAL(ras_form_check_as(a, &q2, &r.form, NULL, 0, &fc), 0);
@@ -1245,8 +1441,13 @@ net_with_the_form_checks_match(void)
 				net_text(&with, &bw);
 				net_text(&without, &bo);
 				check(bw.len == bo.len && memcmp(bw.data, bo.data, bw.len) == 0, __LINE__,
-				    "[%s %s] %s, extra %zu, version %s: the net reads %s with the match, %s without",
-				    s->service, s->clause, s->name, e, versions[v], bw.data, bo.data);
+				    "[%s %s] %s, extra %zu, version %s, length %zu: the net reads %s with the match, %s without",
+				    s->service, s->clause, s->name, e, versions[v % 3], v / 3, bw.data, bo.data);
+				/* the coded cauda equina red flag is seen through the match */
+				if (e == sizeof(extra) / sizeof(extra[0]) - 1 && r.has_form)
+					check(with.danger && with.cauda_equina, __LINE__,
+					    "[%s] %s, version %s, length %zu: a coded cauda equina red flag missed",
+					    s->service, s->name, versions[v % 3], v / 3);
 				ras_buf_free(&bw);
 				ras_buf_free(&bo);
 				ras_arena_free(a);
@@ -1410,6 +1611,7 @@ main(void)
 		{ "calendar: bad bank-holiday files are refused", calendar_rejects_bad_files },
 		{ "form: the shipped Questionnaires load", questionnaires_load },
 		{ "form: a response checked against its Questionnaire", form_check },
+		{ "form: linkIds matched as strcmp matches them (generated ids)", form_match_property },
 		{ "form: Questionnaires rasd cannot check are refused", questionnaire_rejects },
 		{ "rules: rule-set validation errors", ruleset_validation },
 		{ "rules: a rule set naming facts the typed facts cannot hold does not load",
