@@ -67,6 +67,11 @@ struct ras_doc_input {
 
 #define RAS_DOC_MISSING_MAX 32
 
+/* The one answer of the referral's form a document shows (the reason for
+ * referral); the render stage reads no other answer of a stored referral
+ * (lib/delivery/outbox_render.c, SQL_CONTEXT). */
+#define RAS_DOC_FORM_ANSWER "diagnosis"
+
 struct ras_doc_missing {
 	size_t n;
 	const char *items[RAS_DOC_MISSING_MAX];

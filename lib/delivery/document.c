@@ -432,7 +432,7 @@ static void
 sec_reason(struct b *b, struct ras_xhtml *x)
 {
 	const struct ras_referral *r = b->r;
-	const struct ras_answer *diag = r->has_form ? ras_form_answer(&r->form, "diagnosis") : NULL;
+	const struct ras_answer *diag = r->has_form ? ras_form_answer(&r->form, RAS_DOC_FORM_ANSWER) : NULL;
 	size_t shown = 0;
 
 	ras_xml_xhtml_open(x, "ul", NULL);

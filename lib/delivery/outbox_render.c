@@ -52,10 +52,18 @@ static const char SQL_CLAIM_PENDING[] =
 	"ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
 
 /* What a chunk of claimed letters is rendered from, in the order given.
- * The decision without its facts: no document shows them. */
+ * The decision without its facts, and the referral's form with only the
+ * answer a document shows ($2, RAS_DOC_FORM_ANSWER; the form was ~70% of a
+ * stored referral, and reading it the largest part of parsing one): no
+ * document shows the others.  An answer without a string link_id is kept,
+ * so that a damaged form still fails as it did (ras_form_from_json). */
 static const char SQL_CONTEXT[] =
 	"SELECT o.id, o.kind, o.doc_version, o.recipient_role, o.recipient_ods, o.service, "
-	"o.referral_key, o.local_id, r.doc::text, (d.doc - 'facts')::text, e.doc::text, "
+	"o.referral_key, o.local_id, "
+	"(CASE WHEN jsonb_typeof(r.doc->'form'->'answers') = 'array' THEN jsonb_set(r.doc, '{form,answers}', "
+	"(SELECT coalesce(jsonb_agg(a.v ORDER BY a.n), '[]') FROM jsonb_array_elements(r.doc->'form'->'answers') "
+	"WITH ORDINALITY AS a(v, n) WHERE jsonb_typeof(a.v->'link_id') IS DISTINCT FROM 'string' "
+	"OR a.v->>'link_id' = $2)) ELSE r.doc END)::text, (d.doc - 'facts')::text, e.doc::text, "
 	"to_char((SELECT max(a.decided_at) FROM decisions a WHERE a.referral_id = o.referral_id "
 	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
 	/* PDS (issue 10): the referral's PDS answer (pds_store.h) */
@@ -677,14 +685,15 @@ static int
 context_send(struct ras_db *db, struct pipe *q, const struct claimed *claimed, size_t n)
 {
 	struct ras_db_array ids;
-	struct ras_db_param p;
+	struct ras_db_param p[2];
 	int err;
 
 	ras_db_array_init(&ids, RAS_DB_ELEM_INT8);
 	for (size_t i = 0; i < n; i++)
 		ras_db_array_add_int(&ids, claimed[i].id);
-	p = ras_db_array_param(&ids);
-	err = ids.err ? ids.err : pipe_send(db, q, true, SQL_CONTEXT, 1, &p);
+	p[0] = ras_db_array_param(&ids);
+	p[1] = RAS_DB_TEXT(RAS_DOC_FORM_ANSWER);
+	err = ids.err ? ids.err : pipe_send(db, q, true, SQL_CONTEXT, 2, p);
 	ras_db_array_free(&ids);
 	return err;
 }
