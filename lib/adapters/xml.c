@@ -534,27 +534,52 @@ ras_xml_xhtml_error(const struct ras_xhtml *x)
 	return x->err;
 }
 
+/* libxml2 writes the serialisation straight into the caller's buffer (no
+ * xmlBuffer of its own to allocate and copy out of, for every section of
+ * every letter); the buffer's limit still applies, with its own error. */
+struct save_to {
+	struct ras_buf *out;
+	int err;
+};
+
+static int
+save_write(void *ctx, const char *data, int len)
+{
+	struct save_to *t = ctx;
+	int err;
+
+	if (len < 0)
+		return -1;
+	if ((err = ras_buf_append(t->out, data, (size_t)len)) < 0) {
+		t->err = err;
+		return -1;
+	}
+	return len;
+}
+
 static int
 save_node(xmlNodePtr node, int options, struct ras_buf *out)
 {
-	xmlBufferPtr b = xmlBufferCreate();
-	xmlSaveCtxtPtr s;
+	struct save_to t = { out, 0 };
+	size_t was = out->len;
+	xmlSaveCtxtPtr s = xmlSaveToIO(save_write, NULL, &t, "UTF-8", options);
 	int err = 0;
 
-	if (b == NULL)
+	if (s == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	s = xmlSaveToBuffer(b, "UTF-8", options);
-	if (s == NULL) {
-		xmlBufferFree(b);
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	}
 	if (xmlSaveTree(s, node) < 0)
+		err = -1;
+	if (xmlSaveClose(s) < 0)
+		err = -1;
+	if (t.err < 0)
+		err = t.err;     /* the buffer's own message (its limit, memory) */
+	else if (err < 0)
 		err = ras_error_set("could not serialise XML");
-	if (xmlSaveClose(s) < 0 && err == 0)
-		err = ras_error_set("could not serialise XML");
-	if (err == 0)
-		err = ras_buf_append(out, xmlBufferContent(b), (size_t)xmlBufferLength(b));
-	xmlBufferFree(b);
+	if (err < 0 && out->data != NULL) {
+		/* nothing of a failed serialisation is kept */
+		out->len = was;
+		out->data[was] = '\0';
+	}
 	return err;
 }
 
