@@ -583,6 +583,8 @@ save_node(xmlNodePtr node, int options, struct ras_buf *out)
 	return err;
 }
 
+#define XHTML_SAVE_OPTIONS (XML_SAVE_NO_DECL | XML_SAVE_XHTML | XML_SAVE_AS_XML)
+
 int
 ras_xml_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out)
 {
@@ -592,12 +594,84 @@ ras_xml_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out)
 		return x->err;
 	if (x->page && (err = ras_buf_puts(out, "<!DOCTYPE html>\n")) < 0)
 		return err;
-	if ((err = save_node(xmlDocGetRootElement(x->doc), XML_SAVE_NO_DECL | XML_SAVE_XHTML |
-	    XML_SAVE_AS_XML, out)) < 0)
+	if ((err = save_node(xmlDocGetRootElement(x->doc), XHTML_SAVE_OPTIONS, out)) < 0)
 		return err;
 	if (x->page)
 		return ras_buf_putc(out, '\n');
 	return 0;
+}
+
+struct ras_xhtml_saver {
+	xmlSaveCtxtPtr ctx;    /* NULL once a save failed: then one context per dump */
+	struct save_to to;     /* where the next flush goes (out NULL: nowhere) */
+};
+
+static void
+saver_free(void *p)
+{
+	struct ras_xhtml_saver *s = p;
+
+	if (s->ctx) {
+		s->to.out = NULL;
+		(void)xmlSaveClose(s->ctx);
+		s->ctx = NULL;
+	}
+}
+
+/* save_write, with nowhere to write once the dump is done (nothing is left
+ * to flush then: every dump ends with a flush) */
+static int
+saver_write(void *ctx, const char *data, int len)
+{
+	struct save_to *t = ctx;
+
+	return t->out ? save_write(ctx, data, len) : len;
+}
+
+int
+ras_xml_xhtml_saver_new(struct ras_arena *a, struct ras_xhtml_saver **out)
+{
+	struct ras_xhtml_saver *s = ras_arena_calloc(a, 1, sizeof(*s));
+
+	if (s == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	s->ctx = xmlSaveToIO(saver_write, NULL, &s->to, "UTF-8", XHTML_SAVE_OPTIONS);
+	if (s->ctx == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (ras_arena_defer(a, saver_free, s) < 0) {
+		saver_free(s);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	*out = s;
+	return 0;
+}
+
+int
+ras_xml_xhtml_save(struct ras_xhtml_saver *s, struct ras_xhtml *x, struct ras_buf *out)
+{
+	size_t was = out->len;
+	int err = 0;
+
+	if (x->err)
+		return x->err;
+	if (s == NULL || s->ctx == NULL || x->page)
+		return ras_xml_xhtml_dump(x, out);
+	s->to.out = out;
+	s->to.err = 0;
+	/* xmlSaveTree reports a failed write through the flush */
+	(void)xmlSaveTree(s->ctx, xmlDocGetRootElement(x->doc));
+	if (xmlSaveFlush(s->ctx) < 0)
+		err = s->to.err < 0 ? s->to.err : ras_error_set("could not serialise XML");
+	s->to.out = NULL;
+	if (err < 0) {
+		/* a context that failed keeps failing: none from here on */
+		saver_free(s);
+		if (out->data != NULL) {
+			out->len = was;
+			out->data[was] = '\0';
+		}
+	}
+	return err;
 }
 
 /* --- FHIR JSON -> FHIR XML ---------------------------------------------- */
