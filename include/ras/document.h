@@ -32,6 +32,7 @@
 
 struct ras_arena;
 struct ras_buf;
+struct ras_xhtml_saver;
 
 enum ras_doc_kind {
 	RAS_DOC_TRIAGE_OUTCOME = 1,
@@ -63,9 +64,17 @@ struct ras_doc_input {
 	struct ras_date accepted_date;
 	int version;                         /* document version, 1.. (0 = 1) */
 	int64_t at;                          /* Composition.date and Bundle.timestamp */
+	/* the narratives' serialiser, kept from document to document by a
+	 * caller that builds many (NULL: one made for this document) */
+	struct ras_xhtml_saver *saver;
 };
 
 #define RAS_DOC_MISSING_MAX 32
+
+/* The one answer of the referral's form a document shows (the reason for
+ * referral); the render stage reads no other answer of a stored referral
+ * (lib/delivery/outbox_render.c, SQL_CONTEXT). */
+#define RAS_DOC_FORM_ANSWER "diagnosis"
 
 struct ras_doc_missing {
 	size_t n;

@@ -108,6 +108,14 @@ int ras_xml_xhtml_error(const struct ras_xhtml *x);
  * gets "<!DOCTYPE html>\n" first.  Returns the sticky error if any. */
 int ras_xml_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out);
 
+/* One serialiser for many fragments (a document's narrative sections):
+ * libxml2's save context and its buffers made once, not per fragment.
+ * ras_xml_xhtml_save writes exactly what ras_xml_xhtml_dump writes; the
+ * saver is released with the arena. */
+struct ras_xhtml_saver;
+int ras_xml_xhtml_saver_new(struct ras_arena *a, struct ras_xhtml_saver **out);
+int ras_xml_xhtml_save(struct ras_xhtml_saver *s, struct ras_xhtml *x, struct ras_buf *out);
+
 /*
  * FHIR XML from FHIR JSON (R4 rules): the resourceType names the element,
  * in the namespace http://hl7.org/fhir; primitives become value

@@ -534,29 +534,56 @@ ras_xml_xhtml_error(const struct ras_xhtml *x)
 	return x->err;
 }
 
+/* libxml2 writes the serialisation straight into the caller's buffer (no
+ * xmlBuffer of its own to allocate and copy out of, for every section of
+ * every letter); the buffer's limit still applies, with its own error. */
+struct save_to {
+	struct ras_buf *out;
+	int err;
+};
+
+static int
+save_write(void *ctx, const char *data, int len)
+{
+	struct save_to *t = ctx;
+	int err;
+
+	if (len < 0)
+		return -1;
+	if ((err = ras_buf_append(t->out, data, (size_t)len)) < 0) {
+		t->err = err;
+		return -1;
+	}
+	return len;
+}
+
 static int
 save_node(xmlNodePtr node, int options, struct ras_buf *out)
 {
-	xmlBufferPtr b = xmlBufferCreate();
-	xmlSaveCtxtPtr s;
+	struct save_to t = { out, 0 };
+	size_t was = out->len;
+	xmlSaveCtxtPtr s = xmlSaveToIO(save_write, NULL, &t, "UTF-8", options);
 	int err = 0;
 
-	if (b == NULL)
+	if (s == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	s = xmlSaveToBuffer(b, "UTF-8", options);
-	if (s == NULL) {
-		xmlBufferFree(b);
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	}
 	if (xmlSaveTree(s, node) < 0)
+		err = -1;
+	if (xmlSaveClose(s) < 0)
+		err = -1;
+	if (t.err < 0)
+		err = t.err;     /* the buffer's own message (its limit, memory) */
+	else if (err < 0)
 		err = ras_error_set("could not serialise XML");
-	if (xmlSaveClose(s) < 0 && err == 0)
-		err = ras_error_set("could not serialise XML");
-	if (err == 0)
-		err = ras_buf_append(out, xmlBufferContent(b), (size_t)xmlBufferLength(b));
-	xmlBufferFree(b);
+	if (err < 0 && out->data != NULL) {
+		/* nothing of a failed serialisation is kept */
+		out->len = was;
+		out->data[was] = '\0';
+	}
 	return err;
 }
+
+#define XHTML_SAVE_OPTIONS (XML_SAVE_NO_DECL | XML_SAVE_XHTML | XML_SAVE_AS_XML)
 
 int
 ras_xml_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out)
@@ -567,12 +594,84 @@ ras_xml_xhtml_dump(struct ras_xhtml *x, struct ras_buf *out)
 		return x->err;
 	if (x->page && (err = ras_buf_puts(out, "<!DOCTYPE html>\n")) < 0)
 		return err;
-	if ((err = save_node(xmlDocGetRootElement(x->doc), XML_SAVE_NO_DECL | XML_SAVE_XHTML |
-	    XML_SAVE_AS_XML, out)) < 0)
+	if ((err = save_node(xmlDocGetRootElement(x->doc), XHTML_SAVE_OPTIONS, out)) < 0)
 		return err;
 	if (x->page)
 		return ras_buf_putc(out, '\n');
 	return 0;
+}
+
+struct ras_xhtml_saver {
+	xmlSaveCtxtPtr ctx;    /* NULL once a save failed: then one context per dump */
+	struct save_to to;     /* where the next flush goes (out NULL: nowhere) */
+};
+
+static void
+saver_free(void *p)
+{
+	struct ras_xhtml_saver *s = p;
+
+	if (s->ctx) {
+		s->to.out = NULL;
+		(void)xmlSaveClose(s->ctx);
+		s->ctx = NULL;
+	}
+}
+
+/* save_write, with nowhere to write once the dump is done (nothing is left
+ * to flush then: every dump ends with a flush) */
+static int
+saver_write(void *ctx, const char *data, int len)
+{
+	struct save_to *t = ctx;
+
+	return t->out ? save_write(ctx, data, len) : len;
+}
+
+int
+ras_xml_xhtml_saver_new(struct ras_arena *a, struct ras_xhtml_saver **out)
+{
+	struct ras_xhtml_saver *s = ras_arena_calloc(a, 1, sizeof(*s));
+
+	if (s == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	s->ctx = xmlSaveToIO(saver_write, NULL, &s->to, "UTF-8", XHTML_SAVE_OPTIONS);
+	if (s->ctx == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (ras_arena_defer(a, saver_free, s) < 0) {
+		saver_free(s);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
+	*out = s;
+	return 0;
+}
+
+int
+ras_xml_xhtml_save(struct ras_xhtml_saver *s, struct ras_xhtml *x, struct ras_buf *out)
+{
+	size_t was = out->len;
+	int err = 0;
+
+	if (x->err)
+		return x->err;
+	if (s == NULL || s->ctx == NULL || x->page)
+		return ras_xml_xhtml_dump(x, out);
+	s->to.out = out;
+	s->to.err = 0;
+	/* xmlSaveTree reports a failed write through the flush */
+	(void)xmlSaveTree(s->ctx, xmlDocGetRootElement(x->doc));
+	if (xmlSaveFlush(s->ctx) < 0)
+		err = s->to.err < 0 ? s->to.err : ras_error_set("could not serialise XML");
+	s->to.out = NULL;
+	if (err < 0) {
+		/* a context that failed keeps failing: none from here on */
+		saver_free(s);
+		if (out->data != NULL) {
+			out->len = was;
+			out->data[was] = '\0';
+		}
+	}
+	return err;
 }
 
 /* --- FHIR JSON -> FHIR XML ---------------------------------------------- */

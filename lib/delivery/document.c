@@ -71,6 +71,7 @@ struct b {
 	char doc[37], comp[37], patient[37], provider[37], gp[37], reforg[37], refprac[37],
 	    refrole[37], enc[37], keyworker[37];
 	bool has_gp, has_reforg, has_refprac, has_refrole, has_enc, has_keyworker;
+	struct ras_xhtml_saver *saver;     /* the sections' narratives (NULL: one each) */
 	int err;
 };
 
@@ -432,7 +433,7 @@ static void
 sec_reason(struct b *b, struct ras_xhtml *x)
 {
 	const struct ras_referral *r = b->r;
-	const struct ras_answer *diag = r->has_form ? ras_form_answer(&r->form, "diagnosis") : NULL;
+	const struct ras_answer *diag = r->has_form ? ras_form_answer(&r->form, RAS_DOC_FORM_ANSWER) : NULL;
 	size_t shown = 0;
 
 	ras_xml_xhtml_open(x, "ul", NULL);
@@ -739,7 +740,7 @@ narrative(struct b *b, struct ras_xhtml *x)
 	json_t *t;
 	int err;
 
-	if ((err = ras_xml_xhtml_dump(x, &out)) < 0) {
+	if ((err = ras_xml_xhtml_save(b->saver, x, &out)) < 0) {
 		if (b->err == 0)
 			b->err = err;
 		ras_buf_free(&out);
@@ -1106,6 +1107,8 @@ ras_document_build(struct ras_arena *a, const struct ras_doc_input *in, json_t *
 		b.kind = ras_document_kind_parse(asked->of);
 	}
 	missing->clause = b.dk->clause;
+	if ((b.saver = in->saver) == NULL && (b.err = ras_xml_xhtml_saver_new(a, &b.saver)) < 0)
+		return b.err;
 	b.key = in->referral_key ? in->referral_key : ras_referral_key(a, in->referral);
 	if (b.key == NULL)
 		return ras_error_code(RAS_EINVALID, "the referral has neither a UBRN nor a local identifier");

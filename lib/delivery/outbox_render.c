@@ -52,10 +52,18 @@ static const char SQL_CLAIM_PENDING[] =
 	"ORDER BY o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED";
 
 /* What a chunk of claimed letters is rendered from, in the order given.
- * The decision without its facts: no document shows them. */
+ * The decision without its facts, and the referral's form with only the
+ * answer a document shows ($2, RAS_DOC_FORM_ANSWER; the form was ~70% of a
+ * stored referral, and reading it the largest part of parsing one): no
+ * document shows the others.  An answer without a string link_id is kept,
+ * so that a damaged form still fails as it did (ras_form_from_json). */
 static const char SQL_CONTEXT[] =
 	"SELECT o.id, o.kind, o.doc_version, o.recipient_role, o.recipient_ods, o.service, "
-	"o.referral_key, o.local_id, r.doc::text, (d.doc - 'facts')::text, e.doc::text, "
+	"o.referral_key, o.local_id, "
+	"(CASE WHEN jsonb_typeof(r.doc->'form'->'answers') = 'array' THEN jsonb_set(r.doc, '{form,answers}', "
+	"(SELECT coalesce(jsonb_agg(a.v ORDER BY a.n), '[]') FROM jsonb_array_elements(r.doc->'form'->'answers') "
+	"WITH ORDINALITY AS a(v, n) WHERE jsonb_typeof(a.v->'link_id') IS DISTINCT FROM 'string' "
+	"OR a.v->>'link_id' = $2)) ELSE r.doc END)::text, (d.doc - 'facts')::text, e.doc::text, "
 	"to_char((SELECT max(a.decided_at) FROM decisions a WHERE a.referral_id = o.referral_id "
 	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
 	/* PDS (issue 10): the referral's PDS answer (pds_store.h) */
@@ -145,6 +153,7 @@ struct render_bufs {
 	struct ras_buf body;   /* the payload */
 	struct ras_buf doc;    /* a printed copy's document Bundle */
 	struct ras_buf pdf;    /* an ITK3 message's letter */
+	struct ras_xhtml_saver *saver;   /* the documents' narratives */
 };
 
 /* What one outbox row renders from: its columns, the referral (with the PDS
@@ -257,7 +266,8 @@ render_inputs(struct ras_outbox *o, struct ras_arena *a, struct ras_db_res *res,
 /* The document itself (the FHIR document bundle).  It is serialised once,
  * as (or into) the payload it is sent as. */
 static int
-render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t now, struct render_in *ri)
+render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t now,
+    struct ras_xhtml_saver *saver, struct render_in *ri)
 {
 	struct ras_doc_missing missing;
 	int64_t ver = 1;
@@ -268,6 +278,7 @@ render_document(struct ras_arena *a, struct ras_db_res *res, int row, int64_t no
 	ri->in.referral_key = ras_db_res_get(res, row, 6);
 	ri->in.version = (int)ver;
 	ri->in.at = now;
+	ri->in.saver = saver;
 	return ras_document_build(a, &ri->in, &ri->bundle, &missing);
 }
 
@@ -320,7 +331,7 @@ doc_cache_clear(struct doc_cache *c)
  * from the copy before it. */
 static int
 row_document(struct ras_outbox *o, struct doc_cache *c, struct ras_db_res *res, int row, int64_t now,
-    struct render_in *ri, bool *cancel, struct ras_outbox_stats *st)
+    struct ras_xhtml_saver *saver, struct render_in *ri, bool *cancel, struct ras_outbox_stats *st)
 {
 	int err;
 
@@ -338,7 +349,7 @@ row_document(struct ras_outbox *o, struct doc_cache *c, struct ras_db_res *res, 
 	if ((c->a = ras_arena_new()) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = render_inputs(o, c->a, res, row, &c->ri, &c->pf, cancel)) < 0 ||
-	    (err = render_document(c->a, res, row, now, &c->ri)) < 0) {
+	    (err = render_document(c->a, res, row, now, saver, &c->ri)) < 0) {
 		doc_cache_clear(c);
 		return err;
 	}
@@ -521,7 +532,7 @@ render_row(struct ras_outbox *o, struct ras_arena *a, struct doc_cache *c, struc
 	ras_buf_reset(&bufs->body);
 	ras_buf_reset(&bufs->doc);
 	ras_buf_reset(&bufs->pdf);
-	if ((err = row_document(o, c, res, row, now, &ri, cancel, st)) < 0)
+	if ((err = row_document(o, c, res, row, now, bufs->saver, &ri, cancel, st)) < 0)
 		return err;
 	out->document_id = ras_document_identifier(ri.bundle);
 	if ((mid = ras_arena_alloc(a, RAS_UUID_STR_LEN)) == NULL)
@@ -677,14 +688,15 @@ static int
 context_send(struct ras_db *db, struct pipe *q, const struct claimed *claimed, size_t n)
 {
 	struct ras_db_array ids;
-	struct ras_db_param p;
+	struct ras_db_param p[2];
 	int err;
 
 	ras_db_array_init(&ids, RAS_DB_ELEM_INT8);
 	for (size_t i = 0; i < n; i++)
 		ras_db_array_add_int(&ids, claimed[i].id);
-	p = ras_db_array_param(&ids);
-	err = ids.err ? ids.err : pipe_send(db, q, true, SQL_CONTEXT, 1, &p);
+	p[0] = ras_db_array_param(&ids);
+	p[1] = RAS_DB_TEXT(RAS_DOC_FORM_ANSWER);
+	err = ids.err ? ids.err : pipe_send(db, q, true, SQL_CONTEXT, 2, p);
 	ras_db_array_free(&ids);
 	return err;
 }
@@ -808,7 +820,7 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st)
 {
 	struct ras_arena *a = ras_arena_new();
-	struct render_bufs bufs = { RAS_BUF_INIT(0), RAS_BUF_INIT(0), RAS_BUF_INIT(0) };
+	struct render_bufs bufs = { RAS_BUF_INIT(0), RAS_BUF_INIT(0), RAS_BUF_INIT(0), NULL };
 	struct ras_db_res *res = NULL;
 	struct ras_db_param p[3];
 	struct claimed *claimed = NULL;
@@ -821,6 +833,8 @@ ras_outbox_render_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	if (a == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	results_init(&out);
+	if ((err = ras_xml_xhtml_saver_new(a, &bufs.saver)) < 0)
+		goto done;
 	at = ras_outbox_ts(a, now);
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;

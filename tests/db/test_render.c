@@ -426,6 +426,84 @@ a_batch_the_database_refuses_is_rolled_back_whole(void)
 	ras_config_free(cfg);
 }
 
+/* The render stage reads only the answer of the stored form a letter
+ * shows (RAS_DOC_FORM_ANSWER, the reason for referral): other answers,
+ * more of them and in another order with the shown one last, leave the
+ * letter byte for byte the same; an answer damaged in the store (no
+ * link_id) still makes the letter dead, as reading the whole form did. */
+static void
+a_letter_reads_only_the_form_answer_it_shows(void)
+{
+	/* a letter that shows its referral's diagnosis answer */
+	static const char pick[] =
+	    "SELECT min(o.id) FROM outbox o JOIN referrals r ON r.id = o.referral_id, "
+	    "jsonb_array_elements(r.doc->'form'->'answers') a WHERE o.state = 'ready' "
+	    "AND o.recipient_role <> 'patient' AND a->>'link_id' = 'diagnosis' AND a->>'type' = 'string' "
+	    "AND position(convert_to(a->>'value', 'UTF8') IN o.payload) > 0";
+	const char *route = "\"transport\": \"fhir\", \"endpoint\": \"http://127.0.0.1:9/fhir\", "
+	    "\"mode\": \"document\"";
+	char conf[8192], table[4200], ids[32], q[1024];
+	struct ras_outbox_stats st = { 0 };
+	struct ras_config *cfg;
+	struct ras_outbox *ob;
+	char *before, *after, *saved, *why;
+	int64_t id;
+
+	ras_test_fmt(table, sizeof(table), "%s/routes-answers.json", tmp_dir);
+	routes(table, route);
+	ras_test_fmt(conf, sizeof(conf), "[routing]\ntable = %s\n[outbox]\nprint_dir = %s\n", table, print_dir);
+	cfg = ras_test_config(conf);
+	CU_ASSERT_FATAL(ras_outbox_new(cfg, RAS_SOURCE_ROOT "/mappings", &ob) == 0);
+	id = ras_test_sql_int(db, pick, NULL);
+	CU_ASSERT_TRUE_FATAL(id > 0);
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	before = ras_test_sql_text(db, "SELECT encode(sha256(payload), 'hex') FROM outbox WHERE id = $1", ids);
+	saved = ras_test_sql_text(db, "SELECT r.doc::text FROM referrals r JOIN outbox o ON o.referral_id = r.id "
+	    "WHERE o.id = $1", ids);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(before);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(saved);
+	/* more answers, the shown one last */
+	ras_test_fmt(q, sizeof(q), "UPDATE referrals r SET doc = jsonb_set(r.doc, '{form,answers}', "
+	    "'[{\"link_id\": \"pain-history\", \"type\": \"string\", \"value\": \"not in any letter\"}]'::jsonb || "
+	    "(SELECT jsonb_agg(a.v ORDER BY a.n DESC) FROM jsonb_array_elements(r.doc->'form'->'answers') "
+	    "WITH ORDINALITY AS a(v, n))) FROM outbox o WHERE o.id = %s AND r.id = o.referral_id", ids);
+	sql(q);
+	ras_test_fmt(q, sizeof(q), "UPDATE outbox SET state = 'pending', transport = NULL, payload = NULL, "
+	    "doc = NULL WHERE id = %s", ids);
+	sql(q);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, &st), 0);
+	CU_ASSERT_EQUAL(st.rendered, 1);
+	after = ras_test_sql_text(db, "SELECT encode(sha256(payload), 'hex') FROM outbox WHERE id = $1 "
+	    "AND state = 'ready'", ids);
+	CU_ASSERT_PTR_NOT_NULL(after);
+	if (after)
+		CU_ASSERT_STRING_EQUAL(after, before);
+	/* an answer without its link_id: the letter is dead, with the reason */
+	ras_test_fmt(q, sizeof(q), "UPDATE referrals r SET doc = jsonb_set(r.doc, '{form,answers}', "
+	    "'[{\"type\": \"string\", \"value\": \"damaged\"}]'::jsonb || (r.doc->'form'->'answers')) "
+	    "FROM outbox o WHERE o.id = %s AND r.id = o.referral_id", ids);
+	sql(q);
+	ras_test_fmt(q, sizeof(q), "UPDATE outbox SET state = 'pending', transport = NULL, payload = NULL, "
+	    "doc = NULL WHERE id = %s", ids);
+	sql(q);
+	memset(&st, 0, sizeof(st));
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, T0, &st), 0);
+	CU_ASSERT_EQUAL(st.dead, 1);
+	why = ras_test_sql_text(db, "SELECT last_error FROM outbox WHERE id = $1 AND state = 'dead'", ids);
+	CU_ASSERT_PTR_NOT_NULL(why);
+	CU_ASSERT_PTR_NOT_NULL(why ? strstr(why, "has no link_id") : NULL);
+	/* the referral as it was */
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "UPDATE referrals r SET doc = $1::jsonb FROM outbox o "
+	    "WHERE o.id = (SELECT min(id) FROM outbox WHERE last_error LIKE '%has no link_id%') "
+	    "AND r.id = o.referral_id RETURNING 1", saved), 1);
+	free(before);
+	free(after);
+	free(saved);
+	free(why);
+	ras_outbox_free(ob);
+	ras_config_free(cfg);
+}
+
 static int
 setup(void)
 {
@@ -464,6 +542,8 @@ main(void)
 		  a_batch_of_many_chunks_is_rendered_as_letters_one_at_a_time },
 		{ "a batch the database refuses is rolled back whole",
 		  a_batch_the_database_refuses_is_rolled_back_whole },
+		{ "a letter reads only the form answer it shows",
+		  a_letter_reads_only_the_form_answer_it_shows },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {

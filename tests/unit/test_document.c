@@ -485,6 +485,51 @@ xhtml_builder(void)
 	ras_buf_free(&out);
 }
 
+/* One saver for many fragments writes what a dump of each writes (UTF-8
+ * text, escapes, empty elements, attributes); a buffer too small for a
+ * fragment is its own error, keeps nothing of it, and the saver goes on
+ * (one context per dump from then on). */
+static void
+xhtml_saver_writes_what_dump_writes(void)
+{
+	static const char *const texts[] = { "a<b & \"c\"", "caf\xc3\xa9 \xe2\x80\x94 d\x01" "e", "",
+		"a longer paragraph, to fill more than one line of a letter" };
+	struct ras_xhtml_saver *sv;
+	struct ras_buf one = RAS_BUF_INIT(0), many = RAS_BUF_INIT(0), small = RAS_BUF_INIT(20);
+	struct ras_xhtml *x;
+
+	CU_ASSERT_FATAL(ras_xml_xhtml_saver_new(A, &sv) == 0);
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+			CU_ASSERT_FATAL(ras_xml_xhtml_new_div(A, &x) == 0);
+			ras_xml_xhtml_open(x, "table", "t");
+			ras_xml_xhtml_leaf(x, "td", NULL, NULL);
+			ras_xml_xhtml_close(x);
+			ras_xml_xhtml_leaf(x, "p", "c", texts[i]);
+			ras_xml_xhtml_open(x, "span", NULL);
+			ras_xml_xhtml_attr(x, "title", texts[i]);
+			ras_xml_xhtml_close(x);
+			ras_buf_reset(&one);
+			ras_buf_reset(&many);
+			CU_ASSERT_EQUAL(ras_xml_xhtml_dump(x, &one), 0);
+			CU_ASSERT_EQUAL(ras_xml_xhtml_save(sv, x, &many), 0);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(one.data);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(many.data);
+			CU_ASSERT_STRING_EQUAL(many.data, one.data);
+			CU_ASSERT_EQUAL(many.len, one.len);
+		}
+		if (round == 0) {
+			/* over the buffer's limit: its error, nothing kept */
+			CU_ASSERT_EQUAL(ras_buf_puts(&small, "kept"), 0);
+			CU_ASSERT_EQUAL(ras_xml_xhtml_save(sv, x, &small), RAS_ETOOBIG);
+			CU_ASSERT_STRING_EQUAL(small.data, "kept");
+		}
+	}
+	ras_buf_free(&one);
+	ras_buf_free(&many);
+	ras_buf_free(&small);
+}
+
 static int
 setup(void)
 {
@@ -979,6 +1024,7 @@ main(void)
 		{ "narrative escapes hostile text", narrative_escapes_hostile_text },
 		{ "message wrapper", message_wrapper },
 		{ "xhtml builder", xhtml_builder },
+		{ "xhtml saver writes what dump writes", xhtml_saver_writes_what_dump_writes },
 		{ "PDF letters carry the document", pdf_letters_carry_the_document },
 		{ "golden ITK3 messages (every letter kind and route)", golden_itk3_messages },
 		{ "ITK3 carries the real PDF", itk3_carries_the_real_pdf },
