@@ -47,10 +47,18 @@ int ras_db_query_binary(struct ras_db *db, struct ras_db_res **out, const char *
 /* Plain statements without parameters (BEGIN, COMMIT, SET …). */
 int ras_db_exec(struct ras_db *db, const char *sql);
 
+/* Transactions nest: a begin inside an open transaction is a savepoint,
+ * its commit releases it, its rollback returns to it (and releases it);
+ * only the outermost commit is durable.  A failed commit of a savepoint
+ * leaves it open for the caller's rollback. */
 int ras_db_begin(struct ras_db *db);
 int ras_db_commit(struct ras_db *db);
 /* Never fails loudly; used on error paths. */
 void ras_db_rollback(struct ras_db *db);
+/* The whole transaction, whatever its depth (the holder's error path). */
+void ras_db_rollback_all(struct ras_db *db);
+/* Levels open by ras_db_begin (0: none; 1: a transaction; more: savepoints). */
+int ras_db_depth(const struct ras_db *db);
 
 int ras_db_res_rows(const struct ras_db_res *res);
 int ras_db_res_cols(const struct ras_db_res *res);

@@ -17,6 +17,8 @@ struct ras_db {
 	PGconn *conn;
 	char sqlstate[6];
 	int pending;     /* results still to read in pipeline mode */
+	int depth;       /* levels open by ras_db_begin: the first a transaction,
+	                  * the others savepoints (ras_sp2, ras_sp3, ...) */
 };
 
 struct ras_db_res {
@@ -212,22 +214,76 @@ ras_db_exec(struct ras_db *db, const char *sql)
 	return result_ok(db, PQexec(db->conn, sql), NULL);
 }
 
+/*
+ * Transactions nest: a begin inside an open one is a savepoint, its commit
+ * releases it and its rollback goes back to it, so a caller may hold one
+ * transaction around functions that make their own (ras_receive keeps a
+ * group of payloads, normalises and triages them with one commit; each
+ * part can still fail alone).  Only the outermost commit makes it durable.
+ */
 int
 ras_db_begin(struct ras_db *db)
 {
-	return ras_db_exec(db, "BEGIN");
+	char sql[32];
+	int err;
+
+	if (db->depth == 0) {
+		if ((err = ras_db_exec(db, "BEGIN")) == 0)
+			db->depth = 1;
+		return err;
+	}
+	snprintf(sql, sizeof(sql), "SAVEPOINT ras_sp%d", db->depth + 1);
+	if ((err = ras_db_exec(db, sql)) == 0)
+		db->depth++;
+	return err;
 }
 
 int
 ras_db_commit(struct ras_db *db)
 {
-	return ras_db_exec(db, "COMMIT");
+	char sql[40];
+	int err;
+
+	if (db->depth <= 1) {
+		db->depth = 0;
+		return ras_db_exec(db, "COMMIT");
+	}
+	/* A release fails only when the transaction already failed: the level
+	 * stays open for the caller's rollback. */
+	snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT ras_sp%d", db->depth);
+	if ((err = ras_db_exec(db, sql)) < 0)
+		return err;
+	db->depth--;
+	return 0;
 }
 
 void
 ras_db_rollback(struct ras_db *db)
 {
+	char sql[80];
+
+	if (db->depth <= 1) {
+		db->depth = 0;
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+		return;
+	}
+	snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT ras_sp%d; RELEASE SAVEPOINT ras_sp%d", db->depth,
+	    db->depth);
+	PQclear(PQexec(db->conn, sql));
+	db->depth--;
+}
+
+void
+ras_db_rollback_all(struct ras_db *db)
+{
+	db->depth = 0;
 	PQclear(PQexec(db->conn, "ROLLBACK"));
+}
+
+int
+ras_db_depth(const struct ras_db *db)
+{
+	return db->depth;
 }
 
 int
@@ -407,6 +463,7 @@ ras_db_pipeline_exit(struct ras_db *db)
 			if (idle > RAS_DB_PIPELINE_IDLE_MAX) {
 				PQreset(db->conn);
 				db->pending = 0;
+				db->depth = 0;
 				if (PQstatus(db->conn) == CONNECTION_OK)
 					session_setup(db);
 				return ras_error_code(RAS_EIO, "database pipeline could not end: session restarted");

@@ -765,6 +765,98 @@ set_failure_retried_one_at_a_time(void)
 	ras_db_close(d);
 }
 
+/* A caller may hold one transaction around the store's own (ras_receive
+ * keeps, normalises and triages a group with one commit): inside it each
+ * begin is a savepoint, so the batch that fails in the database is still
+ * retried one payload at a time, the refused one kept and marked, and
+ * nothing is visible before the one commit; abandoning the hold keeps
+ * nothing. */
+static void
+held_transaction_nests(void)
+{
+	static const char *const ubrns[] = { "100000000301", "100000000302", "100000000303",
+		"100000000304" };
+	char *ci = NULL;
+	struct ras_db *d = ras_test_db("store_held", &ci), *other = NULL;
+	struct ras_inbox_item items[4];
+	struct ras_inbox_put_result put[4];
+	struct ras_normalise_report *rep = NULL;
+	struct payload p[4];
+	int64_t ids[4];
+	size_t got = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d,
+	    "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+	    " BEGIN IF NEW.ubrn = '100000000303' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER test_refuse BEFORE INSERT ON referrals"
+	    " FOR EACH ROW EXECUTE FUNCTION test_refuse()"), 0);
+	for (int i = 0; i < 4; i++) {
+		p[i] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = ubrns[i], .nhs = "9990000077" }), NULL };
+		items[i] = (struct ras_inbox_item){ .data = p[i].data, .len = strlen(p[i].data), .source = "file" };
+	}
+
+	/* abandoned: nothing kept */
+	CU_ASSERT_EQUAL(ras_db_depth(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 4, put), 0);
+	CU_ASSERT_EQUAL(ras_db_depth(d), 1);
+	ras_db_rollback_all(d);
+	CU_ASSERT_EQUAL(ras_db_depth(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
+
+	/* a savepoint rolled back leaves what came before it */
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 1, put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL(ras_db_depth(d), 2);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "DELETE FROM inbox"), 0);
+	ras_db_rollback(d);
+	CU_ASSERT_EQUAL(ras_db_depth(d), 1);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "SELECT 1"), 0);   /* the transaction is still usable */
+	ras_db_rollback(d);
+	CU_ASSERT_EQUAL(ras_db_depth(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
+
+	/* held: kept and normalised by one transaction, the refused one marked */
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 4, put), 0);
+	for (int i = 0; i < 4; i++)
+		ids[i] = put[i].id;
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(d, NULL, ids, 4, 4, &rep, &got), 0);
+	CU_ASSERT_EQUAL_FATAL(got, 4);
+	CU_ASSERT_EQUAL(ras_db_depth(d), 1);
+	/* nothing of it is committed yet: another session sees none of it
+	 * (the savepoints' rows are written with the one commit) */
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(ci, &other), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT (SELECT count(*) FROM inbox) + (SELECT count(*)"
+	    " FROM referrals) + (SELECT count(*) FROM events)", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_commit(d), 0);
+	CU_ASSERT_EQUAL(ras_db_depth(d), 0);
+	for (int i = 0; i < 4; i++) {
+		if (i == 2) {
+			CU_ASSERT_STRING_EQUAL(rep[i].state, "rejected");
+			CU_ASSERT_PTR_NOT_NULL(strstr(rep[i].message, "refused by the test"));
+			continue;
+		}
+		CU_ASSERT_STRING_EQUAL(rep[i].state, "stored");
+		CU_ASSERT_EQUAL(rep[i].created, 1);
+	}
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM referrals", NULL), 3);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'"
+	    " AND error LIKE 'could not store:%refused by the test%' AND length(body) > 0", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'", NULL), 3);
+	/* and another session sees all of it once committed */
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM inbox", NULL), 4);
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM referrals", NULL), 3);
+	ras_db_close(other);
+	free(ci);
+	free(rep);
+	for (int i = 0; i < 4; i++)
+		free(p[i].data);
+	ras_db_close(d);
+}
+
 static const struct ras_test_case cases[] = {
 	{ "migrations and the version check", migrations },
 	{ "a lost connection ends a pipeline; the new session is UTC", lost_connection_ends_a_pipeline },
@@ -780,6 +872,7 @@ static const struct ras_test_case cases[] = {
 	{ "a batch of many chunks", batch_of_many_chunks },
 	{ "one batch stores what one payload at a time stores", batch_equals_one_at_a_time },
 	{ "a set that fails in the database is retried one payload at a time", set_failure_retried_one_at_a_time },
+	{ "a transaction held around the store's own nests them", held_transaction_nests },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
 	{ NULL, NULL },
