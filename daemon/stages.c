@@ -219,16 +219,11 @@ demographics_configure(const struct ras_config *cfg, struct ras_unit_sink *sink,
 
 /* ---- triage ------------------------------------------------------------ */
 
-static int
-triage_run(struct ras_db *db, int64_t now, size_t limit, void *state)
+int
+ras_stages_log_triaged(const struct ras_triage_report *rep, size_t n)
 {
-	struct pipeline *p = state;
-	struct ras_triage_report *rep = NULL;
-	size_t n = 0;
-	int err, moved = 0;
+	int moved = 0;
 
-	if ((err = ras_triage_pending(db, ras_runtime_triage(p->rt), now, limit, NULL, 0, &rep, &n)) < 0)
-		return err;
 	for (size_t i = 0; i < n; i++) {
 		const struct ras_triage_report *r = &rep[i];
 		char rid[24], did[24];
@@ -246,6 +241,20 @@ triage_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 		ras_log_fields(bad ? RAS_LOG_WARNING : RAS_LOG_INFO, f, "referral %s %s: %s", r->referral,
 		    r->state, r->message);
 	}
+	return moved;
+}
+
+static int
+triage_run(struct ras_db *db, int64_t now, size_t limit, void *state)
+{
+	struct pipeline *p = state;
+	struct ras_triage_report *rep = NULL;
+	size_t n = 0;
+	int err, moved;
+
+	if ((err = ras_triage_pending(db, ras_runtime_triage(p->rt), now, limit, NULL, 0, &rep, &n)) < 0)
+		return err;
+	moved = ras_stages_log_triaged(rep, n);
 	free(rep);
 	return moved;
 }
