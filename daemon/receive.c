@@ -191,13 +191,13 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	} else if (triage_inline(d)) {
 		/* What the group's payloads made, decided before the same commit
 		 * (the triage stage decides whatever is left). */
-		if (ras_triage_pending(db, ras_runtime_triage(ras_stages_runtime(d->units)), ras_time_now(), nref,
-		    pids, nref, &trep, &ntrep) < 0) {
+		if (ras_triage_pending(db, ras_runtime_triage(ras_stages_runtime(d->units)), ras_time_now(),
+		    2 * nref, pids, nref, &trep, &ntrep) < 0) {
 			ras_log(RAS_LOG_WARNING, "received referrals normalised but not yet triaged: %s",
 			    ras_error_last());
 			ntrep = 0;
 		} else {
-			triaged = ntrep < nref;
+			triaged = ntrep < 2 * nref;
 		}
 	}
 	if (ras_db_depth(db) != 1) {
