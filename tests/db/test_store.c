@@ -857,6 +857,64 @@ held_transaction_nests(void)
 	ras_db_close(d);
 }
 
+/* The inbox takes a batch in one statement: each payload answered in
+ * order, a payload stored before and a second copy within the batch both
+ * duplicates of the stored row, the columns kept as given (bytes with a
+ * NUL and quotes, hints, the size of a truncated payload). */
+static void
+inbox_batch_in_one_statement(void)
+{
+	static const char odd[] = "{\"a\":\"x\"}\0'\\\"";
+	struct ras_db *d = ras_test_db("store_inbox", NULL);
+	struct ras_inbox_item first = { .data = "{\"one\":1}", .len = 9, .source = "file", .source_ref = "one.json" };
+	struct ras_inbox_item items[5] = {
+		{ .data = "{\"two\":2}", .len = 9, .source = "http", .correlation_id = "c-2" },
+		{ .data = "{\"one\":1}", .len = 9, .source = "file" },                      /* stored before */
+		{ .data = odd, .len = sizeof(odd) - 1, .source_ref = "it's \"odd\"", .service_hint = "midnotts",
+		  .ubrn_hint = "100000000301", .content_type = "application/json" },
+		{ .data = "{\"two\":2}", .len = 9, .source = "spool" },                     /* copy in the batch */
+		{ .data = "{\"big\"", .len = 6, .full_size = 1000000, .source = "file" },  /* truncated */
+	};
+	struct ras_inbox_put_result one, put[5];
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, &first, 1, &one), 0);
+	CU_ASSERT_FALSE(one.duplicate);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 5, put), 0);
+	CU_ASSERT_FALSE(put[0].duplicate);
+	CU_ASSERT_TRUE(put[1].duplicate);
+	CU_ASSERT_EQUAL(put[1].id, one.id);
+	CU_ASSERT_FALSE(put[2].duplicate);
+	CU_ASSERT_TRUE(put[3].duplicate);
+	CU_ASSERT_EQUAL(put[3].id, put[0].id);
+	CU_ASSERT_FALSE(put[4].duplicate);
+	/* ids in the batch's order */
+	CU_ASSERT(one.id < put[0].id && put[0].id < put[2].id && put[2].id < put[4].id);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 4);
+	{
+		char sql[512];
+		char *row;
+
+		ras_test_fmt(sql, sizeof(sql), "SELECT concat_ws('|', encode(body, 'hex'), source, source_ref, content_type,"
+		    " service_hint, ubrn_hint, correlation_id, size, truncated, state, sha256 = encode(sha256(body), 'hex'))"
+		    " FROM inbox WHERE id = %lld", (long long)put[2].id);
+		row = ras_test_sql_text(d, sql, NULL);
+		CU_ASSERT_STRING_EQUAL(row, "7b2261223a2278227d00275c22|unknown|it's \"odd\"|application/json|midnotts|"
+		    "100000000301|13|f|received|t");
+		free(row);
+		ras_test_fmt(sql, sizeof(sql), "SELECT concat_ws('|', source, size, truncated, correlation_id)"
+		    " FROM inbox WHERE id = %lld", (long long)put[4].id);
+		row = ras_test_sql_text(d, sql, NULL);
+		CU_ASSERT_STRING_EQUAL(row, "file|1000000|t");
+		free(row);
+		ras_test_fmt(sql, sizeof(sql), "SELECT concat_ws('|', source, correlation_id) FROM inbox WHERE id = %lld",
+		    (long long)put[0].id);
+		row = ras_test_sql_text(d, sql, NULL);
+		CU_ASSERT_STRING_EQUAL(row, "http|c-2");
+		free(row);
+	}
+	ras_db_close(d);
+}
+
 static const struct ras_test_case cases[] = {
 	{ "migrations and the version check", migrations },
 	{ "a lost connection ends a pipeline; the new session is UTC", lost_connection_ends_a_pipeline },
@@ -873,6 +931,7 @@ static const struct ras_test_case cases[] = {
 	{ "one batch stores what one payload at a time stores", batch_equals_one_at_a_time },
 	{ "a set that fails in the database is retried one payload at a time", set_failure_retried_one_at_a_time },
 	{ "a transaction held around the store's own nests them", held_transaction_nests },
+	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
 	{ NULL, NULL },
