@@ -161,13 +161,13 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	/*
 	 * Referral payloads: kept, normalised and triaged in one transaction
 	 * (one commit, one WAL flush for the group), each part in a savepoint
-	 * of its own (ras_db_begin nests): a group whose normalising or
+	 * of its own (ras_db_hold): a group whose normalising or
 	 * triage fails in the database is still kept, and the stage takes it
 	 * later.  Nobody is answered before the commit (the caller answers
 	 * after this returns); if the commit fails, nobody is told the
 	 * payloads were kept.
 	 */
-	if ((err = ras_db_begin(db)) < 0)
+	if ((err = ras_db_hold(db)) < 0)
 		goto done;
 	if ((err = ras_store_inbox_put(db, refs, nref, put)) < 0)
 		goto abandon;
@@ -200,15 +200,10 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 			triaged = ntrep < 2 * nref;
 		}
 	}
-	if (ras_db_depth(db) != 1) {
-		err = ras_error_code(RAS_EIO, "received payloads: a transaction was left open (depth %d)",
-		    ras_db_depth(db));
-		goto abandon;
-	}
-	if ((err = ras_db_commit(db)) < 0) {
-		ras_db_rollback_all(db);
+	/* (fails, rolling it all back, if anything inside was left open or
+	 * rolled back whole) */
+	if ((err = ras_db_hold_commit(db)) < 0)
 		goto fail_all;
-	}
 	d->stats.received += nref;
 	if (nrep)
 		ras_stages_log_normalised(rep, nrep);
@@ -273,7 +268,7 @@ kick:
 	ras_units_kick_next(d->units, triaged ? "triage" : "normalise");
 	goto done;
 abandon:
-	ras_db_rollback_all(db);
+	ras_db_hold_abandon(db);
 fail_all:
 	/* nothing of the group is known to be kept: no receipt says so */
 	for (size_t k = 0; k < nref; k++) {

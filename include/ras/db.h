@@ -47,18 +47,25 @@ int ras_db_query_binary(struct ras_db *db, struct ras_db_res **out, const char *
 /* Plain statements without parameters (BEGIN, COMMIT, SET …). */
 int ras_db_exec(struct ras_db *db, const char *sql);
 
-/* Transactions nest: a begin inside an open transaction is a savepoint,
- * its commit releases it, its rollback returns to it (and releases it);
- * only the outermost commit is durable.  A failed commit of a savepoint
- * leaves it open for the caller's rollback. */
 int ras_db_begin(struct ras_db *db);
 int ras_db_commit(struct ras_db *db);
 /* Never fails loudly; used on error paths. */
 void ras_db_rollback(struct ras_db *db);
-/* The whole transaction, whatever its depth (the holder's error path). */
-void ras_db_rollback_all(struct ras_db *db);
-/* Levels open by ras_db_begin (0: none; 1: a transaction; more: savepoints). */
-int ras_db_depth(const struct ras_db *db);
+
+/*
+ * A held transaction: one transaction around functions that make their
+ * own.  Inside it ras_db_begin is a savepoint, ras_db_commit releases it
+ * (a failed release leaves it open for the caller's rollback) and
+ * ras_db_rollback returns to it; a rollback or commit without a begin
+ * ends the hold, which then cannot commit.  ras_db_hold_commit makes it
+ * durable: it fails (and rolls everything back) if anything inside was
+ * rolled back whole or a savepoint is still open.  abandon rolls it all
+ * back.  Outside a hold, begin, commit and rollback are plain.
+ */
+int ras_db_hold(struct ras_db *db);
+int ras_db_hold_commit(struct ras_db *db);
+void ras_db_hold_abandon(struct ras_db *db);
+bool ras_db_holding(const struct ras_db *db);
 
 int ras_db_res_rows(const struct ras_db_res *res);
 int ras_db_res_cols(const struct ras_db_res *res);

@@ -17,8 +17,10 @@ struct ras_db {
 	PGconn *conn;
 	char sqlstate[6];
 	int pending;     /* results still to read in pipeline mode */
-	int depth;       /* levels open by ras_db_begin: the first a transaction,
-	                  * the others savepoints (ras_sp2, ras_sp3, ...) */
+	/* a transaction held by ras_db_hold: begins inside it are savepoints */
+	bool held;
+	bool hold_failed; /* rolled back whole inside the hold: it cannot commit */
+	int depth;        /* savepoints open inside the hold (ras_sp1, ras_sp2, ...) */
 };
 
 struct ras_db_res {
@@ -215,11 +217,12 @@ ras_db_exec(struct ras_db *db, const char *sql)
 }
 
 /*
- * Transactions nest: a begin inside an open one is a savepoint, its commit
- * releases it and its rollback goes back to it, so a caller may hold one
- * transaction around functions that make their own (ras_receive keeps a
- * group of payloads, normalises and triages them with one commit; each
- * part can still fail alone).  Only the outermost commit makes it durable.
+ * A held transaction (ras_db_hold): a caller keeps one transaction around
+ * functions that make their own (ras_receive keeps a group of payloads,
+ * normalises and triages them with one commit).  Inside it each begin is a
+ * savepoint, its commit releases it and its rollback returns to it, so
+ * each part can still fail alone; only ras_db_hold_commit makes it
+ * durable.  Outside a hold, begin, commit and rollback are plain.
  */
 int
 ras_db_begin(struct ras_db *db)
@@ -227,11 +230,8 @@ ras_db_begin(struct ras_db *db)
 	char sql[32];
 	int err;
 
-	if (db->depth == 0) {
-		if ((err = ras_db_exec(db, "BEGIN")) == 0)
-			db->depth = 1;
-		return err;
-	}
+	if (!db->held)
+		return ras_db_exec(db, "BEGIN");
 	snprintf(sql, sizeof(sql), "SAVEPOINT ras_sp%d", db->depth + 1);
 	if ((err = ras_db_exec(db, sql)) == 0)
 		db->depth++;
@@ -244,9 +244,11 @@ ras_db_commit(struct ras_db *db)
 	char sql[40];
 	int err;
 
-	if (db->depth <= 1) {
-		db->depth = 0;
+	if (!db->held)
 		return ras_db_exec(db, "COMMIT");
+	if (db->depth == 0) {
+		db->hold_failed = true;
+		return ras_error_code(RAS_EIO, "a commit without a begin inside a held transaction");
 	}
 	/* A release fails only when the transaction already failed: the level
 	 * stays open for the caller's rollback. */
@@ -262,8 +264,11 @@ ras_db_rollback(struct ras_db *db)
 {
 	char sql[80];
 
-	if (db->depth <= 1) {
-		db->depth = 0;
+	if (!db->held || db->depth == 0) {
+		/* (a rollback without a begin inside a hold ends it: it cannot
+		 * be committed any more) */
+		if (db->held)
+			db->hold_failed = true;
 		PQclear(PQexec(db->conn, "ROLLBACK"));
 		return;
 	}
@@ -273,17 +278,49 @@ ras_db_rollback(struct ras_db *db)
 	db->depth--;
 }
 
-void
-ras_db_rollback_all(struct ras_db *db)
+int
+ras_db_hold(struct ras_db *db)
 {
+	int err;
+
+	if (db->held)
+		return ras_error_code(RAS_EINVALID, "a transaction is already held");
+	if ((err = ras_db_exec(db, "BEGIN")) < 0)
+		return err;
+	db->held = true;
+	db->hold_failed = false;
+	db->depth = 0;
+	return 0;
+}
+
+int
+ras_db_hold_commit(struct ras_db *db)
+{
+	bool ok = db->held && !db->hold_failed && db->depth == 0;
+	int depth = db->depth;
+
+	if (!ok) {
+		ras_db_hold_abandon(db);
+		return ras_error_code(RAS_EIO, depth ? "the held transaction has %d savepoint(s) still open" :
+		    "the held transaction was rolled back", depth);
+	}
+	db->held = false;
+	return ras_db_exec(db, "COMMIT");
+}
+
+void
+ras_db_hold_abandon(struct ras_db *db)
+{
+	db->held = false;
+	db->hold_failed = false;
 	db->depth = 0;
 	PQclear(PQexec(db->conn, "ROLLBACK"));
 }
 
-int
-ras_db_depth(const struct ras_db *db)
+bool
+ras_db_holding(const struct ras_db *db)
 {
-	return db->depth;
+	return db->held;
 }
 
 int
@@ -463,7 +500,8 @@ ras_db_pipeline_exit(struct ras_db *db)
 			if (idle > RAS_DB_PIPELINE_IDLE_MAX) {
 				PQreset(db->conn);
 				db->pending = 0;
-				db->depth = 0;
+				if (db->held)
+					db->hold_failed = true;   /* a new session: the hold is gone */
 				if (PQstatus(db->conn) == CONNECTION_OK)
 					session_setup(db);
 				return ras_error_code(RAS_EIO, "database pipeline could not end: session restarted");

@@ -770,7 +770,7 @@ set_failure_retried_one_at_a_time(void)
  * begin is a savepoint, so the batch that fails in the database is still
  * retried one payload at a time, the refused one kept and marked, and
  * nothing is visible before the one commit; abandoning the hold keeps
- * nothing. */
+ * nothing, and a hold whose inside was rolled back whole cannot commit. */
 static void
 held_transaction_nests(void)
 {
@@ -797,42 +797,59 @@ held_transaction_nests(void)
 	}
 
 	/* abandoned: nothing kept */
-	CU_ASSERT_EQUAL(ras_db_depth(d), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_FALSE(ras_db_holding(d));
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_TRUE(ras_db_holding(d));
+	CU_ASSERT_NOT_EQUAL(ras_db_hold(d), 0);                 /* one at a time */
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 4, put), 0);
-	CU_ASSERT_EQUAL(ras_db_depth(d), 1);
-	ras_db_rollback_all(d);
-	CU_ASSERT_EQUAL(ras_db_depth(d), 0);
+	ras_db_hold_abandon(d);
+	CU_ASSERT_FALSE(ras_db_holding(d));
 	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
 
 	/* a savepoint rolled back leaves what came before it */
-	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 1, put), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
-	CU_ASSERT_EQUAL(ras_db_depth(d), 2);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "DELETE FROM inbox"), 0);
+	CU_ASSERT_EQUAL(ras_db_begin(d), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_exec(d, "SELECT 1/0"), 0);    /* fails inside the inner one */
+	ras_db_rollback(d);
+	CU_ASSERT_EQUAL(ras_db_commit(d), 0);                  /* the DELETE's level, still usable */
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
 	CU_ASSERT_EQUAL(ras_db_exec(d, "DELETE FROM inbox"), 0);
 	ras_db_rollback(d);
-	CU_ASSERT_EQUAL(ras_db_depth(d), 1);
-	CU_ASSERT_EQUAL(ras_db_exec(d, "SELECT 1"), 0);   /* the transaction is still usable */
-	ras_db_rollback(d);
-	CU_ASSERT_EQUAL(ras_db_depth(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);   /* first DELETE kept */
+	ras_db_hold_abandon(d);
+
+	/* a savepoint still open, or a rollback of the whole inside: the hold
+	 * cannot commit, and keeps nothing */
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 1, put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_FALSE(ras_db_holding(d));
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 1, put), 0);
+	ras_db_rollback(d);                                      /* no begin of its own */
+	CU_ASSERT_NOT_EQUAL(ras_db_hold_commit(d), 0);
 	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
 
 	/* held: kept and normalised by one transaction, the refused one marked */
-	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 4, put), 0);
 	for (int i = 0; i < 4; i++)
 		ids[i] = put[i].id;
 	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(d, NULL, ids, 4, 4, &rep, &got), 0);
 	CU_ASSERT_EQUAL_FATAL(got, 4);
-	CU_ASSERT_EQUAL(ras_db_depth(d), 1);
 	/* nothing of it is committed yet: another session sees none of it
 	 * (the savepoints' rows are written with the one commit) */
 	CU_ASSERT_EQUAL_FATAL(ras_db_connect(ci, &other), 0);
 	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT (SELECT count(*) FROM inbox) + (SELECT count(*)"
 	    " FROM referrals) + (SELECT count(*) FROM events)", NULL), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_db_commit(d), 0);
-	CU_ASSERT_EQUAL(ras_db_depth(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_FALSE(ras_db_holding(d));
 	for (int i = 0; i < 4; i++) {
 		if (i == 2) {
 			CU_ASSERT_STRING_EQUAL(rep[i].state, "rejected");
