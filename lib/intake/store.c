@@ -43,22 +43,18 @@ static const char SQL_INBOX_PUT[] =
 
 enum { P_SHA, P_SOURCE, P_REF, P_TYPE, P_BODY, P_SIZE, P_TRUNC, P_SERVICE, P_UBRN, P_CORR, P_COLS };
 
-int
-ras_store_inbox_put(struct ras_db *db, const struct ras_inbox_item *items, size_t n,
+/* One statement for items[0..n) (a chunk of the batch); out[i] answers
+ * items[i].  The arrays are the caller's, emptied here. */
+static int
+inbox_put_chunk(struct ras_db *db, struct ras_db_array *col, const struct ras_inbox_item *items, size_t n,
     struct ras_inbox_put_result *out)
 {
-	struct ras_db_array col[P_COLS];
 	struct ras_db_param p[P_COLS];
 	struct ras_db_res *res = NULL;
 	int err = 0;
 
-	if (n == 0)
-		return 0;
-	if (n > INT32_MAX)
-		return ras_error_code(RAS_EINVALID, "too many payloads for one batch");
 	for (int c = 0; c < P_COLS; c++)
-		ras_db_array_init(&col[c], c == P_BODY ? RAS_DB_ELEM_BYTEA :
-		    c == P_SIZE ? RAS_DB_ELEM_INT8 : RAS_DB_ELEM_TEXT);
+		ras_db_array_reset(&col[c]);
 	for (size_t i = 0; i < n; i++) {
 		const struct ras_inbox_item *it = &items[i];
 		char sha[RAS_SHA256_HEX_LEN];
@@ -83,9 +79,6 @@ ras_store_inbox_put(struct ras_db *db, const struct ras_inbox_item *items, size_
 			err = col[c].err;
 		p[c] = ras_db_array_param(&col[c]);
 	}
-	/* One statement: atomic alone, and inside a caller's transaction a
-	 * failure is the caller's to roll back (ras_receive abandons the
-	 * group). */
 	if (err == 0)
 		err = ras_db_query(db, &res, SQL_INBOX_PUT, P_COLS, p);
 	if (err == 0 && ras_db_res_rows(res) != (int)n)
@@ -101,10 +94,57 @@ ras_store_inbox_put(struct ras_db *db, const struct ras_inbox_item *items, size_
 			break;
 		}
 		out[i].id = id;
-		/* new only where it was inserted, and only its first copy in the batch */
+		/* new only where it was inserted, and only its first copy in the chunk
+		 * (a copy in an earlier chunk is a row stored before) */
 		out[i].duplicate = !(inserted && strcmp(ras_db_res_get(res, (int)i, 3), "t") == 0);
 	}
 	ras_db_res_free(res);
+	return err;
+}
+
+/* Where the chunk starting at items[s] ends: RAS_INBOX_PUT_CHUNK_BYTES of
+ * payloads, at least one. */
+static size_t
+chunk_end(const struct ras_inbox_item *items, size_t n, size_t s)
+{
+	size_t e = s + 1, bytes = items[s].len;
+
+	while (e < n && bytes + items[e].len <= RAS_INBOX_PUT_CHUNK_BYTES)
+		bytes += items[e++].len;
+	return e;
+}
+
+int
+ras_store_inbox_put(struct ras_db *db, const struct ras_inbox_item *items, size_t n,
+    struct ras_inbox_put_result *out)
+{
+	struct ras_db_array col[P_COLS];
+	bool one = n > 0 && chunk_end(items, n, 0) == n;
+	int err = 0;
+
+	if (n == 0)
+		return 0;
+	if (n > INT32_MAX)
+		return ras_error_code(RAS_EINVALID, "too many payloads for one batch");
+	for (int c = 0; c < P_COLS; c++)
+		ras_db_array_init(&col[c], c == P_BODY ? RAS_DB_ELEM_BYTEA :
+		    c == P_SIZE ? RAS_DB_ELEM_INT8 : RAS_DB_ELEM_TEXT);
+	/* One statement is atomic alone (and inside a caller's hold a failure
+	 * is the caller's to roll back: ras_receive abandons the group); a
+	 * batch of several chunks is one transaction of its own. */
+	if (!one && (err = ras_db_begin(db)) < 0)
+		goto done;
+	for (size_t s = 0, e; err == 0 && s < n; s = e) {
+		e = chunk_end(items, n, s);
+		err = inbox_put_chunk(db, col, items + s, e - s, out + s);
+	}
+	if (!one) {
+		if (err == 0)
+			err = ras_db_commit(db);
+		if (err < 0)
+			ras_db_rollback(db);
+	}
+done:
 	for (int c = 0; c < P_COLS; c++)
 		ras_db_array_free(&col[c]);
 	return err;

@@ -932,6 +932,51 @@ inbox_batch_in_one_statement(void)
 	ras_db_close(d);
 }
 
+/* A batch larger than RAS_INBOX_PUT_CHUNK_BYTES goes one statement per
+ * chunk, in one transaction: a copy in a later chunk is a duplicate of
+ * the one stored by an earlier chunk, and a chunk the database refuses
+ * leaves nothing of the batch. */
+static void
+inbox_batch_in_chunks(void)
+{
+	enum { BIG = RAS_INBOX_PUT_CHUNK_BYTES / 2 + 1000 };
+	struct ras_db *d = ras_test_db("store_inbox_chunks", NULL);
+	char *body[4];
+	struct ras_inbox_item items[4];
+	struct ras_inbox_put_result put[4];
+
+	for (int i = 0; i < 4; i++) {
+		body[i] = malloc(BIG);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(body[i]);
+		memset(body[i], 'a' + i, BIG);
+		items[i] = (struct ras_inbox_item){ .data = body[i], .len = BIG, .source = "file" };
+	}
+	items[2].data = body[0];                      /* a copy of the first, in the third chunk */
+	items[3].source_ref = "refuse";
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 3, put), 0);
+	CU_ASSERT_FALSE(put[0].duplicate);
+	CU_ASSERT_FALSE(put[1].duplicate);
+	CU_ASSERT_TRUE(put[2].duplicate);
+	CU_ASSERT_EQUAL(put[2].id, put[0].id);
+	CU_ASSERT(put[0].id < put[1].id);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE length(body) = "
+	    "(SELECT max(length(body)) FROM inbox)", NULL), 2);
+
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d,
+	    "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+	    " BEGIN IF NEW.source_ref = 'refuse' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER test_refuse BEFORE INSERT ON inbox FOR EACH ROW EXECUTE FUNCTION test_refuse()"), 0);
+	memset(body[2], 'z', BIG);
+	items[2].data = body[2];                      /* new, in a chunk before the refused one */
+	CU_ASSERT_NOT_EQUAL(ras_store_inbox_put(d, items + 2, 2, put), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 2);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "SELECT 1"), 0);   /* the session goes on */
+	for (int i = 0; i < 4; i++)
+		free(body[i]);
+	ras_db_close(d);
+}
+
 static const struct ras_test_case cases[] = {
 	{ "migrations and the version check", migrations },
 	{ "a lost connection ends a pipeline; the new session is UTC", lost_connection_ends_a_pipeline },
@@ -949,6 +994,7 @@ static const struct ras_test_case cases[] = {
 	{ "a set that fails in the database is retried one payload at a time", set_failure_retried_one_at_a_time },
 	{ "a transaction held around the store's own nests them", held_transaction_nests },
 	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
+	{ "a larger batch goes in chunks, in one transaction", inbox_batch_in_chunks },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
 	{ NULL, NULL },
