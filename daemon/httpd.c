@@ -52,6 +52,7 @@ struct ras_httpd {
 	/* Group commit: intake POSTs waiting (suspended) for one commit. */
 	struct req *group[RAS_HTTP_GROUP_MAX];
 	size_t ngroup, group_bytes;
+	size_t nconn;               /* connections open (MHD_OPTION_NOTIFY_CONNECTION) */
 	struct ras_loop_timer *group_timer;
 	bool resumed;               /* connections resumed: MHD must run again */
 	char address[80];
@@ -320,10 +321,13 @@ answer_intake(struct ras_httpd *h, struct MHD_Connection *c, struct req *r)
 
 /*
  * Group commit.  Every POST waiting in the group is kept by one call of
- * ras_receive (one transaction for the raw payloads, one to normalise
- * them); only then are their connections resumed and answered, so no
- * sender hears "kept" before its payload is durable.  Concurrent senders
- * share one commit (one WAL flush) instead of queueing for one each.
+ * ras_receive (one transaction keeps, normalises and triages them); only
+ * then are their connections resumed and answered, so no sender hears
+ * "kept" before its payload is durable.  Concurrent senders share one
+ * commit (one WAL flush) instead of queueing for one each.  The group
+ * waits up to [http] commit_delay for more senders, unless every open
+ * connection already has a POST in it: then nobody else can join before
+ * someone is answered, and waiting would only idle.
  */
 static void rearm(struct ras_httpd *h);
 
@@ -403,7 +407,8 @@ handle_intake(struct ras_httpd *h, struct MHD_Connection *c, const char *url, st
 	h->group[h->ngroup++] = r;
 	h->group_bytes += r->body.len;
 	MHD_suspend_connection(c);
-	if (h->ngroup == RAS_HTTP_GROUP_MAX || h->group_bytes >= RAS_HTTP_GROUP_BYTES)
+	if (h->ngroup == RAS_HTTP_GROUP_MAX || h->group_bytes >= RAS_HTTP_GROUP_BYTES ||
+	    h->ngroup >= h->nconn)
 		ras_loop_timer_after(h->group_timer, 0);
 	else if (!ras_loop_timer_armed(h->group_timer))
 		ras_loop_timer_after(h->group_timer, h->commit_delay);
@@ -477,6 +482,21 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 		return outcome(c, h, MHD_HTTP_CONTENT_TOO_LARGE, "error", "too-costly", NULL, 0,
 		    "the body is larger than this endpoint accepts", r);
 	return handle_intake(h, c, url, r);
+}
+
+/* Connections opened and closed: a group in which every open connection
+ * waits commits at once (handle_intake). */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx, enum MHD_ConnectionNotificationCode code)
+{
+	struct ras_httpd *h = cls;
+
+	(void)c;
+	(void)socket_ctx;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		h->nconn++;
+	else if (code == MHD_CONNECTION_NOTIFY_CLOSED && h->nconn > 0)
+		h->nconn--;
 }
 
 static void
@@ -729,6 +749,7 @@ ras_httpd_start(struct ras_daemon *d, const struct ras_config *cfg, struct ras_h
 		h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 		    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+		    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 		    MHD_OPTION_CONNECTION_LIMIT,
 		    (unsigned)ras_config_int(cfg, "http", NULL, "max_connections"),
 		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ras_config_int(cfg, "http", NULL, "timeout"),

@@ -16,6 +16,8 @@
 #include "ras/log.h"
 #include "ras/runtime.h"
 #include "ras/store.h"
+#include "ras/time.h"
+#include "ras/triage.h"
 #include "receive.h"
 #include "stage.h"
 #include "stages.h"
@@ -105,6 +107,17 @@ form_maps(struct ras_daemon *d)
 	return rt ? ras_runtime_form_maps(rt) : NULL;
 }
 
+/* Whether a received group is triaged before its commit: when the
+ * configuration loaded and no demographics stage stands between normalise
+ * and triage (with [pds], referrals wait for their PDS lookups first). */
+static bool
+triage_inline(struct ras_daemon *d)
+{
+	const struct ras_runtime *rt = ras_stages_runtime(d->units);
+
+	return rt && ras_runtime_triage(rt) && ras_runtime_pds(rt, NULL) == NULL;
+}
+
 int
 ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
     struct ras_receipt *out)
@@ -113,10 +126,12 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	struct ras_inbox_item *refs = NULL;
 	struct ras_inbox_put_result *put = NULL;
 	struct ras_normalise_report *rep = NULL;
+	struct ras_triage_report *trep = NULL;
 	struct ras_db_res *res = NULL;
 	struct ras_buf ids = RAS_BUF_INIT(0);
-	size_t *map = NULL, nref = 0, nrep = 0;
+	size_t *map = NULL, nref = 0, nrep = 0, ntrep = 0;
 	int64_t *pids = NULL;
+	bool normalised = true, triaged = false;
 	int err = 0;
 
 	memset(out, 0, n * sizeof(*out));
@@ -143,11 +158,19 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	if (nref == 0)
 		goto done;
 
-	/* Referral payloads: kept first (one transaction), then normalised
-	 * here so that the sender learns the outcome. */
-	if ((err = ras_store_inbox_put(db, refs, nref, put)) < 0)
+	/*
+	 * Referral payloads: kept, normalised and triaged in one transaction
+	 * (one commit, one WAL flush for the group), each part in a savepoint
+	 * of its own (ras_db_hold): a group whose normalising or
+	 * triage fails in the database is still kept, and the stage takes it
+	 * later.  Nobody is answered before the commit (the caller answers
+	 * after this returns); if the commit fails, nobody is told the
+	 * payloads were kept.
+	 */
+	if ((err = ras_db_hold(db)) < 0)
 		goto done;
-	d->stats.received += nref;
+	if ((err = ras_store_inbox_put(db, refs, nref, put)) < 0)
+		goto abandon;
 	for (size_t k = 0; k < nref; k++) {
 		struct ras_receipt *r = &out[map[k]];
 
@@ -158,14 +181,41 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 		    (long long)put[k].id);
 	}
 	if (ras_store_normalise(db, form_maps(d), pids, nref, nref, &rep, &nrep) < 0) {
-		/* Kept but not normalised (the database went away between
-		 * the two): the normalise stage takes them later. */
+		/* Kept but not normalised: the normalise stage takes them later. */
 		ras_log(RAS_LOG_WARNING, "received payloads kept but not yet normalised: %s",
 		    ras_error_last());
-		goto done;
+		free(rep);
+		rep = NULL;
+		nrep = 0;
+		normalised = false;
+	} else if (triage_inline(d)) {
+		/* What the group's payloads made, decided before the same commit
+		 * (the triage stage decides whatever is left). */
+		if (ras_triage_pending(db, ras_runtime_triage(ras_stages_runtime(d->units)), ras_time_now(),
+		    2 * nref, pids, nref, &trep, &ntrep) < 0) {
+			ras_log(RAS_LOG_WARNING, "received referrals normalised but not yet triaged: %s",
+			    ras_error_last());
+			ntrep = 0;
+		} else {
+			triaged = ntrep < 2 * nref;
+		}
 	}
+	/* (fails, rolling it all back, if anything inside was left open or
+	 * rolled back whole) */
+	if ((err = ras_db_hold_commit(db)) < 0)
+		goto fail_all;
+	d->stats.received += nref;
 	if (nrep)
 		ras_stages_log_normalised(rep, nrep);
+	if (ntrep) {
+		/* counted as the triage stage's work (its metrics), which it is */
+		struct ras_unit_stats *st = ras_daemon_unit_stats(d, "triage");
+
+		st->rows += (uint64_t)ras_stages_log_triaged(trep, ntrep);
+		st->last_ok = ras_time_now();
+	}
+	if (!normalised)
+		goto kick;
 
 	(void)ras_buf_putc(&ids, '{');
 	for (size_t k = 0; k < nref; k++)
@@ -213,9 +263,25 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 			}
 		}
 	}
-	ras_units_kick_next(d->units, "normalise");
+kick:
+	/* with the group triaged here, the stages after triage have work */
+	ras_units_kick_next(d->units, triaged ? "triage" : "normalise");
+	goto done;
+abandon:
+	ras_db_hold_abandon(db);
+fail_all:
+	/* nothing of the group is known to be kept: no receipt says so */
+	for (size_t k = 0; k < nref; k++) {
+		struct ras_receipt *r = &out[map[k]];
+
+		r->payload_id = 0;
+		r->new_payload = false;
+		r->state = NULL;
+		r->message[0] = '\0';
+	}
 done:
 	ras_db_res_free(res);
+	free(trep);
 	ras_buf_free(&ids);
 	free(rep);
 	free(refs);

@@ -244,6 +244,16 @@ log_triaged(const struct ras_triage_report *r, void *ctx)
 	    r->state, r->message);
 }
 
+int
+ras_stages_log_triaged(const struct ras_triage_report *rep, size_t n)
+{
+	int moved = 0;
+
+	for (size_t i = 0; i < n; i++)
+		log_triaged(&rep[i], &moved);
+	return moved;
+}
+
 /* Each report logged as the batch hands it over (triage.h): no array of a
  * batch's reports is kept. */
 static int

@@ -52,6 +52,21 @@ int ras_db_commit(struct ras_db *db);
 /* Never fails loudly; used on error paths. */
 void ras_db_rollback(struct ras_db *db);
 
+/*
+ * A held transaction: one transaction around functions that make their
+ * own.  Inside it ras_db_begin is a savepoint, ras_db_commit releases it
+ * (a failed release leaves it open for the caller's rollback) and
+ * ras_db_rollback returns to it; a rollback or commit without a begin
+ * ends the hold, which then cannot commit.  ras_db_hold_commit makes it
+ * durable: it fails (and rolls everything back) if anything inside was
+ * rolled back whole or a savepoint is still open.  abandon rolls it all
+ * back.  Outside a hold, begin, commit and rollback are plain.
+ */
+int ras_db_hold(struct ras_db *db);
+int ras_db_hold_commit(struct ras_db *db);
+void ras_db_hold_abandon(struct ras_db *db);
+bool ras_db_holding(const struct ras_db *db);
+
 int ras_db_res_rows(const struct ras_db_res *res);
 int ras_db_res_cols(const struct ras_db_res *res);
 /* NULL for SQL NULL. */

@@ -96,6 +96,11 @@
  * have a ceiling too, however small the documents. */
 #define RAS_TRIAGE_CHUNK_ROWS    256u
 
+/* The inbox keeps a batch one statement per chunk: at most this many bytes
+ * of payloads (at least one payload), so the arrays sent hold a bounded
+ * copy of the batch, not all of a spool pass or HTTP group at once. */
+#define RAS_INBOX_PUT_CHUNK_BYTES (1024u * 1024u)
+
 /* The normalise stage reads, plans and writes a claimed batch a chunk at a
  * time: at most this many bytes of payloads (at least one payload). */
 #define RAS_NORMALISE_CHUNK_BYTES (512u * 1024u)

@@ -17,6 +17,10 @@ struct ras_db {
 	PGconn *conn;
 	char sqlstate[6];
 	int pending;     /* results still to read in pipeline mode */
+	/* a transaction held by ras_db_hold: begins inside it are savepoints */
+	bool held;
+	bool hold_failed; /* rolled back whole inside the hold: it cannot commit */
+	int depth;        /* savepoints open inside the hold (ras_sp1, ras_sp2, ...) */
 };
 
 struct ras_db_res {
@@ -212,22 +216,111 @@ ras_db_exec(struct ras_db *db, const char *sql)
 	return result_ok(db, PQexec(db->conn, sql), NULL);
 }
 
+/*
+ * A held transaction (ras_db_hold): a caller keeps one transaction around
+ * functions that make their own (ras_receive keeps a group of payloads,
+ * normalises and triages them with one commit).  Inside it each begin is a
+ * savepoint, its commit releases it and its rollback returns to it, so
+ * each part can still fail alone; only ras_db_hold_commit makes it
+ * durable.  Outside a hold, begin, commit and rollback are plain.
+ */
 int
 ras_db_begin(struct ras_db *db)
 {
-	return ras_db_exec(db, "BEGIN");
+	char sql[32];
+	int err;
+
+	if (!db->held)
+		return ras_db_exec(db, "BEGIN");
+	snprintf(sql, sizeof(sql), "SAVEPOINT ras_sp%d", db->depth + 1);
+	if ((err = ras_db_exec(db, sql)) == 0)
+		db->depth++;
+	return err;
 }
 
 int
 ras_db_commit(struct ras_db *db)
 {
-	return ras_db_exec(db, "COMMIT");
+	char sql[40];
+	int err;
+
+	if (!db->held)
+		return ras_db_exec(db, "COMMIT");
+	if (db->depth == 0) {
+		db->hold_failed = true;
+		return ras_error_code(RAS_EIO, "a commit without a begin inside a held transaction");
+	}
+	/* A release fails only when the transaction already failed: the level
+	 * stays open for the caller's rollback. */
+	snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT ras_sp%d", db->depth);
+	if ((err = ras_db_exec(db, sql)) < 0)
+		return err;
+	db->depth--;
+	return 0;
 }
 
 void
 ras_db_rollback(struct ras_db *db)
 {
+	char sql[80];
+
+	if (!db->held || db->depth == 0) {
+		/* (a rollback without a begin inside a hold ends it: it cannot
+		 * be committed any more) */
+		if (db->held)
+			db->hold_failed = true;
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+		return;
+	}
+	snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT ras_sp%d; RELEASE SAVEPOINT ras_sp%d", db->depth,
+	    db->depth);
+	PQclear(PQexec(db->conn, sql));
+	db->depth--;
+}
+
+int
+ras_db_hold(struct ras_db *db)
+{
+	int err;
+
+	if (db->held)
+		return ras_error_code(RAS_EINVALID, "a transaction is already held");
+	if ((err = ras_db_exec(db, "BEGIN")) < 0)
+		return err;
+	db->held = true;
+	db->hold_failed = false;
+	db->depth = 0;
+	return 0;
+}
+
+int
+ras_db_hold_commit(struct ras_db *db)
+{
+	bool ok = db->held && !db->hold_failed && db->depth == 0;
+	int depth = db->depth;
+
+	if (!ok) {
+		ras_db_hold_abandon(db);
+		return ras_error_code(RAS_EIO, depth ? "the held transaction has %d savepoint(s) still open" :
+		    "the held transaction was rolled back", depth);
+	}
+	db->held = false;
+	return ras_db_exec(db, "COMMIT");
+}
+
+void
+ras_db_hold_abandon(struct ras_db *db)
+{
+	db->held = false;
+	db->hold_failed = false;
+	db->depth = 0;
 	PQclear(PQexec(db->conn, "ROLLBACK"));
+}
+
+bool
+ras_db_holding(const struct ras_db *db)
+{
+	return db->held;
 }
 
 int
@@ -407,6 +500,8 @@ ras_db_pipeline_exit(struct ras_db *db)
 			if (idle > RAS_DB_PIPELINE_IDLE_MAX) {
 				PQreset(db->conn);
 				db->pending = 0;
+				if (db->held)
+					db->hold_failed = true;   /* a new session: the hold is gone */
 				if (PQstatus(db->conn) == CONNECTION_OK)
 					session_setup(db);
 				return ras_error_code(RAS_EIO, "database pipeline could not end: session restarted");

@@ -18,89 +18,135 @@
 
 /* ---- inbox ---------------------------------------------------------------- */
 
+/* A batch of payloads in one statement: the columns as binary arrays
+ * (bodies go as they are, no escaping), inserted in order; each row says
+ * what became of it.  A payload already in the inbox (or earlier in the
+ * same batch: the insert skips the later one) is a duplicate, answered
+ * with the stored id.  The lookup of older rows reads the statement's
+ * snapshot, which holds the rows stored before it and not the ones it
+ * inserts. */
 static const char SQL_INBOX_PUT[] =
-    "WITH ins AS ("
+    "WITH v AS ("
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[],"
+    "                      $7::text[], $8::text[], $9::text[], $10::text[])"
+    "   WITH ORDINALITY AS v(sha256, source, source_ref, content_type, body, size, truncated,"
+    "                        service_hint, ubrn_hint, correlation_id, ord)),"
+    " ins AS ("
     " INSERT INTO inbox (sha256, source, source_ref, content_type, body, size, truncated,"
     "                    service_hint, ubrn_hint, correlation_id)"
-    " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::boolean, $8, $9, $10)"
-    " ON CONFLICT (sha256) DO NOTHING RETURNING id)"
-    " SELECT id, false FROM ins"
-    " UNION ALL"
-    " SELECT id, true FROM inbox WHERE sha256 = $1 AND NOT EXISTS (SELECT 1 FROM ins)";
+    " SELECT sha256, source, source_ref, content_type, body, size, truncated::boolean,"
+    "        service_hint, ubrn_hint, correlation_id FROM v ORDER BY ord"
+    " ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256)"
+    " SELECT v.ord, ins.id, (SELECT o.id FROM inbox o WHERE o.sha256 = v.sha256),"
+    "        row_number() OVER (PARTITION BY v.sha256 ORDER BY v.ord) = 1"
+    " FROM v LEFT JOIN ins ON ins.sha256 = v.sha256 ORDER BY v.ord";
+
+enum { P_SHA, P_SOURCE, P_REF, P_TYPE, P_BODY, P_SIZE, P_TRUNC, P_SERVICE, P_UBRN, P_CORR, P_COLS };
+
+/* One statement for items[0..n) (a chunk of the batch); out[i] answers
+ * items[i].  The arrays are the caller's, emptied here. */
+static int
+inbox_put_chunk(struct ras_db *db, struct ras_db_array *col, const struct ras_inbox_item *items, size_t n,
+    struct ras_inbox_put_result *out)
+{
+	struct ras_db_param p[P_COLS];
+	struct ras_db_res *res = NULL;
+	int err = 0;
+
+	for (int c = 0; c < P_COLS; c++)
+		ras_db_array_reset(&col[c]);
+	for (size_t i = 0; i < n; i++) {
+		const struct ras_inbox_item *it = &items[i];
+		char sha[RAS_SHA256_HEX_LEN];
+
+		if (it->sha256)
+			snprintf(sha, sizeof(sha), "%s", it->sha256);
+		else
+			ras_crypto_sha256_hex(it->data, it->len, sha);
+		ras_db_array_add_str(&col[P_SHA], sha);
+		ras_db_array_add_str(&col[P_SOURCE], it->source ? it->source : "unknown");
+		ras_db_array_add_str(&col[P_REF], it->source_ref);
+		ras_db_array_add_str(&col[P_TYPE], it->content_type);
+		ras_db_array_add(&col[P_BODY], it->data ? it->data : "", it->len);
+		ras_db_array_add_int(&col[P_SIZE], (int64_t)(it->full_size ? it->full_size : it->len));
+		ras_db_array_add_str(&col[P_TRUNC], it->full_size > it->len ? "true" : "false");
+		ras_db_array_add_str(&col[P_SERVICE], it->service_hint);
+		ras_db_array_add_str(&col[P_UBRN], it->ubrn_hint);
+		ras_db_array_add_str(&col[P_CORR], it->correlation_id);
+	}
+	for (int c = 0; c < P_COLS; c++) {
+		if (col[c].err < 0 && err == 0)
+			err = col[c].err;
+		p[c] = ras_db_array_param(&col[c]);
+	}
+	if (err == 0)
+		err = ras_db_query(db, &res, SQL_INBOX_PUT, P_COLS, p);
+	if (err == 0 && ras_db_res_rows(res) != (int)n)
+		err = ras_error_set("could not store %zu payload(s) in the inbox (%d answered)", n,
+		    ras_db_res_rows(res));
+	for (size_t i = 0; err == 0 && i < n; i++) {
+		int64_t ord = 0, id = 0;
+		bool inserted = !ras_db_res_isnull(res, (int)i, 1);
+
+		if (!ras_db_res_int(res, (int)i, 0, &ord) || ord != (int64_t)i + 1 ||
+		    !ras_db_res_int(res, (int)i, inserted ? 1 : 2, &id)) {
+			err = ras_error_set("could not store payload %zu in the inbox", i + 1);
+			break;
+		}
+		out[i].id = id;
+		/* new only where it was inserted, and only its first copy in the chunk
+		 * (a copy in an earlier chunk is a row stored before) */
+		out[i].duplicate = !(inserted && strcmp(ras_db_res_get(res, (int)i, 3), "t") == 0);
+	}
+	ras_db_res_free(res);
+	return err;
+}
+
+/* Where the chunk starting at items[s] ends: RAS_INBOX_PUT_CHUNK_BYTES of
+ * payloads, at least one. */
+static size_t
+chunk_end(const struct ras_inbox_item *items, size_t n, size_t s)
+{
+	size_t e = s + 1, bytes = items[s].len;
+
+	while (e < n && bytes + items[e].len <= RAS_INBOX_PUT_CHUNK_BYTES)
+		bytes += items[e++].len;
+	return e;
+}
 
 int
 ras_store_inbox_put(struct ras_db *db, const struct ras_inbox_item *items, size_t n,
     struct ras_inbox_put_result *out)
 {
-	char (*shas)[RAS_SHA256_HEX_LEN] = NULL;
-	char (*sizes)[24] = NULL;
-	size_t sent = 0;
+	struct ras_db_array col[P_COLS];
+	bool one = n > 0 && chunk_end(items, n, 0) == n;
 	int err = 0;
 
 	if (n == 0)
 		return 0;
-	shas = calloc(n, sizeof(*shas));
-	sizes = calloc(n, sizeof(*sizes));
-	if (shas == NULL || sizes == NULL) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
+	if (n > INT32_MAX)
+		return ras_error_code(RAS_EINVALID, "too many payloads for one batch");
+	for (int c = 0; c < P_COLS; c++)
+		ras_db_array_init(&col[c], c == P_BODY ? RAS_DB_ELEM_BYTEA :
+		    c == P_SIZE ? RAS_DB_ELEM_INT8 : RAS_DB_ELEM_TEXT);
+	/* One statement is atomic alone (and inside a caller's hold a failure
+	 * is the caller's to roll back: ras_receive abandons the group); a
+	 * batch of several chunks is one transaction of its own. */
+	if (!one && (err = ras_db_begin(db)) < 0)
 		goto done;
+	for (size_t s = 0, e; err == 0 && s < n; s = e) {
+		e = chunk_end(items, n, s);
+		err = inbox_put_chunk(db, col, items + s, e - s, out + s);
 	}
-	if ((err = ras_db_begin(db)) < 0)
-		goto done;
-	if ((err = ras_db_pipeline_enter(db)) < 0)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		const struct ras_inbox_item *it = &items[i];
-		struct ras_db_param p[10];
-
-		if (it->sha256)
-			snprintf(shas[i], sizeof(shas[i]), "%s", it->sha256);
-		else
-			ras_crypto_sha256_hex(it->data, it->len, shas[i]);
-		snprintf(sizes[i], sizeof(sizes[i]), "%llu",
-		    (unsigned long long)(it->full_size ? it->full_size : it->len));
-		p[0] = RAS_DB_TEXT(shas[i]);
-		p[1] = RAS_DB_TEXT(it->source ? it->source : "unknown");
-		p[2] = RAS_DB_TEXT(it->source_ref);
-		p[3] = RAS_DB_TEXT(it->content_type);
-		p[4] = RAS_DB_BYTES(it->data ? it->data : "", it->len);
-		p[5] = RAS_DB_TEXT(sizes[i]);
-		p[6] = RAS_DB_TEXT(it->full_size > it->len ? "true" : "false");
-		p[7] = RAS_DB_TEXT(it->service_hint);
-		p[8] = RAS_DB_TEXT(it->ubrn_hint);
-		p[9] = RAS_DB_TEXT(it->correlation_id);
-		if ((err = ras_db_pipeline_send(db, SQL_INBOX_PUT, 10, p)) < 0)
-			goto fail_pipe;
-		sent++;
+	if (!one) {
+		if (err == 0)
+			err = ras_db_commit(db);
+		if (err < 0)
+			ras_db_rollback(db);
 	}
-	if ((err = ras_db_pipeline_sync(db)) < 0)
-		goto fail_pipe;
-	for (size_t i = 0; i < sent; i++) {
-		struct ras_db_res *res = NULL;
-		int64_t id = 0;
-
-		if ((err = ras_db_pipeline_result(db, &res)) < 0)
-			goto fail_pipe;
-		if (ras_db_res_rows(res) != 1 || !ras_db_res_int(res, 0, 0, &id)) {
-			ras_db_res_free(res);
-			err = ras_error_set("could not store payload %zu in the inbox", i + 1);
-			goto fail_pipe;
-		}
-		out[i].id = id;
-		out[i].duplicate = strcmp(ras_db_res_get(res, 0, 1), "t") == 0;
-		ras_db_res_free(res);
-	}
-	if ((err = ras_db_pipeline_exit(db)) < 0)
-		goto fail;
-	err = ras_db_commit(db);
-	goto done;
-fail_pipe:
-	(void)ras_db_pipeline_exit(db);
-fail:
-	ras_db_rollback(db);
 done:
-	free(shas);
-	free(sizes);
+	for (int c = 0; c < P_COLS; c++)
+		ras_db_array_free(&col[c]);
 	return err;
 }
 

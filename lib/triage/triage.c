@@ -251,18 +251,17 @@ decision_params(struct ras_arena *a, const struct ras_decision *d, const char **
     const char **deadlines_text)
 {
 	struct ras_buf b = RAS_BUF_INIT(0);
-	struct ras_decision full = *d;
 	json_t *doc = NULL, *dls = NULL;
+	/* an engine decision whose facts are not written out yet: written
+	 * as text straight from its typed facts (rules.h), not as a tree */
+	bool facts_text = d->facts == NULL && d->trace != NULL;
 	int err;
 
 	if (d->service == NULL || d->outcome == 0 || d->decided_by == NULL)
 		return ras_error_code(RAS_EINVALID, "a decision needs a service, an outcome and who decided");
-	/* an engine decision whose facts are not written out yet (rules.h) */
-	if ((err = ras_rules_facts_json(a, &full)) < 0)
-		return err;
 	if ((dls = json_array()) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if ((err = ras_decision_to_json(&full, true, &doc)) < 0)
+	if ((err = ras_decision_to_json(d, true, &doc)) < 0)
 		goto done;
 	for (size_t i = 0; i < d->n_deadlines; i++) {
 		const struct ras_deadline *dl = &d->deadlines[i];
@@ -278,6 +277,18 @@ decision_params(struct ras_arena *a, const struct ras_decision *d, const char **
 	}
 	if ((err = ras_json_dump(doc, RAS_JSON_COMPACT, &b)) < 0)
 		goto done;
+	if (facts_text) {
+		/* {...} becomes {...,"facts":{...}}: the store reads the
+		 * document as jsonb, so where the key stands is no matter */
+		if (b.len < 2 || b.data[b.len - 1] != '}') {
+			err = ras_error_code(RAS_EINVALID, "the decision document is not an object");
+			goto done;
+		}
+		b.len--;
+		if ((err = ras_buf_append(&b, ",\"facts\":", 9)) < 0 ||
+		    (err = ras_rules_facts_text(d, &b)) < 0 || (err = ras_buf_putc(&b, '}')) < 0)
+			goto done;
+	}
 	*doc_text = ras_arena_strndup(a, b.data, b.len);
 	ras_buf_reset(&b);
 	if ((err = ras_json_dump(dls, RAS_JSON_COMPACT, &b)) < 0)
@@ -586,8 +597,9 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 		    ras_arena_printf(a, "cannot decide: %s", ras_error_last()));
 		return 0;
 	}
-	/* the decision's facts for storing, written out once (rules.h) */
-	if ((err = ras_rules_facts_json(a, &d)) < 0)
+	/* With PDS findings the facts are an object, which gains a "pds" fact;
+	 * without, they are written once as text when stored (decision_params) */
+	if (pf.have && (err = ras_rules_facts_json(a, &d)) < 0)
 		return err;
 	if (ras_pds_store_findings_apply(a, &pf, &d)) {
 		/* sent to review on what PDS said: the clocks of a review */

@@ -846,6 +846,218 @@ batch_over_chunk_rows_reported_after_commit(void)
 	free(ci);
 }
 
+/* A caller may hold one transaction around the store's own (ras_receive
+ * keeps, normalises and triages a group with one commit): inside it each
+ * begin is a savepoint, so the batch that fails in the database is still
+ * retried one payload at a time, the refused one kept and marked, and
+ * nothing is visible before the one commit; abandoning the hold keeps
+ * nothing, and a hold whose inside was rolled back whole cannot commit. */
+static void
+held_transaction_nests(void)
+{
+	static const char *const ubrns[] = { "100000000301", "100000000302", "100000000303",
+		"100000000304" };
+	char *ci = NULL;
+	struct ras_db *d = ras_test_db("store_held", &ci), *other = NULL;
+	struct ras_inbox_item items[4];
+	struct ras_inbox_put_result put[4];
+	struct ras_normalise_report *rep = NULL;
+	struct payload p[4];
+	int64_t ids[4];
+	size_t got = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d,
+	    "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+	    " BEGIN IF NEW.ubrn = '100000000303' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER test_refuse BEFORE INSERT ON referrals"
+	    " FOR EACH ROW EXECUTE FUNCTION test_refuse()"), 0);
+	for (int i = 0; i < 4; i++) {
+		p[i] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = ubrns[i], .nhs = "9990000077" }), NULL };
+		items[i] = (struct ras_inbox_item){ .data = p[i].data, .len = strlen(p[i].data), .source = "file" };
+	}
+
+	/* abandoned: nothing kept */
+	CU_ASSERT_FALSE(ras_db_holding(d));
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_TRUE(ras_db_holding(d));
+	CU_ASSERT_NOT_EQUAL(ras_db_hold(d), 0);                 /* one at a time */
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 4, put), 0);
+	ras_db_hold_abandon(d);
+	CU_ASSERT_FALSE(ras_db_holding(d));
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
+
+	/* a savepoint rolled back leaves what came before it */
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 1, put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "DELETE FROM inbox"), 0);
+	CU_ASSERT_EQUAL(ras_db_begin(d), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_exec(d, "SELECT 1/0"), 0);    /* fails inside the inner one */
+	ras_db_rollback(d);
+	CU_ASSERT_EQUAL(ras_db_commit(d), 0);                  /* the DELETE's level, still usable */
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "DELETE FROM inbox"), 0);
+	ras_db_rollback(d);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);   /* first DELETE kept */
+	ras_db_hold_abandon(d);
+
+	/* a savepoint still open, or a rollback of the whole inside: the hold
+	 * cannot commit, and keeps nothing */
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 1, put), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_FALSE(ras_db_holding(d));
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 1, put), 0);
+	ras_db_rollback(d);                                      /* no begin of its own */
+	CU_ASSERT_NOT_EQUAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 0);
+
+	/* held: kept and normalised by one transaction, the refused one marked */
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 4, put), 0);
+	for (int i = 0; i < 4; i++)
+		ids[i] = put[i].id;
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(d, NULL, ids, 4, 4, &rep, &got), 0);
+	CU_ASSERT_EQUAL_FATAL(got, 4);
+	/* nothing of it is committed yet: another session sees none of it
+	 * (the savepoints' rows are written with the one commit) */
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(ci, &other), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT (SELECT count(*) FROM inbox) + (SELECT count(*)"
+	    " FROM referrals) + (SELECT count(*) FROM events)", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_FALSE(ras_db_holding(d));
+	for (int i = 0; i < 4; i++) {
+		if (i == 2) {
+			CU_ASSERT_STRING_EQUAL(rep[i].state, "rejected");
+			CU_ASSERT_PTR_NOT_NULL(strstr(rep[i].message, "refused by the test"));
+			continue;
+		}
+		CU_ASSERT_STRING_EQUAL(rep[i].state, "stored");
+		CU_ASSERT_EQUAL(rep[i].created, 1);
+	}
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM referrals", NULL), 3);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'"
+	    " AND error LIKE 'could not store:%refused by the test%' AND length(body) > 0", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'", NULL), 3);
+	/* and another session sees all of it once committed */
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM inbox", NULL), 4);
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM referrals", NULL), 3);
+	ras_db_close(other);
+	free(ci);
+	free(rep);
+	for (int i = 0; i < 4; i++)
+		free(p[i].data);
+	ras_db_close(d);
+}
+
+/* The inbox takes a batch in one statement: each payload answered in
+ * order, a payload stored before and a second copy within the batch both
+ * duplicates of the stored row, the columns kept as given (bytes with a
+ * NUL and quotes, hints, the size of a truncated payload). */
+static void
+inbox_batch_in_one_statement(void)
+{
+	static const char odd[] = "{\"a\":\"x\"}\0'\\\"";
+	struct ras_db *d = ras_test_db("store_inbox", NULL);
+	struct ras_inbox_item first = { .data = "{\"one\":1}", .len = 9, .source = "file", .source_ref = "one.json" };
+	struct ras_inbox_item items[5] = {
+		{ .data = "{\"two\":2}", .len = 9, .source = "http", .correlation_id = "c-2" },
+		{ .data = "{\"one\":1}", .len = 9, .source = "file" },                      /* stored before */
+		{ .data = odd, .len = sizeof(odd) - 1, .source_ref = "it's \"odd\"", .service_hint = "midnotts",
+		  .ubrn_hint = "100000000301", .content_type = "application/json" },
+		{ .data = "{\"two\":2}", .len = 9, .source = "spool" },                     /* copy in the batch */
+		{ .data = "{\"big\"", .len = 6, .full_size = 1000000, .source = "file" },  /* truncated */
+	};
+	struct ras_inbox_put_result one, put[5];
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, &first, 1, &one), 0);
+	CU_ASSERT_FALSE(one.duplicate);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 5, put), 0);
+	CU_ASSERT_FALSE(put[0].duplicate);
+	CU_ASSERT_TRUE(put[1].duplicate);
+	CU_ASSERT_EQUAL(put[1].id, one.id);
+	CU_ASSERT_FALSE(put[2].duplicate);
+	CU_ASSERT_TRUE(put[3].duplicate);
+	CU_ASSERT_EQUAL(put[3].id, put[0].id);
+	CU_ASSERT_FALSE(put[4].duplicate);
+	/* ids in the batch's order */
+	CU_ASSERT(one.id < put[0].id && put[0].id < put[2].id && put[2].id < put[4].id);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 4);
+	{
+		char sql[512];
+		char *row;
+
+		ras_test_fmt(sql, sizeof(sql), "SELECT concat_ws('|', encode(body, 'hex'), source, source_ref, content_type,"
+		    " service_hint, ubrn_hint, correlation_id, size, truncated, state, sha256 = encode(sha256(body), 'hex'))"
+		    " FROM inbox WHERE id = %lld", (long long)put[2].id);
+		row = ras_test_sql_text(d, sql, NULL);
+		CU_ASSERT_STRING_EQUAL(row, "7b2261223a2278227d00275c22|unknown|it's \"odd\"|application/json|midnotts|"
+		    "100000000301|13|f|received|t");
+		free(row);
+		ras_test_fmt(sql, sizeof(sql), "SELECT concat_ws('|', source, size, truncated, correlation_id)"
+		    " FROM inbox WHERE id = %lld", (long long)put[4].id);
+		row = ras_test_sql_text(d, sql, NULL);
+		CU_ASSERT_STRING_EQUAL(row, "file|1000000|t");
+		free(row);
+		ras_test_fmt(sql, sizeof(sql), "SELECT concat_ws('|', source, correlation_id) FROM inbox WHERE id = %lld",
+		    (long long)put[0].id);
+		row = ras_test_sql_text(d, sql, NULL);
+		CU_ASSERT_STRING_EQUAL(row, "http|c-2");
+		free(row);
+	}
+	ras_db_close(d);
+}
+
+/* A batch larger than RAS_INBOX_PUT_CHUNK_BYTES goes one statement per
+ * chunk, in one transaction: a copy in a later chunk is a duplicate of
+ * the one stored by an earlier chunk, and a chunk the database refuses
+ * leaves nothing of the batch. */
+static void
+inbox_batch_in_chunks(void)
+{
+	enum { BIG = RAS_INBOX_PUT_CHUNK_BYTES / 2 + 1000 };
+	struct ras_db *d = ras_test_db("store_inbox_chunks", NULL);
+	char *body[4];
+	struct ras_inbox_item items[4];
+	struct ras_inbox_put_result put[4];
+
+	for (int i = 0; i < 4; i++) {
+		body[i] = malloc(BIG);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(body[i]);
+		memset(body[i], 'a' + i, BIG);
+		items[i] = (struct ras_inbox_item){ .data = body[i], .len = BIG, .source = "file" };
+	}
+	items[2].data = body[0];                      /* a copy of the first, in the third chunk */
+	items[3].source_ref = "refuse";
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 3, put), 0);
+	CU_ASSERT_FALSE(put[0].duplicate);
+	CU_ASSERT_FALSE(put[1].duplicate);
+	CU_ASSERT_TRUE(put[2].duplicate);
+	CU_ASSERT_EQUAL(put[2].id, put[0].id);
+	CU_ASSERT(put[0].id < put[1].id);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE length(body) = "
+	    "(SELECT max(length(body)) FROM inbox)", NULL), 2);
+
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d,
+	    "CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+	    " BEGIN IF NEW.source_ref = 'refuse' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER test_refuse BEFORE INSERT ON inbox FOR EACH ROW EXECUTE FUNCTION test_refuse()"), 0);
+	memset(body[2], 'z', BIG);
+	items[2].data = body[2];                      /* new, in a chunk before the refused one */
+	CU_ASSERT_NOT_EQUAL(ras_store_inbox_put(d, items + 2, 2, put), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 2);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "SELECT 1"), 0);   /* the session goes on */
+	for (int i = 0; i < 4; i++)
+		free(body[i]);
+	ras_db_close(d);
+}
+
 static const struct ras_test_case cases[] = {
 	{ "migrations and the version check", migrations },
 	{ "a lost connection ends a pipeline; the new session is UTC", lost_connection_ends_a_pipeline },
@@ -863,6 +1075,9 @@ static const struct ras_test_case cases[] = {
 	{ "a set that fails in the database is retried one payload at a time", set_failure_retried_one_at_a_time },
 	{ "a batch of more payloads than a chunk takes, reported after commit",
 	  batch_over_chunk_rows_reported_after_commit },
+	{ "a transaction held around the store's own nests them", held_transaction_nests },
+	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
+	{ "a larger batch goes in chunks, in one transaction", inbox_batch_in_chunks },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
 	{ NULL, NULL },

@@ -632,8 +632,8 @@ clinician_decision(void)
 /* ---- rasctl -------------------------------------------------------------- */
 
 /* The engine leaves a decision's facts to be written when it is stored
- * (rules.h): storing one whose facts were not written out yet writes them,
- * so no stored decision of the rules lacks its facts. */
+ * (rules.h): storing one whose facts were not written out yet writes them
+ * (as text), so no stored decision of the rules lacks its facts. */
 static void
 engine_decision_stored_with_its_facts(void)
 {
@@ -661,6 +661,26 @@ engine_decision_stored_with_its_facts(void)
 	    " AND facts -> 'safety_net' ->> 'applied' = 'none' AND d.doc -> 'facts' = facts"
 	    " AND ruleset_version <> ''", (long long)did);
 	CU_ASSERT_EQUAL(count(sql), 1);
+	/* The facts are written as text straight from the typed facts when
+	 * stored; the same decision with its facts built as an object first
+	 * (the path a decision with PDS findings takes) stores the same
+	 * decision, facts and all. */
+	{
+		struct ras_decision obj = d;
+		int64_t did2 = 0;
+
+		CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(a, &obj), 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(obj.facts);
+		s = text("SELECT id FROM referrals WHERE ubrn = '100000000302'");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+		CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(db, strtoll(s, NULL, 10), &obj, &did2), 0);
+		free(s);
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM decisions x, decisions y WHERE x.id = %lld"
+		    " AND y.id = %lld AND x.facts = y.facts AND x.doc = y.doc AND x.reasons = y.reasons"
+		    " AND x.deadlines = y.deadlines AND x.facts::text = y.facts::text AND x.facts <> '{}'",
+		    (long long)did, (long long)did2);
+		CU_ASSERT_EQUAL(count(sql), 1);
+	}
 	free(data);
 	ras_arena_free(a);
 }

@@ -733,6 +733,25 @@ raw_post(const struct rasd_proc *p, const char *body, size_t len)
 	return fd;
 }
 
+/* A connection that sends nothing: while it is open, a group in which
+ * every other connection waits still waits for [http] commit_delay. */
+static int
+idle_connection(const struct rasd_proc *p)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	const char *colon = strrchr(p->http, ':');
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	long port;
+
+	CU_ASSERT_FATAL(fd >= 0 && colon != NULL);
+	port = strtol(colon + 1, NULL, 10);
+	CU_ASSERT_FATAL(port > 0 && port <= 65535);
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
 /* Everything the server wrote before closing (empty: no answer). */
 static char *
 raw_answer(int fd, int timeout_ms)
@@ -752,9 +771,12 @@ raw_answer(int fd, int timeout_ms)
 /*
  * Group commit ([http] commit_delay): concurrent POSTs wait together and
  * are kept by one transaction; none is answered before that commit.  Here
- * the delay is long (3 s) so that the test can kill rasd while a group is
+ * the delay is long (3 s), and an idle connection stays open so that the
+ * group waits for it, so that the test can kill rasd while a group is
  * gathered and not yet committed: no sender has an answer then, and after
  * a normal group every answered payload is stored, all in one commit.
+ * Last, with no idle connection, a group in which every open connection
+ * waits is committed at once, long before its delay.
  */
 static void
 http_group_commit_answers_only_committed(void)
@@ -762,7 +784,7 @@ http_group_commit_answers_only_committed(void)
 	enum { K = 6 };
 	struct rasd_proc p;
 	struct env e;
-	int fds[K];
+	int fds[K], idle;
 	char *bodies[K];
 	size_t lens[K];
 
@@ -776,6 +798,7 @@ http_group_commit_answers_only_committed(void)
 	/* 1: killed while the group waits for its commit */
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	idle = idle_connection(&p);
 	for (int i = 0; i < K; i++)
 		fds[i] = raw_post(&p, bodies[i], lens[i]);
 	usleep(300 * 1000);
@@ -794,12 +817,14 @@ http_group_commit_answers_only_committed(void)
 		free(a);
 	}
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 0);
+	close(idle);
 	rasd_free(&p);
 
 	/* 2: the group committed: every sender answered 201, each payload
 	 * stored, all by one transaction; nothing lost to a kill after */
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	idle = idle_connection(&p);
 	for (int i = 0; i < K; i++)
 		fds[i] = raw_post(&p, bodies[i], lens[i]);
 	for (int i = 0; i < K; i++) {
@@ -813,12 +838,14 @@ http_group_commit_answers_only_committed(void)
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), K);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(DISTINCT xmin::text) FROM inbox"), 1);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000031000_'"), K);
+	close(idle);
 	rasd_free(&p);
 
 	/* 3: SIGTERM while a group waits: it is kept, and answered, before
 	 * rasd stops */
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	idle = idle_connection(&p);
 	for (int i = 0; i < K; i++) {
 		char ubrn[16];
 
@@ -837,6 +864,33 @@ http_group_commit_answers_only_committed(void)
 	}
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 2 * K);
+	close(idle);
+	rasd_free(&p);
+	env_free(&e);
+
+	/* 4: every open connection waits in the group: committed at once,
+	 * not after the 5 s delay (the longest allowed: an answer later than
+	 * 4 s is none here), and still answered only once stored */
+	env_new(&e, "groupnowait", "[http]\ncommit_delay = 5000\n");
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	for (int i = 0; i < K; i++) {
+		char ubrn[16];
+
+		free(bodies[i]);
+		snprintf(ubrn, sizeof(ubrn), "%012d", 330000 + i);
+		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+	}
+	for (int i = 0; i < K; i++) {
+		char *a = raw_answer(fds[i], 4000);
+
+		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
+		free(a);
+	}
+	rasd_kill(&p, SIGKILL);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000033000_'"), K);
 	rasd_free(&p);
 	for (int i = 0; i < K; i++)
 		free(bodies[i]);
