@@ -725,6 +725,25 @@ batch_equals_one_at_a_time(void)
 	ras_db_close(set);
 }
 
+/* Four payloads of which the database refused the third: its report says
+ * so with the database's reason and it is kept, marked; the others stored. */
+static void
+third_refused_others_stored(struct ras_db *d, const struct ras_normalise_report *r)
+{
+	for (int i = 0; i < 4; i++) {
+		if (i == 2) {
+			CU_ASSERT_STRING_EQUAL(r[i].state, "rejected");
+			CU_ASSERT_PTR_NOT_NULL(strstr(r[i].message, "refused by the test"));
+			continue;
+		}
+		CU_ASSERT_STRING_EQUAL(r[i].state, "stored");
+		CU_ASSERT_EQUAL(r[i].created, 1);
+	}
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM referrals", NULL), 3);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'"
+	    " AND error LIKE 'could not store:%refused by the test%' AND length(body) > 0", NULL), 1);
+}
+
 /* A batch stored as a set that fails in the database (here a trigger
  * refuses one referral) is taken again one payload at a time: the others
  * are stored, the refused one is kept, marked with the database's reason. */
@@ -746,18 +765,7 @@ set_failure_retried_one_at_a_time(void)
 	for (int i = 0; i < 4; i++)
 		p[i] = (struct payload){ gen_bundle(&(struct gen){ .ubrn = ubrns[i], .nhs = "9990000077" }), NULL };
 	store_payloads(d, p, 4, false, r);
-	for (int i = 0; i < 4; i++) {
-		if (i == 2) {
-			CU_ASSERT_STRING_EQUAL(r[i].state, "rejected");
-			CU_ASSERT_PTR_NOT_NULL(strstr(r[i].message, "refused by the test"));
-			continue;
-		}
-		CU_ASSERT_STRING_EQUAL(r[i].state, "stored");
-		CU_ASSERT_EQUAL(r[i].created, 1);
-	}
-	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM referrals", NULL), 3);
-	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'"
-	    " AND error LIKE 'could not store:%refused by the test%' AND length(body) > 0", NULL), 1);
+	third_refused_others_stored(d, r);
 	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM events WHERE kind = 'referral-received'",
 	    NULL), 3);
 	for (int i = 0; i < 4; i++)
@@ -931,18 +939,7 @@ held_transaction_nests(void)
 	    " FROM referrals) + (SELECT count(*) FROM events)", NULL), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(d), 0);
 	CU_ASSERT_FALSE(ras_db_holding(d));
-	for (int i = 0; i < 4; i++) {
-		if (i == 2) {
-			CU_ASSERT_STRING_EQUAL(rep[i].state, "rejected");
-			CU_ASSERT_PTR_NOT_NULL(strstr(rep[i].message, "refused by the test"));
-			continue;
-		}
-		CU_ASSERT_STRING_EQUAL(rep[i].state, "stored");
-		CU_ASSERT_EQUAL(rep[i].created, 1);
-	}
-	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM referrals", NULL), 3);
-	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'"
-	    " AND error LIKE 'could not store:%refused by the test%' AND length(body) > 0", NULL), 1);
+	third_refused_others_stored(d, rep);
 	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'", NULL), 3);
 	/* and another session sees all of it once committed */
 	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM inbox", NULL), 4);

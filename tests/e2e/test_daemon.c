@@ -768,6 +768,18 @@ raw_answer(int fd, int timeout_ms)
 	return ras_buf_detach(&b, NULL);
 }
 
+/* Each of fds[0..n) is answered 201 (created) within timeout_ms. */
+static void
+expect_created(const int *fds, int n, int timeout_ms)
+{
+	for (int i = 0; i < n; i++) {
+		char *a = raw_answer(fds[i], timeout_ms);
+
+		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
+		free(a);
+	}
+}
+
 /*
  * Group commit ([http] commit_delay): concurrent POSTs wait together and
  * are kept by one transaction; none is answered before that commit.  Here
@@ -827,12 +839,7 @@ http_group_commit_answers_only_committed(void)
 	idle = idle_connection(&p);
 	for (int i = 0; i < K; i++)
 		fds[i] = raw_post(&p, bodies[i], lens[i]);
-	for (int i = 0; i < K; i++) {
-		char *a = raw_answer(fds[i], 10000);
-
-		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
-		free(a);
-	}
+	expect_created(fds, K, 10000);
 	rasd_kill(&p, SIGKILL);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), K);
@@ -856,12 +863,7 @@ http_group_commit_answers_only_committed(void)
 	}
 	usleep(300 * 1000);
 	rasd_kill(&p, SIGTERM);
-	for (int i = 0; i < K; i++) {
-		char *a = raw_answer(fds[i], 10000);
-
-		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
-		free(a);
-	}
+	expect_created(fds, K, 10000);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 2 * K);
 	close(idle);
@@ -882,12 +884,7 @@ http_group_commit_answers_only_committed(void)
 		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
 		fds[i] = raw_post(&p, bodies[i], lens[i]);
 	}
-	for (int i = 0; i < K; i++) {
-		char *a = raw_answer(fds[i], 4000);
-
-		CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 201", 12), 0);
-		free(a);
-	}
+	expect_created(fds, K, 4000);
 	rasd_kill(&p, SIGKILL);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000033000_'"), K);
