@@ -54,10 +54,6 @@ int ras_buf_pack(struct ras_buf *b, const void *fixed, size_t size, const char *
 bool ras_buf_unpack(const struct ras_buf *b, size_t *off, void *fixed, size_t size, char *const *dst,
     const size_t *cap, size_t n);
 
-/* Append one item of `size` bytes to the malloc'd array *v of *n items
- * (capacity *cap), growing it as needed. */
-int ras_buf_array_push(void *v, size_t *n, size_t *cap, size_t size, const void *item);
-
 /* Read a whole file into b, failing with RAS_ETOOBIG past b->max. */
 int ras_buf_read_file(struct ras_buf *b, const char *path);
 

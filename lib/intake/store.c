@@ -1187,9 +1187,10 @@ done:
 	return err;
 }
 
+/* The array form: the reports appended to a buffer as they come, which
+ * becomes the caller's array. */
 struct report_array {
-	struct ras_normalise_report *v;
-	size_t n, cap;
+	struct ras_buf b;
 	int err;
 };
 
@@ -1199,14 +1200,14 @@ collect_report(const struct ras_normalise_report *r, void *ctx)
 	struct report_array *x = ctx;
 
 	if (x->err == 0)
-		x->err = ras_buf_array_push(&x->v, &x->n, &x->cap, sizeof(*r), r);
+		x->err = ras_buf_append(&x->b, r, sizeof(*r));
 }
 
 int
 ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
     size_t n, size_t limit, struct ras_normalise_report **out, size_t *nout)
 {
-	struct report_array x = { NULL, 0, 0, 0 };
+	struct report_array x = { RAS_BUF_INIT(0), 0 };
 	size_t got = 0;
 	int err;
 
@@ -1216,11 +1217,11 @@ ras_store_normalise(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
 	if (err == 0)
 		err = x.err;   /* out of memory for the reports of a stored batch */
 	if (err < 0) {
-		free(x.v);
+		ras_buf_free(&x.b);
 		return err;
 	}
-	*out = x.v;
-	*nout = x.n;
+	*nout = x.b.len / sizeof(**out);
+	*out = (struct ras_normalise_report *)(void *)ras_buf_detach(&x.b, NULL);
 	return 0;
 }
 

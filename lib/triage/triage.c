@@ -927,9 +927,10 @@ done:
 	return err;
 }
 
+/* The array form: the reports appended to a buffer as they come, which
+ * becomes the caller's array. */
 struct report_array {
-	struct ras_triage_report *v;
-	size_t n, cap;
+	struct ras_buf b;
 	int err;
 };
 
@@ -939,7 +940,7 @@ collect_report(const struct ras_triage_report *r, void *ctx)
 	struct report_array *x = ctx;
 
 	if (x->err == 0)
-		x->err = ras_buf_array_push(&x->v, &x->n, &x->cap, sizeof(*r), r);
+		x->err = ras_buf_append(&x->b, r, sizeof(*r));
 }
 
 int
@@ -947,7 +948,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
     const int64_t *payload_ids, size_t n_payload_ids, struct ras_triage_report **out,
     size_t *n_out)
 {
-	struct report_array x = { NULL, 0, 0, 0 };
+	struct report_array x = { RAS_BUF_INIT(0), 0 };
 	size_t n = 0;
 	int err;
 
@@ -957,11 +958,11 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 	if (err == 0)
 		err = x.err;   /* out of memory for the reports of a stored batch */
 	if (err < 0) {
-		free(x.v);
+		ras_buf_free(&x.b);
 		return err;
 	}
-	*out = x.v;
-	*n_out = x.n;
+	*n_out = x.b.len / sizeof(**out);
+	*out = (struct ras_triage_report *)(void *)ras_buf_detach(&x.b, NULL);
 	return 0;
 }
 

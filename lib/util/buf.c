@@ -243,24 +243,3 @@ ras_buf_unpack(const struct ras_buf *b, size_t *off, void *fixed, size_t size, c
 	*off = o;
 	return true;
 }
-
-int
-ras_buf_array_push(void *v, size_t *n, size_t *cap, size_t size, const void *item)
-{
-	char *arr;
-
-	memcpy(&arr, v, sizeof(arr));   /* v is the address of a T * */
-	if (*n == *cap) {
-		size_t c = *cap ? 2 * *cap : 16;
-		char *grown = c > SIZE_MAX / size ? NULL : realloc(arr, c * size);
-
-		if (grown == NULL)
-			return ras_error_code(RAS_ENOMEM, "out of memory");
-		arr = grown;
-		memcpy(v, &arr, sizeof(arr));
-		*cap = c;
-	}
-	memcpy(arr + *n * size, item, size);
-	(*n)++;
-	return 0;
-}

@@ -251,22 +251,6 @@ buf_pack_round_trip(void)
 	free(huge);
 }
 
-/* An array grows to take every item pushed, in order. */
-static void
-buf_array_push(void)
-{
-	long long *v = NULL;
-	size_t n = 0, cap = 0;
-
-	for (long long i = 0; i < 1000; i++)
-		CU_ASSERT_EQUAL_FATAL(ras_buf_array_push(&v, &n, &cap, sizeof(*v), &i), 0);
-	CU_ASSERT_EQUAL(n, 1000);
-	CU_ASSERT(cap >= n);
-	for (size_t i = 0; i < n; i++)
-		CU_ASSERT_EQUAL(v[i], (long long)i);
-	free(v);
-}
-
 static void
 buf_limit(void)
 {
@@ -486,7 +470,6 @@ static const struct ras_test_case json_cases[] = {
 static const struct ras_test_case mem_cases[] = {
 	{ "buffer limit", buf_limit },
 	{ "packed records", buf_pack_round_trip },
-	{ "an array grown by pushes", buf_array_push },
 	{ "arena", arena_basic },
 	{ "arena blocks given back and reused", arena_reuse },
 	{ "crypto", crypto_basic },
