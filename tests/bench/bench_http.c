@@ -124,8 +124,10 @@ read_files(const char *dir, struct run *run)
 			err = ras_error_code(RAS_ETOOBIG, "path too long: \"%s\"", de->d_name);
 			break;
 		}
-		if ((err = ras_buf_read_file(&b, path)) < 0)
+		if ((err = ras_buf_read_file(&b, path)) < 0) {
+			ras_buf_free(&b);
 			break;
+		}
 		if (b.len > BENCH_HTTP_BYTES_MAX - bytes) {
 			ras_buf_free(&b);
 			err = ras_error_code(RAS_ETOOBIG, "the files of \"%s\" are larger than %u bytes in all"
