@@ -95,7 +95,7 @@ size_t ras_outbox_deliver_work(const struct ras_outbox_stats *st, size_t limit);
  * Never on a timeout, a dropped answer or a 5xx, where a letter may have
  * arrived.  The held letters stay 'ready' with their deadlines running
  * (ras_outbox_deadlines_check flags a letter late whatever the reason).
- * The state lives in this process; after a restart every due letter is
+ * The state lives in this process; after a restart or a reload every due letter is
  * tried once more.
  */
 struct ras_outbox_held {
