@@ -115,9 +115,10 @@ struct pick {
 	bool flag;           /* urgent (review), final (2WW) */
 };
 
-/* The referral id and receipt time of refs[k] (the same in both databases). */
+/* The referral id and receipt time of refs[k] in db (the same in every
+ * database that stored refs in order). */
 static void
-ref_row(size_t k, int64_t *id, int64_t *received)
+ref_row(struct ras_db *db, size_t k, int64_t *id, int64_t *received)
 {
 	char sql[256];
 	char *s;
@@ -126,15 +127,15 @@ ref_row(size_t k, int64_t *id, int64_t *received)
 	snprintf(sql, sizeof(sql), "SELECT r.id || ' ' || floor(extract(epoch FROM r.received_at))::bigint"
 	    " FROM referrals r WHERE r.ubrn = '%s' AND r.version %s%s ORDER BY r.version LIMIT 1", refs[k].ubrn,
 	    refs[k].version ? "= " : "> 0", refs[k].version ? refs[k].version : "");
-	s = ras_test_sql_text(one_db, sql, NULL);
+	s = ras_test_sql_text(db, sql, NULL);
 	RAS_REQUIRE(s);
 	CU_ASSERT_EQUAL(sscanf(s, "%lld %lld", (long long *)id, (long long *)received), 2);
 	free(s);
 }
 
 static void
-make_decision(struct ras_arena *a, const struct pick *p, int seq, int64_t at, struct ras_decision *d,
-    int64_t *referral_id)
+make_decision(struct ras_db *db, struct ras_arena *a, const struct pick *p, int seq, int64_t at,
+    struct ras_decision *d, int64_t *referral_id)
 {
 	const struct ras_ruleset *rs = ras_mappings_ruleset(ras_triage_mappings(tri), "midnotts");
 	struct ras_reason *reason = ras_arena_calloc(a, 1, sizeof(*reason));
@@ -143,7 +144,7 @@ make_decision(struct ras_arena *a, const struct pick *p, int seq, int64_t at, st
 	int64_t received = 0;
 
 	RAS_REQUIRE(reason);
-	ref_row(p->ref, referral_id, &received);
+	ref_row(db, p->ref, referral_id, &received);
 	memset(d, 0, sizeof(*d));
 	d->service = "midnotts";
 	d->final = true;
@@ -271,7 +272,7 @@ load_map(struct ras_db *db, const int64_t *ids, size_t n)
 
 /* The first line where a and b differ, for the failure message. */
 static void
-show_difference(const char *what, const char *a, const char *b)
+show_difference(const char *what, const char *a, const char *b, const char *a_is, const char *b_is)
 {
 	size_t line = 1, i = 0;
 
@@ -282,8 +283,8 @@ show_difference(const char *what, const char *a, const char *b)
 	}
 	while (i > 0 && a[i - 1] != '\n')
 		i--;
-	fprintf(stderr, "%s differ at line %zu:\n  one at a time: %.300s\n  as a batch:    %.300s\n", what, line,
-	    a + i, b + i);
+	fprintf(stderr, "%s differ at line %zu:\n  %s: %.300s\n  %s: %.300s\n", what, line, a_is, a + i,
+	    b_is, b + i);
 }
 
 /* ---- the test ------------------------------------------------------------------ */
@@ -343,7 +344,7 @@ batch_equals_one_at_a_time(void)
 	}
 
 	for (size_t i = 0; i < N_BEFORE; i++) {
-		make_decision(a, &before[i], (int)i, t0 + (int64_t)i * 60, &before_d[i], &before_rid[i]);
+		make_decision(one_db, a, &before[i], (int)i, t0 + (int64_t)i * 60, &before_d[i], &before_rid[i]);
 		CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(one_db, before_rid[i], &before_d[i], &ids_one[i]), 0);
 		CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(batch_db, before_rid[i], &before_d[i], &ids_batch[i]), 0);
 	}
@@ -356,7 +357,7 @@ batch_equals_one_at_a_time(void)
 			picks[i].kind = (enum kind)((seed >> 16) % K_N);
 			picks[i].flag = (seed >> 24) & 1u;
 		}
-		make_decision(a, &picks[i], (int)(N_BEFORE + i), t0 + 3600 + (int64_t)i * 60, &d[i], &rid[i]);
+		make_decision(one_db, a, &picks[i], (int)(N_BEFORE + i), t0 + 3600 + (int64_t)i * 60, &d[i], &rid[i]);
 	}
 	/* one at a time here, one batch there */
 	for (size_t i = 0; i < N; i++)
@@ -371,7 +372,7 @@ batch_equals_one_at_a_time(void)
 		RAS_REQUIRE(x);
 		RAS_REQUIRE(y);
 		if (strcmp(x, y) != 0)
-			show_difference(dump_names[q], x, y);
+			show_difference(dump_names[q], x, y, "one at a time", "as a batch   ");
 		CU_ASSERT_STRING_EQUAL(x, y);
 		free(x);
 		free(y);
