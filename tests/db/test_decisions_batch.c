@@ -550,6 +550,25 @@ batch_equals_014(void)
 	ras_db_close(new_db);
 }
 
+/* schema/016: the referral's document and the decision's reasons, facts
+ * and clocks are written with lz4 (this server has it), and
+ * ras_store_referrals keeps its plans for the session. */
+static void
+documents_lz4_and_plans_kept(void)
+{
+	struct ras_db *db = ras_test_db("decisions_lz4", NULL);
+
+	RAS_REQUIRE(db);
+	store_ref(db, &refs[0], 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM referrals"
+	    " WHERE pg_column_compression(doc) = 'lz4'", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'decisions'::regclass"
+	    " AND attname IN ('reasons', 'facts', 'deadlines') AND attcompression = 'l'", NULL), 3);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM pg_proc WHERE proname = 'ras_store_referrals'"
+	    " AND 'plan_cache_mode=force_generic_plan' = ANY (proconfig)", NULL), 1);
+	ras_db_close(db);
+}
+
 /* A statement that inserts two decisions of one referral at once would
  * have the letters and intents of the first decided without the second
  * seeing them: the triggers refuse it (ras_store_decisions never does). */
@@ -613,6 +632,7 @@ main(void)
 	static const struct ras_test_case cases[] = {
 		{ "a batch of decisions stores exactly what one at a time does", batch_equals_one_at_a_time },
 		{ "016 stores what 014 stored, in one round and in rounds", batch_equals_014 },
+		{ "documents are written with lz4; ras_store_referrals keeps its plans", documents_lz4_and_plans_kept },
 		{ "one statement cannot insert two decisions of one referral",
 		  two_decisions_of_one_referral_in_one_statement },
 		{ "a bad decision refuses the whole batch", bad_decisions_refuse_the_batch },
