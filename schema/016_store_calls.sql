@@ -22,8 +22,8 @@
 --     looked up inside the statement that queues the letters.
 --   * ras_outbox_enqueue_all: the referrals locked, checked and their keys
 --     listed in one statement (was four).
---   * ras_ers_decisions_intents: the check for two decisions of one
---     referral and the list of e-RS referrals in one statement (was three).
+--   * ras_ers_decisions_intents: the referrals read once (014: three
+--     times), and the intents superseded without joining them again.
 --   * ras_store_referrals keeps its plans for the session, as the decisions
 --     functions do: it was planned again at calls, with the whole batch
 --     (~5 KB a referral) copied into the plans as a constant.
@@ -306,48 +306,49 @@ BEGIN
 END $$;
 
 -- ---- e-RS outcome intents of new decisions ---------------------------------------
--- As in 014: the refusal of two decisions of one referral in one
--- statement, and the list of the decisions on referrals from e-RS, come
--- from one read of the referrals (014: three statements); the intents
--- that are superseded are looked for only when a referral has a UBRN.
+-- As in 014, from one read of the referrals (014: three): the refusal of
+-- two decisions of one referral in one statement, the decisions whose
+-- referral has a UBRN (whose pending intents they supersede) and those on
+-- referrals from e-RS (which may make one).  The superseding statement
+-- then reads ers_outcomes alone: in scripts/bench, 014's form of it
+-- (joining the transition table to referrals again) read referrals whole,
+-- once per decision, in sessions whose plan was made while the table was
+-- small.
 CREATE OR REPLACE FUNCTION ras_ers_decisions_intents() RETURNS trigger
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan -- see ras_store_decisions (014)
 AS $$
 DECLARE
+    v_refs  bigint[] := ARRAY(SELECT n.referral_id FROM new_decisions n);
     v_twice boolean;
     v_key   text;
-    v_ubrn  boolean;
+    v_ids   bigint[];       -- the decisions whose referral has a UBRN ...
+    v_ubrns text[];         -- ... and that UBRN
     v_ers   bigint[];
 BEGIN
-    WITH n AS (
-        SELECT n.id, n.referral_id FROM new_decisions n),
-    r AS (
-        SELECT r.id, r.referral_key, r.ubrn, r.source FROM referrals r
-         WHERE r.id = ANY (ARRAY(SELECT n.referral_id FROM n))),
+    WITH r AS MATERIALIZED (
+        SELECT r.id, r.referral_key, r.ubrn, r.source FROM referrals r WHERE r.id = ANY (v_refs)),
     twice AS (
-        SELECT r.referral_key FROM n JOIN r ON r.id = n.referral_id
-         GROUP BY r.referral_key HAVING count(*) > 1 LIMIT 1)
+        SELECT r.referral_key FROM unnest(v_refs) x(id) JOIN r ON r.id = x.id
+         GROUP BY r.referral_key HAVING count(*) > 1 LIMIT 1),
+    nd AS (
+        SELECT n.id, r.ubrn, r.source FROM new_decisions n JOIN r ON r.id = n.referral_id
+         WHERE r.ubrn IS NOT NULL)
     SELECT EXISTS (SELECT 1 FROM twice), (SELECT t.referral_key FROM twice t),
-           EXISTS (SELECT 1 FROM r WHERE r.ubrn IS NOT NULL),
-           ARRAY(SELECT n.id FROM n JOIN r ON r.id = n.referral_id
-                  WHERE r.ubrn IS NOT NULL AND r.source IN ('ers-worklist', 'ers-referral')
-                  ORDER BY n.id)
-      INTO v_twice, v_key, v_ubrn, v_ers;
+           ARRAY(SELECT nd.id FROM nd ORDER BY nd.id), ARRAY(SELECT nd.ubrn FROM nd ORDER BY nd.id),
+           ARRAY(SELECT nd.id FROM nd WHERE nd.source IN ('ers-worklist', 'ers-referral') ORDER BY nd.id)
+      INTO v_twice, v_key, v_ids, v_ubrns, v_ers;
     IF v_twice THEN
         RAISE EXCEPTION 'two decisions for referral % in one statement', v_key
             USING ERRCODE = 'cardinality_violation';
     END IF;
-    IF v_ubrn THEN
-        WITH r AS (
-            SELECT r.id, r.ubrn FROM referrals r
-             WHERE r.id = ANY (ARRAY(SELECT n.referral_id FROM new_decisions n)) AND r.ubrn IS NOT NULL),
-        nd AS (
-            SELECT n.id, r.ubrn FROM new_decisions n JOIN r ON r.id = n.referral_id),
+    IF cardinality(v_ids) > 0 THEN
+        WITH nd AS (
+            SELECT * FROM unnest(v_ids, v_ubrns) AS nd(id, ubrn)),
         gone AS (
             UPDATE ers_outcomes o SET state = 'superseded', updated_at = now()
               FROM nd
-             WHERE o.ubrn = ANY (ARRAY(SELECT nd.ubrn FROM nd))
+             WHERE o.ubrn = ANY (v_ubrns)
                AND o.ubrn = nd.ubrn AND o.state IN ('pending', 'retry')
             RETURNING o.id, o.referral_id, o.ubrn, nd.id AS decision)
         INSERT INTO events (referral_id, ubrn, kind, actor, detail)
