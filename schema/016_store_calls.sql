@@ -8,13 +8,13 @@
 -- a group of 8 HTTP referrals paid them all.  What each stores is
 -- unchanged (the same rows, columns, events, letters and intents, in the
 -- same order; the same locks, taken in the same order; the same errors);
--- only the statements that do it are fewer (11 in all for a batch with one
+-- only the statements that do it are fewer (12 in all for a batch with one
 -- decision per referral and no e-RS referral):
 --   * ras_store_decisions: the batch is read and its referrals locked in
 --     id order in one statement; the checks and the number of rounds in
 --     one more; then, per round, the INSERT of the decisions and ONE
 --     statement for the clocks (of every version of the referrals), the
---     referrals' states and the triage-decided events (014: seven per
+--     referrals' states and the triage-decided events (014: eight per
 --     round).  A batch with one decision per referral is one round, taken
 --     as it is.  The triage clock a final decision starts is inserted met,
 --     instead of inserted and then updated (one row version less).
