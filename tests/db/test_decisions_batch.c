@@ -115,9 +115,10 @@ struct pick {
 	bool flag;           /* urgent (review), final (2WW) */
 };
 
-/* The referral id and receipt time of refs[k] (the same in both databases). */
+/* The referral id and receipt time of refs[k] in db (the same in every
+ * database that stored refs in order). */
 static void
-ref_row(size_t k, int64_t *id, int64_t *received)
+ref_row(struct ras_db *db, size_t k, int64_t *id, int64_t *received)
 {
 	char sql[256];
 	char *s;
@@ -126,15 +127,15 @@ ref_row(size_t k, int64_t *id, int64_t *received)
 	snprintf(sql, sizeof(sql), "SELECT r.id || ' ' || floor(extract(epoch FROM r.received_at))::bigint"
 	    " FROM referrals r WHERE r.ubrn = '%s' AND r.version %s%s ORDER BY r.version LIMIT 1", refs[k].ubrn,
 	    refs[k].version ? "= " : "> 0", refs[k].version ? refs[k].version : "");
-	s = ras_test_sql_text(one_db, sql, NULL);
+	s = ras_test_sql_text(db, sql, NULL);
 	RAS_REQUIRE(s);
 	CU_ASSERT_EQUAL(sscanf(s, "%lld %lld", (long long *)id, (long long *)received), 2);
 	free(s);
 }
 
 static void
-make_decision(struct ras_arena *a, const struct pick *p, int seq, int64_t at, struct ras_decision *d,
-    int64_t *referral_id)
+make_decision(struct ras_db *db, struct ras_arena *a, const struct pick *p, int seq, int64_t at,
+    struct ras_decision *d, int64_t *referral_id)
 {
 	const struct ras_ruleset *rs = ras_mappings_ruleset(ras_triage_mappings(tri), "midnotts");
 	struct ras_reason *reason = ras_arena_calloc(a, 1, sizeof(*reason));
@@ -143,7 +144,7 @@ make_decision(struct ras_arena *a, const struct pick *p, int seq, int64_t at, st
 	int64_t received = 0;
 
 	RAS_REQUIRE(reason);
-	ref_row(p->ref, referral_id, &received);
+	ref_row(db, p->ref, referral_id, &received);
 	memset(d, 0, sizeof(*d));
 	d->service = "midnotts";
 	d->final = true;
@@ -271,7 +272,7 @@ load_map(struct ras_db *db, const int64_t *ids, size_t n)
 
 /* The first line where a and b differ, for the failure message. */
 static void
-show_difference(const char *what, const char *a, const char *b)
+show_difference(const char *what, const char *a, const char *b, const char *a_is, const char *b_is)
 {
 	size_t line = 1, i = 0;
 
@@ -282,8 +283,8 @@ show_difference(const char *what, const char *a, const char *b)
 	}
 	while (i > 0 && a[i - 1] != '\n')
 		i--;
-	fprintf(stderr, "%s differ at line %zu:\n  one at a time: %.300s\n  as a batch:    %.300s\n", what, line,
-	    a + i, b + i);
+	fprintf(stderr, "%s differ at line %zu:\n  %s: %.300s\n  %s: %.300s\n", what, line, a_is, a + i,
+	    b_is, b + i);
 }
 
 /* ---- the test ------------------------------------------------------------------ */
@@ -343,7 +344,7 @@ batch_equals_one_at_a_time(void)
 	}
 
 	for (size_t i = 0; i < N_BEFORE; i++) {
-		make_decision(a, &before[i], (int)i, t0 + (int64_t)i * 60, &before_d[i], &before_rid[i]);
+		make_decision(one_db, a, &before[i], (int)i, t0 + (int64_t)i * 60, &before_d[i], &before_rid[i]);
 		CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(one_db, before_rid[i], &before_d[i], &ids_one[i]), 0);
 		CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(batch_db, before_rid[i], &before_d[i], &ids_batch[i]), 0);
 	}
@@ -356,7 +357,7 @@ batch_equals_one_at_a_time(void)
 			picks[i].kind = (enum kind)((seed >> 16) % K_N);
 			picks[i].flag = (seed >> 24) & 1u;
 		}
-		make_decision(a, &picks[i], (int)(N_BEFORE + i), t0 + 3600 + (int64_t)i * 60, &d[i], &rid[i]);
+		make_decision(one_db, a, &picks[i], (int)(N_BEFORE + i), t0 + 3600 + (int64_t)i * 60, &d[i], &rid[i]);
 	}
 	/* one at a time here, one batch there */
 	for (size_t i = 0; i < N; i++)
@@ -371,7 +372,7 @@ batch_equals_one_at_a_time(void)
 		RAS_REQUIRE(x);
 		RAS_REQUIRE(y);
 		if (strcmp(x, y) != 0)
-			show_difference(dump_names[q], x, y);
+			show_difference(dump_names[q], x, y, "one at a time", "as a batch   ");
 		CU_ASSERT_STRING_EQUAL(x, y);
 		free(x);
 		free(y);
@@ -409,6 +410,163 @@ batch_equals_one_at_a_time(void)
 		CU_ASSERT(most >= 3);
 	}
 	ras_arena_free(a);
+}
+
+/* ---- the same as 014 stored ------------------------------------------------------ */
+
+/* schema/016 stores decisions with fewer statements; 014's functions, read
+ * from their migration (released migrations never change), are the
+ * reference.  Loads them over 016's into db. */
+static void
+load_014(struct ras_db *db)
+{
+	static const char *const names[] = { "ras_outbox_enqueue_all", "ras_outbox_on_decisions",
+		"ras_ers_decisions_intents", "ras_store_decisions" };
+	size_t len;
+	char *sql = ras_test_read(RAS_SOURCE_ROOT "/schema/014_decisions_batch.sql", &len);
+
+	RAS_REQUIRE(sql);
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		char head[96];
+		const char *at, *body, *end;
+		struct ras_buf b = RAS_BUF_INIT(0);
+
+		snprintf(head, sizeof(head), "CREATE FUNCTION %s(", names[k]);
+		at = strstr(sql, head);
+		RAS_REQUIRE(at);
+		body = strstr(at, "$$");
+		RAS_REQUIRE(body);
+		end = strstr(body + 2, "$$;");
+		RAS_REQUIRE(end);
+		(void)ras_buf_puts(&b, "CREATE OR REPLACE FUNCTION ");
+		(void)ras_buf_append(&b, at + strlen("CREATE FUNCTION "), (size_t)(end + 3 - at) - strlen("CREATE FUNCTION "));
+		CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, b.data), 0);
+		ras_buf_free(&b);
+	}
+	free(sql);
+}
+
+/* The same referrals, decisions before, and two batches in a database with
+ * 014's functions and in one with 016's: first a batch with one decision
+ * per referral (one round; e-RS and other referrals mixed, 2WW notices,
+ * clinicians' decisions), then a generated mix with several decisions per
+ * referral (rounds).  Everything stored must be the same. */
+static void
+batch_equals_014(void)
+{
+	static const struct pick before[] = {
+		{ 1, K_REVIEW, true }, { 3, K_RECOMMEND, false }, { 6, K_2WW, false }, { 9, K_RETURN, false },
+		{ 10, K_REVIEW, true }, { 8, K_REVIEW, false }, { 0, K_REVIEW, false },
+	};
+	/* one decision per referral, and one per referral key (versions of one
+	 * key are taken in rounds): refs[1], refs[3] and refs[4] are older
+	 * versions of refs[2] and refs[5] */
+	static const struct pick one_each[] = {
+		{ 0, K_ACCEPT, false },         /* final: meets the triage clock the review started */
+		{ 2, K_CLIN_ACCEPT, false },    /* meets version 1's clinical-review clock, supersedes its others */
+		{ 5, K_REVIEW, true },          /* supersedes version 1's clocks */
+		{ 6, K_ACCEPT, false },         /* a letter; the notice stays */
+		{ 7, K_2WW, true },             /* a 2WW notice and its letter */
+		{ 8, K_ACCEPT, false },
+		{ 9, K_CLIN_ACCEPT, false },    /* e-RS: supersedes the pending intent */
+		{ 10, K_CLIN_RETURN, false },   /* e-RS: an intent, meets its clinical-review clock */
+		{ 11, K_ACCEPT, false },        /* e-RS: an intent */
+	};
+	enum { N_BEFORE = sizeof(before) / sizeof(before[0]), N_ONE = sizeof(one_each) / sizeof(one_each[0]),
+		N_MIX = 40, N = N_ONE + N_MIX };
+	struct ras_db *old_db = ras_test_db("decisions_014", NULL), *new_db = ras_test_db("decisions_016", NULL);
+	struct ras_arena *a = ras_arena_new();
+	struct pick picks[N];
+	struct ras_decision before_d[N_BEFORE], d[N];
+	int64_t before_rid[N_BEFORE], rid[N], ids_old[N_BEFORE + N], ids_new[N_BEFORE + N];
+	int64_t t0 = 1775100000;
+	uint32_t seed = 20261208u;
+	struct ras_db *dbs[2] = { old_db, new_db };
+	int64_t *ids[2] = { ids_old, ids_new };
+
+	RAS_REQUIRE(old_db);
+	RAS_REQUIRE(new_db);
+	RAS_REQUIRE(a);
+	load_014(old_db);
+	for (size_t k = 0; k < N_REFS; k++) {
+		store_ref(old_db, &refs[k], (int)k);
+		store_ref(new_db, &refs[k], (int)k);
+	}
+	CU_ASSERT_EQUAL(ras_test_sql_int(old_db, "SELECT sum(id * version) FROM referrals", NULL),
+	    ras_test_sql_int(new_db, "SELECT sum(id * version) FROM referrals", NULL));
+	for (size_t i = 0; i < N_BEFORE; i++)
+		make_decision(new_db, a, &before[i], (int)i, t0 + (int64_t)i * 60, &before_d[i], &before_rid[i]);
+	for (size_t i = 0; i < N; i++) {
+		if (i < N_ONE)
+			picks[i] = one_each[i];
+		else {
+			seed = seed * 1103515245u + 12345u;
+			picks[i].ref = (seed >> 8) % N_REFS;
+			picks[i].kind = (enum kind)((seed >> 16) % K_N);
+			picks[i].flag = (seed >> 24) & 1u;
+		}
+		make_decision(new_db, a, &picks[i], (int)(N_BEFORE + i), t0 + 3600 + (int64_t)i * 60, &d[i], &rid[i]);
+	}
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < N_BEFORE; i++)
+			CU_ASSERT_EQUAL_FATAL(ras_triage_store_decision(dbs[k], before_rid[i], &before_d[i], &ids[k][i]), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_triage_store_decisions(dbs[k], rid, d, N_ONE, &ids[k][N_BEFORE]), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_triage_store_decisions(dbs[k], rid + N_ONE, d + N_ONE, N_MIX,
+		    &ids[k][N_BEFORE + N_ONE]), 0);
+	}
+	load_map(old_db, ids_old, N_BEFORE + N);
+	load_map(new_db, ids_new, N_BEFORE + N);
+	for (size_t q = 0; q < sizeof(dumps) / sizeof(dumps[0]); q++) {
+		char *x = ras_test_sql_text(old_db, dumps[q], NULL), *y = ras_test_sql_text(new_db, dumps[q], NULL);
+
+		RAS_REQUIRE(x);
+		RAS_REQUIRE(y);
+		if (strcmp(x, y) != 0)
+			show_difference(dump_names[q], x, y, "014", "016");
+		CU_ASSERT_STRING_EQUAL(x, y);
+		free(x);
+		free(y);
+	}
+	/* what the special cases of 016 are about did happen: a final
+	 * decision's own triage clock (inserted met), and a triage clock an
+	 * earlier decision started that a later one met */
+	CU_ASSERT(ras_test_sql_int(new_db, "SELECT count(*) FROM deadlines WHERE kind = 'triage'"
+	    " AND met_by = 'decision:' || decision_id", NULL) > 0);
+	CU_ASSERT(ras_test_sql_int(new_db, "SELECT count(*) FROM deadlines WHERE kind = 'triage'"
+	    " AND met_by LIKE 'decision:%' AND met_by <> 'decision:' || decision_id", NULL) > 0);
+	CU_ASSERT(ras_test_sql_int(new_db, "SELECT count(*) FROM deadlines WHERE kind = 'clinical-review'"
+	    " AND met_by LIKE 'decision:%'", NULL) > 0);
+	CU_ASSERT(ras_test_sql_int(new_db, "SELECT count(*) FROM ers_outcomes WHERE state = 'superseded'", NULL) > 0);
+	CU_ASSERT(ras_test_sql_int(new_db, "SELECT count(*) FROM ers_outcomes", NULL) > 0);
+	CU_ASSERT(ras_test_sql_int(new_db, "SELECT count(*) FROM outbox WHERE kind = 'gp-2ww-notice'", NULL) > 0);
+	CU_ASSERT(ras_test_sql_int(new_db, "SELECT count(*) FROM outbox WHERE doc_version > 1", NULL) > 0);
+	/* and the reference is 014's: its functions differ from 016's */
+	CU_ASSERT_NOT_EQUAL(ras_test_sql_int(old_db, "SELECT count(*) FROM pg_proc WHERE proname = 'ras_store_decisions'"
+	    " AND prosrc LIKE '%v_vids :=%'", NULL), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(new_db, "SELECT count(*) FROM pg_proc WHERE proname = 'ras_store_decisions'"
+	    " AND prosrc LIKE '%v_vids :=%'", NULL), 0);
+	ras_arena_free(a);
+	ras_db_close(old_db);
+	ras_db_close(new_db);
+}
+
+/* schema/016: the referral's document and the decision's reasons, facts
+ * and clocks are written with lz4 (this server has it), and
+ * ras_store_referrals keeps its plans for the session. */
+static void
+documents_lz4_and_plans_kept(void)
+{
+	struct ras_db *db = ras_test_db("decisions_lz4", NULL);
+
+	RAS_REQUIRE(db);
+	store_ref(db, &refs[0], 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM referrals"
+	    " WHERE pg_column_compression(doc) = 'lz4'", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'decisions'::regclass"
+	    " AND attname IN ('reasons', 'facts', 'deadlines') AND attcompression = 'l'", NULL), 3);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM pg_proc WHERE proname = 'ras_store_referrals'"
+	    " AND 'plan_cache_mode=force_generic_plan' = ANY (proconfig)", NULL), 1);
+	ras_db_close(db);
 }
 
 /* A statement that inserts two decisions of one referral at once would
@@ -473,6 +631,8 @@ main(void)
 {
 	static const struct ras_test_case cases[] = {
 		{ "a batch of decisions stores exactly what one at a time does", batch_equals_one_at_a_time },
+		{ "016 stores what 014 stored, in one round and in rounds", batch_equals_014 },
+		{ "documents are written with lz4; ras_store_referrals keeps its plans", documents_lz4_and_plans_kept },
 		{ "one statement cannot insert two decisions of one referral",
 		  two_decisions_of_one_referral_in_one_statement },
 		{ "a bad decision refuses the whole batch", bad_decisions_refuse_the_batch },
