@@ -107,6 +107,13 @@
 /* ... and at most this many payloads (a chunk's reports and plans). */
 #define RAS_NORMALISE_CHUNK_ROWS 256u
 
+/* Normalise hands the referrals it created to triage in memory (store.h,
+ * struct ras_store_handover) up to this many bytes of their documents as
+ * stored text (their parsed trees take several times that); the rest are
+ * read back from the database as before, so what a spool pass or HTTP
+ * group holds in memory has a ceiling whatever its size. */
+#define RAS_HANDOVER_DOC_BYTES   (1024u * 1024u)
+
 /* The render stage reads and renders a claimed batch of letters a chunk at
  * a time: at most this many bytes of the stored documents they are made
  * from (referral and episode, pg_column_size; at least one letter); and it
