@@ -124,9 +124,12 @@ int ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *f
  *   - its document holds no number that the database's jsonb would give
  *     back as another JSON type (a decimal of 1e15 or more).
  *
- * Beyond RAS_HANDOVER_DOC_BYTES of documents an entry keeps no document
- * (doc NULL) and triage reads that referral back.  Whatever is not handed
- * over is triaged from the database as before.
+ * Beyond RAS_HANDOVER_DOC_BYTES of documents (normalise keeps no more
+ * trees than that, even for a moment) an entry keeps no document: doc,
+ * version, key, service and e-RS service id are unset, and triage reads
+ * that referral back; its payload, kind and UBRN still serve the
+ * receipts.  Whatever is not handed over is triaged from the database as
+ * before.
  */
 struct ras_store_handed {
 	int64_t referral_id;

@@ -231,7 +231,9 @@ struct plan {
 	const char *id_text;
 	const char *service_hint;
 	int64_t received;        /* inbox.received_at, whole seconds */
-	bool keep_docs;          /* a handover is filled: referral steps keep their trees */
+	/* a handover is filled: referral steps keep their trees while this
+	 * many bytes of their text are left of its bound (NULL: none kept) */
+	size_t *keep_budget;
 };
 
 static const char SQL_STORE_REFERRAL[] =
@@ -333,8 +335,11 @@ plan_referral(struct ras_arena *a, struct plan *p, const struct ras_referral *r,
 	if ((err = ras_referral_json_dump(r, key, &doc)) < 0)
 		return err;
 	text = dump_compact(a, doc);
-	if (p->keep_docs) {
-		/* handed to triage if the store creates it (handover_collect) */
+	if (p->keep_budget && text && strlen(text) <= *p->keep_budget) {
+		/* handed to triage if the store creates it (handover_collect);
+		 * within the handover's bound, so that a chunk does not hold the
+		 * trees of all its referrals */
+		*p->keep_budget -= strlen(text);
 		if ((err = ras_json_arena_own(a, doc)) < 0)
 			return err;
 	} else {
@@ -966,7 +971,7 @@ done:
 static int
 run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ras_arena *a,
     struct claimed *rows, size_t n, struct ras_normalise_report *reports, struct plan *plans,
-    bool keep_docs)
+    size_t *keep_budget)
 {
 	struct call *calls = NULL;
 	size_t ncalls = 0;
@@ -987,7 +992,7 @@ run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ra
 		p->id_text = ras_arena_printf(a, "%lld", (long long)rows[i].id);
 		p->service_hint = rows[i].service_hint;
 		p->received = rows[i].received;
-		p->keep_docs = keep_docs;
+		p->keep_budget = keep_budget;
 		if ((err = plan_payload(a, form_maps, p, rows[i].body, rows[i].len, rows[i].truncated,
 		    rows[i].ubrn_hint)) < 0)
 			return err;
@@ -1136,32 +1141,33 @@ doc_text(const json_t *obj, const char *name, const char **out)
 }
 
 /* One created referral of a written chunk as an entry (not yet checked
- * against the rest of the batch: handover_finish). */
+ * against the rest of the batch: handover_finish): with its document and
+ * details when its step kept the tree, else only what receipts use (its
+ * UBRN is the document's: ras_referral_json_dump writes r->ubrn). */
 static int
 handover_add(struct ras_store_handover *h, const struct plan *p, const struct step *s)
 {
 	struct ras_store_handed e;
 	const char *ubrn, *key, *sid;
-	json_t *ver = json_object_get(s->doc, "version");
+	json_t *ver = s->doc ? json_object_get(s->doc, "version") : NULL;
 
 	memset(&e, 0, sizeof(e));
-	if (!doc_text(s->doc, "ubrn", &ubrn) || !doc_text(s->doc, "key", &key) || key == NULL ||
-	    !doc_text(json_object_get(s->doc, "ers"), "service_id", &sid) || !json_is_integer(ver))
-		return 0;   /* read back */
 	e.referral_id = s->referral_id;
 	e.payload_id = p->id;
 	e.received = p->received;
-	e.version = (int64_t)json_integer_value(ver);
 	e.kind = p->kind;
 	e.whole_payload = p->nsteps == 1 && strcmp(p->state, "stored") == 0 && p->error == NULL;
-	e.key = ras_arena_strdup(h->a, key);
-	e.ubrn = ubrn ? ras_arena_strdup(h->a, ubrn) : NULL;
-	e.ers_service_id = sid ? ras_arena_strdup(h->a, sid) : NULL;
-	e.service = p->service_hint ? ras_arena_strdup(h->a, p->service_hint) : NULL;
-	if (e.key == NULL || (ubrn && e.ubrn == NULL) || (sid && e.ers_service_id == NULL) ||
-	    (p->service_hint && e.service == NULL))
+	if (s->ubrn && (e.ubrn = ras_arena_strdup(h->a, s->ubrn)) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (h->doc_bytes + s->doc_len <= RAS_HANDOVER_DOC_BYTES && jsonb_stable(s->doc, 0)) {
+	if (s->doc && doc_text(s->doc, "ubrn", &ubrn) && doc_text(s->doc, "key", &key) && key != NULL &&
+	    doc_text(json_object_get(s->doc, "ers"), "service_id", &sid) && json_is_integer(ver) &&
+	    h->doc_bytes + s->doc_len <= RAS_HANDOVER_DOC_BYTES && jsonb_stable(s->doc, 0)) {
+		e.version = (int64_t)json_integer_value(ver);
+		e.key = ras_arena_strdup(h->a, key);
+		e.ers_service_id = sid ? ras_arena_strdup(h->a, sid) : NULL;
+		e.service = p->service_hint ? ras_arena_strdup(h->a, p->service_hint) : NULL;
+		if (e.key == NULL || (sid && e.ers_service_id == NULL) || (p->service_hint && e.service == NULL))
+			return ras_error_code(RAS_ENOMEM, "out of memory");
 		json_incref(s->doc);
 		if (ras_json_arena_own(h->a, s->doc) < 0)
 			return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -1195,8 +1201,7 @@ handover_collect(struct ras_store_handover *h, struct plan *plans, size_t n)
 			}
 			if (ras_buf_append(&h->touched, &s->referral_id, sizeof(s->referral_id)) < 0)
 				return ras_error_code(RAS_ENOMEM, "out of memory");
-			if (s->doc == NULL || strcmp(s->outcome, "created") != 0 ||
-			    strcmp(s->params[2].value, "new") != 0)
+			if (strcmp(s->outcome, "created") != 0 || strcmp(s->params[2].value, "new") != 0)
 				continue;
 			if ((err = handover_add(h, &plans[i], s)) < 0)
 				return err;
@@ -1405,6 +1410,8 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 		struct ras_arena *ca = ras_arena_new();
 		struct claimed *chunk = NULL;
 		size_t bytes = rows[s].len, got = 0;
+		/* what is left of the handover's bound (handover_add checks it again) */
+		size_t budget = h && h->doc_bytes < RAS_HANDOVER_DOC_BYTES ? RAS_HANDOVER_DOC_BYTES - h->doc_bytes : 0;
 		int64_t *cids;
 
 		for (e = s + 1; e < nrows && e - s < cap && bytes + rows[e].len <= RAS_NORMALISE_CHUNK_BYTES; e++)
@@ -1420,7 +1427,7 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 			err = ras_error_code(RAS_EIO, "payloads of the batch changed under it (%zu of %zu read)",
 			    got, e - s);
 		if (err == 0)
-			err = run_batch(db, form_maps, ca, chunk, got, reports, plans, h != NULL);
+			err = run_batch(db, form_maps, ca, chunk, got, reports, plans, h ? &budget : NULL);
 		if (err == 0 && h)
 			err = handover_collect(h, plans, got);
 		for (size_t i = 0; i < e - s && err == 0; i++)
@@ -1470,7 +1477,7 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 				goto done;
 			continue;
 		}
-		err = run_batch(db, form_maps, oa, one, 1, rep, &plans[0], false);
+		err = run_batch(db, form_maps, oa, one, 1, rep, &plans[0], NULL);
 		free_plans(&plans[0], 1);
 		if (err == 0 && (err = ras_db_commit(db)) == 0) {
 			ras_arena_free(oa);

@@ -1198,7 +1198,7 @@ not_handed_over_read_back(void)
 
 	/* 4. More documents than the handover keeps: the rest read back. */
 	{
-		enum { MANY = 600 };
+		enum { MANY = 200 };
 		char **many = calloc(MANY, sizeof(*many));
 		size_t *ml = calloc(MANY, sizeof(*ml));
 
