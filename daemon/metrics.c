@@ -6,7 +6,10 @@
 #include "metrics.h"
 #include "ras/buf.h"
 #include "ras/ops.h"
+#include "ras/outbox.h"
+#include "ras/runtime.h"
 #include "ras_config.h"
+#include "stages.h"
 
 static void
 unit_series(struct ras_buf *b, const struct ras_daemon *d, const char *name, const char *type,
@@ -72,6 +75,19 @@ process_metrics(struct ras_daemon *d, struct ras_buf *b, bool db_up)
 	(void)ras_buf_printf(b, "rasd_config_reloads_total{result=\"ok\"} %llu\n"
 	    "rasd_config_reloads_total{result=\"failed\"} %llu\n", (unsigned long long)s->reload_ok,
 	    (unsigned long long)s->reload_failed);
+	{
+		const struct ras_runtime *rt = ras_stages_runtime(d->units);
+		const struct ras_outbox *o = rt ? ras_runtime_outbox(rt) : NULL;
+		struct ras_outbox_held h;
+		size_t held = 0;
+
+		while (o && ras_outbox_deliver_held(o, held, &h))
+			held++;
+		ras_ops_prom_head(b, "rasd_outbox_endpoints_held", "gauge",
+		    "FHIR endpoints refusing connections whose letters this process holds back "
+		    "(one letter probes each).");
+		(void)ras_buf_printf(b, "rasd_outbox_endpoints_held %zu\n", held);
+	}
 	ras_ops_prom_head(b, "rasd_config_last_reload_success_timestamp_seconds", "gauge",
 	    "When the configuration in use was loaded (Unix time).");
 	(void)ras_buf_printf(b, "rasd_config_last_reload_success_timestamp_seconds %lld\n",

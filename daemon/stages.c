@@ -572,9 +572,25 @@ deliver_run(struct ras_db *db, int64_t now, size_t limit, void *state)
 		    "%d document(s): %d delivered, %d to retry, %d unknown (checked next), %d dead",
 		    st.claimed, st.delivered, st.retried, st.unknown, st.dead);
 	}
+	if (st.routes_held || st.routes_back) {
+		struct ras_log_field f[] = { { "STAGE", "deliver" }, { NULL, NULL } };
+		struct ras_outbox_held h;
+
+		/* the endpoints' addresses are configuration (routes), not
+		 * patient data */
+		for (size_t i = 0; ras_outbox_deliver_held(ras_runtime_outbox(p->rt), i, &h); i++)
+			if (h.since == now && h.refusals == 1)
+				ras_log_fields(RAS_LOG_WARNING, f, "endpoint %s refuses connections: its other letters "
+				    "wait (their deadlines still run); one tries it again in %lld s",
+				    h.address, (long long)(h.next_try - now));
+		if (st.routes_back)
+			ras_log_fields(RAS_LOG_NOTICE, f, "%d held endpoint(s) answered again: their letters follow",
+			    st.routes_back);
+	}
 	if (st.dead)
 		log_dead(db, now, "deliver");
-	/* a round cut short by bytes leaves due letters: run again at once */
+	/* a round cut short by bytes leaves due letters, and a probe that went
+	 * through leaves its endpoint's: run again at once */
 	return (int)ras_outbox_deliver_work(&st, limit);
 }
 

@@ -86,6 +86,9 @@ struct ras_http_request {
 
 	/* out */
 	int err;                      /* 0, or RAS_EIO / RAS_ETIMEDOUT / RAS_ETOOBIG / RAS_EINVALID */
+	bool unreached;               /* no connection was made (the host's name did not
+	                                 resolve, or it refused or did not answer the
+	                                 connection): nothing of the request was sent */
 	char errmsg[256];
 	long status;                  /* HTTP status, 0 when no response */
 	struct ras_buf body_out;      /* response body (NUL-terminated) */

@@ -183,4 +183,12 @@
  * which runs at once.  Letters are 5-60 KB: a round of 20-200. */
 #define RAS_DELIVER_BATCH_BYTES  (1024u * 1024u)
 
+/* FHIR endpoints refusing connections whose letters the deliver stage
+ * holds back, one letter probing each (docs/design/delivery.md "An endpoint
+ * that refuses connections"): at most this many endpoints, each address at
+ * most RAS_DELIVER_HELD_URL_MAX bytes.  An endpoint past either is simply
+ * not held: each of its letters is tried on its own back-off, as always. */
+#define RAS_DELIVER_HELD_ROUTES_MAX 64
+#define RAS_DELIVER_HELD_URL_MAX    512
+
 #endif

@@ -49,7 +49,10 @@ struct ras_outbox_stats {
 	int writes;       /* render: times the rendered results were written */
 	int built;        /* render: documents built (the copies of one letter share one) */
 	bool cut;         /* deliver: due letters were left for the next round by
-	                   * RAS_DELIVER_BATCH_BYTES (run again at once) */
+	                   * RAS_DELIVER_BATCH_BYTES, or wait behind a probe that
+	                   * went through (run again at once) */
+	int routes_held;  /* deliver: endpoints that began refusing connections */
+	int routes_back;  /* deliver: held endpoints that answered again */
 };
 
 /* Build the delivery context from [mesh], [fhir], [routing] and [outbox]
@@ -79,6 +82,31 @@ int ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t 
  * RAS_DELIVER_BATCH_BYTES (st->cut) counts as `limit`, so that the letters it
  * left due go in the next round, not after the stage interval. */
 size_t ras_outbox_deliver_work(const struct ras_outbox_stats *st, size_t limit);
+
+/*
+ * An endpoint that refuses connections (docs/design/delivery.md).  When a
+ * FHIR letter's connection is refused, or its host's name does not resolve
+ * (nothing was sent: ras_http_request.unreached), the endpoint is held: its
+ * other letters are not claimed, and so not attempted or counted towards
+ * [outbox] max_attempts, until the endpoint's own back-off ([outbox]
+ * backoff_base doubling to backoff_max, by refusals in a row) has passed;
+ * then one letter, the earliest due, probes it.  Any answer from the
+ * endpoint (even an error status) releases it, and the rest follow at once.
+ * Never on a timeout, a dropped answer or a 5xx, where a letter may have
+ * arrived.  The held letters stay 'ready' with their deadlines running
+ * (ras_outbox_deadlines_check flags a letter late whatever the reason).
+ * The state lives in this process; after a restart or a reload every due letter is
+ * tried once more.
+ */
+struct ras_outbox_held {
+	const char *address;     /* the endpoint base URL (no patient data) */
+	int64_t since;           /* first refusal of this spell */
+	int64_t next_try;        /* when one letter probes it */
+	int refusals;            /* rounds in a row it refused */
+};
+
+/* The i-th held endpoint (0-based): false past the last. */
+bool ras_outbox_deliver_held(const struct ras_outbox *o, size_t i, struct ras_outbox_held *out);
 
 /*
  * ITK3 acknowledgements (schema 008).  Responses the MESH inbox kept

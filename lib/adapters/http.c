@@ -209,6 +209,7 @@ ras_http_request_release(struct ras_http_request *r)
 	ras_buf_free(&r->headers_out);
 	r->status = 0;
 	r->err = 0;
+	r->unreached = false;
 	r->errmsg[0] = '\0';
 }
 
@@ -414,6 +415,11 @@ finish(struct xfer *x, CURL *e, CURLcode rc)
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
+		/* no connection at all (the outbox holds back a route's other
+		 * letters on this: docs/design/delivery.md) */
+		r->unreached = true;
+		r->err = RAS_EIO;
+		break;
 	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		/* the request never reached the server */
@@ -586,6 +592,7 @@ ras_http_perform(struct ras_http *h, struct ras_http_request *reqs, size_t n)
 		xs[i].r = &reqs[i];
 		xs[i].b = &b;
 		reqs[i].err = 0;
+		reqs[i].unreached = false;
 		reqs[i].status = 0;
 		reqs[i].errmsg[0] = '\0';
 		if (setup(h, &xs[i], &xs[i].e) < 0)

@@ -31,8 +31,16 @@
 static const char SQL_CLAIM_SIZES[] =
 	"SELECT id::text, (coalesce(octet_length(payload), 0)"
 	" + CASE WHEN transport = 'file' THEN coalesce(pg_column_size(doc), 0) * 4 ELSE 0 END)::text"
-	" FROM outbox WHERE (state IN ('ready', 'unknown') AND next_attempt_at <= $1) "
-	"OR (state = 'sending' AND claimed_at < $1::timestamptz - make_interval(secs => $3)) "
+	" FROM outbox WHERE ((state IN ('ready', 'unknown') AND next_attempt_at <= $1) "
+	"OR (state = 'sending' AND claimed_at < $1::timestamptz - make_interval(secs => $3))) "
+	/* held endpoints ($4): none of their letters; endpoints due a probe
+	 * ($5): only the earliest due letter of each (the subquery runs only
+	 * when a row of such an endpoint is due) */
+	"AND NOT coalesce(transport = 'fhir' AND address = ANY ($4::text[]), false) "
+	"AND (NOT coalesce(transport = 'fhir' AND address = ANY ($5::text[]), false) "
+	"OR id IN (SELECT DISTINCT ON (p.address) p.id FROM outbox p WHERE p.transport = 'fhir' "
+	"AND p.address = ANY ($5::text[]) AND p.state IN ('ready', 'unknown') AND p.next_attempt_at <= $1 "
+	"ORDER BY p.address, p.next_attempt_at, p.id)) "
 	"ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED";
 
 static const char SQL_CLAIM_READY[] =
@@ -48,19 +56,28 @@ static const char SQL_CLAIM_READY[] =
 /* Claim a round's rows (the transaction is open): *res the claimed rows,
  * *cut whether due rows were left for the next round by the byte bound. */
 static int
-claim_round(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, const char *at,
+claim_round(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, int64_t now, const char *at,
     struct ras_db_res **res, bool *cut)
 {
 	struct ras_db_res *sizes = NULL;
+	struct ras_db_array held, probe;
 	struct ras_buf ids = RAS_BUF_INIT(0);
 	size_t bytes = 0;
 	int err, n, k;
 
 	*cut = false;
-	if ((err = ras_db_query(db, &sizes, SQL_CLAIM_SIZES, 3, (struct ras_db_param[]){
+	ras_db_array_init(&held, RAS_DB_ELEM_TEXT);
+	ras_db_array_init(&probe, RAS_DB_ELEM_TEXT);
+	for (size_t i = 0; i < RAS_DELIVER_HELD_ROUTES_MAX; i++)
+		if (o->held[i].used)
+			ras_db_array_add_str(o->held[i].next_try > now ? &held : &probe, o->held[i].address);
+	if ((err = held.err) < 0 || (err = probe.err) < 0)
+		goto out;
+	if ((err = ras_db_query(db, &sizes, SQL_CLAIM_SIZES, 5, (struct ras_db_param[]){
 	    RAS_DB_TEXT(at), RAS_DB_TEXT(ras_outbox_num(a, o->batch)),
-	    RAS_DB_TEXT(ras_outbox_num(a, o->lease)) })) < 0)
-		return err;
+	    RAS_DB_TEXT(ras_outbox_num(a, o->lease)), ras_db_array_param(&held),
+	    ras_db_array_param(&probe) })) < 0)
+		goto out;
 	n = ras_db_res_rows(sizes);
 	(void)ras_buf_putc(&ids, '{');
 	for (k = 0; k < n; k++) {
@@ -79,6 +96,9 @@ claim_round(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, const 
 	else
 		err = ras_db_query(db, res, SQL_CLAIM_READY, 2,
 		    (struct ras_db_param[]){ RAS_DB_TEXT(at), RAS_DB_TEXT(ids.data) });
+out:
+	ras_db_array_free(&held);
+	ras_db_array_free(&probe);
 	ras_buf_free(&ids);
 	return err;
 }
@@ -92,6 +112,8 @@ struct job {
 	const char *resolved;       /* the mailbox an endpoint lookup found (address "lookup:<ODS>") */
 	const char *service, *doc;  /* a patient's copy: its PDF is made from the document */
 	bool unknown;               /* the last attempt's outcome is not known */
+	bool unreached;             /* FHIR: no connection was made (nothing sent) */
+	bool answered;              /* FHIR: the endpoint answered (any status) */
 	int64_t attempts;
 	char mesh_id[RAS_MESH_ID_MAX];
 	size_t chunks_done, nchunks;
@@ -291,6 +313,8 @@ run_round(struct ras_outbox *o, struct ras_arena *a, struct job *jobs, size_t n,
 		struct job *j = &jobs[fmap[k]];
 
 		err = ras_fhir_client_result(&freq[k]);
+		j->unreached = freq[k].err != 0 && freq[k].unreached;
+		j->answered = freq[k].status > 0;
 		outcome(o, j, err, "post", freq[k].status, freq[k].seconds);
 		if (j->error)
 			j->error = ras_arena_strdup(a, j->error);
@@ -514,6 +538,84 @@ write_results(struct ras_outbox *o, struct ras_db *db, struct ras_arena *a, stru
 	return 0;
 }
 
+/* ---- endpoints that refuse connections (include/ras/outbox.h) ---------- */
+
+static struct held_route *
+held_find(struct ras_outbox *o, const char *address)
+{
+	for (size_t i = 0; i < RAS_DELIVER_HELD_ROUTES_MAX; i++)
+		if (o->held[i].used && strcmp(o->held[i].address, address) == 0)
+			return &o->held[i];
+	return NULL;
+}
+
+/* Any answer from an endpoint releases it (its letters follow at once:
+ * st->cut); a round whose letters to an endpoint were all refused a
+ * connection holds it, or holds it longer (one back-off step per round). */
+static void
+held_update(struct ras_outbox *o, const struct job *jobs, size_t n, int64_t now,
+    struct ras_outbox_stats *st)
+{
+	bool stepped[RAS_DELIVER_HELD_ROUTES_MAX] = { false };
+
+	for (size_t i = 0; i < n; i++) {
+		struct held_route *h;
+
+		if (!jobs[i].answered || (h = held_find(o, jobs[i].address)) == NULL)
+			continue;
+		h->used = false;
+		if (st) {
+			st->routes_back++;
+			st->cut = true;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct job *j = &jobs[i];
+		struct held_route *h;
+		bool answered = false;
+
+		if (!j->unreached || strlen(j->address) >= RAS_DELIVER_HELD_URL_MAX)
+			continue;
+		for (size_t k = 0; k < n && !answered; k++)
+			answered = jobs[k].answered && strcmp(jobs[k].address, j->address) == 0;
+		if (answered)
+			continue;
+		if ((h = held_find(o, j->address)) == NULL) {
+			for (size_t k = 0; k < RAS_DELIVER_HELD_ROUTES_MAX && h == NULL; k++)
+				if (!o->held[k].used)
+					h = &o->held[k];
+			if (h == NULL)
+				continue;   /* full: this one is not held (each letter its own back-off) */
+			memset(h, 0, sizeof(*h));
+			h->used = true;
+			snprintf(h->address, sizeof(h->address), "%s", j->address);
+			h->since = now;
+			if (st)
+				st->routes_held++;
+		}
+		if (stepped[h - o->held])
+			continue;
+		stepped[h - o->held] = true;
+		h->refusals++;
+		h->next_try = now + ras_outbox_backoff(h->refusals, o->backoff_base, o->backoff_max);
+	}
+}
+
+bool
+ras_outbox_deliver_held(const struct ras_outbox *o, size_t i, struct ras_outbox_held *out)
+{
+	for (size_t k = 0; k < RAS_DELIVER_HELD_ROUTES_MAX; k++) {
+		if (!o->held[k].used || i-- > 0)
+			continue;
+		out->address = o->held[k].address;
+		out->since = o->held[k].since;
+		out->next_try = o->held[k].next_try;
+		out->refusals = o->held[k].refusals;
+		return true;
+	}
+	return false;
+}
+
 int
 ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
     struct ras_outbox_stats *st)
@@ -535,7 +637,7 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 	 * is bounded by bytes as well as by [outbox] batch_size. */
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
-	if ((err = claim_round(o, db, a, at, &res, &cut)) < 0) {
+	if ((err = claim_round(o, db, a, now, at, &res, &cut)) < 0) {
 		ras_db_rollback(db);
 		goto done;
 	}
@@ -609,6 +711,7 @@ ras_outbox_deliver_pending(struct ras_outbox *o, struct ras_db *db, int64_t now,
 			if (!jobs[i].finished)
 				more = true;
 	} while (more);
+	held_update(o, jobs, n, now, st);
 done:
 	ras_db_res_free(res);
 	ras_arena_free(a);

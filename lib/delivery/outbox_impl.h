@@ -15,6 +15,7 @@
 
 #include "ras/docprofile.h"
 #include "ras/document.h"
+#include "ras/limits.h"
 #include "ras/routing.h"
 
 struct ras_arena;
@@ -29,6 +30,16 @@ struct profile_slot {
 	const char *service;
 	struct ras_docprofile p;
 	int err;
+};
+
+/* A FHIR endpoint that refused connections (outbox_deliver.c): its letters
+ * are not claimed until next_try, and then only one, the probe. */
+struct held_route {
+	bool used;
+	char address[RAS_DELIVER_HELD_URL_MAX];
+	int64_t since;                /* the first refusal of this spell */
+	int64_t next_try;             /* when one letter probes it */
+	int refusals;                 /* rounds in a row it refused (its back-off) */
 };
 
 struct ras_outbox {
@@ -55,6 +66,7 @@ struct ras_outbox {
 	const struct ras_xmlform_maps *form_maps;   /* episode summaries in XML (borrowed) */
 	int64_t pds_max_age;          /* [pds] max_age in seconds with [pds] on, else 0: a letter
 	                                 waits while its patient's PDS record is older */
+	struct held_route held[RAS_DELIVER_HELD_ROUTES_MAX];   /* in this process only */
 };
 
 /* The service's document profile, loaded once; NULL (error set) when the

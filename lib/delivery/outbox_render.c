@@ -63,7 +63,15 @@ static const char SQL_CONTEXT[] =
 	"(CASE WHEN jsonb_typeof(r.doc->'form'->'answers') = 'array' THEN jsonb_set(r.doc, '{form,answers}', "
 	"(SELECT coalesce(jsonb_agg(a.v ORDER BY a.n), '[]') FROM jsonb_array_elements(r.doc->'form'->'answers') "
 	"WITH ORDINALITY AS a(v, n) WHERE jsonb_typeof(a.v->'link_id') IS DISTINCT FROM 'string' "
-	"OR a.v->>'link_id' = $2)) ELSE r.doc END)::text, (d.doc - 'facts')::text, e.doc::text, "
+	"OR a.v->>'link_id' = $2)) ELSE r.doc END)::text, "
+	/* the decision as doc(decisions) (schema 014) prints it, but for its
+	 * facts, which no letter shows: not built only to be dropped */
+	"CASE WHEN d.id IS NOT NULL THEN jsonb_build_object('service', d.service, 'outcome', d.outcome, "
+	"'onward_target', d.onward_target, 'final', d.final, 'reasons', d.reasons, 'deadlines', d.deadlines, "
+	"'ruleset_version', d.ruleset_version, 'decided_by', d.decided_by, "
+	"'decided_at', to_char(d.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+	"'received_at', to_char(d.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))::text END, "
+	"e.doc::text, "
 	"to_char((SELECT max(a.decided_at) FROM decisions a WHERE a.referral_id = o.referral_id "
 	"AND a.outcome = 'accept') AT TIME ZONE 'Europe/London', 'YYYY-MM-DD'), "
 	/* PDS (issue 10): the referral's PDS answer (pds_store.h) */

@@ -516,6 +516,96 @@ retries_back_off_then_dead_letter_and_requeue(void)
 	    "AND state = 'dead' AND attempts = 1", rs), 1);
 }
 
+/* An endpoint that refuses connections (docs/design/delivery.md): after a
+ * round in which its letters were refused a connection, its other letters
+ * are not claimed (not attempted, not counted towards max_attempts, no
+ * deliveries row) until its own back-off has passed; then one letter, the
+ * earliest due, probes it; when a probe is answered the rest follow at once.
+ * An endpoint that answers, even with an error (the 503 and 500 of the case
+ * before), is never held. */
+static void
+refusing_endpoint_is_held_then_probed(void)
+{
+	struct ras_outbox_stats s;
+	struct ras_outbox_held h;
+	struct fake_fhir *later = fake_fhir_start();
+	unsigned port = fake_http_port(fake_fhir_http(later));
+	char base[128], ids[128], due[256];
+	int64_t r[3], t = T0 + 5000000, t2, t3;
+
+	CU_ASSERT_FALSE(ras_outbox_deliver_held(ob, 0, &h));
+	snprintf(base, sizeof(base), "%s", fake_fhir_base(later));
+	fake_fhir_stop(later);   /* nobody listens there now */
+	for (int i = 0; i < 3; i++)
+		r[i] = new_letter_to("documents/referral-consultant-midnotts.json", "bassetlaw-2022",
+		    "documents/decision-bassetlaw-2022-accept.json");
+	snprintf(ids, sizeof(ids), "{%lld,%lld,%lld}", (long long)r[0], (long long)r[1], (long long)r[2]);
+	CU_ASSERT_EQUAL(ras_outbox_render_pending(ob, db, t, NULL), 0);
+	/* the referrer's copies (RK5, FHIR) go to the endpoint that is not there */
+	CU_ASSERT_EQUAL(ras_db_query(db, NULL, "UPDATE outbox SET address = $2 WHERE referral_id = "
+	    "ANY ($1::bigint[]) AND transport = 'fhir' AND state = 'ready'", 2,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(ids), RAS_DB_TEXT(base) }), 0);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM outbox WHERE referral_id = ANY ($1::bigint[]) "
+	    "AND transport = 'fhir' AND state = 'ready'", ids), 3);
+#define MINE(cond) q_int("SELECT count(*) FROM outbox WHERE referral_id = ANY ($1::bigint[]) " \
+	    "AND transport = 'fhir' AND " cond, ids)
+
+	/* the first round tries all three (nothing was known yet): refused */
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, t, &s), 0);
+	CU_ASSERT_EQUAL(MINE("state = 'ready' AND attempts = 1 AND last_error LIKE 'FHIR endpoint:%'"), 3);
+	CU_ASSERT_EQUAL(s.routes_held, 1);
+	CU_ASSERT_FATAL(ras_outbox_deliver_held(ob, 0, &h));
+	CU_ASSERT_STRING_EQUAL(h.address, base);
+	CU_ASSERT_EQUAL(h.since, t);
+	CU_ASSERT_EQUAL(h.refusals, 1);
+	/* backoff_base = 60: [30, 60] s, like a letter's first retry */
+	CU_ASSERT_TRUE(h.next_try >= t + 30 && h.next_try <= t + 60);
+	CU_ASSERT_FALSE(ras_outbox_deliver_held(ob, 1, &h));
+
+	/* past every back-off: one letter probes it, refused again */
+	t2 = t + 61;
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, t2, &s), 0);
+	CU_ASSERT_EQUAL(MINE("attempts = 2"), 1);
+	CU_ASSERT_EQUAL(MINE("attempts = 1 AND state = 'ready'"), 2);
+	CU_ASSERT_EQUAL(s.routes_held, 0);   /* held already */
+	CU_ASSERT_FATAL(ras_outbox_deliver_held(ob, 0, &h));
+	CU_ASSERT_EQUAL(h.refusals, 2);
+	CU_ASSERT_TRUE(h.next_try >= t2 + 60 && h.next_try <= t2 + 120);
+
+	/* the two are due on their own back-off, but held: not claimed at all */
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, t2 + 59, &s), 0);
+	CU_ASSERT_EQUAL(MINE("attempts = 1 AND state = 'ready'"), 2);
+	snprintf(due, sizeof(due), "SELECT count(*) FROM outbox WHERE referral_id = ANY ($1::bigint[]) "
+	    "AND transport = 'fhir' AND attempts = 1 AND next_attempt_at <= to_timestamp(%lld)",
+	    (long long)(t2 + 59));
+	CU_ASSERT_EQUAL(q_int(due, ids), 2);
+	CU_ASSERT_EQUAL(q_int("SELECT count(*) FROM deliveries d JOIN outbox o ON o.id = d.outbox_id WHERE "
+	    "o.referral_id = ANY ($1::bigint[]) AND o.transport = 'fhir'", ids), 4);
+
+	/* the endpoint is back: the next probe goes through, and the rest
+	 * follow at once (the stage is told to run again) */
+	later = fake_fhir_start_port(port);
+	CU_ASSERT_STRING_EQUAL_FATAL(fake_fhir_base(later), base);
+	t3 = t2 + 121;
+	stats_zero(&s);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, t3, &s), 0);
+	CU_ASSERT_EQUAL(MINE("state = 'delivered'"), 1);
+	CU_ASSERT_EQUAL(s.routes_back, 1);
+	CU_ASSERT_TRUE(s.cut);
+	CU_ASSERT_EQUAL(ras_outbox_deliver_work(&s, 100), 100);
+	CU_ASSERT_FALSE(ras_outbox_deliver_held(ob, 0, &h));
+	CU_ASSERT_EQUAL(ras_outbox_deliver_pending(ob, db, t3, NULL), 0);
+	CU_ASSERT_EQUAL(MINE("state = 'delivered'"), 3);
+	/* never dead untried: max_attempts is 3, and no letter needed more than 3 */
+	CU_ASSERT_EQUAL(MINE("(attempts > 3 OR state = 'dead')"), 0);
+	CU_ASSERT_EQUAL(fake_fhir_created(later), 3);
+	fake_fhir_stop(later);
+#undef MINE
+}
+
 static void
 mesh_reports_and_inbox(void)
 {
@@ -1190,6 +1280,8 @@ main(void)
 		{ "chunked letters, and uploading sends sent again", chunked_letters_and_uploading_sends },
 		{ "retries back off, then dead letter and requeue",
 		  retries_back_off_then_dead_letter_and_requeue },
+		{ "an endpoint refusing connections is held, one letter probes it",
+		  refusing_endpoint_is_held_then_probed },
 		{ "MESH error reports and inbox", mesh_reports_and_inbox },
 		{ "episode: discharge summary, deadline, patient copy", episode_discharge_and_patient_copy },
 		{ "GP auto-routing keeps patient data out of listings",

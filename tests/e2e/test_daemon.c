@@ -1879,6 +1879,8 @@ pipeline_end_to_end(void)
 			{ "rasd_queue_depth{stage=\"clinician-review\"}",
 			  "SELECT count(*) FROM referrals WHERE state = 'review'" },
 			{ "rasd_queue_depth{stage=\"deliver\"}", "SELECT 0" },
+			/* every endpoint answered: none held back */
+			{ "rasd_outbox_endpoints_held", "SELECT 0" },
 			{ NULL, NULL },
 		};
 

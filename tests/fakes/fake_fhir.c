@@ -139,12 +139,18 @@ out:
 struct fake_fhir *
 fake_fhir_start(void)
 {
+	return fake_fhir_start_port(0);
+}
+
+struct fake_fhir *
+fake_fhir_start_port(unsigned port)
+{
 	struct fake_fhir *f = calloc(1, sizeof(*f));
 
 	pthread_mutex_init(&f->lock, NULL);
 	f->ok_message = fixture("bars-process-message-success-response.json");
 	f->bad_request = fixture("bars-operationoutcome-400-rec-bad-request-invalid.json");
-	f->http = fake_http_start(handler, f);
+	f->http = fake_http_start_port(handler, f, port);
 	snprintf(f->base, sizeof(f->base), "%s/fhir", fake_http_url(f->http));
 	return f;
 }

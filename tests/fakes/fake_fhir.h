@@ -17,6 +17,8 @@
 struct fake_fhir;
 
 struct fake_fhir *fake_fhir_start(void);
+/* The same on a given port (0: any), e.g. one that refused connections before. */
+struct fake_fhir *fake_fhir_start_port(unsigned port);
 void fake_fhir_stop(struct fake_fhir *f);
 const char *fake_fhir_base(const struct fake_fhir *f);   /* http://127.0.0.1:PORT/fhir */
 struct fake_http *fake_fhir_http(struct fake_fhir *f);

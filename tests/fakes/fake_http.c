@@ -35,6 +35,7 @@ struct fake_http {
 	struct fake_fault faults[FAULTS_MAX];
 	char fault_paths[FAULTS_MAX][256];
 	size_t nfaults, faulted;
+	size_t connections;          /* accepted so far */
 };
 
 struct conn {
@@ -215,6 +216,9 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	(void)socket_context;
 	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
 		return;
+	pthread_mutex_lock(&f->lock);
+	f->connections++;
+	pthread_mutex_unlock(&f->lock);
 	ft = take_fault(f, NULL, true);
 	if (ft.kind != FAKE_FAULT_TLS)
 		return;
@@ -427,6 +431,17 @@ fake_http_count(struct fake_http *f)
 
 	pthread_mutex_lock(&f->lock);
 	n = f->n;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+size_t
+fake_http_connections(struct fake_http *f)
+{
+	size_t n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->connections;
 	pthread_mutex_unlock(&f->lock);
 	return n;
 }

@@ -77,6 +77,9 @@ const char *fake_http_url(const struct fake_http *f);
 size_t fake_http_count(struct fake_http *f);
 const struct fake_req *fake_http_req(struct fake_http *f, size_t i);
 void fake_http_reset(struct fake_http *f);
+/* Connections accepted so far (a keep-alive client opens few; reset does
+ * not clear it). */
+size_t fake_http_connections(struct fake_http *f);
 
 enum fake_fault_kind {
 	FAKE_FAULT_DROP = 1,       /* close the connection without answering (after `ms`) */

@@ -155,6 +155,8 @@ lost_answers_are_unknown(void)
 	CU_ASSERT_EQUAL(ras_http_perform(http, &r, 1), 0);
 	CU_ASSERT_EQUAL(r.err, RAS_ETIMEDOUT);
 	CU_ASSERT_EQUAL(r.status, 0);
+	/* connected and sent: not "unreached", whatever became of it */
+	CU_ASSERT_FALSE(r.unreached);
 	ras_http_request_release(&r);
 
 	arm(FAKE_FAULT_TRUNCATE, "/x", 0, 0);
@@ -202,9 +204,42 @@ tls_failure_is_never_sent(void)
 	CU_ASSERT_EQUAL(ras_http_perform(h, &r, 1), 0);
 	CU_ASSERT_EQUAL(r.err, RAS_EIO);
 	CU_ASSERT_EQUAL(fake_http_count(srv), before);
+	/* a connection was made: the outbox must not take it for a host that
+	 * is not there */
+	CU_ASSERT_FALSE(r.unreached);
 	ras_http_request_release(&r);
 	ras_http_free(h);
 	no_fault_answers();
+}
+
+/* A port nobody listens on refuses the connection: nothing was sent, and
+ * the request says so (unreached), which the outbox's held routes rely on;
+ * the flag does not outlive the request into the next one. */
+static void
+refused_connection_is_unreached(void)
+{
+	struct fake_http *gone = fake_http_start(answer, NULL);
+	struct ras_http_request r;
+	char url[128];
+
+	snprintf(url, sizeof(url), "%s/x", fake_http_url(gone));
+	fake_http_stop(gone);
+	ras_http_request_init(&r, "POST", url);
+	r.body = "{}";
+	r.body_len = 2;
+	r.timeout_ms = 5000;
+	CU_ASSERT_EQUAL(ras_http_perform(http, &r, 1), 0);
+	CU_ASSERT_EQUAL(r.err, RAS_EIO);
+	CU_ASSERT_EQUAL(r.status, 0);
+	CU_ASSERT_TRUE(r.unreached);
+	ras_http_request_release(&r);
+	CU_ASSERT_FALSE(r.unreached);
+	/* the same request answered: not unreached */
+	fake_http_faults_clear(srv);
+	get(&r, "/plain", 5000, 0);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_FALSE(r.unreached);
+	ras_http_request_release(&r);
 }
 
 /* ---- the caller's loop drives the transfers --------------------------- */
@@ -429,6 +464,7 @@ main(void)
 		{ "a header line past its cap is refused", endless_header_is_refused },
 		{ "dropped, cut off, dripped, delayed: unknown", lost_answers_are_unknown },
 		{ "a failed TLS handshake never sent anything", tls_failure_is_never_sent },
+		{ "a refused connection: unreached, nothing sent", refused_connection_is_unreached },
 		{ "the caller's loop keeps turning", caller_loop_keeps_turning },
 		{ NULL, NULL },
 	};
