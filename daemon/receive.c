@@ -92,10 +92,58 @@ static_kind(const char *k)
 	return "unknown";
 }
 
+/* What the group's receipts say of payloads whose outcome the group does
+ * not know exactly (see final_row): their inbox row after the commit and
+ * the UBRN of the first referral they brought. */
 static const char SQL_FINAL[] =
     "SELECT i.id::text, i.state, coalesce(i.kind, ''), coalesce(i.error, ''),"
     " (SELECT r.ubrn FROM referrals r WHERE r.payload_id = i.id ORDER BY r.id LIMIT 1)"
     " FROM inbox i WHERE i.id = ANY ($1::bigint[])";
+
+/* A payload's inbox row after the commit, as SQL_FINAL reads it. */
+struct final_row {
+	const char *state, *kind, *error, *ubrn;
+};
+
+/* The row of payload `pid` when the group knows it exactly: a referral
+ * payload stored whole, its one referral created by it and touched by
+ * nothing else in the group (store.h, whole_payload): inbox state
+ * "stored", its kind, no error, and that referral's UBRN (the only
+ * referral whose payload_id it is).  Everything else (duplicates of rows
+ * stored before, rejected and partial payloads with their reasons, merges,
+ * revisions, forms) is read by SQL_FINAL. */
+static bool
+final_row(const struct ras_store_handover *h, int64_t pid, struct final_row *out)
+{
+	const struct ras_store_handed *e = ras_store_handover_payload(h, pid);
+
+	if (e == NULL)
+		return false;
+	out->state = "stored";
+	out->kind = e->kind ? e->kind : "";
+	out->error = "";
+	out->ubrn = e->ubrn;
+	return true;
+}
+
+/* Fill receipt r (payload pid) from its row, as the receipts always read it. */
+static void
+apply_final(struct ras_receipt *r, const struct final_row *f)
+{
+	const char *st = f->state;
+
+	r->state = strcmp(st, "stored") == 0 ? "stored" :
+	    strcmp(st, "partial") == 0 ? "partial" :
+	    strcmp(st, "duplicate") == 0 ? "duplicate" :
+	    strcmp(st, "rejected") == 0 ? "rejected" : "queued";
+	if (!r->new_payload && strcmp(r->state, "queued") != 0)
+		r->state = strcmp(st, "rejected") == 0 ? "rejected" : "duplicate";
+	r->kind = *f->kind ? static_kind(f->kind) : NULL;
+	if (f->ubrn)
+		snprintf(r->ubrn, sizeof(r->ubrn), "%s", f->ubrn);
+	if (strcmp(st, "rejected") == 0 || strcmp(st, "partial") == 0)
+		snprintf(r->message, sizeof(r->message), "%s", f->error);
+}
 
 /* The form maps of the runtime the stages run on (NULL before the first
  * configuration loads). */
@@ -127,9 +175,10 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	struct ras_inbox_put_result *put = NULL;
 	struct ras_normalise_report *rep = NULL;
 	struct ras_triage_report *trep = NULL;
+	struct ras_store_handover *h = NULL;
 	struct ras_db_res *res = NULL;
 	struct ras_buf ids = RAS_BUF_INIT(0);
-	size_t *map = NULL, nref = 0, nrep = 0, ntrep = 0;
+	size_t *map = NULL, nref = 0, nrep = 0, ntrep = 0, nask = 0;
 	int64_t *pids = NULL;
 	bool normalised = true, triaged = false;
 	int err = 0;
@@ -141,7 +190,7 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	map = calloc(n ? n : 1, sizeof(*map));
 	put = calloc(n ? n : 1, sizeof(*put));
 	pids = calloc(n ? n : 1, sizeof(*pids));
-	if (refs == NULL || map == NULL || put == NULL || pids == NULL) {
+	if (refs == NULL || map == NULL || put == NULL || pids == NULL || ras_store_handover_new(&h) < 0) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -180,7 +229,8 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 		snprintf(r->message, sizeof(r->message), "kept as payload #%lld; waiting to be normalised",
 		    (long long)put[k].id);
 	}
-	if (ras_store_normalise(db, form_maps(d), pids, nref, nref, &rep, &nrep) < 0) {
+	/* normalise hands what it created to the triage step below (store.h) */
+	if (ras_store_normalise_handed(db, form_maps(d), pids, nref, nref, h, &rep, &nrep) < 0) {
 		/* Kept but not normalised: the normalise stage takes them later. */
 		ras_log(RAS_LOG_WARNING, "received payloads kept but not yet normalised: %s",
 		    ras_error_last());
@@ -191,8 +241,8 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	} else if (triage_inline(d)) {
 		/* What the group's payloads made, decided before the same commit
 		 * (the triage stage decides whatever is left). */
-		if (ras_triage_pending(db, ras_runtime_triage(ras_stages_runtime(d->units)), ras_time_now(),
-		    2 * nref, pids, nref, &trep, &ntrep) < 0) {
+		if (ras_triage_pending_handed(db, ras_runtime_triage(ras_stages_runtime(d->units)),
+		    ras_time_now(), 2 * nref, pids, nref, h, &trep, &ntrep) < 0) {
 			ras_log(RAS_LOG_WARNING, "received referrals normalised but not yet triaged: %s",
 			    ras_error_last());
 			ntrep = 0;
@@ -217,50 +267,54 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	if (!normalised)
 		goto kick;
 
+	/* Each receipt from what the group knows where that is exact
+	 * (final_row), the others from one query after the commit. */
 	(void)ras_buf_putc(&ids, '{');
-	for (size_t k = 0; k < nref; k++)
-		(void)ras_buf_printf(&ids, "%s%lld", k ? "," : "", (long long)pids[k]);
-	(void)ras_buf_putc(&ids, '}');
-	if (ids.data && ras_db_query(db, &res, SQL_FINAL, 1, &RAS_DB_TEXT(ids.data)) == 0) {
-		for (size_t k = 0; k < nref; k++) {
-			struct ras_receipt *r = &out[map[k]];
-			char pid[24];
+	for (size_t k = 0; k < nref; k++) {
+		struct final_row f;
 
+		if (!final_row(h, pids[k], &f))
+			(void)ras_buf_printf(&ids, "%s%lld", nask++ ? "," : "", (long long)pids[k]);
+	}
+	(void)ras_buf_putc(&ids, '}');
+	if (nask && (ids.data == NULL || ras_db_query(db, &res, SQL_FINAL, 1, &RAS_DB_TEXT(ids.data)) < 0)) {
+		/* unknown ones stay "queued" (kept, waiting to be normalised) */
+		ras_db_res_free(res);
+		res = NULL;
+	}
+	for (size_t k = 0; k < nref; k++) {
+		struct ras_receipt *r = &out[map[k]];
+		struct final_row f;
+		char pid[24];
+
+		if (final_row(h, pids[k], &f)) {
+			apply_final(r, &f);
+		} else if (res == NULL) {
+			continue;
+		} else {
 			snprintf(pid, sizeof(pid), "%lld", (long long)pids[k]);
 			for (int row = 0; row < ras_db_res_rows(res); row++) {
-				const char *st, *kind, *error, *ubrn;
-
 				if (strcmp(ras_db_res_get(res, row, 0), pid) != 0)
 					continue;
-				st = ras_db_res_get(res, row, 1);
-				kind = ras_db_res_get(res, row, 2);
-				error = ras_db_res_get(res, row, 3);
-				ubrn = ras_db_res_get(res, row, 4);
-				r->state = strcmp(st, "stored") == 0 ? "stored" :
-				    strcmp(st, "partial") == 0 ? "partial" :
-				    strcmp(st, "duplicate") == 0 ? "duplicate" :
-				    strcmp(st, "rejected") == 0 ? "rejected" : "queued";
-				if (!r->new_payload && strcmp(r->state, "queued") != 0)
-					r->state = strcmp(st, "rejected") == 0 ? "rejected" : "duplicate";
-				r->kind = *kind ? static_kind(kind) : NULL;
-				if (ubrn)
-					snprintf(r->ubrn, sizeof(r->ubrn), "%s", ubrn);
-				if (strcmp(st, "rejected") == 0 || strcmp(st, "partial") == 0)
-					snprintf(r->message, sizeof(r->message), "%s", error);
+				f.state = ras_db_res_get(res, row, 1);
+				f.kind = ras_db_res_get(res, row, 2);
+				f.error = ras_db_res_get(res, row, 3);
+				f.ubrn = ras_db_res_get(res, row, 4);
+				apply_final(r, &f);
 			}
-			for (size_t q = 0; q < nrep; q++)
-				if (rep[q].payload_id == pids[k] && strcmp(rep[q].state, "received") != 0 &&
-				    strcmp(rep[q].state, "rejected") != 0)
-					snprintf(r->message, sizeof(r->message), "%s", rep[q].message);
-			if (!r->new_payload && strcmp(r->state, "queued") != 0) {
-				char prev[sizeof(r->message)];
+		}
+		for (size_t q = 0; q < nrep; q++)
+			if (rep[q].payload_id == pids[k] && strcmp(rep[q].state, "received") != 0 &&
+			    strcmp(rep[q].state, "rejected") != 0)
+				snprintf(r->message, sizeof(r->message), "%s", rep[q].message);
+		if (!r->new_payload && strcmp(r->state, "queued") != 0) {
+			char prev[sizeof(r->message)];
 
-				memcpy(prev, r->message, sizeof(prev));
-				(void)ras_buf_format(r->message, sizeof(r->message),
-				    "the same payload was received before (payload #%lld)%s%s", (long long)pids[k],
-				    prev[0] && strcmp(r->state, "rejected") == 0 ? ": " : "",
-				    strcmp(r->state, "rejected") == 0 ? prev : "");
-			}
+			memcpy(prev, r->message, sizeof(prev));
+			(void)ras_buf_format(r->message, sizeof(r->message),
+			    "the same payload was received before (payload #%lld)%s%s", (long long)pids[k],
+			    prev[0] && strcmp(r->state, "rejected") == 0 ? ": " : "",
+			    strcmp(r->state, "rejected") == 0 ? prev : "");
 		}
 	}
 kick:
@@ -281,6 +335,7 @@ fail_all:
 	}
 done:
 	ras_db_res_free(res);
+	ras_store_handover_free(h);
 	free(trep);
 	ras_buf_free(&ids);
 	free(rep);

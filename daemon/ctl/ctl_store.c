@@ -116,10 +116,11 @@ read_input(struct file_in *f)
 		close(fd);
 }
 
-/* Triage what the fresh payloads stored; reports in *out (caller frees). */
+/* Triage what the fresh payloads stored (what normalise handed over in h
+ * from memory); reports in *out (caller frees). */
 static int
 triage_fresh(struct ras_db *db, const struct ras_triage *t, const int64_t *fresh, size_t nfresh,
-    struct ras_triage_report **out, size_t *nout)
+    const struct ras_store_handover *h, struct ras_triage_report **out, size_t *nout)
 {
 	struct ras_triage_report *all = NULL;
 	size_t n = 0;
@@ -131,7 +132,8 @@ triage_fresh(struct ras_db *db, const struct ras_triage *t, const int64_t *fresh
 		struct ras_triage_report *reps = NULL, *grown;
 		size_t got = 0;
 
-		if ((err = ras_triage_pending(db, t, ras_time_now(), 500, fresh, nfresh, &reps, &got)) < 0)
+		if ((err = ras_triage_pending_handed(db, t, ras_time_now(), 500, fresh, nfresh, h, &reps,
+		    &got)) < 0)
 			break;
 		if (got == 0)
 			break;
@@ -192,11 +194,12 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, const struct ras_xmlform_ma
 	size_t nitems = 0, nfresh = 0;
 	struct ras_normalise_report *reports = NULL;
 	struct ras_triage_report *treps = NULL;
+	struct ras_store_handover *h = NULL;
 	size_t nreports = 0, ntreps = 0;
 	char suffix[2048];
 	int err = 0;
 
-	if (!items || !put || !map || !fresh) {
+	if (!items || !put || !map || !fresh || ras_store_handover_new(&h) < 0) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -226,14 +229,32 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, const struct ras_xmlform_ma
 	}
 	if (nitems == 0)
 		goto done;
-	if ((err = ras_store_inbox_put(db, items, nitems, put)) < 0)
+	/* Kept, normalised and triaged in one transaction, each step in a
+	 * savepoint of its own (ras_db_hold), as the daemon receives: normalise
+	 * hands the referrals it created to triage in memory (store.h), which is
+	 * exact only while nobody else can change them in between.  A step that
+	 * fails in the database leaves what the steps before it did, kept by
+	 * the commit, and the daemon's stages take the rest. */
+	if ((err = ras_db_hold(db)) < 0)
 		goto done;
+	if ((err = ras_store_inbox_put(db, items, nitems, put)) < 0) {
+		ras_db_hold_abandon(db);
+		goto done;
+	}
 	for (size_t k = 0; k < nitems; k++)
 		if (!put[k].duplicate)
 			fresh[nfresh++] = put[k].id;
-	if (nfresh && (err = ras_store_normalise(db, maps, fresh, nfresh, nfresh, &reports, &nreports)) < 0)
+	if (nfresh)
+		err = ras_store_normalise_handed(db, maps, fresh, nfresh, nfresh, h, &reports, &nreports);
+	if (err == 0 && nfresh && triage)
+		err = triage_fresh(db, triage, fresh, nfresh, h, &treps, &ntreps);
+	if (err < 0) {
+		/* keep what is kept; the step's error is the one to report (a
+		 * commit that fails says why instead) */
+		(void)ras_db_hold_commit(db);
 		goto done;
-	if (nfresh && triage && (err = triage_fresh(db, triage, fresh, nfresh, &treps, &ntreps)) < 0)
+	}
+	if ((err = ras_db_hold_commit(db)) < 0)
 		goto done;
 	for (size_t k = 0; k < nitems; k++) {
 		const char *name = files[map[k]].name;
@@ -279,6 +300,7 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, const struct ras_xmlform_ma
 done:
 	if (err < 0)
 		ras_ctl_fail(ctl, "cannot ingest");
+	ras_store_handover_free(h);
 	free(reports);
 	free(treps);
 	free(items);

@@ -107,6 +107,18 @@
 /* ... and at most this many payloads (a chunk's reports and plans). */
 #define RAS_NORMALISE_CHUNK_ROWS 256u
 
+/* Normalise hands the referrals it created to triage in memory (store.h,
+ * struct ras_store_handover) up to this many bytes of their documents as
+ * stored text; the rest are read back from the database as before.  Their
+ * parsed trees take several times the text and are held while the rest of
+ * the batch is parsed, and the intake paths' peak was already within 1 MiB
+ * of item 7's 32 MiB: at 1 MiB of text rasd peaked at 35.5 MiB, at 64 KiB
+ * at 31.6 MiB, at 32 KiB at 31.3 MiB (without: 30.8-31.1 MiB; the HTTP and
+ * spool paths of scripts/bench --n 1000).  This covers an HTTP group of
+ * some ten referrals (the benchmark's eight clients: all of it) and the
+ * start of a spool pass. */
+#define RAS_HANDOVER_DOC_BYTES   (32u * 1024u)
+
 /* The render stage reads and renders a claimed batch of letters a chunk at
  * a time: at most this many bytes of the stored documents they are made
  * from (referral and episode, pg_column_size; at least one letter); and it

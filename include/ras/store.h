@@ -106,6 +106,76 @@ int ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *f
     const int64_t *ids, size_t n, size_t limit, ras_normalise_report_fn *fn, void *ctx, size_t *nout);
 
 /*
+ * The referrals a normalise batch created, handed to the triage step of
+ * the same transaction in memory (ras_triage_pending_handed), so that it
+ * neither reads back nor parses again what normalise had just built; and
+ * what the group's receipts need of their payloads.  An entry holds exactly
+ * what the triage step would read from the database for that referral:
+ * a referral is handed over only when nothing else in the batch can have
+ * changed it since it was inserted, which is when
+ *
+ *   - the store created it (outcome "created": its row is the document as
+ *     sent, the payload's service hint and received time);
+ *   - no other referral step of the batch named the same referral (a
+ *     second copy merged, revised or found a duplicate of it) and the batch
+ *     had no step of another kind (a form, an attachment) that could;
+ *   - the batch was written whole (not by the one-payload-at-a-time retry
+ *     after a failure);
+ *   - its document holds no number that the database's jsonb would give
+ *     back as another JSON type (a decimal of 1e15 or more).
+ *
+ * Beyond RAS_HANDOVER_DOC_BYTES of documents (normalise keeps no more
+ * trees than that, even for a moment) an entry keeps no document: doc,
+ * version, key, service and e-RS service id are unset, and triage reads
+ * that referral back; its payload, kind and UBRN still serve the
+ * receipts.  Whatever is not handed over is triaged from the database as
+ * before.
+ */
+struct ras_store_handed {
+	int64_t referral_id;
+	int64_t payload_id;        /* the inbox row that created it */
+	int64_t received;          /* referrals.received_at (the payload's), whole seconds since the epoch */
+	int64_t version;           /* referrals.version: the document's "version" */
+	const char *service;       /* referrals.service: the payload's service hint, NULL when none */
+	const char *ers_service_id;/* referrals.ers_service_id: the document's ers.service_id, or NULL */
+	const char *ubrn;          /* referrals.ubrn, or NULL */
+	const char *key;           /* referrals.referral_key */
+	const char *kind;          /* the payload's kind (static) */
+	/* the payload was stored (inbox state "stored", no error) with this
+	 * referral as its only step: its receipt is known (ras_store_handover_payload) */
+	bool whole_payload;
+	json_t *doc;               /* the document as stored; NULL: read it back */
+};
+
+struct ras_store_handover;
+
+/* An empty handover (ras_store_normalise_handed fills it). */
+int ras_store_handover_new(struct ras_store_handover **out);
+void ras_store_handover_free(struct ras_store_handover *h);
+
+/* The entry of referral `referral_id`, or NULL when it was not handed over. */
+const struct ras_store_handed *ras_store_handover_find(const struct ras_store_handover *h,
+    int64_t referral_id);
+
+/* The entry of the referral payload `payload_id` stored whole (see
+ * whole_payload), or NULL. */
+const struct ras_store_handed *ras_store_handover_payload(const struct ras_store_handover *h,
+    int64_t payload_id);
+
+/* How many referrals were handed over, and how many of them with their
+ * documents. */
+size_t ras_store_handover_count(const struct ras_store_handover *h, size_t *with_doc);
+
+/*
+ * ras_store_normalise(), filling `h` (emptied first) with the referrals it
+ * created (see struct ras_store_handed).  h may be NULL: the same as
+ * ras_store_normalise().
+ */
+int ras_store_normalise_handed(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
+    const int64_t *ids, size_t n, size_t limit, struct ras_store_handover *h,
+    struct ras_normalise_report **out, size_t *nout);
+
+/*
  * The stored referral named by `what`: a UBRN (latest version; all
  * versions listed), else a numeric referral id.  *out is a new JSON object:
  * {"id", "referral_key", "ubrn", "version", "state", "service",

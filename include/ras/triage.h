@@ -94,6 +94,19 @@ int ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t no
     size_t *n_out);
 
 /*
+ * The same, in the transaction of the normalise step that filled `h`
+ * (ras_store_normalise_handed: a held transaction, db.h): the referrals it
+ * claims that normalise handed over are decided from the handover, not read
+ * back and parsed again; the others (not handed over, or with [pds] on) are
+ * read back as by ras_triage_pending.  The claim itself, and so which
+ * referrals are decided, is the database's as always.  h may be NULL.
+ */
+struct ras_store_handover;
+int ras_triage_pending_handed(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, const struct ras_store_handover *h,
+    struct ras_triage_report **out, size_t *n_out);
+
+/*
  * The same, each report handed to fn(report, ctx) once the batch has
  * committed (in claim order; *n_out their count), none kept: the daemon's
  * stage logs them as they come, so that what a batch holds in memory does

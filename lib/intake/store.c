@@ -1,5 +1,6 @@
 /* store: inbox and referral persistence in batches (see include/ras/store.h). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,10 @@ struct step {
 	/* STEP_REFERRAL: what the store made of it */
 	int64_t referral_id;
 	const char *outcome; /* created, merged, revised, duplicate (static) */
+	/* STEP_REFERRAL, when a handover is filled: the document as sent (the
+	 * chunk's arena holds the reference) and the length of its text */
+	json_t *doc;
+	size_t doc_len;
 };
 
 /* One statement of a chunk as sent: a step on its own, or a run of
@@ -225,6 +230,10 @@ struct plan {
 	struct ras_normalise_report *report;
 	const char *id_text;
 	const char *service_hint;
+	int64_t received;        /* inbox.received_at, whole seconds */
+	/* a handover is filled: referral steps keep their trees while this
+	 * many bytes of their text are left of its bound (NULL: none kept) */
+	size_t *keep_budget;
 };
 
 static const char SQL_STORE_REFERRAL[] =
@@ -326,9 +335,21 @@ plan_referral(struct ras_arena *a, struct plan *p, const struct ras_referral *r,
 	if ((err = ras_referral_json_dump(r, key, &doc)) < 0)
 		return err;
 	text = dump_compact(a, doc);
-	json_decref(doc);
+	if (p->keep_budget && text && strlen(text) <= *p->keep_budget) {
+		/* handed to triage if the store creates it (handover_collect);
+		 * within the handover's bound, so that a chunk does not hold the
+		 * trees of all its referrals */
+		*p->keep_budget -= strlen(text);
+		if ((err = ras_json_arena_own(a, doc)) < 0)
+			return err;
+	} else {
+		json_decref(doc);
+		doc = NULL;
+	}
 	if (text == NULL || (s = add_step(a, p, STEP_REFERRAL, SQL_STORE_REFERRAL)) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
+	s->doc = doc;
+	s->doc_len = strlen(text);
 	s->nparams = 4;
 	s->params[0] = RAS_DB_TEXT(p->id_text);
 	s->params[1] = RAS_DB_TEXT(text);
@@ -823,6 +844,7 @@ mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 
 struct claimed {
 	int64_t id;
+	int64_t received;        /* received_at, whole seconds (as the triage step reads it) */
 	const char *body;
 	size_t len;
 	bool truncated;
@@ -830,7 +852,8 @@ struct claimed {
 };
 
 static const char SQL_CLAIM[] =
-    "SELECT id::text, body, truncated::text, service_hint, ubrn_hint, correlation_id FROM inbox"
+    "SELECT id::text, body, truncated::text, service_hint, ubrn_hint, correlation_id,"
+    "  floor(extract(epoch FROM received_at))::bigint::text FROM inbox"
     " WHERE state = 'received' AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))"
     " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
 
@@ -878,6 +901,11 @@ claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size
 		if (!ras_db_res_isnull(res, i, 5))
 			c->correlation_id = ras_arena_strndup(a, ras_db_res_get(res, i, 5),
 			    ras_db_res_len(res, i, 5));
+		{
+			const char *rt = ras_arena_strndup(a, ras_db_res_get(res, i, 6), ras_db_res_len(res, i, 6));
+
+			c->received = rt ? strtoll(rt, NULL, 10) : 0;
+		}
 		if (c->body == NULL) {
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 			goto done;
@@ -942,7 +970,8 @@ done:
 /* Process claimed rows as one transaction (already begun). */
 static int
 run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ras_arena *a,
-    struct claimed *rows, size_t n, struct ras_normalise_report *reports, struct plan *plans)
+    struct claimed *rows, size_t n, struct ras_normalise_report *reports, struct plan *plans,
+    size_t *keep_budget)
 {
 	struct call *calls = NULL;
 	size_t ncalls = 0;
@@ -962,6 +991,8 @@ run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ra
 		p->id = rows[i].id;
 		p->id_text = ras_arena_printf(a, "%lld", (long long)rows[i].id);
 		p->service_hint = rows[i].service_hint;
+		p->received = rows[i].received;
+		p->keep_budget = keep_budget;
 		if ((err = plan_payload(a, form_maps, p, rows[i].body, rows[i].len, rows[i].truncated,
 		    rows[i].ubrn_hint)) < 0)
 			return err;
@@ -994,6 +1025,299 @@ free_plans(struct plan *plans, size_t n)
 {
 	for (size_t i = 0; plans && i < n; i++)
 		ras_buf_free(&plans[i].notes);
+}
+
+/* ---- the handover to triage (store.h, struct ras_store_handed) ----------- */
+
+struct payload_ix {
+	int64_t payload_id;
+	size_t i;                  /* its entry */
+};
+
+struct ras_store_handover {
+	struct ras_arena *a;       /* the entries' strings and document references */
+	struct ras_buf entries;    /* struct ras_store_handed, by referral id once finished */
+	struct ras_buf by_payload; /* struct payload_ix, by payload id once finished */
+	struct ras_buf touched;    /* int64_t: the referral of every referral step of the batch */
+	size_t n, with_doc, doc_bytes;
+	bool other;                /* the batch had a step that is not a referral or an event */
+};
+
+int
+ras_store_handover_new(struct ras_store_handover **out)
+{
+	struct ras_store_handover *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	ras_buf_init(&h->entries, 0);
+	ras_buf_init(&h->by_payload, 0);
+	ras_buf_init(&h->touched, 0);
+	*out = h;
+	return 0;
+}
+
+/* Empty it (NULL: nothing to do). */
+static void
+handover_clear(struct ras_store_handover *h)
+{
+	if (h == NULL)
+		return;
+	ras_arena_free(h->a);
+	h->a = NULL;
+	ras_buf_reset(&h->entries);
+	ras_buf_reset(&h->by_payload);
+	ras_buf_reset(&h->touched);
+	h->n = h->with_doc = h->doc_bytes = 0;
+	h->other = false;
+}
+
+void
+ras_store_handover_free(struct ras_store_handover *h)
+{
+	if (h == NULL)
+		return;
+	handover_clear(h);
+	ras_buf_free(&h->entries);
+	ras_buf_free(&h->by_payload);
+	ras_buf_free(&h->touched);
+	free(h);
+}
+
+static struct ras_store_handed *
+handover_at(const struct ras_store_handover *h, size_t i)
+{
+	return (struct ras_store_handed *)(void *)h->entries.data + i;
+}
+
+/* Does the database's jsonb give j back as the same JSON?  Objects lose
+ * their key order (the triage step looks keys up, never walks them) and
+ * keep everything else, but a decimal that jansson writes with a positive
+ * exponent (1e+17 and up) comes back as an integer with all its digits, of
+ * another type and perhaps too large for jansson: such a document is read
+ * back rather than handed over. */
+static bool
+jsonb_stable(const json_t *j, int depth)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (depth > RAS_JSON_DEPTH_MAX)
+		return false;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		json_object_foreach((json_t *)j, k, v)
+			if (!jsonb_stable(v, depth + 1))
+				return false;
+		return true;
+	case JSON_ARRAY:
+		json_array_foreach(j, i, v)
+			if (!jsonb_stable(v, depth + 1))
+				return false;
+		return true;
+	case JSON_REAL:
+		return fabs(json_real_value(j)) < 1e15;
+	default:
+		return true;
+	}
+}
+
+/* doc ->> name as the database reads it: *out the string, NULL when absent
+ * or null; false when it is of another type (the text the database would
+ * give is not at hand). */
+static bool
+doc_text(const json_t *obj, const char *name, const char **out)
+{
+	json_t *x = json_is_object(obj) ? json_object_get(obj, name) : NULL;
+
+	*out = NULL;
+	if (x == NULL || json_is_null(x))
+		return true;
+	if (!json_is_string(x))
+		return false;
+	*out = json_string_value(x);
+	return true;
+}
+
+/* One created referral of a written chunk as an entry (not yet checked
+ * against the rest of the batch: handover_finish): with its document and
+ * details when its step kept the tree, else only what receipts use (its
+ * UBRN is the document's: ras_referral_json_dump writes r->ubrn). */
+static int
+handover_add(struct ras_store_handover *h, const struct plan *p, const struct step *s)
+{
+	struct ras_store_handed e;
+	const char *ubrn, *key, *sid;
+	json_t *ver = s->doc ? json_object_get(s->doc, "version") : NULL;
+
+	memset(&e, 0, sizeof(e));
+	e.referral_id = s->referral_id;
+	e.payload_id = p->id;
+	e.received = p->received;
+	e.kind = p->kind;
+	e.whole_payload = p->nsteps == 1 && strcmp(p->state, "stored") == 0 && p->error == NULL;
+	if (s->ubrn && (e.ubrn = ras_arena_strdup(h->a, s->ubrn)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (s->doc && doc_text(s->doc, "ubrn", &ubrn) && doc_text(s->doc, "key", &key) && key != NULL &&
+	    doc_text(json_object_get(s->doc, "ers"), "service_id", &sid) && json_is_integer(ver) &&
+	    h->doc_bytes + s->doc_len <= RAS_HANDOVER_DOC_BYTES && jsonb_stable(s->doc, 0)) {
+		e.version = (int64_t)json_integer_value(ver);
+		e.key = ras_arena_strdup(h->a, key);
+		e.ers_service_id = sid ? ras_arena_strdup(h->a, sid) : NULL;
+		e.service = p->service_hint ? ras_arena_strdup(h->a, p->service_hint) : NULL;
+		if (e.key == NULL || (sid && e.ers_service_id == NULL) || (p->service_hint && e.service == NULL))
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		json_incref(s->doc);
+		if (ras_json_arena_own(h->a, s->doc) < 0)
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		e.doc = s->doc;
+		h->doc_bytes += s->doc_len;
+	}
+	if (ras_buf_append(&h->entries, &e, sizeof(e)) < 0)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	h->n++;
+	return 0;
+}
+
+/* The referrals a written chunk created, and every referral it named. */
+static int
+handover_collect(struct ras_store_handover *h, struct plan *plans, size_t n)
+{
+	int err;
+
+	if (h->a == NULL && (h->a = ras_arena_new()) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < plans[i].nsteps; k++) {
+			const struct step *s = &plans[i].steps[k];
+
+			if (s->kind != STEP_REFERRAL) {
+				/* a form or an attachment may change a referral of the
+				 * batch; an event (a refused worklist item) names none */
+				if (s->sql != SQL_EVENT)
+					h->other = true;
+				continue;
+			}
+			if (ras_buf_append(&h->touched, &s->referral_id, sizeof(s->referral_id)) < 0)
+				return ras_error_code(RAS_ENOMEM, "out of memory");
+			if (strcmp(s->outcome, "created") != 0 || strcmp(s->params[2].value, "new") != 0)
+				continue;
+			if ((err = handover_add(h, &plans[i], s)) < 0)
+				return err;
+		}
+	return 0;
+}
+
+static int
+cmp_i64(const void *x, const void *y)
+{
+	int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+static int
+cmp_handed(const void *x, const void *y)
+{
+	const struct ras_store_handed *a = x, *b = y;
+
+	return a->referral_id < b->referral_id ? -1 : a->referral_id > b->referral_id;
+}
+
+static int
+cmp_by_payload(const void *x, const void *y)
+{
+	const struct payload_ix *a = x, *b = y;
+
+	return a->payload_id < b->payload_id ? -1 : a->payload_id > b->payload_id;
+}
+
+/* The batch is written and committed: keep the entries nothing else in it
+ * named, sorted for the look-ups. */
+static int
+handover_finish(struct ras_store_handover *h)
+{
+	const int64_t *t;
+	size_t nt, k = 0;
+
+	if (h == NULL)
+		return 0;
+	if (h->other) {
+		handover_clear(h);
+		return 0;
+	}
+	t = (const int64_t *)(void *)h->touched.data;
+	nt = h->touched.len / sizeof(*t);
+	if (nt > 1)
+		qsort((void *)t, nt, sizeof(*t), cmp_i64);
+	h->with_doc = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		struct ras_store_handed *e = handover_at(h, i);
+		const int64_t *at = bsearch(&e->referral_id, t, nt, sizeof(*t), cmp_i64);
+		bool once = at != NULL && (at == t || at[-1] != e->referral_id) &&
+		    (at + 1 == t + nt || at[1] != e->referral_id);
+
+		if (!once)
+			continue;   /* another step merged, revised or met it: read back */
+		if (k != i)
+			*handover_at(h, k) = *e;
+		if (handover_at(h, k)->doc)
+			h->with_doc++;
+		k++;
+	}
+	h->n = k;
+	h->entries.len = k * sizeof(struct ras_store_handed);
+	ras_buf_reset(&h->touched);
+	if (k > 1)
+		qsort(h->entries.data, k, sizeof(struct ras_store_handed), cmp_handed);
+	ras_buf_reset(&h->by_payload);
+	for (size_t i = 0; i < k; i++) {
+		struct payload_ix x = { handover_at(h, i)->payload_id, i };
+
+		if (ras_buf_append(&h->by_payload, &x, sizeof(x)) < 0) {
+			handover_clear(h);
+			return ras_error_code(RAS_ENOMEM, "out of memory");
+		}
+	}
+	if (k > 1)
+		qsort(h->by_payload.data, k, sizeof(struct payload_ix), cmp_by_payload);
+	return 0;
+}
+
+const struct ras_store_handed *
+ras_store_handover_find(const struct ras_store_handover *h, int64_t referral_id)
+{
+	struct ras_store_handed key;
+
+	if (h == NULL || h->n == 0)
+		return NULL;
+	key.referral_id = referral_id;
+	return bsearch(&key, h->entries.data, h->n, sizeof(key), cmp_handed);
+}
+
+const struct ras_store_handed *
+ras_store_handover_payload(const struct ras_store_handover *h, int64_t payload_id)
+{
+	struct payload_ix key = { payload_id, 0 };
+	const struct payload_ix *x;
+	const struct ras_store_handed *e;
+
+	if (h == NULL || h->n == 0)
+		return NULL;
+	x = bsearch(&key, h->by_payload.data, h->n, sizeof(key), cmp_by_payload);
+	if (x == NULL)
+		return NULL;
+	e = handover_at(h, x->i);
+	return e->whole_payload ? e : NULL;
+}
+
+size_t
+ras_store_handover_count(const struct ras_store_handover *h, size_t *with_doc)
+{
+	if (with_doc)
+		*with_doc = h ? h->with_doc : 0;
+	return h ? h->n : 0;
 }
 
 /* A batch's reports are kept, until it commits, packed (ras_buf_pack): the
@@ -1043,9 +1367,10 @@ unpack_reports(const struct ras_buf *pool, ras_normalise_report_fn *fn, void *ct
 	return n;
 }
 
-int
-ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
-    size_t n, size_t limit, ras_normalise_report_fn *fn, void *ctx, size_t *nout)
+static int
+normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
+    size_t n, size_t limit, struct ras_store_handover *h, ras_normalise_report_fn *fn, void *ctx,
+    size_t *nout)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_normalise_report *reports = NULL;
@@ -1056,6 +1381,7 @@ ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_
 	int err;
 
 	*nout = 0;
+	handover_clear(h);
 	if (a == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = ras_db_begin(db)) < 0)
@@ -1084,6 +1410,8 @@ ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_
 		struct ras_arena *ca = ras_arena_new();
 		struct claimed *chunk = NULL;
 		size_t bytes = rows[s].len, got = 0;
+		/* what is left of the handover's bound (handover_add checks it again) */
+		size_t budget = h && h->doc_bytes < RAS_HANDOVER_DOC_BYTES ? RAS_HANDOVER_DOC_BYTES - h->doc_bytes : 0;
 		int64_t *cids;
 
 		for (e = s + 1; e < nrows && e - s < cap && bytes + rows[e].len <= RAS_NORMALISE_CHUNK_BYTES; e++)
@@ -1099,20 +1427,28 @@ ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_
 			err = ras_error_code(RAS_EIO, "payloads of the batch changed under it (%zu of %zu read)",
 			    got, e - s);
 		if (err == 0)
-			err = run_batch(db, form_maps, ca, chunk, got, reports, plans);
+			err = run_batch(db, form_maps, ca, chunk, got, reports, plans, h ? &budget : NULL);
+		if (err == 0 && h)
+			err = handover_collect(h, plans, got);
 		for (size_t i = 0; i < e - s && err == 0; i++)
 			err = pack_report(&pool, &reports[i]);
 		free_plans(plans, e - s);
 		ras_arena_free(ca);
 	}
-	if (err == 0 && (err = ras_db_commit(db)) == 0)
+	if (err == 0 && (err = ras_db_commit(db)) == 0) {
+		if ((err = handover_finish(h)) < 0)
+			goto done;
 		goto report;
+	}
 	ras_db_rollback(db);
+	/* nothing of the batch as first written is stored: nothing handed over */
+	handover_clear(h);
 	if (err == RAS_EIO || err == RAS_ENOMEM)
 		goto done;
 
 	/* The batch failed in the database: take the payloads one at a time so
-	 * that one bad payload does not hold up the others. */
+	 * that one bad payload does not hold up the others.  What they store is
+	 * not handed over: the triage step reads it back. */
 	pool.len = 0;
 	for (size_t i = 0; i < nrows; i++) {
 		struct ras_normalise_report *rep = &reports[0];
@@ -1141,7 +1477,7 @@ ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_
 				goto done;
 			continue;
 		}
-		err = run_batch(db, form_maps, oa, one, 1, rep, &plans[0]);
+		err = run_batch(db, form_maps, oa, one, 1, rep, &plans[0], NULL);
 		free_plans(&plans[0], 1);
 		if (err == 0 && (err = ras_db_commit(db)) == 0) {
 			ras_arena_free(oa);
@@ -1178,6 +1514,8 @@ report:
 fail:
 	ras_db_rollback(db);
 done:
+	if (err < 0)
+		handover_clear(h);
 	/* ras_buf_free leaves an empty buffer, so freeing twice is harmless. */
 	free_plans(plans, plans ? cap : 0);
 	free(plans);
@@ -1185,6 +1523,13 @@ done:
 	ras_buf_free(&pool);
 	ras_arena_free(a);
 	return err;
+}
+
+int
+ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
+    size_t n, size_t limit, ras_normalise_report_fn *fn, void *ctx, size_t *nout)
+{
+	return normalise_each(db, form_maps, ids, n, limit, NULL, fn, ctx, nout);
 }
 
 /* The array form: the reports appended to a buffer as they come, which
@@ -1201,6 +1546,30 @@ collect_report(const struct ras_normalise_report *r, void *ctx)
 
 	if (x->err == 0)
 		x->err = ras_buf_append(&x->b, r, sizeof(*r));
+}
+
+int
+ras_store_normalise_handed(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
+    const int64_t *ids, size_t n, size_t limit, struct ras_store_handover *h,
+    struct ras_normalise_report **out, size_t *nout)
+{
+	struct report_array x = { RAS_BUF_INIT(0), 0 };
+	size_t got = 0;
+	int err;
+
+	*out = NULL;
+	*nout = 0;
+	err = normalise_each(db, form_maps, ids, n, limit, h, collect_report, &x, &got);
+	if (err == 0)
+		err = x.err;   /* out of memory for the reports of a stored batch */
+	if (err < 0) {
+		ras_buf_free(&x.b);
+		handover_clear(h);
+		return err;
+	}
+	*nout = x.b.len / sizeof(**out);
+	*out = (struct ras_normalise_report *)(void *)ras_buf_detach(&x.b, NULL);
+	return 0;
 }
 
 int

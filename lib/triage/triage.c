@@ -15,6 +15,7 @@
 #include "ras/pds_store.h"
 #include "ras/referral_json.h"
 #include "ras/rules.h"
+#include "ras/store.h"
 #include "ras/triage.h"
 
 struct ers_map {
@@ -387,6 +388,9 @@ struct row {
 	/* read a chunk at a time (fetch_rows), into the chunk's arena */
 	const char *service, *ers_service, *doc, *ubrn, *key;
 	const char *pds;            /* the referral's PDS answer (pds_store.h), NULL when none */
+	/* handed over by normalise (store.h): the document as stored, not read
+	 * back; the fields above are the handover's */
+	json_t *docj;
 };
 
 struct plan {
@@ -472,11 +476,16 @@ fetch_rows(struct ras_db *db, struct ras_arena *a, const char *payloads, struct 
 	struct ras_buf ids = RAS_BUF_INIT(0);
 	struct ras_db_res *res = NULL;
 	int err, got;
-	size_t k = 0;
+	size_t k = 0, asked = 0;
 
 	(void)ras_buf_putc(&ids, '{');
 	for (size_t i = 0; i < n; i++)
-		(void)ras_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)rows[i].id);
+		if (rows[i].docj == NULL)   /* handed over: nothing to read */
+			(void)ras_buf_printf(&ids, "%s%lld", asked++ ? "," : "", (long long)rows[i].id);
+	if (asked == 0) {
+		ras_buf_free(&ids);
+		return 0;
+	}
 	if (ras_buf_putc(&ids, '}') < 0) {
 		ras_buf_free(&ids);
 		return ras_error_code(RAS_ENOMEM, "out of memory");
@@ -492,7 +501,7 @@ fetch_rows(struct ras_db *db, struct ras_arena *a, const char *payloads, struct 
 		struct row *w;
 
 		(void)ras_db_res_int(res, r, 0, &id);
-		while (k < n && rows[k].id != id)
+		while (k < n && (rows[k].id != id || rows[k].docj != NULL))
 			k++;
 		if (k == n)
 			break;
@@ -514,7 +523,7 @@ fetch_rows(struct ras_db *db, struct ras_arena *a, const char *payloads, struct 
 	}
 	ras_db_res_free(res);
 	for (size_t i = 0; i < n; i++)
-		if (rows[i].doc == NULL)
+		if (rows[i].doc == NULL && rows[i].docj == NULL)
 			return ras_error_code(RAS_EIO, "referral #%lld was claimed but its document was not read",
 			    (long long)rows[i].id);
 	return 0;
@@ -525,6 +534,46 @@ static void
 forget_row(struct row *w)
 {
 	w->service = w->ers_service = w->doc = w->ubrn = w->key = w->pds = NULL;
+	w->docj = NULL;
+}
+
+/* Is x in the sorted ids[0..n)? */
+static bool
+sorted_has(const int64_t *ids, size_t n, int64_t x)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ids[mid] < x)
+			lo = mid + 1;
+		else if (ids[mid] > x)
+			hi = mid;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* A claimed row from the handover instead of the database: what fetch_rows
+ * would read (SQL_ROWS).  payload is the latest payload of the filter with
+ * an event on the referral: only its creation names it (store.h), so its
+ * payload when the filter holds it, else none.  No PDS answer: the handover
+ * is not used with PDS on. */
+static void
+take_handed(struct row *w, const struct ras_store_handed *e, const int64_t *filter, size_t nfilter)
+{
+	w->received = e->received;
+	w->version = e->version;
+	w->payload = sorted_has(filter, nfilter, e->payload_id) ? e->payload_id : 0;
+	w->service = e->service;
+	w->ers_service = e->ers_service_id;
+	w->ubrn = e->ubrn;
+	w->key = e->key;
+	w->pds = NULL;
+	w->doc = NULL;
+	w->docj = e->doc;
 }
 
 static void
@@ -550,7 +599,7 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 	const struct ras_ruleset *rs;
 	const char *service, *why, *doc, *dls;
 	json_t *j = NULL;
-	int err;
+	int err = 0;
 
 	memset(p, 0, sizeof(*p));
 	memset(rep, 0, sizeof(*rep));
@@ -564,8 +613,14 @@ plan_row(struct ras_arena *a, const struct ras_triage *t, int64_t now, struct ro
 		snprintf(rep->referral, sizeof(rep->referral), "%.80s", w->key);
 
 	ras_error_clear();
-	if ((err = ras_json_parse(w->doc, strlen(w->doc), 0, &j)) < 0 ||
-	    (err = ras_referral_json_load(a, j, &r)) < 0) {
+	if (w->docj) {
+		/* handed over: the tree the stored text was written from */
+		j = w->docj;
+		json_incref(j);
+	} else {
+		err = ras_json_parse(w->doc, strlen(w->doc), 0, &j);
+	}
+	if (err < 0 || (err = ras_referral_json_load(a, j, &r)) < 0) {
 		json_decref(j);
 		if (err == RAS_ENOMEM)
 			return err;
@@ -714,6 +769,14 @@ done:
 	return err;
 }
 
+static int
+cmp_id(const void *x, const void *y)
+{
+	int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
 static char *
 payload_array(const int64_t *ids, size_t n)
 {
@@ -774,10 +837,10 @@ unpack_reports(const struct ras_buf *pool, ras_triage_report_fn *fn, void *ctx)
 	return n;
 }
 
-int
-ras_triage_pending_each(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
-    const int64_t *payload_ids, size_t n_payload_ids, ras_triage_report_fn *fn, void *ctx,
-    size_t *n_out)
+static int
+pending_each(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, const struct ras_store_handover *h,
+    ras_triage_report_fn *fn, void *ctx, size_t *n_out)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_triage_report *reps = NULL;
@@ -785,7 +848,8 @@ ras_triage_pending_each(struct ras_db *db, const struct ras_triage *t, int64_t n
 	struct plan *plans = NULL;
 	struct row *rows = NULL;
 	char *payloads = NULL;
-	size_t n = 0, cap;
+	int64_t *filter = NULL;     /* payload_ids sorted, for the handed rows */
+	size_t n = 0, cap, nfilter = 0;
 	int err;
 
 	*n_out = 0;
@@ -794,6 +858,18 @@ ras_triage_pending_each(struct ras_db *db, const struct ras_triage *t, int64_t n
 	if (payload_ids && n_payload_ids && (payloads = payload_array(payload_ids, n_payload_ids)) == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto done;
+	}
+	/* With PDS on a referral may carry a PDS answer: always read back. */
+	if (t->pds || ras_store_handover_count(h, NULL) == 0)
+		h = NULL;
+	if (h && payloads) {
+		if ((filter = ras_arena_calloc(a, n_payload_ids, sizeof(*filter))) == NULL) {
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+			goto done;
+		}
+		memcpy(filter, payload_ids, n_payload_ids * sizeof(*filter));
+		qsort(filter, n_payload_ids, sizeof(*filter), cmp_id);
+		nfilter = n_payload_ids;
 	}
 	if (limit == 0)
 		limit = 1;
@@ -826,6 +902,12 @@ ras_triage_pending_each(struct ras_db *db, const struct ras_triage *t, int64_t n
 			bytes += rows[e].doc_size;
 		if (ca == NULL)
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
+		for (size_t i = s; h && i < e; i++) {
+			const struct ras_store_handed *x = ras_store_handover_find(h, rows[i].id);
+
+			if (x && x->doc)
+				take_handed(&rows[i], x, filter, nfilter);
+		}
 		if (err == 0)
 			err = fetch_rows(db, ca, payloads, rows + s, e - s);
 		for (size_t i = s; i < e && err == 0; i++)
@@ -927,6 +1009,14 @@ done:
 	return err;
 }
 
+int
+ras_triage_pending_each(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, ras_triage_report_fn *fn, void *ctx,
+    size_t *n_out)
+{
+	return pending_each(db, t, now, limit, payload_ids, n_payload_ids, NULL, fn, ctx, n_out);
+}
+
 /* The array form: the reports appended to a buffer as they come, which
  * becomes the caller's array. */
 struct report_array {
@@ -944,9 +1034,9 @@ collect_report(const struct ras_triage_report *r, void *ctx)
 }
 
 int
-ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
-    const int64_t *payload_ids, size_t n_payload_ids, struct ras_triage_report **out,
-    size_t *n_out)
+ras_triage_pending_handed(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, const struct ras_store_handover *h,
+    struct ras_triage_report **out, size_t *n_out)
 {
 	struct report_array x = { RAS_BUF_INIT(0), 0 };
 	size_t n = 0;
@@ -954,7 +1044,7 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 
 	*out = NULL;
 	*n_out = 0;
-	err = ras_triage_pending_each(db, t, now, limit, payload_ids, n_payload_ids, collect_report, &x, &n);
+	err = pending_each(db, t, now, limit, payload_ids, n_payload_ids, h, collect_report, &x, &n);
 	if (err == 0)
 		err = x.err;   /* out of memory for the reports of a stored batch */
 	if (err < 0) {
@@ -964,6 +1054,14 @@ ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, s
 	*n_out = x.b.len / sizeof(**out);
 	*out = (struct ras_triage_report *)(void *)ras_buf_detach(&x.b, NULL);
 	return 0;
+}
+
+int
+ras_triage_pending(struct ras_db *db, const struct ras_triage *t, int64_t now, size_t limit,
+    const int64_t *payload_ids, size_t n_payload_ids, struct ras_triage_report **out,
+    size_t *n_out)
+{
+	return ras_triage_pending_handed(db, t, now, limit, payload_ids, n_payload_ids, NULL, out, n_out);
 }
 
 /* ---- re-triage ------------------------------------------------------------- */

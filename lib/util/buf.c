@@ -92,13 +92,25 @@ int
 ras_buf_vprintf(struct ras_buf *b, const char *fmt, va_list ap)
 {
 	va_list ap2;
+	size_t room = b->data ? b->cap - b->len : 0;
 	int n, err;
 
+	/* Formatted straight into the room the buffer has: one pass when it
+	 * fits (the usual case), a second only after growing. */
 	va_copy(ap2, ap);
-	n = vsnprintf(NULL, 0, fmt, ap2);
+	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
 	va_end(ap2);
-	if (n < 0)
+	if (n < 0) {
+		if (room)
+			b->data[b->len] = '\0';
 		return ras_error_set("could not format text");
+	}
+	if ((size_t)n < room && (b->max == 0 || (size_t)n <= b->max - b->len)) {
+		b->len += (size_t)n;
+		return 0;
+	}
+	if (room)
+		b->data[b->len] = '\0';   /* what did not fit is not there */
 	if ((err = grow(b, (size_t)n)) < 0)
 		return err;
 	if (vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap) != n)

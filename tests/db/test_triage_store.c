@@ -836,6 +836,396 @@ rasctl_ingest_triages(void)
 
 /* ---- main --------------------------------------------------------------- */
 
+/* ---- referrals handed over by normalise (store.h) ---------------------------- */
+
+/* The triage fixtures, with the service each is routed to (NULL: none, so
+ * the referral goes to "unassigned": a referral that gets no decision). */
+static const struct {
+	const char *file, *ubrn, *service;
+} handed_fixtures[] = {
+	{ "triage/midnotts-accept.json", "100000000301", "midnotts" },
+	{ "triage/midnotts-out-of-area.json", "100000000302", "midnotts" },
+	{ "triage/midnotts-2ww.json", "100000000303", "midnotts" },
+	{ "triage/midnotts-incomplete.json", "100000000304", "midnotts" },
+	{ "triage/bassetlaw-short-duration.json", "100000000305", "bassetlaw-2022" },
+	{ "triage/bassetlaw-surgical-opinion.json", "100000000306", "bassetlaw-2022" },
+	{ "triage/dorset-2019-old-form.json", "100000000307", "dorset-2019" },
+	{ "triage/dorset-2013-cauda-equina.json", "100000000308", "dorset-2013" },
+	{ "triage/dorset-2013-consultant-letter.json", "100000000309", "dorset-2013" },
+	{ "triage/midnotts-accept.json", "100000000301", NULL },
+};
+#define N_HANDED (sizeof(handed_fixtures) / sizeof(handed_fixtures[0]))
+
+/* Every occurrence of `from` in s replaced by `to` (the same length). */
+static void
+replace_all(char *s, const char *from, const char *to)
+{
+	size_t n = strlen(from);
+
+	CU_ASSERT_EQUAL_FATAL(n, strlen(to));
+	for (char *p = strstr(s, from); p; p = strstr(p + n, from))
+		memcpy(p, to, n);
+}
+
+/* The UBRN of fixture i in round `round` (a digit): the fixture's own with
+ * its first two digits replaced, unique to this test. */
+static void
+handed_ubrn(size_t i, char round, char out[13])
+{
+	snprintf(out, 13, "%c%c%s", round, (char)('0' + (int)i), handed_fixtures[i].ubrn + 2);
+}
+
+/* Everything the triage step stored for the referral of `ubrn`, with ids
+ * and the UBRN itself left out, as one text. */
+static char *
+stored_outcome(const char *ubrn)
+{
+	static const char sql[] =
+	    "SELECT jsonb_build_object('state', r.state, 'service', r.service,"
+	    " 'decisions', (SELECT jsonb_agg(jsonb_build_object('outcome', d.outcome, 'final', d.final,"
+	    "   'target', d.onward_target, 'service', d.service, 'ruleset', d.ruleset_version,"
+	    "   'by', d.decided_by, 'facts', d.facts, 'reasons', d.reasons,"
+	    "   'doc', d.doc - 'referral_id' - 'decision_id' - 'id') ORDER BY d.id)"
+	    "   FROM decisions d WHERE d.referral_id = r.id),"
+	    " 'deadlines', (SELECT jsonb_agg(jsonb_build_object('kind', k.kind, 'clause', k.clause,"
+	    "   'due_date', k.due_date, 'due_at', k.due_at, 'met', k.met_at IS NOT NULL,"
+	    "   'cancelled', k.cancelled_at IS NOT NULL) ORDER BY k.kind, k.due_at)"
+	    "   FROM deadlines k WHERE k.referral_id = r.id),"
+	    " 'events', (SELECT jsonb_agg(jsonb_build_object('kind', e.kind, 'detail', e.detail"
+	    "   - 'decision_id' - 'payload_id' - 'referral_id') ORDER BY e.id)"
+	    "   FROM events e WHERE e.referral_id = r.id),"
+	    " 'outbox', (SELECT jsonb_agg(jsonb_build_object('kind', o.kind, 'role', o.recipient_role,"
+	    "   'state', o.state) ORDER BY o.kind, o.recipient_role)"
+	    "   FROM outbox o WHERE o.referral_id = r.id))::text"
+	    " FROM referrals r WHERE r.ubrn = $1";
+	char *v = ras_test_sql_text(db, sql, ubrn);
+
+	CU_ASSERT_PTR_NOT_NULL(v);
+	return v;
+}
+
+/* Keep, normalise and triage the fixtures under the UBRNs of `round` as
+ * ras_receive does (in the caller's held transaction), with the handover
+ * or reading back; the reports in *reps. */
+static void
+receive_round(char round, bool handed, struct ras_store_handover *h, struct ras_triage_report **reps,
+    size_t *nreps)
+{
+	struct ras_inbox_item items[N_HANDED];
+	struct ras_inbox_put_result put[N_HANDED];
+	char *bodies[N_HANDED];
+	int64_t pids[N_HANDED];
+	struct ras_normalise_report *rep = NULL;
+	size_t nrep = 0;
+
+	for (size_t i = 0; i < N_HANDED; i++) {
+		size_t len;
+		char ubrn[13];
+
+		bodies[i] = ras_test_read(ras_test_fixture(handed_fixtures[i].file), &len);
+		handed_ubrn(i, round, ubrn);
+		replace_all(bodies[i], handed_fixtures[i].ubrn, ubrn);
+		items[i] = (struct ras_inbox_item){ .data = bodies[i], .len = len, .source = "http",
+			.source_ref = "/fhir/Bundle", .service_hint = handed_fixtures[i].service };
+	}
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, items, N_HANDED, put), 0);
+	for (size_t i = 0; i < N_HANDED; i++)
+		pids[i] = put[i].id;
+	if (handed) {
+		CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, NULL, pids, N_HANDED, N_HANDED, h, &rep,
+		    &nrep), 0);
+	} else {
+		CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, pids, N_HANDED, N_HANDED, &rep, &nrep), 0);
+	}
+	CU_ASSERT_EQUAL(nrep, N_HANDED);
+	for (size_t i = 0; i < nrep; i++)
+		CU_ASSERT_STRING_EQUAL(rep[i].state, "stored");
+	CU_ASSERT_EQUAL_FATAL(ras_triage_pending_handed(db, tri, now, 2 * N_HANDED, pids, N_HANDED,
+	    handed ? h : NULL, reps, nreps), 0);
+	free(rep);
+	for (size_t i = 0; i < N_HANDED; i++)
+		free(bodies[i]);
+}
+
+/* The triage step decides a referral handed over by normalise exactly as
+ * one it reads back: the same fixtures, received in one transaction (so
+ * at the same time) under other UBRNs, once each way: the same reports,
+ * and the same decisions, clocks, events and letters stored. */
+static void
+handed_over_decides_as_read_back(void)
+{
+	struct ras_store_handover *h = NULL;
+	struct ras_triage_report *ra = NULL, *rb = NULL;
+	size_t na = 0, nb = 0, with_doc = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_handover_new(&h), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(db), 0);
+	receive_round('7', false, NULL, &ra, &na);
+	receive_round('8', true, h, &rb, &nb);
+	/* every referral of the second round was handed over with its document */
+	CU_ASSERT_EQUAL(ras_store_handover_count(h, &with_doc), N_HANDED);
+	CU_ASSERT_EQUAL(with_doc, N_HANDED);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(db), 0);
+
+	CU_ASSERT_EQUAL_FATAL(na, N_HANDED);
+	CU_ASSERT_EQUAL_FATAL(nb, N_HANDED);
+	for (size_t i = 0; i < N_HANDED && i < na && i < nb; i++) {
+		char ua[13], ub[13], *va, *vb;
+		char refa[sizeof(ra[i].referral)], msga[sizeof(ra[i].message)];
+
+		handed_ubrn(i, '7', ua);
+		handed_ubrn(i, '8', ub);
+		/* the reports, in claim order (referral ids, as stored) */
+		memcpy(refa, ra[i].referral, sizeof(refa));
+		memcpy(msga, ra[i].message, sizeof(msga));
+		replace_all(refa, ua, ub);
+		replace_all(msga, ua, ub);
+		CU_ASSERT_STRING_EQUAL(refa, rb[i].referral);
+		CU_ASSERT_STRING_EQUAL(ra[i].state, rb[i].state);
+		CU_ASSERT_EQUAL(ra[i].outcome, rb[i].outcome);
+		CU_ASSERT_EQUAL(ra[i].final, rb[i].final);
+		CU_ASSERT_STRING_EQUAL(ra[i].service, rb[i].service);
+		CU_ASSERT_STRING_EQUAL(ra[i].onward_target, rb[i].onward_target);
+		CU_ASSERT_STRING_EQUAL(msga, rb[i].message);
+		CU_ASSERT_TRUE(ra[i].payload_id > 0);
+		CU_ASSERT_TRUE(rb[i].payload_id > 0);
+		CU_ASSERT_EQUAL(ra[i].decision_id != 0, rb[i].decision_id != 0);
+		/* what was stored */
+		va = stored_outcome(ua);
+		vb = stored_outcome(ub);
+		if (va && vb) {
+			replace_all(va, ua, ub);
+			if (strcmp(va, vb) != 0)
+				fprintf(stderr, "%s\n read back: %s\n handed:    %s\n", handed_fixtures[i].file, va, vb);
+			CU_ASSERT_STRING_EQUAL(va, vb);
+		}
+		free(va);
+		free(vb);
+	}
+	/* the fixtures' outcomes are all there: decided, for review, unassigned */
+	CU_ASSERT_EQUAL(count("SELECT count(DISTINCT state) FROM referrals WHERE ubrn LIKE '8%' AND ubrn ~ '^8[0-9]0{7}30[0-9]$'"), 3);
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn ~ '^[78][0-9]0{7}30[0-9]$' AND state = 'new'"), 0);
+	free(ra);
+	free(rb);
+	ras_store_handover_free(h);
+}
+
+/* A fixture under another UBRN (malloc'd), with `extra` appended to its
+ * bytes (other bytes, the same referral). */
+static char *
+fixture_as(const char *rel, const char *old_ubrn, const char *ubrn, const char *extra, size_t *len)
+{
+	size_t n;
+	char *data = ras_test_read(ras_test_fixture(rel), &n), *out;
+
+	replace_all(data, old_ubrn, ubrn);
+	out = malloc(n + strlen(extra) + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	memcpy(out, data, n);
+	memcpy(out + n, extra, strlen(extra) + 1);
+	*len = n + strlen(extra);
+	free(data);
+	return out;
+}
+
+/* Receive bodies[0..n) as ras_receive does (one held transaction: kept,
+ * normalised handing over to h, triaged); *handed how many normalise
+ * handed over. */
+static void
+receive_group(char **bodies, const size_t *lens, const char *const *ubrn_hints, size_t n,
+    struct ras_store_handover *h, size_t *handed, size_t *with_doc)
+{
+	struct ras_inbox_item *items = calloc(n, sizeof(*items));
+	struct ras_inbox_put_result *put = calloc(n, sizeof(*put));
+	int64_t *pids = calloc(n, sizeof(*pids));
+	struct ras_normalise_report *rep = NULL;
+	struct ras_triage_report *reps = NULL;
+	size_t nrep = 0, nreps = 0;
+
+	CU_ASSERT_FATAL(items && put && pids);
+	for (size_t i = 0; i < n; i++)
+		items[i] = (struct ras_inbox_item){ .data = bodies[i], .len = lens[i], .source = "http",
+			.source_ref = "/fhir/Bundle", .service_hint = ubrn_hints && ubrn_hints[i] ? NULL : "midnotts",
+			.ubrn_hint = ubrn_hints ? ubrn_hints[i] : NULL };
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(db), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, items, n, put), 0);
+	for (size_t i = 0; i < n; i++)
+		pids[i] = put[i].id;
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, NULL, pids, n, n, h, &rep, &nrep), 0);
+	*handed = ras_store_handover_count(h, with_doc);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_pending_handed(db, tri, now, 2 * n, pids, n, h, &reps, &nreps), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(db), 0);
+	free(rep);
+	free(reps);
+	free(items);
+	free(put);
+	free(pids);
+}
+
+/* The outcome and state of the referral of `ubrn` ("outcome state"). */
+static char *
+outcome_of(const char *ubrn)
+{
+	char *v = ras_test_sql_text(db, "SELECT coalesce(d.outcome, '-') || ' ' || r.state FROM referrals r"
+	    " LEFT JOIN current_decisions d ON d.referral_id = r.id WHERE r.ubrn = $1", ubrn);
+
+	CU_ASSERT_PTR_NOT_NULL(v);
+	return v ? v : strdup("(none)");
+}
+
+static void
+assert_outcome(const char *ubrn, const char *expect)
+{
+	char *v = outcome_of(ubrn);
+
+	if (strcmp(v, expect) != 0)
+		fprintf(stderr, "referral %s: %s, expected %s\n", ubrn, v, expect);
+	CU_ASSERT_STRING_EQUAL(v, expect);
+	free(v);
+}
+
+static int64_t
+referral_id_of(const char *ubrn)
+{
+	return ras_test_sql_int(db, "SELECT id FROM referrals WHERE ubrn = $1", ubrn);
+}
+
+/* What normalise did not hand over is still decided, by the triage step
+ * reading it back, on what is stored: a second copy of a referral and a
+ * revision in the same group (the revision decided on its own content), a
+ * referral stored earlier that the group revises, a referral whose form
+ * comes in the same group, a batch written one payload at a time after a
+ * failure, and referrals beyond the handover's bound. */
+static void
+not_handed_over_read_back(void)
+{
+	static const char acc[] = "triage/midnotts-accept.json", ooa[] = "triage/midnotts-out-of-area.json";
+	struct ras_store_handover *h = NULL;
+	size_t handed = 0, with_doc = 0;
+	char *bodies[6];
+	size_t lens[6];
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_handover_new(&h), 0);
+
+	/* 1. Earlier: U3 stored out of area, not triaged yet. */
+	{
+		size_t len;
+		char *b = fixture_as(ooa, "100000000302", "910000000003", "", &len);
+
+		(void)store_payload(b, len, "earlier.json", "midnotts", NULL);
+		free(b);
+	}
+	bodies[0] = fixture_as(acc, "100000000301", "910000000001", "", &lens[0]);
+	bodies[1] = fixture_as(acc, "100000000301", "910000000001", "\n", &lens[1]);   /* the same again */
+	bodies[2] = fixture_as(ooa, "100000000302", "910000000002", "", &lens[2]);
+	bodies[3] = fixture_as(acc, "100000000301", "910000000002", "", &lens[3]);     /* revises U2 */
+	bodies[4] = fixture_as(acc, "100000000301", "910000000003", "", &lens[4]);     /* revises U3 */
+	bodies[5] = fixture_as(ooa, "100000000302", "910000000004", "", &lens[5]);
+	receive_group(bodies, lens, NULL, 6, h, &handed, &with_doc);
+	/* only U4 was left alone by the rest of the group */
+	CU_ASSERT_EQUAL(handed, 1);
+	CU_ASSERT_EQUAL(with_doc, 1);
+	CU_ASSERT_PTR_NOT_NULL(ras_store_handover_find(h, referral_id_of("910000000004")));
+	CU_ASSERT_PTR_NULL(ras_store_handover_find(h, referral_id_of("910000000001")));
+	CU_ASSERT_PTR_NULL(ras_store_handover_find(h, referral_id_of("910000000002")));
+	CU_ASSERT_PTR_NULL(ras_store_handover_find(h, referral_id_of("910000000003")));
+	assert_outcome("910000000001", "accept review");
+	assert_outcome("910000000002", "accept review");   /* the revision's content */
+	assert_outcome("910000000003", "accept review");
+	assert_outcome("910000000004", "return decided");
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '910000000002'"), 1);
+	for (size_t i = 0; i < 6; i++)
+		free(bodies[i]);
+
+	/* 2. A referral without its form, and the form in the same group: the
+	 * form changes the stored referral, so nothing is handed over. */
+	{
+		size_t len, i;
+		char *b = fixture_as(acc, "100000000301", "910000000005", "", &len);
+		json_t *j = NULL, *e = NULL, *entries, *qr = NULL;
+		struct ras_buf bb = RAS_BUF_INIT(0), fb = RAS_BUF_INIT(0);
+		const char *hints[2] = { NULL, "910000000005" };
+
+		CU_ASSERT_EQUAL_FATAL(ras_json_parse(b, len, 0, &j), 0);
+		entries = json_object_get(j, "entry");
+		json_array_foreach(entries, i, e)
+			if (strcmp(ras_json_str(json_object_get(e, "resource"), "resourceType"),
+			    "QuestionnaireResponse") == 0)
+				break;
+		CU_ASSERT_FATAL(i < json_array_size(entries));
+		qr = json_incref(json_object_get(e, "resource"));
+		CU_ASSERT_EQUAL_FATAL(json_array_remove(entries, i), 0);
+		json_array_foreach(entries, i, e)
+			if (strcmp(ras_json_str(json_object_get(e, "resource"), "resourceType"), "ServiceRequest") == 0)
+				(void)json_object_del(json_object_get(e, "resource"), "supportingInfo");
+		CU_ASSERT_EQUAL_FATAL(ras_json_dump(j, RAS_JSON_COMPACT, &bb), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_json_dump(qr, RAS_JSON_COMPACT, &fb), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_buf_putc(&fb, '\n'), 0);   /* not the bytes another case kept */
+		bodies[0] = bb.data;
+		lens[0] = bb.len;
+		bodies[1] = fb.data;
+		lens[1] = fb.len;
+		receive_group(bodies, lens, hints, 2, h, &handed, &with_doc);
+		CU_ASSERT_EQUAL(handed, 0);
+		/* decided with the form the group brought */
+		assert_outcome("910000000005", "accept review");
+		json_decref(qr);
+		json_decref(j);
+		ras_buf_free(&bb);
+		ras_buf_free(&fb);
+		free(b);
+	}
+
+	/* 3. The batch refused in the database, written one payload at a time:
+	 * nothing handed over, what was stored decided all the same. */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db,
+	    "CREATE FUNCTION test_refuse_ubrn() RETURNS trigger LANGUAGE plpgsql AS $$"
+	    " BEGIN IF NEW.ubrn = '910000000007' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER test_refuse_ubrn BEFORE INSERT ON referrals"
+	    " FOR EACH ROW EXECUTE FUNCTION test_refuse_ubrn()"), 0);
+	bodies[0] = fixture_as(acc, "100000000301", "910000000006", "", &lens[0]);
+	bodies[1] = fixture_as(ooa, "100000000302", "910000000007", "", &lens[1]);
+	receive_group(bodies, lens, NULL, 2, h, &handed, &with_doc);
+	CU_ASSERT_EQUAL(handed, 0);
+	assert_outcome("910000000006", "accept review");
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn = '910000000007'"), 0);
+	CU_ASSERT_EQUAL(ras_db_exec(db, "DROP TRIGGER test_refuse_ubrn ON referrals;"
+	    " DROP FUNCTION test_refuse_ubrn()"), 0);
+	free(bodies[0]);
+	free(bodies[1]);
+
+	/* 4. More documents than the handover keeps: the rest read back. */
+	{
+		enum { MANY = 200 };
+		char **many = calloc(MANY, sizeof(*many));
+		size_t *ml = calloc(MANY, sizeof(*ml));
+
+		CU_ASSERT_FATAL(many && ml);
+		for (size_t i = 0; i < MANY; i++) {
+			char ubrn[16];
+
+			snprintf(ubrn, sizeof(ubrn), "92%010zu", i);
+			many[i] = fixture_as(i % 2 ? ooa : acc, i % 2 ? "100000000302" : "100000000301", ubrn, "",
+			    &ml[i]);
+		}
+		receive_group(many, ml, NULL, MANY, h, &handed, &with_doc);
+		CU_ASSERT_EQUAL(handed, MANY);
+		CU_ASSERT_TRUE(with_doc > 0 && with_doc < MANY);
+		CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals r JOIN current_decisions d"
+		    " ON d.referral_id = r.id WHERE r.ubrn LIKE '92%' AND r.state IN ('review', 'decided')"), MANY);
+		CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals r JOIN current_decisions d"
+		    " ON d.referral_id = r.id WHERE r.ubrn LIKE '92%' AND d.outcome = 'return'"), MANY / 2);
+		for (size_t i = 0; i < MANY; i++)
+			free(many[i]);
+		free(many);
+		free(ml);
+	}
+	CU_ASSERT_EQUAL(count("SELECT count(*) FROM referrals WHERE ubrn LIKE '9%' AND state = 'new'"), 0);
+	ras_store_handover_free(h);
+}
+
 static int
 setup(void)
 {
@@ -877,6 +1267,8 @@ main(void)
 		{ "a batch of many chunks, one refused in the last", batch_of_many_chunks },
 		{ "more referrals than a chunk takes, reported after commit",
 		  batch_over_chunk_rows_reported_after_commit },
+		{ "referrals handed over by normalise are decided as if read back", handed_over_decides_as_read_back },
+		{ "what normalise did not hand over is read back and decided", not_handed_over_read_back },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {

@@ -894,6 +894,102 @@ http_group_commit_answers_only_committed(void)
 	env_free(&e);
 }
 
+/* The answer on fd: its status line starts with `status` and its
+ * OperationOutcome has intake state `state` and says `says`. */
+static void
+expect_answer(int fd, const char *status, const char *state, const char *says)
+{
+	char *a = raw_answer(fd, 10000), code[64];
+
+	snprintf(code, sizeof(code), "\"code\":\"%s\"", state);
+	if (strncmp(a, status, strlen(status)) != 0 || strstr(a, code) == NULL || strstr(a, says) == NULL)
+		fprintf(stderr, "expected %s %s \"%s\", got: %s\n", status, state, says, a);
+	CU_ASSERT_EQUAL(strncmp(a, status, strlen(status)), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(a, code));
+	CU_ASSERT_PTR_NOT_NULL(strstr(a, says));
+	free(a);
+}
+
+/*
+ * What each sender of one group is told (the receipts, ras_receive): a
+ * new referral; the same bytes again in the group; the same referral in
+ * other bytes; a revision of a referral a group before this one stored;
+ * the bytes of that earlier payload again; a payload kept but rejected;
+ * another new referral.  Receipts the group knows are built from memory,
+ * the others read from the database: each says what the database holds.
+ */
+static void
+http_group_receipts(void)
+{
+	enum { K = 7 };
+	struct rasd_proc p;
+	struct env e;
+	int fds[K], idle;
+	char *bodies[K], *earlier, *at, says[128];
+	size_t lens[K], elen;
+	int64_t first, before;
+
+	env_new(&e, "receipts", "[http]\ncommit_delay = 3000\n[triage]\ndefault_service = midnotts\n");
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	/* a group before: B stored */
+	earlier = referral_with_ubrn("000000340002", &elen);
+	fds[0] = raw_post(&p, earlier, elen);
+	expect_answer(fds[0], "HTTP/1.1 201", "stored", "referral 000000340002 v1");
+	before = count(e.db, "SELECT id FROM inbox ORDER BY id DESC LIMIT 1");
+
+	bodies[0] = referral_with_ubrn("000000340001", &lens[0]);           /* A */
+	bodies[1] = malloc(lens[0]);                                         /* A's bytes again */
+	CU_ASSERT_FATAL(bodies[1] != NULL);
+	memcpy(bodies[1], bodies[0], lens[0]);
+	lens[1] = lens[0];
+	bodies[2] = malloc(lens[0] + 1);                                     /* A in other bytes */
+	CU_ASSERT_FATAL(bodies[2] != NULL);
+	memcpy(bodies[2], bodies[0], lens[0]);
+	bodies[2][lens[0]] = '\n';
+	lens[2] = lens[0] + 1;
+	bodies[3] = referral_with_ubrn("000000340002", &lens[3]);           /* B revised */
+	at = strstr(bodies[3], "2026-04-06T10:15:00");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	at[15] = '6';
+	bodies[4] = malloc(elen);                                            /* B's bytes again */
+	CU_ASSERT_FATAL(bodies[4] != NULL);
+	memcpy(bodies[4], earlier, elen);
+	lens[4] = elen;
+	bodies[5] = ras_test_read(ras_test_fixture("bad/nhs-invalid.json"), &lens[5]);
+	bodies[6] = referral_with_ubrn("000000340003", &lens[6]);           /* C */
+
+	/* one group: it waits for the idle connection, so they all join */
+	idle = idle_connection(&p);
+	for (int i = 0; i < K; i++) {
+		fds[i] = raw_post(&p, bodies[i], lens[i]);
+		usleep(100 * 1000);   /* in this order */
+	}
+	first = before + 1;
+	expect_answer(fds[0], "HTTP/1.1 201", "stored", "referral 000000340001 v1");
+	snprintf(says, sizeof(says), "the same payload was received before (payload #%lld)", (long long)first);
+	expect_answer(fds[1], "HTTP/1.1 200", "duplicate", says);
+	expect_answer(fds[2], "HTTP/1.1 200", "duplicate", "already stored");
+	expect_answer(fds[3], "HTTP/1.1 201", "stored", "revised");
+	snprintf(says, sizeof(says), "the same payload was received before (payload #%lld)", (long long)before);
+	expect_answer(fds[4], "HTTP/1.1 200", "duplicate", says);
+	expect_answer(fds[5], "HTTP/1.1 422", "rejected", "Modulus 11");
+	expect_answer(fds[6], "HTTP/1.1 201", "stored", "referral 000000340003 v1");
+	close(idle);
+	/* all kept by one commit, and every referral decided in it */
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(DISTINCT xmin::text) FROM inbox WHERE id > (SELECT min(id) FROM inbox)"), 1);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE state = 'new'"), 0);
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM decisions d JOIN referrals r ON r.id = d.referral_id"
+	    " WHERE r.ubrn = '000000340002'"), 2);
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
+	rasd_free(&p);
+	for (int i = 0; i < K; i++)
+		free(bodies[i]);
+	free(earlier);
+	env_free(&e);
+}
+
 static void
 spool_intake(void)
 {
@@ -2778,6 +2874,7 @@ main(void)
 		{ "HTTP intake", http_intake },
 		{ "HTTP concurrent senders", http_concurrent_senders },
 		{ "HTTP group commit: answered only once committed", http_group_commit_answers_only_committed },
+		{ "HTTP group: what each sender is told", http_group_receipts },
 		{ "PDS unavailable: the referral waits, visibly", pds_unavailable_waits_visibly },
 		{ "spool intake", spool_intake },
 		{ "spool: half-written files wait", spool_half_written_files_wait },

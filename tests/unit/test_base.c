@@ -266,6 +266,48 @@ buf_limit(void)
 	ras_buf_free(&b);
 }
 
+/* ras_buf_printf formats into the room a buffer has, and grows it only
+ * for what does not fit: the text is whole either way, and a text past
+ * the limit leaves the buffer as it was. */
+static void
+buf_printf_in_place(void)
+{
+	struct ras_buf b = RAS_BUF_INIT(0), lim = RAS_BUF_INIT(200);
+	char big[1000];
+	size_t cap;
+
+	CU_ASSERT_EQUAL(ras_buf_puts(&b, "a"), 0);
+	cap = b.cap;
+	CU_ASSERT_TRUE(cap > 20);
+	CU_ASSERT_EQUAL(ras_buf_printf(&b, "-%d-%s", 7, "fits"), 0);
+	CU_ASSERT_STRING_EQUAL(b.data, "a-7-fits");
+	CU_ASSERT_EQUAL(b.len, 8);
+	CU_ASSERT_EQUAL(b.cap, cap);                      /* no growth */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CU_ASSERT_EQUAL(ras_buf_printf(&b, "[%s]", big), 0); /* longer than the room */
+	CU_ASSERT_EQUAL(b.len, 8 + 2 + sizeof(big) - 1);
+	CU_ASSERT_EQUAL(strncmp(b.data, "a-7-fits[xxx", 12), 0);
+	CU_ASSERT_EQUAL(b.data[b.len - 1], ']');
+	CU_ASSERT_EQUAL(b.data[b.len], '\0');
+	CU_ASSERT_EQUAL(strlen(b.data), b.len);
+	ras_buf_free(&b);
+
+	/* the limit: a text that fits the allocated room but not the limit,
+	 * and one that fits neither, are refused and leave the buffer whole */
+	CU_ASSERT_EQUAL(ras_buf_puts(&lim, "start"), 0);
+	CU_ASSERT_TRUE(lim.cap > 200);
+	CU_ASSERT_EQUAL(ras_buf_printf(&lim, "%.*s", 196, big), RAS_ETOOBIG);
+	CU_ASSERT_EQUAL(lim.len, 5);
+	CU_ASSERT_STRING_EQUAL(lim.data, "start");
+	CU_ASSERT_EQUAL(ras_buf_printf(&lim, "%s", big), RAS_ETOOBIG);
+	CU_ASSERT_STRING_EQUAL(lim.data, "start");
+	CU_ASSERT_EQUAL(ras_buf_printf(&lim, "%.*s", 195, big), 0);   /* exactly the limit */
+	CU_ASSERT_EQUAL(lim.len, 200);
+	CU_ASSERT_EQUAL(strlen(lim.data), 200);
+	ras_buf_free(&lim);
+}
+
 static int cleaned;
 static void
 count_cleanup(void *p)
@@ -469,6 +511,7 @@ static const struct ras_test_case json_cases[] = {
 };
 static const struct ras_test_case mem_cases[] = {
 	{ "buffer limit", buf_limit },
+	{ "buffer printf formats into the room it has", buf_printf_in_place },
 	{ "packed records", buf_pack_round_trip },
 	{ "arena", arena_basic },
 	{ "arena blocks given back and reused", arena_reuse },
