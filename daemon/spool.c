@@ -145,11 +145,37 @@ write_reason(struct ras_spool *s, const char *moved, const char *reason)
 	close(fd);
 }
 
-/* The regular files of the spool that have settled, into *out (names
- * malloc'd); *waiting when some are still being written.  -1 when the
+/* Sift c[i] down the max-heap c[0..n) (the newest candidate, by cmp_cand,
+ * at the top). */
+static void
+heap_down(struct cand *c, size_t n, size_t i)
+{
+	for (;;) {
+		size_t big = i, l = 2 * i + 1, r = l + 1;
+		struct cand t;
+
+		if (l < n && cmp_cand(&c[l], &c[big]) > 0)
+			big = l;
+		if (r < n && cmp_cand(&c[r], &c[big]) > 0)
+			big = r;
+		if (big == i)
+			return;
+		t = c[i];
+		c[i] = c[big];
+		c[big] = t;
+		i = big;
+	}
+}
+
+/* The oldest `keep` regular files of the spool that have settled, into
+ * *out (names malloc'd, in no order), and how many settled files there are
+ * in all (*total); *waiting when some are still being written.  What a scan
+ * holds is `keep` names whatever the number of files in the directory (a
+ * spool of 100,000 files once held every name, ~10 MB).  -1 when the
  * directory cannot be read. */
 static int
-list_settled(struct ras_spool *s, struct cand **out, size_t *nout, bool *waiting)
+list_settled(struct ras_spool *s, size_t keep, struct cand **out, size_t *nout, size_t *total,
+    bool *waiting)
 {
 	struct cand *c = NULL;
 	size_t nc = 0, capc = 0;
@@ -185,20 +211,44 @@ list_settled(struct ras_spool *s, struct cand **out, size_t *nout, bool *waiting
 			*waiting = true;
 			continue;
 		}
-		if (nc == capc) {
-			size_t cap = capc ? capc * 2 : 64;
-			struct cand *nv = realloc(c, cap * sizeof(*nv));
+		{
+			struct cand x = { .name = de->d_name, .mtime = (int64_t)st.st_mtime,
+				.size = (int64_t)st.st_size };
 
-			if (nv == NULL)
-				break;
-			c = nv;
-			capc = cap;
+			(*total)++;
+			if (nc == keep) {
+				/* full: it replaces the newest kept, if older */
+				if (cmp_cand(&x, &c[0]) >= 0)
+					continue;
+				if ((x.name = strdup(de->d_name)) == NULL)
+					continue;
+				free(c[0].name);
+				c[0] = x;
+				heap_down(c, nc, 0);
+				continue;
+			}
+			if (nc == capc) {
+				size_t cap = capc ? capc * 2 : 64;
+				struct cand *nv;
+
+				if (cap > keep)
+					cap = keep;
+				if ((nv = realloc(c, cap * sizeof(*nv))) == NULL)
+					break;
+				c = nv;
+				capc = cap;
+			}
+			if ((x.name = strdup(de->d_name)) == NULL)
+				continue;
+			/* push: up from the bottom of the heap */
+			c[nc] = x;
+			for (size_t i = nc++; i > 0 && cmp_cand(&c[i], &c[(i - 1) / 2]) > 0; i = (i - 1) / 2) {
+				struct cand t = c[i];
+
+				c[i] = c[(i - 1) / 2];
+				c[(i - 1) / 2] = t;
+			}
 		}
-		c[nc].name = strdup(de->d_name);
-		c[nc].mtime = (int64_t)st.st_mtime;
-		c[nc].size = (int64_t)st.st_size;
-		if (c[nc].name)
-			nc++;
 	}
 	closedir(dir);
 	forget_ready(s);
@@ -330,20 +380,22 @@ pass(struct ras_spool *s, bool *more, bool *waiting)
 	struct file_in *files = NULL;
 	struct ras_inbox_item *items = NULL;
 	struct ras_receipt *rec = NULL;
-	size_t nc = 0, nf = 0, limit = ras_daemon_batch(s->d);
+	size_t nc = 0, nf = 0, total = 0, limit = ras_daemon_batch(s->d);
 	int taken = 0;
 
 	*more = false;
 	*waiting = false;
 	if (limit > SPOOL_BATCH_MAX)
 		limit = SPOOL_BATCH_MAX;
-	if (list_settled(s, &c, &nc, waiting) < 0)
+	if (limit == 0)
+		limit = 1;
+	if (list_settled(s, limit, &c, &nc, &total, waiting) < 0)
 		return -1;
 	if (nc == 0)
 		goto done;
 	qsort(c, nc, sizeof(*c), cmp_cand);
 	nf = pass_size(c, nc, limit);
-	if (nc > nf)
+	if (total > nf)
 		*more = true;
 	files = calloc(nf, sizeof(*files));
 	items = calloc(nf, sizeof(*items));

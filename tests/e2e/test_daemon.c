@@ -1113,6 +1113,65 @@ spool_half_written_files_wait(void)
 	env_free(&e);
 }
 
+/* A scan keeps only the files one pass takes, the oldest, whatever the
+ * number in the directory: with batch_size 3, twelve waiting files whose
+ * ages run opposite to their names are all taken, oldest first, three to a
+ * pass. */
+static void
+spool_oldest_first_in_bounded_passes(void)
+{
+	char text[8192], path[PATH_MAX], ubrn[16], want[256] = "", *got;
+	struct rasd_proc p;
+	struct env e;
+	time_t now = time(NULL);
+
+	env_new(&e, "spoolorder", NULL);
+	snprintf(text, sizeof(text),
+	    "[database]\nconninfo = %s\nbatch_size = 3\n"
+	    "[daemon]\nstage_interval = 1\nheartbeat = 5\n"
+	    "[http]\nlisten = 127.0.0.1:0\ntoken = %s\nmax_body = 65536\n"
+	    "[spool]\ndirectory = %s\nrescan = 2\n%s",
+	    e.conninfo, token_path, e.spool, RAS_TEST_CLINICIANS);
+	free(e.config);
+	e.config = rasd_config("spoolorder.conf", text);
+	for (int i = 0; i < 12; i++) {
+		size_t len;
+		char *data;
+		FILE *f;
+		struct timespec ts[2];
+
+		snprintf(ubrn, sizeof(ubrn), "5000000000%02d", i);
+		data = referral_with_ubrn(ubrn, &len);
+		snprintf(path, sizeof(path), "%s/f%02d.json", e.spool, i);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f = fopen(path, "wb"));
+		CU_ASSERT_EQUAL(fwrite(data, 1, len, f), len);
+		fclose(f);
+		free(data);
+		/* f00 the newest, f11 the oldest (all settled long ago) */
+		ts[0].tv_sec = ts[1].tv_sec = now - 1000 - 10 * i;
+		ts[0].tv_nsec = ts[1].tv_nsec = 0;
+		CU_ASSERT_EQUAL(utimensat(AT_FDCWD, path, ts, 0), 0);
+	}
+	for (int i = 11; i >= 0; i--) {
+		char one[16];
+
+		snprintf(one, sizeof(one), "%sf%02d.json", i < 11 ? "," : "", i);
+		strcat(want, one);
+	}
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM inbox WHERE source = 'spool'", 12, 10000));
+	got = ras_test_sql_text(e.db, "SELECT string_agg(source_ref, ',' ORDER BY id) FROM inbox "
+	    "WHERE source = 'spool'", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+	CU_ASSERT_STRING_EQUAL(got, want);
+	free(got);
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
+	rasd_free(&p);
+	env_free(&e);
+}
+
 static void
 epr_events_over_http(void)
 {
@@ -2878,6 +2937,7 @@ main(void)
 		{ "PDS unavailable: the referral waits, visibly", pds_unavailable_waits_visibly },
 		{ "spool intake", spool_intake },
 		{ "spool: half-written files wait", spool_half_written_files_wait },
+		{ "spool: oldest first, a pass's worth of names at a time", spool_oldest_first_in_bounded_passes },
 		{ "EPR events over HTTP", epr_events_over_http },
 		{ "SIGHUP keeps the config unless valid", sighup_keeps_config_unless_valid },
 		{ "kill -9 mid-batch loses nothing", kill9_mid_batch_loses_nothing },
