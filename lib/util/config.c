@@ -316,9 +316,11 @@ const struct ras_option ras_config_options[] = {
 	{ "outbox", "batch_size", RAS_OPT_INT, "100", 1, 10000, true, false, NULL,
 	  "outbox rows a stage claims at a time (a delivery round also stops at 1 MiB of payloads)" },
 	{ "outbox", "max_attempts", RAS_OPT_INT, "12", 1, 1000, true, false, NULL,
-	  "delivery attempts before a document is dead-lettered" },
+	  "delivery attempts before a document is dead-lettered (a letter held back behind a FHIR "
+	  "endpoint that refuses connections is not attempted, so not counted)" },
 	{ "outbox", "backoff_base", RAS_OPT_INT, "60", 1, 86400, true, false, NULL,
-	  "seconds before the first retry (doubling, jittered)" },
+	  "seconds before the first retry (doubling, jittered); a FHIR endpoint that refuses "
+	  "connections is tried again by one letter on the same back-off" },
 	{ "outbox", "backoff_max", RAS_OPT_INT, "21600", 1, 604800, true, false, NULL,
 	  "longest wait between retries, in seconds" },
 	{ "outbox", "lease", RAS_OPT_INT, "900", 30, 86400, true, false, NULL,
