@@ -708,31 +708,6 @@ http_concurrent_senders(void)
 	env_free(&e);
 }
 
-/* A POST written on a socket of its own (Connection: close), not read:
- * the test decides when to look for the answer. */
-static int
-raw_post(const struct rasd_proc *p, const char *body, size_t len)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	const char *colon = strrchr(p->http, ':');
-	char head[512];
-	int fd = socket(AF_INET, SOCK_STREAM, 0), n;
-	long port;
-
-	CU_ASSERT_FATAL(fd >= 0 && colon != NULL);
-	port = strtol(colon + 1, NULL, 10);
-	CU_ASSERT_FATAL(port > 0 && port <= 65535);
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	n = snprintf(head, sizeof(head), "POST /fhir/Bundle HTTP/1.1\r\nHost: %s\r\n"
-	    "Authorization: Bearer %s\r\nContent-Type: application/fhir+json\r\n"
-	    "Connection: close\r\nContent-Length: %zu\r\n\r\n", p->http, TOKEN, len);
-	CU_ASSERT_EQUAL_FATAL(write(fd, head, (size_t)n), n);
-	CU_ASSERT_EQUAL_FATAL(write(fd, body, len), (ssize_t)len);
-	return fd;
-}
-
 /* A connection that sends nothing: while it is open, a group in which
  * every other connection waits still waits for [http] commit_delay. */
 static int
@@ -749,6 +724,22 @@ idle_connection(const struct rasd_proc *p)
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	CU_ASSERT_EQUAL_FATAL(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* A POST written on a socket of its own (Connection: close), not read:
+ * the test decides when to look for the answer. */
+static int
+raw_post(const struct rasd_proc *p, const char *body, size_t len)
+{
+	int fd = idle_connection(p), n;
+	char head[512];
+
+	n = snprintf(head, sizeof(head), "POST /fhir/Bundle HTTP/1.1\r\nHost: %s\r\n"
+	    "Authorization: Bearer %s\r\nContent-Type: application/fhir+json\r\n"
+	    "Connection: close\r\nContent-Length: %zu\r\n\r\n", p->http, TOKEN, len);
+	CU_ASSERT_EQUAL_FATAL(write(fd, head, (size_t)n), n);
+	CU_ASSERT_EQUAL_FATAL(write(fd, body, len), (ssize_t)len);
 	return fd;
 }
 
@@ -1120,7 +1111,8 @@ spool_half_written_files_wait(void)
 static void
 spool_oldest_first_in_bounded_passes(void)
 {
-	char text[8192], path[PATH_MAX], ubrn[16], want[256] = "", *got;
+	char text[8192], path[PATH_MAX], ubrn[16], *got;
+	struct ras_buf want = RAS_BUF_INIT(0);
 	struct rasd_proc p;
 	struct env e;
 	time_t now = time(NULL);
@@ -1152,20 +1144,18 @@ spool_oldest_first_in_bounded_passes(void)
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;
 		CU_ASSERT_EQUAL(utimensat(AT_FDCWD, path, ts, 0), 0);
 	}
-	for (int i = 11; i >= 0; i--) {
-		char one[16];
-
-		snprintf(one, sizeof(one), "%sf%02d.json", i < 11 ? "," : "", i);
-		strcat(want, one);
-	}
+	for (int i = 11; i >= 0; i--)
+		(void)ras_buf_printf(&want, "%sf%02d.json", i < 11 ? "," : "", i);
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
 	CU_ASSERT(wait_count(e.db, "SELECT count(*) FROM inbox WHERE source = 'spool'", 12, 10000));
 	got = ras_test_sql_text(e.db, "SELECT string_agg(source_ref, ',' ORDER BY id) FROM inbox "
 	    "WHERE source = 'spool'", NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(got);
-	CU_ASSERT_STRING_EQUAL(got, want);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(want.data);
+	CU_ASSERT_STRING_EQUAL(got, want.data);
 	free(got);
+	ras_buf_free(&want);
 	rasd_kill(&p, SIGTERM);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
 	rasd_free(&p);
