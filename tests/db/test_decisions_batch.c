@@ -569,6 +569,65 @@ documents_lz4_and_plans_kept(void)
 	ras_db_close(db);
 }
 
+/* schema/017: the store functions keep one plan per session, made when a
+ * table may hold a few rows (a new installation, a quiet database), and
+ * every lookup in them is by a list of ids or keys that an index serves.
+ * Planned against near-empty tables, the planner chose sequential scans
+ * (of referrals, five times a call, and of outbox) and kept them while the
+ * tables grew.  A batch of decisions stored in a new database, by a new
+ * session, reads none of the tables it touches by a sequential scan; and
+ * every function that keeps its plans has sequential scans off. */
+static void
+plans_use_indexes_on_small_tables(void)
+{
+	static const struct pick picks[] = {
+		{ 0, K_REVIEW, true }, { 2, K_ACCEPT, false }, { 6, K_2WW, true }, { 8, K_RETURN, false },
+		{ 9, K_CLIN_ACCEPT, false }, { 11, K_ACCEPT, false },
+	};
+	enum { N = sizeof(picks) / sizeof(picks[0]) };
+	struct ras_db *db = ras_test_db("decisions_plans", NULL);
+	struct ras_arena *a = ras_arena_new();
+	struct ras_decision d[N];
+	int64_t rid[N], ids[N];
+
+	RAS_REQUIRE(db);
+	RAS_REQUIRE(a);
+	for (size_t k = 0; k < N_REFS; k++)
+		store_ref(db, &refs[k], (int)k);
+	for (size_t i = 0; i < N; i++)
+		make_decision(db, a, &picks[i], (int)i, 1775100000 + (int64_t)i * 60, &d[i], &rid[i]);
+	/* (pg_stat_xact_user_tables: this session's scans not yet reported,
+	 * which is more than this transaction's; so counted before and after) */
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(db), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "CREATE TEMP TABLE seq0 AS"
+	    " SELECT relid, seq_scan FROM pg_stat_xact_user_tables"), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_store_decisions(db, rid, d, N, ids), 0);
+	{
+		char *seq = ras_test_sql_text(db, "SELECT coalesce(string_agg(t.relname || ' ' || t.seq_scan - coalesce(s.seq_scan, 0), ', '"
+		    " ORDER BY t.relname), 'none') FROM pg_stat_xact_user_tables t LEFT JOIN seq0 s USING (relid)"
+		    " WHERE t.seq_scan > coalesce(s.seq_scan, 0) AND t.relname <> 'seq0'", NULL);
+
+		RAS_REQUIRE(seq);
+		CU_ASSERT_STRING_EQUAL(seq, "none");
+		if (strcmp(seq, "none") != 0)
+			fprintf(stderr, "sequential scans while storing decisions: %s\n", seq);
+		free(seq);
+	}
+	CU_ASSERT_EQUAL(ras_db_hold_commit(db), 0);
+	/* (what the batch touched: letters, e-RS intents, clocks) */
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM decisions", NULL), N);
+	CU_ASSERT(ras_test_sql_int(db, "SELECT count(*) FROM outbox", NULL) > 0);
+	CU_ASSERT(ras_test_sql_int(db, "SELECT count(*) FROM ers_outcomes", NULL) > 0);
+	CU_ASSERT(ras_test_sql_int(db, "SELECT count(*) FROM deadlines", NULL) > 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM pg_proc WHERE"
+	    " 'plan_cache_mode=force_generic_plan' = ANY (proconfig)", NULL), 6);
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM pg_proc WHERE"
+	    " 'plan_cache_mode=force_generic_plan' = ANY (proconfig)"
+	    " AND NOT 'enable_seqscan=off' = ANY (proconfig)", NULL), 0);
+	ras_arena_free(a);
+	ras_db_close(db);
+}
+
 /* A statement that inserts two decisions of one referral at once would
  * have the letters and intents of the first decided without the second
  * seeing them: the triggers refuse it (ras_store_decisions never does). */
@@ -633,6 +692,7 @@ main(void)
 		{ "a batch of decisions stores exactly what one at a time does", batch_equals_one_at_a_time },
 		{ "016 stores what 014 stored, in one round and in rounds", batch_equals_014 },
 		{ "documents are written with lz4; ras_store_referrals keeps its plans", documents_lz4_and_plans_kept },
+		{ "plans made on small tables still use the indexes", plans_use_indexes_on_small_tables },
 		{ "one statement cannot insert two decisions of one referral",
 		  two_decisions_of_one_referral_in_one_statement },
 		{ "a bad decision refuses the whole batch", bad_decisions_refuse_the_batch },
