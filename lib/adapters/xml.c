@@ -40,10 +40,13 @@ quiet(void *ctx, const char *msg, ...)
 	(void)msg;
 }
 
+/* libxml2 keeps its error handler per thread: each thread that parses
+ * (the loop, rasd's intake workers) sets it once, or libxml2 would print
+ * parser errors, with pieces of the document, to stderr. */
 static void
 ensure_init(void)
 {
-	static int ready;
+	static _Thread_local int ready;
 
 	if (!ready) {
 		xmlInitParser();
