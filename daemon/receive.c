@@ -166,46 +166,107 @@ triage_inline(struct ras_daemon *d)
 	return rt && ras_runtime_triage(rt) && ras_runtime_pds(rt, NULL) == NULL;
 }
 
-int
-ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
-    struct ras_receipt *out)
+/* One group's referral payloads, from ras_receive_prepare to
+ * ras_receive_finish (receive.h). */
+struct ras_receive_job {
+	struct ras_receipt *out;       /* the caller's, n of them */
+	struct ras_inbox_item *refs;   /* the referral payloads, nref of them */
+	size_t *map;                   /* refs[k] is items[map[k]] */
+	size_t nref;
+	/* what the stages' runtime gives the group (read on the loop's thread) */
+	const struct ras_xmlform_maps *maps;
+	const struct ras_triage *triage;   /* NULL: not triaged here */
+	/* what ras_receive_run leaves */
+	struct ras_inbox_put_result *put;
+	int64_t *pids;
+	struct ras_normalise_report *rep;
+	struct ras_triage_report *trep;
+	size_t nrep, ntrep;
+	bool committed, normalised, triaged;
+	int err;
+	char why[512];                 /* err's message (ras_error_last is per thread) */
+};
+
+static void
+job_free(struct ras_receive_job *job)
 {
-	struct ras_db *db = ras_daemon_db(d);
-	struct ras_inbox_item *refs = NULL;
-	struct ras_inbox_put_result *put = NULL;
-	struct ras_normalise_report *rep = NULL;
-	struct ras_triage_report *trep = NULL;
-	struct ras_store_handover *h = NULL;
-	struct ras_db_res *res = NULL;
-	struct ras_buf ids = RAS_BUF_INIT(0);
-	size_t *map = NULL, nref = 0, nrep = 0, ntrep = 0, nask = 0;
-	int64_t *pids = NULL;
-	bool normalised = true, triaged = false;
+	if (job == NULL)
+		return;
+	free(job->trep);
+	free(job->rep);
+	free(job->refs);
+	free(job->map);
+	free(job->put);
+	free(job->pids);
+	free(job);
+}
+
+int
+ras_receive_prepare(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
+    struct ras_receipt *out, struct ras_receive_job **jobp)
+{
+	struct ras_receive_job *job;
+	struct ras_db *db = NULL;
 	int err = 0;
 
+	*jobp = NULL;
 	memset(out, 0, n * sizeof(*out));
-	if (db == NULL)
-		return RAS_EIO;
-	refs = calloc(n ? n : 1, sizeof(*refs));
-	map = calloc(n ? n : 1, sizeof(*map));
-	put = calloc(n ? n : 1, sizeof(*put));
-	pids = calloc(n ? n : 1, sizeof(*pids));
-	if (refs == NULL || map == NULL || put == NULL || pids == NULL || ras_store_handover_new(&h) < 0) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto done;
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	job->out = out;
+	job->refs = calloc(n ? n : 1, sizeof(*job->refs));
+	job->map = calloc(n ? n : 1, sizeof(*job->map));
+	job->put = calloc(n ? n : 1, sizeof(*job->put));
+	job->pids = calloc(n ? n : 1, sizeof(*job->pids));
+	if (job->refs == NULL || job->map == NULL || job->put == NULL || job->pids == NULL) {
+		job_free(job);
+		return ras_error_code(RAS_ENOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (is_epr(&items[i])) {
+			/* (rare: kept and recorded here, on the loop's connection) */
+			if (db == NULL && (db = ras_daemon_db(d)) == NULL) {
+				err = RAS_EIO;
+				break;
+			}
 			receive_epr(d, db, &items[i], &out[i], &err);
 			if (err < 0)
-				goto done;
+				break;
 			continue;
 		}
-		map[nref] = i;
-		refs[nref++] = items[i];
+		job->map[job->nref] = i;
+		job->refs[job->nref++] = items[i];
 	}
+	if (err < 0) {
+		job_free(job);
+		return err;
+	}
+	job->maps = form_maps(d);
+	job->triage = triage_inline(d) ? ras_runtime_triage(ras_stages_runtime(d->units)) : NULL;
+	*jobp = job;
+	return 0;
+}
+
+void
+ras_receive_run(struct ras_receive_job *job, struct ras_db *db)
+{
+	struct ras_store_handover *h = NULL;
+	struct ras_db_res *res = NULL;
+	struct ras_buf ids = RAS_BUF_INIT(0);
+	size_t nref = job->nref, nask = 0;
+	int64_t *pids = job->pids;
+	int err = 0;
+
 	if (nref == 0)
-		goto done;
+		return;
+	if (db == NULL) {
+		job->err = RAS_EIO;
+		goto fail_all;
+	}
+	if (ras_store_handover_new(&h) < 0) {
+		job->err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto fail_all;
+	}
 
 	/*
 	 * Referral payloads: kept, normalised and triaged in one transaction
@@ -213,59 +274,51 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 	 * of its own (ras_db_hold): a group whose normalising or
 	 * triage fails in the database is still kept, and the stage takes it
 	 * later.  Nobody is answered before the commit (the caller answers
-	 * after this returns); if the commit fails, nobody is told the
+	 * after ras_receive_finish); if the commit fails, nobody is told the
 	 * payloads were kept.
 	 */
 	if ((err = ras_db_hold(db)) < 0)
-		goto done;
-	if ((err = ras_store_inbox_put(db, refs, nref, put)) < 0)
+		goto fail;
+	if ((err = ras_store_inbox_put(db, job->refs, nref, job->put)) < 0)
 		goto abandon;
 	for (size_t k = 0; k < nref; k++) {
-		struct ras_receipt *r = &out[map[k]];
+		struct ras_receipt *r = &job->out[job->map[k]];
 
-		r->payload_id = pids[k] = put[k].id;
-		r->new_payload = !put[k].duplicate;
+		r->payload_id = pids[k] = job->put[k].id;
+		r->new_payload = !job->put[k].duplicate;
 		r->state = "queued";
 		snprintf(r->message, sizeof(r->message), "kept as payload #%lld; waiting to be normalised",
-		    (long long)put[k].id);
+		    (long long)job->put[k].id);
 	}
 	/* normalise hands what it created to the triage step below (store.h) */
-	if (ras_store_normalise_handed(db, form_maps(d), pids, nref, nref, h, &rep, &nrep) < 0) {
+	job->normalised = true;
+	if (ras_store_normalise_handed(db, job->maps, pids, nref, nref, h, &job->rep, &job->nrep) < 0) {
 		/* Kept but not normalised: the normalise stage takes them later. */
 		ras_log(RAS_LOG_WARNING, "received payloads kept but not yet normalised: %s",
 		    ras_error_last());
-		free(rep);
-		rep = NULL;
-		nrep = 0;
-		normalised = false;
-	} else if (triage_inline(d)) {
+		free(job->rep);
+		job->rep = NULL;
+		job->nrep = 0;
+		job->normalised = false;
+	} else if (job->triage) {
 		/* What the group's payloads made, decided before the same commit
 		 * (the triage stage decides whatever is left). */
-		if (ras_triage_pending_handed(db, ras_runtime_triage(ras_stages_runtime(d->units)),
-		    ras_time_now(), 2 * nref, pids, nref, h, &trep, &ntrep) < 0) {
+		if (ras_triage_pending_handed(db, job->triage, ras_time_now(), 2 * nref, pids, nref, h,
+		    &job->trep, &job->ntrep) < 0) {
 			ras_log(RAS_LOG_WARNING, "received referrals normalised but not yet triaged: %s",
 			    ras_error_last());
-			ntrep = 0;
+			job->ntrep = 0;
 		} else {
-			triaged = ntrep < 2 * nref;
+			job->triaged = job->ntrep < 2 * nref;
 		}
 	}
 	/* (fails, rolling it all back, if anything inside was left open or
 	 * rolled back whole) */
 	if ((err = ras_db_hold_commit(db)) < 0)
-		goto fail_all;
-	d->stats.received += nref;
-	if (nrep)
-		ras_stages_log_normalised(rep, nrep);
-	if (ntrep) {
-		/* counted as the triage stage's work (its metrics), which it is */
-		struct ras_unit_stats *st = ras_daemon_unit_stats(d, "triage");
-
-		st->rows += (uint64_t)ras_stages_log_triaged(trep, ntrep);
-		st->last_ok = ras_time_now();
-	}
-	if (!normalised)
-		goto kick;
+		goto fail;
+	job->committed = true;
+	if (!job->normalised)
+		goto done;
 
 	/* Each receipt from what the group knows where that is exact
 	 * (final_row), the others from one query after the commit. */
@@ -283,7 +336,7 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 		res = NULL;
 	}
 	for (size_t k = 0; k < nref; k++) {
-		struct ras_receipt *r = &out[map[k]];
+		struct ras_receipt *r = &job->out[job->map[k]];
 		struct final_row f;
 		char pid[24];
 
@@ -303,10 +356,10 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 				apply_final(r, &f);
 			}
 		}
-		for (size_t q = 0; q < nrep; q++)
-			if (rep[q].payload_id == pids[k] && strcmp(rep[q].state, "received") != 0 &&
-			    strcmp(rep[q].state, "rejected") != 0)
-				snprintf(r->message, sizeof(r->message), "%s", rep[q].message);
+		for (size_t q = 0; q < job->nrep; q++)
+			if (job->rep[q].payload_id == pids[k] && strcmp(job->rep[q].state, "received") != 0 &&
+			    strcmp(job->rep[q].state, "rejected") != 0)
+				snprintf(r->message, sizeof(r->message), "%s", job->rep[q].message);
 		if (!r->new_payload && strcmp(r->state, "queued") != 0) {
 			char prev[sizeof(r->message)];
 
@@ -317,31 +370,72 @@ ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
 			    strcmp(r->state, "rejected") == 0 ? prev : "");
 		}
 	}
-kick:
-	/* with the group triaged here, the stages after triage have work */
-	ras_units_kick_next(d->units, triaged ? "triage" : "normalise");
 	goto done;
 abandon:
 	ras_db_hold_abandon(db);
+fail:
+	job->err = err;
 fail_all:
+	snprintf(job->why, sizeof(job->why), "%s", ras_error_last());
 	/* nothing of the group is known to be kept: no receipt says so */
 	for (size_t k = 0; k < nref; k++) {
-		struct ras_receipt *r = &out[map[k]];
+		struct ras_receipt *r = &job->out[job->map[k]];
 
 		r->payload_id = 0;
 		r->new_payload = false;
 		r->state = NULL;
 		r->message[0] = '\0';
 	}
+	free(job->rep);
+	free(job->trep);
+	job->rep = NULL;
+	job->trep = NULL;
+	job->nrep = job->ntrep = 0;
 done:
 	ras_db_res_free(res);
 	ras_store_handover_free(h);
-	free(trep);
 	ras_buf_free(&ids);
-	free(rep);
-	free(refs);
-	free(map);
-	free(put);
-	free(pids);
+}
+
+int
+ras_receive_finish(struct ras_daemon *d, struct ras_receive_job *job)
+{
+	int err;
+
+	if (job == NULL)
+		return 0;
+	err = job->err;
+	if (job->committed) {
+		d->stats.received += job->nref;
+		if (job->nrep)
+			ras_stages_log_normalised(job->rep, job->nrep);
+		if (job->ntrep) {
+			/* counted as the triage stage's work (its metrics), which it is */
+			struct ras_unit_stats *st = ras_daemon_unit_stats(d, "triage");
+
+			st->rows += (uint64_t)ras_stages_log_triaged(job->trep, job->ntrep);
+			st->last_ok = ras_time_now();
+		}
+		/* with the group triaged here, the stages after triage have work */
+		ras_units_kick_next(d->units, job->triaged ? "triage" : "normalise");
+	} else if (err < 0) {
+		/* (the message, on this thread, for the caller) */
+		(void)ras_error_code(err, "%s", job->why);
+	}
+	job_free(job);
 	return err;
+}
+
+int
+ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
+    struct ras_receipt *out)
+{
+	struct ras_receive_job *job;
+	int err;
+
+	if ((err = ras_receive_prepare(d, items, n, out, &job)) < 0)
+		return err;
+	if (job->nref)
+		ras_receive_run(job, ras_daemon_db(d));
+	return ras_receive_finish(d, job);
 }

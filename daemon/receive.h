@@ -16,6 +16,7 @@
 #include "ras/limits.h"
 
 struct ras_daemon;
+struct ras_db;
 struct ras_inbox_item;
 
 struct ras_receipt {
@@ -37,5 +38,29 @@ struct ras_receipt {
  * failed before they were kept (nothing to answer but "try again"). */
 int ras_receive(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
     struct ras_receipt *out);
+
+/*
+ * The same in three parts, for a group kept by a worker thread
+ * (workers.h) while the loop goes on:
+ *   ras_receive_prepare, on the loop's thread: EPR messages are kept and
+ *     recorded at once (on the loop's connection); the referral payloads
+ *     go into *job with what the configuration in use gives them.  0, or a
+ *     negative code (nothing to run; no receipt says kept).
+ *   ras_receive_run, on any thread, with a connection nobody else uses
+ *     during the call (NULL: fails the group): keeps, normalises and
+ *     triages the referral payloads in one transaction and fills their
+ *     receipts.  It touches nothing of the daemon but the job and `out`.
+ *   ras_receive_finish, on the loop's thread: counts and logs what was
+ *     done, wakes the stages after it, frees the job; returns what
+ *     ras_receive returns.  Only then may the senders be answered.
+ * A reload must wait for jobs that have been prepared (they use the
+ * configuration's triage engine and form maps) to finish.
+ */
+struct ras_receive_job;
+
+int ras_receive_prepare(struct ras_daemon *d, const struct ras_inbox_item *items, size_t n,
+    struct ras_receipt *out, struct ras_receive_job **job);
+void ras_receive_run(struct ras_receive_job *job, struct ras_db *db);
+int ras_receive_finish(struct ras_daemon *d, struct ras_receive_job *job);
 
 #endif
