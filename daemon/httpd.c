@@ -32,6 +32,7 @@
 #include "receive.h"
 #include "stage.h"
 #include "stages.h"
+#include "workers.h"
 
 /* X-Correlation-ID values taken from senders: printable, this long at most. */
 #define CORRELATION_MAX 64
@@ -53,6 +54,8 @@ struct ras_httpd {
 	struct req *group[RAS_HTTP_GROUP_MAX];
 	size_t ngroup, group_bytes;
 	size_t nconn;               /* connections open (MHD_OPTION_NOTIFY_CONNECTION) */
+	size_t inflight;            /* POSTs of groups being kept by a worker */
+	struct ras_workers *workers;   /* [http] commit_workers >= 2; else NULL */
 	struct ras_loop_timer *group_timer;
 	bool resumed;               /* connections resumed: MHD must run again */
 	char address[80];
@@ -328,35 +331,112 @@ answer_intake(struct ras_httpd *h, struct MHD_Connection *c, struct req *r)
  * waits up to [http] commit_delay for more senders, unless every open
  * connection already has a POST in it: then nobody else can join before
  * someone is answered, and waiting would only idle.
+ *
+ * With [http] commit_workers >= 2 a group is kept by a worker thread on a
+ * connection of its own (workers.h) while the loop goes on taking POSTs
+ * for the next group, so PostgreSQL (most of what a referral costs) works
+ * on two groups at once.  The senders the loop is waiting for are then
+ * shared between the idle workers: a group goes as soon as it holds its
+ * share of the open connections that have no POST in a group yet (with
+ * eight senders and two workers, groups of four, side by side), instead
+ * of one group of all of them while the other worker idles.  When every
+ * worker is busy the group grows until one is free (or until it is full:
+ * then it is kept here, on the loop's connection, as with one worker).
+ * Each group is its own transaction; the answers still wait for its commit.
  */
 static void rearm(struct ras_httpd *h);
 
-static void
-group_commit(struct ras_httpd *h)
-{
+struct group {
+	struct ras_httpd *h;
+	size_t n;
+	int err;
+	struct ras_receive_job *job;
+	struct req *reqs[RAS_HTTP_GROUP_MAX];
 	struct ras_inbox_item items[RAS_HTTP_GROUP_MAX];
 	struct ras_receipt rcs[RAS_HTTP_GROUP_MAX];
-	size_t n = h->ngroup;
-	int err;
+};
 
-	if (n == 0)
-		return;
-	ras_loop_timer_stop(h->group_timer);
-	for (size_t i = 0; i < n; i++)
-		items[i] = h->group[i]->it;
-	err = ras_receive(h->d, items, n, rcs);
-	for (size_t i = 0; i < n; i++) {
-		struct req *r = h->group[i];
+/* On the loop's thread, once the group's transaction is over: answer. */
+static void
+group_done(void *arg)
+{
+	struct group *g = arg;
+	struct ras_httpd *h = g->h;
+	int err = g->err < 0 ? g->err : ras_receive_finish(h->d, g->job);
+
+	for (size_t i = 0; i < g->n; i++) {
+		struct req *r = g->reqs[i];
 
 		r->err = err;
-		r->rc = rcs[i];
+		r->rc = g->rcs[i];
 		r->queued = false;
 		r->answered = true;
 		MHD_resume_connection(r->c);
 	}
+	h->inflight -= g->n;
+	free(g);
+	/* a group that waited for a free worker goes now */
+	if (h->ngroup)
+		ras_loop_timer_after(h->group_timer, 0);
+	/* MHD runs at once to answer (not from here: this may be inside one of
+	 * its callbacks) */
+	h->resumed = true;
+	ras_loop_timer_after(h->timer, 0);
+}
+
+static void
+group_run(void *arg, struct ras_db *db)
+{
+	struct group *g = arg;
+
+	ras_receive_run(g->job, db);
+}
+
+/* Keep the group: by an idle worker, or here.  `force`: here too when no
+ * worker is idle (the group is full, or rasd is stopping). */
+static void
+group_commit(struct ras_httpd *h, bool force)
+{
+	struct group *g;
+	size_t n = h->ngroup;
+
+	if (n == 0)
+		return;
+	if (h->workers && !force && ras_workers_busy(h->workers) == ras_workers_count(h->workers))
+		return;   /* group_done calls again */
+	ras_loop_timer_stop(h->group_timer);
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		/* nothing kept: every sender is told to try again */
+		for (size_t i = 0; i < n; i++) {
+			struct req *r = h->group[i];
+
+			r->err = ras_error_code(RAS_ENOMEM, "out of memory");
+			r->queued = false;
+			r->answered = true;
+			MHD_resume_connection(r->c);
+		}
+		h->ngroup = 0;
+		h->group_bytes = 0;
+		h->resumed = true;
+		return;
+	}
+	g->h = h;
+	g->n = n;
+	for (size_t i = 0; i < n; i++) {
+		g->reqs[i] = h->group[i];
+		g->items[i] = h->group[i]->it;
+	}
 	h->ngroup = 0;
 	h->group_bytes = 0;
-	h->resumed = true;
+	h->inflight += n;
+	g->err = ras_receive_prepare(h->d, g->items, n, g->rcs, &g->job);
+	if (g->err == 0 && g->job == NULL)
+		g->err = ras_error_code(RAS_ERROR, "nothing prepared");
+	if (g->err == 0 && h->workers && ras_workers_submit(h->workers, g, group_run, group_done))
+		return;
+	if (g->err == 0)
+		ras_receive_run(g->job, ras_daemon_db(h->d));
+	group_done(g);
 }
 
 static void
@@ -366,8 +446,26 @@ on_group_due(struct ras_loop *l, struct ras_loop_timer *t, void *ctx)
 
 	(void)l;
 	(void)t;
-	group_commit(h);
+	group_commit(h, false);
 	rearm(h);
+}
+
+/* Whether the group should go now (see "Group commit" above). */
+static bool
+group_complete(struct ras_httpd *h)
+{
+	size_t idle = 1, waiting;
+
+	if (h->ngroup == RAS_HTTP_GROUP_MAX || h->group_bytes >= RAS_HTTP_GROUP_BYTES)
+		return true;
+	if (h->workers)
+		idle = ras_workers_count(h->workers) - ras_workers_busy(h->workers);
+	if (idle == 0)
+		return false;   /* it waits for a worker */
+	/* open connections without a POST kept by a worker: this group's and
+	 * those that might still join it */
+	waiting = h->nconn > h->inflight ? h->nconn - h->inflight : 0;
+	return h->ngroup * idle >= waiting;
 }
 
 static enum MHD_Result
@@ -400,15 +498,16 @@ handle_intake(struct ras_httpd *h, struct MHD_Connection *c, const char *url, st
 	 * while the connection is suspended) */
 	if (h->ngroup == RAS_HTTP_GROUP_MAX ||
 	    (h->ngroup && h->group_bytes + r->body.len > RAS_HTTP_GROUP_BYTES))
-		group_commit(h);
+		group_commit(h, true);
 	r->c = c;
 	r->url = url;
 	r->queued = true;
 	h->group[h->ngroup++] = r;
 	h->group_bytes += r->body.len;
 	MHD_suspend_connection(c);
-	if (h->ngroup == RAS_HTTP_GROUP_MAX || h->group_bytes >= RAS_HTTP_GROUP_BYTES ||
-	    h->ngroup >= h->nconn)
+	if (group_complete(h) && h->workers)
+		group_commit(h, false);   /* now: the POSTs MHD reads next make the next group */
+	else if (group_complete(h))
 		ras_loop_timer_after(h->group_timer, 0);
 	else if (!ras_loop_timer_armed(h->group_timer))
 		ras_loop_timer_after(h->group_timer, h->commit_delay);
@@ -792,6 +891,10 @@ ras_httpd_start(struct ras_daemon *d, const struct ras_config *cfg, struct ras_h
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto fail;
 	}
+	if (ras_config_int(cfg, "http", NULL, "commit_workers") >= 2 &&
+	    (err = ras_workers_new(d->loop, ras_config_get(cfg, "database", NULL, "conninfo"),
+	    (size_t)ras_config_int(cfg, "http", NULL, "commit_workers"), &h->workers)) < 0)
+		goto fail;
 	rearm(h);
 	*out = h;
 	return 0;
@@ -805,13 +908,15 @@ ras_httpd_stop(struct ras_daemon *d, struct ras_httpd *h)
 {
 	if (h == NULL)
 		return;
-	/* POSTs still waiting for their group's commit: kept now, and
-	 * answered if MHD can still write to them */
-	if (h->ngroup && h->mhd) {
-		group_commit(h);
+	/* POSTs still waiting for their group's commit: kept now (the
+	 * workers' groups first), and answered if MHD can still write to them */
+	ras_workers_free(h->workers);
+	h->workers = NULL;
+	if (h->ngroup && h->mhd)
+		group_commit(h, true);
+	if (h->mhd && h->resumed)
 		for (int i = 0; i < 3; i++)   /* resume, answer, write */
 			(void)MHD_run(h->mhd);
-	}
 	if (h->epfd >= 0)
 		ras_loop_del_fd(d->loop, h->epfd);
 	if (h->timer)
@@ -828,6 +933,13 @@ ras_httpd_stop(struct ras_daemon *d, struct ras_httpd *h)
 	}
 	free(h->ca);
 	free(h);
+}
+
+void
+ras_httpd_drain(struct ras_httpd *h)
+{
+	if (h)
+		ras_workers_drain(h->workers);
 }
 
 const char *

@@ -37,6 +37,9 @@ void ras_httpd_stop(struct ras_daemon *d, struct ras_httpd *h);
 int ras_httpd_reconfigure(struct ras_httpd *h, const struct ras_config *cfg);
 
 /* "127.0.0.1:8443" as bound (the real port when 0 was asked for). */
+/* Wait for the groups workers are keeping ([http] commit_workers) and
+ * answer them: before a reload frees the configuration they use. */
+void ras_httpd_drain(struct ras_httpd *h);
 const char *ras_httpd_address(const struct ras_httpd *h);
 
 /* Configuration checks for --check-config and reloads. Returns the

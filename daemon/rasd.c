@@ -337,6 +337,9 @@ reload(struct ras_daemon *d)
 		return;
 	}
 	warn_restart_only(d->cfg, cfg);
+	/* groups of POSTs kept by workers use the triage engine and form maps
+	 * of the configuration about to be freed */
+	ras_httpd_drain(d->httpd);
 	ras_units_stop(d, d->units);
 	ras_units_free(d->units);
 	ras_config_free(d->cfg);

@@ -86,6 +86,9 @@
  * committed at once when it reaches this many requests or body bytes. */
 #define RAS_HTTP_GROUP_MAX       64
 #define RAS_HTTP_GROUP_BYTES     (16u * 1024u * 1024u)
+/* Groups committed side by side ([http] commit_workers): one thread and
+ * one database connection each. */
+#define RAS_WORKERS_MAX          8
 
 /* The triage stage decides and writes a claimed batch a chunk at a time:
  * at most this many bytes of stored referral documents (pg_column_size,

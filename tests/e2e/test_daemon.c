@@ -729,17 +729,24 @@ idle_connection(const struct rasd_proc *p)
 
 /* A POST written on a socket of its own (Connection: close), not read:
  * the test decides when to look for the answer. */
+static void
+post_on(int fd, const struct rasd_proc *p, const char *body, size_t len)
+{
+	char head[512];
+	int n = snprintf(head, sizeof(head), "POST /fhir/Bundle HTTP/1.1\r\nHost: %s\r\n"
+	    "Authorization: Bearer %s\r\nContent-Type: application/fhir+json\r\n"
+	    "Connection: close\r\nContent-Length: %zu\r\n\r\n", p->http, TOKEN, len);
+
+	CU_ASSERT_EQUAL_FATAL(write(fd, head, (size_t)n), n);
+	CU_ASSERT_EQUAL_FATAL(write(fd, body, len), (ssize_t)len);
+}
+
 static int
 raw_post(const struct rasd_proc *p, const char *body, size_t len)
 {
-	int fd = idle_connection(p), n;
-	char head[512];
+	int fd = idle_connection(p);
 
-	n = snprintf(head, sizeof(head), "POST /fhir/Bundle HTTP/1.1\r\nHost: %s\r\n"
-	    "Authorization: Bearer %s\r\nContent-Type: application/fhir+json\r\n"
-	    "Connection: close\r\nContent-Length: %zu\r\n\r\n", p->http, TOKEN, len);
-	CU_ASSERT_EQUAL_FATAL(write(fd, head, (size_t)n), n);
-	CU_ASSERT_EQUAL_FATAL(write(fd, body, len), (ssize_t)len);
+	post_on(fd, p, body, len);
 	return fd;
 }
 
@@ -791,7 +798,7 @@ http_group_commit_answers_only_committed(void)
 	char *bodies[K];
 	size_t lens[K];
 
-	env_new(&e, "groupcommit", "[http]\ncommit_delay = 3000\n");
+	env_new(&e, "groupcommit", "[http]\ncommit_delay = 3000\ncommit_workers = 1\n");
 	for (int i = 0; i < K; i++) {
 		char ubrn[16];
 
@@ -885,6 +892,94 @@ http_group_commit_answers_only_committed(void)
 	env_free(&e);
 }
 
+/*
+ * [http] commit_workers = 2: groups kept by worker threads, side by side,
+ * each on a database connection of its own.  The test holds a lock that
+ * stops every insert into the inbox, so that each group waits inside its
+ * transaction, in a worker, while the loop goes on:
+ *   1. eight POSTs on eight open connections make two groups of four (the
+ *      senders shared between the two idle workers), both waiting in the
+ *      database at once; nobody is answered; kill -9, then the lock let
+ *      go: no sender was told anything, nothing is stored;
+ *   2. the same with the lock let go while rasd runs: every sender is
+ *      answered 201 only then, the payloads kept by two transactions, and
+ *      all of them decided; a kill -9 after loses nothing.
+ */
+static int64_t
+waiting_for_inbox(struct ras_db *db)
+{
+	/* (inside a transaction the activity view is a snapshot: taken anew) */
+	CU_ASSERT_EQUAL(ras_db_exec(db, "SELECT pg_stat_clear_snapshot()"), 0);
+	return count(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+	    " AND wait_event_type = 'Lock' AND query LIKE '%inbox%'");
+}
+
+static void
+http_groups_side_by_side(void)
+{
+	enum { K = 8 };
+	struct rasd_proc p;
+	struct env e;
+	int fds[K];
+	char *bodies[K];
+	size_t lens[K];
+
+	env_new(&e, "workers", "[http]\ncommit_delay = 3000\ncommit_workers = 2\n");
+	for (int i = 0; i < K; i++) {
+		char ubrn[16];
+
+		snprintf(ubrn, sizeof(ubrn), "%012d", 350000 + i);
+		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+	}
+	for (int round = 1; round <= 2; round++) {
+		CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+		CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+		for (int i = 0; i < K; i++)
+			fds[i] = idle_connection(&p);
+		usleep(300 * 1000);   /* (rasd has taken every connection) */
+		CU_ASSERT_EQUAL_FATAL(ras_db_exec(e.db, "BEGIN"), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_db_exec(e.db, "LOCK TABLE inbox IN SHARE MODE"), 0);
+		for (int i = 0; i < K; i++)
+			post_on(fds[i], &p, bodies[i], lens[i]);
+		/* two groups, each waiting for the lock in a transaction of its own */
+		for (int t = 0; t < 100 && waiting_for_inbox(e.db) < 2; t++)
+			usleep(50 * 1000);
+		usleep(200 * 1000);   /* (and no third) */
+		CU_ASSERT_EQUAL(waiting_for_inbox(e.db), 2);
+		for (int i = 0; i < K; i++) {
+			struct pollfd pf = { .fd = fds[i], .events = POLLIN };
+
+			CU_ASSERT_EQUAL(poll(&pf, 1, 0), 0);    /* not answered */
+		}
+		if (round == 1) {
+			rasd_kill(&p, SIGKILL);
+			CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+			ras_db_rollback(e.db);
+			for (int i = 0; i < K; i++) {
+				char *a = raw_answer(fds[i], 2000);
+
+				CU_ASSERT_STRING_EQUAL(a, "");  /* never told "kept" */
+				free(a);
+			}
+			usleep(200 * 1000);   /* (the server has ended their sessions) */
+			CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 0);
+		} else {
+			ras_db_rollback(e.db);
+			expect_created(fds, K, 10000);
+			rasd_kill(&p, SIGKILL);
+			CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 128 + SIGKILL);
+			CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), K);
+			CU_ASSERT_EQUAL(count(e.db, "SELECT count(DISTINCT xmin::text) FROM inbox"), 2);
+			CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000035000_'"
+			    " AND state <> 'new'"), K);
+		}
+		rasd_free(&p);
+	}
+	for (int i = 0; i < K; i++)
+		free(bodies[i]);
+	env_free(&e);
+}
+
 /* The answer on fd: its status line starts with `status` and its
  * OperationOutcome has intake state `state` and says `says`. */
 static void
@@ -920,7 +1015,8 @@ http_group_receipts(void)
 	size_t lens[K], elen;
 	int64_t first, before;
 
-	env_new(&e, "receipts", "[http]\ncommit_delay = 3000\n[triage]\ndefault_service = midnotts\n");
+	env_new(&e, "receipts", "[http]\ncommit_delay = 3000\ncommit_workers = 1\n"
+	    "[triage]\ndefault_service = midnotts\n");
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
 	/* a group before: B stored */
@@ -2924,6 +3020,7 @@ main(void)
 		{ "HTTP concurrent senders", http_concurrent_senders },
 		{ "HTTP group commit: answered only once committed", http_group_commit_answers_only_committed },
 		{ "HTTP group: what each sender is told", http_group_receipts },
+		{ "HTTP groups kept side by side by workers", http_groups_side_by_side },
 		{ "PDS unavailable: the referral waits, visibly", pds_unavailable_waits_visibly },
 		{ "spool intake", spool_intake },
 		{ "spool: half-written files wait", spool_half_written_files_wait },
