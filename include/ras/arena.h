@@ -44,4 +44,12 @@ int ras_arena_defer(struct ras_arena *a, void (*fn)(void *), void *ptr);
 /* Bytes handed out so far (for tests and metrics). */
 size_t ras_arena_used(const struct ras_arena *a);
 
+/* Blocks of freed arenas are kept for the thread's next arena (up to
+ * 1 MiB).  This gives the calling thread's back to malloc: for a thread
+ * that ends, or one that should not hold memory between jobs (rasd's
+ * intake workers: daemon/workers.c). */
+void ras_arena_cache_release(void);
+/* Bytes the calling thread keeps so (for tests). */
+size_t ras_arena_cached(void);
+
 #endif

@@ -77,6 +77,24 @@ block_give(struct block *b)
 	free(b);
 }
 
+void
+ras_arena_cache_release(void)
+{
+	while (cache) {
+		struct block *b = cache;
+
+		cache = b->next;
+		free(b);
+	}
+	cached = 0;
+}
+
+size_t
+ras_arena_cached(void)
+{
+	return (size_t)cached * ARENA_BLOCK_MIN;
+}
+
 struct ras_arena *
 ras_arena_new(void)
 {

@@ -490,6 +490,17 @@ arena_reuse(void)
 	(void)was; /* AddressSanitizer sees every block freed: none is kept */
 #endif
 	ras_arena_free(b);
+	/* kept for the next arena, until given back */
+#if !defined(__SANITIZE_ADDRESS__)
+	CU_ASSERT(ras_arena_cached() > 0);
+#endif
+	ras_arena_cache_release();
+	CU_ASSERT_EQUAL(ras_arena_cached(), 0);
+	b = ras_arena_new();
+	RAS_REQUIRE(b != NULL);
+	RAS_REQUIRE(ras_arena_alloc(b, N) != NULL);
+	ras_arena_free(b);
+	ras_arena_cache_release();
 }
 
 static const struct ras_test_case nhsno_cases[] = {
@@ -514,7 +525,7 @@ static const struct ras_test_case mem_cases[] = {
 	{ "buffer printf formats into the room it has", buf_printf_in_place },
 	{ "packed records", buf_pack_round_trip },
 	{ "arena", arena_basic },
-	{ "arena blocks given back and reused", arena_reuse },
+	{ "arena blocks given back and reused, and released", arena_reuse },
 	{ "crypto", crypto_basic },
 	{ NULL, NULL },
 };
