@@ -903,7 +903,11 @@ http_group_commit_answers_only_committed(void)
  *      go: no sender was told anything, nothing is stored;
  *   2. the same with the lock let go while rasd runs: every sender is
  *      answered 201 only then, the payloads kept by two transactions, and
- *      all of them decided; a kill -9 after loses nothing.
+ *      all of them decided; a kill -9 after loses nothing;
+ *   3. the two groups carry the same two referrals (in other bytes): one
+ *      group's insert of each waits for the other's commit, then finds it
+ *      stored.  Every sender is answered 2xx, each referral is stored once,
+ *      and every referral is decided.
  */
 static int64_t
 waiting_for_inbox(struct ras_db *db)
@@ -931,7 +935,23 @@ http_groups_side_by_side(void)
 		snprintf(ubrn, sizeof(ubrn), "%012d", 350000 + i);
 		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
 	}
-	for (int round = 1; round <= 2; round++) {
+	for (int round = 1; round <= 3; round++) {
+		if (round == 3) {
+			for (int i = 0; i < K; i++) {
+				char ubrn[16];
+
+				free(bodies[i]);
+				snprintf(ubrn, sizeof(ubrn), "%012d", 360000 + (i == 4 || i == 5 ? i - 4 : i));
+				bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+				if (i == 4 || i == 5) {     /* other bytes */
+					char *b = realloc(bodies[i], lens[i] + 1);
+
+					CU_ASSERT_FATAL(b != NULL);
+					b[lens[i]++] = '\n';
+					bodies[i] = b;
+				}
+			}
+		}
 		CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 		CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
 		for (int i = 0; i < K; i++)
@@ -963,6 +983,26 @@ http_groups_side_by_side(void)
 			}
 			usleep(200 * 1000);   /* (the server has ended their sessions) */
 			CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 0);
+		} else if (round == 3) {
+			ras_db_rollback(e.db);
+			for (int i = 0; i < K; i++) {
+				char *a = raw_answer(fds[i], 10000);
+
+				if (strncmp(a, "HTTP/1.1 20", 11) != 0)
+					fprintf(stderr, "expected 2xx, got: %.300s\n", a);
+				CU_ASSERT_EQUAL(strncmp(a, "HTTP/1.1 20", 11), 0);
+				free(a);
+			}
+			CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox"), 2 * K);   /* (round 2's too) */
+			CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn = '000000360000'"), 1);
+			CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn = '000000360001'"), 1);
+			for (int t = 0; t < 100 && count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000036000_'"
+			    " AND state <> 'new'") < 6; t++)
+				usleep(100 * 1000);
+			CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM referrals WHERE ubrn LIKE '00000036000_'"
+			    " AND state <> 'new'"), 6);
+			rasd_kill(&p, SIGTERM);
+			CU_ASSERT_EQUAL(rasd_wait_exit(&p, 10000), 0);
 		} else {
 			ras_db_rollback(e.db);
 			expect_created(fds, K, 10000);
