@@ -237,6 +237,16 @@ referral_with_ubrn(const char *ubrn, size_t *len)
 	return data;
 }
 
+/* The same, its UBRN the number n in twelve digits. */
+static char *
+referral_numbered(int n, size_t *len)
+{
+	char ubrn[16];
+
+	snprintf(ubrn, sizeof(ubrn), "%012d", n);
+	return referral_with_ubrn(ubrn, len);
+}
+
 /* Put n distinct referrals straight into the inbox (as a burst of intake). */
 static void
 load_inbox(struct ras_db *db, int n, int base)
@@ -799,12 +809,8 @@ http_group_commit_answers_only_committed(void)
 	size_t lens[K];
 
 	env_new(&e, "groupcommit", "[http]\ncommit_delay = 3000\ncommit_workers = 1\n");
-	for (int i = 0; i < K; i++) {
-		char ubrn[16];
-
-		snprintf(ubrn, sizeof(ubrn), "%012d", 310000 + i);
-		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
-	}
+	for (int i = 0; i < K; i++)
+		bodies[i] = referral_numbered(310000 + i, &lens[i]);
 	/* 1: killed while the group waits for its commit */
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
@@ -852,11 +858,8 @@ http_group_commit_answers_only_committed(void)
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
 	idle = idle_connection(&p);
 	for (int i = 0; i < K; i++) {
-		char ubrn[16];
-
 		free(bodies[i]);
-		snprintf(ubrn, sizeof(ubrn), "%012d", 320000 + i);
-		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+		bodies[i] = referral_numbered(320000 + i, &lens[i]);
 		fds[i] = raw_post(&p, bodies[i], lens[i]);
 	}
 	usleep(300 * 1000);
@@ -875,11 +878,8 @@ http_group_commit_answers_only_committed(void)
 	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
 	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
 	for (int i = 0; i < K; i++) {
-		char ubrn[16];
-
 		free(bodies[i]);
-		snprintf(ubrn, sizeof(ubrn), "%012d", 330000 + i);
-		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+		bodies[i] = referral_numbered(330000 + i, &lens[i]);
 		fds[i] = raw_post(&p, bodies[i], lens[i]);
 	}
 	expect_created(fds, K, 4000);
@@ -929,20 +929,13 @@ http_groups_side_by_side(void)
 	size_t lens[K];
 
 	env_new(&e, "workers", "[http]\ncommit_delay = 3000\ncommit_workers = 2\n");
-	for (int i = 0; i < K; i++) {
-		char ubrn[16];
-
-		snprintf(ubrn, sizeof(ubrn), "%012d", 350000 + i);
-		bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
-	}
+	for (int i = 0; i < K; i++)
+		bodies[i] = referral_numbered(350000 + i, &lens[i]);
 	for (int round = 1; round <= 3; round++) {
 		if (round == 3) {
 			for (int i = 0; i < K; i++) {
-				char ubrn[16];
-
 				free(bodies[i]);
-				snprintf(ubrn, sizeof(ubrn), "%012d", 360000 + (i == 4 || i == 5 ? i - 4 : i));
-				bodies[i] = referral_with_ubrn(ubrn, &lens[i]);
+				bodies[i] = referral_numbered(360000 + (i == 4 || i == 5 ? i - 4 : i), &lens[i]);
 				if (i == 4 || i == 5) {     /* other bytes */
 					char *b = realloc(bodies[i], lens[i] + 1);
 
