@@ -430,8 +430,6 @@ group_commit(struct ras_httpd *h, bool force)
 	h->group_bytes = 0;
 	h->inflight += n;
 	g->err = ras_receive_prepare(h->d, g->items, n, g->rcs, &g->job);
-	if (g->err == 0 && g->job == NULL)
-		g->err = ras_error_code(RAS_ERROR, "nothing prepared");
 	if (g->err == 0 && h->workers && ras_workers_submit(h->workers, g, group_run, group_done))
 		return;
 	if (g->err == 0)
@@ -505,12 +503,14 @@ handle_intake(struct ras_httpd *h, struct MHD_Connection *c, const char *url, st
 	h->group[h->ngroup++] = r;
 	h->group_bytes += r->body.len;
 	MHD_suspend_connection(c);
-	if (group_complete(h) && h->workers)
+	if (!group_complete(h)) {
+		if (!ras_loop_timer_armed(h->group_timer))
+			ras_loop_timer_after(h->group_timer, h->commit_delay);
+	} else if (h->workers) {
 		group_commit(h, false);   /* now: the POSTs MHD reads next make the next group */
-	else if (group_complete(h))
+	} else {
 		ras_loop_timer_after(h->group_timer, 0);
-	else if (!ras_loop_timer_armed(h->group_timer))
-		ras_loop_timer_after(h->group_timer, h->commit_delay);
+	}
 	return MHD_YES;
 }
 
