@@ -26,6 +26,11 @@ void ras_buf_init(struct ras_buf *b, size_t max);
 void ras_buf_free(struct ras_buf *b);
 void ras_buf_reset(struct ras_buf *b);
 
+/* Room for `extra` more bytes (and the terminating NUL) in one allocation of
+ * that size, not the doubling appends make: for data whose size is known
+ * before it is read (a file), so it is held at its size.  Fails past the
+ * ceiling as an append would. */
+int ras_buf_reserve(struct ras_buf *b, size_t extra);
 int ras_buf_append(struct ras_buf *b, const void *data, size_t len);
 int ras_buf_puts(struct ras_buf *b, const char *s);
 int ras_buf_putc(struct ras_buf *b, char c);

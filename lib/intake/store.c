@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ras/arena.h"
@@ -154,13 +155,21 @@ done:
 int
 ras_store_read_payload(int fd, struct ras_buf *data, uint64_t *size, char *sha256_hex)
 {
-	struct ras_sha256 *h = ras_crypto_sha256_new();
+	struct ras_sha256 *h;
 	char chunk[65536];
+	struct stat st;
 	int err = 0;
 
 	ras_buf_init(data, RAS_PAYLOAD_KEEP_MAX);
 	*size = 0;
-	if (h == NULL)
+	/* Held at its size (a spool pass holds up to 200 files at once; grown
+	 * by doubling, a 5 KB file took 8 KB).  A file that grows meanwhile
+	 * is still read whole: the appends below grow the buffer. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (err = ras_buf_reserve(data, (uint64_t)st.st_size < RAS_PAYLOAD_KEEP_MAX ?
+	    (size_t)st.st_size : RAS_PAYLOAD_KEEP_MAX)) < 0)
+		return err;
+	if ((h = ras_crypto_sha256_new()) == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	for (;;) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));

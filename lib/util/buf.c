@@ -63,6 +63,28 @@ grow(struct ras_buf *b, size_t extra)
 }
 
 int
+ras_buf_reserve(struct ras_buf *b, size_t extra)
+{
+	size_t need;
+	char *p;
+
+	if (extra > SIZE_MAX - b->len - 1)
+		return ras_error_code(RAS_ETOOBIG, "buffer size overflow");
+	need = b->len + extra + 1;
+	if (b->max != 0 && need - 1 > b->max)
+		return ras_error_code(RAS_ETOOBIG, "data exceeds limit of %zu bytes", b->max);
+	if (need <= b->cap)
+		return 0;
+	if ((p = realloc(b->data, need)) == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (b->data == NULL)
+		p[0] = '\0';
+	b->data = p;
+	b->cap = need;
+	return 0;
+}
+
+int
 ras_buf_append(struct ras_buf *b, const void *data, size_t len)
 {
 	int err;

@@ -1,6 +1,7 @@
 /* Unit tests: base and adapter modules (nhsno, date, time, json, buf, arena, crypto, config). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "ras/arena.h"
@@ -11,6 +12,7 @@
 #include "ras/json.h"
 #include "ras/limits.h"
 #include "ras/nhsno.h"
+#include "ras/store.h"
 #include "ras/time.h"
 
 /* --- nhsno ------------------------------------------------------------- */
@@ -264,6 +266,49 @@ buf_limit(void)
 	CU_ASSERT_EQUAL(ras_buf_printf(&b, "%d-%s", 42, "x"), 0);
 	CU_ASSERT_STRING_EQUAL(b.data, "42-x");
 	ras_buf_free(&b);
+}
+
+/* ras_buf_reserve takes room for exactly what is asked (a file read at
+ * its size is held at its size, not the doubling appends make), keeps the
+ * limit, and ras_store_read_payload uses it: a spool file's buffer is its
+ * size plus the terminating NUL. */
+static void
+buf_reserve_exact(void)
+{
+	struct ras_buf b = RAS_BUF_INIT(6000), r = RAS_BUF_INIT(0);
+	char text[5300], path[] = "/tmp/rasd-test-reserve.XXXXXX", sha[RAS_SHA256_HEX_LEN], want[RAS_SHA256_HEX_LEN];
+	uint64_t size = 0;
+	int fd;
+
+	memset(text, 'r', sizeof(text));
+	CU_ASSERT_EQUAL(ras_buf_reserve(&b, sizeof(text)), 0);
+	CU_ASSERT_EQUAL(b.cap, sizeof(text) + 1);
+	CU_ASSERT_EQUAL(b.len, 0);
+	CU_ASSERT_STRING_EQUAL(b.data, "");
+	CU_ASSERT_EQUAL(ras_buf_append(&b, text, sizeof(text)), 0);
+	CU_ASSERT_EQUAL(b.cap, sizeof(text) + 1);           /* no growth */
+	CU_ASSERT_EQUAL(ras_buf_reserve(&b, 700), 0);       /* exactly the limit */
+	CU_ASSERT_EQUAL(b.cap, 6001);
+	CU_ASSERT_EQUAL(ras_buf_reserve(&b, 701), RAS_ETOOBIG);
+	CU_ASSERT_EQUAL(b.len, sizeof(text));
+	CU_ASSERT_EQUAL(ras_buf_puts(&b, "x"), 0);          /* appends still grow it */
+	CU_ASSERT_EQUAL(b.data[b.len], '\0');
+	ras_buf_free(&b);
+
+	fd = mkstemp(path);
+	CU_ASSERT_TRUE_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(write(fd, text, sizeof(text)), (ssize_t)sizeof(text));
+	CU_ASSERT_EQUAL(lseek(fd, 0, SEEK_SET), 0);
+	CU_ASSERT_EQUAL(ras_store_read_payload(fd, &r, &size, sha), 0);
+	CU_ASSERT_EQUAL(size, sizeof(text));
+	CU_ASSERT_EQUAL(r.len, sizeof(text));
+	CU_ASSERT_EQUAL(r.cap, sizeof(text) + 1);
+	CU_ASSERT_EQUAL(memcmp(r.data, text, sizeof(text)), 0);
+	ras_crypto_sha256_hex(text, sizeof(text), want);
+	CU_ASSERT_STRING_EQUAL(sha, want);
+	ras_buf_free(&r);
+	close(fd);
+	unlink(path);
 }
 
 /* ras_buf_printf formats into the room a buffer has, and grows it only
@@ -523,6 +568,7 @@ static const struct ras_test_case json_cases[] = {
 static const struct ras_test_case mem_cases[] = {
 	{ "buffer limit", buf_limit },
 	{ "buffer printf formats into the room it has", buf_printf_in_place },
+	{ "buffer reserve: exactly the room asked; a file held at its size", buf_reserve_exact },
 	{ "packed records", buf_pack_round_trip },
 	{ "arena", arena_basic },
 	{ "arena blocks given back and reused, and released", arena_reuse },
