@@ -102,11 +102,11 @@
 /* The inbox keeps a batch one statement per chunk: at most this many bytes
  * of payloads (at least one payload), so the arrays sent hold a bounded
  * copy of the batch, not all of a spool pass or HTTP group at once. */
-#define RAS_INBOX_PUT_CHUNK_BYTES (1024u * 1024u)
+#define RAS_INBOX_PUT_CHUNK_BYTES (256u * 1024u)
 
 /* The normalise stage reads, plans and writes a claimed batch a chunk at a
  * time: at most this many bytes of payloads (at least one payload). */
-#define RAS_NORMALISE_CHUNK_BYTES (512u * 1024u)
+#define RAS_NORMALISE_CHUNK_BYTES (256u * 1024u)
 /* ... and at most this many payloads (a chunk's reports and plans). */
 #define RAS_NORMALISE_CHUNK_ROWS 256u
 
