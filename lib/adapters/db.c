@@ -1,5 +1,6 @@
 /* db: libpq adapter (see include/ras/db.h). */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,11 @@
 #include "ras/log.h"
 
 #define DB_PARAMS_MAX 64
+/* Deferred transaction control: at most this many statements (a release,
+ * a savepoint and a begin are the most one group of calls makes), each
+ * this long at most ("RELEASE SAVEPOINT ras_sp" and a number). */
+#define DB_DEFERRED_MAX 4
+#define DB_DEFERRED_LEN 40
 
 struct ras_db {
 	PGconn *conn;
@@ -21,6 +27,10 @@ struct ras_db {
 	bool held;
 	bool hold_failed; /* rolled back whole inside the hold: it cannot commit */
 	int depth;        /* savepoints open inside the hold (ras_sp1, ras_sp2, ...) */
+	/* Transaction control not sent yet (BEGIN, SAVEPOINT, RELEASE): it goes
+	 * with the next statement, in the same round trip (see "deferred"). */
+	char deferred[DB_DEFERRED_MAX][DB_DEFERRED_LEN];
+	int ndeferred;
 };
 
 struct ras_db_res {
@@ -182,6 +192,169 @@ unpack(int nparams, const struct ras_db_param *params, const char **vals, int *l
 	return 0;
 }
 
+/*
+ * Deferred transaction control.  BEGIN, a hold's savepoints and their
+ * releases are not sent when asked for: each would be a round trip of its
+ * own to the server (~0.1 ms on a local socket, the server idle meanwhile)
+ * for a statement that does almost nothing.  They are kept here and sent
+ * in front of the next statement, in one round trip with it: a plain
+ * statement as one simple query ("RELEASE SAVEPOINT ras_sp1; SAVEPOINT
+ * ras_sp1; ..."), a statement with parameters in a pipeline (each its own
+ * statement, one sync), a commit as "RELEASE ...; COMMIT".  An HTTP group
+ * made 13 round trips and makes 8.  What the server does is unchanged, in
+ * the same order; only when it hears of it moves, and nothing is done
+ * between a deferred statement and the one it goes with.  Errors:
+ *   * A deferred statement that fails makes the statement it went with
+ *     fail with its error, and that statement is not run.  (A savepoint or
+ *     release fails only in a transaction already failed or on a lost
+ *     connection; what the caller then does, a rollback, is what it did
+ *     when the release itself failed.)
+ *   * A savepoint begun and rolled back before anything was sent is
+ *     dropped: the server never had it.
+ *   * A commit checks that the server committed: COMMIT in a failed
+ *     transaction answers ROLLBACK, which is an error here.
+ */
+static void
+deferred_clear(struct ras_db *db)
+{
+	db->ndeferred = 0;
+}
+
+/* The deferred statements and `sql` as one simple-query string (in buf, of
+ * `size` bytes); `sql` itself when nothing is deferred. */
+static const char *
+with_deferred(struct ras_db *db, const char *sql, char *buf, size_t size, char **heap)
+{
+	size_t need = strlen(sql) + 1;
+	char *p;
+
+	*heap = NULL;
+	if (db->ndeferred == 0)
+		return sql;
+	for (int i = 0; i < db->ndeferred; i++)
+		need += strlen(db->deferred[i]) + 2;
+	if (need > size) {
+		if ((*heap = malloc(need)) == NULL)
+			return NULL;
+		buf = *heap;
+	}
+	p = buf;
+	for (int i = 0; i < db->ndeferred; i++)
+		p += sprintf(p, "%s; ", db->deferred[i]);
+	memcpy(p, sql, strlen(sql) + 1);
+	deferred_clear(db);
+	return buf;
+}
+
+/* Send what is deferred now, on its own (before a pipeline the caller
+ * drives, or when the list is full). */
+static int
+deferred_flush(struct ras_db *db)
+{
+	char buf[DB_DEFERRED_MAX * (DB_DEFERRED_LEN + 2) + 8], *heap;
+	const char *sql;
+	int err;
+
+	if (db->ndeferred == 0)
+		return 0;
+	/* (the last one is the statement: no "; " after it) */
+	db->ndeferred--;
+	sql = with_deferred(db, db->deferred[db->ndeferred], buf, sizeof(buf), &heap);
+	if (sql == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	err = result_ok(db, PQexec(db->conn, sql), NULL);
+	free(heap);
+	return err;
+}
+
+static int
+defer(struct ras_db *db, const char *sql)
+{
+	int err;
+
+	if (db->ndeferred == DB_DEFERRED_MAX && (err = deferred_flush(db)) < 0)
+		return err;
+	snprintf(db->deferred[db->ndeferred++], DB_DEFERRED_LEN, "%s", sql);
+	return 0;
+}
+
+/* Out of the pipeline query_deferred entered: whatever is still to read is
+ * read (nothing, unless the connection failed half way). */
+static void
+pipeline_leave(struct ras_db *db)
+{
+	for (int i = 0; i < 4 && PQexitPipelineMode(db->conn) != 1; i++) {
+		PGresult *r;
+
+		while ((r = PQgetResult(db->conn)) != NULL)
+			PQclear(r);
+		if (PQstatus(db->conn) != CONNECTION_OK)
+			break;
+	}
+}
+
+/* A statement with parameters and the deferred statements before it, in
+ * one pipeline: the deferred ones' results are read and checked, then the
+ * statement's. */
+static int
+query_deferred(struct ras_db *db, struct ras_db_res **out, const char *sql, int nparams,
+    const char **vals, const int *lens, const int *fmts, int result_format)
+{
+	PGresult *r, *mine = NULL, *failed = NULL;
+	int n = db->ndeferred, err;
+
+	deferred_clear(db);
+	if (PQenterPipelineMode(db->conn) != 1)
+		return ras_error_code(RAS_EIO, "could not enter pipeline mode: %s", PQerrorMessage(db->conn));
+	for (int i = 0; i < n; i++)
+		if (PQsendQueryParams(db->conn, db->deferred[i], 0, NULL, NULL, NULL, NULL, 0) != 1)
+			goto lost;
+	if (PQsendQueryParams(db->conn, sql, nparams, NULL, vals, lens, fmts, result_format) != 1 ||
+	    PQpipelineSync(db->conn) != 1)
+		goto lost;
+	/* n + 1 results, each followed by a NULL, then the sync */
+	for (int i = 0; i <= n; i++) {
+		if ((r = PQgetResult(db->conn)) == NULL)
+			goto lost;
+		if (i == n && PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
+			mine = r;
+		} else if (failed == NULL && PQresultStatus(r) != PGRES_COMMAND_OK &&
+		    PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
+			failed = r;
+		} else {
+			PQclear(r);
+		}
+		while ((r = PQgetResult(db->conn)) != NULL)
+			PQclear(r);
+	}
+	while ((r = PQgetResult(db->conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+
+		PQclear(r);
+		if (st == PGRES_PIPELINE_SYNC)
+			break;
+	}
+	pipeline_leave(db);
+	if (failed) {
+		PQclear(mine);
+		err = fail_from_result(db, failed);
+		PQclear(failed);
+		return err;
+	}
+	if (mine == NULL)
+		return ras_error_code(RAS_ERROR, "statement skipped: the transaction control before it failed");
+	return result_ok(db, mine, out);
+lost:
+	PQclear(mine);
+	PQclear(failed);
+	err = ras_error_code(RAS_EIO, "database connection lost: %s", PQerrorMessage(db->conn));
+	/* nothing more will come: leave pipeline mode however the connection is */
+	pipeline_leave(db);
+	if (db->held)
+		db->hold_failed = true;
+	return err;
+}
+
 static int
 query(struct ras_db *db, struct ras_db_res **out, const char *sql, int nparams,
     const struct ras_db_param *params, int result_format)
@@ -192,6 +365,8 @@ query(struct ras_db *db, struct ras_db_res **out, const char *sql, int nparams,
 
 	if ((err = unpack(nparams, params, vals, lens, fmts)) < 0)
 		return err;
+	if (db->ndeferred)
+		return query_deferred(db, out, sql, nparams, vals, lens, fmts, result_format);
 	return result_ok(db, PQexecParams(db->conn, sql, nparams, NULL, vals, lens, fmts,
 	    result_format), out);
 }
@@ -213,7 +388,43 @@ ras_db_query_binary(struct ras_db *db, struct ras_db_res **out, const char *sql,
 int
 ras_db_exec(struct ras_db *db, const char *sql)
 {
-	return result_ok(db, PQexec(db->conn, sql), NULL);
+	char buf[512], *heap;
+	const char *all = with_deferred(db, sql, buf, sizeof(buf), &heap);
+	int err;
+
+	if (all == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	err = result_ok(db, PQexec(db->conn, all), NULL);
+	free(heap);
+	return err;
+}
+
+/* COMMIT (after whatever is deferred), checked: a transaction that failed
+ * answers COMMIT with ROLLBACK, and one that failed before it (a deferred
+ * release that failed) is left open; either way it is rolled back and the
+ * commit fails. */
+static int
+commit_now(struct ras_db *db)
+{
+	char buf[DB_DEFERRED_MAX * (DB_DEFERRED_LEN + 2) + 16], *heap;
+	const char *sql = with_deferred(db, "COMMIT", buf, sizeof(buf), &heap);
+	PGresult *r;
+	int err;
+
+	if (sql == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	r = PQexec(db->conn, sql);
+	free(heap);
+	if (r && PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+		PQclear(r);
+		err = ras_error_code(RAS_ERROR, "the transaction was rolled back, not committed: a statement in it failed");
+	} else {
+		err = result_ok(db, r, NULL);
+	}
+	if (err < 0 && PQtransactionStatus(db->conn) != PQTRANS_IDLE &&
+	    PQtransactionStatus(db->conn) != PQTRANS_UNKNOWN)
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+	return err;
 }
 
 /*
@@ -231,9 +442,9 @@ ras_db_begin(struct ras_db *db)
 	int err;
 
 	if (!db->held)
-		return ras_db_exec(db, "BEGIN");
+		return defer(db, "BEGIN");
 	snprintf(sql, sizeof(sql), "SAVEPOINT ras_sp%d", db->depth + 1);
-	if ((err = ras_db_exec(db, sql)) == 0)
+	if ((err = defer(db, sql)) == 0)
 		db->depth++;
 	return err;
 }
@@ -245,18 +456,26 @@ ras_db_commit(struct ras_db *db)
 	int err;
 
 	if (!db->held)
-		return ras_db_exec(db, "COMMIT");
+		return commit_now(db);
 	if (db->depth == 0) {
 		db->hold_failed = true;
 		return ras_error_code(RAS_EIO, "a commit without a begin inside a held transaction");
 	}
-	/* A release fails only when the transaction already failed: the level
-	 * stays open for the caller's rollback. */
+	/* Released with the next statement (deferred, above).  A release
+	 * fails only when the transaction already failed, and then that next
+	 * statement fails too, and the hold cannot commit. */
 	snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT ras_sp%d", db->depth);
-	if ((err = ras_db_exec(db, sql)) < 0)
+	if ((err = defer(db, sql)) < 0)
 		return err;
 	db->depth--;
 	return 0;
+}
+
+/* Whether the last deferred statement is `sql`: begun, not yet sent. */
+static bool
+deferred_last_is(const struct ras_db *db, const char *sql)
+{
+	return db->ndeferred > 0 && strcmp(db->deferred[db->ndeferred - 1], sql) == 0;
 }
 
 void
@@ -269,12 +488,33 @@ ras_db_rollback(struct ras_db *db)
 		 * be committed any more) */
 		if (db->held)
 			db->hold_failed = true;
-		PQclear(PQexec(db->conn, "ROLLBACK"));
+		if (!db->held && deferred_last_is(db, "BEGIN")) {
+			db->ndeferred--;   /* never sent: nothing to roll back */
+			if (db->ndeferred == 0)
+				return;
+		}
+		deferred_clear(db);
+		if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+			PQclear(PQexec(db->conn, "ROLLBACK"));
+		return;
+	}
+	snprintf(sql, sizeof(sql), "SAVEPOINT ras_sp%d", db->depth);
+	if (deferred_last_is(db, sql)) {
+		db->ndeferred--;       /* never sent: the server has nothing to undo */
+		db->depth--;
 		return;
 	}
 	snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT ras_sp%d; RELEASE SAVEPOINT ras_sp%d", db->depth,
 	    db->depth);
-	PQclear(PQexec(db->conn, sql));
+	{
+		/* (errors ignored, as they always were here: the error the caller
+		 * is handling stays the last one) */
+		char buf[DB_DEFERRED_MAX * (DB_DEFERRED_LEN + 2) + 96], *heap;
+		const char *all = with_deferred(db, sql, buf, sizeof(buf), &heap);
+
+		PQclear(PQexec(db->conn, all ? all : sql));
+		free(heap);
+	}
 	db->depth--;
 }
 
@@ -285,7 +525,7 @@ ras_db_hold(struct ras_db *db)
 
 	if (db->held)
 		return ras_error_code(RAS_EINVALID, "a transaction is already held");
-	if ((err = ras_db_exec(db, "BEGIN")) < 0)
+	if ((err = defer(db, "BEGIN")) < 0)
 		return err;
 	db->held = true;
 	db->hold_failed = false;
@@ -305,7 +545,7 @@ ras_db_hold_commit(struct ras_db *db)
 		    "the held transaction was rolled back", depth);
 	}
 	db->held = false;
-	return ras_db_exec(db, "COMMIT");
+	return commit_now(db);
 }
 
 void
@@ -314,7 +554,10 @@ ras_db_hold_abandon(struct ras_db *db)
 	db->held = false;
 	db->hold_failed = false;
 	db->depth = 0;
-	PQclear(PQexec(db->conn, "ROLLBACK"));
+	deferred_clear(db);
+	/* (a hold whose BEGIN was never sent has nothing on the server) */
+	if (PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(db->conn, "ROLLBACK"));
 }
 
 bool
@@ -400,6 +643,11 @@ ras_db_res_free(struct ras_db_res *res)
 int
 ras_db_pipeline_enter(struct ras_db *db)
 {
+	int err;
+
+	/* (a pipeline the caller drives: what is deferred goes first, alone) */
+	if ((err = deferred_flush(db)) < 0)
+		return err;
 	if (PQenterPipelineMode(db->conn) != 1)
 		return ras_error_set("could not enter pipeline mode: %s", PQerrorMessage(db->conn));
 	db->pending = 0;
@@ -500,6 +748,7 @@ ras_db_pipeline_exit(struct ras_db *db)
 			if (idle > RAS_DB_PIPELINE_IDLE_MAX) {
 				PQreset(db->conn);
 				db->pending = 0;
+				deferred_clear(db);
 				if (db->held)
 					db->hold_failed = true;   /* a new session: the hold is gone */
 				if (PQstatus(db->conn) == CONNECTION_OK)
@@ -618,6 +867,10 @@ ras_db_ok(struct ras_db *db)
 	 * target_session_attrs=read-write, whichever server is the primary
 	 * now (after a failover, the promoted standby). */
 	PQreset(db->conn);
+	/* a new session: nothing of the old one's transaction is left */
+	deferred_clear(db);
+	if (db->held)
+		db->hold_failed = true;
 	if (PQstatus(db->conn) != CONNECTION_OK)
 		return false;
 	db->pending = 0;

@@ -952,6 +952,90 @@ held_transaction_nests(void)
 	ras_db_close(d);
 }
 
+/* Transaction control goes with the next statement (db.c, "deferred"):
+ * a begin, a hold and its savepoints reach the server only with the
+ * statement after them (another session sees this one idle until then),
+ * and a savepoint begun and rolled back before anything was sent costs
+ * nothing.  What it must not change: a transaction that failed does not
+ * commit, whichever way it failed.  A deferred savepoint in a failed
+ * transaction fails the statement it goes with; the commit then fails
+ * (the server answers COMMIT with ROLLBACK) and keeps nothing; the same
+ * outside a hold, where a caller that ignored an error used to be told
+ * "committed"; and the session is usable afterwards. */
+static void
+transaction_control_goes_with_the_next_statement(void)
+{
+	char *ci = NULL, pid[24], sql[160];
+	struct ras_db *d = ras_test_db("store_deferred", &ci), *other = NULL;
+	struct ras_db_res *res = NULL;
+	struct ras_inbox_item item;
+	struct ras_inbox_put_result put;
+	struct payload p = { gen_bundle(&(struct gen){ .ubrn = "100000000311", .nhs = "9990000077" }), NULL };
+
+	item = (struct ras_inbox_item){ .data = p.data, .len = strlen(p.data), .source = "file" };
+	CU_ASSERT_EQUAL_FATAL(ras_db_connect(ci, &other), 0);
+	snprintf(pid, sizeof(pid), "%lld", (long long)ras_test_sql_int(d, "SELECT pg_backend_pid()", NULL));
+	snprintf(sql, sizeof(sql), "SELECT CASE state WHEN 'idle' THEN 0 WHEN 'idle in transaction' THEN 1"
+	    " ELSE 2 END FROM pg_stat_activity WHERE pid = $1::int");
+#define STATE() (ras_db_exec(other, "SELECT pg_stat_clear_snapshot()"), ras_test_sql_int(other, sql, pid))
+
+	/* a hold and a savepoint: nothing sent until the statement */
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL(STATE(), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, &item, 1, &put), 0);   /* with parameters: a pipeline */
+	CU_ASSERT_EQUAL(STATE(), 1);
+	CU_ASSERT_EQUAL(ras_db_commit(d), 0);
+	CU_ASSERT_EQUAL(ras_db_begin(d), 0);                  /* never sent ... */
+	ras_db_rollback(d);                                   /* ... so nothing to undo */
+	CU_ASSERT_EQUAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "UPDATE inbox SET service_hint = 'x'"), 0);   /* plain: one string */
+	ras_db_rollback(d);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM inbox WHERE service_hint IS NULL", NULL), 1);
+	CU_ASSERT_EQUAL(STATE(), 0);
+
+	/* a plain begin: sent with the statement after it, and a begin and
+	 * rollback with nothing between them send nothing */
+	CU_ASSERT_EQUAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL(STATE(), 0);
+	ras_db_rollback(d);
+	CU_ASSERT_EQUAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "DELETE FROM inbox"), 0);
+	CU_ASSERT_EQUAL(STATE(), 1);
+	ras_db_rollback(d);
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM inbox", NULL), 1);
+
+	/* a held transaction that failed and was not rolled back: the
+	 * deferred savepoint fails the statement it goes with, the hold does
+	 * not commit, and nothing of it is kept */
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "DELETE FROM inbox"), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_exec(d, "SELECT 1/0"), 0);   /* the caller does not roll back */
+	CU_ASSERT_EQUAL(ras_db_begin(d), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_query(d, &res, "SELECT $1::int", 1, &RAS_DB_TEXT("1")), 0);
+	CU_ASSERT_PTR_NULL(res);
+	ras_db_rollback(d);
+	CU_ASSERT_NOT_EQUAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM inbox", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 1);   /* usable */
+	CU_ASSERT_EQUAL(STATE(), 0);
+
+	/* the same outside a hold: a failed transaction's commit fails */
+	CU_ASSERT_EQUAL(ras_db_begin(d), 0);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "DELETE FROM inbox"), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_exec(d, "SELECT 1/0"), 0);
+	CU_ASSERT_NOT_EQUAL(ras_db_commit(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(other, "SELECT count(*) FROM inbox", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 1);
+	CU_ASSERT_EQUAL(STATE(), 0);
+#undef STATE
+	ras_db_close(other);
+	ras_db_close(d);
+	free(ci);
+	free(p.data);
+}
+
 /* The inbox takes a batch in one statement: each payload answered in
  * order, a payload stored before and a second copy within the batch both
  * duplicates of the stored row, the columns kept as given (bytes with a
@@ -1073,6 +1157,8 @@ static const struct ras_test_case cases[] = {
 	{ "a batch of more payloads than a chunk takes, reported after commit",
 	  batch_over_chunk_rows_reported_after_commit },
 	{ "a transaction held around the store's own nests them", held_transaction_nests },
+	{ "transaction control goes with the next statement; a failed one never commits",
+	  transaction_control_goes_with_the_next_statement },
 	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
 	{ "a larger batch goes in chunks, in one transaction", inbox_batch_in_chunks },
 	{ "the event log is append-only", events_append_only },
