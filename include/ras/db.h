@@ -55,12 +55,17 @@ void ras_db_rollback(struct ras_db *db);
 /*
  * A held transaction: one transaction around functions that make their
  * own.  Inside it ras_db_begin is a savepoint, ras_db_commit releases it
- * (a failed release leaves it open for the caller's rollback) and
- * ras_db_rollback returns to it; a rollback or commit without a begin
+ * and ras_db_rollback returns to it; a rollback or commit without a begin
  * ends the hold, which then cannot commit.  ras_db_hold_commit makes it
  * durable: it fails (and rolls everything back) if anything inside was
- * rolled back whole or a savepoint is still open.  abandon rolls it all
- * back.  Outside a hold, begin, commit and rollback are plain.
+ * rolled back whole or a savepoint is still open, or if the server did not
+ * commit.  abandon rolls it all back.  Outside a hold, begin, commit and
+ * rollback are plain; a commit fails when the server rolled back instead.
+ *
+ * BEGIN, a hold's savepoints and their releases are sent with the next
+ * statement, in the same round trip (db.c, "deferred"): a release, or a
+ * savepoint, that fails (only in a transaction already failed, or on a
+ * lost connection) makes that next statement fail.
  */
 int ras_db_hold(struct ras_db *db);
 int ras_db_hold_commit(struct ras_db *db);
