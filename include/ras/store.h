@@ -169,11 +169,14 @@ size_t ras_store_handover_count(const struct ras_store_handover *h, size_t *with
 /*
  * ras_store_normalise(), filling `h` (emptied first) with the referrals it
  * created (see struct ras_store_handed).  h may be NULL: the same as
- * ras_store_normalise().
+ * ras_store_normalise().  `known` (NULL, or parallel to ids) holds the
+ * payloads ids[i] were kept from by ras_store_inbox_put in this
+ * transaction: their bytes are not read back from the inbox (the rows are
+ * still claimed, and a row whose length differs is read back).
  */
 int ras_store_normalise_handed(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
-    const int64_t *ids, size_t n, size_t limit, struct ras_store_handover *h,
-    struct ras_normalise_report **out, size_t *nout);
+    const int64_t *ids, const struct ras_inbox_item *known, size_t n, size_t limit,
+    struct ras_store_handover *h, struct ras_normalise_report **out, size_t *nout);
 
 /*
  * The stored referral named by `what`: a UBRN (latest version; all

@@ -927,6 +927,73 @@ done:
 	return err;
 }
 
+/* The batch's rows as claim() reads them, but not their bodies: the caller
+ * has them (known[i] is what ids[i] was kept from, in this transaction:
+ * ras_receive, rasctl ingest).  A payload's row is its bytes (a copy found
+ * by its SHA-256 is the same bytes, truncated the same way); its length is
+ * checked, and a row whose length differs is read back as before. */
+static const char SQL_CLAIM_KNOWN[] =
+    "SELECT id::text, octet_length(body)::text, truncated::text, service_hint, ubrn_hint, correlation_id,"
+    "  floor(extract(epoch FROM received_at))::bigint::text FROM inbox"
+    " WHERE state = 'received' AND id = ANY ($1::bigint[])"
+    " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
+
+static int
+claim_known(struct ras_db *db, struct ras_arena *a, const int64_t *ids, const struct ras_inbox_item *known,
+    size_t n, struct claimed **out, size_t *nout)
+{
+	struct ras_buf arr = RAS_BUF_INIT(0);
+	struct ras_db_res *res = NULL;
+	char lim[24];
+	int err, rows;
+
+	*nout = 0;
+	(void)ras_buf_putc(&arr, '{');
+	for (size_t i = 0; i < n; i++)
+		(void)ras_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
+	if ((err = ras_buf_putc(&arr, '}')) < 0)
+		goto done;
+	snprintf(lim, sizeof(lim), "%zu", n);
+	if ((err = ras_db_query(db, &res, SQL_CLAIM_KNOWN, 2,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(arr.data), RAS_DB_TEXT(lim) })) < 0)
+		goto done;
+	rows = ras_db_res_rows(res);
+	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
+	if (*out == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	for (int i = 0; i < rows; i++) {
+		struct claimed *c = &(*out)[i];
+		int64_t len = -1, at = 0;
+
+		(void)ras_db_res_int(res, i, 0, &c->id);
+		(void)ras_db_res_int(res, i, 1, &len);
+		c->len = len > 0 ? (size_t)len : 0;
+		c->truncated = ras_db_res_get(res, i, 2)[0] == 't';
+		if (!ras_db_res_isnull(res, i, 3))
+			c->service_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 3), ras_db_res_len(res, i, 3));
+		if (!ras_db_res_isnull(res, i, 4))
+			c->ubrn_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 4), ras_db_res_len(res, i, 4));
+		if (!ras_db_res_isnull(res, i, 5))
+			c->correlation_id = ras_arena_strndup(a, ras_db_res_get(res, i, 5),
+			    ras_db_res_len(res, i, 5));
+		(void)ras_db_res_int(res, i, 6, &at);
+		c->received = at;
+		/* (n is a group or a spool pass: a few hundred at most) */
+		for (size_t k = 0; k < n; k++)
+			if (ids[k] == c->id && known[k].data && known[k].len == c->len) {
+				c->body = known[k].data;
+				break;
+			}
+	}
+	*nout = (size_t)rows;
+done:
+	ras_db_res_free(res);
+	ras_buf_free(&arr);
+	return err;
+}
+
 /* The batch's ids and sizes only (the bodies are read a chunk at a time,
  * by claim() again: rows this transaction has locked are not skipped). */
 static const char SQL_CLAIM_IDS[] =
@@ -1378,8 +1445,8 @@ unpack_reports(const struct ras_buf *pool, ras_normalise_report_fn *fn, void *ct
 
 static int
 normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
-    size_t n, size_t limit, struct ras_store_handover *h, ras_normalise_report_fn *fn, void *ctx,
-    size_t *nout)
+    const struct ras_inbox_item *known, size_t n, size_t limit, struct ras_store_handover *h,
+    ras_normalise_report_fn *fn, void *ctx, size_t *nout)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_normalise_report *reports = NULL;
@@ -1395,7 +1462,8 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
-	if ((err = claim_ids(db, a, ids, n, limit, &rows, &nrows)) < 0)
+	if ((err = (ids && known ? claim_known(db, a, ids, known, n, &rows, &nrows) :
+	    claim_ids(db, a, ids, n, limit, &rows, &nrows))) < 0)
 		goto fail;
 	if (nrows == 0) {
 		ras_db_rollback(db);
@@ -1419,6 +1487,7 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 		struct ras_arena *ca = ras_arena_new();
 		struct claimed *chunk = NULL;
 		size_t bytes = rows[s].len, got = 0;
+		bool have;
 		/* what is left of the handover's bound (handover_add checks it again) */
 		size_t budget = h && h->doc_bytes < RAS_HANDOVER_DOC_BYTES ? RAS_HANDOVER_DOC_BYTES - h->doc_bytes : 0;
 		int64_t *cids;
@@ -1430,8 +1499,17 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 		for (size_t i = s; cids && i < e; i++)
 			cids[i - s] = rows[i].id;
-		if (err == 0)
+		/* the caller's bytes where it has them all (claim_known), else
+		 * the chunk is read */
+		have = known != NULL;
+		for (size_t i = s; have && i < e; i++)
+			have = rows[i].body != NULL;
+		if (err == 0 && have) {
+			chunk = rows + s;
+			got = e - s;
+		} else if (err == 0) {
 			err = claim(db, ca, cids, e - s, e - s, &chunk, &got);
+		}
 		if (err == 0 && got != e - s)
 			err = ras_error_code(RAS_EIO, "payloads of the batch changed under it (%zu of %zu read)",
 			    got, e - s);
@@ -1538,7 +1616,7 @@ int
 ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
     size_t n, size_t limit, ras_normalise_report_fn *fn, void *ctx, size_t *nout)
 {
-	return normalise_each(db, form_maps, ids, n, limit, NULL, fn, ctx, nout);
+	return normalise_each(db, form_maps, ids, NULL, n, limit, NULL, fn, ctx, nout);
 }
 
 /* The array form: the reports appended to a buffer as they come, which
@@ -1559,8 +1637,8 @@ collect_report(const struct ras_normalise_report *r, void *ctx)
 
 int
 ras_store_normalise_handed(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
-    const int64_t *ids, size_t n, size_t limit, struct ras_store_handover *h,
-    struct ras_normalise_report **out, size_t *nout)
+    const int64_t *ids, const struct ras_inbox_item *known, size_t n, size_t limit,
+    struct ras_store_handover *h, struct ras_normalise_report **out, size_t *nout)
 {
 	struct report_array x = { RAS_BUF_INIT(0), 0 };
 	size_t got = 0;
@@ -1568,7 +1646,7 @@ ras_store_normalise_handed(struct ras_db *db, const struct ras_xmlform_maps *for
 
 	*out = NULL;
 	*nout = 0;
-	err = normalise_each(db, form_maps, ids, n, limit, h, collect_report, &x, &got);
+	err = normalise_each(db, form_maps, ids, known, n, limit, h, collect_report, &x, &got);
 	if (err == 0)
 		err = x.err;   /* out of memory for the reports of a stored batch */
 	if (err < 0) {
