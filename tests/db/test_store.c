@@ -1118,6 +1118,48 @@ known_payloads_not_read_back(void)
 	ras_db_close(d);
 }
 
+/* schema/019: with 013's toast_tuple_target of 128 bytes, PostgreSQL moved
+ * every value of more than 24 bytes out of an inbox or referrals row while
+ * the row was over 128 bytes: a payload's SHA-256 and correlation id, a
+ * referral's form URL, each a TOAST value (row, index entry, WAL) of its
+ * own.  Now a payload stores one TOAST value (its bytes) and a referral
+ * one (its document), and an update of their state none. */
+static void
+only_documents_out_of_line(void)
+{
+	struct ras_db *d = ras_test_db("store_inline", NULL);
+	struct ras_inbox_item item;
+	struct ras_inbox_put_result put;
+	struct ras_normalise_report *rep = NULL;
+	struct payload p = { gen_bundle(&(struct gen){ .ubrn = "100000000341", .nhs = "9990000077" }), NULL };
+	size_t got = 0;
+
+	RAS_REQUIRE(d);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d,
+	    "CREATE FUNCTION pg_temp.toast_values(t regclass) RETURNS bigint LANGUAGE plpgsql AS $f$"
+	    " DECLARE n bigint; BEGIN"
+	    "  EXECUTE format('SELECT count(DISTINCT chunk_id) FROM %s',"
+	    "                 (SELECT reltoastrelid::regclass FROM pg_class WHERE oid = t)) INTO n;"
+	    "  RETURN n; END $f$"), 0);
+	item = (struct ras_inbox_item){ .data = p.data, .len = strlen(p.data), .source = "http",
+		.source_ref = "/fhir/Bundle", .service_hint = "midnotts",
+		.correlation_id = "0f8fad5b-d9cb-469f-a165-70867728950e" };
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, &item, 1, &put), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT pg_temp.toast_values('inbox')", NULL), 1);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(d, NULL, &put.id, 1, 1, &rep, &got), 0);
+	CU_ASSERT_EQUAL_FATAL(got, 1);
+	CU_ASSERT_STRING_EQUAL(rep[0].state, "stored");
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT pg_temp.toast_values('inbox')", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT pg_temp.toast_values('referrals')", NULL), 1);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "UPDATE referrals SET state = 'review', updated_at = now()"), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT pg_temp.toast_values('referrals')", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE correlation_id ="
+	    " '0f8fad5b-d9cb-469f-a165-70867728950e' AND length(sha256) = 64", NULL), 1);
+	free(rep);
+	ras_db_close(d);
+	free(p.data);
+}
+
 /* schema/018: a payload kept in the inbox is compressed with lz4 where this
  * PostgreSQL has it (pglz was ~5% of the server's CPU on the HTTP path),
  * and reads back byte for byte. */
@@ -1275,6 +1317,7 @@ static const struct ras_test_case cases[] = {
 	{ "transaction control goes with the next statement; a failed one never commits",
 	  transaction_control_goes_with_the_next_statement },
 	{ "the inbox keeps payloads with lz4", inbox_payloads_lz4 },
+	{ "only the payload and the document are kept out of line", only_documents_out_of_line },
 	{ "what the caller has just kept is not read back", known_payloads_not_read_back },
 	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
 	{ "a larger batch goes in chunks, in one transaction", inbox_batch_in_chunks },
