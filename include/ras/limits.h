@@ -101,11 +101,15 @@
 
 /* The inbox keeps a batch one statement per chunk: at most this many bytes
  * of payloads (at least one payload), so the arrays sent hold a bounded
- * copy of the batch, not all of a spool pass or HTTP group at once. */
+ * copy of the batch, not all of a spool pass or HTTP group at once.  The
+ * payloads go as hex text, and libpq's output buffer grows to hold the
+ * statement: at 1 MiB it was 2 MiB of the spool path's peak (massif). */
 #define RAS_INBOX_PUT_CHUNK_BYTES (256u * 1024u)
 
 /* The normalise stage reads, plans and writes a claimed batch a chunk at a
- * time: at most this many bytes of payloads (at least one payload). */
+ * time: at most this many bytes of payloads (at least one payload).  A
+ * chunk's parsed trees take ~9 times its bytes (jansson); at 512 KiB they
+ * were ~4 MiB of the spool path's peak. */
 #define RAS_NORMALISE_CHUNK_BYTES (256u * 1024u)
 /* ... and at most this many payloads (a chunk's reports and plans). */
 #define RAS_NORMALISE_CHUNK_ROWS 256u
