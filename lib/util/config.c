@@ -357,8 +357,9 @@ const struct ras_option ras_config_options[] = {
 	  "milliseconds an intake POST waits for others to share its commit (group commit)" },
 	{ "http", "commit_workers", RAS_OPT_INT, "1", 1, RAS_WORKERS_MAX, false, false, NULL,
 	  "groups of intake POSTs kept side by side, each by a thread with a database connection of its"
-	  " own (1: one group at a time, in the event loop; 2 on a host with cores to spare: faster"
-	  " intake, ~1 MiB more memory)" },
+	  " own (1: one group at a time, in the event loop, the faster where commits are quick; 2 may"
+	  " pay where each commit waits milliseconds for the disk: measure with scripts/bench;"
+	  " ~1 MiB more memory)" },
 	{ "spool", "directory", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
 	  "directory watched for payload files (unset: no spool)" },
 	{ "spool", "done", RAS_OPT_PATH, NULL, 0, 0, false, false, NULL,
