@@ -817,11 +817,19 @@ static const char SQL_INBOX_DONE_SET[] =
     " INSERT INTO events (payload_id, kind, actor)"
     " SELECT d.id, 'payload-rejected', 'rasd' FROM d WHERE d.state = 'rejected' ORDER BY d.ord";
 
+/* The marks of a batch, gathered chunk by chunk (their strings live in the
+ * chunks' arenas, freed before the statement): a JSON array for $1 of
+ * SQL_INBOX_DONE_SET and the ids' array for $2. */
+struct marks {
+	struct ras_buf json, ids;
+	size_t n;
+};
+
 static int
-mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
+marks_add(struct marks *m, struct plan *plans, size_t n)
 {
-	struct ras_buf b = RAS_BUF_INIT(0), ids = RAS_BUF_INIT(0);
 	json_t *arr = json_array();
+	struct ras_buf b = RAS_BUF_INIT(0);
 	int err = arr ? 0 : RAS_ENOMEM;
 
 	for (size_t i = 0; i < n && err == 0; i++) {
@@ -838,16 +846,50 @@ mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 	if (err == 0)
 		err = ras_json_dump(arr, RAS_JSON_COMPACT, &b);
 	json_decref(arr);
-	if (err == RAS_ENOMEM)
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-	(void)ras_buf_putc(&ids, '{');
+	/* "[a,b]" then "[c]": m->json is "[a,b,c" (marks_write closes it) */
+	if (err == 0 && n > 0 && b.len >= 2) {
+		err = ras_buf_puts(&m->json, m->json.len ? "," : "[");
+		if (err == 0)
+			err = ras_buf_append(&m->json, b.data + 1, b.len - 2);
+	}
 	for (size_t i = 0; i < n && err == 0; i++)
-		err = ras_buf_printf(&ids, "%s%lld", i ? "," : "", (long long)plans[i].id);
-	if (err == 0 && (err = ras_buf_putc(&ids, '}')) == 0)
-		err = ras_db_query(db, NULL, SQL_INBOX_DONE_SET, 2,
-		    (struct ras_db_param[]){ RAS_DB_TEXT(b.data), RAS_DB_TEXT(ids.data) });
+		err = ras_buf_printf(&m->ids, "%s%lld", m->n++ ? "," : "{", (long long)plans[i].id);
 	ras_buf_free(&b);
-	ras_buf_free(&ids);
+	return err == RAS_ENOMEM ? ras_error_code(RAS_ENOMEM, "out of memory") : err;
+}
+
+/* Every payload marked, and a payload-rejected event for each rejected one,
+ * by one statement. */
+static int
+marks_write(struct ras_db *db, struct marks *m)
+{
+	int err;
+
+	if (m->n == 0)
+		return 0;
+	if ((err = ras_buf_putc(&m->ids, '}')) < 0 || (err = ras_buf_putc(&m->json, ']')) < 0)
+		return err;
+	return ras_db_query(db, NULL, SQL_INBOX_DONE_SET, 2,
+	    (struct ras_db_param[]){ RAS_DB_TEXT(m->json.data), RAS_DB_TEXT(m->ids.data) });
+}
+
+static void
+marks_free(struct marks *m)
+{
+	ras_buf_free(&m->json);
+	ras_buf_free(&m->ids);
+	m->n = 0;
+}
+
+static int
+mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
+{
+	struct marks m = { RAS_BUF_INIT(0), RAS_BUF_INIT(0), 0 };
+	int err = marks_add(&m, plans, n);
+
+	if (err == 0)
+		err = marks_write(db, &m);
+	marks_free(&m);
 	return err;
 }
 
@@ -1043,14 +1085,12 @@ done:
 	return err;
 }
 
-/* Process claimed rows as one transaction (already begun). */
+/* Each claimed row's plan (rasd's work alone: parsed, checked, its
+ * statements built; nothing sent). */
 static int
-run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ras_arena *a,
-    struct claimed *rows, size_t n, struct ras_normalise_report *reports, struct plan *plans,
-    size_t *keep_budget)
+plan_chunk(const struct ras_xmlform_maps *form_maps, struct ras_arena *a, struct claimed *rows, size_t n,
+    struct ras_normalise_report *reports, struct plan *plans, size_t *keep_budget)
 {
-	struct call *calls = NULL;
-	size_t ncalls = 0;
 	int err;
 
 	for (size_t i = 0; i < n; i++) {
@@ -1073,6 +1113,21 @@ run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ra
 		    rows[i].ubrn_hint)) < 0)
 			return err;
 	}
+	return 0;
+}
+
+/* Process claimed rows as one transaction (already begun). */
+static int
+run_batch(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct ras_arena *a,
+    struct claimed *rows, size_t n, struct ras_normalise_report *reports, struct plan *plans,
+    size_t *keep_budget)
+{
+	struct call *calls = NULL;
+	size_t ncalls = 0;
+	int err;
+
+	if ((err = plan_chunk(form_maps, a, rows, n, reports, plans, keep_budget)) < 0)
+		return err;
 	if ((err = ras_db_pipeline_enter(db)) < 0)
 		return err;
 	if ((err = send_steps(db, a, plans, n, &calls, &ncalls)) < 0 ||
@@ -1443,6 +1498,110 @@ unpack_reports(const struct ras_buf *pool, ras_normalise_report_fn *fn, void *ct
 	return n;
 }
 
+/*
+ * The chunks of a batch whose bytes the caller has (claim_known: nothing to
+ * read between chunks), written with rasd and the server working at once:
+ * chunk k+1 is planned while the server stores chunk k (its statements are
+ * in the pipeline, not waited for), then chunk k's answers are read.  A
+ * spool pass spent half its time with one of the two idle.  At most two
+ * chunks' plans are held; the inbox is marked for the whole batch by one
+ * statement at the end.  The server runs the statements in batch order, as
+ * before, so a payload still sees every one before it.  An error anywhere
+ * fails the whole batch, as one chunk's did (the caller rolls back and
+ * takes the payloads one at a time).
+ */
+struct slot {
+	struct ras_arena *a;
+	struct plan *plans;
+	struct ras_normalise_report *reps;
+	struct call *calls;
+	size_t n, ncalls;
+};
+
+static void
+slot_free(struct slot *sl)
+{
+	free_plans(sl->plans, sl->n);
+	ras_arena_free(sl->a);
+	sl->a = NULL;
+	sl->n = sl->ncalls = 0;
+	sl->calls = NULL;
+}
+
+/* A sent chunk's answers read, its reports packed and marks gathered, what
+ * it created handed over; then its memory freed. */
+static int
+slot_finish(struct ras_db *db, struct slot *sl, struct ras_store_handover *h, struct ras_buf *pool,
+    struct marks *m)
+{
+	int err = collect_calls(db, sl->calls, sl->ncalls);
+
+	for (size_t i = 0; i < sl->n && err == 0; i++) {
+		tally(&sl->plans[i]);
+		finish_report(&sl->plans[i]);
+	}
+	if (err == 0)
+		err = marks_add(m, sl->plans, sl->n);
+	if (err == 0 && h)
+		err = handover_collect(h, sl->plans, sl->n);
+	for (size_t i = 0; i < sl->n && err == 0; i++)
+		err = pack_report(pool, &sl->reps[i]);
+	slot_free(sl);
+	return err;
+}
+
+static int
+write_overlapped(struct ras_db *db, const struct ras_xmlform_maps *form_maps, struct claimed *rows,
+    size_t nrows, size_t cap, struct ras_normalise_report *reports, struct plan *plans,
+    struct ras_store_handover *h, struct ras_buf *pool)
+{
+	struct slot sl[2] = { { NULL, plans, reports, NULL, 0, 0 }, { NULL, plans + cap, reports + cap, NULL, 0, 0 } };
+	struct marks m = { RAS_BUF_INIT(0), RAS_BUF_INIT(0), 0 };
+	/* the handover's bound, for the whole batch (h was emptied) */
+	size_t budget = RAS_HANDOVER_DOC_BYTES;
+	int cur = 0, err, e2;
+	bool pending = false;
+
+	if ((err = ras_db_pipeline_enter(db)) < 0)
+		return err;
+	for (size_t s = 0, e; s < nrows && err == 0; s = e) {
+		struct slot *x = &sl[cur];
+		size_t bytes = rows[s].len;
+
+		for (e = s + 1; e < nrows && e - s < cap && bytes + rows[e].len <= RAS_NORMALISE_CHUNK_BYTES; e++)
+			bytes += rows[e].len;
+		x->n = e - s;
+		if ((x->a = ras_arena_new()) == NULL)
+			err = ras_error_code(RAS_ENOMEM, "out of memory");
+		if (err == 0)   /* (the server stores the chunk before meanwhile) */
+			err = plan_chunk(form_maps, x->a, rows + s, x->n, x->reps, x->plans, h ? &budget : NULL);
+		if (err == 0)
+			err = send_steps(db, x->a, x->plans, x->n, &x->calls, &x->ncalls);
+		/* sent, and the server asked to send its answers as they come (one
+		 * sync for the batch, at the end: an error skips the rest) */
+		if (err == 0)
+			err = ras_db_pipeline_flush(db);
+		if (pending && (e2 = slot_finish(db, &sl[1 - cur], h, pool, &m)) < 0 && err == 0)
+			err = e2;
+		pending = true;
+		cur = 1 - cur;
+	}
+	if (err == 0)
+		err = ras_db_pipeline_sync(db);
+	if (err == 0 && pending)
+		err = slot_finish(db, &sl[1 - cur], h, pool, &m);
+	/* (after an error: the answers still to come are read and dropped) */
+	e2 = ras_db_pipeline_exit(db);
+	slot_free(&sl[0]);
+	slot_free(&sl[1]);
+	if (err == 0)
+		err = e2;
+	if (err == 0)
+		err = marks_write(db, &m);
+	marks_free(&m);
+	return err;
+}
+
 static int
 normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
     const struct ras_inbox_item *known, size_t n, size_t limit, struct ras_store_handover *h,
@@ -1453,7 +1612,8 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 	struct ras_buf pool = RAS_BUF_INIT(0);
 	struct plan *plans = NULL;
 	struct claimed *rows = NULL;
-	size_t nrows = 0, cap;
+	size_t nrows = 0, cap = 0, nslots = 0;
+	bool overlap;
 	int err;
 
 	*nout = 0;
@@ -1470,11 +1630,20 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 		goto done;
 	}
 	cap = nrows < RAS_NORMALISE_CHUNK_ROWS ? nrows : RAS_NORMALISE_CHUNK_ROWS;
-	reports = calloc(cap, sizeof(*reports));
-	plans = calloc(cap, sizeof(*plans));
+	/* the caller's bytes for every row: two chunks at once (write_overlapped) */
+	overlap = known != NULL;
+	for (size_t i = 0; overlap && i < nrows; i++)
+		overlap = rows[i].body != NULL;
+	nslots = overlap ? 2 * cap : cap;
+	reports = calloc(nslots, sizeof(*reports));
+	plans = calloc(nslots, sizeof(*plans));
 	if (reports == NULL || plans == NULL) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto fail;
+	}
+	if (overlap) {
+		err = write_overlapped(db, form_maps, rows, nrows, cap, reports, plans, h, &pool);
+		goto written;
 	}
 	/* Read, planned and written a chunk at a time (RAS_NORMALISE_CHUNK_BYTES
 	 * of payloads, at most RAS_NORMALISE_CHUNK_ROWS, at least one), in the
@@ -1522,6 +1691,7 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 		free_plans(plans, e - s);
 		ras_arena_free(ca);
 	}
+written:
 	if (err == 0 && (err = ras_db_commit(db)) == 0) {
 		if ((err = handover_finish(h)) < 0)
 			goto done;
@@ -1604,7 +1774,7 @@ done:
 	if (err < 0)
 		handover_clear(h);
 	/* ras_buf_free leaves an empty buffer, so freeing twice is harmless. */
-	free_plans(plans, plans ? cap : 0);
+	free_plans(plans, plans ? nslots : 0);
 	free(plans);
 	free(reports);
 	ras_buf_free(&pool);

@@ -1160,6 +1160,99 @@ only_documents_out_of_line(void)
 	free(p.data);
 }
 
+/* A batch whose bytes the caller has, larger than several chunks, is
+ * written with the next chunk planned while the server stores the one
+ * before (write_overlapped): the same reports, in the same order, the same
+ * inbox marks and referrals as the same batch read back chunk by chunk; and
+ * a payload the database refuses in the last chunk fails the batch, which
+ * is then taken one payload at a time (the refused one marked, the others
+ * stored). */
+static void
+known_batch_in_chunks(void)
+{
+	enum { N = 150 };
+	struct ras_db *d = ras_test_db("store_known_chunks", NULL);
+	struct ras_inbox_item *items = calloc(N, sizeof(*items));
+	struct ras_inbox_put_result *put = calloc(N, sizeof(*put));
+	int64_t *ids = calloc(N, sizeof(*ids));
+	char **data = calloc(N, sizeof(*data)), *stored = NULL;
+	struct ras_normalise_report *rep[2] = { NULL, NULL };
+	size_t got[2] = { 0, 0 }, total = 0;
+
+	RAS_REQUIRE(d && items && put && ids && data);
+	for (int i = 0; i < N; i++) {
+		char ubrn[13];
+
+		snprintf(ubrn, sizeof(ubrn), "1003%08d", i);
+		data[i] = gen_bundle(&(struct gen){ .ubrn = ubrn, .nhs = "9990000077" });
+		items[i] = (struct ras_inbox_item){ .data = data[i], .len = strlen(data[i]), .source = "spool" };
+		total += items[i].len;
+	}
+	CU_ASSERT_TRUE(total > 2 * (size_t)RAS_NORMALISE_CHUNK_BYTES);   /* three chunks at least */
+	/* read back, then from memory: the same */
+	for (int round = 0; round < 2; round++) {
+		struct ras_db_res *res = NULL;
+
+		CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+		CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, N, put), 0);
+		for (int i = 0; i < N; i++)
+			ids[i] = put[i].id;
+		CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, round ? items : NULL, N, N, NULL,
+		    &rep[round], &got[round]), 0);
+		CU_ASSERT_EQUAL(got[round], N);
+		/* written as a set, not taken one at a time after a failure: every
+		 * referral by the one savepoint normalise made (one xmin) */
+		CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(DISTINCT xmin::text) FROM referrals", NULL), 1);
+		CU_ASSERT_EQUAL_FATAL(ras_db_query(d, &res, "SELECT string_agg(i.state || ':' || coalesce(i.kind, '')"
+		    " || ':' || r.ubrn || ':' || r.state || ':' || md5(r.doc::text), ',' ORDER BY i.id)"
+		    " FROM inbox i JOIN referrals r ON r.payload_id = i.id", 0, NULL), 0);
+		if (round == 0) {
+			stored = strdup(ras_db_res_get(res, 0, 0));
+		} else {
+			CU_ASSERT_STRING_EQUAL(ras_db_res_get(res, 0, 0), stored);
+		}
+		ras_db_res_free(res);
+		ras_db_hold_abandon(d);
+	}
+	for (size_t k = 0; k < got[0] && k < got[1]; k++) {
+		CU_ASSERT_EQUAL(rep[0][k].payload_id - rep[0][0].payload_id, rep[1][k].payload_id - rep[1][0].payload_id);
+		CU_ASSERT_STRING_EQUAL(rep[0][k].state, rep[1][k].state);
+		CU_ASSERT_STRING_EQUAL(rep[0][k].kind, rep[1][k].kind);
+	}
+	free(rep[0]);
+	free(rep[1]);
+	rep[0] = NULL;
+
+	/* refused in the last chunk: taken one at a time, nothing lost */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d,
+	    "CREATE FUNCTION test_refuse_last() RETURNS trigger LANGUAGE plpgsql AS $$"
+	    " BEGIN IF NEW.ubrn = '100300000149' THEN RAISE EXCEPTION 'refused by the test'; END IF;"
+	    " RETURN NEW; END $$;"
+	    "CREATE TRIGGER test_refuse_last BEFORE INSERT ON referrals"
+	    " FOR EACH ROW EXECUTE FUNCTION test_refuse_last()"), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, N, put), 0);
+	for (int i = 0; i < N; i++)
+		ids[i] = put[i].id;
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, N, N, NULL, &rep[0], &got[0]), 0);
+	CU_ASSERT_EQUAL(got[0], N);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'", NULL), N - 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'rejected'"
+	    " AND error LIKE '%refused by the test%'", NULL), 1);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM referrals", NULL), N - 1);
+	CU_ASSERT_EQUAL(ras_db_exec(d, "DROP TRIGGER test_refuse_last ON referrals; DROP FUNCTION test_refuse_last()"), 0);
+	free(rep[0]);
+	free(stored);
+	for (int i = 0; i < N; i++)
+		free(data[i]);
+	free(data);
+	free(items);
+	free(put);
+	free(ids);
+	ras_db_close(d);
+}
+
 /* schema/018: a payload kept in the inbox is compressed with lz4 where this
  * PostgreSQL has it (pglz was ~5% of the server's CPU on the HTTP path),
  * and reads back byte for byte. */
@@ -1319,6 +1412,7 @@ static const struct ras_test_case cases[] = {
 	{ "the inbox keeps payloads with lz4", inbox_payloads_lz4 },
 	{ "only the payload and the document are kept out of line", only_documents_out_of_line },
 	{ "what the caller has just kept is not read back", known_payloads_not_read_back },
+	{ "a batch the caller has, in chunks planned while the last is stored", known_batch_in_chunks },
 	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
 	{ "a larger batch goes in chunks, in one transaction", inbox_batch_in_chunks },
 	{ "the event log is append-only", events_append_only },
