@@ -908,16 +908,19 @@ static const char SQL_CLAIM[] =
     " WHERE state = 'received' AND ($1::bigint[] IS NULL OR id = ANY ($1::bigint[]))"
     " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
 
+/* What the claims share: $1 the ids (NULL: any row received), $2 the
+ * limit; *out gets a row for each row of *res, which the caller reads. */
 static int
-claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size_t limit,
-    struct claimed **out, size_t *nout)
+claim_rows(struct ras_db *db, struct ras_arena *a, const char *sql, bool binary, const int64_t *ids,
+    size_t n, size_t limit, struct ras_db_res **res, struct claimed **out, int *rows)
 {
 	struct ras_buf arr = RAS_BUF_INIT(0);
-	struct ras_db_res *res = NULL;
+	struct ras_db_param p[2];
 	char lim[24];
-	int err, rows;
+	int err = 0;
 
-	*nout = 0;
+	*res = NULL;
+	*rows = 0;
 	if (ids) {
 		(void)ras_buf_putc(&arr, '{');
 		for (size_t i = 0; i < n; i++)
@@ -927,36 +930,52 @@ claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size
 		limit = n;
 	}
 	snprintf(lim, sizeof(lim), "%zu", limit);
-	/* Binary results: the body comes back as raw bytes, the rest as text. */
-	if ((err = ras_db_query_binary(db, &res, SQL_CLAIM, 2,
-	    (struct ras_db_param[]){ RAS_DB_TEXT(ids ? arr.data : NULL), RAS_DB_TEXT(lim) })) < 0)
+	p[0] = RAS_DB_TEXT(ids ? arr.data : NULL);
+	p[1] = RAS_DB_TEXT(lim);
+	if ((err = binary ? ras_db_query_binary(db, res, sql, 2, p) : ras_db_query(db, res, sql, 2, p)) < 0)
 		goto done;
-	rows = ras_db_res_rows(res);
-	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
-	if (*out == NULL) {
+	*rows = ras_db_res_rows(*res);
+	if ((*out = ras_arena_calloc(a, *rows ? (size_t)*rows : 1, sizeof(**out))) == NULL)
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
+done:
+	ras_buf_free(&arr);
+	return err;
+}
+
+/* Columns 3 to 5 of a claim's row (as text in either format): the hints
+ * and the correlation id. */
+static void
+claimed_hints(struct ras_arena *a, const struct ras_db_res *res, int i, struct claimed *c)
+{
+	const char **dst[3] = { &c->service_hint, &c->ubrn_hint, &c->correlation_id };
+
+	for (int k = 0; k < 3; k++)
+		if (!ras_db_res_isnull(res, i, 3 + k))
+			*dst[k] = ras_arena_strndup(a, ras_db_res_get(res, i, 3 + k), ras_db_res_len(res, i, 3 + k));
+}
+
+static int
+claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size_t limit,
+    struct claimed **out, size_t *nout)
+{
+	struct ras_db_res *res = NULL;
+	int err, rows = 0;
+
+	*nout = 0;
+	/* Binary results: the body comes back as raw bytes, the rest as text. */
+	if ((err = claim_rows(db, a, SQL_CLAIM, true, ids, n, limit, &res, out, &rows)) < 0)
 		goto done;
-	}
 	for (int i = 0; i < rows; i++) {
 		struct claimed *c = &(*out)[i];
 		const char *idtxt = ras_arena_strndup(a, ras_db_res_get(res, i, 0), ras_db_res_len(res, i, 0));
+		const char *rt = ras_arena_strndup(a, ras_db_res_get(res, i, 6), ras_db_res_len(res, i, 6));
 
-		c->id = strtoll(idtxt, NULL, 10);
+		c->id = idtxt ? strtoll(idtxt, NULL, 10) : 0;
 		c->len = ras_db_res_len(res, i, 1);
 		c->body = ras_arena_strndup(a, ras_db_res_get(res, i, 1), c->len);
 		c->truncated = ras_db_res_get(res, i, 2)[0] == 't';
-		if (!ras_db_res_isnull(res, i, 3))
-			c->service_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 3), ras_db_res_len(res, i, 3));
-		if (!ras_db_res_isnull(res, i, 4))
-			c->ubrn_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 4), ras_db_res_len(res, i, 4));
-		if (!ras_db_res_isnull(res, i, 5))
-			c->correlation_id = ras_arena_strndup(a, ras_db_res_get(res, i, 5),
-			    ras_db_res_len(res, i, 5));
-		{
-			const char *rt = ras_arena_strndup(a, ras_db_res_get(res, i, 6), ras_db_res_len(res, i, 6));
-
-			c->received = rt ? strtoll(rt, NULL, 10) : 0;
-		}
+		claimed_hints(a, res, i, c);
+		c->received = rt ? strtoll(rt, NULL, 10) : 0;
 		if (c->body == NULL) {
 			err = ras_error_code(RAS_ENOMEM, "out of memory");
 			goto done;
@@ -965,7 +984,6 @@ claim(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size
 	*nout = (size_t)rows;
 done:
 	ras_db_res_free(res);
-	ras_buf_free(&arr);
 	return err;
 }
 
@@ -984,27 +1002,12 @@ static int
 claim_known(struct ras_db *db, struct ras_arena *a, const int64_t *ids, const struct ras_inbox_item *known,
     size_t n, struct claimed **out, size_t *nout)
 {
-	struct ras_buf arr = RAS_BUF_INIT(0);
 	struct ras_db_res *res = NULL;
-	char lim[24];
-	int err, rows;
+	int err, rows = 0;
 
 	*nout = 0;
-	(void)ras_buf_putc(&arr, '{');
-	for (size_t i = 0; i < n; i++)
-		(void)ras_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
-	if ((err = ras_buf_putc(&arr, '}')) < 0)
+	if ((err = claim_rows(db, a, SQL_CLAIM_KNOWN, false, ids, n, n, &res, out, &rows)) < 0)
 		goto done;
-	snprintf(lim, sizeof(lim), "%zu", n);
-	if ((err = ras_db_query(db, &res, SQL_CLAIM_KNOWN, 2,
-	    (struct ras_db_param[]){ RAS_DB_TEXT(arr.data), RAS_DB_TEXT(lim) })) < 0)
-		goto done;
-	rows = ras_db_res_rows(res);
-	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
-	if (*out == NULL) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto done;
-	}
 	for (int i = 0; i < rows; i++) {
 		struct claimed *c = &(*out)[i];
 		int64_t len = -1, at = 0;
@@ -1013,13 +1016,7 @@ claim_known(struct ras_db *db, struct ras_arena *a, const int64_t *ids, const st
 		(void)ras_db_res_int(res, i, 1, &len);
 		c->len = len > 0 ? (size_t)len : 0;
 		c->truncated = ras_db_res_get(res, i, 2)[0] == 't';
-		if (!ras_db_res_isnull(res, i, 3))
-			c->service_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 3), ras_db_res_len(res, i, 3));
-		if (!ras_db_res_isnull(res, i, 4))
-			c->ubrn_hint = ras_arena_strndup(a, ras_db_res_get(res, i, 4), ras_db_res_len(res, i, 4));
-		if (!ras_db_res_isnull(res, i, 5))
-			c->correlation_id = ras_arena_strndup(a, ras_db_res_get(res, i, 5),
-			    ras_db_res_len(res, i, 5));
+		claimed_hints(a, res, i, c);
 		(void)ras_db_res_int(res, i, 6, &at);
 		c->received = at;
 		/* (n is a group or a spool pass: a few hundred at most) */
@@ -1032,7 +1029,6 @@ claim_known(struct ras_db *db, struct ras_arena *a, const int64_t *ids, const st
 	*nout = (size_t)rows;
 done:
 	ras_db_res_free(res);
-	ras_buf_free(&arr);
 	return err;
 }
 
@@ -1047,30 +1043,12 @@ static int
 claim_ids(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, size_t limit,
     struct claimed **out, size_t *nout)
 {
-	struct ras_buf arr = RAS_BUF_INIT(0);
 	struct ras_db_res *res = NULL;
-	char lim[24];
-	int err, rows;
+	int err, rows = 0;
 
 	*nout = 0;
-	if (ids) {
-		(void)ras_buf_putc(&arr, '{');
-		for (size_t i = 0; i < n; i++)
-			(void)ras_buf_printf(&arr, "%s%lld", i ? "," : "", (long long)ids[i]);
-		if ((err = ras_buf_putc(&arr, '}')) < 0)
-			goto done;
-		limit = n;
-	}
-	snprintf(lim, sizeof(lim), "%zu", limit);
-	if ((err = ras_db_query(db, &res, SQL_CLAIM_IDS, 2,
-	    (struct ras_db_param[]){ RAS_DB_TEXT(ids ? arr.data : NULL), RAS_DB_TEXT(lim) })) < 0)
+	if ((err = claim_rows(db, a, SQL_CLAIM_IDS, false, ids, n, limit, &res, out, &rows)) < 0)
 		goto done;
-	rows = ras_db_res_rows(res);
-	*out = ras_arena_calloc(a, rows ? (size_t)rows : 1, sizeof(**out));
-	if (*out == NULL) {
-		err = ras_error_code(RAS_ENOMEM, "out of memory");
-		goto done;
-	}
 	for (int i = 0; i < rows; i++) {
 		int64_t len = 0;
 
@@ -1081,7 +1059,6 @@ claim_ids(struct ras_db *db, struct ras_arena *a, const int64_t *ids, size_t n, 
 	*nout = (size_t)rows;
 done:
 	ras_db_res_free(res);
-	ras_buf_free(&arr);
 	return err;
 }
 

@@ -38,50 +38,56 @@ ras_buf_reset(struct ras_buf *b)
 		b->data[0] = '\0';
 }
 
+/* The size the buffer needs for `extra` more bytes and the NUL, within its
+ * ceiling. */
 static int
-grow(struct ras_buf *b, size_t extra)
+needed(const struct ras_buf *b, size_t extra, size_t *need)
 {
-	size_t need, cap;
-	char *p;
-
 	if (extra > SIZE_MAX - b->len - 1)
 		return ras_error_code(RAS_ETOOBIG, "buffer size overflow");
-	need = b->len + extra + 1;
-	if (b->max != 0 && need - 1 > b->max)
+	*need = b->len + extra + 1;
+	if (b->max != 0 && *need - 1 > b->max)
 		return ras_error_code(RAS_ETOOBIG, "data exceeds limit of %zu bytes", b->max);
-	if (need <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap < need)
-		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-	p = realloc(b->data, cap);
+	return 0;
+}
+
+static int
+resize(struct ras_buf *b, size_t cap)
+{
+	char *p = realloc(b->data, cap);
+
 	if (p == NULL)
 		return ras_error_code(RAS_ENOMEM, "out of memory");
+	if (b->data == NULL)
+		p[0] = '\0';
 	b->data = p;
 	b->cap = cap;
 	return 0;
 }
 
+static int
+grow(struct ras_buf *b, size_t extra)
+{
+	size_t need = 0, cap;
+	int err;
+
+	if ((err = needed(b, extra, &need)) < 0 || need <= b->cap)
+		return err;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	return resize(b, cap);
+}
+
 int
 ras_buf_reserve(struct ras_buf *b, size_t extra)
 {
-	size_t need;
-	char *p;
+	size_t need = 0;
+	int err;
 
-	if (extra > SIZE_MAX - b->len - 1)
-		return ras_error_code(RAS_ETOOBIG, "buffer size overflow");
-	need = b->len + extra + 1;
-	if (b->max != 0 && need - 1 > b->max)
-		return ras_error_code(RAS_ETOOBIG, "data exceeds limit of %zu bytes", b->max);
-	if (need <= b->cap)
-		return 0;
-	if ((p = realloc(b->data, need)) == NULL)
-		return ras_error_code(RAS_ENOMEM, "out of memory");
-	if (b->data == NULL)
-		p[0] = '\0';
-	b->data = p;
-	b->cap = need;
-	return 0;
+	if ((err = needed(b, extra, &need)) < 0 || need <= b->cap)
+		return err;
+	return resize(b, need);
 }
 
 int
