@@ -260,8 +260,10 @@ deferred_flush(struct ras_db *db)
 	/* (the last one is the statement: no "; " after it) */
 	db->ndeferred--;
 	sql = with_deferred(db, db->deferred[db->ndeferred], buf, sizeof(buf), &heap);
-	if (sql == NULL)
+	if (sql == NULL) {
+		db->ndeferred++;   /* (nothing sent: all of it still deferred) */
 		return ras_error_code(RAS_ENOMEM, "out of memory");
+	}
 	err = result_ok(db, PQexec(db->conn, sql), NULL);
 	free(heap);
 	return err;
