@@ -1396,11 +1396,10 @@ handover_finish(struct ras_store_handover *h)
 const struct ras_store_handed *
 ras_store_handover_find(const struct ras_store_handover *h, int64_t referral_id)
 {
-	struct ras_store_handed key;
+	const struct ras_store_handed key = { .referral_id = referral_id };
 
 	if (h == NULL || h->n == 0)
 		return NULL;
-	key.referral_id = referral_id;
 	return bsearch(&key, h->entries.data, h->n, sizeof(key), cmp_handed);
 }
 
