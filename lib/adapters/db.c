@@ -239,8 +239,13 @@ with_deferred(struct ras_db *db, const char *sql, char *buf, size_t size, char *
 		buf = *heap;
 	}
 	p = buf;
-	for (int i = 0; i < db->ndeferred; i++)
-		p += sprintf(p, "%s; ", db->deferred[i]);
+	for (int i = 0; i < db->ndeferred; i++) {
+		size_t len = strlen(db->deferred[i]);
+
+		memcpy(p, db->deferred[i], len);
+		memcpy(p + len, "; ", 2);
+		p += len + 2;
+	}
 	memcpy(p, sql, strlen(sql) + 1);
 	deferred_clear(db);
 	return buf;
