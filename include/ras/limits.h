@@ -113,6 +113,12 @@
 #define RAS_NORMALISE_CHUNK_BYTES (256u * 1024u)
 /* ... and at most this many payloads (a chunk's reports and plans). */
 #define RAS_NORMALISE_CHUNK_ROWS 256u
+/* The inbox marks of a batch whose chunks are written overlapped (states,
+ * kinds and reasons, gathered for one statement at the end): at most this
+ * many bytes of JSON, and of ids.  A batch past it fails as a whole and is
+ * taken one payload at a time, so nothing is lost; the callers' batches (an
+ * HTTP group, a spool pass, 500 files of rasctl ingest) stay far below. */
+#define RAS_NORMALISE_MARKS_BYTES (1024u * 1024u)
 
 /* Normalise hands the referrals it created to triage in memory (store.h,
  * struct ras_store_handover) up to this many bytes of their documents as

@@ -884,7 +884,8 @@ marks_free(struct marks *m)
 static int
 mark_inbox(struct ras_db *db, struct plan *plans, size_t n)
 {
-	struct marks m = { RAS_BUF_INIT(0), RAS_BUF_INIT(0), 0 };
+	struct marks m = { RAS_BUF_INIT(RAS_NORMALISE_MARKS_BYTES), RAS_BUF_INIT(RAS_NORMALISE_MARKS_BYTES),
+		0 };
 	int err = marks_add(&m, plans, n);
 
 	if (err == 0)
@@ -1019,7 +1020,8 @@ claim_known(struct ras_db *db, struct ras_arena *a, const int64_t *ids, const st
 		claimed_hints(a, res, i, c);
 		(void)ras_db_res_int(res, i, 6, &at);
 		c->received = at;
-		/* (n is a group or a spool pass: a few hundred at most) */
+		/* (n is an HTTP group, a spool pass or a batch of rasctl ingest:
+		 * 500 at most) */
 		for (size_t k = 0; k < n; k++)
 			if (ids[k] == c->id && known[k].data && known[k].len == c->len) {
 				c->body = known[k].data;
@@ -1532,7 +1534,8 @@ write_overlapped(struct ras_db *db, const struct ras_xmlform_maps *form_maps, st
     struct ras_store_handover *h, struct ras_buf *pool)
 {
 	struct slot sl[2] = { { NULL, plans, reports, NULL, 0, 0 }, { NULL, plans + cap, reports + cap, NULL, 0, 0 } };
-	struct marks m = { RAS_BUF_INIT(0), RAS_BUF_INIT(0), 0 };
+	struct marks m = { RAS_BUF_INIT(RAS_NORMALISE_MARKS_BYTES), RAS_BUF_INIT(RAS_NORMALISE_MARKS_BYTES),
+		0 };
 	/* the handover's bound, for the whole batch (h was emptied) */
 	size_t budget = RAS_HANDOVER_DOC_BYTES;
 	int cur = 0, err, e2;
