@@ -1533,7 +1533,10 @@ write_overlapped(struct ras_db *db, const struct ras_xmlform_maps *form_maps, st
     size_t nrows, size_t cap, struct ras_normalise_report *reports, struct plan *plans,
     struct ras_store_handover *h, struct ras_buf *pool)
 {
-	struct slot sl[2] = { { NULL, plans, reports, NULL, 0, 0 }, { NULL, plans + cap, reports + cap, NULL, 0, 0 } };
+	struct slot sl[2] = {
+		{ .plans = plans, .reps = reports },
+		{ .plans = plans + cap, .reps = reports + cap },
+	};
 	struct marks m = { RAS_BUF_INIT(RAS_NORMALISE_MARKS_BYTES), RAS_BUF_INIT(RAS_NORMALISE_MARKS_BYTES),
 		0 };
 	/* the handover's bound, for the whole batch (h was emptied) */
