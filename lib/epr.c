@@ -851,10 +851,11 @@ static const char SQL_INBOX_EPR[] =
     " INSERT INTO inbox (sha256, source, source_ref, content_type, body, size, truncated,"
     "   correlation_id, state, kind, error, processed_at)"
     " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::boolean, $8, $9, 'epr-event', $10, now())"
-    " ON CONFLICT (sha256) DO NOTHING RETURNING id)"
+    " ON CONFLICT (sha256, ubrn_hint) DO NOTHING RETURNING id)"
     " SELECT id::text, 'new' FROM ins"
     " UNION ALL"
-    " SELECT id::text, state FROM inbox WHERE sha256 = $1 AND NOT EXISTS (SELECT 1 FROM ins)";
+    " SELECT id::text, state FROM inbox WHERE sha256 = $1 AND ubrn_hint IS NULL"
+    "   AND NOT EXISTS (SELECT 1 FROM ins)";
 
 static int
 keep_payload(struct ras_db *db, const struct ras_inbox_item *it, const char *sha, const char *state,

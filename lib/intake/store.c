@@ -24,9 +24,11 @@
  * (bodies go as they are, no escaping), inserted in order; each row says
  * what became of it.  A payload already in the inbox (or earlier in the
  * same batch: the insert skips the later one) is a duplicate, answered
- * with the stored id.  The lookup of older rows reads the statement's
- * snapshot, which holds the rows stored before it and not the ones it
- * inserts. */
+ * with the stored id.  A duplicate has the same bytes and the same
+ * referral given by the route (ubrn_hint, or none: schema 020), so an
+ * e-RS attachment byte-identical to another referral's is kept for its
+ * own.  The lookup of older rows reads the statement's snapshot, which
+ * holds the rows stored before it and not the ones it inserts. */
 static const char SQL_INBOX_PUT[] =
     "WITH v AS ("
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[],"
@@ -38,10 +40,12 @@ static const char SQL_INBOX_PUT[] =
     "                    service_hint, ubrn_hint, correlation_id)"
     " SELECT sha256, source, source_ref, content_type, body, size, truncated::boolean,"
     "        service_hint, ubrn_hint, correlation_id FROM v ORDER BY ord"
-    " ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256)"
-    " SELECT v.ord, ins.id, (SELECT o.id FROM inbox o WHERE o.sha256 = v.sha256),"
-    "        row_number() OVER (PARTITION BY v.sha256 ORDER BY v.ord) = 1"
-    " FROM v LEFT JOIN ins ON ins.sha256 = v.sha256 ORDER BY v.ord";
+    " ON CONFLICT (sha256, ubrn_hint) DO NOTHING RETURNING id, sha256, ubrn_hint)"
+    " SELECT v.ord, ins.id, (SELECT o.id FROM inbox o WHERE o.sha256 = v.sha256"
+    "                          AND o.ubrn_hint IS NOT DISTINCT FROM v.ubrn_hint),"
+    "        row_number() OVER (PARTITION BY v.sha256, v.ubrn_hint ORDER BY v.ord) = 1"
+    " FROM v LEFT JOIN ins ON ins.sha256 = v.sha256"
+    "                     AND coalesce(ins.ubrn_hint, '') = coalesce(v.ubrn_hint, '') ORDER BY v.ord";
 
 enum { P_SHA, P_SOURCE, P_REF, P_TYPE, P_BODY, P_SIZE, P_TRUNC, P_SERVICE, P_UBRN, P_CORR, P_COLS };
 

@@ -1344,6 +1344,39 @@ inbox_batch_in_one_statement(void)
 	ras_db_close(d);
 }
 
+/* A duplicate is the same bytes for the same referral (schema 020): the
+ * same attachment given for two referrals (ubrn_hint) is kept for each, in
+ * one batch and across batches; fetched again for either referral, or sent
+ * again with no referral named, it is a duplicate of that copy. */
+static void
+inbox_duplicate_is_per_referral(void)
+{
+	struct ras_db *d = ras_test_db("store_inbox_ref", NULL);
+	static const char form[] = "{\"resourceType\":\"QuestionnaireResponse\"}";
+	struct ras_inbox_item items[4] = {
+		{ .data = form, .len = sizeof(form) - 1, .source = "ers", .ubrn_hint = "100000000401" },
+		{ .data = form, .len = sizeof(form) - 1, .source = "ers", .ubrn_hint = "100000000402" },
+		{ .data = form, .len = sizeof(form) - 1, .source = "ers", .ubrn_hint = "100000000401" },
+		{ .data = form, .len = sizeof(form) - 1, .source = "file" },
+	};
+	struct ras_inbox_put_result put[4], again[4];
+
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 4, put), 0);
+	CU_ASSERT_FALSE(put[0].duplicate);
+	CU_ASSERT_FALSE(put[1].duplicate);
+	CU_ASSERT_NOT_EQUAL(put[1].id, put[0].id);
+	CU_ASSERT_TRUE(put[2].duplicate);
+	CU_ASSERT_EQUAL(put[2].id, put[0].id);
+	CU_ASSERT_FALSE(put[3].duplicate);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 4, again), 0);
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT_TRUE(again[i].duplicate);
+		CU_ASSERT_EQUAL(again[i].id, put[i].id);
+	}
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox", NULL), 3);
+	ras_db_close(d);
+}
+
 /* A batch larger than RAS_INBOX_PUT_CHUNK_BYTES goes one statement per
  * chunk, in one transaction: a copy in a later chunk is a duplicate of
  * the one stored by an earlier chunk, and a chunk the database refuses
@@ -1414,6 +1447,7 @@ static const struct ras_test_case cases[] = {
 	{ "what the caller has just kept is not read back", known_payloads_not_read_back },
 	{ "a batch the caller has, in chunks planned while the last is stored", known_batch_in_chunks },
 	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
+	{ "a duplicate is the same bytes for the same referral", inbox_duplicate_is_per_referral },
 	{ "a larger batch goes in chunks, in one transaction", inbox_batch_in_chunks },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },

@@ -1,0 +1,22 @@
+-- 020: a payload is a duplicate of one kept for the same referral, not of
+-- any payload with the same bytes (issue 12, clinical safety; found by the
+-- property test through the store, tests/db/test_safety_db.c).
+--
+-- 001 made inbox.sha256 unique: a payload with the bytes of one already
+-- kept was a duplicate, answered with the stored row.  That is right for
+-- a payload that names its own referral (a Bundle, an e-RS referral, a
+-- MESH message: the bytes carry the UBRN or the identifiers), and wrong
+-- for one whose referral is given by the route that fetched it: an e-RS
+-- attachment (ubrn_hint, from A042) is a bare form or document, and two
+-- referrals can carry byte-identical ones (a PHQ-9 with the same answers,
+-- a blank or standard form).  The second referral's copy was dropped as a
+-- duplicate, so it was triaged without it: a suspected cancer reported in
+-- that PHQ-9 never reached its triage.
+--
+-- The payload's identity is now its bytes and the referral the route gave
+-- (ubrn_hint; NULL for routes that give none, and two NULLs are the same
+-- context): the same attachment fetched again for the same referral is
+-- still a duplicate, the same bytes for another referral are its own
+-- payload.  The new index serves every lookup by sha256 alone as well.
+ALTER TABLE inbox DROP CONSTRAINT inbox_sha256_key;
+ALTER TABLE inbox ADD CONSTRAINT inbox_sha256_referral UNIQUE NULLS NOT DISTINCT (sha256, ubrn_hint);
