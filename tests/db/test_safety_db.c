@@ -2,13 +2,17 @@
  * Clinical safety (issue 12) against a real PostgreSQL: resubmissions as
  * revisions (old kept, audited, triaged again, new danger the urgent way),
  * questionnaires that are not the form kept beside it, rejections that
- * report danger saying URGENT, and the clinician register on decisions.
+ * report danger saying URGENT, the clinician register on decisions; and
+ * the property test of unit/test_safety.c through the database: generated
+ * referrals sent the ways rasd takes them in, kept, normalised and triaged
+ * by the store, each decided as the engine decides it in-process.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "referral_gen.h"
 #include "ras/arena.h"
 #include "ras/buf.h"
 #include "ras/clinicians.h"
@@ -18,6 +22,7 @@
 #include "ras/error.h"
 #include "ras/json.h"
 #include "ras/ops.h"
+#include "ras/referral_json.h"
 #include "ras/store.h"
 #include "ras/triage.h"
 #include "ras_config.h"
@@ -539,11 +544,376 @@ clinician_register_checked(void)
 	ras_config_free(cfg);
 }
 
+/* ---- property: generated referrals through the store ----------------------- */
+
+/*
+ * The unit suite's property test decides generated referrals in-process.
+ * Here the same kind of referrals go the ways rasd takes them in and are
+ * decided by what the store keeps:
+ *   - R4 bundles (the form linked each way FHIR allows) in one group, as
+ *     an HTTP group, a spool pass and `rasctl ingest` keep them: kept,
+ *     normalised from the bytes in memory (in chunks planned while the last
+ *     is stored: ras_store_normalise_handed) and triaged from the handover,
+ *     in one transaction;
+ *   - e-RS referrals as the poller keeps them: the A005 referrals as a
+ *     batch read back from the inbox, then each attachment (the form as
+ *     FHIR JSON, FHIR XML or XHTML; a PHQ-9 beside it) on its own, some
+ *     before the triage stage runs and some after it (the form arriving
+ *     late); or the form contained in the referral.
+ * For each referral: every payload is stored (nothing rejected or lost),
+ * the current decision is the one the engine makes in-process for the same
+ * referral, a referral reporting danger is neither returned nor accepted
+ * and has no e-RS outcome on its way, and the form stored has the answers
+ * sent.  RAS_PROPERTY_DB_RUNS (default 40 forms, each sent 8 ways) and
+ * RAS_PROPERTY_SEED run it longer or differently.
+ */
+struct sent {
+	char ubrn[13];
+	const char *service;
+	const char *route;
+	bool danger;
+	char expect[96];          /* "outcome|target|final", decided in-process */
+	char *answers;            /* the form's answers as read in-process */
+};
+
+/* A payload under another UBRN (every occurrence; the same length). */
+static char *
+with_ubrn(const char *text, const char *from, const char *ubrn)
+{
+	char *s = strdup(text);
+	size_t n = strlen(from);
+
+	CU_ASSERT_FATAL(s != NULL && strlen(ubrn) == n);
+	for (char *p = strstr(s, from); p; p = strstr(p + n, from))
+		memcpy(p, ubrn, n);
+	return s;
+}
+
+static void
+expect_of(const struct ras_decision *d, char *out, size_t size)
+{
+	snprintf(out, size, "%s|%s|%d", ras_decision_outcome_name(d->outcome),
+	    d->onward_target ? d->onward_target : "", d->final ? 1 : 0);
+}
+
+/* Keep payloads and normalise them reading them back, one call, as the
+ * e-RS poller does; every one must be stored. */
+static void
+keep_read_back(const struct ras_inbox_item *items, size_t n)
+{
+	struct ras_inbox_put_result *put = calloc(n, sizeof(*put));
+	int64_t *ids = calloc(n, sizeof(*ids));
+	struct ras_normalise_report *rep = NULL;
+	size_t nrep = 0;
+
+	CU_ASSERT_FATAL(put != NULL && ids != NULL);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, items, n, put), 0);
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_FALSE(put[i].duplicate);
+		ids[i] = put[i].id;
+	}
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, gen.xmaps, ids, n, n, &rep, &nrep), 0);
+	CU_ASSERT_EQUAL(nrep, n);
+	for (size_t i = 0; i < nrep; i++)
+		if (strcmp(rep[i].state, "stored") != 0) {
+			CU_FAIL("a generated e-RS payload was not stored");
+			fprintf(stderr, "%s: %s\n", rep[i].state, rep[i].message);
+		}
+	free(rep);
+	free(put);
+	free(ids);
+}
+
+/* Keep R4 bundles, normalise them from memory and triage them, in one
+ * transaction, as an HTTP group does. */
+static void
+keep_as_a_group(const struct ras_inbox_item *items, size_t n)
+{
+	struct ras_inbox_put_result *put = calloc(n, sizeof(*put));
+	int64_t *ids = calloc(n, sizeof(*ids));
+	struct ras_normalise_report *rep = NULL;
+	struct ras_triage_report *reps = NULL;
+	struct ras_store_handover *h = NULL;
+	size_t nrep = 0, nreps = 0, with_doc = 0;
+
+	CU_ASSERT_FATAL(put != NULL && ids != NULL);
+	CU_ASSERT_EQUAL_FATAL(ras_store_handover_new(&h), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(db), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, items, n, put), 0);
+	for (size_t i = 0; i < n; i++) {
+		CU_ASSERT_FALSE(put[i].duplicate);
+		ids[i] = put[i].id;
+	}
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, gen.xmaps, ids, items, n, n, h, &rep, &nrep), 0);
+	CU_ASSERT_EQUAL(nrep, n);
+	for (size_t i = 0; i < nrep; i++)
+		if (strcmp(rep[i].state, "stored") != 0) {
+			CU_FAIL("a generated R4 bundle was not stored");
+			fprintf(stderr, "%s: %s\n", rep[i].state, rep[i].message);
+		}
+	/* every referral handed over, so the triage step decided from memory */
+	CU_ASSERT_EQUAL(ras_store_handover_count(h, &with_doc), n);
+	CU_ASSERT_EQUAL_FATAL(ras_triage_pending_handed(db, tri, now, 2 * n, ids, n, h, &reps, &nreps), 0);
+	CU_ASSERT_EQUAL(nreps, n);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(db), 0);
+	free(rep);
+	free(reps);
+	free(put);
+	free(ids);
+	ras_store_handover_free(h);
+}
+
+/* Triage whatever is pending. */
+static void
+triage_all(void)
+{
+	struct ras_triage_report *reps = NULL;
+	size_t n;
+
+	do {
+		n = 0;
+		CU_ASSERT_EQUAL_FATAL(ras_triage_pending(db, tri, now, 500, NULL, 0, &reps, &n), 0);
+		free(reps);
+		reps = NULL;
+	} while (n > 0);
+}
+
+/* What the store has for one sent referral, checked. */
+static void
+check_stored(const struct sent *s, long seed)
+{
+	char *got = ras_test_sql_text(db, "SELECT d.outcome || '|' || coalesce(d.onward_target, '') || '|'"
+	    " || d.final::int FROM referrals r JOIN current_decisions d ON d.referral_id = r.id"
+	    " WHERE r.ubrn = $1 ORDER BY r.id DESC LIMIT 1", s->ubrn);
+	char *doc = ras_test_sql_text(db, "SELECT doc::text FROM referrals WHERE ubrn = $1"
+	    " ORDER BY id DESC LIMIT 1", s->ubrn);
+	int64_t live = ras_test_sql_int(db, "SELECT count(*) FROM ers_outcomes WHERE ubrn = $1"
+	    " AND state <> 'superseded'", s->ubrn);
+	json_t *j = NULL;
+	struct ras_referral r;
+
+	if (got == NULL || strcmp(got, s->expect) != 0) {
+		CU_FAIL("a referral through the store was decided otherwise than in-process");
+		fprintf(stderr, "seed %ld %s via %s: stored %s, in-process %s\n", seed, s->service, s->route,
+		    got ? got : "(no decision)", s->expect);
+	}
+	if (s->danger && (got == NULL || strncmp(got, "return|", 7) == 0 || strncmp(got, "accept|", 7) == 0)) {
+		CU_FAIL("a referral reporting danger was returned or accepted through the store");
+		fprintf(stderr, "seed %ld %s via %s: %s\n", seed, s->service, s->route, got ? got : "(none)");
+	}
+	if (s->danger && live != 0) {
+		CU_FAIL("a referral reporting danger has an e-RS outcome on its way");
+		fprintf(stderr, "seed %ld %s via %s: %lld\n", seed, s->service, s->route, (long long)live);
+	}
+	/* the form stored has the answers sent */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse(doc, strlen(doc), 0, &j), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_referral_json_load(gen.arena, j, &r), 0);
+	{
+		char *k = gen_answers_key(&r.form);
+
+		if (strcmp(k, s->answers) != 0) {
+			CU_FAIL("an answer was dropped or changed through the store");
+			fprintf(stderr, "seed %ld %s via %s:\n sent %s\n kept %s\n", seed, s->service, s->route,
+			    s->answers, k);
+		}
+		free(k);
+	}
+	json_decref(j);
+	free(doc);
+	free(got);
+}
+
+/* Found by the property test below: an e-RS attachment byte for byte the
+ * same as one kept for another referral was a duplicate of that payload,
+ * so the second referral never got it.  Here two referrals have forms of
+ * their own and the same PHQ-9, which reports a suspected cancer: the
+ * second was triaged without the PHQ-9 and was not sent the two-week-wait
+ * way (and the first one's form, the same as a form an earlier case of
+ * this suite kept for another referral, was dropped too).  Each referral
+ * keeps its own copy, and both go the two-week-wait way; the same
+ * attachment fetched again for the same referral is still a duplicate. */
+static void
+same_attachment_for_two_referrals(void)
+{
+	static const char *const ubrns[] = { "570000000001", "570000000002" };
+	json_t *form = gen_base_form(), *pq = gen_phq9();
+	char *forms[2], *phq, *base, *ref, *att, *oth;
+	struct ras_inbox_item it;
+	struct ras_inbox_put_result put;
+
+	json_array_append_new(json_object_get(pq, "item"), json_pack("{s:s, s:[{s:{s:s, s:s}}]}",
+	    "linkId", "red-flags", "answer", "valueCoding", "system", GEN_FORM_URL, "code", "suspected-cancer"));
+	phq = gen_dump(pq);
+	forms[0] = gen_dump(form);
+	gen_set_bool(form, "opioids", false);
+	forms[1] = gen_dump(form);
+	gen_ers_payloads(form, GEN_ROUTE_ERS_JSON, false, NULL, &base, &att, &oth);
+	free(att);
+	free(oth);
+	for (int k = 0; k < 2; k++) {
+		ref = with_ubrn(base, GEN_ERS_UBRN, ubrns[k]);
+		it = (struct ras_inbox_item){ .data = ref, .len = strlen(ref), .source = "ers", .source_ref = "A005",
+			.service_hint = "midnotts", .ubrn_hint = ubrns[k] };
+		keep_read_back(&it, 1);
+		it = (struct ras_inbox_item){ .data = forms[k], .len = strlen(forms[k]), .source = "ers",
+			.source_ref = "A042", .service_hint = "midnotts", .ubrn_hint = ubrns[k] };
+		keep_read_back(&it, 1);
+		it.data = phq;
+		it.len = strlen(phq);
+		keep_read_back(&it, 1);
+		free(ref);
+	}
+	/* fetched again for the second referral: a duplicate, nothing new */
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, &it, 1, &put), 0);
+	CU_ASSERT(put.duplicate);
+	triage_all();
+	for (int k = 0; k < 2; k++) {
+		char *v = ras_test_sql_text(db, "SELECT d.outcome || ' ' || coalesce(d.onward_target, '-')"
+		    " FROM referrals r JOIN current_decisions d ON d.referral_id = r.id WHERE r.ubrn = $1"
+		    " ORDER BY r.id DESC LIMIT 1", ubrns[k]);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+		if (strcmp(v, "onward two-week-wait") != 0)
+			fprintf(stderr, "referral %d: %s\n", k + 1, v);
+		CU_ASSERT_STRING_EQUAL(v, "onward two-week-wait");
+		free(v);
+	}
+	CU_ASSERT_EQUAL(ras_test_sql_int(db, "SELECT count(*) FROM inbox WHERE ubrn_hint IN ('570000000001',"
+	    " '570000000002') AND state = 'stored'", NULL), 6);
+	json_decref(form);
+	json_decref(pq);
+	free(forms[0]);
+	free(forms[1]);
+	free(phq);
+	free(base);
+}
+
+static void
+property_through_the_store(void)
+{
+	long runs = gen_env_long("RAS_PROPERTY_DB_RUNS", 40);
+	long seed = gen_env_long("RAS_PROPERTY_SEED", 12);
+	size_t cap = (size_t)runs * (GEN_N_LINKS + GEN_N_ROUTES), ns = 0, nr4 = 0, nref = 0, nearly = 0,
+	    nlate = 0;
+	struct sent *sent = calloc(cap, sizeof(*sent));
+	/* what each route sends: R4 bundles; e-RS referrals, attachments kept
+	 * before the triage stage runs, and attachments kept after it */
+	struct ras_inbox_item *r4 = calloc(cap, sizeof(*r4)), *refs = calloc(cap, sizeof(*refs)),
+	    *early = calloc(2 * cap, sizeof(*early)), *late = calloc(2 * cap, sizeof(*late));
+	char **texts = calloc(4 * cap, sizeof(char *));
+	size_t ntexts = 0, dangerous = 0;
+
+	CU_ASSERT_FATAL(sent && r4 && refs && early && late && texts);
+	CU_ASSERT_FATAL(runs < 1000000);    /* each referral has a UBRN of its own */
+	gen_seed(seed);
+	for (long run = 0; run < runs; run++) {
+		const char *service = gen.services[gen_next_rand() % gen.n_services];
+		bool danger, extra = gen_coin(40), after = gen_coin(50);
+		json_t *form = gen_random_form(&danger);
+
+		gen.r4_priority = gen_coin(10) ? (gen_coin(50) ? "urgent" : "asap") : NULL;
+		for (int how = 0; how < GEN_N_LINKS; how++) {
+			struct sent *s = &sent[ns++];
+			json_t *b = gen_bundle_with(json_deep_copy(form), (enum gen_link)how, extra);
+			char *text = gen_dump(b);
+			struct ras_referral r;
+			struct ras_decision d;
+
+			snprintf(s->ubrn, sizeof(s->ubrn), "58%06d%04d", (int)(run % 1000000), how);
+			s->service = service;
+			s->route = gen_link_names[how];
+			s->danger = danger || gen.r4_priority;
+			CU_ASSERT_EQUAL_FATAL(gen_decide_bundle(b, service, &r, &d), 0);
+			expect_of(&d, s->expect, sizeof(s->expect));
+			s->answers = gen_answers_key(&r.form);
+			texts[ntexts] = with_ubrn(text, GEN_R4_UBRN, s->ubrn);
+			r4[nr4++] = (struct ras_inbox_item){ .data = texts[ntexts], .len = strlen(texts[ntexts]),
+				.source = "http", .source_ref = "/fhir/Bundle", .service_hint = service };
+			ntexts++;
+			free(text);
+		}
+		for (int route = 0; route < GEN_N_ROUTES; route++) {
+			struct sent *s = &sent[ns++];
+			struct ras_referral r;
+			struct ras_decision d;
+			char *ref, *att, *oth;
+			struct ras_inbox_item *to = after ? late : early;
+			size_t *nto = after ? &nlate : &nearly;
+
+			snprintf(s->ubrn, sizeof(s->ubrn), "59%06d%04d", (int)(run % 1000000), route);
+			s->service = service;
+			s->route = gen_route_names[route];
+			s->danger = danger;
+			CU_ASSERT_EQUAL_FATAL(gen_decide_ers(form, (enum gen_route)route, extra, NULL, service, &r, &d), 0);
+			expect_of(&d, s->expect, sizeof(s->expect));
+			s->answers = gen_answers_key(&r.form);
+			gen_ers_payloads(form, (enum gen_route)route, extra, NULL, &ref, &att, &oth);
+			texts[ntexts] = with_ubrn(ref, GEN_ERS_UBRN, s->ubrn);
+			refs[nref++] = (struct ras_inbox_item){ .data = texts[ntexts], .len = strlen(texts[ntexts]),
+				.source = "ers", .source_ref = "A005", .service_hint = service, .ubrn_hint = s->ubrn };
+			ntexts++;
+			free(ref);
+			/* the attachments, as fetched (A042): the form, then the PHQ-9 */
+			if (att) {
+				texts[ntexts] = att;
+				to[(*nto)++] = (struct ras_inbox_item){ .data = att, .len = strlen(att), .source = "ers",
+					.source_ref = "A042", .service_hint = service, .ubrn_hint = s->ubrn };
+				ntexts++;
+			}
+			if (oth) {
+				texts[ntexts] = oth;
+				to[(*nto)++] = (struct ras_inbox_item){ .data = oth, .len = strlen(oth), .source = "ers",
+					.source_ref = "A042", .service_hint = service, .ubrn_hint = s->ubrn };
+				ntexts++;
+			}
+		}
+		dangerous += danger || gen.r4_priority;
+		gen.r4_priority = NULL;
+		json_decref(form);
+		gen_reset_arena();
+	}
+
+	keep_as_a_group(r4, nr4);
+	keep_read_back(refs, nref);
+	for (size_t i = 0; i < nearly; i++)
+		keep_read_back(&early[i], 1);
+	triage_all();
+	for (size_t i = 0; i < nlate; i++)
+		keep_read_back(&late[i], 1);
+	triage_all();
+
+	for (size_t i = 0; i < ns; i++) {
+		check_stored(&sent[i], seed);
+		free(sent[i].answers);
+	}
+	gen_reset_arena();
+	/* the generator made both kinds, and some forms came late */
+	CU_ASSERT(dangerous > 0 && dangerous < (size_t)runs);
+	CU_ASSERT(nlate > 0 && nearly > 0);
+	/* R4 bundles enough for the group to be planned in several chunks */
+	CU_ASSERT(runs < 40 || count("SELECT sum(length(body)) FROM inbox WHERE source = 'http'")
+	    > 3 * RAS_NORMALISE_CHUNK_BYTES);
+	if (getenv("RAS_TEST_VERBOSE"))
+		fprintf(stderr, "property through the store: %zu referrals (%zu forms reporting danger), "
+		    "%zu e-RS forms late, seed %ld\n", ns, dangerous, nlate, seed);
+	for (size_t i = 0; i < ntexts; i++)
+		free(texts[i]);
+	free(texts);
+	free(sent);
+	free(r4);
+	free(refs);
+	free(early);
+	free(late);
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static int
 setup(void)
 {
+	if (gen_setup() != 0)
+		return 1;
 	db = ras_test_db("safety", &conninfo);
 	now = ras_time_now();
 	if (ras_triage_new(NULL, MAPPINGS, &tri) < 0) {
@@ -557,6 +927,7 @@ static int
 teardown(void)
 {
 	ras_triage_free(tri);
+	gen_teardown();
 	ras_db_close(db);
 	free(conninfo);
 	return 0;
@@ -576,6 +947,9 @@ main(void)
 		{ "decisions need a registered clinician of the service", decisions_need_a_registered_clinician },
 		{ "EPR decisions need a registered clinician", epr_decision_needs_a_registered_clinician },
 		{ "the clinician register is checked", clinician_register_checked },
+		{ "the same attachment for two e-RS referrals is each one's", same_attachment_for_two_referrals },
+		{ "property: through the store, danger never returned, as decided in-process",
+		  property_through_the_store },
 		{ NULL, NULL },
 	};
 	static const struct ras_test_suite suites[] = {

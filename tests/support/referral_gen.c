@@ -348,28 +348,18 @@ gen_xhtml(const json_t *qr, const char *extra_cell)
 const char *const gen_route_names[GEN_N_ROUTES] = { "e-RS JSON", "e-RS FHIR XML", "e-RS XHTML",
 	"e-RS contained" };
 
-/*
- * The e-RS route: the A005 referral, then its form as an attachment, and
- * an extra PHQ-9 attachment when `extra`; as the store puts them together
- * (ras_store_referral_form for rasd's form, ras_store_other_form for the others).
- */
-int
-gen_decide_ers(const json_t *form, enum gen_route route, bool extra, const char *extra_cell,
-    const char *service, struct ras_referral *r, struct ras_decision *d)
+void
+gen_ers_payloads(const json_t *form, enum gen_route route, bool extra, const char *extra_cell,
+    char **referral, char **attachment, char **other)
 {
-	size_t len;
-	char *data = ras_test_read(ras_test_fixture("ers/referral-BookedDBS.json"), &len);
-	char *att = NULL;
-	struct ras_intake in, fin;
-	int err;
+	json_t *rr = gen_load_json("ers/referral-BookedDBS.json");
 
+	*attachment = NULL;
+	*other = NULL;
 	if (route == GEN_ROUTE_ERS_CONTAINED) {
 		/* the form inside the ReferralRequest itself (STU3 reference) */
-		json_t *rr = NULL, *f = json_deep_copy(form);
-		char *text;
+		json_t *f = json_deep_copy(form);
 
-		CU_ASSERT_EQUAL_FATAL(ras_json_parse(data, len, 0, &rr), 0);
-		free(data);
 		json_object_set_new(f, "questionnaire", json_pack("{s:s}", "reference",
 		    ras_json_str(form, "questionnaire")));
 		if (json_object_get(rr, "contained") == NULL)
@@ -377,50 +367,63 @@ gen_decide_ers(const json_t *form, enum gen_route route, bool extra, const char 
 		json_array_append_new(json_object_get(rr, "contained"), f);
 		if (extra)
 			json_array_append_new(json_object_get(rr, "contained"), gen_phq9());
-		text = gen_dump(rr);
-		json_decref(rr);
-		err = gen_parse_text(text, strlen(text), &in);
-		free(text);
-		if (err < 0)
-			return err;
-		*r = in.referrals[0];
-		CU_ASSERT_EQUAL_FATAL(ras_rules_decide(gen.arena, ras_mappings_ruleset(gen.maps, service), r, gen.at,
-		    ras_mappings_calendar(gen.maps), gen.at + 60, d), 0);
-		CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(gen.arena, d), 0);
-		return 0;
-	}
-	CU_ASSERT_EQUAL_FATAL(gen_parse_text(data, len, &in), 0);
-	free(data);
-	*r = in.referrals[0];
-	switch (route) {
-	case GEN_ROUTE_ERS_JSON: att = gen_dump(form); break;
-	case GEN_ROUTE_ERS_XML: att = gen_fhir_xml(form); break;
-	default: att = gen_xhtml(form, extra_cell); break;
-	}
-	err = gen_parse_text(att, strlen(att), &fin);
-	free(att);
-	if (err < 0)
-		return err;
-	CU_ASSERT_EQUAL_FATAL(fin.kind, RAS_PAYLOAD_FORM);
-	if (ras_referral_is_rasd_form(fin.form->questionnaire)) {
-		r->form = *fin.form;
-		r->has_form = true;
-	}
-	if (extra) {
-		json_t *pq = gen_phq9();
-		char *p = gen_dump(pq);
-		struct ras_intake pin;
+	} else {
+		switch (route) {
+		case GEN_ROUTE_ERS_JSON: *attachment = gen_dump(form); break;
+		case GEN_ROUTE_ERS_XML: *attachment = gen_fhir_xml(form); break;
+		default: *attachment = gen_xhtml(form, extra_cell); break;
+		}
+		if (extra) {
+			json_t *pq = gen_phq9();
 
-		json_decref(pq);
-		CU_ASSERT_EQUAL_FATAL(gen_parse_text(p, strlen(p), &pin), 0);
-		free(p);
+			*other = gen_dump(pq);
+			json_decref(pq);
+		}
+	}
+	*referral = gen_dump(rr);
+	json_decref(rr);
+}
+
+/*
+ * The e-RS route decided in-process: the A005 referral, then its form as
+ * an attachment, and an extra PHQ-9 attachment when `extra`; as the store
+ * puts them together (ras_store_referral_form for rasd's form,
+ * ras_store_other_form for the others).
+ */
+int
+gen_decide_ers(const json_t *form, enum gen_route route, bool extra, const char *extra_cell,
+    const char *service, struct ras_referral *r, struct ras_decision *d)
+{
+	char *ref, *att, *oth;
+	struct ras_intake in, fin, pin;
+	int err;
+
+	gen_ers_payloads(form, route, extra, extra_cell, &ref, &att, &oth);
+	if ((err = gen_parse_text(ref, strlen(ref), &in)) < 0)
+		goto out;
+	*r = in.referrals[0];
+	if (att) {
+		if ((err = gen_parse_text(att, strlen(att), &fin)) < 0)
+			goto out;
+		CU_ASSERT_EQUAL_FATAL(fin.kind, RAS_PAYLOAD_FORM);
+		if (ras_referral_is_rasd_form(fin.form->questionnaire)) {
+			r->form = *fin.form;
+			r->has_form = true;
+		}
+	}
+	if (oth) {
+		CU_ASSERT_EQUAL_FATAL(gen_parse_text(oth, strlen(oth), &pin), 0);
 		r->other_forms = pin.form;
 		r->n_other_forms = 1;
 	}
 	CU_ASSERT_EQUAL_FATAL(ras_rules_decide(gen.arena, ras_mappings_ruleset(gen.maps, service), r, gen.at,
 	    ras_mappings_calendar(gen.maps), gen.at + 60, d), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_rules_facts_json(gen.arena, d), 0);
-	return 0;
+out:
+	free(ref);
+	free(att);
+	free(oth);
+	return err;
 }
 
 bool

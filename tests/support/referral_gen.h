@@ -78,6 +78,15 @@ char *gen_dump(const json_t *j);             /* compact JSON, malloc'd */
 char *gen_fhir_xml(const json_t *qr);        /* a flat QuestionnaireResponse as FHIR XML */
 char *gen_xhtml(const json_t *qr, const char *extra_cell);   /* the XHTML layout of the shipped map */
 
+/*
+ * The payloads e-RS gives for a referral whose form goes `route`: the A005
+ * referral (the form contained in it for GEN_ROUTE_ERS_CONTAINED), then
+ * the form as an attachment (NULL when contained), then a PHQ-9
+ * attachment when `extra` and not contained (else NULL).  All malloc'd.
+ */
+void gen_ers_payloads(const json_t *form, enum gen_route route, bool extra, const char *extra_cell,
+    char **referral, char **attachment, char **other);
+
 /* ---- deciding in-process ---- */
 int gen_parse_text(const char *text, size_t len, struct ras_intake *in);
 /* Decide an R4 bundle (stolen) for `service` at gen.at; 0 or the parse error. */
