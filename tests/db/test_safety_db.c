@@ -567,35 +567,6 @@ clinician_register_checked(void)
  * sent.  RAS_PROPERTY_DB_RUNS (default 40 forms, each sent 8 ways) and
  * RAS_PROPERTY_SEED run it longer or differently.
  */
-struct sent {
-	char ubrn[13];
-	const char *service;
-	const char *route;
-	bool danger;
-	char expect[96];          /* "outcome|target|final", decided in-process */
-	char *answers;            /* the form's answers as read in-process */
-};
-
-/* A payload under another UBRN (every occurrence; the same length). */
-static char *
-with_ubrn(const char *text, const char *from, const char *ubrn)
-{
-	char *s = strdup(text);
-	size_t n = strlen(from);
-
-	CU_ASSERT_FATAL(s != NULL && strlen(ubrn) == n);
-	for (char *p = strstr(s, from); p; p = strstr(p + n, from))
-		memcpy(p, ubrn, n);
-	return s;
-}
-
-static void
-expect_of(const struct ras_decision *d, char *out, size_t size)
-{
-	snprintf(out, size, "%s|%s|%d", ras_decision_outcome_name(d->outcome),
-	    d->onward_target ? d->onward_target : "", d->final ? 1 : 0);
-}
-
 /* Keep payloads and normalise them reading them back, one call, as the
  * e-RS poller does; every one must be stored. */
 static void
@@ -678,52 +649,6 @@ triage_all(void)
 	} while (n > 0);
 }
 
-/* What the store has for one sent referral, checked. */
-static void
-check_stored(const struct sent *s, long seed)
-{
-	char *got = ras_test_sql_text(db, "SELECT d.outcome || '|' || coalesce(d.onward_target, '') || '|'"
-	    " || d.final::int FROM referrals r JOIN current_decisions d ON d.referral_id = r.id"
-	    " WHERE r.ubrn = $1 ORDER BY r.id DESC LIMIT 1", s->ubrn);
-	char *doc = ras_test_sql_text(db, "SELECT doc::text FROM referrals WHERE ubrn = $1"
-	    " ORDER BY id DESC LIMIT 1", s->ubrn);
-	int64_t live = ras_test_sql_int(db, "SELECT count(*) FROM ers_outcomes WHERE ubrn = $1"
-	    " AND state <> 'superseded'", s->ubrn);
-	json_t *j = NULL;
-	struct ras_referral r;
-
-	if (got == NULL || strcmp(got, s->expect) != 0) {
-		CU_FAIL("a referral through the store was decided otherwise than in-process");
-		fprintf(stderr, "seed %ld %s via %s: stored %s, in-process %s\n", seed, s->service, s->route,
-		    got ? got : "(no decision)", s->expect);
-	}
-	if (s->danger && (got == NULL || strncmp(got, "return|", 7) == 0 || strncmp(got, "accept|", 7) == 0)) {
-		CU_FAIL("a referral reporting danger was returned or accepted through the store");
-		fprintf(stderr, "seed %ld %s via %s: %s\n", seed, s->service, s->route, got ? got : "(none)");
-	}
-	if (s->danger && live != 0) {
-		CU_FAIL("a referral reporting danger has an e-RS outcome on its way");
-		fprintf(stderr, "seed %ld %s via %s: %lld\n", seed, s->service, s->route, (long long)live);
-	}
-	/* the form stored has the answers sent */
-	CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
-	CU_ASSERT_EQUAL_FATAL(ras_json_parse(doc, strlen(doc), 0, &j), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_referral_json_load(gen.arena, j, &r), 0);
-	{
-		char *k = gen_answers_key(&r.form);
-
-		if (strcmp(k, s->answers) != 0) {
-			CU_FAIL("an answer was dropped or changed through the store");
-			fprintf(stderr, "seed %ld %s via %s:\n sent %s\n kept %s\n", seed, s->service, s->route,
-			    s->answers, k);
-		}
-		free(k);
-	}
-	json_decref(j);
-	free(doc);
-	free(got);
-}
-
 /* Found by the property test below: an e-RS attachment byte for byte the
  * same as one kept for another referral was a duplicate of that payload,
  * so the second referral never got it.  Here two referrals have forms of
@@ -752,7 +677,7 @@ same_attachment_for_two_referrals(void)
 	free(att);
 	free(oth);
 	for (int k = 0; k < 2; k++) {
-		ref = with_ubrn(base, GEN_ERS_UBRN, ubrns[k]);
+		ref = gen_with_ubrn(base, GEN_ERS_UBRN, ubrns[k]);
 		it = (struct ras_inbox_item){ .data = ref, .len = strlen(ref), .source = "ers", .source_ref = "A005",
 			.service_hint = "midnotts", .ubrn_hint = ubrns[k] };
 		keep_read_back(&it, 1);
@@ -796,7 +721,7 @@ property_through_the_store(void)
 	long seed = gen_env_long("RAS_PROPERTY_SEED", 12);
 	size_t cap = (size_t)runs * (GEN_N_LINKS + GEN_N_ROUTES), ns = 0, nr4 = 0, nref = 0, nearly = 0,
 	    nlate = 0;
-	struct sent *sent = calloc(cap, sizeof(*sent));
+	struct gen_sent *sent = calloc(cap, sizeof(*sent));
 	/* what each route sends: R4 bundles; e-RS referrals, attachments kept
 	 * before the triage stage runs, and attachments kept after it */
 	struct ras_inbox_item *r4 = calloc(cap, sizeof(*r4)), *refs = calloc(cap, sizeof(*refs)),
@@ -814,7 +739,7 @@ property_through_the_store(void)
 
 		gen.r4_priority = gen_coin(10) ? (gen_coin(50) ? "urgent" : "asap") : NULL;
 		for (int how = 0; how < GEN_N_LINKS; how++) {
-			struct sent *s = &sent[ns++];
+			struct gen_sent *s = &sent[ns++];
 			json_t *b = gen_bundle_with(json_deep_copy(form), (enum gen_link)how, extra);
 			char *text = gen_dump(b);
 			struct ras_referral r;
@@ -825,16 +750,16 @@ property_through_the_store(void)
 			s->route = gen_link_names[how];
 			s->danger = danger || gen.r4_priority;
 			CU_ASSERT_EQUAL_FATAL(gen_decide_bundle(b, service, &r, &d), 0);
-			expect_of(&d, s->expect, sizeof(s->expect));
+			gen_expect(&d, s);
 			s->answers = gen_answers_key(&r.form);
-			texts[ntexts] = with_ubrn(text, GEN_R4_UBRN, s->ubrn);
+			texts[ntexts] = gen_with_ubrn(text, GEN_R4_UBRN, s->ubrn);
 			r4[nr4++] = (struct ras_inbox_item){ .data = texts[ntexts], .len = strlen(texts[ntexts]),
 				.source = "http", .source_ref = "/fhir/Bundle", .service_hint = service };
 			ntexts++;
 			free(text);
 		}
 		for (int route = 0; route < GEN_N_ROUTES; route++) {
-			struct sent *s = &sent[ns++];
+			struct gen_sent *s = &sent[ns++];
 			struct ras_referral r;
 			struct ras_decision d;
 			char *ref, *att, *oth;
@@ -846,10 +771,10 @@ property_through_the_store(void)
 			s->route = gen_route_names[route];
 			s->danger = danger;
 			CU_ASSERT_EQUAL_FATAL(gen_decide_ers(form, (enum gen_route)route, extra, NULL, service, &r, &d), 0);
-			expect_of(&d, s->expect, sizeof(s->expect));
+			gen_expect(&d, s);
 			s->answers = gen_answers_key(&r.form);
 			gen_ers_payloads(form, (enum gen_route)route, extra, NULL, &ref, &att, &oth);
-			texts[ntexts] = with_ubrn(ref, GEN_ERS_UBRN, s->ubrn);
+			texts[ntexts] = gen_with_ubrn(ref, GEN_ERS_UBRN, s->ubrn);
 			refs[nref++] = (struct ras_inbox_item){ .data = texts[ntexts], .len = strlen(texts[ntexts]),
 				.source = "ers", .source_ref = "A005", .service_hint = service, .ubrn_hint = s->ubrn };
 			ntexts++;
@@ -884,8 +809,8 @@ property_through_the_store(void)
 	triage_all();
 
 	for (size_t i = 0; i < ns; i++) {
-		check_stored(&sent[i], seed);
-		free(sent[i].answers);
+		gen_check_stored(db, &sent[i], seed);
+		gen_sent_free(&sent[i]);
 	}
 	gen_reset_arena();
 	/* the generator made both kinds, and some forms came late */

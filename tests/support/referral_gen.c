@@ -9,6 +9,8 @@
 #include "harness.h"
 #include "referral_gen.h"
 #include "ras/buf.h"
+#include "ras/db.h"
+#include "ras/decision.h"
 #include "ras/error.h"
 #include "ras/referral_json.h"
 
@@ -535,3 +537,113 @@ gen_random_form(bool *danger)
 	return form;
 }
 
+/* ---- what the store made of them ------------------------------------------- */
+
+/* A payload under another UBRN (every occurrence; the same length). */
+char *
+gen_with_ubrn(const char *text, const char *from, const char *ubrn)
+{
+	char *s = strdup(text);
+	size_t n = strlen(from);
+
+	CU_ASSERT_FATAL(s != NULL && strlen(ubrn) == n);
+	for (char *p = strstr(s, from); p; p = strstr(p + n, from))
+		memcpy(p, ubrn, n);
+	return s;
+}
+
+void
+gen_expect(const struct ras_decision *d, struct gen_sent *s)
+{
+	snprintf(s->expect, sizeof(s->expect), "%s|%s|%d", ras_decision_outcome_name(d->outcome),
+	    d->onward_target ? d->onward_target : "", d->final ? 1 : 0);
+	s->facts = d->facts ? gen_dump(d->facts) : strdup("{}");
+}
+
+void
+gen_sent_free(struct gen_sent *s)
+{
+	free(s->facts);
+	free(s->answers);
+	s->facts = NULL;
+	s->answers = NULL;
+}
+
+/* The facts the stored decision of `ubrn` and the in-process one disagree on. */
+static void
+facts_differing(struct ras_db *db, const struct gen_sent *s)
+{
+	char *stored = ras_test_sql_text(db, "SELECT d.facts::text FROM referrals r JOIN current_decisions d"
+	    " ON d.referral_id = r.id WHERE r.ubrn = $1 ORDER BY r.id DESC LIMIT 1", s->ubrn);
+	char *where = ras_test_sql_text(db, "SELECT coalesce(r.service, '-') || ', the route''s hint '"
+	    " || coalesce(i.service_hint, '-') || ', from ' || i.source FROM referrals r JOIN inbox i"
+	    " ON i.id = r.payload_id WHERE r.ubrn = $1 ORDER BY r.id DESC LIMIT 1", s->ubrn);
+	json_t *a = NULL, *b = NULL, *v;
+	const char *k;
+
+	fprintf(stderr, "  stored for service %s\n", where ? where : "(none)");
+	free(where);
+	if (stored && ras_json_parse(stored, strlen(stored), 0, &a) == 0 &&
+	    ras_json_parse(s->facts, strlen(s->facts), 0, &b) == 0)
+		json_object_foreach(b, k, v) {
+			json_t *w = json_object_get(a, k);
+
+			if (w == NULL || !json_equal(v, w)) {
+				char *x = gen_dump(v), *y = w ? gen_dump(w) : strdup("(none)");
+
+				fprintf(stderr, "  fact %s: in-process %.120s, stored %.120s\n", k, x, y);
+				free(x);
+				free(y);
+			}
+		}
+	json_decref(a);
+	json_decref(b);
+	free(stored);
+}
+
+/* What the store has for one sent referral, checked. */
+void
+gen_check_stored(struct ras_db *db, const struct gen_sent *s, long seed)
+{
+	char *got = ras_test_sql_text(db, "SELECT d.outcome || '|' || coalesce(d.onward_target, '') || '|'"
+	    " || d.final::int FROM referrals r JOIN current_decisions d ON d.referral_id = r.id"
+	    " WHERE r.ubrn = $1 ORDER BY r.id DESC LIMIT 1", s->ubrn);
+	char *doc = ras_test_sql_text(db, "SELECT doc::text FROM referrals WHERE ubrn = $1"
+	    " ORDER BY id DESC LIMIT 1", s->ubrn);
+	int64_t live = ras_test_sql_int(db, "SELECT count(*) FROM ers_outcomes WHERE ubrn = $1"
+	    " AND state <> 'superseded'", s->ubrn);
+	json_t *j = NULL;
+	struct ras_referral r;
+
+	if (got == NULL || strcmp(got, s->expect) != 0) {
+		CU_FAIL("a referral through the store was decided otherwise than in-process");
+		fprintf(stderr, "seed %ld %s via %s: stored %s, in-process %s\n", seed, s->service, s->route,
+		    got ? got : "(no decision)", s->expect);
+		facts_differing(db, s);
+	}
+	if (s->danger && (got == NULL || strncmp(got, "return|", 7) == 0 || strncmp(got, "accept|", 7) == 0)) {
+		CU_FAIL("a referral reporting danger was returned or accepted through the store");
+		fprintf(stderr, "seed %ld %s via %s: %s\n", seed, s->service, s->route, got ? got : "(none)");
+	}
+	if (s->danger && live != 0) {
+		CU_FAIL("a referral reporting danger has an e-RS outcome on its way");
+		fprintf(stderr, "seed %ld %s via %s: %lld\n", seed, s->service, s->route, (long long)live);
+	}
+	/* the form stored has the answers sent */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(doc);
+	CU_ASSERT_EQUAL_FATAL(ras_json_parse(doc, strlen(doc), 0, &j), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_referral_json_load(gen.arena, j, &r), 0);
+	{
+		char *k = gen_answers_key(&r.form);
+
+		if (strcmp(k, s->answers) != 0) {
+			CU_FAIL("an answer was dropped or changed through the store");
+			fprintf(stderr, "seed %ld %s via %s:\n sent %s\n kept %s\n", seed, s->service, s->route,
+			    s->answers, k);
+		}
+		free(k);
+	}
+	json_decref(j);
+	free(doc);
+	free(got);
+}

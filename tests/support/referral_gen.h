@@ -101,6 +101,32 @@ void gen_describe(const struct ras_decision *d, char *out, size_t size);
 /* A canonical text of a form's answers (sorted), malloc'd. */
 char *gen_answers_key(const struct ras_form *f);
 
+/* ---- what the store made of them ---- */
+/* One referral sent, and what the engine decided for it in-process. */
+struct gen_sent {
+	char ubrn[13];
+	const char *service;
+	const char *route;        /* how it was sent, for messages */
+	bool danger;              /* it reports a red flag, a suspected cancer or an urgent priority */
+	char expect[96];          /* "outcome|target|final" of the in-process decision (gen_expect) */
+	char *facts;              /* its facts, as JSON (malloc'd; gen_expect) */
+	char *answers;            /* gen_answers_key() of the form as read in-process (malloc'd) */
+};
+
+/* A payload under another UBRN (every occurrence of `from`; the same
+ * length), malloc'd. */
+char *gen_with_ubrn(const char *text, const char *from, const char *ubrn);
+/* s->expect and s->facts from the in-process decision d. */
+void gen_expect(const struct ras_decision *d, struct gen_sent *s);
+void gen_sent_free(struct gen_sent *s);
+/* What the database has for s->ubrn, checked against s: the latest
+ * version's current decision is s->expect; with danger it is neither a
+ * return nor an acceptance and no e-RS outcome is on its way; its stored
+ * form has the answers sent.  Failures name the seed and the route, and
+ * the facts that differ. */
+struct ras_db;
+void gen_check_stored(struct ras_db *db, const struct gen_sent *s, long seed);
+
 /* ---- random referrals ---- */
 void gen_seed(long seed);
 uint32_t gen_next_rand(void);
