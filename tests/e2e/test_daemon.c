@@ -27,6 +27,7 @@
 #include "fake_mesh.h"
 #include "fake_pds.h"
 #include "harness.h"
+#include "referral_gen.h"
 #include "ras/buf.h"
 #include "ras/config.h"
 #include "ras/db.h"
@@ -68,6 +69,8 @@ setup(void)
 		return 1;
 	ers_public_pem = ras_test_read(pub, NULL);
 	free(dir);
+	if (gen_setup() != 0)
+		return 1;
 	return ras_http_new(&o, &http) == 0 ? 0 : 1;
 }
 
@@ -75,6 +78,7 @@ static int
 teardown(void)
 {
 	ras_http_free(http);
+	gen_teardown();
 	free(token_path);
 	free(ers_key_path);
 	free(ers_public_pem);
@@ -289,6 +293,18 @@ write_spool(const char *dir, const char *name, const char *rel)
 	fclose(f);
 	CU_ASSERT_EQUAL(rename(tmp, dst), 0);
 	free(data);
+}
+
+/* data[0..len) written to path (created or replaced); 0, or -1. */
+static int
+write_file(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	int err = f && fwrite(data, 1, len, f) == len ? 0 : -1;
+
+	if (f && fclose(f) != 0)
+		err = -1;
+	return err;
 }
 
 static bool
@@ -2985,6 +3001,180 @@ failover_teardown(void)
 	return teardown();
 }
 
+/*
+ * The property test of the safety suites, by rasd's own routes: generated
+ * referrals (the form linked each way FHIR allows, any answers, red flags,
+ * urgent priorities, a PHQ-9 beside the form) POSTed to a running rasd
+ * (?service= naming the service), renamed into its spool directory (the
+ * spool's [spool] service) and given to `rasctl ingest` (--service, and an
+ * e-RS referral's form as JSON, FHIR XML or XHTML by --ubrn, or contained);
+ * then each referral's stored decision must be the one the engine makes
+ * in-process, none reporting danger returned, accepted or with an e-RS
+ * outcome on its way, and its stored form must have the answers sent
+ * (gen_check_stored).  RAS_PROPERTY_E2E_RUNS forms (default 12, each sent
+ * four ways and once more as an e-RS referral), RAS_PROPERTY_SEED.
+ */
+static void
+property_by_every_route(void)
+{
+	long runs = gen_env_long("RAS_PROPERTY_E2E_RUNS", 12);
+	long seed = gen_env_long("RAS_PROPERTY_SEED", 12);
+	size_t cap = (size_t)runs * (GEN_N_LINKS + 1), ns = 0, nposts = 0;
+	struct gen_sent *sent = calloc(cap, sizeof(*sent));
+	struct ras_http_request *reqs = calloc(cap, sizeof(*reqs));
+	char **bodies = calloc(cap, sizeof(char *)), *dir = rasd_dir("property-ingest");
+	char (*urls)[256] = calloc(cap, sizeof(*urls)), bearer[64];   /* the requests point at them */
+	struct rasd_proc p;
+	struct env e;
+	int nrasctl = 0;
+
+	CU_ASSERT_FATAL(sent && reqs && bodies && urls && runs < 100000);
+	env_new(&e, "property", "service = midnotts\n");
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	snprintf(bearer, sizeof(bearer), "Bearer %s", TOKEN);
+	gen_seed(seed);
+	for (long run = 0; run < runs; run++) {
+		const char *service = gen.services[gen_next_rand() % gen.n_services];
+		bool danger, extra = gen_coin(40);
+		json_t *form = gen_random_form(&danger);
+		enum gen_route route = (enum gen_route)(run % GEN_N_ROUTES);
+
+		gen.r4_priority = gen_coin(10) ? (gen_coin(50) ? "urgent" : "asap") : NULL;
+		for (int how = 0; how < GEN_N_LINKS; how++) {
+			struct gen_sent *sn = &sent[ns++];
+			json_t *b = gen_bundle_with(json_deep_copy(form), (enum gen_link)how, extra);
+			char *text = gen_dump(b), *mine, path[PATH_MAX];
+			int way = (int)((run * GEN_N_LINKS + how) % 3);   /* HTTP, spool, rasctl ingest */
+			struct ras_referral r;
+			struct ras_decision d;
+
+			snprintf(sn->ubrn, sizeof(sn->ubrn), "6%d%05d%05d", way, (int)run, how);
+			sn->service = way == 1 ? "midnotts" : service;
+			sn->route = way == 0 ? "HTTP" : way == 1 ? "the spool" : "rasctl ingest";
+			sn->danger = danger || gen.r4_priority;
+			CU_ASSERT_EQUAL_FATAL(gen_decide_bundle(b, sn->service, &r, &d), 0);
+			gen_expect(&d, sn);
+			sn->answers = gen_answers_key(&r.form);
+			mine = gen_with_ubrn(text, GEN_R4_UBRN, sn->ubrn);
+			free(text);
+			if (way == 0) {
+				struct ras_http_request *q = &reqs[nposts];
+
+				snprintf(urls[nposts], sizeof(urls[nposts]), "http://%s/fhir/Bundle?service=%s", p.http,
+				    sn->service);
+				ras_http_request_init(q, "POST", urls[nposts]);
+				(void)ras_http_request_header(q, "Authorization", bearer);
+				(void)ras_http_request_header(q, "Content-Type", "application/fhir+json");
+				q->body = mine;
+				q->body_len = strlen(mine);
+				q->timeout_ms = 30000;
+				bodies[nposts++] = mine;
+				continue;
+			}
+			/* the spool: written under a dot-name, then renamed into place;
+			 * rasctl ingest: one run per file, as a person would */
+			snprintf(path, sizeof(path), "%s/.%s.json", way == 1 ? e.spool : dir, sn->ubrn);
+			CU_ASSERT_EQUAL_FATAL(write_file(path, mine, strlen(mine)), 0);
+			if (way == 1) {
+				char dst[PATH_MAX];
+
+				snprintf(dst, sizeof(dst), "%s/%s.json", e.spool, sn->ubrn);
+				CU_ASSERT_EQUAL(rename(path, dst), 0);
+			} else {
+				char *argv[] = { (char *)ras_test_program("daemon/rasctl"), "--db", e.conninfo, "ingest",
+					"--service", (char *)sn->service, path, NULL };
+
+				CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, NULL, NULL), 0);
+				nrasctl++;
+			}
+			free(mine);
+		}
+		/* one e-RS referral of the same form, by rasctl ingest: the A005
+		 * referral, then its attachments for its UBRN */
+		{
+			struct gen_sent *sn = &sent[ns++];
+			struct ras_referral r;
+			struct ras_decision d;
+			char *ref, *att, *oth, *mine, paths[3][PATH_MAX];
+
+			snprintf(sn->ubrn, sizeof(sn->ubrn), "69%05d%05d", (int)run, 0);
+			sn->service = service;
+			sn->route = gen_route_names[route];
+			sn->danger = danger;
+			CU_ASSERT_EQUAL_FATAL(gen_decide_ers(form, route, extra, NULL, service, &r, &d), 0);
+			gen_expect(&d, sn);
+			sn->answers = gen_answers_key(&r.form);
+			gen_ers_payloads(form, route, extra, NULL, &ref, &att, &oth);
+			mine = gen_with_ubrn(ref, GEN_ERS_UBRN, sn->ubrn);
+			snprintf(paths[0], sizeof(paths[0]), "%s/%s-a005.json", dir, sn->ubrn);
+			snprintf(paths[1], sizeof(paths[1]), "%s/%s-form.%s", dir, sn->ubrn,
+			    route == GEN_ROUTE_ERS_JSON ? "json" : "xml");
+			snprintf(paths[2], sizeof(paths[2]), "%s/%s-phq9.json", dir, sn->ubrn);
+			CU_ASSERT_EQUAL_FATAL(write_file(paths[0], mine, strlen(mine)), 0);
+			{
+				char *argv[] = { (char *)ras_test_program("daemon/rasctl"), "--db", e.conninfo, "ingest",
+					"--service", (char *)service, paths[0], NULL };
+
+				CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, NULL, NULL), 0);
+				nrasctl++;
+			}
+			if (att) {
+				char *argv[] = { (char *)ras_test_program("daemon/rasctl"), "--db", e.conninfo, "ingest",
+					"--ubrn", sn->ubrn, paths[1], oth ? paths[2] : NULL, NULL };
+
+				CU_ASSERT_EQUAL_FATAL(write_file(paths[1], att, strlen(att)), 0);
+				if (oth)
+					CU_ASSERT_EQUAL_FATAL(write_file(paths[2], oth, strlen(oth)), 0);
+				CU_ASSERT_EQUAL(ras_test_spawn(argv, NULL, NULL, NULL, NULL), 0);
+				nrasctl++;
+			}
+			free(mine);
+			free(ref);
+			free(att);
+			free(oth);
+		}
+		gen.r4_priority = NULL;
+		json_decref(form);
+		gen_reset_arena();
+	}
+	CU_ASSERT_EQUAL(ras_http_perform(http, reqs, nposts), 0);
+	for (size_t i = 0; i < nposts; i++) {
+		if (reqs[i].status != 201)
+			fprintf(stderr, "POST %zu: %ld %s\n", i, reqs[i].status,
+			    reqs[i].body_out.data ? reqs[i].body_out.data : "");
+		CU_ASSERT_EQUAL(reqs[i].status, 201);
+		ras_http_request_release(&reqs[i]);
+		free(bodies[i]);
+	}
+	/* every referral stored and decided (the spool's by the daemon) */
+	{
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "SELECT count(DISTINCT r.ubrn) FROM referrals r"
+		    " JOIN current_decisions d ON d.referral_id = r.id WHERE r.ubrn LIKE '6%%'");
+		CU_ASSERT(wait_count(e.db, sql, (int64_t)ns, 30000));
+	}
+	for (size_t i = 0; i < ns; i++) {
+		gen_check_stored(e.db, &sent[i], seed);
+		gen_sent_free(&sent[i]);
+	}
+	gen_reset_arena();
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox WHERE state <> 'stored'"), 0);
+	if (getenv("RAS_TEST_VERBOSE"))
+		fprintf(stderr, "property by every route: %zu referrals (%zu by HTTP, %d rasctl runs), seed %ld\n",
+		    ns, nposts, nrasctl, seed);
+	rasd_kill(&p, SIGTERM);
+	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
+	rasd_free(&p);
+	env_free(&e);
+	free(sent);
+	free(reqs);
+	free(bodies);
+	free(urls);
+	free(dir);
+}
+
 static void
 logs_carry_no_patient_data(void)
 {
@@ -3070,6 +3260,7 @@ main(void)
 		{ "two processes share the whole pipeline", two_processes_share_the_pipeline },
 		{ "a slow remote service does not block the loop", slow_remote_does_not_block_the_loop },
 		{ "SIGTERM while a stage waits on a remote service", sigterm_while_a_stage_waits },
+		{ "property: generated referrals by every route, decided as in-process", property_by_every_route },
 		{ "logs carry no patient data", logs_carry_no_patient_data },
 		{ NULL, NULL },
 	};
