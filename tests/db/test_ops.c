@@ -215,6 +215,15 @@ events_trail(void)
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "epr_events")), 4);
 	CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "decisions")), 2);
 	json_decref(j);
+	free(out);
+	free(err);
+	/* an event with the UBRN and no referral (a payload refused before a
+	 * referral existed) is in the trail too (schema 021 indexes only those
+	 * by UBRN) */
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(db, "INSERT INTO events (ubrn, kind, actor)"
+	    " VALUES ('100000000101', 'test-refused-before-a-referral', 'rasd')"), 0);
+	CU_ASSERT_EQUAL(rasctl((const char *[]){ "events", "100000000101", "--json", NULL }, &out, &err), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "test-refused-before-a-referral"));
 	no_patient_data(out);
 	free(out);
 	free(err);
