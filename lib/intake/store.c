@@ -28,24 +28,12 @@
  * referral given by the route (ubrn_hint, or none: schema 020), so an
  * e-RS attachment byte-identical to another referral's is kept for its
  * own.  The lookup of older rows reads the statement's snapshot, which
- * holds the rows stored before it and not the ones it inserts. */
+ * holds the rows stored before it and not the ones it inserts.  The
+ * statement is ras_inbox_put (schema 022), which keeps its plan for the
+ * session. */
 static const char SQL_INBOX_PUT[] =
-    "WITH v AS ("
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[],"
-    "                      $7::text[], $8::text[], $9::text[], $10::text[])"
-    "   WITH ORDINALITY AS v(sha256, source, source_ref, content_type, body, size, truncated,"
-    "                        service_hint, ubrn_hint, correlation_id, ord)),"
-    " ins AS ("
-    " INSERT INTO inbox (sha256, source, source_ref, content_type, body, size, truncated,"
-    "                    service_hint, ubrn_hint, correlation_id)"
-    " SELECT sha256, source, source_ref, content_type, body, size, truncated::boolean,"
-    "        service_hint, ubrn_hint, correlation_id FROM v ORDER BY ord"
-    " ON CONFLICT (sha256, ubrn_hint) DO NOTHING RETURNING id, sha256, ubrn_hint)"
-    " SELECT v.ord, ins.id, (SELECT o.id FROM inbox o WHERE o.sha256 = v.sha256"
-    "                          AND o.ubrn_hint IS NOT DISTINCT FROM v.ubrn_hint),"
-    "        row_number() OVER (PARTITION BY v.sha256, v.ubrn_hint ORDER BY v.ord) = 1"
-    " FROM v LEFT JOIN ins ON ins.sha256 = v.sha256"
-    "                     AND coalesce(ins.ubrn_hint, '') = coalesce(v.ubrn_hint, '') ORDER BY v.ord";
+    "SELECT * FROM ras_inbox_put($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[],"
+    " $7::text[], $8::text[], $9::text[], $10::text[])";
 
 enum { P_SHA, P_SOURCE, P_REF, P_TYPE, P_BODY, P_SIZE, P_TRUNC, P_SERVICE, P_UBRN, P_CORR, P_COLS };
 
@@ -809,17 +797,11 @@ json_text(const char *s)
 }
 
 /* Every payload of the chunk marked, and a payload-rejected event for each
- * rejected one, by one statement.  $2 (the ids again) makes the planner
- * fetch the rows by their key, never scan the inbox, whatever it guesses of
- * the JSON's length. */
+ * rejected one, by one statement (ras_inbox_mark, schema 022).  $2 (the ids
+ * again) makes the plan fetch the rows by their key, never scan the inbox,
+ * whatever it guesses of the JSON's length. */
 static const char SQL_INBOX_DONE_SET[] =
-    "WITH d AS (SELECT d.ord, (d.v ->> 'id')::bigint AS id, d.v ->> 'state' AS state,"
-    "  d.v ->> 'kind' AS kind, d.v ->> 'error' AS error"
-    "  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS d(v, ord)),"
-    " u AS (UPDATE inbox i SET state = d.state, kind = d.kind, error = d.error, processed_at = now()"
-    "  FROM d WHERE i.id = ANY ($2::bigint[]) AND i.id = d.id)"
-    " INSERT INTO events (payload_id, kind, actor)"
-    " SELECT d.id, 'payload-rejected', 'rasd' FROM d WHERE d.state = 'rejected' ORDER BY d.ord";
+    "SELECT ras_inbox_mark($1::jsonb, $2::bigint[])";
 
 /* The marks of a batch, gathered chunk by chunk (their strings live in the
  * chunks' arenas, freed before the statement): a JSON array for $1 of
@@ -996,12 +978,10 @@ done:
  * has them (known[i] is what ids[i] was kept from, in this transaction:
  * ras_receive, rasctl ingest).  A payload's row is its bytes (a copy found
  * by its SHA-256 is the same bytes, truncated the same way); its length is
- * checked, and a row whose length differs is read back as before. */
+ * checked, and a row whose length differs is read back as before.  The
+ * statement is ras_inbox_claim_known (schema 022). */
 static const char SQL_CLAIM_KNOWN[] =
-    "SELECT id::text, octet_length(body)::text, truncated::text, service_hint, ubrn_hint, correlation_id,"
-    "  floor(extract(epoch FROM received_at))::bigint::text FROM inbox"
-    " WHERE state = 'received' AND id = ANY ($1::bigint[])"
-    " ORDER BY inbox.id LIMIT $2::int FOR UPDATE SKIP LOCKED";
+    "SELECT * FROM ras_inbox_claim_known($1::bigint[], $2::int)";
 
 static int
 claim_known(struct ras_db *db, struct ras_arena *a, const int64_t *ids, const struct ras_inbox_item *known,

@@ -1286,6 +1286,47 @@ inbox_payloads_lz4(void)
 	free(p.data);
 }
 
+/* schema/022: the inbox's statements of every group (keep, claim what the
+ * caller has, mark) keep one plan per session, made when the inbox may
+ * hold a few rows: in a new database, by a new session, a group kept and
+ * normalised reads the inbox by no sequential scan. */
+static void
+inbox_plans_use_keys_on_small_tables(void)
+{
+	static const char *const ubrns[] = { "100000000341", "100000000342" };
+	struct ras_db *d = ras_test_db("store_inbox_plans", NULL);
+	struct ras_inbox_item items[2];
+	struct ras_inbox_put_result put[2];
+	struct ras_normalise_report *rep = NULL;
+	char *data[2];
+	int64_t ids[2];
+	size_t got = 0;
+
+	RAS_REQUIRE(d);
+	for (int i = 0; i < 2; i++) {
+		data[i] = gen_bundle(&(struct gen){ .ubrn = ubrns[i], .nhs = "9990000077" });
+		items[i] = (struct ras_inbox_item){ .data = data[i], .len = strlen(data[i]), .source = "http" };
+	}
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d, "CREATE TEMP TABLE seq0 AS"
+	    " SELECT relid, seq_scan FROM pg_stat_xact_user_tables"), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 2, put), 0);
+	for (int i = 0; i < 2; i++)
+		ids[i] = put[i].id;
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, 2, 2, NULL, &rep, &got), 0);
+	CU_ASSERT_EQUAL(got, 2);
+	for (size_t k = 0; k < got; k++)
+		CU_ASSERT_STRING_EQUAL(rep[k].state, "stored");
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT coalesce(sum(t.seq_scan - coalesce(s.seq_scan, 0)), 0)"
+	    " FROM pg_stat_xact_user_tables t LEFT JOIN seq0 s USING (relid) WHERE t.relname = 'inbox'", NULL), 0);
+	CU_ASSERT_EQUAL(ras_db_hold_commit(d), 0);
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'", NULL), 2);
+	free(rep);
+	for (int i = 0; i < 2; i++)
+		free(data[i]);
+	ras_db_close(d);
+}
+
 /* The inbox takes a batch in one statement: each payload answered in
  * order, a payload stored before and a second copy within the batch both
  * duplicates of the stored row, the columns kept as given (bytes with a
@@ -1448,6 +1489,7 @@ static const struct ras_test_case cases[] = {
 	{ "a batch the caller has, in chunks planned while the last is stored", known_batch_in_chunks },
 	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
 	{ "a duplicate is the same bytes for the same referral", inbox_duplicate_is_per_referral },
+	{ "the inbox's plans, made on small tables, read by keys", inbox_plans_use_keys_on_small_tables },
 	{ "a larger batch goes in chunks, in one transaction", inbox_batch_in_chunks },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },
