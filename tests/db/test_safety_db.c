@@ -64,18 +64,6 @@ store_text(const char *data, size_t len, const char *service, const char *ubrn, 
 	return state;
 }
 
-static json_t *
-fixture_json(const char *rel)
-{
-	size_t len;
-	char *data = ras_test_read(ras_test_fixture(rel), &len);
-	json_t *j = NULL;
-
-	CU_ASSERT_EQUAL_FATAL(ras_json_parse(data, len, 0, &j), 0);
-	free(data);
-	return j;
-}
-
 static char *
 dump(const json_t *j, bool pretty)
 {
@@ -134,7 +122,7 @@ triage(struct ras_triage_report **reps)
 static void
 resubmission_is_a_revision(void)
 {
-	json_t *b = fixture_json("triage/midnotts-accept.json");
+	json_t *b = gen_load_json("triage/midnotts-accept.json");
 	struct ras_triage_report *reps = NULL;
 	char *text, msg[512];
 	size_t n;
@@ -185,7 +173,7 @@ resubmission_is_a_revision(void)
 static void
 r4_resubmission_by_identifier(void)
 {
-	json_t *b = fixture_json("triage/midnotts-accept.json");
+	json_t *b = gen_load_json("triage/midnotts-accept.json");
 	json_t *sr = resource(b, "ServiceRequest");
 	struct ras_triage_report *reps = NULL;
 	char *text;
@@ -252,7 +240,7 @@ other_questionnaire_kept_beside(void)
 static void
 second_rasd_form_keeps_the_first(void)
 {
-	json_t *b = fixture_json("triage/midnotts-accept.json");
+	json_t *b = gen_load_json("triage/midnotts-accept.json");
 	json_t *qr = json_deep_copy(resource(b, "QuestionnaireResponse"));
 	struct ras_triage_report *reps = NULL;
 	char *f1, *f2;
@@ -338,7 +326,7 @@ ers_priority_raised_retriages(void)
 static void
 rejection_reporting_danger_is_urgent(void)
 {
-	json_t *b = fixture_json("triage/midnotts-accept.json");
+	json_t *b = gen_load_json("triage/midnotts-accept.json");
 	json_t *sr = resource(b, "ServiceRequest");
 	char *text, msg[512];
 
@@ -372,7 +360,7 @@ alerts_for(const json_t *al, const char *ubrn)
 static void
 undelivered_gp_notice_alerts(void)
 {
-	json_t *b = fixture_json("triage/midnotts-2ww.json"), *al = NULL;
+	json_t *b = gen_load_json("triage/midnotts-2ww.json"), *al = NULL;
 	struct ras_triage_report *reps = NULL;
 	char *text;
 	size_t n;
@@ -414,7 +402,7 @@ rasctl(const char *config, const char *const *args, char **out, char **err)
 static void
 decisions_need_a_registered_clinician(void)
 {
-	json_t *b = fixture_json("triage/midnotts-accept.json");
+	json_t *b = gen_load_json("triage/midnotts-accept.json");
 	struct ras_triage_report *reps = NULL;
 	char *text, *out = NULL, *err = NULL, *other;
 	int rc;
@@ -483,7 +471,7 @@ epr_decision_needs_a_registered_clinician(void)
 	struct ras_triage_report *reps = NULL;
 	struct ras_epr_event ev;
 	struct ras_epr_result r;
-	json_t *b = fixture_json("triage/midnotts-2ww.json");
+	json_t *b = gen_load_json("triage/midnotts-2ww.json");
 	char *text;
 
 	set_ubrn(b, "100000012005");
@@ -745,7 +733,8 @@ property_through_the_store(void)
 			struct ras_referral r;
 			struct ras_decision d;
 
-			snprintf(s->ubrn, sizeof(s->ubrn), "58%06d%04d", (int)(run % 1000000), how);
+			snprintf(s->ubrn, sizeof(s->ubrn), "58%06u%04u", (unsigned)(run % 1000000),
+			    (unsigned)how % 10000u);
 			s->service = service;
 			s->route = gen_link_names[how];
 			s->danger = danger || gen.r4_priority;
@@ -766,7 +755,8 @@ property_through_the_store(void)
 			struct ras_inbox_item *to = after ? late : early;
 			size_t *nto = after ? &nlate : &nearly;
 
-			snprintf(s->ubrn, sizeof(s->ubrn), "59%06d%04d", (int)(run % 1000000), route);
+			snprintf(s->ubrn, sizeof(s->ubrn), "59%06u%04u", (unsigned)(run % 1000000),
+			    (unsigned)route % 10000u);
 			s->service = service;
 			s->route = gen_route_names[route];
 			s->danger = danger;

@@ -3049,7 +3049,8 @@ property_by_every_route(void)
 			struct ras_referral r;
 			struct ras_decision d;
 
-			snprintf(sn->ubrn, sizeof(sn->ubrn), "6%d%05d%05d", way, (int)run, how);
+			snprintf(sn->ubrn, sizeof(sn->ubrn), "6%u%05u%05u", (unsigned)way % 10u,
+			    (unsigned)(run % 100000), (unsigned)how % 100000u);
 			sn->service = way == 1 ? "midnotts" : service;
 			sn->route = way == 0 ? "HTTP" : way == 1 ? "the spool" : "rasctl ingest";
 			sn->danger = danger || gen.r4_priority;
@@ -3098,7 +3099,7 @@ property_by_every_route(void)
 			struct ras_decision d;
 			char *ref, *att, *oth, *mine, paths[3][PATH_MAX];
 
-			snprintf(sn->ubrn, sizeof(sn->ubrn), "69%05d%05d", (int)run, 0);
+			snprintf(sn->ubrn, sizeof(sn->ubrn), "69%05u00000", (unsigned)(run % 100000));
 			sn->service = service;
 			sn->route = gen_route_names[route];
 			sn->danger = danger;
