@@ -3006,7 +3006,8 @@ failover_teardown(void)
  * referrals (the form linked each way FHIR allows, any answers, red flags,
  * urgent priorities, a PHQ-9 beside the form) POSTed to a running rasd
  * (?service= naming the service), renamed into its spool directory (the
- * spool's [spool] service) and given to `rasctl ingest` (--service, and an
+ * spool's [spool] service), put in its MESH mailbox (its [triage]
+ * default_service) and given to `rasctl ingest` (--service, and an
  * e-RS referral's form as JSON, FHIR XML or XHTML by --ubrn, or contained);
  * then each referral's stored decision must be the one the engine makes
  * in-process, none reporting danger returned, accepted or with an e-RS
@@ -3024,15 +3025,19 @@ property_by_every_route(void)
 	struct ras_http_request *reqs = calloc(cap, sizeof(*reqs));
 	char **bodies = calloc(cap, sizeof(char *)), *dir = rasd_dir("property-ingest");
 	char (*urls)[256] = calloc(cap, sizeof(*urls)), bearer[64];   /* the requests point at them */
+	const char **post_service = calloc(cap, sizeof(char *));
+	char conf[sizeof(((struct world *)0)->conf) + 64];
 	struct rasd_proc p;
+	struct world w;
 	struct env e;
-	int nrasctl = 0;
+	int nrasctl = 0, nmesh = 0;
 
-	CU_ASSERT_FATAL(sent && reqs && bodies && urls && runs < 100000);
-	env_new(&e, "property", "service = midnotts\n");
-	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
-	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
-	snprintf(bearer, sizeof(bearer), "Bearer %s", TOKEN);
+	CU_ASSERT_FATAL(sent && reqs && bodies && urls && post_service && runs < 100000);
+	/* the spool's service, then MESH (its referrals go to [triage]
+	 * default_service, midnotts) and delivery as the pipeline test has them */
+	world_new(&w, "property", NULL, false);
+	snprintf(conf, sizeof(conf), "service = midnotts\n%s", w.conf);
+	env_new(&e, "property", conf);
 	gen_seed(seed);
 	for (long run = 0; run < runs; run++) {
 		const char *service = gen.services[gen_next_rand() % gen.n_services];
@@ -3045,14 +3050,15 @@ property_by_every_route(void)
 			struct gen_sent *sn = &sent[ns++];
 			json_t *b = gen_bundle_with(json_deep_copy(form), (enum gen_link)how, extra);
 			char *text = gen_dump(b), *mine, path[PATH_MAX];
-			int way = (int)((run * GEN_N_LINKS + how) % 3);   /* HTTP, spool, rasctl ingest */
+			/* HTTP, the spool, rasctl ingest, MESH: each way gets each link in turn */
+			int way = (int)((run + how) % 4);
 			struct ras_referral r;
 			struct ras_decision d;
 
 			snprintf(sn->ubrn, sizeof(sn->ubrn), "6%u%05u%05u", (unsigned)way % 10u,
 			    (unsigned)(run % 100000), (unsigned)how % 100000u);
-			sn->service = way == 1 ? "midnotts" : service;
-			sn->route = way == 0 ? "HTTP" : way == 1 ? "the spool" : "rasctl ingest";
+			sn->service = way == 1 || way == 3 ? "midnotts" : service;
+			sn->route = way == 0 ? "HTTP" : way == 1 ? "the spool" : way == 2 ? "rasctl ingest" : "MESH";
 			sn->danger = danger || gen.r4_priority;
 			CU_ASSERT_EQUAL_FATAL(gen_decide_bundle(b, sn->service, &r, &d), 0);
 			gen_expect(&d, sn);
@@ -3060,17 +3066,17 @@ property_by_every_route(void)
 			mine = gen_with_ubrn(text, GEN_R4_UBRN, sn->ubrn);
 			free(text);
 			if (way == 0) {
-				struct ras_http_request *q = &reqs[nposts];
-
-				snprintf(urls[nposts], sizeof(urls[nposts]), "http://%s/fhir/Bundle?service=%s", p.http,
-				    sn->service);
-				ras_http_request_init(q, "POST", urls[nposts]);
-				(void)ras_http_request_header(q, "Authorization", bearer);
-				(void)ras_http_request_header(q, "Content-Type", "application/fhir+json");
-				q->body = mine;
-				q->body_len = strlen(mine);
-				q->timeout_ms = 30000;
+				/* POSTed once rasd runs (below) */
+				post_service[nposts] = sn->service;
 				bodies[nposts++] = mine;
+				continue;
+			}
+			if (way == 3) {
+				/* in rasd's mailbox before it starts: its first poll takes it */
+				fake_mesh_deliver(w.mesh, "X26ABC3", "X26ABC1", "RASD_REFERRAL", "application/fhir+json",
+				    mine);
+				nmesh++;
+				free(mine);
 				continue;
 			}
 			/* the spool: written under a dot-name, then renamed into place;
@@ -3139,6 +3145,20 @@ property_by_every_route(void)
 		json_decref(form);
 		gen_reset_arena();
 	}
+	CU_ASSERT_EQUAL_FATAL(rasd_start(&p, e.config, NULL, NULL), 0);
+	CU_ASSERT_FATAL(rasd_wait_ready(&p, START_MS));
+	snprintf(bearer, sizeof(bearer), "Bearer %s", TOKEN);
+	for (size_t i = 0; i < nposts; i++) {
+		struct ras_http_request *q = &reqs[i];
+
+		snprintf(urls[i], sizeof(urls[i]), "http://%s/fhir/Bundle?service=%s", p.http, post_service[i]);
+		ras_http_request_init(q, "POST", urls[i]);
+		(void)ras_http_request_header(q, "Authorization", bearer);
+		(void)ras_http_request_header(q, "Content-Type", "application/fhir+json");
+		q->body = bodies[i];
+		q->body_len = strlen(bodies[i]);
+		q->timeout_ms = 30000;
+	}
 	CU_ASSERT_EQUAL(ras_http_perform(http, reqs, nposts), 0);
 	for (size_t i = 0; i < nposts; i++) {
 		if (reqs[i].status != 201)
@@ -3162,13 +3182,18 @@ property_by_every_route(void)
 	}
 	gen_reset_arena();
 	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox WHERE state <> 'stored'"), 0);
+	/* every MESH message was taken (and answered by no error report) */
+	CU_ASSERT_EQUAL(count(e.db, "SELECT count(*) FROM inbox WHERE source = 'mesh'"), nmesh);
+	CU_ASSERT(nmesh > 0);
 	if (getenv("RAS_TEST_VERBOSE"))
-		fprintf(stderr, "property by every route: %zu referrals (%zu by HTTP, %d rasctl runs), seed %ld\n",
-		    ns, nposts, nrasctl, seed);
+		fprintf(stderr, "property by every route: %zu referrals (%zu by HTTP, %d by MESH, %d rasctl runs),"
+		    " seed %ld\n", ns, nposts, nmesh, nrasctl, seed);
 	rasd_kill(&p, SIGTERM);
 	CU_ASSERT_EQUAL(rasd_wait_exit(&p, 5000), 0);
 	rasd_free(&p);
 	env_free(&e);
+	world_free(&w);
+	free(post_service);
 	free(sent);
 	free(reqs);
 	free(bodies);
