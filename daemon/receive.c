@@ -292,7 +292,7 @@ ras_receive_run(struct ras_receive_job *job, struct ras_db *db)
 	}
 	/* normalise hands what it created to the triage step below (store.h) */
 	job->normalised = true;
-	if (ras_store_normalise_handed(db, job->maps, pids, job->refs, nref, nref, h, &job->rep,
+	if (ras_store_normalise_handed(db, job->maps, pids, job->refs, job->put, nref, nref, h, &job->rep,
 	    &job->nrep) < 0) {
 		/* Kept but not normalised: the normalise stage takes them later. */
 		ras_log(RAS_LOG_WARNING, "received payloads kept but not yet normalised: %s",

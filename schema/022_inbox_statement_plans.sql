@@ -19,12 +19,14 @@
 
 -- Keep a batch of payloads (SQL_INBOX_PUT): each row in order, with the id
 -- it was inserted as (NULL: a duplicate), the id of the row already kept
--- (read from the statement's snapshot), and whether it is the first copy
--- of its payload in the batch.
+-- (read from the statement's snapshot), whether it is the first copy of its
+-- payload in the batch, and, for a row inserted here, its received_at in
+-- whole seconds (normalise then needs no claim of its own for that row:
+-- lib/intake/store.c, claim_known).
 CREATE FUNCTION ras_inbox_put(p_sha text[], p_source text[], p_ref text[], p_type text[], p_body bytea[],
                               p_size bigint[], p_truncated text[], p_service text[], p_ubrn text[],
                               p_correlation text[])
-RETURNS TABLE (ord bigint, inserted bigint, stored bigint, first boolean)
+RETURNS TABLE (ord bigint, inserted bigint, stored bigint, first boolean, received bigint)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
@@ -43,11 +45,12 @@ BEGIN
         SELECT v.sha256, v.source, v.source_ref, v.content_type, v.body, v.size, v.truncated::boolean,
                v.service_hint, v.ubrn_hint, v.correlation_id FROM v ORDER BY v.ord
         ON CONFLICT (sha256, ubrn_hint) DO NOTHING
-        RETURNING inbox.id, inbox.sha256, inbox.ubrn_hint)
+        RETURNING inbox.id, inbox.sha256, inbox.ubrn_hint, inbox.received_at)
     SELECT v.ord, ins.id,
            (SELECT o.id FROM inbox o WHERE o.sha256 = v.sha256
                                        AND o.ubrn_hint IS NOT DISTINCT FROM v.ubrn_hint),
-           row_number() OVER (PARTITION BY v.sha256, v.ubrn_hint ORDER BY v.ord) = 1
+           row_number() OVER (PARTITION BY v.sha256, v.ubrn_hint ORDER BY v.ord) = 1,
+           floor(extract(epoch FROM ins.received_at))::bigint
       FROM v LEFT JOIN ins ON ins.sha256 = v.sha256
                           AND coalesce(ins.ubrn_hint, '') = coalesce(v.ubrn_hint, '')
      ORDER BY v.ord;

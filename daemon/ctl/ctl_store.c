@@ -192,6 +192,7 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, const struct ras_xmlform_ma
 	size_t *map = calloc(n, sizeof(*map));
 	int64_t *fresh = calloc(n, sizeof(*fresh));
 	struct ras_inbox_item *freshitems = calloc(n, sizeof(*freshitems));
+	struct ras_inbox_put_result *freshput = calloc(n, sizeof(*freshput));
 	size_t nitems = 0, nfresh = 0;
 	struct ras_normalise_report *reports = NULL;
 	struct ras_triage_report *treps = NULL;
@@ -200,7 +201,7 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, const struct ras_xmlform_ma
 	char suffix[2048];
 	int err = 0;
 
-	if (!items || !put || !map || !fresh || !freshitems || ras_store_handover_new(&h) < 0) {
+	if (!items || !put || !map || !fresh || !freshitems || !freshput || ras_store_handover_new(&h) < 0) {
 		err = ras_error_code(RAS_ENOMEM, "out of memory");
 		goto done;
 	}
@@ -245,11 +246,12 @@ ingest_batch(struct ras_ctl *ctl, struct ras_db *db, const struct ras_xmlform_ma
 	for (size_t k = 0; k < nitems; k++)
 		if (!put[k].duplicate) {
 			freshitems[nfresh] = items[k];   /* their bytes: not read back */
+			freshput[nfresh] = put[k];       /* their rows: not claimed */
 			fresh[nfresh++] = put[k].id;
 		}
 	if (nfresh)
-		err = ras_store_normalise_handed(db, maps, fresh, freshitems, nfresh, nfresh, h, &reports,
-		    &nreports);
+		err = ras_store_normalise_handed(db, maps, fresh, freshitems, freshput, nfresh, nfresh, h,
+		    &reports, &nreports);
 	if (err == 0 && nfresh && triage)
 		err = triage_fresh(db, triage, fresh, nfresh, h, &treps, &ntreps);
 	if (err < 0) {
@@ -312,6 +314,7 @@ done:
 	free(map);
 	free(fresh);
 	free(freshitems);
+	free(freshput);
 	return err;
 }
 

@@ -91,6 +91,12 @@ inbox_put_chunk(struct ras_db *db, struct ras_db_array *col, const struct ras_in
 		/* new only where it was inserted, and only its first copy in the chunk
 		 * (a copy in an earlier chunk is a row stored before) */
 		out[i].duplicate = !(inserted && strcmp(ras_db_res_get(res, (int)i, 3), "t") == 0);
+		out[i].received = 0;
+		if (!out[i].duplicate &&
+		    (!ras_db_res_int(res, (int)i, 4, &out[i].received) || out[i].received <= 0)) {
+			err = ras_error_set("could not store payload %zu in the inbox (no time kept)", i + 1);
+			break;
+		}
 	}
 	ras_db_res_free(res);
 	return err;
@@ -984,35 +990,87 @@ static const char SQL_CLAIM_KNOWN[] =
     "SELECT * FROM ras_inbox_claim_known($1::bigint[], $2::int)";
 
 static int
+cmp_claimed(const void *x, const void *y)
+{
+	const struct claimed *a = x, *b = y;
+
+	return (a->id > b->id) - (a->id < b->id);
+}
+
+static int
 claim_known(struct ras_db *db, struct ras_arena *a, const int64_t *ids, const struct ras_inbox_item *known,
-    size_t n, struct claimed **out, size_t *nout)
+    const struct ras_inbox_put_result *kept, size_t n, struct claimed **out, size_t *nout)
 {
 	struct ras_db_res *res = NULL;
-	int err, rows = 0;
+	struct claimed *fresh, *got = NULL;
+	int64_t *ask;
+	size_t nfresh = 0, nask = 0;
+	int err = 0, rows = 0;
 
 	*nout = 0;
-	if ((err = claim_rows(db, a, SQL_CLAIM_KNOWN, false, ids, n, n, &res, out, &rows)) < 0)
-		goto done;
-	for (int i = 0; i < rows; i++) {
-		struct claimed *c = &(*out)[i];
-		int64_t len = -1, at = 0;
+	fresh = ras_arena_calloc(a, n ? n : 1, sizeof(*fresh));
+	ask = ras_arena_calloc(a, n ? n : 1, sizeof(*ask));
+	if (fresh == NULL || ask == NULL)
+		return ras_error_code(RAS_ENOMEM, "out of memory");
+	/* A row the caller's ras_store_inbox_put inserted (kept[k]) is this
+	 * transaction's own: still received, seen by nobody else, its columns
+	 * what the caller gave.  It is taken as it is, without a claim. */
+	for (size_t k = 0; kept && k < n; k++)
+		if (!kept[k].duplicate && kept[k].received > 0 && kept[k].id == ids[k] && known[k].data) {
+			struct claimed *c = &fresh[nfresh++];
 
-		(void)ras_db_res_int(res, i, 0, &c->id);
-		(void)ras_db_res_int(res, i, 1, &len);
-		c->len = len > 0 ? (size_t)len : 0;
-		c->truncated = ras_db_res_get(res, i, 2)[0] == 't';
-		claimed_hints(a, res, i, c);
-		(void)ras_db_res_int(res, i, 6, &at);
-		c->received = at;
-		/* (n is an HTTP group, a spool pass or a batch of rasctl ingest:
-		 * 500 at most) */
-		for (size_t k = 0; k < n; k++)
-			if (ids[k] == c->id && known[k].data && known[k].len == c->len) {
-				c->body = known[k].data;
-				break;
-			}
+			c->id = ids[k];
+			c->len = known[k].len;
+			c->body = known[k].data;
+			c->truncated = known[k].full_size > known[k].len;
+			c->service_hint = known[k].service_hint;
+			c->ubrn_hint = known[k].ubrn_hint;
+			c->correlation_id = known[k].correlation_id;
+			c->received = kept[k].received;
+		}
+	/* the others (kept before, or by another route) are claimed; n is an
+	 * HTTP group, a spool pass or a batch of rasctl ingest: 500 at most */
+	for (size_t k = 0; k < n; k++) {
+		bool have = false;
+
+		for (size_t f = 0; f < nfresh && !have; f++)
+			have = fresh[f].id == ids[k];
+		for (size_t q = 0; q < nask && !have; q++)
+			have = ask[q] == ids[k];
+		if (!have)
+			ask[nask++] = ids[k];
 	}
-	*nout = (size_t)rows;
+	if (nask > 0) {
+		if ((err = claim_rows(db, a, SQL_CLAIM_KNOWN, false, ask, nask, nask, &res, &got, &rows)) < 0)
+			goto done;
+		for (int i = 0; i < rows; i++) {
+			struct claimed *c = &got[i];
+			int64_t len = -1, at = 0;
+
+			(void)ras_db_res_int(res, i, 0, &c->id);
+			(void)ras_db_res_int(res, i, 1, &len);
+			c->len = len > 0 ? (size_t)len : 0;
+			c->truncated = ras_db_res_get(res, i, 2)[0] == 't';
+			claimed_hints(a, res, i, c);
+			(void)ras_db_res_int(res, i, 6, &at);
+			c->received = at;
+			for (size_t k = 0; k < n; k++)
+				if (ids[k] == c->id && known[k].data && known[k].len == c->len) {
+					c->body = known[k].data;
+					break;
+				}
+		}
+	}
+	/* the batch in id order, as a claim gives it */
+	if ((*out = ras_arena_calloc(a, nfresh + (size_t)rows + 1, sizeof(**out))) == NULL) {
+		err = ras_error_code(RAS_ENOMEM, "out of memory");
+		goto done;
+	}
+	memcpy(*out, fresh, nfresh * sizeof(**out));
+	if (rows > 0)
+		memcpy(*out + nfresh, got, (size_t)rows * sizeof(**out));
+	qsort(*out, nfresh + (size_t)rows, sizeof(**out), cmp_claimed);
+	*nout = nfresh + (size_t)rows;
 done:
 	ras_db_res_free(res);
 	return err;
@@ -1570,8 +1628,8 @@ write_overlapped(struct ras_db *db, const struct ras_xmlform_maps *form_maps, st
 
 static int
 normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
-    const struct ras_inbox_item *known, size_t n, size_t limit, struct ras_store_handover *h,
-    ras_normalise_report_fn *fn, void *ctx, size_t *nout)
+    const struct ras_inbox_item *known, const struct ras_inbox_put_result *kept, size_t n, size_t limit,
+    struct ras_store_handover *h, ras_normalise_report_fn *fn, void *ctx, size_t *nout)
 {
 	struct ras_arena *a = ras_arena_new();
 	struct ras_normalise_report *reports = NULL;
@@ -1588,7 +1646,7 @@ normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, cons
 		return ras_error_code(RAS_ENOMEM, "out of memory");
 	if ((err = ras_db_begin(db)) < 0)
 		goto done;
-	if ((err = (ids && known ? claim_known(db, a, ids, known, n, &rows, &nrows) :
+	if ((err = (ids && known ? claim_known(db, a, ids, known, kept, n, &rows, &nrows) :
 	    claim_ids(db, a, ids, n, limit, &rows, &nrows))) < 0)
 		goto fail;
 	if (nrows == 0) {
@@ -1752,7 +1810,7 @@ int
 ras_store_normalise_each(struct ras_db *db, const struct ras_xmlform_maps *form_maps, const int64_t *ids,
     size_t n, size_t limit, ras_normalise_report_fn *fn, void *ctx, size_t *nout)
 {
-	return normalise_each(db, form_maps, ids, NULL, n, limit, NULL, fn, ctx, nout);
+	return normalise_each(db, form_maps, ids, NULL, NULL, n, limit, NULL, fn, ctx, nout);
 }
 
 /* The array form: the reports appended to a buffer as they come, which
@@ -1773,8 +1831,8 @@ collect_report(const struct ras_normalise_report *r, void *ctx)
 
 int
 ras_store_normalise_handed(struct ras_db *db, const struct ras_xmlform_maps *form_maps,
-    const int64_t *ids, const struct ras_inbox_item *known, size_t n, size_t limit,
-    struct ras_store_handover *h, struct ras_normalise_report **out, size_t *nout)
+    const int64_t *ids, const struct ras_inbox_item *known, const struct ras_inbox_put_result *kept,
+    size_t n, size_t limit, struct ras_store_handover *h, struct ras_normalise_report **out, size_t *nout)
 {
 	struct report_array x = { RAS_BUF_INIT(0), 0 };
 	size_t got = 0;
@@ -1782,7 +1840,8 @@ ras_store_normalise_handed(struct ras_db *db, const struct ras_xmlform_maps *for
 
 	*out = NULL;
 	*nout = 0;
-	err = normalise_each(db, form_maps, ids, known, n, limit, h, collect_report, &x, &got);
+	err = normalise_each(db, form_maps, ids, known, known ? kept : NULL, n, limit, h, collect_report, &x,
+	    &got);
 	if (err == 0)
 		err = x.err;   /* out of memory for the reports of a stored batch */
 	if (err < 0) {

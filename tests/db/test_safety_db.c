@@ -603,7 +603,7 @@ keep_as_a_group(const struct ras_inbox_item *items, size_t n)
 		CU_ASSERT_FALSE(put[i].duplicate);
 		ids[i] = put[i].id;
 	}
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, gen.xmaps, ids, items, n, n, h, &rep, &nrep), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, gen.xmaps, ids, items, put, n, n, h, &rep, &nrep), 0);
 	CU_ASSERT_EQUAL(nrep, n);
 	for (size_t i = 0; i < nrep; i++)
 		if (strcmp(rep[i].state, "stored") != 0) {

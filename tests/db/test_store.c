@@ -1080,7 +1080,7 @@ known_payloads_not_read_back(void)
 		/* (storing a TOASTed value probes the TOAST index too: counted from here) */
 		before = inbox_toast_reads(d);
 		CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, round == 0 ? NULL : round == 1 ?
-		    items : wrong, 3, 3, NULL, &rep, &got), 0);
+		    items : wrong, NULL, 3, 3, NULL, &rep, &got), 0);
 		CU_ASSERT_EQUAL(got, 3);
 		for (size_t k = 0; k < got; k++)
 			CU_ASSERT_STRING_EQUAL(rep[k].state, "stored");
@@ -1197,7 +1197,7 @@ known_batch_in_chunks(void)
 		CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, N, put), 0);
 		for (int i = 0; i < N; i++)
 			ids[i] = put[i].id;
-		CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, round ? items : NULL, N, N, NULL,
+		CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, round ? items : NULL, NULL, N, N, NULL,
 		    &rep[round], &got[round]), 0);
 		CU_ASSERT_EQUAL(got[round], N);
 		/* written as a set, not taken one at a time after a failure: every
@@ -1234,7 +1234,7 @@ known_batch_in_chunks(void)
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, N, put), 0);
 	for (int i = 0; i < N; i++)
 		ids[i] = put[i].id;
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, N, N, NULL, &rep[0], &got[0]), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, NULL, N, N, NULL, &rep[0], &got[0]), 0);
 	CU_ASSERT_EQUAL(got[0], N);
 	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(d), 0);
 	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'", NULL), N - 1);
@@ -1313,7 +1313,7 @@ inbox_plans_use_keys_on_small_tables(void)
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 2, put), 0);
 	for (int i = 0; i < 2; i++)
 		ids[i] = put[i].id;
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, 2, 2, NULL, &rep, &got), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, NULL, 2, 2, NULL, &rep, &got), 0);
 	CU_ASSERT_EQUAL(got, 2);
 	for (size_t k = 0; k < got; k++)
 		CU_ASSERT_STRING_EQUAL(rep[k].state, "stored");
@@ -1323,6 +1323,86 @@ inbox_plans_use_keys_on_small_tables(void)
 	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'", NULL), 2);
 	free(rep);
 	for (int i = 0; i < 2; i++)
+		free(data[i]);
+	ras_db_close(d);
+}
+
+/* Rows the caller's ras_store_inbox_put inserted in this transaction are
+ * its own (still received, seen by nobody else): normalise takes them as
+ * they are, without claiming them again, while a payload kept before (a
+ * crash between keeping and normalising) is claimed as ever; all stored. */
+static int64_t
+claims(struct ras_db *d)
+{
+	/* (this session's calls not yet reported: counted before and after) */
+	return ras_test_sql_int(d, "SELECT coalesce(sum(calls), 0) FROM pg_stat_xact_user_functions"
+	    " WHERE funcname = 'ras_inbox_claim_known'", NULL);
+}
+
+static void
+kept_rows_not_claimed_again(void)
+{
+	static const char *const ubrns[] = { "100000000351", "100000000352", "100000000353" };
+	static const char *const others[] = { "100000000361", "100000000362", "100000000363" };
+	int64_t calls;
+	struct ras_db *d = ras_test_db("store_kept_rows", NULL);
+	struct ras_inbox_item items[3];
+	struct ras_inbox_put_result before, put[3];
+	struct ras_normalise_report *rep = NULL;
+	char *data[3];
+	int64_t ids[3];
+	size_t got = 0;
+
+	RAS_REQUIRE(d);
+	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d, "SET track_functions = 'pl'"), 0);
+	for (int i = 0; i < 3; i++) {
+		data[i] = gen_bundle(&(struct gen){ .ubrn = ubrns[i], .nhs = "9990000077" });
+		items[i] = (struct ras_inbox_item){ .data = data[i], .len = strlen(data[i]), .source = "http",
+			.correlation_id = "c-kept" };
+	}
+	/* the third kept earlier and left received */
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, &items[2], 1, &before), 0);
+	CU_ASSERT(before.received > 0);
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 3, put), 0);
+	CU_ASSERT(put[0].received > 0 && put[1].received > 0);
+	CU_ASSERT(put[2].duplicate && put[2].received == 0 && put[2].id == before.id);
+	for (int i = 0; i < 3; i++)
+		ids[i] = put[i].id;
+	calls = claims(d);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, put, 3, 3, NULL, &rep, &got), 0);
+	CU_ASSERT_EQUAL(got, 3);
+	for (size_t k = 0; k < got; k++)
+		CU_ASSERT_STRING_EQUAL(rep[k].state, "stored");
+	/* one claim, of the row kept before */
+	CU_ASSERT_EQUAL(claims(d) - calls, 1);
+	CU_ASSERT_EQUAL(ras_db_hold_commit(d), 0);
+	free(rep);
+	rep = NULL;
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'"
+	    " AND correlation_id = 'c-kept'", NULL), 3);
+	/* a group of new payloads only: no claim at all */
+	for (int i = 0; i < 3; i++) {
+		free(data[i]);
+		data[i] = gen_bundle(&(struct gen){ .ubrn = others[i], .nhs = "9990000077" });
+		items[i] = (struct ras_inbox_item){ .data = data[i], .len = strlen(data[i]), .source = "http" };
+	}
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 3, put), 0);
+	for (int i = 0; i < 3; i++)
+		ids[i] = put[i].id;
+	calls = claims(d);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, put, 3, 3, NULL, &rep, &got), 0);
+	CU_ASSERT_EQUAL(got, 3);
+	for (size_t k = 0; k < got; k++)
+		CU_ASSERT_STRING_EQUAL(rep[k].state, "stored");
+	CU_ASSERT_EQUAL(claims(d) - calls, 0);
+	CU_ASSERT_EQUAL(ras_db_hold_commit(d), 0);
+	free(rep);
+	/* each referral stored from its own payload */
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(DISTINCT r.payload_id) FROM referrals r"
+	    " WHERE r.ubrn BETWEEN '100000000351' AND '100000000363'", NULL), 6);
+	for (int i = 0; i < 3; i++)
 		free(data[i]);
 	ras_db_close(d);
 }
@@ -1490,6 +1570,7 @@ static const struct ras_test_case cases[] = {
 	{ "the inbox takes a batch in one statement", inbox_batch_in_one_statement },
 	{ "a duplicate is the same bytes for the same referral", inbox_duplicate_is_per_referral },
 	{ "the inbox's plans, made on small tables, read by keys", inbox_plans_use_keys_on_small_tables },
+	{ "rows the caller just kept are not claimed again", kept_rows_not_claimed_again },
 	{ "a larger batch goes in chunks, in one transaction", inbox_batch_in_chunks },
 	{ "the event log is append-only", events_append_only },
 	{ "show by UBRN and by id", show },

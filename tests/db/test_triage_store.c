@@ -932,8 +932,9 @@ receive_round(char round, bool handed, struct ras_store_handover *h, struct ras_
 	for (size_t i = 0; i < N_HANDED; i++)
 		pids[i] = put[i].id;
 	if (handed) {
-		/* the payloads' bytes from memory too, as ras_receive gives them */
-		CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, NULL, pids, items, N_HANDED, N_HANDED, h,
+		/* the payloads' bytes from memory too, and the rows the put
+		 * inserted taken without a claim, as ras_receive gives them */
+		CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, NULL, pids, items, put, N_HANDED, N_HANDED, h,
 		    &rep, &nrep), 0);
 	} else {
 		CU_ASSERT_EQUAL_FATAL(ras_store_normalise(db, NULL, pids, N_HANDED, N_HANDED, &rep, &nrep), 0);
@@ -1052,7 +1053,7 @@ receive_group(char **bodies, const size_t *lens, const char *const *ubrn_hints, 
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(db, items, n, put), 0);
 	for (size_t i = 0; i < n; i++)
 		pids[i] = put[i].id;
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, NULL, pids, items, n, n, h, &rep, &nrep), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(db, NULL, pids, items, put, n, n, h, &rep, &nrep), 0);
 	*handed = ras_store_handover_count(h, with_doc);
 	CU_ASSERT_EQUAL_FATAL(ras_triage_pending_handed(db, tri, now, 2 * n, pids, n, h, &reps, &nreps), 0);
 	CU_ASSERT_EQUAL_FATAL(ras_db_hold_commit(db), 0);
