@@ -1327,10 +1327,6 @@ inbox_plans_use_keys_on_small_tables(void)
 	ras_db_close(d);
 }
 
-/* Rows the caller's ras_store_inbox_put inserted in this transaction are
- * its own (still received, seen by nobody else): normalise takes them as
- * they are, without claiming them again, while a payload kept before (a
- * crash between keeping and normalising) is claimed as ever; all stored. */
 static int64_t
 claims(struct ras_db *d)
 {
@@ -1339,70 +1335,67 @@ claims(struct ras_db *d)
 	    " WHERE funcname = 'ras_inbox_claim_known'", NULL);
 }
 
+/* items[0..3) kept and normalised in one held transaction as a group is,
+ * with the put's answers (in put); every one stored.  Returns how many
+ * times normalise claimed rows. */
+static int64_t
+keep_group_counting_claims(struct ras_db *d, const struct ras_inbox_item *items,
+    struct ras_inbox_put_result put[3])
+{
+	struct ras_normalise_report *rep = NULL;
+	int64_t ids[3], calls;
+	size_t got = 0;
+
+	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
+	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 3, put), 0);
+	for (int i = 0; i < 3; i++)
+		ids[i] = put[i].id;
+	calls = claims(d);
+	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, put, 3, 3, NULL, &rep, &got), 0);
+	calls = claims(d) - calls;
+	CU_ASSERT_EQUAL(got, 3);
+	for (size_t k = 0; k < got; k++)
+		CU_ASSERT_STRING_EQUAL(rep[k].state, "stored");
+	CU_ASSERT_EQUAL(ras_db_hold_commit(d), 0);
+	free(rep);
+	return calls;
+}
+
+/* Rows the caller's ras_store_inbox_put inserted in this transaction are
+ * its own (still received, seen by nobody else): normalise takes them as
+ * they are, without claiming them again, while a payload kept before (a
+ * crash between keeping and normalising) is claimed as ever; all stored. */
 static void
 kept_rows_not_claimed_again(void)
 {
-	static const char *const ubrns[] = { "100000000351", "100000000352", "100000000353" };
-	static const char *const others[] = { "100000000361", "100000000362", "100000000363" };
-	int64_t calls;
+	static const char *const ubrns[] = { "100000000351", "100000000352", "100000000353",
+		"100000000361", "100000000362", "100000000363" };
 	struct ras_db *d = ras_test_db("store_kept_rows", NULL);
-	struct ras_inbox_item items[3];
+	struct ras_inbox_item items[6];
 	struct ras_inbox_put_result before, put[3];
-	struct ras_normalise_report *rep = NULL;
-	char *data[3];
-	int64_t ids[3];
-	size_t got = 0;
+	char *data[6];
 
 	RAS_REQUIRE(d);
 	CU_ASSERT_EQUAL_FATAL(ras_db_exec(d, "SET track_functions = 'pl'"), 0);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 6; i++) {
 		data[i] = gen_bundle(&(struct gen){ .ubrn = ubrns[i], .nhs = "9990000077" });
 		items[i] = (struct ras_inbox_item){ .data = data[i], .len = strlen(data[i]), .source = "http",
 			.correlation_id = "c-kept" };
 	}
-	/* the third kept earlier and left received */
+	/* the third kept earlier and left received: one claim, of that row */
 	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, &items[2], 1, &before), 0);
 	CU_ASSERT(before.received > 0);
-	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 3, put), 0);
+	CU_ASSERT_EQUAL(keep_group_counting_claims(d, items, put), 1);
 	CU_ASSERT(put[0].received > 0 && put[1].received > 0);
 	CU_ASSERT(put[2].duplicate && put[2].received == 0 && put[2].id == before.id);
-	for (int i = 0; i < 3; i++)
-		ids[i] = put[i].id;
-	calls = claims(d);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, put, 3, 3, NULL, &rep, &got), 0);
-	CU_ASSERT_EQUAL(got, 3);
-	for (size_t k = 0; k < got; k++)
-		CU_ASSERT_STRING_EQUAL(rep[k].state, "stored");
-	/* one claim, of the row kept before */
-	CU_ASSERT_EQUAL(claims(d) - calls, 1);
-	CU_ASSERT_EQUAL(ras_db_hold_commit(d), 0);
-	free(rep);
-	rep = NULL;
-	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'"
-	    " AND correlation_id = 'c-kept'", NULL), 3);
 	/* a group of new payloads only: no claim at all */
-	for (int i = 0; i < 3; i++) {
-		free(data[i]);
-		data[i] = gen_bundle(&(struct gen){ .ubrn = others[i], .nhs = "9990000077" });
-		items[i] = (struct ras_inbox_item){ .data = data[i], .len = strlen(data[i]), .source = "http" };
-	}
-	CU_ASSERT_EQUAL_FATAL(ras_db_hold(d), 0);
-	CU_ASSERT_EQUAL_FATAL(ras_store_inbox_put(d, items, 3, put), 0);
-	for (int i = 0; i < 3; i++)
-		ids[i] = put[i].id;
-	calls = claims(d);
-	CU_ASSERT_EQUAL_FATAL(ras_store_normalise_handed(d, NULL, ids, items, put, 3, 3, NULL, &rep, &got), 0);
-	CU_ASSERT_EQUAL(got, 3);
-	for (size_t k = 0; k < got; k++)
-		CU_ASSERT_STRING_EQUAL(rep[k].state, "stored");
-	CU_ASSERT_EQUAL(claims(d) - calls, 0);
-	CU_ASSERT_EQUAL(ras_db_hold_commit(d), 0);
-	free(rep);
-	/* each referral stored from its own payload */
+	CU_ASSERT_EQUAL(keep_group_counting_claims(d, items + 3, put), 0);
+	/* each referral stored from its own payload, each payload as given */
+	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(*) FROM inbox WHERE state = 'stored'"
+	    " AND correlation_id = 'c-kept'", NULL), 6);
 	CU_ASSERT_EQUAL(ras_test_sql_int(d, "SELECT count(DISTINCT r.payload_id) FROM referrals r"
 	    " WHERE r.ubrn BETWEEN '100000000351' AND '100000000363'", NULL), 6);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 6; i++)
 		free(data[i]);
 	ras_db_close(d);
 }
